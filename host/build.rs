@@ -1,0 +1,59 @@
+//! Builds the program plugins in `plugins/` for wasm32-wasip2 and embeds them, so that a
+//! fresh data directory can be given the bundled programs without any other step.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let manifest_directory = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let plugins = manifest_directory.join("../plugins");
+    println!("cargo:rerun-if-changed={}", plugins.join("Cargo.toml").display());
+    println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
+    println!("cargo:rerun-if-changed={}", manifest_directory.join("../wit").display());
+
+    let mut crates = Vec::new();
+    for entry in std::fs::read_dir(&plugins).expect("cannot list plugins/") {
+        let directory = entry.expect("cannot list plugins/").path();
+        if directory.join("Cargo.toml").exists() {
+            println!("cargo:rerun-if-changed={}", directory.join("src").display());
+            println!("cargo:rerun-if-changed={}", directory.join("Cargo.toml").display());
+            let name = directory.file_name().unwrap().to_string_lossy().into_owned();
+            if name != "sdk" {
+                crates.push(name);
+            }
+        }
+    }
+    crates.sort();
+
+    // The plugins get their own target directory beside the host's, so the nested cargo
+    // never waits for the lock the outer one holds.
+    let out_directory = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let target_directory = workspace_target_directory(&out_directory).join("plugins");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(plugins.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_directory);
+    // Settings meant for the host build must not leak into the plugin build.
+    for variable in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+        command.env_remove(variable);
+    }
+    let status = command.status().expect("cannot run cargo to build the plugins");
+    assert!(status.success(), "building the plugins in {} failed", plugins.display());
+
+    let mut source = String::from("/// The program plugins built from `plugins/`: (crate name, component bytes).\npub const BUNDLED: &[(&str, &[u8])] = &[\n");
+    for name in &crates {
+        let wasm = target_directory.join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")));
+        assert!(wasm.exists(), "the plugin {name} built no component at {}", wasm.display());
+        source.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
+    }
+    source.push_str("];\n");
+    std::fs::write(out_directory.join("bundled_plugins.rs"), source).unwrap();
+}
+
+/// `target/` from `target/<profile>/build/<package>-<hash>/out`.
+fn workspace_target_directory(out_directory: &Path) -> PathBuf {
+    out_directory.ancestors().nth(4).map(Path::to_path_buf).unwrap_or_else(|| out_directory.to_path_buf())
+}

@@ -1,0 +1,3 @@
+//! The channels a notice can go out through.
+
+pub mod line;

@@ -1,0 +1,103 @@
+//! Opens the SQLite file, applies the numbered migrations in `db/`, and runs blocking
+//! database work off the async runtime.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+
+/// The migrations, in order; `PRAGMA user_version` records how many have been applied.
+const MIGRATIONS: &[(&str, &str)] = &[("0001_initial.sql", include_str!("../../db/0001_initial.sql"))];
+
+/// Opens (creating if needed) the database at `path`, in WAL mode, fully migrated.
+pub fn open(path: &Path) -> Result<Connection> {
+    let mut connection = Connection::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
+    connection
+        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
+        .context("cannot configure database")?;
+    migrate(&mut connection)?;
+    Ok(connection)
+}
+
+fn migrate(connection: &mut Connection) -> Result<()> {
+    let applied = connection.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
+    if applied > MIGRATIONS.len() {
+        anyhow::bail!("database schema version {applied} is newer than this oshirase ({})", MIGRATIONS.len());
+    }
+    for (number, (name, sql)) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(sql).with_context(|| format!("migration {name} failed"))?;
+        transaction.pragma_update(None, "user_version", (number + 1) as i64)?;
+        transaction.commit()?;
+    }
+    Ok(())
+}
+
+/// A shared connection for async code. Work runs on tokio's blocking pool and takes the
+/// lock there, so no lock is ever held across an `.await`.
+#[derive(Clone)]
+pub struct Database {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl Database {
+    pub fn open(path: &Path) -> Result<Database> {
+        Ok(Database { connection: Arc::new(Mutex::new(open(path)?)) })
+    }
+
+    /// Runs `work` with the connection on a blocking thread.
+    pub async fn call<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
+            work(&mut connection)
+        })
+        .await
+        .context("database task panicked")?
+    }
+}
+
+/// The current time as RFC 3339 text in UTC, the form every timestamp column uses.
+pub fn now_text() -> String {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seconds = since_epoch.as_secs() as i64;
+    let day = oshirase_sdk::Day(seconds.div_euclid(86_400) as i32);
+    let second_of_day = seconds.rem_euclid(86_400);
+    format!("{day}T{:02}:{:02}:{:02}Z", second_of_day / 3600, second_of_day % 3600 / 60, second_of_day % 60)
+}
+
+/// Appends one line to the audit log.
+pub fn audit(connection: &Connection, actor: &str, action: &str, subject: &str, detail: &str) -> Result<()> {
+    connection
+        .execute(
+            "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            (now_text(), actor, action, subject, detail),
+        )
+        .context("cannot write audit log")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_database_is_migrated_and_reopening_it_changes_nothing() {
+        let directory = std::env::temp_dir().join(format!("oshirase-db-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("oshirase.db");
+        let connection = open(&path).unwrap();
+        let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
+        let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        drop(connection);
+        open(&path).unwrap();
+        std::fs::remove_dir_all(directory).unwrap();
+    }
+}

@@ -1,0 +1,90 @@
+//! `oshirase demo`: a synthetic city, the bundled programs, today's run delivered to the
+//! embedded LINE emulator, and a page that shows who received what and why.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use oshirase_sdk::Day;
+
+use crate::channel::line::LineConfig;
+use crate::emulator::Emulator;
+use crate::service::Service;
+use crate::web::{AppState, EMULATOR_PATH};
+
+/// The token the demo's own emulator accepts; it guards nothing real.
+const DEMO_TOKEN: &str = "oshirase-demo-token";
+
+pub struct DemoOptions {
+    pub data_directory: PathBuf,
+    pub residents: usize,
+    pub seed: u64,
+    pub today: Day,
+    pub address: SocketAddr,
+    pub exit_after_run: bool,
+}
+
+/// The demo's one-line summary.
+#[derive(Debug, serde::Serialize)]
+pub struct DemoSummary {
+    pub residents: usize,
+    pub programs: usize,
+    pub notices: usize,
+    pub delivered: usize,
+}
+
+pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
+    let service = Service::open(&options.data_directory).await?;
+    let (residents, programs) = prepare_city(&service, &options).await?;
+
+    let emulator = Emulator::with_journal(DEMO_TOKEN, options.data_directory.join("line-emulator.jsonl"))?;
+    let listener = tokio::net::TcpListener::bind(options.address).await.with_context(|| format!("cannot listen on {} (choose another with --port)", options.address))?;
+    let address = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState { service: service.clone(), emulator: Some(emulator) };
+    let server = tokio::spawn(crate::run(state, listener, async {
+        let _ = stopped.await;
+    }));
+
+    let line = LineConfig { base_url: format!("http://{address}{EMULATOR_PATH}"), channel_access_token: DEMO_TOKEN.into() };
+    let report = service.run_day(options.today, &line).await?;
+    let summary = DemoSummary { residents, programs, notices: report.runs.iter().map(|run| run.notices).sum(), delivered: report.sent.sent };
+    if options.exit_after_run {
+        let _ = stop.send(());
+        server.await??;
+        return Ok(summary);
+    }
+    println!("oshirase demo: {} residents, {} programs, {} notices for {}, {} delivered", summary.residents, summary.programs, summary.notices, options.today, summary.delivered);
+    println!("who received what, and why:  http://{address}/");
+    println!("the residents' phones:       http://{address}{EMULATOR_PATH}/");
+    println!("press Ctrl-C to stop");
+    tokio::signal::ctrl_c().await?;
+    let _ = stop.send(());
+    server.await??;
+    Ok(summary)
+}
+
+/// Generates and imports the synthetic city the first time; returns (residents, programs).
+async fn prepare_city(service: &Service, options: &DemoOptions) -> Result<(usize, usize)> {
+    let (size, seed, today) = (options.residents, options.seed, options.today);
+    service
+        .database
+        .call(move |connection| {
+            if crate::snapshot::active(connection)?.is_none() {
+                let city = crate::synth::generate(size, seed, today);
+                crate::snapshot::import(connection, &city.residents, "synthetic city", "demo")?;
+                let transaction = connection.transaction()?;
+                for (resident_id, line_user_id) in &city.registrations {
+                    transaction.execute(
+                        "INSERT OR IGNORE INTO registrations (resident_id, line_user_id, registered_at) VALUES (?1, ?2, ?3)",
+                        (resident_id, line_user_id, crate::database::now_text()),
+                    )?;
+                }
+                transaction.commit()?;
+            }
+            let residents = connection.query_row("SELECT resident_count FROM snapshots WHERE active = 1", [], |row| row.get::<_, i64>(0))? as usize;
+            let programs = crate::registry::active_versions(connection)?.len();
+            Ok((residents, programs))
+        })
+        .await
+}

@@ -1,0 +1,412 @@
+//! A LINE Messaging API emulator for the demo and the tests. It enforces the request
+//! rules of LINE's OpenAPI description (`shared/line-openapi/messaging-api.yml`) for push
+//! and multicast — bearer token, 1–5 messages, at most 500 recipients, retry keys that
+//! answer 409 on a repeat — records what each user would see, and shows it as phones.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The longest text message LINE accepts, in characters.
+const MAX_TEXT_CHARACTERS: usize = 5000;
+
+/// One message as a user would see it in their chat.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub id: String,
+    pub text: String,
+    pub request_id: String,
+    pub aggregation_unit: Option<String>,
+}
+
+/// One accepted request, as kept in the journal.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Accepted {
+    request_id: String,
+    retry_key: Option<String>,
+    to: Vec<String>,
+    messages: Vec<ReceivedMessage>,
+}
+
+#[derive(Default)]
+struct Inbox {
+    by_user: BTreeMap<String, Vec<ReceivedMessage>>,
+    /// Retry key → the request id that was accepted with it.
+    retry_keys: HashMap<String, String>,
+    next_message_id: u64,
+    journal: Option<std::fs::File>,
+}
+
+impl Inbox {
+    fn apply(&mut self, accepted: &Accepted) {
+        if let Some(key) = &accepted.retry_key {
+            self.retry_keys.insert(key.clone(), accepted.request_id.clone());
+        }
+        for user in &accepted.to {
+            self.by_user.entry(user.clone()).or_default().extend(accepted.messages.iter().cloned());
+        }
+    }
+}
+
+/// The emulator's shared state: the channel access token it accepts and every inbox.
+#[derive(Clone)]
+pub struct Emulator {
+    token: Arc<str>,
+    inbox: Arc<Mutex<Inbox>>,
+}
+
+impl Emulator {
+    /// An emulator that forgets everything when it stops.
+    pub fn new(channel_access_token: &str) -> Emulator {
+        Emulator { token: channel_access_token.into(), inbox: Arc::new(Mutex::new(Inbox::default())) }
+    }
+
+    /// An emulator that keeps accepted requests in a journal file (JSON lines) and reads
+    /// it back at start, so inboxes and retry keys survive a restart as LINE's do.
+    pub fn with_journal(channel_access_token: &str, journal: PathBuf) -> anyhow::Result<Emulator> {
+        let emulator = Emulator::new(channel_access_token);
+        {
+            let mut inbox = emulator.inbox.lock().unwrap();
+            if let Ok(text) = std::fs::read_to_string(&journal) {
+                for line in text.lines().filter(|line| !line.trim().is_empty()) {
+                    // A line cut short by a crash is the only kind that fails; it was never answered.
+                    if let Ok(accepted) = serde_json::from_str::<Accepted>(line) {
+                        inbox.next_message_id += accepted.messages.len() as u64 * accepted.to.len() as u64;
+                        inbox.apply(&accepted);
+                    }
+                }
+            }
+            inbox.journal = Some(std::fs::OpenOptions::new().create(true).append(true).open(&journal)?);
+        }
+        Ok(emulator)
+    }
+
+    /// Every message each user has received, by user id.
+    pub fn inboxes(&self) -> BTreeMap<String, Vec<ReceivedMessage>> {
+        self.inbox.lock().unwrap().by_user.clone()
+    }
+
+    /// The routes of the Messaging API it emulates, plus its phones page and a JSON view.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v2/bot/message/push", post(push))
+            .route("/v2/bot/message/multicast", post(multicast))
+            .route("/emulator/inboxes", get(inboxes_json))
+            .route("/", get(phones_page))
+            .with_state(self.clone())
+    }
+
+    /// Serves the emulator alone on `listener` until `shutdown` completes.
+    pub async fn serve(&self, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await?;
+        Ok(())
+    }
+
+    fn accept(&self, retry_key: Option<String>, to: Vec<String>, messages: &[Value], aggregation_unit: Option<String>) -> Result<Accepted, Response> {
+        let mut inbox = self.inbox.lock().unwrap();
+        if let Some(key) = &retry_key
+            && let Some(request_id) = inbox.retry_keys.get(key)
+        {
+            let mut response = error(StatusCode::CONFLICT, "The retry key is already accepted", None);
+            if let Ok(value) = HeaderValue::from_str(request_id) {
+                response.headers_mut().insert("x-line-accepted-request-id", value);
+            }
+            return Err(response);
+        }
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let mut received = Vec::new();
+        for message in messages {
+            inbox.next_message_id += 1;
+            received.push(ReceivedMessage {
+                id: format!("{:018}", 500_000_000_000_000_000u64 + inbox.next_message_id),
+                text: message["text"].as_str().unwrap_or_default().to_string(),
+                request_id: request_id.clone(),
+                aggregation_unit: aggregation_unit.clone(),
+            });
+        }
+        let accepted = Accepted { request_id, retry_key, to, messages: received };
+        if let Some(journal) = inbox.journal.as_mut() {
+            let line = serde_json::to_string(&accepted).expect("journal entries serialize");
+            // The request is answered only after its journal line is written.
+            if writeln!(journal, "{line}").and_then(|()| journal.flush()).is_err() {
+                return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "The emulator could not record the request", None));
+            }
+        }
+        inbox.apply(&accepted);
+        Ok(accepted)
+    }
+}
+
+/// A LINE-shaped error body: `{"message": …, "details": [{"message": …, "property": …}]}`.
+fn error(status: StatusCode, message: &str, detail: Option<(&str, &str)>) -> Response {
+    let mut body = json!({ "message": message });
+    if let Some((detail, property)) = detail {
+        body["details"] = json!([{ "message": detail, "property": property }]);
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+fn invalid(detail: &str, property: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, "The request body has 1 error(s)", Some((detail, property)))
+}
+
+/// Checks what every send endpoint shares: the token, JSON, the retry key and the messages.
+fn common_checks(emulator: &Emulator, headers: &HeaderMap, body: &Bytes) -> Result<(Option<String>, Value), Response> {
+    let authorized = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|token| !token.is_empty() && token == &*emulator.token);
+    if !authorized {
+        return Err(error(StatusCode::UNAUTHORIZED, "Authentication failed. Confirm that the access token in the authorization header is valid.", None));
+    }
+    let is_json = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|value| value.starts_with("application/json"));
+    if !is_json {
+        return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "The content type must be application/json", None));
+    }
+    let retry_key = match headers.get("x-line-retry-key") {
+        None => None,
+        Some(value) => match value.to_str().ok().and_then(|text| uuid::Uuid::try_parse(text).ok()) {
+            Some(key) => Some(key.hyphenated().to_string()),
+            None => return Err(error(StatusCode::BAD_REQUEST, "The value of the X-Line-Retry-Key header is invalid", None)),
+        },
+    };
+    let body: Value = serde_json::from_slice(body).map_err(|_| error(StatusCode::BAD_REQUEST, "The request body could not be parsed as JSON", None))?;
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return Err(invalid("must be specified", "messages"));
+    };
+    if messages.is_empty() || messages.len() > 5 {
+        return Err(invalid("Size must be between 1 and 5", "messages"));
+    }
+    for (index, message) in messages.iter().enumerate() {
+        let property = format!("messages[{index}]");
+        match message.get("type").and_then(Value::as_str) {
+            Some("text") => {}
+            Some(_) => return Err(invalid("the emulator accepts only text messages", &format!("{property}.type"))),
+            None => return Err(invalid("must be specified", &format!("{property}.type"))),
+        }
+        match message.get("text").and_then(Value::as_str) {
+            None => return Err(invalid("must be specified", &format!("{property}.text"))),
+            Some(text) if text.is_empty() => return Err(invalid("May not be empty", &format!("{property}.text"))),
+            Some(text) if text.chars().count() > MAX_TEXT_CHARACTERS => {
+                return Err(invalid(&format!("Length must be between 0 and {MAX_TEXT_CHARACTERS}"), &format!("{property}.text")));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok((retry_key, body))
+}
+
+fn is_user_id(text: &str) -> bool {
+    text.len() == 33 && text.starts_with('U') && text[1..].bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+}
+
+/// Reads `customAggregationUnits`: at most one name of 1–30 letters, digits or underscores.
+fn aggregation_unit(body: &Value) -> Result<Option<String>, Response> {
+    let Some(units) = body.get("customAggregationUnits") else {
+        return Ok(None);
+    };
+    let units = units.as_array().ok_or_else(|| invalid("must be an array", "customAggregationUnits"))?;
+    if units.len() > 1 {
+        return Err(invalid("Size must be between 0 and 1", "customAggregationUnits"));
+    }
+    match units.first() {
+        None => Ok(None),
+        Some(unit) => match unit.as_str() {
+            Some(name) if (1..=30).contains(&name.len()) && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_') => Ok(Some(name.to_string())),
+            _ => Err(invalid("must match \"^[a-zA-Z0-9_]{1,30}$\"", "customAggregationUnits[0]")),
+        },
+    }
+}
+
+fn accepted_response(accepted: &Accepted, body: Value) -> Response {
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&accepted.request_id) {
+        response.headers_mut().insert("x-line-request-id", value);
+    }
+    response
+}
+
+async fn push(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
+    let (retry_key, body) = match common_checks(&emulator, &headers, &body) {
+        Ok(checked) => checked,
+        Err(response) => return response,
+    };
+    let to = match body.get("to").and_then(Value::as_str) {
+        Some(to) if is_user_id(to) => to.to_string(),
+        Some(_) => return invalid("The user ID is invalid", "to"),
+        None => return invalid("must be specified", "to"),
+    };
+    let unit = match aggregation_unit(&body) {
+        Ok(unit) => unit,
+        Err(response) => return response,
+    };
+    match emulator.accept(retry_key, vec![to], body["messages"].as_array().unwrap(), unit) {
+        Ok(accepted) => {
+            let sent: Vec<Value> = accepted.messages.iter().map(|message| json!({ "id": message.id, "quoteToken": format!("q{}", message.id) })).collect();
+            accepted_response(&accepted, json!({ "sentMessages": sent }))
+        }
+        Err(response) => response,
+    }
+}
+
+async fn multicast(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
+    let (retry_key, body) = match common_checks(&emulator, &headers, &body) {
+        Ok(checked) => checked,
+        Err(response) => return response,
+    };
+    let Some(to) = body.get("to").and_then(Value::as_array) else {
+        return invalid("must be specified", "to");
+    };
+    if to.is_empty() || to.len() > 500 {
+        return invalid("Size must be between 1 and 500", "to");
+    }
+    let mut users = Vec::new();
+    for (index, user) in to.iter().enumerate() {
+        match user.as_str() {
+            Some(user) if is_user_id(user) => users.push(user.to_string()),
+            _ => return invalid("The user ID is invalid", &format!("to[{index}]")),
+        }
+    }
+    let unit = match aggregation_unit(&body) {
+        Ok(unit) => unit,
+        Err(response) => return response,
+    };
+    match emulator.accept(retry_key, users, body["messages"].as_array().unwrap(), unit) {
+        Ok(accepted) => accepted_response(&accepted, json!({})),
+        Err(response) => response,
+    }
+}
+
+async fn inboxes_json(State(emulator): State<Emulator>) -> axum::Json<BTreeMap<String, Vec<ReceivedMessage>>> {
+    axum::Json(emulator.inboxes())
+}
+
+async fn phones_page(State(emulator): State<Emulator>) -> Html<String> {
+    let inboxes = emulator.inboxes();
+    let mut phones = String::new();
+    for (user, messages) in &inboxes {
+        let bubbles: String = messages.iter().map(|message| format!("<div class=\"bubble\">{}</div>", html_escape::encode_text(&message.text))).collect();
+        phones.push_str(&format!("<section class=\"phone\" id=\"{user}\"><header>oshirase 市公式</header><div class=\"user\">{user}</div>{bubbles}</section>"));
+    }
+    if inboxes.is_empty() {
+        phones.push_str("<p>まだメッセージはありません。</p>");
+    }
+    Html(format!(
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>LINE エミュレーター</title><style>{}</style></head>\
+         <body><h1>LINE エミュレーター</h1><p>{} 人の利用者が {} 件のメッセージを受け取りました。</p><div class=\"phones\">{phones}</div></body></html>",
+        PHONE_STYLE,
+        inboxes.len(),
+        inboxes.values().map(Vec::len).sum::<usize>()
+    ))
+}
+
+pub const PHONE_STYLE: &str = "body{font-family:sans-serif;background:#f4f4f4;margin:1.5em}\
+.phones{display:flex;flex-wrap:wrap;gap:1em}\
+.phone{width:300px;border-radius:24px;background:#8cabd9;border:10px solid #222;padding-bottom:1em;overflow:hidden}\
+.phone header{background:#06c755;color:white;padding:.6em;font-weight:bold}\
+.phone .user{font-size:.7em;color:#234;padding:.3em .6em}\
+.bubble{background:white;border-radius:14px;margin:.5em .6em;padding:.6em;font-size:.85em;line-height:1.4}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    const TOKEN: &str = "test-token";
+    const USER: &str = "U0123456789abcdef0123456789abcdef";
+
+    async fn send(emulator: &Emulator, path: &str, token: Option<&str>, retry_key: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut request = Request::post(path).header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(key) = retry_key {
+            request = request.header("x-line-retry-key", key);
+        }
+        let response = emulator.router().oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    fn text(count: usize) -> Value {
+        json!((0..count).map(|index| json!({ "type": "text", "text": format!("m{index}") })).collect::<Vec<_>>())
+    }
+
+    /// Each case: (what, path, token, body, expected status, expected error property).
+    async fn check(cases: Vec<(&str, &str, Option<&str>, Value, StatusCode, Option<&str>)>) {
+        let mut failures = Vec::new();
+        for (what, path, token, body, status, property) in cases {
+            let emulator = Emulator::new(TOKEN);
+            let (actual, answer) = send(&emulator, path, token, None, body).await;
+            let actual_property = answer["details"][0]["property"].as_str();
+            if actual != status || actual_property != property {
+                failures.push(format!("{what}: expected {status} {property:?}, got {actual} {answer}"));
+            }
+            if status != StatusCode::OK && !emulator.inboxes().is_empty() {
+                failures.push(format!("{what}: a refused request was recorded"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[tokio::test]
+    async fn requests_are_checked_as_line_checks_them() {
+        let push = "/v2/bot/message/push";
+        let multicast = "/v2/bot/message/multicast";
+        let many: Vec<String> = (0..501).map(|index| format!("U{index:032x}")).collect();
+        check(vec![
+            ("a valid push", push, Some(TOKEN), json!({ "to": USER, "messages": text(1) }), StatusCode::OK, None),
+            ("no token", push, None, json!({ "to": USER, "messages": text(1) }), StatusCode::UNAUTHORIZED, None),
+            ("a wrong token", push, Some("other"), json!({ "to": USER, "messages": text(1) }), StatusCode::UNAUTHORIZED, None),
+            ("no messages", push, Some(TOKEN), json!({ "to": USER, "messages": [] }), StatusCode::BAD_REQUEST, Some("messages")),
+            ("six messages", push, Some(TOKEN), json!({ "to": USER, "messages": text(6) }), StatusCode::BAD_REQUEST, Some("messages")),
+            ("five messages", push, Some(TOKEN), json!({ "to": USER, "messages": text(5) }), StatusCode::OK, None),
+            ("a bad user id", push, Some(TOKEN), json!({ "to": "U123", "messages": text(1) }), StatusCode::BAD_REQUEST, Some("to")),
+            ("a text too long", push, Some(TOKEN), json!({ "to": USER, "messages": [{ "type": "text", "text": "あ".repeat(5001) }] }), StatusCode::BAD_REQUEST, Some("messages[0].text")),
+            ("a bad aggregation unit", push, Some(TOKEN), json!({ "to": USER, "messages": text(1), "customAggregationUnits": ["vaccine-mr"] }), StatusCode::BAD_REQUEST, Some("customAggregationUnits[0]")),
+            ("a valid multicast", multicast, Some(TOKEN), json!({ "to": [USER], "messages": text(1) }), StatusCode::OK, None),
+            ("501 recipients", multicast, Some(TOKEN), json!({ "to": many, "messages": text(1) }), StatusCode::BAD_REQUEST, Some("to")),
+            ("a group id in a multicast", multicast, Some(TOKEN), json!({ "to": ["C0123456789abcdef0123456789abcdef"], "messages": text(1) }), StatusCode::BAD_REQUEST, Some("to[0]")),
+        ])
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_repeated_retry_key_gets_409_and_is_not_delivered_twice() {
+        let emulator = Emulator::new(TOKEN);
+        let key = "123e4567-e89b-12d3-a456-426614174000";
+        let body = json!({ "to": USER, "messages": text(1) });
+        assert_eq!(send(&emulator, "/v2/bot/message/push", Some(TOKEN), Some(key), body.clone()).await.0, StatusCode::OK);
+        assert_eq!(send(&emulator, "/v2/bot/message/push", Some(TOKEN), Some(key), body.clone()).await.0, StatusCode::CONFLICT);
+        assert_eq!(emulator.inboxes()[USER].len(), 1);
+        assert_eq!(send(&emulator, "/v2/bot/message/push", Some(TOKEN), Some("not-a-uuid"), body).await.0, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn the_journal_keeps_inboxes_and_retry_keys_across_a_restart() {
+        let journal = std::env::temp_dir().join(format!("oshirase-emulator-{}.jsonl", uuid::Uuid::new_v4()));
+        let key = "123e4567-e89b-12d3-a456-426614174001";
+        let body = json!({ "to": USER, "messages": text(2) });
+        let first = Emulator::with_journal(TOKEN, journal.clone()).unwrap();
+        assert_eq!(send(&first, "/v2/bot/message/push", Some(TOKEN), Some(key), body.clone()).await.0, StatusCode::OK);
+        drop(first);
+        let second = Emulator::with_journal(TOKEN, journal.clone()).unwrap();
+        assert_eq!(second.inboxes()[USER].len(), 2);
+        assert_eq!(send(&second, "/v2/bot/message/push", Some(TOKEN), Some(key), body).await.0, StatusCode::CONFLICT);
+        std::fs::remove_file(journal).unwrap();
+    }
+}

@@ -1,0 +1,179 @@
+//! The `oshirase` command: parses arguments and calls the library.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use oshirase::channel::line::LineConfig;
+use oshirase::service::{Service, today_in_japan};
+use oshirase::Day;
+
+#[derive(Parser)]
+#[command(name = "oshirase", version, about = "Tells residents about the programs they can use, through LINE")]
+struct Arguments {
+    /// Where the database, plugins and caches live.
+    #[arg(long, global = true, env = "OSHIRASE_DATA", default_value = "./oshirase-data")]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generates a synthetic city, runs today's programs, delivers to the embedded LINE
+    /// emulator and serves a page showing who received what and why.
+    Demo {
+        /// Run once, print one JSON line and exit instead of serving the page.
+        #[arg(long)]
+        exit_after_run: bool,
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// The date to run for (YYYY-MM-DD); today in Japan by default.
+        #[arg(long, value_parser = parse_day)]
+        date: Option<Day>,
+        #[arg(long, default_value_t = 5000)]
+        residents: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Runs the LINE Messaging API emulator on its own.
+    LineEmulator {
+        /// 0 picks a free port; the address is printed on the first line.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// The channel access token it accepts.
+        #[arg(long, env = "OSHIRASE_LINE_TOKEN")]
+        token: String,
+        /// Keep accepted requests in this file, so a restart forgets nothing.
+        #[arg(long)]
+        journal: Option<PathBuf>,
+    },
+    /// Imports DIR/residents.csv as a new snapshot; a file with any error changes nothing.
+    Import { directory: PathBuf },
+    /// Imports a synthetic city as a new snapshot and registers some of its residents.
+    Generate {
+        #[arg(long, default_value_t = 5000)]
+        residents: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_parser = parse_day)]
+        date: Option<Day>,
+    },
+    /// Links a resident to a LINE user id.
+    Register { resident_id: String, line_user_id: String },
+    /// Evaluates every active program for a date, plans the notices and sends the due ones.
+    Run {
+        #[arg(long, value_parser = parse_day)]
+        date: Option<Day>,
+        #[arg(long, env = "OSHIRASE_LINE_BASE_URL", default_value = "https://api.line.me")]
+        line_base_url: String,
+        #[arg(long, env = "OSHIRASE_LINE_TOKEN")]
+        line_token: String,
+    },
+    /// Works with program plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Lists the active programs.
+    List,
+    /// Shows whom a program would notify on a date, sending and storing nothing.
+    DryRun {
+        program: String,
+        #[arg(long, value_parser = parse_day)]
+        date: Option<Day>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+fn parse_day(text: &str) -> Result<Day, String> {
+    Day::parse_iso(text).ok_or_else(|| format!("{text:?} is not a date as YYYY-MM-DD"))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    oshirase::init_logging();
+    let arguments = Arguments::parse();
+    let data = arguments.data;
+    match arguments.command {
+        Command::Demo { exit_after_run, port, date, residents, seed } => {
+            let port = if exit_after_run { 0 } else { port };
+            let options = oshirase::demo::DemoOptions {
+                data_directory: data,
+                residents,
+                seed,
+                today: date.unwrap_or_else(today_in_japan),
+                address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                exit_after_run,
+            };
+            let summary = oshirase::demo::demo(options).await?;
+            if exit_after_run {
+                println!("{}", serde_json::to_string(&summary)?);
+            }
+        }
+        Command::LineEmulator { port, token, journal } => {
+            let emulator = match journal {
+                Some(path) => oshirase::emulator::Emulator::with_journal(&token, path)?,
+                None => oshirase::emulator::Emulator::new(&token),
+            };
+            let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;
+            println!("listening on http://{}", listener.local_addr()?);
+            emulator.serve(listener, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
+        }
+        Command::Import { directory } => {
+            let service = Service::open(&data).await?;
+            let residents = oshirase::import::read_residents(&directory)?;
+            let source = directory.display().to_string();
+            let count = residents.len();
+            let snapshot = service.database.call(move |connection| oshirase::snapshot::import(connection, &residents, &source, "cli")).await?;
+            println!("imported {count} residents as snapshot {snapshot}");
+        }
+        Command::Generate { residents, seed, date } => {
+            let service = Service::open(&data).await?;
+            let city = oshirase::synth::generate(residents, seed, date.unwrap_or_else(today_in_japan));
+            let count = city.residents.len();
+            let snapshot = service.database.call(move |connection| oshirase::snapshot::import(connection, &city.residents, "synthetic city", "cli")).await?;
+            println!("generated {count} residents as snapshot {snapshot}");
+        }
+        Command::Register { resident_id, line_user_id } => {
+            Service::open(&data).await?.register(resident_id, line_user_id).await?;
+        }
+        Command::Run { date, line_base_url, line_token } => {
+            let service = Service::open(&data).await?;
+            let line = LineConfig { base_url: line_base_url, channel_access_token: line_token };
+            let report = service.run_day(date.unwrap_or_else(today_in_japan), &line).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            if report.runs.iter().any(|run| run.error.is_some()) {
+                anyhow::bail!("some programs failed; see the runs above");
+            }
+        }
+        Command::Plugin(PluginCommand::List) => {
+            let service = Service::open(&data).await?;
+            let versions = service.database.call(|connection| oshirase::registry::active_versions(connection)).await?;
+            for version in versions {
+                println!("{}\t{}\t{}\t{}", version.program, version.manifest.name, version.manifest.division, &version.sha256[..12]);
+            }
+        }
+        Command::Plugin(PluginCommand::DryRun { program, date, format }) => {
+            let service = Service::open(&data).await?;
+            let notices = service.dry_run(program, date.unwrap_or_else(today_in_japan)).await?;
+            for notice in notices {
+                match format {
+                    Format::Json => println!("{}", serde_json::to_string(&notice)?),
+                    Format::Table => println!("{}\t{}\t{}\t{}\t{}", notice.resident_id, notice.occasion, notice.send_on, notice.expires_on, notice.reason),
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! The HTTP side: one table of routes, built by `app` so that tests can call it without a
+//! socket. For now it serves the overview of what was sent and, in the demo, the LINE
+//! emulator under `/line-emulator`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use crate::emulator::{Emulator, PHONE_STYLE};
+use crate::service::Service;
+
+/// Where the emulator is mounted when the server carries one.
+pub const EMULATOR_PATH: &str = "/line-emulator";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Service,
+    pub emulator: Option<Emulator>,
+}
+
+/// Every route the server answers.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new().route("/", get(overview)).route("/healthz", get(|| async { "ok" }));
+    if let Some(emulator) = &state.emulator {
+        router = router.nest_service(EMULATOR_PATH, emulator.router());
+    }
+    router.with_state(state)
+}
+
+/// The one place an error becomes an HTTP answer: the message, never a stack of internals.
+pub struct AppError(anyhow::Error);
+
+impl<E: Into<anyhow::Error>> From<E> for AppError {
+    fn from(error: E) -> AppError {
+        AppError(error.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        tracing::warn!(error = %format!("{:#}", self.0), "request failed");
+        (StatusCode::INTERNAL_SERVER_ERROR, format!("{:#}", self.0)).into_response()
+    }
+}
+
+struct Row {
+    resident: String,
+    ward: String,
+    age: String,
+    program: String,
+    occasion: String,
+    reason: String,
+    address: String,
+    state: String,
+    text: String,
+}
+
+/// Months for small children, years for everyone else.
+fn age_text(birth: oshirase_sdk::Day, today: oshirase_sdk::Day) -> String {
+    match birth.months_on(today) {
+        months @ 0..24 => format!("{months}か月"),
+        _ => format!("{}歳", birth.age_on(today)),
+    }
+}
+
+/// Which residents received which notices and why, newest first.
+async fn overview(State(state): State<AppState>) -> Result<Html<String>, AppError> {
+    let (rows, counts) = state
+        .service
+        .database
+        .call(|connection| {
+            let snapshot = crate::snapshot::active(connection)?.unwrap_or(0);
+            let today = crate::service::today_in_japan();
+            let mut statement = connection.prepare(
+                "SELECT r.name, r.ward, r.birth_day, v.manifest, n.occasion, n.reason, d.address, d.state, d.text
+                 FROM deliveries d JOIN notices n ON n.id = d.notice_id
+                 LEFT JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = n.resident_id
+                 LEFT JOIN programs p ON p.code = n.program LEFT JOIN plugin_versions v ON v.id = p.active_version
+                 ORDER BY d.id DESC LIMIT 1000",
+            )?;
+            let rows = statement
+                .query_map([snapshot], |row| {
+                    let manifest: Option<String> = row.get(3)?;
+                    let manifest: Option<crate::registry::Manifest> = manifest.and_then(|text| serde_json::from_str(&text).ok());
+                    let occasion: String = row.get(4)?;
+                    let birth: Option<i32> = row.get(2)?;
+                    Ok(Row {
+                        resident: row.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                        ward: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                        age: birth.map(|birth| age_text(oshirase_sdk::Day(birth), today)).unwrap_or_default(),
+                        program: manifest.as_ref().map(|manifest| manifest.name.clone()).unwrap_or_default(),
+                        occasion: manifest.as_ref().and_then(|manifest| manifest.occasion(&occasion)).map_or(occasion.clone(), |found| found.title.clone()),
+                        reason: row.get(5)?,
+                        address: row.get(6)?,
+                        state: row.get(7)?,
+                        text: row.get(8)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let counts: (i64, i64, i64) = connection.query_row(
+                "SELECT (SELECT resident_count FROM snapshots WHERE id = ?1), (SELECT count(*) FROM registrations WHERE active = 1), (SELECT count(*) FROM notices)",
+                [snapshot],
+                |row| Ok((row.get::<_, Option<i64>>(0)?.unwrap_or(0), row.get(1)?, row.get(2)?)),
+            )?;
+            Ok((rows, counts))
+        })
+        .await?;
+    let phones = if state.emulator.is_some() { format!("<a href=\"{EMULATOR_PATH}/\">LINE エミュレーターの画面(利用者ごとのスマートフォン)</a>") } else { String::new() };
+    let mut table = String::new();
+    for row in &rows {
+        let escape = |text: &str| html_escape::encode_text(text).into_owned();
+        table.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}<br><small>{}</small></td><td>{}</td><td><a href=\"{EMULATOR_PATH}/#{}\">{}</a></td><td>{}</td><td class=\"bubble\">{}</td></tr>",
+            escape(&row.resident),
+            escape(&row.ward),
+            escape(&row.age),
+            escape(&row.program),
+            escape(&row.occasion),
+            escape(&row.reason),
+            escape(&row.address),
+            escape(&row.address[..9.min(row.address.len())]),
+            escape(&row.state),
+            escape(&row.text),
+        ));
+    }
+    Ok(Html(format!(
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>oshirase</title>\
+         <style>{PHONE_STYLE} table{{border-collapse:collapse;background:white}} td,th{{border:1px solid #ccc;padding:.3em .5em;font-size:.85em;vertical-align:top}} td.bubble{{max-width:28em}}</style></head>\
+         <body><h1>oshirase — あなたが使える制度のお知らせ</h1>\
+         <p>住民 {} 人(うち LINE 登録 {} 人)、お知らせ {} 件、送信 {} 件。{phones}</p>\
+         <table><tr><th>住民(お知らせの対象)</th><th>区</th><th>年齢</th><th>制度 / 時期</th><th>理由(送信されません)</th><th>送り先 LINE</th><th>状態</th><th>送ったメッセージ</th></tr>{table}</table></body></html>",
+        counts.0,
+        counts.1,
+        counts.2,
+        rows.len()
+    )))
+}

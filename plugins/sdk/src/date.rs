@@ -1,0 +1,346 @@
+//! Japanese calendar arithmetic on plain day numbers: ages, months after birth, school years.
+//!
+//! A [`Day`] counts days since 1970-01-01 in Japan time (UTC+9, no daylight saving), the
+//! same number the host hands to plugins. The rules follow Japanese law, not the
+//! calendar intuition of other countries:
+//!
+//! - Age (年齢計算ニ関スル法律 with 民法143条): a person reaches age N at the end of the
+//!   day before their N-th birthday, so the day before the birthday is the day they
+//!   "reach" it (満N歳に達する日). Someone born on 2/29 reaches it on 2/28 in common years.
+//! - 「生後N月に至る日」: the day before the same date N months later, or the last day of
+//!   that month when the date does not exist (born 7/31 → 生後2月 on 9/30).
+//! - School years start on April 1. A child enters primary school on the first April 1
+//!   after the day they reach 6, so a child born on April 1 is in the earlier year (早生まれ).
+
+use std::fmt;
+
+/// A date in Japan time, as days since 1970-01-01.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Day(pub i32);
+
+/// The Japanese eras a message may need, newest first: (name, first day as y/m/d).
+const ERAS: [(&str, i32, u32, u32); 4] = [
+    ("令和", 2019, 5, 1),
+    ("平成", 1989, 1, 8),
+    ("昭和", 1926, 12, 25),
+    ("大正", 1912, 7, 30),
+];
+
+impl Day {
+    /// The day for a calendar date, or `None` when the date does not exist.
+    pub fn from_ymd(year: i32, month: u32, day: u32) -> Option<Day> {
+        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+            return None;
+        }
+        Some(Day(days_from_civil(year, month, day)))
+    }
+
+    /// The calendar date (year, month 1–12, day 1–31).
+    pub fn ymd(self) -> (i32, u32, u32) {
+        civil_from_days(self.0)
+    }
+
+    pub fn year(self) -> i32 {
+        self.ymd().0
+    }
+
+    /// Parses `YYYY-MM-DD`.
+    pub fn parse_iso(text: &str) -> Option<Day> {
+        let mut parts = text.trim().splitn(3, '-');
+        let year = parts.next()?.parse().ok()?;
+        let month = parts.next()?.parse().ok()?;
+        let day = parts.next()?.parse().ok()?;
+        Day::from_ymd(year, month, day)
+    }
+
+    pub fn add_days(self, days: i32) -> Day {
+        Day(self.0 + days)
+    }
+
+    /// The same date `months` months later (or earlier, when negative), clamped to the
+    /// last day of the month when the date does not exist there.
+    pub fn add_months_clamped(self, months: i32) -> Day {
+        let (year, month, day) = self.ymd();
+        let (target_year, target_month) = shift_month(year, month, months);
+        let last = days_in_month(target_year, target_month);
+        Day(days_from_civil(target_year, target_month, day.min(last)))
+    }
+
+    /// 「生後N月に至る日」 for someone born on `self`: the day before the same date `months`
+    /// months later, or that month's last day when the date does not exist.
+    pub fn months_reached(self, months: u32) -> Day {
+        let (year, month, day) = self.ymd();
+        let (target_year, target_month) = shift_month(year, month, months as i32);
+        if day > days_in_month(target_year, target_month) {
+            Day(days_from_civil(target_year, target_month, days_in_month(target_year, target_month)))
+        } else {
+            Day(days_from_civil(target_year, target_month, day) - 1)
+        }
+    }
+
+    /// The day someone born on `self` reaches age `years` (満N歳に達する日): the day before
+    /// the birthday, by the Act on Age Calculation.
+    pub fn age_reached(self, years: u32) -> Day {
+        self.months_reached(years * 12)
+    }
+
+    /// The age in completed years, counted by law, of someone born on `self`, on `day`.
+    /// Zero before the first birthday is reached (and before birth).
+    pub fn age_on(self, day: Day) -> u32 {
+        let mut years = (day.year() - self.year() + 1).max(0) as u32;
+        while years > 0 && self.age_reached(years) > day {
+            years -= 1;
+        }
+        years
+    }
+
+    /// The completed months of life (生後N月) of someone born on `self`, on `day`.
+    pub fn months_on(self, day: Day) -> u32 {
+        let (birth_year, birth_month, _) = self.ymd();
+        let (year, month, _) = day.ymd();
+        let mut months = ((year - birth_year) * 12 + month as i32 - birth_month as i32 + 1).max(0) as u32;
+        while months > 0 && self.months_reached(months) > day {
+            months -= 1;
+        }
+        months
+    }
+
+    /// The 年度 (fiscal and school year) that `self` falls in, named by the year of its April 1.
+    pub fn fiscal_year(self) -> i32 {
+        let (year, month, _) = self.ymd();
+        if month >= 4 { year } else { year - 1 }
+    }
+
+    /// The first day of the 年度 named `fiscal_year` (April 1).
+    pub fn fiscal_year_start(fiscal_year: i32) -> Day {
+        Day(days_from_civil(fiscal_year, 4, 1))
+    }
+
+    /// The last day of the 年度 named `fiscal_year` (年度末, March 31 of the next year).
+    pub fn fiscal_year_end(fiscal_year: i32) -> Day {
+        Day(days_from_civil(fiscal_year + 1, 3, 31))
+    }
+
+    /// The day a child born on `self` enters primary school: the first April 1 after the
+    /// day they reach age 6 (学校教育法17条), so 4/1 births enter a year before 4/2 births.
+    pub fn school_entry(self) -> Day {
+        let first_eligible = self.age_reached(6).add_days(1);
+        let (year, month, day) = first_eligible.ymd();
+        if (month, day) <= (4, 1) {
+            Day::fiscal_year_start(year)
+        } else {
+            Day::fiscal_year_start(year + 1)
+        }
+    }
+
+    /// The school grade on `day` counted from primary school: 1–6 primary, 7–9 lower
+    /// secondary, 10–12 upper secondary; 0 or less before school starts.
+    pub fn school_grade_on(self, day: Day) -> i32 {
+        day.fiscal_year() - self.school_entry().fiscal_year() + 1
+    }
+
+    /// The date in the Japanese era calendar, as in official letters: 令和7年4月1日
+    /// (the first year of an era is written 元年).
+    pub fn era_format(self) -> String {
+        let (year, month, day) = self.ymd();
+        for (name, first_year, first_month, first_day) in ERAS {
+            if (year, month, day) >= (first_year, first_month, first_day) {
+                let era_year = year - first_year + 1;
+                return if era_year == 1 {
+                    format!("{name}元年{month}月{day}日")
+                } else {
+                    format!("{name}{era_year}年{month}月{day}日")
+                };
+            }
+        }
+        format!("{year}年{month}月{day}日")
+    }
+}
+
+impl fmt::Display for Day {
+    /// Formats as `YYYY-MM-DD`.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (year, month, day) = self.ymd();
+        write!(formatter, "{year:04}-{month:02}-{day:02}")
+    }
+}
+
+pub fn is_leap_year(year: i32) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+pub fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+fn shift_month(year: i32, month: u32, months: i32) -> (i32, u32) {
+    let index = year * 12 + (month as i32 - 1) + months;
+    (index.div_euclid(12), index.rem_euclid(12) as u32 + 1)
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i32, month: u32, day: u32) -> i32 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era as u32 * 365 + year_of_era as u32 / 4 - year_of_era as u32 / 100 + day_of_year;
+    era * 146_097 + day_of_era as i32 - 719_468
+}
+
+/// The calendar date of a day number (the inverse of `days_from_civil`).
+fn civil_from_days(days: i32) -> (i32, u32, u32) {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = (shifted - era * 146_097) as u32;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let year = year_of_era as i32 + era * 400 + i32::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> Day {
+        Day::parse_iso(text).unwrap_or_else(|| panic!("bad date in test: {text}"))
+    }
+
+    /// Checks a table of (input, expected) pairs and names every case that fails.
+    fn check<Expected: fmt::Debug, Actual: PartialEq<Expected> + fmt::Debug>(cases: &[(&str, Expected)], compute: impl Fn(&str) -> Actual) {
+        let failures: Vec<String> = cases
+            .iter()
+            .filter_map(|(input, expected)| {
+                let actual = compute(input);
+                (actual != *expected).then(|| format!("{input}: expected {expected:?}, got {actual:?}"))
+            })
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn day_numbers_round_trip_through_the_calendar() {
+        assert_eq!(day("1970-01-01"), Day(0));
+        assert_eq!(day("2000-03-01"), Day(11_017));
+        for number in -800_000..800_000 {
+            let (year, month, date) = Day(number).ymd();
+            assert_eq!(Day::from_ymd(year, month, date), Some(Day(number)));
+        }
+    }
+
+    #[test]
+    fn impossible_dates_are_refused() {
+        check(
+            &[("2023-02-29", None), ("2024-02-29", Some(day("2024-02-29"))), ("2024-04-31", None), ("2024-13-01", None), ("2024-00-10", None)],
+            |text| {
+                let parts: Vec<u32> = text.split('-').map(|part| part.parse().unwrap()).collect();
+                Day::from_ymd(parts[0] as i32, parts[1], parts[2])
+            },
+        );
+        assert_eq!(Day::parse_iso("2024-4-x"), None);
+    }
+
+    #[test]
+    fn months_reached_is_the_day_before_the_same_date_or_the_month_end() {
+        check(
+            &[
+                ("2025-01-15", "2025-03-14"),
+                ("2025-07-31", "2025-09-30"), // 9/31 does not exist: the month's last day
+                ("2025-07-30", "2025-09-29"),
+                ("2025-03-01", "2025-04-30"),
+                ("2023-12-31", "2024-02-29"), // leap February has 29 days
+                ("2024-12-31", "2025-02-28"),
+                ("2024-12-29", "2025-02-28"), // 2/29 does not exist in 2025
+                ("2025-11-30", "2026-01-29"),
+            ],
+            |birth| day(birth).months_reached(2).to_string(),
+        );
+        check(&[("2025-01-31", "2025-02-28"), ("2024-01-31", "2024-02-29"), ("2024-02-29", "2024-03-28")], |birth| {
+            day(birth).months_reached(1).to_string()
+        });
+    }
+
+    #[test]
+    fn age_is_reached_on_the_day_before_the_birthday() {
+        check(
+            &[("2000-04-02", "2006-04-01"), ("2000-04-01", "2006-03-31"), ("2000-01-01", "2005-12-31"), ("2004-02-29", "2010-02-28")],
+            |birth| day(birth).age_reached(6).to_string(),
+        );
+        check(
+            &[
+                ("2025-04-01", 25), // the day before the 25th birthday
+                ("2025-03-31", 24),
+                ("2001-04-01", 1),
+                ("2001-03-31", 0),
+                ("2000-04-02", 0),
+            ],
+            |on| day("2000-04-02").age_on(day(on)),
+        );
+        // Born on a leap day: age goes up on 2/28 in common years and on 2/28 in leap years.
+        check(&[("2025-02-27", 0), ("2025-02-28", 1), ("2028-02-27", 3), ("2028-02-28", 4)], |on| {
+            day("2024-02-29").age_on(day(on))
+        });
+        // Born on January 1: the first year is reached on December 31 of the birth year.
+        assert_eq!(day("2000-01-01").age_on(day("2000-12-31")), 1);
+        assert_eq!(day("2000-01-01").age_on(day("2000-12-30")), 0);
+    }
+
+    #[test]
+    fn months_on_counts_completed_months_of_life() {
+        check(
+            &[("2025-01-13", 0), ("2025-01-14", 1), ("2025-02-13", 1), ("2025-02-14", 2), ("2025-12-14", 12), ("2024-12-01", 0)],
+            |on| day("2024-12-15").months_on(day(on)),
+        );
+        assert_eq!(day("2025-07-31").months_on(day("2025-09-29")), 1);
+        assert_eq!(day("2025-07-31").months_on(day("2025-09-30")), 2);
+    }
+
+    #[test]
+    fn school_entry_puts_april_first_births_in_the_earlier_year() {
+        check(
+            &[
+                ("2019-04-01", "2025-04-01"),
+                ("2019-04-02", "2026-04-01"),
+                ("2020-03-31", "2026-04-01"),
+                ("2020-01-01", "2026-04-01"),
+                ("2020-02-29", "2026-04-01"),
+            ],
+            |birth| day(birth).school_entry().to_string(),
+        );
+        assert_eq!(day("2019-04-02").school_grade_on(day("2026-04-01")), 1);
+        assert_eq!(day("2019-04-02").school_grade_on(day("2026-03-31")), 0);
+        assert_eq!(day("2019-04-01").school_grade_on(day("2031-03-31")), 6);
+    }
+
+    #[test]
+    fn fiscal_years_run_from_april_to_march() {
+        check(&[("2026-03-31", 2025), ("2026-04-01", 2026), ("2026-12-31", 2026)], |on| day(on).fiscal_year());
+        assert_eq!(Day::fiscal_year_end(2025), day("2026-03-31"));
+        assert_eq!(Day::fiscal_year_start(2026), day("2026-04-01"));
+    }
+
+    #[test]
+    fn era_dates_read_as_in_official_letters() {
+        check(
+            &[
+                ("2025-04-01", "令和7年4月1日"),
+                ("2019-05-01", "令和元年5月1日"),
+                ("2019-04-30", "平成31年4月30日"),
+                ("1989-01-07", "昭和64年1月7日"),
+                ("1989-01-08", "平成元年1月8日"),
+            ],
+            |on| day(on).era_format(),
+        );
+    }
+}
