@@ -29,6 +29,7 @@ fn main() {
     // never waits for the lock the outer one holds.
     let out_directory = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let target_directory = workspace_target_directory(&out_directory).join("plugins");
+    ensure_wasm_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -51,6 +52,23 @@ fn main() {
     }
     source.push_str("];\n");
     std::fs::write(out_directory.join("bundled_plugins.rs"), source).unwrap();
+}
+
+/// rust-toolchain.toml lists wasm32-wasip2, and rustup installs it with the toolchain; a
+/// toolchain installed earlier without it gets it here.
+fn ensure_wasm_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc).args(["--print", "sysroot"]).output().ok().map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string());
+    let installed = sysroot.is_some_and(|sysroot| Path::new(&sysroot).join("lib/rustlib/wasm32-wasip2").exists());
+    if !installed {
+        let toolchain = std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_default();
+        let mut command = Command::new("rustup");
+        command.args(["target", "add", "wasm32-wasip2"]);
+        if !toolchain.is_empty() {
+            command.args(["--toolchain", &toolchain]);
+        }
+        let _ = command.status();
+    }
 }
 
 /// `target/` from `target/<profile>/build/<package>-<hash>/out`.

@@ -1,0 +1,160 @@
+//! The whole path with the real binary: resident records → plugins → notices → LINE pushes
+//! received by a real emulator process.
+
+#[path = "harness.rs"]
+mod harness;
+
+use harness::{EmulatorProcess, Scene, TOKEN};
+use serde_json::Value;
+
+/// The day the scene is run for.
+const TODAY: &str = "2026-11-21";
+const MOTHER_OF_READY_BABY: &str = "U00000000000000000000000000000001";
+const MOTHER_OF_BABY_READY_TOMORROW: &str = "U00000000000000000000000000000002";
+const FATHER_OF_ONE_YEAR_OLD: &str = "U00000000000000000000000000000004";
+const ELDERLY_RESIDENT: &str = "U00000000000000000000000000000005";
+
+/// A small town. Baby 0102 reaches 生後3月 on 2026-11-21, so the first infant checkup
+/// window opens today; baby 0202 a day later; baby 0302 also today, but no one in that
+/// household registered; child 0402 reaches 生後12月 today (MR 1期).
+const RESIDENTS: &str = "\
+宛名番号,世帯番号,氏名,生年月日,性別,続柄,行政区
+0101,H01,千葉 花子,1994-05-01,女,世帯主,中央区
+0102,H01,千葉 陽葵,2026-08-22,女,子,中央区
+0201,H02,佐藤 凛,1990-01-10,女,世帯主,美浜区
+0202,H02,佐藤 蓮,2026-08-23,男,子,美浜区
+0301,H03,鈴木 恵子,1988-03-03,女,世帯主,緑区
+0302,H03,鈴木 湊,2026-08-22,男,子,緑区
+0401,H04,高橋 誠,1985-07-07,男,世帯主,稲毛区
+0402,H04,高橋 結菜,2025-11-22,女,子,稲毛区
+0501,H05,田中 茂,1950-12-01,男,世帯主,若葉区
+";
+
+fn town() -> Scene {
+    let scene = Scene::new();
+    let folder = scene.write("export", "residents.csv", RESIDENTS);
+    scene.ok(&["import", folder.to_str().unwrap()]);
+    for (resident, user) in [("0101", MOTHER_OF_READY_BABY), ("0201", MOTHER_OF_BABY_READY_TOMORROW), ("0401", FATHER_OF_ONE_YEAR_OLD), ("0501", ELDERLY_RESIDENT)] {
+        scene.ok(&["register", resident, user]);
+    }
+    scene
+}
+
+fn run_day(scene: &Scene, emulator: &EmulatorProcess, date: &str) -> Value {
+    let output = scene.ok(&["run", "--date", date, "--line-base-url", &emulator.base_url, "--line-token", TOKEN]);
+    serde_json::from_str(output.trim()).expect("run prints one JSON report")
+}
+
+/// Checks each user's inbox: (user, how many messages, a phrase every one of them has).
+fn check_inboxes(emulator: &EmulatorProcess, expected: &[(&str, usize, &str)]) {
+    let inboxes = emulator.inboxes();
+    let mut failures = Vec::new();
+    for (user, count, phrase) in expected {
+        let messages = inboxes.get(*user).cloned().unwrap_or_default();
+        if messages.len() != *count || !messages.iter().all(|text| text.contains(phrase)) {
+            failures.push(format!("{user}: expected {count} message(s) with {phrase:?}, got {messages:?}"));
+        }
+    }
+    let expected_users: Vec<&str> = expected.iter().filter(|(_, count, _)| *count > 0).map(|(user, _, _)| *user).collect();
+    for user in inboxes.keys() {
+        if !expected_users.contains(&user.as_str()) {
+            failures.push(format!("{user} received messages it should not have: {:?}", inboxes[user]));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_right_residents_get_the_right_message_on_the_right_day_and_only_once() {
+    let scene = town();
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+
+    let report = run_day(&scene, &emulator, TODAY);
+    assert_eq!(report["sent"]["sent"], 2, "{report}");
+    check_inboxes(
+        &emulator,
+        &[(MOTHER_OF_READY_BABY, 1, "1回目の乳児健康診査"), (FATHER_OF_ONE_YEAR_OLD, 1, "麻しん風しん(MR)ワクチン1期"), (MOTHER_OF_BABY_READY_TOMORROW, 0, ""), (ELDERLY_RESIDENT, 0, "")],
+    );
+    // The deadline is the last day of the window (生後7月 is reached on 2027-03-21).
+    assert!(emulator.inboxes()[MOTHER_OF_READY_BABY][0].contains("令和9年3月20日までに"), "{:?}", emulator.inboxes());
+
+    // The same day again: nothing new is planned or sent.
+    let again = run_day(&scene, &emulator, TODAY);
+    assert_eq!(again["queued"], 0, "{again}");
+    assert_eq!(again["runs"][0]["new_notices"], 0, "{again}");
+    check_inboxes(&emulator, &[(MOTHER_OF_READY_BABY, 1, "乳児"), (FATHER_OF_ONE_YEAR_OLD, 1, "麻しん風しん")]);
+
+    // The next day the second baby's window opens.
+    run_day(&scene, &emulator, "2026-11-22");
+    check_inboxes(&emulator, &[(MOTHER_OF_READY_BABY, 1, "乳児"), (FATHER_OF_ONE_YEAR_OLD, 1, "麻しん風しん"), (MOTHER_OF_BABY_READY_TOMORROW, 1, "1回目の乳児健康診査")]);
+
+    // No message carries a name, a birth date or an address.
+    for messages in emulator.inboxes().values() {
+        for text in messages {
+            for personal in ["千葉 ", "佐藤", "高橋", "陽葵", "2026-08-22", "2025-11-22", "中央区"] {
+                assert!(!text.contains(personal), "a message carries {personal:?}: {text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_dry_run_names_every_eligible_resident_and_sends_nothing() {
+    let scene = town();
+    let output = scene.ok(&["plugin", "dry-run", "infant-checkup", "--date", TODAY, "--format", "json"]);
+    let notices: Vec<Value> = output.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let expected = serde_json::json!([
+        { "resident_id": "0102", "occasion": "first", "send_on": "2026-11-21", "expires_on": "2027-03-20" },
+        { "resident_id": "0302", "occasion": "first", "send_on": "2026-11-21", "expires_on": "2027-03-20" },
+    ]);
+    let shown: Vec<Value> = notices
+        .iter()
+        .map(|notice| serde_json::json!({ "resident_id": notice["resident_id"], "occasion": notice["occasion"], "send_on": notice["send_on"], "expires_on": notice["expires_on"] }))
+        .collect();
+    assert_eq!(Value::Array(shown), expected);
+    assert!(notices.iter().all(|notice| !notice["reason"].as_str().unwrap().is_empty()));
+    // A dry run stores nothing: a real run afterwards still finds both notices new.
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+    let report = run_day(&scene, &emulator, TODAY);
+    let infant = report["runs"].as_array().unwrap().iter().find(|run| run["program"] == "infant-checkup").unwrap();
+    assert_eq!(infant["new_notices"], 2, "{report}");
+}
+
+#[test]
+fn a_broken_file_is_refused_whole_and_the_live_snapshot_stays() {
+    let scene = town();
+    let broken = RESIDENTS.replace("0202,H02,佐藤 蓮,2026-08-23", "0202,H02,佐藤 蓮,2026-02-30").replace("0501,H05,田中 茂,1950-12-01,男", "0501,H05,田中 茂,1950-12-01,?");
+    let folder = scene.write("broken", "residents.csv", &broken);
+    let output = scene.run(&["import", folder.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(errors.contains("residents.csv:5:4: birth_date \"2026-02-30\" is not a date"), "{errors}");
+    assert!(errors.contains("residents.csv:10:5: sex \"?\""), "{errors}");
+    let output = scene.ok(&["plugin", "dry-run", "infant-checkup", "--date", TODAY, "--format", "json"]);
+    assert_eq!(output.lines().count(), 2, "the earlier snapshot is still the live one: {output}");
+}
+
+#[test]
+fn a_wrong_token_sends_nothing_and_fails_the_deliveries_permanently() {
+    let scene = town();
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+    let output = scene.ok(&["run", "--date", TODAY, "--line-base-url", &emulator.base_url, "--line-token", "not-the-token"]);
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(report["sent"]["failed"], 2, "{report}");
+    assert!(emulator.inboxes().is_empty());
+}
+
+#[test]
+fn the_demo_runs_from_an_empty_directory_and_a_second_run_sends_nothing_new() {
+    let scene = Scene::new();
+    let first: Value = serde_json::from_str(scene.ok(&["demo", "--exit-after-run", "--date", TODAY]).trim()).unwrap();
+    assert!(first["residents"].as_u64().unwrap() >= 5000, "{first}");
+    assert_eq!(first["programs"], 2, "{first}");
+    let delivered = first["delivered"].as_u64().unwrap();
+    assert!(delivered > 10 && delivered <= first["notices"].as_u64().unwrap() * 2, "{first}");
+    let second: Value = serde_json::from_str(scene.ok(&["demo", "--exit-after-run", "--date", TODAY]).trim()).unwrap();
+    assert_eq!(second["delivered"], 0, "{second}");
+    // The emulator's journal holds exactly what was delivered, once.
+    let journal = std::fs::read_to_string(scene.data().join("line-emulator.jsonl")).unwrap();
+    assert_eq!(journal.lines().count() as u64, delivered);
+}

@@ -1,0 +1,91 @@
+//! Helpers for the end-to-end tests: run the real binary in a temp data directory, and
+//! start a real LINE emulator process on a free port.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub const TOKEN: &str = "end-to-end-token";
+
+/// The binary under test: the host's own main.rs, built by this package.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_oshirase-under-test")
+}
+
+/// A data directory of its own for one test, removed at the end.
+pub struct Scene {
+    pub directory: tempfile::TempDir,
+}
+
+impl Scene {
+    pub fn new() -> Scene {
+        Scene { directory: tempfile::tempdir().expect("cannot make a temp directory") }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.directory.path().join("data")
+    }
+
+    /// Runs `oshirase --data <data> args…` and returns its output, whatever the exit code.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(binary()).arg("--data").arg(self.data()).args(args).env("OSHIRASE_LOG", "warn").output().expect("cannot start oshirase")
+    }
+
+    /// Like `run`, but fails the test unless the command succeeds; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(output.status.success(), "oshirase {args:?} failed: {}\n{}", String::from_utf8_lossy(&output.stderr), String::from_utf8_lossy(&output.stdout));
+        String::from_utf8(output.stdout).expect("stdout is UTF-8")
+    }
+
+    /// Writes a file into a folder of the scene and returns the folder.
+    pub fn write(&self, folder: &str, name: &str, text: &str) -> PathBuf {
+        let folder = self.directory.path().join(folder);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join(name), text).unwrap();
+        folder
+    }
+}
+
+/// A real `oshirase line-emulator` process on a free port, killed when dropped.
+pub struct EmulatorProcess {
+    child: Child,
+    pub base_url: String,
+}
+
+impl EmulatorProcess {
+    pub fn start(journal: &Path) -> EmulatorProcess {
+        let mut child = Command::new(binary())
+            .args(["line-emulator", "--port", "0", "--token", TOKEN, "--journal"])
+            .arg(journal)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start the emulator");
+        // The first line names the address, printed once the socket is bound.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base_url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+        EmulatorProcess { child, base_url }
+    }
+
+    /// What every user has received: user id → message texts.
+    pub fn inboxes(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let inboxes: Value = reqwest::blocking::get(format!("{}/emulator/inboxes", self.base_url)).unwrap().json().unwrap();
+        inboxes
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(user, messages)| (user.clone(), messages.as_array().unwrap().iter().map(|message| message["text"].as_str().unwrap().to_string()).collect()))
+            .collect()
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

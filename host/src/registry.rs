@@ -134,3 +134,30 @@ impl Plugins {
         Ok(installed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::Limits;
+    use oshirase_sdk::{Day, Population};
+
+    #[test]
+    fn the_bundled_plugins_load_and_answer_the_same_input_the_same_way() {
+        let engine = PluginEngine::new(Limits::default(), None).unwrap();
+        let codes: Vec<String> = bundled::BUNDLED
+            .iter()
+            .map(|(name, wasm)| {
+                let program = engine.load(wasm, &sha256_hex(wasm)).unwrap_or_else(|error| panic!("{name}: {error}"));
+                let today = Day::parse_iso("2026-11-21").unwrap();
+                let births = [Day::parse_iso("2026-08-22").unwrap().0, Day::parse_iso("2025-11-22").unwrap().0, Day::parse_iso("1960-01-01").unwrap().0];
+                let population = || Population { size: 3, birth_day: births.to_vec(), ..Population::default() };
+                let first = engine.evaluate(&program, today, population()).unwrap().notices;
+                let second = engine.evaluate(&program, today, population()).unwrap().notices;
+                assert_eq!(first, second, "{name} is not deterministic");
+                assert_eq!(first.len(), 1, "{name}: {first:?}");
+                program.info.code
+            })
+            .collect();
+        assert_eq!(codes, ["infant-checkup", "vaccine-mr"]);
+    }
+}
