@@ -92,7 +92,7 @@ CREATE TABLE deliveries (
     address     TEXT    NOT NULL,
     text        TEXT    NOT NULL,
     retry_key   TEXT    NOT NULL UNIQUE,
-    state       TEXT    NOT NULL CHECK (state IN ('queued', 'sent', 'failed-retryable', 'failed-permanent')),
+    state       TEXT    NOT NULL CHECK (state IN ('queued', 'sent', 'failed-retryable', 'failed-permanent', 'expired')),
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT    NOT NULL DEFAULT '',
     created_at  TEXT    NOT NULL,

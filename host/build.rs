@@ -11,19 +11,11 @@ fn main() {
     println!("cargo:rerun-if-changed={}", plugins.join("Cargo.lock").display());
     println!("cargo:rerun-if-changed={}", manifest_directory.join("../wit").display());
 
-    let mut crates = Vec::new();
-    for entry in std::fs::read_dir(&plugins).expect("cannot list plugins/") {
-        let directory = entry.expect("cannot list plugins/").path();
-        if directory.join("Cargo.toml").exists() {
-            println!("cargo:rerun-if-changed={}", directory.join("src").display());
-            println!("cargo:rerun-if-changed={}", directory.join("Cargo.toml").display());
-            let name = directory.file_name().unwrap().to_string_lossy().into_owned();
-            if name != "sdk" {
-                crates.push(name);
-            }
-        }
-    }
-    crates.sort();
+    // Program crates sit directly in plugins/; the sandbox tests' misbehaving plugins sit
+    // in plugins/testing/ and are embedded only into the host's unit tests.
+    let mut crates = plugin_crates(&plugins);
+    crates.retain(|name| name != "sdk");
+    let testing_crates = plugin_crates(&plugins.join("testing"));
 
     // The plugins get their own target directory beside the host's, so the nested cargo
     // never waits for the lock the outer one holds.
@@ -44,14 +36,36 @@ fn main() {
     let status = command.status().expect("cannot run cargo to build the plugins");
     assert!(status.success(), "building the plugins in {} failed", plugins.display());
 
-    let mut source = String::from("/// The program plugins built from `plugins/`: (crate name, component bytes).\npub const BUNDLED: &[(&str, &[u8])] = &[\n");
-    for name in &crates {
-        let wasm = target_directory.join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")));
-        assert!(wasm.exists(), "the plugin {name} built no component at {}", wasm.display());
-        source.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
+    let components = target_directory.join("wasm32-wasip2/release");
+    std::fs::write(out_directory.join("bundled_plugins.rs"), embed("BUNDLED", &crates, &components)).unwrap();
+    std::fs::write(out_directory.join("testing_plugins.rs"), embed("TESTING", &testing_crates, &components)).unwrap();
+}
+
+/// The names of the crate folders directly in `directory`, sorted.
+fn plugin_crates(directory: &Path) -> Vec<String> {
+    let mut crates = Vec::new();
+    for entry in std::fs::read_dir(directory).unwrap_or_else(|error| panic!("cannot list {}: {error}", directory.display())) {
+        let folder = entry.unwrap().path();
+        if folder.join("Cargo.toml").exists() {
+            println!("cargo:rerun-if-changed={}", folder.join("src").display());
+            println!("cargo:rerun-if-changed={}", folder.join("Cargo.toml").display());
+            crates.push(folder.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    crates.sort();
+    crates
+}
+
+/// Rust source for a constant `name` listing (crate name, component bytes).
+fn embed(name: &str, crates: &[String], components: &Path) -> String {
+    let mut source = format!("/// Components built from `plugins/`: (crate name, component bytes).\npub const {name}: &[(&str, &[u8])] = &[\n");
+    for crate_name in crates {
+        let wasm = components.join(format!("{}.wasm", crate_name.replace('-', "_")));
+        assert!(wasm.exists(), "the plugin {crate_name} built no component at {}", wasm.display());
+        source.push_str(&format!("    ({crate_name:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
     }
     source.push_str("];\n");
-    std::fs::write(out_directory.join("bundled_plugins.rs"), source).unwrap();
+    source
 }
 
 /// rust-toolchain.toml lists wasm32-wasip2, and rustup installs it with the toolchain; a

@@ -158,3 +158,23 @@ fn the_demo_runs_from_an_empty_directory_and_a_second_run_sends_nothing_new() {
     let journal = std::fs::read_to_string(scene.data().join("line-emulator.jsonl")).unwrap();
     assert_eq!(journal.lines().count() as u64, delivered);
 }
+
+#[test]
+fn a_delivery_that_could_not_be_sent_is_retried_but_never_after_its_notice_expires() {
+    let scene = town();
+    // LINE is unreachable: nothing listens on a port that was just released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let output = scene.ok(&["run", "--date", TODAY, "--line-base-url", &format!("http://{closed}"), "--line-token", TOKEN]);
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(report["sent"]["retryable"], 2, "{report}");
+
+    // LINE is back on 2027-03-21: the first baby's checkup window closed on 03-20, so that
+    // notice is dropped; the MR notice is still open and goes out; the second baby's
+    // window closes that very day, so it is planned and sent too.
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+    run_day(&scene, &emulator, "2027-03-21");
+    check_inboxes(
+        &emulator,
+        &[(MOTHER_OF_READY_BABY, 0, ""), (FATHER_OF_ONE_YEAR_OLD, 1, "麻しん風しん(MR)ワクチン1期"), (MOTHER_OF_BABY_READY_TOMORROW, 1, "1回目の乳児健康診査")],
+    );
+}

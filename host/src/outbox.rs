@@ -91,10 +91,16 @@ pub struct SendSummary {
 }
 
 /// Sends every queued or retryable delivery once, reusing each delivery's retry key, and
-/// records the outcome of each before the next is sent.
-pub async fn send_queued(database: &Database, line: &LineClient) -> Result<SendSummary> {
+/// records the outcome of each before the next is sent. Deliveries whose notice expired
+/// before `today` are marked expired instead: a late notice is worse than none.
+pub async fn send_queued(database: &Database, line: &LineClient, today: Day) -> Result<SendSummary> {
     let pending = database
-        .call(|connection| {
+        .call(move |connection| {
+            connection.execute(
+                "UPDATE deliveries SET state = 'expired' WHERE state IN ('queued', 'failed-retryable')
+                 AND notice_id IN (SELECT id FROM notices WHERE expires_on < ?1)",
+                [today.0],
+            )?;
             let mut statement = connection.prepare(
                 "SELECT d.id, n.program, d.address, d.text, d.retry_key FROM deliveries d JOIN notices n ON n.id = d.notice_id
                  WHERE d.state IN ('queued', 'failed-retryable') ORDER BY d.id",

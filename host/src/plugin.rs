@@ -330,3 +330,81 @@ fn population_to_wit(population: Population) -> wit::Population {
         receipts: events_to_wit(population.receipts),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Sandbox tests in pairs: the same plugin within a limit and beyond it.
+
+    use super::*;
+
+    mod testing {
+        include!(concat!(env!("OUT_DIR"), "/testing_plugins.rs"));
+    }
+
+    /// The dates that choose the hostile plugin's misbehaviour (see plugins/testing/hostile).
+    const SPIN_FOREVER: i32 = 0;
+    const EXHAUST_MEMORY: i32 = 1;
+    const NAME_A_STRANGER: i32 = 2;
+    const UNDECLARED_OCCASION: i32 = 3;
+    const REPORT_CLOCK_AND_RANDOMNESS: i32 = 4;
+    const READ_A_FILE: i32 = 5;
+    const BEHAVE: i32 = 100;
+
+    fn hostile(limits: Limits) -> (PluginEngine, LoadedProgram) {
+        let (_, wasm) = testing::TESTING.iter().find(|(name, _)| *name == "hostile").expect("the hostile test plugin is built");
+        let engine = PluginEngine::new(limits, None).unwrap();
+        let program = engine.load(wasm, "hostile").unwrap();
+        (engine, program)
+    }
+
+    fn evaluate(limits: Limits, day: i32) -> Result<Evaluation, PluginError> {
+        let (engine, program) = hostile(limits);
+        let population = Population { size: 3, birth_day: vec![0, 1, 2], ..Population::default() };
+        engine.evaluate(&program, Day(day), population)
+    }
+
+    fn short_limits() -> Limits {
+        Limits { memory_bytes: 64 << 20, wall_time: Duration::from_millis(300), ..Limits::default() }
+    }
+
+    #[test]
+    fn a_plugin_within_its_limits_is_answered() {
+        let evaluation = evaluate(short_limits(), BEHAVE).unwrap();
+        assert_eq!(evaluation.notices.len(), 1);
+        assert_eq!(evaluation.notices[0].person, 0);
+    }
+
+    #[test]
+    fn a_plugin_that_never_returns_is_stopped_at_the_wall_time_limit() {
+        let started = std::time::Instant::now();
+        let error = evaluate(short_limits(), SPIN_FOREVER).err().expect("a spinning plugin must be stopped");
+        assert!(matches!(error, PluginError::Trapped(_)), "{error}");
+        assert!(format!("{error:#}").contains("interrupt"), "{error:#}");
+        assert!(started.elapsed() < Duration::from_secs(30), "stopped only after {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_plugin_that_hoards_memory_traps_at_the_memory_limit() {
+        let error = evaluate(short_limits(), EXHAUST_MEMORY).err().expect("a hoarding plugin must be stopped");
+        assert!(matches!(error, PluginError::Trapped(_)), "{error}");
+    }
+
+    #[test]
+    fn output_naming_a_stranger_or_an_undeclared_occasion_is_refused() {
+        let stranger = evaluate(short_limits(), NAME_A_STRANGER).err().expect("a stranger must be refused");
+        assert_eq!(stranger.to_string(), "plugin output refused: notice for person 8 in a population of 3");
+        let occasion = evaluate(short_limits(), UNDECLARED_OCCASION).err().expect("an undeclared occasion must be refused");
+        assert_eq!(occasion.to_string(), "plugin output refused: occasion \"not-in-the-manifest\" is not in the manifest");
+    }
+
+    #[test]
+    fn the_clock_and_randomness_are_pinned_and_files_are_out_of_reach() {
+        let first = evaluate(short_limits(), REPORT_CLOCK_AND_RANDOMNESS).unwrap().notices;
+        let second = evaluate(short_limits(), REPORT_CLOCK_AND_RANDOMNESS).unwrap().notices;
+        assert_eq!(first, second, "two runs on the same input must agree");
+        // Day 4 at midnight in Japan is 4 × 86,400 − 9 × 3,600 seconds after the epoch.
+        assert!(first[0].reason.starts_with("clock 313200 "), "{}", first[0].reason);
+        let error = evaluate(short_limits(), READ_A_FILE).err().expect("no file may be readable");
+        assert!(matches!(error, PluginError::Reported(ref message) if message.starts_with("cannot read")), "{error}");
+    }
+}

@@ -87,7 +87,7 @@ impl Service {
             })
             .await?;
         let client = LineClient::new(line.clone())?;
-        let sent = send_queued(&self.database, &client).await?;
+        let sent = send_queued(&self.database, &client, today).await?;
         tracing::info!(%today, queued, sent = sent.sent, retryable = sent.retryable, failed = sent.failed, "day's deliveries done");
         Ok(DayReport { runs, queued, sent })
     }
