@@ -18,12 +18,14 @@ use std::fmt;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct Day(pub i32);
 
-/// The Japanese eras a message may need, newest first: (name, first day as y/m/d).
-const ERAS: [(&str, i32, u32, u32); 4] = [
-    ("令和", 2019, 5, 1),
-    ("平成", 1989, 1, 8),
-    ("昭和", 1926, 12, 25),
-    ("大正", 1912, 7, 30),
+/// The Japanese eras, newest first: (name, the letter municipal exports write, first day
+/// as y/m/d).
+const ERAS: [(&str, char, i32, u32, u32); 5] = [
+    ("令和", 'R', 2019, 5, 1),
+    ("平成", 'H', 1989, 1, 8),
+    ("昭和", 'S', 1926, 12, 25),
+    ("大正", 'T', 1912, 7, 30),
+    ("明治", 'M', 1868, 10, 23),
 ];
 
 impl Day {
@@ -143,7 +145,7 @@ impl Day {
     /// (the first year of an era is written 元年).
     pub fn era_format(self) -> String {
         let (year, month, day) = self.ymd();
-        for (name, first_year, first_month, first_day) in ERAS {
+        for (name, _, first_year, first_month, first_day) in ERAS {
             if (year, month, day) >= (first_year, first_month, first_day) {
                 let era_year = year - first_year + 1;
                 return if era_year == 1 {
@@ -154,6 +156,25 @@ impl Day {
             }
         }
         format!("{year}年{month}月{day}日")
+    }
+
+    /// The day for an era date such as 令和6年4月1日 (`era` is the era's name or its letter,
+    /// `R`, `H`, `S`, `T`, `M`; year 1 is 元年). `None` when the era is unknown, the date
+    /// does not exist, or it falls outside the era (平成31年5月1日 was 令和元年5月1日).
+    pub fn from_era(era: &str, era_year: i32, month: u32, day: u32) -> Option<Day> {
+        let position = ERAS.iter().position(|(name, letter, ..)| *name == era || era.eq_ignore_ascii_case(letter.encode_utf8(&mut [0; 4])))?;
+        let (_, _, first_year, first_month, first_day) = ERAS[position];
+        if era_year < 1 {
+            return None;
+        }
+        let date = Day::from_ymd(first_year + era_year - 1, month, day)?;
+        let starts = Day::from_ymd(first_year, first_month, first_day)?;
+        // The era ends the day before the next (newer) one starts.
+        let next_starts = match position {
+            0 => None,
+            newer => Some(ERAS[newer - 1]).and_then(|(_, _, year, month, day)| Day::from_ymd(year, month, day)),
+        };
+        (date >= starts && next_starts.is_none_or(|next| date < next)).then_some(date)
     }
 }
 
@@ -341,6 +362,27 @@ mod tests {
                 ("1989-01-08", "平成元年1月8日"),
             ],
             |on| day(on).era_format(),
+        );
+    }
+
+    #[test]
+    fn era_dates_are_read_within_their_era_only() {
+        check(
+            &[
+                ("令和 6 4 1", Some(day("2024-04-01"))),
+                ("R 1 5 1", Some(day("2019-05-01"))),
+                ("平成 31 4 30", Some(day("2019-04-30"))),
+                ("H 31 5 1", None),
+                ("昭和 64 1 7", Some(day("1989-01-07"))),
+                ("S 64 1 8", None),
+                ("令和 0 1 1", None),
+                ("令和 5 2 29", None),
+                ("X 1 1 1", None),
+            ],
+            |input| {
+                let parts: Vec<&str> = input.split(' ').collect();
+                Day::from_era(parts[0], parts[1].parse().unwrap(), parts[2].parse().unwrap(), parts[3].parse().unwrap())
+            },
         );
     }
 }
