@@ -8,7 +8,10 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 
 /// The migrations, in order; `PRAGMA user_version` records how many have been applied.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_initial.sql", include_str!("../../db/0001_initial.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_initial.sql", include_str!("../../db/0001_initial.sql")),
+    ("0002_full_snapshots.sql", include_str!("../../db/0002_full_snapshots.sql")),
+];
 
 /// Opens (creating if needed) the database at `path`, in WAL mode, fully migrated.
 pub fn open(path: &Path) -> Result<Connection> {
@@ -20,7 +23,7 @@ pub fn open(path: &Path) -> Result<Connection> {
     Ok(connection)
 }
 
-fn migrate(connection: &mut Connection) -> Result<()> {
+pub(crate) fn migrate(connection: &mut Connection) -> Result<()> {
     let applied = connection.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
     if applied > MIGRATIONS.len() {
         anyhow::bail!("database schema version {applied} is newer than this oshirase ({})", MIGRATIONS.len());

@@ -9,6 +9,7 @@ use oshirase_sdk::Day;
 
 use crate::channel::line::LineConfig;
 use crate::emulator::Emulator;
+use crate::import::{ImportOptions, import_directory};
 use crate::service::Service;
 use crate::web::{AppState, EMULATOR_PATH};
 
@@ -64,25 +65,30 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     Ok(summary)
 }
 
-/// Generates and imports the synthetic city the first time; returns (residents, programs).
+/// Generates the synthetic city's export files and imports them through the real
+/// importer the first time; returns (residents, programs).
 async fn prepare_city(service: &Service, options: &DemoOptions) -> Result<(usize, usize)> {
     let (size, seed, today) = (options.residents, options.seed, options.today);
+    let export = service.data_directory.join("city");
     service
         .database
         .call(move |connection| {
             if crate::snapshot::active(connection)?.is_none() {
-                let city = crate::synth::generate(size, seed, today);
-                crate::snapshot::import(connection, &city.residents, "synthetic city", "demo")?;
+                let city = crate::synth::generate(size, seed, today, &export, crate::synth::FileEncoding::Utf8)?;
+                let options = ImportOptions { actor: "demo".into(), source: "synthetic city".into(), keep_generations: 3, max_shrink_percent: None };
+                import_directory(connection, &export, &options)?;
                 let transaction = connection.transaction()?;
-                for (resident_id, line_user_id) in &city.registrations {
+                for registration in &city.registrations {
+                    let now = crate::database::now_text();
+                    let consent = registration.tax_consent.then_some(now.as_str());
                     transaction.execute(
-                        "INSERT OR IGNORE INTO registrations (resident_id, line_user_id, registered_at) VALUES (?1, ?2, ?3)",
-                        (resident_id, line_user_id, crate::database::now_text()),
+                        "INSERT OR IGNORE INTO registrations (resident_id, line_user_id, registered_at, tax_consent_at) VALUES (?1, ?2, ?3, ?4)",
+                        (&registration.resident_id, &registration.line_user_id, &now, consent),
                     )?;
                 }
                 transaction.commit()?;
             }
-            let residents = connection.query_row("SELECT resident_count FROM snapshots WHERE active = 1", [], |row| row.get::<_, i64>(0))? as usize;
+            let residents = crate::snapshot::active_resident_count(connection)? as usize;
             let programs = crate::registry::active_versions(connection)?.len();
             Ok((residents, programs))
         })

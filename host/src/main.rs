@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use oshirase::channel::line::LineConfig;
+use oshirase::import::{ImportError, ImportOptions, import_directory};
+use oshirase::synth::FileEncoding;
 use oshirase::service::{Service, today_in_japan};
 use oshirase::Day;
 
@@ -49,17 +51,36 @@ enum Command {
         #[arg(long)]
         journal: Option<PathBuf>,
     },
-    /// Imports DIR/residents.csv as a new snapshot; a file with any error changes nothing.
-    Import { directory: PathBuf },
-    /// Imports a synthetic city as a new snapshot and registers some of its residents.
-    Generate {
+    /// Imports a municipal export (DIR/residents.csv and, when present, tax.csv,
+    /// receipts.csv, pregnancies.csv, immunizations.csv, checkups.csv) as the new active
+    /// snapshot. Any error in any file changes nothing and lists every problem found.
+    Import {
+        directory: PathBuf,
+        /// How many snapshot generations to keep, the new one included.
+        #[arg(long, env = "OSHIRASE_KEEP_SNAPSHOTS", default_value_t = 3)]
+        keep: usize,
+        /// Accept an export with 10 % or more fewer residents than the active snapshot.
+        #[arg(long)]
+        allow_shrink: bool,
+    },
+    /// Writes a synthetic city as the CSV files of a municipal export.
+    #[command(alias = "generate")]
+    Gen {
         #[arg(long, default_value_t = 5000)]
         residents: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// The date the city is as of (YYYY-MM-DD); today in Japan by default.
         #[arg(long, value_parser = parse_day)]
         date: Option<Day>,
+        #[arg(long, value_enum, default_value_t = TextEncoding::Utf8)]
+        encoding: TextEncoding,
     },
+    /// Lists or re-activates snapshot generations.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Links a resident to a LINE user id.
     Register { resident_id: String, line_user_id: String },
     /// Evaluates every active program for a date, plans the notices and sends the due ones.
@@ -88,6 +109,20 @@ enum PluginCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Lists the kept generations, newest first.
+    List,
+    /// Makes an earlier generation the active one again.
+    Activate { id: i64 },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TextEncoding {
+    Utf8,
+    ShiftJis,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -130,20 +165,53 @@ async fn main() -> Result<()> {
             println!("listening on http://{}", listener.local_addr()?);
             emulator.serve(listener, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
         }
-        Command::Import { directory } => {
+        Command::Import { directory, keep, allow_shrink } => {
             let service = Service::open(&data).await?;
-            let residents = oshirase::import::read_residents(&directory)?;
-            let source = directory.display().to_string();
-            let count = residents.len();
-            let snapshot = service.database.call(move |connection| oshirase::snapshot::import(connection, &residents, &source, "cli")).await?;
-            println!("imported {count} residents as snapshot {snapshot}");
+            let options = ImportOptions {
+                actor: "cli".into(),
+                source: directory.display().to_string(),
+                keep_generations: keep,
+                max_shrink_percent: (!allow_shrink).then_some(oshirase::import::DEFAULT_MAX_SHRINK_PERCENT),
+            };
+            let report = service.database.call(move |connection| Ok(import_directory(connection, &directory, &options))).await?;
+            match report {
+                Ok(report) => {
+                    for warning in &report.warnings {
+                        eprintln!("warning: {warning}");
+                    }
+                    println!("{}", serde_json::to_string(&report)?);
+                }
+                Err(ImportError::Refused(refused)) => {
+                    for problem in &refused.problems {
+                        eprintln!("{problem}");
+                    }
+                    if refused.problems.len() >= oshirase::import::MAX_PROBLEMS {
+                        eprintln!("(stopped after {} problems)", oshirase::import::MAX_PROBLEMS);
+                    }
+                    anyhow::bail!("import refused, nothing changed: {} problems", refused.problems.len());
+                }
+                Err(ImportError::Failed(error)) => return Err(error.context("import failed, nothing changed")),
+            }
         }
-        Command::Generate { residents, seed, date } => {
+        Command::Gen { residents, seed, out, date, encoding } => {
+            let encoding = match encoding {
+                TextEncoding::Utf8 => FileEncoding::Utf8,
+                TextEncoding::ShiftJis => FileEncoding::ShiftJis,
+            };
+            let city = oshirase::synth::generate(residents, seed, date.unwrap_or_else(today_in_japan), &out, encoding)?;
+            println!("wrote {} residents in {} households ({} departed) to {}", city.residents, city.households, city.departed, out.display());
+        }
+        Command::Snapshot(SnapshotCommand::List) => {
             let service = Service::open(&data).await?;
-            let city = oshirase::synth::generate(residents, seed, date.unwrap_or_else(today_in_japan));
-            let count = city.residents.len();
-            let snapshot = service.database.call(move |connection| oshirase::snapshot::import(connection, &city.residents, "synthetic city", "cli")).await?;
-            println!("generated {count} residents as snapshot {snapshot}");
+            for snapshot in service.database.call(|connection| oshirase::snapshot::list(connection)).await? {
+                let active = if snapshot.active { "active" } else { "" };
+                println!("{}\t{}\t{}\t{}\t{}\t{}", snapshot.id, snapshot.imported_at, snapshot.residents, active, snapshot.source, snapshot.files);
+            }
+        }
+        Command::Snapshot(SnapshotCommand::Activate { id }) => {
+            let service = Service::open(&data).await?;
+            service.database.call(move |connection| oshirase::snapshot::activate(connection, id, "cli")).await?;
+            println!("snapshot {id} is active");
         }
         Command::Register { resident_id, line_user_id } => {
             Service::open(&data).await?.register(resident_id, line_user_id).await?;

@@ -1,15 +1,20 @@
-//! The resident snapshot: generations of resident records in SQLite, one of them active,
+//! The resident snapshot: generations of municipal exports in SQLite, one of them active,
 //! and the columnar population a plugin is handed.
+//!
+//! A snapshot is written through a [`SnapshotWriter`] inside the importer's transaction
+//! and becomes visible only when [`activate`] runs in that same transaction. Rows of one
+//! snapshot share the key range `snapshot_id * 2^32 ..`, so a plugin's population is read
+//! by a range scan and the row number is the index the plugin sees.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result};
-use oshirase_sdk::{Day, Field, Population};
-use rusqlite::{Connection, OptionalExtension};
+use oshirase_sdk::{Day, Events, Field, Population};
+use rusqlite::{Connection, OptionalExtension, Statement, Transaction};
 
 use crate::database::{audit, now_text};
 
-/// One resident record as the resident-record system exports it.
+/// One living resident as the resident-record system exports them.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Resident {
     pub resident_id: String,
@@ -26,48 +31,226 @@ pub struct Resident {
     pub resident_since: Option<Day>,
 }
 
-/// Stores `residents` as a new snapshot generation and makes it the active one, in one
-/// transaction: either the whole snapshot becomes active or nothing changes.
-pub fn import(connection: &mut Connection, residents: &[Resident], source: &str, actor: &str) -> Result<i64> {
-    let transaction = connection.transaction()?;
-    transaction.execute(
-        "INSERT INTO snapshots (imported_at, source, resident_count, active) VALUES (?1, ?2, ?3, 0)",
-        (now_text(), source, residents.len() as i64),
-    )?;
-    let snapshot_id = transaction.last_insert_rowid();
-    {
-        let mut insert = transaction.prepare(
-            "INSERT INTO residents (snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex, relationship, address, ward, resident_since)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?;
-        for resident in residents {
-            insert
-                .execute(rusqlite::params![
-                    snapshot_id,
-                    resident.resident_id,
-                    resident.household_id,
-                    resident.name,
-                    resident.name_kana,
-                    resident.birth_day.0,
-                    resident.sex,
-                    resident.relationship,
-                    resident.address,
-                    resident.ward,
-                    resident.resident_since.map(|day| day.0),
-                ])
-                .with_context(|| format!("cannot store resident {}", resident.resident_id))?;
+/// Why someone in the export no longer lives here.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Departure {
+    MovedOut,
+    Deceased,
+}
+
+impl Departure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Departure::MovedOut => "moved_out",
+            Departure::Deceased => "deceased",
         }
     }
-    transaction.execute("UPDATE snapshots SET active = 0 WHERE active = 1", [])?;
-    transaction.execute("UPDATE snapshots SET active = 1 WHERE id = ?1", [snapshot_id])?;
-    audit(&transaction, actor, "import", &format!("snapshot {snapshot_id}"), &format!("{} residents from {source}", residents.len()))?;
-    transaction.commit()?;
-    Ok(snapshot_id)
+}
+
+/// The four kinds of dated records, in the order of their key ranges.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EventKind {
+    Pregnancy,
+    Immunization,
+    Checkup,
+    Receipt,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Pregnancy => "pregnancy",
+            EventKind::Immunization => "immunization",
+            EventKind::Checkup => "checkup",
+            EventKind::Receipt => "receipt",
+        }
+    }
+
+    fn number(self) -> i64 {
+        self as i64
+    }
+
+    /// The first and last key of this kind's events in one snapshot.
+    fn key_range(self, snapshot_id: i64) -> (i64, i64) {
+        let first = snapshot_key(snapshot_id, 0) + (self.number() << EVENT_KIND_SHIFT);
+        (first, first + (1 << EVENT_KIND_SHIFT) - 1)
+    }
+}
+
+/// Each snapshot owns 2^32 keys in every per-snapshot table.
+const SNAPSHOT_SHIFT: u32 = 32;
+/// Within a snapshot's events, each kind owns 2^28 keys.
+const EVENT_KIND_SHIFT: u32 = 28;
+
+fn snapshot_key(snapshot_id: i64, number: u32) -> i64 {
+    (snapshot_id << SNAPSHOT_SHIFT) + i64::from(number)
+}
+
+/// The first and last key of one snapshot.
+fn snapshot_range(snapshot_id: i64) -> (i64, i64) {
+    (snapshot_key(snapshot_id, 0), snapshot_key(snapshot_id, u32::MAX))
+}
+
+/// Writes one new, not yet active, snapshot generation. Everything it writes is inside the
+/// caller's transaction, so dropping the transaction forgets the whole snapshot.
+pub struct SnapshotWriter<'t> {
+    pub snapshot_id: i64,
+    residents: u32,
+    departed: u32,
+    tax_rows: u32,
+    events: [u32; 4],
+    insert_resident: Statement<'t>,
+    insert_departed: Statement<'t>,
+    insert_tax: Statement<'t>,
+    insert_event: Statement<'t>,
+}
+
+impl<'t> SnapshotWriter<'t> {
+    pub fn new(transaction: &'t Transaction<'_>, source: &str) -> Result<SnapshotWriter<'t>> {
+        transaction.execute("INSERT INTO snapshots (imported_at, source, resident_count, active) VALUES (?1, ?2, 0, 0)", (now_text(), source))?;
+        Ok(SnapshotWriter {
+            snapshot_id: transaction.last_insert_rowid(),
+            residents: 0,
+            departed: 0,
+            tax_rows: 0,
+            events: [0; 4],
+            insert_resident: transaction.prepare(
+                "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex, relationship, address, ward, resident_since)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?,
+            insert_departed: transaction.prepare("INSERT INTO departed_residents (key, snapshot_id, resident_id, status) VALUES (?1, ?2, ?3, ?4)")?,
+            insert_tax: transaction.prepare("INSERT INTO tax (key, row, fiscal_year, total_income, taxable) VALUES (?1, ?2, ?3, ?4, ?5)")?,
+            insert_event: transaction.prepare("INSERT INTO events (key, row, kind, code, count, start_day, end_day) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?,
+        })
+    }
+
+    /// Adds a living resident and returns their row, the index plugins will see.
+    pub fn add_resident(&mut self, resident: &Resident) -> Result<u32> {
+        let row = self.residents;
+        self.insert_resident
+            .execute(rusqlite::params![
+                snapshot_key(self.snapshot_id, row),
+                self.snapshot_id,
+                resident.resident_id,
+                resident.household_id,
+                resident.name,
+                resident.name_kana,
+                resident.birth_day.0,
+                resident.sex,
+                resident.relationship,
+                resident.address,
+                resident.ward,
+                resident.resident_since.map(|day| day.0),
+            ])
+            .with_context(|| format!("cannot store resident {}", resident.resident_id))?;
+        self.residents += 1;
+        Ok(row)
+    }
+
+    pub fn add_departed(&mut self, resident_id: &str, departure: Departure) -> Result<()> {
+        self.insert_departed.execute((snapshot_key(self.snapshot_id, self.departed), self.snapshot_id, resident_id, departure.as_str()))?;
+        self.departed += 1;
+        Ok(())
+    }
+
+    /// Adds one fiscal year of a resident's tax record; `taxable` is 1, 2 or 3 as in the
+    /// plugin contract.
+    pub fn add_tax(&mut self, row: u32, fiscal_year: i32, total_income: i64, taxable: u8) -> Result<()> {
+        self.insert_tax.execute((snapshot_key(self.snapshot_id, self.tax_rows), row, fiscal_year, total_income, taxable))?;
+        self.tax_rows += 1;
+        Ok(())
+    }
+
+    /// Adds a dated record; `end` is `None` when the record has no end (an ongoing receipt).
+    pub fn add_event(&mut self, kind: EventKind, row: u32, code: &str, count: u8, start: Day, end: Option<Day>) -> Result<()> {
+        let number = &mut self.events[kind as usize];
+        anyhow::ensure!(*number < (1 << EVENT_KIND_SHIFT), "too many {} records in one snapshot", kind.as_str());
+        let key = kind.key_range(self.snapshot_id).0 + i64::from(*number);
+        self.insert_event.execute((key, row, kind.as_str(), code, count, start.0, end.map_or(i32::MAX, |day| day.0)))?;
+        *number += 1;
+        Ok(())
+    }
+
+    pub fn resident_count(&self) -> u32 {
+        self.residents
+    }
+
+    /// Records the counts on the snapshot; `files` says what was read, for staff screens.
+    pub fn finish(self, transaction: &Transaction<'_>, files: &str) -> Result<i64> {
+        transaction.execute("UPDATE snapshots SET resident_count = ?1, files = ?2 WHERE id = ?3", (self.residents, files, self.snapshot_id))?;
+        Ok(self.snapshot_id)
+    }
+}
+
+/// Makes `snapshot_id` the active snapshot, in one step. Inside the importer's
+/// transaction the switch is atomic with the import.
+pub fn activate(connection: &Connection, snapshot_id: i64, actor: &str) -> Result<()> {
+    let exists: bool = connection.query_row("SELECT count(*) FROM snapshots WHERE id = ?1", [snapshot_id], |row| row.get(0))?;
+    anyhow::ensure!(exists, "there is no snapshot {snapshot_id}");
+    // A savepoint makes the two updates one step whether or not a transaction is open.
+    connection.execute_batch("SAVEPOINT activate")?;
+    let switched = connection
+        .execute("UPDATE snapshots SET active = 0 WHERE active = 1 AND id <> ?1", [snapshot_id])
+        .and_then(|_| connection.execute("UPDATE snapshots SET active = 1 WHERE id = ?1", [snapshot_id]));
+    match switched {
+        Ok(_) => connection.execute_batch("RELEASE activate")?,
+        Err(error) => {
+            connection.execute_batch("ROLLBACK TO activate; RELEASE activate")?;
+            return Err(error).context("cannot switch the active snapshot");
+        }
+    }
+    audit(connection, actor, "activate-snapshot", &format!("snapshot {snapshot_id}"), "")?;
+    Ok(())
 }
 
 /// The active snapshot's id, if any import has succeeded.
 pub fn active(connection: &Connection) -> Result<Option<i64>> {
     Ok(connection.query_row("SELECT id FROM snapshots WHERE active = 1", [], |row| row.get(0)).optional()?)
+}
+
+/// The active snapshot's number of living residents, 0 when there is none.
+pub fn active_resident_count(connection: &Connection) -> Result<u32> {
+    Ok(connection.query_row("SELECT resident_count FROM snapshots WHERE active = 1", [], |row| row.get(0)).optional()?.unwrap_or(0))
+}
+
+/// One generation, as `oshirase snapshot list` and the admin API show it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SnapshotInfo {
+    pub id: i64,
+    pub imported_at: String,
+    pub source: String,
+    pub residents: u32,
+    pub files: String,
+    pub active: bool,
+}
+
+/// Every kept generation, newest first.
+pub fn list(connection: &Connection) -> Result<Vec<SnapshotInfo>> {
+    let mut statement = connection.prepare("SELECT id, imported_at, source, resident_count, files, active FROM snapshots ORDER BY id DESC")?;
+    let snapshots = statement
+        .query_map([], |row| Ok(SnapshotInfo { id: row.get(0)?, imported_at: row.get(1)?, source: row.get(2)?, residents: row.get(3)?, files: row.get(4)?, active: row.get(5)? }))?
+        .collect::<Result<_, _>>()?;
+    Ok(snapshots)
+}
+
+/// Deletes the oldest generations so that at most `keep` remain; the active one is always
+/// kept. Returns the ids deleted.
+pub fn prune(connection: &mut Connection, keep: usize) -> Result<Vec<i64>> {
+    let transaction = connection.transaction()?;
+    let doomed: Vec<i64> = transaction
+        .prepare("SELECT id FROM snapshots WHERE active = 0 ORDER BY id DESC LIMIT -1 OFFSET ?1")?
+        .query_map([keep.saturating_sub(1) as i64], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for snapshot_id in &doomed {
+        let (first, last) = snapshot_range(*snapshot_id);
+        for table in ["residents", "departed_residents", "tax", "events"] {
+            transaction.execute(&format!("DELETE FROM {table} WHERE key BETWEEN ?1 AND ?2"), (first, last))?;
+        }
+        transaction.execute("DELETE FROM snapshots WHERE id = ?1", [snapshot_id])?;
+        audit(&transaction, "system", "prune-snapshot", &format!("snapshot {snapshot_id}"), "")?;
+    }
+    transaction.commit()?;
+    Ok(doomed)
 }
 
 /// A population ready for a plugin, with the resident id of every row so that the host
@@ -78,19 +261,21 @@ pub struct LoadedPopulation {
     pub population: Population,
 }
 
-/// Reads the active snapshot as columns, filling only the columns `fields` names.
+/// Reads the active snapshot as columns, filling only the columns `fields` names. Tax
+/// columns are filled only for residents who consented to the use of their tax data.
 pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<LoadedPopulation> {
     let snapshot_id = active(connection)?.context("no active snapshot: import resident records first")?;
     let wants = |field| fields.contains(&field);
+    let (first, last) = snapshot_range(snapshot_id);
     let mut population = Population::default();
     let mut resident_ids = Vec::new();
     let mut households: HashMap<String, u32> = HashMap::new();
     let mut wards: HashMap<String, u16> = HashMap::new();
     let mut statement = connection.prepare_cached(
         "SELECT resident_id, household_id, birth_day, sex, relationship, ward, resident_since
-         FROM residents WHERE snapshot_id = ?1 ORDER BY resident_id",
+         FROM residents WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
     )?;
-    let mut rows = statement.query([snapshot_id])?;
+    let mut rows = statement.query((first, last))?;
     while let Some(row) = rows.next()? {
         resident_ids.push(row.get::<_, String>(0)?);
         if wants(Field::BirthDay) {
@@ -120,11 +305,78 @@ pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<Load
         }
     }
     population.size = resident_ids.len() as u32;
+    if wants(Field::Tax) {
+        load_tax(connection, snapshot_id, &mut population)?;
+    }
+    for (field, kind, events) in [
+        (Field::Pregnancies, EventKind::Pregnancy, &mut population.pregnancies),
+        (Field::Immunizations, EventKind::Immunization, &mut population.immunizations),
+        (Field::Checkups, EventKind::Checkup, &mut population.checkups),
+        (Field::Receipts, EventKind::Receipt, &mut population.receipts),
+    ] {
+        if fields.contains(&field) {
+            *events = load_events(connection, snapshot_id, kind)?;
+        }
+    }
     Ok(LoadedPopulation { snapshot_id, resident_ids, population })
 }
 
+/// Fills `taxable` and `income` from each consenting resident's latest fiscal year.
+fn load_tax(connection: &Connection, snapshot_id: i64, population: &mut Population) -> Result<()> {
+    let size = population.size as usize;
+    population.taxable = vec![0; size];
+    population.income = vec![0; size];
+    let consenting: HashSet<u32> = connection
+        .prepare_cached(
+            "SELECT r.key - ?2 FROM registrations g JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = g.resident_id
+             WHERE g.active = 1 AND g.tax_consent_at IS NOT NULL",
+        )?
+        .query_map((snapshot_id, snapshot_key(snapshot_id, 0)), |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    if consenting.is_empty() {
+        return Ok(());
+    }
+    let mut latest_year = vec![i32::MIN; size];
+    let (first, last) = snapshot_range(snapshot_id);
+    let mut statement = connection.prepare_cached("SELECT row, fiscal_year, total_income, taxable FROM tax WHERE key BETWEEN ?1 AND ?2")?;
+    let mut rows = statement.query((first, last))?;
+    while let Some(row) = rows.next()? {
+        let person: u32 = row.get(0)?;
+        let fiscal_year: i32 = row.get(1)?;
+        let index = person as usize;
+        if consenting.contains(&person) && index < size && fiscal_year > latest_year[index] {
+            latest_year[index] = fiscal_year;
+            population.income[index] = row.get(2)?;
+            population.taxable[index] = row.get(3)?;
+        }
+    }
+    Ok(())
+}
+
+fn load_events(connection: &Connection, snapshot_id: i64, kind: EventKind) -> Result<Events> {
+    let mut events = Events::default();
+    let mut codes: HashMap<String, u16> = HashMap::new();
+    let (first, last) = kind.key_range(snapshot_id);
+    let mut statement = connection.prepare_cached("SELECT row, code, count, start_day, end_day FROM events WHERE key BETWEEN ?1 AND ?2")?;
+    let mut rows = statement.query((first, last))?;
+    while let Some(row) = rows.next()? {
+        let code: String = row.get(1)?;
+        let next = u16::try_from(codes.len()).context("more than 65536 distinct event codes")?;
+        let index = *codes.entry(code.clone()).or_insert_with(|| {
+            events.codes.push(code);
+            next
+        });
+        events.person.push(row.get(0)?);
+        events.code.push(index);
+        events.count.push(row.get(2)?);
+        events.start.push(row.get(3)?);
+        events.end.push(row.get(4)?);
+    }
+    Ok(events)
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub fn resident(id: &str, household: &str, birth: &str, relationship: u8) -> Resident {
@@ -142,12 +394,29 @@ mod tests {
         }
     }
 
+    pub fn database() -> Connection {
+        let mut connection = Connection::open_in_memory().unwrap();
+        crate::database::migrate(&mut connection).unwrap();
+        connection
+    }
+
+    /// Stores `residents` as a new active snapshot and returns its id.
+    pub fn store(connection: &mut Connection, residents: &[Resident]) -> i64 {
+        let transaction = connection.transaction().unwrap();
+        let mut writer = SnapshotWriter::new(&transaction, "test").unwrap();
+        for resident in residents {
+            writer.add_resident(resident).unwrap();
+        }
+        let snapshot_id = writer.finish(&transaction, "").unwrap();
+        activate(&transaction, snapshot_id, "test").unwrap();
+        transaction.commit().unwrap();
+        snapshot_id
+    }
+
     #[test]
     fn a_plugin_gets_only_the_columns_it_declares() {
-        let mut connection = Connection::open_in_memory().unwrap();
-        connection.execute_batch(include_str!("../../db/0001_initial.sql")).unwrap();
-        let residents = [resident("001", "h1", "1990-01-01", 1), resident("002", "h1", "2026-01-01", 3), resident("003", "h2", "1950-05-05", 1)];
-        import(&mut connection, &residents, "test", "test").unwrap();
+        let mut connection = database();
+        store(&mut connection, &[resident("001", "h1", "1990-01-01", 1), resident("002", "h1", "2026-01-01", 3), resident("003", "h2", "1950-05-05", 1)]);
 
         let loaded = load_population(&connection, &[Field::BirthDay, Field::Ward]).unwrap();
         assert_eq!(loaded.resident_ids, ["001", "002", "003"]);
@@ -163,13 +432,44 @@ mod tests {
     }
 
     #[test]
-    fn a_new_import_becomes_active_and_the_old_one_is_kept() {
-        let mut connection = Connection::open_in_memory().unwrap();
-        connection.execute_batch(include_str!("../../db/0001_initial.sql")).unwrap();
-        let first = import(&mut connection, &[resident("001", "h1", "1990-01-01", 1)], "first", "test").unwrap();
-        let second = import(&mut connection, &[resident("002", "h2", "1990-01-01", 1)], "second", "test").unwrap();
-        assert_eq!(active(&connection).unwrap(), Some(second));
-        let kept: i64 = connection.query_row("SELECT count(*) FROM residents WHERE snapshot_id = ?1", [first], |row| row.get(0)).unwrap();
-        assert_eq!(kept, 1);
+    fn tax_data_reaches_a_plugin_only_for_residents_who_consented() {
+        let mut connection = database();
+        let transaction = connection.transaction().unwrap();
+        let mut writer = SnapshotWriter::new(&transaction, "test").unwrap();
+        let first = writer.add_resident(&resident("001", "h1", "1990-01-01", 1)).unwrap();
+        let second = writer.add_resident(&resident("002", "h2", "1980-01-01", 1)).unwrap();
+        writer.add_tax(first, 2025, 1_000_000, 3).unwrap();
+        writer.add_tax(first, 2026, 2_000_000, 3).unwrap();
+        writer.add_tax(second, 2026, 500_000, 1).unwrap();
+        writer.add_event(EventKind::Immunization, second, "vaccine-mr", 1, Day::parse_iso("1981-01-01").unwrap(), None).unwrap();
+        let snapshot_id = writer.finish(&transaction, "").unwrap();
+        activate(&transaction, snapshot_id, "test").unwrap();
+        transaction.commit().unwrap();
+        connection
+            .execute_batch("INSERT INTO registrations (resident_id, registered_at, tax_consent_at) VALUES ('001', 'now', 'now'), ('002', 'now', NULL)")
+            .unwrap();
+
+        let loaded = load_population(&connection, &[Field::Tax, Field::Immunizations]).unwrap();
+        assert_eq!(loaded.population.income, [2_000_000, 0]);
+        assert_eq!(loaded.population.taxable, [3, 0]);
+        assert_eq!(loaded.population.immunizations.person, [1]);
+        assert_eq!(loaded.population.immunizations.codes, ["vaccine-mr"]);
+        assert_eq!(loaded.population.immunizations.end, [i32::MAX]);
+        assert!(load_population(&connection, &[Field::BirthDay]).unwrap().population.immunizations.person.is_empty());
+    }
+
+    #[test]
+    fn old_generations_are_pruned_but_the_active_one_stays() {
+        let mut connection = database();
+        let first = store(&mut connection, &[resident("001", "h1", "1990-01-01", 1)]);
+        let second = store(&mut connection, &[resident("002", "h2", "1990-01-01", 1)]);
+        let third = store(&mut connection, &[resident("003", "h3", "1990-01-01", 1)]);
+        activate(&connection, first, "test").unwrap();
+        assert_eq!(prune(&mut connection, 2).unwrap(), [second]);
+        let kept: Vec<i64> = list(&connection).unwrap().iter().map(|snapshot| snapshot.id).collect();
+        assert_eq!(kept, [third, first]);
+        assert_eq!(load_population(&connection, &[]).unwrap().resident_ids, ["001"]);
+        let orphans: i64 = connection.query_row("SELECT count(*) FROM residents WHERE snapshot_id = ?1", [second], |row| row.get(0)).unwrap();
+        assert_eq!(orphans, 0);
     }
 }

@@ -1,0 +1,363 @@
+//! Imports a municipal export (a directory of CSV files) as a new snapshot generation,
+//! all or nothing: every file is validated whole inside one transaction, and the snapshot
+//! becomes active in that same transaction only when no problem was found.
+
+mod csv_file;
+pub mod values;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context;
+use rusqlite::Connection;
+
+pub use csv_file::{MAX_PROBLEMS, MAX_ROW_BYTES, Problem};
+use csv_file::{Column, CsvFile, FileSpec, Problems};
+
+use crate::database::audit;
+use crate::snapshot::{self, EventKind, Resident, SnapshotWriter};
+
+/// The import was refused; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[error("import refused, nothing changed:\n{}", .problems.iter().map(|problem| problem.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct ImportRefused {
+    pub problems: Vec<Problem>,
+}
+
+/// Why an import did not happen: the files are wrong (the caller shows the problems), or
+/// something else failed (disk, database).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Refused(#[from] ImportRefused),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<rusqlite::Error> for ImportError {
+    fn from(error: rusqlite::Error) -> ImportError {
+        ImportError::Failed(error.into())
+    }
+}
+
+pub struct ImportOptions {
+    /// Who imports, for the audit log.
+    pub actor: String,
+    /// What is imported, for staff screens (a directory or an upload's name).
+    pub source: String,
+    /// How many snapshot generations to keep, the new one included.
+    pub keep_generations: usize,
+    /// Refuse an export with this share fewer living residents than the active snapshot
+    /// (a truncated export looks just like that); `None` accepts any size.
+    pub max_shrink_percent: Option<u32>,
+}
+
+/// What an accepted import did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ImportReport {
+    pub snapshot_id: i64,
+    pub residents: u32,
+    pub departed: u32,
+    /// Rows read from each file present.
+    pub files: Vec<(String, u64)>,
+    /// Columns that were ignored, and similar things staff should know.
+    pub warnings: Vec<String>,
+    /// Generations deleted because more than `keep_generations` were kept.
+    pub pruned: Vec<i64>,
+}
+
+const fn column(english: &'static str, japanese: &'static str, required: bool) -> Column {
+    Column { english, japanese, required }
+}
+
+static RESIDENTS: FileSpec = FileSpec {
+    name: "residents.csv",
+    columns: &[
+        column("resident_id", "宛名番号", true),
+        column("household_id", "世帯番号", true),
+        column("name", "氏名", true),
+        column("name_kana", "氏名カナ", false),
+        column("birth_date", "生年月日", true),
+        column("sex", "性別", true),
+        column("relationship", "続柄", true),
+        column("address", "住所", false),
+        column("ward", "行政区", false),
+        column("resident_since", "住民となった日", false),
+        column("status", "住民状態", false),
+    ],
+};
+
+static TAX: FileSpec = FileSpec {
+    name: "tax.csv",
+    columns: &[column("resident_id", "宛名番号", true), column("fiscal_year", "課税年度", true), column("total_income", "合計所得金額", true), column("taxable", "課税区分", true)],
+};
+
+/// A file of dated records and which of its columns feed an event's code, count, start
+/// and end.
+struct EventFile {
+    spec: FileSpec,
+    kind: EventKind,
+    code: Option<&'static str>,
+    count: Option<&'static str>,
+    start: &'static str,
+    end: Option<(&'static str, bool)>,
+}
+
+static EVENT_FILES: [EventFile; 4] = [
+    EventFile {
+        spec: FileSpec {
+            name: "receipts.csv",
+            columns: &[column("resident_id", "宛名番号", true), column("program_code", "制度コード", true), column("start_date", "開始日", true), column("end_date", "終了日", false)],
+        },
+        kind: EventKind::Receipt,
+        code: Some("program_code"),
+        count: None,
+        start: "start_date",
+        end: Some(("end_date", false)),
+    },
+    EventFile {
+        spec: FileSpec {
+            name: "pregnancies.csv",
+            columns: &[column("resident_id", "宛名番号", true), column("notified_on", "交付日", true), column("due_date", "出産予定日", true)],
+        },
+        kind: EventKind::Pregnancy,
+        code: None,
+        count: None,
+        start: "notified_on",
+        end: Some(("due_date", true)),
+    },
+    EventFile {
+        spec: FileSpec {
+            name: "immunizations.csv",
+            columns: &[column("resident_id", "宛名番号", true), column("vaccine", "ワクチン", true), column("dose", "回数", true), column("date", "接種日", true)],
+        },
+        kind: EventKind::Immunization,
+        code: Some("vaccine"),
+        count: Some("dose"),
+        start: "date",
+        end: None,
+    },
+    EventFile {
+        spec: FileSpec { name: "checkups.csv", columns: &[column("resident_id", "宛名番号", true), column("kind", "種別", true), column("date", "受診日", true)] },
+        kind: EventKind::Checkup,
+        code: Some("kind"),
+        count: None,
+        start: "date",
+        end: None,
+    },
+];
+
+/// By default an export with this share fewer living residents than the active snapshot
+/// is refused as probably truncated.
+pub const DEFAULT_MAX_SHRINK_PERCENT: u32 = 10;
+
+/// The code a pregnancy record carries, since its file has no code column.
+pub const PREGNANCY_CODE: &str = "pregnancy";
+
+/// Where a resident id of `residents.csv` leads: the row of a living resident, or nothing
+/// for one who moved out or died; and the line it was first seen on.
+struct Known {
+    row: Option<u32>,
+    line: u64,
+}
+
+/// Reads every file in `directory` and, if all are valid, stores them as the new active
+/// snapshot. On any problem nothing changes and every problem found (up to
+/// [`MAX_PROBLEMS`]) is returned.
+pub fn import_directory(connection: &mut Connection, directory: &Path, options: &ImportOptions) -> Result<ImportReport, ImportError> {
+    if !directory.is_dir() {
+        return Err(anyhow::anyhow!("{} is not a directory", directory.display()).into());
+    }
+    let active_before = snapshot::active_resident_count(connection)?;
+    let transaction = connection.transaction()?;
+    let mut writer = SnapshotWriter::new(&transaction, &options.source)?;
+    let mut problems = Problems::default();
+    let mut warnings = Vec::new();
+    let mut files = Vec::new();
+
+    let Some(mut residents_file) = CsvFile::open(directory, &RESIDENTS, &mut problems, &mut warnings)? else {
+        if problems.is_empty() {
+            problems.push(RESIDENTS.name, 0, 0, format!("{} is missing from the export; it is required", RESIDENTS.name));
+        }
+        return Err(ImportRefused { problems: problems.list }.into());
+    };
+    let (known, departed, rows) = read_residents(&mut residents_file, &mut writer, &mut problems)?;
+    files.push((RESIDENTS.name.to_owned(), rows));
+    if let Some(mut file) = CsvFile::open(directory, &TAX, &mut problems, &mut warnings)? {
+        files.push((TAX.name.to_owned(), read_tax(&mut file, &known, &mut writer, &mut problems)?));
+    }
+    for events in &EVENT_FILES {
+        if let Some(mut file) = CsvFile::open(directory, &events.spec, &mut problems, &mut warnings)? {
+            files.push((events.spec.name.to_owned(), read_events(&mut file, events, &known, &mut writer, &mut problems)?));
+        }
+    }
+
+    let residents = writer.resident_count();
+    if residents == 0 && problems.is_empty() {
+        problems.push(RESIDENTS.name, 0, 0, "there are no living residents in residents.csv".to_owned());
+    }
+    if let Some(percent) = options.max_shrink_percent {
+        let floor = (u64::from(active_before) * u64::from(100 - percent.min(100))).div_ceil(100);
+        if problems.is_empty() && u64::from(residents) < floor {
+            problems.push(
+                RESIDENTS.name,
+                0,
+                0,
+                format!("{residents} living residents, more than {percent} % fewer than the active snapshot's {active_before}; if the export is complete, import it allowing the shrink"),
+            );
+        }
+    }
+    if !problems.is_empty() {
+        // Dropping the transaction rolls back everything written.
+        return Err(ImportRefused { problems: problems.list }.into());
+    }
+    let summary = files.iter().map(|(name, rows)| format!("{name} {rows}")).collect::<Vec<_>>().join(", ");
+    let snapshot_id = writer.finish(&transaction, &summary)?;
+    snapshot::activate(&transaction, snapshot_id, &options.actor)?;
+    audit(&transaction, &options.actor, "import", &format!("snapshot {snapshot_id}"), &format!("{summary} from {}", options.source))?;
+    transaction.commit().context("cannot commit the import")?;
+    for warning in &warnings {
+        tracing::warn!(%warning, "import");
+    }
+    let pruned = snapshot::prune(connection, options.keep_generations.max(1))?;
+    Ok(ImportReport { snapshot_id, residents, departed, files, warnings, pruned })
+}
+
+/// Reads `residents.csv`, storing living residents (while no problem has been found) and
+/// checking ids and households. Returns the ids seen, the number departed, and rows read.
+fn read_residents(file: &mut CsvFile, writer: &mut SnapshotWriter<'_>, problems: &mut Problems) -> anyhow::Result<(HashMap<Box<str>, Known>, u32, u64)> {
+    let spec = file.spec;
+    let [id_column, household_column, name_column, kana_column, birth_column, sex_column, relationship_column, address_column, ward_column, since_column, status_column] =
+        ["resident_id", "household_id", "name", "name_kana", "birth_date", "sex", "relationship", "address", "ward", "resident_since", "status"].map(|name| spec.column(name));
+    let mut known: HashMap<Box<str>, Known> = HashMap::new();
+    // For each household of living residents: the line it first appears on, and whether
+    // it has a head.
+    let mut households: HashMap<Box<str>, (u64, bool)> = HashMap::new();
+    let (mut departed, mut rows) = (0, 0);
+    while let Some(mut row) = file.next_row(problems) {
+        rows += 1;
+        let resident_id = row.required(id_column);
+        let household_id = row.required(household_column);
+        let name = row.required(name_column);
+        let name_kana = row.text(kana_column).unwrap_or("");
+        let birth_day = row.value(birth_column, values::date, "a date");
+        let sex = row.value(sex_column, values::sex, "one of 1, 2, 男, 女, male, female");
+        let relationship = row.value(relationship_column, values::relationship, "a 続柄 (世帯主, 妻, 夫, 子, 父, 母, その他 …)");
+        let address = row.text(address_column).unwrap_or("");
+        let ward = row.text(ward_column).unwrap_or("");
+        let resident_since = row.optional(since_column, values::date, "a date");
+        let departure = row.optional(status_column, values::status, "one of 住民, 転出, 死亡, resident, moved_out, deceased").flatten();
+
+        let Some(resident_id) = resident_id else { continue };
+        if let Some(first) = known.get(resident_id) {
+            let message = format!("resident_id {resident_id} appears twice (first on line {})", first.line);
+            row.problem(Some(id_column), message);
+            continue;
+        }
+        let line = row.line;
+        known.insert(resident_id.into(), Known { row: None, line });
+        if let (Some(household_id), None) = (household_id, departure) {
+            let household = households.entry(household_id.into()).or_insert((line, false));
+            household.1 |= relationship == Some(oshirase_sdk::Relationship::Head.code());
+        }
+        if !row.storable() {
+            continue;
+        }
+        let (Some(household_id), Some(name), Some(birth_day), Some(sex), Some(relationship)) = (household_id, name, birth_day, sex, relationship) else {
+            continue;
+        };
+        if let Some(departure) = departure {
+            writer.add_departed(resident_id, departure)?;
+            departed += 1;
+            continue;
+        }
+        let resident = Resident {
+            resident_id: resident_id.to_owned(),
+            household_id: household_id.to_owned(),
+            name: name.to_owned(),
+            name_kana: name_kana.to_owned(),
+            birth_day,
+            sex,
+            relationship,
+            address: address.to_owned(),
+            ward: ward.to_owned(),
+            resident_since,
+        };
+        let stored = writer.add_resident(&resident)?;
+        if let Some(entry) = known.get_mut(resident_id) {
+            entry.row = Some(stored);
+        }
+    }
+    let mut headless: Vec<(u64, &str)> = households.iter().filter(|(_, (_, has_head))| !has_head).map(|(household, (line, _))| (*line, household.as_ref())).collect();
+    headless.sort_unstable();
+    for (line, household) in headless {
+        problems.push(spec.name, line, 0, format!("household {household} has no head (世帯主) among its living residents"));
+    }
+    Ok((known, departed, rows))
+}
+
+/// The row of the living resident a record refers to: `Ok(None)` for a resident who moved
+/// out or died (their records are not kept), a problem for an id not in `residents.csv`.
+fn resident_row(row: &mut csv_file::Row<'_>, column: csv_file::ColumnId, known: &HashMap<Box<str>, Known>) -> Option<Option<u32>> {
+    let resident_id = row.required(column)?;
+    match known.get(resident_id) {
+        Some(entry) => Some(entry.row),
+        None => {
+            row.problem(Some(column), format!("resident_id {resident_id} is not in residents.csv"));
+            None
+        }
+    }
+}
+
+fn read_tax(file: &mut CsvFile, known: &HashMap<Box<str>, Known>, writer: &mut SnapshotWriter<'_>, problems: &mut Problems) -> anyhow::Result<u64> {
+    let [id_column, year_column, income_column, taxable_column] = ["resident_id", "fiscal_year", "total_income", "taxable"].map(|name| file.spec.column(name));
+    let mut rows = 0;
+    while let Some(mut row) = file.next_row(problems) {
+        rows += 1;
+        let resident = resident_row(&mut row, id_column, known);
+        let fiscal_year = row.value(year_column, values::fiscal_year, "a fiscal year (2024, 令和6年度, R6)");
+        let income = row.value(income_column, values::yen, "an amount of yen");
+        let taxable = row.value(taxable_column, values::taxable, "one of 課税, 非課税, 均等割のみ");
+        if let (Some(Some(resident)), Some(fiscal_year), Some(income), Some(taxable), true) = (resident, fiscal_year, income, taxable, row.storable()) {
+            writer.add_tax(resident, fiscal_year, income, taxable)?;
+        }
+    }
+    Ok(rows)
+}
+
+fn read_events(file: &mut CsvFile, events: &EventFile, known: &HashMap<Box<str>, Known>, writer: &mut SnapshotWriter<'_>, problems: &mut Problems) -> anyhow::Result<u64> {
+    let spec = file.spec;
+    let id_column = spec.column("resident_id");
+    let code_column = events.code.map(|name| spec.column(name));
+    let count_column = events.count.map(|name| spec.column(name));
+    let start_column = spec.column(events.start);
+    let end_column = events.end.map(|(name, required)| (spec.column(name), required));
+    let mut rows = 0;
+    while let Some(mut row) = file.next_row(problems) {
+        rows += 1;
+        let resident = resident_row(&mut row, id_column, known);
+        let code = match code_column {
+            Some(column) => row.required(column),
+            None => Some(PREGNANCY_CODE),
+        };
+        let count = count_column.map_or(Some(0), |column| row.value(column, values::dose, "a dose number from 1 to 99"));
+        let start = row.value(start_column, values::date, "a date");
+        let end = match end_column {
+            Some((column, true)) => row.value(column, values::date, "a date").map(Some),
+            Some((column, false)) => Some(row.optional(column, values::date, "a date")),
+            None => Some(start),
+        };
+        if let (Some(start), Some(Some(end)), Some((column, _)), Some((end_name, _))) = (start, end, end_column, events.end)
+            && end < start
+        {
+            row.problem(Some(column), format!("{end_name} {end} is before {} {start}", events.start));
+        }
+        if let (Some(Some(resident)), Some(code), Some(count), Some(start), Some(end), true) = (resident, code, count, start, end, row.storable()) {
+            writer.add_event(events.kind, resident, code, count, start, end)?;
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests;
