@@ -16,6 +16,9 @@ const MIGRATIONS: &[(&str, &str)] = &[
 /// Opens (creating if needed) the database at `path`, in WAL mode, fully migrated.
 pub fn open(path: &Path) -> Result<Connection> {
     let mut connection = Connection::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
+    // 8 KiB pages make a snapshot's B-trees shallower and its import faster; the pragma
+    // only has an effect on a new, empty database.
+    connection.pragma_update(None, "page_size", 8192).context("cannot set the page size")?;
     connection
         .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
         .context("cannot configure database")?;

@@ -27,18 +27,30 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
     let transaction = connection.transaction()?;
     let mut queued = 0;
     {
+        // Two kinds of recipient: the resident themselves, and for a minor without their own
+        // registration, the registered heads and spouses of the household ("guardians",
+        // gathered once so that each notice looks its household up in an index).
         let mut due = transaction.prepare(
-            "SELECT n.id, n.program, n.occasion, n.expires_on, reg.line_user_id
-             FROM notices n
-             JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = n.resident_id
-             JOIN registrations reg ON reg.active = 1 AND reg.line_user_id IS NOT NULL AND (
-                 reg.resident_id = n.resident_id
-                 OR (r.birth_day > ?3 AND NOT EXISTS (SELECT 1 FROM registrations own WHERE own.resident_id = n.resident_id AND own.active = 1)
-                     AND reg.resident_id IN (SELECT g.resident_id FROM residents g
-                                             WHERE g.snapshot_id = ?1 AND g.household_id = r.household_id AND g.relationship IN (?4, ?5))))
-             WHERE n.send_on <= ?2 AND n.expires_on >= ?2
-               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = n.id AND d.channel = 'line' AND d.address = reg.line_user_id)
-             ORDER BY n.id, reg.line_user_id",
+            "WITH due AS (
+                 SELECT n.id, n.program, n.occasion, n.expires_on, n.resident_id FROM notices n
+                 WHERE n.send_on <= ?2 AND n.expires_on >= ?2),
+             guardians AS MATERIALIZED (
+                 SELECT r.household_id, reg.line_user_id FROM registrations reg
+                 JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = reg.resident_id
+                 WHERE reg.active = 1 AND reg.line_user_id IS NOT NULL AND r.relationship IN (?4, ?5)),
+             recipients AS (
+                 SELECT due.*, reg.line_user_id FROM due
+                 JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = due.resident_id
+                 JOIN registrations reg ON reg.resident_id = due.resident_id AND reg.active = 1 AND reg.line_user_id IS NOT NULL
+                 UNION ALL
+                 SELECT due.*, g.line_user_id FROM due
+                 JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = due.resident_id
+                 JOIN guardians g ON g.household_id = r.household_id
+                 WHERE r.birth_day > ?3
+                   AND NOT EXISTS (SELECT 1 FROM registrations own WHERE own.resident_id = due.resident_id AND own.active = 1))
+             SELECT id, program, occasion, expires_on, line_user_id FROM recipients
+             WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = recipients.id AND d.channel = 'line' AND d.address = recipients.line_user_id)
+             ORDER BY id, line_user_id",
         )?;
         let rows: Vec<(i64, String, String, i32, String)> = due
             .query_map(

@@ -5,17 +5,18 @@
 mod csv_file;
 pub mod values;
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
 use rusqlite::Connection;
+use rustc_hash::FxHashMap as HashMap;
 
 pub use csv_file::{MAX_PROBLEMS, MAX_ROW_BYTES, Problem};
 use csv_file::{Column, CsvFile, FileSpec, Problems};
 
 use crate::database::audit;
-use crate::snapshot::{self, EventKind, Resident, SnapshotWriter};
+use crate::snapshot::{self, Departure, EventKind, Resident, SnapshotWriter};
+use oshirase_sdk::Day;
 
 /// The import was refused; nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -164,75 +165,173 @@ struct Known {
 /// Reads every file in `directory` and, if all are valid, stores them as the new active
 /// snapshot. On any problem nothing changes and every problem found (up to
 /// [`MAX_PROBLEMS`]) is returned.
+///
+/// Two threads share the work: one reads and validates the files, the other (the caller's)
+/// writes the rows into SQLite as they come, inside one transaction that is committed
+/// only when the reader found nothing wrong.
 pub fn import_directory(connection: &mut Connection, directory: &Path, options: &ImportOptions) -> Result<ImportReport, ImportError> {
     if !directory.is_dir() {
         return Err(anyhow::anyhow!("{} is not a directory", directory.display()).into());
     }
     let active_before = snapshot::active_resident_count(connection)?;
+    // A larger page cache while the snapshot is written keeps the indexes' pages from
+    // being spilled to the log and written again.
+    let cache_pages: i64 = connection.query_row("PRAGMA cache_size", [], |row| row.get(0))?;
+    connection.pragma_update(None, "cache_size", IMPORT_CACHE_KIB)?;
+    let result = import_in_transaction(connection, directory, options, active_before);
+    connection.pragma_update(None, "cache_size", cache_pages)?;
+    let report = result?;
+    for warning in &report.warnings {
+        tracing::warn!(%warning, "import");
+    }
+    let pruned = snapshot::prune(connection, options.keep_generations.max(1))?;
+    Ok(ImportReport { pruned, ..report })
+}
+
+/// The page cache during an import, as SQLite's negative size in KiB.
+const IMPORT_CACHE_KIB: i64 = -64 * 1024;
+/// Records per message from the reading thread to the writing thread.
+const BATCH: usize = 4096;
+
+fn import_in_transaction(connection: &mut Connection, directory: &Path, options: &ImportOptions, active_before: u32) -> Result<ImportReport, ImportError> {
     let transaction = connection.transaction()?;
     let mut writer = SnapshotWriter::new(&transaction, &options.source)?;
-    let mut problems = Problems::default();
-    let mut warnings = Vec::new();
-    let mut files = Vec::new();
-
-    let Some(mut residents_file) = CsvFile::open(directory, &RESIDENTS, &mut problems, &mut warnings)? else {
-        if problems.is_empty() {
-            problems.push(RESIDENTS.name, 0, 0, format!("{} is missing from the export; it is required", RESIDENTS.name));
-        }
-        return Err(ImportRefused { problems: problems.list }.into());
-    };
-    let (known, departed, rows) = read_residents(&mut residents_file, &mut writer, &mut problems)?;
-    files.push((RESIDENTS.name.to_owned(), rows));
-    if let Some(mut file) = CsvFile::open(directory, &TAX, &mut problems, &mut warnings)? {
-        files.push((TAX.name.to_owned(), read_tax(&mut file, &known, &mut writer, &mut problems)?));
-    }
-    for events in &EVENT_FILES {
-        if let Some(mut file) = CsvFile::open(directory, &events.spec, &mut problems, &mut warnings)? {
-            files.push((events.spec.name.to_owned(), read_events(&mut file, events, &known, &mut writer, &mut problems)?));
-        }
-    }
-
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
+    let (read, written) = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_export(directory, Sink { sender, batch: Vec::with_capacity(BATCH), residents: 0, open: true }));
+        // The receiver is dropped when writing stops, so a failed write stops the reader.
+        let written = receiver.into_iter().flatten().try_for_each(|record| record.write(&mut writer));
+        (reader.join(), written)
+    });
+    let mut read = read.map_err(|_| anyhow::anyhow!("the thread reading the export panicked"))??;
+    written?;
     let residents = writer.resident_count();
-    if residents == 0 && problems.is_empty() {
-        problems.push(RESIDENTS.name, 0, 0, "there are no living residents in residents.csv".to_owned());
+    if residents == 0 && read.problems.is_empty() {
+        read.problems.push(RESIDENTS.name, 0, 0, "there are no living residents in residents.csv".to_owned());
     }
     if let Some(percent) = options.max_shrink_percent {
         let floor = (u64::from(active_before) * u64::from(100 - percent.min(100))).div_ceil(100);
-        if problems.is_empty() && u64::from(residents) < floor {
-            problems.push(
-                RESIDENTS.name,
-                0,
-                0,
-                format!("{residents} living residents, more than {percent} % fewer than the active snapshot's {active_before}; if the export is complete, import it allowing the shrink"),
+        if read.problems.is_empty() && u64::from(residents) < floor {
+            let message = format!(
+                "{residents} living residents, more than {percent} % fewer than the active snapshot's {active_before}; if the export is complete, import it allowing the shrink"
             );
+            read.problems.push(RESIDENTS.name, 0, 0, message);
         }
     }
-    if !problems.is_empty() {
+    if !read.problems.is_empty() {
         // Dropping the transaction rolls back everything written.
-        return Err(ImportRefused { problems: problems.list }.into());
+        return Err(ImportRefused { problems: read.problems.list }.into());
     }
-    let summary = files.iter().map(|(name, rows)| format!("{name} {rows}")).collect::<Vec<_>>().join(", ");
+    let summary = read.files.iter().map(|(name, rows)| format!("{name} {rows}")).collect::<Vec<_>>().join(", ");
     let snapshot_id = writer.finish(&transaction, &summary)?;
     snapshot::activate(&transaction, snapshot_id, &options.actor)?;
     audit(&transaction, &options.actor, "import", &format!("snapshot {snapshot_id}"), &format!("{summary} from {}", options.source))?;
     transaction.commit().context("cannot commit the import")?;
-    for warning in &warnings {
-        tracing::warn!(%warning, "import");
-    }
-    let pruned = snapshot::prune(connection, options.keep_generations.max(1))?;
-    Ok(ImportReport { snapshot_id, residents, departed, files, warnings, pruned })
+    Ok(ImportReport { snapshot_id, residents, departed: read.departed, files: read.files, warnings: read.warnings, pruned: Vec::new() })
 }
 
-/// Reads `residents.csv`, storing living residents (while no problem has been found) and
+/// What the reading thread hands the writing thread, in file order.
+enum Record {
+    /// A living resident and the row the reader numbered them with.
+    Resident(u32, Resident),
+    Departed(String, Departure),
+    Tax { row: u32, fiscal_year: i32, income: i64, taxable: u8 },
+    Event { kind: EventKind, row: u32, code: String, count: u8, start: Day, end: Option<Day> },
+}
+
+impl Record {
+    fn write(self, writer: &mut SnapshotWriter<'_>) -> anyhow::Result<()> {
+        match self {
+            Record::Resident(row, resident) => {
+                let stored = writer.add_resident(&resident)?;
+                anyhow::ensure!(stored == row, "resident {} was numbered {row} but stored as {stored}", resident.resident_id);
+            }
+            Record::Departed(resident_id, departure) => writer.add_departed(&resident_id, departure)?,
+            Record::Tax { row, fiscal_year, income, taxable } => writer.add_tax(row, fiscal_year, income, taxable)?,
+            Record::Event { kind, row, code, count, start, end } => writer.add_event(kind, row, &code, count, start, end)?,
+        }
+        Ok(())
+    }
+}
+
+/// The reading thread's end of the channel: batches records and numbers living residents
+/// in the order the writer will store them.
+struct Sink {
+    sender: std::sync::mpsc::SyncSender<Vec<Record>>,
+    batch: Vec<Record>,
+    residents: u32,
+    /// False once the writer has stopped; nothing more is sent.
+    open: bool,
+}
+
+impl Sink {
+    /// Queues a living resident and returns their row.
+    fn resident(&mut self, resident: Resident) -> u32 {
+        let row = self.residents;
+        self.residents += 1;
+        self.push(Record::Resident(row, resident));
+        row
+    }
+
+    fn push(&mut self, record: Record) {
+        self.batch.push(record);
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.open && !self.batch.is_empty() {
+            self.open = self.sender.send(std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH))).is_ok();
+        }
+        self.batch.clear();
+    }
+}
+
+/// What the reading thread found.
+struct ReadExport {
+    problems: Problems,
+    warnings: Vec<String>,
+    files: Vec<(String, u64)>,
+    departed: u32,
+}
+
+/// Reads and validates every file of the export, sending the rows to store into `sink`
+/// while no problem has been found.
+fn read_export(directory: &Path, mut sink: Sink) -> anyhow::Result<ReadExport> {
+    let mut problems = Problems::default();
+    let mut warnings = Vec::new();
+    let mut files = Vec::new();
+    let Some(mut residents_file) = CsvFile::open(directory, &RESIDENTS, &mut problems, &mut warnings)? else {
+        if problems.is_empty() {
+            problems.push(RESIDENTS.name, 0, 0, format!("{} is missing from the export; it is required", RESIDENTS.name));
+        }
+        return Ok(ReadExport { problems, warnings, files, departed: 0 });
+    };
+    let (known, departed, rows) = read_residents(&mut residents_file, &mut sink, &mut problems);
+    files.push((RESIDENTS.name.to_owned(), rows));
+    if let Some(mut file) = CsvFile::open(directory, &TAX, &mut problems, &mut warnings)? {
+        files.push((TAX.name.to_owned(), read_tax(&mut file, &known, &mut sink, &mut problems)));
+    }
+    for events in &EVENT_FILES {
+        if let Some(mut file) = CsvFile::open(directory, &events.spec, &mut problems, &mut warnings)? {
+            files.push((events.spec.name.to_owned(), read_events(&mut file, events, &known, &mut sink, &mut problems)));
+        }
+    }
+    sink.flush();
+    Ok(ReadExport { problems, warnings, files, departed })
+}
+
+/// Reads `residents.csv`, sending living residents (while no problem has been found) and
 /// checking ids and households. Returns the ids seen, the number departed, and rows read.
-fn read_residents(file: &mut CsvFile, writer: &mut SnapshotWriter<'_>, problems: &mut Problems) -> anyhow::Result<(HashMap<Box<str>, Known>, u32, u64)> {
+fn read_residents(file: &mut CsvFile, sink: &mut Sink, problems: &mut Problems) -> (HashMap<Box<str>, Known>, u32, u64) {
     let spec = file.spec;
     let [id_column, household_column, name_column, kana_column, birth_column, sex_column, relationship_column, address_column, ward_column, since_column, status_column] =
         ["resident_id", "household_id", "name", "name_kana", "birth_date", "sex", "relationship", "address", "ward", "resident_since", "status"].map(|name| spec.column(name));
-    let mut known: HashMap<Box<str>, Known> = HashMap::new();
+    let mut known: HashMap<Box<str>, Known> = HashMap::default();
     // For each household of living residents: the line it first appears on, and whether
     // it has a head.
-    let mut households: HashMap<Box<str>, (u64, bool)> = HashMap::new();
+    let mut households: HashMap<Box<str>, (u64, bool)> = HashMap::default();
     let (mut departed, mut rows) = (0, 0);
     while let Some(mut row) = file.next_row(problems) {
         rows += 1;
@@ -267,7 +366,7 @@ fn read_residents(file: &mut CsvFile, writer: &mut SnapshotWriter<'_>, problems:
             continue;
         };
         if let Some(departure) = departure {
-            writer.add_departed(resident_id, departure)?;
+            sink.push(Record::Departed(resident_id.to_owned(), departure));
             departed += 1;
             continue;
         }
@@ -283,7 +382,7 @@ fn read_residents(file: &mut CsvFile, writer: &mut SnapshotWriter<'_>, problems:
             ward: ward.to_owned(),
             resident_since,
         };
-        let stored = writer.add_resident(&resident)?;
+        let stored = sink.resident(resident);
         if let Some(entry) = known.get_mut(resident_id) {
             entry.row = Some(stored);
         }
@@ -293,7 +392,7 @@ fn read_residents(file: &mut CsvFile, writer: &mut SnapshotWriter<'_>, problems:
     for (line, household) in headless {
         problems.push(spec.name, line, 0, format!("household {household} has no head (世帯主) among its living residents"));
     }
-    Ok((known, departed, rows))
+    (known, departed, rows)
 }
 
 /// The row of the living resident a record refers to: `Ok(None)` for a resident who moved
@@ -309,7 +408,7 @@ fn resident_row(row: &mut csv_file::Row<'_>, column: csv_file::ColumnId, known: 
     }
 }
 
-fn read_tax(file: &mut CsvFile, known: &HashMap<Box<str>, Known>, writer: &mut SnapshotWriter<'_>, problems: &mut Problems) -> anyhow::Result<u64> {
+fn read_tax(file: &mut CsvFile, known: &HashMap<Box<str>, Known>, sink: &mut Sink, problems: &mut Problems) -> u64 {
     let [id_column, year_column, income_column, taxable_column] = ["resident_id", "fiscal_year", "total_income", "taxable"].map(|name| file.spec.column(name));
     let mut rows = 0;
     while let Some(mut row) = file.next_row(problems) {
@@ -319,13 +418,13 @@ fn read_tax(file: &mut CsvFile, known: &HashMap<Box<str>, Known>, writer: &mut S
         let income = row.value(income_column, values::yen, "an amount of yen");
         let taxable = row.value(taxable_column, values::taxable, "one of 課税, 非課税, 均等割のみ");
         if let (Some(Some(resident)), Some(fiscal_year), Some(income), Some(taxable), true) = (resident, fiscal_year, income, taxable, row.storable()) {
-            writer.add_tax(resident, fiscal_year, income, taxable)?;
+            sink.push(Record::Tax { row: resident, fiscal_year, income, taxable });
         }
     }
-    Ok(rows)
+    rows
 }
 
-fn read_events(file: &mut CsvFile, events: &EventFile, known: &HashMap<Box<str>, Known>, writer: &mut SnapshotWriter<'_>, problems: &mut Problems) -> anyhow::Result<u64> {
+fn read_events(file: &mut CsvFile, events: &EventFile, known: &HashMap<Box<str>, Known>, sink: &mut Sink, problems: &mut Problems) -> u64 {
     let spec = file.spec;
     let id_column = spec.column("resident_id");
     let code_column = events.code.map(|name| spec.column(name));
@@ -353,10 +452,10 @@ fn read_events(file: &mut CsvFile, events: &EventFile, known: &HashMap<Box<str>,
             row.problem(Some(column), format!("{end_name} {end} is before {} {start}", events.start));
         }
         if let (Some(Some(resident)), Some(code), Some(count), Some(start), Some(end), true) = (resident, code, count, start, end, row.storable()) {
-            writer.add_event(events.kind, resident, code, count, start, end)?;
+            sink.push(Record::Event { kind: events.kind, row: resident, code: code.to_owned(), count, start, end });
         }
     }
-    Ok(rows)
+    rows
 }
 
 #[cfg(test)]
