@@ -5,11 +5,28 @@
 //! The same crate builds natively too (the host uses the date arithmetic and these types),
 //! so nothing here may depend on the WebAssembly glue except the `glue` module.
 
+#[cfg(feature = "cases")]
+pub mod cases;
 pub mod date;
+mod history;
+mod household;
+pub mod maternity;
 mod population;
+pub mod screening;
+pub mod single_parent;
 
-pub use date::Day;
-pub use population::{Events, Person, Population, Relationship, Sex};
+pub use date::{Day, GestationalAge};
+pub use history::{Code, History, Record};
+pub use household::{Household, Households};
+pub use population::{Events, Person, Population, Relationship, Sex, Taxable};
+
+use std::ops::RangeInclusive;
+
+/// The 年度 a recurring program declares occasions for. A notice key (program, resident,
+/// occasion) is unique forever, so a screening offered every year needs one occasion per
+/// year, and the manifest must list them all; a plugin asked about a later year fails
+/// loudly (see [`Occasion::fiscal_year_key`]) so that the division publishes a new version.
+pub const FISCAL_YEARS: RangeInclusive<i32> = 2024..=2040;
 
 /// The data a program may ask for; see `wit/program.wit`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -49,6 +66,30 @@ impl Occasion {
     pub fn new(key: &str, title: &str, template: &str) -> Occasion {
         Occasion { key: key.to_owned(), title: title.to_owned(), template: template.to_owned() }
     }
+
+    /// One occasion for each 年度 in [`FISCAL_YEARS`], keyed as [`Occasion::fiscal_year_key`]
+    /// names them, all with the same message.
+    pub fn per_fiscal_year(prefix: &str, title: &str, template: &str) -> Vec<Occasion> {
+        FISCAL_YEARS.map(|fiscal_year| Occasion { key: fiscal_year_key(prefix, fiscal_year), title: format!("{title}({fiscal_year}年度)"), template: template.to_owned() }).collect()
+    }
+
+    /// The key of the occasion for `fiscal_year`: `fy2026`, or `pregnancy-fy2026` with a
+    /// prefix. Fails for a year outside [`FISCAL_YEARS`], which no manifest declares.
+    pub fn fiscal_year_key(prefix: &str, fiscal_year: i32) -> Result<String, String> {
+        if FISCAL_YEARS.contains(&fiscal_year) {
+            Ok(fiscal_year_key(prefix, fiscal_year))
+        } else {
+            Err(format!(
+                "fiscal year {fiscal_year} has no declared occasion (the manifest covers {} to {}): publish a new version of the plugin",
+                FISCAL_YEARS.start(),
+                FISCAL_YEARS.end()
+            ))
+        }
+    }
+}
+
+fn fiscal_year_key(prefix: &str, fiscal_year: i32) -> String {
+    if prefix.is_empty() { format!("fy{fiscal_year}") } else { format!("{prefix}-fy{fiscal_year}") }
 }
 
 /// What a program says about itself (its manifest).
@@ -86,6 +127,12 @@ impl Notice {
             expires_on: closes,
             reason: reason(),
         })
+    }
+
+    /// A notice about something learnt only today (a household became eligible for a
+    /// benefit): it may be sent from today until `expires_on`.
+    pub fn learnt_today(person: &Person<'_>, occasion: String, today: Day, expires_on: Day, reason: String) -> Option<Notice> {
+        (today <= expires_on).then(|| Notice { person: person.index(), occasion, send_on: today, expires_on, reason })
     }
 }
 
