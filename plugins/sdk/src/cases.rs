@@ -21,7 +21,7 @@
 //!         resident_since: 2025-07-31
 //!         tax: { taxable: 非課税, income: 0 }   # 非課税 / 均等割のみ / 課税; only with consent
 //!         immunizations: [ { vaccine: vaccine-mr, dose: 1, date: 2026-08-01 } ]
-//!         checkups: [ { kind: checkup-18m, date: 2026-01-01 } ]
+//!         checkups: [ { kind: checkup-18m, date: 2026-01-01 } ]   # visit: 2 for a second visit
 //!         receipts: [ { program: child-rearing-allowance, start: 2025-01-01, end: 2030-03-31 } ]
 //!         pregnancies: [ { notified_on: 2026-05-01, due_date: 2026-12-01 } ]
 //!     expect:
@@ -207,6 +207,9 @@ struct ImmunizationSource {
 struct CheckupSource {
     kind: String,
     date: String,
+    /// Which visit of a program with several (乳児健診 1回目・2回目); 0 when not said.
+    #[serde(default)]
+    visit: u8,
 }
 
 #[derive(Deserialize)]
@@ -288,7 +291,7 @@ fn read_case(number: usize, value: serde_yaml_ng::Value) -> Result<Case, CaseErr
                 .enumerate()
                 .map(|(row, dose)| one_day(at(&format!("immunizations[{row}].date")), dose.vaccine, dose.dose, &dose.date))
                 .collect::<Result<_, _>>()?,
-            checkups: person.checkups.into_iter().enumerate().map(|(row, checkup)| one_day(at(&format!("checkups[{row}].date")), checkup.kind, 0, &checkup.date)).collect::<Result<_, _>>()?,
+            checkups: person.checkups.into_iter().enumerate().map(|(row, checkup)| one_day(at(&format!("checkups[{row}].date")), checkup.kind, checkup.visit, &checkup.date)).collect::<Result<_, _>>()?,
             receipts: person
                 .receipts
                 .into_iter()

@@ -12,6 +12,7 @@ mod history;
 mod household;
 pub mod maternity;
 mod population;
+pub mod schedule;
 pub mod screening;
 pub mod single_parent;
 
@@ -181,4 +182,17 @@ macro_rules! export_program {
             $crate::bindings::export_program_bindings!(Component with_types_in $crate::bindings);
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_declared_fiscal_year_has_a_key_and_later_years_fail() {
+        let keys: Vec<String> = Occasion::per_fiscal_year("pregnancy", "妊婦", "{program}").into_iter().map(|occasion| occasion.key).collect();
+        assert_eq!((keys.first().map(String::as_str), keys.last().map(String::as_str), keys.len()), (Some("pregnancy-fy2024"), Some("pregnancy-fy2040"), 17));
+        assert_eq!(Occasion::fiscal_year_key("", 2026), Ok("fy2026".to_string()));
+        assert!(Occasion::fiscal_year_key("", 2041).unwrap_err().starts_with("fiscal year 2041 has no declared occasion"));
+    }
 }

@@ -21,8 +21,8 @@ pub fn income_limit(dependants: u32) -> i64 {
 }
 
 /// Notices for the heads of eligible single-parent households who are not receiving
-/// `program` (a receipt code) today. The notice lasts until the end of the 年度 or until
-/// the household's youngest child stops being a 児童, whichever comes first.
+/// `program` (a receipt code) today. The notice lasts until the end of the 年度: a child
+/// stops being a 児童 only on a March 31, never inside a 年度.
 pub fn evaluate(program: &str, today: Day, population: &Population) -> Result<Vec<Notice>, String> {
     let occasion = Occasion::fiscal_year_key("", today.fiscal_year())?;
     let receipts = population.receipts.by_person(population.size)?;
@@ -40,8 +40,7 @@ pub fn evaluate(program: &str, today: Day, population: &Population) -> Result<Ve
         if head.income() >= limit || receipts.is_receiving(head.index(), code, today) {
             continue;
         }
-        let children_until = household.dependent_children(today).map(|child| child.birth_day().first_march_31_after_reaching(18)).max().unwrap_or(today);
-        let expires_on = Day::fiscal_year_end(today.fiscal_year()).min(children_until);
+        let expires_on = Day::fiscal_year_end(today.fiscal_year());
         notices.extend(Notice::learnt_today(&head, occasion.clone(), today, expires_on, format!("ひとり親世帯、扶養{dependants}人、所得が限度額{limit}円未満")));
     }
     Ok(notices)
