@@ -159,6 +159,14 @@ impl Day {
         self.age_on(Day::fiscal_year_end(fiscal_year))
     }
 
+    /// The latest birth day of someone at least `years` old on 年度末 of `fiscal_year`:
+    /// April 1 of `fiscal_year + 1 − years` (who reaches the age on March 31 itself). A
+    /// comparison with it replaces the calendar work of [`Day::age_at_fiscal_year_end`] when
+    /// a whole population is checked against one age.
+    pub fn latest_birth_for_age_at_fiscal_year_end(fiscal_year: i32, years: u32) -> Day {
+        Day::fiscal_year_start(fiscal_year + 1 - years as i32)
+    }
+
     /// The 年度 in which someone born on `self` reaches age `years` (「N歳となる日の属する年度」).
     pub fn fiscal_year_reaching(self, years: u32) -> i32 {
         self.age_reached(years).fiscal_year()
@@ -430,6 +438,15 @@ mod tests {
         check(&[("1986-04-01", 40), ("1986-04-02", 39), ("1985-04-02", 40), ("1987-03-31", 39)], |birth| {
             day(birth).age_at_fiscal_year_end(2025)
         });
+    }
+
+    #[test]
+    fn the_latest_birth_for_an_age_at_fiscal_year_end_agrees_with_the_age() {
+        let latest = Day::latest_birth_for_age_at_fiscal_year_end(2025, 40);
+        assert_eq!(latest, day("1986-04-01"));
+        for birth in (day("1984-01-01").0..day("1988-12-31").0).map(Day) {
+            assert_eq!(birth <= latest, birth.age_at_fiscal_year_end(2025) >= 40, "born {birth}");
+        }
     }
 
     #[test]

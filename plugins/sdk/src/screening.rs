@@ -63,13 +63,14 @@ impl Screening {
         let history = population.checkups.by_person(population.size)?;
         let code = population.checkups.code(self.code);
         let counted_since = Day::fiscal_year_start(fiscal_year - self.every_fiscal_years + 1);
+        let latest_birth = Day::latest_birth_for_age_at_fiscal_year_end(fiscal_year, self.minimum_age_at_fiscal_year_end);
         let mut notices = Vec::new();
         for person in population.people() {
             if self.sex.is_some_and(|sex| person.sex() != sex) {
                 continue;
             }
             let birth = person.birth_day();
-            if birth.age_at_fiscal_year_end(fiscal_year) < self.minimum_age_at_fiscal_year_end {
+            if birth > latest_birth {
                 continue;
             }
             // The last day before the birthday that ends it, else the end of the season.
