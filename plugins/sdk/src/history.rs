@@ -21,8 +21,6 @@ impl Code {
 /// One event row: a dose, a checkup, a receipt or a pregnancy.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Record {
-    /// The row's position in the [`Events`] columns.
-    pub row: u32,
     pub person: u32,
     /// A dose number or count; 0 when the record has none.
     pub count: u8,
@@ -57,7 +55,7 @@ impl Events {
     /// Row `row` as a [`Record`].
     pub fn record(&self, row: u32) -> Record {
         let index = row as usize;
-        Record { row, person: self.person[index], count: self.count[index], start: Day(self.start[index]), end: Day(self.end[index]) }
+        Record { person: self.person[index], count: self.count[index], start: Day(self.start[index]), end: Day(self.end[index]) }
     }
 
     /// Every row, in column order.
@@ -102,13 +100,7 @@ impl Events {
 }
 
 impl History<'_> {
-    /// The person's records, in the order they appear in the columns.
-    pub fn records(&self, person: u32) -> impl Iterator<Item = Record> + '_ {
-        let range = self.first_row[person as usize] as usize..self.first_row[person as usize + 1] as usize;
-        self.rows[range].iter().map(|row| self.events.record(*row))
-    }
-
-    /// The person's records of one code.
+    /// The person's records of one code, in the order they appear in the columns.
     pub fn records_of(&self, person: u32, code: Code) -> impl Iterator<Item = Record> + '_ {
         let range = self.first_row[person as usize] as usize..self.first_row[person as usize + 1] as usize;
         self.rows[range].iter().filter(move |row| code.matches(self.events.code[**row as usize])).map(|row| self.events.record(*row))
