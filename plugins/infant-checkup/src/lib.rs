@@ -1,57 +1,55 @@
 //! 乳児一般健康診査: two free checkups at a medical institution, for about 3–6 and 9–11
 //! months of age, as Chiba city runs them (母子保健法 第13条). Residents are told when each
-//! window opens.
+//! window opens, unless the history already records that visit.
+//!
+//! Simplification: the city's 受診票 are valid from 生後3月 until 生後7月 is reached and
+//! from 生後9月 until the first birthday; visits are recorded as checkup kind
+//! `infant-checkup` with `count` 1 or 2 (which 受診票 was used).
 
-use oshirase_sdk::{export_program, Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
+use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
 
 pub struct InfantCheckup;
 
-/// (occasion key, 生後N月 the window opens, 生後N月 it has closed by).
-const WINDOWS: [(&str, u32, u32); 2] = [("first", 3, 7), ("second", 9, 12)];
+const SCHEDULE: Schedule = Schedule {
+    code: "infant-checkup",
+    recorded: Recorded::Checkups,
+    sex: None,
+    closed_by_months: 12,
+    periods: &[
+        Period { occasion: "first", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(3), birth.months_reached(7).add_days(-1))) },
+        Period { occasion: "second", done: Done::Dose(2), window: |birth, _| Some((birth.months_reached(9), birth.months_reached(12).add_days(-1))) },
+    ],
+};
 
 impl Program for InfantCheckup {
     fn describe() -> ProgramInfo {
         ProgramInfo {
-            code: "infant-checkup".into(),
+            code: SCHEDULE.code.into(),
             name: "乳児一般健康診査".into(),
             division: "健康支援課".into(),
             contact: "各区保健福祉センター 健康課".into(),
             category: Category::ChildRearing,
             schedule: "0 0 9 * * *".into(),
             source_url: "https://laws.e-gov.go.jp/law/340AC0000000141".into(),
-            fields: vec![Field::BirthDay],
+            fields: SCHEDULE.fields(),
             occasions: vec![
                 Occasion::new(
                     "first",
                     "1回目(生後3〜6か月)",
-                    "【{program}】お子さんが1回目の乳児健康診査(生後3〜6か月)を受けられる時期になりました。母子健康手帳別冊の受診票を持って、{deadline}までに協力医療機関で受診してください(無料)。お問い合わせ: {contact}",
+                    "【{program}】お子さんが1回目の乳児健康診査(生後3〜6か月)を受けられる時期になりました。母子健康手帳別冊の受診票を持って、{deadline}までに協力医療機関で受診してください(無料)。千葉市 健康支援課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
                 ),
                 Occasion::new(
                     "second",
                     "2回目(生後9〜11か月)",
-                    "【{program}】お子さんが2回目の乳児健康診査(生後9〜11か月)を受けられる時期になりました。母子健康手帳別冊の受診票を持って、{deadline}までに協力医療機関で受診してください(無料)。お問い合わせ: {contact}",
+                    "【{program}】お子さんが2回目の乳児健康診査(生後9〜11か月)を受けられる時期になりました。母子健康手帳別冊の受診票を持って、{deadline}までに協力医療機関で受診してください(無料)。千葉市 健康支援課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
                 ),
             ],
         }
     }
 
     fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
-        let mut notices = Vec::new();
-        for person in population.people() {
-            let birth = person.birth_day();
-            // Only babies under about a year can be in a window; skip the calendar work for everyone else.
-            if birth > today || today.0 - birth.0 > 370 {
-                continue;
-            }
-            for (occasion, opens_at, closed_at) in WINDOWS {
-                let opens = birth.months_reached(opens_at);
-                let closes = birth.months_reached(closed_at).add_days(-1);
-                notices.extend(Notice::for_open_window(&person, occasion, opens, closes, today, || {
-                    format!("生後{opens_at}月に達した({opens})。受診期限 {closes}")
-                }));
-            }
-        }
-        Ok(notices)
+        SCHEDULE.evaluate(today, population)
     }
 }
 
@@ -61,33 +59,8 @@ export_program!(InfantCheckup);
 mod tests {
     use super::*;
 
-    fn day(text: &str) -> Day {
-        Day::parse_iso(text).unwrap()
-    }
-
-    fn occasions_on(birth: &str, today: &str) -> Vec<(String, String, String)> {
-        let population = Population { size: 1, birth_day: vec![day(birth).0], ..Population::default() };
-        InfantCheckup::evaluate(day(today), &population)
-            .unwrap()
-            .into_iter()
-            .map(|notice| (notice.occasion, notice.send_on.to_string(), notice.expires_on.to_string()))
-            .collect()
-    }
-
     #[test]
-    fn the_first_window_opens_on_the_day_three_months_are_reached() {
-        assert_eq!(occasions_on("2026-05-10", "2026-08-08"), vec![]);
-        let first = vec![("first".to_string(), "2026-08-09".to_string(), "2026-12-08".to_string())];
-        assert_eq!(occasions_on("2026-05-10", "2026-08-09"), first);
-        assert_eq!(occasions_on("2026-05-10", "2026-12-08"), first);
-        assert_eq!(occasions_on("2026-05-10", "2026-12-09"), vec![]);
-    }
-
-    #[test]
-    fn the_second_window_runs_from_nine_months_until_the_first_birthday() {
-        let second = vec![("second".to_string(), "2027-02-09".to_string(), "2027-05-08".to_string())];
-        assert_eq!(occasions_on("2026-05-10", "2027-02-09"), second);
-        assert_eq!(occasions_on("2026-05-10", "2027-05-08"), second);
-        assert_eq!(occasions_on("2026-05-10", "2027-05-09"), vec![]);
+    fn example_cases_pass() {
+        oshirase_sdk::cases::assert_program_passes::<InfantCheckup>(include_str!("../cases.yaml"));
     }
 }

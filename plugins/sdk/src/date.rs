@@ -9,6 +9,8 @@
 //!   "reach" it (満N歳に達する日). Someone born on 2/29 reaches it on 2/28 in common years.
 //! - 「生後N月に至る日」: the day before the same date N months later, or the last day of
 //!   that month when the date does not exist (born 7/31 → 生後2月 on 9/30).
+//! - 妊娠週数: the due date (出産予定日) is 40 weeks 0 days, so a pregnancy is N weeks
+//!   0 days on the due date less (40 − N) weeks.
 //! - School years start on April 1. A child enters primary school on the first April 1
 //!   after the day they reach 6, so a child born on April 1 is in the earlier year (早生まれ).
 
@@ -17,6 +19,16 @@ use std::fmt;
 /// A date in Japan time, as days since 1970-01-01.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct Day(pub i32);
+
+/// A pregnancy is 40 weeks 0 days on its due date.
+const FULL_TERM_DAYS: i32 = 280;
+
+/// The length of a pregnancy, 妊娠`weeks`週`days`日.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct GestationalAge {
+    pub weeks: i32,
+    pub days: i32,
+}
 
 /// The Japanese eras, newest first: (name, the letter municipal exports write, first day
 /// as y/m/d).
@@ -121,6 +133,49 @@ impl Day {
     /// The last day of the 年度 named `fiscal_year` (年度末, March 31 of the next year).
     pub fn fiscal_year_end(fiscal_year: i32) -> Day {
         Day(days_from_civil(fiscal_year + 1, 3, 31))
+    }
+
+    /// The completed weeks from `self` (a birth) to `day` (生後N週): zero on the day of birth
+    /// and for the six days after it, negative before birth.
+    pub fn weeks_on(self, day: Day) -> i32 {
+        (day.0 - self.0).div_euclid(7)
+    }
+
+    /// The length of a pregnancy on `day` (妊娠N週M日), when `self` is its due date, the day
+    /// it is 40 weeks 0 days.
+    pub fn gestational_age_on(self, day: Day) -> GestationalAge {
+        let elapsed = day.0 - self.0 + FULL_TERM_DAYS;
+        GestationalAge { weeks: elapsed.div_euclid(7), days: elapsed.rem_euclid(7) }
+    }
+
+    /// The day a pregnancy with due date `self` is `weeks` weeks 0 days (妊娠N週0日).
+    pub fn gestational_week_starts(self, weeks: i32) -> Day {
+        Day(self.0 - FULL_TERM_DAYS + 7 * weeks)
+    }
+
+    /// The age by law on 年度末 (March 31 closing the 年度 named `fiscal_year`) of someone
+    /// born on `self`: the age most municipal checkups and screenings are counted by.
+    pub fn age_at_fiscal_year_end(self, fiscal_year: i32) -> u32 {
+        self.age_on(Day::fiscal_year_end(fiscal_year))
+    }
+
+    /// The latest birth day of someone at least `years` old on 年度末 of `fiscal_year`:
+    /// April 1 of `fiscal_year + 1 − years` (who reaches the age on March 31 itself). A
+    /// comparison with it replaces the calendar work of [`Day::age_at_fiscal_year_end`] when
+    /// a whole population is checked against one age.
+    pub fn latest_birth_for_age_at_fiscal_year_end(fiscal_year: i32, years: u32) -> Day {
+        Day::fiscal_year_start(fiscal_year + 1 - years as i32)
+    }
+
+    /// The 年度 in which someone born on `self` reaches age `years` (「N歳となる日の属する年度」).
+    pub fn fiscal_year_reaching(self, years: u32) -> i32 {
+        self.age_reached(years).fiscal_year()
+    }
+
+    /// The first March 31 on or after the day someone born on `self` reaches age `years`
+    /// (「N歳に達する日以後の最初の3月31日」), when child benefits end.
+    pub fn first_march_31_after_reaching(self, years: u32) -> Day {
+        Day::fiscal_year_end(self.fiscal_year_reaching(years))
     }
 
     /// The day a child born on `self` enters primary school: the first April 1 after the
@@ -349,6 +404,64 @@ mod tests {
         check(&[("2026-03-31", 2025), ("2026-04-01", 2026), ("2026-12-31", 2026)], |on| day(on).fiscal_year());
         assert_eq!(Day::fiscal_year_end(2025), day("2026-03-31"));
         assert_eq!(Day::fiscal_year_start(2026), day("2026-04-01"));
+    }
+
+    #[test]
+    fn weeks_after_birth_count_completed_weeks() {
+        check(&[("2026-04-01", 0), ("2026-04-07", 0), ("2026-04-08", 1), ("2026-05-26", 7), ("2026-05-27", 8), ("2026-03-31", -1)], |on| {
+            day("2026-04-01").weeks_on(day(on))
+        });
+    }
+
+    #[test]
+    fn pregnancy_weeks_count_back_from_the_due_date() {
+        // Due 2026-12-01 is 40w0d; 16w0d is 24 weeks earlier.
+        check(
+            &[
+                ("2026-12-01", GestationalAge { weeks: 40, days: 0 }),
+                ("2026-11-30", GestationalAge { weeks: 39, days: 6 }),
+                ("2026-06-16", GestationalAge { weeks: 16, days: 0 }),
+                ("2026-06-15", GestationalAge { weeks: 15, days: 6 }),
+                ("2026-07-20", GestationalAge { weeks: 20, days: 6 }),
+                ("2026-12-08", GestationalAge { weeks: 41, days: 0 }),
+            ],
+            |on| day("2026-12-01").gestational_age_on(day(on)),
+        );
+        check(&[("16", "2026-06-16"), ("21", "2026-07-21"), ("40", "2026-12-01"), ("0", "2026-02-24")], |weeks| {
+            day("2026-12-01").gestational_week_starts(weeks.parse().unwrap()).to_string()
+        });
+    }
+
+    #[test]
+    fn age_at_fiscal_year_end_counts_on_march_31() {
+        // Born 1986-04-01 reaches 40 on 2026-03-31, the end of 年度 2025; born a day later, a year later.
+        check(&[("1986-04-01", 40), ("1986-04-02", 39), ("1985-04-02", 40), ("1987-03-31", 39)], |birth| {
+            day(birth).age_at_fiscal_year_end(2025)
+        });
+    }
+
+    #[test]
+    fn the_latest_birth_for_an_age_at_fiscal_year_end_agrees_with_the_age() {
+        let latest = Day::latest_birth_for_age_at_fiscal_year_end(2025, 40);
+        assert_eq!(latest, day("1986-04-01"));
+        for birth in (day("1984-01-01").0..day("1988-12-31").0).map(Day) {
+            assert_eq!(birth <= latest, birth.age_at_fiscal_year_end(2025) >= 40, "born {birth}");
+        }
+    }
+
+    #[test]
+    fn the_fiscal_year_of_an_age_follows_the_day_it_is_reached() {
+        // 12歳となる日の属する年度 is the year of 小学6年: 4/1 births are a year ahead of 4/2 births.
+        check(&[("2014-04-01", 2025), ("2014-04-02", 2026), ("2015-03-31", 2026)], |birth| day(birth).fiscal_year_reaching(12));
+        check(
+            &[
+                ("2008-04-01", "2026-03-31"), // reaches 18 on 3/31 itself
+                ("2008-04-02", "2027-03-31"),
+                ("2009-01-15", "2027-03-31"),
+                ("2008-02-29", "2026-03-31"),
+            ],
+            |birth| day(birth).first_march_31_after_reaching(18).to_string(),
+        );
     }
 
     #[test]

@@ -5,11 +5,29 @@
 //! The same crate builds natively too (the host uses the date arithmetic and these types),
 //! so nothing here may depend on the WebAssembly glue except the `glue` module.
 
+#[cfg(feature = "cases")]
+pub mod cases;
 pub mod date;
+mod history;
+mod household;
+pub mod maternity;
 mod population;
+pub mod schedule;
+pub mod screening;
+pub mod single_parent;
 
-pub use date::Day;
-pub use population::{Events, Person, Population, Relationship, Sex};
+pub use date::{Day, GestationalAge};
+pub use history::{Code, History, Record};
+pub use household::{Household, Households};
+pub use population::{Events, Person, Population, Relationship, Sex, Taxable};
+
+use std::ops::RangeInclusive;
+
+/// The 年度 a recurring program declares occasions for. A notice key (program, resident,
+/// occasion) is unique forever, so a screening offered every year needs one occasion per
+/// year, and the manifest must list them all; a plugin asked about a later year fails
+/// loudly (see [`Occasion::fiscal_year_key`]) so that the division publishes a new version.
+pub const FISCAL_YEARS: RangeInclusive<i32> = 2024..=2040;
 
 /// The data a program may ask for; see `wit/program.wit`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -49,6 +67,30 @@ impl Occasion {
     pub fn new(key: &str, title: &str, template: &str) -> Occasion {
         Occasion { key: key.to_owned(), title: title.to_owned(), template: template.to_owned() }
     }
+
+    /// One occasion for each 年度 in [`FISCAL_YEARS`], keyed as [`Occasion::fiscal_year_key`]
+    /// names them, all with the same message.
+    pub fn per_fiscal_year(prefix: &str, title: &str, template: &str) -> Vec<Occasion> {
+        FISCAL_YEARS.map(|fiscal_year| Occasion { key: fiscal_year_key(prefix, fiscal_year), title: format!("{title}({fiscal_year}年度)"), template: template.to_owned() }).collect()
+    }
+
+    /// The key of the occasion for `fiscal_year`: `fy2026`, or `pregnancy-fy2026` with a
+    /// prefix. Fails for a year outside [`FISCAL_YEARS`], which no manifest declares.
+    pub fn fiscal_year_key(prefix: &str, fiscal_year: i32) -> Result<String, String> {
+        if FISCAL_YEARS.contains(&fiscal_year) {
+            Ok(fiscal_year_key(prefix, fiscal_year))
+        } else {
+            Err(format!(
+                "fiscal year {fiscal_year} has no declared occasion (the manifest covers {} to {}): publish a new version of the plugin",
+                FISCAL_YEARS.start(),
+                FISCAL_YEARS.end()
+            ))
+        }
+    }
+}
+
+fn fiscal_year_key(prefix: &str, fiscal_year: i32) -> String {
+    if prefix.is_empty() { format!("fy{fiscal_year}") } else { format!("{prefix}-fy{fiscal_year}") }
 }
 
 /// What a program says about itself (its manifest).
@@ -86,6 +128,12 @@ impl Notice {
             expires_on: closes,
             reason: reason(),
         })
+    }
+
+    /// A notice about something learnt only today (a household became eligible for a
+    /// benefit): it may be sent from today until `expires_on`.
+    pub fn learnt_today(person: &Person<'_>, occasion: String, today: Day, expires_on: Day, reason: String) -> Option<Notice> {
+        (today <= expires_on).then(|| Notice { person: person.index(), occasion, send_on: today, expires_on, reason })
     }
 }
 
@@ -134,4 +182,17 @@ macro_rules! export_program {
             $crate::bindings::export_program_bindings!(Component with_types_in $crate::bindings);
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_declared_fiscal_year_has_a_key_and_later_years_fail() {
+        let keys: Vec<String> = Occasion::per_fiscal_year("pregnancy", "妊婦", "{program}").into_iter().map(|occasion| occasion.key).collect();
+        assert_eq!((keys.first().map(String::as_str), keys.last().map(String::as_str), keys.len()), (Some("pregnancy-fy2024"), Some("pregnancy-fy2040"), 17));
+        assert_eq!(Occasion::fiscal_year_key("", 2026), Ok("fy2026".to_string()));
+        assert!(Occasion::fiscal_year_key("", 2041).unwrap_err().starts_with("fiscal year 2041 has no declared occasion"));
+    }
 }

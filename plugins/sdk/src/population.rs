@@ -93,6 +93,40 @@ impl Relationship {
     }
 }
 
+/// Whether a resident pays municipal tax (課税区分), known only with their consent.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Taxable {
+    /// No consent to the use of tax data, or no record.
+    Unknown,
+    /// 非課税.
+    NotTaxed,
+    /// 均等割のみ課税.
+    PerCapitaOnly,
+    /// 課税.
+    Taxed,
+}
+
+impl Taxable {
+    /// The code used in the population column.
+    pub fn code(self) -> u8 {
+        match self {
+            Taxable::Unknown => 0,
+            Taxable::NotTaxed => 1,
+            Taxable::PerCapitaOnly => 2,
+            Taxable::Taxed => 3,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Taxable {
+        match code {
+            1 => Taxable::NotTaxed,
+            2 => Taxable::PerCapitaOnly,
+            3 => Taxable::Taxed,
+            _ => Taxable::Unknown,
+        }
+    }
+}
+
 impl Population {
     /// Every person, in population order.
     pub fn people(&self) -> impl Iterator<Item = Person<'_>> {
@@ -115,8 +149,13 @@ pub struct Person<'a> {
 fn cell<T: Copy>(column: &[T], index: u32, field: &str) -> T {
     match column.get(index as usize) {
         Some(value) => *value,
-        None => panic!("column {field} is empty: declare the field {field} in the program's manifest"),
+        None => panic!("{}", undeclared(field)),
     }
+}
+
+/// The message for a column that was read but not declared.
+pub(crate) fn undeclared(field: &str) -> String {
+    format!("column {field} is empty: declare the field {field} in the program's manifest")
 }
 
 impl Person<'_> {
@@ -144,6 +183,23 @@ impl Person<'_> {
     pub fn ward(&self) -> &str {
         let ward = cell(&self.population.ward, self.index, "ward");
         self.population.wards.get(ward as usize).map(String::as_str).unwrap_or("")
+    }
+
+    /// The day the person became a resident of the city, if the records say.
+    pub fn resident_since(&self) -> Option<Day> {
+        let since = cell(&self.population.resident_since, self.index, "resident-since");
+        (since != i32::MIN).then_some(Day(since))
+    }
+
+    /// Whether the person pays municipal tax; [`Taxable::Unknown`] without their consent.
+    pub fn taxable(&self) -> Taxable {
+        Taxable::from_code(cell(&self.population.taxable, self.index, "tax"))
+    }
+
+    /// The person's total income in yen (所得); 0 when unknown or without consent, so read
+    /// [`Person::taxable`] first.
+    pub fn income(&self) -> i64 {
+        cell(&self.population.income, self.index, "tax")
     }
 
     /// The person's age by law on `day`.

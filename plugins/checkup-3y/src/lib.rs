@@ -1,0 +1,55 @@
+//! 3歳児健康診査 (母子保健法 第12条 第1項第2号): for a child 「満3歳を超え満4歳に達しない」,
+//! so from the day after age 3 is reached until the day before age 4 is reached. The
+//! child's household is told when the period opens, unless the history records the checkup.
+//!
+//! Simplification: Chiba city invites each child to a 集団健診 date inside this period; the
+//! notice covers the legal period and points to the invitation.
+
+use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
+use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
+
+pub struct Checkup3Years;
+
+const SCHEDULE: Schedule = Schedule {
+    code: "checkup-3y",
+    recorded: Recorded::Checkups,
+    sex: None,
+    closed_by_months: 48,
+    periods: &[Period { occasion: "due", done: Done::AnyRecord, window: |birth, _| Some((birth.age_reached(3).add_days(1), birth.age_reached(4).add_days(-1))) }],
+};
+
+impl Program for Checkup3Years {
+    fn describe() -> ProgramInfo {
+        ProgramInfo {
+            code: SCHEDULE.code.into(),
+            name: "3歳児健康診査".into(),
+            division: "健康支援課".into(),
+            contact: "各区保健福祉センター 健康課".into(),
+            category: Category::ChildRearing,
+            schedule: "0 0 9 * * *".into(),
+            source_url: "https://laws.e-gov.go.jp/law/340AC0000000141".into(),
+            fields: SCHEDULE.fields(),
+            occasions: vec![Occasion::new(
+                "due",
+                "3歳児健診の対象",
+                "【{program}】お子さんが3歳児健康診査の対象になりました。区の保健福祉センターからの案内で指定された日に、母子健康手帳と事前の尿・視力・聴力検査の用紙を持って受診してください(無料)。対象期間は{deadline}までです。千葉市 健康支援課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+            )],
+        }
+    }
+
+    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+        SCHEDULE.evaluate(today, population)
+    }
+}
+
+export_program!(Checkup3Years);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_cases_pass() {
+        oshirase_sdk::cases::assert_program_passes::<Checkup3Years>(include_str!("../cases.yaml"));
+    }
+}

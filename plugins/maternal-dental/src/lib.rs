@@ -1,0 +1,82 @@
+//! 妊産婦歯科健診, as Chiba city runs it
+//! (<https://www.city.chiba.jp/hokenfukushi/kenkou/shien/ninsanpushika.html>): one free dental
+//! checkup during pregnancy (recommended at 妊娠16〜20週) and one after the birth, until the
+//! day before the child's first birthday. Two notices per pregnancy: `pregnancy-fyYYYY` from
+//! 16 weeks 0 days until the birth (or the due date while no birth is known), and
+//! `postpartum-fyYYYY` from the birth, both keyed by the 年度 of the due date. A checkup of
+//! kind `maternal-dental` recorded during the pregnancy, or after the birth, ends each one.
+//!
+//! The postpartum notice needs the birth, which the records give only as a baby in the
+//! mother's household (see [`oshirase_sdk::maternity`]); without one nothing is said.
+
+use oshirase_sdk::maternity::pregnancies;
+use oshirase_sdk::{export_program, Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo};
+
+pub struct MaternalDental;
+
+const CODE: &str = "maternal-dental";
+
+impl Program for MaternalDental {
+    fn describe() -> ProgramInfo {
+        let mut occasions = Occasion::per_fiscal_year(
+            "pregnancy",
+            "妊婦歯科健診",
+            "【{program}】妊娠中の歯科健診(妊婦歯科健診)を1回無料で受けられます。安定期の妊娠16〜20週頃がおすすめです。母子健康手帳別冊の受診票を持って、協力歯科医療機関に予約して受診してください。千葉市 健康支援課 https://www.city.chiba.jp/hokenfukushi/kenkou/shien/ninsanpushika.html お問い合わせ: {contact}",
+        );
+        occasions.extend(Occasion::per_fiscal_year(
+            "postpartum",
+            "産婦歯科健診",
+            "【{program}】出産後の歯科健診(産婦歯科健診)を1回無料で受けられます。産後おおむね6か月までがおすすめです。受診票を持って、{deadline}までに協力歯科医療機関に予約して受診してください。千葉市 健康支援課 https://www.city.chiba.jp/hokenfukushi/kenkou/shien/ninsanpushika.html お問い合わせ: {contact}",
+        ));
+        ProgramInfo {
+            code: CODE.into(),
+            name: "妊産婦歯科健診".into(),
+            division: "健康支援課".into(),
+            contact: "各区保健福祉センター 健康課(母子健康包括支援センター)".into(),
+            category: Category::ChildRearing,
+            schedule: "0 0 9 * * *".into(),
+            source_url: "https://www.city.chiba.jp/hokenfukushi/kenkou/shien/ninsanpushika.html".into(),
+            fields: vec![Field::BirthDay, Field::Household, Field::Relationship, Field::Pregnancies, Field::Checkups],
+            occasions,
+        }
+    }
+
+    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+        let checkups = population.checkups.by_person(population.size)?;
+        let code = population.checkups.code(CODE);
+        let households = population.households();
+        let mut notices = Vec::new();
+        for pregnancy in pregnancies(population)? {
+            let mother = pregnancy.mother;
+            let baby = pregnancy.baby(&households, today);
+            let conceived = pregnancy.due_date.gestational_week_starts(0);
+            let opens = pregnancy.due_date.gestational_week_starts(16);
+            let closes = baby.map_or(pregnancy.due_date, |baby| baby.birth_day().add_days(-1));
+            if opens <= today && today <= closes && !checkups.has_between(mother.index(), code, conceived, closes) {
+                let occasion = Occasion::fiscal_year_key("pregnancy", pregnancy.due_date.fiscal_year())?;
+                notices.extend(Notice::for_open_window(&mother, &occasion, opens, closes, today, || format!("出産予定日 {}、妊娠16週0日 {opens}", pregnancy.due_date)));
+            }
+            if let Some(baby) = baby {
+                let born = baby.birth_day();
+                let closes = born.age_reached(1);
+                if today <= closes && !checkups.has_between(mother.index(), code, born, closes) {
+                    let occasion = Occasion::fiscal_year_key("postpartum", pregnancy.due_date.fiscal_year())?;
+                    notices.extend(Notice::for_open_window(&mother, &occasion, born, closes, today, || format!("出生 {born}、子が1歳になる前日 {closes}")));
+                }
+            }
+        }
+        Ok(notices)
+    }
+}
+
+export_program!(MaternalDental);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_cases_pass() {
+        oshirase_sdk::cases::assert_program_passes::<MaternalDental>(include_str!("../cases.yaml"));
+    }
+}

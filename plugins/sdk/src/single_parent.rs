@@ -1,0 +1,57 @@
+//! The rule single-parent benefits share (児童扶養手当 and ひとり親家庭等医療費助成, whose
+//! income limit is the 児童扶養手当受給水準): a single-parent household whose head consented
+//! to the use of tax data and earns under the limit for their number of dependants, and
+//! who does not already receive the benefit. The head is told once per 年度 while this holds.
+//!
+//! Income limits (所得制限限度額, 一部支給) from November 2024 (児童扶養手当法施行令 第2条の4):
+//! 2,080,000 yen with no dependants, plus 380,000 yen for each dependant. Simplifications:
+//! `income` is compared as it is (the deductions of 施行令 第4条 and the 80% of child support
+//! received are not applied), and dependants are counted from the resident records (see
+//! [`crate::Household::dependants_of_head`]). The division confirms both on application.
+
+use crate::{Day, Field, Notice, Occasion, Population, Taxable};
+
+/// The data the rule reads.
+pub const FIELDS: [Field; 5] = [Field::BirthDay, Field::Household, Field::Relationship, Field::Tax, Field::Receipts];
+
+/// The highest income (exclusive) at which a parent with `dependants` receives at least part
+/// of 児童扶養手当.
+pub fn income_limit(dependants: u32) -> i64 {
+    2_080_000 + 380_000 * i64::from(dependants)
+}
+
+/// Notices for the heads of eligible single-parent households who are not receiving
+/// `program` (a receipt code) today. The notice lasts until the end of the 年度: a child
+/// stops being a 児童 only on a March 31, never inside a 年度.
+pub fn evaluate(program: &str, today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+    let occasion = Occasion::fiscal_year_key("", today.fiscal_year())?;
+    let receipts = population.receipts.by_person(population.size)?;
+    let code = population.receipts.code(program);
+    let households = population.households();
+    let mut notices = Vec::new();
+    for household in households.iter() {
+        let Some(head) = household.head() else { continue };
+        // Tax data is only there with consent; without it nobody can say the head qualifies.
+        if head.taxable() == Taxable::Unknown || !household.is_single_parent(today) {
+            continue;
+        }
+        let dependants = household.dependants_of_head();
+        let limit = income_limit(dependants);
+        if head.income() >= limit || receipts.is_receiving(head.index(), code, today) {
+            continue;
+        }
+        let expires_on = Day::fiscal_year_end(today.fiscal_year());
+        notices.extend(Notice::learnt_today(&head, occasion.clone(), today, expires_on, format!("ひとり親世帯、扶養{dependants}人、所得が限度額{limit}円未満")));
+    }
+    Ok(notices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_grows_by_380_000_yen_a_dependant() {
+        assert_eq!([0, 1, 2, 3].map(income_limit), [2_080_000, 2_460_000, 2_840_000, 3_220_000]);
+    }
+}
