@@ -37,8 +37,8 @@ fn main() {
     assert!(status.success(), "building the plugins in {} failed", plugins.display());
 
     let components = target_directory.join("wasm32-wasip2/release");
-    std::fs::write(out_directory.join("bundled_plugins.rs"), embed("BUNDLED", &crates, &components)).unwrap();
-    std::fs::write(out_directory.join("testing_plugins.rs"), embed("TESTING", &testing_crates, &components)).unwrap();
+    std::fs::write(out_directory.join("bundled_plugins.rs"), embed("BUNDLED", &crates, &plugins, &components)).unwrap();
+    std::fs::write(out_directory.join("testing_plugins.rs"), embed("TESTING", &testing_crates, &plugins.join("testing"), &components)).unwrap();
 }
 
 /// The names of the crate folders directly in `directory`, sorted.
@@ -49,6 +49,7 @@ fn plugin_crates(directory: &Path) -> Vec<String> {
         if folder.join("Cargo.toml").exists() {
             println!("cargo:rerun-if-changed={}", folder.join("src").display());
             println!("cargo:rerun-if-changed={}", folder.join("Cargo.toml").display());
+            println!("cargo:rerun-if-changed={}", folder.join("cases.yaml").display());
             crates.push(folder.file_name().unwrap().to_string_lossy().into_owned());
         }
     }
@@ -56,13 +57,16 @@ fn plugin_crates(directory: &Path) -> Vec<String> {
     crates
 }
 
-/// Rust source for a constant `name` listing (crate name, component bytes).
-fn embed(name: &str, crates: &[String], components: &Path) -> String {
-    let mut source = format!("/// Components built from `plugins/`: (crate name, component bytes).\npub const {name}: &[(&str, &[u8])] = &[\n");
+/// Rust source for a constant `name` listing (crate name, component bytes, the text of
+/// the crate's `cases.yaml`, empty when it has none).
+fn embed(name: &str, crates: &[String], sources: &Path, components: &Path) -> String {
+    let mut source = format!("/// Components built from `plugins/`: (crate name, component bytes, example cases).\npub const {name}: &[(&str, &[u8], &str)] = &[\n");
     for crate_name in crates {
         let wasm = components.join(format!("{}.wasm", crate_name.replace('-', "_")));
         assert!(wasm.exists(), "the plugin {crate_name} built no component at {}", wasm.display());
-        source.push_str(&format!("    ({crate_name:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
+        let cases = sources.join(crate_name).join("cases.yaml");
+        let cases = if cases.exists() { format!("include_str!({:?})", cases.display().to_string()) } else { "\"\"".to_owned() };
+        source.push_str(&format!("    ({crate_name:?}, include_bytes!({:?}), {cases}),\n", wasm.display().to_string()));
     }
     source.push_str("];\n");
     source

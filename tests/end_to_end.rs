@@ -30,8 +30,9 @@ const RESIDENTS: &str = "\
 0501,H05,田中 茂,1950-12-01,男,世帯主,若葉区
 ";
 
+/// The town with the two programs its residents were chosen for.
 fn town() -> Scene {
-    let scene = Scene::new();
+    let scene = Scene::with_programs(&["infant-checkup", "vaccine-mr"]);
     let folder = scene.write("export", "residents.csv", RESIDENTS);
     scene.ok(&["import", folder.to_str().unwrap()]);
     for (resident, user) in [("0101", MOTHER_OF_READY_BABY), ("0201", MOTHER_OF_BABY_READY_TOMORROW), ("0401", FATHER_OF_ONE_YEAR_OLD), ("0501", ELDERLY_RESIDENT)] {
@@ -149,7 +150,7 @@ fn the_demo_runs_from_an_empty_directory_and_a_second_run_sends_nothing_new() {
     let scene = Scene::new();
     let first: Value = serde_json::from_str(scene.ok(&["demo", "--exit-after-run", "--date", TODAY]).trim()).unwrap();
     assert!(first["residents"].as_u64().unwrap() >= 5000, "{first}");
-    assert_eq!(first["programs"], 2, "{first}");
+    assert!(first["programs"].as_u64().unwrap() >= 23, "the whole catalogue is installed: {first}");
     let delivered = first["delivered"].as_u64().unwrap();
     assert!(delivered > 10 && delivered <= first["notices"].as_u64().unwrap() * 2, "{first}");
     let second: Value = serde_json::from_str(scene.ok(&["demo", "--exit-after-run", "--date", TODAY]).trim()).unwrap();

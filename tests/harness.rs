@@ -17,11 +17,18 @@ pub fn binary() -> &'static str {
 /// A data directory of its own for one test, removed at the end.
 pub struct Scene {
     pub directory: tempfile::TempDir,
+    /// The bundled programs the data directory is given; all when empty.
+    pub programs: Vec<&'static str>,
 }
 
 impl Scene {
     pub fn new() -> Scene {
-        Scene { directory: tempfile::tempdir().expect("cannot make a temp directory") }
+        Scene { directory: tempfile::tempdir().expect("cannot make a temp directory"), programs: Vec::new() }
+    }
+
+    /// A scene whose data directory is given only these bundled programs.
+    pub fn with_programs(programs: &[&'static str]) -> Scene {
+        Scene { programs: programs.to_vec(), ..Scene::new() }
     }
 
     pub fn data(&self) -> PathBuf {
@@ -30,7 +37,12 @@ impl Scene {
 
     /// Runs `oshirase --data <data> args…` and returns its output, whatever the exit code.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(binary()).arg("--data").arg(self.data()).args(args).env("OSHIRASE_LOG", "warn").output().expect("cannot start oshirase")
+        let mut command = Command::new(binary());
+        command.arg("--data").arg(self.data()).args(args).env("OSHIRASE_LOG", "warn");
+        if !self.programs.is_empty() {
+            command.env("OSHIRASE_PROGRAMS", self.programs.join(","));
+        }
+        command.output().expect("cannot start oshirase")
     }
 
     /// Like `run`, but fails the test unless the command succeeds; returns stdout.

@@ -18,6 +18,8 @@ const DEMO_TOKEN: &str = "oshirase-demo-token";
 
 pub struct DemoOptions {
     pub data_directory: PathBuf,
+    /// The bundled programs to install, all when empty.
+    pub programs: Vec<String>,
     pub residents: usize,
     pub seed: u64,
     pub today: Day,
@@ -35,7 +37,7 @@ pub struct DemoSummary {
 }
 
 pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
-    let service = Service::open(&options.data_directory).await?;
+    let service = Service::open(&options.data_directory, &options.programs).await?;
     let (residents, programs) = prepare_city(&service, &options).await?;
 
     let emulator = Emulator::with_journal(DEMO_TOKEN, options.data_directory.join("line-emulator.jsonl"))?;

@@ -2,6 +2,7 @@
 //! the moment they can use them, through LINE. Each program's rules are a sandboxed
 //! WebAssembly plugin evaluated against the city's resident snapshot. See ARCHITECTURE.md.
 
+pub mod cases;
 pub mod channel;
 pub mod database;
 pub mod demo;

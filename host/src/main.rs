@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use oshirase::channel::line::LineConfig;
 use oshirase::import::{ImportError, ImportOptions, import_directory};
+use oshirase::plugin::{Limits, PluginEngine};
 use oshirase::synth::FileEncoding;
 use oshirase::service::{Service, today_in_japan};
 use oshirase::Day;
@@ -17,6 +18,10 @@ struct Arguments {
     /// Where the database, plugins and caches live.
     #[arg(long, global = true, env = "OSHIRASE_DATA", default_value = "./oshirase-data")]
     data: PathBuf,
+    /// Which bundled programs a new data directory is given, by code (comma-separated);
+    /// all of them when not set.
+    #[arg(long, global = true, env = "OSHIRASE_PROGRAMS", value_delimiter = ',')]
+    programs: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -99,6 +104,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Runs a plugin's example cases through the sandbox and shows every difference.
+    Test { plugin: PathBuf, cases: PathBuf },
     /// Lists the active programs.
     List,
     /// Shows whom a program would notify on a date, sending and storing nothing.
@@ -140,11 +147,13 @@ async fn main() -> Result<()> {
     oshirase::init_logging();
     let arguments = Arguments::parse();
     let data = arguments.data;
+    let programs = arguments.programs;
     match arguments.command {
         Command::Demo { exit_after_run, port, date, residents, seed } => {
             let port = if exit_after_run { 0 } else { port };
             let options = oshirase::demo::DemoOptions {
                 data_directory: data,
+                programs,
                 residents,
                 seed,
                 today: date.unwrap_or_else(today_in_japan),
@@ -166,7 +175,7 @@ async fn main() -> Result<()> {
             emulator.serve(listener, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
         }
         Command::Import { directory, keep, allow_shrink } => {
-            let service = Service::open(&data).await?;
+            let service = Service::open(&data, &programs).await?;
             let options = ImportOptions {
                 actor: "cli".into(),
                 source: directory.display().to_string(),
@@ -202,22 +211,22 @@ async fn main() -> Result<()> {
             println!("wrote {} residents in {} households ({} departed) to {}", city.residents, city.households, city.departed, out.display());
         }
         Command::Snapshot(SnapshotCommand::List) => {
-            let service = Service::open(&data).await?;
+            let service = Service::open(&data, &programs).await?;
             for snapshot in service.database.call(|connection| oshirase::snapshot::list(connection)).await? {
                 let active = if snapshot.active { "active" } else { "" };
                 println!("{}\t{}\t{}\t{}\t{}\t{}", snapshot.id, snapshot.imported_at, snapshot.residents, active, snapshot.source, snapshot.files);
             }
         }
         Command::Snapshot(SnapshotCommand::Activate { id }) => {
-            let service = Service::open(&data).await?;
+            let service = Service::open(&data, &programs).await?;
             service.database.call(move |connection| oshirase::snapshot::activate(connection, id, "cli")).await?;
             println!("snapshot {id} is active");
         }
         Command::Register { resident_id, line_user_id } => {
-            Service::open(&data).await?.register(resident_id, line_user_id).await?;
+            Service::open(&data, &programs).await?.register(resident_id, line_user_id).await?;
         }
         Command::Run { date, line_base_url, line_token } => {
-            let service = Service::open(&data).await?;
+            let service = Service::open(&data, &programs).await?;
             let line = LineConfig { base_url: line_base_url, channel_access_token: line_token };
             let report = service.run_day(date.unwrap_or_else(today_in_japan), &line).await?;
             println!("{}", serde_json::to_string(&report)?);
@@ -225,15 +234,25 @@ async fn main() -> Result<()> {
                 anyhow::bail!("some programs failed; see the runs above");
             }
         }
+        Command::Plugin(PluginCommand::Test { plugin, cases }) => {
+            let wasm = std::fs::read(&plugin).with_context(|| format!("cannot read {}", plugin.display()))?;
+            let yaml = std::fs::read_to_string(&cases).with_context(|| format!("cannot read {}", cases.display()))?;
+            let engine = PluginEngine::new(Limits::default(), None)?;
+            let report = oshirase::cases::test_plugin(&engine, &wasm, &yaml)?;
+            print!("{report}");
+            if !report.passed() {
+                anyhow::bail!("{} of {} example cases failed", report.failures.len(), report.cases);
+            }
+        }
         Command::Plugin(PluginCommand::List) => {
-            let service = Service::open(&data).await?;
+            let service = Service::open(&data, &programs).await?;
             let versions = service.database.call(|connection| oshirase::registry::active_versions(connection)).await?;
             for version in versions {
                 println!("{}\t{}\t{}\t{}", version.program, version.manifest.name, version.manifest.division, &version.sha256[..12]);
             }
         }
         Command::Plugin(PluginCommand::DryRun { program, date, format }) => {
-            let service = Service::open(&data).await?;
+            let service = Service::open(&data, &programs).await?;
             let notices = service.dry_run(program, date.unwrap_or_else(today_in_japan)).await?;
             for notice in notices {
                 match format {

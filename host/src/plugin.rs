@@ -351,7 +351,7 @@ mod tests {
     const BEHAVE: i32 = 100;
 
     fn hostile(limits: Limits) -> (PluginEngine, LoadedProgram) {
-        let (_, wasm) = testing::TESTING.iter().find(|(name, _)| *name == "hostile").expect("the hostile test plugin is built");
+        let (_, wasm, _) = testing::TESTING.iter().find(|(name, ..)| *name == "hostile").expect("the hostile test plugin is built");
         let engine = PluginEngine::new(limits, None).unwrap();
         let program = engine.load(wasm, "hostile").unwrap();
         (engine, program)

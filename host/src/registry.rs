@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::database::{audit, now_text};
 use crate::plugin::{LoadedProgram, PluginEngine};
 
-mod bundled {
+pub(crate) mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled_plugins.rs"));
 }
 
@@ -107,11 +107,16 @@ impl Plugins {
         Ok(program)
     }
 
-    /// Stores the plugins bundled in this binary that the database does not have yet, and
-    /// activates each for a program that has no active version. Returns the codes installed.
-    pub fn install_bundled(&self, connection: &mut Connection) -> Result<Vec<String>> {
+    /// Stores the plugins bundled in this binary that the database does not have yet (of
+    /// those `programs` names, or all when it is empty), and activates each for a program
+    /// that has no active version. Returns the codes installed.
+    pub fn install_bundled(&self, connection: &mut Connection, programs: &[String]) -> Result<Vec<String>> {
+        let bundled_names: Vec<&str> = bundled::BUNDLED.iter().map(|(name, ..)| *name).collect();
+        if let Some(unknown) = programs.iter().find(|program| !bundled_names.contains(&program.as_str())) {
+            anyhow::bail!("there is no bundled program {unknown:?}; the bundled programs are {}", bundled_names.join(", "));
+        }
         let mut installed = Vec::new();
-        for (crate_name, wasm) in bundled::BUNDLED {
+        for (crate_name, wasm, _) in bundled::BUNDLED.iter().filter(|(name, ..)| programs.is_empty() || programs.iter().any(|program| program == name)) {
             let sha256 = sha256_hex(wasm);
             let known: bool = connection.query_row("SELECT EXISTS (SELECT 1 FROM plugin_versions WHERE sha256 = ?1)", [&sha256], |row| row.get(0))?;
             if known {
@@ -132,32 +137,5 @@ impl Plugins {
             installed.push(manifest.code);
         }
         Ok(installed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plugin::Limits;
-    use oshirase_sdk::{Day, Population};
-
-    #[test]
-    fn the_bundled_plugins_load_and_answer_the_same_input_the_same_way() {
-        let engine = PluginEngine::new(Limits::default(), None).unwrap();
-        let codes: Vec<String> = bundled::BUNDLED
-            .iter()
-            .map(|(name, wasm)| {
-                let program = engine.load(wasm, &sha256_hex(wasm)).unwrap_or_else(|error| panic!("{name}: {error}"));
-                let today = Day::parse_iso("2026-11-21").unwrap();
-                let births = [Day::parse_iso("2026-08-22").unwrap().0, Day::parse_iso("2025-11-22").unwrap().0, Day::parse_iso("1960-01-01").unwrap().0];
-                let population = || Population { size: 3, birth_day: births.to_vec(), ..Population::default() };
-                let first = engine.evaluate(&program, today, population()).unwrap().notices;
-                let second = engine.evaluate(&program, today, population()).unwrap().notices;
-                assert_eq!(first, second, "{name} is not deterministic");
-                assert_eq!(first.len(), 1, "{name}: {first:?}");
-                program.info.code
-            })
-            .collect();
-        assert_eq!(codes, ["infant-checkup", "vaccine-mr"]);
     }
 }

@@ -38,8 +38,9 @@ pub fn today_in_japan() -> Day {
 
 impl Service {
     /// Opens (creating if needed) the data directory, its database and plugin cache, and
-    /// installs the plugins bundled in the binary that it does not have yet.
-    pub async fn open(data_directory: &Path) -> Result<Service> {
+    /// installs the plugins bundled in the binary that it does not have yet: those whose
+    /// codes `programs` lists, or all of them when it is empty.
+    pub async fn open(data_directory: &Path, programs: &[String]) -> Result<Service> {
         std::fs::create_dir_all(data_directory).with_context(|| format!("cannot create data directory {}", data_directory.display()))?;
         let database = Database::open(&data_directory.join("oshirase.db"))?;
         let cache = data_directory.join("cache");
@@ -47,7 +48,8 @@ impl Service {
         let plugins = Arc::new(Plugins::new(engine));
         let service = Service { data_directory: data_directory.to_path_buf(), database, plugins };
         let plugins = service.plugins.clone();
-        let installed = service.database.call(move |connection| plugins.install_bundled(connection)).await?;
+        let programs = programs.to_vec();
+        let installed = service.database.call(move |connection| plugins.install_bundled(connection, &programs)).await?;
         if !installed.is_empty() {
             tracing::info!(programs = ?installed, "installed the bundled programs");
         }

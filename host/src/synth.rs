@@ -115,7 +115,7 @@ const FILE_HEADERS: [(&str, &[&str]); 6] = [
     ("receipts.csv", &["宛名番号", "制度コード", "開始日", "終了日"]),
     ("pregnancies.csv", &["宛名番号", "交付日", "出産予定日"]),
     ("immunizations.csv", &["宛名番号", "ワクチン", "回数", "接種日"]),
-    ("checkups.csv", &["宛名番号", "種別", "受診日"]),
+    ("checkups.csv", &["宛名番号", "種別", "受診日", "回数"]),
 ];
 
 impl Files {
@@ -315,6 +315,8 @@ impl Generator {
         // records stay in the export with a status.
         let gone = self.random.random_bool(0.01) && members.len() == 1;
         let mut head_id = String::new();
+        let mut mother: Option<String> = None;
+        let mut babies: Vec<Day> = Vec::new();
         for member in &members {
             self.next_resident += 1;
             let resident_id = format!("{:010}", 1_000_000_000 + self.next_resident);
@@ -356,6 +358,12 @@ impl Generator {
             if member.relationship == Relationship::Head {
                 head_id = resident_id.clone();
             }
+            if member.sex == 2 && matches!(member.relationship, Relationship::Head | Relationship::Spouse) {
+                mother = Some(resident_id.clone());
+            }
+            if member.relationship == Relationship::Child && member.age == 0 {
+                babies.push(birth);
+            }
             self.histories(files, &resident_id, member, birth, single_parent, dependants)?;
             // Parents of children register most; other adults now and then.
             let registers = match member.relationship {
@@ -370,6 +378,14 @@ impl Generator {
         }
         if has_minors && !gone {
             self.household_benefits(files, &head_id, &members, single_parent)?;
+        }
+        // The pregnancy each baby of the last year came from, as the 母子健康手帳 records it.
+        if let Some(mother) = mother {
+            for birth in babies {
+                let due = birth.add_days(self.random.random_range(-14..=10));
+                let notified = due.add_days(-280 + self.random.random_range(56..=84));
+                files.pregnancies.write_record([mother.as_str(), &notified.to_string(), &due.to_string()])?;
+            }
         }
         Ok(())
     }
@@ -404,7 +420,7 @@ impl Generator {
             let notified = due.add_days(-280 + self.random.random_range(56..=84)).min(today);
             files.pregnancies.write_record([resident_id, &notified.to_string(), &due.to_string()])?;
             if due.add_days(-140) <= today && self.random.random_bool(0.4) {
-                files.checkups.write_record([resident_id, "maternal-dental", &due.add_days(-140).to_string()])?;
+                files.checkups.write_record([resident_id, "maternal-dental", &due.add_days(-140).to_string(), ""])?;
             }
         }
         if member.age < 13 {
@@ -414,10 +430,10 @@ impl Generator {
                     files.immunizations.write_record([resident_id, vaccine, &dose.to_string(), &given.to_string()])?;
                 }
             }
-            for (kind, months) in [("infant-checkup", 4), ("infant-checkup", 10), ("checkup-18m", 19), ("checkup-3y", 40)] {
+            for (kind, visit, months) in [("infant-checkup", "1", 4), ("infant-checkup", "2", 10), ("checkup-18m", "", 19), ("checkup-3y", "", 40)] {
                 let seen = birth.add_months_clamped(months).add_days(self.random.random_range(0..30));
                 if seen <= today && self.random.random_bool(0.94) {
-                    files.checkups.write_record([resident_id, kind, &seen.to_string()])?;
+                    files.checkups.write_record([resident_id, kind, &seen.to_string(), visit])?;
                 }
             }
         }
@@ -429,7 +445,7 @@ impl Generator {
             let eligible = member.age >= youngest && (!women_only || member.sex == 2) && (kind != "specific-checkup" || member.age < 75);
             if eligible && self.random.random_bool(share) {
                 let seen = today.add_days(-self.random.random_range(0..365));
-                files.checkups.write_record([resident_id, kind, &seen.to_string()])?;
+                files.checkups.write_record([resident_id, kind, &seen.to_string(), ""])?;
             }
         }
         Ok(())

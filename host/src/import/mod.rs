@@ -99,7 +99,8 @@ struct EventFile {
     spec: FileSpec,
     kind: EventKind,
     code: Option<&'static str>,
-    count: Option<&'static str>,
+    /// The count column and whether it is required; 0 when absent.
+    count: Option<(&'static str, bool)>,
     start: &'static str,
     end: Option<(&'static str, bool)>,
 }
@@ -134,15 +135,19 @@ static EVENT_FILES: [EventFile; 4] = [
         },
         kind: EventKind::Immunization,
         code: Some("vaccine"),
-        count: Some("dose"),
+        count: Some(("dose", true)),
         start: "date",
         end: None,
     },
     EventFile {
-        spec: FileSpec { name: "checkups.csv", columns: &[column("resident_id", "宛名番号", true), column("kind", "種別", true), column("date", "受診日", true)] },
+        spec: FileSpec {
+            name: "checkups.csv",
+            columns: &[column("resident_id", "宛名番号", true), column("kind", "種別", true), column("date", "受診日", true), column("count", "回数", false)],
+        },
         kind: EventKind::Checkup,
         code: Some("kind"),
-        count: None,
+        // Which of several visits (the 1回目 or 2回目 infant checkup), when it matters.
+        count: Some(("count", false)),
         start: "date",
         end: None,
     },
@@ -428,7 +433,7 @@ fn read_events(file: &mut CsvFile, events: &EventFile, known: &HashMap<Box<str>,
     let spec = file.spec;
     let id_column = spec.column("resident_id");
     let code_column = events.code.map(|name| spec.column(name));
-    let count_column = events.count.map(|name| spec.column(name));
+    let count_column = events.count.map(|(name, required)| (spec.column(name), required));
     let start_column = spec.column(events.start);
     let end_column = events.end.map(|(name, required)| (spec.column(name), required));
     let mut rows = 0;
@@ -439,7 +444,11 @@ fn read_events(file: &mut CsvFile, events: &EventFile, known: &HashMap<Box<str>,
             Some(column) => row.required(column),
             None => Some(PREGNANCY_CODE),
         };
-        let count = count_column.map_or(Some(0), |column| row.value(column, values::dose, "a dose number from 1 to 99"));
+        let count = match count_column {
+            Some((column, true)) => row.value(column, values::dose, "a number from 1 to 99"),
+            Some((column, false)) => Some(row.optional(column, values::dose, "a number from 1 to 99").unwrap_or(0)),
+            None => Some(0),
+        };
         let start = row.value(start_column, values::date, "a date");
         let end = match end_column {
             Some((column, true)) => row.value(column, values::date, "a date").map(Some),

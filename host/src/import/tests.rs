@@ -61,7 +61,7 @@ fn a_shift_jis_export_with_japanese_headers_and_era_dates_is_read_whole() {
     let immunizations = "宛名番号,ワクチン,回数,接種日\n002,vaccine-bcg,1,2025-07-01\n";
     let receipts = "resident_id,program_code,start_date\n001,child-allowance,2025-01-10\n";
     let pregnancies = "resident_id,notified_on,due_date\n001,2024-06-01,2025-01-05\n";
-    let checkups = "宛名番号,種別,受診日\n002,infant-checkup,20250415\n";
+    let checkups = "宛名番号,種別,受診日,回数\n002,infant-checkup,20250415,1\n002,checkup-18m,20260801,\n";
     let report = import(
         &mut connection,
         &[
@@ -88,7 +88,8 @@ fn a_shift_jis_export_with_japanese_headers_and_era_dates_is_read_whole() {
     assert_eq!((population.immunizations.person.as_slice(), population.immunizations.codes.as_slice()), ([1].as_slice(), ["vaccine-bcg".to_string()].as_slice()));
     assert_eq!(population.receipts.end, [i32::MAX]);
     assert_eq!(population.pregnancies.end, [Day::parse_iso("2025-01-05").unwrap().0]);
-    assert_eq!(population.checkups.start, [Day::parse_iso("2025-04-15").unwrap().0]);
+    assert_eq!(population.checkups.start, [Day::parse_iso("2025-04-15").unwrap().0, Day::parse_iso("2026-08-01").unwrap().0]);
+    assert_eq!(population.checkups.count, [1, 0]);
 }
 
 /// Imports a good snapshot, then each broken export in turn: every one must be refused
@@ -181,7 +182,7 @@ fn broken_exports_are_refused_with_their_place_and_change_nothing() {
                 "tax.csv:3:1: resident_id 999 is not in residents.csv",
                 "receipts.csv:2:4: end_date 2025-03-31 is before start_date 2025-04-01",
                 "immunizations.csv:2:1: resident_id 998 is not in residents.csv",
-                "immunizations.csv:3:3: dose \"0\" is not a dose number from 1 to 99",
+                "immunizations.csv:3:3: dose \"0\" is not a number from 1 to 99",
             ],
         ),
         ("truncated file", residents(&format!("{HEADER}{GOOD_ROWS}003,H1,C")), vec!["residents.csv:4:0: the row has 3 fields but the header has 6; is the file cut short?"]),
