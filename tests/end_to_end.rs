@@ -179,3 +179,19 @@ fn a_delivery_that_could_not_be_sent_is_retried_but_never_after_its_notice_expir
         &[(MOTHER_OF_READY_BABY, 0, ""), (FATHER_OF_ONE_YEAR_OLD, 1, "麻しん風しん(MR)ワクチン1期"), (MOTHER_OF_BABY_READY_TOMORROW, 1, "1回目の乳児健康診査")],
     );
 }
+
+#[test]
+fn the_import_benchmark_compares_with_sqlite3_in_one_run() {
+    let scene = Scene::new();
+    let work = scene.directory.path().join("bench");
+    let output = scene.ok(&["bench", "import", "--residents", "300", "--repetitions", "1", "--json", "--work", work.to_str().unwrap()]);
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    for timing in ["sqlite3", "oshirase_residents", "oshirase_all_files"] {
+        let seconds = report[timing]["seconds"].as_array().unwrap();
+        assert!(seconds.len() == 1 && seconds[0].as_f64().unwrap() > 0.0, "{report}");
+    }
+    assert!(report["peak_rss_kib"].as_i64().unwrap() > 0 && report["database_bytes"].as_u64().unwrap() > 0, "{report}");
+    // The city it imported is the one gen writes, and it was imported whole.
+    let lines = std::fs::read_to_string(work.join("city-300-1/residents.csv")).unwrap().lines().count();
+    assert!(lines > 300, "{lines} lines");
+}

@@ -2,6 +2,8 @@
 //! the moment they can use them, through LINE. Each program's rules are a sandboxed
 //! WebAssembly plugin evaluated against the city's resident snapshot. See ARCHITECTURE.md.
 
+pub mod admin;
+pub mod bench;
 pub mod cases;
 pub mod channel;
 pub mod database;

@@ -9,7 +9,7 @@ use oshirase::channel::line::LineConfig;
 use oshirase::import::{ImportError, ImportOptions, import_directory};
 use oshirase::plugin::{Limits, PluginEngine};
 use oshirase::synth::FileEncoding;
-use oshirase::service::{Service, today_in_japan};
+use oshirase::service::{Service, open_database, today_in_japan};
 use oshirase::Day;
 
 #[derive(Parser)]
@@ -43,6 +43,9 @@ enum Command {
         residents: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Turns the admin API (/api/…) on with this bearer token.
+        #[arg(long, env = "OSHIRASE_ADMIN_TOKEN")]
+        admin_token: Option<String>,
     },
     /// Runs the LINE Messaging API emulator on its own.
     LineEmulator {
@@ -83,6 +86,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TextEncoding::Utf8)]
         encoding: TextEncoding,
     },
+    /// Measures oshirase against a reference in one run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Lists or re-activates snapshot generations.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
@@ -119,6 +125,26 @@ enum PluginCommand {
 }
 
 #[derive(Subcommand)]
+enum BenchCommand {
+    /// Imports a synthetic city with `oshirase import` and with the `sqlite3` shell's
+    /// `.import`, alternating, and prints the medians and their ratio.
+    Import {
+        #[arg(long, default_value_t = 1_000_000)]
+        residents: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 5)]
+        repetitions: usize,
+        /// Where the city and the databases go; the city is reused when already there.
+        #[arg(long, default_value = "./oshirase-bench")]
+        work: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum SnapshotCommand {
     /// Lists the kept generations, newest first.
     List,
@@ -149,11 +175,12 @@ async fn main() -> Result<()> {
     let data = arguments.data;
     let programs = arguments.programs;
     match arguments.command {
-        Command::Demo { exit_after_run, port, date, residents, seed } => {
+        Command::Demo { exit_after_run, port, date, residents, seed, admin_token } => {
             let port = if exit_after_run { 0 } else { port };
             let options = oshirase::demo::DemoOptions {
                 data_directory: data,
                 programs,
+                admin_token,
                 residents,
                 seed,
                 today: date.unwrap_or_else(today_in_japan),
@@ -175,14 +202,14 @@ async fn main() -> Result<()> {
             emulator.serve(listener, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
         }
         Command::Import { directory, keep, allow_shrink } => {
-            let service = Service::open(&data, &programs).await?;
+            let database = open_database(&data)?;
             let options = ImportOptions {
                 actor: "cli".into(),
                 source: directory.display().to_string(),
                 keep_generations: keep,
                 max_shrink_percent: (!allow_shrink).then_some(oshirase::import::DEFAULT_MAX_SHRINK_PERCENT),
             };
-            let report = service.database.call(move |connection| Ok(import_directory(connection, &directory, &options))).await?;
+            let report = database.call(move |connection| Ok(import_directory(connection, &directory, &options))).await?;
             match report {
                 Ok(report) => {
                     for warning in &report.warnings {
@@ -210,16 +237,23 @@ async fn main() -> Result<()> {
             let city = oshirase::synth::generate(residents, seed, date.unwrap_or_else(today_in_japan), &out, encoding)?;
             println!("wrote {} residents in {} households ({} departed) to {}", city.residents, city.households, city.departed, out.display());
         }
+        Command::Bench(BenchCommand::Import { residents, seed, repetitions, work, json }) => {
+            let options = oshirase::bench::ImportBenchOptions { residents, seed, repetitions, work_directory: work };
+            let report = tokio::task::spawn_blocking(move || oshirase::bench::import(&options, today_in_japan())).await??;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{report}");
+            }
+        }
         Command::Snapshot(SnapshotCommand::List) => {
-            let service = Service::open(&data, &programs).await?;
-            for snapshot in service.database.call(|connection| oshirase::snapshot::list(connection)).await? {
+            for snapshot in open_database(&data)?.call(|connection| oshirase::snapshot::list(connection)).await? {
                 let active = if snapshot.active { "active" } else { "" };
                 println!("{}\t{}\t{}\t{}\t{}\t{}", snapshot.id, snapshot.imported_at, snapshot.residents, active, snapshot.source, snapshot.files);
             }
         }
         Command::Snapshot(SnapshotCommand::Activate { id }) => {
-            let service = Service::open(&data, &programs).await?;
-            service.database.call(move |connection| oshirase::snapshot::activate(connection, id, "cli")).await?;
+            open_database(&data)?.call(move |connection| oshirase::snapshot::activate(connection, id, "cli")).await?;
             println!("snapshot {id} is active");
         }
         Command::Register { resident_id, line_user_id } => {

@@ -36,13 +36,19 @@ pub fn today_in_japan() -> Day {
     Day((seconds + 9 * 3600).div_euclid(86_400) as i32)
 }
 
+/// Opens (creating if needed) only the data directory's database, for commands that need
+/// no plugins (importing, listing snapshots).
+pub fn open_database(data_directory: &Path) -> Result<Database> {
+    std::fs::create_dir_all(data_directory).with_context(|| format!("cannot create data directory {}", data_directory.display()))?;
+    Database::open(&data_directory.join("oshirase.db"))
+}
+
 impl Service {
     /// Opens (creating if needed) the data directory, its database and plugin cache, and
     /// installs the plugins bundled in the binary that it does not have yet: those whose
     /// codes `programs` lists, or all of them when it is empty.
     pub async fn open(data_directory: &Path, programs: &[String]) -> Result<Service> {
-        std::fs::create_dir_all(data_directory).with_context(|| format!("cannot create data directory {}", data_directory.display()))?;
-        let database = Database::open(&data_directory.join("oshirase.db"))?;
+        let database = open_database(data_directory)?;
         let cache = data_directory.join("cache");
         let engine = tokio::task::spawn_blocking(move || PluginEngine::new(Limits::default(), Some(cache))).await??;
         let plugins = Arc::new(Plugins::new(engine));

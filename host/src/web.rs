@@ -2,13 +2,15 @@
 //! socket. For now it serves the overview of what was sent and, in the demo, the LINE
 //! emulator under `/line-emulator`.
 
-use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::{Json, Router};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
+use crate::admin;
 use crate::emulator::{Emulator, PHONE_STYLE};
+use crate::import::ImportRefused;
 use crate::service::Service;
 
 /// Where the emulator is mounted when the server carries one.
@@ -18,30 +20,54 @@ pub const EMULATOR_PATH: &str = "/line-emulator";
 pub struct AppState {
     pub service: Service,
     pub emulator: Option<Emulator>,
+    /// The SHA-256 of the administrator's token; the admin API is off without one.
+    pub admin_token_sha256: Option<[u8; 32]>,
 }
+
+/// The largest export upload accepted, in bytes: a city of several million residents.
+const MAX_UPLOAD_BYTES: usize = 4 << 30;
 
 /// Every route the server answers.
 pub fn app(state: AppState) -> Router {
-    let mut router = Router::new().route("/", get(overview)).route("/healthz", get(|| async { "ok" }));
+    let mut router = Router::new()
+        .route("/", get(overview))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/snapshots", get(admin::list_snapshots).post(admin::import_snapshot).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
+        .route("/api/snapshots/{id}/activate", post(admin::activate_snapshot));
     if let Some(emulator) = &state.emulator {
         router = router.nest_service(EMULATOR_PATH, emulator.router());
     }
     router.with_state(state)
 }
 
-/// The one place an error becomes an HTTP answer: the message, never a stack of internals.
-pub struct AppError(anyhow::Error);
+/// Every way a request can fail; the one place an error becomes an HTTP answer.
+pub enum AppError {
+    /// The caller must change the request: the status and what is wrong.
+    Request(StatusCode, String),
+    /// An import was refused: 422 with every problem found, as JSON.
+    ImportRefused(ImportRefused),
+    /// Something failed on our side: 500 with the message, never a stack of internals.
+    Internal(anyhow::Error),
+}
 
 impl<E: Into<anyhow::Error>> From<E> for AppError {
     fn from(error: E) -> AppError {
-        AppError(error.into())
+        AppError::Internal(error.into())
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        tracing::warn!(error = %format!("{:#}", self.0), "request failed");
-        (StatusCode::INTERNAL_SERVER_ERROR, format!("{:#}", self.0)).into_response()
+        match self {
+            AppError::Request(status, message) => (status, Json(serde_json::json!({ "error": message }))).into_response(),
+            AppError::ImportRefused(refused) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({ "error": "import refused, nothing changed", "problems": refused.problems }))).into_response()
+            }
+            AppError::Internal(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": format!("{error:#}") }))).into_response()
+            }
+        }
     }
 }
 

@@ -153,6 +153,9 @@ static EVENT_FILES: [EventFile; 4] = [
     },
 ];
 
+/// Every file an export may hold; `residents.csv` is required.
+pub const EXPORT_FILES: [&str; 6] = ["residents.csv", "tax.csv", "receipts.csv", "pregnancies.csv", "immunizations.csv", "checkups.csv"];
+
 /// By default an export with this share fewer living residents than the active snapshot
 /// is refused as probably truncated.
 pub const DEFAULT_MAX_SHRINK_PERCENT: u32 = 10;

@@ -1,0 +1,221 @@
+//! The administrator's HTTP API for resident snapshots: upload an export to import it,
+//! list the kept generations, re-activate one. Every route needs the administrator's
+//! bearer token.
+
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+use crate::import::{DEFAULT_MAX_SHRINK_PERCENT, EXPORT_FILES, ImportError, ImportOptions, ImportReport, import_directory};
+use crate::snapshot::SnapshotInfo;
+use crate::web::{AppError, AppState};
+
+/// How many snapshot generations an import through the API keeps.
+const KEEP_GENERATIONS: usize = 3;
+
+/// Proof that the request carries the administrator's token.
+pub struct Administrator;
+
+impl FromRequestParts<AppState> for Administrator {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Administrator, AppError> {
+        let Some(expected) = &state.admin_token_sha256 else {
+            return Err(AppError::Request(StatusCode::UNAUTHORIZED, "the admin API is off: start the server with an admin token (OSHIRASE_ADMIN_TOKEN)".into()));
+        };
+        let presented = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer "));
+        let Some(presented) = presented else {
+            return Err(AppError::Request(StatusCode::UNAUTHORIZED, "missing bearer token".into()));
+        };
+        // Comparing digests, every byte of them, keeps the comparison's time independent
+        // of how much of the token was right.
+        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let difference = presented.iter().zip(expected.iter()).fold(0, |difference, (left, right)| difference | (left ^ right));
+        if difference != 0 {
+            return Err(AppError::Request(StatusCode::UNAUTHORIZED, "wrong bearer token".into()));
+        }
+        Ok(Administrator)
+    }
+}
+
+/// The SHA-256 of an admin token, as [`AppState`] keeps it.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[derive(serde::Deserialize)]
+pub struct ImportQuery {
+    /// Accept an export with many fewer residents than the active snapshot.
+    #[serde(default)]
+    allow_shrink: bool,
+}
+
+/// `POST /api/snapshots`: a multipart upload whose parts are named by file (residents.csv
+/// and any of the other export files). Answers the import report, or 422 with every
+/// problem when the export is refused; the active snapshot is then unchanged.
+pub async fn import_snapshot(_: Administrator, State(state): State<AppState>, Query(query): Query<ImportQuery>, mut multipart: Multipart) -> Result<Json<ImportReport>, AppError> {
+    let upload = Upload(state.service.data_directory.join("uploads").join(uuid::Uuid::new_v4().to_string()));
+    tokio::fs::create_dir_all(&upload.0).await.map_err(anyhow::Error::from)?;
+    let mut names = Vec::new();
+    while let Some(mut field) = multipart.next_field().await.map_err(|error| AppError::Request(StatusCode::BAD_REQUEST, format!("unreadable upload: {error}")))? {
+        let name = field.name().or(field.file_name()).unwrap_or_default().to_owned();
+        if !EXPORT_FILES.contains(&name.as_str()) || names.contains(&name) {
+            return Err(AppError::Request(StatusCode::BAD_REQUEST, format!("unexpected part {name:?}: each of {} may be sent once", EXPORT_FILES.join(", "))));
+        }
+        // Written chunk by chunk, so a city's export never sits in memory whole.
+        let mut file = tokio::fs::File::create(upload.0.join(&name)).await.map_err(anyhow::Error::from)?;
+        while let Some(chunk) = field.chunk().await.map_err(|error| AppError::Request(StatusCode::BAD_REQUEST, format!("upload of {name} broke off: {error}")))? {
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await.map_err(anyhow::Error::from)?;
+        }
+        names.push(name);
+    }
+    let options = ImportOptions {
+        actor: "api:administrator".into(),
+        source: format!("upload of {}", names.join(", ")),
+        keep_generations: KEEP_GENERATIONS,
+        max_shrink_percent: (!query.allow_shrink).then_some(DEFAULT_MAX_SHRINK_PERCENT),
+    };
+    let directory = upload.0.clone();
+    let result = state.service.database.call(move |connection| Ok(import_directory(connection, &directory, &options))).await?;
+    match result {
+        Ok(report) => Ok(Json(report)),
+        Err(ImportError::Refused(refused)) => Err(AppError::ImportRefused(refused)),
+        Err(ImportError::Failed(error)) => Err(AppError::Internal(error)),
+    }
+}
+
+/// An upload directory, removed when the request ends however it ends.
+struct Upload(PathBuf);
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `GET /api/snapshots`: the kept generations, newest first.
+pub async fn list_snapshots(_: Administrator, State(state): State<AppState>) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
+    Ok(Json(state.service.database.call(|connection| crate::snapshot::list(connection)).await?))
+}
+
+/// `POST /api/snapshots/{id}/activate`: makes a kept generation the active one again.
+pub async fn activate_snapshot(_: Administrator, State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
+    let known = state.service.database.call(move |connection| Ok(crate::snapshot::list(connection)?.iter().any(|snapshot| snapshot.id == id))).await?;
+    if !known {
+        return Err(AppError::Request(StatusCode::NOT_FOUND, format!("there is no snapshot {id}")));
+    }
+    let snapshots = state
+        .service
+        .database
+        .call(move |connection| {
+            crate::snapshot::activate(connection, id, "api:administrator")?;
+            crate::snapshot::list(connection)
+        })
+        .await?;
+    Ok(Json(snapshots))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+
+    use crate::service::Service;
+    use crate::web::{AppState, app};
+
+    const TOKEN: &str = "admin-secret";
+    const BOUNDARY: &str = "oshirase-test-boundary";
+
+    async fn state(directory: &std::path::Path) -> AppState {
+        let service = Service::open(directory, &["vaccine-mr".to_owned()]).await.unwrap();
+        AppState { service, emulator: None, admin_token_sha256: Some(super::token_digest(TOKEN)) }
+    }
+
+    fn multipart(files: &[(&str, &str)]) -> String {
+        let mut body = String::new();
+        for (name, text) in files {
+            body.push_str(&format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: text/csv\r\n\r\n{text}\r\n"));
+        }
+        body.push_str(&format!("--{BOUNDARY}--\r\n"));
+        body
+    }
+
+    /// Sends a request and returns the status and the JSON answer.
+    async fn send(state: &AppState, method: &str, uri: &str, token: Option<&str>, files: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        let mut request = Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"));
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = app(state.clone()).oneshot(request.body(Body::from(multipart(files))).unwrap()).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    const GOOD: &str = "宛名番号,世帯番号,氏名,生年月日,性別,続柄\n001,H1,千葉 花子,1990-04-01,女,世帯主\n002,H1,千葉 一郎,R7.1.1,男,子\n";
+
+    #[tokio::test]
+    async fn an_export_uploaded_by_the_administrator_becomes_the_active_snapshot() {
+        let directory = tempfile::tempdir().unwrap();
+        let state = state(directory.path()).await;
+        let (status, report) = send(&state, "POST", "/api/snapshots", Some(TOKEN), &[("residents.csv", GOOD), ("checkups.csv", "宛名番号,種別,受診日\n002,checkup-18m,2026-08-01\n")]).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["residents"], 2);
+        let (status, snapshots) = send(&state, "GET", "/api/snapshots", Some(TOKEN), &[]).await;
+        assert_eq!((status, snapshots[0]["active"].clone()), (200, serde_json::Value::Bool(true)), "{snapshots}");
+        assert!(!directory.path().join("uploads").read_dir().unwrap().any(|_| true), "the upload is removed afterwards");
+    }
+
+    #[tokio::test]
+    async fn a_broken_upload_is_refused_with_every_problem_and_changes_nothing() {
+        let directory = tempfile::tempdir().unwrap();
+        let state = state(directory.path()).await;
+        assert_eq!(send(&state, "POST", "/api/snapshots", Some(TOKEN), &[("residents.csv", GOOD)]).await.0, 200);
+        let broken = GOOD.replace("R7.1.1", "R7.2.30").replace("1990-04-01,女", "1990-04-01,?");
+        let (status, answer) = send(&state, "POST", "/api/snapshots", Some(TOKEN), &[("residents.csv", &broken)]).await;
+        assert_eq!(status, 422, "{answer}");
+        let problems: Vec<String> = answer["problems"].as_array().unwrap().iter().map(|problem| format!("{}:{}:{}", problem["file"], problem["line"], problem["column"])).collect();
+        assert_eq!(problems, ["\"residents.csv\":2:5", "\"residents.csv\":3:4"]);
+        let (_, snapshots) = send(&state, "GET", "/api/snapshots", Some(TOKEN), &[]).await;
+        assert_eq!(snapshots.as_array().unwrap().len(), 1, "{snapshots}");
+    }
+
+    #[tokio::test]
+    async fn requests_without_the_token_or_with_unknown_parts_are_turned_away() {
+        let directory = tempfile::tempdir().unwrap();
+        let state = state(directory.path()).await;
+        let files = [("residents.csv", GOOD)];
+        let check = [
+            (send(&state, "POST", "/api/snapshots", None, &files).await, 401),
+            (send(&state, "POST", "/api/snapshots", Some("guess"), &files).await, 401),
+            (send(&state, "GET", "/api/snapshots", Some("admin-secret "), &[]).await, 401),
+            (send(&state, "POST", "/api/snapshots", Some(TOKEN), &[("passwords.txt", "x")]).await, 400),
+            (send(&state, "POST", "/api/snapshots/99/activate", Some(TOKEN), &[]).await, 404),
+        ];
+        for (index, ((status, answer), expected)) in check.into_iter().enumerate() {
+            assert_eq!(status, expected, "request {index}: {answer}");
+            assert!(answer["error"].as_str().is_some_and(|message| !message.is_empty()), "request {index}: {answer}");
+        }
+        let (_, snapshots) = send(&state, "GET", "/api/snapshots", Some(TOKEN), &[]).await;
+        assert_eq!(snapshots, serde_json::json!([]), "nothing was imported");
+    }
+
+    #[tokio::test]
+    async fn an_earlier_generation_can_be_made_active_again() {
+        let directory = tempfile::tempdir().unwrap();
+        let state = state(directory.path()).await;
+        let (_, first) = send(&state, "POST", "/api/snapshots", Some(TOKEN), &[("residents.csv", GOOD)]).await;
+        let second = format!("{GOOD}003,H2,佐藤 凛,1980-01-01,女,世帯主\n");
+        assert_eq!(send(&state, "POST", "/api/snapshots", Some(TOKEN), &[("residents.csv", &second)]).await.0, 200);
+        let (status, snapshots) = send(&state, "POST", &format!("/api/snapshots/{}/activate", first["snapshot_id"]), Some(TOKEN), &[]).await;
+        assert_eq!(status, 200, "{snapshots}");
+        let active: Vec<&serde_json::Value> = snapshots.as_array().unwrap().iter().filter(|snapshot| snapshot["active"] == true).collect();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0]["id"], first["snapshot_id"]);
+    }
+}
