@@ -529,6 +529,16 @@ mod tests {
         let households = population.household.iter().max().map_or(0, |last| last + 1);
         let per_household = size / f64::from(households);
         assert!((2.0..2.4).contains(&per_household), "{per_household:.2} persons per household");
+        // About 6.5 % of households with children under 18 have one parent.
+        let mut spouse_in: std::collections::HashMap<u32, bool> = std::collections::HashMap::new();
+        for person in population.people() {
+            let has_spouse = spouse_in.entry(person.household()).or_insert(false);
+            *has_spouse |= person.relationship() == Relationship::Spouse;
+        }
+        let minors_in: std::collections::HashSet<u32> =
+            population.people().filter(|person| person.relationship() == Relationship::Child && person.age_on(today) < 18).map(|person| person.household()).collect();
+        let single_parents = minors_in.iter().filter(|household| !spouse_in[household]).count() as f64 / minors_in.len() as f64;
+        assert!((0.04..0.10).contains(&single_parents), "{single_parents:.3} of households with children have one parent");
         // Records exist for every kind, and only about people in the snapshot.
         for events in [&population.pregnancies, &population.immunizations, &population.checkups, &population.receipts] {
             assert!(!events.person.is_empty() && events.person.iter().all(|person| *person < population.size));
