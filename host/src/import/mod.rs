@@ -11,7 +11,7 @@ use anyhow::Context;
 use rusqlite::Connection;
 use rustc_hash::FxHashMap as HashMap;
 
-pub use csv_file::{MAX_PROBLEMS, MAX_ROW_BYTES, Problem};
+pub use csv_file::{MAX_PROBLEMS, Problem};
 use csv_file::{Column, CsvFile, FileSpec, Problems};
 
 use crate::database::audit;
@@ -161,7 +161,7 @@ pub const EXPORT_FILES: [&str; 6] = ["residents.csv", "tax.csv", "receipts.csv",
 pub const DEFAULT_MAX_SHRINK_PERCENT: u32 = 10;
 
 /// The code a pregnancy record carries, since its file has no code column.
-pub const PREGNANCY_CODE: &str = "pregnancy";
+const PREGNANCY_CODE: &str = "pregnancy";
 
 /// Where a resident id of `residents.csv` leads: the row of a living resident, or nothing
 /// for one who moved out or died; and the line it was first seen on.
