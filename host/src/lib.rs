@@ -2,8 +2,10 @@
 //! the moment they can use them, through LINE. Each program's rules are a sandboxed
 //! WebAssembly plugin evaluated against the city's resident snapshot. See ARCHITECTURE.md.
 
+pub mod admin;
 pub mod cases;
 pub mod channel;
+pub mod cron;
 pub mod database;
 pub mod demo;
 pub mod emulator;
@@ -12,6 +14,7 @@ pub mod import;
 pub mod message;
 pub mod outbox;
 pub mod plugin;
+pub mod publish;
 pub mod registry;
 pub mod service;
 pub mod snapshot;
