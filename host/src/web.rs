@@ -1,15 +1,19 @@
 //! The HTTP side: one table of routes, built by `app` so that tests can call it without a
-//! socket. For now it serves the overview of what was sent and, in the demo, the LINE
-//! emulator under `/line-emulator`.
+//! socket. It serves the overview of what was sent, the admin API for plugins
+//! (`admin.rs`) and, in the demo, the LINE emulator under `/line-emulator`.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 
 use crate::emulator::{Emulator, PHONE_STYLE};
 use crate::service::Service;
+
+/// The largest publish request: a base64-encoded component and its example cases.
+const PLUGIN_BODY_LIMIT: usize = 32 << 20;
 
 /// Where the emulator is mounted when the server carries one.
 pub const EMULATOR_PATH: &str = "/line-emulator";
@@ -22,7 +26,14 @@ pub struct AppState {
 
 /// Every route the server answers.
 pub fn app(state: AppState) -> Router {
-    let mut router = Router::new().route("/", get(overview)).route("/healthz", get(|| async { "ok" }));
+    let mut router = Router::new()
+        .route("/", get(overview))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/admin/programs", get(crate::admin::list))
+        .route("/admin/programs/{code}/versions", post(crate::admin::publish).layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT)))
+        .route("/admin/programs/{code}/activate", post(crate::admin::activate))
+        .route("/admin/programs/{code}/rollback", post(crate::admin::rollback))
+        .route("/admin/programs/{code}/disable", post(crate::admin::disable));
     if let Some(emulator) = &state.emulator {
         router = router.nest_service(EMULATOR_PATH, emulator.router());
     }
@@ -41,7 +52,8 @@ impl<E: Into<anyhow::Error>> From<E> for AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         tracing::warn!(error = %format!("{:#}", self.0), "request failed");
-        (StatusCode::INTERNAL_SERVER_ERROR, format!("{:#}", self.0)).into_response()
+        let status = crate::admin::status_of(&self.0).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, format!("{:#}", self.0)).into_response()
     }
 }
 
