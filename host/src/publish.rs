@@ -35,7 +35,7 @@ pub struct Candidate {
 /// Why a registry action did not happen; the admin API answers with the matching status.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("version {version} of {program:?} rejected: {reason}")]
+    #[error("version {version}{} rejected: {reason}", if program.is_empty() { String::new() } else { format!(" of {program:?}") })]
     Rejected { program: String, version: i64, reason: String },
     #[error("these bytes are already version {version} of {program:?}")]
     AlreadyPublished { program: String, version: i64 },
