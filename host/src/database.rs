@@ -11,6 +11,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_initial.sql", include_str!("../../db/0001_initial.sql")),
     ("0002_full_snapshots.sql", include_str!("../../db/0002_full_snapshots.sql")),
+    ("0003_publishing.sql", include_str!("../../db/0003_publishing.sql")),
 ];
 
 /// Opens (creating if needed) the database at `path`, in WAL mode, fully migrated.

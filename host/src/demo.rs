@@ -20,8 +20,6 @@ pub struct DemoOptions {
     pub data_directory: PathBuf,
     /// The bundled programs to install, all when empty.
     pub programs: Vec<String>,
-    /// Turns the admin API on with this bearer token.
-    pub admin_token: Option<String>,
     pub residents: usize,
     pub seed: u64,
     pub today: Day,
@@ -46,7 +44,7 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     let listener = tokio::net::TcpListener::bind(options.address).await.with_context(|| format!("cannot listen on {} (choose another with --port)", options.address))?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState { service: service.clone(), emulator: Some(emulator), admin_token_sha256: options.admin_token.as_deref().map(crate::admin::token_digest) };
+    let state = AppState { service: service.clone(), emulator: Some(emulator) };
     let server = tokio::spawn(crate::run(state, listener, async {
         let _ = stopped.await;
     }));

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use oshirase::channel::line::LineConfig;
 use oshirase::import::{ImportError, ImportOptions, import_directory};
 use oshirase::plugin::{Limits, PluginEngine};
+use oshirase::publish::{Activation, Candidate};
 use oshirase::synth::FileEncoding;
 use oshirase::service::{Service, open_database, today_in_japan};
 use oshirase::Day;
@@ -43,9 +44,6 @@ enum Command {
         residents: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Turns the admin API (/api/…) on with this bearer token.
-        #[arg(long, env = "OSHIRASE_ADMIN_TOKEN")]
-        admin_token: Option<String>,
     },
     /// Runs the LINE Messaging API emulator on its own.
     LineEmulator {
@@ -106,14 +104,48 @@ enum Command {
     /// Works with program plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Manages access to the admin API.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Serves the overview page and the admin API until interrupted.
+    Serve {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Prints a new admin API token for a division, which may act on the programs given
+    /// with --programs (or on all with --admin). Only its hash is stored.
+    CreateToken {
+        #[arg(long)]
+        division: String,
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 #[derive(Subcommand)]
 enum PluginCommand {
     /// Runs a plugin's example cases through the sandbox and shows every difference.
     Test { plugin: PathBuf, cases: PathBuf },
-    /// Lists the active programs.
+    /// Validates a plugin and, when every check passes, makes it its program's active
+    /// version; a rejected plugin is kept with the reason and changes nothing.
+    Publish {
+        file: PathBuf,
+        /// The plugin's example cases, which must all pass.
+        #[arg(long)]
+        cases: Option<PathBuf>,
+    },
+    /// Lists every program's versions with their state (active, inactive, rejected).
     List,
+    /// Makes an accepted version of a program the active one for the next run.
+    Activate { program: String, version: i64 },
+    /// Makes the previously active version of a program active again.
+    Rollback { program: String },
+    /// Leaves a program with no active version, so runs skip it.
+    Disable { program: String },
     /// Shows whom a program would notify on a date, sending and storing nothing.
     DryRun {
         program: String,
@@ -175,12 +207,11 @@ async fn main() -> Result<()> {
     let data = arguments.data;
     let programs = arguments.programs;
     match arguments.command {
-        Command::Demo { exit_after_run, port, date, residents, seed, admin_token } => {
+        Command::Demo { exit_after_run, port, date, residents, seed } => {
             let port = if exit_after_run { 0 } else { port };
             let options = oshirase::demo::DemoOptions {
                 data_directory: data,
                 programs,
-                admin_token,
                 residents,
                 seed,
                 today: date.unwrap_or_else(today_in_japan),
@@ -280,10 +311,45 @@ async fn main() -> Result<()> {
         }
         Command::Plugin(PluginCommand::List) => {
             let service = Service::open(&data, &programs).await?;
-            let versions = service.database.call(|connection| oshirase::registry::active_versions(connection)).await?;
-            for version in versions {
-                println!("{}\t{}\t{}\t{}", version.program, version.manifest.name, version.manifest.division, &version.sha256[..12]);
+            for version in service.database.call(|connection| oshirase::publish::list(connection)).await? {
+                let program = if version.program.is_empty() { "(unknown)" } else { &version.program };
+                let first_line = version.validation.lines().next().unwrap_or_default();
+                println!("{program}\t{}\t{}\t{}\t{}\t{}\t{}\t{first_line}", version.version, version.state, version.name, version.published_by, version.published_at, &version.sha256[..12]);
             }
+        }
+        Command::Plugin(PluginCommand::Publish { file, cases }) => {
+            let wasm = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let cases = cases.map(|path| std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))).transpose()?;
+            let service = Service::open(&data, &programs).await?;
+            let candidate = Candidate { wasm, cases, publisher: "cli".into(), program: None, activation: Activation::Always };
+            let published = oshirase::publish::publish(&service.database, &service.plugins, candidate).await?;
+            println!("{}", serde_json::to_string(&published)?);
+        }
+        Command::Plugin(PluginCommand::Activate { program, version }) => {
+            let service = Service::open(&data, &programs).await?;
+            service.database.call(move |connection| Ok(oshirase::publish::activate(connection, &program, version, "cli")?)).await?;
+        }
+        Command::Plugin(PluginCommand::Rollback { program }) => {
+            let service = Service::open(&data, &programs).await?;
+            let version = service.database.call(move |connection| Ok(oshirase::publish::rollback(connection, &program, "cli")?)).await?;
+            println!("version {version} is active");
+        }
+        Command::Plugin(PluginCommand::Disable { program }) => {
+            let service = Service::open(&data, &programs).await?;
+            service.database.call(move |connection| Ok(oshirase::publish::disable(connection, &program, "cli")?)).await?;
+        }
+        Command::Admin(AdminCommand::CreateToken { division, admin }) => {
+            std::fs::create_dir_all(&data).with_context(|| format!("cannot create data directory {}", data.display()))?;
+            let database = oshirase::database::Database::open(&data.join("oshirase.db"))?;
+            let token = database.call(move |connection| oshirase::admin::create_token(connection, &division, &programs, admin, "cli")).await?;
+            println!("{token}");
+        }
+        Command::Serve { port } => {
+            let service = Service::open(&data, &programs).await?;
+            let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;
+            println!("listening on http://{}", listener.local_addr()?);
+            let state = oshirase::AppState { service, emulator: None };
+            oshirase::run(state, listener, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
         }
         Command::Plugin(PluginCommand::DryRun { program, date, format }) => {
             let service = Service::open(&data, &programs).await?;

@@ -38,6 +38,39 @@ impl Default for Limits {
     }
 }
 
+/// The version of the `oshirase:program` package in `wit/program.wit`, which this host
+/// implements.
+pub const WIT_VERSION: &str = "1.0.0";
+
+/// Whether a plugin built for `found` runs on this host: the same major version (the same
+/// minor for 0.x) and no newer minor, since a newer minor may expect what this host lacks.
+fn wit_compatible(found: &str) -> bool {
+    let parse = |version: &str| -> Option<(u64, u64)> {
+        let mut parts = version.split('.').map(|part| part.parse::<u64>().ok());
+        Some((parts.next()??, parts.next()??))
+    };
+    match (parse(found), parse(WIT_VERSION)) {
+        (Some((0, found_minor)), Some((0, minor))) => found_minor == minor,
+        (Some((found_major, found_minor)), Some((major, minor))) => found_major == major && found_minor <= minor,
+        _ => false,
+    }
+}
+
+/// Tells a component from a core module and from bytes that are not WebAssembly at all,
+/// before compiling, so the message says which it is.
+fn check_binary_kind(wasm: &[u8]) -> Result<(), PluginError> {
+    let invalid = |message: String| Err(PluginError::Invalid(anyhow::anyhow!(message)));
+    match wasm {
+        [0, b'a', b's', b'm', 0x0d, 0, 1, 0, ..] => Ok(()),
+        [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => invalid("this is a core WebAssembly module, not a component: build the plugin with --target wasm32-wasip2".into()),
+        [0, b'a', b's', b'm', ..] => invalid("WebAssembly of an unknown version, not a component".into()),
+        _ => invalid(format!("{} bytes that are not WebAssembly (no \\0asm header)", wasm.len())),
+    }
+}
+
+/// The longest text LINE accepts in one text message, in characters.
+pub const LINE_TEXT_LIMIT: usize = 5000;
+
 /// How often the epoch advances; the wall-time limit is counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -110,6 +143,8 @@ impl Drop for PluginEngine {
 pub struct LoadedProgram {
     pre: bindings::ProgramPre<Sandbox>,
     pub info: ProgramInfo,
+    /// The `oshirase:program` version it was built for.
+    pub wit_version: String,
 }
 
 /// What one evaluation produced, with the plugin's captured output for the run log.
@@ -123,6 +158,9 @@ impl PluginEngine {
     pub fn new(limits: Limits, cache_directory: Option<PathBuf>) -> Result<PluginEngine> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // Plugins are stripped, so a backtrace is a list of unnamed function numbers that
+        // would bury the reason in the run log.
+        config.wasm_backtrace_max_frames(None);
         let mut pool = wasmtime::PoolingAllocationConfig::default();
         pool.total_component_instances(64).total_core_instances(256).total_memories(64).total_tables(64).max_memory_size(limits.memory_bytes);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
@@ -147,15 +185,37 @@ impl PluginEngine {
         Ok(PluginEngine { engine, linker, limits, cache_directory, ticker_stop })
     }
 
-    /// Compiles (or loads from the cache) a plugin and asks it to describe itself.
+    /// Compiles (or loads from the cache) a plugin and asks it to describe itself. The
+    /// bytes must be a component of a compatible `oshirase:program` version.
     pub fn load(&self, wasm: &[u8], sha256: &str) -> Result<LoadedProgram, PluginError> {
-        let component = self.compile(wasm, sha256).map_err(PluginError::Invalid)?;
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|error| PluginError::Invalid(error.into()))?;
+        check_binary_kind(wasm)?;
+        let component = self.compile(wasm, sha256).map_err(|error| PluginError::Invalid(error.context("not a valid component")))?;
+        let wit_version = self.wit_version(&component)?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|error| PluginError::Invalid(anyhow::Error::from(error).context("cannot link the component")))?;
         let pre = bindings::ProgramPre::new(instance_pre).map_err(|error| PluginError::Invalid(error.into()))?;
         let (mut store, log) = self.store(Day(0));
         let instance = pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
         let info = instance.call_describe(&mut store).map_err(|error| PluginError::Trapped(with_log(error.into(), &log)))?;
-        Ok(LoadedProgram { pre, info: info_from_wit(info)? })
+        Ok(LoadedProgram { pre, info: info_from_wit(info)?, wit_version })
+    }
+
+    /// The `oshirase:program` version the component was built for, read from the names of
+    /// its imports and exports; refused unless this host implements a compatible one.
+    fn wit_version(&self, component: &Component) -> Result<String, PluginError> {
+        let kind = component.component_type();
+        let imports: Vec<&str> = kind.imports(&self.engine).map(|(name, _)| name).collect();
+        let exports: Vec<&str> = kind.exports(&self.engine).map(|(name, _)| name).collect();
+        let mut versions: Vec<&str> =
+            imports.iter().chain(&exports).filter_map(|name| name.strip_prefix("oshirase:program/")).filter_map(|rest| rest.split_once('@')).map(|(_, version)| version).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        let invalid = |message: String| Err(PluginError::Invalid(anyhow::anyhow!(message)));
+        match versions[..] {
+            [] => invalid(format!("the component does not use oshirase:program (expected oshirase:program@{WIT_VERSION}; it imports [{}] and exports [{}])", imports.join(", "), exports.join(", "))),
+            [found] if wit_compatible(found) => Ok(found.to_string()),
+            [found] => invalid(format!("the component was built for oshirase:program@{found}, but this host implements oshirase:program@{WIT_VERSION}")),
+            _ => invalid(format!("the component uses several oshirase:program versions ({}); this host implements {WIT_VERSION}", versions.join(", "))),
+        }
     }
 
     fn compile(&self, wasm: &[u8], sha256: &str) -> Result<Component> {
@@ -272,6 +332,14 @@ fn info_from_wit(info: wit::ProgramInfo) -> Result<ProgramInfo, PluginError> {
         if let Err(placeholder) = crate::message::check_template(&occasion.template) {
             return bad(format!("occasion {:?}: unknown placeholder {{{placeholder}}}", occasion.key));
         }
+        // The longest deadline the era format writes stands in for the real one.
+        let longest = crate::message::render(&occasion.template, &info.name, &info.contact, Day(47_481)).chars().count();
+        if longest > LINE_TEXT_LIMIT {
+            return bad(format!("occasion {:?}: the message has {longest} characters, more than LINE's {LINE_TEXT_LIMIT}", occasion.key));
+        }
+    }
+    if let Err(problem) = crate::cron::check(&info.schedule) {
+        return bad(format!("schedule {:?}: {problem}", info.schedule));
     }
     Ok(ProgramInfo {
         code: info.code,
@@ -348,6 +416,16 @@ mod tests {
     const UNDECLARED_OCCASION: i32 = 3;
     const REPORT_CLOCK_AND_RANDOMNESS: i32 = 4;
     const READ_A_FILE: i32 = 5;
+    const SPIN_BRIEFLY: i32 = 6;
+    const ALLOCATE_MODESTLY: i32 = 7;
+    const RECURSE_DEEPLY: i32 = 8;
+    const RECURSE_FOREVER: i32 = 9;
+    const OUTPUT_AT_THE_LIMIT: i32 = 10;
+    const OUTPUT_OVER_THE_LIMIT: i32 = 11;
+    const TRAP: i32 = 12;
+    const PANIC: i32 = 13;
+    const READ_THE_ENVIRONMENT: i32 = 14;
+    const OPEN_A_SOCKET: i32 = 15;
     const BEHAVE: i32 = 100;
 
     fn hostile(limits: Limits) -> (PluginEngine, LoadedProgram) {
@@ -368,13 +446,6 @@ mod tests {
     }
 
     #[test]
-    fn a_plugin_within_its_limits_is_answered() {
-        let evaluation = evaluate(short_limits(), BEHAVE).unwrap();
-        assert_eq!(evaluation.notices.len(), 1);
-        assert_eq!(evaluation.notices[0].person, 0);
-    }
-
-    #[test]
     fn a_plugin_that_never_returns_is_stopped_at_the_wall_time_limit() {
         let started = std::time::Instant::now();
         let error = evaluate(short_limits(), SPIN_FOREVER).err().expect("a spinning plugin must be stopped");
@@ -383,18 +454,58 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(30), "stopped only after {:?}", started.elapsed());
     }
 
-    #[test]
-    fn a_plugin_that_hoards_memory_traps_at_the_memory_limit() {
-        let error = evaluate(short_limits(), EXHAUST_MEMORY).err().expect("a hoarding plugin must be stopped");
-        assert!(matches!(error, PluginError::Trapped(_)), "{error}");
+    /// What a date of the hostile plugin must produce.
+    enum Expected {
+        /// Notices, the first with a reason starting with this.
+        Answer { notices: usize, reason: &'static str },
+        /// An error whose text contains this.
+        Error(&'static str),
     }
 
+    /// Every limit in pairs: a date that stays within it and one that breaks it. Each
+    /// breach fails with a reason that says what happened, and the engine serves the
+    /// next evaluation as if nothing had happened.
     #[test]
-    fn output_naming_a_stranger_or_an_undeclared_occasion_is_refused() {
-        let stranger = evaluate(short_limits(), NAME_A_STRANGER).err().expect("a stranger must be refused");
-        assert_eq!(stranger.to_string(), "plugin output refused: notice for person 8 in a population of 3");
-        let occasion = evaluate(short_limits(), UNDECLARED_OCCASION).err().expect("an undeclared occasion must be refused");
-        assert_eq!(occasion.to_string(), "plugin output refused: occasion \"not-in-the-manifest\" is not in the manifest");
+    fn every_limit_holds_within_and_refuses_beyond() {
+        use Expected::{Answer, Error};
+        let (engine, program) = hostile(short_limits());
+        let table = [
+            (SPIN_BRIEFLY, Answer { notices: 1, reason: "counted 1000000" }),
+            (SPIN_FOREVER, Error("plugin trapped or ran out of limits: wasm trap: interrupt")),
+            (ALLOCATE_MODESTLY, Answer { notices: 1, reason: "allocated 16777216 bytes" }),
+            (EXHAUST_MEMORY, Error("memory allocation of 67108864 bytes failed")),
+            (RECURSE_DEEPLY, Answer { notices: 1, reason: "recursed 500" }),
+            // Rust keeps its stack in linear memory, so the overflow runs out of the memory
+            // the component has rather than out of wasmtime's call stack.
+            (RECURSE_FOREVER, Error("wasm trap: out of bounds memory access")),
+            (OUTPUT_AT_THE_LIMIT, Answer { notices: 1024, reason: "" }),
+            (OUTPUT_OVER_THE_LIMIT, Error("plugin output refused: 1025 notices for 3 people (at most 1024)")),
+            (BEHAVE, Answer { notices: 1, reason: "ok" }),
+            (NAME_A_STRANGER, Error("plugin output refused: notice for person 8 in a population of 3")),
+            (UNDECLARED_OCCASION, Error("plugin output refused: occasion \"not-in-the-manifest\" is not in the manifest")),
+            (TRAP, Error("wasm `unreachable` instruction executed")),
+            (PANIC, Error("panicked at testing/hostile/src/lib.rs")),
+            (READ_THE_ENVIRONMENT, Answer { notices: 1, reason: "0 variables [], 0 arguments, HOME \"\"" }),
+            (OPEN_A_SOCKET, Error("plugin reported an error: cannot connect")),
+        ];
+        let mut failures = Vec::new();
+        for (day, expected) in table {
+            let population = Population { size: 3, birth_day: vec![0, 1, 2], ..Population::default() };
+            let outcome = engine.evaluate(&program, Day(day), population);
+            let matched = match (&outcome, &expected) {
+                (Ok(evaluation), Answer { notices, reason }) => evaluation.notices.len() == *notices && evaluation.notices[0].reason.starts_with(reason),
+                (Err(error), Error(text)) => format!("{error:#}").contains(text),
+                _ => false,
+            };
+            if !matched {
+                let got = match outcome {
+                    Ok(evaluation) => format!("{} notices, first reason {:?}", evaluation.notices.len(), evaluation.notices[0].reason),
+                    Err(error) => format!("{error:#}"),
+                };
+                failures.push(format!("day {day}: got {got}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]
@@ -406,5 +517,67 @@ mod tests {
         assert!(first[0].reason.starts_with("clock 313200 "), "{}", first[0].reason);
         let error = evaluate(short_limits(), READ_A_FILE).err().expect("no file may be readable");
         assert!(matches!(error, PluginError::Reported(ref message) if message.starts_with("cannot read")), "{error}");
+    }
+
+    /// What is not a program component of a compatible version is refused at load, with a
+    /// message that says which it is; a real plugin loads and reports its version.
+    #[test]
+    fn only_components_of_a_compatible_version_load() {
+        let engine = PluginEngine::new(short_limits(), None).unwrap();
+        let plugin = |name: &str| testing::TESTING.iter().find(|(found, ..)| *found == name).unwrap().1.to_vec();
+        assert_eq!(engine.load(&plugin("hostile"), "hostile").unwrap().wit_version, WIT_VERSION);
+        let table: [(&str, Vec<u8>, &str); 4] = [
+            ("random bytes", vec![0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0, 9], "not a usable program component: 9 bytes that are not WebAssembly (no \\0asm header)"),
+            ("a core module", b"\0asm\x01\0\0\0".to_vec(), "not a usable program component: this is a core WebAssembly module, not a component: build the plugin with --target wasm32-wasip2"),
+            (
+                "another world version",
+                plugin("future-world"),
+                "not a usable program component: the component was built for oshirase:program@2.0.0, but this host implements oshirase:program@1.0.0",
+            ),
+            ("a truncated component", b"\0asm\x0d\0\x01\0\x07".to_vec(), "not a usable program component: not a valid component"),
+        ];
+        for (what, wasm, expected) in table {
+            let error = engine.load(&wasm, what).err().unwrap_or_else(|| panic!("{what} loaded"));
+            assert!(format!("{error:#}").starts_with(expected), "{what}: {error:#}");
+        }
+    }
+
+    #[test]
+    fn the_host_implements_the_version_the_wit_file_declares() {
+        let wit = include_str!("../../wit/program.wit");
+        assert!(wit.contains(&format!("package oshirase:program@{WIT_VERSION};")));
+        assert!(wit_compatible("1.0.0") && !wit_compatible("2.0.0") && !wit_compatible("1.1.0") && !wit_compatible("one"));
+    }
+
+    /// A manifest is checked field by field; each fault names the field.
+    #[test]
+    fn a_manifest_with_any_fault_is_refused() {
+        let valid = || wit::ProgramInfo {
+            code: "vaccine-mr".into(),
+            name: "麻しん風しん".into(),
+            division: "健康支援課".into(),
+            contact: "043-000-0000".into(),
+            category: wit::Category::Vaccination,
+            schedule: "0 0 9 * * *".into(),
+            source_url: String::new(),
+            fields: vec![wit::Field::BirthDay],
+            occasions: vec![wit::Occasion { key: "phase-1".into(), title: "1期".into(), template: "【{program}】{deadline}まで。{contact}".into() }],
+        };
+        assert!(info_from_wit(valid()).is_ok());
+        let occasion = |key: &str, template: String| wit::Occasion { key: key.into(), title: String::new(), template };
+        let table: [(&str, Box<dyn Fn(&mut wit::ProgramInfo)>); 6] = [
+            ("the code must be 1–40 lower-case letters, digits or dashes", Box::new(|info| info.code = "Vaccine MR".into())),
+            ("no occasions", Box::new(|info| info.occasions.clear())),
+            ("occasion \"phase-1\" appears twice", Box::new(move |info| info.occasions.push(occasion("phase-1", String::new())))),
+            ("occasion \"phase-2\": unknown placeholder {name}", Box::new(move |info| info.occasions.push(occasion("phase-2", "{name}さん".into())))),
+            ("occasion \"long\": the message has 5001 characters, more than LINE's 5000", Box::new(move |info| info.occasions.push(occasion("long", "あ".repeat(5001))))),
+            ("schedule \"daily\": 1 fields, expected 5 or 6", Box::new(|info| info.schedule = "daily".into())),
+        ];
+        for (expected, spoil) in table {
+            let mut info = valid();
+            spoil(&mut info);
+            let error = info_from_wit(info).err().map(|error| error.to_string()).unwrap_or_default();
+            assert!(error.contains(expected), "expected {expected:?}, got {error:?}");
+        }
     }
 }

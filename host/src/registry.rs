@@ -1,5 +1,6 @@
 //! The plugin registry: every published version in SQLite, the active one per program,
-//! the plugins bundled in the binary, and the compiled programs kept in memory.
+//! the plugins bundled in the binary, and the compiled programs kept in memory. Publishing
+//! and activation live in `publish.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,6 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::database::{audit, now_text};
 use crate::plugin::{LoadedProgram, PluginEngine};
 
 pub(crate) mod bundled {
@@ -107,35 +107,8 @@ impl Plugins {
         Ok(program)
     }
 
-    /// Stores the plugins bundled in this binary that the database does not have yet (of
-    /// those `programs` names, or all when it is empty), and activates each for a program
-    /// that has no active version. Returns the codes installed.
-    pub fn install_bundled(&self, connection: &mut Connection, programs: &[String]) -> Result<Vec<String>> {
-        let bundled_names: Vec<&str> = bundled::BUNDLED.iter().map(|(name, ..)| *name).collect();
-        if let Some(unknown) = programs.iter().find(|program| !bundled_names.contains(&program.as_str())) {
-            anyhow::bail!("there is no bundled program {unknown:?}; the bundled programs are {}", bundled_names.join(", "));
-        }
-        let mut installed = Vec::new();
-        for (crate_name, wasm, _) in bundled::BUNDLED.iter().filter(|(name, ..)| programs.is_empty() || programs.iter().any(|program| program == name)) {
-            let sha256 = sha256_hex(wasm);
-            let known: bool = connection.query_row("SELECT EXISTS (SELECT 1 FROM plugin_versions WHERE sha256 = ?1)", [&sha256], |row| row.get(0))?;
-            if known {
-                continue;
-            }
-            let program = self.engine.load(wasm, &sha256).with_context(|| format!("the bundled plugin {crate_name} does not load"))?;
-            let manifest = Manifest::from_info(&program.info);
-            let transaction = connection.transaction()?;
-            transaction.execute(
-                "INSERT INTO plugin_versions (program, sha256, wasm, manifest, published_by, published_at) VALUES (?1, ?2, ?3, ?4, 'bundled', ?5)",
-                (&manifest.code, &sha256, wasm, serde_json::to_string(&manifest)?, now_text()),
-            )?;
-            let version_id = transaction.last_insert_rowid();
-            transaction.execute("INSERT INTO programs (code, active_version) VALUES (?1, ?2) ON CONFLICT (code) DO UPDATE SET active_version = coalesce(active_version, excluded.active_version)", (&manifest.code, version_id))?;
-            audit(&transaction, "bundled", "publish", &manifest.code, &format!("sha256 {sha256}"))?;
-            transaction.commit()?;
-            self.loaded.lock().unwrap().insert(sha256, Arc::new(program));
-            installed.push(manifest.code);
-        }
-        Ok(installed)
+    /// Keeps a program compiled during publishing, so the next run need not compile it.
+    pub fn remember(&self, sha256: String, program: Arc<LoadedProgram>) {
+        self.loaded.lock().unwrap().insert(sha256, program);
     }
 }

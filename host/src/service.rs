@@ -53,9 +53,7 @@ impl Service {
         let engine = tokio::task::spawn_blocking(move || PluginEngine::new(Limits::default(), Some(cache))).await??;
         let plugins = Arc::new(Plugins::new(engine));
         let service = Service { data_directory: data_directory.to_path_buf(), database, plugins };
-        let plugins = service.plugins.clone();
-        let programs = programs.to_vec();
-        let installed = service.database.call(move |connection| plugins.install_bundled(connection, &programs)).await?;
+        let installed = crate::publish::install_bundled(&service.database, &service.plugins, programs).await?;
         if !installed.is_empty() {
             tracing::info!(programs = ?installed, "installed the bundled programs");
         }

@@ -1,6 +1,6 @@
 //! The HTTP side: one table of routes, built by `app` so that tests can call it without a
-//! socket. For now it serves the overview of what was sent and, in the demo, the LINE
-//! emulator under `/line-emulator`.
+//! socket. It serves the overview of what was sent, the admin API for snapshots and
+//! plugins (`admin/`) and, in the demo, the LINE emulator under `/line-emulator`.
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::{Json, Router};
@@ -13,6 +13,9 @@ use crate::emulator::{Emulator, PHONE_STYLE};
 use crate::import::ImportRefused;
 use crate::service::Service;
 
+/// The largest publish request: a base64-encoded component and its example cases.
+const PLUGIN_BODY_LIMIT: usize = 32 << 20;
+
 /// Where the emulator is mounted when the server carries one.
 pub const EMULATOR_PATH: &str = "/line-emulator";
 
@@ -20,8 +23,6 @@ pub const EMULATOR_PATH: &str = "/line-emulator";
 pub struct AppState {
     pub service: Service,
     pub emulator: Option<Emulator>,
-    /// The SHA-256 of the administrator's token; the admin API is off without one.
-    pub admin_token_sha256: Option<[u8; 32]>,
 }
 
 /// The largest export upload accepted, in bytes: a city of several million residents.
@@ -32,8 +33,13 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/", get(overview))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/api/snapshots", get(admin::list_snapshots).post(admin::import_snapshot).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
-        .route("/api/snapshots/{id}/activate", post(admin::activate_snapshot));
+        .route("/admin/snapshots", get(admin::snapshots::list).post(admin::snapshots::import).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
+        .route("/admin/snapshots/{id}/activate", post(admin::snapshots::activate))
+        .route("/admin/programs", get(admin::programs::list))
+        .route("/admin/programs/{code}/versions", post(admin::programs::publish).layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT)))
+        .route("/admin/programs/{code}/activate", post(admin::programs::activate))
+        .route("/admin/programs/{code}/rollback", post(admin::programs::rollback))
+        .route("/admin/programs/{code}/disable", post(admin::programs::disable));
     if let Some(emulator) = &state.emulator {
         router = router.nest_service(EMULATOR_PATH, emulator.router());
     }
@@ -51,8 +57,14 @@ pub enum AppError {
 }
 
 impl<E: Into<anyhow::Error>> From<E> for AppError {
+    /// Errors whose kind the caller can act on (a wrong token, a rejected plugin) keep
+    /// their status; anything else is ours.
     fn from(error: E) -> AppError {
-        AppError::Internal(error.into())
+        let error = error.into();
+        match admin::status_of(&error) {
+            Some(status) => AppError::Request(status, format!("{error:#}")),
+            None => AppError::Internal(error),
+        }
     }
 }
 

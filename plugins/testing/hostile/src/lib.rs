@@ -1,5 +1,6 @@
 //! A plugin that misbehaves on purpose, for the sandbox tests: the date it is run for
-//! chooses the misbehaviour, so one component covers every case.
+//! chooses the misbehaviour, so one component covers every case. Each limit has a date
+//! that stays within it and one that breaks it.
 
 use oshirase_sdk::{export_program, Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo};
 
@@ -12,6 +13,29 @@ pub const NAME_A_STRANGER: i32 = 2;
 pub const UNDECLARED_OCCASION: i32 = 3;
 pub const REPORT_CLOCK_AND_RANDOMNESS: i32 = 4;
 pub const READ_A_FILE: i32 = 5;
+pub const SPIN_BRIEFLY: i32 = 6;
+pub const ALLOCATE_MODESTLY: i32 = 7;
+pub const RECURSE_DEEPLY: i32 = 8;
+pub const RECURSE_FOREVER: i32 = 9;
+pub const OUTPUT_AT_THE_LIMIT: i32 = 10;
+pub const OUTPUT_OVER_THE_LIMIT: i32 = 11;
+pub const TRAP: i32 = 12;
+pub const PANIC: i32 = 13;
+pub const READ_THE_ENVIRONMENT: i32 = 14;
+pub const OPEN_A_SOCKET: i32 = 15;
+
+/// The host's default output cap is 8 notices per person plus 1,000.
+const OUTPUT_LIMIT_PER_PERSON: u32 = 8;
+const OUTPUT_LIMIT_CONSTANT: u32 = 1000;
+
+/// Recurses `depth` times with a frame the optimiser cannot remove.
+fn recurse(depth: u64) -> u64 {
+    if depth == 0 {
+        return 0;
+    }
+    let frame = std::hint::black_box([depth; 16]);
+    recurse(std::hint::black_box(depth - 1)) + frame[15] % 2
+}
 
 impl Program for Hostile {
     fn describe() -> ProgramInfo {
@@ -59,6 +83,40 @@ impl Program for Hostile {
             READ_A_FILE => match std::fs::read_to_string("/etc/passwd") {
                 Ok(text) => Ok(vec![notice(0, "any", format!("read {} bytes", text.len()))]),
                 Err(error) => Err(format!("cannot read: {error}")),
+            },
+            SPIN_BRIEFLY => {
+                let mut counter: u64 = 0;
+                for _ in 0..1_000_000 {
+                    counter = std::hint::black_box(counter.wrapping_add(1));
+                }
+                Ok(vec![notice(0, "any", format!("counted {counter}"))])
+            }
+            ALLOCATE_MODESTLY => {
+                let block = std::hint::black_box(vec![1u8; 16 << 20]);
+                Ok(vec![notice(0, "any", format!("allocated {} bytes", block.len()))])
+            }
+            RECURSE_DEEPLY => Ok(vec![notice(0, "any", format!("recursed {}", recurse(1000)))]),
+            RECURSE_FOREVER => Ok(vec![notice(0, "any", format!("recursed {}", recurse(u64::MAX)))]),
+            OUTPUT_AT_THE_LIMIT | OUTPUT_OVER_THE_LIMIT => {
+                let count = population.size * OUTPUT_LIMIT_PER_PERSON + OUTPUT_LIMIT_CONSTANT + u32::from(today.0 == OUTPUT_OVER_THE_LIMIT);
+                Ok((0..count).map(|index| notice(index % population.size, "any", String::new())).collect())
+            }
+            TRAP => {
+                #[cfg(target_arch = "wasm32")]
+                core::arch::wasm32::unreachable();
+                #[cfg(not(target_arch = "wasm32"))]
+                unreachable!("the trap is only reachable in WebAssembly")
+            }
+            PANIC => panic!("the rules are broken"),
+            READ_THE_ENVIRONMENT => {
+                let variables: Vec<String> = std::env::vars().map(|(name, _)| name).collect();
+                let arguments = std::env::args().count();
+                let home = std::env::var("HOME").unwrap_or_default();
+                Ok(vec![notice(0, "any", format!("{} variables [{}], {arguments} arguments, HOME {home:?}", variables.len(), variables.join(" ")))])
+            }
+            OPEN_A_SOCKET => match std::net::TcpStream::connect(("127.0.0.1", 80)) {
+                Ok(_) => Ok(vec![notice(0, "any", "connected".into())]),
+                Err(error) => Err(format!("cannot connect: {error}")),
             },
             _ => Ok(population.people().take(1).map(|person| notice(person.index(), "any", "ok".into())).collect()),
         }

@@ -1,15 +1,13 @@
-//! The administrator's HTTP API for resident snapshots: upload an export to import it,
-//! list the kept generations, re-activate one. Every route needs the administrator's
-//! bearer token.
+//! The admin API's routes for resident snapshots: upload an export to import it, list the
+//! kept generations, re-activate one. Only the administrator may call them.
 
 use std::path::PathBuf;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Multipart, Path, Query, State};
-use axum::http::StatusCode;
-use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 
+use super::caller;
 use crate::import::{DEFAULT_MAX_SHRINK_PERCENT, EXPORT_FILES, ImportError, ImportOptions, ImportReport, import_directory};
 use crate::snapshot::SnapshotInfo;
 use crate::web::{AppError, AppState};
@@ -17,34 +15,11 @@ use crate::web::{AppError, AppState};
 /// How many snapshot generations an import through the API keeps.
 const KEEP_GENERATIONS: usize = 3;
 
-/// Proof that the request carries the administrator's token.
-pub struct Administrator;
-
-impl FromRequestParts<AppState> for Administrator {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Administrator, AppError> {
-        let Some(expected) = &state.admin_token_sha256 else {
-            return Err(AppError::Request(StatusCode::UNAUTHORIZED, "the admin API is off: start the server with an admin token (OSHIRASE_ADMIN_TOKEN)".into()));
-        };
-        let presented = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer "));
-        let Some(presented) = presented else {
-            return Err(AppError::Request(StatusCode::UNAUTHORIZED, "missing bearer token".into()));
-        };
-        // Comparing digests, every byte of them, keeps the comparison's time independent
-        // of how much of the token was right.
-        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let difference = presented.iter().zip(expected.iter()).fold(0, |difference, (left, right)| difference | (left ^ right));
-        if difference != 0 {
-            return Err(AppError::Request(StatusCode::UNAUTHORIZED, "wrong bearer token".into()));
-        }
-        Ok(Administrator)
-    }
-}
-
-/// The SHA-256 of an admin token, as [`AppState`] keeps it.
-pub fn token_digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+/// The audit actor of a caller who must be the administrator.
+async fn administrator(state: &AppState, headers: &HeaderMap) -> Result<String, AppError> {
+    let caller = caller(state, headers).await?;
+    caller.must_be_administrator()?;
+    Ok(caller.actor())
 }
 
 #[derive(serde::Deserialize)]
@@ -54,10 +29,11 @@ pub struct ImportQuery {
     allow_shrink: bool,
 }
 
-/// `POST /api/snapshots`: a multipart upload whose parts are named by file (residents.csv
+/// `POST /admin/snapshots`: a multipart upload whose parts are named by file (residents.csv
 /// and any of the other export files). Answers the import report, or 422 with every
 /// problem when the export is refused; the active snapshot is then unchanged.
-pub async fn import_snapshot(_: Administrator, State(state): State<AppState>, Query(query): Query<ImportQuery>, mut multipart: Multipart) -> Result<Json<ImportReport>, AppError> {
+pub async fn import(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ImportQuery>, mut multipart: Multipart) -> Result<Json<ImportReport>, AppError> {
+    let actor = administrator(&state, &headers).await?;
     let upload = Upload(state.service.data_directory.join("uploads").join(uuid::Uuid::new_v4().to_string()));
     tokio::fs::create_dir_all(&upload.0).await.map_err(anyhow::Error::from)?;
     let mut names = Vec::new();
@@ -74,7 +50,7 @@ pub async fn import_snapshot(_: Administrator, State(state): State<AppState>, Qu
         names.push(name);
     }
     let options = ImportOptions {
-        actor: "api:administrator".into(),
+        actor,
         source: format!("upload of {}", names.join(", ")),
         keep_generations: KEEP_GENERATIONS,
         max_shrink_percent: (!query.allow_shrink).then_some(DEFAULT_MAX_SHRINK_PERCENT),
@@ -97,13 +73,15 @@ impl Drop for Upload {
     }
 }
 
-/// `GET /api/snapshots`: the kept generations, newest first.
-pub async fn list_snapshots(_: Administrator, State(state): State<AppState>) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
+/// `GET /admin/snapshots`: the kept generations, newest first.
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
+    administrator(&state, &headers).await?;
     Ok(Json(state.service.database.call(|connection| crate::snapshot::list(connection)).await?))
 }
 
-/// `POST /api/snapshots/{id}/activate`: makes a kept generation the active one again.
-pub async fn activate_snapshot(_: Administrator, State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
+/// `POST /admin/snapshots/{id}/activate`: makes a kept generation the active one again.
+pub async fn activate(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
+    let actor = administrator(&state, &headers).await?;
     let known = state.service.database.call(move |connection| Ok(crate::snapshot::list(connection)?.iter().any(|snapshot| snapshot.id == id))).await?;
     if !known {
         return Err(AppError::Request(StatusCode::NOT_FOUND, format!("there is no snapshot {id}")));
@@ -112,7 +90,7 @@ pub async fn activate_snapshot(_: Administrator, State(state): State<AppState>, 
         .service
         .database
         .call(move |connection| {
-            crate::snapshot::activate(connection, id, "api:administrator")?;
+            crate::snapshot::activate(connection, id, &actor)?;
             crate::snapshot::list(connection)
         })
         .await?;
@@ -125,15 +103,21 @@ mod tests {
     use axum::http::{Request, header};
     use tower::ServiceExt;
 
+    use crate::admin::create_token;
     use crate::service::Service;
     use crate::web::{AppState, app};
 
-    const TOKEN: &str = "admin-secret";
     const BOUNDARY: &str = "oshirase-test-boundary";
 
-    async fn state(directory: &std::path::Path) -> AppState {
+    /// A server state, the administrator's token and a division's token.
+    async fn state(directory: &std::path::Path) -> (AppState, String, String) {
         let service = Service::open(directory, &["vaccine-mr".to_owned()]).await.unwrap();
-        AppState { service, emulator: None, admin_token_sha256: Some(super::token_digest(TOKEN)) }
+        let tokens = service
+            .database
+            .call(|connection| Ok((create_token(connection, "情報政策課", &[], true, "test")?, create_token(connection, "健康支援課", &["vaccine-mr".into()], false, "test")?)))
+            .await
+            .unwrap();
+        (AppState { service, emulator: None }, tokens.0, tokens.1)
     }
 
     fn multipart(files: &[(&str, &str)]) -> String {
@@ -162,11 +146,11 @@ mod tests {
     #[tokio::test]
     async fn an_export_uploaded_by_the_administrator_becomes_the_active_snapshot() {
         let directory = tempfile::tempdir().unwrap();
-        let state = state(directory.path()).await;
-        let (status, report) = send(&state, "POST", "/api/snapshots", Some(TOKEN), &[("residents.csv", GOOD), ("checkups.csv", "宛名番号,種別,受診日\n002,checkup-18m,2026-08-01\n")]).await;
+        let (state, administrator, _) = state(directory.path()).await;
+        let (status, report) = send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", GOOD), ("checkups.csv", "宛名番号,種別,受診日\n002,checkup-18m,2026-08-01\n")]).await;
         assert_eq!(status, 200, "{report}");
         assert_eq!(report["residents"], 2);
-        let (status, snapshots) = send(&state, "GET", "/api/snapshots", Some(TOKEN), &[]).await;
+        let (status, snapshots) = send(&state, "GET", "/admin/snapshots", Some(&administrator), &[]).await;
         assert_eq!((status, snapshots[0]["active"].clone()), (200, serde_json::Value::Bool(true)), "{snapshots}");
         assert!(!directory.path().join("uploads").read_dir().unwrap().any(|_| true), "the upload is removed afterwards");
     }
@@ -174,45 +158,45 @@ mod tests {
     #[tokio::test]
     async fn a_broken_upload_is_refused_with_every_problem_and_changes_nothing() {
         let directory = tempfile::tempdir().unwrap();
-        let state = state(directory.path()).await;
-        assert_eq!(send(&state, "POST", "/api/snapshots", Some(TOKEN), &[("residents.csv", GOOD)]).await.0, 200);
+        let (state, administrator, _) = state(directory.path()).await;
+        assert_eq!(send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", GOOD)]).await.0, 200);
         let broken = GOOD.replace("R7.1.1", "R7.2.30").replace("1990-04-01,女", "1990-04-01,?");
-        let (status, answer) = send(&state, "POST", "/api/snapshots", Some(TOKEN), &[("residents.csv", &broken)]).await;
+        let (status, answer) = send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", &broken)]).await;
         assert_eq!(status, 422, "{answer}");
         let problems: Vec<String> = answer["problems"].as_array().unwrap().iter().map(|problem| format!("{}:{}:{}", problem["file"], problem["line"], problem["column"])).collect();
         assert_eq!(problems, ["\"residents.csv\":2:5", "\"residents.csv\":3:4"]);
-        let (_, snapshots) = send(&state, "GET", "/api/snapshots", Some(TOKEN), &[]).await;
+        let (_, snapshots) = send(&state, "GET", "/admin/snapshots", Some(&administrator), &[]).await;
         assert_eq!(snapshots.as_array().unwrap().len(), 1, "{snapshots}");
     }
 
     #[tokio::test]
     async fn requests_without_the_token_or_with_unknown_parts_are_turned_away() {
         let directory = tempfile::tempdir().unwrap();
-        let state = state(directory.path()).await;
+        let (state, administrator, division) = state(directory.path()).await;
         let files = [("residents.csv", GOOD)];
         let check = [
-            (send(&state, "POST", "/api/snapshots", None, &files).await, 401),
-            (send(&state, "POST", "/api/snapshots", Some("guess"), &files).await, 401),
-            (send(&state, "GET", "/api/snapshots", Some("admin-secret "), &[]).await, 401),
-            (send(&state, "POST", "/api/snapshots", Some(TOKEN), &[("passwords.txt", "x")]).await, 400),
-            (send(&state, "POST", "/api/snapshots/99/activate", Some(TOKEN), &[]).await, 404),
+            (send(&state, "POST", "/admin/snapshots", None, &files).await, 401),
+            (send(&state, "POST", "/admin/snapshots", Some("guess"), &files).await, 401),
+            (send(&state, "POST", "/admin/snapshots", Some(&division), &files).await, 403),
+            (send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("passwords.txt", "x")]).await, 400),
+            (send(&state, "POST", "/admin/snapshots/99/activate", Some(&administrator), &[]).await, 404),
         ];
         for (index, ((status, answer), expected)) in check.into_iter().enumerate() {
             assert_eq!(status, expected, "request {index}: {answer}");
             assert!(answer["error"].as_str().is_some_and(|message| !message.is_empty()), "request {index}: {answer}");
         }
-        let (_, snapshots) = send(&state, "GET", "/api/snapshots", Some(TOKEN), &[]).await;
+        let (_, snapshots) = send(&state, "GET", "/admin/snapshots", Some(&administrator), &[]).await;
         assert_eq!(snapshots, serde_json::json!([]), "nothing was imported");
     }
 
     #[tokio::test]
     async fn an_earlier_generation_can_be_made_active_again() {
         let directory = tempfile::tempdir().unwrap();
-        let state = state(directory.path()).await;
-        let (_, first) = send(&state, "POST", "/api/snapshots", Some(TOKEN), &[("residents.csv", GOOD)]).await;
+        let (state, administrator, _) = state(directory.path()).await;
+        let (_, first) = send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", GOOD)]).await;
         let second = format!("{GOOD}003,H2,佐藤 凛,1980-01-01,女,世帯主\n");
-        assert_eq!(send(&state, "POST", "/api/snapshots", Some(TOKEN), &[("residents.csv", &second)]).await.0, 200);
-        let (status, snapshots) = send(&state, "POST", &format!("/api/snapshots/{}/activate", first["snapshot_id"]), Some(TOKEN), &[]).await;
+        assert_eq!(send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", &second)]).await.0, 200);
+        let (status, snapshots) = send(&state, "POST", &format!("/admin/snapshots/{}/activate", first["snapshot_id"]), Some(&administrator), &[]).await;
         assert_eq!(status, 200, "{snapshots}");
         let active: Vec<&serde_json::Value> = snapshots.as_array().unwrap().iter().filter(|snapshot| snapshot["active"] == true).collect();
         assert_eq!(active.len(), 1);
