@@ -526,7 +526,7 @@ mod tests {
         let engine = PluginEngine::new(short_limits(), None).unwrap();
         let plugin = |name: &str| testing::TESTING.iter().find(|(found, ..)| *found == name).unwrap().1.to_vec();
         assert_eq!(engine.load(&plugin("hostile"), "hostile").unwrap().wit_version, WIT_VERSION);
-        let table: [(&str, Vec<u8>, &str); 4] = [
+        let table: [(&str, Vec<u8>, &str); 5] = [
             ("random bytes", vec![0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0, 9], "not a usable program component: 9 bytes that are not WebAssembly (no \\0asm header)"),
             ("a core module", b"\0asm\x01\0\0\0".to_vec(), "not a usable program component: this is a core WebAssembly module, not a component: build the plugin with --target wasm32-wasip2"),
             (
@@ -535,6 +535,11 @@ mod tests {
                 "not a usable program component: the component was built for oshirase:program@2.0.0, but this host implements oshirase:program@1.0.0",
             ),
             ("a truncated component", b"\0asm\x0d\0\x01\0\x07".to_vec(), "not a usable program component: not a valid component"),
+            (
+                "an import the host does not provide",
+                plugin("stranger-import"),
+                "not a usable program component: cannot link the component: component imports instance `oshirase:stranger/backdoor`",
+            ),
         ];
         for (what, wasm, expected) in table {
             let error = engine.load(&wasm, what).err().unwrap_or_else(|| panic!("{what} loaded"));

@@ -440,11 +440,12 @@ pub(crate) mod tests {
         let wrong_case = "cases:\n  - name: 1期の期限を一日違えた\n    today: 2026-07-30\n    people:\n      - { id: 子, birth: 2025-07-31 }\n    expect:\n      - { person: 子, occasion: phase-1, send_on: 2026-07-30, expires_on: 2027-07-30 }\n";
         // Bytes that look random but are the same on every run.
         let random: Vec<u8> = (0..256u32).map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        let candidates: [(&str, Vec<u8>, Option<&str>, Option<&str>, &str); 6] = [
+        let candidates: [(&str, Vec<u8>, Option<&str>, Option<&str>, &str); 7] = [
             ("random bytes", random, None, None, "256 bytes that are not WebAssembly (no \\0asm header)"),
             ("a core module", b"\0asm\x01\0\0\0".to_vec(), None, None, "this is a core WebAssembly module, not a component: build the plugin with --target wasm32-wasip2"),
             ("another world version", testing_plugin("future-world"), None, None, "built for oshirase:program@2.0.0, but this host implements oshirase:program@1.0.0"),
             ("a broken component", b"\0asm\x0d\0\x01\0\xff".to_vec(), None, None, "not a valid component"),
+            ("an import the host does not provide", testing_plugin("stranger-import"), None, None, "component imports instance `oshirase:stranger/backdoor`"),
             ("a failing example case", variant(&wasm, "wrong"), Some(wrong_case), None, "1 of 1 example cases failed"),
             ("someone else's program", testing_plugin("hostile"), None, Some("vaccine-mr"), "the plugin describes itself as program \"hostile\", not \"vaccine-mr\""),
         ];
@@ -458,7 +459,7 @@ pub(crate) mod tests {
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
         let versions = fixture.versions().await;
-        assert_eq!(versions.iter().filter(|(.., state)| state == "rejected").count(), 6, "{versions:?}");
+        assert_eq!(versions.iter().filter(|(.., state)| state == "rejected").count(), 7, "{versions:?}");
         assert_eq!(versions.iter().filter(|(.., state)| state == "active").map(|(_, version, _)| *version).collect::<Vec<_>>(), [active]);
         let rejected = versions.iter().find(|(program, _, state)| program == "vaccine-mr" && state == "rejected").unwrap().1;
         let refused = fixture.database.call(move |connection| Ok(activate(connection, "vaccine-mr", rejected, "test"))).await.unwrap();
