@@ -1,6 +1,7 @@
-//! Benchmarks that compare oshirase with a reference in one run, as ratios of medians:
-//! `bench import` times the real `oshirase import` of a synthetic city against the
-//! `sqlite3` shell's own `.import` of the same `residents.csv` into a plain table.
+//! Benchmarks, printed as medians of repeated runs: `bench import` times the real
+//! `oshirase import` of a synthetic city against the `sqlite3` shell's own `.import` of
+//! the same `residents.csv` into a plain table, as a ratio in one run; `bench plugins`
+//! times publishing each bundled plugin, instantiating it, and evaluating a whole city.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -129,4 +130,141 @@ fn children_peak_rss_kib() -> i64 {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let status = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
     if status == 0 { usage.ru_maxrss } else { 0 }
+}
+
+pub struct PluginBenchOptions {
+    pub residents: usize,
+    pub seed: u64,
+    pub repetitions: usize,
+    pub work_directory: PathBuf,
+}
+
+/// One bundled plugin's figures, medians over the repetitions.
+#[derive(Debug, serde::Serialize)]
+pub struct PluginFigures {
+    pub program: String,
+    /// From the publish call to the version being active: compile, manifest, example
+    /// cases, an evaluation of the live snapshot, the registry's transaction.
+    pub publish_to_active_seconds: f64,
+    /// One evaluation of an empty population: a fresh instance from the pre-linked
+    /// component, the call, the output checks.
+    pub instantiate_seconds: f64,
+    /// One evaluation of the whole snapshot, the columns it declares already loaded.
+    pub evaluation_seconds: f64,
+    /// (evaluation − instantiate) / residents.
+    pub nanoseconds_per_person: f64,
+    pub notices: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PluginBenchReport {
+    pub residents: u32,
+    pub plugins: Vec<PluginFigures>,
+}
+
+impl std::fmt::Display for PluginBenchReport {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(formatter, "bundled plugins on a city of {} residents, medians", self.residents)?;
+        writeln!(formatter, "  {:<24} {:>12} {:>12} {:>12} {:>10} {:>9}", "program", "publish ms", "instance µs", "evaluate ms", "ns/person", "notices")?;
+        for plugin in &self.plugins {
+            writeln!(
+                formatter,
+                "  {:<24} {:>12.1} {:>12.0} {:>12.2} {:>10.1} {:>9}",
+                plugin.program,
+                plugin.publish_to_active_seconds * 1e3,
+                plugin.instantiate_seconds * 1e6,
+                plugin.evaluation_seconds * 1e3,
+                plugin.nanoseconds_per_person,
+                plugin.notices
+            )?;
+        }
+        let median = |pick: fn(&PluginFigures) -> f64| Timing { name: String::new(), seconds: self.plugins.iter().map(pick).collect() }.median();
+        writeln!(
+            formatter,
+            "  {:<24} {:>12.1} {:>12.0} {:>12.2} {:>10.1}",
+            "median of the plugins",
+            median(|plugin| plugin.publish_to_active_seconds) * 1e3,
+            median(|plugin| plugin.instantiate_seconds) * 1e6,
+            median(|plugin| plugin.evaluation_seconds) * 1e3,
+            median(|plugin| plugin.nanoseconds_per_person)
+        )
+    }
+}
+
+/// Imports a synthetic city into a fresh data directory, publishes every bundled plugin
+/// into it (timing publish → active), then times instantiation and whole-city evaluation.
+/// Each repetition uses a fresh data directory and compile cache, so publishing is cold.
+pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginBenchReport> {
+    use crate::publish::{Activation, Candidate, publish};
+    use crate::registry::bundled::BUNDLED;
+
+    let city = options.work_directory.join(format!("city-{}-{}", options.residents, options.seed));
+    if !city.join("checkups.csv").exists() {
+        generate(options.residents, options.seed, today, &city, FileEncoding::Utf8)?;
+    }
+    let mut samples: Vec<Vec<[f64; 3]>> = vec![Vec::new(); BUNDLED.len()];
+    let mut notices = vec![0; BUNDLED.len()];
+    let mut residents = 0;
+    for _ in 0..options.repetitions.max(1) {
+        let data = options.work_directory.join("plugins-data");
+        if data.exists() {
+            std::fs::remove_dir_all(&data)?;
+        }
+        // One bundled program is needed to open a data directory; it is published again
+        // below under another hash, so every plugin is timed alike.
+        let service = crate::service::Service::open(&data, &[BUNDLED[0].0.to_owned()]).await?;
+        let export = city.clone();
+        let import = crate::import::ImportOptions { actor: "bench".into(), source: "bench".into(), keep_generations: 1, max_shrink_percent: None };
+        service.database.call(move |connection| Ok(crate::import::import_directory(connection, &export, &import)?)).await?;
+        for (index, (name, wasm, cases)) in BUNDLED.iter().enumerate() {
+            // A trailing custom section gives the component new bytes (and a new hash and
+            // a cold compile) without changing what it does.
+            let mut bytes = wasm.to_vec();
+            bytes.extend_from_slice(&[0, 6, 5, b'b', b'e', b'n', b'c', b'h']);
+            let candidate = Candidate { wasm: bytes, cases: Some((*cases).to_owned()), publisher: "bench".into(), program: None, activation: Activation::Always };
+            let start = Instant::now();
+            publish(&service.database, &service.plugins, candidate).await.with_context(|| format!("cannot publish {name}"))?;
+            let publish_seconds = start.elapsed().as_secs_f64();
+
+            let plugins = service.plugins.clone();
+            let program = (*name).to_owned();
+            let (instantiate, evaluation, count, size) = service
+                .database
+                .call(move |connection| {
+                    let versions = crate::registry::active_versions(connection)?;
+                    let version = versions.iter().find(|version| version.program == program).context("the published plugin is not active")?;
+                    let loaded = plugins.get(connection, version)?;
+                    let population = crate::snapshot::load_population(connection, &loaded.info.fields)?.population;
+                    let size = population.size;
+                    let start = Instant::now();
+                    plugins.engine.evaluate(&loaded, today, oshirase_sdk::Population::default())?;
+                    let instantiate = start.elapsed().as_secs_f64();
+                    let start = Instant::now();
+                    let evaluation = plugins.engine.evaluate(&loaded, today, population)?;
+                    Ok((instantiate, start.elapsed().as_secs_f64(), evaluation.notices.len(), size))
+                })
+                .await?;
+            samples[index].push([publish_seconds, instantiate, evaluation]);
+            notices[index] = count;
+            residents = size;
+        }
+    }
+    let median = |values: Vec<f64>| Timing { name: String::new(), seconds: values }.median();
+    let plugins = BUNDLED
+        .iter()
+        .zip(samples)
+        .zip(notices)
+        .map(|(((name, ..), runs), notices)| {
+            let [publish, instantiate, evaluation] = [0, 1, 2].map(|field| median(runs.iter().map(|run| run[field]).collect()));
+            PluginFigures {
+                program: (*name).to_owned(),
+                publish_to_active_seconds: publish,
+                instantiate_seconds: instantiate,
+                evaluation_seconds: evaluation,
+                nanoseconds_per_person: (evaluation - instantiate).max(0.0) * 1e9 / f64::from(residents.max(1)),
+                notices,
+            }
+        })
+        .collect();
+    Ok(PluginBenchReport { residents, plugins })
 }

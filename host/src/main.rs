@@ -158,6 +158,23 @@ enum PluginCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Publishes every bundled plugin into a fresh data directory holding a synthetic
+    /// city, and times publish → active, instantiation and whole-city evaluation.
+    Plugins {
+        #[arg(long, default_value_t = 100_000)]
+        residents: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 3)]
+        repetitions: usize,
+        #[arg(long, default_value = "./oshirase-bench")]
+        work: PathBuf,
+        /// The date to evaluate for (YYYY-MM-DD); today in Japan by default.
+        #[arg(long, value_parser = parse_day)]
+        date: Option<Day>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Imports a synthetic city with `oshirase import` and with the `sqlite3` shell's
     /// `.import`, alternating, and prints the medians and their ratio.
     Import {
@@ -267,6 +284,15 @@ async fn main() -> Result<()> {
             };
             let city = oshirase::synth::generate(residents, seed, date.unwrap_or_else(today_in_japan), &out, encoding)?;
             println!("wrote {} residents in {} households ({} departed) to {}", city.residents, city.households, city.departed, out.display());
+        }
+        Command::Bench(BenchCommand::Plugins { residents, seed, repetitions, work, date, json }) => {
+            let options = oshirase::bench::PluginBenchOptions { residents, seed, repetitions, work_directory: work };
+            let report = oshirase::bench::plugins(&options, date.unwrap_or_else(today_in_japan)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{report}");
+            }
         }
         Command::Bench(BenchCommand::Import { residents, seed, repetitions, work, json }) => {
             let options = oshirase::bench::ImportBenchOptions { residents, seed, repetitions, work_directory: work };
