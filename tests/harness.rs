@@ -1,6 +1,9 @@
 //! Helpers for the end-to-end tests: run the real binary in a temp data directory, and
 //! start a real LINE emulator process on a free port.
 
+// Each test crate includes this file and uses only part of it.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -69,9 +72,15 @@ pub struct EmulatorProcess {
 
 impl EmulatorProcess {
     pub fn start(journal: &Path) -> EmulatorProcess {
+        EmulatorProcess::start_with(journal, &[])
+    }
+
+    /// Starts it with more arguments, such as `--fault-500 0.1`.
+    pub fn start_with(journal: &Path, args: &[&str]) -> EmulatorProcess {
         let mut child = Command::new(binary())
             .args(["line-emulator", "--port", "0", "--token", TOKEN, "--journal"])
             .arg(journal)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -92,6 +101,20 @@ impl EmulatorProcess {
             .iter()
             .map(|(user, messages)| (user.clone(), messages.as_array().unwrap().iter().map(|message| message["text"].as_str().unwrap().to_string()).collect()))
             .collect()
+    }
+}
+
+impl EmulatorProcess {
+    /// Puts other faults in force through the control endpoint; returns what it answers.
+    pub fn set_faults(&self, faults: Value) -> Value {
+        let response = reqwest::blocking::Client::new().put(format!("{}/emulator/faults", self.base_url)).body(faults.to_string()).send().unwrap();
+        assert!(response.status().is_success(), "the emulator refused the faults: {}", response.text().unwrap());
+        response.json().unwrap()
+    }
+
+    /// The faults in force and how many requests got each.
+    pub fn faults(&self) -> Value {
+        reqwest::blocking::get(format!("{}/emulator/faults", self.base_url)).unwrap().json().unwrap()
     }
 }
 

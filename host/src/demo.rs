@@ -49,8 +49,8 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
         let _ = stopped.await;
     }));
 
-    let line = LineConfig { base_url: format!("http://{address}{EMULATOR_PATH}"), channel_access_token: DEMO_TOKEN.into() };
-    let report = service.run_day(options.today, &line).await?;
+    let line = LineConfig::new(format!("http://{address}{EMULATOR_PATH}"), DEMO_TOKEN);
+    let report = service.run_day(options.today, &line, &crate::retry::RetryPolicy::default()).await?;
     let summary = DemoSummary { residents, programs, notices: report.runs.iter().map(|run| run.notices).sum(), delivered: report.sent.sent };
     if options.exit_after_run {
         let _ = stop.send(());

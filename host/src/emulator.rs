@@ -2,6 +2,10 @@
 //! rules of LINE's OpenAPI description (`shared/line-openapi/messaging-api.yml`) for push
 //! and multicast — bearer token, 1–5 messages, at most 500 recipients, retry keys that
 //! answer 409 on a repeat — records what each user would see, and shows it as phones.
+//! It can be told to misbehave (`faults.rs`); every message a user would see is counted,
+//! so a message delivered twice shows twice in `/emulator/inboxes`.
+
+mod faults;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -14,6 +18,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+pub use faults::{Faults, Injected};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -63,12 +68,25 @@ impl Inbox {
 pub struct Emulator {
     token: Arc<str>,
     inbox: Arc<Mutex<Inbox>>,
+    faults: faults::SharedFaults,
 }
 
 impl Emulator {
     /// An emulator that forgets everything when it stops.
     pub fn new(channel_access_token: &str) -> Emulator {
-        Emulator { token: channel_access_token.into(), inbox: Arc::new(Mutex::new(Inbox::default())) }
+        Emulator {
+            token: channel_access_token.into(),
+            inbox: Arc::new(Mutex::new(Inbox::default())),
+            faults: Arc::new(Mutex::new(faults::FaultState::new(Faults::default()))),
+        }
+    }
+
+    /// Puts `faults` in force from now on, with a fresh generator from their seed and
+    /// fresh counts; refuses shares that do not make sense.
+    pub fn set_faults(&self, faults: Faults) -> Result<(), String> {
+        faults.check()?;
+        *self.faults.lock().unwrap() = faults::FaultState::new(faults);
+        Ok(())
     }
 
     /// An emulator that keeps accepted requests in a journal file (JSON lines) and reads
@@ -98,10 +116,14 @@ impl Emulator {
 
     /// The routes of the Messaging API it emulates, plus its phones page and a JSON view.
     pub fn router(&self) -> Router {
-        Router::new()
+        let sending = Router::new()
             .route("/v2/bot/message/push", post(push))
             .route("/v2/bot/message/multicast", post(multicast))
+            .route_layer(axum::middleware::from_fn_with_state(self.clone(), faults::inject));
+        Router::new()
+            .merge(sending)
             .route("/emulator/inboxes", get(inboxes_json))
+            .route("/emulator/faults", get(faults_json).put(put_faults))
             .route("/", get(phones_page))
             .with_state(self.clone())
     }
@@ -292,6 +314,23 @@ async fn inboxes_json(State(emulator): State<Emulator>) -> axum::Json<BTreeMap<S
     axum::Json(emulator.inboxes())
 }
 
+/// The faults in force and how many requests got each.
+async fn faults_json(State(emulator): State<Emulator>) -> axum::Json<Value> {
+    let (faults, injected) = emulator.faults.lock().unwrap().report();
+    axum::Json(json!({ "faults": faults, "injected": injected }))
+}
+
+async fn put_faults(State(emulator): State<Emulator>, body: Bytes) -> Response {
+    let faults: Faults = match serde_json::from_slice(&body) {
+        Ok(faults) => faults,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, &format!("the faults could not be read: {problem}"), None),
+    };
+    match emulator.set_faults(faults) {
+        Ok(()) => faults_json(State(emulator)).await.into_response(),
+        Err(problem) => error(StatusCode::BAD_REQUEST, &problem, None),
+    }
+}
+
 async fn phones_page(State(emulator): State<Emulator>) -> Html<String> {
     let inboxes = emulator.inboxes();
     let mut phones = String::new();
@@ -394,6 +433,33 @@ mod tests {
         assert_eq!(send(&emulator, "/v2/bot/message/push", Some(TOKEN), Some(key), body.clone()).await.0, StatusCode::CONFLICT);
         assert_eq!(emulator.inboxes()[USER].len(), 1);
         assert_eq!(send(&emulator, "/v2/bot/message/push", Some(TOKEN), Some("not-a-uuid"), body).await.0, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn faults_set_through_the_control_endpoint_shape_the_answers() {
+        // Each case: (faults, expected status of a push, whether the user sees the message).
+        let cases = [
+            (json!({}), StatusCode::OK, true),
+            (json!({ "error_500": 1.0 }), StatusCode::INTERNAL_SERVER_ERROR, false),
+            (json!({ "error_429": 1.0 }), StatusCode::TOO_MANY_REQUESTS, false),
+            (json!({ "timeout": 1.0, "timeout_ms": 20 }), StatusCode::OK, true),
+            (json!({ "slow": 1.0, "slow_ms": 20 }), StatusCode::OK, true),
+            (json!({ "down_ms": 60_000 }), StatusCode::SERVICE_UNAVAILABLE, false),
+        ];
+        let mut failures = Vec::new();
+        for (faults, status, delivered) in cases {
+            let emulator = Emulator::new(TOKEN);
+            let request = Request::put("/emulator/faults").body(Body::from(faults.to_string())).unwrap();
+            let set = emulator.router().oneshot(request).await.unwrap().status();
+            let (actual, _) = send(&emulator, "/v2/bot/message/push", Some(TOKEN), None, json!({ "to": USER, "messages": text(1) })).await;
+            let seen = emulator.inboxes().contains_key(USER);
+            if set != StatusCode::OK || actual != status || seen != delivered {
+                failures.push(format!("{faults}: expected {status} delivered {delivered}, got {set} then {actual} delivered {seen}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        let refused = Request::put("/emulator/faults").body(Body::from(json!({ "error_500": 0.7, "timeout": 0.7 }).to_string())).unwrap();
+        assert_eq!(Emulator::new(TOKEN).router().oneshot(refused).await.unwrap().status(), StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]

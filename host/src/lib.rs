@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod plugin;
 pub mod publish;
 pub mod registry;
+pub mod retry;
 pub mod service;
 pub mod snapshot;
 pub mod synth;

@@ -2,6 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -9,6 +10,7 @@ use oshirase::channel::line::LineConfig;
 use oshirase::import::{ImportError, ImportOptions, import_directory};
 use oshirase::plugin::{Limits, PluginEngine};
 use oshirase::publish::{Activation, Candidate};
+use oshirase::retry::RetryPolicy;
 use oshirase::synth::FileEncoding;
 use oshirase::service::{Service, open_database, today_in_japan};
 use oshirase::Day;
@@ -56,6 +58,8 @@ enum Command {
         /// Keep accepted requests in this file, so a restart forgets nothing.
         #[arg(long)]
         journal: Option<PathBuf>,
+        #[command(flatten)]
+        faults: oshirase::emulator::Faults,
     },
     /// Imports a municipal export (DIR/residents.csv and, when present, tax.csv,
     /// receipts.csv, pregnancies.csv, immunizations.csv, checkups.csv) as the new active
@@ -100,6 +104,8 @@ enum Command {
         line_base_url: String,
         #[arg(long, env = "OSHIRASE_LINE_TOKEN")]
         line_token: String,
+        #[command(flatten)]
+        delivery: DeliveryArguments,
     },
     /// Works with program plugins.
     #[command(subcommand)]
@@ -112,6 +118,38 @@ enum Command {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
+}
+
+/// How `run` waits for LINE and retries; each defaults to the library's policy.
+#[derive(clap::Args)]
+struct DeliveryArguments {
+    /// How long one LINE request may take, in milliseconds, before it counts as a timeout.
+    #[arg(long)]
+    line_timeout_ms: Option<u64>,
+    /// Attempts per delivery, the first included.
+    #[arg(long)]
+    retry_attempts: Option<u32>,
+    /// The delay after a first failed attempt, in milliseconds; it doubles per attempt.
+    #[arg(long)]
+    retry_first_delay_ms: Option<u64>,
+    /// How long a run waits for retries to fall due, in milliseconds.
+    #[arg(long)]
+    retry_linger_ms: Option<u64>,
+}
+
+impl DeliveryArguments {
+    fn apply(&self, line: &mut LineConfig) -> RetryPolicy {
+        let default = RetryPolicy::default();
+        if let Some(milliseconds) = self.line_timeout_ms {
+            line.timeout = Duration::from_millis(milliseconds);
+        }
+        RetryPolicy {
+            max_attempts: self.retry_attempts.unwrap_or(default.max_attempts),
+            first_delay: self.retry_first_delay_ms.map_or(default.first_delay, Duration::from_millis),
+            linger: self.retry_linger_ms.map_or(default.linger, Duration::from_millis),
+            ..default
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -240,11 +278,12 @@ async fn main() -> Result<()> {
                 println!("{}", serde_json::to_string(&summary)?);
             }
         }
-        Command::LineEmulator { port, token, journal } => {
+        Command::LineEmulator { port, token, journal, faults } => {
             let emulator = match journal {
                 Some(path) => oshirase::emulator::Emulator::with_journal(&token, path)?,
                 None => oshirase::emulator::Emulator::new(&token),
             };
+            emulator.set_faults(faults).map_err(anyhow::Error::msg)?;
             let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;
             println!("listening on http://{}", listener.local_addr()?);
             emulator.serve(listener, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
@@ -316,10 +355,11 @@ async fn main() -> Result<()> {
         Command::Register { resident_id, line_user_id } => {
             Service::open(&data, &programs).await?.register(resident_id, line_user_id).await?;
         }
-        Command::Run { date, line_base_url, line_token } => {
+        Command::Run { date, line_base_url, line_token, delivery } => {
             let service = Service::open(&data, &programs).await?;
-            let line = LineConfig { base_url: line_base_url, channel_access_token: line_token };
-            let report = service.run_day(date.unwrap_or_else(today_in_japan), &line).await?;
+            let mut line = LineConfig::new(line_base_url, line_token);
+            let retry = delivery.apply(&mut line);
+            let report = service.run_day(date.unwrap_or_else(today_in_japan), &line, &retry).await?;
             println!("{}", serde_json::to_string(&report)?);
             if report.runs.iter().any(|run| run.error.is_some()) {
                 anyhow::bail!("some programs failed; see the runs above");

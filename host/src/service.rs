@@ -13,6 +13,7 @@ use crate::evaluate::{PlannedNotice, ProgramRun, dry_run, run_day};
 use crate::outbox::{SendSummary, enqueue_due, send_queued};
 use crate::plugin::{Limits, PluginEngine};
 use crate::registry::{Plugins, active_versions};
+use crate::retry::RetryPolicy;
 
 /// An open data directory.
 #[derive(Clone)]
@@ -81,8 +82,8 @@ impl Service {
     }
 
     /// Evaluates every active program for `today`, plans the notices, queues the due ones
-    /// for registered residents, and sends the queue through LINE.
-    pub async fn run_day(&self, today: Day, line: &LineConfig) -> Result<DayReport> {
+    /// for registered residents, and sends the queue through LINE, retrying as `retry` says.
+    pub async fn run_day(&self, today: Day, line: &LineConfig, retry: &RetryPolicy) -> Result<DayReport> {
         let plugins = self.plugins.clone();
         let (runs, queued) = self
             .database
@@ -93,7 +94,7 @@ impl Service {
             })
             .await?;
         let client = LineClient::new(line.clone())?;
-        let sent = send_queued(&self.database, &client, today).await?;
+        let sent = send_queued(&self.database, &client, today, retry).await?;
         tracing::info!(%today, queued, sent = sent.sent, retryable = sent.retryable, failed = sent.failed, "day's deliveries done");
         Ok(DayReport { runs, queued, sent })
     }

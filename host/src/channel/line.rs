@@ -11,6 +11,15 @@ pub struct LineConfig {
     /// `https://api.line.me` in production; the emulator's address in the demo and tests.
     pub base_url: String,
     pub channel_access_token: String,
+    /// How long a request may take before it counts as a timeout (retried, same key).
+    pub timeout: Duration,
+}
+
+impl LineConfig {
+    /// LINE at `base_url` with the default timeout of 10 seconds.
+    pub fn new(base_url: impl Into<String>, channel_access_token: impl Into<String>) -> LineConfig {
+        LineConfig { base_url: base_url.into(), channel_access_token: channel_access_token.into(), timeout: Duration::from_secs(10) }
+    }
 }
 
 /// What the outbox should do after a push.
@@ -33,7 +42,7 @@ pub struct LineClient {
 
 impl LineClient {
     pub fn new(config: LineConfig) -> anyhow::Result<LineClient> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).connect_timeout(Duration::from_secs(5)).build()?;
+        let http = reqwest::Client::builder().timeout(config.timeout).connect_timeout(config.timeout.min(Duration::from_secs(5))).build()?;
         Ok(LineClient { http, config })
     }
 
@@ -50,18 +59,66 @@ impl LineClient {
             Ok(response) => response,
             Err(error) => return PushOutcome::Retryable(format!("LINE push request failed: {error}")),
         };
-        let status = response.status();
-        let detail = response.text().await.unwrap_or_default();
-        match status.as_u16() {
-            200 => PushOutcome::Accepted,
-            409 => PushOutcome::AlreadyAccepted,
-            429 | 500..=599 => PushOutcome::Retryable(format!("LINE answered {status}: {detail}")),
-            _ => PushOutcome::Permanent(format!("LINE answered {status}: {detail}")),
+        let status = response.status().as_u16();
+        match response.text().await {
+            Ok(detail) => classify(status, &detail),
+            // The answer was cut short (a timeout while reading it): whether LINE accepted
+            // the message is unknown, so it is retried under the same key.
+            Err(error) => PushOutcome::Retryable(format!("LINE answer {status} could not be read: {error}")),
         }
+    }
+}
+
+/// What an answer of LINE with `status` means for the delivery: 409 is a retry of a
+/// request LINE already accepted, 429 and 5xx are worth retrying, anything else will fail
+/// again as it is.
+fn classify(status: u16, detail: &str) -> PushOutcome {
+    match status {
+        200 => PushOutcome::Accepted,
+        409 => PushOutcome::AlreadyAccepted,
+        429 | 500..=599 => PushOutcome::Retryable(format!("LINE answered {status}: {detail}")),
+        _ => PushOutcome::Permanent(format!("LINE answered {status}: {detail}")),
     }
 }
 
 /// LINE's aggregation unit names allow only letters, digits and underscores, up to 30.
 pub fn aggregation_unit(program: &str) -> String {
     program.chars().map(|character| if character.is_ascii_alphanumeric() { character } else { '_' }).take(30).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each case: (status, what the outbox should make of it).
+    fn check(cases: &[(u16, &str)]) {
+        let failures: Vec<String> = cases
+            .iter()
+            .filter_map(|(status, expected)| {
+                let kind = match classify(*status, "detail") {
+                    PushOutcome::Accepted => "accepted",
+                    PushOutcome::AlreadyAccepted => "already accepted",
+                    PushOutcome::Retryable(_) => "retryable",
+                    PushOutcome::Permanent(_) => "permanent",
+                };
+                (kind != *expected).then(|| format!("{status}: expected {expected}, got {kind}"))
+            })
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn answers_are_classified_as_line_documents_them() {
+        check(&[
+            (200, "accepted"),
+            (409, "already accepted"),
+            (429, "retryable"),
+            (500, "retryable"),
+            (503, "retryable"),
+            (400, "permanent"),
+            (401, "permanent"),
+            (403, "permanent"),
+            (404, "permanent"),
+        ]);
+    }
 }
