@@ -40,11 +40,33 @@ fn town() -> (Scene, Vec<(String, &'static str)>) {
     (scene, expected)
 }
 
-/// One `oshirase run`, which waits up to `linger_ms` for its retries to fall due.
-fn run(scene: &Scene, emulator: &EmulatorProcess, linger_ms: &str) -> Value {
+/// Every parent saw exactly one message, with the right words, and the emulator accepted
+/// exactly one request per message: retries that found their message already delivered
+/// were answered 409 and recorded nothing.
+fn check_seen_exactly_once(emulator: &EmulatorProcess, expected: &[(String, &str)], journal: &std::path::Path) {
+    let inboxes = emulator.inboxes();
+    let mut failures = Vec::new();
+    for (user, phrase) in expected {
+        let messages = inboxes.get(user).cloned().unwrap_or_default();
+        if messages.len() != 1 || !messages[0].contains(phrase) {
+            failures.push(format!("{user}: expected one message with {phrase:?}, got {messages:?}"));
+        }
+    }
+    assert_eq!(inboxes.len(), expected.len(), "{inboxes:?}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(std::fs::read_to_string(journal).unwrap().lines().count(), HOUSEHOLDS);
+}
+
+/// The arguments of one `oshirase run` that waits up to `linger_ms` for its retries.
+fn run_arguments<'a>(emulator: &'a EmulatorProcess, linger_ms: &'a str) -> Vec<&'a str> {
     let mut args = vec!["run", "--date", TODAY, "--line-base-url", &emulator.base_url, "--line-token", TOKEN, "--retry-linger-ms", linger_ms];
     args.extend(RUN_OPTIONS);
-    serde_json::from_str(scene.ok(&args).trim()).expect("run prints one JSON report")
+    args
+}
+
+/// One `oshirase run`, which waits up to `linger_ms` for its retries to fall due.
+fn run(scene: &Scene, emulator: &EmulatorProcess, linger_ms: &str) -> Value {
+    serde_json::from_str(scene.ok(&run_arguments(emulator, linger_ms)).trim()).expect("run prints one JSON report")
 }
 
 #[test]
@@ -77,19 +99,42 @@ fn with_30_percent_faults_and_an_outage_every_due_notice_is_seen_exactly_once() 
         assert!(injected[kind].as_u64().unwrap() > 0, "no {kind} was injected: {injected}");
     }
 
-    let inboxes = emulator.inboxes();
-    let mut failures = Vec::new();
-    for (user, phrase) in &expected {
-        let messages = inboxes.get(user).cloned().unwrap_or_default();
-        if messages.len() != 1 || !messages[0].contains(phrase) {
-            failures.push(format!("{user}: expected one message with {phrase:?}, got {messages:?}"));
-        }
-    }
-    assert_eq!(inboxes.len(), expected.len(), "{inboxes:?}");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // Every accepted request is in the journal once: the retries that found their message
-    // already delivered were answered 409 and recorded nothing.
-    assert_eq!(std::fs::read_to_string(&journal).unwrap().lines().count(), HOUSEHOLDS);
+    check_seen_exactly_once(&emulator, &expected, &journal);
     let requests: u64 = reports.iter().map(|report| report["sent"]["requests"].as_u64().unwrap()).sum();
     eprintln!("fault test: {} runs, {requests} requests for {HOUSEHOLDS} messages, faults injected after the outage {injected}", reports.len());
+}
+
+/// How many times the sender is killed.
+const CRASHES: u64 = 16;
+
+#[test]
+fn a_sender_killed_at_any_moment_still_delivers_every_notice_exactly_once() {
+    let (scene, expected) = town();
+    let journal = scene.directory.path().join("line.jsonl");
+    // Every answer takes 150 ms, so a run needs several seconds to send everything and a
+    // kill usually lands in the middle of a request, between marking a delivery and
+    // recording its answer. Each killed run gets a few messages out.
+    let emulator = EmulatorProcess::start_with(&journal, &["--fault-slow", "1", "--fault-slow-ms", "150"]);
+    let mut killed_while_running = 0;
+    for crash in 0..CRASHES {
+        let mut sender = scene.command(&run_arguments(&emulator, "0")).stdout(std::process::Stdio::null()).spawn().expect("cannot start oshirase run");
+        // Moments spread over the start of a run, the same on every test run: 100–850 ms.
+        std::thread::sleep(std::time::Duration::from_millis(100 + crash * 750 / CRASHES));
+        if sender.try_wait().unwrap().is_none() {
+            sender.kill().unwrap(); // SIGKILL: no chance to clean up.
+            killed_while_running += 1;
+        }
+        sender.wait().unwrap();
+    }
+    // Once everything is out, runs end before the kill; until then every kill hits.
+    assert!(killed_while_running >= 6, "only {killed_while_running} of {CRASHES} kills hit a running sender");
+
+    // The survivors' work is finished by ordinary runs.
+    let mut reports = Vec::new();
+    while reports.len() < 4 && reports.last().is_none_or(|report: &Value| report["sent"]["waiting"] != 0) {
+        reports.push(run(&scene, &emulator, "3000"));
+    }
+    assert!(reports.iter().all(|report| report["sent"]["failed"] == 0), "{reports:?}");
+    check_seen_exactly_once(&emulator, &expected, &journal);
+    eprintln!("crash test: {killed_while_running} of {CRASHES} kills hit a running sender, then {} ordinary runs", reports.len());
 }

@@ -38,14 +38,19 @@ impl Scene {
         self.directory.path().join("data")
     }
 
-    /// Runs `oshirase --data <data> args…` and returns its output, whatever the exit code.
-    pub fn run(&self, args: &[&str]) -> Output {
+    /// `oshirase --data <data> args…`, ready to run or to spawn.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
         command.arg("--data").arg(self.data()).args(args).env("OSHIRASE_LOG", "warn");
         if !self.programs.is_empty() {
             command.env("OSHIRASE_PROGRAMS", self.programs.join(","));
         }
-        command.output().expect("cannot start oshirase")
+        command
+    }
+
+    /// Runs `oshirase --data <data> args…` and returns its output, whatever the exit code.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("cannot start oshirase")
     }
 
     /// Like `run`, but fails the test unless the command succeeds; returns stdout.
