@@ -163,9 +163,12 @@ fn the_demo_runs_from_an_empty_directory_and_a_second_run_sends_nothing_new() {
 #[test]
 fn a_delivery_that_could_not_be_sent_is_retried_but_never_after_its_notice_expires() {
     let scene = town();
-    // LINE is unreachable: nothing listens on a port that was just released.
+    // LINE is unreachable: nothing listens on a port that was just released. The run does
+    // not wait for its retries, and the next attempt is due within a millisecond, so the
+    // later run below finds it due however soon it starts.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let output = scene.ok(&["run", "--date", TODAY, "--line-base-url", &format!("http://{closed}"), "--line-token", TOKEN]);
+    let base_url = format!("http://{closed}");
+    let output = scene.ok(&["run", "--date", TODAY, "--line-base-url", &base_url, "--line-token", TOKEN, "--retry-linger-ms", "0", "--retry-first-delay-ms", "1"]);
     let report: Value = serde_json::from_str(output.trim()).unwrap();
     assert_eq!(report["sent"]["retryable"], 2, "{report}");
 
