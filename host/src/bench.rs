@@ -29,10 +29,15 @@ pub struct Timing {
 
 impl Timing {
     pub fn median(&self) -> f64 {
-        let mut sorted = self.seconds.clone();
-        sorted.sort_by(f64::total_cmp);
-        sorted[sorted.len() / 2]
+        median(&self.seconds)
     }
+}
+
+/// The middle value (the upper of the two middle ones for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -178,7 +183,7 @@ impl std::fmt::Display for PluginBenchReport {
                 plugin.notices
             )?;
         }
-        let median = |pick: fn(&PluginFigures) -> f64| Timing { name: String::new(), seconds: self.plugins.iter().map(pick).collect() }.median();
+        let median = |pick: fn(&PluginFigures) -> f64| median(&self.plugins.iter().map(pick).collect::<Vec<_>>());
         writeln!(
             formatter,
             "  {:<24} {:>12.1} {:>12.0} {:>12.2} {:>10.1}",
@@ -249,13 +254,12 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
             residents = size;
         }
     }
-    let median = |values: Vec<f64>| Timing { name: String::new(), seconds: values }.median();
     let plugins = BUNDLED
         .iter()
         .zip(samples)
         .zip(notices)
         .map(|(((name, ..), runs), notices)| {
-            let [publish, instantiate, evaluation] = [0, 1, 2].map(|field| median(runs.iter().map(|run| run[field]).collect()));
+            let [publish, instantiate, evaluation] = [0, 1, 2].map(|field| median(&runs.iter().map(|run| run[field]).collect::<Vec<_>>()));
             PluginFigures {
                 program: (*name).to_owned(),
                 publish_to_active_seconds: publish,

@@ -285,19 +285,32 @@ pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<Load
             population.sex.push(row.get(3)?);
         }
         if wants(Field::Household) {
-            let next = households.len() as u32;
-            population.household.push(*households.entry(row.get(1)?).or_insert(next));
+            // Looked up by the borrowed text, so only a new household allocates its key.
+            let household = row.get_ref(1)?.as_str()?;
+            let index = match households.get(household) {
+                Some(index) => *index,
+                None => {
+                    let next = households.len() as u32;
+                    households.insert(household.to_owned(), next);
+                    next
+                }
+            };
+            population.household.push(index);
         }
         if wants(Field::Relationship) {
             population.relationship.push(row.get(4)?);
         }
         if wants(Field::Ward) {
-            let ward: String = row.get(5)?;
-            let next = wards.len() as u16;
-            let index = *wards.entry(ward.clone()).or_insert_with(|| {
-                population.wards.push(ward);
-                next
-            });
+            let ward = row.get_ref(5)?.as_str()?;
+            let index = match wards.get(ward) {
+                Some(index) => *index,
+                None => {
+                    let next = wards.len() as u16;
+                    wards.insert(ward.to_owned(), next);
+                    population.wards.push(ward.to_owned());
+                    next
+                }
+            };
             population.ward.push(index);
         }
         if wants(Field::ResidentSince) {
