@@ -7,7 +7,8 @@ use anyhow::Result;
 use oshirase_sdk::{Day, Relationship};
 use rusqlite::Connection;
 
-use crate::channel::line::{LineClient, PushOutcome, aggregation_unit};
+use crate::channel::SendOutcome;
+use crate::channel::line::{LineClient, aggregation_unit};
 use crate::database::{Database, now_text};
 use crate::message::render;
 use crate::registry::{Manifest, active_versions};
@@ -153,11 +154,11 @@ pub async fn send_queued(database: &Database, line: &LineClient, today: Day, pol
             let outcome = line.push(&delivery.address, &delivery.text, &delivery.retry_key, &aggregation_unit(&delivery.program)).await;
             let next = policy.next(&outcome, attempts, rand::random::<f64>());
             let error = match outcome {
-                PushOutcome::Retryable(error) | PushOutcome::Permanent(error) => {
+                SendOutcome::Retryable(error) | SendOutcome::Permanent(error) => {
                     tracing::warn!(delivery = id, program = %delivery.program, attempts, %error, "delivery not accepted");
                     if next == Next::GiveUp { format!("gave up after attempt {attempts}: {error}") } else { error }
                 }
-                PushOutcome::Accepted | PushOutcome::AlreadyAccepted => String::new(),
+                SendOutcome::Accepted | SendOutcome::AlreadyAccepted => String::new(),
             };
             let recorded = next.clone();
             database.call(move |connection| record_outcome(connection, id, &recorded, &error)).await?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::channel::line::PushOutcome;
+use crate::channel::SendOutcome;
 
 /// How the outbox retries.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,12 +42,12 @@ pub enum Next {
 impl RetryPolicy {
     /// Decides what to do after attempt number `attempts` (1 for the first) ended in
     /// `outcome`. `jitter` is a random number in [0, 1).
-    pub fn next(&self, outcome: &PushOutcome, attempts: u32, jitter: f64) -> Next {
+    pub fn next(&self, outcome: &SendOutcome, attempts: u32, jitter: f64) -> Next {
         match outcome {
-            PushOutcome::Accepted | PushOutcome::AlreadyAccepted => Next::Delivered,
-            PushOutcome::Permanent(_) => Next::GiveUp,
-            PushOutcome::Retryable(_) if attempts >= self.max_attempts => Next::GiveUp,
-            PushOutcome::Retryable(_) => Next::RetryAfter(self.backoff(attempts, jitter)),
+            SendOutcome::Accepted | SendOutcome::AlreadyAccepted => Next::Delivered,
+            SendOutcome::Permanent(_) => Next::GiveUp,
+            SendOutcome::Retryable(_) if attempts >= self.max_attempts => Next::GiveUp,
+            SendOutcome::Retryable(_) => Next::RetryAfter(self.backoff(attempts, jitter)),
         }
     }
 
@@ -70,7 +70,7 @@ mod tests {
     }
 
     /// Each case: (what, outcome, attempts so far, jitter, expected next step).
-    fn check(cases: &[(&str, PushOutcome, u32, f64, Next)]) {
+    fn check(cases: &[(&str, SendOutcome, u32, f64, Next)]) {
         let failures: Vec<String> = cases
             .iter()
             .filter_map(|(what, outcome, attempts, jitter, expected)| {
@@ -83,12 +83,12 @@ mod tests {
 
     #[test]
     fn retryable_answers_back_off_exponentially_with_jitter_until_the_attempts_run_out() {
-        let retryable = || PushOutcome::Retryable("LINE answered 500".into());
+        let retryable = || SendOutcome::Retryable("LINE answered 500".into());
         let seconds = Duration::from_secs_f64;
         check(&[
-            ("accepted", PushOutcome::Accepted, 1, 0.0, Next::Delivered),
-            ("409 after a retry", PushOutcome::AlreadyAccepted, 3, 0.0, Next::Delivered),
-            ("400 is never retried", PushOutcome::Permanent("LINE answered 400".into()), 1, 0.0, Next::GiveUp),
+            ("accepted", SendOutcome::Accepted, 1, 0.0, Next::Delivered),
+            ("409 after a retry", SendOutcome::AlreadyAccepted, 3, 0.0, Next::Delivered),
+            ("400 is never retried", SendOutcome::Permanent("LINE answered 400".into()), 1, 0.0, Next::GiveUp),
             ("first failure, least jitter", retryable(), 1, 0.0, Next::RetryAfter(seconds(0.5))),
             ("first failure, most jitter", retryable(), 1, 0.999, Next::RetryAfter(seconds(0.9995))),
             ("third failure", retryable(), 3, 0.5, Next::RetryAfter(seconds(3.0))),
@@ -101,6 +101,6 @@ mod tests {
         let policy = RetryPolicy { max_attempts: u32::MAX, ..policy() };
         assert_eq!(policy.backoff(7, 0.0), Duration::from_secs(30));
         assert_eq!(policy.backoff(1000, 0.0), Duration::from_secs(30));
-        assert_eq!(policy.next(&PushOutcome::Retryable(String::new()), 1000, 0.0), Next::RetryAfter(Duration::from_secs(30)));
+        assert_eq!(policy.next(&SendOutcome::Retryable(String::new()), 1000, 0.0), Next::RetryAfter(Duration::from_secs(30)));
     }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::SendOutcome;
+
 /// Where and as whom to call the Messaging API.
 #[derive(Clone, Debug)]
 pub struct LineConfig {
@@ -22,19 +24,6 @@ impl LineConfig {
     }
 }
 
-/// What the outbox should do after a push.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum PushOutcome {
-    /// LINE accepted the message.
-    Accepted,
-    /// LINE had already accepted a request with this retry key (409): it was delivered.
-    AlreadyAccepted,
-    /// Worth trying again later with the same retry key (5xx, 429, timeouts, no connection).
-    Retryable(String),
-    /// Will not succeed as it is (400, 401, 403 …).
-    Permanent(String),
-}
-
 pub struct LineClient {
     http: reqwest::Client,
     config: LineConfig,
@@ -47,7 +36,7 @@ impl LineClient {
     }
 
     /// Sends `text` to one user. `aggregation_unit` names the program in LINE's statistics.
-    pub async fn push(&self, to: &str, text: &str, retry_key: &str, aggregation_unit: &str) -> PushOutcome {
+    pub async fn push(&self, to: &str, text: &str, retry_key: &str, aggregation_unit: &str) -> SendOutcome {
         let url = format!("{}/v2/bot/message/push", self.config.base_url.trim_end_matches('/'));
         let body = json!({
             "to": to,
@@ -57,14 +46,14 @@ impl LineClient {
         let response = self.http.post(&url).bearer_auth(&self.config.channel_access_token).header("X-Line-Retry-Key", retry_key).json(&body).send().await;
         let response = match response {
             Ok(response) => response,
-            Err(error) => return PushOutcome::Retryable(format!("LINE push request failed: {error}")),
+            Err(error) => return SendOutcome::Retryable(format!("LINE push request failed: {error}")),
         };
         let status = response.status().as_u16();
         match response.text().await {
             Ok(detail) => classify(status, &detail),
             // The answer was cut short (a timeout while reading it): whether LINE accepted
             // the message is unknown, so it is retried under the same key.
-            Err(error) => PushOutcome::Retryable(format!("LINE answer {status} could not be read: {error}")),
+            Err(error) => SendOutcome::Retryable(format!("LINE answer {status} could not be read: {error}")),
         }
     }
 }
@@ -72,12 +61,12 @@ impl LineClient {
 /// What an answer of LINE with `status` means for the delivery: 409 is a retry of a
 /// request LINE already accepted, 429 and 5xx are worth retrying, anything else will fail
 /// again as it is.
-fn classify(status: u16, detail: &str) -> PushOutcome {
+fn classify(status: u16, detail: &str) -> SendOutcome {
     match status {
-        200 => PushOutcome::Accepted,
-        409 => PushOutcome::AlreadyAccepted,
-        429 | 500..=599 => PushOutcome::Retryable(format!("LINE answered {status}: {detail}")),
-        _ => PushOutcome::Permanent(format!("LINE answered {status}: {detail}")),
+        200 => SendOutcome::Accepted,
+        409 => SendOutcome::AlreadyAccepted,
+        429 | 500..=599 => SendOutcome::Retryable(format!("LINE answered {status}: {detail}")),
+        _ => SendOutcome::Permanent(format!("LINE answered {status}: {detail}")),
     }
 }
 
@@ -96,10 +85,10 @@ mod tests {
             .iter()
             .filter_map(|(status, expected)| {
                 let kind = match classify(*status, "detail") {
-                    PushOutcome::Accepted => "accepted",
-                    PushOutcome::AlreadyAccepted => "already accepted",
-                    PushOutcome::Retryable(_) => "retryable",
-                    PushOutcome::Permanent(_) => "permanent",
+                    SendOutcome::Accepted => "accepted",
+                    SendOutcome::AlreadyAccepted => "already accepted",
+                    SendOutcome::Retryable(_) => "retryable",
+                    SendOutcome::Permanent(_) => "permanent",
                 };
                 (kind != *expected).then(|| format!("{status}: expected {expected}, got {kind}"))
             })
