@@ -8,8 +8,11 @@ use harness::{EmulatorProcess, Scene, TOKEN};
 use serde_json::{Value, json};
 
 const TODAY: &str = "2026-11-21";
-/// Households in the town: in even ones a baby reaches 生後3月 today (first infant
-/// checkup), in odd ones a child reaches 生後12月 today (MR 1期). Only parents register.
+/// Households in the town: in even ones a baby has reached 生後3月 (first infant checkup),
+/// in odd ones a child 生後12月 (MR 1期). Only parents register. In the first half, each
+/// child was born on a day of its own, so each message has a deadline of its own and is
+/// pushed alone; in the second half, the children of each program share a birthday, so
+/// their parents' identical messages go out together in one multicast per program.
 const HOUSEHOLDS: usize = 24;
 /// 30 % of requests fail: 10 % 500, 10 % 429, 5 % delivered but answered too late, 5 % slow.
 const FAULTS: [&str; 12] =
@@ -28,6 +31,8 @@ fn town() -> (Scene, Vec<(String, &'static str)>) {
     let mut expected = Vec::new();
     for household in 0..HOUSEHOLDS {
         let (birth, phrase) = if household % 2 == 0 { ("2026-08-22", "1回目の乳児健康診査") } else { ("2025-11-22", "麻しん風しん(MR)ワクチン1期") };
+        let days_earlier = if household < HOUSEHOLDS / 2 { household as i32 / 2 + 1 } else { 0 };
+        let birth = oshirase::Day::parse_iso(birth).unwrap().add_days(-days_earlier);
         residents.push_str(&format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n"));
         residents.push_str(&format!("{household:02}02,H{household:02},市民 子{household},{birth},女,子,中央区\n"));
         expected.push((parent(household), phrase));
@@ -40,9 +45,13 @@ fn town() -> (Scene, Vec<(String, &'static str)>) {
     (scene, expected)
 }
 
+/// The requests one run makes when nothing fails: a push per child born on a day of its
+/// own, and one multicast per program for the rest.
+const REQUESTS: usize = HOUSEHOLDS / 2 + 2;
+
 /// Every parent saw exactly one message, with the right words, and the emulator accepted
-/// exactly one request per message: retries that found their message already delivered
-/// were answered 409 and recorded nothing.
+/// exactly one request per push or multicast: retries that found their message already
+/// delivered were answered 409 and recorded nothing.
 fn check_seen_exactly_once(emulator: &EmulatorProcess, expected: &[(String, &str)], journal: &std::path::Path) {
     let inboxes = emulator.inboxes();
     let mut failures = Vec::new();
@@ -54,7 +63,12 @@ fn check_seen_exactly_once(emulator: &EmulatorProcess, expected: &[(String, &str
     }
     assert_eq!(inboxes.len(), expected.len(), "{inboxes:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert_eq!(std::fs::read_to_string(journal).unwrap().lines().count(), HOUSEHOLDS);
+    let mut recipients: Vec<usize> = emulator.recipients_per_request().into_values().collect();
+    recipients.sort();
+    let mut expected_recipients = vec![1; HOUSEHOLDS / 2];
+    expected_recipients.extend([HOUSEHOLDS / 4, HOUSEHOLDS / 4]);
+    assert_eq!(recipients, expected_recipients);
+    assert_eq!(std::fs::read_to_string(journal).unwrap().lines().count(), REQUESTS);
 }
 
 /// The arguments of one `oshirase run` that waits up to `linger_ms` for its retries.
@@ -82,7 +96,7 @@ fn with_30_percent_faults_and_an_outage_every_due_notice_is_seen_exactly_once() 
     emulator.set_faults(json!({ "down_ms": 600_000 }));
     let down = run(&scene, &emulator, "0");
     assert_eq!(down["queued"], HOUSEHOLDS, "{down}");
-    assert!(down["sent"]["requests"].as_u64().unwrap() >= HOUSEHOLDS as u64, "{down}");
+    assert!(down["sent"]["requests"].as_u64().unwrap() >= REQUESTS as u64, "{down}");
     assert_eq!((&down["sent"]["sent"], &down["sent"]["failed"], &down["sent"]["waiting"]), (&json!(0), &json!(0), &json!(HOUSEHOLDS)), "{down}");
 
     // LINE comes back with 30 % of faults; runs go on until nothing is left.
@@ -111,18 +125,24 @@ const CRASHES: u64 = 16;
 fn a_sender_killed_at_any_moment_still_delivers_every_notice_exactly_once() {
     let (scene, expected) = town();
     let journal = scene.directory.path().join("line.jsonl");
-    // Every answer takes 150 ms, so a run needs several seconds to send everything and a
-    // kill usually lands in the middle of a request, between marking a delivery and
-    // recording its answer. Each killed run gets a few messages out.
+    // Every request is held 150 ms before the emulator handles it. Each run is killed
+    // 0–180 ms after its first request reached the emulator: before LINE accepted
+    // anything, or after it accepted but before the sender recorded the answer (the
+    // dangerous moment), or between. A run that finds nothing to send is not killed.
     let emulator = EmulatorProcess::start_with(&journal, &["--fault-slow", "1", "--fault-slow-ms", "150"]);
+    let requests_seen = || emulator.faults()["injected"]["slow"].as_u64().unwrap();
     let mut killed_while_running = 0;
     for crash in 0..CRASHES {
+        let seen_before = requests_seen();
         let mut sender = scene.command(&run_arguments(&emulator, "0")).stdout(std::process::Stdio::null()).spawn().expect("cannot start oshirase run");
-        // Moments spread over the start of a run, the same on every test run: 100–850 ms.
-        std::thread::sleep(std::time::Duration::from_millis(100 + crash * 750 / CRASHES));
-        if sender.try_wait().unwrap().is_none() {
-            sender.kill().unwrap(); // SIGKILL: no chance to clean up.
-            killed_while_running += 1;
+        while sender.try_wait().unwrap().is_none() {
+            if requests_seen() > seen_before {
+                std::thread::sleep(std::time::Duration::from_millis(crash * 12));
+                sender.kill().unwrap(); // SIGKILL: no chance to clean up.
+                killed_while_running += 1;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
         sender.wait().unwrap();
     }

@@ -99,13 +99,27 @@ impl EmulatorProcess {
 
     /// What every user has received: user id → message texts.
     pub fn inboxes(&self) -> std::collections::BTreeMap<String, Vec<String>> {
-        let inboxes: Value = reqwest::blocking::get(format!("{}/emulator/inboxes", self.base_url)).unwrap().json().unwrap();
-        inboxes
+        self.inboxes_json()
             .as_object()
             .unwrap()
             .iter()
             .map(|(user, messages)| (user.clone(), messages.as_array().unwrap().iter().map(|message| message["text"].as_str().unwrap().to_string()).collect()))
             .collect()
+    }
+
+    /// How many users received each accepted request (1 for a push), by request id.
+    pub fn recipients_per_request(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut recipients = std::collections::BTreeMap::new();
+        for messages in self.inboxes_json().as_object().unwrap().values() {
+            for message in messages.as_array().unwrap() {
+                *recipients.entry(message["request_id"].as_str().unwrap().to_string()).or_default() += 1;
+            }
+        }
+        recipients
+    }
+
+    fn inboxes_json(&self) -> Value {
+        reqwest::blocking::get(format!("{}/emulator/inboxes", self.base_url)).unwrap().json().unwrap()
     }
 }
 

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_full_snapshots.sql", include_str!("../../db/0002_full_snapshots.sql")),
     ("0003_publishing.sql", include_str!("../../db/0003_publishing.sql")),
     ("0004_delivery_states.sql", include_str!("../../db/0004_delivery_states.sql")),
+    ("0005_requests.sql", include_str!("../../db/0005_requests.sql")),
 ];
 
 /// Opens (creating if needed) the database at `path`, in WAL mode, fully migrated.
@@ -70,13 +71,15 @@ impl Database {
     }
 }
 
-/// The current time as RFC 3339 text in UTC, the form every timestamp column uses.
+/// The current time as RFC 3339 text in UTC with milliseconds, the form every timestamp
+/// column uses (SQLite's date functions read it, fractions included).
 pub fn now_text() -> String {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let seconds = since_epoch.as_secs() as i64;
     let day = oshirase_sdk::Day(seconds.div_euclid(86_400) as i32);
     let second_of_day = seconds.rem_euclid(86_400);
-    format!("{day}T{:02}:{:02}:{:02}Z", second_of_day / 3600, second_of_day % 3600 / 60, second_of_day % 60)
+    let millisecond = since_epoch.subsec_millis();
+    format!("{day}T{:02}:{:02}:{:02}.{millisecond:03}Z", second_of_day / 3600, second_of_day % 3600 / 60, second_of_day % 60)
 }
 
 /// Appends one line to the audit log.

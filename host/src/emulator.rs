@@ -3,7 +3,9 @@
 //! and multicast — bearer token, 1–5 messages, at most 500 recipients, retry keys that
 //! answer 409 on a repeat — records what each user would see, and shows it as phones.
 //! It can be told to misbehave (`faults.rs`); every message a user would see is counted,
-//! so a message delivered twice shows twice in `/emulator/inboxes`.
+//! so a message delivered twice shows twice in `/emulator/inboxes`. Like LINE, it counts
+//! the month's messages (`/v2/bot/message/quota/consumption`) and, when given a monthly
+//! limit, answers 429 to a request that would go beyond it.
 
 mod faults;
 
@@ -49,6 +51,10 @@ struct Inbox {
     /// Retry key → the request id that was accepted with it.
     retry_keys: HashMap<String, String>,
     next_message_id: u64,
+    /// Messages delivered, one per recipient of each message, as LINE counts its quota.
+    consumed: u64,
+    /// The month's limit of messages, when the emulated plan has one.
+    monthly_limit: Option<u64>,
     journal: Option<std::fs::File>,
 }
 
@@ -60,6 +66,7 @@ impl Inbox {
         for user in &accepted.to {
             self.by_user.entry(user.clone()).or_default().extend(accepted.messages.iter().cloned());
         }
+        self.consumed += (accepted.messages.len() * accepted.to.len()) as u64;
     }
 }
 
@@ -109,6 +116,11 @@ impl Emulator {
         Ok(emulator)
     }
 
+    /// Gives the emulated plan a monthly limit of `messages` (None: no limit).
+    pub fn set_monthly_limit(&self, messages: Option<u64>) {
+        self.inbox.lock().unwrap().monthly_limit = messages;
+    }
+
     /// Every message each user has received, by user id.
     pub fn inboxes(&self) -> BTreeMap<String, Vec<ReceivedMessage>> {
         self.inbox.lock().unwrap().by_user.clone()
@@ -122,6 +134,8 @@ impl Emulator {
             .route_layer(axum::middleware::from_fn_with_state(self.clone(), faults::inject));
         Router::new()
             .merge(sending)
+            .route("/v2/bot/message/quota", get(quota))
+            .route("/v2/bot/message/quota/consumption", get(quota_consumption))
             .route("/emulator/inboxes", get(inboxes_json))
             .route("/emulator/faults", get(faults_json).put(put_faults))
             .route("/", get(phones_page))
@@ -144,6 +158,10 @@ impl Emulator {
                 response.headers_mut().insert("x-line-accepted-request-id", value);
             }
             return Err(response);
+        }
+        let messages_sent = (messages.len() * to.len()) as u64;
+        if inbox.monthly_limit.is_some_and(|limit| inbox.consumed + messages_sent > limit) {
+            return Err(error(StatusCode::TOO_MANY_REQUESTS, "You have reached your monthly limit.", None));
         }
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut received = Vec::new();
@@ -182,8 +200,8 @@ fn invalid(detail: &str, property: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "The request body has 1 error(s)", Some((detail, property)))
 }
 
-/// Checks what every send endpoint shares: the token, JSON, the retry key and the messages.
-fn common_checks(emulator: &Emulator, headers: &HeaderMap, body: &Bytes) -> Result<(Option<String>, Value), Response> {
+/// Checks the bearer token, as every endpoint does.
+fn check_token(emulator: &Emulator, headers: &HeaderMap) -> Result<(), Response> {
     let authorized = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -192,6 +210,12 @@ fn common_checks(emulator: &Emulator, headers: &HeaderMap, body: &Bytes) -> Resu
     if !authorized {
         return Err(error(StatusCode::UNAUTHORIZED, "Authentication failed. Confirm that the access token in the authorization header is valid.", None));
     }
+    Ok(())
+}
+
+/// Checks what every send endpoint shares: the token, JSON, the retry key and the messages.
+fn common_checks(emulator: &Emulator, headers: &HeaderMap, body: &Bytes) -> Result<(Option<String>, Value), Response> {
+    check_token(emulator, headers)?;
     let is_json = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|value| value.starts_with("application/json"));
     if !is_json {
         return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "The content type must be application/json", None));
@@ -308,6 +332,25 @@ async fn multicast(State(emulator): State<Emulator>, headers: HeaderMap, body: B
         Ok(accepted) => accepted_response(&accepted, json!({})),
         Err(response) => response,
     }
+}
+
+/// `GET /v2/bot/message/quota`: the emulated plan's monthly limit.
+async fn quota(State(emulator): State<Emulator>, headers: HeaderMap) -> Response {
+    if let Err(response) = check_token(&emulator, &headers) {
+        return response;
+    }
+    match emulator.inbox.lock().unwrap().monthly_limit {
+        Some(limit) => axum::Json(json!({ "type": "limited", "value": limit })).into_response(),
+        None => axum::Json(json!({ "type": "none" })).into_response(),
+    }
+}
+
+/// `GET /v2/bot/message/quota/consumption`: messages sent so far.
+async fn quota_consumption(State(emulator): State<Emulator>, headers: HeaderMap) -> Response {
+    if let Err(response) = check_token(&emulator, &headers) {
+        return response;
+    }
+    axum::Json(json!({ "totalUsage": emulator.inbox.lock().unwrap().consumed })).into_response()
 }
 
 async fn inboxes_json(State(emulator): State<Emulator>) -> axum::Json<BTreeMap<String, Vec<ReceivedMessage>>> {

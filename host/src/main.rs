@@ -58,6 +58,9 @@ enum Command {
         /// Keep accepted requests in this file, so a restart forgets nothing.
         #[arg(long)]
         journal: Option<PathBuf>,
+        /// The month's message limit of the emulated plan; none when not given.
+        #[arg(long)]
+        monthly_limit: Option<u64>,
         #[command(flatten)]
         faults: oshirase::emulator::Faults,
     },
@@ -278,12 +281,13 @@ async fn main() -> Result<()> {
                 println!("{}", serde_json::to_string(&summary)?);
             }
         }
-        Command::LineEmulator { port, token, journal, faults } => {
+        Command::LineEmulator { port, token, journal, monthly_limit, faults } => {
             let emulator = match journal {
                 Some(path) => oshirase::emulator::Emulator::with_journal(&token, path)?,
                 None => oshirase::emulator::Emulator::new(&token),
             };
             emulator.set_faults(faults).map_err(anyhow::Error::msg)?;
+            emulator.set_monthly_limit(monthly_limit);
             let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;
             println!("listening on http://{}", listener.local_addr()?);
             emulator.serve(listener, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;

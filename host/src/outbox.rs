@@ -1,14 +1,17 @@
 //! The outbox: due notices of registered residents become deliveries, each with its retry
-//! key written before any request goes out, and are then sent and marked.
+//! key written before any request goes out; deliveries of the same text for one program
+//! are grouped into LINE multicasts of at most 500. They are then sent, several requests
+//! at a time, and marked.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Result;
 use oshirase_sdk::{Day, Relationship};
+use futures::StreamExt;
 use rusqlite::Connection;
 
 use crate::channel::SendOutcome;
-use crate::channel::line::{LineClient, aggregation_unit};
+use crate::channel::line::{LineClient, MULTICAST_LIMIT, MonthlyQuota, aggregation_unit};
 use crate::database::{Database, now_text};
 use crate::message::render;
 use crate::registry::{Manifest, active_versions};
@@ -19,7 +22,9 @@ const GUARDIAN_AGE: u32 = 18;
 
 /// Turns every notice due on `today` into a LINE delivery for each registered recipient:
 /// the resident, or for a minor without their own registration, the registered heads and
-/// spouses of the household. Returns how many deliveries were queued.
+/// spouses of the household. Deliveries with the same text for one program are grouped
+/// into multicasts of at most 500 recipients, each group under the retry key of its first
+/// member (`batch_key`). Returns how many deliveries were queued.
 pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
     let Some(snapshot_id) = crate::snapshot::active(connection)? else {
         return Ok(0);
@@ -60,14 +65,26 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
             )?
             .collect::<Result<_, _>>()?;
-        let mut insert = transaction.prepare(
-            "INSERT INTO deliveries (notice_id, channel, address, text, retry_key, state, created_at) VALUES (?1, 'line', ?2, ?3, ?4, 'queued', ?5)",
-        )?;
+        // Identical texts of one program, each with its recipients in id order.
+        let mut groups: BTreeMap<(String, String), Vec<(i64, String)>> = BTreeMap::new();
         for (notice_id, program, occasion, expires_on, line_user_id) in rows {
             let Some(manifest) = manifests.get(&program) else { continue };
             let Some(template) = manifest.occasion(&occasion) else { continue };
             let text = render(&template.template, &manifest.name, &manifest.contact, Day(expires_on));
-            queued += insert.execute((notice_id, line_user_id, text, uuid::Uuid::new_v4().to_string(), now_text()))?;
+            groups.entry((program, text)).or_default().push((notice_id, line_user_id));
+        }
+        let mut insert = transaction.prepare(
+            "INSERT INTO deliveries (notice_id, channel, address, text, retry_key, batch_key, state, created_at) VALUES (?1, 'line', ?2, ?3, ?4, ?5, 'queued', ?6)",
+        )?;
+        let queued_at = now_text();
+        for ((_, text), recipients) in groups {
+            for batch in recipients.chunks(MULTICAST_LIMIT) {
+                let keys: Vec<String> = batch.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
+                let batch_key = (batch.len() > 1).then(|| keys[0].clone());
+                for ((notice_id, line_user_id), key) in batch.iter().zip(&keys) {
+                    queued += insert.execute((notice_id, line_user_id, &text, key, &batch_key, &queued_at))?;
+                }
+            }
         }
     }
     transaction.commit()?;
@@ -87,12 +104,26 @@ fn latest_birth_day_of_age(years: u32, today: Day) -> Day {
     birth
 }
 
-/// A delivery waiting to be sent.
-struct Pending {
-    id: i64,
+/// How many requests are in flight at once; LINE's rate limits, not this, set the pace.
+const CONCURRENT_REQUESTS: usize = 32;
+/// How many requests one step of a pass marks `sending` together before sending them: the
+/// most a crash can leave to be sent again (each again under its own retry key).
+const REQUESTS_PER_STEP: usize = 256;
+/// The most deliveries one step reads.
+const ROWS_PER_STEP: usize = 4_096;
+/// LINE remembers a retry key for 24 hours. A delivery first tried longer ago than this
+/// (an hour short of it, for clocks and slow passes) is not tried again: if its first
+/// attempt did arrive, LINE would no longer answer 409, and the resident would see it twice.
+const RETRY_KEY_LIFETIME_MILLIS: i64 = 23 * 3600 * 1000;
+
+/// One request to a channel: one delivery, or the members of a multicast.
+struct Request {
+    /// The deliveries it carries, and their addresses in the same order.
+    ids: Vec<i64>,
+    addresses: Vec<String>,
     program: String,
-    address: String,
     text: String,
+    /// The retry key of a lone delivery, or the batch key of a multicast.
     retry_key: String,
 }
 
@@ -107,6 +138,8 @@ pub struct SendSummary {
     pub requests: usize,
     /// Deliveries left to a later pass at its end (retries not yet due included).
     pub waiting: usize,
+    /// LINE's monthly quota as read at the start of the pass, when it could be read.
+    pub quota: Option<MonthlyQuota>,
 }
 
 /// Milliseconds since the epoch, the unit of `deliveries.next_attempt_at`.
@@ -115,29 +148,30 @@ fn now_millis() -> i64 {
 }
 
 /// Sends every delivery that is due — queued, retryable and due again, or left `sending`
-/// by a crash — reusing each delivery's retry key, and retries what LINE did not accept as
-/// `policy` says, waiting up to `policy.linger` for retries to fall due. Each delivery is
-/// marked `sending` before its request and its outcome recorded before the next request.
-/// Deliveries whose notice expired before `today` are marked expired instead: a late
-/// notice is worse than none.
+/// by a crash — reusing each request's retry key, and retries what LINE did not accept as
+/// `policy` says, waiting up to `policy.linger` for retries to fall due. Each step marks
+/// its deliveries `sending` before their requests go out and records every outcome
+/// before the next step. Deliveries whose notice expired before `today` are marked
+/// expired instead (a late notice is worse than none), and those first tried longer ago
+/// than LINE keeps retry keys fail rather than risk a duplicate. When LINE's monthly
+/// quota would be exceeded, what does not fit waits for a later pass, with a warning.
 pub async fn send_queued(database: &Database, line: &LineClient, today: Day, policy: &RetryPolicy) -> Result<SendSummary> {
-    database
-        .call(move |connection| {
-            connection.execute(
-                "UPDATE deliveries SET state = 'expired' WHERE state IN ('queued', 'sending', 'failed-retryable')
-                 AND notice_id IN (SELECT id FROM notices WHERE expires_on < ?1)",
-                [today.0],
-            )?;
-            Ok(())
-        })
-        .await?;
+    let waiting = database.call(move |connection| retire_late(connection, today, now_millis())).await?;
+    let quota = if waiting > 0 { read_quota(line, waiting).await } else { None };
+    let mut budget = quota.and_then(|quota| quota.remaining());
     let deadline = std::time::Instant::now() + policy.linger;
     let mut outcomes: HashMap<i64, Next> = HashMap::new();
     let mut requests = 0;
+    let mut cursor = 0;
     loop {
         let now = now_millis();
-        let (due, next_due_at) = database.call(move |connection| due_deliveries(connection, now)).await?;
-        if due.is_empty() {
+        let (mut due, next_due_at) = database.call(move |connection| due_requests(connection, now, cursor)).await?;
+        let Some(last) = due.last() else {
+            if cursor > 0 {
+                // The end of the outbox: look again from its start for retries now due.
+                cursor = 0;
+                continue;
+            }
             // Nothing due now: wait for the earliest retry if it falls due within the pass.
             let Some(at) = next_due_at else { break };
             let wait = std::time::Duration::from_millis((at - now).max(0) as u64);
@@ -146,29 +180,48 @@ pub async fn send_queued(database: &Database, line: &LineClient, today: Day, pol
             }
             tokio::time::sleep(wait).await;
             continue;
+        };
+        cursor = *last.ids.last().expect("a request carries a delivery");
+        let quota_reached = budget.is_some_and(|remaining| keep_within_budget(&mut due, remaining));
+        if let Some(remaining) = budget.as_mut() {
+            *remaining -= due.iter().map(|request| request.ids.len() as u64).sum::<u64>();
         }
-        for delivery in due {
-            let id = delivery.id;
-            let attempts = database.call(move |connection| mark_sending(connection, id)).await?;
-            requests += 1;
-            let outcome = line.push(&delivery.address, &delivery.text, &delivery.retry_key, &aggregation_unit(&delivery.program)).await;
+        let members: Vec<Vec<i64>> = due.iter().map(|request| request.ids.clone()).collect();
+        let attempts = database.call(move |connection| mark_sending(connection, &members, now_millis())).await?;
+        requests += due.len();
+        let answered: Vec<(Request, u32, SendOutcome)> = futures::stream::iter(due.into_iter().zip(attempts))
+            .map(|(request, attempts)| async move {
+                let outcome = line.send(&request.addresses, &request.text, &request.retry_key, &aggregation_unit(&request.program)).await;
+                (request, attempts, outcome)
+            })
+            .buffer_unordered(CONCURRENT_REQUESTS)
+            .collect()
+            .await;
+        let mut decided = Vec::with_capacity(answered.len());
+        for (request, attempts, outcome) in answered {
             let next = policy.next(&outcome, attempts, rand::random::<f64>());
             let error = match outcome {
                 SendOutcome::Retryable(error) | SendOutcome::Permanent(error) => {
-                    tracing::warn!(delivery = id, program = %delivery.program, attempts, %error, "delivery not accepted");
+                    tracing::warn!(program = %request.program, recipients = request.ids.len(), attempts, %error, "LINE request not accepted");
                     if next == Next::GiveUp { format!("gave up after attempt {attempts}: {error}") } else { error }
                 }
                 SendOutcome::Accepted | SendOutcome::AlreadyAccepted => String::new(),
             };
-            let recorded = next.clone();
-            database.call(move |connection| record_outcome(connection, id, &recorded, &error)).await?;
-            outcomes.insert(id, next);
+            for id in &request.ids {
+                outcomes.insert(*id, next.clone());
+            }
+            decided.push((request.ids, next, error));
+        }
+        database.call(move |connection| record_outcomes(connection, &decided)).await?;
+        if quota_reached {
+            tracing::warn!("LINE's monthly message quota is used up: the rest waits for a later pass");
+            break;
         }
     }
     let waiting: i64 = database
         .call(|connection| Ok(connection.query_row("SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending', 'failed-retryable')", [], |row| row.get(0))?))
         .await?;
-    let mut summary = SendSummary { requests, waiting: waiting as usize, ..SendSummary::default() };
+    let mut summary = SendSummary { requests, waiting: waiting as usize, quota, ..SendSummary::default() };
     for next in outcomes.values() {
         match next {
             Next::Delivered => summary.sent += 1,
@@ -179,40 +232,150 @@ pub async fn send_queued(database: &Database, line: &LineClient, today: Day, pol
     Ok(summary)
 }
 
-/// The deliveries due at `now` (milliseconds), and when the earliest of the others that
-/// wait for a retry falls due.
-fn due_deliveries(connection: &mut Connection, now: i64) -> Result<(Vec<Pending>, Option<i64>)> {
-    let mut statement = connection.prepare(
-        "SELECT d.id, n.program, d.address, d.text, d.retry_key FROM deliveries d JOIN notices n ON n.id = d.notice_id
-         WHERE d.state IN ('queued', 'sending', 'failed-retryable') AND coalesce(d.next_attempt_at, 0) <= ?1 ORDER BY d.id",
-    )?;
-    let rows = statement.query_map([now], |row| Ok(Pending { id: row.get(0)?, program: row.get(1)?, address: row.get(2)?, text: row.get(3)?, retry_key: row.get(4)? }))?;
-    let due = rows.collect::<Result<Vec<_>, _>>()?;
-    let next_due_at = connection.query_row("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'", [], |row| row.get(0))?;
-    Ok((due, next_due_at))
-}
-
-/// Marks a delivery `sending` and counts the attempt, before its request goes out; returns
-/// the attempts so far, this one included.
-fn mark_sending(connection: &mut Connection, id: i64) -> Result<u32> {
-    Ok(connection.query_row(
-        "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, next_attempt_at = NULL WHERE id = ?1 RETURNING attempts",
-        [id],
-        |row| row.get(0),
-    )?)
-}
-
-/// Records what became of an attempt.
-fn record_outcome(connection: &mut Connection, id: i64, next: &Next, error: &str) -> Result<()> {
-    let (state, next_attempt_at, error) = match next {
-        Next::Delivered => ("sent", None, String::new()),
-        Next::RetryAfter(delay) => ("failed-retryable", Some(now_millis() + delay.as_millis() as i64), error.to_string()),
-        Next::GiveUp => ("failed-permanent", None, error.to_string()),
-    };
+/// Marks expired the deliveries whose notice expired before `today`, and failed those
+/// first tried longer ago than LINE keeps retry keys; returns how many deliveries wait.
+fn retire_late(connection: &mut Connection, today: Day, now: i64) -> Result<usize> {
     connection.execute(
-        "UPDATE deliveries SET state = ?2, next_attempt_at = ?3, last_error = ?4, sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END WHERE id = ?1",
-        (id, state, next_attempt_at, error, now_text()),
+        "UPDATE deliveries SET state = 'expired' WHERE state IN ('queued', 'sending', 'failed-retryable')
+         AND notice_id IN (SELECT id FROM notices WHERE expires_on < ?1)",
+        [today.0],
     )?;
+    let stale = connection.execute(
+        "UPDATE deliveries SET state = 'failed-permanent',
+             last_error = 'first tried more than 23 hours ago: LINE no longer knows its retry key, so sending again could deliver it twice'
+         WHERE state IN ('sending', 'failed-retryable') AND channel = 'line' AND first_attempt_at < ?1",
+        [now - RETRY_KEY_LIFETIME_MILLIS],
+    )?;
+    if stale > 0 {
+        tracing::warn!(deliveries = stale, "deliveries first tried more than 23 hours ago were not sent again");
+    }
+    Ok(connection.query_row("SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending', 'failed-retryable')", [], |row| row.get::<_, i64>(0))? as usize)
+}
+
+/// Reads LINE's monthly quota and warns when what waits, or a tenth of the limit, is more
+/// than what is left; a quota that cannot be read does not stop sending.
+async fn read_quota(line: &LineClient, waiting: usize) -> Option<MonthlyQuota> {
+    match line.monthly_quota().await {
+        Ok(quota) => {
+            if let (Some(limit), Some(remaining)) = (quota.limit, quota.remaining())
+                && (remaining < waiting as u64 || remaining < limit / 10)
+            {
+                tracing::warn!(limit, used = quota.used, remaining, waiting, "LINE's monthly message quota is running out");
+            }
+            Some(quota)
+        }
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "LINE's monthly quota could not be read; sending without it");
+            None
+        }
+    }
+}
+
+/// Keeps the requests, in order, whose messages fit within `remaining`; returns whether
+/// any had to be left out.
+fn keep_within_budget(due: &mut Vec<Request>, remaining: u64) -> bool {
+    let mut left = remaining;
+    let fitting = due
+        .iter()
+        .take_while(|request| {
+            let messages = request.ids.len() as u64;
+            let fits = messages <= left;
+            left = left.saturating_sub(messages);
+            fits
+        })
+        .count();
+    let left_out = fitting < due.len();
+    due.truncate(fitting);
+    left_out
+}
+
+/// The requests due at `now` (milliseconds) among the deliveries after `cursor`, in id
+/// order, and when the earliest of the others that wait for a retry falls due. The
+/// members of a multicast were queued with consecutive ids and change state together,
+/// so they are read as one run of rows.
+fn due_requests(connection: &mut Connection, now: i64, cursor: i64) -> Result<(Vec<Request>, Option<i64>)> {
+    let mut statement = connection.prepare_cached(
+        "SELECT d.id, n.program, d.address, d.text, d.retry_key, d.batch_key FROM deliveries d JOIN notices n ON n.id = d.notice_id
+         WHERE d.state IN ('queued', 'sending', 'failed-retryable') AND coalesce(d.next_attempt_at, 0) <= ?1 AND d.id > ?2
+         ORDER BY d.id LIMIT ?3",
+    )?;
+    let mut rows = statement.query((now, cursor, ROWS_PER_STEP as i64))?;
+    let mut requests: Vec<Request> = Vec::new();
+    let mut read = 0;
+    let mut last_batch: Option<String> = None;
+    while let Some(row) = rows.next()? {
+        read += 1;
+        let (id, address, batch_key): (i64, String, Option<String>) = (row.get(0)?, row.get(2)?, row.get(5)?);
+        match (&batch_key, requests.last_mut()) {
+            (Some(key), Some(request)) if last_batch.as_ref() == Some(key) => {
+                request.ids.push(id);
+                request.addresses.push(address);
+            }
+            _ => {
+                if requests.len() == REQUESTS_PER_STEP {
+                    break;
+                }
+                let retry_key = match &batch_key {
+                    Some(key) => key.clone(),
+                    None => row.get(4)?,
+                };
+                requests.push(Request { ids: vec![id], addresses: vec![address], program: row.get(1)?, text: row.get(3)?, retry_key });
+            }
+        }
+        last_batch = batch_key;
+    }
+    // A multicast cut by the row limit is left whole to the next step.
+    if read == ROWS_PER_STEP && last_batch.is_some() && requests.len() > 1 {
+        requests.pop();
+    }
+    drop(rows);
+    let next_due_at = connection.query_row("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'", [], |row| row.get(0))?;
+    Ok((requests, next_due_at))
+}
+
+/// Marks the members of each request `sending` and counts the attempt, in one
+/// transaction, before the requests go out; returns each request's attempts so far,
+/// this one included.
+fn mark_sending(connection: &mut Connection, requests: &[Vec<i64>], now: i64) -> Result<Vec<u32>> {
+    let transaction = connection.transaction()?;
+    let mut attempts = Vec::with_capacity(requests.len());
+    {
+        let mut mark = transaction.prepare_cached(
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, next_attempt_at = NULL, first_attempt_at = coalesce(first_attempt_at, ?2)
+             WHERE id = ?1 RETURNING attempts",
+        )?;
+        for members in requests {
+            let mut most = 0;
+            for id in members {
+                most = most.max(mark.query_row((id, now), |row| row.get::<_, u32>(0))?);
+            }
+            attempts.push(most);
+        }
+    }
+    transaction.commit()?;
+    Ok(attempts)
+}
+
+/// Records what became of each request's attempt, for every member, in one transaction.
+fn record_outcomes(connection: &mut Connection, decided: &[(Vec<i64>, Next, String)]) -> Result<()> {
+    let transaction = connection.transaction()?;
+    {
+        let mut record = transaction.prepare_cached(
+            "UPDATE deliveries SET state = ?2, next_attempt_at = ?3, last_error = ?4, sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END WHERE id = ?1",
+        )?;
+        let now = now_text();
+        for (ids, next, error) in decided {
+            let (state, next_attempt_at) = match next {
+                Next::Delivered => ("sent", None),
+                Next::RetryAfter(delay) => ("failed-retryable", Some(now_millis() + delay.as_millis() as i64)),
+                Next::GiveUp => ("failed-permanent", None),
+            };
+            for id in ids {
+                record.execute((id, state, next_attempt_at, error, &now))?;
+            }
+        }
+    }
+    transaction.commit()?;
     Ok(())
 }
 
@@ -260,6 +423,8 @@ mod tests {
         what: &'static str,
         /// The state the delivery is in before the pass (`sending` after a crash).
         state: &'static str,
+        /// How long ago its first attempt was, if it had one.
+        first_attempt_hours_ago: Option<i64>,
         answers: Vec<Answer>,
         /// The delay before a first retry, and how long the pass waits for retries.
         first_delay: Duration,
@@ -268,7 +433,7 @@ mod tests {
     }
 
     fn case(what: &'static str, answers: &[Answer], expected_state: &'static str) -> Case {
-        Case { what, state: "queued", answers: answers.to_vec(), first_delay: Duration::from_millis(2), linger: Duration::from_secs(2), expected_state }
+        Case { what, state: "queued", first_attempt_hours_ago: None, answers: answers.to_vec(), first_delay: Duration::from_millis(2), linger: Duration::from_secs(2), expected_state }
     }
 
     /// Runs one pass per case over a single delivery against its script, and checks the
@@ -280,6 +445,7 @@ mod tests {
             let directory = tempfile::tempdir().unwrap();
             let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
             let state = case.state;
+            let first_attempt_at = case.first_attempt_hours_ago.map(|hours| now_millis() - hours * 3_600_000);
             database
                 .call(move |connection| {
                     connection.execute_batch(
@@ -288,8 +454,9 @@ mod tests {
                          INSERT INTO notices (id, program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES (1, 'vaccine-mr', '0101', 'first', 0, 100000, '', 1);",
                     )?;
                     connection.execute(
-                        "INSERT INTO deliveries (notice_id, channel, address, text, retry_key, state, created_at) VALUES (1, 'line', 'U00000000000000000000000000000001', 'お知らせ', '123e4567-e89b-12d3-a456-426614174000', ?1, '')",
-                        [state],
+                        "INSERT INTO deliveries (notice_id, channel, address, text, retry_key, state, created_at, first_attempt_at)
+                         VALUES (1, 'line', 'U00000000000000000000000000000001', 'お知らせ', '123e4567-e89b-12d3-a456-426614174000', ?1, '', ?2)",
+                        (state, first_attempt_at),
                     )?;
                     Ok(())
                 })
@@ -330,8 +497,96 @@ mod tests {
             Case { first_delay: Duration::from_secs(60), linger: Duration::from_secs(1), ..case("a retry not due within the pass waits for the next", &[Status(500)], "failed-retryable") },
             Case { state: "sending", ..case("left sending by a crash: sent again, LINE had it", &[Status(409)], "sent") },
             Case { state: "failed-retryable", ..case("a retry left by an earlier pass", &[Status(200)], "sent") },
+            Case { state: "sending", first_attempt_hours_ago: Some(22), ..case("left sending 22 hours ago: LINE still knows the key", &[Status(409)], "sent") },
+            Case { state: "sending", first_attempt_hours_ago: Some(24), ..case("left sending 24 hours ago: not sent again", &[], "failed-permanent") },
         ])
         .await;
+    }
+
+    /// A city of `residents` registered heads of household, each with a due notice of one
+    /// program; the first `distinct` notices have deadlines of their own, so their texts
+    /// differ, and the rest share one text.
+    async fn city_with_due_notices(directory: &std::path::Path, residents: usize, distinct: usize) -> Database {
+        let database = Database::open(&directory.join("oshirase.db")).unwrap();
+        database
+            .call(move |connection| {
+                let manifest = serde_json::json!({
+                    "code": "vaccine-mr", "name": "MR", "division": "", "contact": "健康課", "category": "Vaccination",
+                    "schedule": "0 0 9 * * *", "source_url": "", "fields": [],
+                    "occasions": [{ "key": "phase-1", "title": "1期", "template": "{program}は{deadline}まで。{contact}" }],
+                });
+                let transaction = connection.transaction()?;
+                transaction.execute("INSERT INTO snapshots (id, imported_at, source, resident_count, active) VALUES (1, '', 'test', ?1, 1)", [residents as i64])?;
+                transaction.execute(
+                    "INSERT INTO plugin_versions (id, program, sha256, wasm, manifest, published_by, published_at) VALUES (1, 'vaccine-mr', '', x'', ?1, 'test', '')",
+                    [manifest.to_string()],
+                )?;
+                transaction.execute_batch(
+                    "INSERT INTO programs (code, active_version) VALUES ('vaccine-mr', 1);
+                     INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (1, 'vaccine-mr', 1, 1, 0, '', 'succeeded');",
+                )?;
+                for row in 0..residents {
+                    let resident_id = format!("R{row:05}");
+                    transaction.execute(
+                        "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex, relationship, address, ward)
+                         VALUES (?1, 1, ?2, ?2, '', '', 3650, 1, ?3, '', '')",
+                        ((1i64 << 32) + row as i64, &resident_id, Relationship::Head.code()),
+                    )?;
+                    transaction.execute("INSERT INTO registrations (resident_id, line_user_id, registered_at) VALUES (?1, ?2, '')", (&resident_id, format!("U{row:032x}")))?;
+                    let expires_on = 20_000 + if row < distinct { row as i32 + 1 } else { 0 };
+                    transaction.execute(
+                        "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES ('vaccine-mr', ?1, 'phase-1', 0, ?2, '', 1)",
+                        (&resident_id, expires_on),
+                    )?;
+                }
+                transaction.commit()?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        database
+    }
+
+    #[tokio::test]
+    async fn identical_texts_go_out_as_multicasts_of_at_most_500_within_the_monthly_quota() {
+        let directory = tempfile::tempdir().unwrap();
+        let database = city_with_due_notices(directory.path(), 1_203, 3).await;
+        let queued = database.call(|connection| enqueue_due(connection, Day(10))).await.unwrap();
+        assert_eq!(queued, 1_203);
+
+        let emulator = crate::emulator::Emulator::new("token");
+        emulator.set_monthly_limit(Some(1_100));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = emulator.router();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let client = LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap();
+        let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
+
+        // Within the quota: what fits is sent, the rest waits, nobody gets anything twice.
+        let first = send_queued(&database, &client, Day(10), &policy).await.unwrap();
+        assert_eq!(first.quota, Some(MonthlyQuota { limit: Some(1_100), used: 0 }));
+        assert!(first.sent > 0 && first.sent <= 1_100 && first.waiting == 1_203 - first.sent, "{first:?}");
+        let seen: usize = emulator.inboxes().values().map(Vec::len).sum();
+        assert_eq!(seen, first.sent);
+
+        // Once the quota allows, the rest goes out.
+        emulator.set_monthly_limit(None);
+        let second = send_queued(&database, &client, Day(10), &policy).await.unwrap();
+        server.abort();
+        assert_eq!((first.sent + second.sent, second.waiting), (1_203, 0), "{second:?}");
+        let inboxes = emulator.inboxes();
+        assert_eq!(inboxes.len(), 1_203);
+        assert!(inboxes.values().all(|messages| messages.len() == 1), "someone got a message twice");
+        let mut recipients_per_request: HashMap<String, usize> = HashMap::new();
+        for message in inboxes.values().flatten() {
+            *recipients_per_request.entry(message.request_id.clone()).or_default() += 1;
+        }
+        let mut sizes: Vec<usize> = recipients_per_request.into_values().collect();
+        sizes.sort();
+        // Three texts of their own as pushes; 1,200 identical ones as 500 + 500 + 200.
+        assert_eq!(sizes, vec![1, 1, 1, 200, 500, 500]);
+        assert_eq!(first.requests + second.requests, 6);
     }
 
     #[test]

@@ -1,13 +1,20 @@
-//! The LINE Messaging API client: push one text message with a retry key, and classify
-//! the answer into what the outbox must do next.
+//! The LINE Messaging API client: send one text message to one user (push) or to up to
+//! 500 (multicast) under a retry key, at no more than LINE's published rates, classify
+//! the answer into what the outbox must do next, and read the monthly quota.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
+use anyhow::Context;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 
 use super::SendOutcome;
 
-/// Where and as whom to call the Messaging API.
+/// The most recipients one multicast request may name.
+pub const MULTICAST_LIMIT: usize = 500;
+
+/// Where and as whom to call the Messaging API, and how fast.
 #[derive(Clone, Debug)]
 pub struct LineConfig {
     /// `https://api.line.me` in production; the emulator's address in the demo and tests.
@@ -15,38 +22,93 @@ pub struct LineConfig {
     pub channel_access_token: String,
     /// How long a request may take before it counts as a timeout (retried, same key).
     pub timeout: Duration,
+    /// Push requests per second at most; LINE allows 2,000.
+    pub push_per_second: NonZeroU32,
+    /// Multicast requests per second at most; LINE allows 200.
+    pub multicast_per_second: NonZeroU32,
 }
 
 impl LineConfig {
-    /// LINE at `base_url` with the default timeout of 10 seconds.
+    /// LINE at `base_url` with the default timeout of 10 seconds and LINE's published
+    /// rate limits.
     pub fn new(base_url: impl Into<String>, channel_access_token: impl Into<String>) -> LineConfig {
-        LineConfig { base_url: base_url.into(), channel_access_token: channel_access_token.into(), timeout: Duration::from_secs(10) }
+        LineConfig {
+            base_url: base_url.into(),
+            channel_access_token: channel_access_token.into(),
+            timeout: Duration::from_secs(10),
+            push_per_second: NonZeroU32::new(2_000).unwrap(),
+            multicast_per_second: NonZeroU32::new(200).unwrap(),
+        }
+    }
+}
+
+/// The month's message quota as LINE reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MonthlyQuota {
+    /// The month's limit of messages, or None when the plan sets none.
+    pub limit: Option<u64>,
+    /// Messages sent this month; a multicast counts one per recipient.
+    pub used: u64,
+}
+
+impl MonthlyQuota {
+    /// Messages that may still be sent this month, or None when unlimited.
+    pub fn remaining(&self) -> Option<u64> {
+        self.limit.map(|limit| limit.saturating_sub(self.used))
     }
 }
 
 pub struct LineClient {
     http: reqwest::Client,
     config: LineConfig,
+    push_rate: DefaultDirectRateLimiter,
+    multicast_rate: DefaultDirectRateLimiter,
 }
 
 impl LineClient {
     pub fn new(config: LineConfig) -> anyhow::Result<LineClient> {
-        let http = reqwest::Client::builder().timeout(config.timeout).connect_timeout(config.timeout.min(Duration::from_secs(5))).build()?;
-        Ok(LineClient { http, config })
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .pool_max_idle_per_host(64)
+            .build()?;
+        // Bursts are kept to a tenth of a second's worth, so the rate holds over any second.
+        let limiter = |per_second: NonZeroU32| {
+            let burst = NonZeroU32::new((per_second.get() / 10).max(1)).unwrap();
+            RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
+        };
+        Ok(LineClient { http, push_rate: limiter(config.push_per_second), multicast_rate: limiter(config.multicast_per_second), config })
     }
 
-    /// Sends `text` to one user. `aggregation_unit` names the program in LINE's statistics.
-    pub async fn push(&self, to: &str, text: &str, retry_key: &str, aggregation_unit: &str) -> SendOutcome {
-        let url = format!("{}/v2/bot/message/push", self.config.base_url.trim_end_matches('/'));
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.base_url.trim_end_matches('/'))
+    }
+
+    /// Sends `text` to `to`: a push for one user, a multicast for 2 to 500. The request
+    /// waits for its turn under the rate limit first. `aggregation_unit` names the
+    /// program in LINE's statistics.
+    pub async fn send(&self, to: &[String], text: &str, retry_key: &str, aggregation_unit: &str) -> SendOutcome {
+        let (url, recipients, kind) = match to {
+            [] => return SendOutcome::Permanent("a LINE request with no recipient".into()),
+            [one] => {
+                self.push_rate.until_ready().await;
+                (self.url("/v2/bot/message/push"), json!(one), "push")
+            }
+            many if many.len() > MULTICAST_LIMIT => return SendOutcome::Permanent(format!("a LINE multicast to {} recipients, more than {MULTICAST_LIMIT}", many.len())),
+            many => {
+                self.multicast_rate.until_ready().await;
+                (self.url("/v2/bot/message/multicast"), json!(many), "multicast")
+            }
+        };
         let body = json!({
-            "to": to,
+            "to": recipients,
             "messages": [{ "type": "text", "text": text }],
             "customAggregationUnits": [aggregation_unit],
         });
         let response = self.http.post(&url).bearer_auth(&self.config.channel_access_token).header("X-Line-Retry-Key", retry_key).json(&body).send().await;
         let response = match response {
             Ok(response) => response,
-            Err(error) => return SendOutcome::Retryable(format!("LINE push request failed: {error}")),
+            Err(error) => return SendOutcome::Retryable(format!("LINE {kind} request failed: {error}")),
         };
         let status = response.status().as_u16();
         match response.text().await {
@@ -55,6 +117,37 @@ impl LineClient {
             // the message is unknown, so it is retried under the same key.
             Err(error) => SendOutcome::Retryable(format!("LINE answer {status} could not be read: {error}")),
         }
+    }
+
+    /// Reads this month's limit and consumption (`/v2/bot/message/quota` and
+    /// `/v2/bot/message/quota/consumption`).
+    pub async fn monthly_quota(&self) -> anyhow::Result<MonthlyQuota> {
+        #[derive(serde::Deserialize)]
+        struct Limit {
+            r#type: String,
+            value: Option<u64>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Consumption {
+            total_usage: u64,
+        }
+        let limit: Limit = self.get_json("/v2/bot/message/quota").await?;
+        let consumption: Consumption = self.get_json("/v2/bot/message/quota/consumption").await?;
+        let limit = match (limit.r#type.as_str(), limit.value) {
+            ("none", _) => None,
+            ("limited", Some(value)) => Some(value),
+            (kind, _) => anyhow::bail!("LINE quota of type {kind:?} without a value"),
+        };
+        Ok(MonthlyQuota { limit, used: consumption.total_usage })
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let response = self.http.get(self.url(path)).bearer_auth(&self.config.channel_access_token).send().await.with_context(|| format!("LINE request {path} failed"))?;
+        let status = response.status();
+        let text = response.text().await.with_context(|| format!("LINE answer to {path} could not be read"))?;
+        anyhow::ensure!(status.is_success(), "LINE answered {path} with {status}: {text}");
+        serde_json::from_str(&text).with_context(|| format!("LINE answer to {path} is not the documented JSON"))
     }
 }
 
