@@ -216,6 +216,18 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Queues a notice for each of many registered residents and sends them through the
+    /// outbox to a LINE emulator process, beside the bare LINE client sending the same.
+    Delivery {
+        #[arg(long, default_value_t = 100_000)]
+        recipients: usize,
+        #[arg(long, default_value_t = 3)]
+        repetitions: usize,
+        #[arg(long, default_value = "./oshirase-bench")]
+        work: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Imports a synthetic city with `oshirase import` and with the `sqlite3` shell's
     /// `.import`, alternating, and prints the medians and their ratio.
     Import {
@@ -252,6 +264,16 @@ enum TextEncoding {
 enum Format {
     Table,
     Json,
+}
+
+/// Prints a benchmark's report as its table, or as one line of JSON.
+fn print_report(report: &(impl serde::Serialize + std::fmt::Display), json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
 }
 
 fn parse_day(text: &str) -> Result<Day, String> {
@@ -331,20 +353,17 @@ async fn main() -> Result<()> {
         Command::Bench(BenchCommand::Plugins { residents, seed, repetitions, work, date, json }) => {
             let options = oshirase::bench::PluginBenchOptions { residents, seed, repetitions, work_directory: work };
             let report = oshirase::bench::plugins(&options, date.unwrap_or_else(today_in_japan)).await?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print!("{report}");
-            }
+            print_report(&report, json)?;
+        }
+        Command::Bench(BenchCommand::Delivery { recipients, repetitions, work, json }) => {
+            let options = oshirase::bench::delivery::DeliveryBenchOptions { recipients, repetitions, work_directory: work };
+            let report = oshirase::bench::delivery::delivery(&options).await?;
+            print_report(&report, json)?;
         }
         Command::Bench(BenchCommand::Import { residents, seed, repetitions, work, json }) => {
             let options = oshirase::bench::ImportBenchOptions { residents, seed, repetitions, work_directory: work };
             let report = tokio::task::spawn_blocking(move || oshirase::bench::import(&options, today_in_japan())).await??;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print!("{report}");
-            }
+            print_report(&report, json)?;
         }
         Command::Snapshot(SnapshotCommand::List) => {
             for snapshot in open_database(&data)?.call(|connection| oshirase::snapshot::list(connection)).await? {

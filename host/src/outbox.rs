@@ -105,7 +105,7 @@ fn latest_birth_day_of_age(years: u32, today: Day) -> Day {
 }
 
 /// How many requests are in flight at once; LINE's rate limits, not this, set the pace.
-const CONCURRENT_REQUESTS: usize = 32;
+pub(crate) const CONCURRENT_REQUESTS: usize = 32;
 /// How many requests one step of a pass marks `sending` together before sending them: the
 /// most a crash can leave to be sent again (each again under its own retry key).
 const REQUESTS_PER_STEP: usize = 256;
@@ -503,54 +503,11 @@ mod tests {
         .await;
     }
 
-    /// A city of `residents` registered heads of household, each with a due notice of one
-    /// program; the first `distinct` notices have deadlines of their own, so their texts
-    /// differ, and the rest share one text.
-    async fn city_with_due_notices(directory: &std::path::Path, residents: usize, distinct: usize) -> Database {
-        let database = Database::open(&directory.join("oshirase.db")).unwrap();
-        database
-            .call(move |connection| {
-                let manifest = serde_json::json!({
-                    "code": "vaccine-mr", "name": "MR", "division": "", "contact": "健康課", "category": "Vaccination",
-                    "schedule": "0 0 9 * * *", "source_url": "", "fields": [],
-                    "occasions": [{ "key": "phase-1", "title": "1期", "template": "{program}は{deadline}まで。{contact}" }],
-                });
-                let transaction = connection.transaction()?;
-                transaction.execute("INSERT INTO snapshots (id, imported_at, source, resident_count, active) VALUES (1, '', 'test', ?1, 1)", [residents as i64])?;
-                transaction.execute(
-                    "INSERT INTO plugin_versions (id, program, sha256, wasm, manifest, published_by, published_at) VALUES (1, 'vaccine-mr', '', x'', ?1, 'test', '')",
-                    [manifest.to_string()],
-                )?;
-                transaction.execute_batch(
-                    "INSERT INTO programs (code, active_version) VALUES ('vaccine-mr', 1);
-                     INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (1, 'vaccine-mr', 1, 1, 0, '', 'succeeded');",
-                )?;
-                for row in 0..residents {
-                    let resident_id = format!("R{row:05}");
-                    transaction.execute(
-                        "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex, relationship, address, ward)
-                         VALUES (?1, 1, ?2, ?2, '', '', 3650, 1, ?3, '', '')",
-                        ((1i64 << 32) + row as i64, &resident_id, Relationship::Head.code()),
-                    )?;
-                    transaction.execute("INSERT INTO registrations (resident_id, line_user_id, registered_at) VALUES (?1, ?2, '')", (&resident_id, format!("U{row:032x}")))?;
-                    let expires_on = 20_000 + if row < distinct { row as i32 + 1 } else { 0 };
-                    transaction.execute(
-                        "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES ('vaccine-mr', ?1, 'phase-1', 0, ?2, '', 1)",
-                        (&resident_id, expires_on),
-                    )?;
-                }
-                transaction.commit()?;
-                Ok(())
-            })
-            .await
-            .unwrap();
-        database
-    }
-
     #[tokio::test]
     async fn identical_texts_go_out_as_multicasts_of_at_most_500_within_the_monthly_quota() {
         let directory = tempfile::tempdir().unwrap();
-        let database = city_with_due_notices(directory.path(), 1_203, 3).await;
+        let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
+        database.call(|connection| crate::bench::delivery::seed_due_notices(connection, 1_203, &[("vaccine-mr", 3)])).await.unwrap();
         let queued = database.call(|connection| enqueue_due(connection, Day(10))).await.unwrap();
         assert_eq!(queued, 1_203);
 

@@ -1,7 +1,10 @@
 //! Benchmarks, printed as medians of repeated runs: `bench import` times the real
 //! `oshirase import` of a synthetic city against the `sqlite3` shell's own `.import` of
 //! the same `residents.csv` into a plain table, as a ratio in one run; `bench plugins`
-//! times publishing each bundled plugin, instantiating it, and evaluating a whole city.
+//! times publishing each bundled plugin, instantiating it, and evaluating a whole city;
+//! `bench delivery` (in `delivery.rs`) sends through the outbox to a LINE emulator process.
+
+pub mod delivery;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
