@@ -1,6 +1,7 @@
 //! The channels a notice can go out through.
 
 pub mod line;
+pub mod mail;
 
 /// What the outbox should do after a request to a channel, whichever channel it was.
 #[derive(Clone, PartialEq, Eq, Debug)]
