@@ -1,6 +1,8 @@
 -- Deliveries become requests to a channel that may carry several of them.
 --
--- * `channel` may be 'mail' as well as 'line'.
+-- * `channel` may be 'mail' as well as 'line'; `subject` is the e-mail subject, kept for
+--   every delivery so that one LINE could not deliver can go out by e-mail instead.
+-- * Registrations gain a confirmed e-mail address and the channels the resident chose.
 -- * `batch_key`: deliveries with the same text for one program are sent together in one
 --   LINE multicast of at most 500 recipients. Before that request goes out, each member's
 --   `batch_key` is set to the retry key of the request (the key of its first member), in
@@ -16,6 +18,7 @@ CREATE TABLE deliveries_new (
     notice_id        INTEGER NOT NULL REFERENCES notices (id),
     channel          TEXT    NOT NULL CHECK (channel IN ('line', 'mail')),
     address          TEXT    NOT NULL,
+    subject          TEXT    NOT NULL DEFAULT '',
     text             TEXT    NOT NULL,
     retry_key        TEXT    NOT NULL UNIQUE,
     state            TEXT    NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'failed-retryable', 'failed-permanent', 'expired')),
@@ -34,3 +37,6 @@ DROP TABLE deliveries;
 ALTER TABLE deliveries_new RENAME TO deliveries;
 CREATE INDEX deliveries_state ON deliveries (state, next_attempt_at);
 CREATE INDEX deliveries_batch ON deliveries (batch_key) WHERE batch_key IS NOT NULL;
+
+ALTER TABLE registrations ADD COLUMN email TEXT;
+ALTER TABLE registrations ADD COLUMN channels TEXT NOT NULL DEFAULT 'line' CHECK (channels IN ('line', 'mail', 'both'));

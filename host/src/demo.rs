@@ -50,7 +50,8 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     }));
 
     let line = LineConfig::new(format!("http://{address}{EMULATOR_PATH}"), DEMO_TOKEN);
-    let report = service.run_day(options.today, &line, &crate::retry::RetryPolicy::default()).await?;
+    let channels = crate::channel::Channels { line: crate::channel::line::LineClient::new(line)?, mail: None };
+    let report = service.run_day(options.today, &channels, &crate::retry::RetryPolicy::default()).await?;
     let summary = DemoSummary { residents, programs, notices: report.runs.iter().map(|run| run.notices).sum(), delivered: report.sent.sent };
     if options.exit_after_run {
         let _ = stop.send(());

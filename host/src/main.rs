@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use oshirase::channel::line::LineConfig;
+use oshirase::channel::Channels;
+use oshirase::channel::line::{LineClient, LineConfig};
 use oshirase::import::{ImportError, ImportOptions, import_directory};
 use oshirase::plugin::{Limits, PluginEngine};
 use oshirase::publish::{Activation, Candidate};
@@ -382,7 +383,8 @@ async fn main() -> Result<()> {
             let service = Service::open(&data, &programs).await?;
             let mut line = LineConfig::new(line_base_url, line_token);
             let retry = delivery.apply(&mut line);
-            let report = service.run_day(date.unwrap_or_else(today_in_japan), &line, &retry).await?;
+            let channels = Channels { line: LineClient::new(line)?, mail: None };
+            let report = service.run_day(date.unwrap_or_else(today_in_japan), &channels, &retry).await?;
             println!("{}", serde_json::to_string(&report)?);
             if report.runs.iter().any(|run| run.error.is_some()) {
                 anyhow::bail!("some programs failed; see the runs above");

@@ -3,6 +3,10 @@
 
 use oshirase_sdk::Day;
 
+/// The lines under every e-mail notice: the address cannot be answered, and where the
+/// resident changes what they receive.
+pub const MAIL_FOOTER: &str = "――\nこのメールは送信専用です。返信はできません。\n配信する内容や方法の変更は、LINEのメニューまたは市役所の窓口でお手続きください。";
+
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: [&str; 3] = ["program", "deadline", "contact"];
 

@@ -10,19 +10,20 @@ use oshirase_sdk::{Day, Relationship};
 use futures::StreamExt;
 use rusqlite::Connection;
 
-use crate::channel::SendOutcome;
 use crate::channel::line::{LineClient, MULTICAST_LIMIT, MonthlyQuota, aggregation_unit};
+use crate::channel::{Channels, SendOutcome};
 use crate::database::{Database, now_text};
-use crate::message::render;
+use crate::message::{MAIL_FOOTER, render};
 use crate::registry::{Manifest, active_versions};
 use crate::retry::{Next, RetryPolicy};
 
 /// Up to this age a notice about a child goes to a registered parent in the household.
 const GUARDIAN_AGE: u32 = 18;
 
-/// Turns every notice due on `today` into a LINE delivery for each registered recipient:
-/// the resident, or for a minor without their own registration, the registered heads and
-/// spouses of the household. Deliveries with the same text for one program are grouped
+/// Turns every notice due on `today` into a delivery for each registered recipient — the
+/// resident, or for a minor without their own registration, the registered heads and
+/// spouses of the household — on each channel the recipient chose (LINE, e-mail or both).
+/// LINE deliveries with the same text for one program are grouped
 /// into multicasts of at most 500 recipients, each group under the retry key of its first
 /// member (`batch_key`). Returns how many deliveries were queued.
 pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
@@ -42,47 +43,56 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
                  SELECT n.id, n.program, n.occasion, n.expires_on, n.resident_id FROM notices n
                  WHERE n.send_on <= ?2 AND n.expires_on >= ?2),
              guardians AS MATERIALIZED (
-                 SELECT r.household_id, reg.line_user_id FROM registrations reg
+                 SELECT r.household_id, reg.line_user_id, reg.email, reg.channels FROM registrations reg
                  JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = reg.resident_id
-                 WHERE reg.active = 1 AND reg.line_user_id IS NOT NULL AND r.relationship IN (?4, ?5)),
-             recipients AS (
-                 SELECT due.*, reg.line_user_id FROM due
+                 WHERE reg.active = 1 AND r.relationship IN (?4, ?5)),
+             recipients AS MATERIALIZED (
+                 SELECT due.*, reg.line_user_id, reg.email, reg.channels FROM due
                  JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = due.resident_id
-                 JOIN registrations reg ON reg.resident_id = due.resident_id AND reg.active = 1 AND reg.line_user_id IS NOT NULL
+                 JOIN registrations reg ON reg.resident_id = due.resident_id AND reg.active = 1
                  UNION ALL
-                 SELECT due.*, g.line_user_id FROM due
+                 SELECT due.*, g.line_user_id, g.email, g.channels FROM due
                  JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = due.resident_id
                  JOIN guardians g ON g.household_id = r.household_id
                  WHERE r.birth_day > ?3
-                   AND NOT EXISTS (SELECT 1 FROM registrations own WHERE own.resident_id = due.resident_id AND own.active = 1))
-             SELECT id, program, occasion, expires_on, line_user_id FROM recipients
-             WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = recipients.id AND d.channel = 'line' AND d.address = recipients.line_user_id)
-             ORDER BY id, line_user_id",
+                   AND NOT EXISTS (SELECT 1 FROM registrations own WHERE own.resident_id = due.resident_id AND own.active = 1)),
+             addressed AS (
+                 SELECT id, program, occasion, expires_on, 'line' AS channel, line_user_id AS address FROM recipients
+                 WHERE channels IN ('line', 'both') AND line_user_id IS NOT NULL
+                 UNION ALL
+                 SELECT id, program, occasion, expires_on, 'mail', email FROM recipients
+                 WHERE channels IN ('mail', 'both') AND email IS NOT NULL)
+             SELECT * FROM addressed
+             WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = addressed.id AND d.channel = addressed.channel AND d.address = addressed.address)
+             ORDER BY id, address",
         )?;
-        let rows: Vec<(i64, String, String, i32, String)> = due
+        let rows: Vec<(i64, String, String, i32, String, String)> = due
             .query_map(
                 (snapshot_id, today.0, youngest_adult_birth.0, Relationship::Head.code(), Relationship::Spouse.code()),
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)),
             )?
             .collect::<Result<_, _>>()?;
-        // Identical texts of one program, each with its recipients in id order.
-        let mut groups: BTreeMap<(String, String), Vec<(i64, String)>> = BTreeMap::new();
-        for (notice_id, program, occasion, expires_on, line_user_id) in rows {
+        // Identical messages of one program on one channel, each with its recipients in id order.
+        let mut groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>> = BTreeMap::new();
+        for (notice_id, program, occasion, expires_on, channel, address) in rows {
             let Some(manifest) = manifests.get(&program) else { continue };
             let Some(template) = manifest.occasion(&occasion) else { continue };
             let text = render(&template.template, &manifest.name, &manifest.contact, Day(expires_on));
-            groups.entry((program, text)).or_default().push((notice_id, line_user_id));
+            let subject = format!("【{}】{}", manifest.name, template.title);
+            groups.entry((program, channel, subject, text)).or_default().push((notice_id, address));
         }
         let mut insert = transaction.prepare(
-            "INSERT INTO deliveries (notice_id, channel, address, text, retry_key, batch_key, state, created_at) VALUES (?1, 'line', ?2, ?3, ?4, ?5, 'queued', ?6)",
+            "INSERT INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
         )?;
         let queued_at = now_text();
-        for ((_, text), recipients) in groups {
-            for batch in recipients.chunks(MULTICAST_LIMIT) {
+        for ((_, channel, subject, text), recipients) in groups {
+            // LINE takes up to 500 recipients per request; an e-mail goes to one.
+            let batch_size = if channel == "line" { MULTICAST_LIMIT } else { 1 };
+            for batch in recipients.chunks(batch_size) {
                 let keys: Vec<String> = batch.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
                 let batch_key = (batch.len() > 1).then(|| keys[0].clone());
-                for ((notice_id, line_user_id), key) in batch.iter().zip(&keys) {
-                    queued += insert.execute((notice_id, line_user_id, &text, key, &batch_key, &queued_at))?;
+                for ((notice_id, address), key) in batch.iter().zip(&keys) {
+                    queued += insert.execute((notice_id, &channel, address, &subject, &text, key, &batch_key, &queued_at))?;
                 }
             }
         }
@@ -121,7 +131,10 @@ struct Request {
     /// The deliveries it carries, and their addresses in the same order.
     ids: Vec<i64>,
     addresses: Vec<String>,
+    /// `line` or `mail`.
+    channel: String,
     program: String,
+    subject: String,
     text: String,
     /// The retry key of a lone delivery, or the batch key of a multicast.
     retry_key: String,
@@ -140,6 +153,8 @@ pub struct SendSummary {
     pub waiting: usize,
     /// LINE's monthly quota as read at the start of the pass, when it could be read.
     pub quota: Option<MonthlyQuota>,
+    /// LINE deliveries that failed for good or waited too long, queued again by e-mail.
+    pub fell_back_to_mail: usize,
 }
 
 /// Milliseconds since the epoch, the unit of `deliveries.next_attempt_at`.
@@ -155,9 +170,15 @@ fn now_millis() -> i64 {
 /// expired instead (a late notice is worse than none), and those first tried longer ago
 /// than LINE keeps retry keys fail rather than risk a duplicate. When LINE's monthly
 /// quota would be exceeded, what does not fit waits for a later pass, with a warning.
-pub async fn send_queued(database: &Database, line: &LineClient, today: Day, policy: &RetryPolicy) -> Result<SendSummary> {
-    let waiting = database.call(move |connection| retire_late(connection, today, now_millis())).await?;
-    let quota = if waiting > 0 { read_quota(line, waiting).await } else { None };
+/// With e-mail configured, a LINE delivery that fails for good, or that LINE could not
+/// take for `fallback_after`, is queued again by e-mail to a recipient who has an address;
+/// without it, e-mail deliveries wait.
+pub async fn send_queued(database: &Database, channels: &Channels, today: Day, policy: &RetryPolicy) -> Result<SendSummary> {
+    let line = &channels.line;
+    let mail_configured = channels.mail.is_some();
+    let fallback_after = channels.mail.as_ref().map(|mail| mail.fallback_after.as_millis() as i64);
+    let (waiting_on_line, mut fell_back) = database.call(move |connection| retire_late(connection, today, now_millis(), fallback_after)).await?;
+    let quota = if waiting_on_line > 0 { read_quota(line, waiting_on_line).await } else { None };
     let mut budget = quota.and_then(|quota| quota.remaining());
     let deadline = std::time::Instant::now() + policy.linger;
     let mut outcomes: HashMap<i64, Next> = HashMap::new();
@@ -165,7 +186,7 @@ pub async fn send_queued(database: &Database, line: &LineClient, today: Day, pol
     let mut cursor = 0;
     loop {
         let now = now_millis();
-        let (mut due, next_due_at) = database.call(move |connection| due_requests(connection, now, cursor)).await?;
+        let (mut due, next_due_at) = database.call(move |connection| due_requests(connection, now, cursor, mail_configured)).await?;
         let Some(last) = due.last() else {
             if cursor > 0 {
                 // The end of the outbox: look again from its start for retries now due.
@@ -184,14 +205,19 @@ pub async fn send_queued(database: &Database, line: &LineClient, today: Day, pol
         cursor = *last.ids.last().expect("a request carries a delivery");
         let quota_reached = budget.is_some_and(|remaining| keep_within_budget(&mut due, remaining));
         if let Some(remaining) = budget.as_mut() {
-            *remaining -= due.iter().map(|request| request.ids.len() as u64).sum::<u64>();
+            *remaining -= due.iter().filter(|request| request.channel == "line").map(|request| request.ids.len() as u64).sum::<u64>();
         }
         let members: Vec<Vec<i64>> = due.iter().map(|request| request.ids.clone()).collect();
         let attempts = database.call(move |connection| mark_sending(connection, &members, now_millis())).await?;
         requests += due.len();
         let answered: Vec<(Request, u32, SendOutcome)> = futures::stream::iter(due.into_iter().zip(attempts))
             .map(|(request, attempts)| async move {
-                let outcome = line.send(&request.addresses, &request.text, &request.retry_key, &aggregation_unit(&request.program)).await;
+                let outcome = match &channels.mail {
+                    Some(mail) if request.channel == "mail" => {
+                        mail.client.send(&request.addresses[0], &request.subject, &format!("{}\n\n{MAIL_FOOTER}", request.text), &request.retry_key).await
+                    }
+                    _ => line.send(&request.addresses, &request.text, &request.retry_key, &aggregation_unit(&request.program)).await,
+                };
                 (request, attempts, outcome)
             })
             .buffer_unordered(CONCURRENT_REQUESTS)
@@ -202,7 +228,7 @@ pub async fn send_queued(database: &Database, line: &LineClient, today: Day, pol
             let next = policy.next(&outcome, attempts, rand::random::<f64>());
             let error = match outcome {
                 SendOutcome::Retryable(error) | SendOutcome::Permanent(error) => {
-                    tracing::warn!(program = %request.program, recipients = request.ids.len(), attempts, %error, "LINE request not accepted");
+                    tracing::warn!(channel = %request.channel, program = %request.program, recipients = request.ids.len(), attempts, %error, "request not accepted");
                     if next == Next::GiveUp { format!("gave up after attempt {attempts}: {error}") } else { error }
                 }
                 SendOutcome::Accepted | SendOutcome::AlreadyAccepted => String::new(),
@@ -210,9 +236,10 @@ pub async fn send_queued(database: &Database, line: &LineClient, today: Day, pol
             for id in &request.ids {
                 outcomes.insert(*id, next.clone());
             }
-            decided.push((request.ids, next, error));
+            let fall_back = mail_configured && request.channel == "line" && next == Next::GiveUp;
+            decided.push(Decided { ids: request.ids, next, error, fall_back });
         }
-        database.call(move |connection| record_outcomes(connection, &decided)).await?;
+        fell_back += database.call(move |connection| record_outcomes(connection, &decided)).await?;
         if quota_reached {
             tracing::warn!("LINE's monthly message quota is used up: the rest waits for a later pass");
             break;
@@ -221,7 +248,7 @@ pub async fn send_queued(database: &Database, line: &LineClient, today: Day, pol
     let waiting: i64 = database
         .call(|connection| Ok(connection.query_row("SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending', 'failed-retryable')", [], |row| row.get(0))?))
         .await?;
-    let mut summary = SendSummary { requests, waiting: waiting as usize, quota, ..SendSummary::default() };
+    let mut summary = SendSummary { requests, waiting: waiting as usize, quota, fell_back_to_mail: fell_back, ..SendSummary::default() };
     for next in outcomes.values() {
         match next {
             Next::Delivered => summary.sent += 1,
@@ -232,24 +259,71 @@ pub async fn send_queued(database: &Database, line: &LineClient, today: Day, pol
     Ok(summary)
 }
 
-/// Marks expired the deliveries whose notice expired before `today`, and failed those
-/// first tried longer ago than LINE keeps retry keys; returns how many deliveries wait.
-fn retire_late(connection: &mut Connection, today: Day, now: i64) -> Result<usize> {
-    connection.execute(
+/// Marks expired the deliveries whose notice expired before `today`; fails the LINE
+/// deliveries first tried longer ago than LINE keeps retry keys, and, when e-mail is
+/// configured (`fallback_after` in milliseconds), those LINE could not take for that long
+/// whose recipient has an address, queueing them again by e-mail. Returns how many LINE
+/// deliveries wait, and how many fell back to e-mail.
+fn retire_late(connection: &mut Connection, today: Day, now: i64, fallback_after: Option<i64>) -> Result<(usize, usize)> {
+    let transaction = connection.transaction()?;
+    transaction.execute(
         "UPDATE deliveries SET state = 'expired' WHERE state IN ('queued', 'sending', 'failed-retryable')
          AND notice_id IN (SELECT id FROM notices WHERE expires_on < ?1)",
         [today.0],
     )?;
-    let stale = connection.execute(
-        "UPDATE deliveries SET state = 'failed-permanent',
-             last_error = 'first tried more than 23 hours ago: LINE no longer knows its retry key, so sending again could deliver it twice'
-         WHERE state IN ('sending', 'failed-retryable') AND channel = 'line' AND first_attempt_at < ?1",
-        [now - RETRY_KEY_LIFETIME_MILLIS],
+    let retire = |query: &str, since: i64, reason: &str| -> Result<Vec<i64>> {
+        let ids: Vec<i64> = transaction.prepare(query)?.query_map([since], |row| row.get(0))?.collect::<Result<_, _>>()?;
+        let mut fail = transaction.prepare_cached("UPDATE deliveries SET state = 'failed-permanent', last_error = ?2 WHERE id = ?1")?;
+        for id in &ids {
+            fail.execute((id, reason))?;
+        }
+        Ok(ids)
+    };
+    let stale = retire(
+        "SELECT id FROM deliveries WHERE state IN ('sending', 'failed-retryable') AND channel = 'line' AND first_attempt_at < ?1",
+        now - RETRY_KEY_LIFETIME_MILLIS,
+        "first tried more than 23 hours ago: LINE no longer knows its retry key, so sending again could deliver it twice",
     )?;
-    if stale > 0 {
-        tracing::warn!(deliveries = stale, "deliveries first tried more than 23 hours ago were not sent again");
+    if !stale.is_empty() {
+        tracing::warn!(deliveries = stale.len(), "LINE deliveries first tried more than 23 hours ago were not sent again");
     }
-    Ok(connection.query_row("SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending', 'failed-retryable')", [], |row| row.get::<_, i64>(0))? as usize)
+    let mut fell_back = 0;
+    if let Some(after) = fallback_after {
+        let unreachable = retire(
+            "SELECT d.id FROM deliveries d JOIN registrations reg ON reg.line_user_id = d.address AND reg.active = 1 AND reg.email IS NOT NULL
+             WHERE d.state IN ('sending', 'failed-retryable') AND d.channel = 'line' AND d.first_attempt_at < ?1",
+            now - after,
+            "LINE could not take it in time: sent by e-mail instead",
+        )?;
+        fell_back = fall_back_to_mail(&transaction, stale.iter().chain(&unreachable))?;
+        if fell_back > 0 {
+            tracing::warn!(deliveries = fell_back, "LINE deliveries fell back to e-mail");
+        }
+    }
+    let waiting_on_line = transaction.query_row(
+        "SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending', 'failed-retryable') AND channel = 'line'",
+        [],
+        |row| row.get::<_, i64>(0),
+    )?;
+    transaction.commit()?;
+    Ok((waiting_on_line as usize, fell_back))
+}
+
+/// Queues an e-mail delivery of the same notice, subject and text for each of the given
+/// LINE deliveries whose recipient has a registered address (none twice); returns how many.
+fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator<Item = &'a i64>) -> Result<usize> {
+    let mut insert = connection.prepare_cached(
+        "INSERT OR IGNORE INTO deliveries (notice_id, channel, address, subject, text, retry_key, state, created_at)
+         SELECT d.notice_id, 'mail', reg.email, d.subject, d.text, ?2, 'queued', ?3 FROM deliveries d
+         JOIN registrations reg ON reg.line_user_id = d.address AND reg.active = 1 AND reg.email IS NOT NULL
+         WHERE d.id = ?1 AND d.channel = 'line'",
+    )?;
+    let now = now_text();
+    let mut queued = 0;
+    for id in line_deliveries {
+        queued += insert.execute((id, uuid::Uuid::new_v4().to_string(), &now))?;
+    }
+    Ok(queued)
 }
 
 /// Reads LINE's monthly quota and warns when what waits, or a tenth of the limit, is more
@@ -293,13 +367,14 @@ fn keep_within_budget(due: &mut Vec<Request>, remaining: u64) -> bool {
 /// order, and when the earliest of the others that wait for a retry falls due. The
 /// members of a multicast were queued with consecutive ids and change state together,
 /// so they are read as one run of rows.
-fn due_requests(connection: &mut Connection, now: i64, cursor: i64) -> Result<(Vec<Request>, Option<i64>)> {
+fn due_requests(connection: &mut Connection, now: i64, cursor: i64, mail_configured: bool) -> Result<(Vec<Request>, Option<i64>)> {
     let mut statement = connection.prepare_cached(
-        "SELECT d.id, n.program, d.address, d.text, d.retry_key, d.batch_key FROM deliveries d JOIN notices n ON n.id = d.notice_id
+        "SELECT d.id, n.program, d.address, d.text, d.retry_key, d.batch_key, d.channel, d.subject FROM deliveries d JOIN notices n ON n.id = d.notice_id
          WHERE d.state IN ('queued', 'sending', 'failed-retryable') AND coalesce(d.next_attempt_at, 0) <= ?1 AND d.id > ?2
+           AND (d.channel = 'line' OR ?4)
          ORDER BY d.id LIMIT ?3",
     )?;
-    let mut rows = statement.query((now, cursor, ROWS_PER_STEP as i64))?;
+    let mut rows = statement.query((now, cursor, ROWS_PER_STEP as i64, mail_configured))?;
     let mut requests: Vec<Request> = Vec::new();
     let mut read = 0;
     let mut last_batch: Option<String> = None;
@@ -319,7 +394,7 @@ fn due_requests(connection: &mut Connection, now: i64, cursor: i64) -> Result<(V
                     Some(key) => key.clone(),
                     None => row.get(4)?,
                 };
-                requests.push(Request { ids: vec![id], addresses: vec![address], program: row.get(1)?, text: row.get(3)?, retry_key });
+                requests.push(Request { ids: vec![id], addresses: vec![address], channel: row.get(6)?, program: row.get(1)?, subject: row.get(7)?, text: row.get(3)?, retry_key });
             }
         }
         last_batch = batch_key;
@@ -356,27 +431,41 @@ fn mark_sending(connection: &mut Connection, requests: &[Vec<i64>], now: i64) ->
     Ok(attempts)
 }
 
-/// Records what became of each request's attempt, for every member, in one transaction.
-fn record_outcomes(connection: &mut Connection, decided: &[(Vec<i64>, Next, String)]) -> Result<()> {
+/// What became of one request's attempt.
+struct Decided {
+    ids: Vec<i64>,
+    next: Next,
+    error: String,
+    /// A LINE request given up on, whose recipients with an address get it by e-mail.
+    fall_back: bool,
+}
+
+/// Records what became of each request's attempt, for every member, and queues the
+/// e-mail fallbacks, in one transaction; returns how many fell back.
+fn record_outcomes(connection: &mut Connection, decided: &[Decided]) -> Result<usize> {
     let transaction = connection.transaction()?;
+    let mut fell_back = 0;
     {
         let mut record = transaction.prepare_cached(
             "UPDATE deliveries SET state = ?2, next_attempt_at = ?3, last_error = ?4, sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END WHERE id = ?1",
         )?;
         let now = now_text();
-        for (ids, next, error) in decided {
-            let (state, next_attempt_at) = match next {
+        for request in decided {
+            let (state, next_attempt_at) = match request.next {
                 Next::Delivered => ("sent", None),
                 Next::RetryAfter(delay) => ("failed-retryable", Some(now_millis() + delay.as_millis() as i64)),
                 Next::GiveUp => ("failed-permanent", None),
             };
-            for id in ids {
-                record.execute((id, state, next_attempt_at, error, &now))?;
+            for id in &request.ids {
+                record.execute((id, state, next_attempt_at, &request.error, &now))?;
+            }
+            if request.fall_back {
+                fell_back += fall_back_to_mail(&transaction, request.ids.iter())?;
             }
         }
     }
     transaction.commit()?;
-    Ok(())
+    Ok(fell_back)
 }
 
 #[cfg(test)]
@@ -469,7 +558,7 @@ mod tests {
             let server = tokio::spawn(async move { axum::serve(listener, router).await });
             let client = LineClient::new(LineConfig { timeout: TIMEOUT, ..LineConfig::new(format!("http://{address}"), "token") }).unwrap();
             let policy = RetryPolicy { max_attempts: 3, first_delay: case.first_delay, max_delay: Duration::from_secs(60), linger: case.linger };
-            let summary = send_queued(&database, &client, Day(0), &policy).await.unwrap();
+            let summary = send_queued(&database, &Channels { line: client, mail: None }, Day(0), &policy).await.unwrap();
             server.abort();
             let (state, attempts): (String, i64) = database.call(|connection| Ok(connection.query_row("SELECT state, attempts FROM deliveries", [], |row| Ok((row.get(0)?, row.get(1)?)))?)).await.unwrap();
             let keys = line.retry_keys.lock().unwrap().clone();
@@ -517,11 +606,11 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let router = emulator.router();
         let server = tokio::spawn(async move { axum::serve(listener, router).await });
-        let client = LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap();
+        let channels = Channels { line: LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap(), mail: None };
         let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
 
         // Within the quota: what fits is sent, the rest waits, nobody gets anything twice.
-        let first = send_queued(&database, &client, Day(10), &policy).await.unwrap();
+        let first = send_queued(&database, &channels, Day(10), &policy).await.unwrap();
         assert_eq!(first.quota, Some(MonthlyQuota { limit: Some(1_100), used: 0 }));
         assert!(first.sent > 0 && first.sent <= 1_100 && first.waiting == 1_203 - first.sent, "{first:?}");
         let seen: usize = emulator.inboxes().values().map(Vec::len).sum();
@@ -529,7 +618,7 @@ mod tests {
 
         // Once the quota allows, the rest goes out.
         emulator.set_monthly_limit(None);
-        let second = send_queued(&database, &client, Day(10), &policy).await.unwrap();
+        let second = send_queued(&database, &channels, Day(10), &policy).await.unwrap();
         server.abort();
         assert_eq!((first.sent + second.sent, second.waiting), (1_203, 0), "{second:?}");
         let inboxes = emulator.inboxes();
@@ -544,6 +633,88 @@ mod tests {
         // Three texts of their own as pushes; 1,200 identical ones as 500 + 500 + 200.
         assert_eq!(sizes, vec![1, 1, 1, 200, 500, 500]);
         assert_eq!(first.requests + second.requests, 6);
+    }
+
+    /// Sets how resident `R000000{row}` is reached, as the registration would say.
+    fn reach(connection: &Connection, row: usize, line_user_id: Option<&str>, email: Option<&str>, channels: &str, active: bool) {
+        connection
+            .execute(
+                "UPDATE registrations SET line_user_id = ?2, email = ?3, channels = ?4, active = ?5 WHERE resident_id = ?1",
+                (format!("R{row:07}"), line_user_id, email, channels, active),
+            )
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn residents_get_e_mail_when_they_chose_it_or_when_line_cannot_deliver() {
+        use crate::channel::MailChannel;
+        use crate::channel::mail::test_server::SmtpServer;
+        use crate::channel::mail::{MailClient, Security};
+
+        let directory = tempfile::tempdir().unwrap();
+        let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
+        database
+            .call(|connection| {
+                crate::bench::delivery::seed_due_notices(connection, 5, &[("vaccine-mr", 5)])?;
+                reach(connection, 1, None, Some("mail-only@example.jp"), "mail", true);
+                reach(connection, 2, Some(&format!("U{:032x}", 2)), Some("both@example.jp"), "both", true);
+                // A user id LINE refuses (400): the notice goes by e-mail instead.
+                reach(connection, 3, Some("U3"), Some("refused-by-line@example.jp"), "line", true);
+                reach(connection, 4, Some(&format!("U{:032x}", 4)), Some("line-down@example.jp"), "line", false);
+                enqueue_due(connection, Day(10))
+            })
+            .await
+            .unwrap();
+        let emulator = crate::emulator::Emulator::new("token");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = emulator.router();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let line = || LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap();
+        let smtp = SmtpServer::start(Security::Plain, None);
+        let mail = |fallback_after| Some(MailChannel { client: MailClient::new(smtp.config(Security::Plain)).unwrap(), fallback_after });
+        let policy = RetryPolicy { linger: Duration::ZERO, max_attempts: 3, first_delay: Duration::from_millis(1), ..RetryPolicy::default() };
+        let recipients_by_mail = || -> Vec<String> {
+            let mut to: Vec<String> = smtp
+                .messages()
+                .iter()
+                .map(|message| String::from_utf8_lossy(message).lines().find_map(|line| line.strip_prefix("To: ").map(str::to_string)).unwrap())
+                .collect();
+            to.sort();
+            to
+        };
+
+        // Without a mail server, e-mail deliveries wait and nothing falls back.
+        let without_mail = send_queued(&database, &Channels { line: line(), mail: None }, Day(10), &policy).await.unwrap();
+        assert_eq!((without_mail.sent, without_mail.failed, without_mail.fell_back_to_mail, without_mail.waiting), (2, 1, 0, 2), "{without_mail:?}");
+        assert!(smtp.messages().is_empty());
+
+        // With it, they go out, and LINE's refusal of resident 3 falls back to e-mail.
+        database.call(|connection| Ok(connection.execute("UPDATE deliveries SET state = 'queued', attempts = 0 WHERE channel = 'line' AND state = 'failed-permanent'", [])?)).await.unwrap();
+        let with_mail = send_queued(&database, &Channels { line: line(), mail: mail(Duration::from_secs(3600)) }, Day(10), &policy).await.unwrap();
+        assert_eq!((with_mail.fell_back_to_mail, with_mail.waiting), (1, 0), "{with_mail:?}");
+        assert_eq!(recipients_by_mail(), ["both@example.jp", "mail-only@example.jp", "refused-by-line@example.jp"]);
+        let line_users: Vec<String> = emulator.inboxes().into_keys().collect();
+        assert_eq!(line_users, [format!("U{:032x}", 0), format!("U{:032x}", 2)]);
+
+        // LINE is down: once it has failed for longer than `fallback_after`, e-mail instead.
+        emulator.set_faults(crate::emulator::Faults { down_ms: 600_000, ..Default::default() }).unwrap();
+        database
+            .call(|connection| {
+                reach(connection, 4, Some(&format!("U{:032x}", 4)), Some("line-down@example.jp"), "line", true);
+                enqueue_due(connection, Day(10))
+            })
+            .await
+            .unwrap();
+        let channels = Channels { line: line(), mail: mail(Duration::ZERO) };
+        let line_down = send_queued(&database, &channels, Day(10), &policy).await.unwrap();
+        assert_eq!((line_down.retryable, line_down.fell_back_to_mail), (1, 0), "{line_down:?}");
+        let after_the_wait = send_queued(&database, &channels, Day(10), &policy).await.unwrap();
+        server.abort();
+        assert_eq!((after_the_wait.fell_back_to_mail, after_the_wait.sent, after_the_wait.waiting), (1, 1, 0), "{after_the_wait:?}");
+        assert_eq!(recipients_by_mail(), ["both@example.jp", "line-down@example.jp", "mail-only@example.jp", "refused-by-line@example.jp"]);
+        let body = String::from_utf8_lossy(&smtp.messages()[0]).to_string();
+        assert!(body.contains("Subject: =?utf-8?"), "the Japanese subject is encoded: {body}");
     }
 
     #[test]

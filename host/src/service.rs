@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use oshirase_sdk::Day;
 
-use crate::channel::line::{LineClient, LineConfig};
+use crate::channel::Channels;
 use crate::database::{Database, audit, now_text};
 use crate::evaluate::{PlannedNotice, ProgramRun, dry_run, run_day};
 use crate::outbox::{SendSummary, enqueue_due, send_queued};
@@ -82,8 +82,9 @@ impl Service {
     }
 
     /// Evaluates every active program for `today`, plans the notices, queues the due ones
-    /// for registered residents, and sends the queue through LINE, retrying as `retry` says.
-    pub async fn run_day(&self, today: Day, line: &LineConfig, retry: &RetryPolicy) -> Result<DayReport> {
+    /// for registered residents, and sends the queue through `channels`, retrying as
+    /// `retry` says.
+    pub async fn run_day(&self, today: Day, channels: &Channels, retry: &RetryPolicy) -> Result<DayReport> {
         let plugins = self.plugins.clone();
         let (runs, queued) = self
             .database
@@ -93,8 +94,7 @@ impl Service {
                 Ok((runs, queued))
             })
             .await?;
-        let client = LineClient::new(line.clone())?;
-        let sent = send_queued(&self.database, &client, today, retry).await?;
+        let sent = send_queued(&self.database, channels, today, retry).await?;
         tracing::info!(%today, queued, sent = sent.sent, retryable = sent.retryable, failed = sent.failed, "day's deliveries done");
         Ok(DayReport { runs, queued, sent })
     }

@@ -14,6 +14,7 @@ use oshirase_sdk::{Day, Relationship};
 use rusqlite::Connection;
 
 use super::median;
+use crate::channel::Channels;
 use crate::channel::line::{LineClient, LineConfig, aggregation_unit};
 use crate::database::Database;
 use crate::outbox::{CONCURRENT_REQUESTS, enqueue_due, send_queued};
@@ -128,9 +129,9 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
 
         for (index, program, config) in [(1, PUSH_PROGRAM, &no_limit), (2, PUSH_PROGRAM, &line_rates), (3, MULTICAST_PROGRAM, &line_rates)] {
             queue_only(&database, program).await?;
-            let client = LineClient::new(config.clone())?;
+            let channels = Channels { line: LineClient::new(config.clone())?, mail: None };
             let start = Instant::now();
-            let summary = send_queued(&database, &client, Day(0), &RetryPolicy::default()).await?;
+            let summary = send_queued(&database, &channels, Day(0), &RetryPolicy::default()).await?;
             let seconds = start.elapsed().as_secs_f64();
             anyhow::ensure!(summary.sent == recipients && summary.waiting == 0, "the outbox did not send everything: {summary:?}");
             let (p50, p99) = database.call(latency_percentiles).await?;

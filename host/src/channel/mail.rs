@@ -224,18 +224,19 @@ fn replace_ignoring_ascii_case(text: &str, needle: &str, replacement: &str) -> S
     result
 }
 
+/// The real SMTP server the tests send to, for this module's tests and the outbox's.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_server {
     use std::io::{BufRead, BufReader, Read};
     use std::path::{Path, PathBuf};
     use std::process::{Child, ChildStderr, Command, Stdio};
 
-    use super::*;
+    use super::{MailConfig, Security};
 
     /// The aiosmtpd server of `tests/smtp_server.py`, killed when dropped.
-    struct SmtpServer {
+    pub(crate) struct SmtpServer {
         process: Child,
-        port: u16,
+        pub(crate) port: u16,
         maildir: tempfile::TempDir,
         /// Kept so the files outlive the server that reads them, and for `ca_file`.
         certificates: Option<TestCertificates>,
@@ -268,7 +269,7 @@ mod tests {
 
     impl SmtpServer {
         /// Starts the server and waits for the line that says which port it bound.
-        fn start(security: Security, login: Option<&str>) -> SmtpServer {
+        pub(crate) fn start(security: Security, login: Option<&str>) -> SmtpServer {
             let maildir = tempfile::tempdir().unwrap();
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/smtp_server.py");
             let mut command = Command::new("python3");
@@ -293,7 +294,7 @@ mod tests {
             SmtpServer { process, port, maildir, certificates }
         }
 
-        fn config(&self, security: Security) -> MailConfig {
+        pub(crate) fn config(&self, security: Security) -> MailConfig {
             MailConfig {
                 host: "127.0.0.1".to_string(),
                 port: self.port,
@@ -307,7 +308,7 @@ mod tests {
         }
 
         /// Every message the server accepted, as stored.
-        fn messages(&self) -> Vec<Vec<u8>> {
+        pub(crate) fn messages(&self) -> Vec<Vec<u8>> {
             let mut paths: Vec<PathBuf> = std::fs::read_dir(self.maildir.path()).unwrap().map(|entry| entry.unwrap().path()).filter(|path| path.extension().is_some_and(|extension| extension == "eml")).collect();
             paths.sort();
             paths.iter().map(|path| std::fs::read(path).unwrap()).collect()
@@ -326,6 +327,12 @@ mod tests {
         stderr.read_to_string(&mut text).unwrap();
         text
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_server::SmtpServer;
+    use super::*;
 
     const SUBJECT: &str = "【千葉市】乳幼児健康診査のお知らせ";
     const BODY: &str = "1歳6か月児健康診査の受診期限は令和7年3月31日です。\n問い合わせ：健康支援課 043-238-9925";

@@ -1,7 +1,23 @@
-//! The channels a notice can go out through.
+//! The channels a notice can go out through, and what their answers mean to the outbox.
 
 pub mod line;
 pub mod mail;
+
+use std::time::Duration;
+
+/// The channels the outbox sends through: always LINE, and e-mail when a mail server is
+/// configured.
+pub struct Channels {
+    pub line: line::LineClient,
+    pub mail: Option<MailChannel>,
+}
+
+/// E-mail: for residents who chose it, and instead of LINE for a delivery LINE refused
+/// for good or could not take for `fallback_after`.
+pub struct MailChannel {
+    pub client: mail::MailClient,
+    pub fallback_after: Duration,
+}
 
 /// What the outbox should do after a request to a channel, whichever channel it was.
 #[derive(Clone, PartialEq, Eq, Debug)]
