@@ -36,7 +36,9 @@ SELECT id, notice_id, channel, address, text, retry_key, state, attempts, last_e
 DROP TABLE deliveries;
 ALTER TABLE deliveries_new RENAME TO deliveries;
 CREATE INDEX deliveries_state ON deliveries (state, next_attempt_at);
-CREATE INDEX deliveries_batch ON deliveries (batch_key) WHERE batch_key IS NOT NULL;
+-- The deliveries still to send, in id order: the sender reads them a step at a time
+-- without touching the (far more numerous) deliveries already done.
+CREATE INDEX deliveries_pending ON deliveries (id) WHERE state IN ('queued', 'sending', 'failed-retryable');
 
 ALTER TABLE registrations ADD COLUMN email TEXT;
 ALTER TABLE registrations ADD COLUMN channels TEXT NOT NULL DEFAULT 'line' CHECK (channels IN ('line', 'mail', 'both'));

@@ -369,7 +369,8 @@ fn keep_within_budget(due: &mut Vec<Request>, remaining: u64) -> bool {
 /// so they are read as one run of rows.
 fn due_requests(connection: &mut Connection, now: i64, cursor: i64, mail_configured: bool) -> Result<(Vec<Request>, Option<i64>)> {
     let mut statement = connection.prepare_cached(
-        "SELECT d.id, n.program, d.address, d.text, d.retry_key, d.batch_key, d.channel, d.subject FROM deliveries d JOIN notices n ON n.id = d.notice_id
+        "SELECT d.id, n.program, d.address, d.text, d.retry_key, d.batch_key, d.channel, d.subject
+         FROM deliveries d INDEXED BY deliveries_pending JOIN notices n ON n.id = d.notice_id
          WHERE d.state IN ('queued', 'sending', 'failed-retryable') AND coalesce(d.next_attempt_at, 0) <= ?1 AND d.id > ?2
            AND (d.channel = 'line' OR ?4)
          ORDER BY d.id LIMIT ?3",
