@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use anyhow::Result;
 use oshirase_sdk::{Day, Relationship};
 use rusqlite::Connection;
+use tokio_util::sync::CancellationToken;
 
 use crate::channel::SendOutcome;
 use crate::channel::line::{LineClient, aggregation_unit};
@@ -119,8 +120,10 @@ fn now_millis() -> i64 {
 /// `policy` says, waiting up to `policy.linger` for retries to fall due. Each delivery is
 /// marked `sending` before its request and its outcome recorded before the next request.
 /// Deliveries whose notice expired before `today` are marked expired instead: a late
-/// notice is worse than none.
-pub async fn send_queued(database: &Database, line: &LineClient, today: Day, policy: &RetryPolicy) -> Result<SendSummary> {
+/// notice is worse than none. Once `stop` is cancelled no new request starts: the one in
+/// flight finishes and its outcome is recorded, and the rest stay as they are for a later
+/// pass.
+pub async fn send_queued(database: &Database, line: &LineClient, today: Day, policy: &RetryPolicy, stop: &CancellationToken) -> Result<SendSummary> {
     database
         .call(move |connection| {
             connection.execute(
@@ -134,7 +137,7 @@ pub async fn send_queued(database: &Database, line: &LineClient, today: Day, pol
     let deadline = std::time::Instant::now() + policy.linger;
     let mut outcomes: HashMap<i64, Next> = HashMap::new();
     let mut requests = 0;
-    loop {
+    while !stop.is_cancelled() {
         let now = now_millis();
         let (due, next_due_at) = database.call(move |connection| due_deliveries(connection, now)).await?;
         if due.is_empty() {
@@ -144,10 +147,16 @@ pub async fn send_queued(database: &Database, line: &LineClient, today: Day, pol
             if std::time::Instant::now() + wait > deadline {
                 break;
             }
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => {}
+            }
             continue;
         }
         for delivery in due {
+            if stop.is_cancelled() {
+                break;
+            }
             let id = delivery.id;
             let attempts = database.call(move |connection| mark_sending(connection, id)).await?;
             requests += 1;
@@ -264,11 +273,13 @@ mod tests {
         /// The delay before a first retry, and how long the pass waits for retries.
         first_delay: Duration,
         linger: Duration,
+        /// Whether the pass is told to stop before it starts (a shutdown).
+        stopped: bool,
         expected_state: &'static str,
     }
 
     fn case(what: &'static str, answers: &[Answer], expected_state: &'static str) -> Case {
-        Case { what, state: "queued", answers: answers.to_vec(), first_delay: Duration::from_millis(2), linger: Duration::from_secs(2), expected_state }
+        Case { what, state: "queued", answers: answers.to_vec(), first_delay: Duration::from_millis(2), linger: Duration::from_secs(2), stopped: false, expected_state }
     }
 
     /// Runs one pass per case over a single delivery against its script, and checks the
@@ -302,7 +313,11 @@ mod tests {
             let server = tokio::spawn(async move { axum::serve(listener, router).await });
             let client = LineClient::new(LineConfig { timeout: TIMEOUT, ..LineConfig::new(format!("http://{address}"), "token") }).unwrap();
             let policy = RetryPolicy { max_attempts: 3, first_delay: case.first_delay, max_delay: Duration::from_secs(60), linger: case.linger };
-            let summary = send_queued(&database, &client, Day(0), &policy).await.unwrap();
+            let stop = CancellationToken::new();
+            if case.stopped {
+                stop.cancel();
+            }
+            let summary = send_queued(&database, &client, Day(0), &policy, &stop).await.unwrap();
             server.abort();
             let (state, attempts): (String, i64) = database.call(|connection| Ok(connection.query_row("SELECT state, attempts FROM deliveries", [], |row| Ok((row.get(0)?, row.get(1)?)))?)).await.unwrap();
             let keys = line.retry_keys.lock().unwrap().clone();
@@ -330,6 +345,7 @@ mod tests {
             Case { first_delay: Duration::from_secs(60), linger: Duration::from_secs(1), ..case("a retry not due within the pass waits for the next", &[Status(500)], "failed-retryable") },
             Case { state: "sending", ..case("left sending by a crash: sent again, LINE had it", &[Status(409)], "sent") },
             Case { state: "failed-retryable", ..case("a retry left by an earlier pass", &[Status(200)], "sent") },
+            Case { stopped: true, ..case("a pass told to stop sends nothing and leaves the queue as it is", &[], "queued") },
         ])
         .await;
     }
