@@ -465,7 +465,9 @@ async fn main() -> Result<()> {
             }
         }
         Command::Schedule(ScheduleCommand::Set { program, cron }) => {
+            let message = format!("{program} runs on {cron:?}, Japan time");
             open_database(&data)?.call(move |connection| schedule::set(connection, &program, &cron, "cli")).await?;
+            println!("{message}");
         }
         Command::Schedule(ScheduleCommand::Reset { program }) => {
             let message = format!("{program} runs on its manifest's schedule");
@@ -476,7 +478,7 @@ async fn main() -> Result<()> {
             let source = data.join("oshirase.db");
             let destination = file.clone();
             let report = tokio::task::spawn_blocking(move || oshirase::database::backup(&source, &destination, force)).await??;
-            println!("copied {} pages of {} bytes to {}", report.pages, report.page_size, file.display());
+            println!("copied {} pages of {} bytes ({} bytes) to {}", report.pages, report.page_size, report.pages * report.page_size, file.display());
         }
         Command::Plugin(PluginCommand::DryRun { program, date, format }) => {
             let service = Service::open(&data, &programs).await?;

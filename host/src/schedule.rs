@@ -575,20 +575,24 @@ mod tests {
         assert_eq!(monday.with_timezone(&japan()).format("%A").to_string(), "Monday");
     }
 
+    /// A program on the manifest's 9:00 every day that fired through `fired_through`.
+    fn daily_at_nine(fired_through: Option<DateTime<Utc>>) -> ProgramSchedule {
+        ProgramSchedule {
+            program: "infant-checkup".into(),
+            cron: Cron::parse("0 0 9 * * *"),
+            expression: "0 0 9 * * *".into(),
+            source: Source::Manifest,
+            fired_through,
+            last_run_at: None,
+        }
+    }
+
     /// Each case: (what, fired through, now, due).
     fn check_due(cases: &[(&str, Option<&str>, &str, bool)]) {
         let failures: Vec<String> = cases
             .iter()
             .filter_map(|(what, fired_through, now, expected)| {
-                let program = ProgramSchedule {
-                    program: "infant-checkup".into(),
-                    cron: Cron::parse("0 0 9 * * *"),
-                    expression: "0 0 9 * * *".into(),
-                    source: Source::Manifest,
-                    fired_through: fired_through.map(jst),
-                    last_run_at: None,
-                };
-                (program.is_due(jst(now)) != *expected).then(|| format!("{what}: expected due {expected}"))
+                (daily_at_nine(fired_through.map(jst)).is_due(jst(now)) != *expected).then(|| format!("{what}: expected due {expected}"))
             })
             .collect();
         assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -605,14 +609,7 @@ mod tests {
             ("first seen at 8:00, now 9:00", Some("2026-11-22 08:00:00"), "2026-11-22 09:00:00", true),
         ]);
         // Caught up once: after the run at 7:00 the next run is the next fire time.
-        let program = ProgramSchedule {
-            program: "infant-checkup".into(),
-            cron: Cron::parse("0 0 9 * * *"),
-            expression: "0 0 9 * * *".into(),
-            source: Source::Manifest,
-            fired_through: Some(jst("2026-11-22 07:00:00")),
-            last_run_at: None,
-        };
+        let program = daily_at_nine(Some(jst("2026-11-22 07:00:00")));
         assert!(!program.is_due(jst("2026-11-22 07:00:01")));
         assert_eq!(program.next_run(jst("2026-11-22 07:00:01")), Some(jst("2026-11-22 09:00:00")));
     }
@@ -653,14 +650,7 @@ mod tests {
 
     /// Each case: (what, now, window, next retry, expected wake), instants in Japan time.
     fn check_wake(cases: &[(&str, &str, (&str, &str), Option<&str>, &str)]) {
-        let program = ProgramSchedule {
-            program: "infant-checkup".into(),
-            cron: Cron::parse("0 0 9 * * *"),
-            expression: "0 0 9 * * *".into(),
-            source: Source::Manifest,
-            fired_through: Some(jst("2026-11-22 09:00:00")),
-            last_run_at: None,
-        };
+        let program = daily_at_nine(Some(jst("2026-11-22 09:00:00")));
         let failures: Vec<String> = cases
             .iter()
             .filter_map(|(what, now, (start, end), retry, expected)| {
