@@ -485,10 +485,12 @@ impl Scheduler {
         if queued > 0 {
             tracing::info!(queued, "deliveries queued");
         }
-        if self.window.contains(now) && !stop.is_cancelled() {
+        // Evaluation may have taken a while: the window is judged when sending starts.
+        let sending_at = Utc::now();
+        if self.window.contains(sending_at) && !stop.is_cancelled() {
             // The pass stops at the window's end as it does on shutdown.
             let pass = stop.child_token();
-            let closes = (self.window.closing(now) - Utc::now()).to_std().unwrap_or_default();
+            let closes = (self.window.closing(sending_at) - sending_at).to_std().unwrap_or_default();
             let closer = tokio::spawn({
                 let pass = pass.clone();
                 async move {
@@ -522,57 +524,9 @@ mod tests {
         japan().from_local_datetime(&chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap()).unwrap().with_timezone(&Utc)
     }
 
-    #[test]
-    fn schedules_are_checked_field_by_field() {
-        let check_all = [
-            ("0 0 9 * * *", Ok(())),
-            ("30 9 * * 1-5", Ok(())),
-            ("0 */15 8-18 1,15 4 *", Ok(())),
-            ("0 0 9 * *", Ok(())),
-            ("0 0 9 * * 7", Ok(())),
-            ("every day", Err("2 fields, expected 5 or 6 (second minute hour day-of-month month day-of-week)")),
-            ("0 0 25 * * *", Err("hour field \"25\": \"25\" is not a number from 0 to 23")),
-            ("0 0 9 0 * *", Err("day of month field \"0\": \"0\" is not a number from 1 to 31")),
-            ("0 0 9 * 12-1 *", Err("month field \"12-1\": range \"12-1\" runs backwards")),
-            ("0 */0 9 * * *", Err("minute field \"*/0\": step \"0\" is not a positive number")),
-            ("0 0 9 * * MON", Err("day of week field \"MON\": \"MON\" is not a number from 0 to 7")),
-            ("0 0 9 1 * 1", Err("day of month and day of week are both restricted: restrict only one of them")),
-            ("0 0 9 30 2 *", Err("no date matches this day of month and month: it never fires")),
-        ];
-        for (expression, expected) in check_all {
-            assert_eq!(check(expression), expected.map_err(str::to_string), "{expression}");
-        }
-    }
-
-    /// Each case: (expression, after, the next fire time), instants in Japan time.
-    fn check_fire_times(cases: &[(&str, &str, &str)]) {
-        let failures: Vec<String> = cases
-            .iter()
-            .filter_map(|(expression, after, expected)| {
-                let actual = Cron::parse(expression).unwrap().next_after(jst(after)).map(format_japan);
-                (actual.as_deref() != Some(&format!("{expected} JST"))).then(|| format!("{expression} after {after}: expected {expected}, got {actual:?}"))
-            })
-            .collect();
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
-    }
-
-    #[test]
-    fn fire_times_are_in_japan_time_with_classic_days_of_the_week() {
-        // 2026-11-22 is a Sunday.
-        check_fire_times(&[
-            ("0 0 9 * * *", "2026-11-22 08:59:59", "2026-11-22 09:00:00"),
-            ("0 0 9 * * *", "2026-11-22 09:00:00", "2026-11-23 09:00:00"),
-            ("0 9 * * 1", "2026-11-22 12:00:00", "2026-11-23 09:00:00"),
-            ("0 9 * * 1", "2026-11-23 09:00:00", "2026-11-30 09:00:00"),
-            ("0 0 9 * * 0", "2026-11-23 00:00:00", "2026-11-29 09:00:00"),
-            ("0 0 9 * * 7", "2026-11-23 00:00:00", "2026-11-29 09:00:00"),
-            ("0 0 9 * * 5-7", "2026-11-23 00:00:00", "2026-11-27 09:00:00"),
-            ("30 9 * * 1-5", "2026-11-27 10:00:00", "2026-11-30 09:30:00"),
-            ("0 0 0 1 4 *", "2026-11-22 00:00:00", "2027-04-01 00:00:00"),
-            ("* * * * * *", "2026-11-22 23:59:59", "2026-11-23 00:00:00"),
-        ]);
-        let monday = Cron::parse("0 9 * * 1").unwrap().next_after(jst("2026-11-24 00:00:00")).unwrap();
-        assert_eq!(monday.with_timezone(&japan()).format("%A").to_string(), "Monday");
+    /// An instant in Japan time as the cases write it.
+    fn written(at: DateTime<Utc>) -> String {
+        format_japan(at).trim_end_matches(" JST").to_string()
     }
 
     /// A program on the manifest's 9:00 every day that fired through `fired_through`.
@@ -587,58 +541,120 @@ mod tests {
         }
     }
 
-    /// Each case: (what, fired through, now, due).
-    fn check_due(cases: &[(&str, Option<&str>, &str, bool)]) {
+    /// One decision to check; instants are written in Japan time.
+    enum Decision {
+        /// Checking an expression: "ok" or the error.
+        Checked(&'static str),
+        /// The next fire time of an expression after an instant.
+        FiresAfter(&'static str, &'static str),
+        /// Whether the 9:00 daily program that fired through the first instant (never seen
+        /// when `None`) is due at the second: "due" or "not due".
+        Due(Option<&'static str>, &'static str),
+        /// Whether a window (start, end) is open at an instant, and its next opening:
+        /// "open" or "closed until …".
+        Window((&'static str, &'static str), &'static str),
+        /// When the scheduler wakes after a pass at an instant, with a window and the next
+        /// retry, the 9:00 daily program having run at 9:00 on 2026-11-22.
+        Wake(&'static str, (&'static str, &'static str), Option<&'static str>),
+    }
+    use Decision::{Checked, Due, FiresAfter, Wake, Window};
+
+    fn window(start: &str, end: &str) -> SendWindow {
+        SendWindow::new(start.parse().unwrap(), end.parse().unwrap()).unwrap()
+    }
+
+    /// What the code decides, written as the cases expect it.
+    fn decide(decision: &Decision) -> String {
+        match decision {
+            Checked(expression) => super::check(expression).err().unwrap_or_else(|| "ok".into()),
+            FiresAfter(expression, after) => Cron::parse(expression).unwrap().next_after(jst(after)).map_or_else(|| "never".into(), written),
+            Due(fired_through, now) => if daily_at_nine(fired_through.map(jst)).is_due(jst(now)) { "due" } else { "not due" }.into(),
+            Window((start, end), now) => {
+                let window = window(start, end);
+                if window.contains(jst(now)) { "open".into() } else { format!("closed until {}", written(window.next_opening(jst(now)))) }
+            }
+            Wake(now, (start, end), retry) => {
+                let program = daily_at_nine(Some(jst("2026-11-22 09:00:00")));
+                written(next_wake(jst(now), std::slice::from_ref(&program), &window(start, end), retry.map(jst)))
+            }
+        }
+    }
+
+    /// Each case: (what, the decision, the expected answer).
+    fn check(cases: &[(&str, Decision, &str)]) {
         let failures: Vec<String> = cases
             .iter()
-            .filter_map(|(what, fired_through, now, expected)| {
-                (daily_at_nine(fired_through.map(jst)).is_due(jst(now)) != *expected).then(|| format!("{what}: expected due {expected}"))
+            .filter_map(|(what, decision, expected)| {
+                let actual = decide(decision);
+                if actual == *expected { None } else { Some(format!("{what}: expected {expected:?}, got {actual:?}")) }
             })
             .collect();
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn schedules_are_checked_field_by_field() {
+        check(&[
+            ("six fields", Checked("0 0 9 * * *"), "ok"),
+            ("classic five", Checked("30 9 * * 1-5"), "ok"),
+            ("steps, ranges and lists", Checked("0 */15 8-18 1,15 4 *"), "ok"),
+            ("classic five, every day", Checked("0 0 9 * *"), "ok"),
+            ("7 is Sunday", Checked("0 0 9 * * 7"), "ok"),
+            ("words", Checked("every day"), "2 fields, expected 5 or 6 (second minute hour day-of-month month day-of-week)"),
+            ("hour 25", Checked("0 0 25 * * *"), "hour field \"25\": \"25\" is not a number from 0 to 23"),
+            ("day 0", Checked("0 0 9 0 * *"), "day of month field \"0\": \"0\" is not a number from 1 to 31"),
+            ("a range backwards", Checked("0 0 9 * 12-1 *"), "month field \"12-1\": range \"12-1\" runs backwards"),
+            ("step 0", Checked("0 */0 9 * * *"), "minute field \"*/0\": step \"0\" is not a positive number"),
+            ("names", Checked("0 0 9 * * MON"), "day of week field \"MON\": \"MON\" is not a number from 0 to 7"),
+            ("both days", Checked("0 0 9 1 * 1"), "day of month and day of week are both restricted: restrict only one of them"),
+            ("30 February", Checked("0 0 9 30 2 *"), "no date matches this day of month and month: it never fires"),
+        ]);
+    }
+
+    #[test]
+    fn fire_times_are_in_japan_time_with_classic_days_of_the_week() {
+        // 2026-11-22 is a Sunday.
+        check(&[
+            ("before 9:00", FiresAfter("0 0 9 * * *", "2026-11-22 08:59:59"), "2026-11-22 09:00:00"),
+            ("at 9:00: the next day", FiresAfter("0 0 9 * * *", "2026-11-22 09:00:00"), "2026-11-23 09:00:00"),
+            ("Mondays, from a Sunday", FiresAfter("0 9 * * 1", "2026-11-22 12:00:00"), "2026-11-23 09:00:00"),
+            ("Mondays, from a Monday's run", FiresAfter("0 9 * * 1", "2026-11-23 09:00:00"), "2026-11-30 09:00:00"),
+            ("Sundays as 0", FiresAfter("0 0 9 * * 0", "2026-11-23 00:00:00"), "2026-11-29 09:00:00"),
+            ("Sundays as 7", FiresAfter("0 0 9 * * 7", "2026-11-23 00:00:00"), "2026-11-29 09:00:00"),
+            ("Friday to Sunday", FiresAfter("0 0 9 * * 5-7", "2026-11-23 00:00:00"), "2026-11-27 09:00:00"),
+            ("weekdays, from a Friday evening", FiresAfter("30 9 * * 1-5", "2026-11-27 10:00:00"), "2026-11-30 09:30:00"),
+            ("the start of the fiscal year", FiresAfter("0 0 0 1 4 *", "2026-11-22 00:00:00"), "2027-04-01 00:00:00"),
+            ("every second, over midnight", FiresAfter("* * * * * *", "2026-11-22 23:59:59"), "2026-11-23 00:00:00"),
+        ]);
+        let monday = Cron::parse("0 9 * * 1").unwrap().next_after(jst("2026-11-24 00:00:00")).unwrap();
+        assert_eq!(monday.with_timezone(&japan()).format("%A").to_string(), "Monday");
     }
 
     #[test]
     fn a_missed_run_is_caught_up_once_and_a_new_program_waits_for_its_time() {
-        check_due(&[
-            ("ran at 9:00, now 12:00", Some("2026-11-22 09:00:00"), "2026-11-22 12:00:00", false),
-            ("ran yesterday, now 9:00", Some("2026-11-21 09:00:00"), "2026-11-22 09:00:00", true),
-            ("ran yesterday, now 8:59", Some("2026-11-21 09:00:00"), "2026-11-22 08:59:59", false),
-            ("down for three days", Some("2026-11-19 09:00:00"), "2026-11-22 07:00:00", true),
-            ("never seen, at 9:00", None, "2026-11-22 09:00:00", false),
-            ("first seen at 8:00, now 9:00", Some("2026-11-22 08:00:00"), "2026-11-22 09:00:00", true),
+        check(&[
+            ("ran at 9:00, now 12:00", Due(Some("2026-11-22 09:00:00"), "2026-11-22 12:00:00"), "not due"),
+            ("ran yesterday, now 9:00", Due(Some("2026-11-21 09:00:00"), "2026-11-22 09:00:00"), "due"),
+            ("ran yesterday, now 8:59", Due(Some("2026-11-21 09:00:00"), "2026-11-22 08:59:59"), "not due"),
+            ("down for three days", Due(Some("2026-11-19 09:00:00"), "2026-11-22 07:00:00"), "due"),
+            ("caught up at 7:00, a second later", Due(Some("2026-11-22 07:00:00"), "2026-11-22 07:00:01"), "not due"),
+            ("caught up at 7:00, then 9:00", Due(Some("2026-11-22 07:00:00"), "2026-11-22 09:00:00"), "due"),
+            ("never seen, at 9:00", Due(None, "2026-11-22 09:00:00"), "not due"),
+            ("first seen at 8:00, now 9:00", Due(Some("2026-11-22 08:00:00"), "2026-11-22 09:00:00"), "due"),
         ]);
-        // Caught up once: after the run at 7:00 the next run is the next fire time.
-        let program = daily_at_nine(Some(jst("2026-11-22 07:00:00")));
-        assert!(!program.is_due(jst("2026-11-22 07:00:01")));
-        assert_eq!(program.next_run(jst("2026-11-22 07:00:01")), Some(jst("2026-11-22 09:00:00")));
-    }
-
-    /// Each case: (what, window start, end, now in Japan time, open, next opening).
-    fn check_window(cases: &[(&str, &str, &str, &str, bool, &str)]) {
-        let failures: Vec<String> = cases
-            .iter()
-            .filter_map(|(what, start, end, now, open, opening)| {
-                let window = SendWindow::new(start.parse().unwrap(), end.parse().unwrap()).unwrap();
-                let actual = (window.contains(jst(now)), format_japan(window.next_opening(jst(now))));
-                (actual != (*open, format!("{opening} JST"))).then(|| format!("{what}: expected ({open}, {opening}), got {actual:?}"))
-            })
-            .collect();
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]
     fn the_send_window_opens_and_closes_in_japan_time() {
-        check_window(&[
-            ("before it opens", "09:00", "20:00", "2026-11-22 08:59:59", false, "2026-11-22 09:00:00"),
-            ("as it opens", "09:00", "20:00", "2026-11-22 09:00:00", true, "2026-11-22 09:00:00"),
-            ("the last second", "09:00", "20:00", "2026-11-22 19:59:59", true, "2026-11-22 19:59:59"),
-            ("as it closes", "09:00", "20:00", "2026-11-22 20:00:00", false, "2026-11-23 09:00:00"),
-            ("at midnight", "09:00", "20:00", "2026-11-23 00:00:00", false, "2026-11-23 09:00:00"),
-            ("all day", "00:00", "24:00", "2026-11-22 23:59:59", true, "2026-11-22 23:59:59"),
+        check(&[
+            ("before it opens", Window(("09:00", "20:00"), "2026-11-22 08:59:59"), "closed until 2026-11-22 09:00:00"),
+            ("as it opens", Window(("09:00", "20:00"), "2026-11-22 09:00:00"), "open"),
+            ("the last second", Window(("09:00", "20:00"), "2026-11-22 19:59:59"), "open"),
+            ("as it closes", Window(("09:00", "20:00"), "2026-11-22 20:00:00"), "closed until 2026-11-23 09:00:00"),
+            ("at midnight", Window(("09:00", "20:00"), "2026-11-23 00:00:00"), "closed until 2026-11-23 09:00:00"),
+            ("all day", Window(("00:00", "24:00"), "2026-11-22 23:59:59"), "open"),
         ]);
-        let window = SendWindow::default();
-        assert_eq!(window.closing(jst("2026-11-22 10:00:00")), jst("2026-11-22 20:00:00"));
+        assert_eq!(SendWindow::default().closing(jst("2026-11-22 10:00:00")), jst("2026-11-22 20:00:00"));
         // 15:00 UTC is midnight in Japan: the date used for expiry is Japan's.
         assert_eq!(day_in_japan(jst("2026-11-23 00:00:00")), Day::parse_iso("2026-11-23").unwrap());
         assert_eq!(day_in_japan(jst("2026-11-22 23:59:59")), Day::parse_iso("2026-11-22").unwrap());
@@ -648,29 +664,53 @@ mod tests {
         }
     }
 
-    /// Each case: (what, now, window, next retry, expected wake), instants in Japan time.
-    fn check_wake(cases: &[(&str, &str, (&str, &str), Option<&str>, &str)]) {
-        let program = daily_at_nine(Some(jst("2026-11-22 09:00:00")));
-        let failures: Vec<String> = cases
-            .iter()
-            .filter_map(|(what, now, (start, end), retry, expected)| {
-                let window = SendWindow::new(start.parse().unwrap(), end.parse().unwrap()).unwrap();
-                let actual = format_japan(next_wake(jst(now), std::slice::from_ref(&program), &window, retry.map(jst)));
-                (actual != format!("{expected} JST")).then(|| format!("{what}: expected {expected}, got {actual}"))
-            })
-            .collect();
-        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    #[test]
+    fn the_scheduler_wakes_for_the_earliest_thing_it_must_do() {
+        check(&[
+            ("nothing soon: the poll interval", Wake("2026-11-22 12:00:00", ("09:00", "20:00"), None), "2026-11-22 12:01:00"),
+            ("a retry due within the window", Wake("2026-11-22 12:00:00", ("09:00", "20:00"), Some("2026-11-22 12:00:10")), "2026-11-22 12:00:10"),
+            ("a retry while the window is closed waits", Wake("2026-11-22 20:30:00", ("09:00", "20:00"), Some("2026-11-22 20:30:10")), "2026-11-22 20:31:00"),
+            ("the window opens first", Wake("2026-11-23 08:59:30", ("09:00", "20:00"), None), "2026-11-23 09:00:00"),
+            ("the program's fire time", Wake("2026-11-23 08:59:30", ("10:00", "20:00"), None), "2026-11-23 09:00:00"),
+            ("a retry already due: a short pause", Wake("2026-11-22 12:00:00", ("09:00", "20:00"), Some("2026-11-22 11:00:00")), "2026-11-22 12:00:00"),
+        ]);
     }
 
     #[test]
-    fn the_scheduler_wakes_for_the_earliest_thing_it_must_do() {
-        check_wake(&[
-            ("nothing soon: the poll interval", "2026-11-22 12:00:00", ("09:00", "20:00"), None, "2026-11-22 12:01:00"),
-            ("a retry due within the window", "2026-11-22 12:00:00", ("09:00", "20:00"), Some("2026-11-22 12:00:10"), "2026-11-22 12:00:10"),
-            ("a retry while the window is closed waits for it", "2026-11-22 20:30:00", ("09:00", "20:00"), Some("2026-11-22 20:30:10"), "2026-11-22 20:31:00"),
-            ("the window opens first", "2026-11-23 08:59:30", ("09:00", "20:00"), None, "2026-11-23 09:00:00"),
-            ("the program's fire time", "2026-11-23 08:59:30", ("10:00", "20:00"), None, "2026-11-23 09:00:00"),
-            ("a retry already due: a short pause", "2026-11-22 12:00:00", ("09:00", "20:00"), Some("2026-11-22 11:00:00"), "2026-11-22 12:00:00"),
-        ]);
+    fn staff_override_a_schedule_and_reset_it_and_a_bad_one_changes_nothing() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut connection = crate::database::open(&directory.path().join("oshirase.db")).unwrap();
+        let manifest = crate::registry::Manifest {
+            code: "vaccine-mr".into(),
+            name: "麻しん風しん".into(),
+            division: "健康支援課".into(),
+            contact: "".into(),
+            category: "Vaccination".into(),
+            schedule: "0 0 9 * * *".into(),
+            source_url: "".into(),
+            fields: Vec::new(),
+            occasions: Vec::new(),
+        };
+        connection
+            .execute(
+                "INSERT INTO plugin_versions (id, program, sha256, wasm, manifest, published_by, published_at) VALUES (1, 'vaccine-mr', '', x'', ?1, 'test', '')",
+                [serde_json::to_string(&manifest).unwrap()],
+            )
+            .unwrap();
+        connection.execute("INSERT INTO programs (code, active_version) VALUES ('vaccine-mr', 1)", []).unwrap();
+        let effective = |connection: &Connection| load(connection).unwrap().into_iter().map(|program| (program.expression, program.source)).collect::<Vec<_>>();
+        let audited = |connection: &Connection| -> i64 { connection.query_row("SELECT count(*) FROM audit_log WHERE action LIKE 'schedule-%'", [], |row| row.get(0)).unwrap() };
+
+        let refused = set(&mut connection, "vaccine-mr", "0 61 9 * * *", "staff").unwrap_err();
+        assert_eq!(format!("{refused:#}"), "schedule \"0 61 9 * * *\" for vaccine-mr refused, nothing changed: minute field \"61\": \"61\" is not a number from 0 to 59");
+        assert!(set(&mut connection, "vaccine-xx", "0 9 * * 1", "staff").is_err());
+        assert_eq!((effective(&connection), audited(&connection)), (vec![("0 0 9 * * *".to_string(), Source::Manifest)], 0));
+
+        set(&mut connection, "vaccine-mr", "0 9 * * 1", "staff").unwrap();
+        assert_eq!((effective(&connection), audited(&connection)), (vec![("0 9 * * 1".to_string(), Source::Override)], 1));
+        assert!(reset(&mut connection, "vaccine-mr", "staff").unwrap());
+        assert!(!reset(&mut connection, "vaccine-mr", "staff").unwrap());
+        assert_eq!((effective(&connection), audited(&connection)), (vec![("0 0 9 * * *".to_string(), Source::Manifest)], 2));
     }
+
 }
