@@ -21,8 +21,9 @@ pub const TOKEN_VARIABLE: &str = "OSHIRASE_LINE_TOKEN";
 /// The environment variable that holds the channel secret.
 pub const SECRET_VARIABLE: &str = "OSHIRASE_LINE_SECRET";
 
-/// A whole configuration file, checked.
-#[derive(Clone, Debug, Deserialize)]
+/// A whole configuration file, checked. Not `Debug`, so that the secrets it holds cannot
+/// reach a log by a stray `{:?}`.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub server: ServerSection,
@@ -50,7 +51,7 @@ fn default_listen() -> SocketAddr {
 }
 
 /// `[line]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LineSection {
     #[serde(default = "default_base_url")]

@@ -76,11 +76,24 @@ pub async fn run(state: AppState, scheduler: Option<Scheduler>, listener: tokio:
 /// http://ADDRESS` once the socket is bound, and runs the web server and the scheduler
 /// until `shutdown` completes.
 pub async fn serve(config: Config, programs: &[String], shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let service = Service::open(&config.server.data, programs).await?;
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    });
+    // Opening a new data directory compiles the bundled plugins, which takes a while: a
+    // stop asked for meanwhile is honoured at once.
+    let service = tokio::select! {
+        service = Service::open(&config.server.data, programs) => service?,
+        () = stop.cancelled() => return Ok(()),
+    };
     let scheduler = Scheduler::new(service.clone(), &config)?;
     let listener = tokio::net::TcpListener::bind(config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;
     println!("listening on http://{}", listener.local_addr()?);
-    run(AppState { service, emulator: None }, Some(scheduler), listener, shutdown).await
+    run(AppState { service, emulator: None }, Some(scheduler), listener, stop.cancelled_owned()).await
 }
 
 /// A future that completes on SIGTERM (how systemd stops a service) or SIGINT (Ctrl-C).

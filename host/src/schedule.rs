@@ -413,10 +413,10 @@ fn record_fired(connection: &Connection, program: &str, at: DateTime<Utc>, ran: 
 /// Runs the programs when their schedules say, queues what is due, and sends inside the
 /// send window, until stopped.
 pub struct Scheduler {
-    pub service: Service,
-    pub line: LineClient,
-    pub retry: RetryPolicy,
-    pub window: SendWindow,
+    service: Service,
+    line: LineClient,
+    retry: RetryPolicy,
+    window: SendWindow,
 }
 
 impl Scheduler {
