@@ -21,6 +21,10 @@ pub const TOKEN_VARIABLE: &str = "OSHIRASE_LINE_TOKEN";
 /// The environment variable that holds the channel secret.
 pub const SECRET_VARIABLE: &str = "OSHIRASE_LINE_SECRET";
 
+/// No wait or timeout may be longer than this: LINE keeps a retry key for a day, and a
+/// longer wait is a typo.
+const LONGEST: Duration = Duration::from_secs(24 * 3600);
+
 /// A whole configuration file, checked. Not `Debug`, so that the secrets it holds cannot
 /// reach a log by a stray `{:?}`.
 #[derive(Clone, Deserialize)]
@@ -133,11 +137,16 @@ impl Config {
         if config.line.channel_access_token.as_deref().is_none_or(str::is_empty) {
             anyhow::bail!("no LINE channel access token: set [line] channel_access_token or the environment variable {TOKEN_VARIABLE}");
         }
-        if !(config.line.timeout_seconds.is_finite() && config.line.timeout_seconds > 0.0) {
-            anyhow::bail!("[line] timeout_seconds = {} is not a positive number of seconds", config.line.timeout_seconds);
+        if !(config.line.timeout_seconds > 0.0 && config.line.timeout_seconds <= LONGEST.as_secs_f64()) {
+            anyhow::bail!("[line] timeout_seconds = {} is not a number of seconds above 0 and at most a day", config.line.timeout_seconds);
         }
         if config.retry.max_attempts == 0 {
             anyhow::bail!("[retry] max_attempts = 0: at least one attempt is needed");
+        }
+        for (key, milliseconds) in [("first_delay_ms", config.retry.first_delay_ms), ("max_delay_ms", config.retry.max_delay_ms), ("linger_ms", config.retry.linger_ms)] {
+            if milliseconds > LONGEST.as_millis() as u64 {
+                anyhow::bail!("[retry] {key} = {milliseconds} is longer than a day");
+            }
         }
         Ok(config)
     }
@@ -196,6 +205,8 @@ mod tests {
             ("a bad time", "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[send_window]\nstart = \"9:00\"\nend = \"20:00\"\n", &["line 6", "\"9:00\" is not a time of day"]),
             ("a window backwards", "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[send_window]\nstart = \"20:00\"\nend = \"09:00\"\n", &["start 20:00 is not before its end 09:00"]),
             ("no data directory", "[server]\nlisten = \"127.0.0.1:80\"\n[line]\nchannel_access_token = \"t\"\n", &["missing field `data`"]),
+            ("a timeout of no time", "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\ntimeout_seconds = 0\n", &["timeout_seconds = 0 is not a number of seconds above 0"]),
+            ("a linger of years", "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[retry]\nlinger_ms = 100000000000\n", &["linger_ms = 100000000000 is longer than a day"]),
             ("no attempts", "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[retry]\nmax_attempts = 0\n", &["max_attempts = 0"]),
         ]);
     }
