@@ -69,6 +69,14 @@ impl Scene {
     }
 }
 
+/// The address a server process prints on its first line (`listening on http://…`),
+/// once its socket is bound: no need to wait and guess.
+pub fn read_address(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("the process's stdout is piped")).read_line(&mut line).unwrap();
+    line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string()
+}
+
 /// A real `oshirase line-emulator` process on a free port, killed when dropped.
 pub struct EmulatorProcess {
     child: Child,
@@ -90,10 +98,7 @@ impl EmulatorProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("cannot start the emulator");
-        // The first line names the address, printed once the socket is bound.
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base_url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+        let base_url = read_address(&mut child);
         EmulatorProcess { child, base_url }
     }
 

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_publishing.sql", include_str!("../../db/0003_publishing.sql")),
     ("0004_delivery_states.sql", include_str!("../../db/0004_delivery_states.sql")),
     ("0005_requests.sql", include_str!("../../db/0005_requests.sql")),
+    ("0006_schedules.sql", include_str!("../../db/0006_schedules.sql")),
 ];
 
 /// Opens (creating if needed) the database at `path`, in WAL mode, fully migrated.
@@ -82,6 +83,56 @@ pub fn now_text() -> String {
     format!("{day}T{:02}:{:02}:{:02}.{millisecond:03}Z", second_of_day / 3600, second_of_day % 3600 / 60, second_of_day % 60)
 }
 
+/// What `backup` copied.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct BackupReport {
+    pub pages: i64,
+    pub page_size: i64,
+}
+
+/// Copies the database at `source` into a new file `destination` with SQLite's online
+/// backup API: a consistent copy as of one moment, taken while other connections go on
+/// reading and writing (in WAL mode a reader does not block the writer). The copy is
+/// written beside `destination` and renamed into place, so a failed backup leaves no half
+/// file; an existing `destination` is refused unless `overwrite`.
+pub fn backup(source: &Path, destination: &Path, overwrite: bool) -> Result<BackupReport> {
+    if !overwrite && destination.exists() {
+        anyhow::bail!("{} already exists; pass --force to overwrite it", destination.display());
+    }
+    if !source.exists() {
+        anyhow::bail!("no database at {}", source.display());
+    }
+    let from = Connection::open_with_flags(source, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).with_context(|| format!("cannot open database {}", source.display()))?;
+    from.busy_timeout(std::time::Duration::from_secs(10))?;
+    let mut partial = destination.as_os_str().to_owned();
+    partial.push(format!(".partial-{}", std::process::id()));
+    let partial = std::path::PathBuf::from(partial);
+    let copied = (|| {
+        let mut to = Connection::open(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+        let pages = {
+            let backup = rusqlite::backup::Backup::new(&from, &mut to)?;
+            // All pages in one step, under one read transaction: a step of a few pages at
+            // a time would start over after every write by another connection, and might
+            // never finish while serve is busy.
+            loop {
+                match backup.step(-1)? {
+                    rusqlite::backup::StepResult::Done => break,
+                    _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+                }
+            }
+            backup.progress().pagecount as i64
+        };
+        let page_size: i64 = to.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+        drop(to);
+        std::fs::rename(&partial, destination).with_context(|| format!("cannot move the copy to {}", destination.display()))?;
+        Ok(BackupReport { pages, page_size })
+    })();
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    copied
+}
+
 /// Appends one line to the audit log.
 pub fn audit(connection: &Connection, actor: &str, action: &str, subject: &str, detail: &str) -> Result<()> {
     connection
@@ -110,5 +161,50 @@ mod tests {
         drop(connection);
         open(&path).unwrap();
         std::fs::remove_dir_all(directory).unwrap();
+    }
+
+    #[test]
+    fn a_backup_taken_while_another_connection_writes_holds_what_was_committed_before() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("oshirase.db");
+        let copy = directory.path().join("copy.db");
+        let mut writer = open(&path).unwrap();
+        let transaction = writer.transaction().unwrap();
+        for line in 0..2000 {
+            audit(&transaction, "test", "before", &line.to_string(), "").unwrap();
+        }
+        transaction.commit().unwrap();
+        let committed_before: i64 = writer.query_row("SELECT max(id) FROM audit_log", [], |row| row.get(0)).unwrap();
+        // Another connection keeps committing while the copy is taken.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writing = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let mut written = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let transaction = writer.transaction().unwrap();
+                    audit(&transaction, "test", "during", &written.to_string(), "").unwrap();
+                    transaction.commit().unwrap();
+                    written += 1;
+                }
+                written
+            }
+        });
+        let report = backup(&path, &copy, false).unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let written_during = writing.join().unwrap();
+        assert!(report.pages > 1, "{report:?}");
+
+        let copied = Connection::open(&copy).unwrap();
+        let integrity: String = copied.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap();
+        assert_eq!(integrity, "ok");
+        let held: i64 = copied.query_row("SELECT count(*) FROM audit_log WHERE id <= ?1", [committed_before], |row| row.get(0)).unwrap();
+        assert_eq!(held, committed_before);
+        eprintln!("backup: {} pages while {written_during} transactions were committed", report.pages);
+
+        // An existing file is kept unless forced.
+        let refused = backup(&path, &copy, false).unwrap_err();
+        assert!(format!("{refused:#}").contains("already exists; pass --force"), "{refused:#}");
+        backup(&path, &copy, true).unwrap();
     }
 }

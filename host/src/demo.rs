@@ -45,7 +45,7 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let state = AppState { service: service.clone(), emulator: Some(emulator) };
-    let server = tokio::spawn(crate::run(state, listener, async {
+    let server = tokio::spawn(crate::run(state, None, listener, async {
         let _ = stopped.await;
     }));
 

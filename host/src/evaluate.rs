@@ -56,31 +56,32 @@ fn evaluate(connection: &Connection, plugins: &Plugins, version: &ActiveVersion,
 /// Runs every active program for `today` and stores their notices. A failing program is
 /// recorded as failed and the others carry on.
 pub fn run_day(connection: &mut Connection, plugins: &Plugins, today: Day) -> Result<Vec<ProgramRun>> {
-    let versions = active_versions(connection)?;
-    let mut runs = Vec::new();
-    for version in versions {
-        let snapshot_id = crate::snapshot::active(connection)?.context("no active snapshot: import resident records first")?;
-        connection.execute(
-            "INSERT INTO runs (program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
-            (&version.program, version.version_id, snapshot_id, today.0, now_text()),
-        )?;
-        let run_id = connection.last_insert_rowid();
-        let run = match evaluate(connection, plugins, &version, today) {
-            Ok((resident_ids, notices, log)) => {
-                let new_notices = plan(connection, run_id, &version.program, &resident_ids, &notices, &log)?;
-                tracing::info!(program = %version.program, notices = notices.len(), new_notices, "program evaluated");
-                ProgramRun { program: version.program.clone(), notices: notices.len(), new_notices, error: None }
-            }
-            Err(error) => {
-                let message = format!("{error:#}");
-                tracing::warn!(program = %version.program, %message, "program failed");
-                connection.execute("UPDATE runs SET outcome = 'failed', finished_at = ?2, message = ?3 WHERE id = ?1", (run_id, now_text(), &message))?;
-                ProgramRun { program: version.program.clone(), notices: 0, new_notices: 0, error: Some(message) }
-            }
-        };
-        runs.push(run);
-    }
-    Ok(runs)
+    active_versions(connection)?.iter().map(|version| run_program(connection, plugins, version, today)).collect()
+}
+
+/// Runs one program's `version` for `today`, records the run and stores its notices. A
+/// failure of the plugin is recorded in the run and reported in the result, not as an
+/// error; an error means the database failed.
+pub fn run_program(connection: &mut Connection, plugins: &Plugins, version: &ActiveVersion, today: Day) -> Result<ProgramRun> {
+    let snapshot_id = crate::snapshot::active(connection)?.context("no active snapshot: import resident records first")?;
+    connection.execute(
+        "INSERT INTO runs (program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
+        (&version.program, version.version_id, snapshot_id, today.0, now_text()),
+    )?;
+    let run_id = connection.last_insert_rowid();
+    Ok(match evaluate(connection, plugins, version, today) {
+        Ok((resident_ids, notices, log)) => {
+            let new_notices = plan(connection, run_id, &version.program, &resident_ids, &notices, &log)?;
+            tracing::info!(program = %version.program, notices = notices.len(), new_notices, "program evaluated");
+            ProgramRun { program: version.program.clone(), notices: notices.len(), new_notices, error: None }
+        }
+        Err(error) => {
+            let message = format!("{error:#}");
+            tracing::warn!(program = %version.program, %message, "program failed");
+            connection.execute("UPDATE runs SET outcome = 'failed', finished_at = ?2, message = ?3 WHERE id = ?1", (run_id, now_text(), &message))?;
+            ProgramRun { program: version.program.clone(), notices: 0, new_notices: 0, error: Some(message) }
+        }
+    })
 }
 
 /// Stores the notices of one successful run in one transaction; returns how many were new.

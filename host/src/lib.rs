@@ -6,7 +6,7 @@ pub mod admin;
 pub mod bench;
 pub mod cases;
 pub mod channel;
-pub mod cron;
+pub mod config;
 pub mod database;
 pub mod demo;
 pub mod emulator;
@@ -18,6 +18,7 @@ pub mod plugin;
 pub mod publish;
 pub mod registry;
 pub mod retry;
+pub mod schedule;
 pub mod service;
 pub mod snapshot;
 pub mod synth;
@@ -25,7 +26,13 @@ pub mod web;
 
 use std::future::Future;
 
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
 pub use oshirase_sdk::Day;
+pub use config::Config;
+pub use schedule::Scheduler;
+use service::Service;
 pub use web::{AppState, app};
 
 /// Logs to stderr at the level in `OSHIRASE_LOG` (info by default). Nothing at info level
@@ -37,8 +44,69 @@ pub fn init_logging() {
         .init();
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` completes.
-pub async fn run(state: AppState, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
-    Ok(())
+/// Serves `app(state)` on `listener` and, when given, runs the `scheduler` beside it,
+/// until `shutdown` completes. Then the web server lets the requests under way finish and
+/// the scheduler the LINE request in flight (its outcome recorded), and both start nothing
+/// new: queued deliveries stay queued for the next start. A web server that fails stops
+/// the scheduler too.
+pub async fn run(state: AppState, scheduler: Option<Scheduler>, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let serving = async {
+        let served = axum::serve(listener, app(state)).with_graceful_shutdown(stop.clone().cancelled_owned()).await;
+        stop.cancel();
+        served
+    };
+    let scheduling = async {
+        if let Some(scheduler) = &scheduler {
+            scheduler.run(stop.clone()).await;
+        }
+    };
+    let watching = async {
+        tokio::select! {
+            () = shutdown => stop.cancel(),
+            () = stop.cancelled() => {}
+        }
+    };
+    let (served, (), ()) = tokio::join!(serving, scheduling, watching);
+    Ok(served?)
+}
+
+/// `oshirase serve --config`: opens the data directory that `config` names (installing
+/// the bundled `programs` it lacks), listens where it says, prints `listening on
+/// http://ADDRESS` once the socket is bound, and runs the web server and the scheduler
+/// until `shutdown` completes.
+pub async fn serve(config: Config, programs: &[String], shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    });
+    // Opening a new data directory compiles the bundled plugins, which takes a while: a
+    // stop asked for meanwhile is honoured at once.
+    let service = tokio::select! {
+        service = Service::open(&config.server.data, programs) => service?,
+        () = stop.cancelled() => return Ok(()),
+    };
+    let scheduler = Scheduler::new(service.clone(), &config)?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    println!("listening on http://{}", listener.local_addr()?);
+    run(AppState { service, emulator: None }, Some(scheduler), listener, stop.cancelled_owned()).await
+}
+
+/// A future that completes on SIGTERM (how systemd stops a service) or SIGINT (Ctrl-C).
+/// The handlers are installed when this is called, so a signal that comes before the
+/// future is polled is not lost.
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+        }
+    })
 }

@@ -13,6 +13,7 @@ use oshirase::plugin::{Limits, PluginEngine};
 use oshirase::publish::{Activation, Candidate};
 use oshirase::retry::RetryPolicy;
 use oshirase::synth::FileEncoding;
+use oshirase::schedule;
 use oshirase::service::{Service, open_database, today_in_japan};
 use oshirase::Day;
 
@@ -117,11 +118,39 @@ enum Command {
     /// Manages access to the admin API.
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Serves the overview page and the admin API until interrupted.
+    /// Serves the overview page and the admin API and, with --config, runs the programs on
+    /// their schedules and sends inside the send window, until SIGTERM or Ctrl-C.
     Serve {
-        #[arg(long, default_value_t = 8080)]
+        /// The configuration file (see oshirase.example.toml); it names the data directory
+        /// and address. Without it only the web server runs, on --port, with --data.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 8080, conflicts_with = "config")]
         port: u16,
     },
+    /// Shows or changes when programs run.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Copies the live database to FILE with SQLite's online backup API, safe while serve
+    /// runs and writes.
+    Backup {
+        file: PathBuf,
+        /// Overwrite FILE when it exists.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Every active program: its schedule, whether it is the manifest's or an override,
+    /// and its last and next run in Japan time.
+    List,
+    /// Runs PROGRAM on CRON (6 fields with seconds, or classic 5; days of the week 0–7,
+    /// 0 and 7 Sunday; Japan time) instead of its manifest's schedule.
+    Set { program: String, cron: String },
+    /// Runs PROGRAM on its manifest's schedule again.
+    Reset { program: String },
 }
 
 /// How `run` waits for LINE and retries; each defaults to the library's policy.
@@ -435,12 +464,46 @@ async fn main() -> Result<()> {
             let token = database.call(move |connection| oshirase::admin::create_token(connection, &division, &programs, admin, "cli")).await?;
             println!("{token}");
         }
-        Command::Serve { port } => {
+        Command::Serve { config: Some(path), .. } => {
+            let config = oshirase::Config::load(&path)?;
+            oshirase::serve(config, &programs, oshirase::shutdown_signal()?).await?;
+        }
+        Command::Serve { config: None, port } => {
+            let shutdown = oshirase::shutdown_signal()?;
             let service = Service::open(&data, &programs).await?;
             let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;
             println!("listening on http://{}", listener.local_addr()?);
             let state = oshirase::AppState { service, emulator: None };
-            oshirase::run(state, listener, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
+            oshirase::run(state, None, listener, shutdown).await?;
+        }
+        Command::Schedule(ScheduleCommand::List) => {
+            let now = chrono::Utc::now();
+            for program in open_database(&data)?.call(|connection| schedule::load(connection)).await? {
+                let last_run = program.last_run_at.map_or_else(|| "never".to_string(), schedule::format_japan);
+                let next_run = match (&program.cron, program.next_run(now)) {
+                    (Err(problem), _) => format!("never: {problem}"),
+                    (Ok(_), None) => "never".to_string(),
+                    (Ok(_), Some(at)) if at <= now => format!("now, catching up {}", schedule::format_japan(at)),
+                    (Ok(_), Some(at)) => schedule::format_japan(at),
+                };
+                println!("{}\t{}\t{}\t{last_run}\t{next_run}", program.program, program.expression, program.source);
+            }
+        }
+        Command::Schedule(ScheduleCommand::Set { program, cron }) => {
+            let message = format!("{program} runs on {cron:?}, Japan time");
+            open_database(&data)?.call(move |connection| schedule::set(connection, &program, &cron, "cli")).await?;
+            println!("{message}");
+        }
+        Command::Schedule(ScheduleCommand::Reset { program }) => {
+            let message = format!("{program} runs on its manifest's schedule");
+            let changed = open_database(&data)?.call(move |connection| schedule::reset(connection, &program, "cli")).await?;
+            println!("{message}{}", if changed { "" } else { " (it had no override)" });
+        }
+        Command::Backup { file, force } => {
+            let source = data.join("oshirase.db");
+            let destination = file.clone();
+            let report = tokio::task::spawn_blocking(move || oshirase::database::backup(&source, &destination, force)).await??;
+            println!("copied {} pages of {} bytes ({} bytes) to {}", report.pages, report.page_size, report.pages * report.page_size, file.display());
         }
         Command::Plugin(PluginCommand::DryRun { program, date, format }) => {
             let service = Service::open(&data, &programs).await?;

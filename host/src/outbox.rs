@@ -9,6 +9,7 @@ use anyhow::Result;
 use oshirase_sdk::{Day, Relationship};
 use futures::StreamExt;
 use rusqlite::Connection;
+use tokio_util::sync::CancellationToken;
 
 use crate::channel::line::{LineClient, MULTICAST_LIMIT, MonthlyQuota, aggregation_unit};
 use crate::channel::{Channels, SendOutcome};
@@ -172,8 +173,10 @@ fn now_millis() -> i64 {
 /// quota would be exceeded, what does not fit waits for a later pass, with a warning.
 /// With e-mail configured, a LINE delivery that fails for good, or that LINE could not
 /// take for `fallback_after`, is queued again by e-mail to a recipient who has an address;
-/// without it, e-mail deliveries wait.
-pub async fn send_queued(database: &Database, channels: &Channels, today: Day, policy: &RetryPolicy) -> Result<SendSummary> {
+/// without it, e-mail deliveries wait. Once `stop` is cancelled no new step starts: the
+/// requests in flight finish and their outcomes are recorded, and the rest stay as they
+/// are for a later pass.
+pub async fn send_queued(database: &Database, channels: &Channels, today: Day, policy: &RetryPolicy, stop: &CancellationToken) -> Result<SendSummary> {
     let line = &channels.line;
     let mail_configured = channels.mail.is_some();
     let fallback_after = channels.mail.as_ref().map(|mail| mail.fallback_after.as_millis() as i64);
@@ -184,7 +187,7 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
     let mut outcomes: HashMap<i64, Next> = HashMap::new();
     let mut requests = 0;
     let mut cursor = 0;
-    loop {
+    while !stop.is_cancelled() {
         let now = now_millis();
         let (mut due, next_due_at) = database.call(move |connection| due_requests(connection, now, cursor, mail_configured)).await?;
         let Some(last) = due.last() else {
@@ -199,7 +202,10 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
             if std::time::Instant::now() + wait > deadline {
                 break;
             }
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => {}
+            }
             continue;
         };
         cursor = *last.ids.last().expect("a request carries a delivery");
@@ -519,11 +525,13 @@ mod tests {
         /// The delay before a first retry, and how long the pass waits for retries.
         first_delay: Duration,
         linger: Duration,
+        /// Whether the pass is told to stop before it starts (a shutdown).
+        stopped: bool,
         expected_state: &'static str,
     }
 
     fn case(what: &'static str, answers: &[Answer], expected_state: &'static str) -> Case {
-        Case { what, state: "queued", first_attempt_hours_ago: None, answers: answers.to_vec(), first_delay: Duration::from_millis(2), linger: Duration::from_secs(2), expected_state }
+        Case { what, state: "queued", first_attempt_hours_ago: None, answers: answers.to_vec(), first_delay: Duration::from_millis(2), linger: Duration::from_secs(2), stopped: false, expected_state }
     }
 
     /// Runs one pass per case over a single delivery against its script, and checks the
@@ -559,7 +567,11 @@ mod tests {
             let server = tokio::spawn(async move { axum::serve(listener, router).await });
             let client = LineClient::new(LineConfig { timeout: TIMEOUT, ..LineConfig::new(format!("http://{address}"), "token") }).unwrap();
             let policy = RetryPolicy { max_attempts: 3, first_delay: case.first_delay, max_delay: Duration::from_secs(60), linger: case.linger };
-            let summary = send_queued(&database, &Channels { line: client, mail: None }, Day(0), &policy).await.unwrap();
+            let stop = CancellationToken::new();
+            if case.stopped {
+                stop.cancel();
+            }
+            let summary = send_queued(&database, &Channels { line: client, mail: None }, Day(0), &policy, &stop).await.unwrap();
             server.abort();
             let (state, attempts): (String, i64) = database.call(|connection| Ok(connection.query_row("SELECT state, attempts FROM deliveries", [], |row| Ok((row.get(0)?, row.get(1)?)))?)).await.unwrap();
             let keys = line.retry_keys.lock().unwrap().clone();
@@ -589,6 +601,7 @@ mod tests {
             Case { state: "failed-retryable", ..case("a retry left by an earlier pass", &[Status(200)], "sent") },
             Case { state: "sending", first_attempt_hours_ago: Some(22), ..case("left sending 22 hours ago: LINE still knows the key", &[Status(409)], "sent") },
             Case { state: "sending", first_attempt_hours_ago: Some(24), ..case("left sending 24 hours ago: not sent again", &[], "failed-permanent") },
+            Case { stopped: true, ..case("a pass told to stop sends nothing and leaves the queue as it is", &[], "queued") },
         ])
         .await;
     }
@@ -611,7 +624,7 @@ mod tests {
         let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
 
         // Within the quota: what fits is sent, the rest waits, nobody gets anything twice.
-        let first = send_queued(&database, &channels, Day(10), &policy).await.unwrap();
+        let first = send_queued(&database, &channels, Day(10), &policy, &CancellationToken::new()).await.unwrap();
         assert_eq!(first.quota, Some(MonthlyQuota { limit: Some(1_100), used: 0 }));
         assert!(first.sent > 0 && first.sent <= 1_100 && first.waiting == 1_203 - first.sent, "{first:?}");
         let seen: usize = emulator.inboxes().values().map(Vec::len).sum();
@@ -619,7 +632,7 @@ mod tests {
 
         // Once the quota allows, the rest goes out.
         emulator.set_monthly_limit(None);
-        let second = send_queued(&database, &channels, Day(10), &policy).await.unwrap();
+        let second = send_queued(&database, &channels, Day(10), &policy, &CancellationToken::new()).await.unwrap();
         server.abort();
         assert_eq!((first.sent + second.sent, second.waiting), (1_203, 0), "{second:?}");
         let inboxes = emulator.inboxes();
@@ -686,13 +699,13 @@ mod tests {
         };
 
         // Without a mail server, e-mail deliveries wait and nothing falls back.
-        let without_mail = send_queued(&database, &Channels { line: line(), mail: None }, Day(10), &policy).await.unwrap();
+        let without_mail = send_queued(&database, &Channels { line: line(), mail: None }, Day(10), &policy, &CancellationToken::new()).await.unwrap();
         assert_eq!((without_mail.sent, without_mail.failed, without_mail.fell_back_to_mail, without_mail.waiting), (2, 1, 0, 2), "{without_mail:?}");
         assert!(smtp.messages().is_empty());
 
         // With it, they go out, and LINE's refusal of resident 3 falls back to e-mail.
         database.call(|connection| Ok(connection.execute("UPDATE deliveries SET state = 'queued', attempts = 0 WHERE channel = 'line' AND state = 'failed-permanent'", [])?)).await.unwrap();
-        let with_mail = send_queued(&database, &Channels { line: line(), mail: mail(Duration::from_secs(3600)) }, Day(10), &policy).await.unwrap();
+        let with_mail = send_queued(&database, &Channels { line: line(), mail: mail(Duration::from_secs(3600)) }, Day(10), &policy, &CancellationToken::new()).await.unwrap();
         assert_eq!((with_mail.fell_back_to_mail, with_mail.waiting), (1, 0), "{with_mail:?}");
         assert_eq!(recipients_by_mail(), ["both@example.jp", "mail-only@example.jp", "refused-by-line@example.jp"]);
         let line_users: Vec<String> = emulator.inboxes().into_keys().collect();
@@ -708,9 +721,9 @@ mod tests {
             .await
             .unwrap();
         let channels = Channels { line: line(), mail: mail(Duration::ZERO) };
-        let line_down = send_queued(&database, &channels, Day(10), &policy).await.unwrap();
+        let line_down = send_queued(&database, &channels, Day(10), &policy, &CancellationToken::new()).await.unwrap();
         assert_eq!((line_down.retryable, line_down.fell_back_to_mail), (1, 0), "{line_down:?}");
-        let after_the_wait = send_queued(&database, &channels, Day(10), &policy).await.unwrap();
+        let after_the_wait = send_queued(&database, &channels, Day(10), &policy, &CancellationToken::new()).await.unwrap();
         server.abort();
         assert_eq!((after_the_wait.fell_back_to_mail, after_the_wait.sent, after_the_wait.waiting), (1, 1, 0), "{after_the_wait:?}");
         assert_eq!(recipients_by_mail(), ["both@example.jp", "line-down@example.jp", "mail-only@example.jp", "refused-by-line@example.jp"]);

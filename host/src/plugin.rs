@@ -338,7 +338,7 @@ fn info_from_wit(info: wit::ProgramInfo) -> Result<ProgramInfo, PluginError> {
             return bad(format!("occasion {:?}: the message has {longest} characters, more than LINE's {LINE_TEXT_LIMIT}", occasion.key));
         }
     }
-    if let Err(problem) = crate::cron::check(&info.schedule) {
+    if let Err(problem) = crate::schedule::check(&info.schedule) {
         return bad(format!("schedule {:?}: {problem}", info.schedule));
     }
     Ok(ProgramInfo {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use oshirase_sdk::Day;
+use tokio_util::sync::CancellationToken;
 
 use crate::channel::Channels;
 use crate::database::{Database, audit, now_text};
@@ -33,8 +34,7 @@ pub struct DayReport {
 
 /// Today's date in Japan (UTC+9).
 pub fn today_in_japan() -> Day {
-    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    Day((seconds + 9 * 3600).div_euclid(86_400) as i32)
+    crate::schedule::day_in_japan(chrono::Utc::now())
 }
 
 /// Opens (creating if needed) only the data directory's database, for commands that need
@@ -94,9 +94,16 @@ impl Service {
                 Ok((runs, queued))
             })
             .await?;
-        let sent = send_queued(&self.database, channels, today, retry).await?;
+        let sent = self.deliver(channels, today, retry, &CancellationToken::new()).await?;
         tracing::info!(%today, queued, sent = sent.sent, retryable = sent.retryable, failed = sent.failed, "day's deliveries done");
         Ok(DayReport { runs, queued, sent })
+    }
+
+    /// Sends the due deliveries of the outbox for `today` (the date in Japan, which decides
+    /// what has expired), until done or `stop` is cancelled: the one place that sends, for
+    /// `run` and for the scheduler alike.
+    pub async fn deliver(&self, channels: &Channels, today: Day, retry: &RetryPolicy, stop: &CancellationToken) -> Result<SendSummary> {
+        send_queued(&self.database, channels, today, retry, stop).await
     }
 
     /// Evaluates one program on the active snapshot and reports its notices, storing and

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use oshirase_sdk::{Day, Relationship};
 use rusqlite::Connection;
+use tokio_util::sync::CancellationToken;
 
 use super::median;
 use crate::channel::Channels;
@@ -131,7 +132,7 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
             queue_only(&database, program).await?;
             let channels = Channels { line: LineClient::new(config.clone())?, mail: None };
             let start = Instant::now();
-            let summary = send_queued(&database, &channels, Day(0), &RetryPolicy::default()).await?;
+            let summary = send_queued(&database, &channels, Day(0), &RetryPolicy::default(), &CancellationToken::new()).await?;
             let seconds = start.elapsed().as_secs_f64();
             anyhow::ensure!(summary.sent == recipients && summary.waiting == 0, "the outbox did not send everything: {summary:?}");
             let (p50, p99) = database.call(latency_percentiles).await?;

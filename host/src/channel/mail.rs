@@ -42,10 +42,18 @@ pub struct MailConfig {
     /// counts as a timeout and is retried.
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// How long LINE may fail to take a delivery (5xx, 429, timeouts) before it goes to a
+    /// resident with an address by e-mail instead.
+    #[serde(default = "default_fallback_after_minutes")]
+    pub fallback_after_minutes: u64,
 }
 
 fn default_timeout_seconds() -> u64 {
     30
+}
+
+fn default_fallback_after_minutes() -> u64 {
+    60
 }
 
 /// How the connection to the mail server is protected.
@@ -84,6 +92,7 @@ impl std::fmt::Debug for MailConfig {
             .field("from", &self.from)
             .field("ca_file", &self.ca_file)
             .field("timeout_seconds", &self.timeout_seconds)
+            .field("fallback_after_minutes", &self.fallback_after_minutes)
             .finish()
     }
 }
@@ -304,6 +313,7 @@ pub(crate) mod test_server {
                 from: "千葉市 おしらせ <oshirase@city.example.jp>".to_string(),
                 ca_file: self.certificates.as_ref().map(TestCertificates::ca_file),
                 timeout_seconds: 10,
+                fallback_after_minutes: 60,
             }
         }
 

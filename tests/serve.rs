@@ -1,0 +1,155 @@
+//! `oshirase serve --config` as a city runs it: the one long-running process evaluates
+//! programs on their schedules, queues what is due, sends only inside the send window, and
+//! stops on SIGTERM without losing or leaving half-done anything.
+
+#[path = "harness.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Timelike;
+use harness::{EmulatorProcess, Scene, TOKEN, read_address};
+use oshirase::schedule::japan;
+use oshirase::service::today_in_japan;
+use serde_json::json;
+
+/// The phrase of the first infant checkup's message.
+const PHRASE: &str = "1回目の乳児健康診査";
+
+fn parent(household: usize) -> String {
+    format!("U{:032x}", 0x100 + household)
+}
+
+/// A town of `households` whose babies are four months old today in Japan, so the first
+/// infant checkup is due for each; only the parents register. The program runs every
+/// second, set the way staff set it.
+fn town(households: usize) -> Scene {
+    let scene = Scene::with_programs(&["infant-checkup"]);
+    let birth = today_in_japan().add_months_clamped(-4);
+    let residents: String = (0..households)
+        .map(|household| format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n{household:02}02,H{household:02},市民 子{household},{birth},男,子,中央区\n"))
+        .collect();
+    let folder = scene.write("export", "residents.csv", &format!("宛名番号,世帯番号,氏名,生年月日,性別,続柄,行政区\n{residents}"));
+    scene.ok(&["import", folder.to_str().unwrap()]);
+    for household in 0..households {
+        scene.ok(&["register", &format!("{household:02}01"), &parent(household)]);
+    }
+    scene.ok(&["schedule", "set", "infant-checkup", "* * * * * *"]);
+    scene
+}
+
+/// Writes the scene's configuration: LINE is the emulator, the window as given.
+fn config(scene: &Scene, emulator: &EmulatorProcess, (start, end): (&str, &str)) -> PathBuf {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\n\n[line]\nbase_url = {url:?}\nchannel_access_token = {TOKEN:?}\ntimeout_seconds = 5\n\n[retry]\nfirst_delay_ms = 20\n\n[send_window]\nstart = {start:?}\nend = {end:?}\n",
+        data = scene.data(),
+        url = emulator.base_url,
+    );
+    scene.write("etc", "oshirase.toml", &text).join("oshirase.toml")
+}
+
+/// `oshirase serve --config FILE`, started; returns once it listens.
+fn serve(scene: &Scene, config: &Path) -> Child {
+    let mut child = scene.command(&["serve", "--config", config.to_str().unwrap()]).stdout(Stdio::piped()).spawn().expect("cannot start oshirase serve");
+    read_address(&mut child);
+    child
+}
+
+/// Sends SIGTERM, as systemd does to stop the service, and checks it exits with status 0;
+/// returns how long it took to stop.
+fn terminate(mut child: Child) -> Duration {
+    let asked = Instant::now();
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve ended with {status} after SIGTERM");
+    asked.elapsed()
+}
+
+/// Waits until `condition` holds, checking it every 50 ms, for at most two minutes.
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !condition() {
+        assert!(Instant::now() < deadline, "still waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// How many deliveries are in each state, and how many due notices have no delivery.
+fn outbox(scene: &Scene) -> (serde_json::Value, i64) {
+    let database = rusqlite::Connection::open_with_flags(scene.data().join("oshirase.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut statement = database.prepare("SELECT state, count(*) FROM deliveries GROUP BY state").unwrap();
+    let states: serde_json::Map<String, serde_json::Value> = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, json!(row.get::<_, i64>(1)?)))).unwrap().map(Result::unwrap).collect();
+    let undelivered = database.query_row("SELECT count(*) FROM notices n WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = n.id)", [], |row| row.get(0)).unwrap();
+    (serde_json::Value::Object(states), undelivered)
+}
+
+/// How many runs of the program succeeded.
+fn runs(scene: &Scene) -> i64 {
+    let database = rusqlite::Connection::open_with_flags(scene.data().join("oshirase.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    database.query_row("SELECT count(*) FROM runs WHERE outcome = 'succeeded'", [], |row| row.get(0)).unwrap()
+}
+
+#[test]
+fn serve_runs_the_schedule_sends_and_stops_on_sigterm_with_nothing_half_done() {
+    const HOUSEHOLDS: usize = 20;
+    let scene = town(HOUSEHOLDS);
+    let journal = scene.directory.path().join("line.jsonl");
+    // Every answer takes 300 ms, so the SIGTERM lands while deliveries are being sent.
+    let emulator = EmulatorProcess::start_with(&journal, &["--fault-slow", "1", "--fault-slow-ms", "300"]);
+    let config = config(&scene, &emulator, ("00:00", "24:00"));
+
+    let server = serve(&scene, &config);
+    wait_until("the first messages", || emulator.inboxes().len() >= 3);
+    let stopping = terminate(server);
+
+    let (states, undelivered) = outbox(&scene);
+    let (sent, queued) = (states["sent"].as_i64().unwrap_or(0), states["queued"].as_i64().unwrap_or(0));
+    assert_eq!(undelivered, 0, "a due notice has no delivery: {states}");
+    assert_eq!(sent + queued, HOUSEHOLDS as i64, "every delivery is sent or still queued, none sending: {states}");
+    assert!(queued > 0, "the SIGTERM came after everything was sent: {states}");
+    let inboxes = emulator.inboxes();
+    assert_eq!(inboxes.len() as i64, sent, "LINE saw exactly what is recorded as sent: {inboxes:?} {states}");
+    eprintln!("serve stopped {stopping:?} after SIGTERM with {sent} sent and {queued} queued");
+
+    // Started again, it sends what stayed queued, and nobody sees anything twice.
+    emulator.set_faults(json!({}));
+    let server = serve(&scene, &config);
+    wait_until("every message", || emulator.inboxes().len() == HOUSEHOLDS);
+    terminate(server);
+    let inboxes = emulator.inboxes();
+    let failures: Vec<String> = (0..HOUSEHOLDS)
+        .map(parent)
+        .filter_map(|user| {
+            let messages = inboxes.get(&user).cloned().unwrap_or_default();
+            (messages.len() != 1 || !messages[0].contains(PHRASE)).then(|| format!("{user}: {messages:?}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(std::fs::read_to_string(&journal).unwrap().lines().count(), HOUSEHOLDS);
+    assert_eq!(outbox(&scene).0, json!({ "sent": HOUSEHOLDS }));
+
+    let listing = scene.ok(&["schedule", "list"]);
+    let columns: Vec<&str> = listing.trim().split('\t').collect();
+    assert_eq!(&columns[..3], ["infant-checkup", "* * * * * *", "override"], "{listing}");
+    assert!(columns[3].ends_with(" JST") && columns[4].ends_with(" JST"), "{listing}");
+}
+
+#[test]
+fn outside_the_send_window_deliveries_are_queued_and_nothing_is_sent() {
+    const HOUSEHOLDS: usize = 3;
+    let scene = town(HOUSEHOLDS);
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+    // A window that is closed now and stays closed for the next hours.
+    let hour = chrono::Utc::now().with_timezone(&japan()).hour();
+    let window = if hour < 10 { ("12:00", "23:00") } else { ("00:00", "09:00") };
+    let config = config(&scene, &emulator, window);
+
+    let server = serve(&scene, &config);
+    // Two runs: the pass that queued the deliveries has decided about sending them.
+    wait_until("two runs", || runs(&scene) >= 2);
+    terminate(server);
+    assert_eq!(outbox(&scene), (json!({ "queued": HOUSEHOLDS }), 0));
+    assert!(emulator.inboxes().is_empty(), "{:?}", emulator.inboxes());
+}
