@@ -22,14 +22,18 @@ fn parent(household: usize) -> String {
     format!("U{:032x}", 0x100 + household)
 }
 
-/// A town of `households` whose babies are four months old today in Japan, so the first
-/// infant checkup is due for each; only the parents register. The program runs every
-/// second, set the way staff set it.
+/// A town of `households` whose babies are about four months old today in Japan, so the
+/// first infant checkup is due for each; each was born on a day of its own, so each
+/// message has its own deadline and goes out as a push of its own. Only the parents
+/// register. The program runs every second, set the way staff set it.
 fn town(households: usize) -> Scene {
     let scene = Scene::with_programs(&["infant-checkup"]);
-    let birth = today_in_japan().add_months_clamped(-4);
+    let four_months = today_in_japan().add_months_clamped(-4);
     let residents: String = (0..households)
-        .map(|household| format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n{household:02}02,H{household:02},市民 子{household},{birth},男,子,中央区\n"))
+        .map(|household| {
+            let birth = four_months.add_days(-(household as i32));
+            format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n{household:02}02,H{household:02},市民 子{household},{birth},男,子,中央区\n")
+        })
         .collect();
     let folder = scene.write("export", "residents.csv", &format!("宛名番号,世帯番号,氏名,生年月日,性別,続柄,行政区\n{residents}"));
     scene.ok(&["import", folder.to_str().unwrap()]);
@@ -40,10 +44,11 @@ fn town(households: usize) -> Scene {
     scene
 }
 
-/// Writes the scene's configuration: LINE is the emulator, the window as given.
+/// Writes the scene's configuration: LINE is the emulator, one request at a time, the
+/// window as given.
 fn config(scene: &Scene, emulator: &EmulatorProcess, (start, end): (&str, &str)) -> PathBuf {
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\n\n[line]\nbase_url = {url:?}\nchannel_access_token = {TOKEN:?}\ntimeout_seconds = 5\n\n[retry]\nfirst_delay_ms = 20\n\n[send_window]\nstart = {start:?}\nend = {end:?}\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\n\n[line]\nbase_url = {url:?}\nchannel_access_token = {TOKEN:?}\ntimeout_seconds = 5\nconcurrent_requests = 1\n\n[retry]\nfirst_delay_ms = 20\n\n[send_window]\nstart = {start:?}\nend = {end:?}\n",
         data = scene.data(),
         url = emulator.base_url,
     );

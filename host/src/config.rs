@@ -72,6 +72,13 @@ pub struct LineSection {
     /// How long one request may take before it counts as a timeout (retried).
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: f64,
+    /// Requests in flight at once; LINE's published rate limits set the pace regardless.
+    #[serde(default = "default_concurrent_requests")]
+    pub concurrent_requests: usize,
+}
+
+fn default_concurrent_requests() -> usize {
+    32
 }
 
 fn default_base_url() -> String {
@@ -84,7 +91,7 @@ fn default_timeout_seconds() -> f64 {
 
 impl Default for LineSection {
     fn default() -> LineSection {
-        LineSection { base_url: default_base_url(), channel_access_token: None, channel_secret: None, timeout_seconds: default_timeout_seconds() }
+        LineSection { base_url: default_base_url(), channel_access_token: None, channel_secret: None, timeout_seconds: default_timeout_seconds(), concurrent_requests: default_concurrent_requests() }
     }
 }
 
@@ -174,6 +181,7 @@ impl Config {
     pub fn line(&self) -> LineConfig {
         LineConfig {
             timeout: Duration::from_secs_f64(self.line.timeout_seconds),
+            concurrent_requests: self.line.concurrent_requests,
             ..LineConfig::new(self.line.base_url.clone(), self.line.channel_access_token.clone().unwrap_or_default())
         }
     }

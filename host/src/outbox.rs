@@ -115,8 +115,6 @@ fn latest_birth_day_of_age(years: u32, today: Day) -> Day {
     birth
 }
 
-/// How many requests are in flight at once; LINE's rate limits, not this, set the pace.
-pub(crate) const CONCURRENT_REQUESTS: usize = 32;
 /// How many requests one step of a pass marks `sending` together before sending them: the
 /// most a crash can leave to be sent again (each again under its own retry key).
 const REQUESTS_PER_STEP: usize = 256;
@@ -166,8 +164,8 @@ fn now_millis() -> i64 {
 /// Sends every delivery that is due — queued, retryable and due again, or left `sending`
 /// by a crash — reusing each request's retry key, and retries what LINE did not accept as
 /// `policy` says, waiting up to `policy.linger` for retries to fall due. Each step marks
-/// its deliveries `sending` before their requests go out and records every outcome
-/// before the next step. Deliveries whose notice expired before `today` are marked
+/// its deliveries `sending` before their requests go out, sends them at most
+/// `concurrent_requests` at a time, and records every outcome before the next step. Deliveries whose notice expired before `today` are marked
 /// expired instead (a late notice is worse than none), and those first tried longer ago
 /// than LINE keeps retry keys fail rather than risk a duplicate. When LINE's monthly
 /// quota would be exceeded, what does not fit waits for a later pass, with a warning.
@@ -175,7 +173,7 @@ fn now_millis() -> i64 {
 /// take for `fallback_after`, is queued again by e-mail to a recipient who has an address;
 /// without it, e-mail deliveries wait. Once `stop` is cancelled no new step starts: the
 /// requests in flight finish and their outcomes are recorded, and the rest stay as they
-/// are for a later pass.
+/// are for a later pass; those of the step not yet begun go back to the queue.
 pub async fn send_queued(database: &Database, channels: &Channels, today: Day, policy: &RetryPolicy, stop: &CancellationToken) -> Result<SendSummary> {
     let line = &channels.line;
     let mail_configured = channels.mail.is_some();
@@ -215,22 +213,30 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
         }
         let members: Vec<Vec<i64>> = due.iter().map(|request| request.ids.clone()).collect();
         let attempts = database.call(move |connection| mark_sending(connection, &members, now_millis())).await?;
-        requests += due.len();
-        let answered: Vec<(Request, u32, SendOutcome)> = futures::stream::iter(due.into_iter().zip(attempts))
+        let answered: Vec<(Request, u32, Option<SendOutcome>)> = futures::stream::iter(due.into_iter().zip(attempts))
             .map(|(request, attempts)| async move {
+                // Once told to stop, a request not yet begun is not sent at all.
+                if stop.is_cancelled() {
+                    return (request, attempts, None);
+                }
                 let outcome = match &channels.mail {
                     Some(mail) if request.channel == "mail" => {
                         mail.client.send(&request.addresses[0], &request.subject, &format!("{}\n\n{MAIL_FOOTER}", request.text), &request.retry_key).await
                     }
                     _ => line.send(&request.addresses, &request.text, &request.retry_key, &aggregation_unit(&request.program)).await,
                 };
-                (request, attempts, outcome)
+                (request, attempts, Some(outcome))
             })
-            .buffer_unordered(CONCURRENT_REQUESTS)
+            .buffer_unordered(line.concurrent_requests())
             .collect()
             .await;
         let mut decided = Vec::with_capacity(answered.len());
         for (request, attempts, outcome) in answered {
+            let Some(outcome) = outcome else {
+                decided.push(Decided { ids: request.ids, next: None, error: String::new(), fall_back: false });
+                continue;
+            };
+            requests += 1;
             let next = policy.next(&outcome, attempts, rand::random::<f64>());
             let error = match outcome {
                 SendOutcome::Retryable(error) | SendOutcome::Permanent(error) => {
@@ -243,7 +249,7 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
                 outcomes.insert(*id, next.clone());
             }
             let fall_back = mail_configured && request.channel == "line" && next == Next::GiveUp;
-            decided.push(Decided { ids: request.ids, next, error, fall_back });
+            decided.push(Decided { ids: request.ids, next: Some(next), error, fall_back });
         }
         fell_back += database.call(move |connection| record_outcomes(connection, &decided)).await?;
         if quota_reached {
@@ -441,7 +447,8 @@ fn mark_sending(connection: &mut Connection, requests: &[Vec<i64>], now: i64) ->
 /// What became of one request's attempt.
 struct Decided {
     ids: Vec<i64>,
-    next: Next,
+    /// None when the request was not sent after all (the pass was told to stop).
+    next: Option<Next>,
     error: String,
     /// A LINE request given up on, whose recipients with an address get it by e-mail.
     fall_back: bool,
@@ -456,12 +463,23 @@ fn record_outcomes(connection: &mut Connection, decided: &[Decided]) -> Result<u
         let mut record = transaction.prepare_cached(
             "UPDATE deliveries SET state = ?2, next_attempt_at = ?3, last_error = ?4, sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END WHERE id = ?1",
         )?;
+        // A request that was marked but never sent goes back to the queue, its attempt
+        // uncounted.
+        let mut unmark = transaction.prepare_cached(
+            "UPDATE deliveries SET state = 'queued', attempts = attempts - 1, first_attempt_at = CASE WHEN attempts = 1 THEN NULL ELSE first_attempt_at END WHERE id = ?1",
+        )?;
         let now = now_text();
         for request in decided {
             let (state, next_attempt_at) = match request.next {
-                Next::Delivered => ("sent", None),
-                Next::RetryAfter(delay) => ("failed-retryable", Some(now_millis() + delay.as_millis() as i64)),
-                Next::GiveUp => ("failed-permanent", None),
+                Some(Next::Delivered) => ("sent", None),
+                Some(Next::RetryAfter(delay)) => ("failed-retryable", Some(now_millis() + delay.as_millis() as i64)),
+                Some(Next::GiveUp) => ("failed-permanent", None),
+                None => {
+                    for id in &request.ids {
+                        unmark.execute([id])?;
+                    }
+                    continue;
+                }
             };
             for id in &request.ids {
                 record.execute((id, state, next_attempt_at, &request.error, &now))?;

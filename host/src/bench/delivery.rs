@@ -18,7 +18,7 @@ use super::median;
 use crate::channel::Channels;
 use crate::channel::line::{LineClient, LineConfig, aggregation_unit};
 use crate::database::Database;
-use crate::outbox::{CONCURRENT_REQUESTS, enqueue_due, send_queued};
+use crate::outbox::{enqueue_due, send_queued};
 use crate::retry::RetryPolicy;
 
 pub struct DeliveryBenchOptions {
@@ -119,7 +119,7 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
         let start = Instant::now();
         let accepted = futures::stream::iter(&pushes)
             .map(|(address, text, key)| client.send(std::slice::from_ref(address), text, key, &unit))
-            .buffer_unordered(CONCURRENT_REQUESTS)
+            .buffer_unordered(client.concurrent_requests())
             .filter(|outcome| std::future::ready(*outcome == crate::channel::SendOutcome::Accepted))
             .count()
             .await;

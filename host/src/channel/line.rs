@@ -26,6 +26,9 @@ pub struct LineConfig {
     pub push_per_second: NonZeroU32,
     /// Multicast requests per second at most; LINE allows 200.
     pub multicast_per_second: NonZeroU32,
+    /// Requests in flight at once (e-mails included); LINE's rate limits, not this, set
+    /// the pace, but a stop waits for this many at most.
+    pub concurrent_requests: usize,
 }
 
 impl LineConfig {
@@ -38,6 +41,7 @@ impl LineConfig {
             timeout: Duration::from_secs(10),
             push_per_second: NonZeroU32::new(2_000).unwrap(),
             multicast_per_second: NonZeroU32::new(200).unwrap(),
+            concurrent_requests: 32,
         }
     }
 }
@@ -78,6 +82,11 @@ impl LineClient {
             RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
         };
         Ok(LineClient { http, push_rate: limiter(config.push_per_second), multicast_rate: limiter(config.multicast_per_second), config })
+    }
+
+    /// How many requests the outbox may have in flight at once.
+    pub fn concurrent_requests(&self) -> usize {
+        self.config.concurrent_requests.max(1)
     }
 
     fn url(&self, path: &str) -> String {
