@@ -1,5 +1,5 @@
 //! Helpers for the end-to-end tests: run the real binary in a temp data directory, and
-//! start a real LINE emulator process on a free port.
+//! start a real LINE emulator process and a real SMTP server process on free ports.
 
 // Each test crate includes this file and uses only part of it.
 #![allow(dead_code)]
@@ -75,6 +75,46 @@ pub fn read_address(child: &mut Child) -> String {
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("the process's stdout is piped")).read_line(&mut line).unwrap();
     line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string()
+}
+
+/// The real SMTP server of `smtp_server.py` (aiosmtpd, plain) on a free port, storing
+/// each accepted message as a file; killed when dropped.
+pub struct SmtpProcess {
+    child: Child,
+    pub port: u16,
+    maildir: tempfile::TempDir,
+}
+
+impl SmtpProcess {
+    pub fn start() -> SmtpProcess {
+        let maildir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("smtp_server.py");
+        let mut child = Command::new("python3").arg(script).arg(maildir.path()).stdout(Stdio::piped()).spawn().expect("python3 with aiosmtpd is needed");
+        let address = read_address(&mut child);
+        let port = address.rsplit(':').next().unwrap().parse().unwrap();
+        SmtpProcess { child, port, maildir }
+    }
+
+    /// Every accepted message's `To:` header and raw text, in the order received.
+    pub fn messages(&self) -> Vec<(String, String)> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.maildir.path()).unwrap().map(|entry| entry.unwrap().path()).collect();
+        paths.sort_by_key(|path| path.file_stem().and_then(|stem| stem.to_str()).and_then(|stem| stem.parse::<u64>().ok()));
+        paths
+            .iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(path).unwrap();
+                let to = text.lines().find_map(|line| line.strip_prefix("To: ")).unwrap_or_default().to_string();
+                (to, text)
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A real `oshirase line-emulator` process on a free port, killed when dropped.

@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Timelike;
-use harness::{EmulatorProcess, Scene, TOKEN, read_address};
+use harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, read_address};
 use oshirase::schedule::japan;
 use oshirase::service::today_in_japan;
 use serde_json::json;
@@ -157,4 +157,35 @@ fn outside_the_send_window_deliveries_are_queued_and_nothing_is_sent() {
     terminate(server);
     assert_eq!(outbox(&scene), (json!({ "queued": HOUSEHOLDS }), 0));
     assert!(emulator.inboxes().is_empty(), "{:?}", emulator.inboxes());
+}
+
+#[test]
+fn with_a_mail_server_residents_who_chose_e_mail_get_it_and_line_refusals_fall_back_to_it() {
+    const HOUSEHOLDS: usize = 3;
+    let scene = town(HOUSEHOLDS);
+    // Parent 0 chose LINE; parent 1 e-mail; parent 2 LINE, with an address for when LINE
+    // cannot deliver — and LINE refuses the channel's token, for good.
+    scene.ok(&["register", "0101", "--email", "mail-only@example.jp"]);
+    scene.ok(&["register", "0201", &parent(2), "--email", "fallback@example.jp", "--channels", "line"]);
+    let refused = scene.run(&["register", "0301", "--channels", "mail"]);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("needs the LINE user id or e-mail address it would send to"));
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+    let smtp = SmtpProcess::start();
+    let mut text = std::fs::read_to_string(config(&scene, &emulator, ("00:00", "24:00"))).unwrap();
+    text = text.replace(&format!("channel_access_token = {TOKEN:?}"), "channel_access_token = \"a-token-line-refuses\"");
+    text.push_str(&format!("\n[mail]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\nfrom = \"千葉市 おしらせ <oshirase@city.example.jp>\"\n", smtp.port));
+    let config = scene.write("etc", "mail.toml", &text).join("mail.toml");
+
+    let server = serve(&scene, &config);
+    wait_until("two e-mails", || smtp.messages().len() >= 2);
+    terminate(server);
+    let messages = smtp.messages();
+    let mut recipients: Vec<&str> = messages.iter().map(|(to, _)| to.as_str()).collect();
+    recipients.sort();
+    assert_eq!(recipients, ["fallback@example.jp", "mail-only@example.jp"]);
+    assert!(messages.iter().all(|(_, text)| text.contains("Content-Type: text/plain; charset=utf-8")), "{messages:?}");
+    assert!(emulator.inboxes().is_empty(), "LINE refused the token, so nothing reached it");
+    let (states, _) = outbox(&scene);
+    // Parent 0 has LINE only: refused for good, with nothing to fall back to.
+    assert_eq!(states, json!({ "sent": 2, "failed-permanent": 2 }), "{states}");
 }

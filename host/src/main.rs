@@ -100,7 +100,17 @@ enum Command {
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
     /// Links a resident to a LINE user id.
-    Register { resident_id: String, line_user_id: String },
+    Register {
+        resident_id: String,
+        line_user_id: Option<String>,
+        /// An e-mail address, confirmed by the resident.
+        #[arg(long)]
+        email: Option<String>,
+        /// Where notices go: line, mail or both; every one given by default. An address
+        /// not chosen is the fallback when LINE cannot deliver.
+        #[arg(long)]
+        channels: Option<String>,
+    },
     /// Evaluates every active program for a date, plans the notices and sends the due ones.
     Run {
         #[arg(long, value_parser = parse_day)]
@@ -405,8 +415,8 @@ async fn main() -> Result<()> {
             open_database(&data)?.call(move |connection| oshirase::snapshot::activate(connection, id, "cli")).await?;
             println!("snapshot {id} is active");
         }
-        Command::Register { resident_id, line_user_id } => {
-            Service::open(&data, &programs).await?.register(resident_id, line_user_id).await?;
+        Command::Register { resident_id, line_user_id, email, channels } => {
+            Service::open(&data, &programs).await?.register(resident_id, line_user_id, email, channels).await?;
         }
         Command::Run { date, line_base_url, line_token, delivery } => {
             let service = Service::open(&data, &programs).await?;

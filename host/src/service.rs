@@ -61,20 +61,37 @@ impl Service {
         Ok(service)
     }
 
-    /// Links a resident to a LINE user id, replacing any earlier link.
-    pub async fn register(&self, resident_id: String, line_user_id: String) -> Result<()> {
-        if !(line_user_id.len() == 33 && line_user_id.starts_with('U') && line_user_id[1..].bytes().all(|byte| byte.is_ascii_hexdigit() && !byte.is_ascii_uppercase())) {
+    /// Links a resident to a LINE user id and/or an e-mail address, replacing any earlier
+    /// link, and records which of them notices go to: `channels` is `line`, `mail` or
+    /// `both`, by default every one given. An address given but not chosen is the
+    /// fallback when LINE cannot deliver.
+    pub async fn register(&self, resident_id: String, line_user_id: Option<String>, email: Option<String>, channels: Option<String>) -> Result<()> {
+        if let Some(line_user_id) = &line_user_id
+            && !(line_user_id.len() == 33 && line_user_id.starts_with('U') && line_user_id[1..].bytes().all(|byte| byte.is_ascii_hexdigit() && !byte.is_ascii_uppercase()))
+        {
             anyhow::bail!("LINE user id {line_user_id:?} is not U followed by 32 lower-case hex digits");
         }
+        if let Some(email) = &email {
+            email.parse::<lettre::Address>().map_err(|problem| anyhow::anyhow!("e-mail address is not valid: {problem}"))?;
+        }
+        let channels = match (channels.as_deref(), &line_user_id, &email) {
+            (None, Some(_), Some(_)) => "both",
+            (None | Some("line"), Some(_), _) => "line",
+            (None | Some("mail"), _, Some(_)) => "mail",
+            (Some("both"), Some(_), Some(_)) => "both",
+            (None, None, None) => anyhow::bail!("a registration needs a LINE user id or an e-mail address"),
+            (Some(chosen @ ("line" | "mail" | "both")), ..) => anyhow::bail!("channels {chosen:?} needs the LINE user id or e-mail address it would send to"),
+            (Some(other), ..) => anyhow::bail!("channels {other:?} is not line, mail or both"),
+        };
         self.database
             .call(move |connection| {
                 let transaction = connection.transaction()?;
                 transaction.execute(
-                    "INSERT INTO registrations (resident_id, line_user_id, registered_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (resident_id) DO UPDATE SET line_user_id = excluded.line_user_id, active = 1",
-                    (&resident_id, &line_user_id, now_text()),
+                    "INSERT INTO registrations (resident_id, line_user_id, email, channels, registered_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (resident_id) DO UPDATE SET line_user_id = excluded.line_user_id, email = excluded.email, channels = excluded.channels, active = 1",
+                    (&resident_id, &line_user_id, &email, channels, now_text()),
                 )?;
-                audit(&transaction, "cli", "register", &resident_id, "line")?;
+                audit(&transaction, "cli", "register", &resident_id, channels)?;
                 transaction.commit()?;
                 Ok(())
             })
