@@ -13,6 +13,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_full_snapshots.sql", include_str!("../../db/0002_full_snapshots.sql")),
     ("0003_publishing.sql", include_str!("../../db/0003_publishing.sql")),
     ("0004_delivery_states.sql", include_str!("../../db/0004_delivery_states.sql")),
+    ("0007_residents_chat.sql", include_str!("../../db/0007_residents_chat.sql")),
 ];
 
 /// Opens (creating if needed) the database at `path`, in WAL mode, fully migrated.

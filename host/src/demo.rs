@@ -44,7 +44,7 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     let listener = tokio::net::TcpListener::bind(options.address).await.with_context(|| format!("cannot listen on {} (choose another with --port)", options.address))?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState { service: service.clone(), emulator: Some(emulator) };
+    let state = AppState { service: service.clone(), emulator: Some(emulator), webhook: None };
     let server = tokio::spawn(crate::run(state, listener, async {
         let _ = stopped.await;
     }));

@@ -1,7 +1,10 @@
 //! A LINE Messaging API emulator for the demo and the tests. It enforces the request
-//! rules of LINE's OpenAPI description (`shared/line-openapi/messaging-api.yml`) for push
-//! and multicast — bearer token, 1–5 messages, at most 500 recipients, retry keys that
-//! answer 409 on a repeat — records what each user would see, and shows it as phones.
+//! rules of LINE's OpenAPI description (`shared/line-openapi/messaging-api.yml`) for push,
+//! multicast and reply — bearer token, 1–5 messages, at most 500 recipients, retry keys
+//! that answer 409 on a repeat, quick replies of at most 13 buttons, reply tokens that
+//! work once and only shortly after the event — records what each user would see, and
+//! shows it as phones. Tests ask it for reply tokens (`issue_reply_token`), as LINE puts
+//! one in each webhook event it sends.
 //! It can be told to misbehave (`faults.rs`); every message a user would see is counted,
 //! so a message delivered twice shows twice in `/emulator/inboxes`.
 
@@ -22,8 +25,13 @@ pub use faults::{Faults, Injected};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::channel::line::is_user_id;
+
 /// The longest text message LINE accepts, in characters.
 const MAX_TEXT_CHARACTERS: usize = 5000;
+/// How long a reply token stays usable. LINE documents only that it must be used soon
+/// after the event; the emulator allows a minute.
+const REPLY_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One message as a user would see it in their chat.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -32,6 +40,9 @@ pub struct ReceivedMessage {
     pub text: String,
     pub request_id: String,
     pub aggregation_unit: Option<String>,
+    /// The labels of the quick-reply buttons shown under the message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<String>,
 }
 
 /// One accepted request, as kept in the journal.
@@ -48,6 +59,8 @@ struct Inbox {
     by_user: BTreeMap<String, Vec<ReceivedMessage>>,
     /// Retry key → the request id that was accepted with it.
     retry_keys: HashMap<String, String>,
+    /// Reply token → the user it answers and when it was issued; removed when used.
+    reply_tokens: HashMap<String, (String, std::time::Instant)>,
     next_message_id: u64,
     journal: Option<std::fs::File>,
 }
@@ -109,6 +122,14 @@ impl Emulator {
         Ok(emulator)
     }
 
+    /// A reply token for an event from `user`, as LINE puts in a webhook event: it works
+    /// once, within `REPLY_TOKEN_LIFETIME`.
+    pub fn issue_reply_token(&self, user: &str) -> String {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        self.inbox.lock().unwrap().reply_tokens.insert(token.clone(), (user.to_string(), std::time::Instant::now()));
+        token
+    }
+
     /// Every message each user has received, by user id.
     pub fn inboxes(&self) -> BTreeMap<String, Vec<ReceivedMessage>> {
         self.inbox.lock().unwrap().by_user.clone()
@@ -122,6 +143,7 @@ impl Emulator {
             .route_layer(axum::middleware::from_fn_with_state(self.clone(), faults::inject));
         Router::new()
             .merge(sending)
+            .route("/v2/bot/message/reply", post(reply))
             .route("/emulator/inboxes", get(inboxes_json))
             .route("/emulator/faults", get(faults_json).put(put_faults))
             .route("/", get(phones_page))
@@ -154,6 +176,7 @@ impl Emulator {
                 text: message["text"].as_str().unwrap_or_default().to_string(),
                 request_id: request_id.clone(),
                 aggregation_unit: aggregation_unit.clone(),
+                buttons: message.pointer("/quickReply/items").and_then(Value::as_array).into_iter().flatten().filter_map(|item| item.pointer("/action/label")?.as_str().map(str::to_string)).collect(),
             });
         }
         let accepted = Accepted { request_id, retry_key, to, messages: received };
@@ -225,12 +248,56 @@ fn common_checks(emulator: &Emulator, headers: &HeaderMap, body: &Bytes) -> Resu
             }
             Some(_) => {}
         }
+        if let Some(quick_reply) = message.get("quickReply") {
+            check_quick_reply(quick_reply, &format!("{property}.quickReply"))?;
+        }
     }
     Ok((retry_key, body))
 }
 
-fn is_user_id(text: &str) -> bool {
-    text.len() == 33 && text.starts_with('U') && text[1..].bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+/// A quick reply: 1–13 items of type `action`, each a postback, date picker or message
+/// action with a label of 1–20 characters and data of at most 300.
+fn check_quick_reply(quick_reply: &Value, property: &str) -> Result<(), Response> {
+    let Some(items) = quick_reply.get("items").and_then(Value::as_array) else {
+        return Err(invalid("must be specified", &format!("{property}.items")));
+    };
+    if items.is_empty() || items.len() > crate::channel::line::MAX_QUICK_REPLY_ITEMS {
+        return Err(invalid("Size must be between 1 and 13", &format!("{property}.items")));
+    }
+    for (index, item) in items.iter().enumerate() {
+        let property = format!("{property}.items[{index}]");
+        if item.get("type").and_then(Value::as_str) != Some("action") {
+            return Err(invalid("must be action", &format!("{property}.type")));
+        }
+        let action = item.get("action").ok_or_else(|| invalid("must be specified", &format!("{property}.action")))?;
+        let label = action.get("label").and_then(Value::as_str).unwrap_or_default();
+        if label.is_empty() || label.chars().count() > crate::channel::line::MAX_QUICK_REPLY_LABEL {
+            return Err(invalid("Length must be between 1 and 20", &format!("{property}.action.label")));
+        }
+        let data = action.get("data").and_then(Value::as_str);
+        match action.get("type").and_then(Value::as_str) {
+            Some("postback") => {
+                if data.is_none() {
+                    return Err(invalid("must be specified", &format!("{property}.action.data")));
+                }
+            }
+            Some("datetimepicker") => {
+                if !matches!(action.get("mode").and_then(Value::as_str), Some("date" | "time" | "datetime")) {
+                    return Err(invalid("must be one of date, time, datetime", &format!("{property}.action.mode")));
+                }
+            }
+            Some("message") => {
+                if action.get("text").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    return Err(invalid("must be specified", &format!("{property}.action.text")));
+                }
+            }
+            _ => return Err(invalid("the emulator accepts postback, datetimepicker and message actions", &format!("{property}.action.type"))),
+        }
+        if data.is_some_and(|data| data.chars().count() > crate::channel::line::MAX_POSTBACK_DATA) {
+            return Err(invalid("Length must be between 0 and 300", &format!("{property}.action.data")));
+        }
+    }
+    Ok(())
 }
 
 /// Reads `customAggregationUnits`: at most one name of 1–30 letters, digits or underscores.
@@ -274,6 +341,30 @@ async fn push(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes)
         Err(response) => return response,
     };
     match emulator.accept(retry_key, vec![to], body["messages"].as_array().unwrap(), unit) {
+        Ok(accepted) => {
+            let sent: Vec<Value> = accepted.messages.iter().map(|message| json!({ "id": message.id, "quoteToken": format!("q{}", message.id) })).collect();
+            accepted_response(&accepted, json!({ "sentMessages": sent }))
+        }
+        Err(response) => response,
+    }
+}
+
+/// `POST /v2/bot/message/reply`: the token must be one issued for an event and unused, and
+/// is used up even when the request is refused later, as LINE's is.
+async fn reply(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
+    let (_, body) = match common_checks(&emulator, &headers, &body) {
+        Ok(checked) => checked,
+        Err(response) => return response,
+    };
+    let Some(token) = body.get("replyToken").and_then(Value::as_str) else {
+        return invalid("must be specified", "replyToken");
+    };
+    let issued = emulator.inbox.lock().unwrap().reply_tokens.remove(token);
+    let user = match issued {
+        Some((user, issued_at)) if issued_at.elapsed() <= REPLY_TOKEN_LIFETIME => user,
+        _ => return error(StatusCode::BAD_REQUEST, "Invalid reply token", None),
+    };
+    match emulator.accept(None, vec![user], body["messages"].as_array().unwrap(), None) {
         Ok(accepted) => {
             let sent: Vec<Value> = accepted.messages.iter().map(|message| json!({ "id": message.id, "quoteToken": format!("q{}", message.id) })).collect();
             accepted_response(&accepted, json!({ "sentMessages": sent }))

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod bench;
 pub mod cases;
 pub mod channel;
+pub mod chat;
 pub mod cron;
 pub mod database;
 pub mod demo;
@@ -22,6 +23,7 @@ pub mod service;
 pub mod snapshot;
 pub mod synth;
 pub mod web;
+pub mod webhook;
 
 use std::future::Future;
 

@@ -113,10 +113,41 @@ enum Command {
     /// Manages access to the admin API.
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Serves the overview page and the admin API until interrupted.
+    /// Serves the overview page, the admin API and, given a channel secret, the LINE
+    /// webhook until interrupted.
     Serve {
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        #[command(flatten)]
+        webhook: WebhookArguments,
+    },
+    /// Registration numbers that residents type into the LINE chat.
+    #[command(subcommand)]
+    Registration(RegistrationCommand),
+}
+
+/// The LINE channel the webhook answers for; without a secret there is no webhook.
+#[derive(clap::Args)]
+struct WebhookArguments {
+    /// The channel secret that signs webhook requests (`X-Line-Signature`).
+    #[arg(long, env = "OSHIRASE_LINE_SECRET", hide_env_values = true)]
+    line_secret: Option<String>,
+    /// Where replies go: LINE, or an emulator.
+    #[arg(long, env = "OSHIRASE_LINE_BASE_URL", default_value = "https://api.line.me")]
+    line_base_url: String,
+    /// The channel access token replies are sent with; needed with a secret.
+    #[arg(long, env = "OSHIRASE_LINE_TOKEN", hide_env_values = true)]
+    line_token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RegistrationCommand {
+    /// Issues a registration number for a resident of the active snapshot and prints it;
+    /// it works once, until it expires, and replaces the resident's unused earlier numbers.
+    Issue {
+        resident_id: String,
+        #[arg(long, default_value_t = oshirase::chat::number::DEFAULT_VALID_DAYS)]
+        valid_days: u32,
     },
 }
 
@@ -410,12 +441,27 @@ async fn main() -> Result<()> {
             let token = database.call(move |connection| oshirase::admin::create_token(connection, &division, &programs, admin, "cli")).await?;
             println!("{token}");
         }
-        Command::Serve { port } => {
+        Command::Serve { port, webhook } => {
             let service = Service::open(&data, &programs).await?;
+            let webhook = match webhook.line_secret {
+                None => None,
+                Some(secret) => {
+                    let token = webhook.line_token.context("the LINE webhook needs --line-token (OSHIRASE_LINE_TOKEN) to reply")?;
+                    let webhook_state = oshirase::webhook::Webhook::new(&secret)?;
+                    let client = oshirase::channel::line::LineClient::new(LineConfig::new(webhook.line_base_url, token))?;
+                    webhook_state.start_worker(service.database.clone(), client);
+                    Some(webhook_state)
+                }
+            };
             let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;
             println!("listening on http://{}", listener.local_addr()?);
-            let state = oshirase::AppState { service, emulator: None };
+            let state = oshirase::AppState { service, emulator: None, webhook };
             oshirase::run(state, listener, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
+        }
+        Command::Registration(RegistrationCommand::Issue { resident_id, valid_days }) => {
+            let database = open_database(&data)?;
+            let number = database.call(move |connection| oshirase::chat::number::issue(connection, &resident_id, valid_days, "cli")).await?;
+            println!("{number}");
         }
         Command::Plugin(PluginCommand::DryRun { program, date, format }) => {
             let service = Service::open(&data, &programs).await?;

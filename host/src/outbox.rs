@@ -19,7 +19,10 @@ const GUARDIAN_AGE: u32 = 18;
 
 /// Turns every notice due on `today` into a LINE delivery for each registered recipient:
 /// the resident, or for a minor without their own registration, the registered heads and
-/// spouses of the household. Returns how many deliveries were queued.
+/// spouses of the household; for a due date or birth date registered in the chat
+/// (`self:<id>`), the LINE user who registered it while they follow the account. A
+/// recipient who muted the program's category gets nothing (until they unmute it while
+/// the notice is still due). Returns how many deliveries were queued.
 pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
     let Some(snapshot_id) = crate::snapshot::active(connection)? else {
         return Ok(0);
@@ -49,7 +52,11 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
                  JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = due.resident_id
                  JOIN guardians g ON g.household_id = r.household_id
                  WHERE r.birth_day > ?3
-                   AND NOT EXISTS (SELECT 1 FROM registrations own WHERE own.resident_id = due.resident_id AND own.active = 1))
+                   AND NOT EXISTS (SELECT 1 FROM registrations own WHERE own.resident_id = due.resident_id AND own.active = 1)
+                 UNION ALL
+                 SELECT due.*, s.line_user_id FROM due
+                 JOIN self_registrations s ON due.resident_id = 'self:' || s.id
+                 JOIN line_users u ON u.line_user_id = s.line_user_id AND u.following = 1)
              SELECT id, program, occasion, expires_on, line_user_id FROM recipients
              WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = recipients.id AND d.channel = 'line' AND d.address = recipients.line_user_id)
              ORDER BY id, line_user_id",
@@ -60,11 +67,21 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
             )?
             .collect::<Result<_, _>>()?;
+        // Muted categories by LINE user: few users mute anything, so this stays small.
+        let mut muted: HashMap<String, Vec<String>> = HashMap::new();
+        let mut statement = transaction.prepare("SELECT line_user_id, category FROM muted_categories")?;
+        let mut mutes = statement.query([])?;
+        while let Some(row) = mutes.next()? {
+            muted.entry(row.get(0)?).or_default().push(row.get(1)?);
+        }
         let mut insert = transaction.prepare(
             "INSERT INTO deliveries (notice_id, channel, address, text, retry_key, state, created_at) VALUES (?1, 'line', ?2, ?3, ?4, 'queued', ?5)",
         )?;
         for (notice_id, program, occasion, expires_on, line_user_id) in rows {
             let Some(manifest) = manifests.get(&program) else { continue };
+            if muted.get(&line_user_id).is_some_and(|categories| categories.contains(&manifest.category)) {
+                continue;
+            }
             let Some(template) = manifest.occasion(&occasion) else { continue };
             let text = render(&template.template, &manifest.name, &manifest.contact, Day(expires_on));
             queued += insert.execute((notice_id, line_user_id, text, uuid::Uuid::new_v4().to_string(), now_text()))?;

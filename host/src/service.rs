@@ -63,7 +63,7 @@ impl Service {
 
     /// Links a resident to a LINE user id, replacing any earlier link.
     pub async fn register(&self, resident_id: String, line_user_id: String) -> Result<()> {
-        if !(line_user_id.len() == 33 && line_user_id.starts_with('U') && line_user_id[1..].bytes().all(|byte| byte.is_ascii_hexdigit() && !byte.is_ascii_uppercase())) {
+        if !crate::channel::line::is_user_id(&line_user_id) {
             anyhow::bail!("LINE user id {line_user_id:?} is not U followed by 32 lower-case hex digits");
         }
         self.database

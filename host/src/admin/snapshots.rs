@@ -117,7 +117,7 @@ mod tests {
             .call(|connection| Ok((create_token(connection, "情報政策課", &[], true, "test")?, create_token(connection, "健康支援課", &["vaccine-mr".into()], false, "test")?)))
             .await
             .unwrap();
-        (AppState { service, emulator: None }, tokens.0, tokens.1)
+        (AppState { service, emulator: None, webhook: None }, tokens.0, tokens.1)
     }
 
     fn multipart(files: &[(&str, &str)]) -> String {
