@@ -476,11 +476,17 @@ mod tests {
         json!((0..count).map(|index| json!({ "type": "text", "text": format!("m{index}") })).collect::<Vec<_>>())
     }
 
+    /// A reply token placeholder that `check` replaces with one the emulator issued.
+    const ISSUED: &str = "issued";
+
     /// Each case: (what, path, token, body, expected status, expected error property).
     async fn check(cases: Vec<(&str, &str, Option<&str>, Value, StatusCode, Option<&str>)>) {
         let mut failures = Vec::new();
-        for (what, path, token, body, status, property) in cases {
+        for (what, path, token, mut body, status, property) in cases {
             let emulator = Emulator::new(TOKEN);
+            if body["replyToken"] == ISSUED {
+                body["replyToken"] = json!(emulator.issue_reply_token(USER));
+            }
             let (actual, answer) = send(&emulator, path, token, None, body).await;
             let actual_property = answer["details"][0]["property"].as_str();
             if actual != status || actual_property != property {
@@ -497,6 +503,7 @@ mod tests {
     async fn requests_are_checked_as_line_checks_them() {
         let push = "/v2/bot/message/push";
         let multicast = "/v2/bot/message/multicast";
+        let reply = "/v2/bot/message/reply";
         let many: Vec<String> = (0..501).map(|index| format!("U{index:032x}")).collect();
         check(vec![
             ("a valid push", push, Some(TOKEN), json!({ "to": USER, "messages": text(1) }), StatusCode::OK, None),
@@ -511,8 +518,36 @@ mod tests {
             ("a valid multicast", multicast, Some(TOKEN), json!({ "to": [USER], "messages": text(1) }), StatusCode::OK, None),
             ("501 recipients", multicast, Some(TOKEN), json!({ "to": many, "messages": text(1) }), StatusCode::BAD_REQUEST, Some("to")),
             ("a group id in a multicast", multicast, Some(TOKEN), json!({ "to": ["C0123456789abcdef0123456789abcdef"], "messages": text(1) }), StatusCode::BAD_REQUEST, Some("to[0]")),
+            ("a valid reply with 13 buttons", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": with_buttons(13, "ボタン", "a=b") }), StatusCode::OK, None),
+            ("a reply with a date picker", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": [{ "type": "text", "text": "t", "quickReply": { "items": [{ "type": "action", "action": { "type": "datetimepicker", "label": "日付", "data": "d", "mode": "date" } }] } }] }), StatusCode::OK, None),
+            ("a reply of six messages", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": text(6) }), StatusCode::BAD_REQUEST, Some("messages")),
+            ("a reply with a wrong token", reply, Some("other"), json!({ "replyToken": ISSUED, "messages": text(1) }), StatusCode::UNAUTHORIZED, None),
+            ("a reply without a reply token", reply, Some(TOKEN), json!({ "messages": text(1) }), StatusCode::BAD_REQUEST, Some("replyToken")),
+            ("a reply token never issued", reply, Some(TOKEN), json!({ "replyToken": "0f8e2c", "messages": text(1) }), StatusCode::BAD_REQUEST, None),
+            ("14 buttons", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": with_buttons(14, "ボタン", "a=b") }), StatusCode::BAD_REQUEST, Some("messages[0].quickReply.items")),
+            ("a label of 21 characters", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": with_buttons(1, &"あ".repeat(21), "a=b") }), StatusCode::BAD_REQUEST, Some("messages[0].quickReply.items[0].action.label")),
+            ("postback data of 301 characters", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": with_buttons(1, "ボタン", &"a".repeat(301)) }), StatusCode::BAD_REQUEST, Some("messages[0].quickReply.items[0].action.data")),
+            ("a uri action", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": [{ "type": "text", "text": "t", "quickReply": { "items": [{ "type": "action", "action": { "type": "uri", "label": "l", "uri": "https://example.com" } }] } }] }), StatusCode::BAD_REQUEST, Some("messages[0].quickReply.items[0].action.type")),
         ])
         .await;
+    }
+
+    /// One text message with `count` postback buttons.
+    fn with_buttons(count: usize, label: &str, data: &str) -> Value {
+        let items: Vec<Value> = (0..count).map(|_| json!({ "type": "action", "action": { "type": "postback", "label": label, "data": data } })).collect();
+        json!([{ "type": "text", "text": "t", "quickReply": { "items": items } }])
+    }
+
+    #[tokio::test]
+    async fn a_reply_token_works_once_and_the_reply_shows_its_buttons() {
+        let emulator = Emulator::new(TOKEN);
+        let token = emulator.issue_reply_token(USER);
+        let body = json!({ "replyToken": token, "messages": with_buttons(2, "設定", "action=settings") });
+        assert_eq!(send(&emulator, "/v2/bot/message/reply", Some(TOKEN), None, body.clone()).await.0, StatusCode::OK);
+        assert_eq!(send(&emulator, "/v2/bot/message/reply", Some(TOKEN), None, body).await.0, StatusCode::BAD_REQUEST);
+        let inbox = &emulator.inboxes()[USER];
+        assert_eq!(inbox.len(), 1);
+        assert_eq!(inbox[0].buttons, ["設定", "設定"]);
     }
 
     #[tokio::test]

@@ -395,3 +395,5 @@ fn settings_buttons(connection: &Connection, user: &str) -> Result<Vec<Button>> 
     Ok(buttons)
 }
 
+#[cfg(test)]
+mod tests;

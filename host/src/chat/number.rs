@@ -81,6 +81,7 @@ pub fn display(number: &str) -> String {
 /// without hyphens and spaces.
 pub fn parse(text: &str) -> Parsed {
     let mut normalized = String::new();
+    let mut hyphenated = false;
     for character in text.trim().chars() {
         let character = match character {
             // Full-width ASCII (Ａ, ０ …) as typed with a Japanese keyboard.
@@ -88,14 +89,15 @@ pub fn parse(text: &str) -> Parsed {
             other => other,
         };
         match character {
-            '-' | ' ' | '\u{3000}' | 'ー' | '−' | '‐' => {}
+            '-' | 'ー' | '−' | '‐' => hyphenated = true,
+            ' ' | '\u{3000}' => {}
             other => normalized.push(other.to_ascii_uppercase()),
         }
     }
-    if normalized.is_empty() || !normalized.bytes().all(|byte| byte.is_ascii_alphanumeric()) || !normalized.bytes().any(|byte| byte.is_ascii_digit()) {
-        return Parsed::NotANumber;
-    }
-    if !(6..=16).contains(&normalized.len()) {
+    // A word is not a number: an attempt has the right length, or digits or hyphens in
+    // it, and nothing but letters and digits.
+    let attempt = normalized.len() == NUMBER_CHARACTERS || ((6..=16).contains(&normalized.len()) && (hyphenated || normalized.bytes().any(|byte| byte.is_ascii_digit())));
+    if !attempt || !normalized.bytes().all(|byte| byte.is_ascii_alphanumeric()) {
         return Parsed::NotANumber;
     }
     if normalized.len() != NUMBER_CHARACTERS {
@@ -248,6 +250,7 @@ mod tests {
             (&format!("{}0", &whole[..10]), Parsed::Typo("登録番号には 0・O・1・I は使われていません")),
             ("設定", Parsed::NotANumber),
             ("hello", Parsed::NotANumber),
+            ("thank you", Parsed::NotANumber),
             ("予定日 2027-03-01", Parsed::NotANumber),
         ]);
     }
