@@ -244,6 +244,22 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sends signed LINE webhook requests to the real routes over loopback and times
+    /// receiving them (signature, storage) and processing them (replies included).
+    Webhook {
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        #[arg(long, default_value_t = 1)]
+        events_per_request: usize,
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        #[arg(long, default_value_t = 3)]
+        repetitions: usize,
+        #[arg(long, default_value = "./oshirase-bench")]
+        work: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Imports a synthetic city with `oshirase import` and with the `sqlite3` shell's
     /// `.import`, alternating, and prints the medians and their ratio.
     Import {
@@ -358,6 +374,15 @@ async fn main() -> Result<()> {
         Command::Bench(BenchCommand::Plugins { residents, seed, repetitions, work, date, json }) => {
             let options = oshirase::bench::PluginBenchOptions { residents, seed, repetitions, work_directory: work };
             let report = oshirase::bench::plugins(&options, date.unwrap_or_else(today_in_japan)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{report}");
+            }
+        }
+        Command::Bench(BenchCommand::Webhook { events, events_per_request, connections, repetitions, work, json }) => {
+            let options = oshirase::bench::WebhookBenchOptions { events, events_per_request, connections, repetitions, work_directory: work };
+            let report = oshirase::bench::webhook(&options).await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
