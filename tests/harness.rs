@@ -82,18 +82,9 @@ impl EmulatorProcess {
 
     /// Starts it with more arguments, such as `--fault-500 0.1`.
     pub fn start_with(journal: &Path, args: &[&str]) -> EmulatorProcess {
-        let mut child = Command::new(binary())
-            .args(["line-emulator", "--port", "0", "--token", TOKEN, "--journal"])
-            .arg(journal)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cannot start the emulator");
-        // The first line names the address, printed once the socket is bound.
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base_url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+        let mut command = Command::new(binary());
+        command.args(["line-emulator", "--port", "0", "--token", TOKEN, "--journal"]).arg(journal).args(args);
+        let (child, base_url) = spawn_listening(command);
         EmulatorProcess { child, base_url }
     }
 
@@ -124,6 +115,39 @@ impl EmulatorProcess {
 }
 
 impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns a command that binds a port and prints `listening on URL` first; returns the
+/// child and the URL, once the socket is bound.
+fn spawn_listening(mut command: Command) -> (Child, String) {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("cannot start oshirase");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base_url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+    (child, base_url)
+}
+
+/// A real `oshirase serve` process on a free port, killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    pub base_url: String,
+}
+
+impl Scene {
+    /// Starts `oshirase --data <data> serve --port 0 args…`.
+    pub fn serve(&self, args: &[&str]) -> ServerProcess {
+        let mut command = self.command(&["serve", "--port", "0"]);
+        command.args(args);
+        let (child, base_url) = spawn_listening(command);
+        ServerProcess { child, base_url }
+    }
+}
+
+impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

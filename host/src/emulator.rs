@@ -9,6 +9,7 @@
 //! so a message delivered twice shows twice in `/emulator/inboxes`.
 
 mod faults;
+mod users;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -22,6 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 pub use faults::{Faults, Injected};
+pub use users::{UserAction, WebhookTarget};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -40,9 +42,24 @@ pub struct ReceivedMessage {
     pub text: String,
     pub request_id: String,
     pub aggregation_unit: Option<String>,
-    /// The labels of the quick-reply buttons shown under the message.
+    /// The quick-reply buttons shown under the message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub buttons: Vec<String>,
+    pub buttons: Vec<QuickButton>,
+}
+
+/// A quick-reply button as the user sees it: what it says and what tapping it sends.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuickButton {
+    pub label: String,
+    /// The postback data (postback and date-picker actions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// The text a message action sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Whether tapping it opens a date picker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub date_picker: bool,
 }
 
 /// One accepted request, as kept in the journal.
@@ -61,6 +78,8 @@ struct Inbox {
     retry_keys: HashMap<String, String>,
     /// Reply token → the user it answers and when it was issued; removed when used.
     reply_tokens: HashMap<String, (String, std::time::Instant)>,
+    /// Reply tokens used since the users' side last looked (`users.rs` waits for them).
+    answered: std::collections::HashSet<String>,
     next_message_id: u64,
     journal: Option<std::fs::File>,
 }
@@ -82,6 +101,10 @@ pub struct Emulator {
     token: Arc<str>,
     inbox: Arc<Mutex<Inbox>>,
     faults: faults::SharedFaults,
+    /// The bot's webhook, for the users' side (`users.rs`).
+    webhook: Arc<Mutex<Option<WebhookTarget>>>,
+    /// Woken whenever a reply token is used.
+    replied: Arc<tokio::sync::Notify>,
 }
 
 impl Emulator {
@@ -91,7 +114,14 @@ impl Emulator {
             token: channel_access_token.into(),
             inbox: Arc::new(Mutex::new(Inbox::default())),
             faults: Arc::new(Mutex::new(faults::FaultState::new(Faults::default()))),
+            webhook: Arc::new(Mutex::new(None)),
+            replied: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Sends the users' events to this webhook from now on.
+    pub fn set_webhook(&self, target: WebhookTarget) {
+        *self.webhook.lock().unwrap() = Some(target);
     }
 
     /// Puts `faults` in force from now on, with a fresh generator from their seed and
@@ -146,6 +176,8 @@ impl Emulator {
             .route("/v2/bot/message/reply", post(reply))
             .route("/emulator/inboxes", get(inboxes_json))
             .route("/emulator/faults", get(faults_json).put(put_faults))
+            .route("/emulator/webhook", axum::routing::put(users::put_webhook))
+            .route("/emulator/users/{user}/events", post(users::user_event))
             .route("/", get(phones_page))
             .with_state(self.clone())
     }
@@ -176,7 +208,7 @@ impl Emulator {
                 text: message["text"].as_str().unwrap_or_default().to_string(),
                 request_id: request_id.clone(),
                 aggregation_unit: aggregation_unit.clone(),
-                buttons: message.pointer("/quickReply/items").and_then(Value::as_array).into_iter().flatten().filter_map(|item| item.pointer("/action/label")?.as_str().map(str::to_string)).collect(),
+                buttons: message.pointer("/quickReply/items").and_then(Value::as_array).into_iter().flatten().filter_map(|item| quick_button(item.get("action")?)).collect(),
             });
         }
         let accepted = Accepted { request_id, retry_key, to, messages: received };
@@ -253,6 +285,12 @@ fn common_checks(emulator: &Emulator, headers: &HeaderMap, body: &Bytes) -> Resu
         }
     }
     Ok((retry_key, body))
+}
+
+/// A checked quick-reply action as the user's phone shows it.
+fn quick_button(action: &Value) -> Option<QuickButton> {
+    let text = |key: &str| action.get(key).and_then(Value::as_str).map(str::to_string);
+    Some(QuickButton { label: text("label")?, data: text("data"), text: text("text"), date_picker: action.get("type").and_then(Value::as_str) == Some("datetimepicker") })
 }
 
 /// A quick reply: 1–13 items of type `action`, each a postback, date picker or message
@@ -364,13 +402,16 @@ async fn reply(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes
         Some((user, issued_at)) if issued_at.elapsed() <= REPLY_TOKEN_LIFETIME => user,
         _ => return error(StatusCode::BAD_REQUEST, "Invalid reply token", None),
     };
-    match emulator.accept(None, vec![user], body["messages"].as_array().unwrap(), None) {
+    let answer = match emulator.accept(None, vec![user], body["messages"].as_array().unwrap(), None) {
         Ok(accepted) => {
             let sent: Vec<Value> = accepted.messages.iter().map(|message| json!({ "id": message.id, "quoteToken": format!("q{}", message.id) })).collect();
             accepted_response(&accepted, json!({ "sentMessages": sent }))
         }
         Err(response) => response,
-    }
+    };
+    emulator.inbox.lock().unwrap().answered.insert(token.to_string());
+    emulator.replied.notify_waiters();
+    answer
 }
 
 async fn multicast(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
@@ -547,7 +588,9 @@ mod tests {
         assert_eq!(send(&emulator, "/v2/bot/message/reply", Some(TOKEN), None, body).await.0, StatusCode::BAD_REQUEST);
         let inbox = &emulator.inboxes()[USER];
         assert_eq!(inbox.len(), 1);
-        assert_eq!(inbox[0].buttons, ["設定", "設定"]);
+        let labels: Vec<&str> = inbox[0].buttons.iter().map(|button| button.label.as_str()).collect();
+        assert_eq!(labels, ["設定", "設定"]);
+        assert_eq!(inbox[0].buttons[0].data.as_deref(), Some("action=settings"));
     }
 
     #[tokio::test]

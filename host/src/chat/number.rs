@@ -191,8 +191,10 @@ pub fn redeem(connection: &Connection, line_user_id: &str, number: &str, now_mil
             }
             (id, resident_id)
         }
-        // Unknown, used by someone else, or revoked: all count as a wrong number.
+        // Unknown, used by someone else, or revoked: all count as a wrong number. Guesses
+        // older than the window no longer matter and are forgotten.
         _ => {
+            connection.execute("DELETE FROM registration_guesses WHERE at_millis <= ?1", [now_millis - GUESS_WINDOW_MILLIS])?;
             connection.execute("INSERT INTO registration_guesses (line_user_id, at_millis) VALUES (?1, ?2)", (line_user_id, now_millis))?;
             return Ok(Redeemed::Wrong { left: GUESS_LIMIT - guesses - 1 });
         }

@@ -134,7 +134,7 @@ impl Town {
         let new = inbox[*shown..].to_vec();
         *shown = inbox.len();
         for message in &new {
-            let buttons: String = message.buttons.iter().map(|label| format!(" [{label}]")).collect();
+            let buttons: String = message.buttons.iter().map(|button| format!(" [{}]", button.label)).collect();
             self.transcript.push(format!("  bot → {}: {}{buttons}", name_of(user), message.text.replace('\n', "\n      ")));
         }
         new
@@ -147,10 +147,13 @@ impl Town {
         self.act(user, text.to_string(), event).await
     }
 
-    /// The user taps a button of the last reply; `date` is what a date picker chose.
+    /// The user taps the button `label` of the last reply; `date` is what a date picker
+    /// chose. The button must carry `data`.
     async fn tap(&mut self, user: &str, label: &str, data: &str, date: Option<Day>) -> String {
         let last = self.emulator.inboxes()[user].last().cloned().unwrap();
-        assert!(last.buttons.iter().any(|button| button == label), "no button {label:?} under {:?}", last);
+        let button = last.buttons.iter().find(|button| button.label == label).unwrap_or_else(|| panic!("no button {label:?} under {last:?}"));
+        assert_eq!(button.data.as_deref(), Some(data));
+        assert_eq!(button.date_picker, date.is_some());
         let mut postback = json!({ "data": data });
         if let Some(date) = date {
             postback["params"] = json!({ "date": date.to_string() });
