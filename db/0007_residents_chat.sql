@@ -69,3 +69,39 @@ CREATE TABLE self_registrations (
     created_at    TEXT    NOT NULL
 );
 CREATE INDEX self_registrations_user ON self_registrations (line_user_id);
+
+-- Personal links from the chat to the application form: only the token's hash is kept;
+-- a link works once (`used_at`) and until `expires_at`.
+CREATE TABLE application_links (
+    token_sha256 TEXT PRIMARY KEY,
+    line_user_id TEXT NOT NULL,
+    expires_at   TEXT NOT NULL,
+    used_at      TEXT
+) WITHOUT ROWID;
+
+-- Applications for registration as residents typed them, and what staff decided.
+CREATE TABLE applications (
+    id           INTEGER PRIMARY KEY,
+    line_user_id TEXT    NOT NULL,
+    name         TEXT    NOT NULL,
+    birth_day    INTEGER NOT NULL,
+    address      TEXT    NOT NULL,
+    submitted_at TEXT    NOT NULL,
+    state        TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'approved', 'rejected')),
+    resident_id  TEXT,
+    reason       TEXT    NOT NULL DEFAULT '',
+    decided_by   TEXT,
+    decided_at   TEXT
+);
+CREATE INDEX applications_pending ON applications (id) WHERE state = 'pending';
+
+-- The batch of postcards to print: the registration number in clear, the one place it is
+-- kept, until the postcard is printed (`printed_at`; the printing clears `number`).
+CREATE TABLE postcards (
+    id          INTEGER PRIMARY KEY,
+    resident_id TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    number      TEXT,
+    created_at  TEXT NOT NULL,
+    printed_at  TEXT
+);

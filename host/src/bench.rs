@@ -328,7 +328,7 @@ pub async fn webhook(options: &WebhookBenchOptions) -> Result<WebhookBenchReport
         let line = crate::channel::line::LineConfig::new(format!("http://{}", emulator_listener.local_addr()?), TOKEN);
         let emulator_router = emulator.router();
         let emulator_server = tokio::spawn(async move { axum::serve(emulator_listener, emulator_router).await });
-        let state = crate::web::AppState { service, emulator: None, webhook: Some(crate::webhook::Webhook::new(SECRET)?) };
+        let state = crate::web::AppState { service, emulator: None, webhook: Some(crate::webhook::Webhook::new(SECRET, crate::chat::ChatSettings::default())?) };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/webhook/line", listener.local_addr()?);
         let server = tokio::spawn(async move { axum::serve(listener, crate::app(state)).await });
@@ -370,7 +370,8 @@ pub async fn webhook(options: &WebhookBenchOptions) -> Result<WebhookBenchReport
         }
         received.push(start.elapsed().as_secs_f64());
         let start = Instant::now();
-        let count = crate::webhook::process_pending(&database, &crate::channel::line::LineClient::new(line)?).await?;
+        let settings = std::sync::Arc::new(crate::chat::ChatSettings::default());
+        let count = crate::webhook::process_pending(&database, &crate::channel::line::LineClient::new(line)?, &settings).await?;
         processed.push(start.elapsed().as_secs_f64());
         anyhow::ensure!(count == options.events, "the worker processed {count} of {} events", options.events);
         let replies: usize = emulator.inboxes().values().map(Vec::len).sum();

@@ -3,6 +3,7 @@
 //! WebAssembly plugin evaluated against the city's resident snapshot. See ARCHITECTURE.md.
 
 pub mod admin;
+pub mod apply;
 pub mod bench;
 pub mod cases;
 pub mod channel;

@@ -138,6 +138,10 @@ struct WebhookArguments {
     /// The channel access token replies are sent with; needed with a secret.
     #[arg(long, env = "OSHIRASE_LINE_TOKEN", hide_env_values = true)]
     line_token: Option<String>,
+    /// This server's public address, for the chat's link to the application form
+    /// (`/apply/…`); without it residents are told to apply at the counter.
+    #[arg(long, env = "OSHIRASE_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -472,7 +476,8 @@ async fn main() -> Result<()> {
                 None => None,
                 Some(secret) => {
                     let token = webhook.line_token.context("the LINE webhook needs --line-token (OSHIRASE_LINE_TOKEN) to reply")?;
-                    let webhook_state = oshirase::webhook::Webhook::new(&secret)?;
+                    let settings = oshirase::chat::ChatSettings { public_url: webhook.public_url };
+                    let webhook_state = oshirase::webhook::Webhook::new(&secret, settings)?;
                     let client = oshirase::channel::line::LineClient::new(LineConfig::new(webhook.line_base_url, token))?;
                     webhook_state.start_worker(service.database.clone(), client);
                     Some(webhook_state)

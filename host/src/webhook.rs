@@ -20,6 +20,7 @@ use sha2::Sha256;
 
 use crate::channel::SendOutcome;
 use crate::channel::line::{LineClient, ReplyMessage};
+use crate::chat::ChatSettings;
 use crate::database::{Database, now_text};
 use crate::web::{AppError, AppState};
 
@@ -28,6 +29,7 @@ use crate::web::{AppError, AppState};
 pub struct Webhook {
     secret: Arc<[u8]>,
     wake: Arc<tokio::sync::Notify>,
+    settings: Arc<ChatSettings>,
 }
 
 /// The signature LINE sends for `body`: base64 of HMAC-SHA256 with the channel secret.
@@ -38,9 +40,9 @@ pub fn signature(channel_secret: &[u8], body: &[u8]) -> String {
 }
 
 impl Webhook {
-    pub fn new(channel_secret: &str) -> Result<Webhook> {
+    pub fn new(channel_secret: &str, settings: ChatSettings) -> Result<Webhook> {
         anyhow::ensure!(!channel_secret.trim().is_empty(), "the LINE channel secret is empty");
-        Ok(Webhook { secret: channel_secret.trim().as_bytes().into(), wake: Arc::new(tokio::sync::Notify::new()) })
+        Ok(Webhook { secret: channel_secret.trim().as_bytes().into(), wake: Arc::new(tokio::sync::Notify::new()), settings: Arc::new(settings) })
     }
 
     /// Whether `header` is the signature of `body`; the comparison takes the same time
@@ -57,10 +59,10 @@ impl Webhook {
     /// Starts the worker: it processes what is pending (events left by a crash included),
     /// then waits to be woken by the next request.
     pub fn start_worker(&self, database: Database, line: LineClient) -> tokio::task::JoinHandle<()> {
-        let wake = self.wake.clone();
+        let (wake, settings) = (self.wake.clone(), self.settings.clone());
         tokio::spawn(async move {
             loop {
-                if let Err(error) = process_pending(&database, &line).await {
+                if let Err(error) = process_pending(&database, &line, &settings).await {
                     tracing::warn!(error = %format!("{error:#}"), "webhook events could not be processed");
                 }
                 wake.notified().await;
@@ -123,12 +125,13 @@ struct Processed {
 
 /// Processes every pending event in the order received and sends their replies; returns
 /// how many it processed.
-pub async fn process_pending(database: &Database, line: &LineClient) -> Result<usize> {
+pub async fn process_pending(database: &Database, line: &LineClient, settings: &Arc<ChatSettings>) -> Result<usize> {
     let mut processed = 0;
     loop {
         let now_millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
         let today = crate::service::today_in_japan();
-        let Some(next) = database.call(move |connection| process_next(connection, now_millis, today)).await? else {
+        let settings = settings.clone();
+        let Some(next) = database.call(move |connection| process_next(connection, &settings, now_millis, today)).await? else {
             return Ok(processed);
         };
         processed += 1;
@@ -146,7 +149,7 @@ pub async fn process_pending(database: &Database, line: &LineClient) -> Result<u
 
 /// Applies the oldest pending event and marks it processed in one transaction. An event
 /// that cannot be applied is marked with the reason, so it does not block the others.
-fn process_next(connection: &mut Connection, now_millis: i64, today: oshirase_sdk::Day) -> Result<Option<Processed>> {
+fn process_next(connection: &mut Connection, settings: &ChatSettings, now_millis: i64, today: oshirase_sdk::Day) -> Result<Option<Processed>> {
     let Some((id, event)): Option<(i64, String)> =
         connection.query_row("SELECT id, event FROM webhook_events WHERE state = 'pending' ORDER BY id LIMIT 1", [], |row| Ok((row.get(0)?, row.get(1)?))).optional()?
     else {
@@ -158,7 +161,7 @@ fn process_next(connection: &mut Connection, now_millis: i64, today: oshirase_sd
         return Ok(Some(Processed { reply_token: None, replies: Vec::new() }));
     };
     let transaction = connection.transaction()?;
-    let applied = crate::chat::handle(&transaction, &incoming, now_millis, today);
+    let applied = crate::chat::handle(&transaction, settings, &incoming, now_millis, today);
     match applied {
         Ok(replies) => {
             mark(&transaction, id, "handled")?;

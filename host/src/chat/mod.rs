@@ -26,6 +26,14 @@ use timing::Kind;
 /// The categories residents choose from: the manifest's category name and its label.
 pub const CATEGORIES: [(&str, &str); 5] = [("ChildRearing", "子育て"), ("Health", "健康・検診"), ("Vaccination", "予防接種"), ("Allowance", "手当・助成"), ("Living", "暮らし")];
 
+/// What the conversation knows about the server it runs on.
+#[derive(Clone, Debug, Default)]
+pub struct ChatSettings {
+    /// The server's public address (`https://oshirase.example.jp`), for the link to the
+    /// application form; without it residents are told to apply at the counter.
+    pub public_url: Option<String>,
+}
+
 /// One webhook event from a user, as far as the conversation cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Incoming {
@@ -80,6 +88,7 @@ enum Action {
     Leave,
     Help,
     Unknown,
+    Apply,
     AskNumber,
     Number(Parsed),
     ConsentMenu,
@@ -110,6 +119,7 @@ fn postback_action(data: &str, date: Option<&str>) -> Action {
     let picked = date.and_then(Day::parse_iso);
     match field("action").unwrap_or_default() {
         "help" => Action::Help,
+        "apply" => Action::Apply,
         "number" => Action::AskNumber,
         "consent-menu" => Action::ConsentMenu,
         "consent" => Action::Consent(field("value") == Some("yes")),
@@ -135,7 +145,8 @@ fn text_action(text: &str) -> Action {
     let compact: String = text.chars().filter(|character| !character.is_whitespace()).collect();
     match compact.as_str() {
         "ヘルプ" | "使い方" | "メニュー" | "help" | "Help" | "?" | "\u{ff1f}" => return Action::Help,
-        "登録" | "登録番号" => return Action::AskNumber,
+        "登録" | "登録番号" | "登録番号を入力" => return Action::AskNumber,
+        "申し込み" | "申込" | "申込み" | "利用の申し込み" => return Action::Apply,
         "同意" | "税情報" | "税情報の利用" => return Action::ConsentMenu,
         "同意する" => return Action::Consent(true),
         "同意しない" | "同意を取り消す" | "同意の取り消し" | "同意取り消し" | "同意撤回" => return Action::Consent(false),
@@ -163,6 +174,7 @@ fn text_action(text: &str) -> Action {
 /// The buttons offered with the greeting and the help.
 fn menu() -> Vec<Button> {
     vec![
+        Button::postback("利用の申し込み", "action=apply"),
         Button::postback("登録番号を入力", "action=number"),
         Button::postback("予定日・誕生日", "action=timing"),
         Button::postback("配信の設定", "action=settings"),
@@ -186,6 +198,7 @@ fn consent_buttons() -> Vec<Button> {
 }
 
 const HELP: &str = "ご用件を下のボタンから選んでください。\n\
+・利用の申し込み: 市で確認して、登録番号をはがきでお送りします\n\
 ・はがきの登録番号を送ると、登録できます\n\
 ・予定日・誕生日を登録すると、健診や予防接種を時期に合わせてお知らせします\n\
 ・配信の設定で、受け取るお知らせの種類を選べます\n\
@@ -193,7 +206,7 @@ const HELP: &str = "ご用件を下のボタンから選んでください。\n\
 
 /// Applies one event and returns the replies (none for an unfollow), inside the caller's
 /// transaction. `now_millis` and `today` are the clock of the moment it is processed.
-pub fn handle(connection: &Connection, incoming: &Incoming, now_millis: i64, today: Day) -> Result<Vec<ReplyMessage>> {
+pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incoming, now_millis: i64, today: Day) -> Result<Vec<ReplyMessage>> {
     let user = incoming.user.as_str();
     let action = match &incoming.what {
         What::Follow => Action::Greet,
@@ -230,6 +243,20 @@ pub fn handle(connection: &Connection, incoming: &Incoming, now_millis: i64, tod
         }
         Action::Help => reply(HELP, menu()),
         Action::Unknown => reply(&format!("すみません、よくわかりませんでした。\n{HELP}"), menu()),
+        Action::Apply => match (&settings.public_url, &linked) {
+            (_, Some(_)) => reply("すでに登録が済んでいます。", menu()),
+            (None, None) => reply("利用の申し込みは、お住まいの区の窓口で受け付けています。市で確認のうえ、登録番号をはがきでお送りします。", menu()),
+            (Some(public_url), None) => {
+                let token = crate::apply::create_link(connection, user)?;
+                reply(
+                    &format!(
+                        "下のページで、お名前・生年月日・住所を入力してください(このリンクはあなた専用で、1日有効です)。\n{}/apply/{token}\n\n市で確認のうえ、登録番号をはがきでお送りします。",
+                        public_url.trim_end_matches('/')
+                    ),
+                    Vec::new(),
+                )
+            }
+        },
         Action::AskNumber => reply("はがきに書かれた登録番号(11文字、例: ABCD-EFGH-JKL)を、このトークに送ってください。", Vec::new()),
         Action::Number(Parsed::NotANumber) => reply(HELP, menu()),
         Action::Number(Parsed::Typo(what)) => reply(&format!("{what}。はがきの番号をもう一度ご確認ください(まちがいの回数には数えません)。"), Vec::new()),

@@ -120,6 +120,14 @@ fn hash(number: &str) -> String {
 /// revokes the resident's earlier numbers that were not used (a reissued postcard
 /// replaces the lost one). Returns the number as printed.
 pub fn issue(connection: &mut Connection, resident_id: &str, valid_days: u32, actor: &str) -> Result<String> {
+    let transaction = connection.transaction()?;
+    let number = issue_within(&transaction, resident_id, valid_days, actor)?;
+    transaction.commit()?;
+    Ok(number)
+}
+
+/// `issue` inside the caller's transaction.
+pub fn issue_within(connection: &Connection, resident_id: &str, valid_days: u32, actor: &str) -> Result<String> {
     anyhow::ensure!((1..=366).contains(&valid_days), "validity of {valid_days} days is not within 1–366");
     let snapshot_id = crate::snapshot::active(connection)?.context("no active snapshot: import resident records first")?;
     let known: bool = connection.query_row("SELECT count(*) FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2", (snapshot_id, resident_id), |row| row.get(0))?;
@@ -127,19 +135,17 @@ pub fn issue(connection: &mut Connection, resident_id: &str, valid_days: u32, ac
     let number = generate()?;
     let now = now_text();
     let expires_at = text_after_days(valid_days);
-    let transaction = connection.transaction()?;
-    transaction.execute("UPDATE registration_numbers SET revoked_at = ?2 WHERE resident_id = ?1 AND used_at IS NULL AND revoked_at IS NULL", (resident_id, &now))?;
-    transaction.execute(
+    connection.execute("UPDATE registration_numbers SET revoked_at = ?2 WHERE resident_id = ?1 AND used_at IS NULL AND revoked_at IS NULL", (resident_id, &now))?;
+    connection.execute(
         "INSERT INTO registration_numbers (resident_id, number_hash, issued_at, issued_by, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         (resident_id, hash(&number), &now, actor, &expires_at),
     )?;
-    audit(&transaction, actor, "issue-registration-number", resident_id, &format!("expires {expires_at}"))?;
-    transaction.commit()?;
+    audit(connection, actor, "issue-registration-number", resident_id, &format!("expires {expires_at}"))?;
     Ok(display(&number))
 }
 
 /// RFC 3339 text (UTC) `days` from now, comparable with `now_text()` as text.
-fn text_after_days(days: u32) -> String {
+pub(crate) fn text_after_days(days: u32) -> String {
     let now = std::time::SystemTime::now() + std::time::Duration::from_secs(u64::from(days) * 86_400);
     let seconds = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
     let day = oshirase_sdk::Day(seconds.div_euclid(86_400) as i32);

@@ -48,6 +48,13 @@ fn residents(today: Day) -> String {
     )
 }
 
+/// Where the application form's links point.
+const PUBLIC_URL: &str = "https://oshirase.example.jp";
+
+fn settings() -> super::ChatSettings {
+    super::ChatSettings { public_url: Some(PUBLIC_URL.into()) }
+}
+
 const TAX: &str = "宛名番号,課税年度,合計所得金額,課税区分\n0201,2026,0,非課税\n";
 
 struct Town {
@@ -86,7 +93,7 @@ impl Town {
         let line = LineConfig::new(format!("http://{}", listener.local_addr().unwrap()), TOKEN);
         let router = emulator.router();
         tokio::spawn(async move { axum::serve(listener, router).await });
-        let state = AppState { service: service.clone(), emulator: None, webhook: Some(Webhook::new(SECRET).unwrap()) };
+        let state = AppState { service: service.clone(), emulator: None, webhook: Some(Webhook::new(SECRET, settings()).unwrap()) };
         Town { directory, service, app: crate::app(state), emulator, line, today, next_event: 0, shown: Default::default(), transcript: Vec::new() }
     }
 
@@ -123,7 +130,7 @@ impl Town {
     async fn deliver(&self, events: &[Value]) -> StatusCode {
         let body = json!({ "destination": "U0000000000000000000000000000ffff", "events": events }).to_string();
         let status = self.post(body.as_bytes(), Some(&signature(SECRET.as_bytes(), body.as_bytes()))).await;
-        process_pending(&self.service.database, &LineClient::new(self.line.clone()).unwrap()).await.unwrap();
+        process_pending(&self.service.database, &LineClient::new(self.line.clone()).unwrap(), &Arc::new(settings())).await.unwrap();
         status
     }
 
@@ -298,7 +305,7 @@ async fn events_stored_before_a_crash_are_processed_after_it() {
     assert_eq!(town.post(body.as_bytes(), Some(&signature(SECRET.as_bytes(), body.as_bytes()))).await, StatusCode::OK);
     // After the restart: another connection to the same file finds it pending.
     let reopened = Database::open(&town.directory.path().join("oshirase.db")).unwrap();
-    let processed = process_pending(&reopened, &LineClient::new(town.line.clone()).unwrap()).await.unwrap();
+    let processed = process_pending(&reopened, &LineClient::new(town.line.clone()).unwrap(), &Arc::new(settings())).await.unwrap();
     assert_eq!(processed, 1);
     assert!(town.new_messages(MOTHER)[0].text.starts_with("友だち追加ありがとうございます"));
 }
@@ -460,4 +467,65 @@ async fn a_parents_self_registered_child_receives_the_timed_notices() {
     let left = town.service.database.call(|connection| super::timing::list(connection, PARENT)).await.unwrap();
     assert_eq!(left.len(), 1);
     town.print_transcript("self-registered birth date and due date, list, delete");
+}
+
+/// Sends a request to the app and returns the status and the body as text.
+async fn request(town: &Town, request: Request<Body>) -> (StatusCode, String) {
+    let response = town.app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn form(token: &str, fields: &str) -> Request<Body> {
+    Request::post(format!("/apply/{token}")).header("content-type", "application/x-www-form-urlencoded").body(Body::from(fields.to_string())).unwrap()
+}
+
+fn admin(method: &str, path: &str, token: &str, body: Value) -> Request<Body> {
+    Request::builder().method(method).uri(path).header("authorization", format!("Bearer {token}")).header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
+}
+
+#[tokio::test]
+async fn a_resident_applies_from_the_chat_and_staff_approve_the_matching_record() {
+    let mut town = Town::new(&[]).await;
+    town.follow(MOTHER).await;
+    let answer = town.tap(MOTHER, "利用の申し込み", "action=apply", None).await;
+    let link = answer.split_whitespace().find(|word| word.starts_with(PUBLIC_URL)).unwrap_or_else(|| panic!("no link in {answer}")).to_string();
+    let token = link.rsplit('/').next().unwrap().to_string();
+    let (status, page) = request(&town, Request::get(format!("/apply/{token}")).body(Body::empty()).unwrap()).await;
+    assert!(status == StatusCode::OK && page.contains("生年月日"), "{status} {page}");
+    // A form with problems is shown again with each of them, and nothing is stored.
+    let (status, page) = request(&town, form(&token, "name=&birth_date=1994-02-30&address=")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("お名前を") && page.contains("生年月日を正しく") && page.contains("住所を"), "{page}");
+    let stored: i64 = town.sql("SELECT count(*) FROM applications", vec![]).await;
+    assert_eq!(stored, 0);
+    // The name written with a full-width space still matches the record.
+    let (status, page) = request(&town, form(&token, "name=%E5%8D%83%E8%91%89%E3%80%80%E8%8A%B1%E5%AD%90&birth_date=1994-05-01&address=%E5%8D%83%E8%91%89%E5%B8%82%E4%B8%AD%E5%A4%AE%E5%8C%BA1-1")).await;
+    assert!(status == StatusCode::OK && page.contains("受け付けました"), "{status} {page}");
+    // The link works once.
+    assert_eq!(request(&town, form(&token, "name=a&birth_date=1994-05-01&address=b")).await.0, StatusCode::NOT_FOUND);
+
+    let administrator = town.service.database.call(|connection| crate::admin::create_token(connection, "市民課", &[], true, "test")).await.unwrap();
+    let division = town.service.database.call(|connection| crate::admin::create_token(connection, "健康支援課", &["infant-checkup".into()], false, "test")).await.unwrap();
+    assert_eq!(request(&town, admin("GET", "/admin/applications", &division, Value::Null)).await.0, StatusCode::FORBIDDEN);
+    let (status, listed) = request(&town, admin("GET", "/admin/applications", &administrator, Value::Null)).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["name"], "千葉\u{3000}花子");
+    let candidates: Vec<&str> = listed[0]["candidates"].as_array().unwrap().iter().map(|candidate| candidate["resident_id"].as_str().unwrap()).collect();
+    assert_eq!(candidates, ["0101"]);
+    let id = listed[0]["id"].as_i64().unwrap();
+    assert_eq!(request(&town, admin("POST", &format!("/admin/applications/{id}/approve"), &administrator, json!({ "resident_id": "9999" }))).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, approved) = request(&town, admin("POST", &format!("/admin/applications/{id}/approve"), &administrator, json!({ "resident_id": "0101" }))).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    let number = serde_json::from_str::<Value>(&approved).unwrap()["registration_number"].as_str().unwrap().to_string();
+    let postcard: String = town.sql("SELECT number FROM postcards WHERE resident_id = '0101'", vec![]).await;
+    assert_eq!(postcard, number);
+    assert_eq!(request(&town, admin("POST", &format!("/admin/applications/{id}/approve"), &administrator, json!({ "resident_id": "0101" }))).await.0, StatusCode::CONFLICT);
+    assert_eq!(request(&town, admin("POST", "/admin/applications/999/reject", &administrator, json!({ "reason": "x" }))).await.0, StatusCode::NOT_FOUND);
+
+    // The postcard arrives; the resident sends its number.
+    assert!(town.say(MOTHER, &number).await.contains("登録が完了しました"));
+    town.print_transcript("application from the chat, then the number from the postcard");
 }
