@@ -364,6 +364,12 @@ fn accepted_response(accepted: &Accepted, body: Value) -> Response {
     response
 }
 
+/// The answer of push and reply: the id and quote token of every message sent.
+fn sent_messages_response(accepted: &Accepted) -> Response {
+    let sent: Vec<Value> = accepted.messages.iter().map(|message| json!({ "id": message.id, "quoteToken": format!("q{}", message.id) })).collect();
+    accepted_response(accepted, json!({ "sentMessages": sent }))
+}
+
 async fn push(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
     let (retry_key, body) = match common_checks(&emulator, &headers, &body) {
         Ok(checked) => checked,
@@ -379,10 +385,7 @@ async fn push(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes)
         Err(response) => return response,
     };
     match emulator.accept(retry_key, vec![to], body["messages"].as_array().unwrap(), unit) {
-        Ok(accepted) => {
-            let sent: Vec<Value> = accepted.messages.iter().map(|message| json!({ "id": message.id, "quoteToken": format!("q{}", message.id) })).collect();
-            accepted_response(&accepted, json!({ "sentMessages": sent }))
-        }
+        Ok(accepted) => sent_messages_response(&accepted),
         Err(response) => response,
     }
 }
@@ -403,10 +406,7 @@ async fn reply(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes
         _ => return error(StatusCode::BAD_REQUEST, "Invalid reply token", None),
     };
     let answer = match emulator.accept(None, vec![user], body["messages"].as_array().unwrap(), None) {
-        Ok(accepted) => {
-            let sent: Vec<Value> = accepted.messages.iter().map(|message| json!({ "id": message.id, "quoteToken": format!("q{}", message.id) })).collect();
-            accepted_response(&accepted, json!({ "sentMessages": sent }))
-        }
+        Ok(accepted) => sent_messages_response(&accepted),
         Err(response) => response,
     };
     emulator.inbox.lock().unwrap().answered.insert(token.to_string());

@@ -206,6 +206,13 @@ impl Town {
         crate::outbox::send_queued(&self.service.database, &client, self.today, &RetryPolicy::default()).await.unwrap();
     }
 
+    /// Staff issue a number for the resident; the user befriends the account and sends it.
+    async fn link(&mut self, user: &str, resident_id: &str) {
+        let number = self.issue(resident_id).await;
+        self.follow(user).await;
+        assert!(self.say(user, &number).await.contains("登録が完了しました"));
+    }
+
     async fn issue(&self, resident_id: &str) -> String {
         let resident_id = resident_id.to_string();
         self.service.database.call(move |connection| super::number::issue(connection, &resident_id, 90, "test")).await.unwrap()
@@ -385,9 +392,7 @@ async fn linking_consent_and_categories_in_a_few_taps() {
 #[tokio::test]
 async fn unfollowing_stops_deliveries_at_once() {
     let mut town = Town::new(&["infant-checkup"]).await;
-    let number = town.issue("0101").await;
-    town.follow(MOTHER).await;
-    town.say(MOTHER, &number).await;
+    town.link(MOTHER, "0101").await;
     town.plan(town.today).await;
     assert_eq!(town.deliveries(MOTHER).await, [("infant-checkup".to_string(), "queued".to_string(), String::new())]);
     let event = town.event(MOTHER, "unfollow", json!({}));
@@ -407,9 +412,7 @@ async fn unfollowing_stops_deliveries_at_once() {
 #[tokio::test]
 async fn withdrawing_consent_stops_tax_based_notices() {
     let mut town = Town::new(&["child-rearing-allowance"]).await;
-    let number = town.issue("0201").await;
-    town.follow(PARENT).await;
-    town.say(PARENT, &number).await;
+    town.link(PARENT, "0201").await;
     // Without consent no tax data reaches the plugin, so nothing is planned.
     town.plan(town.today).await;
     assert!(town.deliveries(PARENT).await.is_empty());
