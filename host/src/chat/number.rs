@@ -170,6 +170,15 @@ pub enum Redeemed {
     Limited,
 }
 
+/// A stored number, as `redeem` finds it.
+struct Issued {
+    id: i64,
+    resident_id: String,
+    used_by: Option<String>,
+    revoked: bool,
+    expires_at: String,
+}
+
 /// Tries `number` (normalized) for `line_user_id` at `now_millis`, inside the caller's
 /// transaction.
 pub fn redeem(connection: &Connection, line_user_id: &str, number: &str, now_millis: i64) -> Result<Redeemed> {
@@ -182,16 +191,16 @@ pub fn redeem(connection: &Connection, line_user_id: &str, number: &str, now_mil
         return Ok(Redeemed::Limited);
     }
     let now = now_text();
-    let found: Option<(i64, String, Option<String>, Option<String>, String)> = connection
+    let found = connection
         .query_row(
             "SELECT id, resident_id, used_by, revoked_at, expires_at FROM registration_numbers WHERE number_hash = ?1",
             [hash(number)],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+            |row| Ok(Issued { id: row.get(0)?, resident_id: row.get(1)?, used_by: row.get(2)?, revoked: row.get::<_, Option<String>>(3)?.is_some(), expires_at: row.get(4)? }),
         )
         .optional()?;
     let (id, resident_id) = match found {
-        Some((_, _, Some(used_by), _, _)) if used_by == line_user_id => return Ok(Redeemed::AlreadyLinked),
-        Some((id, resident_id, None, None, expires_at)) => {
+        Some(Issued { used_by: Some(used_by), .. }) if used_by == line_user_id => return Ok(Redeemed::AlreadyLinked),
+        Some(Issued { id, resident_id, used_by: None, revoked: false, expires_at }) => {
             if expires_at <= now {
                 return Ok(Redeemed::Expired);
             }

@@ -81,7 +81,7 @@ impl Town {
         std::fs::write(export.join("tax.csv"), TAX).unwrap();
         let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
         let options = crate::import::ImportOptions { actor: "test".into(), source: "test".into(), keep_generations: 3, max_shrink_percent: None };
-        database.call(move |connection| Ok(crate::import::import_directory(connection, &export, &options).map(|_| ()).map_err(|error| anyhow::anyhow!("{error:?}"))?)).await.unwrap();
+        database.call(move |connection| crate::import::import_directory(connection, &export, &options).map(|_| ()).map_err(|error| anyhow::anyhow!("{error:?}"))).await.unwrap();
         let plugins = Arc::new(Plugins::new(PluginEngine::new(Limits::default(), None).unwrap()));
         let programs: Vec<String> = programs.iter().map(|program| program.to_string()).collect();
         if !programs.is_empty() {
@@ -181,10 +181,7 @@ impl Town {
         self.new_messages(user).iter().map(|message| message.text.as_str()).collect::<Vec<_>>().join("\n")
     }
 
-    async fn sql<T: Send + 'static>(&self, query: &'static str, parameters: Vec<String>) -> T
-    where
-        T: rusqlite::types::FromSql,
-    {
+    async fn sql<T: rusqlite::types::FromSql + Send + 'static>(&self, query: &'static str, parameters: Vec<String>) -> T {
         self.service.database.call(move |connection| Ok(connection.query_row(query, rusqlite::params_from_iter(parameters), |row| row.get(0))?)).await.unwrap()
     }
 
