@@ -80,6 +80,9 @@ struct Inbox {
     reply_tokens: HashMap<String, (String, std::time::Instant)>,
     /// Reply tokens used since the users' side last looked (`users.rs` waits for them).
     answered: std::collections::HashSet<String>,
+    /// What each user said through the users' side, with the length of their inbox then,
+    /// so the phones show it in its place (kept in memory only).
+    said: BTreeMap<String, Vec<(usize, String)>>,
     next_message_id: u64,
     journal: Option<std::fs::File>,
 }
@@ -465,17 +468,30 @@ async fn put_faults(State(emulator): State<Emulator>, body: Bytes) -> Response {
 
 async fn phones_page(State(emulator): State<Emulator>) -> Html<String> {
     let inboxes = emulator.inboxes();
+    let said = emulator.inbox.lock().unwrap().said.clone();
+    let chatting = emulator.webhook.lock().unwrap().is_some();
     let mut phones = String::new();
     for (user, messages) in &inboxes {
-        let bubbles: String = messages.iter().map(|message| format!("<div class=\"bubble\">{}</div>", html_escape::encode_text(&message.text))).collect();
-        phones.push_str(&format!("<section class=\"phone\" id=\"{user}\"><header>oshirase 市公式</header><div class=\"user\">{user}</div>{bubbles}</section>"));
+        let spoken = said.get(user).map(Vec::as_slice).unwrap_or_default();
+        let user_bubbles = |position: usize| -> String {
+            spoken.iter().filter(|(at, _)| *at == position).map(|(_, text)| format!("<div class=\"bubble mine\">{}</div>", html_escape::encode_text(text))).collect()
+        };
+        let mut bubbles = String::new();
+        for (position, message) in messages.iter().enumerate() {
+            bubbles.push_str(&user_bubbles(position));
+            bubbles.push_str(&format!("<div class=\"bubble\">{}</div>", html_escape::encode_text(&message.text)));
+        }
+        bubbles.push_str(&user_bubbles(messages.len()));
+        let controls = if chatting { users::controls(user, messages.last()) } else { String::new() };
+        phones.push_str(&format!("<section class=\"phone\" id=\"{user}\"><header>oshirase 市公式</header><div class=\"user\">{user}</div>{bubbles}{controls}</section>"));
     }
     if inboxes.is_empty() {
         phones.push_str("<p>まだメッセージはありません。</p>");
     }
+    let new_phone = if chatting { users::NEW_PHONE } else { "" };
     Html(format!(
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>LINE エミュレーター</title><style>{}</style></head>\
-         <body><h1>LINE エミュレーター</h1><p>{} 人の利用者が {} 件のメッセージを受け取りました。</p><div class=\"phones\">{phones}</div></body></html>",
+         <body><h1>LINE エミュレーター</h1><p>{} 人の利用者が {} 件のメッセージを受け取りました。</p>{new_phone}<div class=\"phones\">{phones}</div></body></html>",
         PHONE_STYLE,
         inboxes.len(),
         inboxes.values().map(Vec::len).sum::<usize>()
@@ -487,7 +503,10 @@ pub const PHONE_STYLE: &str = "body{font-family:sans-serif;background:#f4f4f4;ma
 .phone{width:300px;border-radius:24px;background:#8cabd9;border:10px solid #222;padding-bottom:1em;overflow:hidden}\
 .phone header{background:#06c755;color:white;padding:.6em;font-weight:bold}\
 .phone .user{font-size:.7em;color:#234;padding:.3em .6em}\
-.bubble{background:white;border-radius:14px;margin:.5em .6em;padding:.6em;font-size:.85em;line-height:1.4}";
+.bubble{background:white;border-radius:14px;margin:.5em .6em;padding:.6em;font-size:.85em;line-height:1.4;white-space:pre-wrap}\
+.bubble.mine{background:#9de693;margin-left:3em}\
+.quick{display:flex;flex-wrap:wrap;gap:.3em;margin:.3em .6em}.quick button{border-radius:1em;border:1px solid #06c755;background:white;padding:.3em .6em}\
+.say{display:flex;margin:.5em .6em}.say input{flex:1}";
 
 #[cfg(test)]
 mod tests {

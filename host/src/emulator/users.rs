@@ -65,6 +65,14 @@ pub(super) async fn user_event(State(emulator): State<Emulator>, Path(user): Pat
     let event = event(&user, &action, reply_token.as_deref());
     let body = json!({ "destination": "U0000000000000000000000000000ffff", "events": [event] }).to_string();
     let seen_before = emulator.inboxes().get(&user).map_or(0, Vec::len);
+    let shown = match &action {
+        UserAction::Follow => "(友だち追加)".to_string(),
+        UserAction::Unfollow => "(ブロック)".to_string(),
+        UserAction::Text { text } => text.clone(),
+        UserAction::Postback { date: Some(date), .. } => date.clone(),
+        UserAction::Postback { data, .. } => format!("({data})"),
+    };
+    emulator.inbox.lock().unwrap().said.entry(user.clone()).or_default().push((seen_before, shown));
     let replied = emulator.replied.notified();
     tokio::pin!(replied);
     let sent = reqwest::Client::new()
@@ -127,3 +135,50 @@ fn event(user: &str, action: &UserAction, reply_token: Option<&str>) -> Value {
     }
     event
 }
+
+/// What a phone offers under its messages: the last message's quick-reply buttons (a date
+/// field beside a date picker's) and a text field, sent through the users' side.
+pub(super) fn controls(user: &str, last: Option<&super::ReceivedMessage>) -> String {
+    let attribute = |text: &str| html_escape::encode_double_quoted_attribute(text).into_owned();
+    let mut buttons = String::new();
+    for button in last.map(|message| message.buttons.as_slice()).unwrap_or_default() {
+        let action = match (&button.data, &button.text) {
+            (Some(data), _) => json!({ "type": "postback", "data": data }),
+            (None, Some(text)) => json!({ "type": "text", "text": text }),
+            (None, None) => continue,
+        };
+        let date = if button.date_picker { "<input type=\"date\">" } else { "" };
+        buttons.push_str(&format!("<span>{date}<button data-user=\"{user}\" data-action=\"{}\">{}</button></span>", attribute(&action.to_string()), html_escape::encode_text(&button.label)));
+    }
+    format!(
+        "<div class=\"quick\">{buttons}</div><form class=\"say\" data-user=\"{user}\"><input name=\"text\" placeholder=\"メッセージを入力\"><button>送信</button></form>"
+    )
+}
+
+/// The form that starts a new phone (a new user befriends the account), and the script
+/// every phone's controls use.
+pub(super) const NEW_PHONE: &str = "<p><button id=\"new-phone\">新しい利用者で友だち追加する</button></p>\
+<script>\
+async function act(user, action) {\
+  const response = await fetch('emulator/users/' + user + '/events', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(action) });\
+  if (!response.ok) { alert(await response.text()); }\
+  location.hash = user; location.reload();\
+}\
+document.addEventListener('click', (event) => {\
+  const target = event.target;\
+  if (target.id === 'new-phone') {\
+    const hex = Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, '0')).join('');\
+    act('U' + hex, { type: 'follow' });\
+  } else if (target.dataset.action) {\
+    const action = JSON.parse(target.dataset.action);\
+    const date = target.previousElementSibling;\
+    if (date && date.type === 'date') { if (!date.value) { date.focus(); return; } action.date = date.value; }\
+    act(target.dataset.user, action);\
+  }\
+});\
+document.addEventListener('submit', (event) => {\
+  event.preventDefault();\
+  const text = event.target.elements.text.value.trim();\
+  if (text) { act(event.target.dataset.user, { type: 'text', text }); }\
+});\
+</script>";
