@@ -35,8 +35,9 @@ pub enum UserAction {
     Follow,
     Unfollow,
     Text { text: String },
-    /// A tapped button: its data, and the date a date picker chose.
-    Postback { data: String, date: Option<String> },
+    /// A tapped button: its data, the date a date picker chose, and its label (LINE
+    /// shows a postback's `displayText` as what the user said).
+    Postback { data: String, date: Option<String>, label: Option<String> },
 }
 
 pub(super) async fn put_webhook(State(emulator): State<Emulator>, body: Bytes) -> Response {
@@ -70,6 +71,7 @@ pub(super) async fn user_event(State(emulator): State<Emulator>, Path(user): Pat
         UserAction::Unfollow => "(ブロック)".to_string(),
         UserAction::Text { text } => text.clone(),
         UserAction::Postback { date: Some(date), .. } => date.clone(),
+        UserAction::Postback { label: Some(label), .. } => label.clone(),
         UserAction::Postback { data, .. } => format!("({data})"),
     };
     emulator.inbox.lock().unwrap().said.entry(user.clone()).or_default().push((seen_before, shown));
@@ -121,7 +123,7 @@ fn event(user: &str, action: &UserAction, reply_token: Option<&str>) -> Value {
         UserAction::Follow => ("follow", json!({ "follow": { "isUnblocked": false } })),
         UserAction::Unfollow => ("unfollow", json!({})),
         UserAction::Text { text } => ("message", json!({ "message": { "type": "text", "id": now.to_string(), "text": text, "quoteToken": format!("q{now}") } })),
-        UserAction::Postback { data, date } => {
+        UserAction::Postback { data, date, .. } => {
             let mut postback = json!({ "data": data });
             if let Some(date) = date {
                 postback["params"] = json!({ "date": date });
@@ -143,7 +145,7 @@ pub(super) fn controls(user: &str, last: Option<&super::ReceivedMessage>) -> Str
     let mut buttons = String::new();
     for button in last.map(|message| message.buttons.as_slice()).unwrap_or_default() {
         let action = match (&button.data, &button.text) {
-            (Some(data), _) => json!({ "type": "postback", "data": data }),
+            (Some(data), _) => json!({ "type": "postback", "data": data, "label": button.label }),
             (None, Some(text)) => json!({ "type": "text", "text": text }),
             (None, None) => continue,
         };
