@@ -90,7 +90,10 @@ enum Action {
     Unknown,
     Apply,
     AskNumber,
-    Number(Parsed),
+    /// A well-formed registration number, normalized.
+    Number(String),
+    /// Something typed like a number, with a typo: what is wrong.
+    Typo(&'static str),
     ConsentMenu,
     Consent(bool),
     Settings,
@@ -167,7 +170,8 @@ fn text_action(text: &str) -> Action {
     }
     match number::parse(text) {
         Parsed::NotANumber => Action::Unknown,
-        parsed => Action::Number(parsed),
+        Parsed::Typo(what) => Action::Typo(what),
+        Parsed::Number(number) => Action::Number(number),
     }
 }
 
@@ -258,9 +262,8 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
             }
         },
         Action::AskNumber => reply("はがきに書かれた登録番号(11文字、例: ABCD-EFGH-JKL)を、このトークに送ってください。", Vec::new()),
-        Action::Number(Parsed::NotANumber) => reply(HELP, menu()),
-        Action::Number(Parsed::Typo(what)) => reply(&format!("{what}。はがきの番号をもう一度ご確認ください(まちがいの回数には数えません)。"), Vec::new()),
-        Action::Number(Parsed::Number(typed)) => match number::redeem(connection, user, &typed, now_millis)? {
+        Action::Typo(what) => reply(&format!("{what}。はがきの番号をもう一度ご確認ください(まちがいの回数には数えません)。"), Vec::new()),
+        Action::Number(typed) => match number::redeem(connection, user, &typed, now_millis)? {
             Redeemed::Linked { .. } => reply(
                 "登録が完了しました。これから、あなたに合ったお知らせをお届けします。\n\n所得に応じた手当などをご案内するため、市が持つ税の情報(課税の状況と所得)を使ってもよいですか。同意はいつでも取り消せます。",
                 consent_buttons(),
