@@ -15,6 +15,8 @@ CREATE TABLE webhook_events (
     outcome          TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX webhook_events_pending ON webhook_events (id) WHERE state = 'pending';
+-- Processed events are forgotten after 30 days, oldest first.
+CREATE INDEX webhook_events_done ON webhook_events (received_at) WHERE state = 'done';
 
 -- A LINE user who befriended the account, linked to a resident or not. `following` is 0
 -- after they blocked it; nothing is delivered to them then.

@@ -19,7 +19,7 @@ use crate::registry::sha256_hex;
 use crate::web::{AppError, AppState};
 
 /// How long a link to the form works.
-const LINK_VALID_DAYS: u32 = 1;
+const LINK_VALID_DAYS: i64 = 1;
 /// The longest name and address accepted, in characters.
 const MAX_NAME: usize = 60;
 const MAX_ADDRESS: usize = 200;
@@ -29,7 +29,7 @@ pub fn create_link(connection: &Connection, line_user_id: &str) -> Result<String
     let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     connection.execute(
         "INSERT INTO application_links (token_sha256, line_user_id, expires_at) VALUES (?1, ?2, ?3)",
-        (sha256_hex(token.as_bytes()), line_user_id, crate::chat::number::text_after_days(LINK_VALID_DAYS)),
+        (sha256_hex(token.as_bytes()), line_user_id, crate::database::text_in_days(LINK_VALID_DAYS)),
     )?;
     Ok(token)
 }

@@ -21,7 +21,7 @@ use sha2::Sha256;
 use crate::channel::SendOutcome;
 use crate::channel::line::{LineClient, ReplyMessage};
 use crate::chat::ChatSettings;
-use crate::database::{Database, now_text};
+use crate::database::{Database, now_text, text_in_days};
 use crate::web::{AppError, AppState};
 
 /// The webhook's configuration: the channel secret, and how to wake its worker.
@@ -102,6 +102,9 @@ fn read_events(body: &[u8]) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// How long processed events are kept, so that a late redelivery is still recognized.
+const KEEP_EVENTS_DAYS: i64 = 30;
+
 /// Stores the events not seen before, in one transaction; returns how many were new.
 fn store(connection: &mut Connection, events: &[(String, String)]) -> Result<usize> {
     let transaction = connection.transaction()?;
@@ -124,8 +127,12 @@ struct Processed {
 }
 
 /// Processes every pending event in the order received and sends their replies; returns
-/// how many it processed.
+/// how many it processed. Processed events older than `KEEP_EVENTS_DAYS` are forgotten
+/// first.
 pub async fn process_pending(database: &Database, line: &LineClient, settings: &Arc<ChatSettings>) -> Result<usize> {
+    database
+        .call(|connection| Ok(connection.execute("DELETE FROM webhook_events WHERE state = 'done' AND received_at < ?1", [text_in_days(-KEEP_EVENTS_DAYS)])?))
+        .await?;
     let mut processed = 0;
     loop {
         let now_millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;

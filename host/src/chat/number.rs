@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-use crate::database::{audit, now_text};
+use crate::database::{audit, now_text, text_in_days};
 
 /// The symbols of a number: digits and capitals without 0, O, 1 and I.
 const ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
@@ -134,7 +134,7 @@ pub fn issue_within(connection: &Connection, resident_id: &str, valid_days: u32,
     anyhow::ensure!(known, "resident {resident_id:?} is not in the active snapshot");
     let number = generate()?;
     let now = now_text();
-    let expires_at = text_after_days(valid_days);
+    let expires_at = text_in_days(i64::from(valid_days));
     connection.execute("UPDATE registration_numbers SET revoked_at = ?2 WHERE resident_id = ?1 AND used_at IS NULL AND revoked_at IS NULL", (resident_id, &now))?;
     connection.execute(
         "INSERT INTO registration_numbers (resident_id, number_hash, issued_at, issued_by, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -142,15 +142,6 @@ pub fn issue_within(connection: &Connection, resident_id: &str, valid_days: u32,
     )?;
     audit(connection, actor, "issue-registration-number", resident_id, &format!("expires {expires_at}"))?;
     Ok(display(&number))
-}
-
-/// RFC 3339 text (UTC) `days` from now, comparable with `now_text()` as text.
-pub(crate) fn text_after_days(days: u32) -> String {
-    let now = std::time::SystemTime::now() + std::time::Duration::from_secs(u64::from(days) * 86_400);
-    let seconds = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    let day = oshirase_sdk::Day(seconds.div_euclid(86_400) as i32);
-    let second_of_day = seconds.rem_euclid(86_400);
-    format!("{day}T{:02}:{:02}:{:02}Z", second_of_day / 3600, second_of_day % 3600 / 60, second_of_day % 60)
 }
 
 /// What sending a well-formed number did.

@@ -298,6 +298,12 @@ async fn a_redelivered_event_is_processed_once() {
     let replies: Vec<String> = town.new_messages(MOTHER).into_iter().map(|message| message.text).collect();
     assert_eq!(replies.len(), 2, "{replies:?}");
     assert!(replies[0].starts_with("すべてのお知らせを止めました") && replies[1].starts_with("すべてのお知らせを再開しました"), "{replies:?}");
+    // Processed events are forgotten after 30 days.
+    town.service.database.call(|connection| Ok(connection.execute("UPDATE webhook_events SET received_at = '2000-01-01T00:00:00Z'", [])?)).await.unwrap();
+    let later = town.event(MOTHER, "message", json!({ "message": { "type": "text", "id": "3", "text": "設定", "quoteToken": "q" } }));
+    town.deliver(&[later]).await;
+    let kept: i64 = town.sql("SELECT count(*) FROM webhook_events", vec![]).await;
+    assert_eq!(kept, 1);
 }
 
 #[tokio::test]
@@ -337,7 +343,9 @@ async fn registration_numbers_resist_guessing_and_work_once() {
     assert!(answers[4].contains("受け付けていません"), "{answers:?}");
     let guesses: i64 = town.sql("SELECT count(*) FROM registration_guesses", vec![]).await;
     assert_eq!(guesses, super::number::GUESS_LIMIT);
-    // Within the hour even the right number is refused, and links nothing.
+    // Within the hour even the right number is refused, and links nothing, also after a
+    // restart (the worker on a new connection to the same file).
+    town.service.database = Database::open(&town.directory.path().join("oshirase.db")).unwrap();
     let answer = town.say(MOTHER, &number).await;
     assert!(answer.contains("受け付けていません"), "{answer}");
     let linked: i64 = town.sql("SELECT count(*) FROM registrations", vec![]).await;
