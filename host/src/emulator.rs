@@ -599,6 +599,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_phones_offer_the_last_buttons_and_a_text_field_once_a_webhook_is_set() {
+        let emulator = Emulator::new(TOKEN);
+        let token = emulator.issue_reply_token(USER);
+        send(&emulator, "/v2/bot/message/reply", Some(TOKEN), None, json!({ "replyToken": token, "messages": with_buttons(1, "配信の設定", "action=settings") })).await;
+        let page = |emulator: &Emulator| {
+            let emulator = emulator.clone();
+            async move { phones_page(State(emulator)).await.0 }
+        };
+        assert!(!page(&emulator).await.contains("data-action"), "without a webhook the phones only show");
+        emulator.set_webhook(WebhookTarget { url: "http://127.0.0.1:9/webhook/line".into(), channel_secret: "secret".into() });
+        let shown = page(&emulator).await;
+        assert!(shown.contains("new-phone") && shown.contains("class=\"say\""), "{shown}");
+        assert!(shown.contains("action=settings") && shown.contains(">配信の設定</button>"), "{shown}");
+    }
+
+    #[tokio::test]
     async fn a_reply_token_works_once_and_the_reply_shows_its_buttons() {
         let emulator = Emulator::new(TOKEN);
         let token = emulator.issue_reply_token(USER);
