@@ -130,15 +130,9 @@ impl EmulatorProcess {
 
     /// Starts it with more arguments, such as `--fault-500 0.1`.
     pub fn start_with(journal: &Path, args: &[&str]) -> EmulatorProcess {
-        let mut child = Command::new(binary())
-            .args(["line-emulator", "--port", "0", "--token", TOKEN, "--journal"])
-            .arg(journal)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cannot start the emulator");
-        let base_url = read_address(&mut child);
+        let mut command = Command::new(binary());
+        command.args(["line-emulator", "--port", "0", "--token", TOKEN, "--journal"]).arg(journal).args(args);
+        let (child, base_url) = spawn_listening(command);
         EmulatorProcess { child, base_url }
     }
 
@@ -183,6 +177,37 @@ impl EmulatorProcess {
 }
 
 impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns a command that binds a port and prints `listening on URL` first; returns the
+/// child and the URL, once the socket is bound.
+fn spawn_listening(mut command: Command) -> (Child, String) {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("cannot start oshirase");
+    let base_url = read_address(&mut child);
+    (child, base_url)
+}
+
+/// A real `oshirase serve` process on a free port, killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    pub base_url: String,
+}
+
+impl Scene {
+    /// Starts `oshirase --data <data> serve --port 0 args…`.
+    pub fn serve(&self, args: &[&str]) -> ServerProcess {
+        let mut command = self.command(&["serve", "--port", "0"]);
+        command.args(args);
+        let (child, base_url) = spawn_listening(command);
+        ServerProcess { child, base_url }
+    }
+}
+
+impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -53,6 +53,9 @@ pub struct ServerSection {
     pub listen: SocketAddr,
     /// The data directory: the database, plugin cache and export uploads.
     pub data: PathBuf,
+    /// This server's public address (`https://oshirase.city.example.jp`), for the chat's
+    /// link to the application form; without it residents are told to apply at the counter.
+    pub public_url: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_delivery_states.sql", include_str!("../../db/0004_delivery_states.sql")),
     ("0005_requests.sql", include_str!("../../db/0005_requests.sql")),
     ("0006_schedules.sql", include_str!("../../db/0006_schedules.sql")),
+    ("0007_residents_chat.sql", include_str!("../../db/0007_residents_chat.sql")),
 ];
 
 /// Opens (creating if needed) the database at `path`, in WAL mode, fully migrated.
@@ -75,7 +76,19 @@ impl Database {
 /// The current time as RFC 3339 text in UTC with milliseconds, the form every timestamp
 /// column uses (SQLite's date functions read it, fractions included).
 pub fn now_text() -> String {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    time_text(std::time::SystemTime::now())
+}
+
+/// The time `days` from now (ago when negative) as `now_text` writes it, so that the two
+/// compare as text.
+pub fn text_in_days(days: i64) -> String {
+    let now = std::time::SystemTime::now();
+    let shift = std::time::Duration::from_secs(days.unsigned_abs() * 86_400);
+    time_text(if days >= 0 { now + shift } else { now - shift })
+}
+
+fn time_text(time: std::time::SystemTime) -> String {
+    let since_epoch = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let seconds = since_epoch.as_secs() as i64;
     let day = oshirase_sdk::Day(seconds.div_euclid(86_400) as i32);
     let second_of_day = seconds.rem_euclid(86_400);

@@ -1,5 +1,6 @@
 //! `oshirase demo`: a synthetic city, the bundled programs, today's run delivered to the
-//! embedded LINE emulator, and a page that shows who received what and why.
+//! embedded LINE emulator, and a page that shows who received what and why. The emulator's
+//! phones also talk to the server's LINE webhook, so the chat can be tried from them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,14 +8,20 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use oshirase_sdk::Day;
 
-use crate::channel::line::LineConfig;
-use crate::emulator::Emulator;
+use rusqlite::OptionalExtension;
+
+use crate::channel::line::{LineClient, LineConfig};
+use crate::chat::ChatSettings;
+use crate::emulator::{Emulator, WebhookTarget};
+use crate::webhook::Webhook;
 use crate::import::{ImportOptions, import_directory};
 use crate::service::Service;
 use crate::web::{AppState, EMULATOR_PATH};
 
 /// The token the demo's own emulator accepts; it guards nothing real.
 const DEMO_TOKEN: &str = "oshirase-demo-token";
+/// The channel secret between the demo's emulator and its webhook; it guards nothing real.
+const DEMO_SECRET: &str = "oshirase-demo-channel-secret";
 
 pub struct DemoOptions {
     pub data_directory: PathBuf,
@@ -44,13 +51,16 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     let listener = tokio::net::TcpListener::bind(options.address).await.with_context(|| format!("cannot listen on {} (choose another with --port)", options.address))?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState { service: service.clone(), emulator: Some(emulator) };
+    let line = LineConfig::new(format!("http://{address}{EMULATOR_PATH}"), DEMO_TOKEN);
+    let webhook = Webhook::new(DEMO_SECRET, ChatSettings { public_url: Some(format!("http://{address}")) })?;
+    webhook.start_worker(service.database.clone(), LineClient::new(line.clone())?);
+    emulator.set_webhook(WebhookTarget { url: format!("http://{address}/webhook/line"), channel_secret: DEMO_SECRET.into() });
+    let state = AppState { service: service.clone(), emulator: Some(emulator), webhook: Some(webhook) };
     let server = tokio::spawn(crate::run(state, None, listener, async {
         let _ = stopped.await;
     }));
 
-    let line = LineConfig::new(format!("http://{address}{EMULATOR_PATH}"), DEMO_TOKEN);
-    let channels = crate::channel::Channels { line: crate::channel::line::LineClient::new(line)?, mail: None };
+    let channels = crate::channel::Channels { line: LineClient::new(line)?, mail: None };
     let report = service.run_day(options.today, &channels, &crate::retry::RetryPolicy::default()).await?;
     let summary = DemoSummary { residents, programs, notices: report.runs.iter().map(|run| run.notices).sum(), delivered: report.sent.sent };
     if options.exit_after_run {
@@ -61,11 +71,33 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     println!("oshirase demo: {} residents, {} programs, {} notices for {}, {} delivered", summary.residents, summary.programs, summary.notices, options.today, summary.delivered);
     println!("who received what, and why:  http://{address}/");
     println!("the residents' phones:       http://{address}{EMULATOR_PATH}/");
+    if let Some((resident, number)) = try_number(&service).await? {
+        println!("to try the chat: on the phones page, befriend the account as a new user and send {number} (resident {resident})");
+    }
     println!("press Ctrl-C to stop");
     tokio::signal::ctrl_c().await?;
     let _ = stop.send(());
     server.await??;
     Ok(summary)
+}
+
+/// Issues a registration number for the first resident of the snapshot who is not
+/// registered, so that linking can be tried from a new phone.
+async fn try_number(service: &Service) -> Result<Option<(String, String)>> {
+    service
+        .database
+        .call(|connection| {
+            let resident: Option<String> = connection
+                .query_row(
+                    "SELECT r.resident_id FROM residents r JOIN snapshots s ON s.id = r.snapshot_id AND s.active = 1
+                     WHERE NOT EXISTS (SELECT 1 FROM registrations g WHERE g.resident_id = r.resident_id) ORDER BY r.key LIMIT 1",
+                    [],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            resident.map(|resident| Ok((resident.clone(), crate::chat::number::issue(connection, &resident, 1, "demo")?))).transpose()
+        })
+        .await
 }
 
 /// Generates the synthetic city's export files and imports them through the real

@@ -1,13 +1,17 @@
 //! A LINE Messaging API emulator for the demo and the tests. It enforces the request
-//! rules of LINE's OpenAPI description (`shared/line-openapi/messaging-api.yml`) for push
-//! and multicast — bearer token, 1–5 messages, at most 500 recipients, retry keys that
-//! answer 409 on a repeat — records what each user would see, and shows it as phones.
+//! rules of LINE's OpenAPI description (`shared/line-openapi/messaging-api.yml`) for push,
+//! multicast and reply — bearer token, 1–5 messages, at most 500 recipients, retry keys
+//! that answer 409 on a repeat, quick replies of at most 13 buttons, reply tokens that
+//! work once and only shortly after the event — records what each user would see, and
+//! shows it as phones. Tests ask it for reply tokens (`issue_reply_token`), as LINE puts
+//! one in each webhook event it sends.
 //! It can be told to misbehave (`faults.rs`); every message a user would see is counted,
 //! so a message delivered twice shows twice in `/emulator/inboxes`. Like LINE, it counts
 //! the month's messages (`/v2/bot/message/quota/consumption`) and, when given a monthly
 //! limit, answers 429 to a request that would go beyond it.
 
 mod faults;
+mod users;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -21,11 +25,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 pub use faults::{Faults, Injected};
+pub use users::{UserAction, WebhookTarget};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::channel::line::is_user_id;
+
 /// The longest text message LINE accepts, in characters.
 const MAX_TEXT_CHARACTERS: usize = 5000;
+/// How long a reply token stays usable. LINE documents only that it must be used soon
+/// after the event; the emulator allows a minute.
+const REPLY_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One message as a user would see it in their chat.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -34,6 +44,24 @@ pub struct ReceivedMessage {
     pub text: String,
     pub request_id: String,
     pub aggregation_unit: Option<String>,
+    /// The quick-reply buttons shown under the message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<QuickButton>,
+}
+
+/// A quick-reply button as the user sees it: what it says and what tapping it sends.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuickButton {
+    pub label: String,
+    /// The postback data (postback and date-picker actions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// The text a message action sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Whether tapping it opens a date picker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub date_picker: bool,
 }
 
 /// One accepted request, as kept in the journal.
@@ -43,6 +71,9 @@ struct Accepted {
     retry_key: Option<String>,
     to: Vec<String>,
     messages: Vec<ReceivedMessage>,
+    /// A reply, which LINE does not count against the monthly quota.
+    #[serde(default)]
+    free: bool,
 }
 
 #[derive(Default)]
@@ -50,6 +81,13 @@ struct Inbox {
     by_user: BTreeMap<String, Vec<ReceivedMessage>>,
     /// Retry key → the request id that was accepted with it.
     retry_keys: HashMap<String, String>,
+    /// Reply token → the user it answers and when it was issued; removed when used.
+    reply_tokens: HashMap<String, (String, std::time::Instant)>,
+    /// Reply tokens used since the users' side last looked (`users.rs` waits for them).
+    answered: std::collections::HashSet<String>,
+    /// What each user said through the users' side, with the length of their inbox then,
+    /// so the phones show it in its place (kept in memory only).
+    said: BTreeMap<String, Vec<(usize, String)>>,
     next_message_id: u64,
     /// Messages delivered, one per recipient of each message, as LINE counts its quota.
     consumed: u64,
@@ -66,7 +104,9 @@ impl Inbox {
         for user in &accepted.to {
             self.by_user.entry(user.clone()).or_default().extend(accepted.messages.iter().cloned());
         }
-        self.consumed += (accepted.messages.len() * accepted.to.len()) as u64;
+        if !accepted.free {
+            self.consumed += (accepted.messages.len() * accepted.to.len()) as u64;
+        }
     }
 }
 
@@ -76,6 +116,10 @@ pub struct Emulator {
     token: Arc<str>,
     inbox: Arc<Mutex<Inbox>>,
     faults: faults::SharedFaults,
+    /// The bot's webhook, for the users' side (`users.rs`).
+    webhook: Arc<Mutex<Option<WebhookTarget>>>,
+    /// Woken whenever a reply token is used.
+    replied: Arc<tokio::sync::Notify>,
 }
 
 impl Emulator {
@@ -85,7 +129,14 @@ impl Emulator {
             token: channel_access_token.into(),
             inbox: Arc::new(Mutex::new(Inbox::default())),
             faults: Arc::new(Mutex::new(faults::FaultState::new(Faults::default()))),
+            webhook: Arc::new(Mutex::new(None)),
+            replied: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Sends the users' events to this webhook from now on.
+    pub fn set_webhook(&self, target: WebhookTarget) {
+        *self.webhook.lock().unwrap() = Some(target);
     }
 
     /// Puts `faults` in force from now on, with a fresh generator from their seed and
@@ -121,6 +172,14 @@ impl Emulator {
         self.inbox.lock().unwrap().monthly_limit = messages;
     }
 
+    /// A reply token for an event from `user`, as LINE puts in a webhook event: it works
+    /// once, within `REPLY_TOKEN_LIFETIME`.
+    pub fn issue_reply_token(&self, user: &str) -> String {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        self.inbox.lock().unwrap().reply_tokens.insert(token.clone(), (user.to_string(), std::time::Instant::now()));
+        token
+    }
+
     /// Every message each user has received, by user id.
     pub fn inboxes(&self) -> BTreeMap<String, Vec<ReceivedMessage>> {
         self.inbox.lock().unwrap().by_user.clone()
@@ -134,10 +193,13 @@ impl Emulator {
             .route_layer(axum::middleware::from_fn_with_state(self.clone(), faults::inject));
         Router::new()
             .merge(sending)
+            .route("/v2/bot/message/reply", post(reply))
             .route("/v2/bot/message/quota", get(quota))
             .route("/v2/bot/message/quota/consumption", get(quota_consumption))
             .route("/emulator/inboxes", get(inboxes_json))
             .route("/emulator/faults", get(faults_json).put(put_faults))
+            .route("/emulator/webhook", axum::routing::put(users::put_webhook))
+            .route("/emulator/users/{user}/events", post(users::user_event))
             .route("/", get(phones_page))
             .with_state(self.clone())
     }
@@ -148,7 +210,10 @@ impl Emulator {
         Ok(())
     }
 
-    fn accept(&self, retry_key: Option<String>, to: Vec<String>, messages: &[Value], aggregation_unit: Option<String>) -> Result<Accepted, Response> {
+    /// Delivers `messages` to `to` unless the retry key was seen (409) or, for a message
+    /// that is not `free` (a push or multicast; replies are free), the monthly limit would
+    /// be passed (429).
+    fn accept(&self, retry_key: Option<String>, to: Vec<String>, messages: &[Value], aggregation_unit: Option<String>, free: bool) -> Result<Accepted, Response> {
         let mut inbox = self.inbox.lock().unwrap();
         if let Some(key) = &retry_key
             && let Some(request_id) = inbox.retry_keys.get(key)
@@ -160,7 +225,7 @@ impl Emulator {
             return Err(response);
         }
         let messages_sent = (messages.len() * to.len()) as u64;
-        if inbox.monthly_limit.is_some_and(|limit| inbox.consumed + messages_sent > limit) {
+        if !free && inbox.monthly_limit.is_some_and(|limit| inbox.consumed + messages_sent > limit) {
             return Err(error(StatusCode::TOO_MANY_REQUESTS, "You have reached your monthly limit.", None));
         }
         let request_id = uuid::Uuid::new_v4().to_string();
@@ -172,9 +237,10 @@ impl Emulator {
                 text: message["text"].as_str().unwrap_or_default().to_string(),
                 request_id: request_id.clone(),
                 aggregation_unit: aggregation_unit.clone(),
+                buttons: message.pointer("/quickReply/items").and_then(Value::as_array).into_iter().flatten().filter_map(|item| quick_button(item.get("action")?)).collect(),
             });
         }
-        let accepted = Accepted { request_id, retry_key, to, messages: received };
+        let accepted = Accepted { request_id, retry_key, to, messages: received, free };
         if let Some(journal) = inbox.journal.as_mut() {
             let line = serde_json::to_string(&accepted).expect("journal entries serialize");
             // The request is answered only after its journal line is written.
@@ -249,12 +315,62 @@ fn common_checks(emulator: &Emulator, headers: &HeaderMap, body: &Bytes) -> Resu
             }
             Some(_) => {}
         }
+        if let Some(quick_reply) = message.get("quickReply") {
+            check_quick_reply(quick_reply, &format!("{property}.quickReply"))?;
+        }
     }
     Ok((retry_key, body))
 }
 
-fn is_user_id(text: &str) -> bool {
-    text.len() == 33 && text.starts_with('U') && text[1..].bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+/// A checked quick-reply action as the user's phone shows it.
+fn quick_button(action: &Value) -> Option<QuickButton> {
+    let text = |key: &str| action.get(key).and_then(Value::as_str).map(str::to_string);
+    Some(QuickButton { label: text("label")?, data: text("data"), text: text("text"), date_picker: action.get("type").and_then(Value::as_str) == Some("datetimepicker") })
+}
+
+/// A quick reply: 1–13 items of type `action`, each a postback, date picker or message
+/// action with a label of 1–20 characters and data of at most 300.
+fn check_quick_reply(quick_reply: &Value, property: &str) -> Result<(), Response> {
+    let Some(items) = quick_reply.get("items").and_then(Value::as_array) else {
+        return Err(invalid("must be specified", &format!("{property}.items")));
+    };
+    if items.is_empty() || items.len() > crate::channel::line::MAX_QUICK_REPLY_ITEMS {
+        return Err(invalid("Size must be between 1 and 13", &format!("{property}.items")));
+    }
+    for (index, item) in items.iter().enumerate() {
+        let property = format!("{property}.items[{index}]");
+        if item.get("type").and_then(Value::as_str) != Some("action") {
+            return Err(invalid("must be action", &format!("{property}.type")));
+        }
+        let action = item.get("action").ok_or_else(|| invalid("must be specified", &format!("{property}.action")))?;
+        let label = action.get("label").and_then(Value::as_str).unwrap_or_default();
+        if label.is_empty() || label.chars().count() > crate::channel::line::MAX_QUICK_REPLY_LABEL {
+            return Err(invalid("Length must be between 1 and 20", &format!("{property}.action.label")));
+        }
+        let data = action.get("data").and_then(Value::as_str);
+        match action.get("type").and_then(Value::as_str) {
+            Some("postback") => {
+                if data.is_none() {
+                    return Err(invalid("must be specified", &format!("{property}.action.data")));
+                }
+            }
+            Some("datetimepicker") => {
+                if !matches!(action.get("mode").and_then(Value::as_str), Some("date" | "time" | "datetime")) {
+                    return Err(invalid("must be one of date, time, datetime", &format!("{property}.action.mode")));
+                }
+            }
+            Some("message") => {
+                if action.get("text").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    return Err(invalid("must be specified", &format!("{property}.action.text")));
+                }
+            }
+            _ => return Err(invalid("the emulator accepts postback, datetimepicker and message actions", &format!("{property}.action.type"))),
+        }
+        if data.is_some_and(|data| data.chars().count() > crate::channel::line::MAX_POSTBACK_DATA) {
+            return Err(invalid("Length must be between 0 and 300", &format!("{property}.action.data")));
+        }
+    }
+    Ok(())
 }
 
 /// Reads `customAggregationUnits`: at most one name of 1–30 letters, digits or underscores.
@@ -283,6 +399,12 @@ fn accepted_response(accepted: &Accepted, body: Value) -> Response {
     response
 }
 
+/// The answer of push and reply: the id and quote token of every message sent.
+fn sent_messages_response(accepted: &Accepted) -> Response {
+    let sent: Vec<Value> = accepted.messages.iter().map(|message| json!({ "id": message.id, "quoteToken": format!("q{}", message.id) })).collect();
+    accepted_response(accepted, json!({ "sentMessages": sent }))
+}
+
 async fn push(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
     let (retry_key, body) = match common_checks(&emulator, &headers, &body) {
         Ok(checked) => checked,
@@ -297,13 +419,34 @@ async fn push(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes)
         Ok(unit) => unit,
         Err(response) => return response,
     };
-    match emulator.accept(retry_key, vec![to], body["messages"].as_array().unwrap(), unit) {
-        Ok(accepted) => {
-            let sent: Vec<Value> = accepted.messages.iter().map(|message| json!({ "id": message.id, "quoteToken": format!("q{}", message.id) })).collect();
-            accepted_response(&accepted, json!({ "sentMessages": sent }))
-        }
+    match emulator.accept(retry_key, vec![to], body["messages"].as_array().unwrap(), unit, false) {
+        Ok(accepted) => sent_messages_response(&accepted),
         Err(response) => response,
     }
+}
+
+/// `POST /v2/bot/message/reply`: the token must be one issued for an event and unused, and
+/// is used up even when the request is refused later, as LINE's is.
+async fn reply(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
+    let (_, body) = match common_checks(&emulator, &headers, &body) {
+        Ok(checked) => checked,
+        Err(response) => return response,
+    };
+    let Some(token) = body.get("replyToken").and_then(Value::as_str) else {
+        return invalid("must be specified", "replyToken");
+    };
+    let issued = emulator.inbox.lock().unwrap().reply_tokens.remove(token);
+    let user = match issued {
+        Some((user, issued_at)) if issued_at.elapsed() <= REPLY_TOKEN_LIFETIME => user,
+        _ => return error(StatusCode::BAD_REQUEST, "Invalid reply token", None),
+    };
+    let answer = match emulator.accept(None, vec![user], body["messages"].as_array().unwrap(), None, true) {
+        Ok(accepted) => sent_messages_response(&accepted),
+        Err(response) => response,
+    };
+    emulator.inbox.lock().unwrap().answered.insert(token.to_string());
+    emulator.replied.notify_waiters();
+    answer
 }
 
 async fn multicast(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
@@ -328,7 +471,7 @@ async fn multicast(State(emulator): State<Emulator>, headers: HeaderMap, body: B
         Ok(unit) => unit,
         Err(response) => return response,
     };
-    match emulator.accept(retry_key, users, body["messages"].as_array().unwrap(), unit) {
+    match emulator.accept(retry_key, users, body["messages"].as_array().unwrap(), unit, false) {
         Ok(accepted) => accepted_response(&accepted, json!({})),
         Err(response) => response,
     }
@@ -376,17 +519,30 @@ async fn put_faults(State(emulator): State<Emulator>, body: Bytes) -> Response {
 
 async fn phones_page(State(emulator): State<Emulator>) -> Html<String> {
     let inboxes = emulator.inboxes();
+    let said = emulator.inbox.lock().unwrap().said.clone();
+    let chatting = emulator.webhook.lock().unwrap().is_some();
     let mut phones = String::new();
     for (user, messages) in &inboxes {
-        let bubbles: String = messages.iter().map(|message| format!("<div class=\"bubble\">{}</div>", html_escape::encode_text(&message.text))).collect();
-        phones.push_str(&format!("<section class=\"phone\" id=\"{user}\"><header>oshirase 市公式</header><div class=\"user\">{user}</div>{bubbles}</section>"));
+        let spoken = said.get(user).map(Vec::as_slice).unwrap_or_default();
+        let user_bubbles = |position: usize| -> String {
+            spoken.iter().filter(|(at, _)| *at == position).map(|(_, text)| format!("<div class=\"bubble mine\">{}</div>", html_escape::encode_text(text))).collect()
+        };
+        let mut bubbles = String::new();
+        for (position, message) in messages.iter().enumerate() {
+            bubbles.push_str(&user_bubbles(position));
+            bubbles.push_str(&format!("<div class=\"bubble\">{}</div>", html_escape::encode_text(&message.text)));
+        }
+        bubbles.push_str(&user_bubbles(messages.len()));
+        let controls = if chatting { users::controls(user, messages.last()) } else { String::new() };
+        phones.push_str(&format!("<section class=\"phone\" id=\"{user}\"><header>oshirase 市公式</header><div class=\"user\">{user}</div>{bubbles}{controls}</section>"));
     }
     if inboxes.is_empty() {
         phones.push_str("<p>まだメッセージはありません。</p>");
     }
+    let new_phone = if chatting { users::NEW_PHONE } else { "" };
     Html(format!(
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>LINE エミュレーター</title><style>{}</style></head>\
-         <body><h1>LINE エミュレーター</h1><p>{} 人の利用者が {} 件のメッセージを受け取りました。</p><div class=\"phones\">{phones}</div></body></html>",
+         <body><h1>LINE エミュレーター</h1><p>{} 人の利用者が {} 件のメッセージを受け取りました。</p>{new_phone}<div class=\"phones\">{phones}</div></body></html>",
         PHONE_STYLE,
         inboxes.len(),
         inboxes.values().map(Vec::len).sum::<usize>()
@@ -398,7 +554,10 @@ pub const PHONE_STYLE: &str = "body{font-family:sans-serif;background:#f4f4f4;ma
 .phone{width:300px;border-radius:24px;background:#8cabd9;border:10px solid #222;padding-bottom:1em;overflow:hidden}\
 .phone header{background:#06c755;color:white;padding:.6em;font-weight:bold}\
 .phone .user{font-size:.7em;color:#234;padding:.3em .6em}\
-.bubble{background:white;border-radius:14px;margin:.5em .6em;padding:.6em;font-size:.85em;line-height:1.4}";
+.bubble{background:white;border-radius:14px;margin:.5em .6em;padding:.6em;font-size:.85em;line-height:1.4;white-space:pre-wrap}\
+.bubble.mine{background:#9de693;margin-left:3em}\
+.quick{display:flex;flex-wrap:wrap;gap:.3em;margin:.3em .6em}.quick button{border-radius:1em;border:1px solid #06c755;background:white;padding:.3em .6em}\
+.say{display:flex;margin:.5em .6em}.say input{flex:1}";
 
 #[cfg(test)]
 mod tests {
@@ -428,11 +587,17 @@ mod tests {
         json!((0..count).map(|index| json!({ "type": "text", "text": format!("m{index}") })).collect::<Vec<_>>())
     }
 
+    /// A reply token placeholder that `check` replaces with one the emulator issued.
+    const ISSUED: &str = "issued";
+
     /// Each case: (what, path, token, body, expected status, expected error property).
     async fn check(cases: Vec<(&str, &str, Option<&str>, Value, StatusCode, Option<&str>)>) {
         let mut failures = Vec::new();
-        for (what, path, token, body, status, property) in cases {
+        for (what, path, token, mut body, status, property) in cases {
             let emulator = Emulator::new(TOKEN);
+            if body["replyToken"] == ISSUED {
+                body["replyToken"] = json!(emulator.issue_reply_token(USER));
+            }
             let (actual, answer) = send(&emulator, path, token, None, body).await;
             let actual_property = answer["details"][0]["property"].as_str();
             if actual != status || actual_property != property {
@@ -449,6 +614,7 @@ mod tests {
     async fn requests_are_checked_as_line_checks_them() {
         let push = "/v2/bot/message/push";
         let multicast = "/v2/bot/message/multicast";
+        let reply = "/v2/bot/message/reply";
         let many: Vec<String> = (0..501).map(|index| format!("U{index:032x}")).collect();
         check(vec![
             ("a valid push", push, Some(TOKEN), json!({ "to": USER, "messages": text(1) }), StatusCode::OK, None),
@@ -463,8 +629,54 @@ mod tests {
             ("a valid multicast", multicast, Some(TOKEN), json!({ "to": [USER], "messages": text(1) }), StatusCode::OK, None),
             ("501 recipients", multicast, Some(TOKEN), json!({ "to": many, "messages": text(1) }), StatusCode::BAD_REQUEST, Some("to")),
             ("a group id in a multicast", multicast, Some(TOKEN), json!({ "to": ["C0123456789abcdef0123456789abcdef"], "messages": text(1) }), StatusCode::BAD_REQUEST, Some("to[0]")),
+            ("a valid reply with 13 buttons", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": with_buttons(13, "ボタン", "a=b") }), StatusCode::OK, None),
+            ("a reply with a date picker", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": [{ "type": "text", "text": "t", "quickReply": { "items": [{ "type": "action", "action": { "type": "datetimepicker", "label": "日付", "data": "d", "mode": "date" } }] } }] }), StatusCode::OK, None),
+            ("a reply of six messages", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": text(6) }), StatusCode::BAD_REQUEST, Some("messages")),
+            ("a reply with a wrong token", reply, Some("other"), json!({ "replyToken": ISSUED, "messages": text(1) }), StatusCode::UNAUTHORIZED, None),
+            ("a reply without a reply token", reply, Some(TOKEN), json!({ "messages": text(1) }), StatusCode::BAD_REQUEST, Some("replyToken")),
+            ("a reply token never issued", reply, Some(TOKEN), json!({ "replyToken": "0f8e2c", "messages": text(1) }), StatusCode::BAD_REQUEST, None),
+            ("14 buttons", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": with_buttons(14, "ボタン", "a=b") }), StatusCode::BAD_REQUEST, Some("messages[0].quickReply.items")),
+            ("a label of 21 characters", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": with_buttons(1, &"あ".repeat(21), "a=b") }), StatusCode::BAD_REQUEST, Some("messages[0].quickReply.items[0].action.label")),
+            ("postback data of 301 characters", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": with_buttons(1, "ボタン", &"a".repeat(301)) }), StatusCode::BAD_REQUEST, Some("messages[0].quickReply.items[0].action.data")),
+            ("a uri action", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": [{ "type": "text", "text": "t", "quickReply": { "items": [{ "type": "action", "action": { "type": "uri", "label": "l", "uri": "https://example.com" } }] } }] }), StatusCode::BAD_REQUEST, Some("messages[0].quickReply.items[0].action.type")),
         ])
         .await;
+    }
+
+    /// One text message with `count` postback buttons.
+    fn with_buttons(count: usize, label: &str, data: &str) -> Value {
+        let items: Vec<Value> = (0..count).map(|_| json!({ "type": "action", "action": { "type": "postback", "label": label, "data": data } })).collect();
+        json!([{ "type": "text", "text": "t", "quickReply": { "items": items } }])
+    }
+
+    #[tokio::test]
+    async fn the_phones_offer_the_last_buttons_and_a_text_field_once_a_webhook_is_set() {
+        let emulator = Emulator::new(TOKEN);
+        let token = emulator.issue_reply_token(USER);
+        send(&emulator, "/v2/bot/message/reply", Some(TOKEN), None, json!({ "replyToken": token, "messages": with_buttons(1, "配信の設定", "action=settings") })).await;
+        let page = |emulator: &Emulator| {
+            let emulator = emulator.clone();
+            async move { phones_page(State(emulator)).await.0 }
+        };
+        assert!(!page(&emulator).await.contains("data-action"), "without a webhook the phones only show");
+        emulator.set_webhook(WebhookTarget { url: "http://127.0.0.1:9/webhook/line".into(), channel_secret: "secret".into() });
+        let shown = page(&emulator).await;
+        assert!(shown.contains("new-phone") && shown.contains("class=\"say\""), "{shown}");
+        assert!(shown.contains("action=settings") && shown.contains(">配信の設定</button>"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_reply_token_works_once_and_the_reply_shows_its_buttons() {
+        let emulator = Emulator::new(TOKEN);
+        let token = emulator.issue_reply_token(USER);
+        let body = json!({ "replyToken": token, "messages": with_buttons(2, "設定", "action=settings") });
+        assert_eq!(send(&emulator, "/v2/bot/message/reply", Some(TOKEN), None, body.clone()).await.0, StatusCode::OK);
+        assert_eq!(send(&emulator, "/v2/bot/message/reply", Some(TOKEN), None, body).await.0, StatusCode::BAD_REQUEST);
+        let inbox = &emulator.inboxes()[USER];
+        assert_eq!(inbox.len(), 1);
+        let labels: Vec<&str> = inbox[0].buttons.iter().map(|button| button.label.as_str()).collect();
+        assert_eq!(labels, ["設定", "設定"]);
+        assert_eq!(inbox[0].buttons[0].data.as_deref(), Some("action=settings"));
     }
 
     #[tokio::test]

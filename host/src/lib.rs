@@ -3,9 +3,11 @@
 //! WebAssembly plugin evaluated against the city's resident snapshot. See ARCHITECTURE.md.
 
 pub mod admin;
+pub mod apply;
 pub mod bench;
 pub mod cases;
 pub mod channel;
+pub mod chat;
 pub mod config;
 pub mod database;
 pub mod demo;
@@ -23,6 +25,7 @@ pub mod service;
 pub mod snapshot;
 pub mod synth;
 pub mod web;
+pub mod webhook;
 
 use std::future::Future;
 
@@ -91,9 +94,18 @@ pub async fn serve(config: Config, programs: &[String], shutdown: impl Future<Ou
         () = stop.cancelled() => return Ok(()),
     };
     let scheduler = Scheduler::new(service.clone(), &config)?;
+    // The LINE webhook answers when the channel secret that signs its requests is set.
+    let webhook = match &config.line.channel_secret {
+        None => None,
+        Some(secret) => {
+            let webhook = webhook::Webhook::new(secret, chat::ChatSettings { public_url: config.server.public_url.clone() })?;
+            webhook.start_worker(service.database.clone(), channel::line::LineClient::new(config.line())?);
+            Some(webhook)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;
     println!("listening on http://{}", listener.local_addr()?);
-    run(AppState { service, emulator: None }, Some(scheduler), listener, stop.cancelled_owned()).await
+    run(AppState { service, emulator: None, webhook }, Some(scheduler), listener, stop.cancelled_owned()).await
 }
 
 /// A future that completes on SIGTERM (how systemd stops a service) or SIGINT (Ctrl-C).

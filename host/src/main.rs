@@ -129,7 +129,8 @@ enum Command {
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Serves the overview page and the admin API and, with --config, runs the programs on
-    /// their schedules and sends inside the send window, until SIGTERM or Ctrl-C.
+    /// their schedules and sends inside the send window, and answers the LINE webhook when
+    /// the channel secret is set, until SIGTERM or Ctrl-C.
     Serve {
         /// The configuration file (see oshirase.example.toml); it names the data directory
         /// and address. Without it only the web server runs, on --port, with --data.
@@ -137,7 +138,12 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long, default_value_t = 8080, conflicts_with = "config")]
         port: u16,
+        #[command(flatten)]
+        webhook: WebhookArguments,
     },
+    /// Registration numbers that residents type into the LINE chat.
+    #[command(subcommand)]
+    Registration(RegistrationCommand),
     /// Shows or changes when programs run.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -148,6 +154,35 @@ enum Command {
         /// Overwrite FILE when it exists.
         #[arg(long)]
         force: bool,
+    },
+}
+
+/// The LINE channel the webhook answers for; without a secret there is no webhook.
+#[derive(clap::Args)]
+struct WebhookArguments {
+    /// The channel secret that signs webhook requests (`X-Line-Signature`).
+    #[arg(long, env = "OSHIRASE_LINE_SECRET", hide_env_values = true)]
+    line_secret: Option<String>,
+    /// Where replies go: LINE, or an emulator.
+    #[arg(long, env = "OSHIRASE_LINE_BASE_URL", default_value = "https://api.line.me")]
+    line_base_url: String,
+    /// The channel access token replies are sent with; needed with a secret.
+    #[arg(long, env = "OSHIRASE_LINE_TOKEN", hide_env_values = true)]
+    line_token: Option<String>,
+    /// This server's public address, for the chat's link to the application form
+    /// (`/apply/…`); without it residents are told to apply at the counter.
+    #[arg(long, env = "OSHIRASE_PUBLIC_URL")]
+    public_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RegistrationCommand {
+    /// Issues a registration number for a resident of the active snapshot and prints it;
+    /// it works once, until it expires, and replaces the resident's unused earlier numbers.
+    Issue {
+        resident_id: String,
+        #[arg(long, default_value_t = oshirase::chat::number::DEFAULT_VALID_DAYS)]
+        valid_days: u32,
     },
 }
 
@@ -261,6 +296,22 @@ enum BenchCommand {
     Delivery {
         #[arg(long, default_value_t = 100_000)]
         recipients: usize,
+        #[arg(long, default_value_t = 3)]
+        repetitions: usize,
+        #[arg(long, default_value = "./oshirase-bench")]
+        work: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sends signed LINE webhook requests to the real routes over loopback and times
+    /// receiving them (signature, storage) and processing them (replies included).
+    Webhook {
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        #[arg(long, default_value_t = 1)]
+        events_per_request: usize,
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
         #[arg(long, default_value_t = 3)]
         repetitions: usize,
         #[arg(long, default_value = "./oshirase-bench")]
@@ -400,6 +451,11 @@ async fn main() -> Result<()> {
             let report = oshirase::bench::delivery::delivery(&options).await?;
             print_report(&report, json)?;
         }
+        Command::Bench(BenchCommand::Webhook { events, events_per_request, connections, repetitions, work, json }) => {
+            let options = oshirase::bench::WebhookBenchOptions { events, events_per_request, connections, repetitions, work_directory: work };
+            let report = oshirase::bench::webhook(&options).await?;
+            print_report(&report, json)?;
+        }
         Command::Bench(BenchCommand::Import { residents, seed, repetitions, work, json }) => {
             let options = oshirase::bench::ImportBenchOptions { residents, seed, repetitions, work_directory: work };
             let report = tokio::task::spawn_blocking(move || oshirase::bench::import(&options, today_in_japan())).await??;
@@ -478,12 +534,23 @@ async fn main() -> Result<()> {
             let config = oshirase::Config::load(&path)?;
             oshirase::serve(config, &programs, oshirase::shutdown_signal()?).await?;
         }
-        Command::Serve { config: None, port } => {
+        Command::Serve { config: None, port, webhook } => {
             let shutdown = oshirase::shutdown_signal()?;
             let service = Service::open(&data, &programs).await?;
+            let webhook = match webhook.line_secret {
+                None => None,
+                Some(secret) => {
+                    let token = webhook.line_token.context("the LINE webhook needs --line-token (OSHIRASE_LINE_TOKEN) to reply")?;
+                    let settings = oshirase::chat::ChatSettings { public_url: webhook.public_url };
+                    let webhook_state = oshirase::webhook::Webhook::new(&secret, settings)?;
+                    let client = oshirase::channel::line::LineClient::new(LineConfig::new(webhook.line_base_url, token))?;
+                    webhook_state.start_worker(service.database.clone(), client);
+                    Some(webhook_state)
+                }
+            };
             let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;
             println!("listening on http://{}", listener.local_addr()?);
-            let state = oshirase::AppState { service, emulator: None };
+            let state = oshirase::AppState { service, emulator: None, webhook };
             oshirase::run(state, None, listener, shutdown).await?;
         }
         Command::Schedule(ScheduleCommand::List) => {
@@ -514,6 +581,11 @@ async fn main() -> Result<()> {
             let destination = file.clone();
             let report = tokio::task::spawn_blocking(move || oshirase::database::backup(&source, &destination, force)).await??;
             println!("copied {} pages of {} bytes ({} bytes) to {}", report.pages, report.page_size, report.pages * report.page_size, file.display());
+        }
+        Command::Registration(RegistrationCommand::Issue { resident_id, valid_days }) => {
+            let database = open_database(&data)?;
+            let number = database.call(move |connection| oshirase::chat::number::issue(connection, &resident_id, valid_days, "cli")).await?;
+            println!("{number}");
         }
         Command::Plugin(PluginCommand::DryRun { program, date, format }) => {
             let service = Service::open(&data, &programs).await?;

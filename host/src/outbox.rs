@@ -23,10 +23,13 @@ const GUARDIAN_AGE: u32 = 18;
 
 /// Turns every notice due on `today` into a delivery for each registered recipient — the
 /// resident, or for a minor without their own registration, the registered heads and
-/// spouses of the household — on each channel the recipient chose (LINE, e-mail or both).
-/// LINE deliveries with the same text for one program are grouped
-/// into multicasts of at most 500 recipients, each group under the retry key of its first
-/// member (`batch_key`). Returns how many deliveries were queued.
+/// spouses of the household; for a due date or birth date registered in the chat
+/// (`self:<id>`), the LINE user who registered it while they follow the account — on each
+/// channel the recipient chose (LINE, e-mail or both). A recipient who muted the program's
+/// category in the chat gets nothing (until they unmute it while the notice is still
+/// due). LINE deliveries with the same text for one program are grouped into multicasts
+/// of at most 500 recipients, each group under the retry key of its first member
+/// (`batch_key`). Returns how many deliveries were queued.
 pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
     let Some(snapshot_id) = crate::snapshot::active(connection)? else {
         return Ok(0);
@@ -56,27 +59,41 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
                  JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = due.resident_id
                  JOIN guardians g ON g.household_id = r.household_id
                  WHERE r.birth_day > ?3
-                   AND NOT EXISTS (SELECT 1 FROM registrations own WHERE own.resident_id = due.resident_id AND own.active = 1)),
+                   AND NOT EXISTS (SELECT 1 FROM registrations own WHERE own.resident_id = due.resident_id AND own.active = 1)
+                 UNION ALL
+                 SELECT due.*, s.line_user_id, NULL, 'line' FROM due
+                 JOIN self_registrations s ON due.resident_id = 'self:' || s.id
+                 JOIN line_users u ON u.line_user_id = s.line_user_id AND u.following = 1),
              addressed AS (
-                 SELECT id, program, occasion, expires_on, 'line' AS channel, line_user_id AS address FROM recipients
+                 SELECT id, program, occasion, expires_on, 'line' AS channel, line_user_id AS address, line_user_id FROM recipients
                  WHERE channels IN ('line', 'both') AND line_user_id IS NOT NULL
                  UNION ALL
-                 SELECT id, program, occasion, expires_on, 'mail', email FROM recipients
+                 SELECT id, program, occasion, expires_on, 'mail', email, line_user_id FROM recipients
                  WHERE channels IN ('mail', 'both') AND email IS NOT NULL)
              SELECT * FROM addressed
              WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = addressed.id AND d.channel = addressed.channel AND d.address = addressed.address)
              ORDER BY id, address",
         )?;
-        let rows: Vec<(i64, String, String, i32, String, String)> = due
+        let rows: Vec<(i64, String, String, i32, String, String, Option<String>)> = due
             .query_map(
                 (snapshot_id, today.0, youngest_adult_birth.0, Relationship::Head.code(), Relationship::Spouse.code()),
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?)),
             )?
             .collect::<Result<_, _>>()?;
+        // Muted categories by LINE user: few users mute anything, so this stays small.
+        let mut muted: HashMap<String, Vec<String>> = HashMap::new();
+        let mut statement = transaction.prepare("SELECT line_user_id, category FROM muted_categories")?;
+        let mut mutes = statement.query([])?;
+        while let Some(row) = mutes.next()? {
+            muted.entry(row.get(0)?).or_default().push(row.get(1)?);
+        }
         // Identical messages of one program on one channel, each with its recipients in id order.
         let mut groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>> = BTreeMap::new();
-        for (notice_id, program, occasion, expires_on, channel, address) in rows {
+        for (notice_id, program, occasion, expires_on, channel, address, line_user_id) in rows {
             let Some(manifest) = manifests.get(&program) else { continue };
+            if line_user_id.and_then(|user| muted.get(&user)).is_some_and(|categories| categories.contains(&manifest.category)) {
+                continue;
+            }
             let Some(template) = manifest.occasion(&occasion) else { continue };
             let text = render(&template.template, &manifest.name, &manifest.contact, Day(expires_on));
             let subject = format!("【{}】{}", manifest.name, template.title);

@@ -67,7 +67,7 @@ impl Service {
     /// fallback when LINE cannot deliver.
     pub async fn register(&self, resident_id: String, line_user_id: Option<String>, email: Option<String>, channels: Option<String>) -> Result<()> {
         if let Some(line_user_id) = &line_user_id
-            && !(line_user_id.len() == 33 && line_user_id.starts_with('U') && line_user_id[1..].bytes().all(|byte| byte.is_ascii_hexdigit() && !byte.is_ascii_uppercase()))
+            && !crate::channel::line::is_user_id(line_user_id)
         {
             anyhow::bail!("LINE user id {line_user_id:?} is not U followed by 32 lower-case hex digits");
         }

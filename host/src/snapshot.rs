@@ -263,6 +263,8 @@ pub struct LoadedPopulation {
 
 /// Reads the active snapshot as columns, filling only the columns `fields` names. Tax
 /// columns are filled only for residents who consented to the use of their tax data.
+/// Due dates and birth dates registered in the chat follow as rows `self:<id>`
+/// (`chat::timing`).
 pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<LoadedPopulation> {
     let snapshot_id = active(connection)?.context("no active snapshot: import resident records first")?;
     let wants = |field| fields.contains(&field);
@@ -331,6 +333,7 @@ pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<Load
             *events = load_events(connection, snapshot_id, kind)?;
         }
     }
+    crate::chat::timing::append_to_population(connection, fields, &mut resident_ids, &mut population)?;
     Ok(LoadedPopulation { snapshot_id, resident_ids, population })
 }
 

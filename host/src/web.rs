@@ -1,6 +1,6 @@
 //! The HTTP side: one table of routes, built by `app` so that tests can call it without a
 //! socket. It serves the overview of what was sent, the admin API for snapshots and
-//! plugins (`admin/`) and, in the demo, the LINE emulator under `/line-emulator`.
+//! plugins (`admin/`), the LINE webhook (`webhook.rs`) and, in the demo, the LINE emulator under `/line-emulator`.
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::{Json, Router};
@@ -23,6 +23,8 @@ pub const EMULATOR_PATH: &str = "/line-emulator";
 pub struct AppState {
     pub service: Service,
     pub emulator: Option<Emulator>,
+    /// The LINE webhook, when the server was given a channel secret.
+    pub webhook: Option<crate::webhook::Webhook>,
 }
 
 /// The largest export upload accepted, in bytes: a city of several million residents.
@@ -33,6 +35,11 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/", get(overview))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/webhook/line", post(crate::webhook::receive))
+        .route("/apply/{token}", get(crate::apply::show).post(crate::apply::submit))
+        .route("/admin/applications", get(admin::applications::list))
+        .route("/admin/applications/{id}/approve", post(admin::applications::approve))
+        .route("/admin/applications/{id}/reject", post(admin::applications::reject))
         .route("/admin/snapshots", get(admin::snapshots::list).post(admin::snapshots::import).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
         .route("/admin/snapshots/{id}/activate", post(admin::snapshots::activate))
         .route("/admin/programs", get(admin::programs::list))

@@ -1,8 +1,10 @@
 //! The admin API: who is calling (division tokens, stored as SHA-256 hashes) and the
-//! routes for program plugins (`programs.rs`) and resident snapshots (`snapshots.rs`). A
-//! division may act only on the program codes its token names; an administrator's token
-//! may act on all, and only it may import or switch snapshots.
+//! routes for program plugins (`programs.rs`), resident snapshots (`snapshots.rs`) and
+//! applications for registration (`applications.rs`). A division may act only on the
+//! program codes its token names; an administrator's token may act on all, and only it may
+//! import or switch snapshots and decide applications.
 
+pub mod applications;
 pub mod programs;
 pub mod snapshots;
 
@@ -80,6 +82,13 @@ pub fn authenticate(connection: &Connection, token: &str) -> anyhow::Result<Opti
 
 /// The HTTP status for the errors whose kind the caller can act on; others are 500.
 pub fn status_of(error: &anyhow::Error) -> Option<StatusCode> {
+    if let Some(error) = error.downcast_ref::<crate::apply::ApplicationError>() {
+        return Some(match error {
+            crate::apply::ApplicationError::NotFound(_) => StatusCode::NOT_FOUND,
+            crate::apply::ApplicationError::AlreadyDecided { .. } => StatusCode::CONFLICT,
+            crate::apply::ApplicationError::UnknownResident(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        });
+    }
     if let Some(error) = error.downcast_ref::<AuthError>() {
         return Some(match error {
             AuthError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -92,6 +101,13 @@ pub fn status_of(error: &anyhow::Error) -> Option<StatusCode> {
         PublishError::NotFound(_) => Some(StatusCode::NOT_FOUND),
         PublishError::Failed(_) => None,
     }
+}
+
+/// The audit actor of a caller who must be the administrator.
+async fn administrator(state: &AppState, headers: &HeaderMap) -> Result<String, AppError> {
+    let caller = caller(state, headers).await?;
+    caller.must_be_administrator()?;
+    Ok(caller.actor())
 }
 
 /// The caller a request's bearer token names; 401 when there is none or it is unknown.

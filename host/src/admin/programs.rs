@@ -92,7 +92,7 @@ mod tests {
     #[tokio::test]
     async fn a_division_acts_only_on_its_own_programs_and_the_administrator_on_all() {
         let fixture = Fixture::new().await;
-        let state = AppState { service: fixture.service(), emulator: None };
+        let state = AppState { service: fixture.service(), emulator: None, webhook: None };
         let (health, admin) = fixture
             .database
             .call(|connection| Ok((create_token(connection, "健康支援課", &["vaccine-mr".into()], false, "test")?, create_token(connection, "情報政策課", &[], true, "test")?)))

@@ -7,20 +7,13 @@ use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 
-use super::caller;
+use super::administrator;
 use crate::import::{DEFAULT_MAX_SHRINK_PERCENT, EXPORT_FILES, ImportError, ImportOptions, ImportReport, import_directory};
 use crate::snapshot::SnapshotInfo;
 use crate::web::{AppError, AppState};
 
 /// How many snapshot generations an import through the API keeps.
 const KEEP_GENERATIONS: usize = 3;
-
-/// The audit actor of a caller who must be the administrator.
-async fn administrator(state: &AppState, headers: &HeaderMap) -> Result<String, AppError> {
-    let caller = caller(state, headers).await?;
-    caller.must_be_administrator()?;
-    Ok(caller.actor())
-}
 
 #[derive(serde::Deserialize)]
 pub struct ImportQuery {
@@ -117,7 +110,7 @@ mod tests {
             .call(|connection| Ok((create_token(connection, "情報政策課", &[], true, "test")?, create_token(connection, "健康支援課", &["vaccine-mr".into()], false, "test")?)))
             .await
             .unwrap();
-        (AppState { service, emulator: None }, tokens.0, tokens.1)
+        (AppState { service, emulator: None, webhook: None }, tokens.0, tokens.1)
     }
 
     fn multipart(files: &[(&str, &str)]) -> String {

@@ -2,7 +2,9 @@
 //! `oshirase import` of a synthetic city against the `sqlite3` shell's own `.import` of
 //! the same `residents.csv` into a plain table, as a ratio in one run; `bench plugins`
 //! times publishing each bundled plugin, instantiating it, and evaluating a whole city;
-//! `bench delivery` (in `delivery.rs`) sends through the outbox to a LINE emulator process.
+//! `bench delivery` (in `delivery.rs`) sends through the outbox to a LINE emulator process;
+//! `bench webhook` times signed webhook requests over loopback and the worker's
+//! processing of their events, replies to an emulator included.
 
 pub mod delivery;
 
@@ -274,4 +276,117 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
         })
         .collect();
     Ok(PluginBenchReport { residents, plugins })
+}
+
+pub struct WebhookBenchOptions {
+    pub events: usize,
+    /// Events in one request (LINE batches events that happen together).
+    pub events_per_request: usize,
+    /// Requests in flight at once.
+    pub connections: usize,
+    pub repetitions: usize,
+    pub work_directory: PathBuf,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct WebhookBenchReport {
+    pub events: usize,
+    pub events_per_request: usize,
+    pub connections: usize,
+    /// From the first request to the last 200: signature checked, events stored.
+    pub received: Timing,
+    /// The worker applying every stored event and sending its reply to the emulator.
+    pub processed: Timing,
+}
+
+impl std::fmt::Display for WebhookBenchReport {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rate = |timing: &Timing| self.events as f64 / timing.median();
+        writeln!(formatter, "{} webhook events, {} per request, {} connections, over loopback, medians", self.events, self.events_per_request, self.connections)?;
+        writeln!(formatter, "  received (signature checked, stored, 200): {:>10.0} events/s ({:.3} s)", rate(&self.received), self.received.median())?;
+        writeln!(formatter, "  processed (applied, replied):               {:>10.0} events/s ({:.3} s)", rate(&self.processed), self.processed.median())
+    }
+}
+
+/// Serves the real routes with a webhook on port 0 and an emulator for the replies, sends
+/// `events` text messages (settings requests, which read and answer) from 100 users as
+/// signed requests, then lets the worker's step process them. Each repetition starts
+/// with a fresh database.
+pub async fn webhook(options: &WebhookBenchOptions) -> Result<WebhookBenchReport> {
+    const SECRET: &str = "bench-channel-secret";
+    const TOKEN: &str = "bench-channel-token";
+    let per_request = options.events_per_request.clamp(1, 100);
+    let mut received = Vec::new();
+    let mut processed = Vec::new();
+    for _ in 0..options.repetitions.max(1) {
+        let data = options.work_directory.join("webhook-data");
+        if data.exists() {
+            std::fs::remove_dir_all(&data)?;
+        }
+        let database = crate::service::open_database(&data)?;
+        let engine = crate::plugin::PluginEngine::new(crate::plugin::Limits::default(), None)?;
+        let service = crate::service::Service { data_directory: data.clone(), database: database.clone(), plugins: std::sync::Arc::new(crate::registry::Plugins::new(engine)) };
+        let emulator = crate::emulator::Emulator::new(TOKEN);
+        let emulator_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let line = crate::channel::line::LineConfig::new(format!("http://{}", emulator_listener.local_addr()?), TOKEN);
+        let emulator_router = emulator.router();
+        let emulator_server = tokio::spawn(async move { axum::serve(emulator_listener, emulator_router).await });
+        let state = crate::web::AppState { service, emulator: None, webhook: Some(crate::webhook::Webhook::new(SECRET, crate::chat::ChatSettings::default())?) };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/webhook/line", listener.local_addr()?);
+        let server = tokio::spawn(async move { axum::serve(listener, crate::app(state)).await });
+
+        let bodies: Vec<(String, String)> = (0..options.events.div_ceil(per_request))
+            .map(|request| {
+                let events: Vec<serde_json::Value> = (request * per_request..((request + 1) * per_request).min(options.events))
+                    .map(|number| {
+                        let user = format!("U{:032x}", number % 100);
+                        serde_json::json!({
+                            "type": "message", "mode": "active", "timestamp": 1_790_000_000_000u64 + number as u64,
+                            "source": { "type": "user", "userId": user }, "webhookEventId": format!("01BENCH{number:019}"),
+                            "deliveryContext": { "isRedelivery": false }, "replyToken": emulator.issue_reply_token(&user),
+                            "message": { "type": "text", "id": number.to_string(), "text": "設定", "quoteToken": "q" },
+                        })
+                    })
+                    .collect();
+                let body = serde_json::json!({ "destination": "U0000000000000000000000000000ffff", "events": events }).to_string();
+                (crate::webhook::signature(SECRET.as_bytes(), body.as_bytes()), body)
+            })
+            .collect();
+        let client = reqwest::Client::new();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(bodies));
+        let start = Instant::now();
+        let senders: Vec<_> = (0..options.connections.max(1))
+            .map(|_| {
+                let (client, queue, url) = (client.clone(), queue.clone(), url.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let Some((signature, body)) = queue.lock().unwrap().pop() else { return Ok::<(), anyhow::Error>(()) };
+                        let response = client.post(&url).header("content-type", "application/json").header("x-line-signature", signature).body(body).send().await?;
+                        anyhow::ensure!(response.status().is_success(), "the webhook answered {}", response.status());
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.await??;
+        }
+        received.push(start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        let settings = std::sync::Arc::new(crate::chat::ChatSettings::default());
+        let count = crate::webhook::process_pending(&database, &crate::channel::line::LineClient::new(line)?, &settings).await?;
+        processed.push(start.elapsed().as_secs_f64());
+        anyhow::ensure!(count == options.events, "the worker processed {count} of {} events", options.events);
+        let replies: usize = emulator.inboxes().values().map(Vec::len).sum();
+        anyhow::ensure!(replies == options.events, "the emulator received {replies} replies for {} events", options.events);
+        server.abort();
+        emulator_server.abort();
+    }
+    Ok(WebhookBenchReport {
+        events: options.events,
+        events_per_request: per_request,
+        connections: options.connections.max(1),
+        received: Timing { name: "received".into(), seconds: received },
+        processed: Timing { name: "processed".into(), seconds: processed },
+    })
 }

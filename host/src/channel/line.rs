@@ -1,6 +1,7 @@
 //! The LINE Messaging API client: send one text message to one user (push) or to up to
 //! 500 (multicast) under a retry key, at no more than LINE's published rates, classify
-//! the answer into what the outbox must do next, and read the monthly quota.
+//! the answer into what the outbox must do next, and read the monthly quota; reply to a
+//! webhook event with up to five text messages carrying quick-reply buttons.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -89,6 +90,20 @@ impl LineClient {
         self.config.concurrent_requests.max(1)
     }
 
+    /// Answers a webhook event with up to five messages (LINE refuses more). A reply
+    /// token works once, so a failed reply is not retried.
+    pub async fn reply(&self, reply_token: &str, messages: &[ReplyMessage]) -> SendOutcome {
+        let url = self.url("/v2/bot/message/reply");
+        let body = json!({ "replyToken": reply_token, "messages": messages.iter().map(ReplyMessage::to_json).collect::<Vec<_>>() });
+        let response = match self.http.post(&url).bearer_auth(&self.config.channel_access_token).json(&body).send().await {
+            Ok(response) => response,
+            Err(error) => return SendOutcome::Retryable(format!("LINE reply request failed: {error}")),
+        };
+        let status = response.status().as_u16();
+        let detail = response.text().await.unwrap_or_default();
+        classify(status, &detail)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.config.base_url.trim_end_matches('/'))
     }
@@ -160,6 +175,73 @@ impl LineClient {
     }
 }
 
+/// The most messages one reply may carry.
+pub const MAX_REPLY_MESSAGES: usize = 5;
+/// The most quick-reply buttons under one message.
+pub const MAX_QUICK_REPLY_ITEMS: usize = 13;
+/// The longest label of a quick-reply button, in characters.
+pub const MAX_QUICK_REPLY_LABEL: usize = 20;
+/// The longest postback data, in characters.
+pub const MAX_POSTBACK_DATA: usize = 300;
+
+/// One text message of a reply, with the quick-reply buttons shown under it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplyMessage {
+    pub text: String,
+    pub buttons: Vec<Button>,
+}
+
+/// A quick-reply button. Tapping it sends a postback event carrying `data` (and, for a
+/// date picker, the chosen date in `params.date`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Button {
+    pub label: String,
+    pub data: String,
+    /// `Some((min, max))` opens LINE's date picker limited to those days (YYYY-MM-DD).
+    pub date_between: Option<(String, String)>,
+}
+
+impl ReplyMessage {
+    pub fn text(text: impl Into<String>) -> ReplyMessage {
+        ReplyMessage { text: text.into(), buttons: Vec::new() }
+    }
+
+    pub fn with_buttons(text: impl Into<String>, buttons: Vec<Button>) -> ReplyMessage {
+        ReplyMessage { text: text.into(), buttons }
+    }
+
+    /// The message object of the Messaging API: a text message with a `quickReply` of
+    /// postback or date-picker actions.
+    fn to_json(&self) -> serde_json::Value {
+        let mut message = json!({ "type": "text", "text": self.text });
+        if !self.buttons.is_empty() {
+            let items: Vec<serde_json::Value> = self
+                .buttons
+                .iter()
+                .map(|button| {
+                    let action = match &button.date_between {
+                        None => json!({ "type": "postback", "label": button.label, "data": button.data, "displayText": button.label }),
+                        Some((min, max)) => json!({ "type": "datetimepicker", "label": button.label, "data": button.data, "mode": "date", "min": min, "max": max }),
+                    };
+                    json!({ "type": "action", "action": action })
+                })
+                .collect();
+            message["quickReply"] = json!({ "items": items });
+        }
+        message
+    }
+}
+
+impl Button {
+    pub fn postback(label: impl Into<String>, data: impl Into<String>) -> Button {
+        Button { label: label.into(), data: data.into(), date_between: None }
+    }
+
+    pub fn date_picker(label: impl Into<String>, data: impl Into<String>, min: oshirase_sdk::Day, max: oshirase_sdk::Day) -> Button {
+        Button { label: label.into(), data: data.into(), date_between: Some((min.to_string(), max.to_string())) }
+    }
+}
+
 /// What an answer of LINE with `status` means for the delivery: 409 is a retry of a
 /// request LINE already accepted, 429 and 5xx are worth retrying, anything else will fail
 /// again as it is.
@@ -170,6 +252,11 @@ fn classify(status: u16, detail: &str) -> SendOutcome {
         429 | 500..=599 => SendOutcome::Retryable(format!("LINE answered {status}: {detail}")),
         _ => SendOutcome::Permanent(format!("LINE answered {status}: {detail}")),
     }
+}
+
+/// Whether `text` is a LINE user id: `U` and 32 lower-case hex digits.
+pub fn is_user_id(text: &str) -> bool {
+    text.len() == 33 && text.starts_with('U') && text[1..].bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
 }
 
 /// LINE's aggregation unit names allow only letters, digits and underscores, up to 30.

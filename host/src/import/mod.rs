@@ -161,7 +161,7 @@ pub const EXPORT_FILES: [&str; 6] = ["residents.csv", "tax.csv", "receipts.csv",
 pub const DEFAULT_MAX_SHRINK_PERCENT: u32 = 10;
 
 /// The code a pregnancy record carries, since its file has no code column.
-const PREGNANCY_CODE: &str = "pregnancy";
+pub(crate) const PREGNANCY_CODE: &str = "pregnancy";
 
 /// Where a resident id of `residents.csv` leads: the row of a living resident, or nothing
 /// for one who moved out or died; and the line it was first seen on.

@@ -1,0 +1,191 @@
+//! The LINE webhook, `POST /webhook/line`: checks `X-Line-Signature` (base64 HMAC-SHA256
+//! of the raw body with the channel secret, compared in constant time) and answers 401,
+//! storing nothing, when it does not match; otherwise stores every event under its unique
+//! `webhookEventId` (a redelivery of an event already stored is ignored), answers 200 at
+//! once, and wakes a worker that processes the stored events in order (`chat::handle`)
+//! and replies. An event is marked processed in the transaction that applies it, so a
+//! crash leaves it pending for the next start, and it never takes effect twice.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::channel::SendOutcome;
+use crate::channel::line::{LineClient, ReplyMessage};
+use crate::chat::ChatSettings;
+use crate::database::{Database, now_text, text_in_days};
+use crate::web::{AppError, AppState};
+
+/// The webhook's configuration: the channel secret, and how to wake its worker.
+#[derive(Clone)]
+pub struct Webhook {
+    secret: Arc<[u8]>,
+    wake: Arc<tokio::sync::Notify>,
+    settings: Arc<ChatSettings>,
+}
+
+/// The signature LINE sends for `body`: base64 of HMAC-SHA256 with the channel secret.
+pub fn signature(channel_secret: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(channel_secret).expect("HMAC takes a key of any length");
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+impl Webhook {
+    pub fn new(channel_secret: &str, settings: ChatSettings) -> Result<Webhook> {
+        anyhow::ensure!(!channel_secret.trim().is_empty(), "the LINE channel secret is empty");
+        Ok(Webhook { secret: channel_secret.trim().as_bytes().into(), wake: Arc::new(tokio::sync::Notify::new()), settings: Arc::new(settings) })
+    }
+
+    /// Whether `header` is the signature of `body`; the comparison takes the same time
+    /// whatever the bytes (`verify_slice`).
+    fn verify(&self, body: &[u8], header: &str) -> bool {
+        let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(header.trim()) else {
+            return false;
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes a key of any length");
+        mac.update(body);
+        mac.verify_slice(&expected).is_ok()
+    }
+
+    /// Starts the worker: it processes what is pending (events left by a crash included),
+    /// then waits to be woken by the next request.
+    pub fn start_worker(&self, database: Database, line: LineClient) -> tokio::task::JoinHandle<()> {
+        let (wake, settings) = (self.wake.clone(), self.settings.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = process_pending(&database, &line, &settings).await {
+                    tracing::warn!(error = %format!("{error:#}"), "webhook events could not be processed");
+                }
+                wake.notified().await;
+            }
+        })
+    }
+}
+
+/// `POST /webhook/line`.
+pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, AppError> {
+    let Some(webhook) = &state.webhook else {
+        return Err(AppError::Request(StatusCode::NOT_FOUND, "the LINE webhook is not configured: start the server with a channel secret".into()));
+    };
+    let signed = headers.get("x-line-signature").and_then(|value| value.to_str().ok()).is_some_and(|header| webhook.verify(&body, header));
+    if !signed {
+        return Err(AppError::Request(StatusCode::UNAUTHORIZED, "the X-Line-Signature header is missing or does not match the body".into()));
+    }
+    let events = read_events(&body).map_err(|problem| AppError::Request(StatusCode::BAD_REQUEST, problem))?;
+    state.service.database.call(move |connection| store(connection, &events)).await?;
+    webhook.wake.notify_one();
+    Ok(StatusCode::OK)
+}
+
+/// The events of a request body (`CallbackRequest` of `webhook.yml`) as (webhookEventId,
+/// the event as JSON text); a body that is not one says where.
+fn read_events(body: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let request: Value = serde_json::from_slice(body).map_err(|error| format!("the webhook body is not JSON: {error}"))?;
+    let events = request.get("events").and_then(Value::as_array).ok_or("the webhook body has no events array")?;
+    events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            let id = event.get("webhookEventId").and_then(Value::as_str).filter(|id| !id.is_empty()).ok_or(format!("events[{index}].webhookEventId is missing"))?;
+            event.get("type").and_then(Value::as_str).ok_or(format!("events[{index}].type is missing"))?;
+            Ok((id.to_string(), event.to_string()))
+        })
+        .collect()
+}
+
+/// How long processed events are kept, so that a late redelivery is still recognized.
+const KEEP_EVENTS_DAYS: i64 = 30;
+
+/// Stores the events not seen before, in one transaction; returns how many were new.
+fn store(connection: &mut Connection, events: &[(String, String)]) -> Result<usize> {
+    let transaction = connection.transaction()?;
+    let mut new = 0;
+    {
+        let mut insert = transaction.prepare_cached("INSERT INTO webhook_events (webhook_event_id, event, received_at) VALUES (?1, ?2, ?3) ON CONFLICT (webhook_event_id) DO NOTHING")?;
+        let now = now_text();
+        for (id, event) in events {
+            new += insert.execute((id, event, &now))?;
+        }
+    }
+    transaction.commit()?;
+    Ok(new)
+}
+
+/// A processed event's answer, to be sent after its transaction committed.
+struct Processed {
+    reply_token: Option<String>,
+    replies: Vec<ReplyMessage>,
+}
+
+/// Processes every pending event in the order received and sends their replies; returns
+/// how many it processed. Processed events older than `KEEP_EVENTS_DAYS` are forgotten
+/// first.
+pub async fn process_pending(database: &Database, line: &LineClient, settings: &Arc<ChatSettings>) -> Result<usize> {
+    database
+        .call(|connection| Ok(connection.execute("DELETE FROM webhook_events WHERE state = 'done' AND received_at < ?1", [text_in_days(-KEEP_EVENTS_DAYS)])?))
+        .await?;
+    let mut processed = 0;
+    loop {
+        let now_millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+        let today = crate::service::today_in_japan();
+        let settings = settings.clone();
+        let Some(next) = database.call(move |connection| process_next(connection, &settings, now_millis, today)).await? else {
+            return Ok(processed);
+        };
+        processed += 1;
+        // LINE's webhook check sends a reply token of zeros that cannot be replied to.
+        if let Some(token) = next.reply_token.filter(|token| token.bytes().any(|byte| byte != b'0'))
+            && !next.replies.is_empty()
+        {
+            match line.reply(&token, &next.replies).await {
+                SendOutcome::Accepted | SendOutcome::AlreadyAccepted => {}
+                SendOutcome::Retryable(error) | SendOutcome::Permanent(error) => tracing::warn!(%error, "a chat reply was not accepted"),
+            }
+        }
+    }
+}
+
+/// Applies the oldest pending event and marks it processed in one transaction. An event
+/// that cannot be applied is marked with the reason, so it does not block the others.
+fn process_next(connection: &mut Connection, settings: &ChatSettings, now_millis: i64, today: oshirase_sdk::Day) -> Result<Option<Processed>> {
+    let Some((id, event)): Option<(i64, String)> =
+        connection.query_row("SELECT id, event FROM webhook_events WHERE state = 'pending' ORDER BY id LIMIT 1", [], |row| Ok((row.get(0)?, row.get(1)?))).optional()?
+    else {
+        return Ok(None);
+    };
+    let incoming = serde_json::from_str::<Value>(&event).ok().as_ref().and_then(crate::chat::read_event);
+    let Some(incoming) = incoming else {
+        mark(connection, id, "ignored")?;
+        return Ok(Some(Processed { reply_token: None, replies: Vec::new() }));
+    };
+    let transaction = connection.transaction()?;
+    let applied = crate::chat::handle(&transaction, settings, &incoming, now_millis, today);
+    match applied {
+        Ok(replies) => {
+            mark(&transaction, id, "handled")?;
+            transaction.commit()?;
+            Ok(Some(Processed { reply_token: incoming.reply_token, replies }))
+        }
+        Err(error) => {
+            drop(transaction);
+            let reason = format!("failed: {error:#}");
+            tracing::warn!(event = id, %reason, "a webhook event could not be applied");
+            mark(connection, id, &reason).context("cannot mark a failed webhook event")?;
+            Ok(Some(Processed { reply_token: None, replies: Vec::new() }))
+        }
+    }
+}
+
+fn mark(connection: &Connection, id: i64, outcome: &str) -> Result<()> {
+    connection.execute("UPDATE webhook_events SET state = 'done', processed_at = ?2, outcome = ?3 WHERE id = ?1", (id, now_text(), outcome))?;
+    Ok(())
+}
