@@ -57,9 +57,14 @@ fn config(scene: &Scene, emulator: &EmulatorProcess, (start, end): (&str, &str))
 
 /// `oshirase serve --config FILE`, started; returns once it listens.
 fn serve(scene: &Scene, config: &Path) -> Child {
+    serve_at(scene, config).0
+}
+
+/// Like `serve`, with the address it listens on.
+fn serve_at(scene: &Scene, config: &Path) -> (Child, String) {
     let mut child = scene.command(&["serve", "--config", config.to_str().unwrap()]).stdout(Stdio::piped()).spawn().expect("cannot start oshirase serve");
-    read_address(&mut child);
-    child
+    let address = read_address(&mut child);
+    (child, address)
 }
 
 /// Sends SIGTERM, as systemd does to stop the service, and checks it exits with status 0;
@@ -150,8 +155,14 @@ fn outside_the_send_window_deliveries_are_queued_and_nothing_is_sent() {
     let hour = chrono::Utc::now().with_timezone(&japan()).hour();
     let window = if hour < 10 { ("12:00", "23:00") } else { ("00:00", "09:00") };
     let config = config(&scene, &emulator, window);
+    // With the channel secret in the file, the same process answers LINE's webhook, and
+    // refuses a request LINE did not sign.
+    let with_secret = std::fs::read_to_string(&config).unwrap().replace("[retry]", "channel_secret = \"the-channel-secret\"\n\n[retry]");
+    let config = scene.write("etc", "with-secret.toml", &with_secret).join("with-secret.toml");
 
-    let server = serve(&scene, &config);
+    let (server, address) = serve_at(&scene, &config);
+    let unsigned = reqwest::blocking::Client::new().post(format!("{address}/webhook/line")).body(r#"{"destination":"U0","events":[]}"#).send().unwrap();
+    assert_eq!(unsigned.status(), reqwest::StatusCode::UNAUTHORIZED);
     // Two runs: the pass that queued the deliveries has decided about sending them.
     wait_until("two runs", || runs(&scene) >= 2);
     terminate(server);
