@@ -605,6 +605,9 @@ async fn main() -> Result<()> {
                 0 => println!("no postcards to print; {} was not written", out.display()),
                 count => println!("wrote {count} postcards ({} bytes) to {}", printed.bytes, out.display()),
             }
+            if printed.expired > 0 {
+                println!("dropped {} postcards whose number had expired; issue those residents new numbers", printed.expired);
+            }
         }
         Command::Plugin(PluginCommand::DryRun { program, date, format }) => {
             let service = Service::open(&data, &programs).await?;

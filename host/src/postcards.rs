@@ -12,12 +12,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use oshirase_sdk::Day;
 use krilla::Document;
 use krilla::geom::Point;
 use krilla::page::PageSettings;
 use krilla::surface::Surface;
 use krilla::text::{Font, TextDirection};
+use oshirase_sdk::Day;
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::database::{audit, now_text};
@@ -56,12 +56,15 @@ pub struct Postcard {
     pub expires_at: String,
 }
 
-/// What `print` wrote.
+/// What `print` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Printed {
     pub postcards: usize,
     /// The size of the PDF file; 0 when there was nothing to print and no file was written.
     pub bytes: u64,
+    /// Unprinted postcards dropped because their number had expired (or, queued before
+    /// expiry times were kept, had no live number): nobody could use them any more.
+    pub expired: usize,
 }
 
 /// Queues a postcard for a number just issued, inside the caller's transaction. The
@@ -99,14 +102,17 @@ pub fn load_font(path: &Path) -> Result<Font> {
 }
 
 /// Writes every unprinted postcard into a new file `out`, one page each, then marks them
-/// printed and clears their numbers. The batch is locked for writing while the file is
-/// made, so a postcard queued meanwhile waits for the next run. `out` must not exist: it
-/// could hold an earlier batch whose numbers are gone from the database.
+/// printed and clears their numbers; postcards whose number expired are dropped. The
+/// batch is locked for writing while the file is made, so a postcard queued meanwhile
+/// waits for the next run. `out` must not exist: it could hold an earlier batch whose
+/// numbers are gone from the database.
 pub fn print(connection: &mut Connection, out: &Path, font: &Font, actor: &str) -> Result<Printed> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let expired = transaction.execute("DELETE FROM postcards WHERE printed_at IS NULL AND expires_at <= ?1", [now_text()])?;
     let postcards = unprinted(&transaction)?;
     if postcards.is_empty() {
-        return Ok(Printed { postcards: 0, bytes: 0 });
+        transaction.commit().context("cannot drop the expired postcards")?;
+        return Ok(Printed { postcards: 0, bytes: 0, expired });
     }
     let pdf = render(&postcards, font)?;
     write_synced(out, &pdf)?;
@@ -116,9 +122,9 @@ pub fn print(connection: &mut Connection, out: &Path, font: &Font, actor: &str) 
         mark.execute((postcard.id, &now))?;
     }
     drop(mark);
-    audit(&transaction, actor, "print-postcards", &out.display().to_string(), &format!("{} postcards", postcards.len()))?;
+    audit(&transaction, actor, "print-postcards", &out.display().to_string(), &format!("{} postcards, {expired} expired dropped", postcards.len()))?;
     transaction.commit().context("cannot mark the postcards printed")?;
-    Ok(Printed { postcards: postcards.len(), bytes: pdf.len() as u64 })
+    Ok(Printed { postcards: postcards.len(), bytes: pdf.len() as u64, expired })
 }
 
 /// The PDF of `postcards`, one page each, with the subset of `font` they use embedded.
@@ -247,7 +253,8 @@ mod tests {
     const RESIDENTS: &str = "宛名番号,世帯番号,氏名,生年月日,性別,続柄,住所\n\
         0101,H01,千葉 花子,1994-05-01,女,世帯主,千葉県千葉市中央区千葉港1番1号 みなとマンション305号室\n\
         0201,H02,佐藤 誠,1985-07-07,男,世帯主,千葉県千葉市美浜区高洲3丁目14番2号\n\
-        0301,H03,鈴木 一郎,1950-01-15,男,世帯主,千葉県千葉市緑区おゆみ野中央8丁目27番地の4\n";
+        0301,H03,鈴木 一郎,1950-01-15,男,世帯主,千葉県千葉市緑区おゆみ野中央8丁目27番地の4\n\
+        0401,H04,高橋 葵,2001-03-03,女,世帯主,千葉県千葉市稲毛区轟町1丁目2番3号\n";
 
     fn imported(directory: &Path) -> Connection {
         let export = directory.join("export");
@@ -281,14 +288,17 @@ mod tests {
         let mut connection = imported(directory.path());
         // The first number of 0101 is replaced by a reissue: only the second is printed.
         let replaced = crate::chat::number::issue(&mut connection, "0101", 30, "test").unwrap();
+        // 0401's number expired before the batch was printed: its postcard is dropped.
+        let expired = crate::chat::number::issue(&mut connection, "0401", 1, "test").unwrap();
+        connection.execute("UPDATE postcards SET expires_at = ?1 WHERE number = ?2", (crate::database::text_in_days(-1), &expired)).unwrap();
         let numbers: Vec<String> = ["0101", "0201", "0301"].iter().map(|resident| crate::chat::number::issue(&mut connection, resident, 90, "test").unwrap()).collect();
-        let queued = unprinted(&connection).unwrap();
+        let queued: Vec<Postcard> = unprinted(&connection).unwrap().into_iter().filter(|postcard| postcard.number != expired).collect();
         assert_eq!(queued.iter().map(|postcard| postcard.number.clone()).collect::<Vec<_>>(), numbers);
         let font = font();
 
         let out = directory.path().join("postcards.pdf");
         let printed = print(&mut connection, &out, &font, "test").unwrap();
-        assert_eq!(printed, Printed { postcards: 3, bytes: std::fs::metadata(&out).unwrap().len() });
+        assert_eq!(printed, Printed { postcards: 3, bytes: std::fs::metadata(&out).unwrap().len(), expired: 1 });
 
         let info = run("pdfinfo", &[&out]);
         assert!(info.lines().any(|line| line.split_whitespace().eq(["Pages:", "3"])), "{info}");
@@ -308,12 +318,13 @@ mod tests {
         }
         assert!(missing.is_empty(), "missing {missing:?} in:\n{text}");
         assert!(!text.contains(&replaced), "the revoked number {replaced} was printed");
+        assert!(!text.contains(&expired), "the expired number {expired} was printed");
 
         assert!(clear_numbers(&connection).is_empty());
-        let unprinted: i64 = connection.query_row("SELECT count(*) FROM postcards WHERE printed_at IS NULL", [], |row| row.get(0)).unwrap();
-        assert_eq!(unprinted, 0);
+        let rows: (i64, i64) = connection.query_row("SELECT count(*), count(printed_at) FROM postcards", [], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
+        assert_eq!(rows, (3, 3), "(postcards, printed)");
         let again = directory.path().join("again.pdf");
-        assert_eq!(print(&mut connection, &again, &font, "test").unwrap(), Printed { postcards: 0, bytes: 0 });
+        assert_eq!(print(&mut connection, &again, &font, "test").unwrap(), Printed { postcards: 0, bytes: 0, expired: 0 });
         assert!(!again.exists());
     }
 
