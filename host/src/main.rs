@@ -187,8 +187,9 @@ struct WebhookArguments {
 
 #[derive(Subcommand)]
 enum RegistrationCommand {
-    /// Issues a registration number for a resident of the active snapshot and prints it;
-    /// it works once, until it expires, and replaces the resident's unused earlier numbers.
+    /// Issues a registration number for a resident of the active snapshot, prints it and
+    /// queues its postcard; it works once, until it expires, and replaces the resident's
+    /// unused earlier numbers.
     Issue {
         resident_id: String,
         #[arg(long, default_value_t = oshirase::chat::number::DEFAULT_VALID_DAYS)]
