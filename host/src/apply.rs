@@ -219,19 +219,20 @@ fn must_be_pending(connection: &Connection, id: i64) -> Result<()> {
     }
 }
 
-/// Approves an application for `resident_id`: issues a registration number and adds it,
-/// with the resident's address from the snapshot, to the batch of postcards to print.
+/// Approves an application for `resident_id`: issues a registration number, which adds
+/// it, with the resident's name and address from the snapshot, to the batch of postcards
+/// to print (`chat::number::issue_within`).
 /// Returns the number as printed.
 pub fn approve(connection: &mut Connection, id: i64, resident_id: &str, actor: &str) -> Result<String> {
     let transaction = connection.transaction()?;
     must_be_pending(&transaction, id)?;
     let snapshot_id = crate::snapshot::active(&transaction)?.unwrap_or(0);
-    let address: Option<String> =
-        transaction.query_row("SELECT address FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2", (snapshot_id, resident_id), |row| row.get(0)).optional()?;
-    let address = address.ok_or_else(|| ApplicationError::UnknownResident(resident_id.to_string()))?;
+    let known: bool = transaction.query_row("SELECT count(*) FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2", (snapshot_id, resident_id), |row| row.get(0))?;
+    if !known {
+        return Err(ApplicationError::UnknownResident(resident_id.to_string()).into());
+    }
     let number = crate::chat::number::issue_within(&transaction, resident_id, crate::chat::number::DEFAULT_VALID_DAYS, actor)?;
     transaction.execute("UPDATE applications SET state = 'approved', resident_id = ?2, decided_by = ?3, decided_at = ?4 WHERE id = ?1", (id, resident_id, actor, now_text()))?;
-    transaction.execute("INSERT INTO postcards (resident_id, address, number, created_at) VALUES (?1, ?2, ?3, ?4)", (resident_id, &address, &number, now_text()))?;
     audit(&transaction, actor, "approve-application", &format!("application {id}"), resident_id)?;
     transaction.commit()?;
     Ok(number)

@@ -17,6 +17,7 @@ pub mod import;
 pub mod message;
 pub mod outbox;
 pub mod plugin;
+pub mod postcards;
 pub mod publish;
 pub mod registry;
 pub mod retry;

@@ -144,6 +144,16 @@ enum Command {
     /// Registration numbers that residents type into the LINE chat.
     #[command(subcommand)]
     Registration(RegistrationCommand),
+    /// Writes every unprinted postcard (a registration number to a resident's address)
+    /// into one new PDF, then marks them printed and forgets their numbers.
+    Postcards {
+        /// The PDF to write; it must not exist yet.
+        #[arg(long)]
+        out: PathBuf,
+        /// A TrueType font with Japanese glyphs.
+        #[arg(long, default_value = oshirase::postcards::DEFAULT_FONT)]
+        font: PathBuf,
+    },
     /// Shows or changes when programs run.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -177,8 +187,9 @@ struct WebhookArguments {
 
 #[derive(Subcommand)]
 enum RegistrationCommand {
-    /// Issues a registration number for a resident of the active snapshot and prints it;
-    /// it works once, until it expires, and replaces the resident's unused earlier numbers.
+    /// Issues a registration number for a resident of the active snapshot, prints it and
+    /// queues its postcard; it works once, until it expires, and replaces the resident's
+    /// unused earlier numbers.
     Issue {
         resident_id: String,
         #[arg(long, default_value_t = oshirase::chat::number::DEFAULT_VALID_DAYS)]
@@ -586,6 +597,18 @@ async fn main() -> Result<()> {
             let database = open_database(&data)?;
             let number = database.call(move |connection| oshirase::chat::number::issue(connection, &resident_id, valid_days, "cli")).await?;
             println!("{number}");
+        }
+        Command::Postcards { out, font } => {
+            let font = oshirase::postcards::load_font(&font)?;
+            let file = out.clone();
+            let printed = open_database(&data)?.call(move |connection| oshirase::postcards::print(connection, &file, &font, "cli")).await?;
+            match printed.postcards {
+                0 => println!("no postcards to print; {} was not written", out.display()),
+                count => println!("wrote {count} postcards ({} bytes) to {}", printed.bytes, out.display()),
+            }
+            if printed.expired > 0 {
+                println!("dropped {} postcards whose number had expired; issue those residents new numbers", printed.expired);
+            }
         }
         Command::Plugin(PluginCommand::DryRun { program, date, format }) => {
             let service = Service::open(&data, &programs).await?;

@@ -116,9 +116,10 @@ fn hash(number: &str) -> String {
     Sha256::digest(number.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Issues a number for a resident of the active snapshot, valid for `valid_days`, and
-/// revokes the resident's earlier numbers that were not used (a reissued postcard
-/// replaces the lost one). Returns the number as printed.
+/// Issues a number for a resident of the active snapshot, valid for `valid_days`, queues
+/// the postcard that carries it to the snapshot's address, and revokes the resident's
+/// earlier numbers that were not used (a reissued postcard replaces the lost one). Returns
+/// the number as printed.
 pub fn issue(connection: &mut Connection, resident_id: &str, valid_days: u32, actor: &str) -> Result<String> {
     let transaction = connection.transaction()?;
     let number = issue_within(&transaction, resident_id, valid_days, actor)?;
@@ -130,8 +131,10 @@ pub fn issue(connection: &mut Connection, resident_id: &str, valid_days: u32, ac
 pub fn issue_within(connection: &Connection, resident_id: &str, valid_days: u32, actor: &str) -> Result<String> {
     anyhow::ensure!((1..=366).contains(&valid_days), "validity of {valid_days} days is not within 1–366");
     let snapshot_id = crate::snapshot::active(connection)?.context("no active snapshot: import resident records first")?;
-    let known: bool = connection.query_row("SELECT count(*) FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2", (snapshot_id, resident_id), |row| row.get(0))?;
-    anyhow::ensure!(known, "resident {resident_id:?} is not in the active snapshot");
+    let (name, address): (String, String) = connection
+        .query_row("SELECT name, address FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2", (snapshot_id, resident_id), |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?
+        .with_context(|| format!("resident {resident_id:?} is not in the active snapshot"))?;
     let number = generate()?;
     let now = now_text();
     let expires_at = text_in_days(i64::from(valid_days));
@@ -141,7 +144,9 @@ pub fn issue_within(connection: &Connection, resident_id: &str, valid_days: u32,
         (resident_id, hash(&number), &now, actor, &expires_at),
     )?;
     audit(connection, actor, "issue-registration-number", resident_id, &format!("expires {expires_at}"))?;
-    Ok(display(&number))
+    let printed = display(&number);
+    crate::postcards::queue(connection, resident_id, &name, &address, &printed, &expires_at)?;
+    Ok(printed)
 }
 
 /// What sending a well-formed number did.
