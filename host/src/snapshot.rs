@@ -71,7 +71,7 @@ impl EventKind {
     }
 
     /// The first and last key of this kind's events in one snapshot.
-    fn key_range(self, snapshot_id: i64) -> (i64, i64) {
+    pub(crate) fn key_range(self, snapshot_id: i64) -> (i64, i64) {
         let first = snapshot_key(snapshot_id, 0) + (self.number() << EVENT_KIND_SHIFT);
         (first, first + (1 << EVENT_KIND_SHIFT) - 1)
     }
@@ -87,7 +87,7 @@ fn snapshot_key(snapshot_id: i64, number: u32) -> i64 {
 }
 
 /// The first and last key of one snapshot.
-fn snapshot_range(snapshot_id: i64) -> (i64, i64) {
+pub(crate) fn snapshot_range(snapshot_id: i64) -> (i64, i64) {
     (snapshot_key(snapshot_id, 0), snapshot_key(snapshot_id, u32::MAX))
 }
 

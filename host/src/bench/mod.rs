@@ -2,9 +2,11 @@
 //! `oshirase import` of a synthetic city against the `sqlite3` shell's own `.import` of
 //! the same `residents.csv` into a plain table, as a ratio in one run; `bench plugins`
 //! times publishing each bundled plugin, instantiating it, and evaluating a whole city;
-//! `bench delivery` (in `delivery.rs`) sends through the outbox to a LINE emulator process.
+//! `bench delivery` (in `delivery.rs`) sends through the outbox to a LINE emulator process;
+//! `bench eval` (in `eval.rs`) runs every program as a plugin, natively and as SQL.
 
 pub mod delivery;
+pub mod eval;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
