@@ -201,3 +201,31 @@ fn the_import_benchmark_compares_with_sqlite3_in_one_run() {
     let lines = std::fs::read_to_string(work.join("city-300-1/residents.csv")).unwrap().lines().count();
     assert!(lines > 300, "{lines} lines");
 }
+
+/// The evaluation benchmark runs every program as a plugin, natively and (some) as SQL.
+/// The native call runs the plugin crate's own code, so equal notice counts show that (b)
+/// is the same rule as (a); the SQL rules are rewrites, so equal counts are what makes
+/// their timing a fair comparison.
+#[test]
+fn the_evaluation_benchmark_runs_the_same_rules_natively_and_in_sql() {
+    let scene = Scene::new();
+    let work = scene.directory.path().join("bench");
+    let output = scene.ok(&["bench", "eval", "--residents", "2000", "--repetitions", "1", "--date", TODAY, "--json", "--work", work.to_str().unwrap()]);
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    let programs = report["programs"].as_array().unwrap();
+    assert!(programs.len() >= 20, "{report}");
+    let mut mismatches = Vec::new();
+    for program in programs {
+        let wasm = &program["wasm_notices"];
+        if &program["native_notices"] != wasm || !(program["sql_notices"].is_null() || &program["sql_notices"] == wasm) {
+            mismatches.push(format!("{}: wasm {wasm}, native {}, sql {}", program["program"], program["native_notices"], program["sql_notices"]));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    let written_in_sql = programs.iter().filter(|program| !program["sql_seconds"].is_null()).count();
+    assert!(written_in_sql >= 4, "{report}");
+    // A screening season is open on TODAY, so the comparison is not between empty answers.
+    assert!(programs.iter().any(|program| program["program"] == "screening-colon" && program["wasm_notices"].as_u64().unwrap() > 0), "{report}");
+    assert!(report["residents"].as_u64().unwrap() >= 2000 && report["threads"].as_u64().unwrap() >= 1, "{report}");
+    assert!(report["whole_city_seconds"].as_f64().unwrap() > 0.0 && report["peak_rss_kib"].as_i64().unwrap() > 0, "{report}");
+}

@@ -302,6 +302,24 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Runs every catalogue program over a whole city three ways in one run: the plugin
+    /// through the host path, the same crate linked natively, the rule as SQL where written.
+    Eval {
+        #[arg(long, default_value_t = 1_000_000)]
+        residents: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 3)]
+        repetitions: usize,
+        /// Where the city and its data directory go; both are reused when already there.
+        #[arg(long, default_value = "./oshirase-bench")]
+        work: PathBuf,
+        /// The date to evaluate for (YYYY-MM-DD); today in Japan by default.
+        #[arg(long, value_parser = parse_day)]
+        date: Option<Day>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Queues a notice for each of many registered residents and sends them through the
     /// outbox to a LINE emulator process, beside the bare LINE client sending the same.
     Delivery {
@@ -455,6 +473,12 @@ async fn main() -> Result<()> {
         Command::Bench(BenchCommand::Plugins { residents, seed, repetitions, work, date, json }) => {
             let options = oshirase::bench::PluginBenchOptions { residents, seed, repetitions, work_directory: work };
             let report = oshirase::bench::plugins(&options, date.unwrap_or_else(today_in_japan)).await?;
+            print_report(&report, json)?;
+        }
+        Command::Bench(BenchCommand::Eval { residents, seed, repetitions, work, date, json }) => {
+            let options = oshirase::bench::eval::EvalBenchOptions { residents, seed, repetitions, work_directory: work };
+            let today = date.unwrap_or_else(today_in_japan);
+            let report = tokio::task::spawn_blocking(move || oshirase::bench::eval::eval(&options, today)).await??;
             print_report(&report, json)?;
         }
         Command::Bench(BenchCommand::Delivery { recipients, repetitions, work, json }) => {

@@ -6,11 +6,13 @@
 //! snapshot share the key range `snapshot_id * 2^32 ..`, so a plugin's population is read
 //! by a range scan and the row number is the index the plugin sees.
 
-use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result};
 use oshirase_sdk::{Day, Events, Field, Population};
 use rusqlite::{Connection, OptionalExtension, Statement, Transaction};
+// Keys are household ids, ward names and event codes from our own database, so the hash
+// need not resist flooding; SipHash was a twentieth of reading a city's columns.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::database::{audit, now_text};
 
@@ -71,7 +73,7 @@ impl EventKind {
     }
 
     /// The first and last key of this kind's events in one snapshot.
-    fn key_range(self, snapshot_id: i64) -> (i64, i64) {
+    pub(crate) fn key_range(self, snapshot_id: i64) -> (i64, i64) {
         let first = snapshot_key(snapshot_id, 0) + (self.number() << EVENT_KIND_SHIFT);
         (first, first + (1 << EVENT_KIND_SHIFT) - 1)
     }
@@ -87,7 +89,7 @@ fn snapshot_key(snapshot_id: i64, number: u32) -> i64 {
 }
 
 /// The first and last key of one snapshot.
-fn snapshot_range(snapshot_id: i64) -> (i64, i64) {
+pub(crate) fn snapshot_range(snapshot_id: i64) -> (i64, i64) {
     (snapshot_key(snapshot_id, 0), snapshot_key(snapshot_id, u32::MAX))
 }
 
@@ -271,8 +273,8 @@ pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<Load
     let (first, last) = snapshot_range(snapshot_id);
     let mut population = Population::default();
     let mut resident_ids = Vec::new();
-    let mut households: HashMap<String, u32> = HashMap::new();
-    let mut wards: HashMap<String, u16> = HashMap::new();
+    let mut households: HashMap<String, u32> = HashMap::default();
+    let mut wards: HashMap<String, u16> = HashMap::default();
     let mut statement = connection.prepare_cached(
         "SELECT resident_id, household_id, birth_day, sex, relationship, ward, resident_since
          FROM residents WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
@@ -337,6 +339,33 @@ pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<Load
     Ok(LoadedPopulation { snapshot_id, resident_ids, population })
 }
 
+/// The columns `fields` names, taken from a population loaded for more fields: exactly
+/// what `load_population(fields)` would have filled, so one read of the snapshot can serve
+/// every program of a day.
+pub fn project(population: &Population, fields: &[Field]) -> Population {
+    fn kept<T: Clone>(wanted: bool, column: &[T]) -> Vec<T> {
+        if wanted { column.to_vec() } else { Vec::new() }
+    }
+    let wants = |field| fields.contains(&field);
+    let events = |field, events: &Events| if wants(field) { events.clone() } else { Events::default() };
+    Population {
+        size: population.size,
+        birth_day: kept(wants(Field::BirthDay), &population.birth_day),
+        sex: kept(wants(Field::Sex), &population.sex),
+        household: kept(wants(Field::Household), &population.household),
+        relationship: kept(wants(Field::Relationship), &population.relationship),
+        ward: kept(wants(Field::Ward), &population.ward),
+        wards: kept(wants(Field::Ward), &population.wards),
+        resident_since: kept(wants(Field::ResidentSince), &population.resident_since),
+        taxable: kept(wants(Field::Tax), &population.taxable),
+        income: kept(wants(Field::Tax), &population.income),
+        pregnancies: events(Field::Pregnancies, &population.pregnancies),
+        immunizations: events(Field::Immunizations, &population.immunizations),
+        checkups: events(Field::Checkups, &population.checkups),
+        receipts: events(Field::Receipts, &population.receipts),
+    }
+}
+
 /// Fills `taxable` and `income` from each consenting resident's latest fiscal year.
 fn load_tax(connection: &Connection, snapshot_id: i64, population: &mut Population) -> Result<()> {
     let size = population.size as usize;
@@ -371,17 +400,22 @@ fn load_tax(connection: &Connection, snapshot_id: i64, population: &mut Populati
 
 fn load_events(connection: &Connection, snapshot_id: i64, kind: EventKind) -> Result<Events> {
     let mut events = Events::default();
-    let mut codes: HashMap<String, u16> = HashMap::new();
+    let mut codes: HashMap<String, u16> = HashMap::default();
     let (first, last) = kind.key_range(snapshot_id);
     let mut statement = connection.prepare_cached("SELECT row, code, count, start_day, end_day FROM events WHERE key BETWEEN ?1 AND ?2")?;
     let mut rows = statement.query((first, last))?;
     while let Some(row) = rows.next()? {
-        let code: String = row.get(1)?;
-        let next = u16::try_from(codes.len()).context("more than 65536 distinct event codes")?;
-        let index = *codes.entry(code.clone()).or_insert_with(|| {
-            events.codes.push(code);
-            next
-        });
+        // Looked up by the borrowed text, so only a new code allocates.
+        let code = row.get_ref(1)?.as_str()?;
+        let index = match codes.get(code) {
+            Some(index) => *index,
+            None => {
+                let next = u16::try_from(codes.len()).context("more than 65536 distinct event codes")?;
+                codes.insert(code.to_owned(), next);
+                events.codes.push(code.to_owned());
+                next
+            }
+        };
         events.person.push(row.get(0)?);
         events.code.push(index);
         events.count.push(row.get(2)?);
@@ -472,6 +506,11 @@ pub(crate) mod tests {
         assert_eq!(loaded.population.immunizations.codes, ["vaccine-mr"]);
         assert_eq!(loaded.population.immunizations.end, [i32::MAX]);
         assert!(load_population(&connection, &[Field::BirthDay]).unwrap().population.immunizations.person.is_empty());
+
+        let everything = load_population(&connection, &[Field::BirthDay, Field::Ward, Field::Household, Field::Tax, Field::Immunizations, Field::Receipts]).unwrap().population;
+        for fields in [&[Field::Tax, Field::Immunizations][..], &[Field::BirthDay], &[Field::Ward, Field::Household], &[]] {
+            assert_eq!(project(&everything, fields), load_population(&connection, fields).unwrap().population, "{fields:?}");
+        }
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! times publishing each bundled plugin, instantiating it, and evaluating a whole city;
 //! `bench delivery` (in `delivery.rs`) sends through the outbox to a LINE emulator process;
 //! `bench webhook` times signed webhook requests over loopback and the worker's
-//! processing of their events, replies to an emulator included.
+//! processing of their events, replies to an emulator included;
+//! `bench eval` (in `eval.rs`) runs every program as a plugin, natively and as SQL.
 
 pub mod delivery;
+pub mod eval;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,535 @@
+//! `oshirase bench eval`: every catalogue program over a whole imported city three ways in
+//! one run — (a) the WebAssembly plugin through the host's real path (snapshot read into
+//! columns, a fresh instance, the call, the output checks), (b) the same program crate
+//! linked natively and called on the same `Population`, (c) the same rule written as SQL
+//! over the snapshot tables where we wrote one — and the whole city through every program
+//! on two threads, with the process's peak RSS.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use oshirase_sdk::{Day, Field, Notice, Population, Program};
+use rusqlite::Connection;
+
+use super::median;
+use crate::plugin::{Limits, LoadedProgram, PluginEngine};
+use crate::registry::bundled::BUNDLED;
+use crate::registry::sha256_hex;
+use crate::snapshot::{EventKind, load_population, project, snapshot_range};
+
+pub struct EvalBenchOptions {
+    pub residents: usize,
+    pub seed: u64,
+    pub repetitions: usize,
+    /// Where the city and its data directory are written; both are reused by a later run
+    /// with the same residents, seed and date.
+    pub work_directory: PathBuf,
+}
+
+type NativeEvaluate = fn(Day, &Population) -> Result<Vec<Notice>, String>;
+
+/// Each catalogue program's `Program::evaluate`, from the very crate its component is built
+/// from, linked into the host: the native baseline has no second copy of any rule.
+const NATIVE: &[(&str, NativeEvaluate)] = &[
+    ("checkup-18m", <checkup_18m::Checkup18Months as Program>::evaluate),
+    ("checkup-3y", <checkup_3y::Checkup3Years as Program>::evaluate),
+    ("child-allowance", <child_allowance::ChildAllowance as Program>::evaluate),
+    ("child-rearing-allowance", <child_rearing_allowance::ChildRearingAllowance as Program>::evaluate),
+    ("infant-checkup", <infant_checkup::InfantCheckup as Program>::evaluate),
+    ("maternal-dental", <maternal_dental::MaternalDental as Program>::evaluate),
+    ("postpartum-care", <postpartum_care::PostpartumCare as Program>::evaluate),
+    ("screening-breast", <screening_breast::ScreeningBreast as Program>::evaluate),
+    ("screening-cervical", <screening_cervical::ScreeningCervical as Program>::evaluate),
+    ("screening-colon", <screening_colon::ScreeningColon as Program>::evaluate),
+    ("screening-lung", <screening_lung::ScreeningLung as Program>::evaluate),
+    ("screening-stomach", <screening_stomach::ScreeningStomach as Program>::evaluate),
+    ("single-parent-medical", <single_parent_medical::SingleParentMedical as Program>::evaluate),
+    ("specific-checkup", <specific_checkup::SpecificCheckup as Program>::evaluate),
+    ("vaccine-5in1", <vaccine_5in1::Vaccine5In1 as Program>::evaluate),
+    ("vaccine-bcg", <vaccine_bcg::VaccineBcg as Program>::evaluate),
+    ("vaccine-hepb", <vaccine_hepb::VaccineHepatitisB as Program>::evaluate),
+    ("vaccine-hpv", <vaccine_hpv::VaccineHpv as Program>::evaluate),
+    ("vaccine-je", <vaccine_je::VaccineJapaneseEncephalitis as Program>::evaluate),
+    ("vaccine-mr", <vaccine_mr::VaccineMr as Program>::evaluate),
+    ("vaccine-pcv", <vaccine_pcv::VaccinePcv as Program>::evaluate),
+    ("vaccine-pneumo-elderly", <vaccine_pneumo_elderly::VaccinePneumococcalElderly as Program>::evaluate),
+    ("vaccine-varicella", <vaccine_varicella::VaccineVaricella as Program>::evaluate),
+];
+
+/// A date as SQLite's date functions read it, from a column or parameter holding a `Day`
+/// (days since 1970-01-01): the Julian day number of 1970-01-01 is 2440587.5.
+fn sql_date(day: &str) -> String {
+    format!("date({day} + 2440587.5)")
+}
+
+/// A date text back into a `Day`.
+fn sql_day(date: &str) -> String {
+    format!("CAST(julianday({date}) - 2440587.5 AS INTEGER)")
+}
+
+/// `Day::months_reached` in SQL: the day before the same date `months` later, or the last
+/// day of that month when the date does not exist there (SQLite would roll over into the
+/// next month, so the earlier of the two is taken).
+fn sql_months_reached(birth_date: &str, months: u32) -> String {
+    sql_day(&format!("min(date({birth_date}, '+{months} months', '-1 day'), date({birth_date}, 'start of month', '+{} months', '-1 day'))", months + 1))
+}
+
+/// A schedule of age periods (`oshirase_sdk::schedule`) in SQL: the people born in the
+/// last `closed_by_months`, each period's window, and the dose that closes it. The person
+/// and the dose are tested as one number because SQLite runs `(a, b) NOT IN (SELECT …)`
+/// as a scan of the subquery per row (minutes on a city), but builds an index for one value.
+fn schedule_sql(code: &str, recorded: &str, closed_by_months: u32, periods: &[(&str, u8, String, String)]) -> String {
+    let windows: Vec<String> = periods
+        .iter()
+        .map(|(occasion, dose, opens, closes)| format!("SELECT person, '{occasion}' AS occasion, {dose} AS dose, {opens} AS opens, {closes} AS closes FROM children"))
+        .collect();
+    format!(
+        "WITH children AS (
+             SELECT key - :first AS person, {birth} AS birth FROM residents
+             WHERE key BETWEEN :first AND :last AND birth_day BETWEEN {born_too_early} AND :today),
+         windows AS ({windows})
+         SELECT person, occasion, opens, closes FROM windows
+         WHERE :today BETWEEN opens AND closes
+           AND person * 256 + dose NOT IN (SELECT row * 256 + count FROM events WHERE key BETWEEN :{recorded}_first AND :{recorded}_last AND code = '{code}')",
+        birth = sql_date("birth_day"),
+        born_too_early = sql_day(&format!("{}, '-{} months'", sql_date(":today"), closed_by_months + 1)),
+        windows = windows.join(" UNION ALL "),
+    )
+}
+
+/// A recurring screening (`oshirase_sdk::screening`) in SQL: residents old enough on 年度末,
+/// perhaps of one sex, with no screening recorded in the last `every_fiscal_years` 年度,
+/// during the season.
+fn screening_sql(code: &str, minimum_age: u32, ends_on_birthday: Option<u32>, female_only: bool, every_fiscal_years: u32) -> String {
+    let closes = match ends_on_birthday {
+        Some(age) => format!("min(:season_closes, {})", sql_months_reached(&sql_date("birth_day"), age * 12)),
+        None => ":season_closes".to_owned(),
+    };
+    format!(
+        "SELECT key - :first AS person, 'fy' || :fiscal_year AS occasion, :season_opens AS send_on, {closes} AS expires_on FROM residents
+         WHERE key BETWEEN :first AND :last AND :today BETWEEN :season_opens AND :season_closes
+           AND birth_day <= {latest_birth} {sex}
+           AND key - :first NOT IN (SELECT row FROM events WHERE key BETWEEN :checkups_first AND :checkups_last AND code = '{code}' AND start_day >= {counted_since})
+           AND {closes} >= :today",
+        latest_birth = sql_day(&format!("printf('%04d-04-01', :fiscal_year + 1 - {minimum_age})")),
+        sex = if female_only { "AND sex = 2" } else { "" },
+        counted_since = sql_day(&format!("printf('%04d-04-01', :fiscal_year + 1 - {every_fiscal_years})")),
+    )
+}
+
+/// The programs we wrote as SQL, one of each shape of the catalogue that SQL expresses
+/// plainly: a vaccination schedule, a child checkup, screenings (with a sex, every other
+/// year, an end at a birthday) and an allowance. The single-parent programs (household
+/// analysis over relationships, tax, receipts) and the maternity programs (pregnancies
+/// matched to births) have none.
+fn sql_rules() -> Vec<(&'static str, String)> {
+    let birth = "birth";
+    let mr_school_entry = "date(birth, '+72 months')";
+    let mr_school_year = format!("(CAST(strftime('%Y', {mr_school_entry}) AS INTEGER) + (strftime('%m-%d', {mr_school_entry}) > '04-01'))");
+    vec![
+        (
+            "vaccine-mr",
+            schedule_sql(
+                "vaccine-mr",
+                "immunizations",
+                7 * 12,
+                &[
+                    ("phase-1", 1, sql_months_reached(birth, 12), format!("{} - 1", sql_months_reached(birth, 24))),
+                    ("phase-2", 2, sql_day(&format!("printf('%04d-04-01', {mr_school_year} - 1)")), sql_day(&format!("printf('%04d-03-31', {mr_school_year})"))),
+                ],
+            ),
+        ),
+        (
+            "infant-checkup",
+            schedule_sql(
+                "infant-checkup",
+                "checkups",
+                12,
+                &[
+                    ("first", 1, sql_months_reached(birth, 3), format!("{} - 1", sql_months_reached(birth, 7))),
+                    ("second", 2, sql_months_reached(birth, 9), format!("{} - 1", sql_months_reached(birth, 12))),
+                ],
+            ),
+        ),
+        ("screening-colon", screening_sql("screening-colon", 40, None, false, 1)),
+        ("screening-breast", screening_sql("screening-breast", 40, None, true, 2)),
+        ("specific-checkup", screening_sql("specific-checkup", 40, Some(75), false, 1)),
+        (
+            "child-allowance",
+            "SELECT key - :first AS person, 'birth' AS occasion, birth_day AS send_on, birth_day + 15 AS expires_on FROM residents
+             WHERE key BETWEEN :first AND :last AND birth_day BETWEEN :today - 15 AND :today"
+                .to_owned(),
+        ),
+    ]
+}
+
+/// The values the SQL rules may name, for the active snapshot and `today`.
+fn sql_parameters(connection: &Connection, today: Day) -> Result<Vec<(&'static str, i64)>> {
+    let snapshot_id = crate::snapshot::active(connection)?.context("no active snapshot: import resident records first")?;
+    let (first, last) = snapshot_range(snapshot_id);
+    let (immunizations_first, immunizations_last) = EventKind::Immunization.key_range(snapshot_id);
+    let (checkups_first, checkups_last) = EventKind::Checkup.key_range(snapshot_id);
+    let (season_opens, season_closes) = oshirase_sdk::screening::Screening::season(today.fiscal_year());
+    Ok(vec![
+        ("first", first),
+        ("last", last),
+        ("immunizations_first", immunizations_first),
+        ("immunizations_last", immunizations_last),
+        ("checkups_first", checkups_first),
+        ("checkups_last", checkups_last),
+        ("today", today.0.into()),
+        ("fiscal_year", today.fiscal_year().into()),
+        ("season_opens", season_opens.0.into()),
+        ("season_closes", season_closes.0.into()),
+    ])
+}
+
+/// Runs one SQL rule and returns its notices as (person, occasion, send on, expires on).
+fn run_sql(connection: &Connection, sql: &str, parameters: &[(&str, i64)]) -> Result<Vec<(u32, String, i32, i32)>> {
+    let mut statement = connection.prepare_cached(sql)?;
+    // Each rule names only some of the parameters; SQLite refuses a name it does not have.
+    for index in 1..=statement.parameter_count() {
+        let name = statement.parameter_name(index).context("an SQL rule has an unnamed parameter")?.trim_start_matches(':').to_owned();
+        let value = parameters.iter().find(|(known, _)| *known == name).with_context(|| format!("an SQL rule names the unknown parameter {name}"))?.1;
+        statement.raw_bind_parameter(index, value)?;
+    }
+    let mut rows = statement.raw_query();
+    let mut notices = Vec::new();
+    while let Some(row) = rows.next()? {
+        notices.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?));
+    }
+    Ok(notices)
+}
+
+/// One program's figures, medians over the repetitions.
+#[derive(Debug, serde::Serialize)]
+pub struct ProgramFigures {
+    pub program: String,
+    /// Reading the columns the manifest declares from the active snapshot.
+    pub load_seconds: f64,
+    /// An evaluation of an empty population: a fresh instance, the call, the checks.
+    pub instantiate_seconds: f64,
+    /// The plugin on the loaded columns: instance, copying the columns in, the rules, the
+    /// notices out, the output checks.
+    pub wasm_call_seconds: f64,
+    /// The same crate's `Program::evaluate`, native, on the same columns.
+    pub native_call_seconds: f64,
+    /// (a) the host path: load + the plugin call.
+    pub wasm_seconds: f64,
+    /// (b) load + the native call.
+    pub native_seconds: f64,
+    /// (c) the rule as one SQL query over the snapshot, when there is one.
+    pub sql_seconds: Option<f64>,
+    pub wasm_notices: usize,
+    pub native_notices: usize,
+    pub sql_notices: Option<usize>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct EvalBenchReport {
+    pub residents: u32,
+    pub date: String,
+    pub repetitions: usize,
+    pub programs: Vec<ProgramFigures>,
+    /// Sums of the program medians over the whole catalogue.
+    pub total_load_seconds: f64,
+    pub total_wasm_call_seconds: f64,
+    pub total_native_call_seconds: f64,
+    pub total_wasm_seconds: f64,
+    pub total_native_seconds: f64,
+    /// (a) and (c) summed over the programs that have an SQL rule only.
+    pub total_wasm_seconds_with_sql: f64,
+    pub total_sql_seconds: f64,
+    /// The whole city through every program along the host path, on `threads` threads
+    /// (median wall time).
+    pub whole_city_seconds: f64,
+    /// The same, the snapshot read once with every program's fields and each program given
+    /// its own columns of that (`snapshot::project`), the read included.
+    pub whole_city_shared_load_seconds: f64,
+    pub threads: usize,
+    /// The largest resident set of this process (the city is generated and imported by
+    /// child processes, so this is the evaluation's), in KiB.
+    pub peak_rss_kib: i64,
+    /// The peak before the first whole-city run: programs evaluated one at a time.
+    pub peak_rss_one_at_a_time_kib: i64,
+}
+
+impl EvalBenchReport {
+    /// (a)/(b) for the catalogue: the host path over the native one.
+    pub fn wasm_over_native(&self) -> f64 {
+        self.total_wasm_seconds / self.total_native_seconds
+    }
+
+    /// The plugin calls alone over the native calls alone: the sandbox's own cost.
+    pub fn wasm_call_over_native_call(&self) -> f64 {
+        self.total_wasm_call_seconds / self.total_native_call_seconds
+    }
+
+    /// (a)/(c) over the programs written in SQL.
+    pub fn wasm_over_sql(&self) -> f64 {
+        self.total_wasm_seconds_with_sql / self.total_sql_seconds
+    }
+}
+
+impl std::fmt::Display for EvalBenchReport {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let milliseconds = |seconds: f64| format!("{:.1}", seconds * 1e3);
+        writeln!(formatter, "every catalogue program on a city of {} residents for {}, medians of {} runs (ms)", self.residents, self.date, self.repetitions)?;
+        writeln!(
+            formatter,
+            "  {:<24} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>8}",
+            "program", "load", "inst", "wasm", "native", "(a)", "(b)", "(c) sql", "a/b", "a/c", "notices"
+        )?;
+        for program in &self.programs {
+            let sql = program.sql_seconds.map_or("-".to_owned(), milliseconds);
+            let over_sql = program.sql_seconds.map_or("-".to_owned(), |sql| format!("{:.2}", program.wasm_seconds / sql));
+            writeln!(
+                formatter,
+                "  {:<24} {:>7} {:>7.2} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6.2} {:>6} {:>8}",
+                program.program,
+                milliseconds(program.load_seconds),
+                program.instantiate_seconds * 1e3,
+                milliseconds(program.wasm_call_seconds),
+                milliseconds(program.native_call_seconds),
+                milliseconds(program.wasm_seconds),
+                milliseconds(program.native_seconds),
+                sql,
+                program.wasm_seconds / program.native_seconds,
+                over_sql,
+                program.wasm_notices
+            )?;
+        }
+        writeln!(
+            formatter,
+            "  {:<24} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6.2}",
+            "catalogue total",
+            milliseconds(self.total_load_seconds),
+            "",
+            milliseconds(self.total_wasm_call_seconds),
+            milliseconds(self.total_native_call_seconds),
+            milliseconds(self.total_wasm_seconds),
+            milliseconds(self.total_native_seconds),
+            "",
+            self.wasm_over_native()
+        )?;
+        writeln!(formatter, "  (a)/(b), the catalogue: host path over native          {:>8.2}   (goal ≤ 2.0)", self.wasm_over_native())?;
+        writeln!(formatter, "  plugin calls over native calls, without the load       {:>8.2}", self.wasm_call_over_native_call())?;
+        writeln!(
+            formatter,
+            "  (a)/(c), the {} programs in SQL: {} ms over {} ms     {:>8.2}   (goal < 1.0)",
+            self.programs.iter().filter(|program| program.sql_seconds.is_some()).count(),
+            milliseconds(self.total_wasm_seconds_with_sql),
+            milliseconds(self.total_sql_seconds),
+            self.wasm_over_sql()
+        )?;
+        writeln!(formatter, "  whole city, every program, {} threads                  {:>8.2} s (goal ≤ 3 s)", self.threads, self.whole_city_seconds)?;
+        writeln!(formatter, "  the same, the snapshot read once for every program     {:>8.2} s", self.whole_city_shared_load_seconds)?;
+        writeln!(formatter, "  peak RSS                                               {:>8.0} MiB (goal ≤ 300 MiB)", self.peak_rss_kib as f64 / 1024.0)?;
+        writeln!(formatter, "  peak RSS with one program at a time                    {:>8.0} MiB", self.peak_rss_one_at_a_time_kib as f64 / 1024.0)
+    }
+}
+
+/// Runs the `oshirase` binary itself for a step whose memory must not count as the
+/// evaluation's (generating and importing the city).
+fn run_oshirase(arguments: &[&std::ffi::OsStr]) -> Result<()> {
+    let oshirase = std::env::current_exe().context("cannot find the oshirase binary")?;
+    let output = Command::new(&oshirase).args(arguments).env("OSHIRASE_LOG", "warn").output().with_context(|| format!("cannot run {}", oshirase.display()))?;
+    anyhow::ensure!(output.status.success(), "oshirase {:?} failed: {}", arguments, String::from_utf8_lossy(&output.stderr));
+    Ok(())
+}
+
+/// The data directory holding the imported city, made by child processes unless a
+/// previous run left it complete.
+fn imported_city(options: &EvalBenchOptions, today: Day) -> Result<PathBuf> {
+    let name = format!("{}-{}-{today}", options.residents, options.seed);
+    let city = options.work_directory.join(format!("eval-city-{name}"));
+    let data = options.work_directory.join(format!("eval-data-{name}"));
+    let imported = data.join("imported");
+    if imported.exists() {
+        return Ok(data);
+    }
+    if !city.join("checkups.csv").exists() {
+        let residents = options.residents.to_string();
+        let seed = options.seed.to_string();
+        let date = today.to_string();
+        run_oshirase(&["gen", "--residents", &residents, "--seed", &seed, "--date", &date, "--out"].map(std::ffi::OsStr::new).into_iter().chain([city.as_os_str()]).collect::<Vec<_>>())?;
+    }
+    if data.exists() {
+        std::fs::remove_dir_all(&data).with_context(|| format!("cannot remove {}", data.display()))?;
+    }
+    run_oshirase(&[std::ffi::OsStr::new("--data"), data.as_os_str(), std::ffi::OsStr::new("import"), city.as_os_str(), std::ffi::OsStr::new("--allow-shrink")])?;
+    std::fs::write(&imported, "").with_context(|| format!("cannot write {}", imported.display()))?;
+    Ok(data)
+}
+
+fn open_read_only(data: &Path) -> Result<Connection> {
+    let path = data.join("oshirase.db");
+    // Without NO_MUTEX (which `Connection::open` sets, so the host has it) SQLite locks a
+    // mutex around every column read: a third of a load's time.
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+    Connection::open_with_flags(&path, flags).with_context(|| format!("cannot open database {}", path.display()))
+}
+
+/// Times `work` and returns its result with the seconds it took.
+fn timed<T>(work: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    let start = Instant::now();
+    let result = work()?;
+    Ok((result, start.elapsed().as_secs_f64()))
+}
+
+/// Where the whole-city run's threads get each program's columns.
+enum Columns<'a> {
+    /// Each program reads its own from the snapshot, as `evaluate::run_day` does.
+    ReadPerProgram(&'a Path),
+    /// Projected from one population read once with every program's fields.
+    Shared(&'a Population),
+}
+
+/// The whole city through every program, programs handed out to `threads` threads.
+fn whole_city(columns: &Columns<'_>, engine: &PluginEngine, programs: &[LoadedProgram], today: Day, threads: usize) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    let connection = match columns {
+                        Columns::ReadPerProgram(data) => Some(open_read_only(data)?),
+                        Columns::Shared(_) => None,
+                    };
+                    while let Some(program) = programs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let population = match (columns, &connection) {
+                            (Columns::Shared(everything), _) => project(everything, &program.info.fields),
+                            (Columns::ReadPerProgram(_), Some(connection)) => load_population(connection, &program.info.fields)?.population,
+                            (Columns::ReadPerProgram(_), None) => unreachable!("a thread reading per program opened its connection"),
+                        };
+                        engine.evaluate(program, today, population).with_context(|| format!("program {} failed", program.info.code))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|worker| worker.join().map_err(|_| anyhow::anyhow!("an evaluation thread panicked"))?)
+    })
+}
+
+/// The peak resident set of this process, in KiB.
+fn peak_rss_kib() -> i64 {
+    // SAFETY: getrusage only writes into the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let status = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    if status == 0 { usage.ru_maxrss } else { 0 }
+}
+
+/// Generates and imports the city (or reuses it), compiles every bundled plugin, then
+/// repeats: each program three ways, and the whole city on two threads, reading each
+/// program's columns as the host does and reading the snapshot once.
+pub fn eval(options: &EvalBenchOptions, today: Day) -> Result<EvalBenchReport> {
+    std::fs::create_dir_all(&options.work_directory).with_context(|| format!("cannot create {}", options.work_directory.display()))?;
+    let data = imported_city(options, today)?;
+    let connection = open_read_only(&data)?;
+    let engine = PluginEngine::new(Limits::default(), Some(data.join("cache")))?;
+    let programs: Vec<LoadedProgram> =
+        BUNDLED.iter().map(|(name, wasm, _)| engine.load(wasm, &sha256_hex(wasm)).with_context(|| format!("cannot load plugin {name}"))).collect::<Result<_>>()?;
+    let sql_rules = sql_rules();
+    let parameters = sql_parameters(&connection, today)?;
+    let threads = std::thread::available_parallelism().map_or(2, usize::from).min(2);
+
+    // samples[program] = one [load, instantiate, wasm call, native call, sql] per repetition.
+    let mut samples: Vec<Vec<[f64; 5]>> = vec![Vec::new(); programs.len()];
+    let mut counts = vec![(0, 0, None); programs.len()];
+    let mut whole_city_seconds = Vec::new();
+    let mut shared_load_seconds = Vec::new();
+    let mut peak_rss_one_at_a_time_kib = None;
+    let mut every_field: Vec<Field> = programs.iter().flat_map(|program| program.info.fields.iter().copied()).collect();
+    every_field.sort_by_key(|field| *field as u8);
+    every_field.dedup();
+    let mut residents = 0;
+    for _ in 0..options.repetitions.max(1) {
+        for (index, ((name, ..), program)) in BUNDLED.iter().zip(&programs).enumerate() {
+            let native = NATIVE.iter().find(|(native, _)| native == name).with_context(|| format!("{name} is bundled but not linked natively"))?.1;
+            let (population, load) = timed(|| Ok(load_population(&connection, &program.info.fields)?.population))?;
+            residents = population.size;
+            // The plugin consumes its columns; the native call gets an identical copy.
+            let copy = population.clone();
+            let (_, instantiate) = timed(|| Ok(engine.evaluate(program, today, Population::default())?))?;
+            let (evaluation, wasm_call) = timed(|| engine.evaluate(program, today, population).with_context(|| format!("program {name} failed")))?;
+            let (native_notices, native_call) = timed(|| native(today, &copy).map_err(|message| anyhow::anyhow!("native {name} failed: {message}")))?;
+            let sql = match sql_rules.iter().find(|(program, _)| program == name) {
+                Some((_, sql)) => {
+                    let (notices, seconds) = timed(|| run_sql(&connection, sql, &parameters).with_context(|| format!("the SQL rule of {name} failed")))?;
+                    Some((notices.len(), seconds))
+                }
+                None => None,
+            };
+            samples[index].push([load, instantiate, wasm_call, native_call, sql.map_or(f64::NAN, |(_, seconds)| seconds)]);
+            counts[index] = (evaluation.notices.len(), native_notices.len(), sql.map(|(count, _)| count));
+        }
+        // Before any run on two threads, so it is the peak of one evaluation at a time.
+        peak_rss_one_at_a_time_kib.get_or_insert_with(peak_rss_kib);
+        let ((), seconds) = timed(|| whole_city(&Columns::ReadPerProgram(&data), &engine, &programs, today, threads))?;
+        whole_city_seconds.push(seconds);
+        let ((), seconds) = timed(|| {
+            let everything = load_population(&connection, &every_field)?.population;
+            whole_city(&Columns::Shared(&everything), &engine, &programs, today, threads)
+        })?;
+        shared_load_seconds.push(seconds);
+    }
+
+    let programs: Vec<ProgramFigures> = BUNDLED
+        .iter()
+        .zip(samples)
+        .zip(counts)
+        .map(|(((name, ..), runs), (wasm_notices, native_notices, sql_notices))| {
+            let [load, instantiate, wasm_call, native_call, sql] = [0, 1, 2, 3, 4].map(|field| median(&runs.iter().map(|run| run[field]).collect::<Vec<_>>()));
+            ProgramFigures {
+                program: (*name).to_owned(),
+                load_seconds: load,
+                instantiate_seconds: instantiate,
+                wasm_call_seconds: wasm_call,
+                native_call_seconds: native_call,
+                wasm_seconds: load + wasm_call,
+                native_seconds: load + native_call,
+                sql_seconds: sql_notices.map(|_| sql),
+                wasm_notices,
+                native_notices,
+                sql_notices,
+            }
+        })
+        .collect();
+    let total = |pick: fn(&ProgramFigures) -> f64| programs.iter().map(pick).sum::<f64>();
+    Ok(EvalBenchReport {
+        residents,
+        date: today.to_string(),
+        repetitions: options.repetitions.max(1),
+        total_load_seconds: total(|program| program.load_seconds),
+        total_wasm_call_seconds: total(|program| program.wasm_call_seconds),
+        total_native_call_seconds: total(|program| program.native_call_seconds),
+        total_wasm_seconds: total(|program| program.wasm_seconds),
+        total_native_seconds: total(|program| program.native_seconds),
+        total_wasm_seconds_with_sql: programs.iter().filter(|program| program.sql_seconds.is_some()).map(|program| program.wasm_seconds).sum(),
+        total_sql_seconds: programs.iter().filter_map(|program| program.sql_seconds).sum(),
+        programs,
+        whole_city_seconds: median(&whole_city_seconds),
+        whole_city_shared_load_seconds: median(&shared_load_seconds),
+        threads,
+        peak_rss_one_at_a_time_kib: peak_rss_one_at_a_time_kib.unwrap_or_default(),
+        peak_rss_kib: peak_rss_kib(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A program added to the catalogue must be linked natively too, or the benchmark
+    /// would silently compare fewer programs than it runs.
+    #[test]
+    fn every_bundled_program_is_linked_natively() {
+        let bundled: Vec<&str> = BUNDLED.iter().map(|(name, ..)| *name).collect();
+        let native: Vec<&str> = NATIVE.iter().map(|(name, _)| *name).collect();
+        assert_eq!(bundled, native);
+    }
+}
