@@ -52,8 +52,7 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let line = LineConfig::new(format!("http://{address}{EMULATOR_PATH}"), DEMO_TOKEN);
-    let webhook = Webhook::new(DEMO_SECRET, ChatSettings { public_url: Some(format!("http://{address}")) })?;
-    webhook.start_worker(service.database.clone(), LineClient::new(line.clone())?);
+    let webhook = Webhook::with_worker(DEMO_SECRET, ChatSettings { public_url: Some(format!("http://{address}")) }, service.database.clone(), line.clone())?;
     emulator.set_webhook(WebhookTarget { url: format!("http://{address}/webhook/line"), channel_secret: DEMO_SECRET.into() });
     let state = AppState { service: service.clone(), emulator: Some(emulator), webhook: Some(webhook) };
     let server = tokio::spawn(crate::run(state, None, listener, async {

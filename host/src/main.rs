@@ -283,6 +283,24 @@ enum PluginCommand {
     },
 }
 
+/// What the benchmarks over a synthetic city share: which city, how often, where, for
+/// which day, and how to print.
+#[derive(clap::Args)]
+struct CityBenchArguments {
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 3)]
+    repetitions: usize,
+    /// Where the city and its data directories go; the city is reused when already there.
+    #[arg(long, default_value = "./oshirase-bench")]
+    work: PathBuf,
+    /// The date to evaluate for (YYYY-MM-DD); today in Japan by default.
+    #[arg(long, value_parser = parse_day)]
+    date: Option<Day>,
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Publishes every bundled plugin into a fresh data directory holding a synthetic
@@ -290,35 +308,16 @@ enum BenchCommand {
     Plugins {
         #[arg(long, default_value_t = 100_000)]
         residents: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long, default_value_t = 3)]
-        repetitions: usize,
-        #[arg(long, default_value = "./oshirase-bench")]
-        work: PathBuf,
-        /// The date to evaluate for (YYYY-MM-DD); today in Japan by default.
-        #[arg(long, value_parser = parse_day)]
-        date: Option<Day>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        city: CityBenchArguments,
     },
     /// Runs every catalogue program over a whole city three ways in one run: the plugin
     /// through the host path, the same crate linked natively, the rule as SQL where written.
     Eval {
         #[arg(long, default_value_t = 1_000_000)]
         residents: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long, default_value_t = 3)]
-        repetitions: usize,
-        /// Where the city and its data directory go; both are reused when already there.
-        #[arg(long, default_value = "./oshirase-bench")]
-        work: PathBuf,
-        /// The date to evaluate for (YYYY-MM-DD); today in Japan by default.
-        #[arg(long, value_parser = parse_day)]
-        date: Option<Day>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        city: CityBenchArguments,
     },
     /// Queues a notice for each of many registered residents and sends them through the
     /// outbox to a LINE emulator process, beside the bare LINE client sending the same.
@@ -470,16 +469,16 @@ async fn main() -> Result<()> {
             let city = oshirase::synth::generate(residents, seed, date.unwrap_or_else(today_in_japan), &out, encoding)?;
             println!("wrote {} residents in {} households ({} departed) to {}", city.residents, city.households, city.departed, out.display());
         }
-        Command::Bench(BenchCommand::Plugins { residents, seed, repetitions, work, date, json }) => {
-            let options = oshirase::bench::PluginBenchOptions { residents, seed, repetitions, work_directory: work };
-            let report = oshirase::bench::plugins(&options, date.unwrap_or_else(today_in_japan)).await?;
-            print_report(&report, json)?;
+        Command::Bench(BenchCommand::Plugins { residents, city }) => {
+            let options = oshirase::bench::PluginBenchOptions { residents, seed: city.seed, repetitions: city.repetitions, work_directory: city.work };
+            let report = oshirase::bench::plugins(&options, city.date.unwrap_or_else(today_in_japan)).await?;
+            print_report(&report, city.json)?;
         }
-        Command::Bench(BenchCommand::Eval { residents, seed, repetitions, work, date, json }) => {
-            let options = oshirase::bench::eval::EvalBenchOptions { residents, seed, repetitions, work_directory: work };
-            let today = date.unwrap_or_else(today_in_japan);
+        Command::Bench(BenchCommand::Eval { residents, city }) => {
+            let options = oshirase::bench::eval::EvalBenchOptions { residents, seed: city.seed, repetitions: city.repetitions, work_directory: city.work };
+            let today = city.date.unwrap_or_else(today_in_japan);
             let report = tokio::task::spawn_blocking(move || oshirase::bench::eval::eval(&options, today)).await??;
-            print_report(&report, json)?;
+            print_report(&report, city.json)?;
         }
         Command::Bench(BenchCommand::Delivery { recipients, repetitions, work, json }) => {
             let options = oshirase::bench::delivery::DeliveryBenchOptions { recipients, repetitions, work_directory: work };
@@ -577,10 +576,8 @@ async fn main() -> Result<()> {
                 Some(secret) => {
                     let token = webhook.line_token.context("the LINE webhook needs --line-token (OSHIRASE_LINE_TOKEN) to reply")?;
                     let settings = oshirase::chat::ChatSettings { public_url: webhook.public_url };
-                    let webhook_state = oshirase::webhook::Webhook::new(&secret, settings)?;
-                    let client = oshirase::channel::line::LineClient::new(LineConfig::new(webhook.line_base_url, token))?;
-                    webhook_state.start_worker(service.database.clone(), client);
-                    Some(webhook_state)
+                    let line = LineConfig::new(webhook.line_base_url, token);
+                    Some(oshirase::webhook::Webhook::with_worker(&secret, settings, service.database.clone(), line)?)
                 }
             };
             let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;

@@ -224,10 +224,7 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
             continue;
         };
         cursor = *last.ids.last().expect("a request carries a delivery");
-        let quota_reached = budget.is_some_and(|remaining| keep_within_budget(&mut due, remaining));
-        if let Some(remaining) = budget.as_mut() {
-            *remaining -= due.iter().filter(|request| request.channel == "line").map(|request| request.ids.len() as u64).sum::<u64>();
-        }
+        let quota_reached = budget.as_mut().is_some_and(|remaining| keep_within_budget(&mut due, remaining));
         let members: Vec<Vec<i64>> = due.iter().map(|request| request.ids.clone()).collect();
         let attempts = database.call(move |connection| mark_sending(connection, &members, now_millis())).await?;
         let answered: Vec<(Request, u32, Option<SendOutcome>)> = futures::stream::iter(due.into_iter().zip(attempts))
@@ -374,16 +371,18 @@ async fn read_quota(line: &LineClient, waiting: usize) -> Option<MonthlyQuota> {
     }
 }
 
-/// Keeps the requests, in order, whose messages fit within `remaining`; returns whether
-/// any had to be left out.
-fn keep_within_budget(due: &mut Vec<Request>, remaining: u64) -> bool {
-    let mut left = remaining;
+/// Keeps the requests, in order, as long as their LINE messages fit within `remaining`,
+/// which it lowers by what it keeps (e-mails cost nothing); returns whether any had to
+/// be left out.
+fn keep_within_budget(due: &mut Vec<Request>, remaining: &mut u64) -> bool {
     let fitting = due
         .iter()
         .take_while(|request| {
-            let messages = request.ids.len() as u64;
-            let fits = messages <= left;
-            left = left.saturating_sub(messages);
+            let messages = if request.channel == "line" { request.ids.len() as u64 } else { 0 };
+            let fits = messages <= *remaining;
+            if fits {
+                *remaining -= messages;
+            }
             fits
         })
         .count();

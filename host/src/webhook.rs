@@ -56,6 +56,14 @@ impl Webhook {
         mac.verify_slice(&expected).is_ok()
     }
 
+    /// The webhook of `serve` and the demo: checked with `channel_secret`, its events
+    /// processed by a worker that replies through `line`.
+    pub fn with_worker(channel_secret: &str, settings: ChatSettings, database: Database, line: crate::channel::line::LineConfig) -> Result<Webhook> {
+        let webhook = Webhook::new(channel_secret, settings)?;
+        webhook.start_worker(database, LineClient::new(line)?);
+        Ok(webhook)
+    }
+
     /// Starts the worker: it processes what is pending (events left by a crash included),
     /// then waits to be woken by the next request.
     pub fn start_worker(&self, database: Database, line: LineClient) -> tokio::task::JoinHandle<()> {
