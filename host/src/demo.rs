@@ -12,6 +12,7 @@ use rusqlite::OptionalExtension;
 
 use crate::channel::line::{LineClient, LineConfig};
 use crate::chat::ChatSettings;
+use crate::schedule::{Scheduler, SendWindow};
 use crate::emulator::{Emulator, WebhookTarget};
 use crate::webhook::Webhook;
 use crate::import::{ImportOptions, import_directory};
@@ -55,11 +56,11 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     let webhook = Webhook::with_worker(DEMO_SECRET, ChatSettings { public_url: Some(format!("http://{address}")) }, service.database.clone(), line.clone())?;
     emulator.set_webhook(WebhookTarget { url: format!("http://{address}/webhook/line"), channel_secret: DEMO_SECRET.into() });
     let state = AppState { service: service.clone(), emulator: Some(emulator), webhook: Some(webhook) };
+    let channels = crate::channel::Channels { line: LineClient::new(line.clone())?, mail: None };
     let server = tokio::spawn(crate::run(state, None, listener, async {
         let _ = stopped.await;
     }));
 
-    let channels = crate::channel::Channels { line: LineClient::new(line)?, mail: None };
     let report = service.run_day(options.today, &channels, &crate::retry::RetryPolicy::default()).await?;
     let summary = DemoSummary { residents, programs, notices: report.runs.iter().map(|run| run.notices).sum(), delivered: report.sent.sent };
     if options.exit_after_run {
@@ -70,14 +71,49 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     println!("oshirase demo: {} residents, {} programs, {} notices for {}, {} delivered", summary.residents, summary.programs, summary.notices, options.today, summary.delivered);
     println!("who received what, and why:  http://{address}/");
     println!("the residents' phones:       http://{address}{EMULATOR_PATH}/");
+    let password = demo_administrator(&service).await?;
+    println!("the admin console:           http://{address}/console/  (sign in as admin, password {password})");
     if let Some((resident, number)) = try_number(&service).await? {
         println!("to try the chat: on the phones page, befriend the account as a new user and send {number} (resident {resident})");
     }
     println!("press Ctrl-C to stop");
+    // From now on the scheduler carries out what staff reserve in the console (after the
+    // day's run, so that only one sender works the outbox); the demo sends at any hour.
+    let all_day = SendWindow::new("00:00".parse().expect("a time of day"), "24:00".parse().expect("a time of day")).expect("a valid window");
+    let scheduler = Scheduler::with_channels(service.clone(), channels, crate::retry::RetryPolicy::default(), all_day);
+    let stop_scheduler = tokio_util::sync::CancellationToken::new();
+    let scheduling = tokio::spawn({
+        let stop_scheduler = stop_scheduler.clone();
+        async move { scheduler.run(stop_scheduler).await }
+    });
     tokio::signal::ctrl_c().await?;
+    stop_scheduler.cancel();
+    scheduling.await?;
     let _ = stop.send(());
     server.await??;
     Ok(summary)
+}
+
+/// Gives the demo's console an administrator, `admin`, with a new password each start.
+async fn demo_administrator(service: &Service) -> Result<String> {
+    let password = crate::admin::accounts::generate_password();
+    let user = crate::admin::accounts::NewUser {
+        login: "admin".into(),
+        display_name: "デモ管理者".into(),
+        password: password.clone(),
+        role: crate::admin::Role::Administrator,
+        division: "情報政策課".into(),
+        programs: Vec::new(),
+    };
+    service
+        .database
+        .call(move |connection| {
+            connection.execute("DELETE FROM staff_sessions WHERE user_id IN (SELECT id FROM staff_users WHERE login = 'admin')", [])?;
+            connection.execute("DELETE FROM staff_users WHERE login = 'admin'", [])?;
+            crate::admin::accounts::create_user(connection, &user, "demo")
+        })
+        .await?;
+    Ok(password)
 }
 
 /// Issues a registration number for the first resident of the snapshot who is not

@@ -243,6 +243,23 @@ impl DeliveryArguments {
 
 #[derive(Subcommand)]
 enum AdminCommand {
+    /// Creates a staff account for the admin console and prints its password, generated
+    /// unless --password-stdin gives one. Division staff act on the programs given with
+    /// --programs. The first administrator is made this way.
+    CreateUser {
+        #[arg(long)]
+        login: String,
+        /// The name the console shows, e.g. 健康支援課 山田.
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: oshirase::admin::Role,
+        #[arg(long, default_value = "")]
+        division: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Prints a new admin API token for a division, which may act on the programs given
     /// with --programs (or on all with --admin). Only its hash is stored.
     CreateToken {
@@ -557,6 +574,24 @@ async fn main() -> Result<()> {
         Command::Plugin(PluginCommand::Disable { program }) => {
             let service = Service::open(&data, &programs).await?;
             service.database.call(move |connection| Ok(oshirase::publish::disable(connection, &program, "cli")?)).await?;
+        }
+        Command::Admin(AdminCommand::CreateUser { login, name, role, division, password_stdin }) => {
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).context("cannot read the password from standard input")?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (oshirase::admin::accounts::generate_password(), true)
+            };
+            std::fs::create_dir_all(&data).with_context(|| format!("cannot create data directory {}", data.display()))?;
+            let database = oshirase::database::Database::open(&data.join("oshirase.db"))?;
+            let user = oshirase::admin::accounts::NewUser { login: login.clone(), display_name: name, password: password.clone(), role, division, programs };
+            database.call(move |connection| oshirase::admin::accounts::create_user(connection, &user, "cli")).await?;
+            if generated {
+                println!("created {login}; password: {password}");
+            } else {
+                println!("created {login}");
+            }
         }
         Command::Admin(AdminCommand::CreateToken { division, admin }) => {
             std::fs::create_dir_all(&data).with_context(|| format!("cannot create data directory {}", data.display()))?;

@@ -1,5 +1,7 @@
 //! Message templates: the only placeholders are the program's name and contact and the
-//! notice's deadline, so no personal data can reach a message.
+//! notice's deadline, so no personal data can reach a message. Staff may reword an
+//! occasion in the console; their wording is checked the same way and replaces the
+//! plugin's default.
 
 use oshirase_sdk::Day;
 
@@ -25,6 +27,56 @@ pub fn check_template(template: &str) -> Result<(), String> {
         rest = &after[close + 1..];
     }
     Ok(())
+}
+
+/// The wording staff gave occasions in the console, by (program, occasion).
+pub fn wording(connection: &rusqlite::Connection) -> rusqlite::Result<std::collections::HashMap<(String, String), String>> {
+    connection.prepare_cached("SELECT program, occasion, template FROM message_wording")?.query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))?.collect()
+}
+
+/// Stores staff's wording for an occasion of an active program after checking it — known
+/// placeholders only, and within LINE's limit with the longest deadline — or, when
+/// `template` is empty, goes back to the plugin's default. Answers the text as a resident
+/// would read it with a sample deadline.
+pub fn set_wording(connection: &rusqlite::Connection, program: &str, occasion: &str, template: &str, actor: &str) -> Result<String, WordingError> {
+    let version = crate::registry::active_versions(connection)?.into_iter().find(|version| version.program == program).ok_or_else(|| WordingError::Unknown(format!("program {program} has no active version")))?;
+    let manifest = &version.manifest;
+    let default = manifest.occasion(occasion).ok_or_else(|| WordingError::Unknown(format!("program {program} has no occasion {occasion:?}")))?;
+    let effective = if template.is_empty() { default.template.as_str() } else { template };
+    check_template(effective).map_err(|placeholder| WordingError::Invalid(format!("unknown placeholder {{{placeholder}}}; use {}", PLACEHOLDERS.map(|name| format!("{{{name}}}")).join(" "))))?;
+    // 令和10年12月31日 is as long as a deadline gets.
+    let longest = render(effective, &manifest.name, &manifest.contact, Day::parse_iso("2028-12-31").expect("a valid date")).chars().count();
+    if longest > crate::reservation::LINE_TEXT_LIMIT {
+        return Err(WordingError::Invalid(format!("the message would have {longest} characters; LINE takes at most {}", crate::reservation::LINE_TEXT_LIMIT)));
+    }
+    if template.is_empty() {
+        connection.execute("DELETE FROM message_wording WHERE program = ?1 AND occasion = ?2", (program, occasion))?;
+    } else {
+        connection.execute(
+            "INSERT INTO message_wording (program, occasion, template, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (program, occasion) DO UPDATE SET template = excluded.template, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            (program, occasion, template, actor, crate::database::now_text()),
+        )?;
+    }
+    crate::database::audit(connection, actor, if template.is_empty() { "reset-wording" } else { "set-wording" }, program, occasion)?;
+    Ok(render(effective, &manifest.name, &manifest.contact, crate::service::today_in_japan().add_days(30)))
+}
+
+/// Why wording was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WordingError {
+    #[error("{0}")]
+    Unknown(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<rusqlite::Error> for WordingError {
+    fn from(error: rusqlite::Error) -> WordingError {
+        WordingError::Failed(error.into())
+    }
 }
 
 /// Fills a checked template. The deadline is written as in official letters (令和8年3月31日).

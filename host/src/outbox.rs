@@ -35,6 +35,7 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
         return Ok(0);
     };
     let manifests: HashMap<String, Manifest> = active_versions(connection)?.into_iter().map(|version| (version.program, version.manifest)).collect();
+    let wording = crate::message::wording(connection)?;
     let youngest_adult_birth = latest_birth_day_of_age(GUARDIAN_AGE, today);
     let transaction = connection.transaction()?;
     let mut queued = 0;
@@ -94,27 +95,83 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
             if line_user_id.and_then(|user| muted.get(&user)).is_some_and(|categories| categories.contains(&manifest.category)) {
                 continue;
             }
-            let Some(template) = manifest.occasion(&occasion) else { continue };
-            let text = render(&template.template, &manifest.name, &manifest.contact, Day(expires_on));
-            let subject = format!("【{}】{}", manifest.name, template.title);
+            let Some(occasion) = manifest.occasion(&occasion) else { continue };
+            // Wording staff gave the occasion in the console replaces the plugin's default.
+            let template = wording.get(&(program.clone(), occasion.key.clone())).unwrap_or(&occasion.template);
+            let text = render(template, &manifest.name, &manifest.contact, Day(expires_on));
+            let subject = format!("【{}】{}", manifest.name, occasion.title);
             groups.entry((program, channel, subject, text)).or_default().push((notice_id, address));
         }
-        let mut insert = transaction.prepare(
-            "INSERT INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
-        )?;
-        let queued_at = now_text();
-        for ((_, channel, subject, text), recipients) in groups {
-            // LINE takes up to 500 recipients per request; an e-mail goes to one.
-            let batch_size = if channel == "line" { MULTICAST_LIMIT } else { 1 };
-            for batch in recipients.chunks(batch_size) {
-                let keys: Vec<String> = batch.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
-                let batch_key = (batch.len() > 1).then(|| keys[0].clone());
-                for ((notice_id, address), key) in batch.iter().zip(&keys) {
-                    queued += insert.execute((notice_id, &channel, address, &subject, &text, key, &batch_key, &queued_at))?;
-                }
+        queued += insert_batched(&transaction, Source::Notice, groups)?;
+    }
+    transaction.commit()?;
+    Ok(queued)
+}
+
+/// What a delivery carries: a program's notice, or a message staff broadcast.
+#[derive(Clone, Copy)]
+enum Source {
+    Notice,
+    Broadcast,
+}
+
+/// Queues deliveries grouped by (program or broadcast, channel, subject, text), each
+/// group's recipients given as (notice or broadcast id, address). LINE takes up to 500
+/// recipients per request, so a LINE group becomes multicasts of at most 500, each under
+/// the retry key of its first member; an e-mail goes to one. Returns how many were queued.
+fn insert_batched(transaction: &Connection, source: Source, groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>>) -> Result<usize> {
+    let mut insert = transaction.prepare_cached(match source {
+        Source::Notice => "INSERT INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
+        Source::Broadcast => "INSERT INTO deliveries (broadcast_id, channel, address, subject, text, retry_key, batch_key, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
+    })?;
+    let queued_at = now_text();
+    let mut queued = 0;
+    for ((_, channel, subject, text), recipients) in groups {
+        let batch_size = if channel == "line" { MULTICAST_LIMIT } else { 1 };
+        for batch in recipients.chunks(batch_size) {
+            let keys: Vec<String> = batch.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
+            let batch_key = (batch.len() > 1).then(|| keys[0].clone());
+            for ((source_id, address), key) in batch.iter().zip(&keys) {
+                queued += insert.execute((source_id, &channel, address, &subject, &text, key, &batch_key, &queued_at))?;
             }
         }
     }
+    Ok(queued)
+}
+
+/// Queues broadcast `broadcast_id` for every active registration — or, when the broadcast
+/// names a category, those who have not muted it; without a category, those who have not
+/// stopped everything — and the self-registered LINE users who follow the account, on the
+/// channels each chose. Queueing twice queues nothing new. Returns how many were queued.
+pub fn enqueue_broadcast(connection: &mut Connection, broadcast_id: i64) -> Result<usize> {
+    let transaction = connection.transaction()?;
+    let (title, text, category): (String, String, Option<String>) =
+        transaction.query_row("SELECT title, text, category FROM broadcasts WHERE id = ?1", [broadcast_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let rows: Vec<(String, String)> = transaction
+        .prepare(
+            "WITH recipients AS (
+                 SELECT line_user_id, email, channels FROM registrations WHERE active = 1
+                 UNION
+                 SELECT s.line_user_id, NULL, 'line' FROM self_registrations s JOIN line_users u ON u.line_user_id = s.line_user_id AND u.following = 1),
+             unmuted AS (
+                 SELECT * FROM recipients r WHERE r.line_user_id IS NULL OR (
+                     CASE WHEN ?2 IS NULL THEN (SELECT count(*) FROM muted_categories m WHERE m.line_user_id = r.line_user_id) < 5
+                          ELSE NOT EXISTS (SELECT 1 FROM muted_categories m WHERE m.line_user_id = r.line_user_id AND m.category = ?2) END)),
+             addressed AS (
+                 SELECT DISTINCT 'line' AS channel, line_user_id AS address FROM unmuted WHERE channels IN ('line', 'both') AND line_user_id IS NOT NULL
+                 UNION
+                 SELECT 'mail', email FROM unmuted WHERE channels IN ('mail', 'both') AND email IS NOT NULL)
+             SELECT channel, address FROM addressed
+             WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = ?1 AND d.channel = addressed.channel AND d.address = addressed.address)
+             ORDER BY channel, address",
+        )?
+        .query_map((broadcast_id, &category), |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>> = BTreeMap::new();
+    for (channel, address) in rows {
+        groups.entry((format!("broadcast-{broadcast_id}"), channel, format!("【お知らせ】{title}"), text.clone())).or_default().push((broadcast_id, address));
+    }
+    let queued = insert_batched(&transaction, Source::Broadcast, groups)?;
     transaction.commit()?;
     Ok(queued)
 }
@@ -294,7 +351,7 @@ fn retire_late(connection: &mut Connection, today: Day, now: i64, fallback_after
     let transaction = connection.transaction()?;
     transaction.execute(
         "UPDATE deliveries SET state = 'expired' WHERE state IN ('queued', 'sending', 'failed-retryable')
-         AND notice_id IN (SELECT id FROM notices WHERE expires_on < ?1)",
+         AND (notice_id IN (SELECT id FROM notices WHERE expires_on < ?1) OR broadcast_id IN (SELECT id FROM broadcasts WHERE expires_on < ?1))",
         [today.0],
     )?;
     let retire = |query: &str, since: i64, reason: &str| -> Result<Vec<i64>> {
@@ -339,8 +396,8 @@ fn retire_late(connection: &mut Connection, today: Day, now: i64, fallback_after
 /// LINE deliveries whose recipient has a registered address (none twice); returns how many.
 fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator<Item = &'a i64>) -> Result<usize> {
     let mut insert = connection.prepare_cached(
-        "INSERT OR IGNORE INTO deliveries (notice_id, channel, address, subject, text, retry_key, state, created_at)
-         SELECT d.notice_id, 'mail', reg.email, d.subject, d.text, ?2, 'queued', ?3 FROM deliveries d
+        "INSERT OR IGNORE INTO deliveries (notice_id, broadcast_id, channel, address, subject, text, retry_key, state, created_at)
+         SELECT d.notice_id, d.broadcast_id, 'mail', reg.email, d.subject, d.text, ?2, 'queued', ?3 FROM deliveries d
          JOIN registrations reg ON reg.line_user_id = d.address AND reg.active = 1 AND reg.email IS NOT NULL
          WHERE d.id = ?1 AND d.channel = 'line'",
     )?;
@@ -357,6 +414,7 @@ fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator
 async fn read_quota(line: &LineClient, waiting: usize) -> Option<MonthlyQuota> {
     match line.monthly_quota().await {
         Ok(quota) => {
+            crate::metrics::record_line_quota_remaining(quota.remaining());
             if let (Some(limit), Some(remaining)) = (quota.limit, quota.remaining())
                 && (remaining < waiting as u64 || remaining < limit / 10)
             {
@@ -397,8 +455,8 @@ fn keep_within_budget(due: &mut Vec<Request>, remaining: &mut u64) -> bool {
 /// so they are read as one run of rows.
 fn due_requests(connection: &mut Connection, now: i64, cursor: i64, mail_configured: bool) -> Result<(Vec<Request>, Option<i64>)> {
     let mut statement = connection.prepare_cached(
-        "SELECT d.id, n.program, d.address, d.text, d.retry_key, d.batch_key, d.channel, d.subject
-         FROM deliveries d INDEXED BY deliveries_pending JOIN notices n ON n.id = d.notice_id
+        "SELECT d.id, coalesce(n.program, 'broadcast'), d.address, d.text, d.retry_key, d.batch_key, d.channel, d.subject
+         FROM deliveries d INDEXED BY deliveries_pending LEFT JOIN notices n ON n.id = d.notice_id
          WHERE d.state IN ('queued', 'sending', 'failed-retryable') AND coalesce(d.next_attempt_at, 0) <= ?1 AND d.id > ?2
            AND (d.channel = 'line' OR ?4)
          ORDER BY d.id LIMIT ?3",

@@ -359,7 +359,7 @@ pub(crate) mod tests {
         }
 
         pub(crate) fn service(&self) -> crate::service::Service {
-            crate::service::Service { data_directory: self.directory.clone(), database: self.database.clone(), plugins: self.plugins.clone() }
+            crate::service::Service { data_directory: self.directory.clone(), database: self.database.clone(), plugins: self.plugins.clone(), wake_scheduler: Default::default() }
         }
 
         pub(crate) async fn versions(&self) -> Vec<(String, i64, String)> {

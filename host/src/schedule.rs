@@ -423,7 +423,12 @@ impl Scheduler {
     /// The scheduler of `service` as `config` says: LINE and e-mail, retries, the send
     /// window.
     pub fn new(service: Service, config: &crate::Config) -> Result<Scheduler> {
-        Ok(Scheduler { service, channels: config.channels()?, retry: config.retry.policy(), window: config.send_window })
+        Ok(Scheduler::with_channels(service, config.channels()?, config.retry.policy(), config.send_window))
+    }
+
+    /// A scheduler sending through `channels`, as the demo runs one beside its emulator.
+    pub fn with_channels(service: Service, channels: Channels, retry: RetryPolicy, window: SendWindow) -> Scheduler {
+        Scheduler { service, channels, retry, window }
     }
 
     /// Runs passes until `stop` is cancelled. A stop lets the LINE request in flight
@@ -449,6 +454,8 @@ impl Scheduler {
             let pause = (wake - Utc::now()).to_std().unwrap_or_default();
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
+                // A send reserved in the console, for now or earlier than the next wake.
+                () = self.service.wake_scheduler.notified() => {}
                 () = stop.cancelled() => {}
             }
         }
@@ -459,6 +466,11 @@ impl Scheduler {
     /// queue the due notices, send inside the window; returns when to look again.
     async fn pass(&self, now: DateTime<Utc>, stop: &CancellationToken) -> Result<DateTime<Utc>> {
         let today = day_in_japan(now);
+        let plugins = self.service.plugins.clone();
+        let reserved = self.service.database.call(move |connection| crate::reservation::carry_out_due(connection, &plugins, now, today)).await?;
+        if reserved > 0 {
+            tracing::info!(reserved, "reserved sends carried out");
+        }
         let mut programs = self
             .service
             .database
@@ -513,13 +525,19 @@ impl Scheduler {
                 tracing::info!(sent = sent.sent, retryable = sent.retryable, failed = sent.failed, waiting = sent.waiting, "deliveries sent");
             }
         }
-        let next_retry = self
+        let (next_retry, next_reserved) = self
             .service
             .database
-            .call(|connection| Ok(connection.query_row("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'", [], |row| row.get::<_, Option<i64>>(0))?))
+            .call(|connection| {
+                let retry = connection.query_row("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'", [], |row| row.get::<_, Option<i64>>(0))?;
+                Ok((retry, crate::reservation::next_due(connection)?))
+            })
             .await
-            .context("cannot read the next retry")?;
-        Ok(next_wake(Utc::now(), &programs, &self.window, next_retry.and_then(from_millis)))
+            .context("cannot read the next retry and reserved send")?;
+        let now = Utc::now();
+        let wake = next_wake(now, &programs, &self.window, next_retry.and_then(from_millis));
+        // A reserved send is carried out at its time whether the window is open or not.
+        Ok(next_reserved.map_or(wake, |reserved| wake.min(reserved.max(now + MIN_PAUSE))))
     }
 }
 

@@ -22,6 +22,8 @@ pub struct Service {
     pub data_directory: PathBuf,
     pub database: Database,
     pub plugins: Arc<Plugins>,
+    /// Wakes the scheduler before its next planned pass: a send was reserved.
+    pub wake_scheduler: Arc<tokio::sync::Notify>,
 }
 
 /// What one day's work did.
@@ -53,7 +55,7 @@ impl Service {
         let cache = data_directory.join("cache");
         let engine = tokio::task::spawn_blocking(move || PluginEngine::new(Limits::default(), Some(cache))).await??;
         let plugins = Arc::new(Plugins::new(engine));
-        let service = Service { data_directory: data_directory.to_path_buf(), database, plugins };
+        let service = Service { data_directory: data_directory.to_path_buf(), database, plugins, wake_scheduler: Default::default() };
         let installed = crate::publish::install_bundled(&service.database, &service.plugins, programs).await?;
         if !installed.is_empty() {
             tracing::info!(programs = ?installed, "installed the bundled programs");

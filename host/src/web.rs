@@ -37,6 +37,20 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/webhook/line", post(crate::webhook::receive))
         .route("/apply/{token}", get(crate::apply::show).post(crate::apply::submit))
+        .route("/metrics", get(crate::metrics::render))
+        .route("/console", get(|| async { axum::response::Redirect::to("/console/dashboard") }))
+        .route("/console/assets/{file}", get(crate::console::asset))
+        .route("/console/{page}", get(crate::console::page))
+        .route("/admin/openapi.json", get(crate::console::openapi))
+        .route("/admin/session", get(admin::session::current).post(admin::session::sign_in).delete(admin::session::sign_out))
+        .route("/admin/dashboard", get(admin::reports::show_dashboard))
+        .route("/admin/program-summaries", get(admin::reports::list_programs))
+        .route("/admin/deliveries", get(admin::reports::show_deliveries))
+        .route("/admin/audit", get(admin::reports::show_audit_log))
+        .route("/admin/sends", get(admin::sends::list).post(admin::sends::reserve))
+        .route("/admin/sends/{id}/cancel", post(admin::sends::cancel))
+        .route("/admin/postcards", get(admin::applications::list_postcards).post(admin::applications::print_postcards))
+        .route("/admin/postcards/{file}", get(admin::applications::download_postcards))
         .route("/admin/applications", get(admin::applications::list))
         .route("/admin/applications/{id}/approve", post(admin::applications::approve))
         .route("/admin/applications/{id}/reject", post(admin::applications::reject))
@@ -46,7 +60,10 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/programs/{code}/versions", post(admin::programs::publish).layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT)))
         .route("/admin/programs/{code}/activate", post(admin::programs::activate))
         .route("/admin/programs/{code}/rollback", post(admin::programs::rollback))
-        .route("/admin/programs/{code}/disable", post(admin::programs::disable));
+        .route("/admin/programs/{code}/disable", post(admin::programs::disable))
+        .route("/admin/programs/{code}", get(admin::programs::detail))
+        .route("/admin/programs/{code}/dry-run", get(admin::programs::dry_run))
+        .route("/admin/programs/{code}/wording/{occasion}", axum::routing::put(admin::programs::set_wording));
     if let Some(emulator) = &state.emulator {
         router = router.nest_service(EMULATOR_PATH, emulator.router());
     }

@@ -1,19 +1,22 @@
 //! The admin API's routes for applications for registration: list the pending ones beside
 //! the snapshot records they match, approve one for a resident (a registration number is
-//! issued and added to the postcards to print), or reject it. Only the administrator may
-//! call them, since they show residents' records.
+//! issued and added to the postcards to print), or reject it; print the waiting postcards
+//! into a PDF and download it. Only the administrator may call them, since they show
+//! residents' records.
 
+use anyhow::Context;
 use axum::Json;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 
-use super::administrator;
+use super::Caller;
 use crate::apply::PendingApplication;
 use crate::web::{AppError, AppState};
 
 /// `GET /admin/applications`.
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<PendingApplication>>, AppError> {
-    administrator(&state, &headers).await?;
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<PendingApplication>>, AppError> {
+    caller.must_be_administrator()?;
     Ok(Json(state.service.database.call(|connection| crate::apply::pending(connection)).await?))
 }
 
@@ -24,8 +27,9 @@ pub struct Approval {
 
 /// `POST /admin/applications/{id}/approve` `{"resident_id": …}`: answers the number that
 /// will be printed on the postcard.
-pub async fn approve(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>, Json(approval): Json<Approval>) -> Result<Json<serde_json::Value>, AppError> {
-    let actor = administrator(&state, &headers).await?;
+pub async fn approve(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, Json(approval): Json<Approval>) -> Result<Json<serde_json::Value>, AppError> {
+    caller.must_be_administrator()?;
+    let actor = caller.actor;
     let number = state.service.database.call(move |connection| crate::apply::approve(connection, id, &approval.resident_id, &actor)).await?;
     Ok(Json(serde_json::json!({ "application": id, "registration_number": number })))
 }
@@ -36,8 +40,70 @@ pub struct Rejection {
 }
 
 /// `POST /admin/applications/{id}/reject` `{"reason": …}`.
-pub async fn reject(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>, Json(rejection): Json<Rejection>) -> Result<Json<serde_json::Value>, AppError> {
-    let actor = administrator(&state, &headers).await?;
+pub async fn reject(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, Json(rejection): Json<Rejection>) -> Result<Json<serde_json::Value>, AppError> {
+    caller.must_be_administrator()?;
+    let actor = caller.actor;
     state.service.database.call(move |connection| crate::apply::reject(connection, id, &rejection.reason, &actor)).await?;
     Ok(Json(serde_json::json!({ "application": id, "state": "rejected" })))
+}
+
+/// Where the console's postcard batches are written, inside the data directory.
+fn postcards_directory(state: &AppState) -> std::path::PathBuf {
+    state.service.data_directory.join("postcards")
+}
+
+#[derive(serde::Serialize)]
+pub struct PostcardBatches {
+    /// Postcards waiting to be printed.
+    pub unprinted: usize,
+    /// The PDF files printed so far, newest first.
+    pub files: Vec<String>,
+}
+
+/// `GET /admin/postcards`.
+pub async fn list_postcards(State(state): State<AppState>, caller: Caller) -> Result<Json<PostcardBatches>, AppError> {
+    caller.must_be_administrator()?;
+    let unprinted = state.service.database.call(|connection| Ok(crate::postcards::unprinted(connection)?.len())).await?;
+    let mut files: Vec<String> = match std::fs::read_dir(postcards_directory(&state)) {
+        Ok(entries) => entries.filter_map(|entry| entry.ok()?.file_name().into_string().ok()).filter(|name| name.ends_with(".pdf")).collect(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(anyhow::Error::from(error).context("cannot list the postcard batches").into()),
+    };
+    files.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(Json(PostcardBatches { unprinted, files }))
+}
+
+/// `POST /admin/postcards`: prints every unprinted postcard into a new PDF in the data
+/// directory (see `postcards::print`), which the console then downloads.
+pub async fn print_postcards(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, AppError> {
+    caller.must_be_administrator()?;
+    let directory = postcards_directory(&state);
+    std::fs::create_dir_all(&directory).with_context(|| format!("cannot create {}", directory.display()))?;
+    let file = format!("postcards-{}.pdf", chrono::Utc::now().with_timezone(&crate::schedule::japan()).format("%Y%m%d-%H%M%S"));
+    let out = directory.join(&file);
+    let actor = caller.actor;
+    let printed = state
+        .service
+        .database
+        .call(move |connection| {
+            let font = crate::postcards::load_font(std::path::Path::new(crate::postcards::DEFAULT_FONT))?;
+            crate::postcards::print(connection, &out, &font, &actor)
+        })
+        .await?;
+    Ok(Json(serde_json::json!({ "postcards": printed.postcards, "expired": printed.expired, "file": (printed.postcards > 0).then_some(file) })))
+}
+
+/// `GET /admin/postcards/{file}`: one printed batch, as the PDF it is.
+pub async fn download_postcards(State(state): State<AppState>, caller: Caller, Path(file): Path<String>) -> Result<axum::response::Response, AppError> {
+    caller.must_be_administrator()?;
+    // Only names `print_postcards` makes: nothing outside the directory can be read.
+    if !(file.starts_with("postcards-") && file.ends_with(".pdf") && file.chars().all(|character| character.is_ascii_alphanumeric() || "-.".contains(character))) {
+        return Err(AppError::Request(StatusCode::NOT_FOUND, format!("no postcard batch {file:?}")));
+    }
+    let bytes = match std::fs::read(postcards_directory(&state).join(&file)) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(AppError::Request(StatusCode::NOT_FOUND, format!("no postcard batch {file:?}"))),
+        Err(error) => return Err(anyhow::Error::from(error).context(format!("cannot read postcard batch {file}")).into()),
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/pdf".to_owned()), (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\""))], bytes).into_response())
 }

@@ -1,14 +1,24 @@
-//! The admin API: who is calling (division tokens, stored as SHA-256 hashes) and the
-//! routes for program plugins (`programs.rs`), resident snapshots (`snapshots.rs`) and
-//! applications for registration (`applications.rs`). A division may act only on the
-//! program codes its token names; an administrator's token may act on all, and only it may
-//! import or switch snapshots and decide applications.
+//! The admin API and who may call it. A caller is known by a division token (sent as
+//! `Authorization: Bearer`, stored as a SHA-256 hash), made for scripts, or by a staff
+//! session cookie from the console's sign-in (`accounts.rs`), which must send its CSRF
+//! token in `X-CSRF-Token` with every request that changes something. Roles: the
+//! administrator may do everything; division staff only act on their own programs;
+//! viewers only read. Routes: program plugins (`programs.rs`), resident snapshots
+//! (`snapshots.rs`), applications for registration (`applications.rs`), sign-in
+//! (`session.rs`), the console's read-only reports (`reports.rs`) and reserved sends and
+//! broadcasts (`sends.rs`).
 
+pub mod accounts;
 pub mod applications;
 pub mod programs;
+pub mod reports;
+pub mod sends;
+pub mod session;
 pub mod snapshots;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::database::{audit, now_text};
@@ -16,42 +26,132 @@ use crate::publish::PublishError;
 use crate::registry::sha256_hex;
 use crate::web::{AppError, AppState};
 
-/// Who called, as their token says.
-#[derive(Clone, Debug)]
+/// What a caller may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, including snapshots, applications, broadcasts and accounts.
+    Administrator,
+    /// Only the programs named for them.
+    Division,
+    /// Reads everything a division may read; changes nothing.
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Administrator => "administrator",
+            Role::Division => "division",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        [Role::Administrator, Role::Division, Role::Viewer].into_iter().find(|role| role.as_str() == text)
+    }
+}
+
+/// Who called, as their token or session says.
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Caller {
+    /// The actor the audit log names: `user:LOGIN`, `division:NAME` or `admin:NAME`.
+    pub actor: String,
+    pub name: String,
     pub division: String,
     pub programs: Vec<String>,
-    pub admin: bool,
+    pub role: Role,
 }
 
 impl Caller {
-    /// The actor the audit log names.
-    fn actor(&self) -> String {
-        if self.admin { format!("admin:{}", self.division) } else { format!("division:{}", self.division) }
-    }
-
     /// Only the administrator may act on what belongs to no division, such as snapshots.
-    fn must_be_administrator(&self) -> Result<(), AuthError> {
-        if self.admin { Ok(()) } else { Err(AuthError::AdministratorOnly { division: self.division.clone() }) }
+    pub fn must_be_administrator(&self) -> Result<(), AuthError> {
+        if self.role == Role::Administrator { Ok(()) } else { Err(AuthError::AdministratorOnly { actor: self.actor.clone() }) }
     }
 
-    fn may_act_on(&self, program: &str) -> Result<(), AuthError> {
-        if self.admin || self.programs.iter().any(|owned| owned == program) {
-            Ok(())
-        } else {
-            Err(AuthError::Forbidden { division: self.division.clone(), program: program.to_owned() })
+    pub fn may_act_on(&self, program: &str) -> Result<(), AuthError> {
+        match self.role {
+            Role::Administrator => Ok(()),
+            Role::Division if self.programs.iter().any(|owned| owned == program) => Ok(()),
+            _ => Err(AuthError::Forbidden { actor: self.actor.clone(), program: program.to_owned() }),
         }
+    }
+
+    /// Whether the caller may see who a program would reach, by name.
+    pub fn may_see_names(&self) -> bool {
+        self.role == Role::Administrator
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("missing or unknown admin token (send Authorization: Bearer TOKEN)")]
+    #[error("missing or unknown admin token (send Authorization: Bearer TOKEN) or session (sign in)")]
     Unauthorized,
-    #[error("division {division} may not act on program {program:?}")]
-    Forbidden { division: String, program: String },
-    #[error("division {division} may not do this: it is for the administrator")]
-    AdministratorOnly { division: String },
+    #[error("{actor} may not act on program {program:?}")]
+    Forbidden { actor: String, program: String },
+    #[error("{actor} may not do this: it is for the administrator")]
+    AdministratorOnly { actor: String },
+    #[error("{actor} is a viewer and may only read")]
+    ReadOnly { actor: String },
+    #[error("missing or wrong CSRF token (send the X-CSRF-Token header of your session)")]
+    Csrf,
+}
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "oshirase_session";
+
+/// The value of the session cookie in `headers`, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('=').map(str::to_owned))
+        .filter(|value| !value.is_empty())
+}
+
+/// The signed-in staff member a request's session cookie names, with the session's CSRF
+/// token; `None` when there is no valid session.
+pub async fn session_caller(state: &AppState, headers: &HeaderMap) -> Result<Option<(Caller, String)>, AppError> {
+    let Some(cookie) = session_cookie(headers) else { return Ok(None) };
+    let now = chrono::Utc::now().timestamp_millis();
+    Ok(state.service.database.call(move |connection| accounts::session(connection, &cookie, now)).await?)
+}
+
+/// Every admin route takes its caller through this extractor: a bearer token, or a
+/// session whose changes carry the CSRF token. Viewers are refused anything but reading.
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, AppError> {
+        let reads_only = parts.method == Method::GET || parts.method == Method::HEAD;
+        let caller = if let Some(token) = parts.headers.get("authorization").and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer ")) {
+            let token = token.trim().to_owned();
+            state.service.database.call(move |connection| authenticate(connection, &token)).await?.ok_or(AuthError::Unauthorized)?
+        } else {
+            let (caller, csrf_token) = session_caller(state, &parts.headers).await?.ok_or(AuthError::Unauthorized)?;
+            if !reads_only {
+                check_csrf(&parts.headers, &csrf_token)?;
+            }
+            caller
+        };
+        if caller.role == Role::Viewer && !reads_only {
+            return Err(AuthError::ReadOnly { actor: caller.actor }.into());
+        }
+        Ok(caller)
+    }
+}
+
+/// A change made in a session must carry the session's CSRF token in `X-CSRF-Token`.
+pub fn check_csrf(headers: &HeaderMap, csrf_token: &str) -> Result<(), AuthError> {
+    let sent = headers.get("x-csrf-token").and_then(|value| value.to_str().ok()).unwrap_or_default();
+    if constant_time_equal(sent.as_bytes(), csrf_token.as_bytes()) { Ok(()) } else { Err(AuthError::Csrf) }
+}
+
+/// Compares two secrets without stopping at the first difference.
+pub fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
+    left.len() == right.len() && left.iter().zip(right).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
 }
 
 /// Creates a token for `division` (owning `programs`, or everything when `admin`) and
@@ -74,7 +174,14 @@ pub fn authenticate(connection: &Connection, token: &str) -> anyhow::Result<Opti
     let caller = connection
         .query_row("SELECT division, programs, admin FROM admin_tokens WHERE token_sha256 = ?1", [sha256_hex(token.as_bytes())], |row| {
             let programs: String = row.get(1)?;
-            Ok(Caller { division: row.get(0)?, programs: programs.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(), admin: row.get(2)? })
+            let (division, admin): (String, bool) = (row.get(0)?, row.get(2)?);
+            Ok(Caller {
+                actor: if admin { format!("admin:{division}") } else { format!("division:{division}") },
+                name: division.clone(),
+                division,
+                programs: programs.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
+                role: if admin { Role::Administrator } else { Role::Division },
+            })
         })
         .optional()?;
     Ok(caller)
@@ -89,10 +196,24 @@ pub fn status_of(error: &anyhow::Error) -> Option<StatusCode> {
             crate::apply::ApplicationError::UnknownResident(_) => StatusCode::UNPROCESSABLE_ENTITY,
         });
     }
+    if let Some(error) = error.downcast_ref::<crate::reservation::ReservationError>() {
+        return Some(match error {
+            crate::reservation::ReservationError::NotFound(_) => StatusCode::NOT_FOUND,
+            crate::reservation::ReservationError::AlreadySettled { .. } => StatusCode::CONFLICT,
+            crate::reservation::ReservationError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        });
+    }
+    if let Some(error) = error.downcast_ref::<crate::message::WordingError>() {
+        return match error {
+            crate::message::WordingError::Unknown(_) => Some(StatusCode::NOT_FOUND),
+            crate::message::WordingError::Invalid(_) => Some(StatusCode::UNPROCESSABLE_ENTITY),
+            crate::message::WordingError::Failed(_) => None,
+        };
+    }
     if let Some(error) = error.downcast_ref::<AuthError>() {
         return Some(match error {
             AuthError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AuthError::Forbidden { .. } | AuthError::AdministratorOnly { .. } => StatusCode::FORBIDDEN,
+            AuthError::Forbidden { .. } | AuthError::AdministratorOnly { .. } | AuthError::ReadOnly { .. } | AuthError::Csrf => StatusCode::FORBIDDEN,
         });
     }
     match error.downcast_ref::<PublishError>()? {
@@ -101,25 +222,4 @@ pub fn status_of(error: &anyhow::Error) -> Option<StatusCode> {
         PublishError::NotFound(_) => Some(StatusCode::NOT_FOUND),
         PublishError::Failed(_) => None,
     }
-}
-
-/// The audit actor of a caller who must be the administrator.
-async fn administrator(state: &AppState, headers: &HeaderMap) -> Result<String, AppError> {
-    let caller = caller(state, headers).await?;
-    caller.must_be_administrator()?;
-    Ok(caller.actor())
-}
-
-/// The caller a request's bearer token names; 401 when there is none or it is unknown.
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {
-    let token = headers.get("authorization").and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer ")).ok_or(AuthError::Unauthorized)?.trim().to_owned();
-    let found = state.service.database.call(move |connection| authenticate(connection, &token)).await?;
-    Ok(found.ok_or(AuthError::Unauthorized)?)
-}
-
-/// The audit actor of a caller allowed to act on `program`.
-async fn authorized(state: &AppState, headers: &HeaderMap, program: &str) -> Result<String, AppError> {
-    let caller = caller(state, headers).await?;
-    caller.may_act_on(program)?;
-    Ok(caller.actor())
 }

@@ -1,18 +1,21 @@
 //! The admin API's routes for program plugins: list every version, publish a new one
-//! (validated before it can become active), activate, roll back, disable.
+//! (validated before it can become active), activate, roll back, pause (disable); a
+//! program's occasions with their wording, which staff may change; and a dry run on the
+//! live snapshot counted by occasion, ward and age band.
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use base64::Engine;
+use rusqlite::OptionalExtension;
+use std::collections::BTreeMap;
 
-use super::{authorized, caller};
+use super::Caller;
 use crate::publish::{Activation, Candidate, PublishError, Published, VersionInfo};
 use crate::web::{AppError, AppState};
 
 /// `GET /admin/programs`: every stored version with its state.
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<VersionInfo>>, AppError> {
-    caller(&state, &headers).await?;
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<Vec<VersionInfo>>, AppError> {
     Ok(Json(state.service.database.call(|connection| crate::publish::list(connection)).await?))
 }
 
@@ -27,11 +30,10 @@ pub struct PublishBody {
 
 /// `POST /admin/programs/{code}/versions`: validates and publishes a version of `code`,
 /// which becomes active when accepted.
-pub async fn publish(State(state): State<AppState>, Path(code): Path<String>, headers: HeaderMap, Json(body): Json<PublishBody>) -> Result<(StatusCode, Json<Published>), AppError> {
-    let caller = caller(&state, &headers).await?;
+pub async fn publish(State(state): State<AppState>, Path(code): Path<String>, caller: Caller, Json(body): Json<PublishBody>) -> Result<(StatusCode, Json<Published>), AppError> {
     caller.may_act_on(&code)?;
     let wasm = base64::engine::general_purpose::STANDARD.decode(body.wasm_base64.trim()).map_err(|error| PublishError::Refused(format!("wasm_base64 is not base64: {error}")))?;
-    let candidate = Candidate { wasm, cases: body.cases, publisher: caller.actor(), program: Some(code), activation: Activation::Always };
+    let candidate = Candidate { wasm, cases: body.cases, publisher: caller.actor.clone(), program: Some(code), activation: Activation::Always };
     let published = crate::publish::publish(&state.service.database, &state.service.plugins, candidate).await?;
     Ok((StatusCode::CREATED, Json(published)))
 }
@@ -42,24 +44,162 @@ pub struct ActivateBody {
 }
 
 /// `POST /admin/programs/{code}/activate` with `{"version": N}`.
-pub async fn activate(State(state): State<AppState>, Path(code): Path<String>, headers: HeaderMap, Json(body): Json<ActivateBody>) -> Result<StatusCode, AppError> {
-    let actor = authorized(&state, &headers, &code).await?;
+pub async fn activate(State(state): State<AppState>, Path(code): Path<String>, caller: Caller, Json(body): Json<ActivateBody>) -> Result<StatusCode, AppError> {
+    caller.may_act_on(&code)?;
+    let actor = caller.actor;
     state.service.database.call(move |connection| Ok(crate::publish::activate(connection, &code, body.version, &actor))).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /admin/programs/{code}/rollback`: answers the version now active.
-pub async fn rollback(State(state): State<AppState>, Path(code): Path<String>, headers: HeaderMap) -> Result<Json<serde_json::Value>, AppError> {
-    let actor = authorized(&state, &headers, &code).await?;
+pub async fn rollback(State(state): State<AppState>, Path(code): Path<String>, caller: Caller) -> Result<Json<serde_json::Value>, AppError> {
+    caller.may_act_on(&code)?;
+    let actor = caller.actor;
     let version = state.service.database.call(move |connection| Ok(crate::publish::rollback(connection, &code, &actor))).await??;
     Ok(Json(serde_json::json!({ "version": version })))
 }
 
 /// `POST /admin/programs/{code}/disable`.
-pub async fn disable(State(state): State<AppState>, Path(code): Path<String>, headers: HeaderMap) -> Result<StatusCode, AppError> {
-    let actor = authorized(&state, &headers, &code).await?;
+pub async fn disable(State(state): State<AppState>, Path(code): Path<String>, caller: Caller) -> Result<StatusCode, AppError> {
+    caller.may_act_on(&code)?;
+    let actor = caller.actor;
     state.service.database.call(move |connection| Ok(crate::publish::disable(connection, &code, &actor))).await??;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An occasion with the wording the plugin gives it and the wording staff gave it.
+#[derive(Debug, serde::Serialize)]
+pub struct OccasionWording {
+    pub key: String,
+    pub title: String,
+    pub default_template: String,
+    /// Staff's wording, when they gave one.
+    pub template: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ProgramDetail {
+    pub code: String,
+    pub name: String,
+    pub contact: String,
+    pub occasions: Vec<OccasionWording>,
+    pub placeholders: Vec<&'static str>,
+    pub line_text_limit: usize,
+}
+
+/// `GET /admin/programs/{code}`: the active version's occasions and their wording.
+pub async fn detail(State(state): State<AppState>, Path(code): Path<String>, _caller: Caller) -> Result<Json<ProgramDetail>, AppError> {
+    let detail = state
+        .service
+        .database
+        .call(move |connection| {
+            let version = crate::registry::active_versions(connection)?.into_iter().find(|version| version.program == code).ok_or_else(|| PublishError::NotFound(format!("program {code} has no active version")))?;
+            let wording = crate::message::wording(connection)?;
+            let manifest = version.manifest;
+            Ok(ProgramDetail {
+                occasions: manifest
+                    .occasions
+                    .iter()
+                    .map(|occasion| OccasionWording {
+                        key: occasion.key.clone(),
+                        title: occasion.title.clone(),
+                        default_template: occasion.template.clone(),
+                        template: wording.get(&(code.clone(), occasion.key.clone())).cloned(),
+                    })
+                    .collect(),
+                code,
+                name: manifest.name,
+                contact: manifest.contact,
+                placeholders: crate::message::PLACEHOLDERS.to_vec(),
+                line_text_limit: crate::reservation::LINE_TEXT_LIMIT,
+            })
+        })
+        .await?;
+    Ok(Json(detail))
+}
+
+#[derive(serde::Deserialize)]
+pub struct WordingBody {
+    /// The new wording; empty to go back to the plugin's default.
+    pub template: String,
+}
+
+/// `PUT /admin/programs/{code}/wording/{occasion}`: checks the placeholders and the
+/// length LINE allows (with the longest deadline) before storing; answers the preview.
+pub async fn set_wording(State(state): State<AppState>, Path((code, occasion)): Path<(String, String)>, caller: Caller, Json(body): Json<WordingBody>) -> Result<Json<serde_json::Value>, AppError> {
+    caller.may_act_on(&code)?;
+    let actor = caller.actor;
+    let preview = state.service.database.call(move |connection| Ok(crate::message::set_wording(connection, &code, &occasion, body.template.trim(), &actor)?)).await?;
+    Ok(Json(serde_json::json!({ "preview": preview })))
+}
+
+#[derive(serde::Deserialize)]
+pub struct DryRunQuery {
+    /// The date to evaluate for, `YYYY-MM-DD`; today in Japan when absent.
+    pub date: Option<String>,
+}
+
+/// `GET /admin/programs/{code}/dry-run?date=`: who the program would reach, counted by
+/// occasion, ward and age band; with names for the administrator only.
+pub async fn dry_run(State(state): State<AppState>, Path(code): Path<String>, caller: Caller, Query(query): Query<DryRunQuery>) -> Result<Json<DryRunSummary>, AppError> {
+    let today = match query.date.as_deref() {
+        Some(text) => oshirase_sdk::Day::parse_iso(text).ok_or_else(|| AppError::Request(StatusCode::BAD_REQUEST, format!("date {text:?} is not YYYY-MM-DD")))?,
+        None => crate::service::today_in_japan(),
+    };
+    let with_names = caller.may_see_names();
+    let notices = state.service.dry_run(code, today).await?;
+    Ok(Json(state.service.database.call(move |connection| summarize(connection, notices, today, with_names)).await?))
+}
+
+/// Who a dry run would reach, counted, and at most 200 of them by name.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct DryRunSummary {
+    pub notices: usize,
+    pub by_occasion: BTreeMap<String, usize>,
+    pub by_ward: BTreeMap<String, usize>,
+    pub by_age_band: BTreeMap<String, usize>,
+    /// Only for callers who may see names.
+    pub residents: Option<Vec<DryRunResident>>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct DryRunResident {
+    pub resident_id: String,
+    pub name: String,
+    pub ward: String,
+    pub age: u32,
+    pub occasion: String,
+    pub send_on: String,
+    pub reason: String,
+}
+
+/// Age bands as the divisions report them.
+const AGE_BANDS: [(u32, &str); 8] = [(0, "00 0歳"), (3, "01 1〜2歳"), (6, "02 3〜5歳"), (18, "03 6〜17歳"), (40, "04 18〜39歳"), (65, "05 40〜64歳"), (75, "06 65〜74歳"), (u32::MAX, "07 75歳以上")];
+
+fn age_band(age: u32) -> &'static str {
+    AGE_BANDS.iter().find(|(below, _)| age < *below || *below == u32::MAX).map_or("", |(_, label)| label)
+}
+
+/// Counts the planned notices by occasion, ward and age band, from the active snapshot's
+/// records; a person registered in the chat (`self:`) counts under 「チャット登録」.
+fn summarize(connection: &rusqlite::Connection, notices: Vec<crate::evaluate::PlannedNotice>, today: oshirase_sdk::Day, with_names: bool) -> anyhow::Result<DryRunSummary> {
+    let snapshot = crate::snapshot::active(connection)?.unwrap_or(0);
+    let mut lookup = connection.prepare_cached("SELECT name, ward, birth_day FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2")?;
+    let mut summary = DryRunSummary { notices: notices.len(), residents: with_names.then(Vec::new), ..DryRunSummary::default() };
+    for notice in notices {
+        let record: Option<(String, String, i32)> = lookup.query_row((snapshot, &notice.resident_id), |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))).optional()?;
+        let (name, ward, age) = match &record {
+            Some((name, ward, birth)) => (name.clone(), ward.clone(), oshirase_sdk::Day(*birth).age_on(today)),
+            None => (String::new(), "チャット登録".to_owned(), 0),
+        };
+        *summary.by_occasion.entry(notice.occasion.clone()).or_default() += 1;
+        *summary.by_ward.entry(ward.clone()).or_default() += 1;
+        *summary.by_age_band.entry(age_band(age)[3..].to_owned()).or_default() += 1;
+        if let Some(residents) = summary.residents.as_mut().filter(|residents| residents.len() < 200) {
+            residents.push(DryRunResident { resident_id: notice.resident_id, name, ward, age, occasion: notice.occasion, send_on: notice.send_on, reason: notice.reason });
+        }
+    }
+    Ok(summary)
 }
 
 #[cfg(test)]
@@ -106,7 +246,7 @@ mod tests {
             (get.clone(), "/admin/programs", Some("osh_wrong"), serde_json::Value::Null, StatusCode::UNAUTHORIZED, "missing or unknown admin token"),
             (post.clone(), "/admin/programs/vaccine-mr/versions", Some(health.as_str()), wasm_body(&wasm, Some(cases)), StatusCode::CREATED, "\"active\":true"),
             (post.clone(), "/admin/programs/vaccine-mr/versions", Some(health.as_str()), wasm_body(&wasm, None), StatusCode::CONFLICT, "already version 1"),
-            (post.clone(), "/admin/programs/hostile/versions", Some(health.as_str()), wasm_body(&testing_plugin("hostile"), None), StatusCode::FORBIDDEN, "division 健康支援課 may not act on program"),
+            (post.clone(), "/admin/programs/hostile/versions", Some(health.as_str()), wasm_body(&testing_plugin("hostile"), None), StatusCode::FORBIDDEN, "division:健康支援課 may not act on program"),
             (post.clone(), "/admin/programs/vaccine-mr/versions", Some(health.as_str()), wasm_body(b"\0asm\x01\0\0\0", None), StatusCode::UNPROCESSABLE_ENTITY, "core WebAssembly module"),
             (post.clone(), "/admin/programs/vaccine-mr/versions", Some(health.as_str()), wasm_body(&variant(&wasm, "v3"), Some(cases)), StatusCode::CREATED, "\"version\":3"),
             (post.clone(), "/admin/programs/vaccine-mr/activate", Some(health.as_str()), serde_json::json!({ "version": 2 }), StatusCode::CONFLICT, "was rejected and cannot be activated"),

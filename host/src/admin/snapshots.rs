@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 
-use super::administrator;
+use super::Caller;
 use crate::import::{DEFAULT_MAX_SHRINK_PERCENT, EXPORT_FILES, ImportError, ImportOptions, ImportReport, import_directory};
 use crate::snapshot::SnapshotInfo;
 use crate::web::{AppError, AppState};
@@ -25,8 +25,9 @@ pub struct ImportQuery {
 /// `POST /admin/snapshots`: a multipart upload whose parts are named by file (residents.csv
 /// and any of the other export files). Answers the import report, or 422 with every
 /// problem when the export is refused; the active snapshot is then unchanged.
-pub async fn import(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ImportQuery>, mut multipart: Multipart) -> Result<Json<ImportReport>, AppError> {
-    let actor = administrator(&state, &headers).await?;
+pub async fn import(State(state): State<AppState>, caller: Caller, Query(query): Query<ImportQuery>, mut multipart: Multipart) -> Result<Json<ImportReport>, AppError> {
+    caller.must_be_administrator()?;
+    let actor = caller.actor;
     let upload = Upload(state.service.data_directory.join("uploads").join(uuid::Uuid::new_v4().to_string()));
     tokio::fs::create_dir_all(&upload.0).await.map_err(anyhow::Error::from)?;
     let mut names = Vec::new();
@@ -67,14 +68,15 @@ impl Drop for Upload {
 }
 
 /// `GET /admin/snapshots`: the kept generations, newest first.
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
-    administrator(&state, &headers).await?;
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
+    caller.must_be_administrator()?;
     Ok(Json(state.service.database.call(|connection| crate::snapshot::list(connection)).await?))
 }
 
 /// `POST /admin/snapshots/{id}/activate`: makes a kept generation the active one again.
-pub async fn activate(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
-    let actor = administrator(&state, &headers).await?;
+pub async fn activate(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
+    caller.must_be_administrator()?;
+    let actor = caller.actor;
     let known = state.service.database.call(move |connection| Ok(crate::snapshot::list(connection)?.iter().any(|snapshot| snapshot.id == id))).await?;
     if !known {
         return Err(AppError::Request(StatusCode::NOT_FOUND, format!("there is no snapshot {id}")));

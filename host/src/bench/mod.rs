@@ -327,7 +327,7 @@ pub async fn webhook(options: &WebhookBenchOptions) -> Result<WebhookBenchReport
         }
         let database = crate::service::open_database(&data)?;
         let engine = crate::plugin::PluginEngine::new(crate::plugin::Limits::default(), None)?;
-        let service = crate::service::Service { data_directory: data.clone(), database: database.clone(), plugins: std::sync::Arc::new(crate::registry::Plugins::new(engine)) };
+        let service = crate::service::Service { data_directory: data.clone(), database: database.clone(), plugins: std::sync::Arc::new(crate::registry::Plugins::new(engine)), wake_scheduler: Default::default() };
         let emulator = crate::emulator::Emulator::new(TOKEN);
         let emulator_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let line = crate::channel::line::LineConfig::new(format!("http://{}", emulator_listener.local_addr()?), TOKEN);

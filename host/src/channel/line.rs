@@ -246,6 +246,8 @@ impl Button {
 /// request LINE already accepted, 429 and 5xx are worth retrying, anything else will fail
 /// again as it is.
 fn classify(status: u16, detail: &str) -> SendOutcome {
+    // Every answer to a push, multicast or reply passes here: `/metrics` counts them.
+    crate::metrics::record_line_status(status);
     match status {
         200 => SendOutcome::Accepted,
         409 => SendOutcome::AlreadyAccepted,

@@ -87,7 +87,7 @@ impl Town {
         if !programs.is_empty() {
             crate::publish::install_bundled(&database, &plugins, &programs).await.unwrap();
         }
-        let service = Service { data_directory: directory.path().to_path_buf(), database, plugins };
+        let service = Service { data_directory: directory.path().to_path_buf(), database, plugins, wake_scheduler: Default::default() };
         let emulator = Emulator::new(TOKEN);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let line = LineConfig::new(format!("http://{}", listener.local_addr().unwrap()), TOKEN);

@@ -1,0 +1,342 @@
+// The admin console's script: draws the page named by <body data-page> from the JSON
+// admin API. Text from the server is always set as text, never as HTML. Every request
+// that changes something carries the session's CSRF token in X-CSRF-Token.
+"use strict";
+
+const session = JSON.parse(document.getElementById("session").textContent);
+const pageName = document.body.dataset.page;
+const content = document.getElementById("content");
+
+const CATEGORIES = [["ChildRearing", "子育て"], ["Health", "健康・検診"], ["Vaccination", "予防接種"], ["Allowance", "手当・助成"], ["Living", "暮らし"]];
+const STATES = { queued: "送信待ち", sending: "送信中", sent: "送信済み", "failed-retryable": "再試行待ち", "failed-permanent": "送信失敗", expired: "期限切れ" };
+
+// Builds an element: attributes (on* as listeners), then children (strings become text).
+function h(tag, attributes, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else element.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
+async function api(method, path, body) {
+  const headers = { "x-csrf-token": session ? session.csrf_token : "" };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const response = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = { error: text }; }
+  if (response.status === 401 && pageName !== "login") location.assign("/console/login?next=" + encodeURIComponent(location.pathname));
+  if (!response.ok) throw new Error((data && data.error) || "HTTP " + response.status);
+  return data;
+}
+
+// A message line under a form: what happened, or what went wrong.
+function notice() {
+  const line = h("p", { class: "notice", role: "status" });
+  line.show = (text, failed) => { line.textContent = text; line.className = failed ? "notice error" : "notice ok"; };
+  return line;
+}
+
+// Runs an action, showing its outcome in `line`; buttons are disabled meanwhile.
+async function act(line, button, work) {
+  if (button) button.disabled = true;
+  try { line.show(await work(), false); } catch (error) { line.show(error.message, true); } finally { if (button) button.disabled = false; }
+}
+
+function table(headings, rows) {
+  return h("table", {}, h("thead", {}, h("tr", {}, headings.map((heading) => h("th", {}, heading)))), h("tbody", {}, rows));
+}
+
+function roleName(role) {
+  return { administrator: "管理者", division: "担当課", viewer: "閲覧のみ" }[role] || role;
+}
+
+function drawHeader() {
+  const top = document.getElementById("top");
+  if (!session) { top.append(h("strong", {}, "oshirase 管理")); return; }
+  const signOut = h("button", { id: "sign-out", onclick: async () => { await api("DELETE", "/admin/session"); location.assign("/console/login"); } }, "サインアウト");
+  top.append(
+    h("strong", {}, "oshirase 管理"),
+    h("nav", {}, session.pages.map(([slug, title]) => h("a", { href: "/console/" + slug, "aria-current": slug === pageName ? "page" : null }, title))),
+    h("span", { class: "who" }, session.caller.name + "(" + roleName(session.caller.role) + ")"),
+    signOut,
+  );
+}
+
+const isAdministrator = () => session.caller.role === "administrator";
+const canChange = () => session.caller.role !== "viewer";
+
+// ---- sign-in
+
+function drawLogin() {
+  const line = notice();
+  const login = h("input", { id: "login", name: "login", autocomplete: "username", required: true });
+  const password = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
+  const form = h("form", { id: "sign-in", onsubmit: async (event) => {
+    event.preventDefault();
+    await act(line, form.querySelector("button"), async () => {
+      await api("POST", "/admin/session", { login: login.value, password: password.value });
+      const next = new URLSearchParams(location.search).get("next") || "";
+      location.assign(next.startsWith("/console/") ? next : "/console/dashboard");
+      return "サインインしました";
+    });
+  } }, h("label", {}, "ログイン名", login), h("label", {}, "パスワード", password), h("button", { type: "submit" }, "サインイン"), line);
+  content.replaceChildren(form);
+}
+
+// ---- dashboard
+
+function chart(perDay) {
+  const width = 720, height = 180, bar = width / perDay.length;
+  const highest = Math.max(1, ...perDay.map((day) => day.sent + day.failed));
+  const svgNamespace = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(svgNamespace, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height + 20}`);
+  svg.setAttribute("id", "deliveries-chart");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "日ごとの配信数(過去30日)");
+  perDay.forEach((day, index) => {
+    let top = height;
+    for (const [count, kind] of [[day.sent, "sent"], [day.failed, "failed"]]) {
+      const tall = (count / highest) * (height - 10);
+      const rect = document.createElementNS(svgNamespace, "rect");
+      Object.entries({ x: index * bar + 2, y: top - tall, width: bar - 4, height: tall, class: kind }).forEach(([name, value]) => rect.setAttribute(name, value));
+      const title = document.createElementNS(svgNamespace, "title");
+      title.textContent = `${day.day}: ${kind === "sent" ? "送信" : "失敗"} ${count}`;
+      rect.append(title);
+      svg.append(rect);
+      top -= tall;
+    }
+    if (index % 5 === 0) {
+      const label = document.createElementNS(svgNamespace, "text");
+      Object.entries({ x: index * bar + 2, y: height + 15, class: "axis" }).forEach(([name, value]) => label.setAttribute(name, value));
+      label.textContent = day.day.slice(5);
+      svg.append(label);
+    }
+  });
+  return svg;
+}
+
+async function drawDashboard() {
+  const figures = await api("GET", "/admin/dashboard");
+  const card = (id, label, value, warn) => h("div", { class: warn ? "card warn" : "card", id }, h("span", {}, label), h("strong", {}, value.toLocaleString("ja-JP")));
+  content.replaceChildren(
+    h("div", { class: "cards" },
+      card("kpi-registered", "登録住民", figures.registered_residents),
+      card("kpi-followers", "LINE 友だち", figures.line_followers),
+      card("kpi-sent-month", "今月の送信", figures.sent_this_month),
+      card("kpi-sent-total", "累計の送信", figures.sent_total),
+      card("kpi-reached", "届いた住民", figures.residents_reached),
+      card("kpi-programs", "稼働中の制度", figures.programs_live),
+      card("kpi-failures", "要確認(7日間の失敗・期限切れ/失敗した実行)", figures.failed_deliveries_7_days + figures.failed_runs_7_days, figures.failed_deliveries_7_days + figures.failed_runs_7_days > 0),
+    ),
+    h("h2", {}, "日ごとの配信(過去30日)"),
+    chart(figures.per_day),
+    h("p", { class: "legend" }, h("span", { class: "sent" }, "■ 送信"), " ", h("span", { class: "failed" }, "■ 失敗・期限切れ")),
+  );
+}
+
+// ---- programs
+
+async function fileAsBase64(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let binary = "";
+  for (let start = 0; start < bytes.length; start += 0x8000) binary += String.fromCharCode(...bytes.subarray(start, start + 0x8000));
+  return btoa(binary);
+}
+
+function dryRunView(summary) {
+  const counts = (title, entries) => h("div", {}, h("h3", {}, title), table(["区分", "件数"], Object.entries(entries).map(([key, count]) => h("tr", {}, h("td", {}, key), h("td", { class: "number" }, count)))));
+  const parts = [h("p", { id: "dry-run-total" }, `お知らせ ${summary.notices} 件(送信も保存もしていません)`),
+    h("div", { class: "columns" }, counts("時期", summary.by_occasion), counts("区", summary.by_ward), counts("年齢", summary.by_age_band))];
+  if (summary.residents) {
+    parts.push(h("h3", {}, "対象者(先頭 200 人、管理者のみ表示)"),
+      table(["宛名番号", "氏名", "区", "年齢", "時期", "送信日", "理由"], summary.residents.map((resident) => h("tr", {}, [resident.resident_id, resident.name, resident.ward, resident.age, resident.occasion, resident.send_on, resident.reason].map((value) => h("td", {}, value))))));
+  }
+  return h("section", { id: "dry-run" }, parts);
+}
+
+async function drawPrograms() {
+  const [programs, versions] = await Promise.all([api("GET", "/admin/program-summaries"), api("GET", "/admin/programs")]);
+  const line = notice();
+  const result = h("div", { id: "program-result" });
+  const refresh = () => drawPrograms().catch((error) => line.show(error.message, true));
+  const rows = programs.map((program) => {
+    const actions = h("td", { class: "actions" });
+    actions.append(h("button", { "data-dry-run": program.code, onclick: (event) => act(line, event.target, async () => {
+      result.replaceChildren(h("h2", {}, program.name + " の試算"), dryRunView(await api("GET", `/admin/programs/${program.code}/dry-run`)));
+      return program.name + " を試算しました";
+    }) }, "試算"));
+    if (program.may_act) {
+      if (program.active_version !== null) actions.append(h("button", { "data-pause": program.code, onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/programs/${program.code}/disable`); refresh(); return program.name + " を一時停止しました"; }) }, "一時停止"));
+      if (program.previous_version !== null) actions.append(h("button", { "data-rollback": program.code, onclick: (event) => act(line, event.target, async () => { const answer = await api("POST", `/admin/programs/${program.code}/rollback`); refresh(); return `${program.name} を版 ${answer.version} に戻しました`; }) }, program.active_version === null ? "再開" : "切り戻し"));
+    }
+    const programVersions = versions.filter((version) => version.program === program.code);
+    const versionList = h("details", {}, h("summary", {}, `版 ${programVersions.length} 件`), h("ul", {}, programVersions.map((version) => h("li", {},
+      `版 ${version.version}(${{ active: "有効", inactive: "無効", rejected: "却下" }[version.state] || version.state})${version.published_by} ${version.published_at.slice(0, 16)} `,
+      version.state === "inactive" && program.may_act ? h("button", { "data-activate": `${program.code}:${version.version}`, onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/programs/${program.code}/activate`, { version: version.version }); refresh(); return `版 ${version.version} を有効にしました`; }) }, "有効にする") : null,
+      h("small", { class: "validation" }, version.validation)))));
+    return h("tr", { "data-program": program.code },
+      h("td", {}, program.code), h("td", {}, program.name, h("br"), h("small", {}, program.division)),
+      h("td", { class: "state" }, program.active_version === null ? "一時停止中" : `版 ${program.active_version} で配信中`),
+      h("td", {}, program.last_run_on ? `${program.last_run_on}${program.last_run_outcome === "succeeded" ? "成功" : "失敗"}・${program.last_run_notices} 件)` : "未実行"),
+      h("td", {}, versionList), actions);
+  });
+  const parts = [table(["コード", "制度", "状態", "最後の実行", "版", "操作"], rows), line, result];
+  if (canChange()) parts.unshift(uploadForm(refresh));
+  content.replaceChildren(...parts);
+}
+
+function uploadForm(refresh) {
+  const line = notice();
+  const code = h("input", { id: "upload-code", required: true, placeholder: "vaccine-mr", pattern: "[a-z0-9-]+" });
+  const wasm = h("input", { id: "upload-wasm", type: "file", accept: ".wasm", required: true });
+  const cases = h("input", { id: "upload-cases", type: "file", accept: ".yaml,.yml" });
+  const outcome = h("pre", { id: "upload-outcome" });
+  const form = h("form", { id: "upload", onsubmit: (event) => {
+    event.preventDefault();
+    act(line, form.querySelector("button"), async () => {
+      outcome.textContent = "";
+      const body = { wasm_base64: await fileAsBase64(wasm.files[0]), cases: cases.files[0] ? await cases.files[0].text() : null };
+      try {
+        const published = await api("POST", `/admin/programs/${code.value}/versions`, body);
+        outcome.textContent = published.validation || "";
+        refresh();
+        return `版 ${published.version} を受け付けました${published.active ? "(有効)" : ""}`;
+      } catch (error) { outcome.textContent = error.message; throw new Error("検証に通りませんでした"); }
+    });
+  } }, h("h2", {}, "新しい版を登録"), h("label", {}, "制度コード", code), h("label", {}, "プラグイン(.wasm)", wasm), h("label", {}, "例題(cases.yaml、任意)", cases), h("button", { type: "submit" }, "検証して登録"), line, outcome);
+  return form;
+}
+
+// ---- messages
+
+function bubble(text) {
+  return h("div", { class: "phone" }, h("div", { class: "bubble" }, text));
+}
+
+async function drawMessages() {
+  const programs = await api("GET", "/admin/program-summaries");
+  const choose = h("select", { id: "message-program" }, programs.filter((program) => program.active_version !== null).map((program) => h("option", { value: program.code }, `${program.name}${program.code})`)));
+  const editor = h("div", { id: "message-editor" });
+  const show = async () => {
+    const detail = await api("GET", `/admin/programs/${choose.value}`);
+    const may = programs.find((program) => program.code === choose.value).may_act;
+    const sample = { program: detail.name, contact: detail.contact, deadline: "令和9年3月31日" };
+    editor.replaceChildren(h("p", {}, "使える差し込み: ", detail.placeholders.map((name) => h("code", {}, `{${name}}`)), ` 。LINE の上限は ${detail.line_text_limit} 文字です。`),
+      ...detail.occasions.map((occasion) => {
+        const line = notice();
+        const text = h("textarea", { rows: 6, "data-occasion": occasion.key, readonly: !may }, occasion.template || occasion.default_template);
+        const preview = h("div", { class: "preview" });
+        const counter = h("span", { class: "count" });
+        const update = () => {
+          const rendered = text.value.replace(/\{(\w+)\}/g, (whole, name) => (name in sample ? sample[name] : whole));
+          const unknown = [...text.value.matchAll(/\{(\w*)\}/g)].map((match) => match[1]).filter((name) => !(name in sample));
+          preview.replaceChildren(bubble(rendered));
+          counter.textContent = `${[...rendered].length} / ${detail.line_text_limit} 文字` + (unknown.length ? ` — 使えない差し込み: ${unknown.join(", ")}` : "");
+          counter.className = unknown.length || [...rendered].length > detail.line_text_limit ? "count error" : "count";
+        };
+        text.addEventListener("input", update);
+        update();
+        const save = (template) => (event) => act(line, event.target, async () => {
+          const answer = await api("PUT", `/admin/programs/${choose.value}/wording/${occasion.key}`, { template });
+          if (!template) { text.value = occasion.default_template; update(); }
+          return "保存しました: " + answer.preview.slice(0, 40) + "…";
+        });
+        return h("section", { class: "occasion" }, h("h2", {}, occasion.title || occasion.key, occasion.template ? h("small", {}, "(編集済み)") : null),
+          h("div", { class: "columns" }, h("div", {}, text, counter), preview),
+          may ? h("div", {}, h("button", { "data-save": occasion.key, onclick: (event) => save(text.value)(event) }, "保存"), h("button", { "data-reset": occasion.key, onclick: (event) => save("")(event) }, "既定の文面に戻す")) : null, line);
+      }));
+  };
+  choose.addEventListener("change", () => show().catch((error) => editor.replaceChildren(error.message)));
+  content.replaceChildren(h("label", {}, "制度 ", choose), editor);
+  if (choose.value) await show();
+}
+
+// ---- sending
+
+async function drawSending() {
+  const [programs, reservations] = await Promise.all([api("GET", "/admin/program-summaries"), api("GET", "/admin/sends")]);
+  const line = notice();
+  const refresh = () => drawSending().catch((error) => line.show(error.message, true));
+  const program = h("select", { id: "send-program" }, programs.filter((entry) => entry.may_act && entry.active_version !== null).map((entry) => h("option", { value: entry.code }, entry.name)));
+  const when = h("input", { id: "send-at", type: "datetime-local", step: 1 });
+  const reserve = (body) => async () => {
+    const answer = await api("POST", "/admin/sends", body);
+    refresh();
+    return `予約 ${answer.id}${answer.send_at} に送ります(送信は送信時間帯の中で行います)`;
+  };
+  const programForm = h("form", { id: "send-form", onsubmit: (event) => { event.preventDefault(); act(line, event.submitter, reserve({ program: program.value, send_at: when.value || null })); } },
+    h("h2", {}, "制度を実行して送る"), h("label", {}, "制度 ", program), h("label", {}, "日時(空欄なら今すぐ) ", when), h("button", { type: "submit" }, "予約する"));
+  const parts = [];
+  if (canChange()) parts.push(programForm);
+  if (isAdministrator()) {
+    const title = h("input", { id: "broadcast-title", required: true });
+    const text = h("textarea", { id: "broadcast-text", rows: 4, required: true });
+    const category = h("select", { id: "broadcast-category" }, h("option", { value: "" }, "登録者全員"), CATEGORIES.map(([code, label]) => h("option", { value: code }, label + " を受け取る人")));
+    const broadcastWhen = h("input", { id: "broadcast-at", type: "datetime-local", step: 1 });
+    parts.push(h("form", { id: "broadcast-form", onsubmit: (event) => { event.preventDefault(); act(line, event.submitter, reserve({ broadcast: { title: title.value, text: text.value, category: category.value || null }, send_at: broadcastWhen.value || null })); } },
+      h("h2", {}, "一斉配信(アンケートなど)"), h("label", {}, "件名 ", title), h("label", {}, "本文 ", text), h("label", {}, "宛先 ", category), h("label", {}, "日時(空欄なら今すぐ) ", broadcastWhen), h("button", { type: "submit" }, "予約する")));
+  }
+  parts.push(line, h("h2", {}, "予約"), table(["番号", "内容", "日時", "状態", "結果", "予約した人", ""], reservations.map((entry) => h("tr", { "data-reservation": entry.id },
+    h("td", {}, entry.id), h("td", {}, entry.program ? "制度 " + entry.program : "一斉配信「" + entry.title + "」"), h("td", {}, entry.send_at),
+    h("td", { class: "state" }, { waiting: "待機中", done: "実行済み", cancelled: "取り消し" }[entry.state] || entry.state), h("td", {}, entry.outcome), h("td", {}, entry.created_by),
+    h("td", {}, entry.state === "waiting" && canChange() ? h("button", { onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/sends/${entry.id}/cancel`); refresh(); return `予約 ${entry.id} を取り消しました`; }) }, "取り消す") : null)))));
+  content.replaceChildren(...parts);
+}
+
+// ---- registrations
+
+async function drawRegistrations() {
+  if (!isAdministrator()) { content.replaceChildren(h("p", {}, "登録申請は住民の記録を含むため、管理者だけが扱えます。")); return; }
+  const [applications, postcards] = await Promise.all([api("GET", "/admin/applications"), api("GET", "/admin/postcards")]);
+  const line = notice();
+  const refresh = () => drawRegistrations().catch((error) => line.show(error.message, true));
+  const rows = applications.map((application) => {
+    const choose = h("select", {}, application.candidates.map((candidate) => h("option", { value: candidate.resident_id }, `${candidate.resident_id} ${candidate.name} ${candidate.ward} ${candidate.address}`)));
+    return h("tr", { "data-application": application.id }, h("td", {}, application.id), h("td", {}, application.submitted_at.slice(0, 16)),
+      h("td", {}, application.name, h("br"), application.birth_date, h("br"), application.address),
+      h("td", {}, application.candidates.length ? choose : "該当なし"),
+      h("td", {}, application.candidates.length ? h("button", { onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/applications/${application.id}/approve`, { resident_id: choose.value }); refresh(); return `申請 ${application.id} を承認し、はがきを印刷待ちにしました`; }) }, "承認") : null,
+        h("button", { onclick: (event) => act(line, event.target, async () => { const reason = prompt("却下の理由(記録用。住民には送りません)"); if (!reason) return "取りやめました"; await api("POST", `/admin/applications/${application.id}/reject`, { reason }); refresh(); return `申請 ${application.id} を却下しました`; }) }, "却下")));
+  });
+  const print = h("button", { id: "print-postcards", onclick: (event) => act(line, event.target, async () => { const printed = await api("POST", "/admin/postcards"); refresh(); return printed.file ? `${printed.postcards} 枚を ${printed.file} にしました` : "印刷待ちのはがきはありません"; }) }, "印刷用 PDF を作る");
+  content.replaceChildren(h("h2", {}, "審査待ちの申請"), table(["番号", "受付", "申請内容", "住民記録の候補", "操作"], rows), line,
+    h("h2", {}, "はがき"), h("p", {}, `印刷待ち ${postcards.unprinted} 枚 `, print),
+    h("ul", { id: "postcard-files" }, postcards.files.map((file) => h("li", {}, h("a", { href: "/admin/postcards/" + file }, file)))));
+}
+
+// ---- deliveries
+
+async function drawDeliveries() {
+  const parameters = new URLSearchParams(location.search);
+  const query = new URLSearchParams();
+  for (const name of ["program", "day"]) if (parameters.get(name)) query.set(name, parameters.get(name));
+  const report = await api("GET", "/admin/deliveries?" + query);
+  const program = h("input", { name: "program", value: parameters.get("program") || "", placeholder: "制度コード" });
+  const day = h("input", { name: "day", type: "date", value: parameters.get("day") || "" });
+  content.replaceChildren(h("form", { method: "get" }, program, day, h("button", { type: "submit" }, "絞り込む")),
+    h("h2", {}, "日ごと・制度ごとの状態"),
+    table(["日", "制度", "経路", "状態", "件数"], report.counts.map((count) => h("tr", {}, h("td", {}, count.day), h("td", {}, count.program), h("td", {}, count.channel === "line" ? "LINE" : "メール"), h("td", {}, STATES[count.state] || count.state), h("td", { class: "number" }, count.deliveries)))),
+    h("h2", {}, "失敗の理由(最新 100 件)"),
+    table(["番号", "日", "制度", "経路", "状態", "試行", "理由"], report.failures.map((failure) => h("tr", {}, [failure.id, failure.day, failure.program, failure.channel, STATES[failure.state] || failure.state, failure.attempts, failure.reason].map((value) => h("td", {}, value))))));
+}
+
+// ---- audit
+
+async function drawAudit() {
+  const entries = await api("GET", "/admin/audit");
+  content.replaceChildren(table(["日時", "だれが", "何を", "対象", "詳細"], entries.map((entry) => h("tr", {}, [entry.at.slice(0, 19).replace("T", " "), entry.actor, entry.action, entry.subject, entry.detail].map((value) => h("td", {}, value))))));
+}
+
+const PAGES = { login: drawLogin, dashboard: drawDashboard, programs: drawPrograms, messages: drawMessages, sending: drawSending, registrations: drawRegistrations, deliveries: drawDeliveries, audit: drawAudit };
+
+drawHeader();
+Promise.resolve(PAGES[pageName]()).catch((error) => content.replaceChildren(h("p", { class: "notice error" }, error.message)));
