@@ -7,6 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -211,5 +212,37 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Writes the scene's configuration: LINE is the emulator, one request at a time, the
+/// window as given.
+pub fn config(scene: &Scene, emulator: &EmulatorProcess, (start, end): (&str, &str)) -> PathBuf {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\n\n[line]\nbase_url = {url:?}\nchannel_access_token = {TOKEN:?}\ntimeout_seconds = 5\nconcurrent_requests = 1\n\n[retry]\nfirst_delay_ms = 20\n\n[send_window]\nstart = {start:?}\nend = {end:?}\n",
+        data = scene.data(),
+        url = emulator.base_url,
+    );
+    scene.write("etc", "oshirase.toml", &text).join("oshirase.toml")
+}
+
+/// `oshirase serve --config FILE`, started; returns once it listens.
+pub fn serve(scene: &Scene, config: &Path) -> Child {
+    serve_at(scene, config).0
+}
+
+/// Like `serve`, with the address it listens on.
+pub fn serve_at(scene: &Scene, config: &Path) -> (Child, String) {
+    let mut child = scene.command(&["serve", "--config", config.to_str().unwrap()]).stdout(Stdio::piped()).spawn().expect("cannot start oshirase serve");
+    let address = read_address(&mut child);
+    (child, address)
+}
+
+/// Waits until `condition` holds, checking it every 50 ms, for at most two minutes.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !condition() {
+        assert!(Instant::now() < deadline, "still waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -5,12 +5,12 @@
 #[path = "harness.rs"]
 mod harness;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use chrono::Timelike;
-use harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, read_address};
+use harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, config, serve, serve_at, wait_until};
 use oshirase::schedule::japan;
 use oshirase::service::today_in_japan;
 use serde_json::json;
@@ -44,29 +44,6 @@ fn town(households: usize) -> Scene {
     scene
 }
 
-/// Writes the scene's configuration: LINE is the emulator, one request at a time, the
-/// window as given.
-fn config(scene: &Scene, emulator: &EmulatorProcess, (start, end): (&str, &str)) -> PathBuf {
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\n\n[line]\nbase_url = {url:?}\nchannel_access_token = {TOKEN:?}\ntimeout_seconds = 5\nconcurrent_requests = 1\n\n[retry]\nfirst_delay_ms = 20\n\n[send_window]\nstart = {start:?}\nend = {end:?}\n",
-        data = scene.data(),
-        url = emulator.base_url,
-    );
-    scene.write("etc", "oshirase.toml", &text).join("oshirase.toml")
-}
-
-/// `oshirase serve --config FILE`, started; returns once it listens.
-fn serve(scene: &Scene, config: &Path) -> Child {
-    serve_at(scene, config).0
-}
-
-/// Like `serve`, with the address it listens on.
-fn serve_at(scene: &Scene, config: &Path) -> (Child, String) {
-    let mut child = scene.command(&["serve", "--config", config.to_str().unwrap()]).stdout(Stdio::piped()).spawn().expect("cannot start oshirase serve");
-    let address = read_address(&mut child);
-    (child, address)
-}
-
 /// Sends SIGTERM, as systemd does to stop the service, and checks it exits with status 0;
 /// returns how long it took to stop.
 fn terminate(mut child: Child) -> Duration {
@@ -75,15 +52,6 @@ fn terminate(mut child: Child) -> Duration {
     let status = child.wait().unwrap();
     assert!(status.success(), "serve ended with {status} after SIGTERM");
     asked.elapsed()
-}
-
-/// Waits until `condition` holds, checking it every 50 ms, for at most two minutes.
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !condition() {
-        assert!(Instant::now() < deadline, "still waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// How many deliveries are in each state, and how many due notices have no delivery.

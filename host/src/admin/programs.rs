@@ -151,13 +151,14 @@ pub async fn dry_run(State(state): State<AppState>, Path(code): Path<String>, ca
     Ok(Json(state.service.database.call(move |connection| summarize(connection, notices, today, with_names)).await?))
 }
 
-/// Who a dry run would reach, counted, and at most 200 of them by name.
+/// Who a dry run would reach, counted, and at most 200 of them by name. Counts are
+/// (label, count) pairs: occasions and wards in name order, age bands youngest first.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct DryRunSummary {
     pub notices: usize,
-    pub by_occasion: BTreeMap<String, usize>,
-    pub by_ward: BTreeMap<String, usize>,
-    pub by_age_band: BTreeMap<String, usize>,
+    pub by_occasion: Vec<(String, usize)>,
+    pub by_ward: Vec<(String, usize)>,
+    pub by_age_band: Vec<(String, usize)>,
     /// Only for callers who may see names.
     pub residents: Option<Vec<DryRunResident>>,
 }
@@ -173,11 +174,12 @@ pub struct DryRunResident {
     pub reason: String,
 }
 
-/// Age bands as the divisions report them.
-const AGE_BANDS: [(u32, &str); 8] = [(0, "00 0歳"), (3, "01 1〜2歳"), (6, "02 3〜5歳"), (18, "03 6〜17歳"), (40, "04 18〜39歳"), (65, "05 40〜64歳"), (75, "06 65〜74歳"), (u32::MAX, "07 75歳以上")];
+/// Age bands as the divisions report them: each holds the ages below its bound.
+const AGE_BANDS: [(u32, &str); 8] = [(1, "0歳"), (3, "1〜2歳"), (6, "3〜5歳"), (18, "6〜17歳"), (40, "18〜39歳"), (65, "40〜64歳"), (75, "65〜74歳"), (u32::MAX, "75歳以上")];
 
-fn age_band(age: u32) -> &'static str {
-    AGE_BANDS.iter().find(|(below, _)| age < *below || *below == u32::MAX).map_or("", |(_, label)| label)
+/// The index in `AGE_BANDS` of the band `age` falls in.
+fn age_band(age: u32) -> usize {
+    AGE_BANDS.iter().position(|(below, _)| age < *below).unwrap_or(AGE_BANDS.len() - 1)
 }
 
 /// Counts the planned notices by occasion, ward and age band, from the active snapshot's
@@ -185,6 +187,7 @@ fn age_band(age: u32) -> &'static str {
 fn summarize(connection: &rusqlite::Connection, notices: Vec<crate::evaluate::PlannedNotice>, today: oshirase_sdk::Day, with_names: bool) -> anyhow::Result<DryRunSummary> {
     let snapshot = crate::snapshot::active(connection)?.unwrap_or(0);
     let mut lookup = connection.prepare_cached("SELECT name, ward, birth_day FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2")?;
+    let (mut by_occasion, mut by_ward, mut by_age_band) = (BTreeMap::<String, usize>::new(), BTreeMap::<String, usize>::new(), BTreeMap::<usize, usize>::new());
     let mut summary = DryRunSummary { notices: notices.len(), residents: with_names.then(Vec::new), ..DryRunSummary::default() };
     for notice in notices {
         let record: Option<(String, String, i32)> = lookup.query_row((snapshot, &notice.resident_id), |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))).optional()?;
@@ -192,13 +195,16 @@ fn summarize(connection: &rusqlite::Connection, notices: Vec<crate::evaluate::Pl
             Some((name, ward, birth)) => (name.clone(), ward.clone(), oshirase_sdk::Day(*birth).age_on(today)),
             None => (String::new(), "チャット登録".to_owned(), 0),
         };
-        *summary.by_occasion.entry(notice.occasion.clone()).or_default() += 1;
-        *summary.by_ward.entry(ward.clone()).or_default() += 1;
-        *summary.by_age_band.entry(age_band(age)[3..].to_owned()).or_default() += 1;
+        *by_occasion.entry(notice.occasion.clone()).or_default() += 1;
+        *by_ward.entry(ward.clone()).or_default() += 1;
+        *by_age_band.entry(age_band(age)).or_default() += 1;
         if let Some(residents) = summary.residents.as_mut().filter(|residents| residents.len() < 200) {
             residents.push(DryRunResident { resident_id: notice.resident_id, name, ward, age, occasion: notice.occasion, send_on: notice.send_on, reason: notice.reason });
         }
     }
+    summary.by_occasion = by_occasion.into_iter().collect();
+    summary.by_ward = by_ward.into_iter().collect();
+    summary.by_age_band = by_age_band.into_iter().map(|(band, count)| (AGE_BANDS[band].1.to_owned(), count)).collect();
     Ok(summary)
 }
 

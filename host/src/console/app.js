@@ -44,6 +44,12 @@ function notice() {
   return line;
 }
 
+// The page's own status line, above its content: it outlives a page that redraws itself
+// after an action, so what the action did stays on screen.
+const pageStatus = notice();
+pageStatus.id = "status";
+content.before(pageStatus);
+
 // Runs an action, showing its outcome in `line`; buttons are disabled meanwhile.
 async function act(line, button, work) {
   if (button) button.disabled = true;
@@ -153,7 +159,7 @@ async function fileAsBase64(file) {
 }
 
 function dryRunView(summary) {
-  const counts = (title, entries) => h("div", {}, h("h3", {}, title), table(["区分", "件数"], Object.entries(entries).map(([key, count]) => h("tr", {}, h("td", {}, key), h("td", { class: "number" }, count)))));
+  const counts = (title, entries) => h("div", {}, h("h3", {}, title), table(["区分", "件数"], entries.map(([key, count]) => h("tr", {}, h("td", {}, key), h("td", { class: "number" }, count)))));
   const parts = [h("p", { id: "dry-run-total" }, `お知らせ ${summary.notices} 件(送信も保存もしていません)`),
     h("div", { class: "columns" }, counts("時期", summary.by_occasion), counts("区", summary.by_ward), counts("年齢", summary.by_age_band))];
   if (summary.residents) {
@@ -165,7 +171,7 @@ function dryRunView(summary) {
 
 async function drawPrograms() {
   const [programs, versions] = await Promise.all([api("GET", "/admin/program-summaries"), api("GET", "/admin/programs")]);
-  const line = notice();
+  const line = pageStatus;
   const result = h("div", { id: "program-result" });
   const refresh = () => drawPrograms().catch((error) => line.show(error.message, true));
   const rows = programs.map((program) => {
@@ -189,30 +195,27 @@ async function drawPrograms() {
       h("td", {}, program.last_run_on ? `${program.last_run_on}${program.last_run_outcome === "succeeded" ? "成功" : "失敗"}・${program.last_run_notices} 件)` : "未実行"),
       h("td", {}, versionList), actions);
   });
-  const parts = [table(["コード", "制度", "状態", "最後の実行", "版", "操作"], rows), line, result];
+  const parts = [table(["コード", "制度", "状態", "最後の実行", "版", "操作"], rows), result];
   if (canChange()) parts.unshift(uploadForm(refresh));
   content.replaceChildren(...parts);
 }
 
 function uploadForm(refresh) {
-  const line = notice();
+  const line = pageStatus;
   const code = h("input", { id: "upload-code", required: true, placeholder: "vaccine-mr", pattern: "[a-z0-9-]+" });
   const wasm = h("input", { id: "upload-wasm", type: "file", accept: ".wasm", required: true });
   const cases = h("input", { id: "upload-cases", type: "file", accept: ".yaml,.yml" });
-  const outcome = h("pre", { id: "upload-outcome" });
   const form = h("form", { id: "upload", onsubmit: (event) => {
     event.preventDefault();
     act(line, form.querySelector("button"), async () => {
-      outcome.textContent = "";
       const body = { wasm_base64: await fileAsBase64(wasm.files[0]), cases: cases.files[0] ? await cases.files[0].text() : null };
       try {
         const published = await api("POST", `/admin/programs/${code.value}/versions`, body);
-        outcome.textContent = published.validation || "";
         refresh();
-        return `版 ${published.version} を受け付けました${published.active ? "(有効)" : ""}`;
-      } catch (error) { outcome.textContent = error.message; throw new Error("検証に通りませんでした"); }
+        return `版 ${published.version} を受け付けました${published.active ? "(有効)" : ""}。検証: ${published.validation || ""}`;
+      } catch (error) { throw new Error("検証に通りませんでした: " + error.message); }
     });
-  } }, h("h2", {}, "新しい版を登録"), h("label", {}, "制度コード", code), h("label", {}, "プラグイン(.wasm)", wasm), h("label", {}, "例題(cases.yaml、任意)", cases), h("button", { type: "submit" }, "検証して登録"), line, outcome);
+  } }, h("h2", {}, "新しい版を登録"), h("label", {}, "制度コード", code), h("label", {}, "プラグイン(.wasm)", wasm), h("label", {}, "例題(cases.yaml、任意)", cases), h("button", { type: "submit" }, "検証して登録"));
   return form;
 }
 
@@ -224,7 +227,7 @@ function bubble(text) {
 
 async function drawMessages() {
   const programs = await api("GET", "/admin/program-summaries");
-  const choose = h("select", { id: "message-program" }, programs.filter((program) => program.active_version !== null).map((program) => h("option", { value: program.code }, `${program.name}${program.code})`)));
+  const choose = h("select", { id: "message-program" }, programs.filter((program) => program.active_version !== null).map((program) => h("option", { value: program.code }, `${program.name}(${program.code})`)));
   const editor = h("div", { id: "message-editor" });
   const show = async () => {
     const detail = await api("GET", `/admin/programs/${choose.value}`);
@@ -264,7 +267,7 @@ async function drawMessages() {
 
 async function drawSending() {
   const [programs, reservations] = await Promise.all([api("GET", "/admin/program-summaries"), api("GET", "/admin/sends")]);
-  const line = notice();
+  const line = pageStatus;
   const refresh = () => drawSending().catch((error) => line.show(error.message, true));
   const program = h("select", { id: "send-program" }, programs.filter((entry) => entry.may_act && entry.active_version !== null).map((entry) => h("option", { value: entry.code }, entry.name)));
   const when = h("input", { id: "send-at", type: "datetime-local", step: 1 });
@@ -285,7 +288,7 @@ async function drawSending() {
     parts.push(h("form", { id: "broadcast-form", onsubmit: (event) => { event.preventDefault(); act(line, event.submitter, reserve({ broadcast: { title: title.value, text: text.value, category: category.value || null }, send_at: broadcastWhen.value || null })); } },
       h("h2", {}, "一斉配信(アンケートなど)"), h("label", {}, "件名 ", title), h("label", {}, "本文 ", text), h("label", {}, "宛先 ", category), h("label", {}, "日時(空欄なら今すぐ) ", broadcastWhen), h("button", { type: "submit" }, "予約する")));
   }
-  parts.push(line, h("h2", {}, "予約"), table(["番号", "内容", "日時", "状態", "結果", "予約した人", ""], reservations.map((entry) => h("tr", { "data-reservation": entry.id },
+  parts.push(h("h2", {}, "予約"), table(["番号", "内容", "日時", "状態", "結果", "予約した人", ""], reservations.map((entry) => h("tr", { "data-reservation": entry.id },
     h("td", {}, entry.id), h("td", {}, entry.program ? "制度 " + entry.program : "一斉配信「" + entry.title + "」"), h("td", {}, entry.send_at),
     h("td", { class: "state" }, { waiting: "待機中", done: "実行済み", cancelled: "取り消し" }[entry.state] || entry.state), h("td", {}, entry.outcome), h("td", {}, entry.created_by),
     h("td", {}, entry.state === "waiting" && canChange() ? h("button", { onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/sends/${entry.id}/cancel`); refresh(); return `予約 ${entry.id} を取り消しました`; }) }, "取り消す") : null)))));
@@ -297,7 +300,7 @@ async function drawSending() {
 async function drawRegistrations() {
   if (!isAdministrator()) { content.replaceChildren(h("p", {}, "登録申請は住民の記録を含むため、管理者だけが扱えます。")); return; }
   const [applications, postcards] = await Promise.all([api("GET", "/admin/applications"), api("GET", "/admin/postcards")]);
-  const line = notice();
+  const line = pageStatus;
   const refresh = () => drawRegistrations().catch((error) => line.show(error.message, true));
   const rows = applications.map((application) => {
     const choose = h("select", {}, application.candidates.map((candidate) => h("option", { value: candidate.resident_id }, `${candidate.resident_id} ${candidate.name} ${candidate.ward} ${candidate.address}`)));
@@ -308,7 +311,7 @@ async function drawRegistrations() {
         h("button", { onclick: (event) => act(line, event.target, async () => { const reason = prompt("却下の理由(記録用。住民には送りません)"); if (!reason) return "取りやめました"; await api("POST", `/admin/applications/${application.id}/reject`, { reason }); refresh(); return `申請 ${application.id} を却下しました`; }) }, "却下")));
   });
   const print = h("button", { id: "print-postcards", onclick: (event) => act(line, event.target, async () => { const printed = await api("POST", "/admin/postcards"); refresh(); return printed.file ? `${printed.postcards} 枚を ${printed.file} にしました` : "印刷待ちのはがきはありません"; }) }, "印刷用 PDF を作る");
-  content.replaceChildren(h("h2", {}, "審査待ちの申請"), table(["番号", "受付", "申請内容", "住民記録の候補", "操作"], rows), line,
+  content.replaceChildren(h("h2", {}, "審査待ちの申請"), table(["番号", "受付", "申請内容", "住民記録の候補", "操作"], rows),
     h("h2", {}, "はがき"), h("p", {}, `印刷待ち ${postcards.unprinted} 枚 `, print),
     h("ul", { id: "postcard-files" }, postcards.files.map((file) => h("li", {}, h("a", { href: "/admin/postcards/" + file }, file)))));
 }

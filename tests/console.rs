@@ -1,0 +1,263 @@
+//! The admin console in a real browser: Chromium, driven through ChromeDriver (WebDriver),
+//! against a real `oshirase serve --config` process and a real LINE emulator process.
+//! Staff sign in, upload a plugin, dry-run a program, pause and resume it, reword a
+//! message, and reserve a send that the emulator then receives. Every page is
+//! screenshotted; with `OSHIRASE_SCREENSHOTS=DIR` the screenshots are kept there.
+
+#[path = "harness.rs"]
+mod harness;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use harness::{EmulatorProcess, Scene, config, serve_at, wait_until};
+use oshirase::service::today_in_japan;
+
+/// The phrase staff put into the infant checkup's first message.
+const PHRASE: &str = "ブラウザから編集した文面です";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A ChromeDriver process on a free port, killed when dropped.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    /// Starts Debian's chromedriver and returns once it says it listens.
+    fn start() -> ChromeDriver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start chromedriver: install the Debian packages chromium and chromium-driver (.ci/run does)");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let started = lines.by_ref().map_while(Result::ok).any(|line| line.contains("started successfully"));
+        assert!(started, "chromedriver did not start");
+        // The rest of its output is drained so that it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        ChromeDriver { child, url: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Headless Chromium with a profile of its own, and without the background connections
+/// this machine's closed network refuses.
+async fn browser(driver: &ChromeDriver, profile: &Path) -> Client {
+    let capabilities = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1280,1100",
+                     format!("--user-data-dir={}", profile.display())]
+        }
+    });
+    let capabilities = capabilities.as_object().unwrap().clone().into_iter().collect();
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(capabilities).connect(&driver.url).await.expect("cannot start Chromium through chromedriver")
+}
+
+/// A town whose babies are about four months old, so the first infant checkup is due for
+/// each; the parents are registered with LINE.
+fn town(households: usize) -> Scene {
+    let scene = Scene::with_programs(&["infant-checkup"]);
+    let four_months = today_in_japan().add_months_clamped(-4);
+    let residents: String = (0..households)
+        .map(|household| {
+            let birth = four_months.add_days(-(household as i32));
+            format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n{household:02}02,H{household:02},市民 子{household},{birth},男,子,緑区\n")
+        })
+        .collect();
+    let folder = scene.write("export", "residents.csv", &format!("宛名番号,世帯番号,氏名,生年月日,性別,続柄,行政区\n{residents}"));
+    scene.ok(&["import", folder.to_str().unwrap()]);
+    for household in 0..households {
+        scene.ok(&["register", &format!("{household:02}01"), &format!("U{:032x}", 0x200 + household)]);
+    }
+    scene
+}
+
+/// Creates a staff account through the command line, with the test's password.
+fn create_user(scene: &Scene, login: &str, role: &str, programs: &str) {
+    let mut command = scene.command(&["admin", "create-user", "--login", login, "--name", "試験 職員", "--role", role, "--division", "健康支援課", "--password-stdin"]);
+    if !programs.is_empty() {
+        command.args(["--programs", programs]);
+    }
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), format!("{PASSWORD}\n").as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "create-user failed: {}", String::from_utf8_lossy(&output.stdout));
+}
+
+/// A built plugin of the catalogue, from the build's output beside the binary under test.
+fn built_plugin(crate_name: &str) -> PathBuf {
+    let target = Path::new(env!("CARGO_BIN_EXE_oshirase-under-test")).parent().unwrap().parent().unwrap();
+    let path = target.join("plugins/wasm32-wasip2/release").join(format!("{crate_name}.wasm"));
+    assert!(path.exists(), "{} is missing: the host's build script builds the plugins", path.display());
+    path
+}
+
+/// Waits for an element and returns its text. A page redraws itself after an action, so
+/// an element found may be gone when its text is read: then it is looked up again.
+async fn text_of(client: &Client, css: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let element = client.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css(css)).await.unwrap_or_else(|error| panic!("no element {css}: {error}"));
+        match element.text().await {
+            Ok(text) => return text,
+            Err(error) => assert!(Instant::now() < deadline, "cannot read {css}: {error}"),
+        }
+    }
+}
+
+/// Waits until the element's text contains `expected`.
+async fn wait_for_text(client: &Client, css: &str, expected: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = text_of(client, css).await;
+        if text.contains(expected) {
+            return text;
+        }
+        if Instant::now() > deadline {
+            let page = text_of(client, "body").await;
+            panic!("{css} never said {expected:?}; it says {text:?}; the page says:\n{page}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn click(client: &Client, css: &str) {
+    client.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css(css)).await.unwrap_or_else(|error| panic!("no element {css}: {error}")).click().await.unwrap();
+}
+
+/// Saves a screenshot of the page as `name.png` in `directory`.
+async fn screenshot(client: &Client, directory: &Path, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a screenshot is a PNG");
+    std::fs::write(directory.join(format!("{name}.png")), png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser() {
+    const HOUSEHOLDS: usize = 3;
+    let scene = town(HOUSEHOLDS);
+    create_user(&scene, "kenko", "division", "infant-checkup,vaccine-mr");
+    let emulator = EmulatorProcess::start(&scene.data().join("journal.jsonl"));
+    let config = config(&scene, &emulator, ("00:00", "24:00"));
+    let (_server, base) = serve_at(&scene, &config);
+    let shots = std::env::var_os("OSHIRASE_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|| scene.data().join("screenshots"));
+    std::fs::create_dir_all(&shots).unwrap();
+    let driver = ChromeDriver::start();
+    let client = browser(&driver, &scene.data().join("chromium-profile")).await;
+
+    // Signed out, a page sends staff to sign in; a wrong password is refused.
+    client.goto(&format!("{base}/console/programs")).await.unwrap();
+    assert!(client.current_url().await.unwrap().as_str().contains("/console/login?next=/console/programs"));
+    client.find(Locator::Css("#login")).await.unwrap().send_keys("kenko").await.unwrap();
+    client.find(Locator::Css("#password")).await.unwrap().send_keys("wrong password!").await.unwrap();
+    click(&client, "#sign-in button").await;
+    wait_for_text(&client, "#sign-in .notice", "wrong login or password").await;
+    screenshot(&client, &shots, "login").await;
+    client.find(Locator::Css("#password")).await.unwrap().clear().await.unwrap();
+    client.find(Locator::Css("#password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    click(&client, "#sign-in button").await;
+    wait_for_text(&client, "tr[data-program=infant-checkup] .state", "版 1 で配信中").await;
+
+    // Upload a plugin with its cases: validated, accepted and active.
+    client.find(Locator::Css("#upload-code")).await.unwrap().send_keys("vaccine-mr").await.unwrap();
+    client.find(Locator::Css("#upload-wasm")).await.unwrap().send_keys(built_plugin("vaccine_mr").to_str().unwrap()).await.unwrap();
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/vaccine-mr/cases.yaml").canonicalize().unwrap();
+    client.find(Locator::Css("#upload-cases")).await.unwrap().send_keys(cases.to_str().unwrap()).await.unwrap();
+    click(&client, "#upload button").await;
+    wait_for_text(&client, "#status", "を受け付けました(有効)").await;
+    wait_for_text(&client, "tr[data-program=vaccine-mr] .state", "で配信中").await;
+
+    // Dry-run: counts by occasion, ward and age band, and no names for division staff.
+    click(&client, "button[data-dry-run=infant-checkup]").await;
+    let total = wait_for_text(&client, "#dry-run-total", "お知らせ").await;
+    assert!(total.contains(&format!("お知らせ {HOUSEHOLDS} 件")), "{total}");
+    let dry_run = text_of(&client, "#dry-run").await;
+    assert!(dry_run.contains("緑区") && dry_run.contains("0歳") && !dry_run.contains("市民 子"), "counts without names: {dry_run}");
+    screenshot(&client, &shots, "programs").await;
+
+    // Pause, then resume: the program's state follows.
+    click(&client, "button[data-pause=infant-checkup]").await;
+    wait_for_text(&client, "tr[data-program=infant-checkup] .state", "一時停止中").await;
+    click(&client, "button[data-rollback=infant-checkup]").await;
+    wait_for_text(&client, "tr[data-program=infant-checkup] .state", "版 1 で配信中").await;
+
+    // Reword the first checkup's message: an unknown placeholder is flagged in the preview
+    // and refused by the server; a good wording is previewed as a bubble and saved.
+    client.goto(&format!("{base}/console/messages")).await.unwrap();
+    let first_occasion = "textarea[data-occasion]";
+    client.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css(first_occasion)).await.unwrap();
+    client.execute("document.getElementById('message-program').value = 'infant-checkup'; document.getElementById('message-program').dispatchEvent(new Event('change'));", vec![]).await.unwrap();
+    wait_for_text(&client, "#message-editor", "1回目").await;
+    let editor = client.find(Locator::Css(first_occasion)).await.unwrap();
+    editor.clear().await.unwrap();
+    editor.send_keys("【{program}】{name}さんへ").await.unwrap();
+    wait_for_text(&client, "section.occasion .count", "使えない差し込み: name").await;
+    click(&client, "section.occasion button[data-save]").await;
+    wait_for_text(&client, "section.occasion .notice", "unknown placeholder {name}").await;
+    editor.clear().await.unwrap();
+    editor.send_keys(&format!("【{{program}}】{PHRASE}。{{deadline}}までにどうぞ。{{contact}}")).await.unwrap();
+    let bubble = wait_for_text(&client, "section.occasion .bubble", PHRASE).await;
+    assert!(bubble.contains("令和9年3月31日") && !bubble.contains("{deadline}"), "the preview fills the placeholders: {bubble}");
+    click(&client, "section.occasion button[data-save]").await;
+    wait_for_text(&client, "section.occasion .notice", "保存しました").await;
+    screenshot(&client, &shots, "messages").await;
+
+    // Reserve a send a few seconds ahead (Japan time): the scheduler runs the program then
+    // and the emulator receives the reworded message for every parent.
+    client.goto(&format!("{base}/console/sending")).await.unwrap();
+    client.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css("#send-form")).await.unwrap();
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(4)).with_timezone(&oshirase::schedule::japan()).format("%Y-%m-%dT%H:%M:%S").to_string();
+    client.execute(&format!("document.getElementById('send-program').value = 'infant-checkup'; document.getElementById('send-at').value = '{at}';"), vec![]).await.unwrap();
+    click(&client, "#send-form button").await;
+    wait_for_text(&client, "#status", "に送ります").await;
+    wait_for_text(&client, "tr[data-reservation] .state", "待機中").await;
+    screenshot(&client, &shots, "sending").await;
+    // The emulator's inboxes are read with a blocking client, outside the browser's runtime.
+    tokio::task::block_in_place(|| {
+        wait_until("every parent's reworded message", || emulator.inboxes().values().filter(|messages| messages.iter().any(|text| text.contains(PHRASE))).count() == HOUSEHOLDS)
+    });
+    client.refresh().await.unwrap();
+    wait_for_text(&client, "tr[data-reservation] .state", "実行済み").await;
+
+    // The dashboard, deliveries and audit log show what happened.
+    client.goto(&format!("{base}/console/dashboard")).await.unwrap();
+    let sent = wait_for_text(&client, "#kpi-sent-total", "3").await;
+    assert!(sent.ends_with(&HOUSEHOLDS.to_string()), "{sent}");
+    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#deliveries-chart rect.sent")).await.unwrap();
+    screenshot(&client, &shots, "dashboard").await;
+    client.goto(&format!("{base}/console/deliveries")).await.unwrap();
+    wait_for_text(&client, "#content table", "infant-checkup").await;
+    screenshot(&client, &shots, "deliveries").await;
+    client.goto(&format!("{base}/console/audit")).await.unwrap();
+    let audit = wait_for_text(&client, "#content table", "set-wording").await;
+    assert!(audit.contains("user:kenko") && audit.contains("reserve-send") && audit.contains("disable"), "{audit}");
+    screenshot(&client, &shots, "audit").await;
+    client.goto(&format!("{base}/console/registrations")).await.unwrap();
+    wait_for_text(&client, "#content", "管理者だけが扱えます").await;
+    screenshot(&client, &shots, "registrations").await;
+
+    // Signing out ends the session: the pages send to sign-in again.
+    click(&client, "#sign-out").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client.current_url().await.unwrap().as_str().contains("/console/login") {
+        assert!(Instant::now() < deadline, "signing out did not lead to the sign-in page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.goto(&format!("{base}/console/dashboard")).await.unwrap();
+    assert!(client.current_url().await.unwrap().as_str().contains("/console/login"));
+    client.close().await.unwrap();
+}
