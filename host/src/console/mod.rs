@@ -207,7 +207,7 @@ mod tests {
         // Division staff act on their own programs only.
         check(&state, kenko, put.clone(), "/admin/programs/vaccine-mr/wording/phase-1", wording("【{program}】{deadline}まで"), StatusCode::OK, "まで").await;
         check(&state, kenko, put.clone(), "/admin/programs/vaccine-mr/wording/phase-1", wording("{name}さん"), StatusCode::UNPROCESSABLE_ENTITY, "unknown placeholder {name}").await;
-        check(&state, kenko, put.clone(), "/admin/programs/infant-checkup/wording/first", wording("【{program}】"), StatusCode::FORBIDDEN, "may not act on program \"infant-checkup\"").await;
+        check(&state, kenko, put.clone(), "/admin/programs/infant-checkup/wording/first", wording("【{program}】"), StatusCode::FORBIDDEN, r#"may not act on program \"infant-checkup\""#).await;
         check(&state, kenko, post.clone(), "/admin/programs/infant-checkup/disable", serde_json::Value::Null, StatusCode::FORBIDDEN, "may not act on").await;
         check(&state, kenko, post.clone(), "/admin/sends", serde_json::json!({ "program": "infant-checkup" }), StatusCode::FORBIDDEN, "may not act on").await;
         check(&state, kenko, post.clone(), "/admin/sends", serde_json::json!({ "broadcast": { "title": "t", "text": "x" } }), StatusCode::FORBIDDEN, "for the administrator").await;
