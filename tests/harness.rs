@@ -77,6 +77,16 @@ pub fn read_address(child: &mut Child) -> String {
     line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string()
 }
 
+/// Waits until `condition` holds, checking it every 50 ms, for at most two minutes: for
+/// what a server process does on its own time, such as its scheduler's sending.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "still waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The real SMTP server of `smtp_server.py` (aiosmtpd, plain) on a free port, storing
 /// each accepted message as a file; killed when dropped.
 pub struct SmtpProcess {

@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Timelike;
-use harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, read_address};
+use harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, read_address, wait_until};
 use oshirase::schedule::japan;
 use oshirase::service::today_in_japan;
 use serde_json::json;
@@ -75,15 +75,6 @@ fn terminate(mut child: Child) -> Duration {
     let status = child.wait().unwrap();
     assert!(status.success(), "serve ended with {status} after SIGTERM");
     asked.elapsed()
-}
-
-/// Waits until `condition` holds, checking it every 50 ms, for at most two minutes.
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !condition() {
-        assert!(Instant::now() < deadline, "still waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// How many deliveries are in each state, and how many due notices have no delivery.
