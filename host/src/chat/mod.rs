@@ -224,6 +224,11 @@ fn text_action(text: &str) -> Action {
     }
 }
 
+/// One reply message with its quick-reply buttons.
+fn reply(text: &str, buttons: Vec<Button>) -> Result<Answer> {
+    Ok(Answer::Replies(vec![ReplyMessage::with_buttons(text, buttons)]))
+}
+
 /// The buttons offered with the greeting and the help.
 fn menu() -> Vec<Button> {
     vec![
@@ -279,7 +284,6 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
     )?;
     let linked: Option<(String, Option<String>)> =
         connection.query_row("SELECT resident_id, tax_consent_at FROM registrations WHERE line_user_id = ?1", [user], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
-    let reply = |text: &str, buttons: Vec<Button>| Ok(Answer::Replies(vec![ReplyMessage::with_buttons(text, buttons)]));
     match action {
         Action::Greet => {
             let returning = connection.execute("UPDATE registrations SET active = 1 WHERE line_user_id = ?1 AND active = 0", [user])? > 0;
@@ -413,7 +417,6 @@ const ASK_ADDRESS: &str = "メールアドレスを、このトークに送っ�
 /// The e-mail flow of a linked resident: the menu, an address (a code is e-mailed), the
 /// code (the address is stored), the choice of channels, and removing the address.
 fn mail(connection: &Connection, user: &str, resident_id: &str, asked: Mail, now_millis: i64) -> Result<Answer> {
-    let reply = |text: &str, buttons: Vec<Button>| Ok(Answer::Replies(vec![ReplyMessage::with_buttons(text, buttons)]));
     let current = |connection: &Connection| -> Result<String> {
         let channels: String = connection.query_row("SELECT channels FROM registrations WHERE resident_id = ?1", [resident_id], |row| row.get(0))?;
         Ok(format!("いまの受け取り方: {}", email::channels_label(&channels)))

@@ -241,6 +241,16 @@ impl Town {
         new
     }
 
+    /// The resident's e-mail address and channels.
+    async fn mail_settings(&self, resident_id: &str) -> (Option<String>, String) {
+        let resident_id = resident_id.to_string();
+        self.service
+            .database
+            .call(move |connection| Ok(connection.query_row("SELECT email, channels FROM registrations WHERE resident_id = ?1", [resident_id], |row| Ok((row.get(0)?, row.get(1)?)))?))
+            .await
+            .unwrap()
+    }
+
     /// The code of the last e-mail received, which must be a code e-mail to `to`.
     fn code_sent_to(&mut self, user: &str, to: &str) -> String {
         let mails = self.new_mails(user);
@@ -680,21 +690,14 @@ async fn e_mail_is_added_with_a_code_from_the_chat_chosen_as_a_channel_and_remov
     let decoded = mailparse::parse_mail(body.last().unwrap()).unwrap().get_body().unwrap();
     assert!(!decoded.contains("花子") && !decoded.contains("千葉 ") && !raw.contains("0101"), "the code e-mail names the resident: {decoded}");
     // Until the code comes back nothing is stored.
-    let stored: Option<String> = town.sql("SELECT email FROM registrations WHERE resident_id = '0101'", vec![]).await;
-    assert_eq!(stored, None);
+    assert_eq!(town.mail_settings("0101").await.0, None);
     let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
     assert!(town.say(MOTHER, &wrong).await.contains("あと4回"));
-    let stored: Option<String> = town.sql("SELECT email FROM registrations WHERE resident_id = '0101'", vec![]).await;
-    assert_eq!(stored, None);
+    assert_eq!(town.mail_settings("0101").await.0, None);
     let full_width: String = code.chars().map(|digit| char::from_u32(u32::from(digit) - u32::from('0') + 0xff10).unwrap()).collect();
     let answer = town.say(MOTHER, &full_width).await;
     assert!(answer.contains("確認しました") && answer.contains("LINEとメール") && !answer.contains(address), "{answer}");
-    let (stored, channels): (Option<String>, String) = town
-        .service
-        .database
-        .call(|connection| Ok(connection.query_row("SELECT email, channels FROM registrations WHERE resident_id = '0101'", [], |row| Ok((row.get(0)?, row.get(1)?)))?))
-        .await
-        .unwrap();
+    let (stored, channels) = town.mail_settings("0101").await;
     assert_eq!((stored.as_deref(), channels.as_str()), (Some(address), "both"));
     // E-mail only: the day's notice goes to the address and not to LINE.
     assert!(town.tap(MOTHER, "メールだけ", "action=channels&value=mail", None).await.contains("「メールだけ」にしました"));
@@ -707,12 +710,7 @@ async fn e_mail_is_added_with_a_code_from_the_chat_chosen_as_a_channel_and_remov
     // E-mail off: the address is forgotten and LINE alone is back.
     town.say(MOTHER, "メール").await;
     assert!(town.tap(MOTHER, "メールをやめる", "action=mail-off", None).await.contains("メールアドレスを削除しました"));
-    let (stored, channels): (Option<String>, String) = town
-        .service
-        .database
-        .call(|connection| Ok(connection.query_row("SELECT email, channels FROM registrations WHERE resident_id = '0101'", [], |row| Ok((row.get(0)?, row.get(1)?)))?))
-        .await
-        .unwrap();
+    let (stored, channels) = town.mail_settings("0101").await;
     assert_eq!((stored, channels.as_str()), (None, "line"));
     let audited: i64 = town.sql("SELECT count(*) FROM audit_log WHERE action IN ('confirm-email', 'set-channels', 'remove-email') AND subject = '0101' AND detail NOT LIKE '%@%'", vec![]).await;
     assert_eq!(audited, 3);
@@ -724,10 +722,6 @@ async fn wrong_expired_and_too_many_codes_change_nothing() {
     let mut town = Town::with_mail(&[]).await;
     town.link(MOTHER, "0101").await;
     let address = "hanako.chiba@example.jp";
-    let email = |town: &Town| {
-        let database = town.service.database.clone();
-        async move { database.call(|connection| Ok(connection.query_row("SELECT email FROM registrations WHERE resident_id = '0101'", [], |row| row.get::<_, Option<String>>(0))?)).await.unwrap() }
-    };
     assert!(town.say(MOTHER, "123456").await.contains("いま確認を待っているコードはありません"));
     // Five wrong codes use the code up; then even the right one is not taken.
     town.say(MOTHER, address).await;
@@ -738,14 +732,14 @@ async fn wrong_expired_and_too_many_codes_change_nothing() {
     }
     assert!(answers[0].contains("あと4回") && answers[4].contains("使えなくなりました"), "{answers:?}");
     assert!(town.say(MOTHER, &code).await.contains("いま確認を待っているコードはありません"));
-    assert_eq!(email(&town).await, None);
+    assert_eq!(town.mail_settings("0101").await.0, None);
     // A code typed after its half hour is refused.
     town.say(MOTHER, address).await;
     let code = town.code_sent_to(MOTHER, address);
     town.service.database.call(|connection| Ok(connection.execute("UPDATE email_codes SET expires_millis = expires_millis - 1800001 WHERE state = 'pending'", [])?)).await.unwrap();
     town.note("half an hour passes");
     assert!(town.say(MOTHER, &code).await.contains("有効期限"));
-    assert_eq!(email(&town).await, None);
+    assert_eq!(town.mail_settings("0101").await.0, None);
     // A third code within the hour is sent, a fourth refused without an e-mail.
     town.say(MOTHER, address).await;
     town.code_sent_to(MOTHER, address);
