@@ -201,10 +201,10 @@ pub fn address_of(connection: &Connection, resident_id: &str) -> Result<Option<S
     Ok(connection.query_row("SELECT email FROM registrations WHERE resident_id = ?1", [resident_id], |row| row.get(0))?)
 }
 
-/// Sets how the resident receives notices; `false` (and nothing changed) when e-mail is
-/// asked for without a confirmed address.
+/// Sets how the resident receives notices; `false` (and nothing changed) without a
+/// confirmed address, since without one there is nothing to choose.
 pub fn set_channels(connection: &Connection, resident_id: &str, channels: &str) -> Result<bool> {
-    if channels != "line" && address_of(connection, resident_id)?.is_none() {
+    if address_of(connection, resident_id)?.is_none() {
         return Ok(false);
     }
     connection.execute("UPDATE registrations SET channels = ?2 WHERE resident_id = ?1", (resident_id, channels))?;
