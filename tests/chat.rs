@@ -2,15 +2,18 @@
 //! CLI, `oshirase serve` answers the LINE webhook, and a real emulator process plays LINE
 //! and the resident's phone (its users' side signs each event as LINE does and waits for
 //! the bot's reply); the day's run then pushes the notice the resident registered for.
+//! With `serve --config` and a real SMTP server, a resident confirms an e-mail address
+//! with the code it receives, and an applicant staff reject is told in the chat.
 
 #[path = "harness.rs"]
 mod harness;
 
-use harness::{EmulatorProcess, Scene, TOKEN};
+use harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, read_address, wait_until};
 use serde_json::{Value, json};
 
 const SECRET: &str = "end-to-end-channel-secret";
 const MOTHER: &str = "U00000000000000000000000000000001";
+const APPLICANT: &str = "U00000000000000000000000000000002";
 
 /// A mother (0101) whose baby (0102) is four months old today.
 fn town() -> Scene {
@@ -22,11 +25,18 @@ fn town() -> Scene {
     scene
 }
 
-/// The resident does something in the chat; returns the bot's replies (texts).
+/// The mother does something in the chat; returns the bot's replies (texts).
 fn act(emulator: &EmulatorProcess, action: Value) -> Vec<String> {
-    let answer: Value = reqwest::blocking::Client::new().post(format!("{}/emulator/users/{MOTHER}/events", emulator.base_url)).json(&action).send().unwrap().json().unwrap();
+    act_as(emulator, MOTHER, action)
+}
+
+/// `user` does something in the chat; returns the bot's replies (texts), printed.
+fn act_as(emulator: &EmulatorProcess, user: &str, action: Value) -> Vec<String> {
+    let answer: Value = reqwest::blocking::Client::new().post(format!("{}/emulator/users/{user}/events", emulator.base_url)).json(&action).send().unwrap().json().unwrap();
     assert_eq!(answer["webhook_status"], 200, "{answer}");
-    answer["replies"].as_array().unwrap().iter().map(|reply| reply["text"].as_str().unwrap().to_string()).collect()
+    let replies: Vec<String> = answer["replies"].as_array().unwrap().iter().map(|reply| reply["text"].as_str().unwrap().to_string()).collect();
+    println!("{user}: {action}\n  bot: {}", replies.join("\n  bot: ").replace('\n', "\n       "));
+    replies
 }
 
 #[test]
@@ -68,4 +78,59 @@ fn the_webhook_benchmark_receives_and_processes_every_event() {
         let seconds = report[timing]["seconds"].as_array().unwrap();
         assert!(seconds.len() == 1 && seconds[0].as_f64().unwrap() > 0.0, "{report}");
     }
+}
+
+#[test]
+fn with_serve_config_a_resident_confirms_an_e_mail_address_and_a_rejected_applicant_is_told() {
+    let scene = town();
+    let number = scene.ok(&["registration", "issue", "0101"]).trim().to_string();
+    let administrator = scene.ok(&["admin", "create-token", "--division", "市民課", "--admin"]).trim().to_string();
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+    let smtp = SmtpProcess::start();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\npublic_url = \"https://oshirase.example.jp\"\ncontact = \"市民総合窓口課 043-245-5111\"\n\n\
+         [line]\nbase_url = {url:?}\nchannel_access_token = {TOKEN:?}\nchannel_secret = {SECRET:?}\n\n\
+         [mail]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"plain\"\nfrom = \"千葉市 おしらせ <oshirase@city.example.jp>\"\n",
+        data = scene.data(),
+        url = emulator.base_url,
+        port = smtp.port,
+    );
+    let config = scene.write("etc", "oshirase.toml", &config).join("oshirase.toml");
+    let mut server = scene.command(&["serve", "--config", config.to_str().unwrap()]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let base_url = read_address(&mut server);
+    let client = reqwest::blocking::Client::new();
+    let set = client.put(format!("{}/emulator/webhook", emulator.base_url)).json(&json!({ "url": format!("{base_url}/webhook/line"), "channel_secret": SECRET })).send().unwrap();
+    assert!(set.status().is_success());
+
+    act(&emulator, json!({ "type": "follow" }));
+    assert!(act(&emulator, json!({ "type": "text", "text": number }))[0].contains("登録が完了しました"));
+    let address = "hanako.chiba@example.jp";
+    let sent = act(&emulator, json!({ "type": "text", "text": address }));
+    assert!(sent[0].contains("確認コードをメールでお送りしました"), "{sent:?}");
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    let mail = mailparse::parse_mail(messages[0].1.as_bytes()).unwrap();
+    let body = mail.get_body().unwrap();
+    println!("e-mail to {}:\n{body}", messages[0].0);
+    assert_eq!(messages[0].0, address);
+    let code = body.lines().find_map(|line| line.strip_prefix("確認コード: ")).unwrap().trim().to_string();
+    let confirmed = act(&emulator, json!({ "type": "text", "text": code }));
+    assert!(confirmed[0].contains("メールアドレスを確認しました"), "{confirmed:?}");
+
+    // An application staff reject: the applicant is pushed a short note with the contact.
+    act_as(&emulator, APPLICANT, json!({ "type": "follow" }));
+    let link = act_as(&emulator, APPLICANT, json!({ "type": "postback", "data": "action=apply" }))[0].clone();
+    let token = link.split_whitespace().find_map(|word| word.strip_prefix("https://oshirase.example.jp/apply/")).unwrap().to_string();
+    let submitted = client.post(format!("{base_url}/apply/{token}")).form(&[("name", "山田 太郎"), ("birth_date", "1970-01-01"), ("address", "千葉市中央区1-1")]).send().unwrap();
+    assert!(submitted.status().is_success());
+    let pending: Value = client.get(format!("{base_url}/admin/applications")).bearer_auth(&administrator).send().unwrap().json().unwrap();
+    let id = pending[0]["id"].as_i64().unwrap();
+    let rejected = client.post(format!("{base_url}/admin/applications/{id}/reject")).bearer_auth(&administrator).json(&json!({ "reason": "該当する住民記録なし" })).send().unwrap();
+    assert!(rejected.status().is_success());
+    wait_until("the rejection's push", || emulator.inboxes().get(APPLICANT).is_some_and(|inbox| inbox.len() == 3));
+    let inbox = &emulator.inboxes()[APPLICANT];
+    println!("pushed to the applicant: {}", inbox[2]);
+    assert!(inbox[2].contains("市民総合窓口課 043-245-5111") && !inbox[2].contains("山田") && !inbox[2].contains("住民記録"), "{inbox:?}");
+    let _ = server.kill();
+    let _ = server.wait();
 }

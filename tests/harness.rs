@@ -7,7 +7,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -76,6 +75,16 @@ pub fn read_address(child: &mut Child) -> String {
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("the process's stdout is piped")).read_line(&mut line).unwrap();
     line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string()
+}
+
+/// Waits until `condition` holds, checking it every 50 ms, for at most two minutes: for
+/// what a server process does on its own time, such as its scheduler's sending.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "still waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// The real SMTP server of `smtp_server.py` (aiosmtpd, plain) on a free port, storing
@@ -236,13 +245,4 @@ pub fn serve_at(scene: &Scene, config: &Path) -> (Child, String) {
     let mut child = scene.command(&["serve", "--config", config.to_str().unwrap()]).stdout(Stdio::piped()).spawn().expect("cannot start oshirase serve");
     let address = read_address(&mut child);
     (child, address)
-}
-
-/// Waits until `condition` holds, checking it every 50 ms, for at most two minutes.
-pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !condition() {
-        assert!(Instant::now() < deadline, "still waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

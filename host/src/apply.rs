@@ -4,7 +4,9 @@
 //! Staff then see each pending application beside the snapshot records it matches (same
 //! birth date, same name written with or without spaces) and approve it for one resident
 //! — which issues a registration number and puts it in the batch of postcards to print —
-//! or reject it. Nothing is linked until the resident types the number from the postcard.
+//! or reject it; either way the applicant hears of it in the chat (`chat::push`, queued in
+//! the same transaction). Nothing is linked until the resident types the number from the
+//! postcard.
 
 use anyhow::Result;
 use axum::Form;
@@ -209,6 +211,11 @@ pub fn pending(connection: &Connection) -> Result<Vec<PendingApplication>> {
     Ok(pending)
 }
 
+/// The LINE user who sent application `id`.
+fn applicant(connection: &Connection, id: i64) -> Result<String> {
+    Ok(connection.query_row("SELECT line_user_id FROM applications WHERE id = ?1", [id], |row| row.get(0))?)
+}
+
 /// Fails unless application `id` exists and is pending.
 fn must_be_pending(connection: &Connection, id: i64) -> Result<()> {
     let state: Option<String> = connection.query_row("SELECT state FROM applications WHERE id = ?1", [id], |row| row.get(0)).optional()?;
@@ -221,7 +228,8 @@ fn must_be_pending(connection: &Connection, id: i64) -> Result<()> {
 
 /// Approves an application for `resident_id`: issues a registration number, which adds
 /// it, with the resident's name and address from the snapshot, to the batch of postcards
-/// to print (`chat::number::issue_within`).
+/// to print (`chat::number::issue_within`), and tells the applicant in the chat that a
+/// postcard is on its way.
 /// Returns the number as printed.
 pub fn approve(connection: &mut Connection, id: i64, resident_id: &str, actor: &str) -> Result<String> {
     let transaction = connection.transaction()?;
@@ -233,16 +241,19 @@ pub fn approve(connection: &mut Connection, id: i64, resident_id: &str, actor: &
     }
     let number = crate::chat::number::issue_within(&transaction, resident_id, crate::chat::number::DEFAULT_VALID_DAYS, actor)?;
     transaction.execute("UPDATE applications SET state = 'approved', resident_id = ?2, decided_by = ?3, decided_at = ?4 WHERE id = ?1", (id, resident_id, actor, now_text()))?;
+    crate::chat::push::queue(&transaction, &applicant(&transaction, id)?, crate::chat::push::Kind::ApplicationApproved)?;
     audit(&transaction, actor, "approve-application", &format!("application {id}"), resident_id)?;
     transaction.commit()?;
     Ok(number)
 }
 
-/// Rejects an application with a reason for staff.
+/// Rejects an application with a reason for staff; the applicant is told in the chat,
+/// without the reason, to ask at the window.
 pub fn reject(connection: &mut Connection, id: i64, reason: &str, actor: &str) -> Result<()> {
     let transaction = connection.transaction()?;
     must_be_pending(&transaction, id)?;
     transaction.execute("UPDATE applications SET state = 'rejected', reason = ?2, decided_by = ?3, decided_at = ?4 WHERE id = ?1", (id, reason, actor, now_text()))?;
+    crate::chat::push::queue(&transaction, &applicant(&transaction, id)?, crate::chat::push::Kind::ApplicationRejected)?;
     audit(&transaction, actor, "reject-application", &format!("application {id}"), reason)?;
     transaction.commit()?;
     Ok(())

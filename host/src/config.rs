@@ -56,6 +56,9 @@ pub struct ServerSection {
     /// This server's public address (`https://oshirase.city.example.jp`), for the chat's
     /// link to the application form; without it residents are told to apply at the counter.
     pub public_url: Option<String>,
+    /// Where the chat tells residents to ask when the city could not confirm their
+    /// application (`千葉市 市民総合窓口課 043-245-5111`); the ward office's window when absent.
+    pub contact: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {

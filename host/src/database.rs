@@ -17,6 +17,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_schedules.sql", include_str!("../../db/0006_schedules.sql")),
     ("0007_residents_chat.sql", include_str!("../../db/0007_residents_chat.sql")),
     ("0008_postcard_details.sql", include_str!("../../db/0008_postcard_details.sql")),
+    ("0009_chat_email.sql", include_str!("../../db/0009_chat_email.sql")),
     ("0010_console.sql", include_str!("../../db/0010_console.sql")),
 ];
 

@@ -53,7 +53,10 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let line = LineConfig::new(format!("http://{address}{EMULATOR_PATH}"), DEMO_TOKEN);
-    let webhook = Webhook::with_worker(DEMO_SECRET, ChatSettings { public_url: Some(format!("http://{address}")) }, service.database.clone(), line.clone())?;
+    // The demo has no mail server: its chat says e-mail is not offered.
+    let chat_channels = crate::channel::Channels { line: LineClient::new(line.clone())?, mail: None };
+    let settings = ChatSettings { public_url: Some(format!("http://{address}")), contact: Some("千葉市 市民総合窓口課 043-245-5111".into()) };
+    let webhook = Webhook::with_worker(DEMO_SECRET, settings, service.database.clone(), chat_channels)?;
     emulator.set_webhook(WebhookTarget { url: format!("http://{address}/webhook/line"), channel_secret: DEMO_SECRET.into() });
     let state = AppState { service: service.clone(), emulator: Some(emulator), webhook: Some(webhook) };
     let channels = crate::channel::Channels { line: LineClient::new(line.clone())?, mail: None };

@@ -102,8 +102,8 @@ pub async fn serve(config: Config, programs: &[String], shutdown: impl Future<Ou
     let webhook = match &config.line.channel_secret {
         None => None,
         Some(secret) => {
-            let settings = chat::ChatSettings { public_url: config.server.public_url.clone() };
-            Some(webhook::Webhook::with_worker(secret, settings, service.database.clone(), config.line())?)
+            let settings = chat::ChatSettings { public_url: config.server.public_url.clone(), contact: config.server.contact.clone() };
+            Some(webhook::Webhook::with_worker(secret, settings, service.database.clone(), config.channels()?)?)
         }
     };
     let listener = tokio::net::TcpListener::bind(config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;

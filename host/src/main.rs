@@ -610,9 +610,9 @@ async fn main() -> Result<()> {
                 None => None,
                 Some(secret) => {
                     let token = webhook.line_token.context("the LINE webhook needs --line-token (OSHIRASE_LINE_TOKEN) to reply")?;
-                    let settings = oshirase::chat::ChatSettings { public_url: webhook.public_url };
-                    let line = LineConfig::new(webhook.line_base_url, token);
-                    Some(oshirase::webhook::Webhook::with_worker(&secret, settings, service.database.clone(), line)?)
+                    let settings = oshirase::chat::ChatSettings { public_url: webhook.public_url, contact: None };
+                    let channels = Channels { line: LineClient::new(LineConfig::new(webhook.line_base_url, token))?, mail: None };
+                    Some(oshirase::webhook::Webhook::with_worker(&secret, settings, service.database.clone(), channels)?)
                 }
             };
             let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;

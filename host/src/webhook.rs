@@ -4,7 +4,9 @@
 //! `webhookEventId` (a redelivery of an event already stored is ignored), answers 200 at
 //! once, and wakes a worker that processes the stored events in order (`chat::handle`)
 //! and replies. An event is marked processed in the transaction that applies it, so a
-//! crash leaves it pending for the next start, and it never takes effect twice.
+//! crash leaves it pending for the next start, and it never takes effect twice. The
+//! worker also e-mails the chat's confirmation codes (through the mail channel, when the
+//! server has one) and sends the chat's own pushes (`chat::push`).
 
 use std::sync::Arc;
 
@@ -18,9 +20,12 @@ use rusqlite::{Connection, OptionalExtension};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::channel::SendOutcome;
-use crate::channel::line::{LineClient, ReplyMessage};
-use crate::chat::ChatSettings;
+use crate::channel::line::ReplyMessage;
+use crate::channel::mail::MailClient;
+use crate::channel::{Channels, SendOutcome};
+use crate::chat::email::CodeMail;
+use crate::chat::{Answer, ChatSettings};
+use crate::retry::{Next, RetryPolicy};
 use crate::database::{Database, now_text, text_in_days};
 use crate::web::{AppError, AppState};
 
@@ -57,27 +62,52 @@ impl Webhook {
     }
 
     /// The webhook of `serve` and the demo: checked with `channel_secret`, its events
-    /// processed by a worker that replies through `line`.
-    pub fn with_worker(channel_secret: &str, settings: ChatSettings, database: Database, line: crate::channel::line::LineConfig) -> Result<Webhook> {
+    /// processed by a worker that replies through `channels.line` and e-mails confirmation
+    /// codes through `channels.mail` (without one, the chat says e-mail is not offered).
+    pub fn with_worker(channel_secret: &str, settings: ChatSettings, database: Database, channels: Channels) -> Result<Webhook> {
         let webhook = Webhook::new(channel_secret, settings)?;
-        webhook.start_worker(database, LineClient::new(line)?);
+        webhook.start_worker(database, channels);
         Ok(webhook)
     }
 
-    /// Starts the worker: it processes what is pending (events left by a crash included),
-    /// then waits to be woken by the next request.
-    pub fn start_worker(&self, database: Database, line: LineClient) -> tokio::task::JoinHandle<()> {
+    /// Starts the worker: it processes what is pending (events left by a crash included)
+    /// and sends the chat's due pushes, then waits to be woken by the next request or
+    /// decision, or until a push's retry falls due.
+    pub fn start_worker(&self, database: Database, channels: Channels) -> tokio::task::JoinHandle<()> {
         let (wake, settings) = (self.wake.clone(), self.settings.clone());
         tokio::spawn(async move {
             loop {
-                if let Err(error) = process_pending(&database, &line, &settings).await {
+                if let Err(error) = process_pending(&database, &channels, &settings).await {
                     tracing::warn!(error = %format!("{error:#}"), "webhook events could not be processed");
                 }
-                wake.notified().await;
+                let retry = match crate::chat::push::send_due(&database, &channels.line, &settings, &RetryPolicy::default()).await {
+                    Ok(retry) => retry,
+                    Err(error) => {
+                        tracing::warn!(error = %format!("{error:#}"), "chat pushes could not be sent");
+                        Some(PUSH_FAILURE_PAUSE)
+                    }
+                };
+                match retry {
+                    None => wake.notified().await,
+                    Some(delay) => {
+                        tokio::select! {
+                            () = wake.notified() => {}
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                    }
+                }
             }
         })
     }
+
+    /// Wakes the worker, for a push queued outside the webhook (a decision of staff).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
 }
+
+/// How long the worker waits before trying the pushes again when the database failed.
+const PUSH_FAILURE_PAUSE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `POST /webhook/line`.
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, AppError> {
@@ -90,7 +120,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
     }
     let events = read_events(&body).map_err(|problem| AppError::Request(StatusCode::BAD_REQUEST, problem))?;
     state.service.database.call(move |connection| store(connection, &events)).await?;
-    webhook.wake.notify_one();
+    webhook.wake();
     Ok(StatusCode::OK)
 }
 
@@ -131,13 +161,13 @@ fn store(connection: &mut Connection, events: &[(String, String)]) -> Result<usi
 /// A processed event's answer, to be sent after its transaction committed.
 struct Processed {
     reply_token: Option<String>,
-    replies: Vec<ReplyMessage>,
+    answer: Answer,
 }
 
 /// Processes every pending event in the order received and sends their replies; returns
 /// how many it processed. Processed events older than `KEEP_EVENTS_DAYS` are forgotten
 /// first.
-pub async fn process_pending(database: &Database, line: &LineClient, settings: &Arc<ChatSettings>) -> Result<usize> {
+pub async fn process_pending(database: &Database, channels: &Channels, settings: &Arc<ChatSettings>) -> Result<usize> {
     database
         .call(|connection| Ok(connection.execute("DELETE FROM webhook_events WHERE state = 'done' AND received_at < ?1", [text_in_days(-KEEP_EVENTS_DAYS)])?))
         .await?;
@@ -146,15 +176,20 @@ pub async fn process_pending(database: &Database, line: &LineClient, settings: &
         let now_millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
         let today = crate::service::today_in_japan();
         let settings = settings.clone();
-        let Some(next) = database.call(move |connection| process_next(connection, &settings, now_millis, today)).await? else {
+        let mail_available = channels.mail.is_some();
+        let Some(next) = database.call(move |connection| process_next(connection, &settings, now_millis, today, mail_available)).await? else {
             return Ok(processed);
         };
         processed += 1;
+        let replies = match next.answer {
+            Answer::Replies(replies) => replies,
+            Answer::SendCode(code) => send_code(database, channels.mail.as_ref().map(|mail| &mail.client), code).await?,
+        };
         // LINE's webhook check sends a reply token of zeros that cannot be replied to.
         if let Some(token) = next.reply_token.filter(|token| token.bytes().any(|byte| byte != b'0'))
-            && !next.replies.is_empty()
+            && !replies.is_empty()
         {
-            match line.reply(&token, &next.replies).await {
+            match channels.line.reply(&token, &replies).await {
                 SendOutcome::Accepted | SendOutcome::AlreadyAccepted => {}
                 SendOutcome::Retryable(error) | SendOutcome::Permanent(error) => tracing::warn!(%error, "a chat reply was not accepted"),
             }
@@ -162,9 +197,42 @@ pub async fn process_pending(database: &Database, line: &LineClient, settings: &
     }
 }
 
+/// How long the worker keeps trying to e-mail a code, all attempts together, so that the
+/// reply still goes out within the minute a reply token works.
+const CODE_MAIL_BUDGET: std::time::Duration = std::time::Duration::from_secs(40);
+
+/// E-mails a confirmation code, retrying what is worth retrying (the mail channel's 4xx,
+/// timeouts, refused connections) with backoff under the same `Message-ID` within
+/// `CODE_MAIL_BUDGET`; a code that could not be sent is used up. Returns the reply that
+/// says which.
+async fn send_code(database: &Database, mail: Option<&MailClient>, code: CodeMail) -> Result<Vec<ReplyMessage>> {
+    let policy = RetryPolicy { max_attempts: 3, ..RetryPolicy::default() };
+    let deadline = tokio::time::Instant::now() + CODE_MAIL_BUDGET;
+    let mut attempts = 0;
+    let outcome = loop {
+        attempts += 1;
+        let outcome = match mail {
+            None => SendOutcome::Permanent("no mail server is configured".into()),
+            Some(mail) => tokio::time::timeout_at(deadline, mail.send(&code.to, CodeMail::SUBJECT, &code.body(), &code.message_id))
+                .await
+                .unwrap_or_else(|_| SendOutcome::Retryable(format!("the code e-mail did not go out within {} s", CODE_MAIL_BUDGET.as_secs()))),
+        };
+        match policy.next(&outcome, attempts, rand::random::<f64>()) {
+            Next::RetryAfter(delay) if tokio::time::Instant::now() + delay < deadline => tokio::time::sleep(delay).await,
+            _ => break outcome,
+        }
+    };
+    if let SendOutcome::Retryable(error) | SendOutcome::Permanent(error) = &outcome {
+        tracing::warn!(attempts, %error, "a confirmation code could not be e-mailed");
+        let id = code.id;
+        database.call(move |connection| crate::chat::email::not_sent(connection, id)).await?;
+    }
+    Ok(vec![ReplyMessage::text(crate::chat::email::after_sending(&outcome))])
+}
+
 /// Applies the oldest pending event and marks it processed in one transaction. An event
 /// that cannot be applied is marked with the reason, so it does not block the others.
-fn process_next(connection: &mut Connection, settings: &ChatSettings, now_millis: i64, today: oshirase_sdk::Day) -> Result<Option<Processed>> {
+fn process_next(connection: &mut Connection, settings: &ChatSettings, now_millis: i64, today: oshirase_sdk::Day, mail_available: bool) -> Result<Option<Processed>> {
     let Some((id, event)): Option<(i64, String)> =
         connection.query_row("SELECT id, event FROM webhook_events WHERE state = 'pending' ORDER BY id LIMIT 1", [], |row| Ok((row.get(0)?, row.get(1)?))).optional()?
     else {
@@ -173,22 +241,22 @@ fn process_next(connection: &mut Connection, settings: &ChatSettings, now_millis
     let incoming = serde_json::from_str::<Value>(&event).ok().as_ref().and_then(crate::chat::read_event);
     let Some(incoming) = incoming else {
         mark(connection, id, "ignored")?;
-        return Ok(Some(Processed { reply_token: None, replies: Vec::new() }));
+        return Ok(Some(Processed { reply_token: None, answer: Answer::Replies(Vec::new()) }));
     };
     let transaction = connection.transaction()?;
-    let applied = crate::chat::handle(&transaction, settings, &incoming, now_millis, today);
+    let applied = crate::chat::handle(&transaction, settings, &incoming, now_millis, today, mail_available);
     match applied {
-        Ok(replies) => {
+        Ok(answer) => {
             mark(&transaction, id, "handled")?;
             transaction.commit()?;
-            Ok(Some(Processed { reply_token: incoming.reply_token, replies }))
+            Ok(Some(Processed { reply_token: incoming.reply_token, answer }))
         }
         Err(error) => {
             drop(transaction);
             let reason = format!("failed: {error:#}");
             tracing::warn!(event = id, %reason, "a webhook event could not be applied");
             mark(connection, id, &reason).context("cannot mark a failed webhook event")?;
-            Ok(Some(Processed { reply_token: None, replies: Vec::new() }))
+            Ok(Some(Processed { reply_token: None, answer: Answer::Replies(Vec::new()) }))
         }
     }
 }

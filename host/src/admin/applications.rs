@@ -1,8 +1,8 @@
 //! The admin API's routes for applications for registration: list the pending ones beside
 //! the snapshot records they match, approve one for a resident (a registration number is
-//! issued and added to the postcards to print), or reject it; print the waiting postcards
-//! into a PDF and download it. Only the administrator may call them, since they show
-//! residents' records.
+//! issued and added to the postcards to print), or reject it — the webhook's worker is
+//! woken to tell the applicant in the chat; print the waiting postcards into a PDF and
+//! download it. Only the administrator may call them, since they show residents' records.
 
 use anyhow::Context;
 use axum::Json;
@@ -31,6 +31,7 @@ pub async fn approve(State(state): State<AppState>, caller: Caller, Path(id): Pa
     caller.must_be_administrator()?;
     let actor = caller.actor;
     let number = state.service.database.call(move |connection| crate::apply::approve(connection, id, &approval.resident_id, &actor)).await?;
+    wake_chat(&state);
     Ok(Json(serde_json::json!({ "application": id, "registration_number": number })))
 }
 
@@ -44,6 +45,7 @@ pub async fn reject(State(state): State<AppState>, caller: Caller, Path(id): Pat
     caller.must_be_administrator()?;
     let actor = caller.actor;
     state.service.database.call(move |connection| crate::apply::reject(connection, id, &rejection.reason, &actor)).await?;
+    wake_chat(&state);
     Ok(Json(serde_json::json!({ "application": id, "state": "rejected" })))
 }
 
@@ -106,4 +108,12 @@ pub async fn download_postcards(State(state): State<AppState>, caller: Caller, P
         Err(error) => return Err(anyhow::Error::from(error).context(format!("cannot read postcard batch {file}")).into()),
     };
     Ok(([(axum::http::header::CONTENT_TYPE, "application/pdf".to_owned()), (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\""))], bytes).into_response())
+}
+
+/// Lets the webhook's worker send the push the decision queued; without a webhook it
+/// waits in `chat_pushes` for a server that has one.
+fn wake_chat(state: &AppState) {
+    if let Some(webhook) = &state.webhook {
+        webhook.wake();
+    }
 }

@@ -376,7 +376,8 @@ pub async fn webhook(options: &WebhookBenchOptions) -> Result<WebhookBenchReport
         received.push(start.elapsed().as_secs_f64());
         let start = Instant::now();
         let settings = std::sync::Arc::new(crate::chat::ChatSettings::default());
-        let count = crate::webhook::process_pending(&database, &crate::channel::line::LineClient::new(line)?, &settings).await?;
+        let channels = crate::channel::Channels { line: crate::channel::line::LineClient::new(line)?, mail: None };
+        let count = crate::webhook::process_pending(&database, &channels, &settings).await?;
         processed.push(start.elapsed().as_secs_f64());
         anyhow::ensure!(count == options.events, "the worker processed {count} of {} events", options.events);
         let replies: usize = emulator.inboxes().values().map(Vec::len).sum();

@@ -5,10 +5,15 @@
 //!
 //! Commands: a registration number (links the LINE user to a resident), 同意 / 同意を取り消す
 //! (tax data), 設定 (categories on and off), 停止 / 再開 (everything), 予定日 DATE /
-//! 誕生日 DATE / 登録の確認 (self-registered timing), ヘルプ. Anything else gets the help
-//! with buttons, never silence. Buttons send postbacks `action=…&…` that mean the same.
+//! 誕生日 DATE / 登録の確認 (self-registered timing), メール (e-mail: an address, then the
+//! six-digit code sent to it; メールをやめる), ヘルプ. Anything else gets the help with
+//! buttons, never silence. Buttons send postbacks `action=…&…` that mean the same.
+//! Replies never repeat a date or an address the user typed: what reaches LINE carries
+//! no personal data.
 
+pub mod email;
 pub mod number;
+pub mod push;
 pub mod timing;
 
 use std::collections::HashSet;
@@ -32,6 +37,18 @@ pub struct ChatSettings {
     /// The server's public address (`https://oshirase.example.jp`), for the link to the
     /// application form; without it residents are told to apply at the counter.
     pub public_url: Option<String>,
+    /// Where residents are told to ask when the city could not confirm their application
+    /// (`市民課 043-245-5111`); the ward office's window when not given.
+    pub contact: Option<String>,
+}
+
+/// What the worker does once the event's transaction is committed.
+#[derive(Debug)]
+pub enum Answer {
+    /// Reply with these messages (none for an unfollow).
+    Replies(Vec<ReplyMessage>),
+    /// E-mail this confirmation code, then reply with `email::after_sending`.
+    SendCode(email::CodeMail),
 }
 
 /// One webhook event from a user, as far as the conversation cares.
@@ -106,6 +123,21 @@ enum Action {
     DeleteTiming(i64),
     /// A date without saying whether it is a due date or a birth date.
     BareDate,
+    Mail(Mail),
+}
+
+/// What the user asked for about e-mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Mail {
+    Menu,
+    /// Asks for a new address to replace the confirmed one.
+    Change,
+    /// An e-mail address, read.
+    Address(String),
+    /// Six digits: a confirmation code.
+    Code(String),
+    Channels(&'static str),
+    Off,
 }
 
 fn category(code: &str) -> Option<&'static str> {
@@ -138,6 +170,15 @@ fn postback_action(data: &str, date: Option<&str>) -> Action {
         "birth-date" => Action::AddTiming(Kind::BirthDate, picked),
         "timing-list" => Action::ListTiming,
         "timing-delete" => field("id").and_then(|id| id.parse().ok()).map_or(Action::Unknown, Action::DeleteTiming),
+        "mail" => Action::Mail(Mail::Menu),
+        "mail-change" => Action::Mail(Mail::Change),
+        "mail-off" => Action::Mail(Mail::Off),
+        "channels" => match field("value") {
+            Some("line") => Action::Mail(Mail::Channels("line")),
+            Some("mail") => Action::Mail(Mail::Channels("mail")),
+            Some("both") => Action::Mail(Mail::Channels("both")),
+            _ => Action::Unknown,
+        },
         _ => Action::Unknown,
     }
 }
@@ -158,7 +199,15 @@ fn text_action(text: &str) -> Action {
         "再開" | "すべて再開" | "配信再開" => return Action::ResumeAll,
         "予定日" | "出産予定日" | "誕生日" | "予定日・誕生日" => return Action::TimingMenu,
         "登録の確認" | "確認" => return Action::ListTiming,
+        "メール" | "メール設定" | "メールの設定" | "メールアドレス" | "メールで受け取る" => return Action::Mail(Mail::Menu),
+        "メールをやめる" | "メール停止" | "メールの停止" | "メール解除" | "メールアドレスの削除" => return Action::Mail(Mail::Off),
         _ => {}
+    }
+    if let Some(code) = email::read_code(text) {
+        return Action::Mail(Mail::Code(code));
+    }
+    if let Some(address) = email::read_address(text) {
+        return Action::Mail(Mail::Address(address));
     }
     for (prefix, kind) in [("出産予定日", Kind::DueDate), ("予定日", Kind::DueDate), ("誕生日", Kind::BirthDate)] {
         if let Some(rest) = text.strip_prefix(prefix) {
@@ -173,6 +222,11 @@ fn text_action(text: &str) -> Action {
         Parsed::Typo(what) => Action::Typo(what),
         Parsed::Number(number) => Action::Number(number),
     }
+}
+
+/// One reply message with its quick-reply buttons.
+fn reply(text: &str, buttons: Vec<Button>) -> Result<Answer> {
+    Ok(Answer::Replies(vec![ReplyMessage::with_buttons(text, buttons)]))
 }
 
 /// The buttons offered with the greeting and the help.
@@ -205,12 +259,13 @@ const HELP: &str = "ご用件を下のボタンから選んでください。\n\
 ・利用の申し込み: 市で確認して、登録番号をはがきでお送りします\n\
 ・はがきの登録番号を送ると、登録できます\n\
 ・予定日・誕生日を登録すると、健診や予防接種を時期に合わせてお知らせします\n\
-・配信の設定で、受け取るお知らせの種類を選べます\n\
+・配信の設定で、受け取るお知らせの種類を選べます。メールでも受け取れます\n\
 ・「停止」と送ると、すべてのお知らせを止めます";
 
-/// Applies one event and returns the replies (none for an unfollow), inside the caller's
-/// transaction. `now_millis` and `today` are the clock of the moment it is processed.
-pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incoming, now_millis: i64, today: Day) -> Result<Vec<ReplyMessage>> {
+/// Applies one event inside the caller's transaction and says what to answer. `now_millis`
+/// and `today` are the clock of the moment it is processed; `mail_available` whether the
+/// worker has a mail server to send codes through.
+pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incoming, now_millis: i64, today: Day, mail_available: bool) -> Result<Answer> {
     let user = incoming.user.as_str();
     let action = match &incoming.what {
         What::Follow => Action::Greet,
@@ -229,7 +284,6 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
     )?;
     let linked: Option<(String, Option<String>)> =
         connection.query_row("SELECT resident_id, tax_consent_at FROM registrations WHERE line_user_id = ?1", [user], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
-    let reply = |text: &str, buttons: Vec<Button>| Ok(vec![ReplyMessage::with_buttons(text, buttons)]);
     match action {
         Action::Greet => {
             let returning = connection.execute("UPDATE registrations SET active = 1 WHERE line_user_id = ?1 AND active = 0", [user])? > 0;
@@ -243,7 +297,7 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
         }
         Action::Leave => {
             unfollow(connection, user)?;
-            Ok(Vec::new())
+            Ok(Answer::Replies(Vec::new()))
         }
         Action::Help => reply(HELP, menu()),
         Action::Unknown => reply(&format!("すみません、よくわかりませんでした。\n{HELP}"), menu()),
@@ -280,7 +334,7 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
         },
         Action::ConsentMenu => match linked {
             None => reply("税情報の利用への同意は、はがきの登録番号で登録した方が選べます。", menu()),
-            Some((_, Some(since))) => reply(&format!("いまは税情報の利用に同意いただいています({}から)。取り消しますか。", &since[..10]), vec![Button::postback("同意を取り消す", "action=consent&value=no")]),
+            Some((_, Some(_))) => reply("いまは税情報の利用に同意いただいています。取り消しますか。", vec![Button::postback("同意を取り消す", "action=consent&value=no")]),
             Some((_, None)) => reply("いまは税情報を使っていません。所得に応じた手当などをご案内するため、市が持つ税の情報を使ってもよいですか。", consent_buttons()),
         },
         Action::Consent(give) => {
@@ -323,7 +377,7 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
         Action::AddTiming(kind, None) => reply(&format!("{}の日付が読み取れませんでした。「予定日 2027-03-01」「誕生日 2026-08-22」のように送ってください。", kind.label()), timing_buttons(today)),
         Action::AddTiming(kind, Some(day)) => match timing::add(connection, user, kind, day, today)? {
             Ok(_) => reply(
-                &format!("{}({})を登録しました。時期が来たらお知らせします。", kind.label(), day.era_format()),
+                &format!("{}を登録しました。時期が来たらお知らせします。", kind.label()),
                 vec![Button::postback("登録の確認", "action=timing-list"), Button::postback("配信の設定", "action=settings")],
             ),
             Err(refusal) => reply(refusal, timing_buttons(today)),
@@ -336,7 +390,7 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
             let mut text = String::from("登録している日付です。削除するときは下のボタンを押してください。");
             let mut buttons = Vec::new();
             for (position, entry) in entries.iter().enumerate() {
-                text.push_str(&format!("\n{}. {} {}", position + 1, entry.kind.label(), entry.day.era_format()));
+                text.push_str(&format!("\n{}. {}", position + 1, entry.kind.label()));
                 buttons.push(Button::postback(format!("{}を削除", position + 1), format!("action=timing-delete&id={}", entry.id)));
             }
             buttons.extend(timing_buttons(today).into_iter().take(2));
@@ -347,7 +401,65 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
             false => reply("その登録は見つかりませんでした。すでに削除されているかもしれません。", vec![Button::postback("登録の確認", "action=timing-list")]),
         },
         Action::BareDate => reply("日付は「予定日 2027-03-01」「誕生日 2026-08-22」のように送ってください。", timing_buttons(today)),
+        Action::Mail(asked) => {
+            let Some((resident_id, _)) = linked.filter(|_| mail_available) else {
+                let why = if mail_available { MAIL_NEEDS_LINK } else { "この市では、メールでのお知らせは行っていません。お知らせはLINEでお届けします。" };
+                return reply(why, menu());
+            };
+            mail(connection, user, &resident_id, asked, now_millis)
+        }
     }
+}
+
+const MAIL_NEEDS_LINK: &str = "メールでのお知らせは、はがきの登録番号で登録した方が使えます。";
+const ASK_ADDRESS: &str = "メールアドレスを、このトークに送ってください。確認コードをそのアドレスにお送りします。";
+
+/// The e-mail flow of a linked resident: the menu, an address (a code is e-mailed), the
+/// code (the address is stored), the choice of channels, and removing the address.
+fn mail(connection: &Connection, user: &str, resident_id: &str, asked: Mail, now_millis: i64) -> Result<Answer> {
+    let current = |connection: &Connection| -> Result<String> {
+        let channels: String = connection.query_row("SELECT channels FROM registrations WHERE resident_id = ?1", [resident_id], |row| row.get(0))?;
+        Ok(format!("いまの受け取り方: {}", email::channels_label(&channels)))
+    };
+    match asked {
+        Mail::Menu => match email::address_of(connection, resident_id)? {
+            None => reply(&format!("お知らせをメールでも受け取れます。{ASK_ADDRESS}"), vec![Button::postback("配信の設定", "action=settings")]),
+            Some(_) => reply(&format!("メールアドレスを登録しています。\n{}\n変えるときは下のボタンを押してください。", current(connection)?), mail_buttons()),
+        },
+        Mail::Change => reply(&format!("新しい{ASK_ADDRESS}確認できるまでは、いまのアドレスにお送りします。"), Vec::new()),
+        Mail::Address(address) => match email::start(connection, user, &address, now_millis)? {
+            email::Started::Send(mail) => Ok(Answer::SendCode(mail)),
+            email::Started::Limited => reply(&format!("確認コードのお送りは、1時間に{}回までです。しばらくたってから、もう一度お試しください。", email::CODES_PER_HOUR), Vec::new()),
+        },
+        Mail::Code(code) => match email::confirm(connection, user, resident_id, &code, now_millis)? {
+            email::Confirmed::Stored { channels } => reply(
+                &format!("メールアドレスを確認しました。\nいまの受け取り方: {}\n変えるときは下のボタンを押してください。", email::channels_label(&channels)),
+                mail_buttons(),
+            ),
+            email::Confirmed::NoCode => reply(&format!("いま確認を待っているコードはありません。メールで受け取るときは、まず{ASK_ADDRESS}"), Vec::new()),
+            email::Confirmed::Expired => reply("確認コードの有効期限(30分)が切れています。お手数ですが、もう一度メールアドレスを送ってください。", Vec::new()),
+            email::Confirmed::Wrong { left } => reply(&format!("確認コードがちがいます。メールの6桁の数字をご確認ください(あと{left}回まちがえると、このコードは使えなくなります)。"), Vec::new()),
+            email::Confirmed::UsedUp => reply("確認コードのまちがいが続いたため、このコードは使えなくなりました。もう一度メールアドレスを送ってください。", Vec::new()),
+        },
+        Mail::Channels(channels) => match email::set_channels(connection, resident_id, channels)? {
+            true => reply(&format!("受け取り方を「{}」にしました。", email::channels_label(channels)), mail_buttons()),
+            false => reply(&format!("メールで受け取るには、先にメールアドレスの確認が必要です。{ASK_ADDRESS}"), Vec::new()),
+        },
+        Mail::Off => match email::remove(connection, user, resident_id)? {
+            true => reply("メールアドレスを削除しました。お知らせは、これからはLINEでお届けします。", menu()),
+            false => reply("メールアドレスは登録されていません。お知らせはLINEでお届けしています。", menu()),
+        },
+    }
+}
+
+fn mail_buttons() -> Vec<Button> {
+    vec![
+        Button::postback("LINEとメール", "action=channels&value=both"),
+        Button::postback("メールだけ", "action=channels&value=mail"),
+        Button::postback("LINEだけ", "action=channels&value=line"),
+        Button::postback("アドレスを変更", "action=mail-change"),
+        Button::postback("メールをやめる", "action=mail-off"),
+    ]
 }
 
 /// The user blocked the account: nothing more is delivered to them. Their registrations
@@ -422,6 +534,7 @@ fn settings_buttons(connection: &Connection, user: &str) -> Result<Vec<Button>> 
         .collect();
     buttons.push(Button::postback("すべて止める", "action=stop-all"));
     buttons.push(Button::postback("すべて再開", "action=resume-all"));
+    buttons.push(Button::postback("メールの設定", "action=mail"));
     Ok(buttons)
 }
 

@@ -14,8 +14,12 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::channel::line::{LineClient, LineConfig};
+use crate::channel::mail::Security;
+use crate::channel::mail::test_server::SmtpServer;
+use crate::channel::{Channels, MailChannel};
 use crate::database::Database;
-use crate::emulator::Emulator;
+use crate::channel::mail::MailClient;
+use crate::emulator::{Emulator, Faults};
 use crate::plugin::{Limits, PluginEngine};
 use crate::registry::Plugins;
 use crate::retry::RetryPolicy;
@@ -50,9 +54,11 @@ fn residents(today: Day) -> String {
 
 /// Where the application form's links point.
 const PUBLIC_URL: &str = "https://oshirase.example.jp";
+/// Where applicants the city could not confirm are told to ask.
+const CONTACT: &str = "千葉市 市民総合窓口課 043-245-5111";
 
 fn settings() -> super::ChatSettings {
-    super::ChatSettings { public_url: Some(PUBLIC_URL.into()) }
+    super::ChatSettings { public_url: Some(PUBLIC_URL.into()), contact: Some(CONTACT.into()) }
 }
 
 const TAX: &str = "宛名番号,課税年度,合計所得金額,課税区分\n0201,2026,0,非課税\n";
@@ -68,11 +74,22 @@ struct Town {
     /// How many messages of each user's inbox the transcript has shown.
     shown: std::collections::HashMap<String, usize>,
     transcript: Vec<String>,
+    /// The town's mail server, when it offers e-mail.
+    smtp: Option<SmtpServer>,
 }
 
 impl Town {
     /// The town with these bundled programs, an emulator on port 0 and the webhook.
     async fn new(programs: &[&str]) -> Town {
+        Town::build(programs, None).await
+    }
+
+    /// The same town with a real SMTP server (`tests/smtp_server.py`), so e-mail is offered.
+    async fn with_mail(programs: &[&str]) -> Town {
+        Town::build(programs, Some(SmtpServer::start(Security::Plain, None))).await
+    }
+
+    async fn build(programs: &[&str], smtp: Option<SmtpServer>) -> Town {
         let directory = tempfile::tempdir().unwrap();
         let today = today_in_japan();
         let export = directory.path().join("export");
@@ -94,7 +111,7 @@ impl Town {
         let router = emulator.router();
         tokio::spawn(async move { axum::serve(listener, router).await });
         let state = AppState { service: service.clone(), emulator: None, webhook: Some(Webhook::new(SECRET, settings()).unwrap()) };
-        Town { directory, service, app: crate::app(state), emulator, line, today, next_event: 0, shown: Default::default(), transcript: Vec::new() }
+        Town { directory, service, app: crate::app(state), emulator, line, today, next_event: 0, shown: Default::default(), transcript: Vec::new(), smtp }
     }
 
     /// One event object of `webhook.yml` from `user`, with a reply token from the emulator.
@@ -130,7 +147,7 @@ impl Town {
     async fn deliver(&self, events: &[Value]) -> StatusCode {
         let body = json!({ "destination": "U0000000000000000000000000000ffff", "events": events }).to_string();
         let status = self.post(body.as_bytes(), Some(&signature(SECRET.as_bytes(), body.as_bytes()))).await;
-        process_pending(&self.service.database, &LineClient::new(self.line.clone()).unwrap(), &Arc::new(settings())).await.unwrap();
+        process_pending(&self.service.database, &self.channels(), &Arc::new(settings())).await.unwrap();
         status
     }
 
@@ -198,9 +215,53 @@ impl Town {
             .unwrap();
     }
 
-    /// The channels the town sends through: its emulator's LINE, no e-mail.
-    fn channels(&self) -> crate::channel::Channels {
-        crate::channel::Channels { line: LineClient::new(self.line.clone()).unwrap(), mail: None }
+    /// The channels the town sends through: its emulator's LINE, and its mail server if any.
+    fn channels(&self) -> Channels {
+        let mail = self.smtp.as_ref().map(|smtp| MailChannel { client: MailClient::new(smtp.config(Security::Plain)).unwrap(), fallback_after: std::time::Duration::from_secs(3600) });
+        Channels { line: LineClient::new(self.line.clone()).unwrap(), mail }
+    }
+
+    /// The e-mails the mail server received since the transcript last looked, decoded as
+    /// (to, subject, body) and added to the transcript.
+    fn new_mails(&mut self, user: &str) -> Vec<(String, String, String)> {
+        let stored = self.smtp.as_ref().unwrap().messages();
+        let shown = self.shown.entry("(mail)".to_string()).or_insert(0);
+        let new: Vec<(String, String, String)> = stored[*shown..]
+            .iter()
+            .map(|raw| {
+                let mail = mailparse::parse_mail(raw).unwrap();
+                let header = |name: &str| mail.headers.iter().find(|header| header.get_key().eq_ignore_ascii_case(name)).map(|header| header.get_value()).unwrap_or_default();
+                (header("To"), header("Subject"), mail.get_body().unwrap().replace("\r\n", "\n"))
+            })
+            .collect();
+        *shown = stored.len();
+        for (_, subject, body) in &new {
+            self.transcript.push(format!("  e-mail → {}: 件名 {subject}\n      {}", name_of(user), body.trim_end().replace('\n', "\n      ")));
+        }
+        new
+    }
+
+    /// The resident's e-mail address and channels.
+    async fn mail_settings(&self, resident_id: &str) -> (Option<String>, String) {
+        let resident_id = resident_id.to_string();
+        self.service
+            .database
+            .call(move |connection| Ok(connection.query_row("SELECT email, channels FROM registrations WHERE resident_id = ?1", [resident_id], |row| Ok((row.get(0)?, row.get(1)?)))?))
+            .await
+            .unwrap()
+    }
+
+    /// The code of the last e-mail received, which must be a code e-mail to `to`.
+    fn code_sent_to(&mut self, user: &str, to: &str) -> String {
+        let mails = self.new_mails(user);
+        let (address, subject, body) = mails.last().unwrap_or_else(|| panic!("no e-mail arrived"));
+        assert_eq!((address.as_str(), subject.as_str()), (to, super::email::CodeMail::SUBJECT));
+        body.lines().find_map(|line| line.strip_prefix("確認コード: ")).unwrap_or_else(|| panic!("no code in {body}")).to_string()
+    }
+
+    /// Sends the chat's due pushes to the emulator; returns when a retry falls due.
+    async fn push(&self) -> Option<std::time::Duration> {
+        super::push::send_due(&self.service.database, &LineClient::new(self.line.clone()).unwrap(), &settings(), &RetryPolicy::default()).await.unwrap()
     }
 
     async fn send(&self) {
@@ -232,6 +293,11 @@ impl Town {
             })
             .await
             .unwrap()
+    }
+
+    /// What happens beside the chat, for the transcript.
+    fn note(&mut self, what: &str) {
+        self.transcript.push(format!("  ({what})"));
     }
 
     fn print_transcript(&self, flow: &str) {
@@ -320,7 +386,7 @@ async fn events_stored_before_a_crash_are_processed_after_it() {
     assert_eq!(town.post(body.as_bytes(), Some(&signature(SECRET.as_bytes(), body.as_bytes()))).await, StatusCode::OK);
     // After the restart: another connection to the same file finds it pending.
     let reopened = Database::open(&town.directory.path().join("oshirase.db")).unwrap();
-    let processed = process_pending(&reopened, &LineClient::new(town.line.clone()).unwrap(), &Arc::new(settings())).await.unwrap();
+    let processed = process_pending(&reopened, &town.channels(), &Arc::new(settings())).await.unwrap();
     assert_eq!(processed, 1);
     assert!(town.new_messages(MOTHER)[0].text.starts_with("友だち追加ありがとうございます"));
 }
@@ -453,6 +519,12 @@ async fn a_parents_self_registered_child_receives_the_timed_notices() {
     assert!(town.say(PARENT, "誕生日 2001-01-01").await.contains("18年以内"));
     let list = town.say(PARENT, "登録の確認").await;
     assert!(list.contains("1. お子さんの誕生日") && list.contains("2. 出産予定日"), "{list}");
+    // No reply repeats a date the parent typed: a birth date is personal data.
+    let replies: Vec<String> = town.emulator.inboxes()[PARENT].iter().map(|message| message.text.clone()).collect();
+    for day in [born, due] {
+        let written = [day.to_string(), day.era_format(), day.to_string().replace('-', "/")];
+        assert!(replies.iter().all(|reply| written.iter().all(|date| !reply.contains(date.as_str()))), "{day} repeated in {replies:?}");
+    }
     // A second parent registers the same birth date but hears nothing about 子育て.
     town.follow(STRANGER).await;
     town.say(STRANGER, &format!("誕生日 {born}")).await;
@@ -538,7 +610,164 @@ async fn a_resident_applies_from_the_chat_and_staff_approve_the_matching_record(
     assert_eq!(request(&town, admin("POST", &format!("/admin/applications/{id}/approve"), &administrator, json!({ "resident_id": "0101" }))).await.0, StatusCode::CONFLICT);
     assert_eq!(request(&town, admin("POST", "/admin/applications/999/reject", &administrator, json!({ "reason": "x" }))).await.0, StatusCode::NOT_FOUND);
 
+    // The applicant hears in the chat that a postcard is on its way.
+    town.note("staff approve the application");
+    assert_eq!(town.push().await, None);
+    let pushed = town.new_messages(MOTHER);
+    assert!(pushed.len() == 1 && pushed[0].text.contains("はがき"), "{pushed:?}");
     // The postcard arrives; the resident sends its number.
     assert!(town.say(MOTHER, &number).await.contains("登録が完了しました"));
     town.print_transcript("application from the chat, then the number from the postcard");
+}
+
+/// A resident applies through the form `token` as `name`, born `birth_date`; returns the
+/// application's id.
+async fn apply(town: &mut Town, user: &str, name: &str, birth_date: &str) -> i64 {
+    let answer = town.tap(user, "利用の申し込み", "action=apply", None).await;
+    let link = answer.split_whitespace().find(|word| word.starts_with(PUBLIC_URL)).unwrap_or_else(|| panic!("no link in {answer}")).to_string();
+    let token = link.rsplit('/').next().unwrap().to_string();
+    let fields = format!("name={}&birth_date={birth_date}&address=%E5%8D%83%E8%91%89%E5%B8%821-1", urlencoding(name));
+    let (status, page) = request(town, form(&token, &fields)).await;
+    assert!(status == StatusCode::OK && page.contains("受け付けました"), "{status} {page}");
+    town.sql("SELECT max(id) FROM applications", vec![]).await
+}
+
+/// `text` percent-encoded for a form.
+fn urlencoding(text: &str) -> String {
+    text.bytes().map(|byte| if byte.is_ascii_alphanumeric() { (byte as char).to_string() } else { format!("%{byte:02X}") }).collect()
+}
+
+#[tokio::test]
+async fn a_rejected_applicant_is_told_in_the_chat_even_when_line_was_down() {
+    let mut town = Town::new(&[]).await;
+    town.follow(STRANGER).await;
+    let id = apply(&mut town, STRANGER, "山田 太郎", "1970-01-01").await;
+    let administrator = town.service.database.call(|connection| crate::admin::create_token(connection, "市民課", &[], true, "test")).await.unwrap();
+    // LINE is down when staff reject the application: the push waits for a retry.
+    town.emulator.set_faults(Faults { down_ms: 600_000, ..Faults::default() }).unwrap();
+    town.note("LINE is down; staff reject the application");
+    let (status, body) = request(&town, admin("POST", &format!("/admin/applications/{id}/reject"), &administrator, json!({ "reason": "住民記録に該当なし" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let retry = town.push().await;
+    assert!(retry.is_some_and(|delay| delay <= std::time::Duration::from_secs(1)), "{retry:?}");
+    assert!(town.new_messages(STRANGER).is_empty());
+    let (state, attempts, error): (String, i64, String) = town
+        .service
+        .database
+        .call(|connection| Ok(connection.query_row("SELECT state, attempts, last_error FROM chat_pushes", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?))
+        .await
+        .unwrap();
+    assert_eq!((state.as_str(), attempts), ("queued", 1), "{error}");
+    // LINE is back and the retry's time has come: the push goes out once, under its key.
+    town.emulator.set_faults(Faults::default()).unwrap();
+    town.note(&format!("the push was refused ({error}); LINE is back and the retry is due"));
+    town.service.database.call(|connection| Ok(connection.execute("UPDATE chat_pushes SET next_attempt_millis = 0", [])?)).await.unwrap();
+    assert_eq!(town.push().await, None);
+    assert_eq!(town.push().await, None);
+    let pushed = town.new_messages(STRANGER);
+    assert_eq!(pushed.len(), 1, "{pushed:?}");
+    let text = &pushed[0].text;
+    assert!(text.contains("確認することができませんでした") && text.contains(CONTACT), "{text}");
+    assert!(!text.contains("山田") && !text.contains("住民記録") && !text.contains("1970"), "the push names the applicant or the reason: {text}");
+    let state: String = town.sql("SELECT state FROM chat_pushes", vec![]).await;
+    assert_eq!(state, "sent");
+    town.print_transcript("application rejected while LINE was down, told once LINE is back");
+}
+
+#[tokio::test]
+async fn e_mail_is_added_with_a_code_from_the_chat_chosen_as_a_channel_and_removed() {
+    let mut town = Town::with_mail(&["infant-checkup"]).await;
+    town.link(MOTHER, "0101").await;
+    town.tap(MOTHER, "同意しない", "action=consent&value=no", None).await;
+    town.say(MOTHER, "設定").await;
+    assert!(town.tap(MOTHER, "メールの設定", "action=mail", None).await.contains("メールアドレスを、このトークに送ってください"));
+    let address = "hanako.chiba@example.jp";
+    let answer = town.say(MOTHER, address).await;
+    assert!(answer.contains("確認コードをメールでお送りしました") && !answer.contains(address), "{answer}");
+    let code = town.code_sent_to(MOTHER, address);
+    let body = &town.smtp.as_ref().unwrap().messages();
+    let raw = String::from_utf8_lossy(body.last().unwrap()).into_owned();
+    let decoded = mailparse::parse_mail(body.last().unwrap()).unwrap().get_body().unwrap();
+    assert!(!decoded.contains("花子") && !decoded.contains("千葉 ") && !raw.contains("0101"), "the code e-mail names the resident: {decoded}");
+    // Until the code comes back nothing is stored.
+    assert_eq!(town.mail_settings("0101").await.0, None);
+    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    assert!(town.say(MOTHER, &wrong).await.contains("あと4回"));
+    assert_eq!(town.mail_settings("0101").await.0, None);
+    let full_width: String = code.chars().map(|digit| char::from_u32(u32::from(digit) - u32::from('0') + 0xff10).unwrap()).collect();
+    let answer = town.say(MOTHER, &full_width).await;
+    assert!(answer.contains("確認しました") && answer.contains("LINEとメール") && !answer.contains(address), "{answer}");
+    let (stored, channels) = town.mail_settings("0101").await;
+    assert_eq!((stored.as_deref(), channels.as_str()), (Some(address), "both"));
+    // E-mail only: the day's notice goes to the address and not to LINE.
+    assert!(town.tap(MOTHER, "メールだけ", "action=channels&value=mail", None).await.contains("「メールだけ」にしました"));
+    town.note("the day's run");
+    town.plan(town.today).await;
+    town.send().await;
+    let mails = town.new_mails(MOTHER);
+    assert!(mails.len() == 1 && mails[0].0 == address && mails[0].2.contains("乳児健康診査"), "{mails:?}");
+    assert!(town.new_messages(MOTHER).is_empty(), "the notice went to LINE too");
+    // E-mail off: the address is forgotten and LINE alone is back.
+    town.say(MOTHER, "メール").await;
+    assert!(town.tap(MOTHER, "メールをやめる", "action=mail-off", None).await.contains("メールアドレスを削除しました"));
+    let (stored, channels) = town.mail_settings("0101").await;
+    assert_eq!((stored, channels.as_str()), (None, "line"));
+    let audited: i64 = town.sql("SELECT count(*) FROM audit_log WHERE action IN ('confirm-email', 'set-channels', 'remove-email') AND subject = '0101' AND detail NOT LIKE '%@%'", vec![]).await;
+    assert_eq!(audited, 3);
+    town.print_transcript("e-mail: address, code e-mailed, a wrong code, the right code, e-mail only, a notice by e-mail, e-mail off");
+}
+
+#[tokio::test]
+async fn wrong_expired_and_too_many_codes_change_nothing() {
+    let mut town = Town::with_mail(&[]).await;
+    town.link(MOTHER, "0101").await;
+    let address = "hanako.chiba@example.jp";
+    assert!(town.say(MOTHER, "123456").await.contains("いま確認を待っているコードはありません"));
+    // Five wrong codes use the code up; then even the right one is not taken.
+    town.say(MOTHER, address).await;
+    let code = town.code_sent_to(MOTHER, address);
+    let mut answers = Vec::new();
+    for offset in 1..=super::email::WRONG_CODE_LIMIT as u32 {
+        answers.push(town.say(MOTHER, &format!("{:06}", (code.parse::<u32>().unwrap() + offset) % 1_000_000)).await);
+    }
+    assert!(answers[0].contains("あと4回") && answers[4].contains("使えなくなりました"), "{answers:?}");
+    assert!(town.say(MOTHER, &code).await.contains("いま確認を待っているコードはありません"));
+    assert_eq!(town.mail_settings("0101").await.0, None);
+    // A code typed after its half hour is refused.
+    town.say(MOTHER, address).await;
+    let code = town.code_sent_to(MOTHER, address);
+    town.service.database.call(|connection| Ok(connection.execute("UPDATE email_codes SET expires_millis = expires_millis - 1800001 WHERE state = 'pending'", [])?)).await.unwrap();
+    town.note("half an hour passes");
+    assert!(town.say(MOTHER, &code).await.contains("有効期限"));
+    assert_eq!(town.mail_settings("0101").await.0, None);
+    // A third code within the hour is sent, a fourth refused without an e-mail.
+    town.say(MOTHER, address).await;
+    town.code_sent_to(MOTHER, address);
+    assert!(town.say(MOTHER, address).await.contains("1時間に3回まで"));
+    assert!(town.new_mails(MOTHER).is_empty());
+    // An address the mail server refuses for good: the resident is told, and no code waits.
+    town.link(PARENT, "0201").await;
+    let answer = town.say(PARENT, "reject550.sato@example.jp").await;
+    assert!(answer.contains("送れませんでした"), "{answer}");
+    assert!(town.say(PARENT, "000000").await.contains("いま確認を待っているコードはありません"));
+    // Someone not linked has no registration to add an address to.
+    town.follow(STRANGER).await;
+    assert!(town.say(STRANGER, "someone@example.jp").await.contains("はがきの登録番号で登録した方"));
+    let codes: i64 = town.sql("SELECT count(*) FROM email_codes WHERE line_user_id = ?1", vec![STRANGER.into()]).await;
+    assert_eq!(codes, 0);
+    // Only salted hashes of codes are kept, and no address once a code is used up.
+    let kept: i64 = town.sql("SELECT count(*) FROM email_codes WHERE code_sha256 = ?1 OR (state != 'pending' AND address IS NOT NULL)", vec![code.clone()]).await;
+    assert_eq!(kept, 0);
+    town.print_transcript("e-mail codes: none waiting, five wrong, expired, the hourly limit, a refused address, not linked");
+}
+
+#[tokio::test]
+async fn without_a_mail_server_the_chat_says_e_mail_is_not_offered() {
+    let mut town = Town::new(&[]).await;
+    town.link(MOTHER, "0101").await;
+    assert!(town.say(MOTHER, "メール").await.contains("メールでのお知らせは行っていません"));
+    assert!(town.say(MOTHER, "hanako.chiba@example.jp").await.contains("メールでのお知らせは行っていません"));
+    let codes: i64 = town.sql("SELECT count(*) FROM email_codes", vec![]).await;
+    assert_eq!(codes, 0);
+    town.print_transcript("e-mail asked for in a town without a mail server");
 }
