@@ -1,7 +1,8 @@
 //! The admin console in a real browser: Chromium, driven through ChromeDriver (WebDriver),
 //! against a real `oshirase serve --config` process and a real LINE emulator process.
 //! Staff sign in, upload a plugin, dry-run a program, pause and resume it, reword a
-//! message, and reserve a send that the emulator then receives. Every page is
+//! message, and reserve a send that the emulator then receives; the administrator
+//! broadcasts a survey to one category. Every page is
 //! screenshotted; with `OSHIRASE_SCREENSHOTS=DIR` the screenshots are kept there.
 
 #[path = "harness.rs"]
@@ -19,6 +20,8 @@ use oshirase::service::today_in_japan;
 /// The phrase staff put into the infant checkup's first message.
 const PHRASE: &str = "ブラウザから編集した文面です";
 const PASSWORD: &str = "correct horse battery staple";
+/// The survey the administrator broadcasts.
+const SURVEY: &str = "子育て支援アンケートにご協力ください https://example.jp/survey";
 
 /// A ChromeDriver process on a free port, killed when dropped.
 struct ChromeDriver {
@@ -151,6 +154,7 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     const HOUSEHOLDS: usize = 3;
     let scene = town(HOUSEHOLDS);
     create_user(&scene, "kenko", "division", "infant-checkup,vaccine-mr");
+    create_user(&scene, "kanri", "administrator", "");
     let emulator = EmulatorProcess::start(&scene.data().join("journal.jsonl"));
     let config = config(&scene, &emulator, ("00:00", "24:00"));
     let (_server, base) = serve_at(&scene, &config);
@@ -248,7 +252,6 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     screenshot(&client, &shots, "audit").await;
     client.goto(&format!("{base}/console/registrations")).await.unwrap();
     wait_for_text(&client, "#content", "管理者だけが扱えます").await;
-    screenshot(&client, &shots, "registrations").await;
 
     // Signing out ends the session: the pages send to sign-in again.
     click(&client, "#sign-out").await;
@@ -259,5 +262,22 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     }
     client.goto(&format!("{base}/console/dashboard")).await.unwrap();
     assert!(client.current_url().await.unwrap().as_str().contains("/console/login"));
+
+    // The administrator sees the registrations and broadcasts a survey to those who
+    // receive health notices: every parent gets it.
+    client.find(Locator::Css("#login")).await.unwrap().send_keys("kanri").await.unwrap();
+    client.find(Locator::Css("#password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    click(&client, "#sign-in button").await;
+    wait_for_text(&client, "#kpi-sent-total", &HOUSEHOLDS.to_string()).await;
+    client.goto(&format!("{base}/console/registrations")).await.unwrap();
+    wait_for_text(&client, "#content", "印刷待ち 0 枚").await;
+    screenshot(&client, &shots, "registrations").await;
+    client.goto(&format!("{base}/console/sending")).await.unwrap();
+    client.find(Locator::Css("#broadcast-title")).await.unwrap().send_keys("健康アンケート").await.unwrap();
+    client.find(Locator::Css("#broadcast-text")).await.unwrap().send_keys(SURVEY).await.unwrap();
+    client.execute("document.getElementById('broadcast-category').value = 'Health';", vec![]).await.unwrap();
+    click(&client, "#broadcast-form button").await;
+    wait_for_text(&client, "#status", "に送ります").await;
+    tokio::task::block_in_place(|| wait_until("every parent's survey", || emulator.inboxes().values().filter(|messages| messages.iter().any(|text| text == SURVEY)).count() == HOUSEHOLDS));
     client.close().await.unwrap();
 }
