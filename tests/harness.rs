@@ -217,6 +217,14 @@ impl Scene {
     }
 }
 
+impl Scene {
+    /// Starts `oshirase serve --config FILE`, killed when dropped.
+    pub fn serve_config(&self, config: &Path) -> ServerProcess {
+        let (child, base_url) = serve_at(self, config);
+        ServerProcess { child, base_url }
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -245,4 +253,30 @@ pub fn serve_at(scene: &Scene, config: &Path) -> (Child, String) {
     let mut child = scene.command(&["serve", "--config", config.to_str().unwrap()]).stdout(Stdio::piped()).spawn().expect("cannot start oshirase serve");
     let address = read_address(&mut child);
     (child, address)
+}
+
+/// The LINE user id of the parent of household `household` in `babies_town`.
+pub fn parent(household: usize) -> String {
+    format!("U{:032x}", 0x100 + household)
+}
+
+/// A town of `households` with only infant-checkup installed, whose babies are about four
+/// months old today in Japan, so the first infant checkup is due for each; each was born
+/// on a day of its own, so each message has its own deadline and goes out as a push of
+/// its own. Only the parents register, with LINE (`parent`).
+pub fn babies_town(households: usize) -> Scene {
+    let scene = Scene::with_programs(&["infant-checkup"]);
+    let four_months = oshirase::service::today_in_japan().add_months_clamped(-4);
+    let residents: String = (0..households)
+        .map(|household| {
+            let birth = four_months.add_days(-(household as i32));
+            format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n{household:02}02,H{household:02},市民 子{household},{birth},男,子,中央区\n")
+        })
+        .collect();
+    let folder = scene.write("export", "residents.csv", &format!("宛名番号,世帯番号,氏名,生年月日,性別,続柄,行政区\n{residents}"));
+    scene.ok(&["import", folder.to_str().unwrap()]);
+    for household in 0..households {
+        scene.ok(&["register", &format!("{household:02}01"), &parent(household)]);
+    }
+    scene
 }

@@ -10,36 +10,17 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use chrono::Timelike;
-use harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, config, serve, serve_at, wait_until};
+use harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, babies_town, config, parent, serve, serve_at, wait_until};
 use oshirase::schedule::japan;
-use oshirase::service::today_in_japan;
 use serde_json::json;
 
 /// The phrase of the first infant checkup's message.
 const PHRASE: &str = "1回目の乳児健康診査";
 
-fn parent(household: usize) -> String {
-    format!("U{:032x}", 0x100 + household)
-}
-
-/// A town of `households` whose babies are about four months old today in Japan, so the
-/// first infant checkup is due for each; each was born on a day of its own, so each
-/// message has its own deadline and goes out as a push of its own. Only the parents
-/// register. The program runs every second, set the way staff set it.
+/// The babies' town of the harness; the program runs every second, set the way staff
+/// set it.
 fn town(households: usize) -> Scene {
-    let scene = Scene::with_programs(&["infant-checkup"]);
-    let four_months = today_in_japan().add_months_clamped(-4);
-    let residents: String = (0..households)
-        .map(|household| {
-            let birth = four_months.add_days(-(household as i32));
-            format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n{household:02}02,H{household:02},市民 子{household},{birth},男,子,中央区\n")
-        })
-        .collect();
-    let folder = scene.write("export", "residents.csv", &format!("宛名番号,世帯番号,氏名,生年月日,性別,続柄,行政区\n{residents}"));
-    scene.ok(&["import", folder.to_str().unwrap()]);
-    for household in 0..households {
-        scene.ok(&["register", &format!("{household:02}01"), &parent(household)]);
-    }
+    let scene = babies_town(households);
     scene.ok(&["schedule", "set", "infant-checkup", "* * * * * *"]);
     scene
 }
