@@ -79,3 +79,57 @@ pub async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, 
     family(&mut out, "oshirase_line_quota_remaining", "gauge", "Messages left in LINE's monthly quota when last read (-1: unknown or unlimited).", &[(String::new(), LINE_QUOTA_REMAINING.load(Ordering::Relaxed))]);
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use crate::publish::tests::{Fixture, bundled};
+    use crate::web::AppState;
+
+    #[tokio::test]
+    async fn metrics_count_runs_notices_deliveries_and_line_answers_in_prometheus_text() {
+        let fixture = Fixture::new().await;
+        let (wasm, cases) = bundled("vaccine-mr");
+        fixture.publish(wasm, Some(cases)).await.unwrap();
+        fixture
+            .database
+            .call(|connection| {
+                connection.execute_batch(
+                    "INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (1, 'vaccine-mr', 1, 1, 0, '', 'succeeded'), (2, 'vaccine-mr', 1, 1, 1, '', 'failed');
+                     INSERT INTO notices (id, program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES (1, 'vaccine-mr', '002', 'phase-1', 0, 100000, '', 1);
+                     INSERT INTO deliveries (notice_id, channel, address, text, retry_key, state, created_at) VALUES (1, 'line', 'U1', 't', 'k1', 'sent', ''), (1, 'mail', 'a@example.jp', 't', 'k2', 'failed-permanent', '');",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        super::record_line_status(200);
+        super::record_line_status(429);
+        super::record_line_quota_remaining(Some(4_321));
+        let state = AppState { service: fixture.service(), emulator: None, webhook: None };
+        let response = crate::web::app(state).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+        let text = String::from_utf8(axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
+        for line in [
+            "# TYPE oshirase_runs_total counter",
+            "oshirase_runs_total{program=\"vaccine-mr\",outcome=\"failed\"} 1",
+            "oshirase_runs_total{program=\"vaccine-mr\",outcome=\"succeeded\"} 1",
+            "oshirase_notices_total{program=\"vaccine-mr\"} 1",
+            "oshirase_deliveries{channel=\"line\",state=\"sent\"} 1",
+            "oshirase_deliveries{channel=\"mail\",state=\"failed-permanent\"} 1",
+            "oshirase_programs_live 1",
+        ] {
+            assert!(text.lines().any(|found| found == line), "missing {line:?} in\n{text}");
+        }
+        // Other tests in this process talk to LINE emulators too, so the process-wide
+        // figures are at least, or possibly other than, what this test recorded.
+        let quota: i64 = text.lines().find_map(|found| found.strip_prefix("oshirase_line_quota_remaining ")).expect("the quota is reported").parse().unwrap();
+        assert!(quota >= -1, "{text}");
+        let too_many: u64 = text.lines().find_map(|found| found.strip_prefix("oshirase_line_errors_total{status=\"429\"} ")).expect("429s are counted").parse().unwrap();
+        assert!(too_many >= 1 && !text.contains("status=\"200\""), "{text}");
+        assert!(!text.contains("a@example.jp") && !text.contains("U1"), "no address reaches the metrics");
+    }
+}
