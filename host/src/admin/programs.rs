@@ -147,8 +147,8 @@ pub async fn dry_run(State(state): State<AppState>, Path(code): Path<String>, ca
         None => crate::service::today_in_japan(),
     };
     let with_names = caller.may_see_names();
-    let notices = state.service.dry_run(code, today).await?;
-    Ok(Json(state.service.database.call(move |connection| summarize(connection, notices, today, with_names)).await?))
+    let notices = state.service.dry_run(code.clone(), today).await?;
+    Ok(Json(state.service.database.call(move |connection| summarize(connection, &code, notices, today, with_names)).await?))
 }
 
 /// Who a dry run would reach, counted, and at most 200 of them by name. Counts are
@@ -182,10 +182,13 @@ fn age_band(age: u32) -> usize {
     AGE_BANDS.iter().position(|(below, _)| age < *below).unwrap_or(AGE_BANDS.len() - 1)
 }
 
-/// Counts the planned notices by occasion, ward and age band, from the active snapshot's
-/// records; a person registered in the chat (`self:`) counts under 「チャット登録」.
-fn summarize(connection: &rusqlite::Connection, notices: Vec<crate::evaluate::PlannedNotice>, today: oshirase_sdk::Day, with_names: bool) -> anyhow::Result<DryRunSummary> {
+/// Counts the planned notices by occasion (by its title), ward and age band, from the
+/// active snapshot's records; a person registered in the chat (`self:`) counts under
+/// 「チャット登録」.
+fn summarize(connection: &rusqlite::Connection, program: &str, notices: Vec<crate::evaluate::PlannedNotice>, today: oshirase_sdk::Day, with_names: bool) -> anyhow::Result<DryRunSummary> {
     let snapshot = crate::snapshot::active(connection)?.unwrap_or(0);
+    let manifest = crate::registry::active_versions(connection)?.into_iter().find(|version| version.program == program).map(|version| version.manifest);
+    let title = |occasion: &str| manifest.as_ref().and_then(|manifest| manifest.occasion(occasion)).map_or(occasion.to_owned(), |found| found.title.clone());
     let mut lookup = connection.prepare_cached("SELECT name, ward, birth_day FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2")?;
     let (mut by_occasion, mut by_ward, mut by_age_band) = (BTreeMap::<String, usize>::new(), BTreeMap::<String, usize>::new(), BTreeMap::<usize, usize>::new());
     let mut summary = DryRunSummary { notices: notices.len(), residents: with_names.then(Vec::new), ..DryRunSummary::default() };
@@ -195,7 +198,7 @@ fn summarize(connection: &rusqlite::Connection, notices: Vec<crate::evaluate::Pl
             Some((name, ward, birth)) => (name.clone(), ward.clone(), oshirase_sdk::Day(*birth).age_on(today)),
             None => (String::new(), "チャット登録".to_owned(), 0),
         };
-        *by_occasion.entry(notice.occasion.clone()).or_default() += 1;
+        *by_occasion.entry(title(&notice.occasion)).or_default() += 1;
         *by_ward.entry(ward.clone()).or_default() += 1;
         *by_age_band.entry(age_band(age)).or_default() += 1;
         if let Some(residents) = summary.residents.as_mut().filter(|residents| residents.len() < 200) {
