@@ -17,7 +17,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 mod bindings {
-    wasmtime::component::bindgen!({ path: "../wit", world: "program" });
+    // Borrowing: the population crosses as slices of the host's columns, so the host copies
+    // a city's columns once (into the plugin's memory), never into an owned record first.
+    wasmtime::component::bindgen!({ path: "../wit", world: "program", ownership: Borrowing { duplicate_if_necessary: false } });
 }
 use bindings::oshirase::program::types as wit;
 
@@ -267,14 +269,25 @@ impl PluginEngine {
     }
 
     /// Runs the plugin's rules for `today` on `population` and checks what comes back.
-    pub fn evaluate(&self, program: &LoadedProgram, today: Day, population: Population) -> Result<Evaluation, PluginError> {
-        let size = population.size;
+    pub fn evaluate(&self, program: &LoadedProgram, today: Day, population: &Population) -> Result<Evaluation, PluginError> {
+        self.evaluate_rows(program, today, population, population.size)
+    }
+
+    /// Runs the plugin's rules for `today` on the first `rows` rows of `population`, which
+    /// may hold more columns than the plugin declares (one read of the snapshot for a whole
+    /// day): the plugin is handed only the columns its manifest names, borrowed, and
+    /// answers are checked against `rows`.
+    pub fn evaluate_rows(&self, program: &LoadedProgram, today: Day, population: &Population, rows: u32) -> Result<Evaluation, PluginError> {
         let (mut store, log) = self.store(today);
         let instance = program.pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
-        let answer = instance.call_evaluate(&mut store, today.0, &population_to_wit(population)).map_err(|error| PluginError::Trapped(with_log(error.into(), &log)))?;
+        let names = Names::of(population);
+        let view = population_to_wit(population, &program.info.fields, rows, &names);
+        let answer = instance.call_evaluate(&mut store, today.0, view).map_err(|error| PluginError::Trapped(with_log(error.into(), &log)))?;
+        // The instance's memory is given back before the answer is checked.
+        drop(store);
         let log = String::from_utf8_lossy(&log.contents()).into_owned();
         let notices = answer.map_err(PluginError::Reported)?;
-        let notices = self.check_output(&program.info, size, notices)?;
+        let notices = self.check_output(&program.info, rows, notices)?;
         Ok(Evaluation { notices, log })
     }
 
@@ -376,26 +389,55 @@ fn info_from_wit(info: wit::ProgramInfo) -> Result<ProgramInfo, PluginError> {
     })
 }
 
-fn events_to_wit(events: oshirase_sdk::Events) -> wit::Events {
-    wit::Events { person: events.person, codes: events.codes, code: events.code, count: events.count, start: events.start, end: events.end }
+/// The text columns of a population as lists of `&str`, which the borrowed bindings take.
+struct Names<'a> {
+    wards: Vec<&'a str>,
+    /// The codes of pregnancies, immunizations, checkups and receipts.
+    codes: [Vec<&'a str>; 4],
 }
 
-fn population_to_wit(population: Population) -> wit::Population {
+impl<'a> Names<'a> {
+    fn of(population: &'a Population) -> Names<'a> {
+        let texts = |texts: &'a [String]| texts.iter().map(String::as_str).collect();
+        Names {
+            wards: texts(&population.wards),
+            codes: [&population.pregnancies, &population.immunizations, &population.checkups, &population.receipts].map(|events| texts(&events.codes)),
+        }
+    }
+}
+
+/// What a plugin declaring `fields` is handed of `population`: its first `rows` rows, only
+/// the declared columns (the others empty), nothing copied.
+fn population_to_wit<'a>(population: &'a Population, fields: &[Field], rows: u32, names: &'a Names<'a>) -> wit::Population<'a> {
+    let wants = |field| fields.contains(&field);
+    fn column<T>(wanted: bool, column: &[T], rows: u32) -> &[T] {
+        if wanted { &column[..column.len().min(rows as usize)] } else { &[] }
+    }
+    // Event rows name people by row; the rows past `rows` (due dates registered in the
+    // chat) have pregnancies only, handed with every row, so no event needs cutting.
+    let events = |field, events: &'a oshirase_sdk::Events, codes: &'a [&'a str]| {
+        if wants(field) {
+            wit::Events { person: &events.person, codes, code: &events.code, count: &events.count, start: &events.start, end: &events.end }
+        } else {
+            wit::Events { person: &[], codes: &[], code: &[], count: &[], start: &[], end: &[] }
+        }
+    };
+    let [pregnancy_codes, immunization_codes, checkup_codes, receipt_codes] = &names.codes;
     wit::Population {
-        size: population.size,
-        birth_day: population.birth_day,
-        sex: population.sex,
-        household: population.household,
-        relationship: population.relationship,
-        ward: population.ward,
-        wards: population.wards,
-        resident_since: population.resident_since,
-        taxable: population.taxable,
-        income: population.income,
-        pregnancies: events_to_wit(population.pregnancies),
-        immunizations: events_to_wit(population.immunizations),
-        checkups: events_to_wit(population.checkups),
-        receipts: events_to_wit(population.receipts),
+        size: rows,
+        birth_day: column(wants(Field::BirthDay), &population.birth_day, rows),
+        sex: column(wants(Field::Sex), &population.sex, rows),
+        household: column(wants(Field::Household), &population.household, rows),
+        relationship: column(wants(Field::Relationship), &population.relationship, rows),
+        ward: column(wants(Field::Ward), &population.ward, rows),
+        wards: if wants(Field::Ward) { &names.wards } else { &[] },
+        resident_since: column(wants(Field::ResidentSince), &population.resident_since, rows),
+        taxable: column(wants(Field::Tax), &population.taxable, rows),
+        income: column(wants(Field::Tax), &population.income, rows),
+        pregnancies: events(Field::Pregnancies, &population.pregnancies, pregnancy_codes),
+        immunizations: events(Field::Immunizations, &population.immunizations, immunization_codes),
+        checkups: events(Field::Checkups, &population.checkups, checkup_codes),
+        receipts: events(Field::Receipts, &population.receipts, receipt_codes),
     }
 }
 
@@ -438,7 +480,7 @@ mod tests {
     fn evaluate(limits: Limits, day: i32) -> Result<Evaluation, PluginError> {
         let (engine, program) = hostile(limits);
         let population = Population { size: 3, birth_day: vec![0, 1, 2], ..Population::default() };
-        engine.evaluate(&program, Day(day), population)
+        engine.evaluate(&program, Day(day), &population)
     }
 
     fn short_limits() -> Limits {
@@ -491,7 +533,7 @@ mod tests {
         let mut failures = Vec::new();
         for (day, expected) in table {
             let population = Population { size: 3, birth_day: vec![0, 1, 2], ..Population::default() };
-            let outcome = engine.evaluate(&program, Day(day), population);
+            let outcome = engine.evaluate(&program, Day(day), &population);
             let matched = match (&outcome, &expected) {
                 (Ok(evaluation), Answer { notices, reason }) => evaluation.notices.len() == *notices && evaluation.notices[0].reason.starts_with(reason),
                 (Err(error), Error(text)) => format!("{error:#}").contains(text),
