@@ -199,16 +199,46 @@ fn fail(connection: &Connection, run_id: i64, version: &ActiveVersion, error: &a
 }
 
 /// Stores the notices of one successful run in one transaction; returns how many were new.
+///
+/// Most notices of a day were planned on an earlier day already. Rather than have SQLite
+/// look each one up in the unique index, the program's stored keys are read in the index's
+/// order beside the notices sorted the same way, and only the missing ones are inserted, in
+/// key order (which also fills the index's pages in order). The insert keeps its `ON
+/// CONFLICT` clause, so the unique key, not this merge, is what makes planning idempotent.
 fn plan(connection: &mut Connection, run_id: i64, program: &str, resident_ids: &ResidentIds, notices: &[Notice], log: &str) -> Result<usize> {
+    let keys: Vec<(&str, &str)> = notices.iter().map(|notice| Ok((resident_id(resident_ids, notice)?, notice.occasion.as_str()))).collect::<Result<_>>()?;
+    let mut order: Vec<u32> = (0..notices.len() as u32).collect();
+    // Stable, so that of two equal keys the plugin's first is stored, as one by one would.
+    order.sort_by_key(|index| keys[*index as usize]);
     let transaction = connection.transaction()?;
+    let missing = {
+        let mut stored = transaction.prepare_cached("SELECT resident_id, occasion FROM notices WHERE program = ?1 ORDER BY resident_id, occasion")?;
+        let mut stored = stored.query([program])?;
+        let mut missing = Vec::new();
+        let mut next = order.iter().copied().peekable();
+        // SQLite's BINARY collation compares bytes, as `str`'s `Ord` does.
+        while next.peek().is_some()
+            && let Some(row) = stored.next()?
+        {
+            let stored_key = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+            while let Some(index) = next.next_if(|index| keys[*index as usize] <= stored_key) {
+                if keys[index as usize] < stored_key {
+                    missing.push(index);
+                }
+            }
+        }
+        missing.extend(next);
+        missing
+    };
     let mut new_notices = 0;
     {
         let mut insert = transaction.prepare_cached(
             "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (program, resident_id, occasion) DO NOTHING",
         )?;
-        for notice in notices {
-            new_notices += insert.execute((program, resident_id(resident_ids, notice)?, &notice.occasion, notice.send_on.0, notice.expires_on.0, &notice.reason, run_id))?;
+        for index in missing {
+            let (notice, (resident_id, occasion)) = (&notices[index as usize], keys[index as usize]);
+            new_notices += insert.execute((program, resident_id, occasion, notice.send_on.0, notice.expires_on.0, &notice.reason, run_id))?;
         }
     }
     transaction.execute(
@@ -276,6 +306,10 @@ mod tests {
                 let day = run_day(connection, &plugins, today)?;
                 let again = run_day(connection, &plugins, today)?;
                 let shared = stored_notices(connection)?;
+                // With every other notice forgotten, a run stores exactly those again.
+                let forgotten = connection.execute("DELETE FROM notices WHERE id % 2 = 0", [])?;
+                let refilled: usize = run_day(connection, &plugins, today)?.iter().map(|run| run.new_notices).sum();
+                anyhow::ensure!(refilled == forgotten && stored_notices(connection)? == shared, "{forgotten} notices forgotten, {refilled} stored again");
                 connection.execute("DELETE FROM notices", [])?;
                 for version in active_versions(connection)? {
                     run_program(connection, &plugins, &version, today)?;
