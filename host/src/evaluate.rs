@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 
 use anyhow::{Context, Result};
-use oshirase_sdk::{Day, Field, Notice};
+use oshirase_sdk::{Day, Field};
 use rusqlite::Connection;
 
 use crate::database::now_text;
-use crate::plugin::{Evaluation, LoadedProgram, PluginError};
+use crate::plugin::{Evaluation, LoadedProgram, Notices, PluginError};
 use crate::registry::{ActiveVersion, Plugins, active_versions};
 use crate::snapshot::{LoadedPopulation, ResidentIds, load_population};
 
@@ -51,14 +51,14 @@ pub fn dry_run(connection: &Connection, plugins: &Plugins, version: &ActiveVersi
     let (loaded, evaluation) = evaluate_alone(connection, plugins, version, today)?;
     evaluation
         .notices
-        .into_iter()
+        .iter()
         .map(|notice| {
             Ok(PlannedNotice {
-                resident_id: resident_id(&loaded.resident_ids, &notice)?.to_owned(),
-                occasion: notice.occasion,
+                resident_id: resident_id(&loaded.resident_ids, notice.person)?.to_owned(),
+                occasion: notice.occasion.to_owned(),
                 send_on: notice.send_on.to_string(),
                 expires_on: notice.expires_on.to_string(),
-                reason: notice.reason,
+                reason: notice.reason.to_owned(),
             })
         })
         .collect()
@@ -77,8 +77,8 @@ fn evaluate_loaded(plugins: &Plugins, program: &LoadedProgram, loaded: &LoadedPo
     plugins.engine.evaluate_rows(program, today, &loaded.population, loaded.rows_for(&program.info.fields))
 }
 
-fn resident_id<'a>(resident_ids: &'a ResidentIds, notice: &Notice) -> Result<&'a str> {
-    resident_ids.get(notice.person).with_context(|| format!("a notice names row {}, which the population does not have", notice.person))
+fn resident_id(resident_ids: &ResidentIds, person: u32) -> Result<&str> {
+    resident_ids.get(person).with_context(|| format!("a notice names row {person}, which the population does not have"))
 }
 
 /// Runs every active program for `today` and stores their notices. A failing program is
@@ -205,8 +205,8 @@ fn fail(connection: &Connection, run_id: i64, version: &ActiveVersion, error: &a
 /// order beside the notices sorted the same way, and only the missing ones are inserted, in
 /// key order (which also fills the index's pages in order). The insert keeps its `ON
 /// CONFLICT` clause, so the unique key, not this merge, is what makes planning idempotent.
-fn plan(connection: &mut Connection, run_id: i64, program: &str, resident_ids: &ResidentIds, notices: &[Notice], log: &str) -> Result<usize> {
-    let keys: Vec<(&str, &str)> = notices.iter().map(|notice| Ok((resident_id(resident_ids, notice)?, notice.occasion.as_str()))).collect::<Result<_>>()?;
+fn plan(connection: &mut Connection, run_id: i64, program: &str, resident_ids: &ResidentIds, notices: &Notices, log: &str) -> Result<usize> {
+    let keys: Vec<(&str, &str)> = notices.iter().map(|notice| Ok((resident_id(resident_ids, notice.person)?, notice.occasion))).collect::<Result<_>>()?;
     let mut order: Vec<u32> = (0..notices.len() as u32).collect();
     // Stable, so that of two equal keys the plugin's first is stored, as one by one would.
     order.sort_by_key(|index| keys[*index as usize]);
@@ -237,8 +237,9 @@ fn plan(connection: &mut Connection, run_id: i64, program: &str, resident_ids: &
              ON CONFLICT (program, resident_id, occasion) DO NOTHING",
         )?;
         for index in missing {
-            let (notice, (resident_id, occasion)) = (&notices[index as usize], keys[index as usize]);
-            new_notices += insert.execute((program, resident_id, occasion, notice.send_on.0, notice.expires_on.0, &notice.reason, run_id))?;
+            let notice = notices.get(index as usize).context("a notice to store is missing")?;
+            let resident_id = keys[index as usize].0;
+            new_notices += insert.execute((program, resident_id, notice.occasion, notice.send_on.0, notice.expires_on.0, notice.reason, run_id))?;
         }
     }
     transaction.execute(

@@ -151,8 +151,80 @@ pub struct LoadedProgram {
 
 /// What one evaluation produced, with the plugin's captured output for the run log.
 pub struct Evaluation {
-    pub notices: Vec<Notice>,
+    pub notices: Notices,
     pub log: String,
+}
+
+/// The checked notices of one evaluation, kept compact: a screening notifies half a city,
+/// and a `String` for the occasion and the reason of each would take three times the
+/// memory. The occasion is an index into the manifest's keys, the reasons one text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notices {
+    person: Vec<u32>,
+    occasion: Vec<u16>,
+    send_on: Vec<i32>,
+    expires_on: Vec<i32>,
+    reasons: String,
+    /// Where each reason ends in `reasons`.
+    reason_ends: Vec<usize>,
+    /// The manifest's occasion keys.
+    occasions: Vec<String>,
+}
+
+/// One notice of [`Notices`], borrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoticeRef<'a> {
+    pub person: u32,
+    pub occasion: &'a str,
+    pub send_on: Day,
+    pub expires_on: Day,
+    pub reason: &'a str,
+}
+
+impl Notices {
+    fn with_capacity(notices: usize, info: &ProgramInfo) -> Notices {
+        Notices {
+            person: Vec::with_capacity(notices),
+            occasion: Vec::with_capacity(notices),
+            send_on: Vec::with_capacity(notices),
+            expires_on: Vec::with_capacity(notices),
+            reasons: String::new(),
+            reason_ends: Vec::with_capacity(notices),
+            occasions: info.occasions.iter().map(|occasion| occasion.key.clone()).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.person.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.person.is_empty()
+    }
+
+    /// The notice at `index`, if there is one.
+    pub fn get(&self, index: usize) -> Option<NoticeRef<'_>> {
+        let reason_end = *self.reason_ends.get(index)?;
+        let reason_start = if index == 0 { 0 } else { self.reason_ends[index - 1] };
+        Some(NoticeRef {
+            person: self.person[index],
+            occasion: &self.occasions[usize::from(self.occasion[index])],
+            send_on: Day(self.send_on[index]),
+            expires_on: Day(self.expires_on[index]),
+            reason: &self.reasons[reason_start..reason_end],
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = NoticeRef<'_>> {
+        (0..self.len()).filter_map(|index| self.get(index))
+    }
+
+    /// The notices as the SDK's type, for comparing with a plugin's example cases.
+    pub fn to_vec(&self) -> Vec<Notice> {
+        self.iter()
+            .map(|notice| Notice { person: notice.person, occasion: notice.occasion.to_owned(), send_on: notice.send_on, expires_on: notice.expires_on, reason: notice.reason.to_owned() })
+            .collect()
+    }
 }
 
 impl PluginEngine {
@@ -292,30 +364,42 @@ impl PluginEngine {
     }
 
     /// Refuses output that names no one in the population, an occasion the manifest does
-    /// not declare, an empty or inverted window, or more than the limits allow.
-    fn check_output(&self, info: &ProgramInfo, size: u32, notices: Vec<wit::Notice>) -> Result<Vec<Notice>, PluginError> {
+    /// not declare, an empty or inverted window, or more than the limits allow; keeps the
+    /// rest compact, each notice converted as soon as it is checked.
+    fn check_output(&self, info: &ProgramInfo, size: u32, answer: Vec<wit::Notice>) -> Result<Notices, PluginError> {
         let most = size as usize * self.limits.notices_per_person + 1000;
-        if notices.len() > most {
-            return Err(PluginError::BadOutput(format!("{} notices for {size} people (at most {most})", notices.len())));
+        if answer.len() > most {
+            return Err(PluginError::BadOutput(format!("{} notices for {size} people (at most {most})", answer.len())));
         }
-        notices
-            .into_iter()
-            .map(|notice| {
-                if notice.person >= size {
-                    return Err(PluginError::BadOutput(format!("notice for person {} in a population of {size}", notice.person)));
-                }
-                if !info.occasions.iter().any(|occasion| occasion.key == notice.occasion) {
-                    return Err(PluginError::BadOutput(format!("occasion {:?} is not in the manifest", notice.occasion)));
-                }
-                if notice.send_on > notice.expires_on {
-                    return Err(PluginError::BadOutput(format!("occasion {:?} expires before it may be sent", notice.occasion)));
-                }
-                if notice.reason.len() > self.limits.reason_bytes {
-                    return Err(PluginError::BadOutput(format!("a reason of {} bytes (at most {})", notice.reason.len(), self.limits.reason_bytes)));
-                }
-                Ok(Notice { person: notice.person, occasion: notice.occasion, send_on: Day(notice.send_on), expires_on: Day(notice.expires_on), reason: notice.reason })
-            })
-            .collect()
+        let mut notices = Notices::with_capacity(answer.len(), info);
+        notices.reasons.reserve_exact(answer.iter().map(|notice| notice.reason.len()).sum());
+        // A program's notices mostly share one occasion, so the last one found is tried first.
+        let mut last_occasion = 0;
+        for notice in answer {
+            if notice.person >= size {
+                return Err(PluginError::BadOutput(format!("notice for person {} in a population of {size}", notice.person)));
+            }
+            if notices.occasions.get(last_occasion) != Some(&notice.occasion) {
+                last_occasion = notices
+                    .occasions
+                    .iter()
+                    .position(|key| *key == notice.occasion)
+                    .ok_or_else(|| PluginError::BadOutput(format!("occasion {:?} is not in the manifest", notice.occasion)))?;
+            }
+            if notice.send_on > notice.expires_on {
+                return Err(PluginError::BadOutput(format!("occasion {:?} expires before it may be sent", notice.occasion)));
+            }
+            if notice.reason.len() > self.limits.reason_bytes {
+                return Err(PluginError::BadOutput(format!("a reason of {} bytes (at most {})", notice.reason.len(), self.limits.reason_bytes)));
+            }
+            notices.person.push(notice.person);
+            notices.occasion.push(u16::try_from(last_occasion).map_err(|_| PluginError::BadOutput(format!("occasion {:?} is past the 65,536th of the manifest", notice.occasion)))?);
+            notices.send_on.push(notice.send_on);
+            notices.expires_on.push(notice.expires_on);
+            notices.reasons.push_str(&notice.reason);
+            notices.reason_ends.push(notices.reasons.len());
+        }
+        Ok(notices)
     }
 }
 
@@ -535,13 +619,13 @@ mod tests {
             let population = Population { size: 3, birth_day: vec![0, 1, 2], ..Population::default() };
             let outcome = engine.evaluate(&program, Day(day), &population);
             let matched = match (&outcome, &expected) {
-                (Ok(evaluation), Answer { notices, reason }) => evaluation.notices.len() == *notices && evaluation.notices[0].reason.starts_with(reason),
+                (Ok(evaluation), Answer { notices, reason }) => evaluation.notices.len() == *notices && evaluation.notices.get(0).is_some_and(|notice| notice.reason.starts_with(reason)),
                 (Err(error), Error(text)) => format!("{error:#}").contains(text),
                 _ => false,
             };
             if !matched {
                 let got = match outcome {
-                    Ok(evaluation) => format!("{} notices, first reason {:?}", evaluation.notices.len(), evaluation.notices[0].reason),
+                    Ok(evaluation) => format!("{} notices, first reason {:?}", evaluation.notices.len(), evaluation.notices.get(0).map(|notice| notice.reason)),
                     Err(error) => format!("{error:#}"),
                 };
                 failures.push(format!("day {day}: got {got}"));
@@ -556,7 +640,8 @@ mod tests {
         let second = evaluate(short_limits(), REPORT_CLOCK_AND_RANDOMNESS).unwrap().notices;
         assert_eq!(first, second, "two runs on the same input must agree");
         // Day 4 at midnight in Japan is 4 × 86,400 − 9 × 3,600 seconds after the epoch.
-        assert!(first[0].reason.starts_with("clock 313200 "), "{}", first[0].reason);
+        let reason = first.get(0).map(|notice| notice.reason).unwrap_or_default();
+        assert!(reason.starts_with("clock 313200 "), "{reason}");
         let error = evaluate(short_limits(), READ_A_FILE).err().expect("no file may be readable");
         assert!(matches!(error, PluginError::Reported(ref message) if message.starts_with("cannot read")), "{error}");
     }
