@@ -7,13 +7,12 @@
 //! the notices of those that finished. One program (`run_program`, the scheduler's) reads
 //! only its own columns.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use anyhow::{Context, Result};
 use oshirase_sdk::{Day, Field};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::database::now_text;
 use crate::plugin::{Evaluation, LoadedProgram, Notices, PluginError};
@@ -124,20 +123,20 @@ struct Run<'a> {
     program: Arc<LoadedProgram>,
 }
 
-/// Evaluates `runs` on `EVALUATION_THREADS` threads, taking the next program as each
-/// finishes one, and stores each program's notices on this thread as soon as it is done.
-/// At most one finished evaluation waits to be stored, so the notices held at once are
-/// those of a few programs.
+/// Evaluates `runs` on `EVALUATION_THREADS` threads, each taking the next program from
+/// `Queue` as it finishes one, and stores each program's notices on this thread as soon as
+/// it is done. A finished evaluation is handed over only when this thread takes it, so the
+/// notices held at once are those of the programs being evaluated and the one being stored.
 fn evaluate_and_plan(connection: &mut Connection, plugins: &Plugins, loaded: &LoadedPopulation, runs: &[Run<'_>], outcomes: &mut [Option<ProgramRun>], today: Day) -> Result<()> {
-    let next = AtomicUsize::new(0);
-    let (sender, receiver) = sync_channel::<(&Run<'_>, Result<Evaluation, PluginError>)>(1);
+    let queue = Queue::new(connection, runs)?;
+    let (sender, receiver) = sync_channel::<(&Run<'_>, Result<Evaluation, PluginError>)>(0);
     std::thread::scope(|scope| {
         for _ in 0..EVALUATION_THREADS.min(runs.len()) {
-            let sender = sender.clone();
-            let next = &next;
+            let (sender, queue) = (sender.clone(), &queue);
             scope.spawn(move || {
-                while let Some(run) = runs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                while let Some((run, heavy)) = queue.take() {
                     let evaluation = evaluate_loaded(plugins, &run.program, loaded, today);
+                    queue.finished(heavy);
                     // The receiver is gone only when storing failed: nothing more is wanted.
                     if sender.send((run, evaluation)).is_err() {
                         break;
@@ -152,6 +151,69 @@ fn evaluate_and_plan(connection: &mut Connection, plugins: &Plugins, loaded: &Lo
         }
         Ok(())
     })
+}
+
+/// A program notifying this many people or more is heavy: its answer, as the plugin builds
+/// it and as it is copied out, takes some 200 bytes a notice in each, so two such programs
+/// at once would hold several hundred megabytes of a city's screenings.
+const HEAVY_NOTICES: i64 = 50_000;
+
+/// The programs of a day still to evaluate. A heavy program (one whose last successful run
+/// had `HEAVY_NOTICES` or more, or that never ran) is evaluated only while no other heavy
+/// one is, so that the memory of the day is that of one heavy program; a thread waits for
+/// one only when nothing light is left.
+struct Queue<'r, 'v> {
+    state: Mutex<QueueState<'r, 'v>>,
+    heavy_done: Condvar,
+}
+
+struct QueueState<'r, 'v> {
+    heavy: Vec<&'r Run<'v>>,
+    light: Vec<&'r Run<'v>>,
+    heavy_running: bool,
+}
+
+impl<'r, 'v> Queue<'r, 'v> {
+    fn new(connection: &Connection, runs: &'r [Run<'v>]) -> Result<Queue<'r, 'v>> {
+        let mut last_notices = connection.prepare_cached("SELECT notices FROM runs WHERE program = ?1 AND outcome = 'succeeded' ORDER BY id DESC LIMIT 1")?;
+        let (mut heavy, mut light) = (Vec::new(), Vec::new());
+        for run in runs {
+            let notices: Option<i64> = last_notices.query_row([&run.version.program], |row| row.get(0)).optional()?;
+            if notices.is_none_or(|notices| notices >= HEAVY_NOTICES) { heavy.push(run) } else { light.push(run) }
+        }
+        // Taken from the end, in the day's order.
+        heavy.reverse();
+        light.reverse();
+        Ok(Queue { state: Mutex::new(QueueState { heavy, light, heavy_running: false }), heavy_done: Condvar::new() })
+    }
+
+    /// The next program to evaluate and whether it is heavy; `None` when all are taken.
+    fn take(&self) -> Option<(&'r Run<'v>, bool)> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if !state.heavy_running
+                && let Some(run) = state.heavy.pop()
+            {
+                state.heavy_running = true;
+                return Some((run, true));
+            }
+            if let Some(run) = state.light.pop() {
+                return Some((run, false));
+            }
+            if state.heavy.is_empty() {
+                return None;
+            }
+            state = self.heavy_done.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Says that a program taken from the queue has been evaluated.
+    fn finished(&self, heavy: bool) {
+        if heavy {
+            self.state.lock().unwrap_or_else(PoisonError::into_inner).heavy_running = false;
+            self.heavy_done.notify_all();
+        }
+    }
 }
 
 fn active_snapshot(connection: &Connection) -> Result<i64> {

@@ -331,11 +331,60 @@ impl LoadedPopulation {
 /// columns are filled only for residents who consented to the use of their tax data.
 /// Due dates and birth dates registered in the chat follow as rows `self:<id>`
 /// (`chat::timing`).
+///
+/// When the database is a file, the dated records are read on a second, read-only
+/// connection on another thread while this one reads the residents, so the read takes two
+/// cores. Both read the rows of the one snapshot chosen first, which no import changes.
 pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<LoadedPopulation> {
     let (snapshot_id, resident_count): (i64, u32) = connection
         .query_row("SELECT id, resident_count FROM snapshots WHERE active = 1", [], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?
         .context("no active snapshot: import resident records first")?;
+    let reader = match connection.path() {
+        Some(path) if !path.is_empty() => Some(open_reader(path)?),
+        _ => None,
+    };
+    let (mut resident_ids, mut population, records) = std::thread::scope(|scope| -> Result<_> {
+        let records = reader.map(|reader| scope.spawn(move || load_records(&reader, snapshot_id, fields)));
+        let (resident_ids, population) = load_residents(connection, snapshot_id, resident_count, fields)?;
+        let records = match records {
+            Some(thread) => thread.join().map_err(|_| anyhow::anyhow!("the thread reading the records panicked"))??,
+            None => load_records(connection, snapshot_id, fields)?,
+        };
+        Ok((resident_ids, population, records))
+    })?;
+    [population.pregnancies, population.immunizations, population.checkups, population.receipts] = records;
+    let snapshot_rows = population.size;
+    crate::chat::timing::append_to_population(connection, fields, &mut resident_ids, &mut population)?;
+    let rows_without_due_dates = population.pregnancies.person.iter().copied().filter(|person| *person >= snapshot_rows).min().unwrap_or(population.size);
+    Ok(LoadedPopulation { snapshot_id, resident_ids, population, rows_without_due_dates })
+}
+
+/// A second connection to the database file at `path`, for reading only.
+fn open_reader(path: &str) -> Result<Connection> {
+    // NO_MUTEX as `Connection::open` sets: the connection is used by one thread at a time.
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(path, flags).with_context(|| format!("cannot open database {path} for reading"))
+}
+
+/// The pregnancies, immunizations, checkups and receipts of a snapshot, each only if
+/// `fields` names it.
+fn load_records(connection: &Connection, snapshot_id: i64, fields: &[Field]) -> Result<[Events; 4]> {
+    let mut records: [Events; 4] = Default::default();
+    for (events, (field, kind)) in records.iter_mut().zip(RECORD_FIELDS) {
+        if fields.contains(&field) {
+            *events = load_events(connection, snapshot_id, kind)?;
+        }
+    }
+    Ok(records)
+}
+
+/// The fields of dated records, in the order of `load_records`.
+const RECORD_FIELDS: [(Field, EventKind); 4] =
+    [(Field::Pregnancies, EventKind::Pregnancy), (Field::Immunizations, EventKind::Immunization), (Field::Checkups, EventKind::Checkup), (Field::Receipts, EventKind::Receipt)];
+
+/// The residents' columns that `fields` names and the tax columns, with every row's id.
+fn load_residents(connection: &Connection, snapshot_id: i64, resident_count: u32, fields: &[Field]) -> Result<(ResidentIds, Population)> {
     let wants = |field| fields.contains(&field);
     let (first, last) = snapshot_range(snapshot_id);
     let rows = resident_count as usize;
@@ -411,20 +460,7 @@ pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<Load
     if wants(Field::Tax) {
         load_tax(connection, snapshot_id, &mut population)?;
     }
-    for (field, kind, events) in [
-        (Field::Pregnancies, EventKind::Pregnancy, &mut population.pregnancies),
-        (Field::Immunizations, EventKind::Immunization, &mut population.immunizations),
-        (Field::Checkups, EventKind::Checkup, &mut population.checkups),
-        (Field::Receipts, EventKind::Receipt, &mut population.receipts),
-    ] {
-        if fields.contains(&field) {
-            *events = load_events(connection, snapshot_id, kind)?;
-        }
-    }
-    let snapshot_rows = population.size;
-    crate::chat::timing::append_to_population(connection, fields, &mut resident_ids, &mut population)?;
-    let rows_without_due_dates = population.pregnancies.person.iter().copied().filter(|person| *person >= snapshot_rows).min().unwrap_or(population.size);
-    Ok(LoadedPopulation { snapshot_id, resident_ids, population, rows_without_due_dates })
+    Ok((resident_ids, population))
 }
 
 /// The columns of `residents` a population may be read from, with the field each fills;
@@ -472,9 +508,22 @@ fn load_tax(connection: &Connection, snapshot_id: i64, population: &mut Populati
 }
 
 fn load_events(connection: &Connection, snapshot_id: i64, kind: EventKind) -> Result<Events> {
-    let mut events = Events::default();
-    let mut codes: HashMap<String, u16> = HashMap::default();
     let (first, last) = kind.key_range(snapshot_id);
+    // Keys of one kind are numbered from its first without gaps, so the last key gives the
+    // count, and the columns are reserved at their size (a lookup, not a scan).
+    let count = connection
+        .prepare_cached("SELECT max(key) FROM events WHERE key BETWEEN ?1 AND ?2")?
+        .query_row((first, last), |row| row.get::<_, Option<i64>>(0))?
+        .map_or(0, |last_key| (last_key - first + 1) as usize);
+    let mut events = Events {
+        person: Vec::with_capacity(count),
+        code: Vec::with_capacity(count),
+        count: Vec::with_capacity(count),
+        start: Vec::with_capacity(count),
+        end: Vec::with_capacity(count),
+        ..Events::default()
+    };
+    let mut codes: HashMap<String, u16> = HashMap::default();
     let mut statement = connection.prepare_cached("SELECT row, code, count, start_day, end_day FROM events WHERE key BETWEEN ?1 AND ?2")?;
     let mut rows = statement.query((first, last))?;
     while let Some(row) = rows.next()? {

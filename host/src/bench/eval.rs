@@ -391,6 +391,9 @@ fn imported_city(options: &EvalBenchOptions, today: Day) -> Result<PathBuf> {
     let data = options.work_directory.join(format!("eval-data-{name}"));
     let imported = data.join("imported");
     if imported.exists() {
+        // A city imported by an earlier version of oshirase is brought to this one's
+        // schema, as opening it for any command would.
+        crate::database::open(&data.join("oshirase.db"))?;
         return Ok(data);
     }
     if !city.join("checkups.csv").exists() {
