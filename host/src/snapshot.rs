@@ -403,7 +403,10 @@ fn load_residents(connection: &Connection, snapshot_id: i64, resident_count: u32
         ..Population::default()
     };
     let mut resident_ids = ResidentIds::with_capacity(rows);
-    let mut households: HashMap<String, u32> = HashMap::default();
+    // Sized for households of two, so that it seldom grows.
+    let mut households: HashMap<String, u32> = HashMap::with_capacity_and_hasher(if wants(Field::Household) { rows / 2 } else { 0 }, Default::default());
+    // The previous row's household and its index; none before the first row.
+    let mut previous_household = (String::new(), u32::MAX);
     let mut wards: HashMap<String, u16> = HashMap::default();
     // Only the columns wanted are selected, in this order, each read at the next index.
     let selected: Vec<&str> = RESIDENT_COLUMNS.iter().filter(|(field, _)| field.is_none_or(|field| wants(field))).map(|(_, name)| *name).collect();
@@ -423,17 +426,24 @@ fn load_residents(connection: &Connection, snapshot_id: i64, resident_count: u32
             population.sex.push(row.get(next())?);
         }
         if wants(Field::Household) {
-            // Looked up by the borrowed text, so only a new household allocates its key.
+            // Exports list a household's members together, so most rows repeat the previous
+            // row's household and need no lookup; a lookup is by the borrowed text, so only a
+            // new household allocates its key.
             let household = row.get_ref(next())?.as_str()?;
-            let index = match households.get(household) {
-                Some(index) => *index,
-                None => {
-                    let next = households.len() as u32;
-                    households.insert(household.to_owned(), next);
-                    next
-                }
-            };
-            population.household.push(index);
+            if previous_household.1 == u32::MAX || household != previous_household.0 {
+                let index = match households.get(household) {
+                    Some(index) => *index,
+                    None => {
+                        let next = households.len() as u32;
+                        households.insert(household.to_owned(), next);
+                        next
+                    }
+                };
+                previous_household.0.clear();
+                previous_household.0.push_str(household);
+                previous_household.1 = index;
+            }
+            population.household.push(previous_household.1);
         }
         if wants(Field::Relationship) {
             population.relationship.push(row.get(next())?);
@@ -588,18 +598,22 @@ pub(crate) mod tests {
     #[test]
     fn a_plugin_gets_only_the_columns_it_declares() {
         let mut connection = database();
-        store(&mut connection, &[resident("001", "h1", "1990-01-01", 1), resident("002", "h1", "2026-01-01", 3), resident("003", "h2", "1950-05-05", 1)]);
+        // The last resident's household is listed apart from the rest of it.
+        store(
+            &mut connection,
+            &[resident("001", "h1", "1990-01-01", 1), resident("002", "h1", "2026-01-01", 3), resident("003", "h2", "1950-05-05", 1), resident("004", "h1", "1992-02-02", 2)],
+        );
 
         let loaded = load_population(&connection, &[Field::BirthDay, Field::Ward]).unwrap();
-        assert_eq!(loaded.resident_ids, ["001", "002", "003"]);
-        assert_eq!(loaded.population.size, 3);
+        assert_eq!(loaded.resident_ids, ["001", "002", "003", "004"]);
+        assert_eq!(loaded.population.size, 4);
         assert_eq!(loaded.population.birth_day[1], Day::parse_iso("2026-01-01").unwrap().0);
-        assert_eq!(loaded.population.ward, [0, 1, 1]);
+        assert_eq!(loaded.population.ward, [0, 1, 1, 1]);
         assert_eq!(loaded.population.wards, ["中央区", "美浜区"]);
         assert!(loaded.population.sex.is_empty() && loaded.population.household.is_empty());
 
         let households = load_population(&connection, &[Field::Household]).unwrap();
-        assert_eq!(households.population.household, [0, 0, 1]);
+        assert_eq!(households.population.household, [0, 0, 1, 0]);
         assert!(households.population.birth_day.is_empty());
     }
 

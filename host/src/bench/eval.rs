@@ -84,16 +84,18 @@ fn sql_months_reached(birth_date: &str, months: u32) -> String {
 fn schedule_sql(code: &str, recorded: &str, closed_by_months: u32, periods: &[(&str, u8, String, String)]) -> String {
     let windows: Vec<String> = periods
         .iter()
-        .map(|(occasion, dose, opens, closes)| format!("SELECT person, '{occasion}' AS occasion, {dose} AS dose, {opens} AS opens, {closes} AS closes FROM children"))
+        .map(|(occasion, dose, opens, closes)| format!("SELECT person, resident_id, '{occasion}' AS occasion, {dose} AS dose, {opens} AS opens, {closes} AS closes FROM children"))
         .collect();
     format!(
         "WITH children AS (
-             SELECT key - :first AS person, {birth} AS birth FROM residents
+             SELECT key - :first AS person, resident_id, {birth} AS birth FROM residents
              WHERE key BETWEEN :first AND :last AND birth_day BETWEEN {born_too_early} AND :today),
          windows AS ({windows})
-         SELECT person, occasion, opens, closes FROM windows
+         SELECT resident_id, occasion, opens, closes, printf('%sから%sまでの期間、記録なし', {opens_date}, {closes_date}) FROM windows
          WHERE :today BETWEEN opens AND closes
            AND person * 256 + dose NOT IN (SELECT row * 256 + count FROM events WHERE key BETWEEN :{recorded}_first AND :{recorded}_last AND code = '{code}')",
+        opens_date = sql_date("opens"),
+        closes_date = sql_date("closes"),
         birth = sql_date("birth_day"),
         born_too_early = sql_day(&format!("{}, '-{} months'", sql_date(":today"), closed_by_months + 1)),
         windows = windows.join(" UNION ALL "),
@@ -109,12 +111,21 @@ fn screening_sql(code: &str, minimum_age: u32, ends_on_birthday: Option<u32>, fe
         None => ":season_closes".to_owned(),
     };
     format!(
-        "SELECT key - :first AS person, 'fy' || :fiscal_year AS occasion, :season_opens AS send_on, {closes} AS expires_on FROM residents
+        "SELECT resident_id, 'fy' || :fiscal_year AS occasion, :season_opens AS send_on, {closes} AS expires_on,
+                printf('%d年度末に%d歳。%s以降の受診記録なし', :fiscal_year, {age_at_fiscal_year_end}, {counted_since_date}) AS reason
+         FROM residents
          WHERE key BETWEEN :first AND :last AND :today BETWEEN :season_opens AND :season_closes
            AND birth_day <= {latest_birth} {sex}
            AND key - :first NOT IN (SELECT row FROM events WHERE key BETWEEN :checkups_first AND :checkups_last AND code = '{code}' AND start_day >= {counted_since})
            AND {closes} >= :today",
         latest_birth = sql_day(&format!("printf('%04d-04-01', :fiscal_year + 1 - {minimum_age})")),
+        // Reached on the day before the birthday, so whoever was born on April 1 or before
+        // has had this year's birthday by March 31 (年齢計算ニ関スル法律).
+        age_at_fiscal_year_end = format!(
+            "(:fiscal_year + 1 - CAST(strftime('%Y', {birth}) AS INTEGER) - (strftime('%m-%d', {birth}) > '04-01'))",
+            birth = sql_date("birth_day")
+        ),
+        counted_since_date = format!("printf('%04d-04-01', :fiscal_year + 1 - {every_fiscal_years})"),
         sex = if female_only { "AND sex = 2" } else { "" },
         counted_since = sql_day(&format!("printf('%04d-04-01', :fiscal_year + 1 - {every_fiscal_years})")),
     )
@@ -124,7 +135,8 @@ fn screening_sql(code: &str, minimum_age: u32, ends_on_birthday: Option<u32>, fe
 /// plainly: a vaccination schedule, a child checkup, screenings (with a sex, every other
 /// year, an end at a birthday) and an allowance. The single-parent programs (household
 /// analysis over relationships, tax, receipts) and the maternity programs (pregnancies
-/// matched to births) have none.
+/// matched to births) have none. Each returns what a notice to store needs, as the plugin's
+/// notices carry it: the resident's id, the occasion, the window and the same reason text.
 fn sql_rules() -> Vec<(&'static str, String)> {
     let birth = "birth";
     let mr_school_entry = "date(birth, '+72 months')";
@@ -159,9 +171,12 @@ fn sql_rules() -> Vec<(&'static str, String)> {
         ("specific-checkup", screening_sql("specific-checkup", 40, Some(75), false, 1)),
         (
             "child-allowance",
-            "SELECT key - :first AS person, 'birth' AS occasion, birth_day AS send_on, birth_day + 15 AS expires_on FROM residents
-             WHERE key BETWEEN :first AND :last AND birth_day BETWEEN :today - 15 AND :today"
-                .to_owned(),
+            format!(
+                "SELECT resident_id, 'birth' AS occasion, birth_day AS send_on, birth_day + 15 AS expires_on, printf('出生 %s、申請期限 %s', {born}, {due}) AS reason
+                 FROM residents WHERE key BETWEEN :first AND :last AND birth_day BETWEEN :today - 15 AND :today",
+                born = sql_date("birth_day"),
+                due = sql_date("birth_day + 15"),
+            ),
         ),
     ]
 }
@@ -187,8 +202,12 @@ fn sql_parameters(connection: &Connection, today: Day) -> Result<Vec<(&'static s
     ])
 }
 
-/// Runs one SQL rule and returns its notices as (person, occasion, send on, expires on).
-fn run_sql(connection: &Connection, sql: &str, parameters: &[(&str, i64)]) -> Result<Vec<(u32, String, i32, i32)>> {
+/// One notice as an SQL rule gives it: what the plugin's notice carries, the resident named
+/// by id rather than by row.
+type SqlNotice = (String, String, i32, i32, String);
+
+/// Runs one SQL rule and returns its notices.
+fn run_sql(connection: &Connection, sql: &str, parameters: &[(&str, i64)]) -> Result<Vec<SqlNotice>> {
     let mut statement = connection.prepare_cached(sql)?;
     // Each rule names only some of the parameters; SQLite refuses a name it does not have.
     for index in 1..=statement.parameter_count() {
@@ -199,7 +218,7 @@ fn run_sql(connection: &Connection, sql: &str, parameters: &[(&str, i64)]) -> Re
     let mut rows = statement.raw_query();
     let mut notices = Vec::new();
     while let Some(row) = rows.next()? {
-        notices.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?));
+        notices.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?));
     }
     Ok(notices)
 }
