@@ -404,10 +404,8 @@ fn load_residents(connection: &Connection, snapshot_id: i64, resident_count: u32
     };
     let mut resident_ids = ResidentIds::with_capacity(rows);
     // Sized for households of two, so that it seldom grows.
-    let mut households: HashMap<String, u32> = HashMap::with_capacity_and_hasher(if wants(Field::Household) { rows / 2 } else { 0 }, Default::default());
-    // The previous row's household and its index; none before the first row.
-    let mut previous_household = (String::new(), u32::MAX);
-    let mut wards: HashMap<String, u16> = HashMap::default();
+    let mut households: Numbering<u32> = Numbering::new("households", if wants(Field::Household) { rows / 2 } else { 0 });
+    let mut wards: Numbering<u16> = Numbering::new("wards", 0);
     // Only the columns wanted are selected, in this order, each read at the next index.
     let selected: Vec<&str> = RESIDENT_COLUMNS.iter().filter(|(field, _)| field.is_none_or(|field| wants(field))).map(|(_, name)| *name).collect();
     let mut statement = connection.prepare_cached(&format!("SELECT {} FROM residents WHERE key BETWEEN ?1 AND ?2 ORDER BY key", selected.join(", ")))?;
@@ -426,40 +424,15 @@ fn load_residents(connection: &Connection, snapshot_id: i64, resident_count: u32
             population.sex.push(row.get(next())?);
         }
         if wants(Field::Household) {
-            // Exports list a household's members together, so most rows repeat the previous
-            // row's household and need no lookup; a lookup is by the borrowed text, so only a
-            // new household allocates its key.
-            let household = row.get_ref(next())?.as_str()?;
-            if previous_household.1 == u32::MAX || household != previous_household.0 {
-                let index = match households.get(household) {
-                    Some(index) => *index,
-                    None => {
-                        let next = households.len() as u32;
-                        households.insert(household.to_owned(), next);
-                        next
-                    }
-                };
-                previous_household.0.clear();
-                previous_household.0.push_str(household);
-                previous_household.1 = index;
-            }
-            population.household.push(previous_household.1);
+            population.household.push(households.number(row.get_ref(next())?.as_bytes()?)?.0);
         }
         if wants(Field::Relationship) {
             population.relationship.push(row.get(next())?);
         }
         if wants(Field::Ward) {
-            let ward = row.get_ref(next())?.as_str()?;
-            let index = match wards.get(ward) {
-                Some(index) => *index,
-                None => {
-                    let next = wards.len() as u16;
-                    wards.insert(ward.to_owned(), next);
-                    population.wards.push(ward.to_owned());
-                    next
-                }
-            };
-            population.ward.push(index);
+            let (ward, new) = wards.number(row.get_ref(next())?.as_bytes()?)?;
+            population.wards.extend(new.map(str::to_owned));
+            population.ward.push(ward);
         }
         if wants(Field::ResidentSince) {
             population.resident_since.push(row.get::<_, Option<i32>>(next())?.unwrap_or(i32::MIN));
@@ -484,6 +457,45 @@ const RESIDENT_COLUMNS: [(Option<Field>, &str); 7] = [
     (Some(Field::Ward), "ward"),
     (Some(Field::ResidentSince), "resident_since"),
 ];
+
+/// Numbers the distinct texts of a column (households, wards, event codes) in the order
+/// they first appear. Rows that repeat the previous row's text (a household's members are
+/// listed together, a person's doses of one vaccine too) need no lookup, and texts are
+/// compared as bytes: only a new one is checked to be UTF-8 and allocated.
+struct Numbering<N> {
+    what: &'static str,
+    numbers: HashMap<Box<[u8]>, N>,
+    previous_text: Vec<u8>,
+    previous_number: Option<N>,
+}
+
+impl<N: Copy + TryFrom<usize>> Numbering<N> {
+    fn new(what: &'static str, capacity: usize) -> Numbering<N> {
+        Numbering { what, numbers: HashMap::with_capacity_and_hasher(capacity, Default::default()), previous_text: Vec::new(), previous_number: None }
+    }
+
+    /// The number of `text`, and the text when it was not seen before.
+    fn number<'t>(&mut self, text: &'t [u8]) -> Result<(N, Option<&'t str>)> {
+        if let Some(number) = self.previous_number
+            && self.previous_text == text
+        {
+            return Ok((number, None));
+        }
+        let (number, new) = match self.numbers.get(text) {
+            Some(number) => (*number, None),
+            None => {
+                let checked = std::str::from_utf8(text).with_context(|| format!("one of the snapshot's {} is not UTF-8 text", self.what))?;
+                let number = N::try_from(self.numbers.len()).map_err(|_| anyhow::anyhow!("more than {} distinct {}", self.numbers.len(), self.what))?;
+                self.numbers.insert(text.into(), number);
+                (number, Some(checked))
+            }
+        };
+        self.previous_text.clear();
+        self.previous_text.extend_from_slice(text);
+        self.previous_number = Some(number);
+        Ok((number, new))
+    }
+}
 
 /// Fills `taxable` and `income` from each consenting resident's latest fiscal year.
 fn load_tax(connection: &Connection, snapshot_id: i64, population: &mut Population) -> Result<()> {
@@ -533,21 +545,12 @@ fn load_events(connection: &Connection, snapshot_id: i64, kind: EventKind) -> Re
         end: Vec::with_capacity(count),
         ..Events::default()
     };
-    let mut codes: HashMap<String, u16> = HashMap::default();
+    let mut codes: Numbering<u16> = Numbering::new("event codes", 0);
     let mut statement = connection.prepare_cached("SELECT row, code, count, start_day, end_day FROM events WHERE key BETWEEN ?1 AND ?2")?;
     let mut rows = statement.query((first, last))?;
     while let Some(row) = rows.next()? {
-        // Looked up by the borrowed text, so only a new code allocates.
-        let code = row.get_ref(1)?.as_str()?;
-        let index = match codes.get(code) {
-            Some(index) => *index,
-            None => {
-                let next = u16::try_from(codes.len()).context("more than 65536 distinct event codes")?;
-                codes.insert(code.to_owned(), next);
-                events.codes.push(code.to_owned());
-                next
-            }
-        };
+        let (index, new) = codes.number(row.get_ref(1)?.as_bytes()?)?;
+        events.codes.extend(new.map(str::to_owned));
         events.person.push(row.get(0)?);
         events.code.push(index);
         events.count.push(row.get(2)?);
