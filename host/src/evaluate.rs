@@ -134,9 +134,9 @@ fn evaluate_and_plan(connection: &mut Connection, plugins: &Plugins, loaded: &Lo
         for _ in 0..EVALUATION_THREADS.min(runs.len()) {
             let (sender, queue) = (sender.clone(), &queue);
             scope.spawn(move || {
-                while let Some((run, heavy)) = queue.take() {
+                while let Some((run, taken)) = queue.take() {
                     let evaluation = evaluate_loaded(plugins, &run.program, loaded, today);
-                    queue.finished(heavy);
+                    drop(taken);
                     // The receiver is gone only when storing failed: nothing more is wanted.
                     if sender.send((run, evaluation)).is_err() {
                         break;
@@ -187,18 +187,19 @@ impl<'r, 'v> Queue<'r, 'v> {
         Ok(Queue { state: Mutex::new(QueueState { heavy, light, heavy_running: false }), heavy_done: Condvar::new() })
     }
 
-    /// The next program to evaluate and whether it is heavy; `None` when all are taken.
-    fn take(&self) -> Option<(&'r Run<'v>, bool)> {
+    /// The next program to evaluate, with what gives its place back when dropped; `None`
+    /// when all are taken.
+    fn take(&self) -> Option<(&'r Run<'v>, Taken<'_, 'r, 'v>)> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if !state.heavy_running
                 && let Some(run) = state.heavy.pop()
             {
                 state.heavy_running = true;
-                return Some((run, true));
+                return Some((run, Taken { queue: self, heavy: true }));
             }
             if let Some(run) = state.light.pop() {
-                return Some((run, false));
+                return Some((run, Taken { queue: self, heavy: false }));
             }
             if state.heavy.is_empty() {
                 return None;
@@ -206,12 +207,20 @@ impl<'r, 'v> Queue<'r, 'v> {
             state = self.heavy_done.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
     }
+}
 
-    /// Says that a program taken from the queue has been evaluated.
-    fn finished(&self, heavy: bool) {
-        if heavy {
-            self.state.lock().unwrap_or_else(PoisonError::into_inner).heavy_running = false;
-            self.heavy_done.notify_all();
+/// A program taken from the `Queue`; dropped when its evaluation has ended, however it
+/// ended, so that a panicking evaluation cannot keep the other thread waiting.
+struct Taken<'q, 'r, 'v> {
+    queue: &'q Queue<'r, 'v>,
+    heavy: bool,
+}
+
+impl Drop for Taken<'_, '_, '_> {
+    fn drop(&mut self) {
+        if self.heavy {
+            self.queue.state.lock().unwrap_or_else(PoisonError::into_inner).heavy_running = false;
+            self.queue.heavy_done.notify_all();
         }
     }
 }
