@@ -137,9 +137,12 @@ fn evaluate_and_plan(connection: &mut Connection, plugins: &Plugins, loaded: &Lo
                 while let Some((run, taken)) = queue.take() {
                     let evaluation = evaluate_loaded(plugins, &run.program, loaded, today);
                     return_freed_memory();
-                    drop(taken);
                     // The receiver is gone only when storing failed: nothing more is wanted.
-                    if sender.send((run, evaluation)).is_err() {
+                    let handed_over = sender.send((run, evaluation)).is_ok();
+                    // A heavy program's place is given back once its notices are handed over,
+                    // so that the next heavy one never runs while they wait to be stored.
+                    drop(taken);
+                    if !handed_over {
                         break;
                     }
                 }
