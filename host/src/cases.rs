@@ -13,7 +13,7 @@ pub fn test_plugin(engine: &PluginEngine, wasm: &[u8], yaml: &str) -> Result<Rep
     let cases = cases::parse(yaml).context("cannot read the example cases")?;
     let program = engine.load(wasm, &sha256_hex(wasm)).context("cannot load the plugin")?;
     Ok(cases::check(&cases, &program.info.fields, |today, population| {
-        engine.evaluate(&program, today, population.clone()).map(|evaluation| evaluation.notices).map_err(|error| format!("{error:#}"))
+        engine.evaluate(&program, today, population).map(|evaluation| evaluation.notices.to_vec()).map_err(|error| format!("{error:#}"))
     }))
 }
 

@@ -17,7 +17,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 mod bindings {
-    wasmtime::component::bindgen!({ path: "../wit", world: "program" });
+    // Borrowing: the population crosses as slices of the host's columns, so the host copies
+    // a city's columns once (into the plugin's memory), never into an owned record first.
+    wasmtime::component::bindgen!({ path: "../wit", world: "program", ownership: Borrowing { duplicate_if_necessary: false } });
 }
 use bindings::oshirase::program::types as wit;
 
@@ -149,8 +151,80 @@ pub struct LoadedProgram {
 
 /// What one evaluation produced, with the plugin's captured output for the run log.
 pub struct Evaluation {
-    pub notices: Vec<Notice>,
+    pub notices: Notices,
     pub log: String,
+}
+
+/// The checked notices of one evaluation, kept compact: a screening notifies half a city,
+/// and a `String` for the occasion and the reason of each would take three times the
+/// memory. The occasion is an index into the manifest's keys, the reasons one text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notices {
+    person: Vec<u32>,
+    occasion: Vec<u16>,
+    send_on: Vec<i32>,
+    expires_on: Vec<i32>,
+    reasons: String,
+    /// Where each reason ends in `reasons`.
+    reason_ends: Vec<usize>,
+    /// The manifest's occasion keys.
+    occasions: Vec<String>,
+}
+
+/// One notice of [`Notices`], borrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoticeRef<'a> {
+    pub person: u32,
+    pub occasion: &'a str,
+    pub send_on: Day,
+    pub expires_on: Day,
+    pub reason: &'a str,
+}
+
+impl Notices {
+    fn with_capacity(notices: usize, info: &ProgramInfo) -> Notices {
+        Notices {
+            person: Vec::with_capacity(notices),
+            occasion: Vec::with_capacity(notices),
+            send_on: Vec::with_capacity(notices),
+            expires_on: Vec::with_capacity(notices),
+            reasons: String::new(),
+            reason_ends: Vec::with_capacity(notices),
+            occasions: info.occasions.iter().map(|occasion| occasion.key.clone()).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.person.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.person.is_empty()
+    }
+
+    /// The notice at `index`, if there is one.
+    pub fn get(&self, index: usize) -> Option<NoticeRef<'_>> {
+        let reason_end = *self.reason_ends.get(index)?;
+        let reason_start = if index == 0 { 0 } else { self.reason_ends[index - 1] };
+        Some(NoticeRef {
+            person: self.person[index],
+            occasion: &self.occasions[usize::from(self.occasion[index])],
+            send_on: Day(self.send_on[index]),
+            expires_on: Day(self.expires_on[index]),
+            reason: &self.reasons[reason_start..reason_end],
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = NoticeRef<'_>> {
+        (0..self.len()).filter_map(|index| self.get(index))
+    }
+
+    /// The notices as the SDK's type, for comparing with a plugin's example cases.
+    pub fn to_vec(&self) -> Vec<Notice> {
+        self.iter()
+            .map(|notice| Notice { person: notice.person, occasion: notice.occasion.to_owned(), send_on: notice.send_on, expires_on: notice.expires_on, reason: notice.reason.to_owned() })
+            .collect()
+    }
 }
 
 impl PluginEngine {
@@ -267,42 +341,65 @@ impl PluginEngine {
     }
 
     /// Runs the plugin's rules for `today` on `population` and checks what comes back.
-    pub fn evaluate(&self, program: &LoadedProgram, today: Day, population: Population) -> Result<Evaluation, PluginError> {
-        let size = population.size;
+    pub fn evaluate(&self, program: &LoadedProgram, today: Day, population: &Population) -> Result<Evaluation, PluginError> {
+        self.evaluate_rows(program, today, population, population.size)
+    }
+
+    /// Runs the plugin's rules for `today` on the first `rows` rows of `population`, which
+    /// may hold more columns than the plugin declares (one read of the snapshot for a whole
+    /// day): the plugin is handed only the columns its manifest names, borrowed, and
+    /// answers are checked against `rows`.
+    pub fn evaluate_rows(&self, program: &LoadedProgram, today: Day, population: &Population, rows: u32) -> Result<Evaluation, PluginError> {
         let (mut store, log) = self.store(today);
         let instance = program.pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
-        let answer = instance.call_evaluate(&mut store, today.0, &population_to_wit(population)).map_err(|error| PluginError::Trapped(with_log(error.into(), &log)))?;
+        let names = Names::of(population);
+        let view = population_to_wit(population, &program.info.fields, rows, &names);
+        let answer = instance.call_evaluate(&mut store, today.0, view).map_err(|error| PluginError::Trapped(with_log(error.into(), &log)))?;
+        // The instance's memory is given back before the answer is checked.
+        drop(store);
         let log = String::from_utf8_lossy(&log.contents()).into_owned();
         let notices = answer.map_err(PluginError::Reported)?;
-        let notices = self.check_output(&program.info, size, notices)?;
+        let notices = self.check_output(&program.info, rows, notices)?;
         Ok(Evaluation { notices, log })
     }
 
     /// Refuses output that names no one in the population, an occasion the manifest does
-    /// not declare, an empty or inverted window, or more than the limits allow.
-    fn check_output(&self, info: &ProgramInfo, size: u32, notices: Vec<wit::Notice>) -> Result<Vec<Notice>, PluginError> {
+    /// not declare, an empty or inverted window, or more than the limits allow; keeps the
+    /// rest compact, each notice converted as soon as it is checked.
+    fn check_output(&self, info: &ProgramInfo, size: u32, answer: Vec<wit::Notice>) -> Result<Notices, PluginError> {
         let most = size as usize * self.limits.notices_per_person + 1000;
-        if notices.len() > most {
-            return Err(PluginError::BadOutput(format!("{} notices for {size} people (at most {most})", notices.len())));
+        if answer.len() > most {
+            return Err(PluginError::BadOutput(format!("{} notices for {size} people (at most {most})", answer.len())));
         }
-        notices
-            .into_iter()
-            .map(|notice| {
-                if notice.person >= size {
-                    return Err(PluginError::BadOutput(format!("notice for person {} in a population of {size}", notice.person)));
-                }
-                if !info.occasions.iter().any(|occasion| occasion.key == notice.occasion) {
-                    return Err(PluginError::BadOutput(format!("occasion {:?} is not in the manifest", notice.occasion)));
-                }
-                if notice.send_on > notice.expires_on {
-                    return Err(PluginError::BadOutput(format!("occasion {:?} expires before it may be sent", notice.occasion)));
-                }
-                if notice.reason.len() > self.limits.reason_bytes {
-                    return Err(PluginError::BadOutput(format!("a reason of {} bytes (at most {})", notice.reason.len(), self.limits.reason_bytes)));
-                }
-                Ok(Notice { person: notice.person, occasion: notice.occasion, send_on: Day(notice.send_on), expires_on: Day(notice.expires_on), reason: notice.reason })
-            })
-            .collect()
+        let mut notices = Notices::with_capacity(answer.len(), info);
+        notices.reasons.reserve_exact(answer.iter().map(|notice| notice.reason.len()).sum());
+        // A program's notices mostly share one occasion, so the last one found is tried first.
+        let mut last_occasion = 0;
+        for notice in answer {
+            if notice.person >= size {
+                return Err(PluginError::BadOutput(format!("notice for person {} in a population of {size}", notice.person)));
+            }
+            if notices.occasions.get(last_occasion) != Some(&notice.occasion) {
+                last_occasion = notices
+                    .occasions
+                    .iter()
+                    .position(|key| *key == notice.occasion)
+                    .ok_or_else(|| PluginError::BadOutput(format!("occasion {:?} is not in the manifest", notice.occasion)))?;
+            }
+            if notice.send_on > notice.expires_on {
+                return Err(PluginError::BadOutput(format!("occasion {:?} expires before it may be sent", notice.occasion)));
+            }
+            if notice.reason.len() > self.limits.reason_bytes {
+                return Err(PluginError::BadOutput(format!("a reason of {} bytes (at most {})", notice.reason.len(), self.limits.reason_bytes)));
+            }
+            notices.person.push(notice.person);
+            notices.occasion.push(u16::try_from(last_occasion).map_err(|_| PluginError::BadOutput(format!("occasion {:?} is past the 65,536th of the manifest", notice.occasion)))?);
+            notices.send_on.push(notice.send_on);
+            notices.expires_on.push(notice.expires_on);
+            notices.reasons.push_str(&notice.reason);
+            notices.reason_ends.push(notices.reasons.len());
+        }
+        Ok(notices)
     }
 }
 
@@ -376,26 +473,55 @@ fn info_from_wit(info: wit::ProgramInfo) -> Result<ProgramInfo, PluginError> {
     })
 }
 
-fn events_to_wit(events: oshirase_sdk::Events) -> wit::Events {
-    wit::Events { person: events.person, codes: events.codes, code: events.code, count: events.count, start: events.start, end: events.end }
+/// The text columns of a population as lists of `&str`, which the borrowed bindings take.
+struct Names<'a> {
+    wards: Vec<&'a str>,
+    /// The codes of pregnancies, immunizations, checkups and receipts.
+    codes: [Vec<&'a str>; 4],
 }
 
-fn population_to_wit(population: Population) -> wit::Population {
+impl<'a> Names<'a> {
+    fn of(population: &'a Population) -> Names<'a> {
+        let texts = |texts: &'a [String]| texts.iter().map(String::as_str).collect();
+        Names {
+            wards: texts(&population.wards),
+            codes: [&population.pregnancies, &population.immunizations, &population.checkups, &population.receipts].map(|events| texts(&events.codes)),
+        }
+    }
+}
+
+/// What a plugin declaring `fields` is handed of `population`: its first `rows` rows, only
+/// the declared columns (the others empty), nothing copied.
+fn population_to_wit<'a>(population: &'a Population, fields: &[Field], rows: u32, names: &'a Names<'a>) -> wit::Population<'a> {
+    let wants = |field| fields.contains(&field);
+    fn column<T>(wanted: bool, column: &[T], rows: u32) -> &[T] {
+        if wanted { &column[..column.len().min(rows as usize)] } else { &[] }
+    }
+    // Event rows name people by row; the rows past `rows` (due dates registered in the
+    // chat) have pregnancies only, handed with every row, so no event needs cutting.
+    let events = |field, events: &'a oshirase_sdk::Events, codes: &'a [&'a str]| {
+        if wants(field) {
+            wit::Events { person: &events.person, codes, code: &events.code, count: &events.count, start: &events.start, end: &events.end }
+        } else {
+            wit::Events { person: &[], codes: &[], code: &[], count: &[], start: &[], end: &[] }
+        }
+    };
+    let [pregnancy_codes, immunization_codes, checkup_codes, receipt_codes] = &names.codes;
     wit::Population {
-        size: population.size,
-        birth_day: population.birth_day,
-        sex: population.sex,
-        household: population.household,
-        relationship: population.relationship,
-        ward: population.ward,
-        wards: population.wards,
-        resident_since: population.resident_since,
-        taxable: population.taxable,
-        income: population.income,
-        pregnancies: events_to_wit(population.pregnancies),
-        immunizations: events_to_wit(population.immunizations),
-        checkups: events_to_wit(population.checkups),
-        receipts: events_to_wit(population.receipts),
+        size: rows,
+        birth_day: column(wants(Field::BirthDay), &population.birth_day, rows),
+        sex: column(wants(Field::Sex), &population.sex, rows),
+        household: column(wants(Field::Household), &population.household, rows),
+        relationship: column(wants(Field::Relationship), &population.relationship, rows),
+        ward: column(wants(Field::Ward), &population.ward, rows),
+        wards: if wants(Field::Ward) { &names.wards } else { &[] },
+        resident_since: column(wants(Field::ResidentSince), &population.resident_since, rows),
+        taxable: column(wants(Field::Tax), &population.taxable, rows),
+        income: column(wants(Field::Tax), &population.income, rows),
+        pregnancies: events(Field::Pregnancies, &population.pregnancies, pregnancy_codes),
+        immunizations: events(Field::Immunizations, &population.immunizations, immunization_codes),
+        checkups: events(Field::Checkups, &population.checkups, checkup_codes),
+        receipts: events(Field::Receipts, &population.receipts, receipt_codes),
     }
 }
 
@@ -438,7 +564,7 @@ mod tests {
     fn evaluate(limits: Limits, day: i32) -> Result<Evaluation, PluginError> {
         let (engine, program) = hostile(limits);
         let population = Population { size: 3, birth_day: vec![0, 1, 2], ..Population::default() };
-        engine.evaluate(&program, Day(day), population)
+        engine.evaluate(&program, Day(day), &population)
     }
 
     fn short_limits() -> Limits {
@@ -491,15 +617,15 @@ mod tests {
         let mut failures = Vec::new();
         for (day, expected) in table {
             let population = Population { size: 3, birth_day: vec![0, 1, 2], ..Population::default() };
-            let outcome = engine.evaluate(&program, Day(day), population);
+            let outcome = engine.evaluate(&program, Day(day), &population);
             let matched = match (&outcome, &expected) {
-                (Ok(evaluation), Answer { notices, reason }) => evaluation.notices.len() == *notices && evaluation.notices[0].reason.starts_with(reason),
+                (Ok(evaluation), Answer { notices, reason }) => evaluation.notices.len() == *notices && evaluation.notices.get(0).is_some_and(|notice| notice.reason.starts_with(reason)),
                 (Err(error), Error(text)) => format!("{error:#}").contains(text),
                 _ => false,
             };
             if !matched {
                 let got = match outcome {
-                    Ok(evaluation) => format!("{} notices, first reason {:?}", evaluation.notices.len(), evaluation.notices[0].reason),
+                    Ok(evaluation) => format!("{} notices, first reason {:?}", evaluation.notices.len(), evaluation.notices.get(0).map(|notice| notice.reason)),
                     Err(error) => format!("{error:#}"),
                 };
                 failures.push(format!("day {day}: got {got}"));
@@ -514,7 +640,8 @@ mod tests {
         let second = evaluate(short_limits(), REPORT_CLOCK_AND_RANDOMNESS).unwrap().notices;
         assert_eq!(first, second, "two runs on the same input must agree");
         // Day 4 at midnight in Japan is 4 × 86,400 − 9 × 3,600 seconds after the epoch.
-        assert!(first[0].reason.starts_with("clock 313200 "), "{}", first[0].reason);
+        let reason = first.get(0).map(|notice| notice.reason).unwrap_or_default();
+        assert!(reason.starts_with("clock 313200 "), "{reason}");
         let error = evaluate(short_limits(), READ_A_FILE).err().expect("no file may be readable");
         assert!(matches!(error, PluginError::Reported(ref message) if message.starts_with("cannot read")), "{error}");
     }

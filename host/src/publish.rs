@@ -98,7 +98,7 @@ pub async fn publish(database: &Database, plugins: &Arc<Plugins>, candidate: Can
             Some(population) => {
                 let size = population.size;
                 let today = crate::service::today_in_japan();
-                match sample_plugins.engine.evaluate(&program, today, population) {
+                match sample_plugins.engine.evaluate(&program, today, &population) {
                     Ok(evaluation) => Ok(format!("{checks}; {} notices for the {size} residents of the active snapshot on {today}", evaluation.notices.len())),
                     Err(error) => Err(format!("on the {size} residents of the active snapshot: {error:#}")),
                 }
@@ -136,7 +136,7 @@ fn validate(plugins: &Plugins, candidate: &Candidate, sha256: &str) -> Validatio
         };
         let cases = oshirase_sdk::cases::parse(yaml).map_err(|error| format!("cannot read the example cases: {error:#}"))?;
         let report = oshirase_sdk::cases::check(&cases, &program.info.fields, |today, population| {
-            plugins.engine.evaluate(&program, today, population.clone()).map(|evaluation| evaluation.notices).map_err(|error| format!("{error:#}"))
+            plugins.engine.evaluate(&program, today, population).map(|evaluation| evaluation.notices.to_vec()).map_err(|error| format!("{error:#}"))
         });
         if !report.passed() {
             return Err(format!("{} of {} example cases failed:\n{report}", report.failures.len(), report.cases));

@@ -255,114 +255,245 @@ pub fn prune(connection: &mut Connection, keep: usize) -> Result<Vec<i64>> {
     Ok(doomed)
 }
 
-/// A population ready for a plugin, with the resident id of every row so that the host
-/// can turn a notice's row number back into a resident.
+/// The resident id of every row, as one text and where each id ends in it: a `String` per
+/// resident would cost a city of a million some 50 MB and a million allocations.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ResidentIds {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl ResidentIds {
+    fn with_capacity(ids: usize) -> ResidentIds {
+        ResidentIds { text: String::with_capacity(ids * 12), ends: Vec::with_capacity(ids) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Adds the id of the next row.
+    pub fn push(&mut self, id: impl AsRef<str>) {
+        self.text.push_str(id.as_ref());
+        self.ends.push(self.text.len());
+    }
+
+    /// The id of `row`, if there is such a row.
+    pub fn get(&self, row: u32) -> Option<&str> {
+        let row = row as usize;
+        let end = *self.ends.get(row)?;
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        Some(&self.text[start..end])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len() as u32).filter_map(|row| self.get(row))
+    }
+}
+
+impl std::fmt::Debug for ResidentIds {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<const N: usize> PartialEq<[&str; N]> for ResidentIds {
+    fn eq(&self, ids: &[&str; N]) -> bool {
+        self.len() == N && self.iter().zip(ids).all(|(id, other)| id == *other)
+    }
+}
+
+/// A population ready for plugins, with the resident id of every row so that the host can
+/// turn a notice's row number back into a resident.
 pub struct LoadedPopulation {
     pub snapshot_id: i64,
-    pub resident_ids: Vec<String>,
+    pub resident_ids: ResidentIds,
     pub population: Population,
+    /// The rows before the first due date registered in the chat, which come last: all that
+    /// a program which does not read pregnancies may see.
+    rows_without_due_dates: u32,
+}
+
+impl LoadedPopulation {
+    /// How many rows, from the first, a program reading `fields` is given: a population read
+    /// once for every program of a day serves each exactly as `load_population(fields)`
+    /// would have (`chat::timing` orders the due dates after the birth dates for this).
+    pub fn rows_for(&self, fields: &[Field]) -> u32 {
+        if fields.contains(&Field::Pregnancies) { self.population.size } else { self.rows_without_due_dates }
+    }
 }
 
 /// Reads the active snapshot as columns, filling only the columns `fields` names. Tax
 /// columns are filled only for residents who consented to the use of their tax data.
 /// Due dates and birth dates registered in the chat follow as rows `self:<id>`
 /// (`chat::timing`).
+///
+/// When the database is a file, the dated records are read on a second, read-only
+/// connection on another thread while this one reads the residents, so the read takes two
+/// cores. Both read the rows of the one snapshot chosen first, which no import changes.
 pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<LoadedPopulation> {
-    let snapshot_id = active(connection)?.context("no active snapshot: import resident records first")?;
-    let wants = |field| fields.contains(&field);
-    let (first, last) = snapshot_range(snapshot_id);
-    let mut population = Population::default();
-    let mut resident_ids = Vec::new();
-    let mut households: HashMap<String, u32> = HashMap::default();
-    let mut wards: HashMap<String, u16> = HashMap::default();
-    let mut statement = connection.prepare_cached(
-        "SELECT resident_id, household_id, birth_day, sex, relationship, ward, resident_since
-         FROM residents WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
-    )?;
-    let mut rows = statement.query((first, last))?;
-    while let Some(row) = rows.next()? {
-        resident_ids.push(row.get::<_, String>(0)?);
-        if wants(Field::BirthDay) {
-            population.birth_day.push(row.get(2)?);
-        }
-        if wants(Field::Sex) {
-            population.sex.push(row.get(3)?);
-        }
-        if wants(Field::Household) {
-            // Looked up by the borrowed text, so only a new household allocates its key.
-            let household = row.get_ref(1)?.as_str()?;
-            let index = match households.get(household) {
-                Some(index) => *index,
-                None => {
-                    let next = households.len() as u32;
-                    households.insert(household.to_owned(), next);
-                    next
-                }
-            };
-            population.household.push(index);
-        }
-        if wants(Field::Relationship) {
-            population.relationship.push(row.get(4)?);
-        }
-        if wants(Field::Ward) {
-            let ward = row.get_ref(5)?.as_str()?;
-            let index = match wards.get(ward) {
-                Some(index) => *index,
-                None => {
-                    let next = wards.len() as u16;
-                    wards.insert(ward.to_owned(), next);
-                    population.wards.push(ward.to_owned());
-                    next
-                }
-            };
-            population.ward.push(index);
-        }
-        if wants(Field::ResidentSince) {
-            population.resident_since.push(row.get::<_, Option<i32>>(6)?.unwrap_or(i32::MIN));
-        }
-    }
-    population.size = resident_ids.len() as u32;
-    if wants(Field::Tax) {
-        load_tax(connection, snapshot_id, &mut population)?;
-    }
-    for (field, kind, events) in [
-        (Field::Pregnancies, EventKind::Pregnancy, &mut population.pregnancies),
-        (Field::Immunizations, EventKind::Immunization, &mut population.immunizations),
-        (Field::Checkups, EventKind::Checkup, &mut population.checkups),
-        (Field::Receipts, EventKind::Receipt, &mut population.receipts),
-    ] {
+    let (snapshot_id, resident_count): (i64, u32) = connection
+        .query_row("SELECT id, resident_count FROM snapshots WHERE active = 1", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?
+        .context("no active snapshot: import resident records first")?;
+    let reader = match connection.path() {
+        Some(path) if !path.is_empty() => Some(open_reader(path)?),
+        _ => None,
+    };
+    let (mut resident_ids, mut population, records) = std::thread::scope(|scope| -> Result<_> {
+        let records = reader.map(|reader| scope.spawn(move || load_records(&reader, snapshot_id, fields)));
+        let (resident_ids, population) = load_residents(connection, snapshot_id, resident_count, fields)?;
+        let records = match records {
+            Some(thread) => thread.join().map_err(|_| anyhow::anyhow!("the thread reading the records panicked"))??,
+            None => load_records(connection, snapshot_id, fields)?,
+        };
+        Ok((resident_ids, population, records))
+    })?;
+    [population.pregnancies, population.immunizations, population.checkups, population.receipts] = records;
+    let snapshot_rows = population.size;
+    crate::chat::timing::append_to_population(connection, fields, &mut resident_ids, &mut population)?;
+    let rows_without_due_dates = population.pregnancies.person.iter().copied().filter(|person| *person >= snapshot_rows).min().unwrap_or(population.size);
+    Ok(LoadedPopulation { snapshot_id, resident_ids, population, rows_without_due_dates })
+}
+
+/// A second connection to the database file at `path`, for reading only.
+fn open_reader(path: &str) -> Result<Connection> {
+    // NO_MUTEX as `Connection::open` sets: the connection is used by one thread at a time.
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(path, flags).with_context(|| format!("cannot open database {path} for reading"))
+}
+
+/// The pregnancies, immunizations, checkups and receipts of a snapshot, each only if
+/// `fields` names it.
+fn load_records(connection: &Connection, snapshot_id: i64, fields: &[Field]) -> Result<[Events; 4]> {
+    let mut records: [Events; 4] = Default::default();
+    for (events, (field, kind)) in records.iter_mut().zip(RECORD_FIELDS) {
         if fields.contains(&field) {
             *events = load_events(connection, snapshot_id, kind)?;
         }
     }
-    crate::chat::timing::append_to_population(connection, fields, &mut resident_ids, &mut population)?;
-    Ok(LoadedPopulation { snapshot_id, resident_ids, population })
+    Ok(records)
 }
 
-/// The columns `fields` names, taken from a population loaded for more fields: exactly
-/// what `load_population(fields)` would have filled, so one read of the snapshot can serve
-/// every program of a day.
-pub fn project(population: &Population, fields: &[Field]) -> Population {
-    fn kept<T: Clone>(wanted: bool, column: &[T]) -> Vec<T> {
-        if wanted { column.to_vec() } else { Vec::new() }
-    }
+/// The fields of dated records, in the order of `load_records`.
+const RECORD_FIELDS: [(Field, EventKind); 4] =
+    [(Field::Pregnancies, EventKind::Pregnancy), (Field::Immunizations, EventKind::Immunization), (Field::Checkups, EventKind::Checkup), (Field::Receipts, EventKind::Receipt)];
+
+/// The residents' columns that `fields` names and the tax columns, with every row's id.
+fn load_residents(connection: &Connection, snapshot_id: i64, resident_count: u32, fields: &[Field]) -> Result<(ResidentIds, Population)> {
     let wants = |field| fields.contains(&field);
-    let events = |field, events: &Events| if wants(field) { events.clone() } else { Events::default() };
-    Population {
-        size: population.size,
-        birth_day: kept(wants(Field::BirthDay), &population.birth_day),
-        sex: kept(wants(Field::Sex), &population.sex),
-        household: kept(wants(Field::Household), &population.household),
-        relationship: kept(wants(Field::Relationship), &population.relationship),
-        ward: kept(wants(Field::Ward), &population.ward),
-        wards: kept(wants(Field::Ward), &population.wards),
-        resident_since: kept(wants(Field::ResidentSince), &population.resident_since),
-        taxable: kept(wants(Field::Tax), &population.taxable),
-        income: kept(wants(Field::Tax), &population.income),
-        pregnancies: events(Field::Pregnancies, &population.pregnancies),
-        immunizations: events(Field::Immunizations, &population.immunizations),
-        checkups: events(Field::Checkups, &population.checkups),
-        receipts: events(Field::Receipts, &population.receipts),
+    let (first, last) = snapshot_range(snapshot_id);
+    let rows = resident_count as usize;
+    // Reserved at their size, so that a column is never copied to grow nor left with unused
+    // capacity.
+    fn reserved<T>(wanted: bool, rows: usize) -> Vec<T> {
+        if wanted { Vec::with_capacity(rows) } else { Vec::new() }
+    }
+    let mut population = Population {
+        birth_day: reserved(wants(Field::BirthDay), rows),
+        sex: reserved(wants(Field::Sex), rows),
+        household: reserved(wants(Field::Household), rows),
+        relationship: reserved(wants(Field::Relationship), rows),
+        ward: reserved(wants(Field::Ward), rows),
+        resident_since: reserved(wants(Field::ResidentSince), rows),
+        ..Population::default()
+    };
+    let mut resident_ids = ResidentIds::with_capacity(rows);
+    // Sized for households of two, so that it seldom grows.
+    let mut households: Numbering<u32> = Numbering::new("households", if wants(Field::Household) { rows / 2 } else { 0 });
+    let mut wards: Numbering<u16> = Numbering::new("wards", 0);
+    // Only the columns wanted are selected, in this order, each read at the next index.
+    let selected: Vec<&str> = RESIDENT_COLUMNS.iter().filter(|(field, _)| field.is_none_or(|field| wants(field))).map(|(_, name)| *name).collect();
+    let mut statement = connection.prepare_cached(&format!("SELECT {} FROM residents WHERE key BETWEEN ?1 AND ?2 ORDER BY key", selected.join(", ")))?;
+    let mut rows = statement.query((first, last))?;
+    while let Some(row) = rows.next()? {
+        resident_ids.push(row.get_ref(0)?.as_str()?);
+        let mut column = 1;
+        let mut next = || {
+            column += 1;
+            column - 1
+        };
+        if wants(Field::BirthDay) {
+            population.birth_day.push(row.get(next())?);
+        }
+        if wants(Field::Sex) {
+            population.sex.push(row.get(next())?);
+        }
+        if wants(Field::Household) {
+            population.household.push(households.number(row.get_ref(next())?.as_bytes()?)?.0);
+        }
+        if wants(Field::Relationship) {
+            population.relationship.push(row.get(next())?);
+        }
+        if wants(Field::Ward) {
+            let (ward, new) = wards.number(row.get_ref(next())?.as_bytes()?)?;
+            population.wards.extend(new.map(str::to_owned));
+            population.ward.push(ward);
+        }
+        if wants(Field::ResidentSince) {
+            population.resident_since.push(row.get::<_, Option<i32>>(next())?.unwrap_or(i32::MIN));
+        }
+    }
+    drop(households);
+    population.size = resident_ids.len() as u32;
+    if wants(Field::Tax) {
+        load_tax(connection, snapshot_id, &mut population)?;
+    }
+    Ok((resident_ids, population))
+}
+
+/// The columns of `residents` a population may be read from, with the field each fills;
+/// the resident id is always read.
+const RESIDENT_COLUMNS: [(Option<Field>, &str); 7] = [
+    (None, "resident_id"),
+    (Some(Field::BirthDay), "birth_day"),
+    (Some(Field::Sex), "sex"),
+    (Some(Field::Household), "household_id"),
+    (Some(Field::Relationship), "relationship"),
+    (Some(Field::Ward), "ward"),
+    (Some(Field::ResidentSince), "resident_since"),
+];
+
+/// Numbers the distinct texts of a column (households, wards, event codes) in the order
+/// they first appear. Rows that repeat the previous row's text (a household's members are
+/// listed together, a person's doses of one vaccine too) need no lookup, and texts are
+/// compared as bytes: only a new one is checked to be UTF-8 and allocated.
+struct Numbering<N> {
+    what: &'static str,
+    numbers: HashMap<Box<[u8]>, N>,
+    previous_text: Vec<u8>,
+    previous_number: Option<N>,
+}
+
+impl<N: Copy + TryFrom<usize>> Numbering<N> {
+    fn new(what: &'static str, capacity: usize) -> Numbering<N> {
+        Numbering { what, numbers: HashMap::with_capacity_and_hasher(capacity, Default::default()), previous_text: Vec::new(), previous_number: None }
+    }
+
+    /// The number of `text`, and the text when it was not seen before.
+    fn number<'t>(&mut self, text: &'t [u8]) -> Result<(N, Option<&'t str>)> {
+        if let Some(number) = self.previous_number
+            && self.previous_text == text
+        {
+            return Ok((number, None));
+        }
+        let (number, new) = match self.numbers.get(text) {
+            Some(number) => (*number, None),
+            None => {
+                let checked = std::str::from_utf8(text).with_context(|| format!("one of the snapshot's {} is not UTF-8 text", self.what))?;
+                let number = N::try_from(self.numbers.len()).map_err(|_| anyhow::anyhow!("more than {} distinct {}", self.numbers.len(), self.what))?;
+                self.numbers.insert(text.into(), number);
+                (number, Some(checked))
+            }
+        };
+        self.previous_text.clear();
+        self.previous_text.extend_from_slice(text);
+        self.previous_number = Some(number);
+        Ok((number, new))
     }
 }
 
@@ -399,23 +530,27 @@ fn load_tax(connection: &Connection, snapshot_id: i64, population: &mut Populati
 }
 
 fn load_events(connection: &Connection, snapshot_id: i64, kind: EventKind) -> Result<Events> {
-    let mut events = Events::default();
-    let mut codes: HashMap<String, u16> = HashMap::default();
     let (first, last) = kind.key_range(snapshot_id);
+    // Keys of one kind are numbered from its first without gaps, so the last key gives the
+    // count, and the columns are reserved at their size (a lookup, not a scan).
+    let count = connection
+        .prepare_cached("SELECT max(key) FROM events WHERE key BETWEEN ?1 AND ?2")?
+        .query_row((first, last), |row| row.get::<_, Option<i64>>(0))?
+        .map_or(0, |last_key| (last_key - first + 1) as usize);
+    let mut events = Events {
+        person: Vec::with_capacity(count),
+        code: Vec::with_capacity(count),
+        count: Vec::with_capacity(count),
+        start: Vec::with_capacity(count),
+        end: Vec::with_capacity(count),
+        ..Events::default()
+    };
+    let mut codes: Numbering<u16> = Numbering::new("event codes", 0);
     let mut statement = connection.prepare_cached("SELECT row, code, count, start_day, end_day FROM events WHERE key BETWEEN ?1 AND ?2")?;
     let mut rows = statement.query((first, last))?;
     while let Some(row) = rows.next()? {
-        // Looked up by the borrowed text, so only a new code allocates.
-        let code = row.get_ref(1)?.as_str()?;
-        let index = match codes.get(code) {
-            Some(index) => *index,
-            None => {
-                let next = u16::try_from(codes.len()).context("more than 65536 distinct event codes")?;
-                codes.insert(code.to_owned(), next);
-                events.codes.push(code.to_owned());
-                next
-            }
-        };
+        let (index, new) = codes.number(row.get_ref(1)?.as_bytes()?)?;
+        events.codes.extend(new.map(str::to_owned));
         events.person.push(row.get(0)?);
         events.code.push(index);
         events.count.push(row.get(2)?);
@@ -466,18 +601,22 @@ pub(crate) mod tests {
     #[test]
     fn a_plugin_gets_only_the_columns_it_declares() {
         let mut connection = database();
-        store(&mut connection, &[resident("001", "h1", "1990-01-01", 1), resident("002", "h1", "2026-01-01", 3), resident("003", "h2", "1950-05-05", 1)]);
+        // The last resident's household is listed apart from the rest of it.
+        store(
+            &mut connection,
+            &[resident("001", "h1", "1990-01-01", 1), resident("002", "h1", "2026-01-01", 3), resident("003", "h2", "1950-05-05", 1), resident("004", "h1", "1992-02-02", 2)],
+        );
 
         let loaded = load_population(&connection, &[Field::BirthDay, Field::Ward]).unwrap();
-        assert_eq!(loaded.resident_ids, ["001", "002", "003"]);
-        assert_eq!(loaded.population.size, 3);
+        assert_eq!(loaded.resident_ids, ["001", "002", "003", "004"]);
+        assert_eq!(loaded.population.size, 4);
         assert_eq!(loaded.population.birth_day[1], Day::parse_iso("2026-01-01").unwrap().0);
-        assert_eq!(loaded.population.ward, [0, 1, 1]);
+        assert_eq!(loaded.population.ward, [0, 1, 1, 1]);
         assert_eq!(loaded.population.wards, ["中央区", "美浜区"]);
         assert!(loaded.population.sex.is_empty() && loaded.population.household.is_empty());
 
         let households = load_population(&connection, &[Field::Household]).unwrap();
-        assert_eq!(households.population.household, [0, 0, 1]);
+        assert_eq!(households.population.household, [0, 0, 1, 0]);
         assert!(households.population.birth_day.is_empty());
     }
 
@@ -506,11 +645,34 @@ pub(crate) mod tests {
         assert_eq!(loaded.population.immunizations.codes, ["vaccine-mr"]);
         assert_eq!(loaded.population.immunizations.end, [i32::MAX]);
         assert!(load_population(&connection, &[Field::BirthDay]).unwrap().population.immunizations.person.is_empty());
+    }
 
-        let everything = load_population(&connection, &[Field::BirthDay, Field::Ward, Field::Household, Field::Tax, Field::Immunizations, Field::Receipts]).unwrap().population;
-        for fields in [&[Field::Tax, Field::Immunizations][..], &[Field::BirthDay], &[Field::Ward, Field::Household], &[]] {
-            assert_eq!(project(&everything, fields), load_population(&connection, fields).unwrap().population, "{fields:?}");
-        }
+    /// A population read once for every program serves a program that does not read
+    /// pregnancies with its first rows: the chat's due dates come last, and those rows are
+    /// exactly what that program's own read gives.
+    #[test]
+    fn due_dates_registered_in_the_chat_come_last_so_a_shared_read_serves_every_program() {
+        let mut connection = database();
+        store(&mut connection, &[resident("001", "h1", "1990-01-01", 1), resident("002", "h1", "2026-01-01", 3)]);
+        connection
+            .execute_batch(&format!(
+                "INSERT INTO line_users (line_user_id, following, first_seen_at, changed_at) VALUES ('U{a}', 1, 'now', 'now'), ('U{b}', 1, 'now', 'now');
+                 INSERT INTO self_registrations (line_user_id, kind, day, registered_on, created_at) VALUES
+                     ('U{a}', 'due-date', 20800, 20700, 'now'), ('U{b}', 'birth-date', 20690, 20700, 'now'), ('U{a}', 'birth-date', 20695, 20700, 'now');",
+                a = "a".repeat(32),
+                b = "b".repeat(32),
+            ))
+            .unwrap();
+        let everything = load_population(&connection, &[Field::BirthDay, Field::Household, Field::Pregnancies]).unwrap();
+        assert_eq!(everything.resident_ids, ["001", "002", "self:3", "self:2", "self:1"]);
+        assert_eq!(everything.population.pregnancies.person, [4]);
+        assert_eq!((everything.rows_for(&[Field::Pregnancies]), everything.rows_for(&[Field::BirthDay, Field::Household])), (5, 4));
+
+        let alone = load_population(&connection, &[Field::BirthDay, Field::Household]).unwrap();
+        assert_eq!(alone.resident_ids, ["001", "002", "self:3", "self:2"]);
+        assert_eq!((alone.population.size, alone.rows_for(&[Field::BirthDay])), (4, 4));
+        assert_eq!(alone.population.birth_day, everything.population.birth_day[..4]);
+        assert_eq!(alone.population.household, everything.population.household[..4]);
     }
 
     #[test]

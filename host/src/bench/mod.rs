@@ -249,10 +249,10 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
                     let population = crate::snapshot::load_population(connection, &loaded.info.fields)?.population;
                     let size = population.size;
                     let start = Instant::now();
-                    plugins.engine.evaluate(&loaded, today, oshirase_sdk::Population::default())?;
+                    plugins.engine.evaluate(&loaded, today, &oshirase_sdk::Population::default())?;
                     let instantiate = start.elapsed().as_secs_f64();
                     let start = Instant::now();
-                    let evaluation = plugins.engine.evaluate(&loaded, today, population)?;
+                    let evaluation = plugins.engine.evaluate(&loaded, today, &population)?;
                     Ok((instantiate, start.elapsed().as_secs_f64(), evaluation.notices.len(), size))
                 })
                 .await?;

@@ -16,6 +16,7 @@ use rusqlite::Connection;
 
 use crate::database::now_text;
 use crate::import::PREGNANCY_CODE;
+use crate::snapshot::ResidentIds;
 
 /// The prefix of the resident id of a self-registered person.
 pub const SELF_PREFIX: &str = "self:";
@@ -116,11 +117,13 @@ pub fn delete(connection: &Connection, line_user_id: &str, id: i64) -> Result<bo
 /// Appends every user's entries to a population read from the snapshot, as described in
 /// the module's note: a child per birth date for every program, a person with a pregnancy
 /// per due date only when `fields` asks for pregnancies. Fills only the declared columns.
-pub fn append_to_population(connection: &Connection, fields: &[Field], resident_ids: &mut Vec<String>, population: &mut Population) -> Result<()> {
+/// Birth dates come before due dates, so that the rows a program without pregnancies sees
+/// are the first rows of a population read for every program (`LoadedPopulation::rows_for`).
+pub fn append_to_population(connection: &Connection, fields: &[Field], resident_ids: &mut ResidentIds, population: &mut Population) -> Result<()> {
     let wants = |field| fields.contains(&field);
     let mut statement = connection.prepare_cached(
         "SELECT s.id, s.kind, s.day, s.registered_on, s.line_user_id FROM self_registrations s
-         JOIN line_users u ON u.line_user_id = s.line_user_id AND u.following = 1 ORDER BY s.line_user_id, s.id",
+         JOIN line_users u ON u.line_user_id = s.line_user_id AND u.following = 1 ORDER BY s.kind = 'due-date', s.line_user_id, s.id",
     )?;
     let rows: Vec<(i64, String, i32, i32, String)> =
         statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?.collect::<Result<_, _>>()?;
