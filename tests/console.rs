@@ -94,8 +94,7 @@ fn built_plugin(crate_name: &str) -> PathBuf {
 async fn text_of(client: &Client, css: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let element = client.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css(css)).await.unwrap_or_else(|error| panic!("no element {css}: {error}"));
-        match element.text().await {
+        match element(client, css).await.text().await {
             Ok(text) => return text,
             Err(error) => assert!(Instant::now() < deadline, "cannot read {css}: {error}"),
         }
@@ -118,8 +117,13 @@ async fn wait_for_text(client: &Client, css: &str, expected: &str) -> String {
     }
 }
 
+/// Waits for an element to be drawn: pages draw themselves after they load.
+async fn element(client: &Client, css: &str) -> fantoccini::elements::Element {
+    client.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css(css)).await.unwrap_or_else(|error| panic!("no element {css}: {error}"))
+}
+
 async fn click(client: &Client, css: &str) {
-    client.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css(css)).await.unwrap_or_else(|error| panic!("no element {css}: {error}")).click().await.unwrap();
+    element(client, css).await.click().await.unwrap();
 }
 
 /// Saves a screenshot of the page as `name.png` in `directory`.
@@ -147,21 +151,21 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     // Signed out, a page sends staff to sign in; a wrong password is refused.
     client.goto(&format!("{base}/console/programs")).await.unwrap();
     assert!(client.current_url().await.unwrap().as_str().contains("/console/login?next=/console/programs"));
-    client.find(Locator::Css("#login")).await.unwrap().send_keys("kenko").await.unwrap();
-    client.find(Locator::Css("#password")).await.unwrap().send_keys("wrong password!").await.unwrap();
+    element(&client, "#login").await.send_keys("kenko").await.unwrap();
+    element(&client, "#password").await.send_keys("wrong password!").await.unwrap();
     click(&client, "#sign-in button").await;
     wait_for_text(&client, "#sign-in .notice", "wrong login or password").await;
     screenshot(&client, &shots, "login").await;
-    client.find(Locator::Css("#password")).await.unwrap().clear().await.unwrap();
-    client.find(Locator::Css("#password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    element(&client, "#password").await.clear().await.unwrap();
+    element(&client, "#password").await.send_keys(PASSWORD).await.unwrap();
     click(&client, "#sign-in button").await;
     wait_for_text(&client, "tr[data-program=infant-checkup] .state", "版 1 で配信中").await;
 
     // Upload a plugin with its cases: validated, accepted and active.
-    client.find(Locator::Css("#upload-code")).await.unwrap().send_keys("vaccine-mr").await.unwrap();
-    client.find(Locator::Css("#upload-wasm")).await.unwrap().send_keys(built_plugin("vaccine_mr").to_str().unwrap()).await.unwrap();
+    element(&client, "#upload-code").await.send_keys("vaccine-mr").await.unwrap();
+    element(&client, "#upload-wasm").await.send_keys(built_plugin("vaccine_mr").to_str().unwrap()).await.unwrap();
     let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/vaccine-mr/cases.yaml").canonicalize().unwrap();
-    client.find(Locator::Css("#upload-cases")).await.unwrap().send_keys(cases.to_str().unwrap()).await.unwrap();
+    element(&client, "#upload-cases").await.send_keys(cases.to_str().unwrap()).await.unwrap();
     click(&client, "#upload button").await;
     wait_for_text(&client, "#status", "を受け付けました(有効)").await;
     wait_for_text(&client, "tr[data-program=vaccine-mr] .state", "で配信中").await;
@@ -184,10 +188,13 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     // and refused by the server; a good wording is previewed as a bubble and saved.
     client.goto(&format!("{base}/console/messages")).await.unwrap();
     let first_occasion = "textarea[data-occasion]";
-    client.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css(first_occasion)).await.unwrap();
-    client.execute("document.getElementById('message-program').value = 'infant-checkup'; document.getElementById('message-program').dispatchEvent(new Event('change'));", vec![]).await.unwrap();
+    element(&client, first_occasion).await;
+    // The first program in the list is drawn at once; another is chosen only if needed,
+    // so that no redraw replaces the editor found below.
+    let chosen = client.execute("return document.getElementById('message-program').value;", vec![]).await.unwrap();
+    assert_eq!(chosen, serde_json::json!("infant-checkup"), "the programs are listed by code");
     wait_for_text(&client, "#message-editor", "1回目").await;
-    let editor = client.find(Locator::Css(first_occasion)).await.unwrap();
+    let editor = element(&client, first_occasion).await;
     editor.clear().await.unwrap();
     editor.send_keys("【{program}】{name}さんへ").await.unwrap();
     wait_for_text(&client, "section.occasion .count", "使えない差し込み: name").await;
@@ -204,7 +211,7 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     // Reserve a send a few seconds ahead (Japan time): the scheduler runs the program then
     // and the emulator receives the reworded message for every parent.
     client.goto(&format!("{base}/console/sending")).await.unwrap();
-    client.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css("#send-form")).await.unwrap();
+    element(&client, "#send-form").await;
     let at = (chrono::Utc::now() + chrono::Duration::seconds(4)).with_timezone(&oshirase::schedule::japan()).format("%Y-%m-%dT%H:%M:%S").to_string();
     client.execute(&format!("document.getElementById('send-program').value = 'infant-checkup'; document.getElementById('send-at').value = '{at}';"), vec![]).await.unwrap();
     click(&client, "#send-form button").await;
@@ -222,7 +229,7 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     client.goto(&format!("{base}/console/dashboard")).await.unwrap();
     let sent = wait_for_text(&client, "#kpi-sent-total", "3").await;
     assert!(sent.ends_with(&HOUSEHOLDS.to_string()), "{sent}");
-    client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#deliveries-chart rect.sent")).await.unwrap();
+    element(&client, "#deliveries-chart rect.sent").await;
     screenshot(&client, &shots, "dashboard").await;
     client.goto(&format!("{base}/console/deliveries")).await.unwrap();
     wait_for_text(&client, "#content table", "infant-checkup").await;
@@ -246,16 +253,16 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
 
     // The administrator sees the registrations and broadcasts a survey to those who
     // receive health notices: every parent gets it.
-    client.find(Locator::Css("#login")).await.unwrap().send_keys("kanri").await.unwrap();
-    client.find(Locator::Css("#password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    element(&client, "#login").await.send_keys("kanri").await.unwrap();
+    element(&client, "#password").await.send_keys(PASSWORD).await.unwrap();
     click(&client, "#sign-in button").await;
     wait_for_text(&client, "#kpi-sent-total", &HOUSEHOLDS.to_string()).await;
     client.goto(&format!("{base}/console/registrations")).await.unwrap();
     wait_for_text(&client, "#content", "印刷待ち 0 枚").await;
     screenshot(&client, &shots, "registrations").await;
     client.goto(&format!("{base}/console/sending")).await.unwrap();
-    client.find(Locator::Css("#broadcast-title")).await.unwrap().send_keys("健康アンケート").await.unwrap();
-    client.find(Locator::Css("#broadcast-text")).await.unwrap().send_keys(SURVEY).await.unwrap();
+    element(&client, "#broadcast-title").await.send_keys("健康アンケート").await.unwrap();
+    element(&client, "#broadcast-text").await.send_keys(SURVEY).await.unwrap();
     client.execute("document.getElementById('broadcast-category').value = 'Health';", vec![]).await.unwrap();
     click(&client, "#broadcast-form button").await;
     wait_for_text(&client, "#status", "に送ります").await;
