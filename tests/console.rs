@@ -19,6 +19,11 @@ use harness::{EmulatorProcess, Scene, babies_town, config, wait_until};
 /// The phrase staff put into the infant checkup's first message.
 const PHRASE: &str = "ブラウザから編集した文面です";
 const PASSWORD: &str = "correct horse battery staple";
+/// The channel secret the emulator signs webhook events with, and the server's public address.
+const SECRET: &str = "console-test-secret";
+const PUBLIC_URL: &str = "https://oshirase.example.jp";
+/// The LINE user who applies from the chat.
+const APPLICANT: &str = "U0000000000000000000000000000a001";
 /// The survey the administrator broadcasts.
 const SURVEY: &str = "子育て支援アンケートにご協力ください https://example.jp/survey";
 
@@ -140,9 +145,16 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     create_user(&scene, "kenko", "division", "infant-checkup,vaccine-mr");
     create_user(&scene, "kanri", "administrator", "");
     let emulator = EmulatorProcess::start(&scene.data().join("journal.jsonl"));
+    // The server answers the LINE webhook too, so that a resident can apply from the chat.
     let config = config(&scene, &emulator, ("00:00", "24:00"));
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("[server]\n", &format!("[server]\npublic_url = {PUBLIC_URL:?}\n")).replace("[line]\n", &format!("[line]\nchannel_secret = {SECRET:?}\n"));
+    std::fs::write(&config, text).unwrap();
     let server = scene.serve_config(&config);
     let base = server.base_url.clone();
+    let webhook = serde_json::json!({ "url": format!("{base}/webhook/line"), "channel_secret": SECRET });
+    let set = tokio::task::block_in_place(|| reqwest::blocking::Client::new().put(format!("{}/emulator/webhook", emulator.base_url)).json(&webhook).send().unwrap());
+    assert!(set.status().is_success());
     let shots = std::env::var_os("OSHIRASE_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|| scene.data().join("screenshots"));
     std::fs::create_dir_all(&shots).unwrap();
     let driver = ChromeDriver::start();
@@ -257,9 +269,36 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     element(&client, "#password").await.send_keys(PASSWORD).await.unwrap();
     click(&client, "#sign-in button").await;
     wait_for_text(&client, "#kpi-sent-total", &HOUSEHOLDS.to_string()).await;
+    // A resident asks for the form in the chat and applies in the browser; the
+    // administrator approves it beside the matching record and prints the postcard; the
+    // applicant is told in the chat that a postcard is on its way.
+    let link = tokio::task::block_in_place(|| {
+        let client = reqwest::blocking::Client::new();
+        let act = |event: serde_json::Value| -> serde_json::Value { client.post(format!("{}/emulator/users/{APPLICANT}/events", emulator.base_url)).json(&event).send().unwrap().json().unwrap() };
+        act(serde_json::json!({ "type": "follow" }));
+        act(serde_json::json!({ "type": "text", "text": "申し込み" }))["replies"][0]["text"].as_str().unwrap().to_owned()
+    });
+    let token = link.split_whitespace().find_map(|word| word.strip_prefix(&format!("{PUBLIC_URL}/apply/"))).unwrap_or_else(|| panic!("no form link in {link}")).to_owned();
+    client.goto(&format!("{base}/apply/{token}")).await.unwrap();
+    element(&client, "input[name=name]").await.send_keys("市民 親1").await.unwrap();
+    client.execute("document.querySelector('input[name=birth_date]').value = '1990-01-01';", vec![]).await.unwrap();
+    element(&client, "input[name=address]").await.send_keys("千葉市中央区千葉港1-1").await.unwrap();
+    screenshot(&client, &shots, "apply").await;
+    click(&client, "form button").await;
+    wait_for_text(&client, "body", "受け付けました").await;
     client.goto(&format!("{base}/console/registrations")).await.unwrap();
-    wait_for_text(&client, "#content", "印刷待ち 0 枚").await;
+    let row = wait_for_text(&client, "tr[data-application]", "市民 親1").await;
+    assert!(row.contains("0101"), "the application is shown beside the matching record: {row}");
     screenshot(&client, &shots, "registrations").await;
+    click(&client, "tr[data-application] button").await;
+    wait_for_text(&client, "#status", "を承認し、はがきを印刷待ちにしました").await;
+    wait_for_text(&client, "#content", "印刷待ち 1 枚").await;
+    click(&client, "#print-postcards").await;
+    let printed = wait_for_text(&client, "#status", "1 枚を postcards-").await;
+    let file = printed.split_whitespace().find(|word| word.starts_with("postcards-")).unwrap().trim_end_matches("にしました");
+    wait_for_text(&client, "#postcard-files", file).await;
+    assert!(std::fs::read(scene.data().join("postcards").join(file)).unwrap().starts_with(b"%PDF"), "the batch is a PDF in the data directory");
+    tokio::task::block_in_place(|| wait_until("the approval's push", || emulator.inboxes().get(APPLICANT).is_some_and(|inbox| inbox.iter().any(|text| text.contains("はがき")))));
     client.goto(&format!("{base}/console/sending")).await.unwrap();
     element(&client, "#broadcast-title").await.send_keys("健康アンケート").await.unwrap();
     element(&client, "#broadcast-text").await.send_keys(SURVEY).await.unwrap();

@@ -56,6 +56,12 @@ async function act(line, button, work) {
   try { line.show(await work(), false); } catch (error) { line.show(error.message, true); } finally { if (button) button.disabled = false; }
 }
 
+// A stored UTC timestamp as staff read it: Japan time.
+function japanTime(iso) {
+  const at = new Date(iso);
+  return Number.isNaN(at.getTime()) ? iso : at.toLocaleString("ja-JP", { timeZone: "Asia/Tokyo", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
 function table(headings, rows) {
   return h("table", {}, h("thead", {}, h("tr", {}, headings.map((heading) => h("th", {}, heading)))), h("tbody", {}, rows));
 }
@@ -186,7 +192,7 @@ async function drawPrograms() {
     }
     const programVersions = versions.filter((version) => version.program === program.code);
     const versionList = h("details", {}, h("summary", {}, `版 ${programVersions.length} 件`), h("ul", {}, programVersions.map((version) => h("li", {},
-      `版 ${version.version}(${{ active: "有効", inactive: "無効", rejected: "却下" }[version.state] || version.state})${version.published_by} ${version.published_at.slice(0, 16)} `,
+      `版 ${version.version}(${{ active: "有効", inactive: "無効", rejected: "却下" }[version.state] || version.state})${version.published_by} ${japanTime(version.published_at)} `,
       version.state === "inactive" && program.may_act ? h("button", { "data-activate": `${program.code}:${version.version}`, onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/programs/${program.code}/activate`, { version: version.version }); refresh(); return `版 ${version.version} を有効にしました`; }) }, "有効にする") : null,
       h("small", { class: "validation" }, version.validation)))));
     return h("tr", { "data-program": program.code },
@@ -304,7 +310,7 @@ async function drawRegistrations() {
   const refresh = () => drawRegistrations().catch((error) => line.show(error.message, true));
   const rows = applications.map((application) => {
     const choose = h("select", {}, application.candidates.map((candidate) => h("option", { value: candidate.resident_id }, `${candidate.resident_id} ${candidate.name} ${candidate.ward} ${candidate.address}`)));
-    return h("tr", { "data-application": application.id }, h("td", {}, application.id), h("td", {}, application.submitted_at.slice(0, 16)),
+    return h("tr", { "data-application": application.id }, h("td", {}, application.id), h("td", {}, japanTime(application.submitted_at)),
       h("td", {}, application.name, h("br"), application.birth_date, h("br"), application.address),
       h("td", {}, application.candidates.length ? choose : "該当なし"),
       h("td", {}, application.candidates.length ? h("button", { onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/applications/${application.id}/approve`, { resident_id: choose.value }); refresh(); return `申請 ${application.id} を承認し、はがきを印刷待ちにしました`; }) }, "承認") : null,
@@ -336,7 +342,7 @@ async function drawDeliveries() {
 
 async function drawAudit() {
   const entries = await api("GET", "/admin/audit");
-  content.replaceChildren(table(["日時", "だれが", "何を", "対象", "詳細"], entries.map((entry) => h("tr", {}, [entry.at.slice(0, 19).replace("T", " "), entry.actor, entry.action, entry.subject, entry.detail].map((value) => h("td", {}, value))))));
+  content.replaceChildren(table(["日時", "だれが", "何を", "対象", "詳細"], entries.map((entry) => h("tr", {}, [japanTime(entry.at), entry.actor, entry.action, entry.subject, entry.detail].map((value) => h("td", {}, value))))));
 }
 
 const PAGES = { login: drawLogin, dashboard: drawDashboard, programs: drawPrograms, messages: drawMessages, sending: drawSending, registrations: drawRegistrations, deliveries: drawDeliveries, audit: drawAudit };
