@@ -39,7 +39,7 @@ pub fn wording(connection: &rusqlite::Connection) -> rusqlite::Result<std::colle
 /// `template` is empty, goes back to the plugin's default. Answers the text as a resident
 /// would read it with a sample deadline.
 pub fn set_wording(connection: &rusqlite::Connection, program: &str, occasion: &str, template: &str, actor: &str) -> Result<String, WordingError> {
-    let version = crate::registry::active_versions(connection)?.into_iter().find(|version| version.program == program).ok_or_else(|| WordingError::Unknown(format!("program {program} has no active version")))?;
+    let version = crate::registry::active_version(connection, program)?.ok_or_else(|| WordingError::Unknown(format!("program {program} has no active version")))?;
     let manifest = &version.manifest;
     let default = manifest.occasion(occasion).ok_or_else(|| WordingError::Unknown(format!("program {program} has no occasion {occasion:?}")))?;
     let effective = if template.is_empty() { default.template.as_str() } else { template };

@@ -73,10 +73,21 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Every program with an active version, by code.
 pub fn active_versions(connection: &Connection) -> Result<Vec<ActiveVersion>> {
+    read_active(connection, None)
+}
+
+/// The active version of `program`; `None` when it has none (unknown or paused).
+pub fn active_version(connection: &Connection, program: &str) -> Result<Option<ActiveVersion>> {
+    Ok(read_active(connection, Some(program))?.pop())
+}
+
+/// The active versions of every program, or of one.
+fn read_active(connection: &Connection, program: Option<&str>) -> Result<Vec<ActiveVersion>> {
     let mut statement = connection.prepare_cached(
-        "SELECT v.id, v.program, v.sha256, v.manifest FROM programs p JOIN plugin_versions v ON v.id = p.active_version ORDER BY p.code",
+        "SELECT v.id, v.program, v.sha256, v.manifest FROM programs p JOIN plugin_versions v ON v.id = p.active_version
+         WHERE ?1 IS NULL OR p.code = ?1 ORDER BY p.code",
     )?;
-    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get::<_, String>(3)?)))?;
+    let rows = statement.query_map([program], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get::<_, String>(3)?)))?;
     rows.map(|row| {
         let (version_id, program, sha256, manifest) = row?;
         let manifest = serde_json::from_str(&manifest).with_context(|| format!("stored manifest of {program} is unreadable"))?;

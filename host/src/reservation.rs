@@ -9,7 +9,7 @@ use oshirase_sdk::Day;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::database::{audit, now_text};
-use crate::registry::{Plugins, active_versions};
+use crate::registry::{Plugins, active_version};
 
 /// The longest text LINE accepts in one text message, in characters.
 pub const LINE_TEXT_LIMIT: usize = 5000;
@@ -58,7 +58,7 @@ pub fn reserve(connection: &mut Connection, what: &Reserved, send_at: DateTime<U
     let transaction = connection.transaction()?;
     let (program, broadcast_id, subject) = match what {
         Reserved::Program(program) => {
-            if !active_versions(&transaction)?.iter().any(|version| &version.program == program) {
+            if active_version(&transaction, program)?.is_none() {
                 return Err(ReservationError::Invalid(format!("program {program:?} has no active version to run")).into());
             }
             (Some(program.clone()), None, program.clone())
@@ -153,7 +153,7 @@ pub fn carry_out_due(connection: &mut Connection, plugins: &Plugins, now: DateTi
         .collect::<Result<_, _>>()?;
     for (id, program, broadcast_id) in &due {
         let outcome = match (program, broadcast_id) {
-            (Some(program), _) => match active_versions(connection)?.into_iter().find(|version| &version.program == program) {
+            (Some(program), _) => match active_version(connection, program)? {
                 Some(version) => {
                     let run = crate::evaluate::run_program(connection, plugins, &version, today)?;
                     match run.error {

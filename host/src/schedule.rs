@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::channel::Channels;
 use crate::database::audit;
 use crate::evaluate::run_program;
-use crate::registry::active_versions;
+use crate::registry::{active_version, active_versions};
 use crate::retry::RetryPolicy;
 use crate::service::Service;
 
@@ -493,7 +493,7 @@ impl Scheduler {
                 .call(move |connection| {
                     // The version is resolved when the run starts; a program disabled since
                     // the pass began is skipped.
-                    if let Some(version) = active_versions(connection)?.into_iter().find(|version| version.program == code) {
+                    if let Some(version) = active_version(connection, &code)? {
                         run_program(connection, &plugins, &version, today)?;
                     }
                     record_fired(connection, &code, now, true)

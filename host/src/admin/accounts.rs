@@ -119,7 +119,7 @@ pub fn sign_in(connection: &Connection, login: &str, password: &str, now: i64) -
     };
     if let Some(until) = locked_until.filter(|until| *until > now) {
         audit(connection, &format!("user:{login}"), "sign-in-refused", "locked", "")?;
-        return Ok(Err(SignInError::Locked { until: crate::schedule::format_japan(chrono::DateTime::from_timestamp_millis(until).unwrap_or_default()) }));
+        return Ok(Err(locked_until_error(until)));
     }
     if !password_matches(password, &stored) {
         let failures = failed_attempts + 1;
@@ -127,7 +127,7 @@ pub fn sign_in(connection: &Connection, login: &str, password: &str, now: i64) -
         connection.execute("UPDATE staff_users SET failed_attempts = ?2, locked_until = ?3 WHERE id = ?1", (user_id, if lock.is_some() { 0 } else { failures }, lock))?;
         audit(connection, &format!("user:{login}"), "sign-in-failed", "wrong password", &format!("failure {failures}"))?;
         return Ok(Err(match lock {
-            Some(until) => SignInError::Locked { until: crate::schedule::format_japan(chrono::DateTime::from_timestamp_millis(until).unwrap_or_default()) },
+            Some(until) => locked_until_error(until),
             None => SignInError::WrongLoginOrPassword,
         }));
     }
@@ -140,6 +140,11 @@ pub fn sign_in(connection: &Connection, login: &str, password: &str, now: i64) -
     audit(connection, &format!("user:{login}"), "sign-in", "console", "")?;
     let (caller, _) = session(connection, &cookie, now)?.expect("the session was just stored");
     Ok(Ok(NewSession { cookie, csrf_token, caller }))
+}
+
+/// The refusal of an account locked until `until` (milliseconds since the epoch).
+fn locked_until_error(until: i64) -> SignInError {
+    SignInError::Locked { until: crate::schedule::format_japan(chrono::DateTime::from_timestamp_millis(until).unwrap_or_default()) }
 }
 
 /// A hash of a password nobody knows, checked for unknown logins.

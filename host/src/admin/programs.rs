@@ -93,7 +93,7 @@ pub async fn detail(State(state): State<AppState>, Path(code): Path<String>, _ca
         .service
         .database
         .call(move |connection| {
-            let version = crate::registry::active_versions(connection)?.into_iter().find(|version| version.program == code).ok_or_else(|| PublishError::NotFound(format!("program {code} has no active version")))?;
+            let version = crate::registry::active_version(connection, &code)?.ok_or_else(|| PublishError::NotFound(format!("program {code} has no active version")))?;
             let wording = crate::message::wording(connection)?;
             let manifest = version.manifest;
             Ok(ProgramDetail {
@@ -187,7 +187,7 @@ fn age_band(age: u32) -> usize {
 /// 「チャット登録」.
 fn summarize(connection: &rusqlite::Connection, program: &str, notices: Vec<crate::evaluate::PlannedNotice>, today: oshirase_sdk::Day, with_names: bool) -> anyhow::Result<DryRunSummary> {
     let snapshot = crate::snapshot::active(connection)?.unwrap_or(0);
-    let manifest = crate::registry::active_versions(connection)?.into_iter().find(|version| version.program == program).map(|version| version.manifest);
+    let manifest = crate::registry::active_version(connection, program)?.map(|version| version.manifest);
     let title = |occasion: &str| manifest.as_ref().and_then(|manifest| manifest.occasion(occasion)).map_or(occasion.to_owned(), |found| found.title.clone());
     let mut lookup = connection.prepare_cached("SELECT name, ward, birth_day FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2")?;
     let (mut by_occasion, mut by_ward, mut by_age_band) = (BTreeMap::<String, usize>::new(), BTreeMap::<String, usize>::new(), BTreeMap::<usize, usize>::new());
