@@ -266,10 +266,11 @@ pub fn parent(household: usize) -> String {
 /// its own. Only the parents register, with LINE (`parent`).
 pub fn babies_town(households: usize) -> Scene {
     let scene = Scene::with_programs(&["infant-checkup"]);
-    let four_months = oshirase::service::today_in_japan().add_months_clamped(-4);
-    let residents: String = (0..households)
-        .map(|household| {
-            let birth = four_months.add_days(-(household as i32));
+    let births = distinct_deadline_births(oshirase::service::today_in_japan().add_months_clamped(-4), households);
+    let residents: String = births
+        .iter()
+        .enumerate()
+        .map(|(household, birth)| {
             format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n{household:02}02,H{household:02},市民 子{household},{birth},男,子,中央区\n")
         })
         .collect();
@@ -279,4 +280,13 @@ pub fn babies_town(households: usize) -> Scene {
         scene.ok(&["register", &format!("{household:02}01"), &parent(household)]);
     }
     scene
+}
+
+/// `count` birth days going back from `latest`, skipping the 29th, 30th and 31st: a
+/// deadline counted in months from a birth on those days may fall on the end of a
+/// shorter month, shared with its neighbours, and identical messages go out as one
+/// multicast — on some days of the year only. Skipping them keeps every deadline apart
+/// whatever today is.
+pub fn distinct_deadline_births(latest: oshirase::Day, count: usize) -> Vec<oshirase::Day> {
+    (0..).map(|back| latest.add_days(-back)).filter(|birth| birth.ymd().2 <= 28).take(count).collect()
 }

@@ -110,7 +110,7 @@ fn expired_page() -> (StatusCode, Html<String>) {
 /// `GET /apply/{token}`: the form, or a page saying the link no longer works.
 pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Result<(StatusCode, Html<String>), AppError> {
     let lookup = token.clone();
-    let owner = state.service.database.call(move |connection| link_owner(connection, &lookup)).await?;
+    let owner = state.service.database.write(move |connection| link_owner(connection, &lookup)).await?;
     Ok(match owner {
         Some(_) => (StatusCode::OK, form_page(&token, &ApplicationForm::default(), &[])),
         None => expired_page(),
@@ -127,7 +127,7 @@ pub async fn submit(State(state): State<AppState>, Path(token): Path<String>, Fo
     let stored = state
         .service
         .database
-        .call(move |connection| {
+        .write(move |connection| {
             let transaction = connection.transaction()?;
             let Some(line_user_id) = link_owner(&transaction, &lookup)? else {
                 return Ok(None);

@@ -1,5 +1,5 @@
 //! Opens the SQLite file, applies the numbered migrations in `db/`, and runs blocking
-//! database work off the async runtime.
+//! database work off the async runtime: writes through one connection, reads from a pool.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -48,31 +48,95 @@ pub(crate) fn migrate(connection: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-/// A shared connection for async code. Work runs on tokio's blocking pool and takes the
-/// lock there, so no lock is ever held across an `.await`.
+/// The database for async code: one writer connection, taken by one task at a time, and
+/// a pool of read-only connections. In WAL mode readers never wait for the writer nor it
+/// for them, so a page of the console or a sign-in's lookup goes on while the scheduler
+/// stores a day's notices. Work runs on tokio's blocking pool and takes its connection
+/// there, so no connection or lock is ever held across an `.await`; slow work that needs
+/// no database (hashing a password, an HTTP request) is done before or after, never
+/// inside.
 #[derive(Clone)]
 pub struct Database {
-    connection: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Connection>>,
+    readers: r2d2::Pool<ReadConnections>,
 }
+
+/// How many read connections the pool keeps at most: more than the machine's cores, so a
+/// slow report does not hold up a sign-in, and few enough that their page caches stay
+/// small.
+const READ_CONNECTIONS: u32 = 8;
 
 impl Database {
     pub fn open(path: &Path) -> Result<Database> {
-        Ok(Database { connection: Arc::new(Mutex::new(open(path)?)) })
+        // The writer opens (and migrates) the file first, so readers find its schema.
+        let writer = open(path)?;
+        let readers = r2d2::Pool::builder()
+            .max_size(READ_CONNECTIONS)
+            .min_idle(Some(1))
+            .connection_timeout(std::time::Duration::from_secs(30))
+            .build(ReadConnections { path: path.to_owned() })
+            .with_context(|| format!("cannot open read connections to {}", path.display()))?;
+        Ok(Database { writer: Arc::new(Mutex::new(writer)), readers })
     }
 
-    /// Runs `work` with the connection on a blocking thread.
-    pub async fn call<T, F>(&self, work: F) -> Result<T>
+    /// Runs `work` with the one writer connection on a blocking thread. Keep its
+    /// transactions short: every other write waits for it.
+    pub async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let connection = self.connection.clone();
+        let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
-            let mut connection = connection.lock().map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
+            let mut connection = writer.lock().map_err(|_| anyhow::anyhow!("database writer lock poisoned"))?;
             work(&mut connection)
         })
         .await
         .context("database task panicked")?
+    }
+
+    /// Runs `work` with a read-only connection of the pool on a blocking thread; it sees
+    /// the last committed state and cannot change anything (`query_only`).
+    pub async fn read<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = readers.get().context("no database read connection came free")?;
+            work(&connection)
+        })
+        .await
+        .context("database task panicked")?
+    }
+}
+
+/// Opens the pool's read-only connections (`r2d2`'s manager for our SQLite file).
+#[derive(Debug)]
+struct ReadConnections {
+    path: std::path::PathBuf,
+}
+
+impl r2d2::ManageConnection for ReadConnections {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> Result<Connection, rusqlite::Error> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        // Opened read-write so it can read the WAL's index, but `query_only` refuses any
+        // change made through it.
+        let connection = Connection::open_with_flags(&self.path, flags)?;
+        connection.execute_batch("PRAGMA query_only = ON; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")?;
+        Ok(connection)
+    }
+
+    fn is_valid(&self, connection: &mut Connection) -> Result<(), rusqlite::Error> {
+        connection.execute_batch("")
+    }
+
+    fn has_broken(&self, _connection: &mut Connection) -> bool {
+        false
     }
 }
 

@@ -110,7 +110,7 @@ async fn demo_administrator(service: &Service) -> Result<String> {
     };
     service
         .database
-        .call(move |connection| {
+        .write(move |connection| {
             connection.execute("DELETE FROM staff_sessions WHERE user_id IN (SELECT id FROM staff_users WHERE login = 'admin')", [])?;
             connection.execute("DELETE FROM staff_users WHERE login = 'admin'", [])?;
             crate::admin::accounts::create_user(connection, &user, "demo")
@@ -124,7 +124,7 @@ async fn demo_administrator(service: &Service) -> Result<String> {
 async fn try_number(service: &Service) -> Result<Option<(String, String)>> {
     service
         .database
-        .call(|connection| {
+        .write(|connection| {
             let resident: Option<String> = connection
                 .query_row(
                     "SELECT r.resident_id FROM residents r JOIN snapshots s ON s.id = r.snapshot_id AND s.active = 1
@@ -145,7 +145,7 @@ async fn prepare_city(service: &Service, options: &DemoOptions) -> Result<(usize
     let export = service.data_directory.join("city");
     service
         .database
-        .call(move |connection| {
+        .write(move |connection| {
             if crate::snapshot::active(connection)?.is_none() {
                 let city = crate::synth::generate(size, seed, today, &export, crate::synth::FileEncoding::Utf8)?;
                 let options = ImportOptions { actor: "demo".into(), source: "synthetic city".into(), keep_generations: 3, max_shrink_percent: None };

@@ -365,12 +365,12 @@ mod tests {
         crate::synth::generate(3_000, 11, today, &export, crate::synth::FileEncoding::Utf8).unwrap();
         let database = Database::open(&directory.join("oshirase.db")).unwrap();
         let options = crate::import::ImportOptions { actor: "test".into(), source: "test".into(), keep_generations: 2, max_shrink_percent: None };
-        database.call(move |connection| Ok(crate::import::import_directory(connection, &export, &options).map(|_| ()).map_err(|error| anyhow::anyhow!("{error:?}"))?)).await.unwrap();
+        database.write(move |connection| Ok(crate::import::import_directory(connection, &export, &options).map(|_| ()).map_err(|error| anyhow::anyhow!("{error:?}"))?)).await.unwrap();
         // Two LINE users following, one with a due date and a birth, one with a birth, and a
         // third who blocked the account; every resident consents to the use of tax data.
         let (due, born) = (today.0 + 40, today.0 - 5);
         database
-            .call(move |connection| {
+            .write(move |connection| {
                 connection.execute_batch(&format!(
                     "INSERT INTO line_users (line_user_id, following, first_seen_at, changed_at) VALUES
                          ('U{a:0>32}', 1, 'now', 'now'), ('U{b:0>32}', 1, 'now', 'now'), ('U{c:0>32}', 0, 'now', 'now');
@@ -392,7 +392,7 @@ mod tests {
         crate::publish::install_bundled(&database, &plugins, &programs).await.unwrap();
 
         let (day, again, shared, alone) = database
-            .call(move |connection| {
+            .write(move |connection| {
                 let day = run_day(connection, &plugins, today)?;
                 let again = run_day(connection, &plugins, today)?;
                 let shared = stored_notices(connection)?;

@@ -458,7 +458,7 @@ async fn main() -> Result<()> {
                 keep_generations: keep,
                 max_shrink_percent: (!allow_shrink).then_some(oshirase::import::DEFAULT_MAX_SHRINK_PERCENT),
             };
-            let report = database.call(move |connection| Ok(import_directory(connection, &directory, &options))).await?;
+            let report = database.write(move |connection| Ok(import_directory(connection, &directory, &options))).await?;
             match report {
                 Ok(report) => {
                     for warning in &report.warnings {
@@ -513,13 +513,13 @@ async fn main() -> Result<()> {
             print_report(&report, json)?;
         }
         Command::Snapshot(SnapshotCommand::List) => {
-            for snapshot in open_database(&data)?.call(|connection| oshirase::snapshot::list(connection)).await? {
+            for snapshot in open_database(&data)?.write(|connection| oshirase::snapshot::list(connection)).await? {
                 let active = if snapshot.active { "active" } else { "" };
                 println!("{}\t{}\t{}\t{}\t{}\t{}", snapshot.id, snapshot.imported_at, snapshot.residents, active, snapshot.source, snapshot.files);
             }
         }
         Command::Snapshot(SnapshotCommand::Activate { id }) => {
-            open_database(&data)?.call(move |connection| oshirase::snapshot::activate(connection, id, "cli")).await?;
+            open_database(&data)?.write(move |connection| oshirase::snapshot::activate(connection, id, "cli")).await?;
             println!("snapshot {id} is active");
         }
         Command::Register { resident_id, line_user_id, email, channels } => {
@@ -548,7 +548,7 @@ async fn main() -> Result<()> {
         }
         Command::Plugin(PluginCommand::List) => {
             let service = Service::open(&data, &programs).await?;
-            for version in service.database.call(|connection| oshirase::publish::list(connection)).await? {
+            for version in service.database.write(|connection| oshirase::publish::list(connection)).await? {
                 let program = if version.program.is_empty() { "(unknown)" } else { &version.program };
                 let first_line = version.validation.lines().next().unwrap_or_default();
                 println!("{program}\t{}\t{}\t{}\t{}\t{}\t{}\t{first_line}", version.version, version.state, version.name, version.published_by, version.published_at, &version.sha256[..12]);
@@ -564,16 +564,16 @@ async fn main() -> Result<()> {
         }
         Command::Plugin(PluginCommand::Activate { program, version }) => {
             let service = Service::open(&data, &programs).await?;
-            service.database.call(move |connection| Ok(oshirase::publish::activate(connection, &program, version, "cli")?)).await?;
+            service.database.write(move |connection| Ok(oshirase::publish::activate(connection, &program, version, "cli")?)).await?;
         }
         Command::Plugin(PluginCommand::Rollback { program }) => {
             let service = Service::open(&data, &programs).await?;
-            let version = service.database.call(move |connection| Ok(oshirase::publish::rollback(connection, &program, "cli")?)).await?;
+            let version = service.database.write(move |connection| Ok(oshirase::publish::rollback(connection, &program, "cli")?)).await?;
             println!("version {version} is active");
         }
         Command::Plugin(PluginCommand::Disable { program }) => {
             let service = Service::open(&data, &programs).await?;
-            service.database.call(move |connection| Ok(oshirase::publish::disable(connection, &program, "cli")?)).await?;
+            service.database.write(move |connection| Ok(oshirase::publish::disable(connection, &program, "cli")?)).await?;
         }
         Command::Admin(AdminCommand::CreateUser { login, name, role, division, password_stdin }) => {
             let (password, generated) = if password_stdin {
@@ -586,7 +586,7 @@ async fn main() -> Result<()> {
             std::fs::create_dir_all(&data).with_context(|| format!("cannot create data directory {}", data.display()))?;
             let database = oshirase::database::Database::open(&data.join("oshirase.db"))?;
             let user = oshirase::admin::accounts::NewUser { login: login.clone(), display_name: name, password: password.clone(), role, division, programs };
-            database.call(move |connection| oshirase::admin::accounts::create_user(connection, &user, "cli")).await?;
+            database.write(move |connection| oshirase::admin::accounts::create_user(connection, &user, "cli")).await?;
             if generated {
                 println!("created {login}; password: {password}");
             } else {
@@ -596,7 +596,7 @@ async fn main() -> Result<()> {
         Command::Admin(AdminCommand::CreateToken { division, admin }) => {
             std::fs::create_dir_all(&data).with_context(|| format!("cannot create data directory {}", data.display()))?;
             let database = oshirase::database::Database::open(&data.join("oshirase.db"))?;
-            let token = database.call(move |connection| oshirase::admin::create_token(connection, &division, &programs, admin, "cli")).await?;
+            let token = database.write(move |connection| oshirase::admin::create_token(connection, &division, &programs, admin, "cli")).await?;
             println!("{token}");
         }
         Command::Serve { config: Some(path), .. } => {
@@ -622,7 +622,7 @@ async fn main() -> Result<()> {
         }
         Command::Schedule(ScheduleCommand::List) => {
             let now = chrono::Utc::now();
-            for program in open_database(&data)?.call(|connection| schedule::load(connection)).await? {
+            for program in open_database(&data)?.write(|connection| schedule::load(connection)).await? {
                 let last_run = program.last_run_at.map_or_else(|| "never".to_string(), schedule::format_japan);
                 let next_run = match (&program.cron, program.next_run(now)) {
                     (Err(problem), _) => format!("never: {problem}"),
@@ -635,12 +635,12 @@ async fn main() -> Result<()> {
         }
         Command::Schedule(ScheduleCommand::Set { program, cron }) => {
             let message = format!("{program} runs on {cron:?}, Japan time");
-            open_database(&data)?.call(move |connection| schedule::set(connection, &program, &cron, "cli")).await?;
+            open_database(&data)?.write(move |connection| schedule::set(connection, &program, &cron, "cli")).await?;
             println!("{message}");
         }
         Command::Schedule(ScheduleCommand::Reset { program }) => {
             let message = format!("{program} runs on its manifest's schedule");
-            let changed = open_database(&data)?.call(move |connection| schedule::reset(connection, &program, "cli")).await?;
+            let changed = open_database(&data)?.write(move |connection| schedule::reset(connection, &program, "cli")).await?;
             println!("{message}{}", if changed { "" } else { " (it had no override)" });
         }
         Command::Backup { file, force } => {
@@ -651,13 +651,13 @@ async fn main() -> Result<()> {
         }
         Command::Registration(RegistrationCommand::Issue { resident_id, valid_days }) => {
             let database = open_database(&data)?;
-            let number = database.call(move |connection| oshirase::chat::number::issue(connection, &resident_id, valid_days, "cli")).await?;
+            let number = database.write(move |connection| oshirase::chat::number::issue(connection, &resident_id, valid_days, "cli")).await?;
             println!("{number}");
         }
         Command::Postcards { out, font } => {
             let font = oshirase::postcards::load_font(&font)?;
             let file = out.clone();
-            let printed = open_database(&data)?.call(move |connection| oshirase::postcards::print(connection, &file, &font, "cli")).await?;
+            let printed = open_database(&data)?.write(move |connection| oshirase::postcards::print(connection, &file, &font, "cli")).await?;
             match printed.postcards {
                 0 => println!("no postcards to print; {} was not written", out.display()),
                 count => println!("wrote {count} postcards ({} bytes) to {}", printed.bytes, out.display()),

@@ -59,7 +59,7 @@ pub async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, 
     let mut out = state
         .service
         .database
-        .call(|connection| {
+        .write(|connection| {
             let mut out = String::new();
             let runs = grouped(connection, "SELECT program, outcome, count(*) FROM runs GROUP BY 1, 2 ORDER BY 1, 2", &["program", "outcome"])?;
             family(&mut out, "oshirase_runs_total", "counter", "Program runs by outcome.", &runs);
@@ -96,7 +96,7 @@ mod tests {
         fixture.publish(wasm, Some(cases)).await.unwrap();
         fixture
             .database
-            .call(|connection| {
+            .write(|connection| {
                 connection.execute_batch(
                     "INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (1, 'vaccine-mr', 1, 1, 0, '', 'succeeded'), (2, 'vaccine-mr', 1, 1, 1, '', 'failed');
                      INSERT INTO notices (id, program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES (1, 'vaccine-mr', '002', 'phase-1', 0, 100000, '', 1);

@@ -252,7 +252,7 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
     let line = &channels.line;
     let mail_configured = channels.mail.is_some();
     let fallback_after = channels.mail.as_ref().map(|mail| mail.fallback_after.as_millis() as i64);
-    let (waiting_on_line, mut fell_back) = database.call(move |connection| retire_late(connection, today, now_millis(), fallback_after)).await?;
+    let (waiting_on_line, mut fell_back) = database.write(move |connection| retire_late(connection, today, now_millis(), fallback_after)).await?;
     let quota = if waiting_on_line > 0 { read_quota(line, waiting_on_line).await } else { None };
     let mut budget = quota.and_then(|quota| quota.remaining());
     let deadline = std::time::Instant::now() + policy.linger;
@@ -261,7 +261,7 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
     let mut cursor = 0;
     while !stop.is_cancelled() {
         let now = now_millis();
-        let (mut due, next_due_at) = database.call(move |connection| due_requests(connection, now, cursor, mail_configured)).await?;
+        let (mut due, next_due_at) = database.write(move |connection| due_requests(connection, now, cursor, mail_configured)).await?;
         let Some(last) = due.last() else {
             if cursor > 0 {
                 // The end of the outbox: look again from its start for retries now due.
@@ -283,7 +283,7 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
         cursor = *last.ids.last().expect("a request carries a delivery");
         let quota_reached = budget.as_mut().is_some_and(|remaining| keep_within_budget(&mut due, remaining));
         let members: Vec<Vec<i64>> = due.iter().map(|request| request.ids.clone()).collect();
-        let attempts = database.call(move |connection| mark_sending(connection, &members, now_millis())).await?;
+        let attempts = database.write(move |connection| mark_sending(connection, &members, now_millis())).await?;
         let answered: Vec<(Request, u32, Option<SendOutcome>)> = futures::stream::iter(due.into_iter().zip(attempts))
             .map(|(request, attempts)| async move {
                 // Once told to stop, a request not yet begun is not sent at all.
@@ -322,14 +322,14 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
             let fall_back = mail_configured && request.channel == "line" && next == Next::GiveUp;
             decided.push(Decided { ids: request.ids, next: Some(next), error, fall_back });
         }
-        fell_back += database.call(move |connection| record_outcomes(connection, &decided)).await?;
+        fell_back += database.write(move |connection| record_outcomes(connection, &decided)).await?;
         if quota_reached {
             tracing::warn!("LINE's monthly message quota is used up: the rest waits for a later pass");
             break;
         }
     }
     let waiting: i64 = database
-        .call(|connection| Ok(connection.query_row("SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending', 'failed-retryable')", [], |row| row.get(0))?))
+        .write(|connection| Ok(connection.query_row("SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending', 'failed-retryable')", [], |row| row.get(0))?))
         .await?;
     let mut summary = SendSummary { requests, waiting: waiting as usize, quota, fell_back_to_mail: fell_back, ..SendSummary::default() };
     for next in outcomes.values() {
@@ -637,7 +637,7 @@ mod tests {
             let state = case.state;
             let first_attempt_at = case.first_attempt_hours_ago.map(|hours| now_millis() - hours * 3_600_000);
             database
-                .call(move |connection| {
+                .write(move |connection| {
                     connection.execute_batch(
                         "INSERT INTO plugin_versions (id, program, sha256, wasm, manifest, published_by, published_at) VALUES (1, 'vaccine-mr', '', x'', '{}', 'test', '');
                          INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (1, 'vaccine-mr', 1, 1, 0, '', 'succeeded');
@@ -665,7 +665,7 @@ mod tests {
             }
             let summary = send_queued(&database, &Channels { line: client, mail: None }, Day(0), &policy, &stop).await.unwrap();
             server.abort();
-            let (state, attempts): (String, i64) = database.call(|connection| Ok(connection.query_row("SELECT state, attempts FROM deliveries", [], |row| Ok((row.get(0)?, row.get(1)?)))?)).await.unwrap();
+            let (state, attempts): (String, i64) = database.write(|connection| Ok(connection.query_row("SELECT state, attempts FROM deliveries", [], |row| Ok((row.get(0)?, row.get(1)?)))?)).await.unwrap();
             let keys = line.retry_keys.lock().unwrap().clone();
             let left = line.answers.lock().unwrap().len();
             if state != case.expected_state || left != 0 || attempts as usize != keys.len() || summary.requests != keys.len() {
@@ -702,8 +702,8 @@ mod tests {
     async fn identical_texts_go_out_as_multicasts_of_at_most_500_within_the_monthly_quota() {
         let directory = tempfile::tempdir().unwrap();
         let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
-        database.call(|connection| crate::bench::delivery::seed_due_notices(connection, 1_203, &[("vaccine-mr", 3)])).await.unwrap();
-        let queued = database.call(|connection| enqueue_due(connection, Day(10))).await.unwrap();
+        database.write(|connection| crate::bench::delivery::seed_due_notices(connection, 1_203, &[("vaccine-mr", 3)])).await.unwrap();
+        let queued = database.write(|connection| enqueue_due(connection, Day(10))).await.unwrap();
         assert_eq!(queued, 1_203);
 
         let emulator = crate::emulator::Emulator::new("token");
@@ -760,7 +760,7 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
         database
-            .call(|connection| {
+            .write(|connection| {
                 crate::bench::delivery::seed_due_notices(connection, 5, &[("vaccine-mr", 5)])?;
                 reach(connection, 1, None, Some("mail-only@example.jp"), "mail", true);
                 reach(connection, 2, Some(&format!("U{:032x}", 2)), Some("both@example.jp"), "both", true);
@@ -796,7 +796,7 @@ mod tests {
         assert!(smtp.messages().is_empty());
 
         // With it, they go out, and LINE's refusal of resident 3 falls back to e-mail.
-        database.call(|connection| Ok(connection.execute("UPDATE deliveries SET state = 'queued', attempts = 0 WHERE channel = 'line' AND state = 'failed-permanent'", [])?)).await.unwrap();
+        database.write(|connection| Ok(connection.execute("UPDATE deliveries SET state = 'queued', attempts = 0 WHERE channel = 'line' AND state = 'failed-permanent'", [])?)).await.unwrap();
         let with_mail = send_queued(&database, &Channels { line: line(), mail: mail(Duration::from_secs(3600)) }, Day(10), &policy, &CancellationToken::new()).await.unwrap();
         assert_eq!((with_mail.fell_back_to_mail, with_mail.waiting), (1, 0), "{with_mail:?}");
         assert_eq!(recipients_by_mail(), ["both@example.jp", "mail-only@example.jp", "refused-by-line@example.jp"]);
@@ -806,7 +806,7 @@ mod tests {
         // LINE is down: once it has failed for longer than `fallback_after`, e-mail instead.
         emulator.set_faults(crate::emulator::Faults { down_ms: 600_000, ..Default::default() }).unwrap();
         database
-            .call(|connection| {
+            .write(|connection| {
                 reach(connection, 4, Some(&format!("U{:032x}", 4)), Some("line-down@example.jp"), "line", true);
                 enqueue_due(connection, Day(10))
             })

@@ -76,7 +76,7 @@ struct Validation {
 pub async fn publish(database: &Database, plugins: &Arc<Plugins>, candidate: Candidate) -> Result<Published, PublishError> {
     let sha256 = sha256_hex(&candidate.wasm);
     let known = sha256.clone();
-    let existing = database.call(move |connection| Ok(connection.query_row("SELECT program, id FROM plugin_versions WHERE sha256 = ?1", [&known], |row| Ok((row.get(0)?, row.get(1)?))).optional()?)).await?;
+    let existing = database.write(move |connection| Ok(connection.query_row("SELECT program, id FROM plugin_versions WHERE sha256 = ?1", [&known], |row| Ok((row.get(0)?, row.get(1)?))).optional()?)).await?;
     if let Some((program, version)) = existing {
         return Err(PublishError::AlreadyPublished { program, version });
     }
@@ -86,7 +86,7 @@ pub async fn publish(database: &Database, plugins: &Arc<Plugins>, candidate: Can
     if let (Some(program), Ok(checks)) = (validation.loaded.clone(), &validation.outcome) {
         let fields = program.info.fields.clone();
         let population = database
-            .call(move |connection| match crate::snapshot::active(connection)? {
+            .write(move |connection| match crate::snapshot::active(connection)? {
                 Some(_) => Ok(Some(crate::snapshot::load_population(connection, &fields)?.population)),
                 None => Ok(None),
             })
@@ -108,7 +108,7 @@ pub async fn publish(database: &Database, plugins: &Arc<Plugins>, candidate: Can
         .context("evaluating the active snapshot panicked")?;
     }
     let (loaded, key) = (validation.loaded.clone(), sha256.clone());
-    let published = database.call(move |connection| Ok(record(connection, &candidate, &sha256, &validation))).await??;
+    let published = database.write(move |connection| Ok(record(connection, &candidate, &sha256, &validation))).await??;
     // The next run finds the accepted program compiled already.
     if let Some(program) = loaded {
         plugins.remember(key, program);
@@ -347,7 +347,7 @@ pub(crate) mod tests {
             .unwrap();
             let database = Database::open(&directory.join("oshirase.db")).unwrap();
             let options = crate::import::ImportOptions { actor: "test".into(), source: "test".into(), keep_generations: 3, max_shrink_percent: None };
-            database.call(move |connection| Ok(crate::import::import_directory(connection, &export, &options).map(|_| ()).map_err(|error| anyhow::anyhow!("{error:?}"))?)).await.unwrap();
+            database.write(move |connection| Ok(crate::import::import_directory(connection, &export, &options).map(|_| ()).map_err(|error| anyhow::anyhow!("{error:?}"))?)).await.unwrap();
             let limits = Limits { memory_bytes: 64 << 20, wall_time: std::time::Duration::from_millis(300), ..Limits::default() };
             let plugins = Arc::new(Plugins::new(PluginEngine::new(limits, None).unwrap()));
             Fixture { directory, database, plugins }
@@ -363,7 +363,7 @@ pub(crate) mod tests {
         }
 
         pub(crate) async fn versions(&self) -> Vec<(String, i64, String)> {
-            let versions = self.database.call(|connection| list(connection)).await.unwrap();
+            let versions = self.database.write(|connection| list(connection)).await.unwrap();
             versions.into_iter().map(|version| (version.program, version.version, version.state)).collect()
         }
     }
@@ -407,24 +407,24 @@ pub(crate) mod tests {
 
         let active = |fixture: &Fixture| {
             let database = fixture.database.clone();
-            async move { database.call(|connection| Ok(active_versions(connection)?.iter().map(|version| version.version_id).collect::<Vec<_>>())).await.unwrap() }
+            async move { database.write(|connection| Ok(active_versions(connection)?.iter().map(|version| version.version_id).collect::<Vec<_>>())).await.unwrap() }
         };
-        let rolled_back = fixture.database.call(|connection| Ok(rollback(connection, "vaccine-mr", "test")?)).await.unwrap();
+        let rolled_back = fixture.database.write(|connection| Ok(rollback(connection, "vaccine-mr", "test")?)).await.unwrap();
         assert_eq!((rolled_back, active(&fixture).await), (one, vec![one]));
-        fixture.database.call(|connection| Ok(rollback(connection, "vaccine-mr", "test")?)).await.unwrap();
+        fixture.database.write(|connection| Ok(rollback(connection, "vaccine-mr", "test")?)).await.unwrap();
         assert_eq!(active(&fixture).await, [two]);
-        fixture.database.call(|connection| Ok(disable(connection, "vaccine-mr", "test")?)).await.unwrap();
+        fixture.database.write(|connection| Ok(disable(connection, "vaccine-mr", "test")?)).await.unwrap();
         assert_eq!(active(&fixture).await, Vec::<i64>::new(), "a disabled program is not run");
-        fixture.database.call(|connection| Ok(rollback(connection, "vaccine-mr", "test")?)).await.unwrap();
+        fixture.database.write(|connection| Ok(rollback(connection, "vaccine-mr", "test")?)).await.unwrap();
         assert_eq!(active(&fixture).await, [two], "rollback after disable brings the disabled version back");
-        fixture.database.call(move |connection| Ok(activate(connection, "vaccine-mr", one, "test")?)).await.unwrap();
+        fixture.database.write(move |connection| Ok(activate(connection, "vaccine-mr", one, "test")?)).await.unwrap();
         assert_eq!(active(&fixture).await, [one]);
-        let missing = fixture.database.call(|connection| Ok(activate(connection, "vaccine-mr", 999, "test"))).await.unwrap();
+        let missing = fixture.database.write(|connection| Ok(activate(connection, "vaccine-mr", 999, "test"))).await.unwrap();
         assert_eq!(missing.unwrap_err().to_string(), "program \"vaccine-mr\" has no version 999");
 
         let actions: Vec<String> = fixture
             .database
-            .call(|connection| Ok(connection.prepare("SELECT action FROM audit_log WHERE subject = 'vaccine-mr' ORDER BY id")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?))
+            .write(|connection| Ok(connection.prepare("SELECT action FROM audit_log WHERE subject = 'vaccine-mr' ORDER BY id")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?))
             .await
             .unwrap();
         assert_eq!(actions, ["publish", "activate", "publish", "activate", "rollback", "rollback", "disable", "rollback", "activate"]);
@@ -462,7 +462,7 @@ pub(crate) mod tests {
         assert_eq!(versions.iter().filter(|(.., state)| state == "rejected").count(), 7, "{versions:?}");
         assert_eq!(versions.iter().filter(|(.., state)| state == "active").map(|(_, version, _)| *version).collect::<Vec<_>>(), [active]);
         let rejected = versions.iter().find(|(program, _, state)| program == "vaccine-mr" && state == "rejected").unwrap().1;
-        let refused = fixture.database.call(move |connection| Ok(activate(connection, "vaccine-mr", rejected, "test"))).await.unwrap();
+        let refused = fixture.database.write(move |connection| Ok(activate(connection, "vaccine-mr", rejected, "test"))).await.unwrap();
         assert!(matches!(refused, Err(PublishError::Refused(ref message)) if message.contains("was rejected and cannot be activated")), "{refused:?}");
     }
 
@@ -480,20 +480,20 @@ pub(crate) mod tests {
             Ok(connection.prepare("SELECT resident_id, occasion, run_id FROM notices ORDER BY resident_id, occasion")?.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?.collect::<Result<_, _>>()?)
         };
 
-        let morning = fixture.database.call(run.clone()).await.unwrap();
+        let morning = fixture.database.write(run.clone()).await.unwrap();
         assert_eq!((morning[0].notices, morning[0].new_notices), (1, 1), "{morning:?}");
-        let before = fixture.database.call(notices).await.unwrap();
+        let before = fixture.database.write(notices).await.unwrap();
         let second = fixture.publish(variant(&wasm, "v2"), Some(cases)).await.unwrap().version;
 
         // A run resolves every program's version once, at its start: one resolved before
         // the swap keeps the first version even when it evaluates after it.
-        let resolved = fixture.database.call(|connection| active_versions(connection)).await.unwrap();
+        let resolved = fixture.database.write(|connection| active_versions(connection)).await.unwrap();
         assert_eq!(resolved.iter().map(|version| version.version_id).collect::<Vec<_>>(), [second]);
-        let evening = fixture.database.call(run).await.unwrap();
+        let evening = fixture.database.write(run).await.unwrap();
         assert_eq!((evening[0].notices, evening[0].new_notices, &evening[0].error), (1, 0, &None), "{evening:?}");
-        let after = fixture.database.call(notices).await.unwrap();
+        let after = fixture.database.write(notices).await.unwrap();
         assert_eq!(after, before, "the second run neither adds nor replaces a notice");
-        let versions_run: Vec<i64> = fixture.database.call(|connection| Ok(connection.prepare("SELECT version_id FROM runs ORDER BY id")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?)).await.unwrap();
+        let versions_run: Vec<i64> = fixture.database.write(|connection| Ok(connection.prepare("SELECT version_id FROM runs ORDER BY id")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?)).await.unwrap();
         assert_eq!(versions_run, [first, second], "the swap took effect for the next run, without a restart");
     }
 
@@ -517,9 +517,9 @@ pub(crate) mod tests {
         let mut failures = Vec::new();
         for (day, expected) in misbehaviours {
             let plugins = fixture.plugins.clone();
-            let runs = fixture.database.call(move |connection| crate::evaluate::run_day(connection, &plugins, Day(day))).await.unwrap();
+            let runs = fixture.database.write(move |connection| crate::evaluate::run_day(connection, &plugins, Day(day))).await.unwrap();
             let message: Option<String> =
-                fixture.database.call(|connection| Ok(connection.query_row("SELECT message FROM runs WHERE program = 'hostile' ORDER BY id DESC LIMIT 1", [], |row| row.get(0))?)).await.unwrap();
+                fixture.database.write(|connection| Ok(connection.query_row("SELECT message FROM runs WHERE program = 'hostile' ORDER BY id DESC LIMIT 1", [], |row| row.get(0))?)).await.unwrap();
             let hostile = runs.iter().find(|run| run.program == "hostile").unwrap();
             let measles = runs.iter().find(|run| run.program == "vaccine-mr").unwrap();
             if !(hostile.error.as_deref().is_some_and(|error| error.contains(expected)) && message.as_deref().is_some_and(|message| message.contains(expected))) {

@@ -467,14 +467,14 @@ impl Scheduler {
     async fn pass(&self, now: DateTime<Utc>, stop: &CancellationToken) -> Result<DateTime<Utc>> {
         let today = day_in_japan(now);
         let plugins = self.service.plugins.clone();
-        let reserved = self.service.database.call(move |connection| crate::reservation::carry_out_due(connection, &plugins, now, today)).await?;
+        let reserved = self.service.database.write(move |connection| crate::reservation::carry_out_due(connection, &plugins, now, today)).await?;
         if reserved > 0 {
             tracing::info!(reserved, "reserved sends carried out");
         }
         let mut programs = self
             .service
             .database
-            .call(move |connection| {
+            .write(move |connection| {
                 let mut programs = load(connection)?;
                 for program in programs.iter_mut().filter(|program| program.fired_through.is_none()) {
                     record_fired(connection, &program.program, now, false)?;
@@ -490,7 +490,7 @@ impl Scheduler {
             let (plugins, code) = (self.service.plugins.clone(), program.program.clone());
             self.service
                 .database
-                .call(move |connection| {
+                .write(move |connection| {
                     // The version is resolved when the run starts; a program disabled since
                     // the pass began is skipped.
                     if let Some(version) = active_version(connection, &code)? {
@@ -501,7 +501,7 @@ impl Scheduler {
                 .await?;
             program.fired_through = Some(now);
         }
-        let queued = self.service.database.call(move |connection| crate::outbox::enqueue_due(connection, today)).await?;
+        let queued = self.service.database.write(move |connection| crate::outbox::enqueue_due(connection, today)).await?;
         if queued > 0 {
             tracing::info!(queued, "deliveries queued");
         }
@@ -528,7 +528,7 @@ impl Scheduler {
         let (next_retry, next_reserved) = self
             .service
             .database
-            .call(|connection| {
+            .write(|connection| {
                 let retry = connection.query_row("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'", [], |row| row.get::<_, Option<i64>>(0))?;
                 Ok((retry, crate::reservation::next_due(connection)?))
             })

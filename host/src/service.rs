@@ -86,7 +86,7 @@ impl Service {
             (Some(other), ..) => anyhow::bail!("channels {other:?} is not line, mail or both"),
         };
         self.database
-            .call(move |connection| {
+            .write(move |connection| {
                 let transaction = connection.transaction()?;
                 transaction.execute(
                     "INSERT INTO registrations (resident_id, line_user_id, email, channels, registered_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -107,7 +107,7 @@ impl Service {
         let plugins = self.plugins.clone();
         let (runs, queued) = self
             .database
-            .call(move |connection| {
+            .write(move |connection| {
                 let runs = run_day(connection, &plugins, today)?;
                 let queued = enqueue_due(connection, today)?;
                 Ok((runs, queued))
@@ -130,7 +130,7 @@ impl Service {
     pub async fn dry_run(&self, program: String, today: Day) -> Result<Vec<PlannedNotice>> {
         let plugins = self.plugins.clone();
         self.database
-            .call(move |connection| {
+            .write(move |connection| {
                 let versions = active_versions(connection)?;
                 let known: Vec<&str> = versions.iter().map(|version| version.program.as_str()).collect();
                 let version = versions.iter().find(|version| version.program == program).with_context(|| format!("no active program {program:?} (active: {})", known.join(", ")))?;

@@ -132,7 +132,7 @@ async fn overview(State(state): State<AppState>) -> Result<Html<String>, AppErro
     let (rows, counts) = state
         .service
         .database
-        .call(|connection| {
+        .write(|connection| {
             let snapshot = crate::snapshot::active(connection)?.unwrap_or(0);
             let today = crate::service::today_in_japan();
             let mut statement = connection.prepare(

@@ -119,7 +119,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
         return Err(AppError::Request(StatusCode::UNAUTHORIZED, "the X-Line-Signature header is missing or does not match the body".into()));
     }
     let events = read_events(&body).map_err(|problem| AppError::Request(StatusCode::BAD_REQUEST, problem))?;
-    state.service.database.call(move |connection| store(connection, &events)).await?;
+    state.service.database.write(move |connection| store(connection, &events)).await?;
     webhook.wake();
     Ok(StatusCode::OK)
 }
@@ -169,7 +169,7 @@ struct Processed {
 /// first.
 pub async fn process_pending(database: &Database, channels: &Channels, settings: &Arc<ChatSettings>) -> Result<usize> {
     database
-        .call(|connection| Ok(connection.execute("DELETE FROM webhook_events WHERE state = 'done' AND received_at < ?1", [text_in_days(-KEEP_EVENTS_DAYS)])?))
+        .write(|connection| Ok(connection.execute("DELETE FROM webhook_events WHERE state = 'done' AND received_at < ?1", [text_in_days(-KEEP_EVENTS_DAYS)])?))
         .await?;
     let mut processed = 0;
     loop {
@@ -177,7 +177,7 @@ pub async fn process_pending(database: &Database, channels: &Channels, settings:
         let today = crate::service::today_in_japan();
         let settings = settings.clone();
         let mail_available = channels.mail.is_some();
-        let Some(next) = database.call(move |connection| process_next(connection, &settings, now_millis, today, mail_available)).await? else {
+        let Some(next) = database.write(move |connection| process_next(connection, &settings, now_millis, today, mail_available)).await? else {
             return Ok(processed);
         };
         processed += 1;
@@ -225,7 +225,7 @@ async fn send_code(database: &Database, mail: Option<&MailClient>, code: CodeMai
     if let SendOutcome::Retryable(error) | SendOutcome::Permanent(error) = &outcome {
         tracing::warn!(attempts, %error, "a confirmation code could not be e-mailed");
         let id = code.id;
-        database.call(move |connection| crate::chat::email::not_sent(connection, id)).await?;
+        database.write(move |connection| crate::chat::email::not_sent(connection, id)).await?;
     }
     Ok(vec![ReplyMessage::text(crate::chat::email::after_sending(&outcome))])
 }

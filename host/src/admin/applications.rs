@@ -17,7 +17,7 @@ use crate::web::{AppError, AppState};
 /// `GET /admin/applications`.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<PendingApplication>>, AppError> {
     caller.must_be_administrator()?;
-    Ok(Json(state.service.database.call(|connection| crate::apply::pending(connection)).await?))
+    Ok(Json(state.service.database.write(|connection| crate::apply::pending(connection)).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -30,7 +30,7 @@ pub struct Approval {
 pub async fn approve(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, Json(approval): Json<Approval>) -> Result<Json<serde_json::Value>, AppError> {
     caller.must_be_administrator()?;
     let actor = caller.actor;
-    let number = state.service.database.call(move |connection| crate::apply::approve(connection, id, &approval.resident_id, &actor)).await?;
+    let number = state.service.database.write(move |connection| crate::apply::approve(connection, id, &approval.resident_id, &actor)).await?;
     wake_chat(&state);
     Ok(Json(serde_json::json!({ "application": id, "registration_number": number })))
 }
@@ -44,7 +44,7 @@ pub struct Rejection {
 pub async fn reject(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, Json(rejection): Json<Rejection>) -> Result<Json<serde_json::Value>, AppError> {
     caller.must_be_administrator()?;
     let actor = caller.actor;
-    state.service.database.call(move |connection| crate::apply::reject(connection, id, &rejection.reason, &actor)).await?;
+    state.service.database.write(move |connection| crate::apply::reject(connection, id, &rejection.reason, &actor)).await?;
     wake_chat(&state);
     Ok(Json(serde_json::json!({ "application": id, "state": "rejected" })))
 }
@@ -65,7 +65,7 @@ pub struct PostcardBatches {
 /// `GET /admin/postcards`.
 pub async fn list_postcards(State(state): State<AppState>, caller: Caller) -> Result<Json<PostcardBatches>, AppError> {
     caller.must_be_administrator()?;
-    let unprinted = state.service.database.call(|connection| Ok(crate::postcards::unprinted(connection)?.len())).await?;
+    let unprinted = state.service.database.write(|connection| Ok(crate::postcards::unprinted(connection)?.len())).await?;
     let mut files: Vec<String> = match std::fs::read_dir(postcards_directory(&state)) {
         Ok(entries) => entries.filter_map(|entry| entry.ok()?.file_name().into_string().ok()).filter(|name| name.ends_with(".pdf")).collect(),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -87,7 +87,7 @@ pub async fn print_postcards(State(state): State<AppState>, caller: Caller) -> R
     let printed = state
         .service
         .database
-        .call(move |connection| {
+        .write(move |connection| {
             let font = crate::postcards::load_font(std::path::Path::new(crate::postcards::DEFAULT_FONT))?;
             crate::postcards::print(connection, &out, &font, &actor)
         })

@@ -116,7 +116,7 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
 pub async fn session_caller(state: &AppState, headers: &HeaderMap) -> Result<Option<(Caller, String)>, AppError> {
     let Some(cookie) = session_cookie(headers) else { return Ok(None) };
     let now = chrono::Utc::now().timestamp_millis();
-    Ok(state.service.database.call(move |connection| accounts::session(connection, &cookie, now)).await?)
+    Ok(state.service.database.write(move |connection| accounts::session(connection, &cookie, now)).await?)
 }
 
 /// Every admin route takes its caller through this extractor: a bearer token, or a
@@ -128,7 +128,7 @@ impl FromRequestParts<AppState> for Caller {
         let reads_only = parts.method == Method::GET || parts.method == Method::HEAD;
         let caller = if let Some(token) = parts.headers.get("authorization").and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer ")) {
             let token = token.trim().to_owned();
-            state.service.database.call(move |connection| authenticate(connection, &token)).await?.ok_or(AuthError::Unauthorized)?
+            state.service.database.write(move |connection| authenticate(connection, &token)).await?.ok_or(AuthError::Unauthorized)?
         } else {
             let (caller, csrf_token) = session_caller(state, &parts.headers).await?.ok_or(AuthError::Unauthorized)?;
             if !reads_only {

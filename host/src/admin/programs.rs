@@ -16,7 +16,7 @@ use crate::web::{AppError, AppState};
 
 /// `GET /admin/programs`: every stored version with its state.
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<Vec<VersionInfo>>, AppError> {
-    Ok(Json(state.service.database.call(|connection| crate::publish::list(connection)).await?))
+    Ok(Json(state.service.database.write(|connection| crate::publish::list(connection)).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -47,7 +47,7 @@ pub struct ActivateBody {
 pub async fn activate(State(state): State<AppState>, Path(code): Path<String>, caller: Caller, Json(body): Json<ActivateBody>) -> Result<StatusCode, AppError> {
     caller.may_act_on(&code)?;
     let actor = caller.actor;
-    state.service.database.call(move |connection| Ok(crate::publish::activate(connection, &code, body.version, &actor))).await??;
+    state.service.database.write(move |connection| Ok(crate::publish::activate(connection, &code, body.version, &actor))).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -55,7 +55,7 @@ pub async fn activate(State(state): State<AppState>, Path(code): Path<String>, c
 pub async fn rollback(State(state): State<AppState>, Path(code): Path<String>, caller: Caller) -> Result<Json<serde_json::Value>, AppError> {
     caller.may_act_on(&code)?;
     let actor = caller.actor;
-    let version = state.service.database.call(move |connection| Ok(crate::publish::rollback(connection, &code, &actor))).await??;
+    let version = state.service.database.write(move |connection| Ok(crate::publish::rollback(connection, &code, &actor))).await??;
     Ok(Json(serde_json::json!({ "version": version })))
 }
 
@@ -63,7 +63,7 @@ pub async fn rollback(State(state): State<AppState>, Path(code): Path<String>, c
 pub async fn disable(State(state): State<AppState>, Path(code): Path<String>, caller: Caller) -> Result<StatusCode, AppError> {
     caller.may_act_on(&code)?;
     let actor = caller.actor;
-    state.service.database.call(move |connection| Ok(crate::publish::disable(connection, &code, &actor))).await??;
+    state.service.database.write(move |connection| Ok(crate::publish::disable(connection, &code, &actor))).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -92,7 +92,7 @@ pub async fn detail(State(state): State<AppState>, Path(code): Path<String>, _ca
     let detail = state
         .service
         .database
-        .call(move |connection| {
+        .write(move |connection| {
             let version = crate::registry::active_version(connection, &code)?.ok_or_else(|| PublishError::NotFound(format!("program {code} has no active version")))?;
             let wording = crate::message::wording(connection)?;
             let manifest = version.manifest;
@@ -129,7 +129,7 @@ pub struct WordingBody {
 pub async fn set_wording(State(state): State<AppState>, Path((code, occasion)): Path<(String, String)>, caller: Caller, Json(body): Json<WordingBody>) -> Result<Json<serde_json::Value>, AppError> {
     caller.may_act_on(&code)?;
     let actor = caller.actor;
-    let preview = state.service.database.call(move |connection| Ok(crate::message::set_wording(connection, &code, &occasion, body.template.trim(), &actor)?)).await?;
+    let preview = state.service.database.write(move |connection| Ok(crate::message::set_wording(connection, &code, &occasion, body.template.trim(), &actor)?)).await?;
     Ok(Json(serde_json::json!({ "preview": preview })))
 }
 
@@ -148,7 +148,7 @@ pub async fn dry_run(State(state): State<AppState>, Path(code): Path<String>, ca
     };
     let with_names = caller.may_see_names();
     let notices = state.service.dry_run(code.clone(), today).await?;
-    Ok(Json(state.service.database.call(move |connection| summarize(connection, &code, notices, today, with_names)).await?))
+    Ok(Json(state.service.database.write(move |connection| summarize(connection, &code, notices, today, with_names)).await?))
 }
 
 /// Who a dry run would reach, counted, and at most 200 of them by name. Counts are
@@ -244,7 +244,7 @@ mod tests {
         let state = AppState { service: fixture.service(), emulator: None, webhook: None };
         let (health, admin) = fixture
             .database
-            .call(|connection| Ok((create_token(connection, "健康支援課", &["vaccine-mr".into()], false, "test")?, create_token(connection, "情報政策課", &[], true, "test")?)))
+            .write(|connection| Ok((create_token(connection, "健康支援課", &["vaccine-mr".into()], false, "test")?, create_token(connection, "情報政策課", &[], true, "test")?)))
             .await
             .unwrap();
         let (wasm, cases) = bundled("vaccine-mr");
@@ -275,7 +275,7 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
-        let audited: i64 = fixture.database.call(|connection| Ok(connection.query_row("SELECT count(*) FROM audit_log WHERE actor LIKE 'division:%' OR actor LIKE 'admin:%'", [], |row| row.get(0))?)).await.unwrap();
+        let audited: i64 = fixture.database.write(|connection| Ok(connection.query_row("SELECT count(*) FROM audit_log WHERE actor LIKE 'division:%' OR actor LIKE 'admin:%'", [], |row| row.get(0))?)).await.unwrap();
         assert_eq!(audited, 9, "every publish, activation, rollback and disable names its caller");
     }
 }

@@ -76,7 +76,7 @@ pub fn dashboard(connection: &Connection) -> anyhow::Result<Dashboard> {
 
 /// `GET /admin/dashboard`.
 pub async fn show_dashboard(State(state): State<AppState>, _caller: Caller) -> Result<Json<Dashboard>, AppError> {
-    Ok(Json(state.service.database.call(|connection| dashboard(connection)).await?))
+    Ok(Json(state.service.database.write(|connection| dashboard(connection)).await?))
 }
 
 /// A program as the console lists it.
@@ -127,7 +127,7 @@ pub fn programs(connection: &Connection, caller: &Caller) -> anyhow::Result<Vec<
 
 /// `GET /admin/program-summaries`.
 pub async fn list_programs(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ProgramSummary>>, AppError> {
-    Ok(Json(state.service.database.call(move |connection| programs(connection, &caller)).await?))
+    Ok(Json(state.service.database.write(move |connection| programs(connection, &caller)).await?))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -191,7 +191,7 @@ pub fn deliveries(connection: &Connection, query: &DeliveryQuery) -> anyhow::Res
 
 /// `GET /admin/deliveries?program=&day=`.
 pub async fn show_deliveries(State(state): State<AppState>, _caller: Caller, Query(query): Query<DeliveryQuery>) -> Result<Json<DeliveryReport>, AppError> {
-    Ok(Json(state.service.database.call(move |connection| deliveries(connection, &query)).await?))
+    Ok(Json(state.service.database.write(move |connection| deliveries(connection, &query)).await?))
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -221,5 +221,5 @@ pub fn audit_log(connection: &Connection, caller: &Caller) -> anyhow::Result<Vec
 
 /// `GET /admin/audit`.
 pub async fn show_audit_log(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<AuditEntry>>, AppError> {
-    Ok(Json(state.service.database.call(move |connection| audit_log(connection, &caller)).await?))
+    Ok(Json(state.service.database.write(move |connection| audit_log(connection, &caller)).await?))
 }

@@ -39,14 +39,14 @@ pub async fn reserve(State(state): State<AppState>, caller: Caller, Json(body): 
     }
     let send_at = body.send_at.as_deref().map(parse_japan_time).transpose()?.unwrap_or_else(Utc::now);
     let actor = caller.actor;
-    let id = state.service.database.call(move |connection| crate::reservation::reserve(connection, &body.what, send_at, &actor)).await?;
+    let id = state.service.database.write(move |connection| crate::reservation::reserve(connection, &body.what, send_at, &actor)).await?;
     state.service.wake_scheduler.notify_one();
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": id, "send_at": crate::schedule::format_japan(send_at) }))))
 }
 
 /// `GET /admin/sends`.
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<Vec<Reservation>>, AppError> {
-    Ok(Json(state.service.database.call(|connection| crate::reservation::list(connection)).await?))
+    Ok(Json(state.service.database.write(|connection| crate::reservation::list(connection)).await?))
 }
 
 /// `POST /admin/sends/{id}/cancel`: a program's reservation by those who may act on the
@@ -55,7 +55,7 @@ pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Pat
     state
         .service
         .database
-        .call(move |connection| {
+        .write(move |connection| {
             match crate::reservation::program_of(connection, id)? {
                 Some(program) => caller.may_act_on(&program)?,
                 None => caller.must_be_administrator()?,

@@ -37,7 +37,7 @@ fn cookie(headers: &HeaderMap, value: &str, max_age_seconds: i64) -> String {
 /// `POST /admin/session` `{"login", "password"}`.
 pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<SignIn>) -> Result<Response, AppError> {
     let now = chrono::Utc::now().timestamp_millis();
-    let opened = state.service.database.call(move |connection| accounts::sign_in(connection, body.login.trim(), &body.password, now)).await?;
+    let opened = state.service.database.write(move |connection| accounts::sign_in(connection, body.login.trim(), &body.password, now)).await?;
     match opened {
         Ok(session) => {
             let set_cookie = cookie(&headers, &session.cookie, SESSION_MILLISECONDS / 1000);
@@ -65,7 +65,7 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Resu
         state
             .service
             .database
-            .call(move |connection| {
+            .write(move |connection| {
                 accounts::sign_out(connection, &cookie_value)?;
                 crate::database::audit(connection, &actor, "sign-out", "console", "")
             })

@@ -50,7 +50,7 @@ pub async fn import(State(state): State<AppState>, caller: Caller, Query(query):
         max_shrink_percent: (!query.allow_shrink).then_some(DEFAULT_MAX_SHRINK_PERCENT),
     };
     let directory = upload.0.clone();
-    let result = state.service.database.call(move |connection| Ok(import_directory(connection, &directory, &options))).await?;
+    let result = state.service.database.write(move |connection| Ok(import_directory(connection, &directory, &options))).await?;
     match result {
         Ok(report) => Ok(Json(report)),
         Err(ImportError::Refused(refused)) => Err(AppError::ImportRefused(refused)),
@@ -70,21 +70,21 @@ impl Drop for Upload {
 /// `GET /admin/snapshots`: the kept generations, newest first.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
     caller.must_be_administrator()?;
-    Ok(Json(state.service.database.call(|connection| crate::snapshot::list(connection)).await?))
+    Ok(Json(state.service.database.write(|connection| crate::snapshot::list(connection)).await?))
 }
 
 /// `POST /admin/snapshots/{id}/activate`: makes a kept generation the active one again.
 pub async fn activate(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
     caller.must_be_administrator()?;
     let actor = caller.actor;
-    let known = state.service.database.call(move |connection| Ok(crate::snapshot::list(connection)?.iter().any(|snapshot| snapshot.id == id))).await?;
+    let known = state.service.database.write(move |connection| Ok(crate::snapshot::list(connection)?.iter().any(|snapshot| snapshot.id == id))).await?;
     if !known {
         return Err(AppError::Request(StatusCode::NOT_FOUND, format!("there is no snapshot {id}")));
     }
     let snapshots = state
         .service
         .database
-        .call(move |connection| {
+        .write(move |connection| {
             crate::snapshot::activate(connection, id, &actor)?;
             crate::snapshot::list(connection)
         })
@@ -109,7 +109,7 @@ mod tests {
         let service = Service::open(directory, &["vaccine-mr".to_owned()]).await.unwrap();
         let tokens = service
             .database
-            .call(|connection| Ok((create_token(connection, "情報政策課", &[], true, "test")?, create_token(connection, "健康支援課", &["vaccine-mr".into()], false, "test")?)))
+            .write(|connection| Ok((create_token(connection, "情報政策課", &[], true, "test")?, create_token(connection, "健康支援課", &["vaccine-mr".into()], false, "test")?)))
             .await
             .unwrap();
         (AppState { service, emulator: None, webhook: None }, tokens.0, tokens.1)

@@ -95,7 +95,7 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
     }
     let database = Database::open(&path)?;
     let recipients = options.recipients;
-    database.call(move |connection| seed_due_notices(connection, recipients, &[(PUSH_PROGRAM, recipients), (MULTICAST_PROGRAM, 0)])).await?;
+    database.write(move |connection| seed_due_notices(connection, recipients, &[(PUSH_PROGRAM, recipients), (MULTICAST_PROGRAM, 0)])).await?;
     let emulator = EmulatorChild::start()?;
     let unlimited = NonZeroU32::new(u32::MAX).unwrap();
     let line_rates = LineConfig::new(&emulator.base_url, EmulatorChild::TOKEN);
@@ -108,7 +108,7 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
         // The bare client sends the very requests the outbox would: the queued pushes.
         queue_only(&database, PUSH_PROGRAM).await?;
         let pushes: Vec<(String, String, String)> = database
-            .call(|connection| {
+            .write(|connection| {
                 let mut statement = connection.prepare("SELECT address, text, retry_key FROM deliveries ORDER BY id")?;
                 let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
                 Ok(rows.collect::<Result<_, _>>()?)
@@ -135,7 +135,7 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
             let summary = send_queued(&database, &channels, Day(0), &RetryPolicy::default(), &CancellationToken::new()).await?;
             let seconds = start.elapsed().as_secs_f64();
             anyhow::ensure!(summary.sent == recipients && summary.waiting == 0, "the outbox did not send everything: {summary:?}");
-            let (p50, p99) = database.call(latency_percentiles).await?;
+            let (p50, p99) = database.write(latency_percentiles).await?;
             let scenario = &mut scenarios[index];
             scenario.seconds.push(seconds);
             scenario.p50_milliseconds.push(p50);
@@ -150,7 +150,7 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
 /// left without an active version, which `enqueue_due` skips).
 async fn queue_only(database: &Database, program: &'static str) -> Result<()> {
     database
-        .call(move |connection| {
+        .write(move |connection| {
             connection.execute_batch("DELETE FROM deliveries; UPDATE programs SET active_version = NULL;")?;
             connection.execute("UPDATE programs SET active_version = (SELECT id FROM plugin_versions WHERE program = ?1) WHERE code = ?1", [program])?;
             enqueue_due(connection, Day(0))?;

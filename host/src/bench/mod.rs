@@ -227,7 +227,7 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
         let service = crate::service::Service::open(&data, &[BUNDLED[0].0.to_owned()]).await?;
         let export = city.clone();
         let import = crate::import::ImportOptions { actor: "bench".into(), source: "bench".into(), keep_generations: 1, max_shrink_percent: None };
-        service.database.call(move |connection| Ok(crate::import::import_directory(connection, &export, &import)?)).await?;
+        service.database.write(move |connection| Ok(crate::import::import_directory(connection, &export, &import)?)).await?;
         for (index, (name, wasm, cases)) in BUNDLED.iter().enumerate() {
             // A trailing custom section gives the component new bytes (and a new hash and
             // a cold compile) without changing what it does.
@@ -242,7 +242,7 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
             let program = (*name).to_owned();
             let (instantiate, evaluation, count, size) = service
                 .database
-                .call(move |connection| {
+                .write(move |connection| {
                     let versions = crate::registry::active_versions(connection)?;
                     let version = versions.iter().find(|version| version.program == program).context("the published plugin is not active")?;
                     let loaded = plugins.get(connection, version)?;

@@ -115,7 +115,7 @@ fn next_due(connection: &mut Connection, now_millis: i64) -> Result<Option<Due>>
 /// falls due, if one waits.
 pub async fn send_due(database: &Database, line: &LineClient, settings: &ChatSettings, policy: &RetryPolicy) -> Result<Option<Duration>> {
     loop {
-        let Some(due) = database.call(|connection| next_due(connection, now_millis())).await? else {
+        let Some(due) = database.write(|connection| next_due(connection, now_millis())).await? else {
             break;
         };
         let outcome = line.send(std::slice::from_ref(&due.user), &due.kind.text(settings), &due.retry_key, AGGREGATION_UNIT).await;
@@ -128,7 +128,7 @@ pub async fn send_due(database: &Database, line: &LineClient, settings: &ChatSet
             tracing::warn!(push = due.id, %error, "a chat push was not accepted");
         }
         database
-            .call(move |connection| {
+            .write(move |connection| {
                 match next {
                     Next::Delivered => connection.execute("UPDATE chat_pushes SET state = 'sent', sent_at = ?2, last_error = '', next_attempt_millis = NULL WHERE id = ?1", (due.id, now_text()))?,
                     Next::RetryAfter(delay) => connection.execute(
@@ -141,6 +141,6 @@ pub async fn send_due(database: &Database, line: &LineClient, settings: &ChatSet
             })
             .await?;
     }
-    let next: Option<i64> = database.call(|connection| Ok(connection.query_row("SELECT min(next_attempt_millis) FROM chat_pushes WHERE state = 'queued'", [], |row| row.get(0))?)).await?;
+    let next: Option<i64> = database.write(|connection| Ok(connection.query_row("SELECT min(next_attempt_millis) FROM chat_pushes WHERE state = 'queued'", [], |row| row.get(0))?)).await?;
     Ok(next.map(|at| Duration::from_millis((at - now_millis()).max(0) as u64)))
 }

@@ -98,7 +98,7 @@ impl Town {
         std::fs::write(export.join("tax.csv"), TAX).unwrap();
         let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
         let options = crate::import::ImportOptions { actor: "test".into(), source: "test".into(), keep_generations: 3, max_shrink_percent: None };
-        database.call(move |connection| crate::import::import_directory(connection, &export, &options).map(|_| ()).map_err(|error| anyhow::anyhow!("{error:?}"))).await.unwrap();
+        database.write(move |connection| crate::import::import_directory(connection, &export, &options).map(|_| ()).map_err(|error| anyhow::anyhow!("{error:?}"))).await.unwrap();
         let plugins = Arc::new(Plugins::new(PluginEngine::new(Limits::default(), None).unwrap()));
         let programs: Vec<String> = programs.iter().map(|program| program.to_string()).collect();
         if !programs.is_empty() {
@@ -199,7 +199,7 @@ impl Town {
     }
 
     async fn sql<T: rusqlite::types::FromSql + Send + 'static>(&self, query: &'static str, parameters: Vec<String>) -> T {
-        self.service.database.call(move |connection| Ok(connection.query_row(query, rusqlite::params_from_iter(parameters), |row| row.get(0))?)).await.unwrap()
+        self.service.database.write(move |connection| Ok(connection.query_row(query, rusqlite::params_from_iter(parameters), |row| row.get(0))?)).await.unwrap()
     }
 
     /// Evaluates the programs and queues what is due for `day`, without sending.
@@ -207,7 +207,7 @@ impl Town {
         let plugins = self.service.plugins.clone();
         self.service
             .database
-            .call(move |connection| {
+            .write(move |connection| {
                 crate::evaluate::run_day(connection, &plugins, day)?;
                 crate::outbox::enqueue_due(connection, day)
             })
@@ -246,7 +246,7 @@ impl Town {
         let resident_id = resident_id.to_string();
         self.service
             .database
-            .call(move |connection| Ok(connection.query_row("SELECT email, channels FROM registrations WHERE resident_id = ?1", [resident_id], |row| Ok((row.get(0)?, row.get(1)?)))?))
+            .write(move |connection| Ok(connection.query_row("SELECT email, channels FROM registrations WHERE resident_id = ?1", [resident_id], |row| Ok((row.get(0)?, row.get(1)?)))?))
             .await
             .unwrap()
     }
@@ -278,7 +278,7 @@ impl Town {
 
     async fn issue(&self, resident_id: &str) -> String {
         let resident_id = resident_id.to_string();
-        self.service.database.call(move |connection| super::number::issue(connection, &resident_id, 90, "test")).await.unwrap()
+        self.service.database.write(move |connection| super::number::issue(connection, &resident_id, 90, "test")).await.unwrap()
     }
 
     /// The states of deliveries to `user`, with their program and error, in order.
@@ -286,7 +286,7 @@ impl Town {
         let user = user.to_string();
         self.service
             .database
-            .call(move |connection| {
+            .write(move |connection| {
                 let mut statement = connection.prepare("SELECT n.program, d.state, d.last_error FROM deliveries d JOIN notices n ON n.id = d.notice_id WHERE d.address = ?1 ORDER BY d.id")?;
                 let rows = statement.query_map([user], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?.collect::<Result<_, _>>()?;
                 Ok(rows)
@@ -370,7 +370,7 @@ async fn a_redelivered_event_is_processed_once() {
     assert_eq!(replies.len(), 2, "{replies:?}");
     assert!(replies[0].starts_with("すべてのお知らせを止めました") && replies[1].starts_with("すべてのお知らせを再開しました"), "{replies:?}");
     // Processed events are forgotten after 30 days.
-    town.service.database.call(|connection| Ok(connection.execute("UPDATE webhook_events SET received_at = '2000-01-01T00:00:00Z'", [])?)).await.unwrap();
+    town.service.database.write(|connection| Ok(connection.execute("UPDATE webhook_events SET received_at = '2000-01-01T00:00:00Z'", [])?)).await.unwrap();
     let later = town.event(MOTHER, "message", json!({ "message": { "type": "text", "id": "3", "text": "設定", "quoteToken": "q" } }));
     town.deliver(&[later]).await;
     let kept: i64 = town.sql("SELECT count(*) FROM webhook_events", vec![]).await;
@@ -426,7 +426,7 @@ async fn registration_numbers_resist_guessing_and_work_once() {
     let answer = town.say(STRANGER, &super::number::display(&super::number::generate().unwrap())).await;
     assert!(answer.contains("あと4回"), "{answer}");
     // An hour later (the guesses moved back an hour) the right number links the resident.
-    town.service.database.call(|connection| Ok(connection.execute("UPDATE registration_guesses SET at_millis = at_millis - 3600001", [])?)).await.unwrap();
+    town.service.database.write(|connection| Ok(connection.execute("UPDATE registration_guesses SET at_millis = at_millis - 3600001", [])?)).await.unwrap();
     let answer = town.say(MOTHER, &number.to_lowercase().replace('-', " ")).await;
     assert!(answer.contains("登録が完了しました"), "{answer}");
     let resident: String = town.sql("SELECT resident_id FROM registrations WHERE line_user_id = ?1", vec![MOTHER.into()]).await;
@@ -545,11 +545,11 @@ async fn a_parents_self_registered_child_receives_the_timed_notices() {
     assert!(pushed.iter().all(|text| !text.contains(&born.to_string()) && !text.contains(&born.era_format())), "{pushed:?}");
 
     // Deleting the birth date stops its notices not yet sent.
-    let entries = town.service.database.call(|connection| super::timing::list(connection, PARENT)).await.unwrap();
+    let entries = town.service.database.write(|connection| super::timing::list(connection, PARENT)).await.unwrap();
     town.say(PARENT, "登録の確認").await;
     let answer = town.tap(PARENT, "1を削除", &format!("action=timing-delete&id={}", entries[0].id), None).await;
     assert!(answer.contains("削除しました"), "{answer}");
-    let left = town.service.database.call(|connection| super::timing::list(connection, PARENT)).await.unwrap();
+    let left = town.service.database.write(|connection| super::timing::list(connection, PARENT)).await.unwrap();
     assert_eq!(left.len(), 1);
     town.print_transcript("self-registered birth date and due date, list, delete");
 }
@@ -591,8 +591,8 @@ async fn a_resident_applies_from_the_chat_and_staff_approve_the_matching_record(
     // The link works once.
     assert_eq!(request(&town, form(&token, "name=a&birth_date=1994-05-01&address=b")).await.0, StatusCode::NOT_FOUND);
 
-    let administrator = town.service.database.call(|connection| crate::admin::create_token(connection, "市民課", &[], true, "test")).await.unwrap();
-    let division = town.service.database.call(|connection| crate::admin::create_token(connection, "健康支援課", &["infant-checkup".into()], false, "test")).await.unwrap();
+    let administrator = town.service.database.write(|connection| crate::admin::create_token(connection, "市民課", &[], true, "test")).await.unwrap();
+    let division = town.service.database.write(|connection| crate::admin::create_token(connection, "健康支援課", &["infant-checkup".into()], false, "test")).await.unwrap();
     assert_eq!(request(&town, admin("GET", "/admin/applications", &division, Value::Null)).await.0, StatusCode::FORBIDDEN);
     let (status, listed) = request(&town, admin("GET", "/admin/applications", &administrator, Value::Null)).await;
     assert_eq!(status, StatusCode::OK);
@@ -642,7 +642,7 @@ async fn a_rejected_applicant_is_told_in_the_chat_even_when_line_was_down() {
     let mut town = Town::new(&[]).await;
     town.follow(STRANGER).await;
     let id = apply(&mut town, STRANGER, "山田 太郎", "1970-01-01").await;
-    let administrator = town.service.database.call(|connection| crate::admin::create_token(connection, "市民課", &[], true, "test")).await.unwrap();
+    let administrator = town.service.database.write(|connection| crate::admin::create_token(connection, "市民課", &[], true, "test")).await.unwrap();
     // LINE is down when staff reject the application: the push waits for a retry.
     town.emulator.set_faults(Faults { down_ms: 600_000, ..Faults::default() }).unwrap();
     town.note("LINE is down; staff reject the application");
@@ -654,14 +654,14 @@ async fn a_rejected_applicant_is_told_in_the_chat_even_when_line_was_down() {
     let (state, attempts, error): (String, i64, String) = town
         .service
         .database
-        .call(|connection| Ok(connection.query_row("SELECT state, attempts, last_error FROM chat_pushes", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?))
+        .write(|connection| Ok(connection.query_row("SELECT state, attempts, last_error FROM chat_pushes", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?))
         .await
         .unwrap();
     assert_eq!((state.as_str(), attempts), ("queued", 1), "{error}");
     // LINE is back and the retry's time has come: the push goes out once, under its key.
     town.emulator.set_faults(Faults::default()).unwrap();
     town.note(&format!("the push was refused ({error}); LINE is back and the retry is due"));
-    town.service.database.call(|connection| Ok(connection.execute("UPDATE chat_pushes SET next_attempt_millis = 0", [])?)).await.unwrap();
+    town.service.database.write(|connection| Ok(connection.execute("UPDATE chat_pushes SET next_attempt_millis = 0", [])?)).await.unwrap();
     assert_eq!(town.push().await, None);
     assert_eq!(town.push().await, None);
     let pushed = town.new_messages(STRANGER);
@@ -736,7 +736,7 @@ async fn wrong_expired_and_too_many_codes_change_nothing() {
     // A code typed after its half hour is refused.
     town.say(MOTHER, address).await;
     let code = town.code_sent_to(MOTHER, address);
-    town.service.database.call(|connection| Ok(connection.execute("UPDATE email_codes SET expires_millis = expires_millis - 1800001 WHERE state = 'pending'", [])?)).await.unwrap();
+    town.service.database.write(|connection| Ok(connection.execute("UPDATE email_codes SET expires_millis = expires_millis - 1800001 WHERE state = 'pending'", [])?)).await.unwrap();
     town.note("half an hour passes");
     assert!(town.say(MOTHER, &code).await.contains("有効期限"));
     assert_eq!(town.mail_settings("0101").await.0, None);

@@ -136,7 +136,7 @@ mod tests {
         fixture.publish(wasm, Some(cases)).await.unwrap();
         fixture
             .database
-            .call(|connection| {
+            .write(|connection| {
                 for (login, role, programs) in [("admin", Role::Administrator, vec![]), ("kenko", Role::Division, vec!["vaccine-mr".to_owned()]), ("viewer", Role::Viewer, vec![])] {
                     let user = NewUser { login: login.into(), display_name: login.into(), password: PASSWORD.into(), role, division: "健康支援課".into(), programs };
                     create_user(connection, &user, "test")?;
@@ -225,7 +225,7 @@ mod tests {
         // Signing out ends the session.
         check(&state, admin, Method::DELETE, "/admin/session", serde_json::Value::Null, StatusCode::NO_CONTENT, "").await;
         check(&state, admin, get.clone(), "/admin/dashboard", serde_json::Value::Null, StatusCode::UNAUTHORIZED, "sign in").await;
-        let stored: Vec<String> = fixture.database.call(|connection| Ok(connection.prepare("SELECT template FROM message_wording")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?)).await.unwrap();
+        let stored: Vec<String> = fixture.database.write(|connection| Ok(connection.prepare("SELECT template FROM message_wording")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?)).await.unwrap();
         assert_eq!(stored, ["【{program}】{deadline}まで"], "only the accepted wording was stored");
     }
 }
