@@ -11,8 +11,8 @@
 use anyhow::Result;
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Html;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use oshirase_sdk::Day;
 use rusqlite::{Connection, OptionalExtension};
 
@@ -107,19 +107,32 @@ fn expired_page() -> (StatusCode, Html<String>) {
     (StatusCode::NOT_FOUND, page("<h1>このリンクは使えません</h1><p>期限が切れたか、すでに申し込みに使われています。LINEのトークで「申し込み」と送ると、新しいリンクをお送りします。</p>"))
 }
 
+/// A page of the form with its protections: no script at all, styles only from the page,
+/// posting only to this server, never inside another site's frame, no referrer (the
+/// address holds the personal link), never cached.
+fn protected((status, html): (StatusCode, Html<String>)) -> Response {
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert("content-security-policy", HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    response
+}
+
 /// `GET /apply/{token}`: the form, or a page saying the link no longer works.
-pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Result<(StatusCode, Html<String>), AppError> {
+pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, AppError> {
     let lookup = token.clone();
-    let owner = state.service.database.write(move |connection| link_owner(connection, &lookup)).await?;
-    Ok(match owner {
+    let owner = state.service.database.read(move |connection| link_owner(connection, &lookup)).await?;
+    Ok(protected(match owner {
         Some(_) => (StatusCode::OK, form_page(&token, &ApplicationForm::default(), &[])),
         None => expired_page(),
-    })
+    }))
 }
 
 /// `POST /apply/{token}`: stores the application and uses up the link; a form with a
 /// problem is shown again with every problem, and nothing is stored.
-pub async fn submit(State(state): State<AppState>, Path(token): Path<String>, Form(form): Form<ApplicationForm>) -> Result<(StatusCode, Html<String>), AppError> {
+pub async fn submit(State(state): State<AppState>, Path(token): Path<String>, Form(form): Form<ApplicationForm>) -> Result<Response, AppError> {
     let today = crate::service::today_in_japan();
     let checked = check(&form, today);
     let to_store = checked.clone();
@@ -146,11 +159,11 @@ pub async fn submit(State(state): State<AppState>, Path(token): Path<String>, Fo
             Ok(Some(true))
         })
         .await?;
-    Ok(match stored {
+    Ok(protected(match stored {
         None => expired_page(),
         Some(true) => (StatusCode::OK, page("<h1>申し込みを受け付けました</h1><p>市で確認のうえ、登録番号をはがきでお送りします。届いたら、LINEのトークに番号を送ってください。</p>")),
         Some(false) => (StatusCode::UNPROCESSABLE_ENTITY, form_page(&token, &form, &checked.err().unwrap_or_default())),
-    })
+    }))
 }
 
 /// Why staff cannot act on an application as asked.

@@ -59,6 +59,10 @@ pub struct ServerSection {
     /// Where the chat tells residents to ask when the city could not confirm their
     /// application (`千葉市 市民総合窓口課 043-245-5111`); the ward office's window when absent.
     pub contact: Option<String>,
+    /// Connections and time: `max_connections`, `header_read_timeout_seconds`,
+    /// `request_timeout_seconds`, `forwarded_for`.
+    #[serde(flatten)]
+    pub limits: crate::limits::ServerLimits,
 }
 
 fn default_listen() -> SocketAddr {

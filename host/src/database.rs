@@ -19,6 +19,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_postcard_details.sql", include_str!("../../db/0008_postcard_details.sql")),
     ("0009_chat_email.sql", include_str!("../../db/0009_chat_email.sql")),
     ("0010_console.sql", include_str!("../../db/0010_console.sql")),
+    ("0011_revocation.sql", include_str!("../../db/0011_revocation.sql")),
 ];
 
 /// Opens (creating if needed) the database at `path`, in WAL mode, fully migrated.

@@ -13,11 +13,13 @@ use rusqlite::OptionalExtension;
 use crate::channel::line::{LineClient, LineConfig};
 use crate::chat::ChatSettings;
 use crate::schedule::{Scheduler, SendWindow};
-use crate::emulator::{Emulator, WebhookTarget};
+use crate::emulator::{Emulator, PHONE_STYLE, WebhookTarget};
 use crate::webhook::Webhook;
 use crate::import::{ImportOptions, import_directory};
 use crate::service::Service;
-use crate::web::{AppState, EMULATOR_PATH};
+use crate::web::{AppError, AppState, EMULATOR_PATH};
+use axum::extract::State;
+use axum::response::Html;
 
 /// The token the demo's own emulator accepts; it guards nothing real.
 const DEMO_TOKEN: &str = "oshirase-demo-token";
@@ -58,9 +60,10 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     let settings = ChatSettings { public_url: Some(format!("http://{address}")), contact: Some("千葉市 市民総合窓口課 043-245-5111".into()) };
     let webhook = Webhook::with_worker(DEMO_SECRET, settings, service.database.clone(), chat_channels)?;
     emulator.set_webhook(WebhookTarget { url: format!("http://{address}/webhook/line"), channel_secret: DEMO_SECRET.into() });
-    let state = AppState { service: service.clone(), emulator: Some(emulator), webhook: Some(webhook) };
+    // The demo is reached over plain HTTP on this machine: its cookie cannot be `Secure`.
+    let state = AppState { emulator: Some(emulator), webhook: Some(webhook), secure_cookies: false, ..AppState::new(service.clone()) };
     let channels = crate::channel::Channels { line: LineClient::new(line.clone())?, mail: None };
-    let server = tokio::spawn(crate::run(state, None, listener, async {
+    let server = tokio::spawn(crate::run(state, None, listener, crate::limits::ServerLimits::default(), async {
         let _ = stopped.await;
     }));
 
@@ -103,17 +106,17 @@ async fn demo_administrator(service: &Service) -> Result<String> {
     let user = crate::admin::accounts::NewUser {
         login: "admin".into(),
         display_name: "デモ管理者".into(),
-        password: password.clone(),
         role: crate::admin::Role::Administrator,
         division: "情報政策課".into(),
         programs: Vec::new(),
     };
+    let hash = crate::admin::accounts::hash_password(&password)?;
     service
         .database
         .write(move |connection| {
             connection.execute("DELETE FROM staff_sessions WHERE user_id IN (SELECT id FROM staff_users WHERE login = 'admin')", [])?;
             connection.execute("DELETE FROM staff_users WHERE login = 'admin'", [])?;
-            crate::admin::accounts::create_user(connection, &user, "demo")
+            crate::admin::accounts::create_user(connection, &user, &hash, "demo")
         })
         .await?;
     Ok(password)
@@ -166,4 +169,99 @@ async fn prepare_city(service: &Service, options: &DemoOptions) -> Result<(usize
             Ok((residents, programs))
         })
         .await
+}
+
+struct Row {
+    resident: String,
+    ward: String,
+    age: String,
+    program: String,
+    occasion: String,
+    reason: String,
+    address: String,
+    state: String,
+    text: String,
+}
+
+/// Months for small children, years for everyone else.
+fn age_text(birth: oshirase_sdk::Day, today: oshirase_sdk::Day) -> String {
+    match birth.months_on(today) {
+        months @ 0..24 => format!("{months}か月"),
+        _ => format!("{}歳", birth.age_on(today)),
+    }
+}
+
+/// `GET /` of the demo only: which residents received which notices and why, newest
+/// first — names, reasons and LINE ids, which the production server never shows without
+/// a session (`serve` answers `/` with the console).
+pub async fn overview(State(state): State<AppState>) -> Result<Html<String>, AppError> {
+    let (rows, counts) = state
+        .service
+        .database
+        .read(|connection| {
+            let snapshot = crate::snapshot::active(connection)?.unwrap_or(0);
+            let today = crate::service::today_in_japan();
+            let mut statement = connection.prepare(
+                "SELECT r.name, r.ward, r.birth_day, v.manifest, n.occasion, n.reason, d.address, d.state, d.text
+                 FROM deliveries d JOIN notices n ON n.id = d.notice_id
+                 LEFT JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = n.resident_id
+                 LEFT JOIN programs p ON p.code = n.program LEFT JOIN plugin_versions v ON v.id = p.active_version
+                 ORDER BY d.id DESC LIMIT 1000",
+            )?;
+            let rows = statement
+                .query_map([snapshot], |row| {
+                    let manifest: Option<String> = row.get(3)?;
+                    let manifest: Option<crate::registry::Manifest> = manifest.and_then(|text| serde_json::from_str(&text).ok());
+                    let occasion: String = row.get(4)?;
+                    let birth: Option<i32> = row.get(2)?;
+                    Ok(Row {
+                        resident: row.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                        ward: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                        age: birth.map(|birth| age_text(oshirase_sdk::Day(birth), today)).unwrap_or_default(),
+                        program: manifest.as_ref().map(|manifest| manifest.name.clone()).unwrap_or_default(),
+                        occasion: manifest.as_ref().and_then(|manifest| manifest.occasion(&occasion)).map_or(occasion.clone(), |found| found.title.clone()),
+                        reason: row.get(5)?,
+                        address: row.get(6)?,
+                        state: row.get(7)?,
+                        text: row.get(8)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let counts: (i64, i64, i64) = connection.query_row(
+                "SELECT (SELECT resident_count FROM snapshots WHERE id = ?1), (SELECT count(*) FROM registrations WHERE active = 1), (SELECT count(*) FROM notices)",
+                [snapshot],
+                |row| Ok((row.get::<_, Option<i64>>(0)?.unwrap_or(0), row.get(1)?, row.get(2)?)),
+            )?;
+            Ok((rows, counts))
+        })
+        .await?;
+    let phones = if state.emulator.is_some() { format!("<a href=\"{EMULATOR_PATH}/\">LINE エミュレーターの画面(利用者ごとのスマートフォン)</a>") } else { String::new() };
+    let mut table = String::new();
+    for row in &rows {
+        let escape = |text: &str| html_escape::encode_text(text).into_owned();
+        table.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}<br><small>{}</small></td><td>{}</td><td><a href=\"{EMULATOR_PATH}/#{}\">{}</a></td><td>{}</td><td class=\"bubble\">{}</td></tr>",
+            escape(&row.resident),
+            escape(&row.ward),
+            escape(&row.age),
+            escape(&row.program),
+            escape(&row.occasion),
+            escape(&row.reason),
+            escape(&row.address),
+            escape(&row.address.chars().take(9).collect::<String>()),
+            escape(&row.state),
+            escape(&row.text),
+        ));
+    }
+    Ok(Html(format!(
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>oshirase</title>\
+         <style>{PHONE_STYLE} table{{border-collapse:collapse;background:white}} td,th{{border:1px solid #ccc;padding:.3em .5em;font-size:.85em;vertical-align:top}} td.bubble{{max-width:28em}}</style></head>\
+         <body><h1>oshirase — あなたが使える制度のお知らせ</h1>\
+         <p>住民 {} 人(うち LINE 登録 {} 人)、お知らせ {} 件、送信 {} 件。{phones}</p>\
+         <table><tr><th>住民(お知らせの対象)</th><th>区</th><th>年齢</th><th>制度 / 時期</th><th>理由(送信されません)</th><th>送り先 LINE</th><th>状態</th><th>送ったメッセージ</th></tr>{table}</table></body></html>",
+        counts.0,
+        counts.1,
+        counts.2,
+        rows.len()
+    )))
 }

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod emulator;
 pub mod evaluate;
 pub mod import;
+pub mod limits;
 pub mod message;
 pub mod metrics;
 pub mod outbox;
@@ -51,18 +52,15 @@ pub fn init_logging() {
         .init();
 }
 
-/// Serves `app(state)` on `listener` and, when given, runs the `scheduler` beside it,
-/// until `shutdown` completes. Then the web server lets the requests under way finish and
-/// the scheduler the LINE request in flight (its outcome recorded), and both start nothing
-/// new: queued deliveries stay queued for the next start. A web server that fails stops
-/// the scheduler too.
-pub async fn run(state: AppState, scheduler: Option<Scheduler>, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+/// Serves `app(state)` on `listener` within `limits` and, when given, runs the
+/// `scheduler` beside it, until `shutdown` completes. Then the web server lets the
+/// requests under way finish and the scheduler the LINE request in flight (its outcome
+/// recorded), and both start nothing new: queued deliveries stay queued for the next
+/// start.
+pub async fn run(state: AppState, scheduler: Option<Scheduler>, listener: tokio::net::TcpListener, limits: limits::ServerLimits, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
-    let serving = async {
-        let served = axum::serve(listener, app(state)).with_graceful_shutdown(stop.clone().cancelled_owned()).await;
-        stop.cancel();
-        served
-    };
+    let router = web::app_with(state, &limits);
+    let serving = web::serve_connections(listener, router, &limits, stop.clone());
     let scheduling = async {
         if let Some(scheduler) = &scheduler {
             scheduler.run(stop.clone()).await;
@@ -74,8 +72,8 @@ pub async fn run(state: AppState, scheduler: Option<Scheduler>, listener: tokio:
             () = stop.cancelled() => {}
         }
     };
-    let (served, (), ()) = tokio::join!(serving, scheduling, watching);
-    Ok(served?)
+    tokio::join!(serving, scheduling, watching);
+    Ok(())
 }
 
 /// `oshirase serve --config`: opens the data directory that `config` names (installing
@@ -108,7 +106,13 @@ pub async fn serve(config: Config, programs: &[String], shutdown: impl Future<Ou
     };
     let listener = tokio::net::TcpListener::bind(config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;
     println!("listening on http://{}", listener.local_addr()?);
-    run(AppState { service, emulator: None, webhook }, Some(scheduler), listener, stop.cancelled_owned()).await
+    let state = AppState {
+        webhook,
+        limits: limits::RequestLimits::new(config.server.limits.forwarded_for),
+        secure_cookies: !config.server.public_url.as_deref().is_some_and(|url| url.starts_with("http://")),
+        ..AppState::new(service)
+    };
+    run(state, Some(scheduler), listener, config.server.limits.clone(), stop.cancelled_owned()).await
 }
 
 /// A future that completes on SIGTERM (how systemd stops a service) or SIGINT (Ctrl-C).

@@ -260,6 +260,21 @@ enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Lists the staff accounts: role, division, disabled or not, open sessions.
+    Users,
+    /// Disables an account: it cannot sign in and its sessions end at once.
+    DisableUser { login: String },
+    /// Enables a disabled account again.
+    EnableUser { login: String },
+    /// Gives an account a new password (generated unless --password-stdin) and ends its
+    /// sessions.
+    ResetPassword {
+        login: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Ends every session of an account; it must sign in again.
+    EndSessions { login: String },
     /// Prints a new admin API token for a division, which may act on the programs given
     /// with --programs (or on all with --admin). Only its hash is stored.
     CreateToken {
@@ -267,7 +282,33 @@ enum AdminCommand {
         division: String,
         #[arg(long)]
         admin: bool,
+        /// How many days it works.
+        #[arg(long, default_value_t = oshirase::admin::TOKEN_VALID_DAYS)]
+        valid_days: i64,
     },
+    /// Lists the admin API tokens (never the tokens themselves): id, division, scope,
+    /// expiry, revoked or not.
+    Tokens,
+    /// Revokes a token at once.
+    RevokeToken { id: i64 },
+    /// Makes a token expire a number of days from now (0: now).
+    ExpireToken {
+        id: i64,
+        #[arg(long, default_value_t = 0)]
+        in_days: i64,
+    },
+}
+
+/// A password from the first line of standard input, or a generated one (then `true`).
+fn password_from(stdin: bool) -> Result<(String, bool)> {
+    if !stdin {
+        return Ok((oshirase::admin::accounts::generate_password(), true));
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    oshirase::admin::accounts::check_password(&password)?;
+    Ok((password, false))
 }
 
 #[derive(Subcommand)]
@@ -575,29 +616,56 @@ async fn main() -> Result<()> {
             let service = Service::open(&data, &programs).await?;
             service.database.write(move |connection| Ok(oshirase::publish::disable(connection, &program, "cli")?)).await?;
         }
-        Command::Admin(AdminCommand::CreateUser { login, name, role, division, password_stdin }) => {
-            let (password, generated) = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line).context("cannot read the password from standard input")?;
-                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
-            } else {
-                (oshirase::admin::accounts::generate_password(), true)
-            };
+        Command::Admin(command) => {
+            use oshirase::admin::accounts;
             std::fs::create_dir_all(&data).with_context(|| format!("cannot create data directory {}", data.display()))?;
             let database = oshirase::database::Database::open(&data.join("oshirase.db"))?;
-            let user = oshirase::admin::accounts::NewUser { login: login.clone(), display_name: name, password: password.clone(), role, division, programs };
-            database.write(move |connection| oshirase::admin::accounts::create_user(connection, &user, "cli")).await?;
-            if generated {
-                println!("created {login}; password: {password}");
-            } else {
-                println!("created {login}");
+            let now = chrono::Utc::now().timestamp_millis();
+            match command {
+                AdminCommand::CreateUser { login, name, role, division, password_stdin } => {
+                    let (password, generated) = password_from(password_stdin)?;
+                    let hash = accounts::hash_password(&password)?;
+                    let user = accounts::NewUser { login: login.clone(), display_name: name, role, division, programs };
+                    database.write(move |connection| accounts::create_user(connection, &user, &hash, "cli")).await?;
+                    if generated { println!("created {login}; password: {password}") } else { println!("created {login}") }
+                }
+                AdminCommand::Users => {
+                    for account in database.read(move |connection| accounts::list_accounts(connection, now)).await? {
+                        let state = if account.disabled { "disabled" } else { "enabled" };
+                        println!("{}\t{}\t{}\t{}\t{state}\t{} sessions\t{}", account.login, account.role, account.division, account.programs.join(","), account.sessions, account.display_name);
+                    }
+                }
+                AdminCommand::DisableUser { login } => database.write(move |connection| accounts::set_disabled(connection, &login, true, "cli")).await?,
+                AdminCommand::EnableUser { login } => database.write(move |connection| accounts::set_disabled(connection, &login, false, "cli")).await?,
+                AdminCommand::ResetPassword { login, password_stdin } => {
+                    let (password, generated) = password_from(password_stdin)?;
+                    let hash = accounts::hash_password(&password)?;
+                    let changed = login.clone();
+                    database.write(move |connection| accounts::set_password(connection, &changed, &hash, "cli")).await?;
+                    if generated { println!("{login}: new password {password}") } else { println!("{login}: password changed") }
+                }
+                AdminCommand::EndSessions { login } => {
+                    let ended = database.write(move |connection| accounts::end_sessions(connection, &login, "cli")).await?;
+                    println!("{ended} sessions ended");
+                }
+                AdminCommand::CreateToken { division, admin, valid_days } => {
+                    let token = database.write(move |connection| oshirase::admin::create_token(connection, &division, &programs, admin, valid_days, "cli")).await?;
+                    println!("{token}");
+                }
+                AdminCommand::Tokens => {
+                    for token in database.read(|connection| oshirase::admin::list_tokens(connection)).await? {
+                        let scope = if token.admin { "all programs".to_owned() } else { token.programs.join(",") };
+                        let state = match (&token.revoked_at, token.works) {
+                            (Some(at), _) => format!("revoked {at}"),
+                            (None, true) => format!("works until {}", token.expires_at),
+                            (None, false) => format!("expired {}", token.expires_at),
+                        };
+                        println!("{}\t{}\t{scope}\t{state}", token.id, token.division);
+                    }
+                }
+                AdminCommand::RevokeToken { id } => database.write(move |connection| oshirase::admin::revoke_token(connection, id, "cli")).await?,
+                AdminCommand::ExpireToken { id, in_days } => database.write(move |connection| oshirase::admin::set_token_expiry(connection, id, in_days, "cli")).await?,
             }
-        }
-        Command::Admin(AdminCommand::CreateToken { division, admin }) => {
-            std::fs::create_dir_all(&data).with_context(|| format!("cannot create data directory {}", data.display()))?;
-            let database = oshirase::database::Database::open(&data.join("oshirase.db"))?;
-            let token = database.write(move |connection| oshirase::admin::create_token(connection, &division, &programs, admin, "cli")).await?;
-            println!("{token}");
         }
         Command::Serve { config: Some(path), .. } => {
             let config = oshirase::Config::load(&path)?;
@@ -606,6 +674,7 @@ async fn main() -> Result<()> {
         Command::Serve { config: None, port, webhook } => {
             let shutdown = oshirase::shutdown_signal()?;
             let service = Service::open(&data, &programs).await?;
+            let public_url = webhook.public_url.clone();
             let webhook = match webhook.line_secret {
                 None => None,
                 Some(secret) => {
@@ -617,8 +686,9 @@ async fn main() -> Result<()> {
             };
             let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;
             println!("listening on http://{}", listener.local_addr()?);
-            let state = oshirase::AppState { service, emulator: None, webhook };
-            oshirase::run(state, None, listener, shutdown).await?;
+            let secure_cookies = !public_url.as_deref().is_some_and(|url| url.starts_with("http://"));
+            let state = oshirase::AppState { webhook, secure_cookies, ..oshirase::AppState::new(service) };
+            oshirase::run(state, None, listener, oshirase::limits::ServerLimits::default(), shutdown).await?;
         }
         Command::Schedule(ScheduleCommand::List) => {
             let now = chrono::Utc::now();

@@ -59,7 +59,7 @@ pub async fn render(State(state): State<AppState>) -> Result<impl IntoResponse, 
     let mut out = state
         .service
         .database
-        .write(|connection| {
+        .read(|connection| {
             let mut out = String::new();
             let runs = grouped(connection, "SELECT program, outcome, count(*) FROM runs GROUP BY 1, 2 ORDER BY 1, 2", &["program", "outcome"])?;
             family(&mut out, "oshirase_runs_total", "counter", "Program runs by outcome.", &runs);
@@ -109,7 +109,7 @@ mod tests {
         super::record_line_status(200);
         super::record_line_status(429);
         super::record_line_quota_remaining(Some(4_321));
-        let state = AppState { service: fixture.service(), emulator: None, webhook: None };
+        let state = AppState::new(fixture.service());
         let response = crate::web::app(state).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
         let text = String::from_utf8(axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();

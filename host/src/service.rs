@@ -129,8 +129,10 @@ impl Service {
     /// sending nothing.
     pub async fn dry_run(&self, program: String, today: Day) -> Result<Vec<PlannedNotice>> {
         let plugins = self.plugins.clone();
+        // On a read connection: a dry run of a whole city takes seconds, and nothing else
+        // waits for it.
         self.database
-            .write(move |connection| {
+            .read(move |connection| {
                 let versions = active_versions(connection)?;
                 let known: Vec<&str> = versions.iter().map(|version| version.program.as_str()).collect();
                 let version = versions.iter().find(|version| version.program == program).with_context(|| format!("no active program {program:?} (active: {})", known.join(", ")))?;

@@ -1,16 +1,25 @@
 //! The HTTP side: one table of routes, built by `app` so that tests can call it without a
-//! socket. It serves the overview of what was sent, the admin API for snapshots and
-//! plugins (`admin/`), the LINE webhook (`webhook.rs`) and, in the demo, the LINE emulator under `/line-emulator`.
+//! socket, and `serve_connections`, which serves it on a socket within the limits of
+//! `limits.rs`. It serves the admin console and API (`console/`, `admin/`), the LINE
+//! webhook (`webhook.rs`), the application form (`apply.rs`) and, in the demo only, the
+//! overview of who received what (`demo::overview`) and the LINE emulator under
+//! `/line-emulator`.
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::{Json, Router};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::admin;
-use crate::emulator::{Emulator, PHONE_STYLE};
+use crate::emulator::Emulator;
 use crate::import::ImportRefused;
+use crate::limits::{RequestLimits, ServerLimits};
 use crate::service::Service;
 
 /// The largest publish request: a base64-encoded component and its example cases.
@@ -22,27 +31,57 @@ pub const EMULATOR_PATH: &str = "/line-emulator";
 #[derive(Clone)]
 pub struct AppState {
     pub service: Service,
+    /// The demo's LINE emulator. Only the demo has one, and only with it is `/` the
+    /// overview of who received what; otherwise `/` is the console.
     pub emulator: Option<Emulator>,
     /// The LINE webhook, when the server was given a channel secret.
     pub webhook: Option<crate::webhook::Webhook>,
+    /// Rates per address, failed sign-ins, password hashing.
+    pub limits: Arc<RequestLimits>,
+    /// Whether the session cookie carries `Secure`: always, unless the server's public
+    /// address is plain `http://` (the demo, the tests on this machine). Set from the
+    /// configuration, never from a request's `Host`, which a proxy may rewrite.
+    pub secure_cookies: bool,
+}
+
+impl AppState {
+    /// A server of `service` with no webhook, no emulator, secure cookies and the client's
+    /// address taken from the connection.
+    pub fn new(service: Service) -> AppState {
+        AppState { service, emulator: None, webhook: None, limits: RequestLimits::new(false), secure_cookies: true }
+    }
 }
 
 /// The largest export upload accepted, in bytes: a city of several million residents.
 const MAX_UPLOAD_BYTES: usize = 4 << 30;
 
-/// Every route the server answers.
+/// Every route the server answers. Uploads (an export, a plugin) may take minutes as
+/// long as their bodies keep coming; every other request must be answered within
+/// `request_timeout` (408).
 pub fn app(state: AppState) -> Router {
+    app_with(state, &ServerLimits::default())
+}
+
+/// `app` with the given limits on time.
+pub fn app_with(state: AppState, limits: &ServerLimits) -> Router {
+    let home = if state.emulator.is_some() { get(crate::demo::overview) } else { get(|| async { Redirect::to("/console/dashboard") }) };
+    let sign_in_rate = axum::middleware::from_fn_with_state(state.clone(), crate::limits::limit_sign_ins);
+    let form_rate = axum::middleware::from_fn_with_state(state.clone(), crate::limits::limit_form);
+    let uploads = Router::new()
+        .route("/admin/snapshots", get(admin::snapshots::list).post(admin::snapshots::import).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
+        .route("/admin/programs/{code}/versions", post(admin::programs::publish).layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT)));
     let mut router = Router::new()
-        .route("/", get(overview))
+        .route("/", home)
         .route("/healthz", get(|| async { "ok" }))
         .route("/webhook/line", post(crate::webhook::receive))
-        .route("/apply/{token}", get(crate::apply::show).post(crate::apply::submit))
+        .route("/apply/{token}", get(crate::apply::show).post(crate::apply::submit).layer(form_rate))
         .route("/metrics", get(crate::metrics::render))
-        .route("/console", get(|| async { axum::response::Redirect::to("/console/dashboard") }))
+        .route("/console", get(|| async { Redirect::to("/console/dashboard") }))
+        .route("/console/", get(|| async { Redirect::to("/console/dashboard") }))
         .route("/console/assets/{file}", get(crate::console::asset))
         .route("/console/{page}", get(crate::console::page))
         .route("/admin/openapi.json", get(crate::console::openapi))
-        .route("/admin/session", get(admin::session::current).post(admin::session::sign_in).delete(admin::session::sign_out))
+        .route("/admin/session", get(admin::session::current).post(admin::session::sign_in).delete(admin::session::sign_out).layer(sign_in_rate))
         .route("/admin/dashboard", get(admin::reports::show_dashboard))
         .route("/admin/program-summaries", get(admin::reports::list_programs))
         .route("/admin/deliveries", get(admin::reports::show_deliveries))
@@ -54,20 +93,73 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/applications", get(admin::applications::list))
         .route("/admin/applications/{id}/approve", post(admin::applications::approve))
         .route("/admin/applications/{id}/reject", post(admin::applications::reject))
-        .route("/admin/snapshots", get(admin::snapshots::list).post(admin::snapshots::import).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
         .route("/admin/snapshots/{id}/activate", post(admin::snapshots::activate))
         .route("/admin/programs", get(admin::programs::list))
-        .route("/admin/programs/{code}/versions", post(admin::programs::publish).layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT)))
         .route("/admin/programs/{code}/activate", post(admin::programs::activate))
         .route("/admin/programs/{code}/rollback", post(admin::programs::rollback))
         .route("/admin/programs/{code}/disable", post(admin::programs::disable))
         .route("/admin/programs/{code}", get(admin::programs::detail))
         .route("/admin/programs/{code}/dry-run", get(admin::programs::dry_run))
-        .route("/admin/programs/{code}/wording/{occasion}", axum::routing::put(admin::programs::set_wording));
+        .route("/admin/programs/{code}/wording/{occasion}", axum::routing::put(admin::programs::set_wording))
+        .route("/admin/users", get(admin::users::list))
+        .route("/admin/users/{login}/disable", post(admin::users::disable))
+        .route("/admin/users/{login}/enable", post(admin::users::enable))
+        .route("/admin/users/{login}/password", post(admin::users::reset_password))
+        .route("/admin/users/{login}/end-sessions", post(admin::users::end_sessions))
+        .route("/admin/tokens", get(admin::users::list_tokens))
+        .route("/admin/tokens/{id}/revoke", post(admin::users::revoke_token))
+        .route("/admin/tokens/{id}/expiry", post(admin::users::set_token_expiry));
     if let Some(emulator) = &state.emulator {
         router = router.nest_service(EMULATOR_PATH, emulator.router());
     }
-    router.with_state(state)
+    let timed = router.layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout()));
+    timed.merge(uploads).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.request_timeout())).with_state(state)
+}
+
+/// Serves `router` on `listener` until `stop` is cancelled, within `limits`: at most
+/// `max_connections` at once (beyond, new connections wait in the kernel's queue), a
+/// header-read timeout that also closes idle kept-alive connections, and each request
+/// tagged with its peer's address (`ConnectInfo`). Once stopped, it accepts nothing new,
+/// lets the requests under way finish and closes idle connections.
+pub async fn serve_connections(listener: tokio::net::TcpListener, router: Router, limits: &ServerLimits, stop: CancellationToken) {
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.header_read_timeout());
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.expect("the connection semaphore is never closed"),
+            () = stop.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors, or a connection reset before it was taken: wait a
+                    // moment rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            request
+        });
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Every way a request can fail; the one place an error becomes an HTTP answer.
@@ -100,102 +192,13 @@ impl IntoResponse for AppError {
                 (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({ "error": "import refused, nothing changed", "problems": refused.problems }))).into_response()
             }
             AppError::Internal(error) => {
-                tracing::warn!(error = %format!("{error:#}"), "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": format!("{error:#}") }))).into_response()
+                // The detail goes to the log only: it may name tables, files or values,
+                // which are no business of whoever sent the request.
+                let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+                tracing::warn!(error = %format!("{error:#}"), %reference, "request failed");
+                let message = format!("internal error; the server's log has its details under {reference}");
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": message }))).into_response()
             }
         }
     }
-}
-
-struct Row {
-    resident: String,
-    ward: String,
-    age: String,
-    program: String,
-    occasion: String,
-    reason: String,
-    address: String,
-    state: String,
-    text: String,
-}
-
-/// Months for small children, years for everyone else.
-fn age_text(birth: oshirase_sdk::Day, today: oshirase_sdk::Day) -> String {
-    match birth.months_on(today) {
-        months @ 0..24 => format!("{months}か月"),
-        _ => format!("{}歳", birth.age_on(today)),
-    }
-}
-
-/// Which residents received which notices and why, newest first.
-async fn overview(State(state): State<AppState>) -> Result<Html<String>, AppError> {
-    let (rows, counts) = state
-        .service
-        .database
-        .write(|connection| {
-            let snapshot = crate::snapshot::active(connection)?.unwrap_or(0);
-            let today = crate::service::today_in_japan();
-            let mut statement = connection.prepare(
-                "SELECT r.name, r.ward, r.birth_day, v.manifest, n.occasion, n.reason, d.address, d.state, d.text
-                 FROM deliveries d JOIN notices n ON n.id = d.notice_id
-                 LEFT JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = n.resident_id
-                 LEFT JOIN programs p ON p.code = n.program LEFT JOIN plugin_versions v ON v.id = p.active_version
-                 ORDER BY d.id DESC LIMIT 1000",
-            )?;
-            let rows = statement
-                .query_map([snapshot], |row| {
-                    let manifest: Option<String> = row.get(3)?;
-                    let manifest: Option<crate::registry::Manifest> = manifest.and_then(|text| serde_json::from_str(&text).ok());
-                    let occasion: String = row.get(4)?;
-                    let birth: Option<i32> = row.get(2)?;
-                    Ok(Row {
-                        resident: row.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                        ward: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                        age: birth.map(|birth| age_text(oshirase_sdk::Day(birth), today)).unwrap_or_default(),
-                        program: manifest.as_ref().map(|manifest| manifest.name.clone()).unwrap_or_default(),
-                        occasion: manifest.as_ref().and_then(|manifest| manifest.occasion(&occasion)).map_or(occasion.clone(), |found| found.title.clone()),
-                        reason: row.get(5)?,
-                        address: row.get(6)?,
-                        state: row.get(7)?,
-                        text: row.get(8)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let counts: (i64, i64, i64) = connection.query_row(
-                "SELECT (SELECT resident_count FROM snapshots WHERE id = ?1), (SELECT count(*) FROM registrations WHERE active = 1), (SELECT count(*) FROM notices)",
-                [snapshot],
-                |row| Ok((row.get::<_, Option<i64>>(0)?.unwrap_or(0), row.get(1)?, row.get(2)?)),
-            )?;
-            Ok((rows, counts))
-        })
-        .await?;
-    let phones = if state.emulator.is_some() { format!("<a href=\"{EMULATOR_PATH}/\">LINE エミュレーターの画面(利用者ごとのスマートフォン)</a>") } else { String::new() };
-    let mut table = String::new();
-    for row in &rows {
-        let escape = |text: &str| html_escape::encode_text(text).into_owned();
-        table.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}<br><small>{}</small></td><td>{}</td><td><a href=\"{EMULATOR_PATH}/#{}\">{}</a></td><td>{}</td><td class=\"bubble\">{}</td></tr>",
-            escape(&row.resident),
-            escape(&row.ward),
-            escape(&row.age),
-            escape(&row.program),
-            escape(&row.occasion),
-            escape(&row.reason),
-            escape(&row.address),
-            escape(&row.address[..9.min(row.address.len())]),
-            escape(&row.state),
-            escape(&row.text),
-        ));
-    }
-    Ok(Html(format!(
-        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>oshirase</title>\
-         <style>{PHONE_STYLE} table{{border-collapse:collapse;background:white}} td,th{{border:1px solid #ccc;padding:.3em .5em;font-size:.85em;vertical-align:top}} td.bubble{{max-width:28em}}</style></head>\
-         <body><h1>oshirase — あなたが使える制度のお知らせ</h1>\
-         <p>住民 {} 人(うち LINE 登録 {} 人)、お知らせ {} 件、送信 {} 件。{phones}</p>\
-         <table><tr><th>住民(お知らせの対象)</th><th>区</th><th>年齢</th><th>制度 / 時期</th><th>理由(送信されません)</th><th>送り先 LINE</th><th>状態</th><th>送ったメッセージ</th></tr>{table}</table></body></html>",
-        counts.0,
-        counts.1,
-        counts.2,
-        rows.len()
-    )))
 }

@@ -1,30 +1,30 @@
-//! Staff accounts of the admin console: Argon2id passwords, sign-in with a lock-out after
-//! repeated failures, and sessions known by a random cookie whose SHA-256 alone is
-//! stored, each with the CSRF token that must come back with every change.
+//! Staff accounts of the admin console: Argon2id passwords hashed on threads of their own,
+//! sessions known by a random cookie whose SHA-256 alone is stored (each with the CSRF
+//! token that must come back with every change), and the administrator's means to take
+//! access back: disable an account, reset its password, end its sessions.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{Caller, Role};
 use crate::database::{audit, now_text};
 use crate::registry::sha256_hex;
 
-/// Failed sign-ins in a row after which an account is locked.
-pub const FAILURES_BEFORE_LOCK: i64 = 5;
-/// How long a locked account stays locked.
-pub const LOCK_MILLISECONDS: i64 = 15 * 60 * 1000;
 /// How long a session lasts from sign-in: one working day.
 pub const SESSION_MILLISECONDS: i64 = 10 * 60 * 60 * 1000;
 /// The shortest password accepted.
 pub const MINIMUM_PASSWORD_CHARACTERS: usize = 12;
 
-/// A staff account to create.
+/// A staff account to create; its password is hashed apart (`PasswordHashers::hash` or
+/// `hash_password`), never while the database is held.
 #[derive(Clone, Debug, serde::Deserialize)]
 pub struct NewUser {
     pub login: String,
     pub display_name: String,
-    pub password: String,
     pub role: Role,
     #[serde(default)]
     pub division: String,
@@ -33,14 +33,29 @@ pub struct NewUser {
     pub programs: Vec<String>,
 }
 
-/// Why a sign-in was refused. The two kinds are told apart only in the audit log: the
-/// person signing in hears the same answer for an unknown login and a wrong password.
+/// Why an account could not be changed; the admin API answers 404 and 422.
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum SignInError {
-    #[error("wrong login or password")]
-    WrongLoginOrPassword,
-    #[error("this account is locked after {FAILURES_BEFORE_LOCK} failed sign-ins; try again after {until}")]
-    Locked { until: String },
+pub enum AccountError {
+    #[error("no staff account has the login {0:?}")]
+    UnknownLogin(String),
+    #[error("no admin token has the id {0}")]
+    UnknownToken(i64),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// An account as the administrator sees it: never its hash.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StaffAccount {
+    pub login: String,
+    pub display_name: String,
+    pub role: String,
+    pub division: String,
+    pub programs: Vec<String>,
+    pub disabled: bool,
+    /// Sessions not yet ended or expired.
+    pub sessions: i64,
+    pub created_at: String,
 }
 
 /// A new session: the cookie's value and the CSRF token of its forms.
@@ -67,7 +82,18 @@ pub fn generate_password() -> String {
     bytes.iter().map(|byte| ALPHABET[*byte as usize % ALPHABET.len()] as char).collect()
 }
 
-fn hash_password(password: &str) -> anyhow::Result<String> {
+/// Refuses a password too short to keep.
+pub fn check_password(password: &str) -> Result<(), AccountError> {
+    if password.chars().count() < MINIMUM_PASSWORD_CHARACTERS {
+        return Err(AccountError::Invalid(format!("the password must have at least {MINIMUM_PASSWORD_CHARACTERS} characters")));
+    }
+    Ok(())
+}
+
+/// The Argon2id PHC string of `password` with a new salt. Slow and memory-hungry on
+/// purpose (19 MiB): the server calls it through `PasswordHashers`; commands call it
+/// directly.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).expect("the operating system's random number generator failed");
     let salt = SaltString::encode_b64(&salt).map_err(|error| anyhow::anyhow!("cannot encode a password salt: {error}"))?;
@@ -78,84 +104,138 @@ fn password_matches(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
 }
 
-/// Creates a staff account after checking it; returns its id.
-pub fn create_user(connection: &Connection, user: &NewUser, actor: &str) -> anyhow::Result<i64> {
-    anyhow::ensure!(
-        !user.login.is_empty() && user.login.chars().all(|character| character.is_ascii_alphanumeric() || "._-@".contains(character)),
-        "the login {:?} must be letters, digits and . _ - @ only",
-        user.login
-    );
-    anyhow::ensure!(!user.display_name.trim().is_empty(), "the display name is empty");
-    anyhow::ensure!(
-        user.password.chars().count() >= MINIMUM_PASSWORD_CHARACTERS,
-        "the password must have at least {MINIMUM_PASSWORD_CHARACTERS} characters"
-    );
-    anyhow::ensure!(user.role != Role::Division || !user.programs.is_empty(), "division staff must be given the programs they may act on (--programs)");
+/// A hash of a password nobody knows, checked for unknown logins and disabled accounts,
+/// so that they cost the same time as a known login.
+static UNKNOWN_LOGIN_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hash_password(&random_token()).expect("hashing a random password"));
+
+/// The server's password hashing: a few threads of its own and a short queue. Each hash
+/// takes 19 MiB for some 50 ms, so a flood of sign-ins run on tokio's blocking pool would
+/// hash on hundreds of threads at once, each keeping its memory; here at most `threads`
+/// hashes run, and a sign-in that finds the queue full is told to try again.
+#[derive(Clone)]
+pub struct PasswordHashers {
+    jobs: SyncSender<HashJob>,
+}
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// All hashing threads are busy and the queue is full.
+#[derive(Debug, thiserror::Error)]
+#[error("too many sign-ins at once; try again in a few seconds")]
+pub struct HashersBusy;
+
+impl PasswordHashers {
+    /// Starts `threads` hashing threads with room for `queue` waiting hashes; the threads
+    /// end when the last clone is dropped.
+    pub fn start(threads: usize, queue: usize) -> PasswordHashers {
+        let (jobs, waiting) = std::sync::mpsc::sync_channel::<HashJob>(queue);
+        let waiting = Arc::new(Mutex::new(waiting));
+        for number in 0..threads.max(1) {
+            let waiting = waiting.clone();
+            std::thread::Builder::new().name(format!("password-hashing-{number}")).spawn(move || hash_jobs(&waiting)).expect("cannot start a password hashing thread");
+        }
+        PasswordHashers { jobs }
+    }
+
+    /// As many threads as the machine has cores, and a queue of 32.
+    pub fn for_this_machine() -> PasswordHashers {
+        PasswordHashers::start(std::thread::available_parallelism().map_or(2, usize::from), 32)
+    }
+
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashersBusy> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: HashJob = Box::new(move || {
+            let _ = answer.send(work());
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => answered.await.map_err(|_| HashersBusy),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(HashersBusy),
+        }
+    }
+
+    /// Whether `password` matches `stored`; `None` checks against a hash nobody knows.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, HashersBusy> {
+        self.run(move || {
+            let matched = password_matches(&password, stored.as_deref().unwrap_or(&UNKNOWN_LOGIN_HASH));
+            matched && stored.is_some()
+        })
+        .await
+    }
+
+    /// `hash_password` on a hashing thread.
+    pub async fn hash(&self, password: String) -> anyhow::Result<String> {
+        self.run(move || hash_password(&password)).await?
+    }
+}
+
+fn hash_jobs(waiting: &Mutex<Receiver<HashJob>>) {
+    loop {
+        // The lock is held only to take the next job, never while hashing.
+        let job = match waiting.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Creates a staff account after checking it, with the hash of its checked password;
+/// returns its id.
+pub fn create_user(connection: &Connection, user: &NewUser, password_hash: &str, actor: &str) -> anyhow::Result<i64> {
+    let invalid = |message: String| anyhow::Error::new(AccountError::Invalid(message));
+    if user.login.is_empty() || user.login.len() > 64 || !user.login.chars().all(|character| character.is_ascii_alphanumeric() || "._-@".contains(character)) {
+        return Err(invalid(format!("the login {:?} must be 1 to 64 letters, digits and . _ - @ only", user.login)));
+    }
+    if user.display_name.trim().is_empty() {
+        return Err(invalid("the display name is empty".into()));
+    }
+    if user.role == Role::Division && user.programs.is_empty() {
+        return Err(invalid("division staff must be given the programs they may act on (--programs)".into()));
+    }
     let exists: bool = connection.query_row("SELECT EXISTS (SELECT 1 FROM staff_users WHERE login = ?1)", [&user.login], |row| row.get(0))?;
-    anyhow::ensure!(!exists, "the login {:?} is already taken", user.login);
+    if exists {
+        return Err(invalid(format!("the login {:?} is already taken", user.login)));
+    }
     connection.execute(
         "INSERT INTO staff_users (login, display_name, password_hash, role, division, programs, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        (&user.login, user.display_name.trim(), hash_password(&user.password)?, user.role.as_str(), &user.division, user.programs.join(","), now_text()),
+        (&user.login, user.display_name.trim(), password_hash, user.role.as_str(), &user.division, user.programs.join(","), now_text()),
     )?;
     let id = connection.last_insert_rowid();
     audit(connection, actor, "create-user", &format!("user:{}", user.login), user.role.as_str())?;
     Ok(id)
 }
 
-/// Checks a login and password at `now` (milliseconds since the epoch) and opens a
-/// session. Every failure is counted; the fifth in a row locks the account, and a locked
-/// account refuses even the right password until the lock ends. An unknown login costs
-/// the same hashing time as a known one, so timing does not tell which logins exist.
-pub fn sign_in(connection: &Connection, login: &str, password: &str, now: i64) -> anyhow::Result<Result<NewSession, SignInError>> {
-    let found = connection
-        .query_row("SELECT id, password_hash, failed_attempts, locked_until FROM staff_users WHERE login = ?1", [login], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?, row.get::<_, Option<i64>>(3)?))
-        })
-        .optional()?;
-    let Some((user_id, stored, failed_attempts, locked_until)) = found else {
-        password_matches(password, &UNKNOWN_LOGIN_HASH);
-        audit(connection, "anonymous", "sign-in-failed", "unknown login", "")?;
-        return Ok(Err(SignInError::WrongLoginOrPassword));
-    };
-    if let Some(until) = locked_until.filter(|until| *until > now) {
-        audit(connection, &format!("user:{login}"), "sign-in-refused", "locked", "")?;
-        return Ok(Err(locked_until_error(until)));
-    }
-    if !password_matches(password, &stored) {
-        let failures = failed_attempts + 1;
-        let lock = (failures >= FAILURES_BEFORE_LOCK).then_some(now + LOCK_MILLISECONDS);
-        connection.execute("UPDATE staff_users SET failed_attempts = ?2, locked_until = ?3 WHERE id = ?1", (user_id, if lock.is_some() { 0 } else { failures }, lock))?;
-        audit(connection, &format!("user:{login}"), "sign-in-failed", "wrong password", &format!("failure {failures}"))?;
-        return Ok(Err(match lock {
-            Some(until) => locked_until_error(until),
-            None => SignInError::WrongLoginOrPassword,
-        }));
-    }
-    connection.execute("UPDATE staff_users SET failed_attempts = 0, locked_until = NULL WHERE id = ?1", [user_id])?;
+/// What sign-in needs to know of a login: the account's id and stored hash, if it exists
+/// and is not disabled.
+pub fn find_for_sign_in(connection: &Connection, login: &str) -> anyhow::Result<Option<(i64, String)>> {
+    Ok(connection
+        .query_row("SELECT id, password_hash FROM staff_users WHERE login = ?1 AND disabled_at IS NULL", [login], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?)
+}
+
+/// Opens a session for the account `user_id` at `now` (milliseconds since the epoch),
+/// once its password was checked, and audits the sign-in.
+pub fn open_session(connection: &Connection, user_id: i64, now: i64) -> anyhow::Result<NewSession> {
     let (cookie, csrf_token) = (random_token(), random_token());
     connection.execute(
         "INSERT INTO staff_sessions (token_sha256, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         (sha256_hex(cookie.as_bytes()), user_id, &csrf_token, now, now + SESSION_MILLISECONDS),
     )?;
-    audit(connection, &format!("user:{login}"), "sign-in", "console", "")?;
-    let (caller, _) = session(connection, &cookie, now)?.expect("the session was just stored");
-    Ok(Ok(NewSession { cookie, csrf_token, caller }))
+    let (caller, _) = session(connection, &cookie, now)?.ok_or_else(|| anyhow::anyhow!("the session just stored for account {user_id} is not found"))?;
+    audit(connection, &caller.actor, "sign-in", "console", "")?;
+    Ok(NewSession { cookie, csrf_token, caller })
 }
 
-/// The refusal of an account locked until `until` (milliseconds since the epoch).
-fn locked_until_error(until: i64) -> SignInError {
-    SignInError::Locked { until: crate::schedule::format_japan(chrono::DateTime::from_timestamp_millis(until).unwrap_or_default()) }
-}
-
-/// A hash of a password nobody knows, checked for unknown logins.
-static UNKNOWN_LOGIN_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hash_password(&random_token()).expect("hashing a random password"));
-
-/// The caller a session cookie belongs to at `now`, with the session's CSRF token.
+/// The caller a session cookie belongs to at `now`, with the session's CSRF token; none
+/// once the session expired or ended, or the account was disabled.
 pub fn session(connection: &Connection, cookie: &str, now: i64) -> anyhow::Result<Option<(Caller, String)>> {
     Ok(connection
         .query_row(
             "SELECT u.login, u.display_name, u.role, u.division, u.programs, s.csrf_token FROM staff_sessions s JOIN staff_users u ON u.id = s.user_id
-             WHERE s.token_sha256 = ?1 AND s.expires_at > ?2",
+             WHERE s.token_sha256 = ?1 AND s.expires_at > ?2 AND u.disabled_at IS NULL",
             (sha256_hex(cookie.as_bytes()), now),
             |row| {
                 let role: String = row.get(2)?;
@@ -179,54 +259,162 @@ pub fn sign_out(connection: &Connection, cookie: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every staff account, by login, with how many sessions it has open at `now`.
+pub fn list_accounts(connection: &Connection, now: i64) -> anyhow::Result<Vec<StaffAccount>> {
+    let mut statement = connection.prepare(
+        "SELECT u.login, u.display_name, u.role, u.division, u.programs, u.disabled_at IS NOT NULL, u.created_at,
+                (SELECT count(*) FROM staff_sessions s WHERE s.user_id = u.id AND s.expires_at > ?1)
+         FROM staff_users u ORDER BY u.login",
+    )?;
+    let accounts = statement
+        .query_map([now], |row| {
+            let programs: String = row.get(4)?;
+            Ok(StaffAccount {
+                login: row.get(0)?,
+                display_name: row.get(1)?,
+                role: row.get(2)?,
+                division: row.get(3)?,
+                programs: programs.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
+                disabled: row.get(5)?,
+                created_at: row.get(6)?,
+                sessions: row.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(accounts)
+}
+
+fn account_id(connection: &Connection, login: &str) -> anyhow::Result<i64> {
+    connection
+        .query_row("SELECT id FROM staff_users WHERE login = ?1", [login], |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| AccountError::UnknownLogin(login.to_owned()).into())
+}
+
+/// Ends every session of `login`; returns how many there were. Audited.
+pub fn end_sessions(connection: &Connection, login: &str, actor: &str) -> anyhow::Result<usize> {
+    let id = account_id(connection, login)?;
+    let ended = connection.execute("DELETE FROM staff_sessions WHERE user_id = ?1", [id])?;
+    audit(connection, actor, "end-sessions", &format!("user:{login}"), &format!("{ended} sessions"))?;
+    Ok(ended)
+}
+
+/// Disables `login` (it cannot sign in, and its sessions end at once) or enables it
+/// again. Audited. An administrator cannot disable their own account, so a city cannot
+/// lock itself out by a slip.
+pub fn set_disabled(connection: &mut Connection, login: &str, disabled: bool, actor: &str) -> anyhow::Result<()> {
+    if disabled && actor == format!("user:{login}") {
+        return Err(AccountError::Invalid("you cannot disable your own account".into()).into());
+    }
+    let transaction = connection.transaction()?;
+    let id = account_id(&transaction, login)?;
+    transaction.execute("UPDATE staff_users SET disabled_at = CASE WHEN ?2 THEN coalesce(disabled_at, ?3) END WHERE id = ?1", (id, disabled, now_text()))?;
+    if disabled {
+        transaction.execute("DELETE FROM staff_sessions WHERE user_id = ?1", [id])?;
+    }
+    audit(&transaction, actor, if disabled { "disable-user" } else { "enable-user" }, &format!("user:{login}"), "")?;
+    transaction.commit()?;
+    Ok(())
+}
+
+/// Gives `login` the password whose hash is `password_hash` and ends its sessions, so
+/// whoever knew the old one is signed out. Audited.
+pub fn set_password(connection: &mut Connection, login: &str, password_hash: &str, actor: &str) -> anyhow::Result<()> {
+    let transaction = connection.transaction()?;
+    let id = account_id(&transaction, login)?;
+    transaction.execute("UPDATE staff_users SET password_hash = ?2 WHERE id = ?1", (id, password_hash))?;
+    let ended = transaction.execute("DELETE FROM staff_sessions WHERE user_id = ?1", [id])?;
+    audit(&transaction, actor, "reset-password", &format!("user:{login}"), &format!("{ended} sessions ended"))?;
+    transaction.commit()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn database() -> Connection {
+    fn database() -> (tempfile::TempDir, Connection) {
         let directory = tempfile::tempdir().unwrap();
         let connection = crate::database::open(&directory.path().join("test.db")).unwrap();
-        std::mem::forget(directory);
-        connection
+        (directory, connection)
     }
 
-    fn user(login: &str, password: &str, role: Role, programs: &[&str]) -> NewUser {
-        NewUser { login: login.into(), display_name: "試験 太郎".into(), password: password.into(), role, division: "健康支援課".into(), programs: programs.iter().map(|code| code.to_string()).collect() }
+    fn user(login: &str, role: Role, programs: &[&str]) -> NewUser {
+        NewUser { login: login.into(), display_name: "試験 太郎".into(), role, division: "健康支援課".into(), programs: programs.iter().map(|code| code.to_string()).collect() }
     }
+
+    /// A cheap stand-in hash: these tests are about accounts, not Argon2.
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$aGFzaA";
 
     #[test]
     fn accounts_are_checked_before_they_are_created() {
-        let connection = database();
+        let (_directory, connection) = database();
         let check = |new_user: NewUser, expected: &str| {
-            let outcome = create_user(&connection, &new_user, "test").map(|_| String::new()).unwrap_or_else(|error| error.to_string());
+            let outcome = create_user(&connection, &new_user, HASH, "test").map(|_| String::new()).unwrap_or_else(|error| error.to_string());
             assert!(outcome.contains(expected), "{:?}: expected {expected:?}, got {outcome:?}", new_user.login);
         };
-        check(user("kenko", "correct horse battery", Role::Division, &["vaccine-mr"]), "");
-        check(user("kenko", "correct horse battery", Role::Viewer, &[]), "already taken");
-        check(user("ken ko", "correct horse battery", Role::Viewer, &[]), "must be letters");
-        check(user("short", "short", Role::Viewer, &[]), "at least 12 characters");
-        check(user("nothing", "correct horse battery", Role::Division, &[]), "must be given the programs");
-        let stored: String = connection.query_row("SELECT password_hash FROM staff_users WHERE login = 'kenko'", [], |row| row.get(0)).unwrap();
-        assert!(stored.starts_with("$argon2id$") && !stored.contains("correct horse"), "only an Argon2id hash is stored: {stored}");
+        check(user("kenko", Role::Division, &["vaccine-mr"]), "");
+        check(user("kenko", Role::Viewer, &[]), "already taken");
+        check(user("ken ko", Role::Viewer, &[]), "must be 1 to 64 letters");
+        check(user(&"k".repeat(65), Role::Viewer, &[]), "must be 1 to 64 letters");
+        check(user("nothing", Role::Division, &[]), "must be given the programs");
+        assert_eq!(check_password("short"), Err(AccountError::Invalid("the password must have at least 12 characters".into())));
+        assert_eq!(check_password("correct horse battery"), Ok(()));
     }
 
     #[test]
-    fn five_wrong_passwords_lock_the_account_even_against_the_right_one_until_the_lock_ends() {
-        let connection = database();
-        create_user(&connection, &user("kenko", "correct horse battery", Role::Administrator, &[]), "test").unwrap();
+    fn only_an_argon2id_hash_is_stored_and_only_the_right_password_matches_it() {
+        let stored = hash_password("correct horse battery").unwrap();
+        assert!(stored.starts_with("$argon2id$") && !stored.contains("correct horse"), "{stored}");
+        assert!(password_matches("correct horse battery", &stored));
+        assert!(!password_matches("correct horse batterY", &stored));
+    }
+
+    #[tokio::test]
+    async fn the_hashing_threads_answer_and_a_full_queue_is_refused_not_queued_without_end() {
+        let hashers = PasswordHashers::start(1, 1);
+        let stored = hashers.hash("correct horse battery".into()).await.unwrap();
+        assert!(hashers.verify("correct horse battery".into(), Some(stored.clone())).await.unwrap());
+        assert!(!hashers.verify("wrong".into(), Some(stored.clone())).await.unwrap());
+        assert!(!hashers.verify("correct horse battery".into(), None).await.unwrap(), "an unknown login never matches");
+        // One thread and room for one: of eight asked at once, some are refused.
+        let attempts: Vec<_> = (0..8).map(|_| hashers.verify("wrong".into(), Some(stored.clone()))).collect();
+        let answers = futures::future::join_all(attempts).await;
+        let refused = answers.iter().filter(|answer| answer.is_err()).count();
+        assert!((1..8).contains(&refused), "{refused} of 8 refused");
+    }
+
+    #[test]
+    fn a_disabled_account_cannot_sign_in_and_its_sessions_end_a_reset_password_ends_them_too() {
+        let (_directory, mut connection) = database();
+        let id = create_user(&connection, &user("kenko", Role::Administrator, &[]), HASH, "test").unwrap();
         let now = 1_800_000_000_000;
-        assert_eq!(sign_in(&connection, "nobody", "correct horse battery", now).unwrap().unwrap_err(), SignInError::WrongLoginOrPassword);
-        for attempt in 1..FAILURES_BEFORE_LOCK {
-            assert_eq!(sign_in(&connection, "kenko", "wrong", now + attempt).unwrap().unwrap_err(), SignInError::WrongLoginOrPassword);
-        }
-        assert!(matches!(sign_in(&connection, "kenko", "wrong", now + 10).unwrap(), Err(SignInError::Locked { .. })));
-        assert!(matches!(sign_in(&connection, "kenko", "correct horse battery", now + 20).unwrap(), Err(SignInError::Locked { .. })), "the right password is refused while locked");
-        let opened = sign_in(&connection, "kenko", "correct horse battery", now + 10 + LOCK_MILLISECONDS).unwrap().expect("the lock has ended");
-        assert_eq!(opened.caller.role, Role::Administrator);
-        let (caller, csrf) = session(&connection, &opened.cookie, now + LOCK_MILLISECONDS + 11).unwrap().expect("the session is known by its cookie");
-        assert_eq!((caller.actor.as_str(), csrf), ("user:kenko", opened.csrf_token.clone()));
-        assert!(session(&connection, &opened.cookie, now + 10 + LOCK_MILLISECONDS + SESSION_MILLISECONDS).unwrap().is_none(), "a session ends");
-        sign_out(&connection, &opened.cookie).unwrap();
-        assert!(session(&connection, &opened.cookie, now + LOCK_MILLISECONDS + 12).unwrap().is_none(), "signing out ends the session");
+        let first = open_session(&connection, id, now).unwrap();
+        assert_eq!(find_for_sign_in(&connection, "kenko").unwrap().map(|(found, _)| found), Some(id));
+        let (caller, csrf) = session(&connection, &first.cookie, now + 1).unwrap().expect("the session is known by its cookie");
+        assert_eq!((caller.actor.as_str(), csrf), ("user:kenko", first.csrf_token.clone()));
+        assert!(session(&connection, &first.cookie, now + SESSION_MILLISECONDS).unwrap().is_none(), "a session ends");
+
+        assert!(set_disabled(&mut connection, "kenko", true, "user:kenko").unwrap_err().to_string().contains("your own account"));
+        set_disabled(&mut connection, "kenko", true, "user:admin").unwrap();
+        assert!(session(&connection, &first.cookie, now + 2).unwrap().is_none(), "disabling ends the sessions");
+        assert_eq!(find_for_sign_in(&connection, "kenko").unwrap(), None, "a disabled account cannot sign in");
+        assert!(list_accounts(&connection, now).unwrap()[0].disabled);
+        set_disabled(&mut connection, "kenko", false, "user:admin").unwrap();
+        assert!(find_for_sign_in(&connection, "kenko").unwrap().is_some());
+
+        let second = open_session(&connection, id, now).unwrap();
+        let third = open_session(&connection, id, now).unwrap();
+        assert_eq!(list_accounts(&connection, now).unwrap()[0].sessions, 2);
+        set_password(&mut connection, "kenko", "$argon2id$another", "user:admin").unwrap();
+        assert!(session(&connection, &second.cookie, now + 1).unwrap().is_none() && session(&connection, &third.cookie, now + 1).unwrap().is_none());
+        let fourth = open_session(&connection, id, now).unwrap();
+        assert_eq!(end_sessions(&connection, "kenko", "user:admin").unwrap(), 1);
+        assert!(session(&connection, &fourth.cookie, now + 1).unwrap().is_none());
+        sign_out(&connection, "no such cookie").unwrap();
+        assert!(end_sessions(&connection, "nobody", "user:admin").unwrap_err().downcast_ref::<AccountError>().is_some());
+
+        let actions: Vec<String> = connection.prepare("SELECT action FROM audit_log ORDER BY id").unwrap().query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect();
+        assert_eq!(actions, ["create-user", "sign-in", "disable-user", "enable-user", "sign-in", "sign-in", "reset-password", "sign-in", "end-sessions"]);
     }
 }

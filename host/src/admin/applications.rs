@@ -17,7 +17,7 @@ use crate::web::{AppError, AppState};
 /// `GET /admin/applications`.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<PendingApplication>>, AppError> {
     caller.must_be_administrator()?;
-    Ok(Json(state.service.database.write(|connection| crate::apply::pending(connection)).await?))
+    Ok(Json(state.service.database.read(|connection| crate::apply::pending(connection)).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -65,7 +65,7 @@ pub struct PostcardBatches {
 /// `GET /admin/postcards`.
 pub async fn list_postcards(State(state): State<AppState>, caller: Caller) -> Result<Json<PostcardBatches>, AppError> {
     caller.must_be_administrator()?;
-    let unprinted = state.service.database.write(|connection| Ok(crate::postcards::unprinted(connection)?.len())).await?;
+    let unprinted = state.service.database.read(|connection| Ok(crate::postcards::unprinted(connection)?.len())).await?;
     let mut files: Vec<String> = match std::fs::read_dir(postcards_directory(&state)) {
         Ok(entries) => entries.filter_map(|entry| entry.ok()?.file_name().into_string().ok()).filter(|name| name.ends_with(".pdf")).collect(),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),

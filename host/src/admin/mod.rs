@@ -6,7 +6,7 @@
 //! viewers only read. Routes: program plugins (`programs.rs`), resident snapshots
 //! (`snapshots.rs`), applications for registration (`applications.rs`), sign-in
 //! (`session.rs`), the console's read-only reports (`reports.rs`) and reserved sends and
-//! broadcasts (`sends.rs`).
+//! broadcasts (`sends.rs`), staff accounts and tokens taken back (`users.rs`).
 
 pub mod accounts;
 pub mod applications;
@@ -15,6 +15,8 @@ pub mod reports;
 pub mod sends;
 pub mod session;
 pub mod snapshots;
+pub mod throttle;
+pub mod users;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -116,7 +118,7 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
 pub async fn session_caller(state: &AppState, headers: &HeaderMap) -> Result<Option<(Caller, String)>, AppError> {
     let Some(cookie) = session_cookie(headers) else { return Ok(None) };
     let now = chrono::Utc::now().timestamp_millis();
-    Ok(state.service.database.write(move |connection| accounts::session(connection, &cookie, now)).await?)
+    Ok(state.service.database.read(move |connection| accounts::session(connection, &cookie, now)).await?)
 }
 
 /// Every admin route takes its caller through this extractor: a bearer token, or a
@@ -128,7 +130,7 @@ impl FromRequestParts<AppState> for Caller {
         let reads_only = parts.method == Method::GET || parts.method == Method::HEAD;
         let caller = if let Some(token) = parts.headers.get("authorization").and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer ")) {
             let token = token.trim().to_owned();
-            state.service.database.write(move |connection| authenticate(connection, &token)).await?.ok_or(AuthError::Unauthorized)?
+            state.service.database.read(move |connection| authenticate(connection, &token, &now_text())).await?.ok_or(AuthError::Unauthorized)?
         } else {
             let (caller, csrf_token) = session_caller(state, &parts.headers).await?.ok_or(AuthError::Unauthorized)?;
             if !reads_only {
@@ -154,37 +156,109 @@ pub fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
     left.len() == right.len() && left.iter().zip(right).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
 }
 
-/// Creates a token for `division` (owning `programs`, or everything when `admin`) and
-/// returns it; only its hash is stored, so it is shown this once.
-pub fn create_token(connection: &Connection, division: &str, programs: &[String], admin: bool, actor: &str) -> anyhow::Result<String> {
+/// How long a token works when made without saying: a year.
+pub const TOKEN_VALID_DAYS: i64 = 365;
+
+/// Creates a token for `division` (owning `programs`, or everything when `admin`) that
+/// works for `valid_days`, and returns it; only its hash is stored, so it is shown this
+/// once.
+pub fn create_token(connection: &Connection, division: &str, programs: &[String], admin: bool, valid_days: i64, actor: &str) -> anyhow::Result<String> {
     anyhow::ensure!(!division.trim().is_empty(), "the division name is empty");
     anyhow::ensure!(admin || !programs.is_empty(), "a division token must name the programs it may publish (or be --admin)");
+    anyhow::ensure!((1..=3650).contains(&valid_days), "a token must work for 1 to 3650 days, not {valid_days}");
     let token = format!("osh_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     connection.execute(
-        "INSERT INTO admin_tokens (token_sha256, division, programs, admin, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        (sha256_hex(token.as_bytes()), division, programs.join(","), admin, now_text()),
+        "INSERT INTO admin_tokens (token_sha256, division, programs, admin, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        (sha256_hex(token.as_bytes()), division, programs.join(","), admin, now_text(), crate::database::text_in_days(valid_days)),
     )?;
     let scope = if admin { "all programs".to_owned() } else { programs.join(",") };
-    audit(connection, actor, "create-token", division, &scope)?;
+    audit(connection, actor, "create-token", &format!("token:{}", connection.last_insert_rowid()), &format!("{division}: {scope}, {valid_days} days"))?;
     Ok(token)
 }
 
-/// The caller a token belongs to, if it is known.
-pub fn authenticate(connection: &Connection, token: &str) -> anyhow::Result<Option<Caller>> {
+/// The caller a token belongs to at `now` (`now_text`), if it is known, not revoked and
+/// not expired.
+pub fn authenticate(connection: &Connection, token: &str, now: &str) -> anyhow::Result<Option<Caller>> {
     let caller = connection
-        .query_row("SELECT division, programs, admin FROM admin_tokens WHERE token_sha256 = ?1", [sha256_hex(token.as_bytes())], |row| {
-            let programs: String = row.get(1)?;
-            let (division, admin): (String, bool) = (row.get(0)?, row.get(2)?);
-            Ok(Caller {
-                actor: if admin { format!("admin:{division}") } else { format!("division:{division}") },
-                name: division.clone(),
-                division,
-                programs: programs.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
-                role: if admin { Role::Administrator } else { Role::Division },
-            })
-        })
+        .query_row(
+            "SELECT division, programs, admin FROM admin_tokens WHERE token_sha256 = ?1 AND revoked_at IS NULL AND expires_at > ?2",
+            (sha256_hex(token.as_bytes()), now),
+            |row| {
+                let programs: String = row.get(1)?;
+                let (division, admin): (String, bool) = (row.get(0)?, row.get(2)?);
+                Ok(Caller {
+                    actor: if admin { format!("admin:{division}") } else { format!("division:{division}") },
+                    name: division.clone(),
+                    division,
+                    programs: programs.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
+                    role: if admin { Role::Administrator } else { Role::Division },
+                })
+            },
+        )
         .optional()?;
     Ok(caller)
+}
+
+/// A token as the administrator sees it: never the token or its hash.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TokenListing {
+    pub id: i64,
+    pub division: String,
+    pub programs: Vec<String>,
+    pub admin: bool,
+    pub created_at: String,
+    pub expires_at: String,
+    pub revoked_at: Option<String>,
+    /// Neither revoked nor expired.
+    pub works: bool,
+}
+
+/// Every token, newest first.
+pub fn list_tokens(connection: &Connection) -> anyhow::Result<Vec<TokenListing>> {
+    let mut statement = connection.prepare(
+        "SELECT id, division, programs, admin, created_at, expires_at, revoked_at, revoked_at IS NULL AND expires_at > ?1 FROM admin_tokens ORDER BY id DESC",
+    )?;
+    let tokens = statement
+        .query_map([now_text()], |row| {
+            let programs: String = row.get(2)?;
+            Ok(TokenListing {
+                id: row.get(0)?,
+                division: row.get(1)?,
+                programs: programs.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
+                admin: row.get(3)?,
+                created_at: row.get(4)?,
+                expires_at: row.get(5)?,
+                revoked_at: row.get(6)?,
+                works: row.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(tokens)
+}
+
+fn token_exists(connection: &Connection, id: i64) -> anyhow::Result<()> {
+    let exists: bool = connection.query_row("SELECT EXISTS (SELECT 1 FROM admin_tokens WHERE id = ?1)", [id], |row| row.get(0))?;
+    if exists { Ok(()) } else { Err(accounts::AccountError::UnknownToken(id).into()) }
+}
+
+/// Revokes token `id` at once; revoking it again changes nothing. Audited.
+pub fn revoke_token(connection: &Connection, id: i64, actor: &str) -> anyhow::Result<()> {
+    token_exists(connection, id)?;
+    connection.execute("UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1", (id, now_text()))?;
+    audit(connection, actor, "revoke-token", &format!("token:{id}"), "")?;
+    Ok(())
+}
+
+/// Makes token `id` expire `days` from now (0: now). Audited.
+pub fn set_token_expiry(connection: &Connection, id: i64, days: i64, actor: &str) -> anyhow::Result<()> {
+    if !(0..=3650).contains(&days) {
+        return Err(accounts::AccountError::Invalid(format!("a token's expiry must be 0 to 3650 days from now, not {days}")).into());
+    }
+    token_exists(connection, id)?;
+    let expires_at = crate::database::text_in_days(days);
+    connection.execute("UPDATE admin_tokens SET expires_at = ?2 WHERE id = ?1", (id, &expires_at))?;
+    audit(connection, actor, "expire-token", &format!("token:{id}"), &expires_at)?;
+    Ok(())
 }
 
 /// The HTTP status for the errors whose kind the caller can act on; others are 500.
@@ -209,6 +283,15 @@ pub fn status_of(error: &anyhow::Error) -> Option<StatusCode> {
             crate::message::WordingError::Invalid(_) => Some(StatusCode::UNPROCESSABLE_ENTITY),
             crate::message::WordingError::Failed(_) => None,
         };
+    }
+    if let Some(error) = error.downcast_ref::<accounts::AccountError>() {
+        return Some(match error {
+            accounts::AccountError::UnknownLogin(_) | accounts::AccountError::UnknownToken(_) => StatusCode::NOT_FOUND,
+            accounts::AccountError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        });
+    }
+    if error.is::<accounts::HashersBusy>() {
+        return Some(StatusCode::SERVICE_UNAVAILABLE);
     }
     if let Some(error) = error.downcast_ref::<AuthError>() {
         return Some(match error {

@@ -16,7 +16,7 @@ use crate::web::{AppError, AppState};
 
 /// `GET /admin/programs`: every stored version with its state.
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<Vec<VersionInfo>>, AppError> {
-    Ok(Json(state.service.database.write(|connection| crate::publish::list(connection)).await?))
+    Ok(Json(state.service.database.read(|connection| crate::publish::list(connection)).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -92,7 +92,7 @@ pub async fn detail(State(state): State<AppState>, Path(code): Path<String>, _ca
     let detail = state
         .service
         .database
-        .write(move |connection| {
+        .read(move |connection| {
             let version = crate::registry::active_version(connection, &code)?.ok_or_else(|| PublishError::NotFound(format!("program {code} has no active version")))?;
             let wording = crate::message::wording(connection)?;
             let manifest = version.manifest;
@@ -140,15 +140,17 @@ pub struct DryRunQuery {
 }
 
 /// `GET /admin/programs/{code}/dry-run?date=`: who the program would reach, counted by
-/// occasion, ward and age band; with names for the administrator only.
+/// occasion, ward and age band; with names for the administrator only. Only the
+/// administrator and the program's own division may run it: it evaluates the whole city.
 pub async fn dry_run(State(state): State<AppState>, Path(code): Path<String>, caller: Caller, Query(query): Query<DryRunQuery>) -> Result<Json<DryRunSummary>, AppError> {
+    caller.may_act_on(&code)?;
     let today = match query.date.as_deref() {
         Some(text) => oshirase_sdk::Day::parse_iso(text).ok_or_else(|| AppError::Request(StatusCode::BAD_REQUEST, format!("date {text:?} is not YYYY-MM-DD")))?,
         None => crate::service::today_in_japan(),
     };
     let with_names = caller.may_see_names();
     let notices = state.service.dry_run(code.clone(), today).await?;
-    Ok(Json(state.service.database.write(move |connection| summarize(connection, &code, notices, today, with_names)).await?))
+    Ok(Json(state.service.database.read(move |connection| summarize(connection, &code, notices, today, with_names)).await?))
 }
 
 /// Who a dry run would reach, counted, and at most 200 of them by name. Counts are
@@ -241,10 +243,10 @@ mod tests {
     #[tokio::test]
     async fn a_division_acts_only_on_its_own_programs_and_the_administrator_on_all() {
         let fixture = Fixture::new().await;
-        let state = AppState { service: fixture.service(), emulator: None, webhook: None };
+        let state = AppState::new(fixture.service());
         let (health, admin) = fixture
             .database
-            .write(|connection| Ok((create_token(connection, "健康支援課", &["vaccine-mr".into()], false, "test")?, create_token(connection, "情報政策課", &[], true, "test")?)))
+            .write(|connection| Ok((create_token(connection, "健康支援課", &["vaccine-mr".into()], false, 30, "test")?, create_token(connection, "情報政策課", &[], true, 30, "test")?)))
             .await
             .unwrap();
         let (wasm, cases) = bundled("vaccine-mr");

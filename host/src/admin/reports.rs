@@ -76,7 +76,7 @@ pub fn dashboard(connection: &Connection) -> anyhow::Result<Dashboard> {
 
 /// `GET /admin/dashboard`.
 pub async fn show_dashboard(State(state): State<AppState>, _caller: Caller) -> Result<Json<Dashboard>, AppError> {
-    Ok(Json(state.service.database.write(|connection| dashboard(connection)).await?))
+    Ok(Json(state.service.database.read(|connection| dashboard(connection)).await?))
 }
 
 /// A program as the console lists it.
@@ -127,7 +127,7 @@ pub fn programs(connection: &Connection, caller: &Caller) -> anyhow::Result<Vec<
 
 /// `GET /admin/program-summaries`.
 pub async fn list_programs(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ProgramSummary>>, AppError> {
-    Ok(Json(state.service.database.write(move |connection| programs(connection, &caller)).await?))
+    Ok(Json(state.service.database.read(move |connection| programs(connection, &caller)).await?))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -191,7 +191,7 @@ pub fn deliveries(connection: &Connection, query: &DeliveryQuery) -> anyhow::Res
 
 /// `GET /admin/deliveries?program=&day=`.
 pub async fn show_deliveries(State(state): State<AppState>, _caller: Caller, Query(query): Query<DeliveryQuery>) -> Result<Json<DeliveryReport>, AppError> {
-    Ok(Json(state.service.database.write(move |connection| deliveries(connection, &query)).await?))
+    Ok(Json(state.service.database.read(move |connection| deliveries(connection, &query)).await?))
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -204,22 +204,25 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
-/// The latest 500 audit entries. Division staff see those about their own programs only:
-/// the log names residents whose applications were decided.
+/// The latest 500 audit entries. The log names residents (applications decided,
+/// registrations) and staff accounts, so only the administrator sees all of it; division
+/// staff see the entries about their own programs, viewers those about any program.
 pub fn audit_log(connection: &Connection, caller: &Caller) -> anyhow::Result<Vec<AuditEntry>> {
     let programs = caller.programs.join(",");
-    let everything = caller.role != Role::Division;
+    let everything = caller.role == Role::Administrator;
+    let any_program = caller.role == Role::Viewer;
     let entries = connection
         .prepare(
             "SELECT id, at, actor, action, subject, detail FROM audit_log
-             WHERE ?1 OR instr(',' || ?2 || ',', ',' || subject || ',') > 0 ORDER BY id DESC LIMIT 500",
+             WHERE ?1 OR instr(',' || ?2 || ',', ',' || subject || ',') > 0 OR (?3 AND subject IN (SELECT code FROM programs))
+             ORDER BY id DESC LIMIT 500",
         )?
-        .query_map((everything, programs), |row| Ok(AuditEntry { id: row.get(0)?, at: row.get(1)?, actor: row.get(2)?, action: row.get(3)?, subject: row.get(4)?, detail: row.get(5)? }))?
+        .query_map((everything, programs, any_program), |row| Ok(AuditEntry { id: row.get(0)?, at: row.get(1)?, actor: row.get(2)?, action: row.get(3)?, subject: row.get(4)?, detail: row.get(5)? }))?
         .collect::<Result<_, _>>()?;
     Ok(entries)
 }
 
 /// `GET /admin/audit`.
 pub async fn show_audit_log(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<AuditEntry>>, AppError> {
-    Ok(Json(state.service.database.write(move |connection| audit_log(connection, &caller)).await?))
+    Ok(Json(state.service.database.read(move |connection| audit_log(connection, &caller)).await?))
 }

@@ -8,8 +8,12 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::accounts::{self, SESSION_MILLISECONDS, SignInError};
+use std::time::Instant;
+
+use super::accounts::{self, SESSION_MILLISECONDS};
 use super::{Caller, SESSION_COOKIE, session_caller, session_cookie};
+use crate::database::audit;
+use crate::limits::ClientAddress;
 use crate::web::{AppError, AppState};
 
 #[derive(serde::Deserialize)]
@@ -26,25 +30,44 @@ pub struct SessionInfo {
 }
 
 /// The cookie attributes: unreadable by scripts, never sent by other sites, and over
-/// HTTPS only unless the console is reached on this machine (the demo, the tests).
-fn cookie(headers: &HeaderMap, value: &str, max_age_seconds: i64) -> String {
-    let host = headers.get("host").and_then(|value| value.to_str().ok()).unwrap_or_default();
-    let host = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    let secure = if ["localhost", "127.0.0.1", "[::1]"].contains(&host) { "" } else { "; Secure" };
+/// HTTPS only unless the server was configured as reached over plain HTTP (the demo).
+fn cookie(state: &AppState, value: &str, max_age_seconds: i64) -> String {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
     format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{secure}")
 }
 
-/// `POST /admin/session` `{"login", "password"}`.
-pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<SignIn>) -> Result<Response, AppError> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let opened = state.service.database.write(move |connection| accounts::sign_in(connection, body.login.trim(), &body.password, now)).await?;
-    match opened {
-        Ok(session) => {
-            let set_cookie = cookie(&headers, &session.cookie, SESSION_MILLISECONDS / 1000);
+/// The one answer to a wrong password, an unknown login and a disabled account alike.
+const WRONG_LOGIN_OR_PASSWORD: &str = "wrong login or password";
+
+/// `POST /admin/session` `{"login", "password"}`. The login and address pair must not be
+/// waiting after failures (429); the account is looked up on a read connection and the
+/// password checked on the hashing threads with no database connection held; only a
+/// right password writes (the session), and failures are audited in aggregate. An
+/// unknown login, a disabled account and a wrong password take the same path and get the
+/// same answer.
+pub async fn sign_in(State(state): State<AppState>, ClientAddress(address): ClientAddress, Json(body): Json<SignIn>) -> Result<Response, AppError> {
+    let login = body.login.trim().to_owned();
+    state.limits.failed_sign_ins.check(&login, address, Instant::now()).map_err(|wait| AppError::Request(StatusCode::TOO_MANY_REQUESTS, wait.to_string()))?;
+    let looked_up = login.clone();
+    let account = state.service.database.read(move |connection| accounts::find_for_sign_in(connection, &looked_up)).await?;
+    let (user_id, stored) = account.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
+    let matched = state.limits.password_hashers.verify(body.password, stored).await?;
+    match user_id.filter(|_| matched) {
+        Some(user_id) => {
+            state.limits.failed_sign_ins.succeeded(&login, address);
+            let now = chrono::Utc::now().timestamp_millis();
+            let session = state.service.database.write(move |connection| accounts::open_session(connection, user_id, now)).await?;
+            let set_cookie = cookie(&state, &session.cookie, SESSION_MILLISECONDS / 1000);
             Ok(([(SET_COOKIE, set_cookie)], Json(SessionInfo { caller: session.caller, csrf_token: session.csrf_token })).into_response())
         }
-        Err(error @ SignInError::WrongLoginOrPassword) => Err(AppError::Request(StatusCode::UNAUTHORIZED, error.to_string())),
-        Err(error @ SignInError::Locked { .. }) => Err(AppError::Request(StatusCode::TOO_MANY_REQUESTS, error.to_string())),
+        None => {
+            let subject = if user_id.is_some() { format!("user:{login}") } else { "unknown login".to_owned() };
+            if let Some(due) = state.limits.failed_sign_ins.failed(&login, address, &subject, Instant::now()) {
+                let detail = format!("{} failed sign-ins within the hour", due.failures);
+                state.service.database.write(move |connection| audit(connection, "anonymous", "sign-in-failed", &due.subject, &detail)).await?;
+            }
+            Err(AppError::Request(StatusCode::UNAUTHORIZED, WRONG_LOGIN_OR_PASSWORD.to_owned()))
+        }
     }
 }
 
@@ -71,5 +94,5 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Resu
             })
             .await?;
     }
-    Ok(([(SET_COOKIE, cookie(&headers, "", 0))], StatusCode::NO_CONTENT).into_response())
+    Ok(([(SET_COOKIE, cookie(&state, "", 0))], StatusCode::NO_CONTENT).into_response())
 }

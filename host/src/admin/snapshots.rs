@@ -70,14 +70,14 @@ impl Drop for Upload {
 /// `GET /admin/snapshots`: the kept generations, newest first.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
     caller.must_be_administrator()?;
-    Ok(Json(state.service.database.write(|connection| crate::snapshot::list(connection)).await?))
+    Ok(Json(state.service.database.read(|connection| crate::snapshot::list(connection)).await?))
 }
 
 /// `POST /admin/snapshots/{id}/activate`: makes a kept generation the active one again.
 pub async fn activate(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
     caller.must_be_administrator()?;
     let actor = caller.actor;
-    let known = state.service.database.write(move |connection| Ok(crate::snapshot::list(connection)?.iter().any(|snapshot| snapshot.id == id))).await?;
+    let known = state.service.database.read(move |connection| Ok(crate::snapshot::list(connection)?.iter().any(|snapshot| snapshot.id == id))).await?;
     if !known {
         return Err(AppError::Request(StatusCode::NOT_FOUND, format!("there is no snapshot {id}")));
     }
@@ -109,10 +109,10 @@ mod tests {
         let service = Service::open(directory, &["vaccine-mr".to_owned()]).await.unwrap();
         let tokens = service
             .database
-            .write(|connection| Ok((create_token(connection, "情報政策課", &[], true, "test")?, create_token(connection, "健康支援課", &["vaccine-mr".into()], false, "test")?)))
+            .write(|connection| Ok((create_token(connection, "情報政策課", &[], true, 30, "test")?, create_token(connection, "健康支援課", &["vaccine-mr".into()], false, 30, "test")?)))
             .await
             .unwrap();
-        (AppState { service, emulator: None, webhook: None }, tokens.0, tokens.1)
+        (AppState::new(service), tokens.0, tokens.1)
     }
 
     fn multipart(files: &[(&str, &str)]) -> String {

@@ -333,7 +333,7 @@ pub async fn webhook(options: &WebhookBenchOptions) -> Result<WebhookBenchReport
         let line = crate::channel::line::LineConfig::new(format!("http://{}", emulator_listener.local_addr()?), TOKEN);
         let emulator_router = emulator.router();
         let emulator_server = tokio::spawn(async move { axum::serve(emulator_listener, emulator_router).await });
-        let state = crate::web::AppState { service, emulator: None, webhook: Some(crate::webhook::Webhook::new(SECRET, crate::chat::ChatSettings::default())?) };
+        let state = crate::web::AppState { webhook: Some(crate::webhook::Webhook::new(SECRET, crate::chat::ChatSettings::default())?), ..crate::web::AppState::new(service) };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/webhook/line", listener.local_addr()?);
         let server = tokio::spawn(async move { axum::serve(listener, crate::app(state)).await });

@@ -110,7 +110,7 @@ impl Town {
         let line = LineConfig::new(format!("http://{}", listener.local_addr().unwrap()), TOKEN);
         let router = emulator.router();
         tokio::spawn(async move { axum::serve(listener, router).await });
-        let state = AppState { service: service.clone(), emulator: None, webhook: Some(Webhook::new(SECRET, settings()).unwrap()) };
+        let state = AppState { webhook: Some(Webhook::new(SECRET, settings()).unwrap()), ..AppState::new(service.clone()) };
         Town { directory, service, app: crate::app(state), emulator, line, today, next_event: 0, shown: Default::default(), transcript: Vec::new(), smtp }
     }
 
@@ -347,7 +347,7 @@ async fn forged_and_missing_signatures_are_refused_and_store_nothing() {
     let broken = br#"{"destination":"U0000000000000000000000000000ffff","events":[{"type":"follow"}]}"#;
     assert_eq!(town.post(broken, Some(&signature(SECRET.as_bytes(), broken))).await, StatusCode::BAD_REQUEST);
     // Without a channel secret there is no webhook at all.
-    let state = AppState { service: town.service.clone(), emulator: None, webhook: None };
+    let state = AppState::new(town.service.clone());
     let request = Request::post("/webhook/line").header("x-line-signature", right).body(Body::from(body)).unwrap();
     assert_eq!(crate::app(state).oneshot(request).await.unwrap().status(), StatusCode::NOT_FOUND);
 }
@@ -591,8 +591,8 @@ async fn a_resident_applies_from_the_chat_and_staff_approve_the_matching_record(
     // The link works once.
     assert_eq!(request(&town, form(&token, "name=a&birth_date=1994-05-01&address=b")).await.0, StatusCode::NOT_FOUND);
 
-    let administrator = town.service.database.write(|connection| crate::admin::create_token(connection, "市民課", &[], true, "test")).await.unwrap();
-    let division = town.service.database.write(|connection| crate::admin::create_token(connection, "健康支援課", &["infant-checkup".into()], false, "test")).await.unwrap();
+    let administrator = town.service.database.write(|connection| crate::admin::create_token(connection, "市民課", &[], true, 30, "test")).await.unwrap();
+    let division = town.service.database.write(|connection| crate::admin::create_token(connection, "健康支援課", &["infant-checkup".into()], false, 30, "test")).await.unwrap();
     assert_eq!(request(&town, admin("GET", "/admin/applications", &division, Value::Null)).await.0, StatusCode::FORBIDDEN);
     let (status, listed) = request(&town, admin("GET", "/admin/applications", &administrator, Value::Null)).await;
     assert_eq!(status, StatusCode::OK);
@@ -642,7 +642,7 @@ async fn a_rejected_applicant_is_told_in_the_chat_even_when_line_was_down() {
     let mut town = Town::new(&[]).await;
     town.follow(STRANGER).await;
     let id = apply(&mut town, STRANGER, "山田 太郎", "1970-01-01").await;
-    let administrator = town.service.database.write(|connection| crate::admin::create_token(connection, "市民課", &[], true, "test")).await.unwrap();
+    let administrator = town.service.database.write(|connection| crate::admin::create_token(connection, "市民課", &[], true, 30, "test")).await.unwrap();
     // LINE is down when staff reject the application: the push waits for a retry.
     town.emulator.set_faults(Faults { down_ms: 600_000, ..Faults::default() }).unwrap();
     town.note("LINE is down; staff reject the application");

@@ -183,17 +183,17 @@ async function drawPrograms() {
   const rows = programs.map((program) => {
     const actions = h("td", { class: "actions" });
     actions.append(h("button", { "data-dry-run": program.code, onclick: (event) => act(line, event.target, async () => {
-      result.replaceChildren(h("h2", {}, program.name + " の試算"), dryRunView(await api("GET", `/admin/programs/${program.code}/dry-run`)));
+      result.replaceChildren(h("h2", {}, program.name + " の試算"), dryRunView(await api("GET", `/admin/programs/${encodeURIComponent(program.code)}/dry-run`)));
       return program.name + " を試算しました";
     }) }, "試算"));
     if (program.may_act) {
-      if (program.active_version !== null) actions.append(h("button", { "data-pause": program.code, onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/programs/${program.code}/disable`); refresh(); return program.name + " を一時停止しました"; }) }, "一時停止"));
-      if (program.previous_version !== null) actions.append(h("button", { "data-rollback": program.code, onclick: (event) => act(line, event.target, async () => { const answer = await api("POST", `/admin/programs/${program.code}/rollback`); refresh(); return `${program.name} を版 ${answer.version} に戻しました`; }) }, program.active_version === null ? "再開" : "切り戻し"));
+      if (program.active_version !== null) actions.append(h("button", { "data-pause": program.code, onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/programs/${encodeURIComponent(program.code)}/disable`); refresh(); return program.name + " を一時停止しました"; }) }, "一時停止"));
+      if (program.previous_version !== null) actions.append(h("button", { "data-rollback": program.code, onclick: (event) => act(line, event.target, async () => { const answer = await api("POST", `/admin/programs/${encodeURIComponent(program.code)}/rollback`); refresh(); return `${program.name} を版 ${answer.version} に戻しました`; }) }, program.active_version === null ? "再開" : "切り戻し"));
     }
     const programVersions = versions.filter((version) => version.program === program.code);
     const versionList = h("details", {}, h("summary", {}, `版 ${programVersions.length} 件`), h("ul", {}, programVersions.map((version) => h("li", {},
       `版 ${version.version}(${{ active: "有効", inactive: "無効", rejected: "却下" }[version.state] || version.state})${version.published_by} ${japanTime(version.published_at)} `,
-      version.state === "inactive" && program.may_act ? h("button", { "data-activate": `${program.code}:${version.version}`, onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/programs/${program.code}/activate`, { version: version.version }); refresh(); return `版 ${version.version} を有効にしました`; }) }, "有効にする") : null,
+      version.state === "inactive" && program.may_act ? h("button", { "data-activate": `${program.code}:${version.version}`, onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/programs/${encodeURIComponent(program.code)}/activate`, { version: version.version }); refresh(); return `版 ${version.version} を有効にしました`; }) }, "有効にする") : null,
       h("small", { class: "validation" }, version.validation)))));
     return h("tr", { "data-program": program.code },
       h("td", {}, program.code), h("td", {}, program.name, h("br"), h("small", {}, program.division)),
@@ -216,7 +216,7 @@ function uploadForm(refresh) {
     act(line, form.querySelector("button"), async () => {
       const body = { wasm_base64: await fileAsBase64(wasm.files[0]), cases: cases.files[0] ? await cases.files[0].text() : null };
       try {
-        const published = await api("POST", `/admin/programs/${code.value}/versions`, body);
+        const published = await api("POST", `/admin/programs/${encodeURIComponent(code.value)}/versions`, body);
         refresh();
         return `版 ${published.version} を受け付けました${published.active ? "(有効)" : ""}。検証: ${published.validation || ""}`;
       } catch (error) { throw new Error("検証に通りませんでした: " + error.message); }
@@ -236,7 +236,7 @@ async function drawMessages() {
   const choose = h("select", { id: "message-program" }, programs.filter((program) => program.active_version !== null).map((program) => h("option", { value: program.code }, `${program.name}(${program.code})`)));
   const editor = h("div", { id: "message-editor" });
   const show = async () => {
-    const detail = await api("GET", `/admin/programs/${choose.value}`);
+    const detail = await api("GET", `/admin/programs/${encodeURIComponent(choose.value)}`);
     const may = programs.find((program) => program.code === choose.value).may_act;
     const sample = { program: detail.name, contact: detail.contact, deadline: "令和9年3月31日" };
     editor.replaceChildren(h("p", {}, "使える差し込み: ", detail.placeholders.map((name) => h("code", {}, `{${name}}`)), ` 。LINE の上限は ${detail.line_text_limit} 文字です。`),
@@ -255,7 +255,7 @@ async function drawMessages() {
         text.addEventListener("input", update);
         update();
         const save = (template) => (event) => act(line, event.target, async () => {
-          const answer = await api("PUT", `/admin/programs/${choose.value}/wording/${occasion.key}`, { template });
+          const answer = await api("PUT", `/admin/programs/${encodeURIComponent(choose.value)}/wording/${encodeURIComponent(occasion.key)}`, { template });
           if (!template) { text.value = occasion.default_template; update(); }
           return "保存しました: " + answer.preview.slice(0, 40) + "…";
         });
@@ -297,7 +297,7 @@ async function drawSending() {
   parts.push(h("h2", {}, "予約"), table(["番号", "内容", "日時", "状態", "結果", "予約した人", ""], reservations.map((entry) => h("tr", { "data-reservation": entry.id },
     h("td", {}, entry.id), h("td", {}, entry.program ? "制度 " + entry.program : "一斉配信「" + entry.title + "」"), h("td", {}, entry.send_at),
     h("td", { class: "state" }, { waiting: "待機中", done: "実行済み", cancelled: "取り消し" }[entry.state] || entry.state), h("td", {}, entry.outcome), h("td", {}, entry.created_by),
-    h("td", {}, entry.state === "waiting" && canChange() ? h("button", { onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/sends/${entry.id}/cancel`); refresh(); return `予約 ${entry.id} を取り消しました`; }) }, "取り消す") : null)))));
+    h("td", {}, entry.state === "waiting" && canChange() ? h("button", { onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/sends/${encodeURIComponent(entry.id)}/cancel`); refresh(); return `予約 ${entry.id} を取り消しました`; }) }, "取り消す") : null)))));
   content.replaceChildren(...parts);
 }
 
@@ -313,13 +313,13 @@ async function drawRegistrations() {
     return h("tr", { "data-application": application.id }, h("td", {}, application.id), h("td", {}, japanTime(application.submitted_at)),
       h("td", {}, application.name, h("br"), application.birth_date, h("br"), application.address),
       h("td", {}, application.candidates.length ? choose : "該当なし"),
-      h("td", {}, application.candidates.length ? h("button", { onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/applications/${application.id}/approve`, { resident_id: choose.value }); refresh(); return `申請 ${application.id} を承認し、はがきを印刷待ちにしました`; }) }, "承認") : null,
-        h("button", { onclick: (event) => act(line, event.target, async () => { const reason = prompt("却下の理由(記録用。住民には送りません)"); if (!reason) return "取りやめました"; await api("POST", `/admin/applications/${application.id}/reject`, { reason }); refresh(); return `申請 ${application.id} を却下しました`; }) }, "却下")));
+      h("td", {}, application.candidates.length ? h("button", { onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/applications/${encodeURIComponent(application.id)}/approve`, { resident_id: choose.value }); refresh(); return `申請 ${application.id} を承認し、はがきを印刷待ちにしました`; }) }, "承認") : null,
+        h("button", { onclick: (event) => act(line, event.target, async () => { const reason = prompt("却下の理由(記録用。住民には送りません)"); if (!reason) return "取りやめました"; await api("POST", `/admin/applications/${encodeURIComponent(application.id)}/reject`, { reason }); refresh(); return `申請 ${application.id} を却下しました`; }) }, "却下")));
   });
   const print = h("button", { id: "print-postcards", onclick: (event) => act(line, event.target, async () => { const printed = await api("POST", "/admin/postcards"); refresh(); return printed.file ? `${printed.postcards} 枚を ${printed.file} にしました` : "印刷待ちのはがきはありません"; }) }, "印刷用 PDF を作る");
   content.replaceChildren(h("h2", {}, "審査待ちの申請"), table(["番号", "受付", "申請内容", "住民記録の候補", "操作"], rows),
     h("h2", {}, "はがき"), h("p", {}, `印刷待ち ${postcards.unprinted} 枚 `, print),
-    h("ul", { id: "postcard-files" }, postcards.files.map((file) => h("li", {}, h("a", { href: "/admin/postcards/" + file }, file)))));
+    h("ul", { id: "postcard-files" }, postcards.files.map((file) => h("li", {}, h("a", { href: "/admin/postcards/" + encodeURIComponent(file) }, file)))));
 }
 
 // ---- deliveries
@@ -345,7 +345,29 @@ async function drawAudit() {
   content.replaceChildren(table(["日時", "だれが", "何を", "対象", "詳細"], entries.map((entry) => h("tr", {}, [japanTime(entry.at), entry.actor, entry.action, entry.subject, entry.detail].map((value) => h("td", {}, value))))));
 }
 
-const PAGES = { login: drawLogin, dashboard: drawDashboard, programs: drawPrograms, messages: drawMessages, sending: drawSending, registrations: drawRegistrations, deliveries: drawDeliveries, audit: drawAudit };
+// ---- accounts (the administrator only): take staff access back
+
+async function drawAccounts() {
+  const [users, tokens] = await Promise.all([api("GET", "/admin/users"), api("GET", "/admin/tokens")]);
+  const line = pageStatus;
+  const refresh = () => drawAccounts().catch((error) => line.show(error.message, true));
+  const userAction = (label, attribute, login, path, done) => h("button", { [attribute]: login, onclick: (event) => act(line, event.target, async () => { const answer = await api("POST", `/admin/users/${encodeURIComponent(login)}/${path}`); refresh(); return done(answer); }) }, label);
+  const tokenAction = (label, attribute, id, path, body, done) => h("button", { [attribute]: id, onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/tokens/${encodeURIComponent(id)}/${path}`, body); refresh(); return done; }) }, label);
+  content.replaceChildren(h("h2", {}, "職員アカウント"),
+    table(["ログイン", "名前", "役割", "課", "状態", "セッション", ""], users.map((user) => h("tr", { "data-login": user.login },
+      h("td", {}, user.login), h("td", {}, user.display_name), h("td", {}, roleName(user.role)), h("td", {}, user.division), h("td", {}, user.disabled ? "停止中" : "有効"), h("td", { class: "number" }, user.sessions),
+      h("td", {},
+        user.disabled ? userAction("有効にする", "data-enable", user.login, "enable", () => `${user.login} を有効にしました`) : userAction("停止する", "data-disable", user.login, "disable", () => `${user.login} を停止し、サインイン中のセッションを終了しました`),
+        userAction("パスワード再発行", "data-reset", user.login, "password", (answer) => `${answer.login} の新しいパスワード: ${answer.password}(この画面でしか表示されません)`),
+        userAction("セッション終了", "data-end-sessions", user.login, "end-sessions", (answer) => `${user.login} のセッション ${answer.sessions} 件を終了しました`))))),
+    h("h2", {}, "API トークン"),
+    table(["番号", "課", "対象", "作成", "期限", "状態", ""], tokens.map((token) => h("tr", { "data-token": token.id },
+      h("td", {}, token.id), h("td", {}, token.division), h("td", {}, token.admin ? "すべての制度" : token.programs.join(", ")), h("td", {}, japanTime(token.created_at)), h("td", {}, japanTime(token.expires_at)),
+      h("td", {}, token.revoked_at ? "失効済み" : token.works ? "有効" : "期限切れ"),
+      h("td", {}, token.works ? tokenAction("失効させる", "data-revoke", token.id, "revoke", undefined, `トークン ${token.id} を失効させました`) : null)))));
+}
+
+const PAGES = { login: drawLogin, dashboard: drawDashboard, programs: drawPrograms, messages: drawMessages, sending: drawSending, registrations: drawRegistrations, deliveries: drawDeliveries, audit: drawAudit, accounts: drawAccounts };
 
 drawHeader();
 Promise.resolve(PAGES[pageName]()).catch((error) => content.replaceChildren(h("p", { class: "notice error" }, error.message)));

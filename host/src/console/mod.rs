@@ -12,7 +12,7 @@ use crate::admin::session_caller;
 use crate::web::{AppError, AppState};
 
 /// Every page: its path under `/console/` and its title in the navigation.
-pub const PAGES: [(&str, &str); 7] = [
+pub const PAGES: [(&str, &str); 8] = [
     ("dashboard", "ダッシュボード"),
     ("programs", "制度とプラグイン"),
     ("messages", "文面"),
@@ -20,6 +20,7 @@ pub const PAGES: [(&str, &str); 7] = [
     ("registrations", "登録申請"),
     ("deliveries", "配信状況"),
     ("audit", "監査ログ"),
+    ("accounts", "アカウント"),
 ];
 
 const SCRIPT: &str = include_str!("app.js");
@@ -94,7 +95,7 @@ mod tests {
 
     use super::*;
     use crate::admin::Role;
-    use crate::admin::accounts::{NewUser, create_user};
+    use crate::admin::accounts::{NewUser, create_user, hash_password};
     use crate::publish::tests::{Fixture, bundled};
 
     const PASSWORD: &str = "correct horse battery staple";
@@ -134,18 +135,19 @@ mod tests {
         fixture.publish(wasm, Some(cases)).await.unwrap();
         let (wasm, cases) = bundled("infant-checkup");
         fixture.publish(wasm, Some(cases)).await.unwrap();
+        let hash = hash_password(PASSWORD).unwrap();
         fixture
             .database
-            .write(|connection| {
+            .write(move |connection| {
                 for (login, role, programs) in [("admin", Role::Administrator, vec![]), ("kenko", Role::Division, vec!["vaccine-mr".to_owned()]), ("viewer", Role::Viewer, vec![])] {
-                    let user = NewUser { login: login.into(), display_name: login.into(), password: PASSWORD.into(), role, division: "健康支援課".into(), programs };
-                    create_user(connection, &user, "test")?;
+                    let user = NewUser { login: login.into(), display_name: login.into(), role, division: "健康支援課".into(), programs };
+                    create_user(connection, &user, &hash, "test")?;
                 }
                 Ok(())
             })
             .await
             .unwrap();
-        let state = AppState { service: fixture.service(), emulator: None, webhook: None };
+        let state = AppState::new(fixture.service());
         (fixture, state)
     }
 

@@ -1,0 +1,173 @@
+//! What keeps a flood of requests from stalling the service or filling its memory: the
+//! web server's limits on connections and time (`ServerLimits`, from `[server]`), rates
+//! per client address on sign-in and the public application form (`governor`), failed
+//! sign-ins per login and address (`admin::throttle`), and the password hashing threads
+//! (`admin::accounts::PasswordHashers`). All of it lives in memory: a restart forgets it,
+//! which costs an attacker nothing they could not get by waiting.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::admin::accounts::PasswordHashers;
+use crate::admin::throttle::SignInThrottle;
+use crate::web::AppState;
+
+/// The web server's limits on connections and time: `[server]` of `oshirase.toml`.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerLimits {
+    /// Connections served at once; beyond, new ones wait in the kernel's queue until one
+    /// ends. Keep it below the service's `LimitNOFILE`.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// kept-alive connection stays open: a half-sent request is dropped after this.
+    pub header_read_timeout_seconds: u64,
+    /// How long a request may take, uploads of exports and plugins apart, which may take
+    /// minutes but must keep sending: their bodies may pause no longer than this.
+    pub request_timeout_seconds: u64,
+    /// Take the client's address from the last `X-Forwarded-For` entry, as the reverse
+    /// proxy in front appends it. Only behind such a proxy: otherwise anyone could claim
+    /// any address and slip past the per-address limits.
+    pub forwarded_for: bool,
+}
+
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        ServerLimits { max_connections: 1024, header_read_timeout_seconds: 10, request_timeout_seconds: 60, forwarded_for: false }
+    }
+}
+
+impl ServerLimits {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_seconds.max(1))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds.max(1))
+    }
+}
+
+/// Sign-in attempts per address: a burst of 10, then one every 6 seconds.
+const SIGN_INS_PER_MINUTE: u32 = 10;
+/// Requests to the application form per address: a burst of 30, then one every 2 seconds.
+const FORM_REQUESTS_PER_MINUTE: u32 = 30;
+
+/// The limits a running server keeps in memory, shared by every request.
+pub struct RequestLimits {
+    sign_in: DefaultKeyedRateLimiter<IpAddr>,
+    form: DefaultKeyedRateLimiter<IpAddr>,
+    pub failed_sign_ins: SignInThrottle,
+    pub password_hashers: PasswordHashers,
+    forwarded_for: bool,
+}
+
+impl RequestLimits {
+    pub fn new(forwarded_for: bool) -> Arc<RequestLimits> {
+        let per_minute = |count: u32| Quota::per_minute(NonZeroU32::new(count).expect("a rate above zero"));
+        Arc::new(RequestLimits {
+            sign_in: governor::RateLimiter::keyed(per_minute(SIGN_INS_PER_MINUTE)),
+            form: governor::RateLimiter::keyed(per_minute(FORM_REQUESTS_PER_MINUTE)),
+            failed_sign_ins: SignInThrottle::default(),
+            password_hashers: PasswordHashers::for_this_machine(),
+            forwarded_for,
+        })
+    }
+
+    /// The client's address: the connection's peer, or behind a trusted proxy the last
+    /// address of `X-Forwarded-For`. A request that came without a socket (a test calling
+    /// the router) is the unspecified address.
+    pub fn client_address(&self, request_headers: &HeaderMap, peer: Option<SocketAddr>) -> IpAddr {
+        let forwarded = || {
+            let header = request_headers.get_all("x-forwarded-for").iter().last()?.to_str().ok()?;
+            header.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
+        };
+        self.forwarded_for.then(forwarded).flatten().or(peer.map(|peer| peer.ip())).unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+}
+
+fn peer(request: &Request) -> Option<SocketAddr> {
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| *peer)
+}
+
+/// Refuses a request with 429 and `Retry-After` when its address went over `limiter`'s
+/// rate; keeps the limiter's memory bounded by forgetting addresses that are back to full.
+fn over_rate(limiter: &DefaultKeyedRateLimiter<IpAddr>, address: IpAddr) -> Option<Response> {
+    if limiter.len() > 10_000 {
+        limiter.retain_recent();
+    }
+    let Err(not_until) = limiter.check_key(&address) else { return None };
+    let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(serde_json::json!({ "error": "too many requests from this address; try again later" }))).into_response();
+    response.headers_mut().insert("retry-after", HeaderValue::from(wait.as_secs().max(1)));
+    Some(response)
+}
+
+/// Middleware of `POST /admin/session`: sign-in attempts per address.
+pub async fn limit_sign_ins(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let address = state.limits.client_address(request.headers(), peer(&request));
+    if request.method() == axum::http::Method::POST
+        && let Some(refused) = over_rate(&state.limits.sign_in, address)
+    {
+        return refused;
+    }
+    next.run(request).await
+}
+
+/// Middleware of `/apply/…`: requests to the public form per address.
+pub async fn limit_form(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let address = state.limits.client_address(request.headers(), peer(&request));
+    if let Some(refused) = over_rate(&state.limits.form, address) {
+        return refused;
+    }
+    next.run(request).await
+}
+
+/// The client's address for a handler (sign-in's failures are kept per address).
+pub struct ClientAddress(pub IpAddr);
+
+impl axum::extract::FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<ClientAddress, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| *peer);
+        Ok(ClientAddress(state.limits.client_address(&parts.headers, peer)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forwarded_address_counts_only_behind_a_trusted_proxy() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7, 203.0.113.9"));
+        let peer = Some(SocketAddr::from(([127, 0, 0, 1], 40000)));
+        let direct = RequestLimits::new(false);
+        assert_eq!(direct.client_address(&headers, peer), IpAddr::from([127, 0, 0, 1]), "anyone can send the header");
+        let proxied = RequestLimits::new(true);
+        assert_eq!(proxied.client_address(&headers, peer), IpAddr::from([203, 0, 113, 9]), "the proxy appends the address it saw");
+        assert_eq!(proxied.client_address(&HeaderMap::new(), peer), IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(direct.client_address(&HeaderMap::new(), None), IpAddr::from([0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn an_address_over_its_rate_is_refused_with_when_to_come_back_and_others_are_not() {
+        let limits = RequestLimits::new(false);
+        let (flooding, other) = (IpAddr::from([203, 0, 113, 9]), IpAddr::from([198, 51, 100, 7]));
+        let refusals = (0..SIGN_INS_PER_MINUTE + 5).filter_map(|_| over_rate(&limits.sign_in, flooding)).collect::<Vec<_>>();
+        assert_eq!(refusals.len(), 5);
+        assert_eq!(refusals[0].status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = refusals[0].headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=6).contains(&wait), "{wait}");
+        assert!(over_rate(&limits.sign_in, other).is_none());
+    }
+}
