@@ -202,3 +202,18 @@ impl IntoResponse for AppError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_internal_error_answers_a_reference_and_keeps_its_detail_for_the_log() {
+        let error = anyhow::anyhow!("cannot read table residents of /var/lib/oshirase/oshirase.db: 山田 太郎");
+        let response = AppError::Internal(error).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = String::from_utf8(axum::body::to_bytes(response.into_body(), 4096).await.unwrap().to_vec()).unwrap();
+        assert!(body.contains("internal error; the server's log has its details under "), "{body}");
+        assert!(!body.contains("residents") && !body.contains("/var/lib") && !body.contains("山田"), "{body}");
+    }
+}

@@ -102,7 +102,13 @@ mod tests {
 
     /// A request as a browser sends it: with the session cookie and, when given, a CSRF token.
     async fn send(state: &AppState, method: Method, path: &str, cookie: Option<&str>, csrf: Option<&str>, body: serde_json::Value) -> (StatusCode, HeaderMap, String) {
-        let mut request = Request::builder().method(method).uri(path).header("content-type", "application/json").header("host", "127.0.0.1");
+        send_from(state, [127, 0, 0, 1], method, path, cookie, csrf, body).await
+    }
+
+    /// `send` from a client at `address`, as the server tags a request with its peer.
+    async fn send_from(state: &AppState, address: [u8; 4], method: Method, path: &str, cookie: Option<&str>, csrf: Option<&str>, body: serde_json::Value) -> (StatusCode, HeaderMap, String) {
+        let peer = axum::extract::ConnectInfo(std::net::SocketAddr::from((address, 40000)));
+        let mut request = Request::builder().method(method).uri(path).header("content-type", "application/json").header("host", "127.0.0.1").extension(peer);
         if let Some(cookie) = cookie {
             request = request.header("cookie", format!("other=1; {}={cookie}", crate::admin::SESSION_COOKIE));
         }
@@ -215,9 +221,18 @@ mod tests {
         check(&state, kenko, post.clone(), "/admin/sends", serde_json::json!({ "broadcast": { "title": "t", "text": "x" } }), StatusCode::FORBIDDEN, "for the administrator").await;
         check(&state, kenko, get.clone(), "/admin/applications", serde_json::Value::Null, StatusCode::FORBIDDEN, "for the administrator").await;
         check(&state, kenko, get.clone(), "/admin/programs/vaccine-mr/dry-run?date=2026-11-21", serde_json::Value::Null, StatusCode::OK, "\"residents\":null").await;
+        check(&state, kenko, get.clone(), "/admin/programs/infant-checkup/dry-run?date=2026-11-21", serde_json::Value::Null, StatusCode::FORBIDDEN, "may not act on").await;
+        check(&state, kenko, get.clone(), "/admin/users", serde_json::Value::Null, StatusCode::FORBIDDEN, "for the administrator").await;
         // Viewers read and change nothing.
         check(&state, viewer, get.clone(), "/admin/dashboard", serde_json::Value::Null, StatusCode::OK, "programs_live").await;
         check(&state, viewer, post.clone(), "/admin/programs/vaccine-mr/disable", serde_json::Value::Null, StatusCode::FORBIDDEN, "may only read").await;
+        check(&state, viewer, get.clone(), "/admin/programs/vaccine-mr/dry-run?date=2026-11-21", serde_json::Value::Null, StatusCode::FORBIDDEN, "may not act on").await;
+        check(&state, viewer, get.clone(), "/admin/tokens", serde_json::Value::Null, StatusCode::FORBIDDEN, "for the administrator").await;
+        // The audit log names residents and staff: viewers see the entries about programs.
+        check(&state, admin, get.clone(), "/admin/audit", serde_json::Value::Null, StatusCode::OK, "\"action\":\"create-user\"").await;
+        let (_, _, viewed) = send(&state, get.clone(), "/admin/audit", Some(viewer.0), None, serde_json::Value::Null).await;
+        let viewed: Vec<serde_json::Value> = serde_json::from_str(&viewed).unwrap();
+        assert!(!viewed.is_empty() && viewed.iter().all(|entry| ["vaccine-mr", "infant-checkup"].contains(&entry["subject"].as_str().unwrap())), "{viewed:?}");
         // The administrator does everything, and sees names in a dry run.
         check(&state, admin, get.clone(), "/admin/programs/vaccine-mr/dry-run?date=2026-11-21", serde_json::Value::Null, StatusCode::OK, "\"residents\":[").await;
         check(&state, admin, post.clone(), "/admin/sends", serde_json::json!({ "broadcast": { "title": "調査", "text": "ご協力を", "category": "Health" }, "send_at": "2030-01-01T09:00" }), StatusCode::CREATED, "2030-01-01 09:00:00 JST").await;
@@ -229,5 +244,106 @@ mod tests {
         check(&state, admin, get.clone(), "/admin/dashboard", serde_json::Value::Null, StatusCode::UNAUTHORIZED, "sign in").await;
         let stored: Vec<String> = fixture.database.write(|connection| Ok(connection.prepare("SELECT template FROM message_wording")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?)).await.unwrap();
         assert_eq!(stored, ["【{program}】{deadline}まで"], "only the accepted wording was stored");
+    }
+
+    #[tokio::test]
+    async fn the_administrator_takes_staff_access_back_and_it_is_gone_at_once() {
+        let (fixture, state) = staffed().await;
+        let (admin_cookie, admin_csrf) = sign_in(&state, "admin").await;
+        let admin = (admin_cookie.as_str(), admin_csrf.as_str());
+        let (kenko_cookie, kenko_csrf) = sign_in(&state, "kenko").await;
+        let kenko = (kenko_cookie.as_str(), kenko_csrf.as_str());
+        let (get, post, none) = (Method::GET, Method::POST, serde_json::Value::Null);
+        check(&state, admin, get.clone(), "/admin/users", none.clone(), StatusCode::OK, "\"login\":\"kenko\"").await;
+        check(&state, admin, post.clone(), "/admin/users/admin/disable", none.clone(), StatusCode::UNPROCESSABLE_ENTITY, "your own account").await;
+        check(&state, admin, post.clone(), "/admin/users/nobody/disable", none.clone(), StatusCode::NOT_FOUND, "no staff account").await;
+        // Disabled: the open session stops working, and signing in answers as for a stranger.
+        check(&state, admin, post.clone(), "/admin/users/kenko/disable", none.clone(), StatusCode::NO_CONTENT, "").await;
+        check(&state, kenko, get.clone(), "/admin/dashboard", none.clone(), StatusCode::UNAUTHORIZED, "sign in").await;
+        let refused = send(&state, post.clone(), "/admin/session", None, None, serde_json::json!({ "login": "kenko", "password": PASSWORD })).await;
+        let stranger = send(&state, post.clone(), "/admin/session", None, None, serde_json::json!({ "login": "stranger", "password": PASSWORD })).await;
+        assert_eq!((refused.0, &refused.2), (StatusCode::UNAUTHORIZED, &stranger.2));
+        check(&state, admin, post.clone(), "/admin/users/kenko/enable", none.clone(), StatusCode::NO_CONTENT, "").await;
+        let (kenko_cookie, kenko_csrf) = sign_in(&state, "kenko").await;
+        // A new password ends the sessions; only the new password signs in.
+        let (status, _, answer) = send(&state, post.clone(), "/admin/users/kenko/password", Some(admin.0), Some(admin.1), none.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let password = serde_json::from_str::<serde_json::Value>(&answer).unwrap()["password"].as_str().unwrap().to_owned();
+        check(&state, (&kenko_cookie, &kenko_csrf), get.clone(), "/admin/dashboard", none.clone(), StatusCode::UNAUTHORIZED, "sign in").await;
+        let old = send(&state, post.clone(), "/admin/session", None, None, serde_json::json!({ "login": "kenko", "password": PASSWORD })).await;
+        assert_eq!(old.0, StatusCode::UNAUTHORIZED);
+        let new = send(&state, post.clone(), "/admin/session", None, None, serde_json::json!({ "login": "kenko", "password": password })).await;
+        assert_eq!(new.0, StatusCode::OK, "{}", new.2);
+        check(&state, admin, post.clone(), "/admin/users/kenko/end-sessions", none.clone(), StatusCode::OK, "\"sessions\":1").await;
+        // Tokens: listed without the token, revoked or expired at once.
+        let (revoked, expired) = fixture
+            .database
+            .write(|connection| Ok((crate::admin::create_token(connection, "健康支援課", &["vaccine-mr".into()], false, 30, "test")?, crate::admin::create_token(connection, "情報政策課", &[], true, 30, "test")?)))
+            .await
+            .unwrap();
+        let bearer = |token: &str| {
+            let request = Request::builder().uri("/admin/programs").header("authorization", format!("Bearer {token}")).body(Body::empty()).unwrap();
+            let app = crate::web::app(state.clone());
+            async move { app.oneshot(request).await.unwrap().status() }
+        };
+        assert_eq!((bearer(&revoked).await, bearer(&expired).await), (StatusCode::OK, StatusCode::OK));
+        let (_, _, listed) = send(&state, get.clone(), "/admin/tokens", Some(admin.0), None, none.clone()).await;
+        assert!(!listed.contains(&revoked) && !listed.contains(&expired) && listed.contains("\"works\":true"), "{listed}");
+        check(&state, admin, post.clone(), "/admin/tokens/1/revoke", none.clone(), StatusCode::NO_CONTENT, "").await;
+        check(&state, admin, post.clone(), "/admin/tokens/2/expiry", serde_json::json!({ "days": 0 }), StatusCode::NO_CONTENT, "").await;
+        check(&state, admin, post.clone(), "/admin/tokens/2/expiry", serde_json::json!({ "days": -1 }), StatusCode::UNPROCESSABLE_ENTITY, "0 to 3650 days").await;
+        check(&state, admin, post.clone(), "/admin/tokens/99/revoke", none.clone(), StatusCode::NOT_FOUND, "no admin token").await;
+        assert_eq!((bearer(&revoked).await, bearer(&expired).await), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+        let actions: Vec<String> = fixture.database.read(|connection| Ok(connection.prepare("SELECT action FROM audit_log WHERE actor = 'user:admin'")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?)).await.unwrap();
+        assert_eq!(actions, ["sign-in", "disable-user", "enable-user", "reset-password", "end-sessions", "revoke-token", "expire-token"]);
+    }
+
+    #[tokio::test]
+    async fn failed_sign_ins_make_that_address_wait_for_that_login_and_no_one_else() {
+        let (fixture, state) = staffed().await;
+        let (attacker, staff) = ([203, 0, 113, 9], [10, 0, 0, 7]);
+        let attempt = |address: [u8; 4], login: &'static str, password: &'static str| {
+            let state = state.clone();
+            async move { send_from(&state, address, Method::POST, "/admin/session", None, None, serde_json::json!({ "login": login, "password": password })).await }
+        };
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        for _ in 0..crate::admin::throttle::FREE_FAILURES + 1 {
+            let (status, _, body) = attempt(attacker, "kenko", "wrong password!").await;
+            known.push((status, body));
+            let (status, _, body) = attempt(attacker, "no-such-login", "wrong password!").await;
+            unknown.push((status, body));
+        }
+        assert_eq!(known, unknown, "an unknown login answers exactly like a known one");
+        assert_eq!(known[0].0, StatusCode::UNAUTHORIZED);
+        assert_eq!(known.last().unwrap().0, StatusCode::TOO_MANY_REQUESTS, "{:?}", known.last());
+        // Even the right password waits at that address; at the staff member's own it works.
+        assert_eq!(attempt(attacker, "kenko", PASSWORD).await.0, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(attempt(staff, "kenko", PASSWORD).await.0, StatusCode::OK);
+        // Beyond its burst, one address is refused whatever the login.
+        let mut statuses = Vec::new();
+        for _ in 0..12 {
+            statuses.push(attempt([198, 51, 100, 1], "viewer", "wrong password!").await.0);
+        }
+        assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+        // The failures are in the audit log in aggregate: the first of each subject.
+        let failures: Vec<(String, String)> = fixture
+            .database
+            .read(|connection| Ok(connection.prepare("SELECT subject, detail FROM audit_log WHERE action = 'sign-in-failed' ORDER BY id")?.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?))
+            .await
+            .unwrap();
+        assert_eq!(failures.iter().map(|(subject, _)| subject.as_str()).collect::<Vec<_>>(), ["user:kenko", "unknown login", "user:viewer"], "{failures:?}");
+    }
+
+    #[tokio::test]
+    async fn public_addresses_show_nothing_personal_and_the_form_is_protected() {
+        let (_fixture, state) = staffed().await;
+        for (path, location) in [("/", "/console/dashboard"), ("/console", "/console/dashboard"), ("/console/", "/console/dashboard")] {
+            let (status, headers, _) = send(&state, Method::GET, path, None, None, serde_json::Value::Null).await;
+            assert_eq!((status, headers.get("location").map(|value| value.to_str().unwrap())), (StatusCode::SEE_OTHER, Some(location)), "{path}");
+        }
+        let (status, headers, body) = send(&state, Method::GET, "/apply/no-such-link", None, None, serde_json::Value::Null).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'") && headers["x-frame-options"] == "DENY", "{headers:?}");
     }
 }
