@@ -156,3 +156,117 @@ fn with_a_mail_server_residents_who_chose_e_mail_get_it_and_line_refusals_fall_b
     // Parent 0 has LINE only: refused for good, with nothing to fall back to.
     assert_eq!(states, json!({ "sent": 2, "failed-permanent": 2 }), "{states}");
 }
+
+/// Every route of the server's table (`host/src/web.rs`), with its path parameters filled
+/// with plausible values.
+fn routed_paths() -> Vec<String> {
+    include_str!("../host/src/web.rs")
+        .split(".route(\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|path| path.replace("{code}", "infant-checkup").replace("{occasion}", "first").replace("{id}", "1").replace("{file}", "postcards-1.pdf").replace("{login}", "admin").replace("{token}", "0123456789abcdef").replace("{page}", "deliveries"))
+        .collect()
+}
+
+#[test]
+fn serve_answers_nothing_personal_to_anyone_without_a_session() {
+    const HOUSEHOLDS: usize = 3;
+    let scene = town(HOUSEHOLDS);
+    scene.ok(&["admin", "create-user", "--login", "admin", "--name", "管理者", "--role", "administrator"]);
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+    let text = std::fs::read_to_string(config(&scene, &emulator, ("00:00", "24:00")))
+        .unwrap()
+        .replace("[line]", "public_url = \"https://oshirase.example.jp\"\n\n[line]")
+        .replace("[retry]", "channel_secret = \"the-channel-secret\"\n\n[retry]");
+    let config = scene.write("etc", "public.toml", &text).join("public.toml");
+    let (server, address) = serve_at(&scene, &config);
+    wait_until("every message", || emulator.inboxes().len() == HOUSEHOLDS);
+
+    // What must never reach anyone without a session: names, LINE ids, reasons, texts.
+    let database = rusqlite::Connection::open_with_flags(scene.data().join("oshirase.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let column = |query: &str| -> Vec<String> { database.prepare(query).unwrap().query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect() };
+    let mut personal = column("SELECT name FROM residents");
+    personal.extend(column("SELECT line_user_id FROM registrations"));
+    personal.extend(column("SELECT reason FROM notices WHERE reason <> ''"));
+    personal.extend(column("SELECT text FROM deliveries"));
+    assert!(personal.len() >= 4 * HOUSEHOLDS, "{personal:?}");
+
+    let client = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut answered = Vec::new();
+    for path in routed_paths() {
+        for method in [reqwest::Method::GET, reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE] {
+            let response = client.request(method.clone(), format!("{address}{path}")).header("content-type", "application/json").body("{}").send().unwrap();
+            let status = response.status();
+            let body = response.text().unwrap();
+            let leaked: Vec<&String> = personal.iter().filter(|value| body.contains(value.as_str())).collect();
+            assert!(leaked.is_empty(), "{method} {path} answered {status} with {leaked:?}");
+            answered.push(format!("{method} {path} {status}"));
+        }
+    }
+    // `/` is the console's, not the demo's overview.
+    let home = client.get(format!("{address}/")).send().unwrap();
+    assert_eq!(home.headers()["location"], "/console/dashboard", "{answered:?}");
+    terminate(server);
+}
+
+#[test]
+fn serve_drops_half_sent_requests_and_serves_a_capped_number_of_connections() {
+    use std::io::{Read, Write};
+    let scene = Scene::with_programs(&["infant-checkup"]);
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+    let text = std::fs::read_to_string(config(&scene, &emulator, ("00:00", "24:00"))).unwrap().replace("[line]", "header_read_timeout_seconds = 2\nmax_connections = 4\n\n[line]");
+    let config = scene.write("etc", "limits.toml", &text).join("limits.toml");
+    let (server, address) = serve_at(&scene, &config);
+    let socket_address = address.strip_prefix("http://").unwrap().to_owned();
+
+    // Four clients start a request and never finish its headers: they hold every place.
+    let mut half_sent: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&socket_address).unwrap();
+            stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: oshirase\r\n").unwrap();
+            stream
+        })
+        .collect();
+    // A fifth, whole request waits for a place, which the timeout frees.
+    let whole = std::thread::spawn({
+        let socket_address = socket_address.clone();
+        move || {
+            let mut stream = std::net::TcpStream::connect(&socket_address).unwrap();
+            stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: oshirase\r\nConnection: close\r\n\r\n").unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            answer
+        }
+    });
+    // When the fifth is answered, a half-sent connection was closed first: the server
+    // closes one before it takes another.
+    let answer = whole.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("ok"), "{answer}");
+    let closed_before = half_sent
+        .iter()
+        .filter(|stream| {
+            let mut stream: &std::net::TcpStream = stream;
+            stream.set_nonblocking(true).unwrap();
+            let mut byte = [0u8; 512];
+            let closed = loop {
+                match stream.read(&mut byte) {
+                    Ok(0) => break true,
+                    Ok(_) => continue,
+                    Err(error) => break error.kind() != std::io::ErrorKind::WouldBlock,
+                }
+            };
+            stream.set_nonblocking(false).unwrap();
+            closed
+        })
+        .count();
+    assert!(closed_before >= 1, "the fifth connection was served while four held every place");
+    // And every half-sent request is dropped; none waits forever, none is answered 200.
+    for stream in &mut half_sent {
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut rest = Vec::new();
+        let read = stream.read_to_end(&mut rest);
+        assert!(read.is_ok() || read.as_ref().unwrap_err().kind() == std::io::ErrorKind::ConnectionReset, "{read:?}");
+        assert!(!String::from_utf8_lossy(&rest).contains("200 OK"), "a half-sent request was answered");
+    }
+    terminate(server);
+}
