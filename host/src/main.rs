@@ -405,6 +405,24 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Floods a real `serve --config` with sign-ins of unknown logins from N loops (after a
+    /// phase with none) and measures, one request at a time, signed webhook requests and an
+    /// authenticated admin GET (p50, p99), and the server's peak memory.
+    Abuse {
+        /// The server binaries to measure in this run (this one when not given), e.g. an
+        /// earlier release beside this one.
+        #[arg(long = "server")]
+        servers: Vec<PathBuf>,
+        /// The flooding loops of each phase after the unflooded one.
+        #[arg(long, value_delimiter = ',', default_value = "8,32,64")]
+        loops: Vec<usize>,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value = "./oshirase-bench")]
+        work: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Imports a synthetic city with `oshirase import` and with the `sqlite3` shell's
     /// `.import`, alternating, and prints the medians and their ratio.
     Import {
@@ -546,6 +564,14 @@ async fn main() -> Result<()> {
         Command::Bench(BenchCommand::Webhook { events, events_per_request, connections, repetitions, work, json }) => {
             let options = oshirase::bench::WebhookBenchOptions { events, events_per_request, connections, repetitions, work_directory: work };
             let report = oshirase::bench::webhook(&options).await?;
+            print_report(&report, json)?;
+        }
+        Command::Bench(BenchCommand::Abuse { mut servers, loops, seconds, work, json }) => {
+            if servers.is_empty() {
+                servers.push(std::env::current_exe().context("cannot find this oshirase binary")?);
+            }
+            let options = oshirase::bench::abuse::AbuseBenchOptions { servers, loops, seconds, work_directory: work };
+            let report = oshirase::bench::abuse::abuse(&options).await?;
             print_report(&report, json)?;
         }
         Command::Bench(BenchCommand::Import { residents, seed, repetitions, work, json }) => {

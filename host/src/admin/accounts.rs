@@ -137,9 +137,11 @@ impl PasswordHashers {
         PasswordHashers { jobs }
     }
 
-    /// As many threads as the machine has cores, and a queue of 32.
+    /// Half the machine's cores (at least one), so that a flood of sign-ins leaves the
+    /// other half to everything else, and a queue of 16: some 20 sign-ins a second on a
+    /// core, more than a city's staff ever need.
     pub fn for_this_machine() -> PasswordHashers {
-        PasswordHashers::start(std::thread::available_parallelism().map_or(2, usize::from), 32)
+        PasswordHashers::start((std::thread::available_parallelism().map_or(2, usize::from) / 2).max(1), 16)
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashersBusy> {

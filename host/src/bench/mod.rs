@@ -5,8 +5,10 @@
 //! `bench delivery` (in `delivery.rs`) sends through the outbox to a LINE emulator process;
 //! `bench webhook` times signed webhook requests over loopback and the worker's
 //! processing of their events, replies to an emulator included;
-//! `bench eval` (in `eval.rs`) runs every program as a plugin, natively and as SQL.
+//! `bench eval` (in `eval.rs`) runs every program as a plugin, natively and as SQL;
+//! `bench abuse` (in `abuse.rs`) floods a real server with sign-ins and measures the rest.
 
+pub mod abuse;
 pub mod delivery;
 pub mod eval;
 
