@@ -232,7 +232,9 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     client.execute(&format!("document.getElementById('send-program').value = 'infant-checkup'; document.getElementById('send-at').value = '{at}';"), vec![]).await.unwrap();
     click(&client, "#send-form button").await;
     wait_for_text(&client, "#status", "に送ります").await;
-    wait_for_text(&client, "tr[data-reservation] .state", "待機中").await;
+    // The row is there whether the scheduler has carried it out yet or not: a slow
+    // browser may take longer than the few seconds ahead it was reserved.
+    element(&client, "tr[data-reservation] .state").await;
     screenshot(&client, &shots, "sending").await;
     // The emulator's inboxes are read with a blocking client, outside the browser's runtime.
     tokio::task::block_in_place(|| {
@@ -310,5 +312,16 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     click(&client, "#broadcast-form button").await;
     wait_for_text(&client, "#status", "に送ります").await;
     tokio::task::block_in_place(|| wait_until("every parent's survey", || emulator.inboxes().values().filter(|messages| messages.iter().any(|text| text == SURVEY)).count() == HOUSEHOLDS));
+
+    // The administrator takes a division's access back: the account is disabled, and its
+    // sessions end with it.
+    client.goto(&format!("{base}/console/accounts")).await.unwrap();
+    wait_for_text(&client, "tr[data-login=kenko]", "有効").await;
+    click(&client, "button[data-disable=kenko]").await;
+    wait_for_text(&client, "#status", "kenko を停止し").await;
+    wait_for_text(&client, "tr[data-login=kenko]", "停止中").await;
+    screenshot(&client, &shots, "accounts").await;
+    let refused = tokio::task::block_in_place(|| reqwest::blocking::Client::new().post(format!("{base}/admin/session")).json(&serde_json::json!({ "login": "kenko", "password": PASSWORD })).send().unwrap());
+    assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
     client.close().await.unwrap();
 }
