@@ -183,6 +183,12 @@ struct Row {
     text: String,
 }
 
+/// The first 9 characters of a LINE id or an e-mail address, as the overview shows it:
+/// characters, not bytes, since an address may be written in any script.
+fn short_address(address: &str) -> String {
+    address.chars().take(9).collect()
+}
+
 /// Months for small children, years for everyone else.
 fn age_text(birth: oshirase_sdk::Day, today: oshirase_sdk::Day) -> String {
     match birth.months_on(today) {
@@ -248,7 +254,7 @@ pub async fn overview(State(state): State<AppState>) -> Result<Html<String>, App
             escape(&row.occasion),
             escape(&row.reason),
             escape(&row.address),
-            escape(&row.address.chars().take(9).collect::<String>()),
+            escape(&short_address(&row.address)),
             escape(&row.state),
             escape(&row.text),
         ));
@@ -264,4 +270,16 @@ pub async fn overview(State(state): State<AppState>) -> Result<Html<String>, App
         counts.2,
         rows.len()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_shortened_by_characters_whatever_its_script() {
+        assert_eq!(short_address("U0123456789abcdef0123456789abcdef"), "U01234567");
+        assert_eq!(short_address("やまだ.たろう@例え.jp"), "やまだ.たろう@例");
+        assert_eq!(short_address("a@b.jp"), "a@b.jp");
+    }
 }
