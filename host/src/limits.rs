@@ -86,7 +86,7 @@ impl RequestLimits {
     /// the router) is the unspecified address.
     pub fn client_address(&self, request_headers: &HeaderMap, peer: Option<SocketAddr>) -> IpAddr {
         let forwarded = || {
-            let header = request_headers.get_all("x-forwarded-for").iter().last()?.to_str().ok()?;
+            let header = request_headers.get_all("x-forwarded-for").iter().next_back()?.to_str().ok()?;
             header.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
         };
         self.forwarded_for.then(forwarded).flatten().or(peer.map(|peer| peer.ip())).unwrap_or(IpAddr::from([0, 0, 0, 0]))

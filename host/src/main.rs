@@ -679,7 +679,7 @@ async fn main() -> Result<()> {
                     println!("{token}");
                 }
                 AdminCommand::Tokens => {
-                    for token in database.read(|connection| oshirase::admin::list_tokens(connection)).await? {
+                    for token in database.read(oshirase::admin::list_tokens).await? {
                         let scope = if token.admin { "all programs".to_owned() } else { token.programs.join(",") };
                         let state = match (&token.revoked_at, token.works) {
                             (Some(at), _) => format!("revoked {at}"),

@@ -17,7 +17,7 @@ use crate::web::{AppError, AppState};
 /// `GET /admin/applications`.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<PendingApplication>>, AppError> {
     caller.must_be_administrator()?;
-    Ok(Json(state.service.database.read(|connection| crate::apply::pending(connection)).await?))
+    Ok(Json(state.service.database.read(crate::apply::pending).await?))
 }
 
 #[derive(serde::Deserialize)]

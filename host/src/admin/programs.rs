@@ -16,7 +16,7 @@ use crate::web::{AppError, AppState};
 
 /// `GET /admin/programs`: every stored version with its state.
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<Vec<VersionInfo>>, AppError> {
-    Ok(Json(state.service.database.read(|connection| crate::publish::list(connection)).await?))
+    Ok(Json(state.service.database.read(crate::publish::list).await?))
 }
 
 #[derive(serde::Deserialize)]

@@ -76,7 +76,7 @@ pub fn dashboard(connection: &Connection) -> anyhow::Result<Dashboard> {
 
 /// `GET /admin/dashboard`.
 pub async fn show_dashboard(State(state): State<AppState>, _caller: Caller) -> Result<Json<Dashboard>, AppError> {
-    Ok(Json(state.service.database.read(|connection| dashboard(connection)).await?))
+    Ok(Json(state.service.database.read(dashboard).await?))
 }
 
 /// A program as the console lists it.

@@ -46,7 +46,7 @@ pub async fn reserve(State(state): State<AppState>, caller: Caller, Json(body): 
 
 /// `GET /admin/sends`.
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<Vec<Reservation>>, AppError> {
-    Ok(Json(state.service.database.read(|connection| crate::reservation::list(connection)).await?))
+    Ok(Json(state.service.database.read(crate::reservation::list).await?))
 }
 
 /// `POST /admin/sends/{id}/cancel`: a program's reservation by those who may act on the

@@ -70,7 +70,7 @@ impl Drop for Upload {
 /// `GET /admin/snapshots`: the kept generations, newest first.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
     caller.must_be_administrator()?;
-    Ok(Json(state.service.database.read(|connection| crate::snapshot::list(connection)).await?))
+    Ok(Json(state.service.database.read(crate::snapshot::list).await?))
 }
 
 /// `POST /admin/snapshots/{id}/activate`: makes a kept generation the active one again.

@@ -66,7 +66,7 @@ pub async fn end_sessions(State(state): State<AppState>, caller: Caller, Path(lo
 /// `GET /admin/tokens`: never a token itself, which only its maker ever saw.
 pub async fn list_tokens(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<TokenListing>>, AppError> {
     caller.must_be_administrator()?;
-    Ok(Json(state.service.database.read(|connection| super::list_tokens(connection)).await?))
+    Ok(Json(state.service.database.read(super::list_tokens).await?))
 }
 
 /// `POST /admin/tokens/{id}/revoke`.
