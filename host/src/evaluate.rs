@@ -4,8 +4,9 @@
 //! A day (`run_day`) reads the snapshot once, with the columns of every program, and hands
 //! each program its own columns of it without a copy; the programs are evaluated on
 //! `EVALUATION_THREADS` threads (each with its own store) while the calling thread stores
-//! the notices of those that finished. One program (`run_program`, the scheduler's) reads
-//! only its own columns.
+//! the notices of those that finished. One program (`run_program`; the scheduler's
+//! `run_program_beside_writes`, which evaluates on a read connection between two short
+//! writes) reads only its own columns.
 
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -14,7 +15,7 @@ use anyhow::{Context, Result};
 use oshirase_sdk::{Day, Field};
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::database::now_text;
+use crate::database::{Database, now_text};
 use crate::plugin::{Evaluation, LoadedProgram, Notices, PluginError};
 use crate::registry::{ActiveVersion, Plugins, active_versions};
 use crate::snapshot::{LoadedPopulation, ResidentIds, load_population};
@@ -265,6 +266,23 @@ pub fn run_program(connection: &mut Connection, plugins: &Plugins, version: &Act
         Ok((loaded, evaluation)) => record(connection, run_id, version, &loaded.resident_ids, Ok(evaluation)),
         Err(error) => fail(connection, run_id, version, &error),
     }
+}
+
+/// `run_program` as the server's scheduler runs it: the run recorded, then the evaluation
+/// (the snapshot's read and the plugin's call, seconds for a large city) on a read
+/// connection, then the notices stored. Each write is short, so the webhook, sign-ins and
+/// the console never wait for an evaluation.
+pub async fn run_program_beside_writes(database: &Database, plugins: Arc<Plugins>, version: ActiveVersion, today: Day) -> Result<ProgramRun> {
+    let started = version.clone();
+    let run_id = database.write(move |connection| start_run(connection, &started, active_snapshot(connection)?, today)).await?;
+    let evaluating = version.clone();
+    let evaluated = database.read(move |connection| Ok(evaluate_alone(connection, &plugins, &evaluating, today))).await?;
+    database
+        .write(move |connection| match evaluated {
+            Ok((loaded, evaluation)) => record(connection, run_id, &version, &loaded.resident_ids, Ok(evaluation)),
+            Err(error) => fail(connection, run_id, &version, &error),
+        })
+        .await
 }
 
 /// Stores a finished evaluation's notices, or records why it failed.

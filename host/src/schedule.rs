@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::Channels;
 use crate::database::audit;
-use crate::evaluate::run_program;
+use crate::evaluate::run_program_beside_writes;
 use crate::registry::{active_version, active_versions};
 use crate::retry::RetryPolicy;
 use crate::service::Service;
@@ -488,17 +488,13 @@ impl Scheduler {
                 return Ok(now);
             }
             let (plugins, code) = (self.service.plugins.clone(), program.program.clone());
-            self.service
-                .database
-                .write(move |connection| {
-                    // The version is resolved when the run starts; a program disabled since
-                    // the pass began is skipped.
-                    if let Some(version) = active_version(connection, &code)? {
-                        run_program(connection, &plugins, &version, today)?;
-                    }
-                    record_fired(connection, &code, now, true)
-                })
-                .await?;
+            // The version is resolved when the run starts; a program disabled since the
+            // pass began is skipped.
+            let resolving = code.clone();
+            if let Some(version) = self.service.database.read(move |connection| active_version(connection, &resolving)).await? {
+                run_program_beside_writes(&self.service.database, plugins, version, today).await?;
+            }
+            self.service.database.write(move |connection| record_fired(connection, &code, now, true)).await?;
             program.fired_through = Some(now);
         }
         let queued = self.service.database.write(move |connection| crate::outbox::enqueue_due(connection, today)).await?;
