@@ -4,9 +4,9 @@
 //! A day (`run_day`) reads the snapshot once, with the columns of every program, and hands
 //! each program its own columns of it without a copy; the programs are evaluated on
 //! `EVALUATION_THREADS` threads (each with its own store) while the calling thread stores
-//! the notices of those that finished. One program (`run_program`; the scheduler's
-//! `run_program_beside_writes`, which evaluates on a read connection between two short
-//! writes) reads only its own columns.
+//! the notices of those that finished. One program (`run_program_beside_writes`, the
+//! scheduler's, which evaluates on a read connection between two short writes) reads
+//! only its own columns.
 
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -257,20 +257,11 @@ fn start_run(connection: &Connection, version: &ActiveVersion, snapshot_id: i64,
     Ok(connection.last_insert_rowid())
 }
 
-/// Runs one program's `version` for `today`, records the run and stores its notices. A
-/// failure of the plugin is recorded in the run and reported in the result, not as an
-/// error; an error means the database failed.
-pub fn run_program(connection: &mut Connection, plugins: &Plugins, version: &ActiveVersion, today: Day) -> Result<ProgramRun> {
-    let run_id = start_run(connection, version, active_snapshot(connection)?, today)?;
-    match evaluate_alone(connection, plugins, version, today) {
-        Ok((loaded, evaluation)) => record(connection, run_id, version, &loaded.resident_ids, Ok(evaluation)),
-        Err(error) => fail(connection, run_id, version, &error),
-    }
-}
-
-/// `run_program` as the server's scheduler runs it: the run recorded, then the evaluation
-/// (the snapshot's read and the plugin's call, seconds for a large city) on a read
-/// connection, then the notices stored. Each write is short, so the webhook, sign-ins and
+/// Runs one program's `version` for `today`, as the scheduler and reserved sends do: the
+/// run recorded, then the evaluation (the snapshot's read of the program's own columns
+/// and the plugin's call, seconds for a large city) on a read connection, then the
+/// notices stored. A failure of the plugin is recorded in the run and reported in the
+/// result, not as an error; an error means the database failed. Each write is short, so the webhook, sign-ins and
 /// the console never wait for an evaluation.
 pub async fn run_program_beside_writes(database: &Database, plugins: Arc<Plugins>, version: ActiveVersion, today: Day) -> Result<ProgramRun> {
     let started = version.clone();
@@ -409,8 +400,10 @@ mod tests {
         let programs = ["child-allowance", "maternal-dental", "postpartum-care", "child-rearing-allowance", "vaccine-mr", "screening-colon"].map(str::to_owned);
         crate::publish::install_bundled(&database, &plugins, &programs).await.unwrap();
 
-        let (day, again, shared, alone) = database
+        let evaluating = plugins.clone();
+        let (day, again, shared, versions) = database
             .write(move |connection| {
+                let plugins = evaluating;
                 let day = run_day(connection, &plugins, today)?;
                 let again = run_day(connection, &plugins, today)?;
                 let shared = stored_notices(connection)?;
@@ -419,13 +412,14 @@ mod tests {
                 let refilled: usize = run_day(connection, &plugins, today)?.iter().map(|run| run.new_notices).sum();
                 anyhow::ensure!(refilled == forgotten && stored_notices(connection)? == shared, "{forgotten} notices forgotten, {refilled} stored again");
                 connection.execute("DELETE FROM notices", [])?;
-                for version in active_versions(connection)? {
-                    run_program(connection, &plugins, &version, today)?;
-                }
-                Ok((day, again, shared, stored_notices(connection)?))
+                Ok((day, again, shared, active_versions(connection)?))
             })
             .await
             .unwrap();
+        for version in versions {
+            run_program_beside_writes(&database, plugins.clone(), version, today).await.unwrap();
+        }
+        let alone = database.read(stored_notices).await.unwrap();
         std::fs::remove_dir_all(&directory).unwrap();
 
         assert_eq!(day.iter().map(|run| run.program.as_str()).collect::<Vec<_>>(), ["child-allowance", "child-rearing-allowance", "maternal-dental", "postpartum-care", "screening-colon", "vaccine-mr"]);

@@ -3,12 +3,14 @@
 //! receive one category. The scheduler carries them out when their time comes
 //! (`carry_out_due`); sending itself still waits for the send window.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use oshirase_sdk::Day;
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::database::{audit, now_text};
+use crate::database::{Database, audit, now_text};
 use crate::registry::{Plugins, active_version};
 
 /// The longest text LINE accepts in one text message, in characters.
@@ -144,18 +146,23 @@ pub fn next_due(connection: &Connection) -> Result<Option<DateTime<Utc>>> {
     Ok(at.and_then(DateTime::from_timestamp_millis))
 }
 
-/// Carries out every reservation due at `now`: runs the program for `today`, or queues
-/// the broadcast, and records the outcome. Returns how many were carried out.
-pub fn carry_out_due(connection: &mut Connection, plugins: &Plugins, now: DateTime<Utc>, today: Day) -> Result<usize> {
-    let due: Vec<(i64, Option<String>, Option<i64>)> = connection
-        .prepare("SELECT id, program, broadcast_id FROM reserved_sends WHERE state = 'waiting' AND send_at <= ?1 ORDER BY send_at, id")?
-        .query_map([now.timestamp_millis()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-        .collect::<Result<_, _>>()?;
-    for (id, program, broadcast_id) in &due {
+/// Carries out every reservation due at `now`: runs the program for `today` (evaluated
+/// on a read connection, as the scheduler runs programs), or queues the broadcast, and
+/// records the outcome. Returns how many were carried out.
+pub async fn carry_out_due(database: &Database, plugins: Arc<Plugins>, now: DateTime<Utc>, today: Day) -> Result<usize> {
+    let due: Vec<(i64, Option<String>, Option<i64>)> = database
+        .read(move |connection| {
+            Ok(connection
+                .prepare("SELECT id, program, broadcast_id FROM reserved_sends WHERE state = 'waiting' AND send_at <= ?1 ORDER BY send_at, id")?
+                .query_map([now.timestamp_millis()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect::<Result<_, _>>()?)
+        })
+        .await?;
+    for (id, program, broadcast_id) in due.iter().cloned() {
         let outcome = match (program, broadcast_id) {
-            (Some(program), _) => match active_version(connection, program)? {
+            (Some(program), _) => match database.read(move |connection| active_version(connection, &program)).await? {
                 Some(version) => {
-                    let run = crate::evaluate::run_program(connection, plugins, &version, today)?;
+                    let run = crate::evaluate::run_program_beside_writes(database, plugins.clone(), version, today).await?;
                     match run.error {
                         Some(error) => format!("the program failed: {error}"),
                         None => format!("{} notices, {} new", run.notices, run.new_notices),
@@ -166,11 +173,14 @@ pub fn carry_out_due(connection: &mut Connection, plugins: &Plugins, now: DateTi
             // The table's CHECK makes a reservation without a program name a broadcast.
             (None, broadcast_id) => {
                 let broadcast_id = broadcast_id.with_context(|| format!("reservation {id} names neither a program nor a broadcast"))?;
-                format!("{} deliveries queued", crate::outbox::enqueue_broadcast(connection, broadcast_id)?)
+                let queued = database.write(move |connection| crate::outbox::enqueue_broadcast(connection, broadcast_id)).await?;
+                format!("{queued} deliveries queued")
             }
         };
-        connection
-            .execute("UPDATE reserved_sends SET state = 'done', outcome = ?2 WHERE id = ?1", (id, &outcome))
+        let recorded = outcome.clone();
+        database
+            .write(move |connection| Ok(connection.execute("UPDATE reserved_sends SET state = 'done', outcome = ?2 WHERE id = ?1", (id, &recorded))?))
+            .await
             .with_context(|| format!("cannot record reservation {id}"))?;
         tracing::info!(reservation = id, %outcome, "reserved send carried out");
     }

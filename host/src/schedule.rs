@@ -467,7 +467,7 @@ impl Scheduler {
     async fn pass(&self, now: DateTime<Utc>, stop: &CancellationToken) -> Result<DateTime<Utc>> {
         let today = day_in_japan(now);
         let plugins = self.service.plugins.clone();
-        let reserved = self.service.database.write(move |connection| crate::reservation::carry_out_due(connection, &plugins, now, today)).await?;
+        let reserved = crate::reservation::carry_out_due(&self.service.database, plugins, now, today).await?;
         if reserved > 0 {
             tracing::info!(reserved, "reserved sends carried out");
         }
