@@ -236,7 +236,7 @@ pub struct ProgramFigures {
     pub wasm_call_seconds: f64,
     /// The same crate's `Program::evaluate`, native, on the same columns.
     pub native_call_seconds: f64,
-    /// (a) the host path of one program (`run_program`, the scheduler's): its own read of
+    /// (a) the host path of one program (`run_program_beside_writes`, the scheduler's): its own read of
     /// its columns + the plugin call.
     pub wasm_seconds: f64,
     /// (a) the host path of a day (`run_day`): an equal share of one read of every
