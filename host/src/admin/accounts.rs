@@ -3,11 +3,11 @@
 //! token that must come back with every change), and the administrator's means to take
 //! access back: disable an account, reset its password, end its sessions.
 
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{Caller, Role};
@@ -96,12 +96,53 @@ pub fn check_password(password: &str) -> Result<(), AccountError> {
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).expect("the operating system's random number generator failed");
-    let salt = SaltString::encode_b64(&salt).map_err(|error| anyhow::anyhow!("cannot encode a password salt: {error}"))?;
-    Ok(Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|error| anyhow::anyhow!("cannot hash a password: {error}"))?.to_string())
+    let salt_text = SaltString::encode_b64(&salt).map_err(|error| anyhow::anyhow!("cannot encode a password salt: {error}"))?;
+    let argon2 = Argon2::default();
+    let mut output = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(&argon2, password.as_bytes(), &salt, &mut output).map_err(|error| anyhow::anyhow!("cannot hash a password: {error}"))?;
+    let hash = PasswordHash {
+        algorithm: argon2::Algorithm::Argon2id.ident(),
+        version: Some(argon2::Version::V0x13.into()),
+        params: argon2::password_hash::ParamsString::try_from(argon2.params()).map_err(|error| anyhow::anyhow!("cannot write the password's parameters: {error}"))?,
+        salt: Some(salt_text.as_salt()),
+        hash: Some(Output::new(&output).map_err(|error| anyhow::anyhow!("cannot keep a password hash: {error}"))?),
+    };
+    Ok(hash.to_string())
 }
 
+/// Whether `password` matches the PHC string `stored`, compared in constant time.
 fn password_matches(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+    let matches = || -> Option<bool> {
+        let hash = PasswordHash::new(stored).ok()?;
+        let algorithm = argon2::Algorithm::try_from(hash.algorithm).ok()?;
+        let version = hash.version.map_or(Ok(argon2::Version::default()), argon2::Version::try_from).ok()?;
+        let params = argon2::Params::try_from(&hash).ok()?;
+        let mut salt = [0u8; 64];
+        let salt = hash.salt?.decode_b64(&mut salt).ok()?;
+        let expected = hash.hash?;
+        let mut output = vec![0u8; expected.len()];
+        argon2_into(&Argon2::new(algorithm, version, params), password.as_bytes(), salt, &mut output).ok()?;
+        Some(Output::new(&output).ok()? == expected)
+    };
+    matches().unwrap_or(false)
+}
+
+thread_local! {
+    /// The memory Argon2 works in, kept by each thread that hashes and reused. Allocated
+    /// and freed for every hash, 19 MiB at a time, it stayed in the allocator's arena of
+    /// whichever thread hashed, a few arenas' worth per process (hundreds of MiB).
+    static ARGON2_MEMORY: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Argon2 of `password` and `salt` into `output`, in this thread's reused memory.
+fn argon2_into(argon2: &Argon2, password: &[u8], salt: &[u8], output: &mut [u8]) -> argon2::Result<()> {
+    ARGON2_MEMORY.with_borrow_mut(|memory| {
+        let blocks = argon2.params().block_count();
+        if memory.len() < blocks {
+            memory.resize(blocks, argon2::Block::default());
+        }
+        argon2.hash_password_into_with_memory(password, salt, output, &mut memory[..blocks])
+    })
 }
 
 /// A hash of a password nobody knows, checked for unknown logins and disabled accounts,
@@ -111,10 +152,13 @@ static UNKNOWN_LOGIN_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::ne
 /// The server's password hashing: a few threads of its own and a short queue. Each hash
 /// takes 19 MiB for some 50 ms, so a flood of sign-ins run on tokio's blocking pool would
 /// hash on hundreds of threads at once, each keeping its memory; here at most `threads`
-/// hashes run, and a sign-in that finds the queue full is told to try again.
+/// hashes run. A sign-in first reserves a place (`reserve`), before it even looks the
+/// login up: one that finds every place taken is told at once to try again, having cost
+/// nothing.
 #[derive(Clone)]
 pub struct PasswordHashers {
     jobs: SyncSender<HashJob>,
+    places: Arc<tokio::sync::Semaphore>,
 }
 
 type HashJob = Box<dyn FnOnce() + Send>;
@@ -124,17 +168,24 @@ type HashJob = Box<dyn FnOnce() + Send>;
 #[error("too many sign-ins at once; try again in a few seconds")]
 pub struct HashersBusy;
 
+/// A place reserved for one hash on the hashing threads.
+pub struct HashPlace {
+    jobs: SyncSender<HashJob>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
 impl PasswordHashers {
     /// Starts `threads` hashing threads with room for `queue` waiting hashes; the threads
     /// end when the last clone is dropped.
     pub fn start(threads: usize, queue: usize) -> PasswordHashers {
-        let (jobs, waiting) = std::sync::mpsc::sync_channel::<HashJob>(queue);
+        let threads = threads.max(1);
+        let (jobs, waiting) = std::sync::mpsc::sync_channel::<HashJob>(threads + queue);
         let waiting = Arc::new(Mutex::new(waiting));
-        for number in 0..threads.max(1) {
+        for number in 0..threads {
             let waiting = waiting.clone();
             std::thread::Builder::new().name(format!("password-hashing-{number}")).spawn(move || hash_jobs(&waiting)).expect("cannot start a password hashing thread");
         }
-        PasswordHashers { jobs }
+        PasswordHashers { jobs, places: Arc::new(tokio::sync::Semaphore::new(threads + queue)) }
     }
 
     /// Half the machine's cores (at least one), so that a flood of sign-ins leaves the
@@ -144,29 +195,40 @@ impl PasswordHashers {
         PasswordHashers::start((std::thread::available_parallelism().map_or(2, usize::from) / 2).max(1), 16)
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashersBusy> {
+    /// A place for one hash, or `HashersBusy` at once when every place is taken.
+    pub fn reserve(&self) -> Result<HashPlace, HashersBusy> {
+        let permit = self.places.clone().try_acquire_owned().map_err(|_| HashersBusy)?;
+        Ok(HashPlace { jobs: self.jobs.clone(), permit })
+    }
+
+    /// `hash_password` on a hashing thread.
+    pub async fn hash(&self, password: String) -> anyhow::Result<String> {
+        self.reserve()?.run(move || hash_password(&password)).await?
+    }
+}
+
+impl HashPlace {
+    /// Runs `work` on a hashing thread; the place is given back when it has run, even if
+    /// whoever asked stopped waiting.
+    async fn run<T: Send + 'static>(self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashersBusy> {
         let (answer, answered) = tokio::sync::oneshot::channel();
+        let permit = self.permit;
         let job: HashJob = Box::new(move || {
             let _ = answer.send(work());
+            drop(permit);
         });
-        match self.jobs.try_send(job) {
-            Ok(()) => answered.await.map_err(|_| HashersBusy),
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(HashersBusy),
-        }
+        // The channel has room for every place, so it is full only if the threads died.
+        self.jobs.try_send(job).map_err(|_| HashersBusy)?;
+        answered.await.map_err(|_| HashersBusy)
     }
 
     /// Whether `password` matches `stored`; `None` checks against a hash nobody knows.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, HashersBusy> {
+    pub async fn verify(self, password: String, stored: Option<String>) -> Result<bool, HashersBusy> {
         self.run(move || {
             let matched = password_matches(&password, stored.as_deref().unwrap_or(&UNKNOWN_LOGIN_HASH));
             matched && stored.is_some()
         })
         .await
-    }
-
-    /// `hash_password` on a hashing thread.
-    pub async fn hash(&self, password: String) -> anyhow::Result<String> {
-        self.run(move || hash_password(&password)).await?
     }
 }
 
@@ -366,24 +428,34 @@ mod tests {
 
     #[test]
     fn only_an_argon2id_hash_is_stored_and_only_the_right_password_matches_it() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
         let stored = hash_password("correct horse battery").unwrap();
-        assert!(stored.starts_with("$argon2id$") && !stored.contains("correct horse"), "{stored}");
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$") && !stored.contains("correct horse"), "{stored}");
         assert!(password_matches("correct horse battery", &stored));
         assert!(!password_matches("correct horse batterY", &stored));
+        assert!(!password_matches("correct horse battery", "not a hash"));
+        // The same hashes as the crate's own hasher and verifier, both ways.
+        let parsed = PasswordHash::new(&stored).unwrap();
+        assert!(Argon2::default().verify_password(b"correct horse battery", &parsed).is_ok());
+        let salt = SaltString::encode_b64(b"sixteen bytes!!!").unwrap();
+        let theirs = Argon2::default().hash_password(b"correct horse battery", &salt).unwrap().to_string();
+        assert!(password_matches("correct horse battery", &theirs) && !password_matches("wrong", &theirs));
     }
 
     #[tokio::test]
     async fn the_hashing_threads_answer_and_a_full_queue_is_refused_not_queued_without_end() {
         let hashers = PasswordHashers::start(1, 1);
         let stored = hashers.hash("correct horse battery".into()).await.unwrap();
-        assert!(hashers.verify("correct horse battery".into(), Some(stored.clone())).await.unwrap());
-        assert!(!hashers.verify("wrong".into(), Some(stored.clone())).await.unwrap());
-        assert!(!hashers.verify("correct horse battery".into(), None).await.unwrap(), "an unknown login never matches");
-        // One thread and room for one: of eight asked at once, some are refused.
-        let attempts: Vec<_> = (0..8).map(|_| hashers.verify("wrong".into(), Some(stored.clone()))).collect();
-        let answers = futures::future::join_all(attempts).await;
-        let refused = answers.iter().filter(|answer| answer.is_err()).count();
-        assert!((1..8).contains(&refused), "{refused} of 8 refused");
+        assert!(hashers.reserve().unwrap().verify("correct horse battery".into(), Some(stored.clone())).await.unwrap());
+        assert!(!hashers.reserve().unwrap().verify("wrong".into(), Some(stored.clone())).await.unwrap());
+        assert!(!hashers.reserve().unwrap().verify("correct horse battery".into(), None).await.unwrap(), "an unknown login never matches");
+        // One thread and room for one more: a third place is refused at once, and a place
+        // is given back once its hash has run.
+        let (first, second) = (hashers.reserve().unwrap(), hashers.reserve().unwrap());
+        assert!(hashers.reserve().is_err());
+        let (first, second) = futures::join!(first.verify("wrong".into(), Some(stored.clone())), second.verify("wrong".into(), Some(stored.clone())));
+        assert_eq!((first.unwrap(), second.unwrap()), (false, false));
+        assert!(hashers.reserve().is_ok());
     }
 
     #[test]

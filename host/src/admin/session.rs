@@ -40,7 +40,8 @@ fn cookie(state: &AppState, value: &str, max_age_seconds: i64) -> String {
 const WRONG_LOGIN_OR_PASSWORD: &str = "wrong login or password";
 
 /// `POST /admin/session` `{"login", "password"}`. The login and address pair must not be
-/// waiting after failures (429); the account is looked up on a read connection and the
+/// waiting after failures (429), and a place on the hashing threads must be free (503);
+/// the account is looked up on a read connection and the
 /// password checked on the hashing threads with no database connection held; only a
 /// right password writes (the session), and failures are audited in aggregate. An
 /// unknown login, a disabled account and a wrong password take the same path and get the
@@ -48,10 +49,11 @@ const WRONG_LOGIN_OR_PASSWORD: &str = "wrong login or password";
 pub async fn sign_in(State(state): State<AppState>, ClientAddress(address): ClientAddress, Json(body): Json<SignIn>) -> Result<Response, AppError> {
     let login = body.login.trim().to_owned();
     state.limits.failed_sign_ins.check(&login, address, Instant::now()).map_err(|wait| AppError::Request(StatusCode::TOO_MANY_REQUESTS, wait.to_string()))?;
+    let place = state.limits.password_hashers.reserve()?;
     let looked_up = login.clone();
     let account = state.service.database.read(move |connection| accounts::find_for_sign_in(connection, &looked_up)).await?;
     let (user_id, stored) = account.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
-    let matched = state.limits.password_hashers.verify(body.password, stored).await?;
+    let matched = place.verify(body.password, stored).await?;
     match user_id.filter(|_| matched) {
         Some(user_id) => {
             state.limits.failed_sign_ins.succeeded(&login, address);
