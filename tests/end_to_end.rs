@@ -99,6 +99,19 @@ fn the_right_residents_get_the_right_message_on_the_right_day_and_only_once() {
     }
 }
 
+/// LINE refuses `customAggregationUnits` from a channel whose application for them was not
+/// approved (the emulator above was started so): a city that was approved turns them on.
+#[test]
+fn a_channel_approved_for_aggregation_units_names_each_program_in_line_statistics() {
+    let scene = town();
+    let emulator = EmulatorProcess::start_with(&scene.directory.path().join("line.jsonl"), &["--aggregation-units-approved"]);
+    let output = scene.ok(&["run", "--date", TODAY, "--line-base-url", &emulator.base_url, "--line-token", TOKEN, "--line-custom-aggregation-units"]);
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(report["sent"]["sent"], 2, "{report}");
+    let units = emulator.aggregation_units();
+    assert_eq!((&units[MOTHER_OF_READY_BABY][..], &units[FATHER_OF_ONE_YEAR_OLD][..]), (&[Some("infant_checkup".to_string())][..], &[Some("vaccine_mr".to_string())][..]));
+}
+
 #[test]
 fn a_dry_run_names_every_eligible_resident_and_sends_nothing() {
     let scene = town();

@@ -63,6 +63,10 @@ enum Command {
         /// The month's message limit of the emulated plan; none when not given.
         #[arg(long)]
         monthly_limit: Option<u64>,
+        /// Accept `customAggregationUnits`, as LINE does only for a channel whose
+        /// application for them was approved; refused with 403 otherwise.
+        #[arg(long)]
+        aggregation_units_approved: bool,
         #[command(flatten)]
         faults: oshirase::emulator::Faults,
     },
@@ -224,6 +228,10 @@ struct DeliveryArguments {
     /// How long a run waits for retries to fall due, in milliseconds.
     #[arg(long)]
     retry_linger_ms: Option<u64>,
+    /// Name each message's program in LINE's statistics (`customAggregationUnits`); LINE
+    /// refuses every message carrying one unless the channel's application was approved.
+    #[arg(long)]
+    line_custom_aggregation_units: bool,
 }
 
 impl DeliveryArguments {
@@ -232,6 +240,7 @@ impl DeliveryArguments {
         if let Some(milliseconds) = self.line_timeout_ms {
             line.timeout = Duration::from_millis(milliseconds);
         }
+        line.custom_aggregation_units = self.line_custom_aggregation_units;
         RetryPolicy {
             max_attempts: self.retry_attempts.unwrap_or(default.max_attempts),
             first_delay: self.retry_first_delay_ms.map_or(default.first_delay, Duration::from_millis),
@@ -439,13 +448,14 @@ async fn main() -> Result<()> {
                 println!("{}", serde_json::to_string(&summary)?);
             }
         }
-        Command::LineEmulator { port, token, journal, monthly_limit, faults } => {
+        Command::LineEmulator { port, token, journal, monthly_limit, aggregation_units_approved, faults } => {
             let emulator = match journal {
                 Some(path) => oshirase::emulator::Emulator::with_journal(&token, path)?,
                 None => oshirase::emulator::Emulator::new(&token),
             };
             emulator.set_faults(faults).map_err(anyhow::Error::msg)?;
             emulator.set_monthly_limit(monthly_limit);
+            emulator.approve_aggregation_units(aggregation_units_approved);
             let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;
             println!("listening on http://{}", listener.local_addr()?);
             emulator.serve(listener, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
