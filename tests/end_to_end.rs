@@ -112,6 +112,34 @@ fn a_channel_approved_for_aggregation_units_names_each_program_in_line_statistic
     assert_eq!((&units[MOTHER_OF_READY_BABY][..], &units[FATHER_OF_ONE_YEAR_OLD][..]), (&[Some("infant_checkup".to_string())][..], &[Some("vaccine_mr".to_string())][..]));
 }
 
+/// A city that chose two programs keeps exactly those, whatever command comes next
+/// without `--programs`; the other bundled programs are offered, and one runs only once
+/// staff activate it.
+#[test]
+fn a_data_directory_keeps_the_programs_it_chose_and_others_wait_for_staff() {
+    let scene = town();
+    let without_programs = |args: &[&str]| {
+        let output = std::process::Command::new(harness::binary()).arg("--data").arg(scene.data()).args(args).env("OSHIRASE_LOG", "warn").env_remove("OSHIRASE_PROGRAMS").output().unwrap();
+        assert!(output.status.success(), "oshirase {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let states = |list: &str, state: &str| -> Vec<String> {
+        list.lines().map(|line| line.split('\t').collect::<Vec<_>>()).filter(|fields| fields[2] == state).map(|fields| fields[0].to_string()).collect()
+    };
+    let list = without_programs(&["plugin", "list"]);
+    assert_eq!(states(&list, "active"), ["infant-checkup", "vaccine-mr"], "{list}");
+    assert!(states(&list, "available").contains(&"vaccine-bcg".to_string()) && states(&list, "available").len() > 10, "{list}");
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+    let output = without_programs(&["run", "--date", TODAY, "--line-base-url", &emulator.base_url, "--line-token", TOKEN]);
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    let programs: Vec<&str> = report["runs"].as_array().unwrap().iter().map(|run| run["program"].as_str().unwrap()).collect();
+    assert_eq!(programs, ["infant-checkup", "vaccine-mr"], "{report}");
+    without_programs(&["plugin", "activate", "vaccine-bcg"]);
+    let list = without_programs(&["plugin", "list"]);
+    assert_eq!(states(&list, "active"), ["infant-checkup", "vaccine-bcg", "vaccine-mr"], "{list}");
+    assert!(!states(&list, "available").contains(&"vaccine-bcg".to_string()), "{list}");
+}
+
 #[test]
 fn a_dry_run_names_every_eligible_resident_and_sends_nothing() {
     let scene = town();

@@ -24,7 +24,8 @@ struct Arguments {
     #[arg(long, global = true, env = "OSHIRASE_DATA", default_value = "./oshirase-data")]
     data: PathBuf,
     /// Which bundled programs a new data directory is given, by code (comma-separated);
-    /// all of them when not set.
+    /// all of them when not set. A data directory that has programs gets no more: `plugin
+    /// list` shows the others as available, and `plugin activate PROGRAM` takes one up.
     #[arg(long, global = true, env = "OSHIRASE_PROGRAMS", value_delimiter = ',')]
     programs: Vec<String>,
     #[command(subcommand)]
@@ -291,10 +292,12 @@ enum PluginCommand {
         #[arg(long)]
         cases: Option<PathBuf>,
     },
-    /// Lists every program's versions with their state (active, inactive, rejected).
+    /// Lists every program's versions with their state (active, inactive, rejected), then
+    /// the bundled programs this data directory does not have (available).
     List,
-    /// Makes an accepted version of a program the active one for the next run.
-    Activate { program: String, version: i64 },
+    /// Makes an accepted version of a program the active one for the next run; without
+    /// VERSION, the version bundled with this release, published first if need be.
+    Activate { program: String, version: Option<i64> },
     /// Makes the previously active version of a program active again.
     Rollback { program: String },
     /// Leaves a program with no active version, so runs skip it.
@@ -563,6 +566,9 @@ async fn main() -> Result<()> {
                 let first_line = version.validation.lines().next().unwrap_or_default();
                 println!("{program}\t{}\t{}\t{}\t{}\t{}\t{}\t{first_line}", version.version, version.state, version.name, version.published_by, version.published_at, &version.sha256[..12]);
             }
+            for program in service.database.call(|connection| oshirase::publish::available_bundled(connection)).await? {
+                println!("{program}\t-\tavailable\t\tbundled\t\t\tbundled with this release; oshirase plugin activate {program} to use it");
+            }
         }
         Command::Plugin(PluginCommand::Publish { file, cases }) => {
             let wasm = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -572,9 +578,14 @@ async fn main() -> Result<()> {
             let published = oshirase::publish::publish(&service.database, &service.plugins, candidate).await?;
             println!("{}", serde_json::to_string(&published)?);
         }
-        Command::Plugin(PluginCommand::Activate { program, version }) => {
+        Command::Plugin(PluginCommand::Activate { program, version: Some(version) }) => {
             let service = Service::open(&data, &programs).await?;
             service.database.call(move |connection| Ok(oshirase::publish::activate(connection, &program, version, "cli")?)).await?;
+        }
+        Command::Plugin(PluginCommand::Activate { program, version: None }) => {
+            let service = Service::open(&data, &programs).await?;
+            let published = oshirase::publish::activate_bundled(&service.database, &service.plugins, &program, "cli").await?;
+            println!("{}", serde_json::to_string(&published)?);
         }
         Command::Plugin(PluginCommand::Rollback { program }) => {
             let service = Service::open(&data, &programs).await?;
