@@ -140,6 +140,24 @@ fn a_data_directory_keeps_the_programs_it_chose_and_others_wait_for_staff() {
     assert!(!states(&list, "available").contains(&"vaccine-bcg".to_string()), "{list}");
 }
 
+/// A parent of twins gets one message about their first infant checkup, saying it is
+/// about two people and naming neither, while each twin's notice is delivered.
+#[test]
+fn a_parent_of_twins_gets_one_message_that_says_it_is_about_two() {
+    let scene = Scene::with_programs(&["infant-checkup"]);
+    let twins = "宛名番号,世帯番号,氏名,生年月日,性別,続柄\n0101,H01,千葉 花子,1994-05-01,女,世帯主\n0102,H01,千葉 陽葵,2026-08-22,女,子\n0103,H01,千葉 陽翔,2026-08-22,男,子\n";
+    let folder = scene.write("export", "residents.csv", twins);
+    scene.ok(&["import", folder.to_str().unwrap()]);
+    scene.ok(&["register", "0101", MOTHER_OF_READY_BABY]);
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+    let report = run_day(&scene, &emulator, TODAY);
+    assert_eq!((report["queued"].as_u64(), report["sent"]["sent"].as_u64(), report["sent"]["requests"].as_u64()), (Some(2), Some(2), Some(1)), "{report}");
+    let inbox = &emulator.inboxes()[MOTHER_OF_READY_BABY];
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(inbox[0].contains("1回目の乳児健康診査") && inbox[0].contains("対象の方が2人います"), "{}", inbox[0]);
+    assert!(!inbox[0].contains("陽葵") && !inbox[0].contains("陽翔") && !inbox[0].contains("千葉 "), "{}", inbox[0]);
+}
+
 #[test]
 fn a_dry_run_names_every_eligible_resident_and_sends_nothing() {
     let scene = town();
