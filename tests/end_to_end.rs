@@ -215,10 +215,17 @@ fn the_demo_runs_from_an_empty_directory_and_a_second_run_sends_nothing_new() {
     let second: Value = serde_json::from_str(scene.ok(&["demo", "--exit-after-run", "--date", TODAY]).trim()).unwrap();
     assert_eq!(second["delivered"], 0, "{second}");
     // The emulator's journal holds exactly what was delivered, once: a line per accepted
-    // push or multicast, with its recipients.
+    // push or multicast, with its recipients, each named once. A recipient's deliveries
+    // of one text (a parent of twins) are one message.
     let journal = std::fs::read_to_string(scene.data().join("line-emulator.jsonl")).unwrap();
-    let recipients: usize = journal.lines().map(|line| serde_json::from_str::<Value>(line).unwrap()["to"].as_array().unwrap().len()).sum();
-    assert_eq!(recipients as u64, delivered);
+    let requests: Vec<Vec<Value>> = journal.lines().map(|line| serde_json::from_str::<Value>(line).unwrap()["to"].as_array().unwrap().clone()).collect();
+    assert!(requests.iter().all(|to| to.iter().collect::<std::collections::HashSet<_>>().len() == to.len()), "a request named a recipient twice");
+    let recipients: usize = requests.iter().map(Vec::len).sum();
+    let database = rusqlite::Connection::open_with_flags(scene.data().join("oshirase.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let (deliveries, messages): (i64, i64) = database
+        .query_row("SELECT count(*), count(DISTINCT coalesce(batch_key, retry_key) || ' ' || address) FROM deliveries WHERE state = 'sent' AND channel = 'line'", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap();
+    assert_eq!((deliveries as u64, recipients as i64), (delivered, messages));
     assert!(journal.lines().count() < recipients, "identical messages of a program went out as multicasts");
 }
 
