@@ -465,8 +465,6 @@ fn mail_buttons() -> Vec<Button> {
     ]
 }
 
-/// The user blocked the account: nothing more is delivered to them. Their registrations
-/// become inactive and every delivery to them not yet sent fails for good, at once.
 /// What an event that came while the channel was in standby changes. Another module
 /// channel answers the chat then, and acting on what the user typed or tapped would call
 /// for a reply this channel must not send, so nothing of it is done. Whether the user
@@ -504,6 +502,8 @@ fn reactivate(connection: &Connection, user: &str) -> Result<bool> {
     Ok(connection.execute("UPDATE registrations SET active = 1 WHERE line_user_id = ?1 AND active = 0", [user])? > 0)
 }
 
+/// The user blocked the account: nothing more is delivered to them. Their registrations
+/// become inactive and every delivery to them not yet sent fails for good, at once.
 fn unfollow(connection: &Connection, user: &str) -> Result<()> {
     connection.execute("UPDATE registrations SET active = 0 WHERE line_user_id = ?1", [user])?;
     connection.execute(
