@@ -99,6 +99,65 @@ fn the_right_residents_get_the_right_message_on_the_right_day_and_only_once() {
     }
 }
 
+/// LINE refuses `customAggregationUnits` from a channel whose application for them was not
+/// approved (the emulator above was started so): a city that was approved turns them on.
+#[test]
+fn a_channel_approved_for_aggregation_units_names_each_program_in_line_statistics() {
+    let scene = town();
+    let emulator = EmulatorProcess::start_with(&scene.directory.path().join("line.jsonl"), &["--aggregation-units-approved"]);
+    let output = scene.ok(&["run", "--date", TODAY, "--line-base-url", &emulator.base_url, "--line-token", TOKEN, "--line-custom-aggregation-units"]);
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(report["sent"]["sent"], 2, "{report}");
+    let units = emulator.aggregation_units();
+    assert_eq!((&units[MOTHER_OF_READY_BABY][..], &units[FATHER_OF_ONE_YEAR_OLD][..]), (&[Some("infant_checkup".to_string())][..], &[Some("vaccine_mr".to_string())][..]));
+}
+
+/// A city that chose two programs keeps exactly those, whatever command comes next
+/// without `--programs`; the other bundled programs are offered, and one runs only once
+/// staff activate it.
+#[test]
+fn a_data_directory_keeps_the_programs_it_chose_and_others_wait_for_staff() {
+    let scene = town();
+    let without_programs = |args: &[&str]| {
+        let output = std::process::Command::new(harness::binary()).arg("--data").arg(scene.data()).args(args).env("OSHIRASE_LOG", "warn").env_remove("OSHIRASE_PROGRAMS").output().unwrap();
+        assert!(output.status.success(), "oshirase {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let states = |list: &str, state: &str| -> Vec<String> {
+        list.lines().map(|line| line.split('\t').collect::<Vec<_>>()).filter(|fields| fields[2] == state).map(|fields| fields[0].to_string()).collect()
+    };
+    let list = without_programs(&["plugin", "list"]);
+    assert_eq!(states(&list, "active"), ["infant-checkup", "vaccine-mr"], "{list}");
+    assert!(states(&list, "available").contains(&"vaccine-bcg".to_string()) && states(&list, "available").len() > 10, "{list}");
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+    let output = without_programs(&["run", "--date", TODAY, "--line-base-url", &emulator.base_url, "--line-token", TOKEN]);
+    let report: Value = serde_json::from_str(output.trim()).unwrap();
+    let programs: Vec<&str> = report["runs"].as_array().unwrap().iter().map(|run| run["program"].as_str().unwrap()).collect();
+    assert_eq!(programs, ["infant-checkup", "vaccine-mr"], "{report}");
+    without_programs(&["plugin", "activate", "vaccine-bcg"]);
+    let list = without_programs(&["plugin", "list"]);
+    assert_eq!(states(&list, "active"), ["infant-checkup", "vaccine-bcg", "vaccine-mr"], "{list}");
+    assert!(!states(&list, "available").contains(&"vaccine-bcg".to_string()), "{list}");
+}
+
+/// A parent of twins gets one message about their first infant checkup, saying it is
+/// about two people and naming neither, while each twin's notice is delivered.
+#[test]
+fn a_parent_of_twins_gets_one_message_that_says_it_is_about_two() {
+    let scene = Scene::with_programs(&["infant-checkup"]);
+    let twins = "宛名番号,世帯番号,氏名,生年月日,性別,続柄\n0101,H01,千葉 花子,1994-05-01,女,世帯主\n0102,H01,千葉 陽葵,2026-08-22,女,子\n0103,H01,千葉 陽翔,2026-08-22,男,子\n";
+    let folder = scene.write("export", "residents.csv", twins);
+    scene.ok(&["import", folder.to_str().unwrap()]);
+    scene.ok(&["register", "0101", MOTHER_OF_READY_BABY]);
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+    let report = run_day(&scene, &emulator, TODAY);
+    assert_eq!((report["queued"].as_u64(), report["sent"]["sent"].as_u64(), report["sent"]["requests"].as_u64()), (Some(2), Some(2), Some(1)), "{report}");
+    let inbox = &emulator.inboxes()[MOTHER_OF_READY_BABY];
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(inbox[0].contains("1回目の乳児健康診査") && inbox[0].contains("対象の方が2人います"), "{}", inbox[0]);
+    assert!(!inbox[0].contains("陽葵") && !inbox[0].contains("陽翔") && !inbox[0].contains("千葉 "), "{}", inbox[0]);
+}
+
 #[test]
 fn a_dry_run_names_every_eligible_resident_and_sends_nothing() {
     let scene = town();
@@ -156,10 +215,17 @@ fn the_demo_runs_from_an_empty_directory_and_a_second_run_sends_nothing_new() {
     let second: Value = serde_json::from_str(scene.ok(&["demo", "--exit-after-run", "--date", TODAY]).trim()).unwrap();
     assert_eq!(second["delivered"], 0, "{second}");
     // The emulator's journal holds exactly what was delivered, once: a line per accepted
-    // push or multicast, with its recipients.
+    // push or multicast, with its recipients, each named once. A recipient's deliveries
+    // of one text (a parent of twins) are one message.
     let journal = std::fs::read_to_string(scene.data().join("line-emulator.jsonl")).unwrap();
-    let recipients: usize = journal.lines().map(|line| serde_json::from_str::<Value>(line).unwrap()["to"].as_array().unwrap().len()).sum();
-    assert_eq!(recipients as u64, delivered);
+    let requests: Vec<Vec<Value>> = journal.lines().map(|line| serde_json::from_str::<Value>(line).unwrap()["to"].as_array().unwrap().clone()).collect();
+    assert!(requests.iter().all(|to| to.iter().collect::<std::collections::HashSet<_>>().len() == to.len()), "a request named a recipient twice");
+    let recipients: usize = requests.iter().map(Vec::len).sum();
+    let database = rusqlite::Connection::open_with_flags(scene.data().join("oshirase.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let (deliveries, messages): (i64, i64) = database
+        .query_row("SELECT count(*), count(DISTINCT coalesce(batch_key, retry_key) || ' ' || address) FROM deliveries WHERE state = 'sent' AND channel = 'line'", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap();
+    assert_eq!((deliveries as u64, recipients as i64), (delivered, messages));
     assert!(journal.lines().count() < recipients, "identical messages of a program went out as multicasts");
 }
 

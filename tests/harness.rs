@@ -167,6 +167,16 @@ impl EmulatorProcess {
         recipients
     }
 
+    /// The aggregation unit each message named, in the order of `inboxes`: user id → units.
+    pub fn aggregation_units(&self) -> std::collections::BTreeMap<String, Vec<Option<String>>> {
+        self.inboxes_json()
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(user, messages)| (user.clone(), messages.as_array().unwrap().iter().map(|message| message["aggregation_unit"].as_str().map(str::to_string)).collect()))
+            .collect()
+    }
+
     fn inboxes_json(&self) -> Value {
         reqwest::blocking::get(format!("{}/emulator/inboxes", self.base_url)).unwrap().json().unwrap()
     }

@@ -85,6 +85,10 @@ pub struct LineSection {
     /// Requests in flight at once; LINE's published rate limits set the pace regardless.
     #[serde(default = "default_concurrent_requests")]
     pub concurrent_requests: usize,
+    /// Whether messages name their program in LINE's statistics (`customAggregationUnits`),
+    /// which LINE allows only once the channel's application for it was approved.
+    #[serde(default)]
+    pub custom_aggregation_units: bool,
 }
 
 fn default_concurrent_requests() -> usize {
@@ -101,7 +105,14 @@ fn default_timeout_seconds() -> f64 {
 
 impl Default for LineSection {
     fn default() -> LineSection {
-        LineSection { base_url: default_base_url(), channel_access_token: None, channel_secret: None, timeout_seconds: default_timeout_seconds(), concurrent_requests: default_concurrent_requests() }
+        LineSection {
+            base_url: default_base_url(),
+            channel_access_token: None,
+            channel_secret: None,
+            timeout_seconds: default_timeout_seconds(),
+            concurrent_requests: default_concurrent_requests(),
+            custom_aggregation_units: false,
+        }
     }
 }
 
@@ -192,6 +203,7 @@ impl Config {
         LineConfig {
             timeout: Duration::from_secs_f64(self.line.timeout_seconds),
             concurrent_requests: self.line.concurrent_requests,
+            custom_aggregation_units: self.line.custom_aggregation_units,
             ..LineConfig::new(self.line.base_url.clone(), self.line.channel_access_token.clone().unwrap_or_default())
         }
     }
@@ -216,6 +228,7 @@ mod tests {
         assert_eq!(config.retry.policy(), RetryPolicy::default());
         assert_eq!(config.send_window, SendWindow::default());
         assert_eq!(config.line().timeout, Duration::from_secs(10));
+        assert!(!config.line().custom_aggregation_units, "LINE refuses aggregation units to a channel not approved for them");
         let mail = config.mail.as_ref().expect("the example shows the [mail] table");
         assert_eq!((mail.port, mail.fallback_after_minutes), (587, 60));
         let channels = config.channels().unwrap();
@@ -250,6 +263,14 @@ mod tests {
             ("a linger of years", "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[retry]\nlinger_ms = 100000000000\n", &["linger_ms = 100000000000 is longer than a day"]),
             ("no attempts", "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[retry]\nmax_attempts = 0\n", &["max_attempts = 0"]),
         ]);
+    }
+
+    #[test]
+    fn aggregation_units_are_sent_only_when_the_file_says_so() {
+        let without = Config::parse("[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n", empty).unwrap();
+        assert!(!without.line().custom_aggregation_units);
+        let with = Config::parse("[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\ncustom_aggregation_units = true\n", empty).unwrap();
+        assert!(with.line().custom_aggregation_units);
     }
 
     #[test]

@@ -93,6 +93,9 @@ struct Inbox {
     consumed: u64,
     /// The month's limit of messages, when the emulated plan has one.
     monthly_limit: Option<u64>,
+    /// Whether the emulated channel's application for custom aggregation units was
+    /// approved; LINE refuses a message naming one otherwise.
+    aggregation_units_approved: bool,
     journal: Option<std::fs::File>,
 }
 
@@ -170,6 +173,12 @@ impl Emulator {
     /// Gives the emulated plan a monthly limit of `messages` (None: no limit).
     pub fn set_monthly_limit(&self, messages: Option<u64>) {
         self.inbox.lock().unwrap().monthly_limit = messages;
+    }
+
+    /// Lets pushes and multicasts name a custom aggregation unit, as LINE does for a
+    /// channel whose application for them was approved.
+    pub fn approve_aggregation_units(&self, approved: bool) {
+        self.inbox.lock().unwrap().aggregation_units_approved = approved;
     }
 
     /// A reply token for an event from `user`, as LINE puts in a webhook event: it works
@@ -373,11 +382,16 @@ fn check_quick_reply(quick_reply: &Value, property: &str) -> Result<(), Response
     Ok(())
 }
 
-/// Reads `customAggregationUnits`: at most one name of 1–30 letters, digits or underscores.
-fn aggregation_unit(body: &Value) -> Result<Option<String>, Response> {
+/// Reads `customAggregationUnits`: at most one name of 1–30 letters, digits or underscores,
+/// and only from a channel approved for them (403 otherwise, as LINE answers a feature the
+/// channel may not use).
+fn aggregation_unit(emulator: &Emulator, body: &Value) -> Result<Option<String>, Response> {
     let Some(units) = body.get("customAggregationUnits") else {
         return Ok(None);
     };
+    if !emulator.inbox.lock().unwrap().aggregation_units_approved {
+        return Err(error(StatusCode::FORBIDDEN, "Access to this API is not available for your account", None));
+    }
     let units = units.as_array().ok_or_else(|| invalid("must be an array", "customAggregationUnits"))?;
     if units.len() > 1 {
         return Err(invalid("Size must be between 0 and 1", "customAggregationUnits"));
@@ -415,7 +429,7 @@ async fn push(State(emulator): State<Emulator>, headers: HeaderMap, body: Bytes)
         Some(_) => return invalid("The user ID is invalid", "to"),
         None => return invalid("must be specified", "to"),
     };
-    let unit = match aggregation_unit(&body) {
+    let unit = match aggregation_unit(&emulator, &body) {
         Ok(unit) => unit,
         Err(response) => return response,
     };
@@ -467,7 +481,7 @@ async fn multicast(State(emulator): State<Emulator>, headers: HeaderMap, body: B
             _ => return invalid("The user ID is invalid", &format!("to[{index}]")),
         }
     }
-    let unit = match aggregation_unit(&body) {
+    let unit = match aggregation_unit(&emulator, &body) {
         Ok(unit) => unit,
         Err(response) => return response,
     };
@@ -625,7 +639,8 @@ mod tests {
             ("five messages", push, Some(TOKEN), json!({ "to": USER, "messages": text(5) }), StatusCode::OK, None),
             ("a bad user id", push, Some(TOKEN), json!({ "to": "U123", "messages": text(1) }), StatusCode::BAD_REQUEST, Some("to")),
             ("a text too long", push, Some(TOKEN), json!({ "to": USER, "messages": [{ "type": "text", "text": "あ".repeat(5001) }] }), StatusCode::BAD_REQUEST, Some("messages[0].text")),
-            ("a bad aggregation unit", push, Some(TOKEN), json!({ "to": USER, "messages": text(1), "customAggregationUnits": ["vaccine-mr"] }), StatusCode::BAD_REQUEST, Some("customAggregationUnits[0]")),
+            ("an aggregation unit from a channel not approved for them", push, Some(TOKEN), json!({ "to": USER, "messages": text(1), "customAggregationUnits": ["vaccine_mr"] }), StatusCode::FORBIDDEN, None),
+            ("an aggregation unit in a multicast not approved for them", multicast, Some(TOKEN), json!({ "to": [USER], "messages": text(1), "customAggregationUnits": ["vaccine_mr"] }), StatusCode::FORBIDDEN, None),
             ("a valid multicast", multicast, Some(TOKEN), json!({ "to": [USER], "messages": text(1) }), StatusCode::OK, None),
             ("501 recipients", multicast, Some(TOKEN), json!({ "to": many, "messages": text(1) }), StatusCode::BAD_REQUEST, Some("to")),
             ("a group id in a multicast", multicast, Some(TOKEN), json!({ "to": ["C0123456789abcdef0123456789abcdef"], "messages": text(1) }), StatusCode::BAD_REQUEST, Some("to[0]")),
@@ -641,6 +656,21 @@ mod tests {
             ("a uri action", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": [{ "type": "text", "text": "t", "quickReply": { "items": [{ "type": "action", "action": { "type": "uri", "label": "l", "uri": "https://example.com" } }] } }] }), StatusCode::BAD_REQUEST, Some("messages[0].quickReply.items[0].action.type")),
         ])
         .await;
+    }
+
+    #[tokio::test]
+    async fn a_channel_approved_for_aggregation_units_may_name_one_valid_unit() {
+        let emulator = Emulator::new(TOKEN);
+        emulator.approve_aggregation_units(true);
+        let push = "/v2/bot/message/push";
+        let with_unit = |unit: Value| json!({ "to": USER, "messages": text(1), "customAggregationUnits": unit });
+        assert_eq!(send(&emulator, push, Some(TOKEN), None, with_unit(json!(["vaccine_mr"]))).await.0, StatusCode::OK);
+        let (status, answer) = send(&emulator, push, Some(TOKEN), None, with_unit(json!(["vaccine-mr"]))).await;
+        assert_eq!((status, answer["details"][0]["property"].as_str()), (StatusCode::BAD_REQUEST, Some("customAggregationUnits[0]")));
+        let (status, answer) = send(&emulator, push, Some(TOKEN), None, with_unit(json!(["a", "b"]))).await;
+        assert_eq!((status, answer["details"][0]["property"].as_str()), (StatusCode::BAD_REQUEST, Some("customAggregationUnits")));
+        let inbox = &emulator.inboxes()[USER];
+        assert_eq!(inbox.iter().map(|message| message.aggregation_unit.as_deref()).collect::<Vec<_>>(), [Some("vaccine_mr")]);
     }
 
     /// One text message with `count` postback buttons.

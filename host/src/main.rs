@@ -24,7 +24,8 @@ struct Arguments {
     #[arg(long, global = true, env = "OSHIRASE_DATA", default_value = "./oshirase-data")]
     data: PathBuf,
     /// Which bundled programs a new data directory is given, by code (comma-separated);
-    /// all of them when not set.
+    /// all of them when not set. A data directory that has programs gets no more: `plugin
+    /// list` shows the others as available, and `plugin activate PROGRAM` takes one up.
     #[arg(long, global = true, env = "OSHIRASE_PROGRAMS", value_delimiter = ',')]
     programs: Vec<String>,
     #[command(subcommand)]
@@ -63,6 +64,10 @@ enum Command {
         /// The month's message limit of the emulated plan; none when not given.
         #[arg(long)]
         monthly_limit: Option<u64>,
+        /// Accept `customAggregationUnits`, as LINE does only for a channel whose
+        /// application for them was approved; refused with 403 otherwise.
+        #[arg(long)]
+        aggregation_units_approved: bool,
         #[command(flatten)]
         faults: oshirase::emulator::Faults,
     },
@@ -224,6 +229,10 @@ struct DeliveryArguments {
     /// How long a run waits for retries to fall due, in milliseconds.
     #[arg(long)]
     retry_linger_ms: Option<u64>,
+    /// Name each message's program in LINE's statistics (`customAggregationUnits`); LINE
+    /// refuses every message carrying one unless the channel's application was approved.
+    #[arg(long)]
+    line_custom_aggregation_units: bool,
 }
 
 impl DeliveryArguments {
@@ -232,6 +241,7 @@ impl DeliveryArguments {
         if let Some(milliseconds) = self.line_timeout_ms {
             line.timeout = Duration::from_millis(milliseconds);
         }
+        line.custom_aggregation_units = self.line_custom_aggregation_units;
         RetryPolicy {
             max_attempts: self.retry_attempts.unwrap_or(default.max_attempts),
             first_delay: self.retry_first_delay_ms.map_or(default.first_delay, Duration::from_millis),
@@ -323,10 +333,12 @@ enum PluginCommand {
         #[arg(long)]
         cases: Option<PathBuf>,
     },
-    /// Lists every program's versions with their state (active, inactive, rejected).
+    /// Lists every program's versions with their state (active, inactive, rejected), then
+    /// the bundled programs this data directory does not have (available).
     List,
-    /// Makes an accepted version of a program the active one for the next run.
-    Activate { program: String, version: i64 },
+    /// Makes an accepted version of a program the active one for the next run; without
+    /// VERSION, the version bundled with this release, published first if need be.
+    Activate { program: String, version: Option<i64> },
     /// Makes the previously active version of a program active again.
     Rollback { program: String },
     /// Leaves a program with no active version, so runs skip it.
@@ -498,13 +510,14 @@ async fn main() -> Result<()> {
                 println!("{}", serde_json::to_string(&summary)?);
             }
         }
-        Command::LineEmulator { port, token, journal, monthly_limit, faults } => {
+        Command::LineEmulator { port, token, journal, monthly_limit, aggregation_units_approved, faults } => {
             let emulator = match journal {
                 Some(path) => oshirase::emulator::Emulator::with_journal(&token, path)?,
                 None => oshirase::emulator::Emulator::new(&token),
             };
             emulator.set_faults(faults).map_err(anyhow::Error::msg)?;
             emulator.set_monthly_limit(monthly_limit);
+            emulator.approve_aggregation_units(aggregation_units_approved);
             let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;
             println!("listening on http://{}", listener.local_addr()?);
             emulator.serve(listener, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
@@ -620,6 +633,9 @@ async fn main() -> Result<()> {
                 let first_line = version.validation.lines().next().unwrap_or_default();
                 println!("{program}\t{}\t{}\t{}\t{}\t{}\t{}\t{first_line}", version.version, version.state, version.name, version.published_by, version.published_at, &version.sha256[..12]);
             }
+            for program in service.database.write(|connection| oshirase::publish::available_bundled(connection)).await? {
+                println!("{program}\t-\tavailable\t\tbundled\t\t\tbundled with this release; oshirase plugin activate {program} to use it");
+            }
         }
         Command::Plugin(PluginCommand::Publish { file, cases }) => {
             let wasm = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -629,9 +645,14 @@ async fn main() -> Result<()> {
             let published = oshirase::publish::publish(&service.database, &service.plugins, candidate).await?;
             println!("{}", serde_json::to_string(&published)?);
         }
-        Command::Plugin(PluginCommand::Activate { program, version }) => {
+        Command::Plugin(PluginCommand::Activate { program, version: Some(version) }) => {
             let service = Service::open(&data, &programs).await?;
             service.database.write(move |connection| Ok(oshirase::publish::activate(connection, &program, version, "cli")?)).await?;
+        }
+        Command::Plugin(PluginCommand::Activate { program, version: None }) => {
+            let service = Service::open(&data, &programs).await?;
+            let published = oshirase::publish::activate_bundled(&service.database, &service.plugins, &program, "cli").await?;
+            println!("{}", serde_json::to_string(&published)?);
         }
         Command::Plugin(PluginCommand::Rollback { program }) => {
             let service = Service::open(&data, &programs).await?;

@@ -29,6 +29,12 @@ pub fn check_template(template: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A message that answers several notices of one occasion for one recipient (the twins
+/// of a household, say), with how many it is about — never who.
+pub fn for_several(text: &str, notices: usize) -> String {
+    format!("{text}\n\n(このお知らせの対象の方が{notices}人います)")
+}
+
 /// The wording staff gave occasions in the console, by (program, occasion).
 pub fn wording(connection: &rusqlite::Connection) -> rusqlite::Result<std::collections::HashMap<(String, String), String>> {
     connection.prepare_cached("SELECT program, occasion, template FROM message_wording")?.query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))?.collect()
@@ -44,8 +50,9 @@ pub fn set_wording(connection: &rusqlite::Connection, program: &str, occasion: &
     let default = manifest.occasion(occasion).ok_or_else(|| WordingError::Unknown(format!("program {program} has no occasion {occasion:?}")))?;
     let effective = if template.is_empty() { default.template.as_str() } else { template };
     check_template(effective).map_err(|placeholder| WordingError::Invalid(format!("unknown placeholder {{{placeholder}}}; use {}", PLACEHOLDERS.map(|name| format!("{{{name}}}")).join(" "))))?;
-    // 令和10年12月31日 is as long as a deadline gets.
-    let longest = render(effective, &manifest.name, &manifest.contact, Day::parse_iso("2028-12-31").expect("a valid date")).chars().count();
+    // 令和10年12月31日 is as long as a deadline gets, and a note of 99 people as long as
+    // the note for several gets.
+    let longest = for_several(&render(effective, &manifest.name, &manifest.contact, Day::parse_iso("2028-12-31").expect("a valid date")), 99).chars().count();
     if longest > crate::reservation::LINE_TEXT_LIMIT {
         return Err(WordingError::Invalid(format!("the message would have {longest} characters; LINE takes at most {}", crate::reservation::LINE_TEXT_LIMIT)));
     }

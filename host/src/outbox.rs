@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::channel::line::{LineClient, MULTICAST_LIMIT, MonthlyQuota, aggregation_unit};
 use crate::channel::{Channels, SendOutcome};
 use crate::database::{Database, now_text};
-use crate::message::{MAIL_FOOTER, render};
+use crate::message::{MAIL_FOOTER, for_several, render};
 use crate::registry::{Manifest, active_versions};
 use crate::retry::{Next, RetryPolicy};
 
@@ -27,9 +27,12 @@ const GUARDIAN_AGE: u32 = 18;
 /// (`self:<id>`), the LINE user who registered it while they follow the account — on each
 /// channel the recipient chose (LINE, e-mail or both). A recipient who muted the program's
 /// category in the chat gets nothing (until they unmute it while the notice is still
-/// due). LINE deliveries with the same text for one program are grouped into multicasts
-/// of at most 500 recipients, each group under the retry key of its first member
-/// (`batch_key`). Returns how many deliveries were queued.
+/// due). A recipient who would get the same text for several notices (a parent of twins)
+/// gets one message that says how many it is about: a delivery per notice, queued
+/// together under one key (`batch_key`) and sent as one. LINE deliveries with the same
+/// text for one program are grouped into multicasts of at most 500 recipients, each group
+/// under the retry key of its first member (`batch_key`). Returns how many deliveries
+/// were queued.
 pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
     let Some(snapshot_id) = crate::snapshot::active(connection)? else {
         return Ok(0);
@@ -73,7 +76,7 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
                  WHERE channels IN ('mail', 'both') AND email IS NOT NULL)
              SELECT * FROM addressed
              WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = addressed.id AND d.channel = addressed.channel AND d.address = addressed.address)
-             ORDER BY id, address",
+             ORDER BY program, occasion, expires_on, channel, address, id",
         )?;
         let rows: Vec<(i64, String, String, i32, String, String, Option<String>)> = due
             .query_map(
@@ -88,19 +91,32 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
         while let Some(row) = mutes.next()? {
             muted.entry(row.get(0)?).or_default().push(row.get(1)?);
         }
-        // Identical messages of one program on one channel, each with its recipients in id order.
+        let mut rows = rows
+            .into_iter()
+            .filter(|(_, program, _, _, _, _, line_user_id)| {
+                manifests.get(program).is_some_and(|manifest| !line_user_id.as_ref().and_then(|user| muted.get(user)).is_some_and(|categories| categories.contains(&manifest.category)))
+            })
+            .peekable();
+        // Identical messages of one program on one channel, each with its recipients in
+        // address order, a recipient's notices side by side.
         let mut groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>> = BTreeMap::new();
-        for (notice_id, program, occasion, expires_on, channel, address, line_user_id) in rows {
-            let Some(manifest) = manifests.get(&program) else { continue };
-            if line_user_id.and_then(|user| muted.get(&user)).is_some_and(|categories| categories.contains(&manifest.category)) {
-                continue;
+        while let Some((notice_id, program, occasion, expires_on, channel, address, _)) = rows.next() {
+            // Program, occasion and deadline make the text, and a recipient gets a text
+            // once, however many notices it is about: those rows come one after another.
+            let mut notices = vec![notice_id];
+            while let Some((other, ..)) = rows.next_if(|next| (&next.1, &next.2, next.3, &next.4, &next.5) == (&program, &occasion, expires_on, &channel, &address)) {
+                notices.push(other);
             }
+            let manifest = &manifests[&program];
             let Some(occasion) = manifest.occasion(&occasion) else { continue };
             // Wording staff gave the occasion in the console replaces the plugin's default.
             let template = wording.get(&(program.clone(), occasion.key.clone())).unwrap_or(&occasion.template);
-            let text = render(template, &manifest.name, &manifest.contact, Day(expires_on));
+            let mut text = render(template, &manifest.name, &manifest.contact, Day(expires_on));
+            if notices.len() > 1 {
+                text = for_several(&text, notices.len());
+            }
             let subject = format!("【{}】{}", manifest.name, occasion.title);
-            groups.entry((program, channel, subject, text)).or_default().push((notice_id, address));
+            groups.entry((program, channel, subject, text)).or_default().extend(notices.into_iter().map(|notice_id| (notice_id, address.clone())));
         }
         queued += insert_batched(&transaction, Source::Notice, groups)?;
     }
@@ -116,9 +132,11 @@ enum Source {
 }
 
 /// Queues deliveries grouped by (program or broadcast, channel, subject, text), each
-/// group's recipients given as (notice or broadcast id, address). LINE takes up to 500
-/// recipients per request, so a LINE group becomes multicasts of at most 500, each under
-/// the retry key of its first member; an e-mail goes to one. Returns how many were queued.
+/// group's recipients given as (notice or broadcast id, address), the deliveries of one
+/// address side by side. LINE takes up to 500 recipients per request, so a LINE group
+/// becomes multicasts of at most 500, each under the retry key of its first member; an
+/// e-mail goes to one. Several deliveries to one address are one message, so they stay
+/// in one request. Returns how many were queued.
 fn insert_batched(transaction: &Connection, source: Source, groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>>) -> Result<usize> {
     let mut insert = transaction.prepare_cached(match source {
         Source::Notice => "INSERT INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
@@ -128,7 +146,7 @@ fn insert_batched(transaction: &Connection, source: Source, groups: BTreeMap<(St
     let mut queued = 0;
     for ((_, channel, subject, text), recipients) in groups {
         let batch_size = if channel == "line" { MULTICAST_LIMIT } else { 1 };
-        for batch in recipients.chunks(batch_size) {
+        for batch in chunks_of_addresses(&recipients, batch_size) {
             let keys: Vec<String> = batch.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
             let batch_key = (batch.len() > 1).then(|| keys[0].clone());
             for ((source_id, address), key) in batch.iter().zip(&keys) {
@@ -137,6 +155,27 @@ fn insert_batched(transaction: &Connection, source: Source, groups: BTreeMap<(St
         }
     }
     Ok(queued)
+}
+
+/// Cuts `recipients` (deliveries as (source id, address), those of one address side by
+/// side) into runs of at most `addresses` addresses each, never parting one address's.
+fn chunks_of_addresses(recipients: &[(i64, String)], addresses: usize) -> Vec<&[(i64, String)]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut in_chunk) = (0, 0);
+    for index in 0..recipients.len() {
+        if index > 0 && recipients[index].1 == recipients[index - 1].1 {
+            continue;
+        }
+        if in_chunk == addresses {
+            chunks.push(&recipients[start..index]);
+            (start, in_chunk) = (index, 0);
+        }
+        in_chunk += 1;
+    }
+    if start < recipients.len() {
+        chunks.push(&recipients[start..]);
+    }
+    chunks
 }
 
 /// Queues broadcast `broadcast_id` for every active registration — or, when the broadcast
@@ -199,9 +238,10 @@ const ROWS_PER_STEP: usize = 4_096;
 /// attempt did arrive, LINE would no longer answer 409, and the resident would see it twice.
 const RETRY_KEY_LIFETIME_MILLIS: i64 = 23 * 3600 * 1000;
 
-/// One request to a channel: one delivery, or the members of a multicast.
+/// One request to a channel: one delivery, or the members of a batch — a multicast, or a
+/// message that answers several notices for one recipient, or both.
 struct Request {
-    /// The deliveries it carries, and their addresses in the same order.
+    /// The deliveries it carries, and the addresses they go to, each once.
     ids: Vec<i64>,
     addresses: Vec<String>,
     /// `line` or `mail`.
@@ -393,18 +433,30 @@ fn retire_late(connection: &mut Connection, today: Day, now: i64, fallback_after
 }
 
 /// Queues an e-mail delivery of the same notice, subject and text for each of the given
-/// LINE deliveries whose recipient has a registered address (none twice); returns how many.
+/// LINE deliveries whose recipient has a registered address (none twice); the deliveries
+/// one LINE message carried to one recipient become one e-mail, queued together under one
+/// key. Returns how many were queued.
 fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator<Item = &'a i64>) -> Result<usize> {
+    let mut message_of = connection.prepare_cached("SELECT coalesce(batch_key, retry_key), address FROM deliveries WHERE id = ?1")?;
+    let mut messages: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+    for id in line_deliveries {
+        let message: (String, String) = message_of.query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        messages.entry(message).or_default().push(*id);
+    }
     let mut insert = connection.prepare_cached(
-        "INSERT OR IGNORE INTO deliveries (notice_id, broadcast_id, channel, address, subject, text, retry_key, state, created_at)
-         SELECT d.notice_id, d.broadcast_id, 'mail', reg.email, d.subject, d.text, ?2, 'queued', ?3 FROM deliveries d
+        "INSERT OR IGNORE INTO deliveries (notice_id, broadcast_id, channel, address, subject, text, retry_key, batch_key, state, created_at)
+         SELECT d.notice_id, d.broadcast_id, 'mail', reg.email, d.subject, d.text, ?2, ?3, 'queued', ?4 FROM deliveries d
          JOIN registrations reg ON reg.line_user_id = d.address AND reg.active = 1 AND reg.email IS NOT NULL
          WHERE d.id = ?1 AND d.channel = 'line'",
     )?;
     let now = now_text();
     let mut queued = 0;
-    for id in line_deliveries {
-        queued += insert.execute((id, uuid::Uuid::new_v4().to_string(), &now))?;
+    for ids in messages.values() {
+        let keys: Vec<String> = ids.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
+        let batch_key = (ids.len() > 1).then(|| keys[0].clone());
+        for (id, key) in ids.iter().zip(&keys) {
+            queued += insert.execute((id, key, &batch_key, &now))?;
+        }
     }
     Ok(queued)
 }
@@ -436,7 +488,7 @@ fn keep_within_budget(due: &mut Vec<Request>, remaining: &mut u64) -> bool {
     let fitting = due
         .iter()
         .take_while(|request| {
-            let messages = if request.channel == "line" { request.ids.len() as u64 } else { 0 };
+            let messages = if request.channel == "line" { request.addresses.len() as u64 } else { 0 };
             let fits = messages <= *remaining;
             if fits {
                 *remaining -= messages;
@@ -471,7 +523,10 @@ fn due_requests(connection: &mut Connection, now: i64, cursor: i64, mail_configu
         match (&batch_key, requests.last_mut()) {
             (Some(key), Some(request)) if last_batch.as_ref() == Some(key) => {
                 request.ids.push(id);
-                request.addresses.push(address);
+                // A recipient's deliveries of one message are side by side: one message.
+                if request.addresses.last() != Some(&address) {
+                    request.addresses.push(address);
+                }
             }
             _ => {
                 if requests.len() == REQUESTS_PER_STEP {
@@ -823,6 +878,82 @@ mod tests {
         assert_eq!(recipients_by_mail(), ["both@example.jp", "line-down@example.jp", "mail-only@example.jp", "refused-by-line@example.jp"]);
         let body = String::from_utf8_lossy(&smtp.messages()[0]).to_string();
         assert!(body.contains("Subject: =?utf-8?"), "the Japanese subject is encoded: {body}");
+    }
+
+    /// Resident 0 is the registered parent of two unregistered children (twins) whose
+    /// notices of one occasion have the same text; residents 1 and 2 get that text for
+    /// themselves. Resident 3, whose LINE id LINE refuses, is the parent of two more, who
+    /// are reached by e-mail instead.
+    fn parents_of_twins(connection: &mut Connection) -> Result<()> {
+        crate::bench::delivery::seed_due_notices(connection, 4, &[("vaccine-mr", 0)])?;
+        connection.execute("DELETE FROM notices WHERE resident_id IN ('R0000000', 'R0000003')", [])?;
+        // The second pair's deadline is a day later, so its message is not in the first's multicast.
+        for (row, household, expires_on) in [(100, "R0000000", 20_000), (101, "R0000000", 20_000), (102, "R0000003", 20_001), (103, "R0000003", 20_001)] {
+            let resident_id = format!("C{row}");
+            connection.execute(
+                "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex, relationship, address, ward)
+                 VALUES (?1, 1, ?2, ?3, '双子', '', 5, 1, ?4, '', '')",
+                ((1i64 << 32) + row, &resident_id, household, Relationship::Child.code()),
+            )?;
+            connection.execute("INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES ('vaccine-mr', ?1, 'first', 0, ?2, '', 1)", (&resident_id, expires_on))?;
+        }
+        reach(connection, 3, Some("U3"), Some("twins@example.jp"), "line", true);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_parent_of_twins_gets_one_message_saying_there_are_two_and_each_notice_is_sent() {
+        use crate::channel::MailChannel;
+        use crate::channel::mail::test_server::SmtpServer;
+        use crate::channel::mail::{MailClient, Security};
+
+        let directory = tempfile::tempdir().unwrap();
+        let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
+        let queued = database.write(|connection| {
+            parents_of_twins(connection)?;
+            enqueue_due(connection, Day(10))
+        }).await.unwrap();
+        assert_eq!(queued, 6, "a delivery for each notice and recipient");
+        let emulator = crate::emulator::Emulator::new("token");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = emulator.router();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let smtp = SmtpServer::start(Security::Plain, None);
+        let mail = MailChannel { client: MailClient::new(smtp.config(Security::Plain)).unwrap(), fallback_after: Duration::from_secs(3600) };
+        let channels = Channels { line: LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap(), mail: Some(mail) };
+        let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
+        let summary = send_queued(&database, &channels, Day(10), &policy, &CancellationToken::new()).await.unwrap();
+        server.abort();
+        assert_eq!((summary.sent, summary.failed, summary.fell_back_to_mail, summary.waiting), (6, 2, 2, 0), "{summary:?}");
+
+        let inboxes = emulator.inboxes();
+        let texts = |row: usize| -> Vec<String> { inboxes.get(&format!("U{row:032x}")).into_iter().flatten().map(|message| message.text.clone()).collect() };
+        let parent = texts(0);
+        assert_eq!(parent.len(), 1, "the parent of twins got {parent:?}");
+        assert!(parent[0].contains("対象の方が2人います") && !parent[0].contains("双子"), "{}", parent[0]);
+        for row in [1, 2] {
+            assert!(texts(row).len() == 1 && !texts(row)[0].contains("人います"), "{:?}", texts(row));
+        }
+        // Requests: the parent's message alone (a push), and one multicast to residents 1 and 2.
+        let requests: std::collections::HashSet<&str> = inboxes.values().flatten().map(|message| message.request_id.as_str()).collect();
+        assert_eq!(requests.len(), 2);
+        let mails = smtp.messages();
+        assert_eq!(mails.len(), 1, "the other parent's e-mail came {} times", mails.len());
+        let mail = mailparse::parse_mail(&mails[0]).unwrap().get_body().unwrap();
+        assert!(mail.contains("対象の方が2人います"), "{mail}");
+        // Staff see every notice's own delivery, all sent.
+        let states: Vec<(String, String, String)> = database
+            .write(|connection| {
+                Ok(connection
+                    .prepare("SELECT n.resident_id, d.channel, d.state FROM deliveries d JOIN notices n ON n.id = d.notice_id WHERE n.resident_id LIKE 'C%' ORDER BY n.resident_id, d.channel")?
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        let expected = [("C100", "line", "sent"), ("C101", "line", "sent"), ("C102", "line", "failed-permanent"), ("C102", "mail", "sent"), ("C103", "line", "failed-permanent"), ("C103", "mail", "sent")];
+        assert_eq!(states, expected.map(|(resident, channel, state)| (resident.to_string(), channel.to_string(), state.to_string())));
     }
 
     #[test]

@@ -283,13 +283,21 @@ pub fn list(connection: &Connection) -> anyhow::Result<Vec<VersionInfo>> {
     Ok(versions)
 }
 
-/// Publishes the plugins bundled in this binary that the database does not have yet (of
-/// those `programs` names, or all when it is empty), through the same validation as any
-/// other; each becomes active only for a program that has none. Returns the codes stored.
+/// Publishes the plugins bundled in this binary into a new data directory, one whose
+/// database has stored no plugin version yet (those `programs` names, or all when it is
+/// empty), through the same validation as any other; each becomes active. A data
+/// directory that has programs gets none: its city chose them, and any other bundled
+/// program (one it did not choose, or one a later release bundles) waits, listed by
+/// `available_bundled`, until staff activate it (`activate_bundled`). Returns the codes
+/// stored.
 pub async fn install_bundled(database: &Database, plugins: &Arc<Plugins>, programs: &[String]) -> anyhow::Result<Vec<String>> {
     let bundled_names: Vec<&str> = bundled::BUNDLED.iter().map(|(name, ..)| *name).collect();
     if let Some(unknown) = programs.iter().find(|program| !bundled_names.contains(&program.as_str())) {
         anyhow::bail!("there is no bundled program {unknown:?}; the bundled programs are {}", bundled_names.join(", "));
+    }
+    let new = database.write(|connection| Ok(connection.query_row("SELECT NOT EXISTS (SELECT 1 FROM plugin_versions)", [], |row| row.get::<_, bool>(0))?)).await?;
+    if !new {
+        return Ok(Vec::new());
     }
     let mut installed = Vec::new();
     for (name, wasm, cases) in bundled::BUNDLED.iter().filter(|(name, ..)| programs.is_empty() || programs.iter().any(|program| program == name)) {
@@ -302,6 +310,37 @@ pub async fn install_bundled(database: &Database, plugins: &Arc<Plugins>, progra
         }
     }
     Ok(installed)
+}
+
+/// The bundled programs whose version in this binary the database does not have: offered
+/// to staff, never activated on their own.
+pub fn available_bundled(connection: &Connection) -> anyhow::Result<Vec<&'static str>> {
+    let mut stored = connection.prepare("SELECT 1 FROM plugin_versions WHERE sha256 = ?1")?;
+    let mut available = Vec::new();
+    for (name, wasm, _) in bundled::BUNDLED.iter() {
+        if !stored.exists([sha256_hex(wasm)])? {
+            available.push(*name);
+        }
+    }
+    Ok(available)
+}
+
+/// Makes this binary's bundled version of `program` its active one, publishing it first
+/// (validated as any other) when the database does not have it: how staff take up an
+/// available bundled program.
+pub async fn activate_bundled(database: &Database, plugins: &Arc<Plugins>, program: &str, actor: &str) -> Result<Published, PublishError> {
+    let Some((_, wasm, cases)) = bundled::BUNDLED.iter().find(|(name, ..)| *name == program) else {
+        return Err(PublishError::NotFound(format!("there is no bundled program {program:?}")));
+    };
+    let candidate = Candidate { wasm: wasm.to_vec(), cases: Some(cases.to_string()), publisher: actor.to_owned(), program: Some(program.to_owned()), activation: Activation::Always };
+    match publish(database, plugins, candidate).await {
+        Err(PublishError::AlreadyPublished { program, version }) => {
+            let actor = actor.to_owned();
+            let program = database.write(move |connection| Ok(activate(connection, &program, version, &actor).map(|()| program))).await??;
+            Ok(Published { program, version, active: true, validation: format!("version {version}, stored earlier") })
+        }
+        published => published,
+    }
 }
 
 #[cfg(test)]
@@ -388,6 +427,35 @@ pub(crate) mod tests {
         bytes.push(payload.len() as u8);
         bytes.extend(payload);
         bytes
+    }
+
+    /// A city that chose one program keeps exactly that one whatever command comes next;
+    /// the other bundled programs are offered, and become active only when staff say so.
+    #[tokio::test]
+    async fn bundled_programs_install_only_into_a_new_data_directory_and_wait_for_staff_after() {
+        let fixture = Fixture::new().await;
+        let chosen = install_bundled(&fixture.database, &fixture.plugins, &["vaccine-mr".to_owned()]).await.unwrap();
+        assert_eq!(chosen, ["vaccine-mr"]);
+        // The next command names no programs: nothing more is installed.
+        assert!(install_bundled(&fixture.database, &fixture.plugins, &[]).await.unwrap().is_empty());
+        assert_eq!(fixture.versions().await, [("vaccine-mr".to_owned(), 1, "active".to_owned())]);
+        let available = fixture.database.write(|connection| available_bundled(connection)).await.unwrap();
+        assert_eq!(available.len(), bundled::BUNDLED.len() - 1);
+        assert!(available.contains(&"infant-checkup") && !available.contains(&"vaccine-mr"), "{available:?}");
+        // A program staff disabled stays disabled.
+        fixture.database.write(|connection| Ok(disable(connection, "vaccine-mr", "test")?)).await.unwrap();
+        install_bundled(&fixture.database, &fixture.plugins, &[]).await.unwrap();
+        assert_eq!(fixture.versions().await, [("vaccine-mr".to_owned(), 1, "inactive".to_owned())]);
+        // Staff take up an available program, and bring the disabled one back.
+        let taken = activate_bundled(&fixture.database, &fixture.plugins, "infant-checkup", "staff").await.unwrap();
+        assert!(taken.active && taken.program == "infant-checkup", "{taken:?}");
+        let again = activate_bundled(&fixture.database, &fixture.plugins, "vaccine-mr", "staff").await.unwrap();
+        assert_eq!((again.version, again.active), (1, true));
+        let active: Vec<String> = fixture.database.write(|connection| active_versions(connection)).await.unwrap().into_iter().map(|version| version.program).collect();
+        assert_eq!(active, ["infant-checkup", "vaccine-mr"]);
+        let available = fixture.database.write(|connection| available_bundled(connection)).await.unwrap();
+        assert_eq!(available.len(), bundled::BUNDLED.len() - 2);
+        assert!(matches!(activate_bundled(&fixture.database, &fixture.plugins, "vaccine-xyz", "staff").await, Err(PublishError::NotFound(_))));
     }
 
     #[tokio::test]

@@ -47,9 +47,9 @@ pub fn open_database(data_directory: &Path) -> Result<Database> {
 }
 
 impl Service {
-    /// Opens (creating if needed) the data directory, its database and plugin cache, and
-    /// installs the plugins bundled in the binary that it does not have yet: those whose
-    /// codes `programs` lists, or all of them when it is empty.
+    /// Opens (creating if needed) the data directory, its database and plugin cache; a new
+    /// one gets the plugins bundled in the binary, those whose codes `programs` lists or
+    /// all of them when it is empty (`publish::install_bundled`).
     pub async fn open(data_directory: &Path, programs: &[String]) -> Result<Service> {
         let database = open_database(data_directory)?;
         let cache = data_directory.join("cache");

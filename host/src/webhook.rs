@@ -247,7 +247,7 @@ fn process_next(connection: &mut Connection, settings: &ChatSettings, now_millis
     let applied = crate::chat::handle(&transaction, settings, &incoming, now_millis, today, mail_available);
     match applied {
         Ok(answer) => {
-            mark(&transaction, id, "handled")?;
+            mark(&transaction, id, if incoming.standby { "standby" } else { "handled" })?;
             transaction.commit()?;
             Ok(Some(Processed { reply_token: incoming.reply_token, answer }))
         }

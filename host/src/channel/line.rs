@@ -30,6 +30,10 @@ pub struct LineConfig {
     /// Requests in flight at once (e-mails included); LINE's rate limits, not this, set
     /// the pace, but a stop waits for this many at most.
     pub concurrent_requests: usize,
+    /// Whether pushes and multicasts name their program in `customAggregationUnits`. LINE
+    /// takes the field only from channels whose application for it was approved and
+    /// refuses every message carrying it otherwise, so it is off unless the city says so.
+    pub custom_aggregation_units: bool,
 }
 
 impl LineConfig {
@@ -43,6 +47,7 @@ impl LineConfig {
             push_per_second: NonZeroU32::new(2_000).unwrap(),
             multicast_per_second: NonZeroU32::new(200).unwrap(),
             concurrent_requests: 32,
+            custom_aggregation_units: false,
         }
     }
 }
@@ -110,7 +115,7 @@ impl LineClient {
 
     /// Sends `text` to `to`: a push for one user, a multicast for 2 to 500. The request
     /// waits for its turn under the rate limit first. `aggregation_unit` names the
-    /// program in LINE's statistics.
+    /// program in LINE's statistics when the channel may use them.
     pub async fn send(&self, to: &[String], text: &str, retry_key: &str, aggregation_unit: &str) -> SendOutcome {
         let (url, recipients, kind) = match to {
             [] => return SendOutcome::Permanent("a LINE request with no recipient".into()),
@@ -124,11 +129,13 @@ impl LineClient {
                 (self.url("/v2/bot/message/multicast"), json!(many), "multicast")
             }
         };
-        let body = json!({
+        let mut body = json!({
             "to": recipients,
             "messages": [{ "type": "text", "text": text }],
-            "customAggregationUnits": [aggregation_unit],
         });
+        if self.config.custom_aggregation_units {
+            body["customAggregationUnits"] = json!([aggregation_unit]);
+        }
         let response = self.http.post(&url).bearer_auth(&self.config.channel_access_token).header("X-Line-Retry-Key", retry_key).json(&body).send().await;
         let response = match response {
             Ok(response) => response,
@@ -269,6 +276,41 @@ pub fn aggregation_unit(program: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulator::Emulator;
+
+    const USERS: [&str; 2] = ["U0123456789abcdef0123456789abcde1", "U0123456789abcdef0123456789abcde2"];
+
+    /// Sends one push and one multicast to an emulator approved for aggregation units or
+    /// not, with the setting on or off; their outcomes and the units the users' messages
+    /// carry.
+    async fn send_both(approved: bool, custom_aggregation_units: bool) -> (Vec<String>, Vec<Option<String>>) {
+        let emulator = Emulator::new("token");
+        emulator.approve_aggregation_units(approved);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = LineConfig { custom_aggregation_units, ..LineConfig::new(format!("http://{}", listener.local_addr().unwrap()), "token") };
+        let router = emulator.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let client = LineClient::new(config).unwrap();
+        let mut outcomes = Vec::new();
+        for to in [&USERS[..1], &USERS[..]] {
+            let outcome = client.send(&to.iter().map(|user| user.to_string()).collect::<Vec<_>>(), "お知らせ", &uuid::Uuid::new_v4().to_string(), "vaccine_mr").await;
+            outcomes.push(match outcome {
+                SendOutcome::Accepted => "accepted".to_string(),
+                other => format!("{other:?}"),
+            });
+        }
+        let units = emulator.inboxes().values().flatten().map(|message| message.aggregation_unit.clone()).collect();
+        (outcomes, units)
+    }
+
+    #[tokio::test]
+    async fn aggregation_units_are_named_only_by_a_channel_set_to_use_them() {
+        let accepted = vec!["accepted".to_string(); 2];
+        assert_eq!(send_both(false, false).await, (accepted.clone(), vec![None; 3]), "a channel without approval, as by default");
+        assert_eq!(send_both(true, true).await, (accepted, vec![Some("vaccine_mr".to_string()); 3]), "a channel approved and set to use them");
+        let (refused, units) = send_both(false, true).await;
+        assert!(units.is_empty() && refused.iter().all(|outcome| outcome.starts_with("Permanent")), "set to use them without approval: {refused:?}");
+    }
 
     /// Each case: (status, what the outbox should make of it).
     fn check(cases: &[(u16, &str)]) {

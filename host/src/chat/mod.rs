@@ -57,6 +57,9 @@ pub struct Incoming {
     pub user: String,
     pub reply_token: Option<String>,
     pub what: What,
+    /// The event came while the channel was in standby (`mode: standby`): another module
+    /// channel has the chat, and this one must not send.
+    pub standby: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,8 +97,10 @@ pub fn read_event(event: &Value) -> Option<Incoming> {
         },
         _ => return None,
     };
-    let reply_token = event.get("replyToken").and_then(Value::as_str).map(str::to_string);
-    Some(Incoming { user: user.to_string(), reply_token, what })
+    let standby = event.get("mode").and_then(Value::as_str) == Some("standby");
+    // LINE sends a channel in standby no reply token; should one come, it is not used.
+    let reply_token = event.get("replyToken").and_then(Value::as_str).filter(|_| !standby).map(str::to_string);
+    Some(Incoming { user: user.to_string(), reply_token, what, standby })
 }
 
 /// What the user asked for.
@@ -267,6 +272,10 @@ const HELP: &str = "ご用件を下のボタンから選んでください。\n\
 /// worker has a mail server to send codes through.
 pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incoming, now_millis: i64, today: Day, mail_available: bool) -> Result<Answer> {
     let user = incoming.user.as_str();
+    if incoming.standby {
+        in_standby(connection, user, &incoming.what)?;
+        return Ok(Answer::Replies(Vec::new()));
+    }
     let action = match &incoming.what {
         What::Follow => Action::Greet,
         What::Unfollow => Action::Leave,
@@ -275,18 +284,12 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
         What::OtherMessage => Action::Help,
     };
     let now = now_text();
-    let following = i32::from(action != Action::Leave);
-    connection.execute(
-        "INSERT INTO line_users (line_user_id, following, first_seen_at, changed_at) VALUES (?1, ?2, ?3, ?3)
-         ON CONFLICT (line_user_id) DO UPDATE SET following = excluded.following,
-             changed_at = CASE WHEN following = excluded.following THEN changed_at ELSE excluded.changed_at END",
-        (user, following, &now),
-    )?;
+    record_following(connection, user, action != Action::Leave, &now)?;
     let linked: Option<(String, Option<String>)> =
         connection.query_row("SELECT resident_id, tax_consent_at FROM registrations WHERE line_user_id = ?1", [user], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
     match action {
         Action::Greet => {
-            let returning = connection.execute("UPDATE registrations SET active = 1 WHERE line_user_id = ?1 AND active = 0", [user])? > 0;
+            let returning = reactivate(connection, user)?;
             if returning || linked.is_some() {
                 return reply("おかえりなさい。また、あなたが使える制度や健診のお知らせをお届けします。", menu());
             }
@@ -460,6 +463,43 @@ fn mail_buttons() -> Vec<Button> {
         Button::postback("アドレスを変更", "action=mail-change"),
         Button::postback("メールをやめる", "action=mail-off"),
     ]
+}
+
+/// What an event that came while the channel was in standby changes. Another module
+/// channel answers the chat then, and acting on what the user typed or tapped would call
+/// for a reply this channel must not send, so nothing of it is done. Whether the user
+/// follows the account is still kept, since it decides whether notices may go to them.
+fn in_standby(connection: &Connection, user: &str, what: &What) -> Result<()> {
+    match what {
+        What::Follow => {
+            record_following(connection, user, true, &now_text())?;
+            reactivate(connection, user)?;
+        }
+        What::Unfollow => {
+            record_following(connection, user, false, &now_text())?;
+            unfollow(connection, user)?;
+        }
+        What::Text(_) | What::Postback { .. } | What::OtherMessage => {}
+    }
+    Ok(())
+}
+
+/// Records that the LINE user follows the account, or blocked it; any other event comes
+/// from a follower.
+fn record_following(connection: &Connection, user: &str, following: bool, now: &str) -> Result<()> {
+    connection.execute(
+        "INSERT INTO line_users (line_user_id, following, first_seen_at, changed_at) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (line_user_id) DO UPDATE SET following = excluded.following,
+             changed_at = CASE WHEN following = excluded.following THEN changed_at ELSE excluded.changed_at END",
+        (user, i32::from(following), now),
+    )?;
+    Ok(())
+}
+
+/// Makes the registrations of a user who follows the account again active; whether there
+/// were any.
+fn reactivate(connection: &Connection, user: &str) -> Result<bool> {
+    Ok(connection.execute("UPDATE registrations SET active = 1 WHERE line_user_id = ?1 AND active = 0", [user])? > 0)
 }
 
 /// The user blocked the account: nothing more is delivered to them. Their registrations

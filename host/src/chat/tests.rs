@@ -391,6 +391,53 @@ async fn events_stored_before_a_crash_are_processed_after_it() {
     assert!(town.new_messages(MOTHER)[0].text.starts_with("友だち追加ありがとうございます"));
 }
 
+/// A channel in standby (`mode: standby` of `webhook.yml`: another module channel has the
+/// chat) must not send. Its events are stored and get no reply, even when one carries a
+/// reply token, and what the user typed or tapped is not acted on; whether the user
+/// follows the account is still kept.
+#[tokio::test]
+async fn events_of_a_channel_in_standby_get_no_reply_and_act_on_nothing_typed() {
+    let mut town = Town::new(&[]).await;
+    let number = town.issue("0201").await;
+    let standby = |mut event: Value| {
+        event["mode"] = json!("standby");
+        event
+    };
+    let events = [
+        standby(town.event(STRANGER, "follow", json!({ "follow": { "isUnblocked": false } }))),
+        standby(town.event(STRANGER, "message", json!({ "message": { "type": "text", "id": "1", "text": number, "quoteToken": "q1" } }))),
+        standby(town.event(STRANGER, "message", json!({ "message": { "type": "text", "id": "2", "text": "ZZZZ-ZZZZ-ZZZ", "quoteToken": "q2" } }))),
+        standby(town.event(STRANGER, "message", json!({ "message": { "type": "text", "id": "3", "text": "ヘルプ", "quoteToken": "q3" } }))),
+        standby(town.event(STRANGER, "postback", json!({ "postback": { "data": "action=apply" } }))),
+    ];
+    assert_eq!(town.deliver(&events).await, StatusCode::OK);
+    assert!(town.new_messages(STRANGER).is_empty(), "a channel in standby replied");
+    let outcomes: Vec<String> = town
+        .service
+        .database
+        .write(|connection| Ok(connection.prepare("SELECT outcome FROM webhook_events ORDER BY id")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?))
+        .await
+        .unwrap();
+    assert_eq!(outcomes, ["standby"; 5]);
+    let linked: i64 = town.sql("SELECT count(*) FROM registrations", vec![]).await;
+    let guesses: i64 = town.sql("SELECT count(*) FROM registration_guesses", vec![]).await;
+    let links: i64 = town.sql("SELECT count(*) FROM application_links", vec![]).await;
+    assert_eq!((linked, guesses, links), (0, 0, 0), "registrations, wrong numbers counted, application links");
+    // Blocking and unblocking in standby still decide whether notices may go to the user.
+    town.link(MOTHER, "0101").await;
+    let unfollow = standby(town.event(MOTHER, "unfollow", json!({})));
+    town.deliver(&[unfollow]).await;
+    let active: i64 = town.sql("SELECT active FROM registrations WHERE resident_id = '0101'", vec![]).await;
+    assert_eq!(active, 0);
+    let follow = standby(town.event(MOTHER, "follow", json!({ "follow": { "isUnblocked": true } })));
+    town.deliver(&[follow]).await;
+    let active: i64 = town.sql("SELECT active FROM registrations WHERE resident_id = '0101'", vec![]).await;
+    assert_eq!(active, 1);
+    assert!(town.new_messages(MOTHER).is_empty(), "a channel in standby replied");
+    // Once the channel is active again, the number on the postcard works.
+    assert!(town.say(STRANGER, &number).await.contains("登録が完了しました"));
+}
+
 #[tokio::test]
 async fn registration_numbers_resist_guessing_and_work_once() {
     let mut town = Town::new(&[]).await;

@@ -119,6 +119,7 @@ impl CsvFile {
                 return Ok(None);
             }
         };
+        let input: Box<dyn Read> = Box::new(LineFeeds::new(input));
         let mut reader = csv::ReaderBuilder::new().flexible(true).buffer_capacity(1 << 20).from_reader(input);
         let headers = match reader.byte_headers() {
             Ok(headers) => headers.clone(),
@@ -178,8 +179,16 @@ impl CsvFile {
                     continue;
                 }
             }
-            let line = self.record.position().map_or(0, |position| position.line());
             let bytes = self.record.as_slice();
+            // The reader has read the row's own LF (`LineFeeds` ends every line with one),
+            // which makes blank lines before it count too. A row running across lines (an
+            // open quote) is reported where reading it began: its line unless blank lines
+            // came before it.
+            let line = if memchr::memchr(b'\n', bytes).is_none() {
+                self.reader.position().line() - 1
+            } else {
+                self.record.position().map_or(0, |position| position.line())
+            };
             let shape_problem = if bytes.len() > MAX_ROW_BYTES {
                 Some(format!("the row is {} bytes long, more than {MAX_ROW_BYTES}; is a quote left open?", bytes.len()))
             } else if memchr::memmem::find(bytes, "\u{feff}".as_bytes()).is_some() {
@@ -231,6 +240,73 @@ fn open_text(path: &Path) -> Result<Result<(Box<dyn Read>, Encoding), (u64, Stri
     // rows then report.
     let decoder = encoding_rs_io::DecodeReaderBytesBuilder::new().encoding(Some(encoding_rs::SHIFT_JIS)).build(Cursor::new(head).chain(file));
     Ok(Ok((Box::new(decoder), Encoding::ShiftJis)))
+}
+
+/// Text whose line endings, CRLF or a lone CR, are handed on as LF, and whose last line
+/// ends with one. The csv crate ends a record at the CR of a CRLF and counts lines by LF,
+/// so it would number every row of a Windows-made export from the line before its own;
+/// with every line ended by an LF, a row's line is the count after it, minus one. A CR can
+/// only end a line here: a field running across lines is refused anyway, and in UTF-8
+/// (the decoded Shift_JIS too) the byte is never part of a character.
+struct LineFeeds<R> {
+    inner: R,
+    /// The last byte handed out was a CR turned into LF, so an LF right after it is the
+    /// same line ending and is dropped.
+    after_carriage_return: bool,
+    /// Whether the text handed out so far is empty or ends with an LF.
+    line_ended: bool,
+}
+
+impl<R: Read> LineFeeds<R> {
+    fn new(inner: R) -> LineFeeds<R> {
+        LineFeeds { inner, after_carriage_return: false, line_ended: true }
+    }
+}
+
+impl<R: Read> Read for LineFeeds<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        if buffer.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let read = self.inner.read(buffer)?;
+            if read == 0 {
+                if self.line_ended {
+                    return Ok(0);
+                }
+                buffer[0] = b'\n';
+                self.line_ended = true;
+                return Ok(1);
+            }
+            // Compacted in place: bytes up to `written` are final, the rest is still to see.
+            let mut written = 0;
+            let mut position = 0;
+            while position < read {
+                if self.after_carriage_return && buffer[position] == b'\n' {
+                    position += 1;
+                }
+                self.after_carriage_return = false;
+                let end = memchr::memchr(b'\r', &buffer[position..read]).map_or(read, |offset| position + offset);
+                if written != position {
+                    buffer.copy_within(position..end, written);
+                }
+                written += end - position;
+                position = end;
+                if position < read {
+                    buffer[written] = b'\n';
+                    written += 1;
+                    position += 1;
+                    self.after_carriage_return = true;
+                }
+            }
+            // A read that was only the LF of a CRLF split between two reads gave nothing
+            // to hand on; 0 would mean the end of the file.
+            if written > 0 {
+                self.line_ended = buffer[written - 1] == b'\n';
+                return Ok(written);
+            }
+        }
+    }
 }
 
 /// One row of a file, read cell by cell. A cell that is wrong records a problem and
@@ -304,5 +380,37 @@ impl<'a> Row<'a> {
             self.problem(Some(column), format!("{} {text:?} is not {expected}", self.file.spec.columns[column.0].english));
         }
         value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `text` through [`LineFeeds`] `chunk` bytes at a time, so that a CRLF is also
+    /// split between two reads.
+    fn line_feeds(text: &str, chunk: usize) -> String {
+        struct Chunks<'a>(&'a [u8], usize);
+        impl Read for Chunks<'_> {
+            fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+                let length = self.0.len().min(self.1).min(buffer.len());
+                buffer[..length].copy_from_slice(&self.0[..length]);
+                self.0 = &self.0[length..];
+                Ok(length)
+            }
+        }
+        let mut output = String::new();
+        LineFeeds::new(Chunks(text.as_bytes(), chunk)).read_to_string(&mut output).unwrap();
+        output
+    }
+
+    #[test]
+    fn crlf_and_lone_cr_become_lf_and_the_last_line_is_ended_however_the_text_is_cut() {
+        for chunk in [1, 2, 3, 1024] {
+            assert_eq!(line_feeds("a,b\r\n\r\nc\rd\n\ne\r\r\n", chunk), "a,b\n\nc\nd\n\ne\n\n", "read {chunk} bytes at a time");
+            assert_eq!(line_feeds("\r\n", chunk), "\n", "read {chunk} bytes at a time");
+            assert_eq!(line_feeds("a\r\nb", chunk), "a\nb\n", "read {chunk} bytes at a time");
+            assert_eq!(line_feeds("", chunk), "", "read {chunk} bytes at a time");
+        }
     }
 }

@@ -212,6 +212,20 @@ fn broken_exports_are_refused_with_their_place_and_change_nothing() {
     ]);
 }
 
+/// A Windows-made export ends its lines with CRLF: problems are on the same lines as in
+/// the LF file, blank lines and the header included.
+#[test]
+fn a_crlf_export_reports_each_problem_on_its_own_line() {
+    let lines = [HEADER.trim_end(), "001,H1,A,1990-01-01,2,head", "002,H1,B,2023-02-29,1,child", "", "003,H1,C,2000-01-01,x,child"];
+    let expected = vec!["residents.csv:3:4: birth_date \"2023-02-29\" is not a date", "residents.csv:5:5: sex \"x\" is not one of 1, 2, 男, 女, male, female"];
+    check(&[
+        ("lf", residents(&format!("{}\n", lines.join("\n"))), expected.clone()),
+        ("crlf", residents(&format!("{}\r\n", lines.join("\r\n"))), expected.clone()),
+        ("crlf in shift_jis", vec![("residents.csv", shift_jis(&format!("{}\r\n", lines.join("\r\n"))))], expected.clone()),
+        ("cr", residents(&format!("{}\r", lines.join("\r"))), expected),
+    ]);
+}
+
 #[test]
 fn moved_out_and_deceased_residents_are_kept_apart_and_their_records_dropped() {
     let mut connection = database();
