@@ -214,8 +214,10 @@ impl HashPlace {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let permit = self.permit;
         let job: HashJob = Box::new(move || {
-            let _ = answer.send(work());
+            let done = work();
+            // Given back before the answer, so whoever hears it finds the place free.
             drop(permit);
+            let _ = answer.send(done);
         });
         // The channel has room for every place, so it is full only if the threads died.
         self.jobs.try_send(job).map_err(|_| HashersBusy)?;
