@@ -235,6 +235,13 @@ impl HashPlace {
 }
 
 fn hash_jobs(waiting: &Mutex<Receiver<HashJob>>) {
+    // The lowest scheduling priority for this thread alone (Linux keeps a nice value per
+    // thread): a flood of sign-ins then takes only the CPU that requests leave unused,
+    // and a sign-in waits rather than the webhook or the console.
+    // SAFETY: setpriority on the calling thread's own id changes nothing else.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+    }
     loop {
         // The lock is held only to take the next job, never while hashing.
         let job = match waiting.lock() {
