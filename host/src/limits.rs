@@ -8,6 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -62,8 +63,8 @@ const FORM_REQUESTS_PER_MINUTE: u32 = 30;
 
 /// The limits a running server keeps in memory, shared by every request.
 pub struct RequestLimits {
-    sign_in: DefaultKeyedRateLimiter<IpAddr>,
-    form: DefaultKeyedRateLimiter<IpAddr>,
+    sign_in: PerAddress,
+    form: PerAddress,
     pub failed_sign_ins: SignInThrottle,
     pub password_hashers: PasswordHashers,
     forwarded_for: bool,
@@ -71,10 +72,9 @@ pub struct RequestLimits {
 
 impl RequestLimits {
     pub fn new(forwarded_for: bool) -> Arc<RequestLimits> {
-        let per_minute = |count: u32| Quota::per_minute(NonZeroU32::new(count).expect("a rate above zero"));
         Arc::new(RequestLimits {
-            sign_in: governor::RateLimiter::keyed(per_minute(SIGN_INS_PER_MINUTE)),
-            form: governor::RateLimiter::keyed(per_minute(FORM_REQUESTS_PER_MINUTE)),
+            sign_in: PerAddress::per_minute(SIGN_INS_PER_MINUTE),
+            form: PerAddress::per_minute(FORM_REQUESTS_PER_MINUTE),
             failed_sign_ins: SignInThrottle::default(),
             password_hashers: PasswordHashers::for_this_machine(),
             forwarded_for,
@@ -97,13 +97,36 @@ fn peer(request: &Request) -> Option<SocketAddr> {
     request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| *peer)
 }
 
-/// Refuses a request with 429 and `Retry-After` when its address went over `limiter`'s
-/// rate; keeps the limiter's memory bounded by forgetting addresses that are back to full.
-fn over_rate(limiter: &DefaultKeyedRateLimiter<IpAddr>, address: IpAddr) -> Option<Response> {
-    if limiter.len() > 10_000 {
-        limiter.retain_recent();
+/// A rate per address, and when to forget the addresses that are back to their full
+/// allowance: when there are twice as many as after the last time (and at least 10,000),
+/// so that the forgetting, a pass over all of them, costs each request little however many
+/// addresses a flood brings.
+pub struct PerAddress {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    forget_above: AtomicUsize,
+}
+
+/// Addresses remembered before any are forgotten.
+const ADDRESSES_BEFORE_FORGETTING: usize = 10_000;
+
+impl PerAddress {
+    fn per_minute(count: u32) -> PerAddress {
+        let quota = Quota::per_minute(NonZeroU32::new(count).expect("a rate above zero"));
+        PerAddress { limiter: governor::RateLimiter::keyed(quota), forget_above: AtomicUsize::new(ADDRESSES_BEFORE_FORGETTING) }
     }
-    let Err(not_until) = limiter.check_key(&address) else { return None };
+
+    fn remember(&self) {
+        if self.limiter.len() > self.forget_above.load(Ordering::Relaxed) {
+            self.limiter.retain_recent();
+            self.forget_above.store((self.limiter.len() * 2).max(ADDRESSES_BEFORE_FORGETTING), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Refuses a request with 429 and `Retry-After` when its address went over its rate.
+fn over_rate(rate: &PerAddress, address: IpAddr) -> Option<Response> {
+    rate.remember();
+    let Err(not_until) = rate.limiter.check_key(&address) else { return None };
     let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
     let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(serde_json::json!({ "error": "too many requests from this address; try again later" }))).into_response();
     response.headers_mut().insert("retry-after", HeaderValue::from(wait.as_secs().max(1)));
@@ -169,5 +192,17 @@ mod tests {
         let wait: u64 = refusals[0].headers()["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=6).contains(&wait), "{wait}");
         assert!(over_rate(&limits.sign_in, other).is_none());
+    }
+
+    #[test]
+    fn a_flood_of_addresses_is_forgotten_in_passes_that_grow_with_it() {
+        let rate = PerAddress::per_minute(SIGN_INS_PER_MINUTE);
+        for number in 0..(3 * ADDRESSES_BEFORE_FORGETTING as u32) {
+            assert!(over_rate(&rate, IpAddr::from(number.to_be_bytes())).is_none());
+        }
+        // Each address used one of its 10, so none is back to full and none is forgotten;
+        // the next pass waits until there are twice as many.
+        assert_eq!(rate.limiter.len(), 3 * ADDRESSES_BEFORE_FORGETTING);
+        assert!(rate.forget_above.load(Ordering::Relaxed) >= 2 * ADDRESSES_BEFORE_FORGETTING);
     }
 }
