@@ -357,7 +357,9 @@ async function drawAccounts() {
     table(["ログイン", "名前", "役割", "課", "状態", "セッション", ""], users.map((user) => h("tr", { "data-login": user.login },
       h("td", {}, user.login), h("td", {}, user.display_name), h("td", {}, roleName(user.role)), h("td", {}, user.division), h("td", {}, user.disabled ? "停止中" : "有効"), h("td", { class: "number" }, user.sessions),
       h("td", {},
-        user.disabled ? userAction("有効にする", "data-enable", user.login, "enable", () => `${user.login} を有効にしました`) : userAction("停止する", "data-disable", user.login, "disable", () => `${user.login} を停止し、サインイン中のセッションを終了しました`),
+        user.disabled ? userAction("有効にする", "data-enable", user.login, "enable", () => `${user.login} を有効にしました`)
+          : session.caller.actor === "user:" + user.login ? null // one's own account cannot be disabled
+          : userAction("停止する", "data-disable", user.login, "disable", () => `${user.login} を停止し、サインイン中のセッションを終了しました`),
         userAction("パスワード再発行", "data-reset", user.login, "password", (answer) => `${answer.login} の新しいパスワード: ${answer.password}(この画面でしか表示されません)`),
         userAction("セッション終了", "data-end-sessions", user.login, "end-sessions", (answer) => `${user.login} のセッション ${answer.sessions} 件を終了しました`))))),
     h("h2", {}, "API トークン"),
