@@ -351,8 +351,8 @@ async function drawAccounts() {
   const [users, tokens] = await Promise.all([api("GET", "/admin/users"), api("GET", "/admin/tokens")]);
   const line = pageStatus;
   const refresh = () => drawAccounts().catch((error) => line.show(error.message, true));
-  const userAction = (label, attribute, login, path, done) => h("button", { [attribute]: login, onclick: (event) => act(line, event.target, async () => { const answer = await api("POST", `/admin/users/${encodeURIComponent(login)}/${path}`); refresh(); return done(answer); }) }, label);
-  const tokenAction = (label, attribute, id, path, body, done) => h("button", { [attribute]: id, onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/tokens/${encodeURIComponent(id)}/${path}`, body); refresh(); return done; }) }, label);
+  const userAction = (label, attribute, login, path, done) => h("button", { [attribute]: login, onclick: (event) => act(line, event.target, async () => { const answer = await api("POST", `/admin/users/${encodeURIComponent(login)}/${encodeURIComponent(path)}`); refresh(); return done(answer); }) }, label);
+  const tokenAction = (label, attribute, id, path, body, done) => h("button", { [attribute]: id, onclick: (event) => act(line, event.target, async () => { await api("POST", `/admin/tokens/${encodeURIComponent(id)}/${encodeURIComponent(path)}`, body); refresh(); return done; }) }, label);
   content.replaceChildren(h("h2", {}, "職員アカウント"),
     table(["ログイン", "名前", "役割", "課", "状態", "セッション", ""], users.map((user) => h("tr", { "data-login": user.login },
       h("td", {}, user.login), h("td", {}, user.display_name), h("td", {}, roleName(user.role)), h("td", {}, user.division), h("td", {}, user.disabled ? "停止中" : "有効"), h("td", { class: "number" }, user.sessions),

@@ -128,6 +128,9 @@ mod tests {
         assert_eq!(status, StatusCode::OK, "{body}");
         let set_cookie = headers.get("set-cookie").unwrap().to_str().unwrap().to_owned();
         assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+        // Secure as the configuration says, though the request came to 127.0.0.1: a proxy
+        // may forward any Host.
+        assert!(set_cookie.ends_with("; Secure"), "{set_cookie}");
         let cookie = set_cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
         let csrf = serde_json::from_str::<serde_json::Value>(&body).unwrap()["csrf_token"].as_str().unwrap().to_owned();
         (cookie, csrf)
@@ -161,6 +164,22 @@ mod tests {
     fn routed_admin_paths() -> Vec<String> {
         let source = include_str!("../web.rs");
         source.split(".route(\"").skip(1).filter_map(|rest| rest.split('"').next()).filter(|path| path.starts_with("/admin")).map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_script_encodes_every_value_it_puts_into_an_admin_address() {
+        // A program's code or an occasion's key comes from a plugin's manifest: unencoded,
+        // `../` or `?` in it would send the request elsewhere.
+        let mut unencoded = Vec::new();
+        for template in SCRIPT.split('`').skip(1).step_by(2).filter(|template| template.starts_with("/admin")) {
+            for value in template.split("${").skip(1) {
+                if !value.starts_with("encodeURIComponent(") {
+                    unencoded.push(template.to_owned());
+                }
+            }
+        }
+        assert!(unencoded.is_empty(), "{unencoded:?}");
+        assert!(SCRIPT.contains("`/admin/programs/${encodeURIComponent(choose.value)}/wording/${encodeURIComponent(occasion.key)}`"));
     }
 
     #[test]
