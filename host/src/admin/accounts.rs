@@ -10,7 +10,7 @@ use argon2::Argon2;
 use argon2::password_hash::{Output, PasswordHash, SaltString};
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{Caller, Role};
+use super::{Caller, Role, program_codes};
 use crate::database::{audit, now_text};
 use crate::registry::sha256_hex;
 
@@ -317,7 +317,7 @@ pub fn session(connection: &Connection, cookie: &str, now: i64) -> anyhow::Resul
                     actor: format!("user:{}", row.get::<_, String>(0)?),
                     name: row.get(1)?,
                     division: row.get(3)?,
-                    programs: programs.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
+                    programs: program_codes(&programs),
                     role: Role::parse(&role).unwrap_or(Role::Viewer),
                 };
                 Ok((caller, row.get(5)?))
@@ -347,7 +347,7 @@ pub fn list_accounts(connection: &Connection, now: i64) -> anyhow::Result<Vec<St
                 display_name: row.get(1)?,
                 role: row.get(2)?,
                 division: row.get(3)?,
-                programs: programs.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
+                programs: program_codes(&programs),
                 disabled: row.get(5)?,
                 created_at: row.get(6)?,
                 sessions: row.get(7)?,

@@ -156,6 +156,12 @@ pub fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
     left.len() == right.len() && left.iter().zip(right).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
 }
 
+/// The program codes of a stored comma-separated list (`staff_users.programs`,
+/// `admin_tokens.programs`).
+pub fn program_codes(stored: &str) -> Vec<String> {
+    stored.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect()
+}
+
 /// How long a token works when made without saying: a year.
 pub const TOKEN_VALID_DAYS: i64 = 365;
 
@@ -190,7 +196,7 @@ pub fn authenticate(connection: &Connection, token: &str, now: &str) -> anyhow::
                     actor: if admin { format!("admin:{division}") } else { format!("division:{division}") },
                     name: division.clone(),
                     division,
-                    programs: programs.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
+                    programs: program_codes(&programs),
                     role: if admin { Role::Administrator } else { Role::Division },
                 })
             },
@@ -224,7 +230,7 @@ pub fn list_tokens(connection: &Connection) -> anyhow::Result<Vec<TokenListing>>
             Ok(TokenListing {
                 id: row.get(0)?,
                 division: row.get(1)?,
-                programs: programs.split(',').filter(|code| !code.is_empty()).map(str::to_owned).collect(),
+                programs: program_codes(&programs),
                 admin: row.get(3)?,
                 created_at: row.get(4)?,
                 expires_at: row.get(5)?,
