@@ -1,6 +1,7 @@
 //! 1歳6か月児健康診査 (母子保健法 第12条 第1項第1号): for a child 「満1歳6か月を超え満2歳に
-//! 達しない」, so from the day after 生後18月 is reached until the day before age 2 is
-//! reached. The child's household is told when the period opens, unless the history records
+//! 達しない」, so from the day after 生後18月 is reached until the day before the second
+//! birthday, itself included (read as 「2歳未満」 is by the ministry's notice of 2014-03-11
+//! on 定期の予防接種). The child's household is told when the period opens, unless the history records
 //! the checkup.
 //!
 //! Simplification: Chiba city invites each child to a 集団健診 date inside this period; the
@@ -16,7 +17,7 @@ const SCHEDULE: Schedule = Schedule {
     recorded: Recorded::Checkups,
     sex: None,
     closed_by_months: 24,
-    periods: &[Period { occasion: "due", done: Done::AnyRecord, window: |birth, _| Some((birth.months_reached(18).add_days(1), birth.age_reached(2).add_days(-1))) }],
+    periods: &[Period { occasion: "due", done: Done::AnyRecord, window: |birth, _| Some((birth.months_reached(18).add_days(1), birth.last_day_under_age(2))) }],
 };
 
 impl Program for Checkup18Months {

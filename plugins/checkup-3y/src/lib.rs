@@ -1,5 +1,6 @@
 //! 3歳児健康診査 (母子保健法 第12条 第1項第2号): for a child 「満3歳を超え満4歳に達しない」,
-//! so from the day after age 3 is reached until the day before age 4 is reached. The
+//! so from the day after age 3 is reached until the day before the fourth birthday, itself
+//! included (read as 「4歳未満」 is by the ministry's notice of 2014-03-11). The
 //! child's household is told when the period opens, unless the history records the checkup.
 //!
 //! Simplification: Chiba city invites each child to a 集団健診 date inside this period; the
@@ -15,7 +16,7 @@ const SCHEDULE: Schedule = Schedule {
     recorded: Recorded::Checkups,
     sex: None,
     closed_by_months: 48,
-    periods: &[Period { occasion: "due", done: Done::AnyRecord, window: |birth, _| Some((birth.age_reached(3).add_days(1), birth.age_reached(4).add_days(-1))) }],
+    periods: &[Period { occasion: "due", done: Done::AnyRecord, window: |birth, _| Some((birth.age_reached(3).add_days(1), birth.last_day_under_age(4))) }],
 };
 
 impl Program for Checkup3Years {

@@ -3,7 +3,7 @@
 //! window opens, unless the history already records that visit.
 //!
 //! Simplification: the city's 受診票 are valid from 生後3月 until 生後7月 is reached and
-//! from 生後9月 until the first birthday; visits are recorded as checkup kind
+//! from 生後9月 until the day before the first birthday, itself included; visits are recorded as checkup kind
 //! `infant-checkup` with `count` 1 or 2 (which 受診票 was used).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
@@ -18,7 +18,7 @@ const SCHEDULE: Schedule = Schedule {
     closed_by_months: 12,
     periods: &[
         Period { occasion: "first", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(3), birth.months_reached(7).add_days(-1))) },
-        Period { occasion: "second", done: Done::Dose(2), window: |birth, _| Some((birth.months_reached(9), birth.months_reached(12).add_days(-1))) },
+        Period { occasion: "second", done: Done::Dose(2), window: |birth, _| Some((birth.months_reached(9), birth.last_day_under_age(1))) },
     ],
 };
 

@@ -9,7 +9,7 @@
 //!
 //! ```yaml
 //! cases:
-//!   - name: 1期は生後12月に達する日に始まる
+//!   - name: 1期は生後12月に至る日に始まる
 //!     today: 2026-07-30
 //!     people:
 //!       - id: 子
@@ -25,7 +25,7 @@
 //!         receipts: [ { program: child-rearing-allowance, start: 2025-01-01, end: 2030-03-31 } ]
 //!         pregnancies: [ { notified_on: 2026-05-01, due_date: 2026-12-01 } ]
 //!     expect:
-//!       - { person: 子, occasion: phase-1, send_on: 2026-07-30, expires_on: 2027-07-29 }
+//!       - { person: 子, occasion: phase-1, send_on: 2026-07-30, expires_on: 2027-07-30 }
 //! ```
 //!
 //! [`Case::population`] fills only the fields a manifest declares, as the host does, so a

@@ -98,6 +98,25 @@ impl Day {
         self.months_reached(years * 12)
     }
 
+    /// The last day of a period the law writes 「生後N月に至るまで」 (予防接種法施行令 第1条の3
+    /// 別表; 「1歳に至るまで」 is 生後12月) for someone born on `self`: the day 生後N月 is
+    /// reached, itself included. The ministry's notice of 2014-03-11 「定期の予防接種における
+    /// 対象者の解釈について」 reads 「生後24月に至るまで」 as up to and including the day before
+    /// the second birthday, so born 2025-07-31 → last day 2027-07-30 (born 12/31 → 生後2月 ends
+    /// on the last day of February).
+    pub fn last_day_up_to_months(self, months: u32) -> Day {
+        self.months_reached(months)
+    }
+
+    /// The last day of a period the law writes 「N歳未満」 (予防接種法施行令 第1条の3 別表,
+    /// 「13歳未満」) or 「満N歳に達しない」 (母子保健法 第12条) for someone born on `self`: the
+    /// day before the N-th birthday, itself included, as the ministry's notice of 2014-03-11
+    /// 「定期の予防接種における対象者の解釈について」 reads it (a person becomes N only when
+    /// that day ends, 年齢計算ニ関スル法律). Born on 2/29: 2/28 of a common year.
+    pub fn last_day_under_age(self, years: u32) -> Day {
+        self.age_reached(years)
+    }
+
     /// The age in completed years, counted by law, of someone born on `self`, on `day`.
     /// Zero before the first birthday is reached (and before birth).
     pub fn age_on(self, day: Day) -> u32 {
@@ -370,6 +389,46 @@ mod tests {
         // Born on January 1: the first year is reached on December 31 of the birth year.
         assert_eq!(day("2000-01-01").age_on(day("2000-12-31")), 1);
         assert_eq!(day("2000-01-01").age_on(day("2000-12-30")), 0);
+    }
+
+    /// Splits a test input "YYYY-MM-DD N" into the day and the number.
+    fn day_and_count(input: &str) -> (Day, u32) {
+        let (date, count) = input.split_once(' ').expect("a date and a number");
+        (day(date), count.parse().expect("a number"))
+    }
+
+    #[test]
+    fn periods_up_to_an_age_in_months_include_the_day_it_is_reached() {
+        check(
+            &[
+                ("2025-07-31 24", "2027-07-30"), // 生後24月に至るまで: the day before the second birthday
+                ("2026-01-15 12", "2027-01-14"), // 1歳に至るまで: the day before the first birthday
+                ("2025-12-31 2", "2026-02-28"),  // 2/31 does not exist: February's last day
+                ("2023-12-31 2", "2024-02-29"),  // leap February
+                ("2024-02-29 12", "2025-02-28"), // a leap-day birth, a common year
+                ("2024-02-29 48", "2028-02-28"), // a leap-day birth, a leap year: still the day before 2/29
+            ],
+            |input| {
+                let (birth, months) = day_and_count(input);
+                birth.last_day_up_to_months(months).to_string()
+            },
+        );
+    }
+
+    #[test]
+    fn periods_under_an_age_end_the_day_before_the_birthday() {
+        check(
+            &[
+                ("2017-06-10 13", "2030-06-09"), // 13歳未満
+                ("2025-01-15 2", "2027-01-14"),  // 満2歳に達しない
+                ("2024-02-29 4", "2028-02-28"),
+                ("2024-02-29 3", "2027-02-28"),
+            ],
+            |input| {
+                let (birth, years) = day_and_count(input);
+                birth.last_day_under_age(years).to_string()
+            },
+        );
     }
 
     #[test]

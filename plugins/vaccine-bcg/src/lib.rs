@@ -1,6 +1,7 @@
 //! BCGの定期接種 (予防接種法施行令 第1条の3 別表: 1歳に至るまで; 定期接種実施要領: 標準的には
 //! 生後5月から生後8月に達するまで). The household is told when 生後5月 is reached, unless the
-//! dose is recorded; the period ends the day before age 1 is reached.
+//! dose is recorded; the period ends on the day before the first birthday, itself included
+//! (「1歳に至るまで」, read by the ministry's notice of 2014-03-11).
 //!
 //! Simplification: the law allows BCG from birth; the notice follows the standard start.
 
@@ -14,7 +15,7 @@ const SCHEDULE: Schedule = Schedule {
     recorded: Recorded::Immunizations,
     sex: None,
     closed_by_months: 12,
-    periods: &[Period { occasion: "due", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(5), birth.age_reached(1).add_days(-1))) }],
+    periods: &[Period { occasion: "due", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(5), birth.last_day_up_to_months(12))) }],
 };
 
 impl Program for VaccineBcg {

@@ -1,6 +1,7 @@
 //! B型肝炎の定期接種 (予防接種法施行令 第1条の3 別表: 1歳に至るまで; 標準的には生後2月から).
 //! The household is told when 生後2月 is reached, unless dose 1 is recorded; the period ends
-//! the day before age 1 is reached.
+//! on the day before the first birthday, itself included (「1歳に至るまで」, read by the
+//! ministry's notice of 2014-03-11).
 //!
 //! Simplification: the law allows the first dose from birth; the notice follows the
 //! standard start (生後2月), and doses 2 and 3 are booked by the medical institution.
@@ -15,7 +16,7 @@ const SCHEDULE: Schedule = Schedule {
     recorded: Recorded::Immunizations,
     sex: None,
     closed_by_months: 12,
-    periods: &[Period { occasion: "primary", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(2), birth.age_reached(1).add_days(-1))) }],
+    periods: &[Period { occasion: "primary", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(2), birth.last_day_up_to_months(12))) }],
 };
 
 impl Program for VaccineHepatitisB {

@@ -17,8 +17,8 @@ const SCHEDULE: Schedule = Schedule {
     sex: None,
     closed_by_months: 13 * 12,
     periods: &[
-        Period { occasion: "phase-1", done: Done::Dose(1), window: |birth, _| Some((birth.age_reached(3), birth.months_reached(90).add_days(-1))) },
-        Period { occasion: "phase-2", done: Done::Dose(4), window: |birth, _| Some((birth.age_reached(9), birth.age_reached(13).add_days(-1))) },
+        Period { occasion: "phase-1", done: Done::Dose(1), window: |birth, _| Some((birth.age_reached(3), birth.last_day_up_to_months(90))) },
+        Period { occasion: "phase-2", done: Done::Dose(4), window: |birth, _| Some((birth.age_reached(9), birth.last_day_under_age(13))) },
     ],
 };
 

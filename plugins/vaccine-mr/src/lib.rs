@@ -14,7 +14,7 @@ const SCHEDULE: Schedule = Schedule {
     sex: None,
     closed_by_months: 7 * 12,
     periods: &[
-        Period { occasion: "phase-1", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(12), birth.months_reached(24).add_days(-1))) },
+        Period { occasion: "phase-1", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(12), birth.last_day_up_to_months(24))) },
         Period {
             occasion: "phase-2",
             done: Done::Dose(2),

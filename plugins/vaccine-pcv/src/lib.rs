@@ -17,11 +17,11 @@ const SCHEDULE: Schedule = Schedule {
     sex: None,
     closed_by_months: 60,
     periods: &[
-        Period { occasion: "primary", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(2), birth.months_reached(60).add_days(-1))) },
+        Period { occasion: "primary", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(2), birth.last_day_up_to_months(60))) },
         Period {
             occasion: "booster",
             done: Done::Dose(4),
-            window: |birth, earlier| earlier.dose_date(3).map(|third| (third.add_days(60).max(birth.months_reached(12)), birth.months_reached(60).add_days(-1))),
+            window: |birth, earlier| earlier.dose_date(3).map(|third| (third.add_days(60).max(birth.months_reached(12)), birth.last_day_up_to_months(60))),
         },
     ],
 };

@@ -16,11 +16,11 @@ const SCHEDULE: Schedule = Schedule {
     sex: None,
     closed_by_months: 36,
     periods: &[
-        Period { occasion: "dose-1", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(12), birth.months_reached(36).add_days(-1))) },
+        Period { occasion: "dose-1", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(12), birth.last_day_up_to_months(36))) },
         Period {
             occasion: "dose-2",
             done: Done::Dose(2),
-            window: |birth, earlier| earlier.dose_date(1).map(|first| (first.add_months_clamped(6), birth.months_reached(36).add_days(-1))),
+            window: |birth, earlier| earlier.dose_date(1).map(|first| (first.add_months_clamped(6), birth.last_day_up_to_months(36))),
         },
     ],
 };
