@@ -117,6 +117,30 @@ impl Day {
         self.age_reached(years)
     }
 
+    /// The first day the next dose is allowed after a dose on `self` when the rule reads
+    /// 「N日以上の間隔をおいて」 (予防接種実施規則, 定期接種実施要領): N whole days lie between
+    /// the doses, so the dose day + N + 1. The ministry's example: 27日以上, a dose on 4/1 → from
+    /// 4/29.
+    pub fn after_interval_of_days(self, days: u32) -> Day {
+        self.add_days(days as i32 + 1)
+    }
+
+    /// The first day the next dose is allowed after a dose on `self` when the rule reads
+    /// 「N月以上の間隔をおいて」: the interval runs out when the day before the same date N
+    /// months later ends, or, where that date does not exist, when that month's last day ends
+    /// (民法 第143条 第2項), so the next dose is allowed from that date, or from the 1st of the
+    /// following month (a dose on 8/31, 6 months → from 3/1; on 8/29 → 2/29 in a leap year).
+    pub fn after_interval_of_months(self, months: u32) -> Day {
+        let (year, month, day) = self.ymd();
+        let (target_year, target_month) = shift_month(year, month, months as i32);
+        if day > days_in_month(target_year, target_month) {
+            let (next_year, next_month) = shift_month(target_year, target_month, 1);
+            Day(days_from_civil(next_year, next_month, 1))
+        } else {
+            Day(days_from_civil(target_year, target_month, day))
+        }
+    }
+
     /// The age in completed years, counted by law, of someone born on `self`, on `day`.
     /// Zero before the first birthday is reached (and before birth).
     pub fn age_on(self, day: Day) -> u32 {
@@ -427,6 +451,41 @@ mod tests {
             |input| {
                 let (birth, years) = day_and_count(input);
                 birth.last_day_under_age(years).to_string()
+            },
+        );
+    }
+
+    #[test]
+    fn an_interval_of_days_leaves_that_many_whole_days_between_doses() {
+        check(
+            &[
+                ("2026-04-01 27", "2026-04-29"), // the ministry's example
+                ("2026-12-20 60", "2027-02-19"),
+                ("2026-12-31 60", "2027-03-02"), // a common February
+                ("2027-12-31 60", "2028-03-01"), // a leap February
+            ],
+            |input| {
+                let (dose, days) = day_and_count(input);
+                dose.after_interval_of_days(days).to_string()
+            },
+        );
+    }
+
+    #[test]
+    fn an_interval_of_months_opens_on_the_same_date_or_the_next_month_s_first_day() {
+        check(
+            &[
+                ("2026-05-20 6", "2026-11-20"),
+                ("2026-08-31 6", "2027-03-01"), // 2/31 does not exist: from March 1
+                ("2026-08-29 6", "2027-03-01"), // 2/29 does not exist in 2027
+                ("2027-08-29 6", "2028-02-29"), // but it does in 2028
+                ("2024-01-31 1", "2024-03-01"),
+                ("2026-03-31 6", "2026-10-01"), // 9/31 does not exist
+                ("2026-12-31 2", "2027-03-01"),
+            ],
+            |input| {
+                let (dose, months) = day_and_count(input);
+                dose.after_interval_of_months(months).to_string()
             },
         );
     }

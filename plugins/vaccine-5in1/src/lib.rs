@@ -1,7 +1,8 @@
 //! 五種混合(DPT-IPV-Hib)の定期接種 (予防接種法施行令 第1条の3 別表: 生後2月から生後90月に
 //! 至るまで). Two notices: the 1期初回 series when 生後2月 is reached, unless dose 1 is
-//! recorded; and the 1期追加 dose from 6 months after the third dose (定期接種実施要領: 初回
-//! 接種終了後6月から18月までの間隔をおく), unless dose 4 is recorded.
+//! recorded; and the 1期追加 dose from the same date 6 months after the third dose, or the 1st
+//! of the next month where that date does not exist (定期接種実施要領: 初回接種終了後6月から
+//! 18月までの間隔をおく; [`Day::after_interval_of_months`]), unless dose 4 is recorded.
 //!
 //! Simplification: doses 2 and 3 of the primary series are not reminded one by one; the
 //! medical institution books them at the first visit.
@@ -21,7 +22,7 @@ const SCHEDULE: Schedule = Schedule {
         Period {
             occasion: "booster",
             done: Done::Dose(4),
-            window: |birth, earlier| earlier.dose_date(3).map(|third| (third.add_months_clamped(6), birth.last_day_up_to_months(90))),
+            window: |birth, earlier| earlier.dose_date(3).map(|third| (third.after_interval_of_months(6), birth.last_day_up_to_months(90))),
         },
     ],
 };

@@ -1,7 +1,8 @@
 //! 小児の肺炎球菌感染症の定期接種 (予防接種法施行令 第1条の3 別表: 生後2月から生後60月に至る
 //! まで). Two notices: the 初回 series when 生後2月 is reached, unless dose 1 is recorded;
 //! and the 追加 dose (定期接種実施要領: 初回終了後60日以上の間隔をおいて、生後12月以降), from
-//! the later of 生後12月 and 60 days after the third dose, unless dose 4 is recorded.
+//! the later of 生後12月 and the 61st day after the third dose (60 whole days between the
+//! doses, [`Day::after_interval_of_days`]), unless dose 4 is recorded.
 //!
 //! Simplification: a child who started late (fewer primary doses by the 実施要領) is told
 //! about the booster only once a third dose is recorded.
@@ -21,7 +22,7 @@ const SCHEDULE: Schedule = Schedule {
         Period {
             occasion: "booster",
             done: Done::Dose(4),
-            window: |birth, earlier| earlier.dose_date(3).map(|third| (third.add_days(60).max(birth.months_reached(12)), birth.last_day_up_to_months(60))),
+            window: |birth, earlier| earlier.dose_date(3).map(|third| (third.after_interval_of_days(60).max(birth.months_reached(12)), birth.last_day_up_to_months(60))),
         },
     ],
 };
