@@ -1,6 +1,7 @@
 //! 児童扶養手当 (児童扶養手当法 第4条・第9条; income limits of 施行令 第2条の4 as revised in
 //! November 2024): a single parent raising a 児童 (until the first March 31 after reaching
-//! 18) whose income is under the limit for their dependants. Only residents who consented to
+//! 18) whose income, after the deductions of 施行令 第4条, is under the limit for their
+//! dependants. Only residents who consented to
 //! the use of tax data can be judged, and those already receiving the allowance are not told.
 //! The head of household is told once per 年度 while this holds; the rule and its
 //! simplifications are in [`oshirase_sdk::single_parent`].

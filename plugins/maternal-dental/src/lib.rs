@@ -1,8 +1,9 @@
 //! 妊産婦歯科健診, as Chiba city runs it
 //! (<https://www.city.chiba.jp/hokenfukushi/kenkou/shien/ninsanpushika.html>): one free dental
-//! checkup during pregnancy (recommended at 妊娠16〜20週) and one after the birth, until the
-//! day before the child's first birthday. Two notices per pregnancy: `pregnancy-fyYYYY` from
-//! 16 weeks 0 days until the birth (or the due date while no birth is known), and
+//! checkup at any time during pregnancy (妊娠16〜20週 is only the recommended time) and one
+//! after the birth, until the day before the child's first birthday. Two notices per
+//! pregnancy: `pregnancy-fyYYYY` from the day the pregnancy is notified (the 受診票 come with
+//! the 母子健康手帳) until the day before the birth (or the due date while no birth is known), and
 //! `postpartum-fyYYYY` from the birth, both keyed by the 年度 of the due date. A checkup of
 //! kind `maternal-dental` recorded during the pregnancy, or after the birth, ends each one.
 //!
@@ -21,7 +22,7 @@ impl Program for MaternalDental {
         let mut occasions = Occasion::per_fiscal_year(
             "pregnancy",
             "妊婦歯科健診",
-            "【{program}】妊娠中の歯科健診(妊婦歯科健診)を1回無料で受けられます。安定期の妊娠16〜20週頃がおすすめです。母子健康手帳別冊の受診票を持って、協力歯科医療機関に予約して受診してください。千葉市 健康支援課 https://www.city.chiba.jp/hokenfukushi/kenkou/shien/ninsanpushika.html お問い合わせ: {contact}",
+            "【{program}】妊娠中の歯科健診(妊婦歯科健診)を、妊娠中いつでも1回無料で受けられます。安定期の妊娠16〜20週頃がおすすめです。母子健康手帳別冊の受診票を持って、協力歯科医療機関に予約して受診してください。千葉市 健康支援課 https://www.city.chiba.jp/hokenfukushi/kenkou/shien/ninsanpushika.html お問い合わせ: {contact}",
         );
         occasions.extend(Occasion::per_fiscal_year(
             "postpartum",
@@ -50,11 +51,11 @@ impl Program for MaternalDental {
             let mother = pregnancy.mother;
             let baby = pregnancy.baby(&households, today);
             let conceived = pregnancy.due_date.gestational_week_starts(0);
-            let opens = pregnancy.due_date.gestational_week_starts(16);
+            let opens = pregnancy.notified_on;
             let closes = baby.map_or(pregnancy.due_date, |baby| baby.birth_day().add_days(-1));
             if opens <= today && today <= closes && !checkups.has_between(mother.index(), code, conceived, closes) {
                 let occasion = Occasion::fiscal_year_key("pregnancy", pregnancy.due_date.fiscal_year())?;
-                notices.extend(Notice::for_open_window(&mother, &occasion, opens, closes, today, || format!("出産予定日 {}、妊娠16週0日 {opens}", pregnancy.due_date)));
+                notices.extend(Notice::for_open_window(&mother, &occasion, opens, closes, today, || format!("出産予定日 {}、妊娠届出 {opens}", pregnancy.due_date)));
             }
             if let Some(baby) = baby {
                 let born = baby.birth_day();

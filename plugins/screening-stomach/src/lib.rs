@@ -1,16 +1,21 @@
-//! 胃がん検診 (がん検診実施のための指針: 50歳以上、2年に1回): residents aged 50 or more on
-//! 年度末 who had no screening in this or the previous 年度 are told when the city's
-//! screening season opens. See [`oshirase_sdk::screening`].
+//! 胃がん検診 as Chiba city runs it
+//! (<https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html>), which differs
+//! from the national 指針 (50歳以上、2年に1回): 胃部エックス線検査 every 年度 from age 40 on
+//! 年度末 (the 指針's 「当分の間、胃部エックス線検査については40歳以上に対し実施も可」), and
+//! 胃内視鏡検査 from 50 at even ages on 年度末. Residents aged 40 or more on 年度末 with no
+//! stomach screening recorded in this 年度 are told when the season opens; the message names
+//! both methods and who may choose the endoscopy. See [`oshirase_sdk::screening`].
 //!
-//! Simplification: Chiba city also offers the エックス線検査 every year from 40; this plugin
-//! follows the national 指針 (50歳以上、2年に1回), which covers both methods.
+//! Simplification: the export does not say which method a recorded screening used, so any
+//! screening this 年度 ends the notice, and a rule that limits one method after the other
+//! cannot be checked.
 
 use oshirase_sdk::screening::Screening;
 use oshirase_sdk::{export_program, Category, Day, Notice, Population, Program, ProgramInfo};
 
 pub struct ScreeningStomach;
 
-const SCREENING: Screening = Screening { code: "screening-stomach", minimum_age_at_fiscal_year_end: 50, ends_on_birthday: None, sex: None, every_fiscal_years: 2 };
+const SCREENING: Screening = Screening { code: "screening-stomach", minimum_age_at_fiscal_year_end: 40, ends_on_birthday: None, sex: None, every_fiscal_years: 1 };
 
 impl Program for ScreeningStomach {
     fn describe() -> ProgramInfo {
@@ -25,7 +30,7 @@ impl Program for ScreeningStomach {
             fields: SCREENING.fields(),
             occasions: SCREENING.occasions(
                 "胃がん検診",
-                "【{program}】今年度の胃がん検診の対象です(前年度に受診した方を除く、2年に1回)。がん検診等受診券シールを持って、協力医療機関または集団検診で{deadline}までに受診してください。詳しくは https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html (千葉市 健康支援課) お問い合わせ: {contact}",
+                "【{program}】今年度の胃がん検診の対象です。胃部エックス線検査は40歳以上の方が毎年、胃内視鏡検査は年度末の年齢が50歳以上の偶数の方が受けられます。がん検診等受診券シールを持って、協力医療機関または集団検診で{deadline}までに受診してください。詳しくは https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html (千葉市 健康支援課) お問い合わせ: {contact}",
             ),
         }
     }
