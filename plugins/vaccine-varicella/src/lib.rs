@@ -1,6 +1,7 @@
 //! 水痘の定期接種 (予防接種法施行令 第1条の3 別表: 生後12月から生後36月に至るまで; 2回、
-//! 3月以上の間隔). Two notices: dose 1 when 生後12月 is reached, unless recorded; dose 2 from
-//! 6 months after dose 1 (定期接種実施要領: 標準的には1回目から6月から12月まで), unless recorded.
+//! 3月以上の間隔). Two notices: dose 1 when 生後12月 is reached, unless recorded; dose 2 once
+//! 6 months have passed since dose 1, counted as 「6月以上の間隔」 ([`Day::after_interval_of_months`];
+//! 定期接種実施要領: 標準的には1回目から6月から12月まで), unless recorded.
 //!
 //! Simplification: the law allows dose 2 from 3 months after dose 1; the notice follows the
 //! standard interval.
@@ -20,7 +21,7 @@ const SCHEDULE: Schedule = Schedule {
         Period {
             occasion: "dose-2",
             done: Done::Dose(2),
-            window: |birth, earlier| earlier.dose_date(1).map(|first| (first.add_months_clamped(6), birth.last_day_up_to_months(36))),
+            window: |birth, earlier| earlier.dose_date(1).map(|first| (first.after_interval_of_months(6), birth.last_day_up_to_months(36))),
         },
     ],
 };
