@@ -5,6 +5,9 @@
 //!
 //! Simplification: Chiba city invites each child to a 集団健診 date inside this period; the
 //! notice covers the legal period and points to the invitation.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
 use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};

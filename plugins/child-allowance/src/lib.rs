@@ -6,6 +6,9 @@
 //! Simplification: a parent already receiving the allowance for an elder child must also
 //! apply (額改定), so receipts are not consulted; moving into the city (also 15 days) is not
 //! covered, because `resident-since` is not reliable enough in the exports yet.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::{export_program, Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo};
 

@@ -5,6 +5,9 @@
 //! the use of tax data can be judged, and those already receiving the allowance are not told.
 //! The head of household is told once per 年度 while this holds; the rule and its
 //! simplifications are in [`oshirase_sdk::single_parent`].
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::{export_program, single_parent, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
 

@@ -5,6 +5,9 @@
 //! Simplification: the city's 受診票 are valid from 生後3月 until 生後7月 is reached and
 //! from 生後9月 until the day before the first birthday, itself included; visits are recorded as checkup kind
 //! `infant-checkup` with `count` 1 or 2 (which 受診票 was used).
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
 use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};

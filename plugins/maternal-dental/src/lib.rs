@@ -9,6 +9,9 @@
 //!
 //! The postpartum notice needs the birth, which the records give only as a baby in the
 //! mother's household (see [`oshirase_sdk::maternity`]); without one nothing is said.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::maternity::pregnancies;
 use oshirase_sdk::{export_program, Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo};

@@ -8,6 +8,9 @@
 //! Simplification: the 宿泊型・日帰り型 end at 産後5か月; the notice names the longest period.
 //! Without a baby in the mother's household after the due date nothing is said (see
 //! [`oshirase_sdk::maternity`]).
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::maternity::pregnancies;
 use oshirase_sdk::{export_program, Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo};

@@ -3,6 +3,9 @@
 //! screening season opens. See [`oshirase_sdk::screening`].
 //!
 //! Simplification: Chiba city's own 超音波 screening for women in their thirties is not covered.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::screening::Screening;
 use oshirase_sdk::{export_program, Category, Day, Notice, Population, Program, ProgramInfo, Sex};

@@ -1,6 +1,9 @@
 //! 子宮がん検診 (がん検診実施のための指針: 20歳以上の女性、2年に1回): women aged 20 or more on
 //! 年度末 who had no screening in this or the previous 年度 are told when the city's
 //! screening season opens. See [`oshirase_sdk::screening`].
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::screening::Screening;
 use oshirase_sdk::{export_program, Category, Day, Notice, Population, Program, ProgramInfo, Sex};

@@ -1,6 +1,9 @@
 //! 大腸がん検診 (健康増進法 第19条の2; がん検診実施のための指針): every 年度 for residents
 //! aged 40 or more on 年度末, told when the city's screening season opens, unless a screening
 //! is recorded in the same 年度. See [`oshirase_sdk::screening`].
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::screening::Screening;
 use oshirase_sdk::{export_program, Category, Day, Notice, Population, Program, ProgramInfo};

@@ -9,6 +9,9 @@
 //! Simplification: the export does not say which method a recorded screening used, so any
 //! screening this 年度 ends the notice, and a rule that limits one method after the other
 //! cannot be checked.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::screening::Screening;
 use oshirase_sdk::{export_program, Category, Day, Notice, Population, Program, ProgramInfo};

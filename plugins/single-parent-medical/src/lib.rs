@@ -8,6 +8,9 @@
 //!
 //! Simplification: the conditions on insurance and on other public medical subsidies
 //! (生活保護, 心身障害者医療) are checked by the division on application.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::{export_program, single_parent, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
 

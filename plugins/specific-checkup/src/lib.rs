@@ -5,6 +5,9 @@
 //!
 //! Simplification: only members of 千葉市国民健康保険 are examined by the city, and the records
 //! do not show the insurance; the message says so and sends others to their insurer.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::screening::Screening;
 use oshirase_sdk::{export_program, Category, Day, Notice, Population, Program, ProgramInfo};

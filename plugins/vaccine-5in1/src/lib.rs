@@ -6,6 +6,9 @@
 //!
 //! Simplification: doses 2 and 3 of the primary series are not reminded one by one; the
 //! medical institution books them at the first visit.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
 use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};

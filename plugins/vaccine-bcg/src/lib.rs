@@ -4,6 +4,9 @@
 //! (「1歳に至るまで」, read by the ministry's notice of 2014-03-11).
 //!
 //! Simplification: the law allows BCG from birth; the notice follows the standard start.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
 use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};

@@ -5,6 +5,9 @@
 //!
 //! Simplification: the law allows the first dose from birth; the notice follows the
 //! standard start (生後2月), and doses 2 and 3 are booked by the medical institution.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
 use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};

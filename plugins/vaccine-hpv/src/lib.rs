@@ -3,6 +3,9 @@
 //! 相当). Girls are told on April 1 of the year they reach 12, unless dose 1 is recorded.
 //!
 //! Simplification: the キャッチアップ接種 for women born 1997–2008 is not covered.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
 use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo, Sex};

@@ -5,6 +5,9 @@
 //!
 //! Simplifications: the notice for 1期 follows the standard start (3歳), not the legal one
 //! (生後6月); the 特例 for people born 2007-04-01 or earlier is not covered.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
 use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};

@@ -1,7 +1,10 @@
 //! 麻しん風しん(MR)混合ワクチンの定期接種 (予防接種法施行令 第1条の3 別表): 1期 from 生後12月
-//! until 生後24月 is reached; 2期 in the school year before primary school (5歳以上7歳未満で
+//! until 生後24月 is reached, that day (the day before the second birthday) included; 2期 in the school year before primary school (5歳以上7歳未満で
 //! 小学校就学前の1年間). Residents are told when each period opens, unless the history
 //! records dose 1 (1期) or dose 2 (2期).
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
 use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};

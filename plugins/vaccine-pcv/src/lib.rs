@@ -6,6 +6,9 @@
 //!
 //! Simplification: a child who started late (fewer primary doses by the 実施要領) is told
 //! about the booster only once a third dose is recorded.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
 use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};

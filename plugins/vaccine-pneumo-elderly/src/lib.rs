@@ -6,6 +6,9 @@
 //! Source: <https://www.city.chiba.jp/hokenfukushi/iryoeisei/seisaku/elderly_pneumonia.html>.
 //! Simplification: the 60–64 year-olds with a 1級 disability are not covered (the records
 //! do not show disabilities).
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
 use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};

@@ -5,6 +5,9 @@
 //!
 //! Simplification: the law allows dose 2 from 3 months after dose 1; the notice follows the
 //! standard interval.
+//!
+//! For the division: this program's row in `docs/programs.md` (law, period, intervals,
+//! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
 use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
