@@ -128,17 +128,11 @@ impl Day {
     /// The first day the next dose is allowed after a dose on `self` when the rule reads
     /// 「N月以上の間隔をおいて」: the interval runs out when the day before the same date N
     /// months later ends, or, where that date does not exist, when that month's last day ends
-    /// (民法 第143条 第2項), so the next dose is allowed from that date, or from the 1st of the
-    /// following month (a dose on 8/31, 6 months → from 3/1; on 8/29 → 2/29 in a leap year).
+    /// (民法 第143条 第2項, the same count as [`Day::months_reached`]), so the next dose is
+    /// allowed from that date, or from the 1st of the following month (a dose on 8/31, 6 months
+    /// → from 3/1; on 8/29 → 2/29 in a leap year).
     pub fn after_interval_of_months(self, months: u32) -> Day {
-        let (year, month, day) = self.ymd();
-        let (target_year, target_month) = shift_month(year, month, months as i32);
-        if day > days_in_month(target_year, target_month) {
-            let (next_year, next_month) = shift_month(target_year, target_month, 1);
-            Day(days_from_civil(next_year, next_month, 1))
-        } else {
-            Day(days_from_civil(target_year, target_month, day))
-        }
+        self.months_reached(months).add_days(1)
     }
 
     /// The age in completed years, counted by law, of someone born on `self`, on `day`.
