@@ -30,7 +30,10 @@ fn town() -> (Scene, Vec<(String, &'static str)>) {
     let mut residents = String::from("宛名番号,世帯番号,氏名,生年月日,性別,続柄,行政区\n");
     let mut expected = Vec::new();
     for household in 0..HOUSEHOLDS {
-        let (birth, phrase) = if household % 2 == 0 { ("2026-08-22", "1回目の乳児健康診査") } else { ("2025-11-22", "麻しん風しん(MR)ワクチン1期") };
+        // A child born 2025-11-21 turned one on the 20th: MR's 1期 is open, and the second
+        // infant checkup closed that day (「満1歳に達しない」 up to and including the day
+        // before the birthday), so each parent is due exactly one message.
+        let (birth, phrase) = if household % 2 == 0 { ("2026-08-22", "1回目の乳児健康診査") } else { ("2025-11-21", "麻しん風しん(MR)ワクチン1期") };
         let days_earlier = if household < HOUSEHOLDS / 2 { household as i32 / 2 + 1 } else { 0 };
         let birth = oshirase::Day::parse_iso(birth).unwrap().add_days(-days_earlier);
         residents.push_str(&format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n"));

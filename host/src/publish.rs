@@ -505,7 +505,7 @@ pub(crate) mod tests {
         let fixture = Fixture::new().await;
         let (wasm, cases) = bundled("vaccine-mr");
         let active = fixture.publish(wasm.clone(), Some(cases)).await.unwrap().version;
-        let wrong_case = "cases:\n  - name: 1期の期限を一日違えた\n    today: 2026-07-30\n    people:\n      - { id: 子, birth: 2025-07-31 }\n    expect:\n      - { person: 子, occasion: phase-1, send_on: 2026-07-30, expires_on: 2027-07-30 }\n";
+        let wrong_case = "cases:\n  - name: 1期の期限を一日違えた\n    today: 2026-07-30\n    people:\n      - { id: 子, birth: 2025-07-31 }\n    expect:\n      - { person: 子, occasion: phase-1, send_on: 2026-07-30, expires_on: 2027-07-29 }\n";
         // Bytes that look random but are the same on every run.
         let random: Vec<u8> = (0..256u32).map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         let candidates: [(&str, Vec<u8>, Option<&str>, Option<&str>, &str); 7] = [

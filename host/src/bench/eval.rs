@@ -149,7 +149,7 @@ fn sql_rules() -> Vec<(&'static str, String)> {
                 "immunizations",
                 7 * 12,
                 &[
-                    ("phase-1", 1, sql_months_reached(birth, 12), format!("{} - 1", sql_months_reached(birth, 24))),
+                    ("phase-1", 1, sql_months_reached(birth, 12), sql_months_reached(birth, 24)),
                     ("phase-2", 2, sql_day(&format!("printf('%04d-04-01', {mr_school_year} - 1)")), sql_day(&format!("printf('%04d-03-31', {mr_school_year})"))),
                 ],
             ),
@@ -162,7 +162,7 @@ fn sql_rules() -> Vec<(&'static str, String)> {
                 12,
                 &[
                     ("first", 1, sql_months_reached(birth, 3), format!("{} - 1", sql_months_reached(birth, 7))),
-                    ("second", 2, sql_months_reached(birth, 9), format!("{} - 1", sql_months_reached(birth, 12))),
+                    ("second", 2, sql_months_reached(birth, 9), sql_months_reached(birth, 12)),
                 ],
             ),
         ),
