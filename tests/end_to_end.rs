@@ -16,7 +16,8 @@ const ELDERLY_RESIDENT: &str = "U00000000000000000000000000000005";
 
 /// A small town. Baby 0102 reaches 生後3月 on 2026-11-21, so the first infant checkup
 /// window opens today; baby 0202 a day later; baby 0302 also today, but no one in that
-/// household registered; child 0402 reaches 生後12月 today (MR 1期).
+/// household registered; child 0402 reached 生後12月 yesterday (MR 1期 is open) and so
+/// turned one: its second infant checkup (「満1歳に達しない」) closed yesterday.
 const RESIDENTS: &str = "\
 宛名番号,世帯番号,氏名,生年月日,性別,続柄,行政区
 0101,H01,千葉 花子,1994-05-01,女,世帯主,中央区
@@ -26,7 +27,7 @@ const RESIDENTS: &str = "\
 0301,H03,鈴木 恵子,1988-03-03,女,世帯主,緑区
 0302,H03,鈴木 湊,2026-08-22,男,子,緑区
 0401,H04,高橋 誠,1985-07-07,男,世帯主,稲毛区
-0402,H04,高橋 結菜,2025-11-22,女,子,稲毛区
+0402,H04,高橋 結菜,2025-11-21,女,子,稲毛区
 0501,H05,田中 茂,1950-12-01,男,世帯主,若葉区
 ";
 
@@ -92,7 +93,7 @@ fn the_right_residents_get_the_right_message_on_the_right_day_and_only_once() {
     // No message carries a name, a birth date or an address.
     for messages in emulator.inboxes().values() {
         for text in messages {
-            for personal in ["千葉 ", "佐藤", "高橋", "陽葵", "2026-08-22", "2025-11-22", "中央区"] {
+            for personal in ["千葉 ", "佐藤", "高橋", "陽葵", "2026-08-22", "2025-11-21", "中央区"] {
                 assert!(!text.contains(personal), "a message carries {personal:?}: {text}");
             }
         }
