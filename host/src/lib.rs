@@ -107,10 +107,11 @@ pub async fn serve(config: Config, programs: &[String], shutdown: impl Future<Ou
     let listener = tokio::net::TcpListener::bind(config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;
     println!("listening on http://{}", listener.local_addr()?);
     let state = AppState {
+        service,
+        emulator: None,
         webhook,
         limits: limits::RequestLimits::new(config.server.limits.forwarded_for),
-        secure_cookies: !config.server.public_url.as_deref().is_some_and(|url| url.starts_with("http://")),
-        ..AppState::new(service)
+        secure_cookies: web::cookies_are_secure(config.server.public_url.as_deref()),
     };
     run(state, Some(scheduler), listener, config.server.limits.clone(), stop.cancelled_owned()).await
 }

@@ -93,8 +93,9 @@ impl RequestLimits {
     }
 }
 
-fn peer(request: &Request) -> Option<SocketAddr> {
-    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| *peer)
+/// The connection's peer, as `web::serve_connections` tags each request with it.
+fn peer(extensions: &axum::http::Extensions) -> Option<SocketAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| *peer)
 }
 
 /// A rate per address, and when to forget the addresses that are back to their full
@@ -135,7 +136,7 @@ fn over_rate(rate: &PerAddress, address: IpAddr) -> Option<Response> {
 
 /// Middleware of `POST /admin/session`: sign-in attempts per address.
 pub async fn limit_sign_ins(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let address = state.limits.client_address(request.headers(), peer(&request));
+    let address = state.limits.client_address(request.headers(), peer(request.extensions()));
     if request.method() == axum::http::Method::POST
         && let Some(refused) = over_rate(&state.limits.sign_in, address)
     {
@@ -146,7 +147,7 @@ pub async fn limit_sign_ins(State(state): State<AppState>, request: Request, nex
 
 /// Middleware of `/apply/…`: requests to the public form per address.
 pub async fn limit_form(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let address = state.limits.client_address(request.headers(), peer(&request));
+    let address = state.limits.client_address(request.headers(), peer(request.extensions()));
     if let Some(refused) = over_rate(&state.limits.form, address) {
         return refused;
     }
@@ -160,8 +161,7 @@ impl axum::extract::FromRequestParts<AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<ClientAddress, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| *peer);
-        Ok(ClientAddress(state.limits.client_address(&parts.headers, peer)))
+        Ok(ClientAddress(state.limits.client_address(&parts.headers, peer(&parts.extensions))))
     }
 }
 

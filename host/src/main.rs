@@ -593,7 +593,7 @@ async fn main() -> Result<()> {
             print_report(&report, json)?;
         }
         Command::Snapshot(SnapshotCommand::List) => {
-            for snapshot in open_database(&data)?.write(|connection| oshirase::snapshot::list(connection)).await? {
+            for snapshot in open_database(&data)?.read(oshirase::snapshot::list).await? {
                 let active = if snapshot.active { "active" } else { "" };
                 println!("{}\t{}\t{}\t{}\t{}\t{}", snapshot.id, snapshot.imported_at, snapshot.residents, active, snapshot.source, snapshot.files);
             }
@@ -628,12 +628,12 @@ async fn main() -> Result<()> {
         }
         Command::Plugin(PluginCommand::List) => {
             let service = Service::open(&data, &programs).await?;
-            for version in service.database.write(|connection| oshirase::publish::list(connection)).await? {
+            for version in service.database.read(oshirase::publish::list).await? {
                 let program = if version.program.is_empty() { "(unknown)" } else { &version.program };
                 let first_line = version.validation.lines().next().unwrap_or_default();
                 println!("{program}\t{}\t{}\t{}\t{}\t{}\t{}\t{first_line}", version.version, version.state, version.name, version.published_by, version.published_at, &version.sha256[..12]);
             }
-            for program in service.database.write(|connection| oshirase::publish::available_bundled(connection)).await? {
+            for program in service.database.read(oshirase::publish::available_bundled).await? {
                 println!("{program}\t-\tavailable\t\tbundled\t\t\tbundled with this release; oshirase plugin activate {program} to use it");
             }
         }
@@ -733,13 +733,12 @@ async fn main() -> Result<()> {
             };
             let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;
             println!("listening on http://{}", listener.local_addr()?);
-            let secure_cookies = !public_url.as_deref().is_some_and(|url| url.starts_with("http://"));
-            let state = oshirase::AppState { webhook, secure_cookies, ..oshirase::AppState::new(service) };
+            let state = oshirase::AppState { webhook, secure_cookies: oshirase::web::cookies_are_secure(public_url.as_deref()), ..oshirase::AppState::new(service) };
             oshirase::run(state, None, listener, oshirase::limits::ServerLimits::default(), shutdown).await?;
         }
         Command::Schedule(ScheduleCommand::List) => {
             let now = chrono::Utc::now();
-            for program in open_database(&data)?.write(|connection| schedule::load(connection)).await? {
+            for program in open_database(&data)?.read(schedule::load).await? {
                 let last_run = program.last_run_at.map_or_else(|| "never".to_string(), schedule::format_japan);
                 let next_run = match (&program.cron, program.next_run(now)) {
                     (Err(problem), _) => format!("never: {problem}"),

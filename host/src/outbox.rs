@@ -147,14 +147,21 @@ fn insert_batched(transaction: &Connection, source: Source, groups: BTreeMap<(St
     for ((_, channel, subject, text), recipients) in groups {
         let batch_size = if channel == "line" { MULTICAST_LIMIT } else { 1 };
         for batch in chunks_of_addresses(&recipients, batch_size) {
-            let keys: Vec<String> = batch.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
-            let batch_key = (batch.len() > 1).then(|| keys[0].clone());
+            let (keys, batch_key) = batch_keys(batch.len());
             for ((source_id, address), key) in batch.iter().zip(&keys) {
                 queued += insert.execute((source_id, &channel, address, &subject, &text, key, &batch_key, &queued_at))?;
             }
         }
     }
     Ok(queued)
+}
+
+/// A new retry key for each of `members` deliveries sent as one request, and the
+/// request's key: its first member's, when it has more than one.
+fn batch_keys(members: usize) -> (Vec<String>, Option<String>) {
+    let keys: Vec<String> = (0..members).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let batch_key = (members > 1).then(|| keys[0].clone());
+    (keys, batch_key)
 }
 
 /// Cuts `recipients` (deliveries as (source id, address), those of one address side by
@@ -369,7 +376,7 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
         }
     }
     let waiting: i64 = database
-        .write(|connection| Ok(connection.query_row("SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending', 'failed-retryable')", [], |row| row.get(0))?))
+        .read(|connection| Ok(connection.query_row("SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending', 'failed-retryable')", [], |row| row.get(0))?))
         .await?;
     let mut summary = SendSummary { requests, waiting: waiting as usize, quota, fell_back_to_mail: fell_back, ..SendSummary::default() };
     for next in outcomes.values() {
@@ -452,8 +459,7 @@ fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator
     let now = now_text();
     let mut queued = 0;
     for ids in messages.values() {
-        let keys: Vec<String> = ids.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
-        let batch_key = (ids.len() > 1).then(|| keys[0].clone());
+        let (keys, batch_key) = batch_keys(ids.len());
         for (id, key) in ids.iter().zip(&keys) {
             queued += insert.execute((id, key, &batch_key, &now))?;
         }

@@ -52,6 +52,17 @@ impl AppState {
     }
 }
 
+/// Whether the session cookie must be `Secure` for a server reached at `public_url`:
+/// always, unless that address is plain `http://` (trying the service on one machine).
+pub fn cookies_are_secure(public_url: Option<&str>) -> bool {
+    !public_url.is_some_and(|url| url.starts_with("http://"))
+}
+
+/// `/`, `/console` and `/console/` of the production server: the console's first page.
+async fn to_the_console() -> Redirect {
+    Redirect::to("/console/dashboard")
+}
+
 /// The largest export upload accepted, in bytes: a city of several million residents.
 const MAX_UPLOAD_BYTES: usize = 4 << 30;
 
@@ -64,7 +75,7 @@ pub fn app(state: AppState) -> Router {
 
 /// `app` with the given limits on time.
 pub fn app_with(state: AppState, limits: &ServerLimits) -> Router {
-    let home = if state.emulator.is_some() { get(crate::demo::overview) } else { get(|| async { Redirect::to("/console/dashboard") }) };
+    let home = if state.emulator.is_some() { get(crate::demo::overview) } else { get(to_the_console) };
     let sign_in_rate = axum::middleware::from_fn_with_state(state.clone(), crate::limits::limit_sign_ins);
     let form_rate = axum::middleware::from_fn_with_state(state.clone(), crate::limits::limit_form);
     let uploads = Router::new()
@@ -76,8 +87,8 @@ pub fn app_with(state: AppState, limits: &ServerLimits) -> Router {
         .route("/webhook/line", post(crate::webhook::receive))
         .route("/apply/{token}", get(crate::apply::show).post(crate::apply::submit).layer(form_rate))
         .route("/metrics", get(crate::metrics::render))
-        .route("/console", get(|| async { Redirect::to("/console/dashboard") }))
-        .route("/console/", get(|| async { Redirect::to("/console/dashboard") }))
+        .route("/console", get(to_the_console))
+        .route("/console/", get(to_the_console))
         .route("/console/assets/{file}", get(crate::console::asset))
         .route("/console/{page}", get(crate::console::page))
         .route("/admin/openapi.json", get(crate::console::openapi))
