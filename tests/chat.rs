@@ -5,10 +5,8 @@
 //! With `serve --config` and a real SMTP server, a resident confirms an e-mail address
 //! with the code it receives, and an applicant staff reject is told in the chat.
 
-#[path = "harness.rs"]
-mod harness;
 
-use harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, read_address, wait_until};
+use crate::harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, read_address, wait_until};
 use serde_json::{Value, json};
 
 const SECRET: &str = "end-to-end-channel-secret";
@@ -17,7 +15,7 @@ const APPLICANT: &str = "U00000000000000000000000000000002";
 
 /// A mother (0101) whose baby (0102) is four months old today.
 fn town() -> Scene {
-    let today = oshirase::service::today_in_japan();
+    let today = oshirase_core::time::today_in_japan();
     let scene = Scene::with_programs(&["infant-checkup"]);
     let residents = format!("宛名番号,世帯番号,氏名,生年月日,性別,続柄\n0101,H01,千葉 花子,1994-05-01,女,世帯主\n0102,H01,千葉 陽葵,{},女,子\n", today.add_months_clamped(-4));
     let folder = scene.write("export", "residents.csv", &residents);
@@ -56,10 +54,10 @@ fn a_resident_links_by_number_in_the_chat_and_receives_the_notice() {
 
     // A request not signed with the channel secret is refused.
     let body = json!({ "destination": MOTHER, "events": [] }).to_string();
-    let forged = reqwest::blocking::Client::new().post(&webhook).header("x-line-signature", oshirase::webhook::signature(b"not-the-secret", body.as_bytes())).body(body).send().unwrap();
+    let forged = reqwest::blocking::Client::new().post(&webhook).header("x-line-signature", line_emulator::signature(b"not-the-secret", body.as_bytes())).body(body).send().unwrap();
     assert_eq!(forged.status(), 401);
 
-    let today = oshirase::service::today_in_japan().to_string();
+    let today = oshirase_core::time::today_in_japan().to_string();
     let report: Value = serde_json::from_str(scene.ok(&["run", "--date", &today, "--line-base-url", &emulator.base_url, "--line-token", TOKEN]).trim()).unwrap();
     assert_eq!(report["sent"]["sent"], 1, "{report}");
     let inbox = &emulator.inboxes()[MOTHER];

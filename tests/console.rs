@@ -5,8 +5,6 @@
 //! broadcasts a survey to one category. Every page is
 //! screenshotted; with `OSHIRASE_SCREENSHOTS=DIR` the screenshots are kept there.
 
-#[path = "harness.rs"]
-mod harness;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use harness::{EmulatorProcess, Scene, babies_town, config, wait_until};
+use crate::harness::{EmulatorProcess, Scene, babies_town, config, wait_until};
 
 /// The phrase staff put into the infant checkup's first message.
 const PHRASE: &str = "ブラウザから編集した文面です";
@@ -228,7 +226,7 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     // and the emulator receives the reworded message for every parent.
     client.goto(&format!("{base}/console/sending")).await.unwrap();
     element(&client, "#send-form").await;
-    let at = (chrono::Utc::now() + chrono::Duration::seconds(4)).with_timezone(&oshirase::schedule::japan()).format("%Y-%m-%dT%H:%M:%S").to_string();
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(4)).with_timezone(&oshirase_core::time::japan()).format("%Y-%m-%dT%H:%M:%S").to_string();
     client.execute(&format!("document.getElementById('send-program').value = 'infant-checkup'; document.getElementById('send-at').value = '{at}';"), vec![]).await.unwrap();
     click(&client, "#send-form button").await;
     wait_for_text(&client, "#status", "に送ります").await;

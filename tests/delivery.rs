@@ -1,10 +1,8 @@
 //! Delivery under faults, with the real binary against a real emulator process: whatever
 //! LINE answers, every due notice is seen exactly once by its resident.
 
-#[path = "harness.rs"]
-mod harness;
 
-use harness::{EmulatorProcess, Scene, TOKEN};
+use crate::harness::{EmulatorProcess, Scene, TOKEN};
 use serde_json::{Value, json};
 
 const TODAY: &str = "2026-11-21";
@@ -35,7 +33,7 @@ fn town() -> (Scene, Vec<(String, &'static str)>) {
         // before the birthday), so each parent is due exactly one message.
         let (birth, phrase) = if household % 2 == 0 { ("2026-08-22", "1回目の乳児健康診査") } else { ("2025-11-21", "麻しん風しん(MR)ワクチン1期") };
         let days_earlier = if household < HOUSEHOLDS / 2 { household as i32 / 2 + 1 } else { 0 };
-        let birth = oshirase::Day::parse_iso(birth).unwrap().add_days(-days_earlier);
+        let birth = oshirase_core::Day::parse_iso(birth).unwrap().add_days(-days_earlier);
         residents.push_str(&format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n"));
         residents.push_str(&format!("{household:02}02,H{household:02},市民 子{household},{birth},女,子,中央区\n"));
         expected.push((parent(household), phrase));

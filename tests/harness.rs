@@ -1,8 +1,5 @@
-//! Helpers for the end-to-end tests: run the real binary in a temp data directory, and
+//! Helpers for the end-to-end tests: run the real binaries in a temp data directory, and
 //! start a real LINE emulator process and a real SMTP server process on free ports.
-
-// Each test crate includes this file and uses only part of it.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,9 +9,27 @@ use serde_json::Value;
 
 pub const TOKEN: &str = "end-to-end-token";
 
-/// The binary under test: the host's own main.rs, built by this package.
+/// The product's binary under test: `host/cli`'s own main.rs, built by this package.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_oshirase-under-test")
+}
+
+/// The tools' binary under test (`oshirase-dev`): `tools/dev`'s own main.rs.
+pub fn dev_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_oshirase-dev-under-test")
+}
+
+/// The binary that has the command `args` start with: the tools' commands (`demo`, `gen`,
+/// `bench`, `line-emulator`) are `oshirase-dev`'s, every other one is `oshirase`'s. The
+/// tools are told where the product's binary is, for the benchmarks that run it.
+fn command_for(args: &[&str]) -> Command {
+    if matches!(args.first(), Some(&("demo" | "gen" | "bench" | "line-emulator"))) {
+        let mut command = Command::new(dev_binary());
+        command.env("OSHIRASE_BINARY", binary());
+        command
+    } else {
+        Command::new(binary())
+    }
 }
 
 /// A data directory of its own for one test, removed at the end.
@@ -40,7 +55,7 @@ impl Scene {
 
     /// `oshirase --data <data> args…`, ready to run or to spawn.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(binary());
+        let mut command = command_for(args);
         command.arg("--data").arg(self.data()).args(args).env("OSHIRASE_LOG", "warn");
         if !self.programs.is_empty() {
             command.env("OSHIRASE_PROGRAMS", self.programs.join(","));
@@ -127,7 +142,7 @@ impl Drop for SmtpProcess {
     }
 }
 
-/// A real `oshirase line-emulator` process on a free port, killed when dropped.
+/// A real `oshirase-dev line-emulator` process on a free port, killed when dropped.
 pub struct EmulatorProcess {
     child: Child,
     pub base_url: String,
@@ -140,7 +155,7 @@ impl EmulatorProcess {
 
     /// Starts it with more arguments, such as `--fault-500 0.1`.
     pub fn start_with(journal: &Path, args: &[&str]) -> EmulatorProcess {
-        let mut command = Command::new(binary());
+        let mut command = Command::new(dev_binary());
         command.args(["line-emulator", "--port", "0", "--token", TOKEN, "--journal"]).arg(journal).args(args);
         let (child, base_url) = spawn_listening(command);
         EmulatorProcess { child, base_url }
@@ -276,7 +291,7 @@ pub fn parent(household: usize) -> String {
 /// its own. Only the parents register, with LINE (`parent`).
 pub fn babies_town(households: usize) -> Scene {
     let scene = Scene::with_programs(&["infant-checkup"]);
-    let births = distinct_deadline_births(oshirase::service::today_in_japan().add_months_clamped(-4), households);
+    let births = distinct_deadline_births(oshirase_core::time::today_in_japan().add_months_clamped(-4), households);
     let residents: String = births
         .iter()
         .enumerate()
@@ -297,6 +312,6 @@ pub fn babies_town(households: usize) -> Scene {
 /// shorter month, shared with its neighbours, and identical messages go out as one
 /// multicast — on some days of the year only. Skipping them keeps every deadline apart
 /// whatever today is.
-pub fn distinct_deadline_births(latest: oshirase::Day, count: usize) -> Vec<oshirase::Day> {
+pub fn distinct_deadline_births(latest: oshirase_core::Day, count: usize) -> Vec<oshirase_core::Day> {
     (0..).map(|back| latest.add_days(-back)).filter(|birth| birth.ymd().2 <= 28).take(count).collect()
 }

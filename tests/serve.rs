@@ -2,16 +2,14 @@
 //! programs on their schedules, queues what is due, sends only inside the send window, and
 //! stops on SIGTERM without losing or leaving half-done anything.
 
-#[path = "harness.rs"]
-mod harness;
 
 
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use chrono::Timelike;
-use harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, babies_town, config, parent, serve, serve_at, wait_until};
-use oshirase::schedule::japan;
+use crate::harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, babies_town, config, parent, serve, serve_at, wait_until};
+use oshirase_core::time::japan;
 use serde_json::json;
 
 /// The phrase of the first infant checkup's message.
@@ -157,10 +155,10 @@ fn with_a_mail_server_residents_who_chose_e_mail_get_it_and_line_refusals_fall_b
     assert_eq!(states, json!({ "sent": 2, "failed-permanent": 2 }), "{states}");
 }
 
-/// Every route of the server's table (`host/src/web.rs`), with its path parameters filled
+/// Every route of the server's table (`host/server/src/web.rs`), with its path parameters filled
 /// with plausible values.
 fn routed_paths() -> Vec<String> {
-    include_str!("../host/src/web.rs")
+    include_str!("../host/server/src/web.rs")
         .split(".route(\"")
         .skip(1)
         .filter_map(|rest| rest.split('"').next())

@@ -1,0 +1,117 @@
+//! `oshirase plugin …`: test, publish, list, activate, roll back, disable and dry-run the
+//! programs' plugins.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use oshirase_core::Day;
+use oshirase_core::publish::{Activation, Candidate};
+use oshirase_core::time::today_in_japan;
+use oshirase_sandbox::{Limits, PluginEngine};
+
+use super::{Global, parse_day};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Runs a plugin's example cases through the sandbox and shows every difference.
+    Test { plugin: PathBuf, cases: PathBuf },
+    /// Validates a plugin and, when every check passes, makes it its program's active
+    /// version; a rejected plugin is kept with the reason and changes nothing.
+    Publish {
+        file: PathBuf,
+        /// The plugin's example cases, which must all pass.
+        #[arg(long)]
+        cases: Option<PathBuf>,
+    },
+    /// Lists every program's versions with their state (active, inactive, rejected), then
+    /// the bundled programs this data directory does not have (available).
+    List,
+    /// Makes an accepted version of a program the active one for the next run; without
+    /// VERSION, the version bundled with this release, published first if need be.
+    Activate { program: String, version: Option<i64> },
+    /// Makes the previously active version of a program active again.
+    Rollback { program: String },
+    /// Leaves a program with no active version, so runs skip it.
+    Disable { program: String },
+    /// Shows whom a program would notify on a date, sending and storing nothing.
+    DryRun {
+        program: String,
+        #[arg(long, value_parser = parse_day)]
+        date: Option<Day>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+pub async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Test { plugin, cases } => {
+            let wasm = read(&plugin)?;
+            let yaml = std::fs::read_to_string(&cases).with_context(|| format!("cannot read {}", cases.display()))?;
+            let engine = PluginEngine::new(Limits::default(), None)?;
+            let report = oshirase_core::cases::test_plugin(&engine, &wasm, &yaml)?;
+            print!("{report}");
+            if !report.passed() {
+                anyhow::bail!("{} of {} example cases failed", report.failures.len(), report.cases);
+            }
+        }
+        Command::List => {
+            let service = global.service().await?;
+            for version in service.database.read(oshirase_core::publish::list).await? {
+                let program = if version.program.is_empty() { "(unknown)" } else { &version.program };
+                let first_line = version.validation.lines().next().unwrap_or_default();
+                println!("{program}\t{}\t{}\t{}\t{}\t{}\t{}\t{first_line}", version.version, version.state, version.name, version.published_by, version.published_at, &version.sha256[..12]);
+            }
+            let bundled = service.plugins.bundled;
+            for program in service.database.read(move |connection| oshirase_core::publish::available_bundled(connection, bundled)).await? {
+                println!("{program}\t-\tavailable\t\tbundled\t\t\tbundled with this release; oshirase plugin activate {program} to use it");
+            }
+        }
+        Command::Publish { file, cases } => {
+            let wasm = read(&file)?;
+            let cases = cases.map(|path| std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))).transpose()?;
+            let service = global.service().await?;
+            let candidate = Candidate { wasm, cases, publisher: "cli".into(), program: None, activation: Activation::Always };
+            let published = oshirase_core::publish::publish(&service.database, &service.plugins, candidate).await?;
+            println!("{}", serde_json::to_string(&published)?);
+        }
+        Command::Activate { program, version: Some(version) } => {
+            let service = global.service().await?;
+            service.database.write(move |connection| Ok(oshirase_core::publish::activate(connection, &program, version, "cli")?)).await?;
+        }
+        Command::Activate { program, version: None } => {
+            let service = global.service().await?;
+            let published = oshirase_core::publish::activate_bundled(&service.database, &service.plugins, &program, "cli").await?;
+            println!("{}", serde_json::to_string(&published)?);
+        }
+        Command::Rollback { program } => {
+            let service = global.service().await?;
+            let version = service.database.write(move |connection| Ok(oshirase_core::publish::rollback(connection, &program, "cli")?)).await?;
+            println!("version {version} is active");
+        }
+        Command::Disable { program } => {
+            let service = global.service().await?;
+            service.database.write(move |connection| Ok(oshirase_core::publish::disable(connection, &program, "cli")?)).await?;
+        }
+        Command::DryRun { program, date, format } => {
+            let service = global.service().await?;
+            for notice in service.dry_run(program, date.unwrap_or_else(today_in_japan)).await? {
+                match format {
+                    Format::Json => println!("{}", serde_json::to_string(&notice)?),
+                    Format::Table => println!("{}\t{}\t{}\t{}\t{}", notice.resident_id, notice.occasion, notice.send_on, notice.expires_on, notice.reason),
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,476 @@
+//! Runs the active programs against the active snapshot for one date and plans the notices
+//! they return. Planning is idempotent: the key (program, resident, occasion) is unique.
+//!
+//! A day (`run_day`) reads the snapshot once, with the columns of every program, and hands
+//! each program its own columns of it without a copy; the programs are evaluated on
+//! `EVALUATION_THREADS` threads (each with its own store) while the calling thread stores
+//! the notices of those that finished. One program (`run_program_beside_writes`, the
+//! scheduler's, which evaluates on a read connection between two short writes) reads
+//! only its own columns.
+
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+use anyhow::{Context, Result};
+use oshirase_sdk::{Day, Field};
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::database::Database;
+use crate::time::now_text;
+use oshirase_sandbox::{Evaluation, LoadedProgram, Notices, PluginError};
+use crate::registry::{ActiveVersion, Plugins, active_versions};
+use crate::snapshot::{LoadedPopulation, ResidentIds};
+
+/// How many programs of a day are evaluated at once: the two cores of the machine we size
+/// for. Each evaluation holds its own copy of its columns in the plugin's memory, so more
+/// threads would cost memory as much as they save time.
+pub const EVALUATION_THREADS: usize = 2;
+
+/// A notice with the resident it is about, as a dry run reports it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PlannedNotice {
+    pub resident_id: String,
+    pub occasion: String,
+    pub send_on: String,
+    pub expires_on: String,
+    pub reason: String,
+}
+
+/// What one program's run did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProgramRun {
+    pub program: String,
+    pub notices: usize,
+    pub new_notices: usize,
+    /// Why the run failed; `None` when it succeeded.
+    pub error: Option<String>,
+}
+
+/// Evaluates one program and names the residents its notices are about. Sends nothing,
+/// stores nothing.
+pub fn dry_run(connection: &Connection, plugins: &Plugins, version: &ActiveVersion, today: Day) -> Result<Vec<PlannedNotice>> {
+    let (loaded, evaluation) = evaluate_alone(connection, plugins, version, today)?;
+    evaluation
+        .notices
+        .iter()
+        .map(|notice| {
+            Ok(PlannedNotice {
+                resident_id: resident_id(&loaded.resident_ids, notice.person)?.to_owned(),
+                occasion: notice.occasion.to_owned(),
+                send_on: notice.send_on.to_string(),
+                expires_on: notice.expires_on.to_string(),
+                reason: notice.reason.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// One program on its own read of the snapshot.
+fn evaluate_alone(connection: &Connection, plugins: &Plugins, version: &ActiveVersion, today: Day) -> Result<(LoadedPopulation, Evaluation)> {
+    let program = plugins.get(connection, version)?;
+    let loaded = load_population(connection, &program.info.fields)?;
+    let evaluation = evaluate_loaded(plugins, &program, &loaded, today).with_context(|| format!("program {} failed", version.program))?;
+    Ok((loaded, evaluation))
+}
+
+/// One program on a population read for it or for every program of the day.
+fn evaluate_loaded(plugins: &Plugins, program: &LoadedProgram, loaded: &LoadedPopulation, today: Day) -> Result<Evaluation, PluginError> {
+    plugins.engine.evaluate_rows(program, today, &loaded.population, loaded.rows_for(&program.info.fields))
+}
+
+fn resident_id(resident_ids: &ResidentIds, person: u32) -> Result<&str> {
+    resident_ids.get(person).with_context(|| format!("a notice names row {person}, which the population does not have"))
+}
+
+/// Runs every active program for `today` and stores their notices. A failing program is
+/// recorded as failed and the others carry on. The snapshot is read once for all of them.
+pub fn run_day(connection: &mut Connection, plugins: &Plugins, today: Day) -> Result<Vec<ProgramRun>> {
+    let snapshot_id = active_snapshot(connection)?;
+    let versions = active_versions(connection)?;
+    // Each run's outcome, in the order of `versions`; the programs that could be loaded wait
+    // in `runs` for their evaluation.
+    let mut outcomes: Vec<Option<ProgramRun>> = Vec::with_capacity(versions.len());
+    let mut runs: Vec<Run<'_>> = Vec::with_capacity(versions.len());
+    for (index, version) in versions.iter().enumerate() {
+        let run_id = start_run(connection, version, snapshot_id, today)?;
+        match plugins.get(connection, version) {
+            Ok(program) => {
+                runs.push(Run { index, run_id, version, program });
+                outcomes.push(None);
+            }
+            Err(error) => outcomes.push(Some(fail(connection, run_id, version, &error)?)),
+        }
+    }
+    let mut fields: Vec<Field> = runs.iter().flat_map(|run| run.program.info.fields.iter().copied()).collect();
+    fields.sort_by_key(|field| *field as u8);
+    fields.dedup();
+    match load_population(connection, &fields) {
+        Ok(loaded) => evaluate_and_plan(connection, plugins, &loaded, &runs, &mut outcomes, today)?,
+        // Without the population no program can run: each is recorded as failed by it.
+        Err(error) => {
+            for run in &runs {
+                outcomes[run.index] = Some(fail(connection, run.run_id, run.version, &error)?);
+            }
+        }
+    }
+    outcomes.into_iter().collect::<Option<Vec<_>>>().context("a program of the day was neither evaluated nor failed")
+}
+
+/// A program of the day whose run is recorded and whose plugin is loaded.
+struct Run<'a> {
+    /// Its place among the day's programs.
+    index: usize,
+    run_id: i64,
+    version: &'a ActiveVersion,
+    program: Arc<LoadedProgram>,
+}
+
+/// Evaluates `runs` on `EVALUATION_THREADS` threads, each taking the next program from
+/// `Queue` as it finishes one, and stores each program's notices on this thread as soon as
+/// it is done. A finished evaluation is handed over only when this thread takes it, so the
+/// notices held at once are those of the programs being evaluated and the one being stored.
+fn evaluate_and_plan(connection: &mut Connection, plugins: &Plugins, loaded: &LoadedPopulation, runs: &[Run<'_>], outcomes: &mut [Option<ProgramRun>], today: Day) -> Result<()> {
+    let queue = Queue::new(connection, runs)?;
+    let (sender, receiver) = sync_channel::<(&Run<'_>, Result<Evaluation, PluginError>)>(0);
+    std::thread::scope(|scope| {
+        for _ in 0..EVALUATION_THREADS.min(runs.len()) {
+            let (sender, queue) = (sender.clone(), &queue);
+            scope.spawn(move || {
+                while let Some((run, taken)) = queue.take() {
+                    let evaluation = evaluate_loaded(plugins, &run.program, loaded, today);
+                    return_freed_memory();
+                    // The receiver is gone only when storing failed: nothing more is wanted.
+                    let handed_over = sender.send((run, evaluation)).is_ok();
+                    // A heavy program's place is given back once its notices are handed over,
+                    // so that the next heavy one never runs while they wait to be stored.
+                    drop(taken);
+                    if !handed_over {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        for (run, evaluation) in receiver {
+            let evaluation = evaluation.with_context(|| format!("program {} failed", run.version.program));
+            outcomes[run.index] = Some(record(connection, run.run_id, run.version, &loaded.resident_ids, evaluation)?);
+            return_freed_memory();
+        }
+        Ok(())
+    })
+}
+
+/// Gives the memory freed by an evaluation or by storing its notices back to the system.
+/// A screening's answer is half a million small allocations, copied out on one thread and
+/// freed on another; glibc would keep their pages in its arenas, and the day's peak would
+/// count them again under the next program's (some 100 MiB on a city of a million).
+fn return_freed_memory() {
+    // SAFETY: malloc_trim only hands back pages of chunks already free; no live allocation
+    // is touched.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// A program notifying this many people or more is heavy: its answer, as the plugin builds
+/// it and as it is copied out, takes some 200 bytes a notice in each, so two such programs
+/// at once would hold several hundred megabytes of a city's screenings.
+const HEAVY_NOTICES: i64 = 50_000;
+
+/// The programs of a day still to evaluate. A heavy program (one whose last successful run
+/// had `HEAVY_NOTICES` or more, or that never ran) is evaluated only while no other heavy
+/// one is, so that the memory of the day is that of one heavy program; a thread waits for
+/// one only when nothing light is left.
+struct Queue<'r, 'v> {
+    state: Mutex<QueueState<'r, 'v>>,
+    heavy_done: Condvar,
+}
+
+struct QueueState<'r, 'v> {
+    heavy: Vec<&'r Run<'v>>,
+    light: Vec<&'r Run<'v>>,
+    heavy_running: bool,
+}
+
+impl<'r, 'v> Queue<'r, 'v> {
+    fn new(connection: &Connection, runs: &'r [Run<'v>]) -> Result<Queue<'r, 'v>> {
+        let mut last_notices = connection.prepare_cached("SELECT notices FROM runs WHERE program = ?1 AND outcome = 'succeeded' ORDER BY id DESC LIMIT 1")?;
+        let (mut heavy, mut light) = (Vec::new(), Vec::new());
+        for run in runs {
+            let notices: Option<i64> = last_notices.query_row([&run.version.program], |row| row.get(0)).optional()?;
+            if notices.is_none_or(|notices| notices >= HEAVY_NOTICES) { heavy.push(run) } else { light.push(run) }
+        }
+        // Taken from the end, in the day's order.
+        heavy.reverse();
+        light.reverse();
+        Ok(Queue { state: Mutex::new(QueueState { heavy, light, heavy_running: false }), heavy_done: Condvar::new() })
+    }
+
+    /// The next program to evaluate, with what gives its place back when dropped; `None`
+    /// when all are taken.
+    fn take(&self) -> Option<(&'r Run<'v>, Taken<'_, 'r, 'v>)> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if !state.heavy_running
+                && let Some(run) = state.heavy.pop()
+            {
+                state.heavy_running = true;
+                return Some((run, Taken { queue: self, heavy: true }));
+            }
+            if let Some(run) = state.light.pop() {
+                return Some((run, Taken { queue: self, heavy: false }));
+            }
+            if state.heavy.is_empty() {
+                return None;
+            }
+            state = self.heavy_done.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// A program taken from the `Queue`; dropped when its evaluation has ended, however it
+/// ended, so that a panicking evaluation cannot keep the other thread waiting.
+struct Taken<'q, 'r, 'v> {
+    queue: &'q Queue<'r, 'v>,
+    heavy: bool,
+}
+
+impl Drop for Taken<'_, '_, '_> {
+    fn drop(&mut self) {
+        if self.heavy {
+            self.queue.state.lock().unwrap_or_else(PoisonError::into_inner).heavy_running = false;
+            self.queue.heavy_done.notify_all();
+        }
+    }
+}
+
+fn active_snapshot(connection: &Connection) -> Result<i64> {
+    crate::snapshot::active(connection)?.context("no active snapshot: import resident records first")
+}
+
+/// Records that `version` starts running for `today`; returns the run's id.
+fn start_run(connection: &Connection, version: &ActiveVersion, snapshot_id: i64, today: Day) -> Result<i64> {
+    connection.execute(
+        "INSERT INTO runs (program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
+        (&version.program, version.version_id, snapshot_id, today.0, now_text()),
+    )?;
+    Ok(connection.last_insert_rowid())
+}
+
+/// Runs one program's `version` for `today`, as the scheduler and reserved sends do: the
+/// run recorded, then the evaluation (the snapshot's read of the program's own columns
+/// and the plugin's call, seconds for a large city) on a read connection, then the
+/// notices stored. A failure of the plugin is recorded in the run and reported in the
+/// result, not as an error; an error means the database failed. Each write is short, so the webhook, sign-ins and
+/// the console never wait for an evaluation.
+pub async fn run_program_beside_writes(database: &Database, plugins: Arc<Plugins>, version: ActiveVersion, today: Day) -> Result<ProgramRun> {
+    let started = version.clone();
+    let run_id = database.write(move |connection| start_run(connection, &started, active_snapshot(connection)?, today)).await?;
+    let evaluating = version.clone();
+    let evaluated = database.read(move |connection| Ok(evaluate_alone(connection, &plugins, &evaluating, today))).await?;
+    database
+        .write(move |connection| match evaluated {
+            Ok((loaded, evaluation)) => record(connection, run_id, &version, &loaded.resident_ids, Ok(evaluation)),
+            Err(error) => fail(connection, run_id, &version, &error),
+        })
+        .await
+}
+
+/// Stores a finished evaluation's notices, or records why it failed.
+fn record(connection: &mut Connection, run_id: i64, version: &ActiveVersion, resident_ids: &ResidentIds, evaluation: Result<Evaluation>) -> Result<ProgramRun> {
+    let evaluation = match evaluation {
+        Ok(evaluation) => evaluation,
+        Err(error) => return fail(connection, run_id, version, &error),
+    };
+    let new_notices = plan(connection, run_id, &version.program, resident_ids, &evaluation.notices, &evaluation.log)?;
+    let notices = evaluation.notices.len();
+    tracing::info!(program = %version.program, notices, new_notices, "program evaluated");
+    Ok(ProgramRun { program: version.program.clone(), notices, new_notices, error: None })
+}
+
+/// Records a run as failed with `error`.
+fn fail(connection: &Connection, run_id: i64, version: &ActiveVersion, error: &anyhow::Error) -> Result<ProgramRun> {
+    let message = format!("{error:#}");
+    tracing::warn!(program = %version.program, %message, "program failed");
+    connection.execute("UPDATE runs SET outcome = 'failed', finished_at = ?2, message = ?3 WHERE id = ?1", (run_id, now_text(), &message))?;
+    Ok(ProgramRun { program: version.program.clone(), notices: 0, new_notices: 0, error: Some(message) })
+}
+
+/// Stores the notices of one successful run in one transaction; returns how many were new.
+///
+/// Most notices of a day were planned on an earlier day already. Rather than have SQLite
+/// look each one up in the unique index, the program's stored keys are read in the index's
+/// order beside the notices sorted the same way, and only the missing ones are inserted, in
+/// key order (which also fills the index's pages in order). The insert keeps its `ON
+/// CONFLICT` clause, so the unique key, not this merge, is what makes planning idempotent.
+fn plan(connection: &mut Connection, run_id: i64, program: &str, resident_ids: &ResidentIds, notices: &Notices, log: &str) -> Result<usize> {
+    let keys: Vec<(&str, &str)> = notices.iter().map(|notice| Ok((resident_id(resident_ids, notice.person)?, notice.occasion))).collect::<Result<_>>()?;
+    let mut order: Vec<u32> = (0..notices.len() as u32).collect();
+    // Stable, so that of two equal keys the plugin's first is stored, as one by one would.
+    order.sort_by_key(|index| keys[*index as usize]);
+    let transaction = connection.transaction()?;
+    let missing = {
+        let mut stored = transaction.prepare_cached("SELECT resident_id, occasion FROM notices WHERE program = ?1 ORDER BY resident_id, occasion")?;
+        let mut stored = stored.query([program])?;
+        let mut missing = Vec::new();
+        let mut next = order.iter().copied().peekable();
+        // SQLite's BINARY collation compares bytes, as `str`'s `Ord` does.
+        while next.peek().is_some()
+            && let Some(row) = stored.next()?
+        {
+            let stored_key = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+            while let Some(index) = next.next_if(|index| keys[*index as usize] <= stored_key) {
+                if keys[index as usize] < stored_key {
+                    missing.push(index);
+                }
+            }
+        }
+        missing.extend(next);
+        missing
+    };
+    let mut new_notices = 0;
+    {
+        let mut insert = transaction.prepare_cached(
+            "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (program, resident_id, occasion) DO NOTHING",
+        )?;
+        for index in missing {
+            let notice = notices.get(index as usize).context("a notice to store is missing")?;
+            let resident_id = keys[index as usize].0;
+            new_notices += insert.execute((program, resident_id, notice.occasion, notice.send_on.0, notice.expires_on.0, notice.reason, run_id))?;
+        }
+    }
+    transaction.execute(
+        "UPDATE runs SET outcome = 'succeeded', finished_at = ?2, notices = ?3, new_notices = ?4, message = ?5 WHERE id = ?1",
+        (run_id, now_text(), notices.len() as i64, new_notices as i64, log),
+    )?;
+    transaction.commit()?;
+    Ok(new_notices)
+}
+
+/// The active snapshot as a program declaring `fields` sees it: the snapshot's residents
+/// (`snapshot::load_population`), then the people registered in the chat as rows
+/// `self:<id>` (`chat::timing`), due dates last, so that a read for every program serves
+/// one that does not read pregnancies with its first rows.
+pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<LoadedPopulation> {
+    let mut loaded = crate::snapshot::load_population(connection, fields)?;
+    let snapshot_rows = loaded.population.size;
+    crate::chat::timing::append_to_population(connection, fields, &mut loaded.resident_ids, &mut loaded.population)?;
+    let population = &loaded.population;
+    loaded.rows_without_due_dates = population.pregnancies.person.iter().copied().filter(|person| *person >= snapshot_rows).min().unwrap_or(population.size);
+    Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::database::Database;
+    use oshirase_sandbox::{Limits, PluginEngine};
+
+    type StoredNotice = (String, String, String, i32, i32, String);
+
+    fn stored_notices(connection: &Connection) -> Result<Vec<StoredNotice>> {
+        let mut statement = connection.prepare("SELECT program, resident_id, occasion, send_on, expires_on, reason FROM notices ORDER BY program, resident_id, occasion")?;
+        let notices = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)))?.collect::<Result<_, _>>()?;
+        Ok(notices)
+    }
+
+    /// A day's run, one read of the snapshot shared by every program on two threads, plans
+    /// exactly the notices that each program run alone on its own read plans — people
+    /// registered in the chat included, whose due dates only the programs reading
+    /// pregnancies may see — and running the day again adds none.
+    #[tokio::test]
+    async fn a_day_on_one_read_plans_what_each_program_alone_plans() {
+        let directory = std::env::temp_dir().join(format!("oshirase-evaluate-{}", uuid::Uuid::new_v4()));
+        let export = directory.join("export");
+        let today = Day::parse_iso("2026-11-21").unwrap();
+        synthetic_city::generate(3_000, 11, today, &export, synthetic_city::FileEncoding::Utf8).unwrap();
+        let database = Database::open(&directory.join("oshirase.db")).unwrap();
+        let options = crate::import::ImportOptions { actor: "test".into(), source: "test".into(), keep_generations: 2, max_shrink_percent: None };
+        database.write(move |connection| Ok(crate::import::import_directory(connection, &export, &options).map(|_| ()).map_err(|error| anyhow::anyhow!("{error:?}"))?)).await.unwrap();
+        // Two LINE users following, one with a due date and a birth, one with a birth, and a
+        // third who blocked the account; every resident consents to the use of tax data.
+        let (due, born) = (today.0 + 40, today.0 - 5);
+        database
+            .write(move |connection| {
+                connection.execute_batch(&format!(
+                    "INSERT INTO line_users (line_user_id, following, first_seen_at, changed_at) VALUES
+                         ('U{a:0>32}', 1, 'now', 'now'), ('U{b:0>32}', 1, 'now', 'now'), ('U{c:0>32}', 0, 'now', 'now');
+                     INSERT INTO self_registrations (line_user_id, kind, day, registered_on, created_at) VALUES
+                         ('U{a:0>32}', 'due-date', {due}, {today}, 'now'), ('U{b:0>32}', 'birth-date', {born}, {today}, 'now'),
+                         ('U{a:0>32}', 'birth-date', {born}, {today}, 'now'), ('U{c:0>32}', 'birth-date', {born}, {today}, 'now');
+                     INSERT INTO registrations (resident_id, registered_at, tax_consent_at) SELECT resident_id, 'now', 'now' FROM residents;",
+                    a = "a",
+                    b = "b",
+                    c = "c",
+                    today = today.0,
+                ))?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let plugins = Arc::new(Plugins::new(PluginEngine::new(Limits::default(), None).unwrap(), oshirase_bundled::PROGRAMS));
+        let programs = ["child-allowance", "maternal-dental", "postpartum-care", "child-rearing-allowance", "vaccine-mr", "screening-colon"].map(str::to_owned);
+        crate::publish::install_bundled(&database, &plugins, &programs).await.unwrap();
+
+        let evaluating = plugins.clone();
+        let (day, again, shared, versions) = database
+            .write(move |connection| {
+                let plugins = evaluating;
+                let day = run_day(connection, &plugins, today)?;
+                let again = run_day(connection, &plugins, today)?;
+                let shared = stored_notices(connection)?;
+                // With every other notice forgotten, a run stores exactly those again.
+                let forgotten = connection.execute("DELETE FROM notices WHERE id % 2 = 0", [])?;
+                let refilled: usize = run_day(connection, &plugins, today)?.iter().map(|run| run.new_notices).sum();
+                anyhow::ensure!(refilled == forgotten && stored_notices(connection)? == shared, "{forgotten} notices forgotten, {refilled} stored again");
+                connection.execute("DELETE FROM notices", [])?;
+                Ok((day, again, shared, active_versions(connection)?))
+            })
+            .await
+            .unwrap();
+        for version in versions {
+            run_program_beside_writes(&database, plugins.clone(), version, today).await.unwrap();
+        }
+        let alone = database.read(stored_notices).await.unwrap();
+        std::fs::remove_dir_all(&directory).unwrap();
+
+        assert_eq!(day.iter().map(|run| run.program.as_str()).collect::<Vec<_>>(), ["child-allowance", "child-rearing-allowance", "maternal-dental", "postpartum-care", "screening-colon", "vaccine-mr"]);
+        assert!(day.iter().all(|run| run.error.is_none() && run.notices > 0 && run.new_notices == run.notices), "{day:?}");
+        assert!(again.iter().all(|run| run.new_notices == 0 && run.notices > 0), "{again:?}");
+        assert_eq!(shared, alone);
+        let self_registered: Vec<(&str, &str)> = shared.iter().filter(|notice| notice.1.starts_with("self:")).map(|notice| (notice.0.as_str(), notice.1.as_str())).collect();
+        assert!(self_registered.contains(&("child-allowance", "self:2")) && self_registered.contains(&("maternal-dental", "self:1")), "{self_registered:?}");
+        assert!(!self_registered.iter().any(|(_, resident)| *resident == "self:4"), "a user who blocked the account is left out: {self_registered:?}");
+    }
+
+    /// A population read once for every program serves a program that does not read
+    /// pregnancies with its first rows: the chat's due dates come last, and those rows are
+    /// exactly what that program's own read gives.
+    #[test]
+    fn due_dates_registered_in_the_chat_come_last_so_a_shared_read_serves_every_program() {
+        let mut connection = crate::testing::database();
+        crate::testing::store(&mut connection, &[crate::testing::resident("001", "h1", "1990-01-01", 1), crate::testing::resident("002", "h1", "2026-01-01", 3)]);
+        connection
+            .execute_batch(&format!(
+                "INSERT INTO line_users (line_user_id, following, first_seen_at, changed_at) VALUES ('U{a}', 1, 'now', 'now'), ('U{b}', 1, 'now', 'now');
+                 INSERT INTO self_registrations (line_user_id, kind, day, registered_on, created_at) VALUES
+                     ('U{a}', 'due-date', 20800, 20700, 'now'), ('U{b}', 'birth-date', 20690, 20700, 'now'), ('U{a}', 'birth-date', 20695, 20700, 'now');",
+                a = "a".repeat(32),
+                b = "b".repeat(32),
+            ))
+            .unwrap();
+        let everything = load_population(&connection, &[Field::BirthDay, Field::Household, Field::Pregnancies]).unwrap();
+        assert_eq!(everything.resident_ids, ["001", "002", "self:3", "self:2", "self:1"]);
+        assert_eq!(everything.population.pregnancies.person, [4]);
+        assert_eq!((everything.rows_for(&[Field::Pregnancies]), everything.rows_for(&[Field::BirthDay, Field::Household])), (5, 4));
+
+        let alone = load_population(&connection, &[Field::BirthDay, Field::Household]).unwrap();
+        assert_eq!(alone.resident_ids, ["001", "002", "self:3", "self:2"]);
+        assert_eq!((alone.population.size, alone.rows_for(&[Field::BirthDay])), (4, 4));
+        assert_eq!(alone.population.birth_day, everything.population.birth_day[..4]);
+        assert_eq!(alone.population.household, everything.population.household[..4]);
+    }
+
+}

@@ -1,0 +1,106 @@
+//! Message templates: the only placeholders are the program's name and contact and the
+//! notice's deadline, so no personal data can reach a message. Staff may reword an
+//! occasion in the console; their wording is checked the same way and replaces the
+//! plugin's default.
+
+use oshirase_sdk::Day;
+
+/// The lines under every e-mail notice: the address cannot be answered, and where the
+/// resident changes what they receive.
+pub const MAIL_FOOTER: &str = "――\nこのメールは送信専用です。返信はできません。\n配信する内容や方法の変更は、LINEのメニューまたは市役所の窓口でお手続きください。";
+
+/// The placeholders a template may use.
+pub const PLACEHOLDERS: [&str; 3] = ["program", "deadline", "contact"];
+
+/// Checks that every `{...}` in `template` is a known placeholder; returns the first unknown one.
+pub fn check_template(template: &str) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err(after.to_string());
+        };
+        let name = &after[..close];
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(name.to_string());
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
+/// A message that answers several notices of one occasion for one recipient (the twins
+/// of a household, say), with how many it is about — never who.
+pub fn for_several(text: &str, notices: usize) -> String {
+    format!("{text}\n\n(このお知らせの対象の方が{notices}人います)")
+}
+
+/// The wording staff gave occasions in the console, by (program, occasion).
+pub fn wording(connection: &rusqlite::Connection) -> rusqlite::Result<std::collections::HashMap<(String, String), String>> {
+    connection.prepare_cached("SELECT program, occasion, template FROM message_wording")?.query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))?.collect()
+}
+
+/// Stores staff's wording for an occasion of an active program after checking it — known
+/// placeholders only, and within LINE's limit with the longest deadline — or, when
+/// `template` is empty, goes back to the plugin's default. Answers the text as a resident
+/// would read it with a sample deadline.
+pub fn set_wording(connection: &rusqlite::Connection, program: &str, occasion: &str, template: &str, actor: &str) -> Result<String, WordingError> {
+    let version = crate::registry::active_version(connection, program)?.ok_or_else(|| WordingError::Unknown(format!("program {program} has no active version")))?;
+    let manifest = &version.manifest;
+    let default = manifest.occasion(occasion).ok_or_else(|| WordingError::Unknown(format!("program {program} has no occasion {occasion:?}")))?;
+    let effective = if template.is_empty() { default.template.as_str() } else { template };
+    check_template(effective).map_err(|placeholder| WordingError::Invalid(format!("unknown placeholder {{{placeholder}}}; use {}", PLACEHOLDERS.map(|name| format!("{{{name}}}")).join(" "))))?;
+    // 令和10年12月31日 is as long as a deadline gets, and a note of 99 people as long as
+    // the note for several gets.
+    let longest = for_several(&render(effective, &manifest.name, &manifest.contact, Day::parse_iso("2028-12-31").expect("a valid date")), 99).chars().count();
+    if longest > crate::channel::line::TEXT_LIMIT {
+        return Err(WordingError::Invalid(format!("the message would have {longest} characters; LINE takes at most {}", crate::channel::line::TEXT_LIMIT)));
+    }
+    if template.is_empty() {
+        connection.execute("DELETE FROM message_wording WHERE program = ?1 AND occasion = ?2", (program, occasion))?;
+    } else {
+        connection.execute(
+            "INSERT INTO message_wording (program, occasion, template, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (program, occasion) DO UPDATE SET template = excluded.template, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            (program, occasion, template, actor, crate::time::now_text()),
+        )?;
+    }
+    crate::database::audit(connection, actor, if template.is_empty() { "reset-wording" } else { "set-wording" }, program, occasion)?;
+    Ok(render(effective, &manifest.name, &manifest.contact, crate::time::today_in_japan().add_days(30)))
+}
+
+/// Why wording was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WordingError {
+    #[error("{0}")]
+    Unknown(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<rusqlite::Error> for WordingError {
+    fn from(error: rusqlite::Error) -> WordingError {
+        WordingError::Failed(error.into())
+    }
+}
+
+/// Fills a checked template. The deadline is written as in official letters (令和8年3月31日).
+pub fn render(template: &str, program: &str, contact: &str, deadline: Day) -> String {
+    template.replace("{program}", program).replace("{contact}", contact).replace("{deadline}", &deadline.era_format())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_placeholders_are_filled_and_unknown_ones_refused() {
+        let template = "【{program}】{deadline}まで。{contact}";
+        assert_eq!(check_template(template), Ok(()));
+        assert_eq!(render(template, "MR", "健康課", Day::parse_iso("2027-03-31").unwrap()), "【MR】令和9年3月31日まで。健康課");
+        assert_eq!(check_template("{name}さん"), Err("name".to_string()));
+        assert_eq!(check_template("閉じない{program"), Err("program".to_string()));
+    }
+}

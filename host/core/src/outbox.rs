@@ -1,0 +1,1002 @@
+//! The outbox: due notices of registered residents become deliveries, each with its retry
+//! key written before any request goes out; deliveries of the same text for one program
+//! are grouped into LINE multicasts of at most 500. They are then sent, several requests
+//! at a time, and marked.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::Result;
+use oshirase_sdk::{Day, Relationship};
+use futures::StreamExt;
+use rusqlite::Connection;
+use tokio_util::sync::CancellationToken;
+
+use crate::channel::line::{LineClient, MULTICAST_LIMIT, MonthlyQuota, aggregation_unit};
+use crate::channel::{Channels, SendOutcome};
+use crate::database::Database;
+use crate::time::now_text;
+use crate::message::{MAIL_FOOTER, for_several, render};
+use crate::registry::{Manifest, active_versions};
+use crate::retry::{Next, RetryPolicy};
+
+/// Up to this age a notice about a child goes to a registered parent in the household.
+const GUARDIAN_AGE: u32 = 18;
+
+/// Turns every notice due on `today` into a delivery for each registered recipient — the
+/// resident, or for a minor without their own registration, the registered heads and
+/// spouses of the household; for a due date or birth date registered in the chat
+/// (`self:<id>`), the LINE user who registered it while they follow the account — on each
+/// channel the recipient chose (LINE, e-mail or both). A recipient who muted the program's
+/// category in the chat gets nothing (until they unmute it while the notice is still
+/// due). A recipient who would get the same text for several notices (a parent of twins)
+/// gets one message that says how many it is about: a delivery per notice, queued
+/// together under one key (`batch_key`) and sent as one. LINE deliveries with the same
+/// text for one program are grouped into multicasts of at most 500 recipients, each group
+/// under the retry key of its first member (`batch_key`). Returns how many deliveries
+/// were queued.
+pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
+    let Some(snapshot_id) = crate::snapshot::active(connection)? else {
+        return Ok(0);
+    };
+    let manifests: HashMap<String, Manifest> = active_versions(connection)?.into_iter().map(|version| (version.program, version.manifest)).collect();
+    let wording = crate::message::wording(connection)?;
+    let youngest_adult_birth = latest_birth_day_of_age(GUARDIAN_AGE, today);
+    let transaction = connection.transaction()?;
+    let mut queued = 0;
+    {
+        // Two kinds of recipient: the resident themselves, and for a minor without their own
+        // registration, the registered heads and spouses of the household ("guardians",
+        // gathered once so that each notice looks its household up in an index).
+        let mut due = transaction.prepare(
+            "WITH due AS (
+                 SELECT n.id, n.program, n.occasion, n.expires_on, n.resident_id FROM notices n
+                 WHERE n.send_on <= ?2 AND n.expires_on >= ?2),
+             guardians AS MATERIALIZED (
+                 SELECT r.household_id, reg.line_user_id, reg.email, reg.channels FROM registrations reg
+                 JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = reg.resident_id
+                 WHERE reg.active = 1 AND r.relationship IN (?4, ?5)),
+             recipients AS MATERIALIZED (
+                 SELECT due.*, reg.line_user_id, reg.email, reg.channels FROM due
+                 JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = due.resident_id
+                 JOIN registrations reg ON reg.resident_id = due.resident_id AND reg.active = 1
+                 UNION ALL
+                 SELECT due.*, g.line_user_id, g.email, g.channels FROM due
+                 JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = due.resident_id
+                 JOIN guardians g ON g.household_id = r.household_id
+                 WHERE r.birth_day > ?3
+                   AND NOT EXISTS (SELECT 1 FROM registrations own WHERE own.resident_id = due.resident_id AND own.active = 1)
+                 UNION ALL
+                 SELECT due.*, s.line_user_id, NULL, 'line' FROM due
+                 JOIN self_registrations s ON due.resident_id = 'self:' || s.id
+                 JOIN line_users u ON u.line_user_id = s.line_user_id AND u.following = 1),
+             addressed AS (
+                 SELECT id, program, occasion, expires_on, 'line' AS channel, line_user_id AS address, line_user_id FROM recipients
+                 WHERE channels IN ('line', 'both') AND line_user_id IS NOT NULL
+                 UNION ALL
+                 SELECT id, program, occasion, expires_on, 'mail', email, line_user_id FROM recipients
+                 WHERE channels IN ('mail', 'both') AND email IS NOT NULL)
+             SELECT * FROM addressed
+             WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = addressed.id AND d.channel = addressed.channel AND d.address = addressed.address)
+             ORDER BY program, occasion, expires_on, channel, address, id",
+        )?;
+        let rows: Vec<(i64, String, String, i32, String, String, Option<String>)> = due
+            .query_map(
+                (snapshot_id, today.0, youngest_adult_birth.0, Relationship::Head.code(), Relationship::Spouse.code()),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?)),
+            )?
+            .collect::<Result<_, _>>()?;
+        // Muted categories by LINE user: few users mute anything, so this stays small.
+        let mut muted: HashMap<String, Vec<String>> = HashMap::new();
+        let mut statement = transaction.prepare("SELECT line_user_id, category FROM muted_categories")?;
+        let mut mutes = statement.query([])?;
+        while let Some(row) = mutes.next()? {
+            muted.entry(row.get(0)?).or_default().push(row.get(1)?);
+        }
+        let mut rows = rows
+            .into_iter()
+            .filter(|(_, program, _, _, _, _, line_user_id)| {
+                manifests.get(program).is_some_and(|manifest| !line_user_id.as_ref().and_then(|user| muted.get(user)).is_some_and(|categories| categories.contains(&manifest.category)))
+            })
+            .peekable();
+        // Identical messages of one program on one channel, each with its recipients in
+        // address order, a recipient's notices side by side.
+        let mut groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>> = BTreeMap::new();
+        while let Some((notice_id, program, occasion, expires_on, channel, address, _)) = rows.next() {
+            // Program, occasion and deadline make the text, and a recipient gets a text
+            // once, however many notices it is about: those rows come one after another.
+            let mut notices = vec![notice_id];
+            while let Some((other, ..)) = rows.next_if(|next| (&next.1, &next.2, next.3, &next.4, &next.5) == (&program, &occasion, expires_on, &channel, &address)) {
+                notices.push(other);
+            }
+            let manifest = &manifests[&program];
+            let Some(occasion) = manifest.occasion(&occasion) else { continue };
+            // Wording staff gave the occasion in the console replaces the plugin's default.
+            let template = wording.get(&(program.clone(), occasion.key.clone())).unwrap_or(&occasion.template);
+            let mut text = render(template, &manifest.name, &manifest.contact, Day(expires_on));
+            if notices.len() > 1 {
+                text = for_several(&text, notices.len());
+            }
+            let subject = format!("【{}】{}", manifest.name, occasion.title);
+            groups.entry((program, channel, subject, text)).or_default().extend(notices.into_iter().map(|notice_id| (notice_id, address.clone())));
+        }
+        queued += insert_batched(&transaction, Source::Notice, groups)?;
+    }
+    transaction.commit()?;
+    Ok(queued)
+}
+
+/// What a delivery carries: a program's notice, or a message staff broadcast.
+#[derive(Clone, Copy)]
+enum Source {
+    Notice,
+    Broadcast,
+}
+
+/// Queues deliveries grouped by (program or broadcast, channel, subject, text), each
+/// group's recipients given as (notice or broadcast id, address), the deliveries of one
+/// address side by side. LINE takes up to 500 recipients per request, so a LINE group
+/// becomes multicasts of at most 500, each under the retry key of its first member; an
+/// e-mail goes to one. Several deliveries to one address are one message, so they stay
+/// in one request. Returns how many were queued.
+fn insert_batched(transaction: &Connection, source: Source, groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>>) -> Result<usize> {
+    let mut insert = transaction.prepare_cached(match source {
+        Source::Notice => "INSERT INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
+        Source::Broadcast => "INSERT INTO deliveries (broadcast_id, channel, address, subject, text, retry_key, batch_key, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
+    })?;
+    let queued_at = now_text();
+    let mut queued = 0;
+    for ((_, channel, subject, text), recipients) in groups {
+        let batch_size = if channel == "line" { MULTICAST_LIMIT } else { 1 };
+        for batch in chunks_of_addresses(&recipients, batch_size) {
+            let (keys, batch_key) = batch_keys(batch.len());
+            for ((source_id, address), key) in batch.iter().zip(&keys) {
+                queued += insert.execute((source_id, &channel, address, &subject, &text, key, &batch_key, &queued_at))?;
+            }
+        }
+    }
+    Ok(queued)
+}
+
+/// A new retry key for each of `members` deliveries sent as one request, and the
+/// request's key: its first member's, when it has more than one.
+fn batch_keys(members: usize) -> (Vec<String>, Option<String>) {
+    let keys: Vec<String> = (0..members).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let batch_key = (members > 1).then(|| keys[0].clone());
+    (keys, batch_key)
+}
+
+/// Cuts `recipients` (deliveries as (source id, address), those of one address side by
+/// side) into runs of at most `addresses` addresses each, never parting one address's.
+fn chunks_of_addresses(recipients: &[(i64, String)], addresses: usize) -> Vec<&[(i64, String)]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut in_chunk) = (0, 0);
+    for index in 0..recipients.len() {
+        if index > 0 && recipients[index].1 == recipients[index - 1].1 {
+            continue;
+        }
+        if in_chunk == addresses {
+            chunks.push(&recipients[start..index]);
+            (start, in_chunk) = (index, 0);
+        }
+        in_chunk += 1;
+    }
+    if start < recipients.len() {
+        chunks.push(&recipients[start..]);
+    }
+    chunks
+}
+
+/// Queues broadcast `broadcast_id` for every active registration — or, when the broadcast
+/// names a category, those who have not muted it; without a category, those who have not
+/// stopped everything — and the self-registered LINE users who follow the account, on the
+/// channels each chose. Queueing twice queues nothing new. Returns how many were queued.
+pub fn enqueue_broadcast(connection: &mut Connection, broadcast_id: i64) -> Result<usize> {
+    let transaction = connection.transaction()?;
+    let (title, text, category): (String, String, Option<String>) =
+        transaction.query_row("SELECT title, text, category FROM broadcasts WHERE id = ?1", [broadcast_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let rows: Vec<(String, String)> = transaction
+        .prepare(
+            "WITH recipients AS (
+                 SELECT line_user_id, email, channels FROM registrations WHERE active = 1
+                 UNION
+                 SELECT s.line_user_id, NULL, 'line' FROM self_registrations s JOIN line_users u ON u.line_user_id = s.line_user_id AND u.following = 1),
+             unmuted AS (
+                 SELECT * FROM recipients r WHERE r.line_user_id IS NULL OR (
+                     CASE WHEN ?2 IS NULL THEN (SELECT count(*) FROM muted_categories m WHERE m.line_user_id = r.line_user_id) < 5
+                          ELSE NOT EXISTS (SELECT 1 FROM muted_categories m WHERE m.line_user_id = r.line_user_id AND m.category = ?2) END)),
+             addressed AS (
+                 SELECT DISTINCT 'line' AS channel, line_user_id AS address FROM unmuted WHERE channels IN ('line', 'both') AND line_user_id IS NOT NULL
+                 UNION
+                 SELECT 'mail', email FROM unmuted WHERE channels IN ('mail', 'both') AND email IS NOT NULL)
+             SELECT channel, address FROM addressed
+             WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = ?1 AND d.channel = addressed.channel AND d.address = addressed.address)
+             ORDER BY channel, address",
+        )?
+        .query_map((broadcast_id, &category), |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>> = BTreeMap::new();
+    for (channel, address) in rows {
+        groups.entry((format!("broadcast-{broadcast_id}"), channel, format!("【お知らせ】{title}"), text.clone())).or_default().push((broadcast_id, address));
+    }
+    let queued = insert_batched(&transaction, Source::Broadcast, groups)?;
+    transaction.commit()?;
+    Ok(queued)
+}
+
+/// The latest birth day of someone who has reached `years` by law on `today`; anyone born
+/// after it is younger.
+fn latest_birth_day_of_age(years: u32, today: Day) -> Day {
+    let mut birth = today.add_months_clamped(-12 * years as i32);
+    while birth.age_on(today) < years {
+        birth = birth.add_days(-1);
+    }
+    while birth.add_days(1).age_on(today) >= years {
+        birth = birth.add_days(1);
+    }
+    birth
+}
+
+/// How many requests one step of a pass marks `sending` together before sending them: the
+/// most a crash can leave to be sent again (each again under its own retry key).
+const REQUESTS_PER_STEP: usize = 256;
+/// The most deliveries one step reads.
+const ROWS_PER_STEP: usize = 4_096;
+/// LINE remembers a retry key for 24 hours. A delivery first tried longer ago than this
+/// (an hour short of it, for clocks and slow passes) is not tried again: if its first
+/// attempt did arrive, LINE would no longer answer 409, and the resident would see it twice.
+const RETRY_KEY_LIFETIME_MILLIS: i64 = 23 * 3600 * 1000;
+
+/// One request to a channel: one delivery, or the members of a batch — a multicast, or a
+/// message that answers several notices for one recipient, or both.
+struct Request {
+    /// The deliveries it carries, and the addresses they go to, each once.
+    ids: Vec<i64>,
+    addresses: Vec<String>,
+    /// `line` or `mail`.
+    channel: String,
+    program: String,
+    subject: String,
+    text: String,
+    /// The retry key of a lone delivery, or the batch key of a multicast.
+    retry_key: String,
+}
+
+/// What one pass over the outbox did: how each delivery it tried ended, and how many
+/// requests that took.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SendSummary {
+    pub sent: usize,
+    /// Still to be retried by a later pass.
+    pub retryable: usize,
+    pub failed: usize,
+    pub requests: usize,
+    /// Deliveries left to a later pass at its end (retries not yet due included).
+    pub waiting: usize,
+    /// LINE's monthly quota as read at the start of the pass, when it could be read.
+    pub quota: Option<MonthlyQuota>,
+    /// LINE deliveries that failed for good or waited too long, queued again by e-mail.
+    pub fell_back_to_mail: usize,
+}
+
+/// Milliseconds since the epoch, the unit of `deliveries.next_attempt_at`.
+fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64
+}
+
+/// Which deliveries not yet sent a resident's choice stops (`cancel_undelivered`).
+pub enum Undelivered<'a> {
+    /// Every delivery to this LINE user or address.
+    To(&'a str),
+    /// Every e-mail to this address, unless a registration still uses it.
+    MailToUnregistered(&'a str),
+    /// Every delivery of a notice about this resident, of one program when given.
+    About { resident_id: &'a str, program: Option<&'a str> },
+}
+
+/// Makes the deliveries `which` names that are not yet sent fail for good, with `reason`
+/// as their last error, so that none goes out after the resident said no. The outbox is
+/// the only writer of delivery states: the chat calls this.
+pub fn cancel_undelivered(connection: &Connection, which: Undelivered, reason: &str) -> Result<usize> {
+    const UPDATE: &str = "UPDATE deliveries SET state = 'failed-permanent', last_error = ?1, next_attempt_at = NULL
+                          WHERE state IN ('queued', 'sending', 'failed-retryable')";
+    let cancelled = match which {
+        Undelivered::To(address) => connection.execute(&format!("{UPDATE} AND address = ?2"), (reason, address))?,
+        Undelivered::MailToUnregistered(address) => connection.execute(
+            &format!("{UPDATE} AND channel = 'mail' AND address = ?2 AND NOT EXISTS (SELECT 1 FROM registrations WHERE email = ?2)"),
+            (reason, address),
+        )?,
+        Undelivered::About { resident_id, program } => connection.execute(
+            &format!("{UPDATE} AND notice_id IN (SELECT id FROM notices WHERE resident_id = ?2 AND (?3 IS NULL OR program = ?3))"),
+            (reason, resident_id, program),
+        )?,
+    };
+    Ok(cancelled)
+}
+
+/// Sends every delivery that is due — queued, retryable and due again, or left `sending`
+/// by a crash — reusing each request's retry key, and retries what LINE did not accept as
+/// `policy` says, waiting up to `policy.linger` for retries to fall due. Each step marks
+/// its deliveries `sending` before their requests go out, sends them at most
+/// `concurrent_requests` at a time, and records every outcome before the next step. Deliveries whose notice expired before `today` are marked
+/// expired instead (a late notice is worse than none), and those first tried longer ago
+/// than LINE keeps retry keys fail rather than risk a duplicate. When LINE's monthly
+/// quota would be exceeded, what does not fit waits for a later pass, with a warning.
+/// With e-mail configured, a LINE delivery that fails for good, or that LINE could not
+/// take for `fallback_after`, is queued again by e-mail to a recipient who has an address;
+/// without it, e-mail deliveries wait. Once `stop` is cancelled no new step starts: the
+/// requests in flight finish and their outcomes are recorded, and the rest stay as they
+/// are for a later pass; those of the step not yet begun go back to the queue.
+pub async fn send_queued(database: &Database, channels: &Channels, today: Day, policy: &RetryPolicy, stop: &CancellationToken) -> Result<SendSummary> {
+    let line = &channels.line;
+    let mail_configured = channels.mail.is_some();
+    let fallback_after = channels.mail.as_ref().map(|mail| mail.fallback_after.as_millis() as i64);
+    let (waiting_on_line, mut fell_back) = database.write(move |connection| retire_late(connection, today, now_millis(), fallback_after)).await?;
+    let quota = if waiting_on_line > 0 { read_quota(line, waiting_on_line).await } else { None };
+    let mut budget = quota.and_then(|quota| quota.remaining());
+    let deadline = std::time::Instant::now() + policy.linger;
+    let mut outcomes: HashMap<i64, Next> = HashMap::new();
+    let mut requests = 0;
+    let mut cursor = 0;
+    while !stop.is_cancelled() {
+        let now = now_millis();
+        let (mut due, next_due_at) = database.write(move |connection| due_requests(connection, now, cursor, mail_configured)).await?;
+        let Some(last) = due.last() else {
+            if cursor > 0 {
+                // The end of the outbox: look again from its start for retries now due.
+                cursor = 0;
+                continue;
+            }
+            // Nothing due now: wait for the earliest retry if it falls due within the pass.
+            let Some(at) = next_due_at else { break };
+            let wait = std::time::Duration::from_millis((at - now).max(0) as u64);
+            if std::time::Instant::now() + wait > deadline {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => {}
+            }
+            continue;
+        };
+        cursor = *last.ids.last().expect("a request carries a delivery");
+        let quota_reached = budget.as_mut().is_some_and(|remaining| keep_within_budget(&mut due, remaining));
+        let members: Vec<Vec<i64>> = due.iter().map(|request| request.ids.clone()).collect();
+        let attempts = database.write(move |connection| mark_sending(connection, &members, now_millis())).await?;
+        let answered: Vec<(Request, u32, Option<SendOutcome>)> = futures::stream::iter(due.into_iter().zip(attempts))
+            .map(|(request, attempts)| async move {
+                // Once told to stop, a request not yet begun is not sent at all.
+                if stop.is_cancelled() {
+                    return (request, attempts, None);
+                }
+                let outcome = match &channels.mail {
+                    Some(mail) if request.channel == "mail" => {
+                        mail.client.send(&request.addresses[0], &request.subject, &format!("{}\n\n{MAIL_FOOTER}", request.text), &request.retry_key).await
+                    }
+                    _ => line.send(&request.addresses, &request.text, &request.retry_key, &aggregation_unit(&request.program)).await,
+                };
+                (request, attempts, Some(outcome))
+            })
+            .buffer_unordered(line.concurrent_requests())
+            .collect()
+            .await;
+        let mut decided = Vec::with_capacity(answered.len());
+        for (request, attempts, outcome) in answered {
+            let Some(outcome) = outcome else {
+                decided.push(Decided { ids: request.ids, next: None, error: String::new(), fall_back: false });
+                continue;
+            };
+            requests += 1;
+            let next = policy.next(&outcome, attempts, rand::random::<f64>());
+            let error = match outcome {
+                SendOutcome::Retryable(error) | SendOutcome::Permanent(error) => {
+                    tracing::warn!(channel = %request.channel, program = %request.program, recipients = request.ids.len(), attempts, %error, "request not accepted");
+                    if next == Next::GiveUp { format!("gave up after attempt {attempts}: {error}") } else { error }
+                }
+                SendOutcome::Accepted | SendOutcome::AlreadyAccepted => String::new(),
+            };
+            for id in &request.ids {
+                outcomes.insert(*id, next.clone());
+            }
+            let fall_back = mail_configured && request.channel == "line" && next == Next::GiveUp;
+            decided.push(Decided { ids: request.ids, next: Some(next), error, fall_back });
+        }
+        fell_back += database.write(move |connection| record_outcomes(connection, &decided)).await?;
+        if quota_reached {
+            tracing::warn!("LINE's monthly message quota is used up: the rest waits for a later pass");
+            break;
+        }
+    }
+    let waiting: i64 = database
+        .read(|connection| Ok(connection.query_row("SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending', 'failed-retryable')", [], |row| row.get(0))?))
+        .await?;
+    let mut summary = SendSummary { requests, waiting: waiting as usize, quota, fell_back_to_mail: fell_back, ..SendSummary::default() };
+    for next in outcomes.values() {
+        match next {
+            Next::Delivered => summary.sent += 1,
+            Next::RetryAfter(_) => summary.retryable += 1,
+            Next::GiveUp => summary.failed += 1,
+        }
+    }
+    Ok(summary)
+}
+
+/// Marks expired the deliveries whose notice expired before `today`; fails the LINE
+/// deliveries first tried longer ago than LINE keeps retry keys, and, when e-mail is
+/// configured (`fallback_after` in milliseconds), those LINE could not take for that long
+/// whose recipient has an address, queueing them again by e-mail. Returns how many LINE
+/// deliveries wait, and how many fell back to e-mail.
+fn retire_late(connection: &mut Connection, today: Day, now: i64, fallback_after: Option<i64>) -> Result<(usize, usize)> {
+    let transaction = connection.transaction()?;
+    transaction.execute(
+        "UPDATE deliveries SET state = 'expired' WHERE state IN ('queued', 'sending', 'failed-retryable')
+         AND (notice_id IN (SELECT id FROM notices WHERE expires_on < ?1) OR broadcast_id IN (SELECT id FROM broadcasts WHERE expires_on < ?1))",
+        [today.0],
+    )?;
+    let retire = |query: &str, since: i64, reason: &str| -> Result<Vec<i64>> {
+        let ids: Vec<i64> = transaction.prepare(query)?.query_map([since], |row| row.get(0))?.collect::<Result<_, _>>()?;
+        let mut fail = transaction.prepare_cached("UPDATE deliveries SET state = 'failed-permanent', last_error = ?2 WHERE id = ?1")?;
+        for id in &ids {
+            fail.execute((id, reason))?;
+        }
+        Ok(ids)
+    };
+    let stale = retire(
+        "SELECT id FROM deliveries WHERE state IN ('sending', 'failed-retryable') AND channel = 'line' AND first_attempt_at < ?1",
+        now - RETRY_KEY_LIFETIME_MILLIS,
+        "first tried more than 23 hours ago: LINE no longer knows its retry key, so sending again could deliver it twice",
+    )?;
+    if !stale.is_empty() {
+        tracing::warn!(deliveries = stale.len(), "LINE deliveries first tried more than 23 hours ago were not sent again");
+    }
+    let mut fell_back = 0;
+    if let Some(after) = fallback_after {
+        let unreachable = retire(
+            "SELECT d.id FROM deliveries d JOIN registrations reg ON reg.line_user_id = d.address AND reg.active = 1 AND reg.email IS NOT NULL
+             WHERE d.state IN ('sending', 'failed-retryable') AND d.channel = 'line' AND d.first_attempt_at < ?1",
+            now - after,
+            "LINE could not take it in time: sent by e-mail instead",
+        )?;
+        fell_back = fall_back_to_mail(&transaction, stale.iter().chain(&unreachable))?;
+        if fell_back > 0 {
+            tracing::warn!(deliveries = fell_back, "LINE deliveries fell back to e-mail");
+        }
+    }
+    let waiting_on_line = transaction.query_row(
+        "SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending', 'failed-retryable') AND channel = 'line'",
+        [],
+        |row| row.get::<_, i64>(0),
+    )?;
+    transaction.commit()?;
+    Ok((waiting_on_line as usize, fell_back))
+}
+
+/// Queues an e-mail delivery of the same notice, subject and text for each of the given
+/// LINE deliveries whose recipient has a registered address (none twice); the deliveries
+/// one LINE message carried to one recipient become one e-mail, queued together under one
+/// key. Returns how many were queued.
+fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator<Item = &'a i64>) -> Result<usize> {
+    let mut message_of = connection.prepare_cached("SELECT coalesce(batch_key, retry_key), address FROM deliveries WHERE id = ?1")?;
+    let mut messages: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+    for id in line_deliveries {
+        let message: (String, String) = message_of.query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        messages.entry(message).or_default().push(*id);
+    }
+    let mut insert = connection.prepare_cached(
+        "INSERT OR IGNORE INTO deliveries (notice_id, broadcast_id, channel, address, subject, text, retry_key, batch_key, state, created_at)
+         SELECT d.notice_id, d.broadcast_id, 'mail', reg.email, d.subject, d.text, ?2, ?3, 'queued', ?4 FROM deliveries d
+         JOIN registrations reg ON reg.line_user_id = d.address AND reg.active = 1 AND reg.email IS NOT NULL
+         WHERE d.id = ?1 AND d.channel = 'line'",
+    )?;
+    let now = now_text();
+    let mut queued = 0;
+    for ids in messages.values() {
+        let (keys, batch_key) = batch_keys(ids.len());
+        for (id, key) in ids.iter().zip(&keys) {
+            queued += insert.execute((id, key, &batch_key, &now))?;
+        }
+    }
+    Ok(queued)
+}
+
+/// Reads LINE's monthly quota and warns when what waits, or a tenth of the limit, is more
+/// than what is left; a quota that cannot be read does not stop sending.
+async fn read_quota(line: &LineClient, waiting: usize) -> Option<MonthlyQuota> {
+    match line.monthly_quota().await {
+        Ok(quota) => {
+            crate::metrics::record_line_quota_remaining(quota.remaining());
+            if let (Some(limit), Some(remaining)) = (quota.limit, quota.remaining())
+                && (remaining < waiting as u64 || remaining < limit / 10)
+            {
+                tracing::warn!(limit, used = quota.used, remaining, waiting, "LINE's monthly message quota is running out");
+            }
+            Some(quota)
+        }
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "LINE's monthly quota could not be read; sending without it");
+            None
+        }
+    }
+}
+
+/// Keeps the requests, in order, as long as their LINE messages fit within `remaining`,
+/// which it lowers by what it keeps (e-mails cost nothing); returns whether any had to
+/// be left out.
+fn keep_within_budget(due: &mut Vec<Request>, remaining: &mut u64) -> bool {
+    let fitting = due
+        .iter()
+        .take_while(|request| {
+            let messages = if request.channel == "line" { request.addresses.len() as u64 } else { 0 };
+            let fits = messages <= *remaining;
+            if fits {
+                *remaining -= messages;
+            }
+            fits
+        })
+        .count();
+    let left_out = fitting < due.len();
+    due.truncate(fitting);
+    left_out
+}
+
+/// The requests due at `now` (milliseconds) among the deliveries after `cursor`, in id
+/// order, and when the earliest of the others that wait for a retry falls due. The
+/// members of a multicast were queued with consecutive ids and change state together,
+/// so they are read as one run of rows.
+fn due_requests(connection: &mut Connection, now: i64, cursor: i64, mail_configured: bool) -> Result<(Vec<Request>, Option<i64>)> {
+    let mut statement = connection.prepare_cached(
+        "SELECT d.id, coalesce(n.program, 'broadcast'), d.address, d.text, d.retry_key, d.batch_key, d.channel, d.subject
+         FROM deliveries d INDEXED BY deliveries_pending LEFT JOIN notices n ON n.id = d.notice_id
+         WHERE d.state IN ('queued', 'sending', 'failed-retryable') AND coalesce(d.next_attempt_at, 0) <= ?1 AND d.id > ?2
+           AND (d.channel = 'line' OR ?4)
+         ORDER BY d.id LIMIT ?3",
+    )?;
+    let mut rows = statement.query((now, cursor, ROWS_PER_STEP as i64, mail_configured))?;
+    let mut requests: Vec<Request> = Vec::new();
+    let mut read = 0;
+    let mut last_batch: Option<String> = None;
+    while let Some(row) = rows.next()? {
+        read += 1;
+        let (id, address, batch_key): (i64, String, Option<String>) = (row.get(0)?, row.get(2)?, row.get(5)?);
+        match (&batch_key, requests.last_mut()) {
+            (Some(key), Some(request)) if last_batch.as_ref() == Some(key) => {
+                request.ids.push(id);
+                // A recipient's deliveries of one message are side by side: one message.
+                if request.addresses.last() != Some(&address) {
+                    request.addresses.push(address);
+                }
+            }
+            _ => {
+                if requests.len() == REQUESTS_PER_STEP {
+                    break;
+                }
+                let retry_key = match &batch_key {
+                    Some(key) => key.clone(),
+                    None => row.get(4)?,
+                };
+                requests.push(Request { ids: vec![id], addresses: vec![address], channel: row.get(6)?, program: row.get(1)?, subject: row.get(7)?, text: row.get(3)?, retry_key });
+            }
+        }
+        last_batch = batch_key;
+    }
+    // A multicast cut by the row limit is left whole to the next step.
+    if read == ROWS_PER_STEP && last_batch.is_some() && requests.len() > 1 {
+        requests.pop();
+    }
+    drop(rows);
+    let next_due_at = connection.query_row("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'", [], |row| row.get(0))?;
+    Ok((requests, next_due_at))
+}
+
+/// Marks the members of each request `sending` and counts the attempt, in one
+/// transaction, before the requests go out; returns each request's attempts so far,
+/// this one included.
+fn mark_sending(connection: &mut Connection, requests: &[Vec<i64>], now: i64) -> Result<Vec<u32>> {
+    let transaction = connection.transaction()?;
+    let mut attempts = Vec::with_capacity(requests.len());
+    {
+        let mut mark = transaction.prepare_cached(
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, next_attempt_at = NULL, first_attempt_at = coalesce(first_attempt_at, ?2)
+             WHERE id = ?1 RETURNING attempts",
+        )?;
+        for members in requests {
+            let mut most = 0;
+            for id in members {
+                most = most.max(mark.query_row((id, now), |row| row.get::<_, u32>(0))?);
+            }
+            attempts.push(most);
+        }
+    }
+    transaction.commit()?;
+    Ok(attempts)
+}
+
+/// What became of one request's attempt.
+struct Decided {
+    ids: Vec<i64>,
+    /// None when the request was not sent after all (the pass was told to stop).
+    next: Option<Next>,
+    error: String,
+    /// A LINE request given up on, whose recipients with an address get it by e-mail.
+    fall_back: bool,
+}
+
+/// Records what became of each request's attempt, for every member, and queues the
+/// e-mail fallbacks, in one transaction; returns how many fell back.
+fn record_outcomes(connection: &mut Connection, decided: &[Decided]) -> Result<usize> {
+    let transaction = connection.transaction()?;
+    let mut fell_back = 0;
+    {
+        let mut record = transaction.prepare_cached(
+            "UPDATE deliveries SET state = ?2, next_attempt_at = ?3, last_error = ?4, sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END WHERE id = ?1",
+        )?;
+        // A request that was marked but never sent goes back to the queue, its attempt
+        // uncounted.
+        let mut unmark = transaction.prepare_cached(
+            "UPDATE deliveries SET state = 'queued', attempts = attempts - 1, first_attempt_at = CASE WHEN attempts = 1 THEN NULL ELSE first_attempt_at END WHERE id = ?1",
+        )?;
+        let now = now_text();
+        for request in decided {
+            let (state, next_attempt_at) = match request.next {
+                Some(Next::Delivered) => ("sent", None),
+                Some(Next::RetryAfter(delay)) => ("failed-retryable", Some(now_millis() + delay.as_millis() as i64)),
+                Some(Next::GiveUp) => ("failed-permanent", None),
+                None => {
+                    for id in &request.ids {
+                        unmark.execute([id])?;
+                    }
+                    continue;
+                }
+            };
+            for id in &request.ids {
+                record.execute((id, state, next_attempt_at, &request.error, &now))?;
+            }
+            if request.fall_back {
+                fell_back += fall_back_to_mail(&transaction, request.ids.iter())?;
+            }
+        }
+    }
+    transaction.commit()?;
+    Ok(fell_back)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::channel::line::LineConfig;
+
+    /// How the scripted LINE answers one request.
+    #[derive(Clone, Copy, Debug)]
+    enum Answer {
+        Status(u16),
+        /// No answer within the client's timeout.
+        Silence,
+    }
+    use Answer::{Silence, Status};
+
+    /// The client's timeout; a silent answer waits four times as long.
+    const TIMEOUT: Duration = Duration::from_millis(250);
+
+    /// A LINE stand-in on port 0 that answers from a script and records each retry key.
+    #[derive(Clone, Default)]
+    struct Scripted {
+        answers: Arc<Mutex<VecDeque<Answer>>>,
+        retry_keys: Arc<Mutex<Vec<String>>>,
+    }
+
+    async fn scripted_push(axum::extract::State(line): axum::extract::State<Scripted>, headers: axum::http::HeaderMap) -> axum::http::StatusCode {
+        line.retry_keys.lock().unwrap().push(headers["x-line-retry-key"].to_str().unwrap().to_string());
+        let answer = line.answers.lock().unwrap().pop_front().expect("a request beyond the script");
+        match answer {
+            Status(status) => axum::http::StatusCode::from_u16(status).unwrap(),
+            Silence => {
+                tokio::time::sleep(TIMEOUT * 4).await;
+                axum::http::StatusCode::OK
+            }
+        }
+    }
+
+    struct Case {
+        what: &'static str,
+        /// The state the delivery is in before the pass (`sending` after a crash).
+        state: &'static str,
+        /// How long ago its first attempt was, if it had one.
+        first_attempt_hours_ago: Option<i64>,
+        answers: Vec<Answer>,
+        /// The delay before a first retry, and how long the pass waits for retries.
+        first_delay: Duration,
+        linger: Duration,
+        /// Whether the pass is told to stop before it starts (a shutdown).
+        stopped: bool,
+        expected_state: &'static str,
+    }
+
+    fn case(what: &'static str, answers: &[Answer], expected_state: &'static str) -> Case {
+        Case { what, state: "queued", first_attempt_hours_ago: None, answers: answers.to_vec(), first_delay: Duration::from_millis(2), linger: Duration::from_secs(2), stopped: false, expected_state }
+    }
+
+    /// Runs one pass per case over a single delivery against its script, and checks the
+    /// delivery's final state, that every scripted answer was asked for, and that every
+    /// request carried the delivery's own retry key.
+    async fn check(cases: Vec<Case>) {
+        let mut failures = Vec::new();
+        for case in cases {
+            let directory = tempfile::tempdir().unwrap();
+            let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
+            let state = case.state;
+            let first_attempt_at = case.first_attempt_hours_ago.map(|hours| now_millis() - hours * 3_600_000);
+            database
+                .write(move |connection| {
+                    connection.execute_batch(
+                        "INSERT INTO plugin_versions (id, program, sha256, wasm, manifest, published_by, published_at) VALUES (1, 'vaccine-mr', '', x'', '{}', 'test', '');
+                         INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (1, 'vaccine-mr', 1, 1, 0, '', 'succeeded');
+                         INSERT INTO notices (id, program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES (1, 'vaccine-mr', '0101', 'first', 0, 100000, '', 1);",
+                    )?;
+                    connection.execute(
+                        "INSERT INTO deliveries (notice_id, channel, address, text, retry_key, state, created_at, first_attempt_at)
+                         VALUES (1, 'line', 'U00000000000000000000000000000001', 'お知らせ', '123e4567-e89b-12d3-a456-426614174000', ?1, '', ?2)",
+                        (state, first_attempt_at),
+                    )?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            let line = Scripted { answers: Arc::new(Mutex::new(case.answers.iter().copied().collect())), ..Scripted::default() };
+            let router = axum::Router::new().route("/v2/bot/message/push", axum::routing::post(scripted_push)).with_state(line.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move { axum::serve(listener, router).await });
+            let client = LineClient::new(LineConfig { timeout: TIMEOUT, ..LineConfig::new(format!("http://{address}"), "token") }).unwrap();
+            let policy = RetryPolicy { max_attempts: 3, first_delay: case.first_delay, max_delay: Duration::from_secs(60), linger: case.linger };
+            let stop = CancellationToken::new();
+            if case.stopped {
+                stop.cancel();
+            }
+            let summary = send_queued(&database, &Channels { line: client, mail: None }, Day(0), &policy, &stop).await.unwrap();
+            server.abort();
+            let (state, attempts): (String, i64) = database.write(|connection| Ok(connection.query_row("SELECT state, attempts FROM deliveries", [], |row| Ok((row.get(0)?, row.get(1)?)))?)).await.unwrap();
+            let keys = line.retry_keys.lock().unwrap().clone();
+            let left = line.answers.lock().unwrap().len();
+            if state != case.expected_state || left != 0 || attempts as usize != keys.len() || summary.requests != keys.len() {
+                failures.push(format!("{}: expected {} with the whole script used, got {state} after {attempts} attempts, {left} answers left, {summary:?}", case.what, case.expected_state));
+            }
+            if keys.iter().any(|key| key != "123e4567-e89b-12d3-a456-426614174000") {
+                failures.push(format!("{}: a request carried another retry key: {keys:?}", case.what));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_retried_with_the_same_key_only_when_it_can_help() {
+        check(vec![
+            case("accepted at once", &[Status(200)], "sent"),
+            case("500 and 429, then accepted", &[Status(500), Status(429), Status(200)], "sent"),
+            case("a timeout, then 409: the first was delivered", &[Silence, Status(409)], "sent"),
+            case("400 is not retried", &[Status(400)], "failed-permanent"),
+            case("401 is not retried", &[Status(401)], "failed-permanent"),
+            case("403 is not retried", &[Status(403)], "failed-permanent"),
+            case("503 on every attempt gives up after three", &[Status(503), Status(503), Status(503)], "failed-permanent"),
+            Case { first_delay: Duration::from_secs(60), linger: Duration::from_secs(1), ..case("a retry not due within the pass waits for the next", &[Status(500)], "failed-retryable") },
+            Case { state: "sending", ..case("left sending by a crash: sent again, LINE had it", &[Status(409)], "sent") },
+            Case { state: "failed-retryable", ..case("a retry left by an earlier pass", &[Status(200)], "sent") },
+            Case { state: "sending", first_attempt_hours_ago: Some(22), ..case("left sending 22 hours ago: LINE still knows the key", &[Status(409)], "sent") },
+            Case { state: "sending", first_attempt_hours_ago: Some(24), ..case("left sending 24 hours ago: not sent again", &[], "failed-permanent") },
+            Case { stopped: true, ..case("a pass told to stop sends nothing and leaves the queue as it is", &[], "queued") },
+        ])
+        .await;
+    }
+
+    #[tokio::test]
+    async fn identical_texts_go_out_as_multicasts_of_at_most_500_within_the_monthly_quota() {
+        let directory = tempfile::tempdir().unwrap();
+        let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
+        database.write(|connection| crate::testing::seed_due_notices(connection, 1_203, &[("vaccine-mr", 3)])).await.unwrap();
+        let queued = database.write(|connection| enqueue_due(connection, Day(10))).await.unwrap();
+        assert_eq!(queued, 1_203);
+
+        let emulator = line_emulator::Emulator::new("token");
+        emulator.set_monthly_limit(Some(1_100));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = emulator.router();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let channels = Channels { line: LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap(), mail: None };
+        let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
+
+        // Within the quota: what fits is sent, the rest waits, nobody gets anything twice.
+        let first = send_queued(&database, &channels, Day(10), &policy, &CancellationToken::new()).await.unwrap();
+        assert_eq!(first.quota, Some(MonthlyQuota { limit: Some(1_100), used: 0 }));
+        assert!(first.sent > 0 && first.sent <= 1_100 && first.waiting == 1_203 - first.sent, "{first:?}");
+        let seen: usize = emulator.inboxes().values().map(Vec::len).sum();
+        assert_eq!(seen, first.sent);
+
+        // Once the quota allows, the rest goes out.
+        emulator.set_monthly_limit(None);
+        let second = send_queued(&database, &channels, Day(10), &policy, &CancellationToken::new()).await.unwrap();
+        server.abort();
+        assert_eq!((first.sent + second.sent, second.waiting), (1_203, 0), "{second:?}");
+        let inboxes = emulator.inboxes();
+        assert_eq!(inboxes.len(), 1_203);
+        assert!(inboxes.values().all(|messages| messages.len() == 1), "someone got a message twice");
+        let mut recipients_per_request: HashMap<String, usize> = HashMap::new();
+        for message in inboxes.values().flatten() {
+            *recipients_per_request.entry(message.request_id.clone()).or_default() += 1;
+        }
+        let mut sizes: Vec<usize> = recipients_per_request.into_values().collect();
+        sizes.sort();
+        // Three texts of their own as pushes; 1,200 identical ones as 500 + 500 + 200.
+        assert_eq!(sizes, vec![1, 1, 1, 200, 500, 500]);
+        assert_eq!(first.requests + second.requests, 6);
+    }
+
+    /// Sets how resident `R000000{row}` is reached, as the registration would say.
+    fn reach(connection: &Connection, row: usize, line_user_id: Option<&str>, email: Option<&str>, channels: &str, active: bool) {
+        connection
+            .execute(
+                "UPDATE registrations SET line_user_id = ?2, email = ?3, channels = ?4, active = ?5 WHERE resident_id = ?1",
+                (format!("R{row:07}"), line_user_id, email, channels, active),
+            )
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn residents_get_e_mail_when_they_chose_it_or_when_line_cannot_deliver() {
+        use crate::channel::MailChannel;
+        use crate::testing::smtp::SmtpServer;
+        use crate::channel::mail::{MailClient, Security};
+
+        let directory = tempfile::tempdir().unwrap();
+        let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
+        database
+            .write(|connection| {
+                crate::testing::seed_due_notices(connection, 5, &[("vaccine-mr", 5)])?;
+                reach(connection, 1, None, Some("mail-only@example.jp"), "mail", true);
+                reach(connection, 2, Some(&format!("U{:032x}", 2)), Some("both@example.jp"), "both", true);
+                // A user id LINE refuses (400): the notice goes by e-mail instead.
+                reach(connection, 3, Some("U3"), Some("refused-by-line@example.jp"), "line", true);
+                reach(connection, 4, Some(&format!("U{:032x}", 4)), Some("line-down@example.jp"), "line", false);
+                enqueue_due(connection, Day(10))
+            })
+            .await
+            .unwrap();
+        let emulator = line_emulator::Emulator::new("token");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = emulator.router();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let line = || LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap();
+        let smtp = SmtpServer::start(Security::Plain, None);
+        let mail = |fallback_after| Some(MailChannel { client: MailClient::new(smtp.config(Security::Plain)).unwrap(), fallback_after });
+        let policy = RetryPolicy { linger: Duration::ZERO, max_attempts: 3, first_delay: Duration::from_millis(1), ..RetryPolicy::default() };
+        let recipients_by_mail = || -> Vec<String> {
+            let mut to: Vec<String> = smtp
+                .messages()
+                .iter()
+                .map(|message| String::from_utf8_lossy(message).lines().find_map(|line| line.strip_prefix("To: ").map(str::to_string)).unwrap())
+                .collect();
+            to.sort();
+            to
+        };
+
+        // Without a mail server, e-mail deliveries wait and nothing falls back.
+        let without_mail = send_queued(&database, &Channels { line: line(), mail: None }, Day(10), &policy, &CancellationToken::new()).await.unwrap();
+        assert_eq!((without_mail.sent, without_mail.failed, without_mail.fell_back_to_mail, without_mail.waiting), (2, 1, 0, 2), "{without_mail:?}");
+        assert!(smtp.messages().is_empty());
+
+        // With it, they go out, and LINE's refusal of resident 3 falls back to e-mail.
+        database.write(|connection| Ok(connection.execute("UPDATE deliveries SET state = 'queued', attempts = 0 WHERE channel = 'line' AND state = 'failed-permanent'", [])?)).await.unwrap();
+        let with_mail = send_queued(&database, &Channels { line: line(), mail: mail(Duration::from_secs(3600)) }, Day(10), &policy, &CancellationToken::new()).await.unwrap();
+        assert_eq!((with_mail.fell_back_to_mail, with_mail.waiting), (1, 0), "{with_mail:?}");
+        assert_eq!(recipients_by_mail(), ["both@example.jp", "mail-only@example.jp", "refused-by-line@example.jp"]);
+        let line_users: Vec<String> = emulator.inboxes().into_keys().collect();
+        assert_eq!(line_users, [format!("U{:032x}", 0), format!("U{:032x}", 2)]);
+
+        // LINE is down: once it has failed for longer than `fallback_after`, e-mail instead.
+        emulator.set_faults(line_emulator::Faults { down_ms: 600_000, ..Default::default() }).unwrap();
+        database
+            .write(|connection| {
+                reach(connection, 4, Some(&format!("U{:032x}", 4)), Some("line-down@example.jp"), "line", true);
+                enqueue_due(connection, Day(10))
+            })
+            .await
+            .unwrap();
+        // The retry is not due within the first pass, whatever the machine's speed.
+        let channels = Channels { line: line(), mail: mail(Duration::ZERO) };
+        let waiting = RetryPolicy { first_delay: Duration::from_secs(60), ..policy.clone() };
+        let line_down = send_queued(&database, &channels, Day(10), &waiting, &CancellationToken::new()).await.unwrap();
+        assert_eq!((line_down.retryable, line_down.fell_back_to_mail), (1, 0), "{line_down:?}");
+        let after_the_wait = send_queued(&database, &channels, Day(10), &waiting, &CancellationToken::new()).await.unwrap();
+        server.abort();
+        assert_eq!((after_the_wait.fell_back_to_mail, after_the_wait.sent, after_the_wait.waiting), (1, 1, 0), "{after_the_wait:?}");
+        assert_eq!(recipients_by_mail(), ["both@example.jp", "line-down@example.jp", "mail-only@example.jp", "refused-by-line@example.jp"]);
+        let body = String::from_utf8_lossy(&smtp.messages()[0]).to_string();
+        assert!(body.contains("Subject: =?utf-8?"), "the Japanese subject is encoded: {body}");
+    }
+
+    /// Resident 0 is the registered parent of two unregistered children (twins) whose
+    /// notices of one occasion have the same text; residents 1 and 2 get that text for
+    /// themselves. Resident 3, whose LINE id LINE refuses, is the parent of two more, who
+    /// are reached by e-mail instead.
+    fn parents_of_twins(connection: &mut Connection) -> Result<()> {
+        crate::testing::seed_due_notices(connection, 4, &[("vaccine-mr", 0)])?;
+        connection.execute("DELETE FROM notices WHERE resident_id IN ('R0000000', 'R0000003')", [])?;
+        // The second pair's deadline is a day later, so its message is not in the first's multicast.
+        for (row, household, expires_on) in [(100, "R0000000", 20_000), (101, "R0000000", 20_000), (102, "R0000003", 20_001), (103, "R0000003", 20_001)] {
+            let resident_id = format!("C{row}");
+            connection.execute(
+                "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex, relationship, address, ward)
+                 VALUES (?1, 1, ?2, ?3, '双子', '', 5, 1, ?4, '', '')",
+                ((1i64 << 32) + row, &resident_id, household, Relationship::Child.code()),
+            )?;
+            connection.execute("INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES ('vaccine-mr', ?1, 'first', 0, ?2, '', 1)", (&resident_id, expires_on))?;
+        }
+        reach(connection, 3, Some("U3"), Some("twins@example.jp"), "line", true);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_parent_of_twins_gets_one_message_saying_there_are_two_and_each_notice_is_sent() {
+        use crate::channel::MailChannel;
+        use crate::testing::smtp::SmtpServer;
+        use crate::channel::mail::{MailClient, Security};
+
+        let directory = tempfile::tempdir().unwrap();
+        let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
+        let queued = database.write(|connection| {
+            parents_of_twins(connection)?;
+            enqueue_due(connection, Day(10))
+        }).await.unwrap();
+        assert_eq!(queued, 6, "a delivery for each notice and recipient");
+        let emulator = line_emulator::Emulator::new("token");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = emulator.router();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let smtp = SmtpServer::start(Security::Plain, None);
+        let mail = MailChannel { client: MailClient::new(smtp.config(Security::Plain)).unwrap(), fallback_after: Duration::from_secs(3600) };
+        let channels = Channels { line: LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap(), mail: Some(mail) };
+        let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
+        let summary = send_queued(&database, &channels, Day(10), &policy, &CancellationToken::new()).await.unwrap();
+        server.abort();
+        assert_eq!((summary.sent, summary.failed, summary.fell_back_to_mail, summary.waiting), (6, 2, 2, 0), "{summary:?}");
+
+        let inboxes = emulator.inboxes();
+        let texts = |row: usize| -> Vec<String> { inboxes.get(&format!("U{row:032x}")).into_iter().flatten().map(|message| message.text.clone()).collect() };
+        let parent = texts(0);
+        assert_eq!(parent.len(), 1, "the parent of twins got {parent:?}");
+        assert!(parent[0].contains("対象の方が2人います") && !parent[0].contains("双子"), "{}", parent[0]);
+        for row in [1, 2] {
+            assert!(texts(row).len() == 1 && !texts(row)[0].contains("人います"), "{:?}", texts(row));
+        }
+        // Requests: the parent's message alone (a push), and one multicast to residents 1 and 2.
+        let requests: std::collections::HashSet<&str> = inboxes.values().flatten().map(|message| message.request_id.as_str()).collect();
+        assert_eq!(requests.len(), 2);
+        let mails = smtp.messages();
+        assert_eq!(mails.len(), 1, "the other parent's e-mail came {} times", mails.len());
+        let mail = mailparse::parse_mail(&mails[0]).unwrap().get_body().unwrap();
+        assert!(mail.contains("対象の方が2人います"), "{mail}");
+        // Staff see every notice's own delivery, all sent.
+        let states: Vec<(String, String, String)> = database
+            .write(|connection| {
+                Ok(connection
+                    .prepare("SELECT n.resident_id, d.channel, d.state FROM deliveries d JOIN notices n ON n.id = d.notice_id WHERE n.resident_id LIKE 'C%' ORDER BY n.resident_id, d.channel")?
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        let expected = [("C100", "line", "sent"), ("C101", "line", "sent"), ("C102", "line", "failed-permanent"), ("C102", "mail", "sent"), ("C103", "line", "failed-permanent"), ("C103", "mail", "sent")];
+        assert_eq!(states, expected.map(|(resident, channel, state)| (resident.to_string(), channel.to_string(), state.to_string())));
+    }
+
+    #[test]
+    fn the_latest_adult_birth_day_follows_the_age_law() {
+        let today = Day::parse_iso("2026-04-01").unwrap();
+        // Born 2008-04-02: reaches 18 on 2026-04-01, so is an adult on that day.
+        assert_eq!(latest_birth_day_of_age(18, today), Day::parse_iso("2008-04-02").unwrap());
+    }
+}

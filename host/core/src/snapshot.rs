@@ -1,0 +1,630 @@
+//! The resident snapshot: generations of municipal exports in SQLite, one of them active,
+//! and the columnar population a plugin is handed.
+//!
+//! A snapshot is written through a [`SnapshotWriter`] inside the importer's transaction
+//! and becomes visible only when [`activate`] runs in that same transaction. Rows of one
+//! snapshot share the key range `snapshot_id * 2^32 ..`, so a plugin's population is read
+//! by a range scan and the row number is the index the plugin sees.
+
+
+use anyhow::{Context, Result};
+use oshirase_sdk::{Day, Events, Field, Population};
+use rusqlite::{Connection, OptionalExtension, Statement, Transaction};
+// Keys are household ids, ward names and event codes from our own database, so the hash
+// need not resist flooding; SipHash was a twentieth of reading a city's columns.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+
+use crate::database::audit;
+use crate::time::now_text;
+
+/// One living resident as the resident-record system exports them.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Resident {
+    pub resident_id: String,
+    pub household_id: String,
+    pub name: String,
+    pub name_kana: String,
+    pub birth_day: Day,
+    /// 1 male, 2 female, 0 not recorded.
+    pub sex: u8,
+    /// 1 head, 2 spouse, 3 child, 4 parent, 9 other (see `oshirase_sdk::Relationship`).
+    pub relationship: u8,
+    pub address: String,
+    pub ward: String,
+    pub resident_since: Option<Day>,
+}
+
+/// Why someone in the export no longer lives here.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Departure {
+    MovedOut,
+    Deceased,
+}
+
+impl Departure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Departure::MovedOut => "moved_out",
+            Departure::Deceased => "deceased",
+        }
+    }
+}
+
+/// The four kinds of dated records, in the order of their key ranges.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EventKind {
+    Pregnancy,
+    Immunization,
+    Checkup,
+    Receipt,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Pregnancy => "pregnancy",
+            EventKind::Immunization => "immunization",
+            EventKind::Checkup => "checkup",
+            EventKind::Receipt => "receipt",
+        }
+    }
+
+    fn number(self) -> i64 {
+        self as i64
+    }
+
+    /// The first and last key of this kind's events in one snapshot.
+    pub fn key_range(self, snapshot_id: i64) -> (i64, i64) {
+        let first = snapshot_key(snapshot_id, 0) + (self.number() << EVENT_KIND_SHIFT);
+        (first, first + (1 << EVENT_KIND_SHIFT) - 1)
+    }
+}
+
+/// Each snapshot owns 2^32 keys in every per-snapshot table.
+const SNAPSHOT_SHIFT: u32 = 32;
+/// Within a snapshot's events, each kind owns 2^28 keys.
+const EVENT_KIND_SHIFT: u32 = 28;
+
+fn snapshot_key(snapshot_id: i64, number: u32) -> i64 {
+    (snapshot_id << SNAPSHOT_SHIFT) + i64::from(number)
+}
+
+/// The first and last key of one snapshot.
+pub fn snapshot_range(snapshot_id: i64) -> (i64, i64) {
+    (snapshot_key(snapshot_id, 0), snapshot_key(snapshot_id, u32::MAX))
+}
+
+/// Writes one new, not yet active, snapshot generation. Everything it writes is inside the
+/// caller's transaction, so dropping the transaction forgets the whole snapshot.
+pub struct SnapshotWriter<'t> {
+    pub snapshot_id: i64,
+    residents: u32,
+    departed: u32,
+    tax_rows: u32,
+    events: [u32; 4],
+    insert_resident: Statement<'t>,
+    insert_departed: Statement<'t>,
+    insert_tax: Statement<'t>,
+    insert_event: Statement<'t>,
+}
+
+impl<'t> SnapshotWriter<'t> {
+    pub fn new(transaction: &'t Transaction<'_>, source: &str) -> Result<SnapshotWriter<'t>> {
+        transaction.execute("INSERT INTO snapshots (imported_at, source, resident_count, active) VALUES (?1, ?2, 0, 0)", (now_text(), source))?;
+        Ok(SnapshotWriter {
+            snapshot_id: transaction.last_insert_rowid(),
+            residents: 0,
+            departed: 0,
+            tax_rows: 0,
+            events: [0; 4],
+            insert_resident: transaction.prepare(
+                "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex, relationship, address, ward, resident_since)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?,
+            insert_departed: transaction.prepare("INSERT INTO departed_residents (key, snapshot_id, resident_id, status) VALUES (?1, ?2, ?3, ?4)")?,
+            insert_tax: transaction.prepare("INSERT INTO tax (key, row, fiscal_year, total_income, taxable) VALUES (?1, ?2, ?3, ?4, ?5)")?,
+            insert_event: transaction.prepare("INSERT INTO events (key, row, kind, code, count, start_day, end_day) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?,
+        })
+    }
+
+    /// Adds a living resident and returns their row, the index plugins will see.
+    pub fn add_resident(&mut self, resident: &Resident) -> Result<u32> {
+        let row = self.residents;
+        self.insert_resident
+            .execute(rusqlite::params![
+                snapshot_key(self.snapshot_id, row),
+                self.snapshot_id,
+                resident.resident_id,
+                resident.household_id,
+                resident.name,
+                resident.name_kana,
+                resident.birth_day.0,
+                resident.sex,
+                resident.relationship,
+                resident.address,
+                resident.ward,
+                resident.resident_since.map(|day| day.0),
+            ])
+            .with_context(|| format!("cannot store resident {}", resident.resident_id))?;
+        self.residents += 1;
+        Ok(row)
+    }
+
+    pub fn add_departed(&mut self, resident_id: &str, departure: Departure) -> Result<()> {
+        self.insert_departed.execute((snapshot_key(self.snapshot_id, self.departed), self.snapshot_id, resident_id, departure.as_str()))?;
+        self.departed += 1;
+        Ok(())
+    }
+
+    /// Adds one fiscal year of a resident's tax record; `taxable` is 1, 2 or 3 as in the
+    /// plugin contract.
+    pub fn add_tax(&mut self, row: u32, fiscal_year: i32, total_income: i64, taxable: u8) -> Result<()> {
+        self.insert_tax.execute((snapshot_key(self.snapshot_id, self.tax_rows), row, fiscal_year, total_income, taxable))?;
+        self.tax_rows += 1;
+        Ok(())
+    }
+
+    /// Adds a dated record; `end` is `None` when the record has no end (an ongoing receipt).
+    pub fn add_event(&mut self, kind: EventKind, row: u32, code: &str, count: u8, start: Day, end: Option<Day>) -> Result<()> {
+        let number = &mut self.events[kind as usize];
+        anyhow::ensure!(*number < (1 << EVENT_KIND_SHIFT), "too many {} records in one snapshot", kind.as_str());
+        let key = kind.key_range(self.snapshot_id).0 + i64::from(*number);
+        self.insert_event.execute((key, row, kind.as_str(), code, count, start.0, end.map_or(i32::MAX, |day| day.0)))?;
+        *number += 1;
+        Ok(())
+    }
+
+    pub fn resident_count(&self) -> u32 {
+        self.residents
+    }
+
+    /// Records the counts on the snapshot; `files` says what was read, for staff screens.
+    pub fn finish(self, transaction: &Transaction<'_>, files: &str) -> Result<i64> {
+        transaction.execute("UPDATE snapshots SET resident_count = ?1, files = ?2 WHERE id = ?3", (self.residents, files, self.snapshot_id))?;
+        Ok(self.snapshot_id)
+    }
+}
+
+/// Makes `snapshot_id` the active snapshot, in one step. Inside the importer's
+/// transaction the switch is atomic with the import.
+pub fn activate(connection: &Connection, snapshot_id: i64, actor: &str) -> Result<()> {
+    let exists: bool = connection.query_row("SELECT count(*) FROM snapshots WHERE id = ?1", [snapshot_id], |row| row.get(0))?;
+    anyhow::ensure!(exists, "there is no snapshot {snapshot_id}");
+    // A savepoint makes the two updates one step whether or not a transaction is open.
+    connection.execute_batch("SAVEPOINT activate")?;
+    let switched = connection
+        .execute("UPDATE snapshots SET active = 0 WHERE active = 1 AND id <> ?1", [snapshot_id])
+        .and_then(|_| connection.execute("UPDATE snapshots SET active = 1 WHERE id = ?1", [snapshot_id]));
+    match switched {
+        Ok(_) => connection.execute_batch("RELEASE activate")?,
+        Err(error) => {
+            connection.execute_batch("ROLLBACK TO activate; RELEASE activate")?;
+            return Err(error).context("cannot switch the active snapshot");
+        }
+    }
+    audit(connection, actor, "activate-snapshot", &format!("snapshot {snapshot_id}"), "")?;
+    Ok(())
+}
+
+/// The active snapshot's id, if any import has succeeded.
+pub fn active(connection: &Connection) -> Result<Option<i64>> {
+    Ok(connection.query_row("SELECT id FROM snapshots WHERE active = 1", [], |row| row.get(0)).optional()?)
+}
+
+/// The active snapshot's number of living residents, 0 when there is none.
+pub fn active_resident_count(connection: &Connection) -> Result<u32> {
+    Ok(connection.query_row("SELECT resident_count FROM snapshots WHERE active = 1", [], |row| row.get(0)).optional()?.unwrap_or(0))
+}
+
+/// One generation, as `oshirase snapshot list` and the admin API show it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SnapshotInfo {
+    pub id: i64,
+    pub imported_at: String,
+    pub source: String,
+    pub residents: u32,
+    pub files: String,
+    pub active: bool,
+}
+
+/// Every kept generation, newest first.
+pub fn list(connection: &Connection) -> Result<Vec<SnapshotInfo>> {
+    let mut statement = connection.prepare("SELECT id, imported_at, source, resident_count, files, active FROM snapshots ORDER BY id DESC")?;
+    let snapshots = statement
+        .query_map([], |row| Ok(SnapshotInfo { id: row.get(0)?, imported_at: row.get(1)?, source: row.get(2)?, residents: row.get(3)?, files: row.get(4)?, active: row.get(5)? }))?
+        .collect::<Result<_, _>>()?;
+    Ok(snapshots)
+}
+
+/// Deletes the oldest generations so that at most `keep` remain; the active one is always
+/// kept. Returns the ids deleted.
+pub fn prune(connection: &mut Connection, keep: usize) -> Result<Vec<i64>> {
+    let transaction = connection.transaction()?;
+    let doomed: Vec<i64> = transaction
+        .prepare("SELECT id FROM snapshots WHERE active = 0 ORDER BY id DESC LIMIT -1 OFFSET ?1")?
+        .query_map([keep.saturating_sub(1) as i64], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for snapshot_id in &doomed {
+        let (first, last) = snapshot_range(*snapshot_id);
+        for table in ["residents", "departed_residents", "tax", "events"] {
+            transaction.execute(&format!("DELETE FROM {table} WHERE key BETWEEN ?1 AND ?2"), (first, last))?;
+        }
+        transaction.execute("DELETE FROM snapshots WHERE id = ?1", [snapshot_id])?;
+        audit(&transaction, "system", "prune-snapshot", &format!("snapshot {snapshot_id}"), "")?;
+    }
+    transaction.commit()?;
+    Ok(doomed)
+}
+
+/// The resident id of every row, as one text and where each id ends in it: a `String` per
+/// resident would cost a city of a million some 50 MB and a million allocations.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ResidentIds {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl ResidentIds {
+    fn with_capacity(ids: usize) -> ResidentIds {
+        ResidentIds { text: String::with_capacity(ids * 12), ends: Vec::with_capacity(ids) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Adds the id of the next row.
+    pub fn push(&mut self, id: impl AsRef<str>) {
+        self.text.push_str(id.as_ref());
+        self.ends.push(self.text.len());
+    }
+
+    /// The id of `row`, if there is such a row.
+    pub fn get(&self, row: u32) -> Option<&str> {
+        let row = row as usize;
+        let end = *self.ends.get(row)?;
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        Some(&self.text[start..end])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len() as u32).filter_map(|row| self.get(row))
+    }
+}
+
+impl std::fmt::Debug for ResidentIds {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<const N: usize> PartialEq<[&str; N]> for ResidentIds {
+    fn eq(&self, ids: &[&str; N]) -> bool {
+        self.len() == N && self.iter().zip(ids).all(|(id, other)| id == *other)
+    }
+}
+
+/// A population ready for plugins, with the resident id of every row so that the host can
+/// turn a notice's row number back into a resident.
+pub struct LoadedPopulation {
+    pub snapshot_id: i64,
+    pub resident_ids: ResidentIds,
+    pub population: Population,
+    /// The rows before the first due date registered in the chat, which come last: all that
+    /// a program which does not read pregnancies may see.
+    pub(crate) rows_without_due_dates: u32,
+}
+
+impl LoadedPopulation {
+    /// How many rows, from the first, a program reading `fields` is given: a population read
+    /// once for every program of a day serves each exactly as `load_population(fields)`
+    /// would have (`chat::timing` orders the due dates after the birth dates for this).
+    pub fn rows_for(&self, fields: &[Field]) -> u32 {
+        if fields.contains(&Field::Pregnancies) { self.population.size } else { self.rows_without_due_dates }
+    }
+}
+
+/// Reads the active snapshot as columns, filling only the columns `fields` names. Tax
+/// columns are filled only for residents who consented to the use of their tax data.
+/// The people registered in the chat are appended by the evaluation
+/// (`evaluate::load_population`), not here.
+///
+/// When the database is a file, the dated records are read on a second, read-only
+/// connection on another thread while this one reads the residents, so the read takes two
+/// cores. Both read the rows of the one snapshot chosen first, which no import changes.
+pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<LoadedPopulation> {
+    let (snapshot_id, resident_count): (i64, u32) = connection
+        .query_row("SELECT id, resident_count FROM snapshots WHERE active = 1", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?
+        .context("no active snapshot: import resident records first")?;
+    let reader = match connection.path() {
+        Some(path) if !path.is_empty() => Some(open_reader(path)?),
+        _ => None,
+    };
+    let (resident_ids, mut population, records) = std::thread::scope(|scope| -> Result<_> {
+        let records = reader.map(|reader| scope.spawn(move || load_records(&reader, snapshot_id, fields)));
+        let (resident_ids, population) = load_residents(connection, snapshot_id, resident_count, fields)?;
+        let records = match records {
+            Some(thread) => thread.join().map_err(|_| anyhow::anyhow!("the thread reading the records panicked"))??,
+            None => load_records(connection, snapshot_id, fields)?,
+        };
+        Ok((resident_ids, population, records))
+    })?;
+    [population.pregnancies, population.immunizations, population.checkups, population.receipts] = records;
+    let rows_without_due_dates = population.size;
+    Ok(LoadedPopulation { snapshot_id, resident_ids, population, rows_without_due_dates })
+}
+
+/// A second connection to the database file at `path`, for reading only.
+fn open_reader(path: &str) -> Result<Connection> {
+    // NO_MUTEX as `Connection::open` sets: the connection is used by one thread at a time.
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(path, flags).with_context(|| format!("cannot open database {path} for reading"))
+}
+
+/// The pregnancies, immunizations, checkups and receipts of a snapshot, each only if
+/// `fields` names it.
+fn load_records(connection: &Connection, snapshot_id: i64, fields: &[Field]) -> Result<[Events; 4]> {
+    let mut records: [Events; 4] = Default::default();
+    for (events, (field, kind)) in records.iter_mut().zip(RECORD_FIELDS) {
+        if fields.contains(&field) {
+            *events = load_events(connection, snapshot_id, kind)?;
+        }
+    }
+    Ok(records)
+}
+
+/// The fields of dated records, in the order of `load_records`.
+const RECORD_FIELDS: [(Field, EventKind); 4] =
+    [(Field::Pregnancies, EventKind::Pregnancy), (Field::Immunizations, EventKind::Immunization), (Field::Checkups, EventKind::Checkup), (Field::Receipts, EventKind::Receipt)];
+
+/// The residents' columns that `fields` names and the tax columns, with every row's id.
+fn load_residents(connection: &Connection, snapshot_id: i64, resident_count: u32, fields: &[Field]) -> Result<(ResidentIds, Population)> {
+    let wants = |field| fields.contains(&field);
+    let (first, last) = snapshot_range(snapshot_id);
+    let rows = resident_count as usize;
+    // Reserved at their size, so that a column is never copied to grow nor left with unused
+    // capacity.
+    fn reserved<T>(wanted: bool, rows: usize) -> Vec<T> {
+        if wanted { Vec::with_capacity(rows) } else { Vec::new() }
+    }
+    let mut population = Population {
+        birth_day: reserved(wants(Field::BirthDay), rows),
+        sex: reserved(wants(Field::Sex), rows),
+        household: reserved(wants(Field::Household), rows),
+        relationship: reserved(wants(Field::Relationship), rows),
+        ward: reserved(wants(Field::Ward), rows),
+        resident_since: reserved(wants(Field::ResidentSince), rows),
+        ..Population::default()
+    };
+    let mut resident_ids = ResidentIds::with_capacity(rows);
+    // Sized for households of two, so that it seldom grows.
+    let mut households: Numbering<u32> = Numbering::new("households", if wants(Field::Household) { rows / 2 } else { 0 });
+    let mut wards: Numbering<u16> = Numbering::new("wards", 0);
+    // Only the columns wanted are selected, in this order, each read at the next index.
+    let selected: Vec<&str> = RESIDENT_COLUMNS.iter().filter(|(field, _)| field.is_none_or(|field| wants(field))).map(|(_, name)| *name).collect();
+    let mut statement = connection.prepare_cached(&format!("SELECT {} FROM residents WHERE key BETWEEN ?1 AND ?2 ORDER BY key", selected.join(", ")))?;
+    let mut rows = statement.query((first, last))?;
+    while let Some(row) = rows.next()? {
+        resident_ids.push(row.get_ref(0)?.as_str()?);
+        let mut column = 1;
+        let mut next = || {
+            column += 1;
+            column - 1
+        };
+        if wants(Field::BirthDay) {
+            population.birth_day.push(row.get(next())?);
+        }
+        if wants(Field::Sex) {
+            population.sex.push(row.get(next())?);
+        }
+        if wants(Field::Household) {
+            population.household.push(households.number(row.get_ref(next())?.as_bytes()?)?.0);
+        }
+        if wants(Field::Relationship) {
+            population.relationship.push(row.get(next())?);
+        }
+        if wants(Field::Ward) {
+            let (ward, new) = wards.number(row.get_ref(next())?.as_bytes()?)?;
+            population.wards.extend(new.map(str::to_owned));
+            population.ward.push(ward);
+        }
+        if wants(Field::ResidentSince) {
+            population.resident_since.push(row.get::<_, Option<i32>>(next())?.unwrap_or(i32::MIN));
+        }
+    }
+    drop(households);
+    population.size = resident_ids.len() as u32;
+    if wants(Field::Tax) {
+        load_tax(connection, snapshot_id, &mut population)?;
+    }
+    Ok((resident_ids, population))
+}
+
+/// The columns of `residents` a population may be read from, with the field each fills;
+/// the resident id is always read.
+const RESIDENT_COLUMNS: [(Option<Field>, &str); 7] = [
+    (None, "resident_id"),
+    (Some(Field::BirthDay), "birth_day"),
+    (Some(Field::Sex), "sex"),
+    (Some(Field::Household), "household_id"),
+    (Some(Field::Relationship), "relationship"),
+    (Some(Field::Ward), "ward"),
+    (Some(Field::ResidentSince), "resident_since"),
+];
+
+/// Numbers the distinct texts of a column (households, wards, event codes) in the order
+/// they first appear. Rows that repeat the previous row's text (a household's members are
+/// listed together, a person's doses of one vaccine too) need no lookup, and texts are
+/// compared as bytes: only a new one is checked to be UTF-8 and allocated.
+struct Numbering<N> {
+    what: &'static str,
+    numbers: HashMap<Box<[u8]>, N>,
+    previous_text: Vec<u8>,
+    previous_number: Option<N>,
+}
+
+impl<N: Copy + TryFrom<usize>> Numbering<N> {
+    fn new(what: &'static str, capacity: usize) -> Numbering<N> {
+        Numbering { what, numbers: HashMap::with_capacity_and_hasher(capacity, Default::default()), previous_text: Vec::new(), previous_number: None }
+    }
+
+    /// The number of `text`, and the text when it was not seen before.
+    fn number<'t>(&mut self, text: &'t [u8]) -> Result<(N, Option<&'t str>)> {
+        if let Some(number) = self.previous_number
+            && self.previous_text == text
+        {
+            return Ok((number, None));
+        }
+        let (number, new) = match self.numbers.get(text) {
+            Some(number) => (*number, None),
+            None => {
+                let checked = std::str::from_utf8(text).with_context(|| format!("one of the snapshot's {} is not UTF-8 text", self.what))?;
+                let number = N::try_from(self.numbers.len()).map_err(|_| anyhow::anyhow!("more than {} distinct {}", self.numbers.len(), self.what))?;
+                self.numbers.insert(text.into(), number);
+                (number, Some(checked))
+            }
+        };
+        self.previous_text.clear();
+        self.previous_text.extend_from_slice(text);
+        self.previous_number = Some(number);
+        Ok((number, new))
+    }
+}
+
+/// Fills `taxable` and `income` from each consenting resident's latest fiscal year.
+fn load_tax(connection: &Connection, snapshot_id: i64, population: &mut Population) -> Result<()> {
+    let size = population.size as usize;
+    population.taxable = vec![0; size];
+    population.income = vec![0; size];
+    let consenting: HashSet<u32> = connection
+        .prepare_cached(
+            "SELECT r.key - ?2 FROM registrations g JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = g.resident_id
+             WHERE g.active = 1 AND g.tax_consent_at IS NOT NULL",
+        )?
+        .query_map((snapshot_id, snapshot_key(snapshot_id, 0)), |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    if consenting.is_empty() {
+        return Ok(());
+    }
+    let mut latest_year = vec![i32::MIN; size];
+    let (first, last) = snapshot_range(snapshot_id);
+    let mut statement = connection.prepare_cached("SELECT row, fiscal_year, total_income, taxable FROM tax WHERE key BETWEEN ?1 AND ?2")?;
+    let mut rows = statement.query((first, last))?;
+    while let Some(row) = rows.next()? {
+        let person: u32 = row.get(0)?;
+        let fiscal_year: i32 = row.get(1)?;
+        let index = person as usize;
+        if consenting.contains(&person) && index < size && fiscal_year > latest_year[index] {
+            latest_year[index] = fiscal_year;
+            population.income[index] = row.get(2)?;
+            population.taxable[index] = row.get(3)?;
+        }
+    }
+    Ok(())
+}
+
+fn load_events(connection: &Connection, snapshot_id: i64, kind: EventKind) -> Result<Events> {
+    let (first, last) = kind.key_range(snapshot_id);
+    // Keys of one kind are numbered from its first without gaps, so the last key gives the
+    // count, and the columns are reserved at their size (a lookup, not a scan).
+    let count = connection
+        .prepare_cached("SELECT max(key) FROM events WHERE key BETWEEN ?1 AND ?2")?
+        .query_row((first, last), |row| row.get::<_, Option<i64>>(0))?
+        .map_or(0, |last_key| (last_key - first + 1) as usize);
+    let mut events = Events {
+        person: Vec::with_capacity(count),
+        code: Vec::with_capacity(count),
+        count: Vec::with_capacity(count),
+        start: Vec::with_capacity(count),
+        end: Vec::with_capacity(count),
+        ..Events::default()
+    };
+    let mut codes: Numbering<u16> = Numbering::new("event codes", 0);
+    let mut statement = connection.prepare_cached("SELECT row, code, count, start_day, end_day FROM events WHERE key BETWEEN ?1 AND ?2")?;
+    let mut rows = statement.query((first, last))?;
+    while let Some(row) = rows.next()? {
+        let (index, new) = codes.number(row.get_ref(1)?.as_bytes()?)?;
+        events.codes.extend(new.map(str::to_owned));
+        events.person.push(row.get(0)?);
+        events.code.push(index);
+        events.count.push(row.get(2)?);
+        events.start.push(row.get(3)?);
+        events.end.push(row.get(4)?);
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{database, resident, store};
+
+    #[test]
+    fn a_plugin_gets_only_the_columns_it_declares() {
+        let mut connection = database();
+        // The last resident's household is listed apart from the rest of it.
+        store(
+            &mut connection,
+            &[resident("001", "h1", "1990-01-01", 1), resident("002", "h1", "2026-01-01", 3), resident("003", "h2", "1950-05-05", 1), resident("004", "h1", "1992-02-02", 2)],
+        );
+
+        let loaded = load_population(&connection, &[Field::BirthDay, Field::Ward]).unwrap();
+        assert_eq!(loaded.resident_ids, ["001", "002", "003", "004"]);
+        assert_eq!(loaded.population.size, 4);
+        assert_eq!(loaded.population.birth_day[1], Day::parse_iso("2026-01-01").unwrap().0);
+        assert_eq!(loaded.population.ward, [0, 1, 1, 1]);
+        assert_eq!(loaded.population.wards, ["中央区", "美浜区"]);
+        assert!(loaded.population.sex.is_empty() && loaded.population.household.is_empty());
+
+        let households = load_population(&connection, &[Field::Household]).unwrap();
+        assert_eq!(households.population.household, [0, 0, 1, 0]);
+        assert!(households.population.birth_day.is_empty());
+    }
+
+    #[test]
+    fn tax_data_reaches_a_plugin_only_for_residents_who_consented() {
+        let mut connection = database();
+        let transaction = connection.transaction().unwrap();
+        let mut writer = SnapshotWriter::new(&transaction, "test").unwrap();
+        let first = writer.add_resident(&resident("001", "h1", "1990-01-01", 1)).unwrap();
+        let second = writer.add_resident(&resident("002", "h2", "1980-01-01", 1)).unwrap();
+        writer.add_tax(first, 2025, 1_000_000, 3).unwrap();
+        writer.add_tax(first, 2026, 2_000_000, 3).unwrap();
+        writer.add_tax(second, 2026, 500_000, 1).unwrap();
+        writer.add_event(EventKind::Immunization, second, "vaccine-mr", 1, Day::parse_iso("1981-01-01").unwrap(), None).unwrap();
+        let snapshot_id = writer.finish(&transaction, "").unwrap();
+        activate(&transaction, snapshot_id, "test").unwrap();
+        transaction.commit().unwrap();
+        connection
+            .execute_batch("INSERT INTO registrations (resident_id, registered_at, tax_consent_at) VALUES ('001', 'now', 'now'), ('002', 'now', NULL)")
+            .unwrap();
+
+        let loaded = load_population(&connection, &[Field::Tax, Field::Immunizations]).unwrap();
+        assert_eq!(loaded.population.income, [2_000_000, 0]);
+        assert_eq!(loaded.population.taxable, [3, 0]);
+        assert_eq!(loaded.population.immunizations.person, [1]);
+        assert_eq!(loaded.population.immunizations.codes, ["vaccine-mr"]);
+        assert_eq!(loaded.population.immunizations.end, [i32::MAX]);
+        assert!(load_population(&connection, &[Field::BirthDay]).unwrap().population.immunizations.person.is_empty());
+    }
+
+    #[test]
+    fn old_generations_are_pruned_but_the_active_one_stays() {
+        let mut connection = database();
+        let first = store(&mut connection, &[resident("001", "h1", "1990-01-01", 1)]);
+        let second = store(&mut connection, &[resident("002", "h2", "1990-01-01", 1)]);
+        let third = store(&mut connection, &[resident("003", "h3", "1990-01-01", 1)]);
+        activate(&connection, first, "test").unwrap();
+        assert_eq!(prune(&mut connection, 2).unwrap(), [second]);
+        let kept: Vec<i64> = list(&connection).unwrap().iter().map(|snapshot| snapshot.id).collect();
+        assert_eq!(kept, [third, first]);
+        assert_eq!(load_population(&connection, &[]).unwrap().resident_ids, ["001"]);
+        let orphans: i64 = connection.query_row("SELECT count(*) FROM residents WHERE snapshot_id = ?1", [second], |row| row.get(0)).unwrap();
+        assert_eq!(orphans, 0);
+    }
+}

@@ -1,0 +1,50 @@
+//! Time as the product reads and writes it, in one place: Japan time (UTC+9, no daylight
+//! saving) for days, schedules and what staff read, and UTC text with milliseconds for
+//! every timestamp column.
+
+use chrono::{DateTime, FixedOffset, Utc};
+use oshirase_sdk::Day;
+
+/// Japan's offset from UTC: nine hours, with no daylight saving time.
+pub fn japan() -> FixedOffset {
+    FixedOffset::east_opt(9 * 3600).expect("nine hours is a valid offset")
+}
+
+/// The date in Japan at the instant `at`.
+pub fn day_in_japan(at: DateTime<Utc>) -> Day {
+    Day((at.timestamp() + 9 * 3600).div_euclid(86_400) as i32)
+}
+
+/// `at` written in Japan time, as staff read it: `2026-11-22 09:00:00 JST`.
+pub fn format_japan(at: DateTime<Utc>) -> String {
+    at.with_timezone(&japan()).format("%Y-%m-%d %H:%M:%S JST").to_string()
+}
+
+/// Today's date in Japan (UTC+9).
+pub fn today_in_japan() -> Day {
+    day_in_japan(chrono::Utc::now())
+}
+
+
+/// The current time as RFC 3339 text in UTC with milliseconds, the form every timestamp
+/// column uses (SQLite's date functions read it, fractions included).
+pub fn now_text() -> String {
+    time_text(std::time::SystemTime::now())
+}
+
+/// The time `days` from now (ago when negative) as `now_text` writes it, so that the two
+/// compare as text.
+pub fn text_in_days(days: i64) -> String {
+    let now = std::time::SystemTime::now();
+    let shift = std::time::Duration::from_secs(days.unsigned_abs() * 86_400);
+    time_text(if days >= 0 { now + shift } else { now - shift })
+}
+
+fn time_text(time: std::time::SystemTime) -> String {
+    let since_epoch = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seconds = since_epoch.as_secs() as i64;
+    let day = oshirase_sdk::Day(seconds.div_euclid(86_400) as i32);
+    let second_of_day = seconds.rem_euclid(86_400);
+    let millisecond = since_epoch.subsec_millis();
+    format!("{day}T{:02}:{:02}:{:02}.{millisecond:03}Z", second_of_day / 3600, second_of_day % 3600 / 60, second_of_day % 60)
+}

@@ -1,0 +1,697 @@
+//! The sandbox: the one place that knows wasmtime. It compiles program plugins into
+//! components, and runs `describe` and `evaluate` in a fresh, limited store each time, with
+//! WASI linked but nothing granted and the clocks and randomness pinned.
+
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use oshirase_sdk::{Category, Day, Field, Notice, Occasion, Population, ProgramInfo};
+use rand::SeedableRng;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+mod bindings {
+    // Borrowing: the population crosses as slices of the host's columns, so the host copies
+    // a city's columns once (into the plugin's memory), never into an owned record first.
+    wasmtime::component::bindgen!({ path: "../../wit", world: "program", ownership: Borrowing { duplicate_if_necessary: false } });
+}
+use bindings::oshirase::program::types as wit;
+
+/// The limits every evaluation runs under.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub memory_bytes: usize,
+    pub wall_time: Duration,
+    /// At most this many notices per person in the population, plus a small constant.
+    pub notices_per_person: usize,
+    pub reason_bytes: usize,
+    pub log_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { memory_bytes: 512 << 20, wall_time: Duration::from_secs(10), notices_per_person: 8, reason_bytes: 400, log_bytes: 16 << 10 }
+    }
+}
+
+/// The version of the `oshirase:program` package in `wit/program.wit`, which this host
+/// implements.
+pub const WIT_VERSION: &str = "1.0.0";
+
+/// Whether a plugin built for `found` runs on this host: the same major version (the same
+/// minor for 0.x) and no newer minor, since a newer minor may expect what this host lacks.
+fn wit_compatible(found: &str) -> bool {
+    let parse = |version: &str| -> Option<(u64, u64)> {
+        let mut parts = version.split('.').map(|part| part.parse::<u64>().ok());
+        Some((parts.next()??, parts.next()??))
+    };
+    match (parse(found), parse(WIT_VERSION)) {
+        (Some((0, found_minor)), Some((0, minor))) => found_minor == minor,
+        (Some((found_major, found_minor)), Some((major, minor))) => found_major == major && found_minor <= minor,
+        _ => false,
+    }
+}
+
+/// Tells a component from a core module and from bytes that are not WebAssembly at all,
+/// before compiling, so the message says which it is.
+fn check_binary_kind(wasm: &[u8]) -> Result<(), PluginError> {
+    let invalid = |message: String| Err(PluginError::Invalid(anyhow::anyhow!(message)));
+    match wasm {
+        [0, b'a', b's', b'm', 0x0d, 0, 1, 0, ..] => Ok(()),
+        [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => invalid("this is a core WebAssembly module, not a component: build the plugin with --target wasm32-wasip2".into()),
+        [0, b'a', b's', b'm', ..] => invalid("WebAssembly of an unknown version, not a component".into()),
+        _ => invalid(format!("{} bytes that are not WebAssembly (no \\0asm header)", wasm.len())),
+    }
+}
+
+/// How often the epoch advances; the wall-time limit is counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Why a plugin could not be used or its answer was refused. Each names the plugin's fault
+/// so that the run log tells the division what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("not a usable program component: {0:#}")]
+    Invalid(anyhow::Error),
+    #[error("plugin trapped or ran out of limits: {0:#}")]
+    Trapped(anyhow::Error),
+    #[error("plugin reported an error: {0}")]
+    Reported(String),
+    #[error("plugin output refused: {0}")]
+    BadOutput(String),
+}
+
+/// The store's data: the WASI context (granting nothing) and the resource limits.
+struct Sandbox {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// A wall clock that always reads the same instant, so a plugin cannot tell when it runs.
+struct PinnedWallClock(Duration);
+
+impl HostWallClock for PinnedWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
+struct PinnedMonotonicClock;
+
+impl HostMonotonicClock for PinnedMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// One wasmtime engine with its linker and the thread that advances its epoch.
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    limits: Limits,
+    cache_directory: Option<PathBuf>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for PluginEngine {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled plugin, ready to instantiate, with the manifest it gave.
+pub struct LoadedProgram {
+    pre: bindings::ProgramPre<Sandbox>,
+    pub info: ProgramInfo,
+    /// The `oshirase:program` version it was built for.
+    pub wit_version: String,
+}
+
+/// What one evaluation produced, with the plugin's captured output for the run log.
+pub struct Evaluation {
+    pub notices: Notices,
+    pub log: String,
+}
+
+/// The checked notices of one evaluation, kept compact: a screening notifies half a city,
+/// and a `String` for the occasion and the reason of each would take three times the
+/// memory. The occasion is an index into the manifest's keys, the reasons one text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notices {
+    person: Vec<u32>,
+    occasion: Vec<u16>,
+    send_on: Vec<i32>,
+    expires_on: Vec<i32>,
+    reasons: String,
+    /// Where each reason ends in `reasons`.
+    reason_ends: Vec<usize>,
+    /// The manifest's occasion keys.
+    occasions: Vec<String>,
+}
+
+/// One notice of [`Notices`], borrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoticeRef<'a> {
+    pub person: u32,
+    pub occasion: &'a str,
+    pub send_on: Day,
+    pub expires_on: Day,
+    pub reason: &'a str,
+}
+
+impl Notices {
+    fn with_capacity(notices: usize, info: &ProgramInfo) -> Notices {
+        Notices {
+            person: Vec::with_capacity(notices),
+            occasion: Vec::with_capacity(notices),
+            send_on: Vec::with_capacity(notices),
+            expires_on: Vec::with_capacity(notices),
+            reasons: String::new(),
+            reason_ends: Vec::with_capacity(notices),
+            occasions: info.occasions.iter().map(|occasion| occasion.key.clone()).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.person.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.person.is_empty()
+    }
+
+    /// The notice at `index`, if there is one.
+    pub fn get(&self, index: usize) -> Option<NoticeRef<'_>> {
+        let reason_end = *self.reason_ends.get(index)?;
+        let reason_start = if index == 0 { 0 } else { self.reason_ends[index - 1] };
+        Some(NoticeRef {
+            person: self.person[index],
+            occasion: &self.occasions[usize::from(self.occasion[index])],
+            send_on: Day(self.send_on[index]),
+            expires_on: Day(self.expires_on[index]),
+            reason: &self.reasons[reason_start..reason_end],
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = NoticeRef<'_>> {
+        (0..self.len()).filter_map(|index| self.get(index))
+    }
+
+    /// The notices as the SDK's type, for comparing with a plugin's example cases.
+    pub fn to_vec(&self) -> Vec<Notice> {
+        self.iter()
+            .map(|notice| Notice { person: notice.person, occasion: notice.occasion.to_owned(), send_on: notice.send_on, expires_on: notice.expires_on, reason: notice.reason.to_owned() })
+            .collect()
+    }
+}
+
+impl PluginEngine {
+    /// Builds the engine. `cache_directory`, when given, keeps compiled code across runs.
+    pub fn new(limits: Limits, cache_directory: Option<PathBuf>) -> Result<PluginEngine> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        // Plugins are stripped, so a backtrace is a list of unnamed function numbers that
+        // would bury the reason in the run log.
+        config.wasm_backtrace_max_frames(None);
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(64).total_core_instances(256).total_memories(64).total_tables(64).max_memory_size(limits.memory_bytes);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the wasmtime engine")?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from).context("cannot link WASI")?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.weak(), ticker_stop.clone());
+        std::thread::Builder::new().name("plugin-epoch".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                match ticker_engine.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })?;
+        if let Some(directory) = &cache_directory {
+            std::fs::create_dir_all(directory).with_context(|| format!("cannot create {}", directory.display()))?;
+        }
+        Ok(PluginEngine { engine, linker, limits, cache_directory, ticker_stop })
+    }
+
+    /// Compiles (or loads from the cache) a plugin and asks it to describe itself. The
+    /// bytes must be a component of a compatible `oshirase:program` version.
+    pub fn load(&self, wasm: &[u8], sha256: &str) -> Result<LoadedProgram, PluginError> {
+        check_binary_kind(wasm)?;
+        let component = self.compile(wasm, sha256).map_err(|error| PluginError::Invalid(error.context("not a valid component")))?;
+        let wit_version = self.wit_version(&component)?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|error| PluginError::Invalid(anyhow::Error::from(error).context("cannot link the component")))?;
+        let pre = bindings::ProgramPre::new(instance_pre).map_err(|error| PluginError::Invalid(error.into()))?;
+        let (mut store, log) = self.store(Day(0));
+        let instance = pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
+        let info = instance.call_describe(&mut store).map_err(|error| PluginError::Trapped(with_log(error.into(), &log)))?;
+        Ok(LoadedProgram { pre, info: info_from_wit(info)?, wit_version })
+    }
+
+    /// The `oshirase:program` version the component was built for, read from the names of
+    /// its imports and exports; refused unless this host implements a compatible one.
+    fn wit_version(&self, component: &Component) -> Result<String, PluginError> {
+        let kind = component.component_type();
+        let imports: Vec<&str> = kind.imports(&self.engine).map(|(name, _)| name).collect();
+        let exports: Vec<&str> = kind.exports(&self.engine).map(|(name, _)| name).collect();
+        let mut versions: Vec<&str> =
+            imports.iter().chain(&exports).filter_map(|name| name.strip_prefix("oshirase:program/")).filter_map(|rest| rest.split_once('@')).map(|(_, version)| version).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        let invalid = |message: String| Err(PluginError::Invalid(anyhow::anyhow!(message)));
+        match versions[..] {
+            [] => invalid(format!("the component does not use oshirase:program (expected oshirase:program@{WIT_VERSION}; it imports [{}] and exports [{}])", imports.join(", "), exports.join(", "))),
+            [found] if wit_compatible(found) => Ok(found.to_string()),
+            [found] => invalid(format!("the component was built for oshirase:program@{found}, but this host implements oshirase:program@{WIT_VERSION}")),
+            _ => invalid(format!("the component uses several oshirase:program versions ({}); this host implements {WIT_VERSION}", versions.join(", "))),
+        }
+    }
+
+    fn compile(&self, wasm: &[u8], sha256: &str) -> Result<Component> {
+        let Some(directory) = &self.cache_directory else {
+            return Ok(Component::new(&self.engine, wasm)?);
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        let path = directory.join(format!("{sha256}-{:016x}.cwasm", hasher.finish()));
+        if path.exists() {
+            // SAFETY: the file was written by `Component::serialize` of an engine with the
+            // same compatibility hash, in the data directory that only oshirase writes.
+            if let Ok(component) = unsafe { Component::deserialize_file(&self.engine, &path) } {
+                return Ok(component);
+            }
+        }
+        let component = Component::new(&self.engine, wasm)?;
+        let temporary = path.with_extension("tmp");
+        if std::fs::write(&temporary, component.serialize()?).is_ok() {
+            let _ = std::fs::rename(&temporary, &path);
+        }
+        Ok(component)
+    }
+
+    /// A fresh store: limits, an epoch deadline, WASI with nothing granted, and stdout and
+    /// stderr captured into one bounded buffer.
+    fn store(&self, today: Day) -> (Store<Sandbox>, MemoryOutputPipe) {
+        let log = MemoryOutputPipe::new(self.limits.log_bytes);
+        let midnight_in_japan = Duration::from_secs((i64::from(today.0) * 86_400 - 9 * 3600).max(0) as u64);
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stdout(log.clone())
+            .stderr(log.clone())
+            .wall_clock(PinnedWallClock(midnight_in_japan))
+            .monotonic_clock(PinnedMonotonicClock)
+            .secure_random(rand::rngs::StdRng::seed_from_u64(0))
+            .insecure_random(rand::rngs::StdRng::seed_from_u64(0))
+            .insecure_random_seed(0)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).instances(16).tables(16).table_elements(100_000).build();
+        let mut store = Store::new(&self.engine, Sandbox { wasi, table: ResourceTable::new(), limits });
+        store.limiter(|sandbox| &mut sandbox.limits);
+        let ticks = (self.limits.wall_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        (store, log)
+    }
+
+    /// Runs the plugin's rules for `today` on `population` and checks what comes back.
+    pub fn evaluate(&self, program: &LoadedProgram, today: Day, population: &Population) -> Result<Evaluation, PluginError> {
+        self.evaluate_rows(program, today, population, population.size)
+    }
+
+    /// Runs the plugin's rules for `today` on the first `rows` rows of `population`, which
+    /// may hold more columns than the plugin declares (one read of the snapshot for a whole
+    /// day): the plugin is handed only the columns its manifest names, borrowed, and
+    /// answers are checked against `rows`.
+    pub fn evaluate_rows(&self, program: &LoadedProgram, today: Day, population: &Population, rows: u32) -> Result<Evaluation, PluginError> {
+        let (mut store, log) = self.store(today);
+        let instance = program.pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
+        let names = Names::of(population);
+        let view = population_to_wit(population, &program.info.fields, rows, &names);
+        let answer = instance.call_evaluate(&mut store, today.0, view).map_err(|error| PluginError::Trapped(with_log(error.into(), &log)))?;
+        // The instance's memory is given back before the answer is checked.
+        drop(store);
+        let log = String::from_utf8_lossy(&log.contents()).into_owned();
+        let notices = answer.map_err(PluginError::Reported)?;
+        let notices = self.check_output(&program.info, rows, notices)?;
+        Ok(Evaluation { notices, log })
+    }
+
+    /// Refuses output that names no one in the population, an occasion the manifest does
+    /// not declare, an empty or inverted window, or more than the limits allow; keeps the
+    /// rest compact, each notice converted as soon as it is checked.
+    fn check_output(&self, info: &ProgramInfo, size: u32, answer: Vec<wit::Notice>) -> Result<Notices, PluginError> {
+        let most = size as usize * self.limits.notices_per_person + 1000;
+        if answer.len() > most {
+            return Err(PluginError::BadOutput(format!("{} notices for {size} people (at most {most})", answer.len())));
+        }
+        let mut notices = Notices::with_capacity(answer.len(), info);
+        notices.reasons.reserve_exact(answer.iter().map(|notice| notice.reason.len()).sum());
+        // A program's notices mostly share one occasion, so the last one found is tried first.
+        let mut last_occasion = 0;
+        for notice in answer {
+            if notice.person >= size {
+                return Err(PluginError::BadOutput(format!("notice for person {} in a population of {size}", notice.person)));
+            }
+            if notices.occasions.get(last_occasion) != Some(&notice.occasion) {
+                last_occasion = notices
+                    .occasions
+                    .iter()
+                    .position(|key| *key == notice.occasion)
+                    .ok_or_else(|| PluginError::BadOutput(format!("occasion {:?} is not in the manifest", notice.occasion)))?;
+            }
+            if notice.send_on > notice.expires_on {
+                return Err(PluginError::BadOutput(format!("occasion {:?} expires before it may be sent", notice.occasion)));
+            }
+            if notice.reason.len() > self.limits.reason_bytes {
+                return Err(PluginError::BadOutput(format!("a reason of {} bytes (at most {})", notice.reason.len(), self.limits.reason_bytes)));
+            }
+            notices.person.push(notice.person);
+            notices.occasion.push(u16::try_from(last_occasion).map_err(|_| PluginError::BadOutput(format!("occasion {:?} is past the 65,536th of the manifest", notice.occasion)))?);
+            notices.send_on.push(notice.send_on);
+            notices.expires_on.push(notice.expires_on);
+            notices.reasons.push_str(&notice.reason);
+            notices.reason_ends.push(notices.reasons.len());
+        }
+        Ok(notices)
+    }
+}
+
+fn with_log(error: anyhow::Error, log: &MemoryOutputPipe) -> anyhow::Error {
+    let output = String::from_utf8_lossy(&log.contents()).trim().to_string();
+    if output.is_empty() { error } else { error.context(format!("plugin output: {output}")) }
+}
+
+/// Checks and converts a manifest: a code of lower-case letters, digits and dashes, a
+/// name, and unique occasion keys. What the texts and the schedule mean is checked by
+/// publishing, which knows messages and schedules; the sandbox does not.
+fn info_from_wit(info: wit::ProgramInfo) -> Result<ProgramInfo, PluginError> {
+    let bad = |message: String| Err(PluginError::Invalid(anyhow::anyhow!("manifest of {:?}: {message}", info.code)));
+    if info.code.is_empty() || info.code.len() > 40 || !info.code.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-') {
+        return bad("the code must be 1–40 lower-case letters, digits or dashes".into());
+    }
+    if info.name.trim().is_empty() {
+        return bad("the name is empty".into());
+    }
+    if info.occasions.is_empty() {
+        return bad("no occasions".into());
+    }
+    let mut keys = std::collections::HashSet::new();
+    for occasion in &info.occasions {
+        if !keys.insert(occasion.key.as_str()) {
+            return bad(format!("occasion {:?} appears twice", occasion.key));
+        }
+    }
+    Ok(ProgramInfo {
+        code: info.code,
+        name: info.name,
+        division: info.division,
+        contact: info.contact,
+        category: match info.category {
+            wit::Category::ChildRearing => Category::ChildRearing,
+            wit::Category::Health => Category::Health,
+            wit::Category::Vaccination => Category::Vaccination,
+            wit::Category::Allowance => Category::Allowance,
+            wit::Category::Living => Category::Living,
+        },
+        schedule: info.schedule,
+        source_url: info.source_url,
+        fields: info
+            .fields
+            .into_iter()
+            .map(|field| match field {
+                wit::Field::BirthDay => Field::BirthDay,
+                wit::Field::Sex => Field::Sex,
+                wit::Field::Household => Field::Household,
+                wit::Field::Relationship => Field::Relationship,
+                wit::Field::Ward => Field::Ward,
+                wit::Field::ResidentSince => Field::ResidentSince,
+                wit::Field::Tax => Field::Tax,
+                wit::Field::Pregnancies => Field::Pregnancies,
+                wit::Field::Immunizations => Field::Immunizations,
+                wit::Field::Checkups => Field::Checkups,
+                wit::Field::Receipts => Field::Receipts,
+            })
+            .collect(),
+        occasions: info.occasions.into_iter().map(|occasion| Occasion { key: occasion.key, title: occasion.title, template: occasion.template }).collect(),
+    })
+}
+
+/// The text columns of a population as lists of `&str`, which the borrowed bindings take.
+struct Names<'a> {
+    wards: Vec<&'a str>,
+    /// The codes of pregnancies, immunizations, checkups and receipts.
+    codes: [Vec<&'a str>; 4],
+}
+
+impl<'a> Names<'a> {
+    fn of(population: &'a Population) -> Names<'a> {
+        let texts = |texts: &'a [String]| texts.iter().map(String::as_str).collect();
+        Names {
+            wards: texts(&population.wards),
+            codes: [&population.pregnancies, &population.immunizations, &population.checkups, &population.receipts].map(|events| texts(&events.codes)),
+        }
+    }
+}
+
+/// What a plugin declaring `fields` is handed of `population`: its first `rows` rows, only
+/// the declared columns (the others empty), nothing copied.
+fn population_to_wit<'a>(population: &'a Population, fields: &[Field], rows: u32, names: &'a Names<'a>) -> wit::Population<'a> {
+    let wants = |field| fields.contains(&field);
+    fn column<T>(wanted: bool, column: &[T], rows: u32) -> &[T] {
+        if wanted { &column[..column.len().min(rows as usize)] } else { &[] }
+    }
+    // Event rows name people by row; the rows past `rows` (due dates registered in the
+    // chat) have pregnancies only, handed with every row, so no event needs cutting.
+    let events = |field, events: &'a oshirase_sdk::Events, codes: &'a [&'a str]| {
+        if wants(field) {
+            wit::Events { person: &events.person, codes, code: &events.code, count: &events.count, start: &events.start, end: &events.end }
+        } else {
+            wit::Events { person: &[], codes: &[], code: &[], count: &[], start: &[], end: &[] }
+        }
+    };
+    let [pregnancy_codes, immunization_codes, checkup_codes, receipt_codes] = &names.codes;
+    wit::Population {
+        size: rows,
+        birth_day: column(wants(Field::BirthDay), &population.birth_day, rows),
+        sex: column(wants(Field::Sex), &population.sex, rows),
+        household: column(wants(Field::Household), &population.household, rows),
+        relationship: column(wants(Field::Relationship), &population.relationship, rows),
+        ward: column(wants(Field::Ward), &population.ward, rows),
+        wards: if wants(Field::Ward) { &names.wards } else { &[] },
+        resident_since: column(wants(Field::ResidentSince), &population.resident_since, rows),
+        taxable: column(wants(Field::Tax), &population.taxable, rows),
+        income: column(wants(Field::Tax), &population.income, rows),
+        pregnancies: events(Field::Pregnancies, &population.pregnancies, pregnancy_codes),
+        immunizations: events(Field::Immunizations, &population.immunizations, immunization_codes),
+        checkups: events(Field::Checkups, &population.checkups, checkup_codes),
+        receipts: events(Field::Receipts, &population.receipts, receipt_codes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Sandbox tests in pairs: the same plugin within a limit and beyond it.
+
+    use super::*;
+
+    use oshirase_bundled::testing;
+
+    /// The dates that choose the hostile plugin's misbehaviour (see plugins/testing/hostile).
+    const SPIN_FOREVER: i32 = 0;
+    const EXHAUST_MEMORY: i32 = 1;
+    const NAME_A_STRANGER: i32 = 2;
+    const UNDECLARED_OCCASION: i32 = 3;
+    const REPORT_CLOCK_AND_RANDOMNESS: i32 = 4;
+    const READ_A_FILE: i32 = 5;
+    const SPIN_BRIEFLY: i32 = 6;
+    const ALLOCATE_MODESTLY: i32 = 7;
+    const RECURSE_DEEPLY: i32 = 8;
+    const RECURSE_FOREVER: i32 = 9;
+    const OUTPUT_AT_THE_LIMIT: i32 = 10;
+    const OUTPUT_OVER_THE_LIMIT: i32 = 11;
+    const TRAP: i32 = 12;
+    const PANIC: i32 = 13;
+    const READ_THE_ENVIRONMENT: i32 = 14;
+    const OPEN_A_SOCKET: i32 = 15;
+    const BEHAVE: i32 = 100;
+
+    fn hostile(limits: Limits) -> (PluginEngine, LoadedProgram) {
+        let (_, wasm, _) = testing::PLUGINS.iter().find(|(name, ..)| *name == "hostile").expect("the hostile test plugin is built");
+        let engine = PluginEngine::new(limits, None).unwrap();
+        let program = engine.load(wasm, "hostile").unwrap();
+        (engine, program)
+    }
+
+    fn evaluate(limits: Limits, day: i32) -> Result<Evaluation, PluginError> {
+        let (engine, program) = hostile(limits);
+        let population = Population { size: 3, birth_day: vec![0, 1, 2], ..Population::default() };
+        engine.evaluate(&program, Day(day), &population)
+    }
+
+    fn short_limits() -> Limits {
+        Limits { memory_bytes: 64 << 20, wall_time: Duration::from_millis(300), ..Limits::default() }
+    }
+
+    #[test]
+    fn a_plugin_that_never_returns_is_stopped_at_the_wall_time_limit() {
+        let started = std::time::Instant::now();
+        let error = evaluate(short_limits(), SPIN_FOREVER).err().expect("a spinning plugin must be stopped");
+        assert!(matches!(error, PluginError::Trapped(_)), "{error}");
+        assert!(format!("{error:#}").contains("interrupt"), "{error:#}");
+        assert!(started.elapsed() < Duration::from_secs(30), "stopped only after {:?}", started.elapsed());
+    }
+
+    /// What a date of the hostile plugin must produce.
+    enum Expected {
+        /// Notices, the first with a reason starting with this.
+        Answer { notices: usize, reason: &'static str },
+        /// An error whose text contains this.
+        Error(&'static str),
+    }
+
+    /// Every limit in pairs: a date that stays within it and one that breaks it. Each
+    /// breach fails with a reason that says what happened, and the engine serves the
+    /// next evaluation as if nothing had happened.
+    #[test]
+    fn every_limit_holds_within_and_refuses_beyond() {
+        use Expected::{Answer, Error};
+        let (engine, program) = hostile(short_limits());
+        let table = [
+            (SPIN_BRIEFLY, Answer { notices: 1, reason: "counted 1000000" }),
+            (SPIN_FOREVER, Error("plugin trapped or ran out of limits: wasm trap: interrupt")),
+            (ALLOCATE_MODESTLY, Answer { notices: 1, reason: "allocated 16777216 bytes" }),
+            (EXHAUST_MEMORY, Error("memory allocation of 67108864 bytes failed")),
+            (RECURSE_DEEPLY, Answer { notices: 1, reason: "recursed 500" }),
+            // Rust keeps its stack in linear memory, so the overflow runs out of the memory
+            // the component has rather than out of wasmtime's call stack.
+            (RECURSE_FOREVER, Error("wasm trap: out of bounds memory access")),
+            (OUTPUT_AT_THE_LIMIT, Answer { notices: 1024, reason: "" }),
+            (OUTPUT_OVER_THE_LIMIT, Error("plugin output refused: 1025 notices for 3 people (at most 1024)")),
+            (BEHAVE, Answer { notices: 1, reason: "ok" }),
+            (NAME_A_STRANGER, Error("plugin output refused: notice for person 8 in a population of 3")),
+            (UNDECLARED_OCCASION, Error("plugin output refused: occasion \"not-in-the-manifest\" is not in the manifest")),
+            (TRAP, Error("wasm `unreachable` instruction executed")),
+            (PANIC, Error("panicked at testing/hostile/src/lib.rs")),
+            (READ_THE_ENVIRONMENT, Answer { notices: 1, reason: "0 variables [], 0 arguments, HOME \"\"" }),
+            (OPEN_A_SOCKET, Error("plugin reported an error: cannot connect")),
+        ];
+        let mut failures = Vec::new();
+        for (day, expected) in table {
+            let population = Population { size: 3, birth_day: vec![0, 1, 2], ..Population::default() };
+            let outcome = engine.evaluate(&program, Day(day), &population);
+            let matched = match (&outcome, &expected) {
+                (Ok(evaluation), Answer { notices, reason }) => evaluation.notices.len() == *notices && evaluation.notices.get(0).is_some_and(|notice| notice.reason.starts_with(reason)),
+                (Err(error), Error(text)) => format!("{error:#}").contains(text),
+                _ => false,
+            };
+            if !matched {
+                let got = match outcome {
+                    Ok(evaluation) => format!("{} notices, first reason {:?}", evaluation.notices.len(), evaluation.notices.get(0).map(|notice| notice.reason)),
+                    Err(error) => format!("{error:#}"),
+                };
+                failures.push(format!("day {day}: got {got}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn the_clock_and_randomness_are_pinned_and_files_are_out_of_reach() {
+        let first = evaluate(short_limits(), REPORT_CLOCK_AND_RANDOMNESS).unwrap().notices;
+        let second = evaluate(short_limits(), REPORT_CLOCK_AND_RANDOMNESS).unwrap().notices;
+        assert_eq!(first, second, "two runs on the same input must agree");
+        // Day 4 at midnight in Japan is 4 × 86,400 − 9 × 3,600 seconds after the epoch.
+        let reason = first.get(0).map(|notice| notice.reason).unwrap_or_default();
+        assert!(reason.starts_with("clock 313200 "), "{reason}");
+        let error = evaluate(short_limits(), READ_A_FILE).err().expect("no file may be readable");
+        assert!(matches!(error, PluginError::Reported(ref message) if message.starts_with("cannot read")), "{error}");
+    }
+
+    /// What is not a program component of a compatible version is refused at load, with a
+    /// message that says which it is; a real plugin loads and reports its version.
+    #[test]
+    fn only_components_of_a_compatible_version_load() {
+        let engine = PluginEngine::new(short_limits(), None).unwrap();
+        let plugin = |name: &str| testing::PLUGINS.iter().find(|(found, ..)| *found == name).unwrap().1.to_vec();
+        assert_eq!(engine.load(&plugin("hostile"), "hostile").unwrap().wit_version, WIT_VERSION);
+        let table: [(&str, Vec<u8>, &str); 5] = [
+            ("random bytes", vec![0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0, 9], "not a usable program component: 9 bytes that are not WebAssembly (no \\0asm header)"),
+            ("a core module", b"\0asm\x01\0\0\0".to_vec(), "not a usable program component: this is a core WebAssembly module, not a component: build the plugin with --target wasm32-wasip2"),
+            (
+                "another world version",
+                plugin("future-world"),
+                "not a usable program component: the component was built for oshirase:program@2.0.0, but this host implements oshirase:program@1.0.0",
+            ),
+            ("a truncated component", b"\0asm\x0d\0\x01\0\x07".to_vec(), "not a usable program component: not a valid component"),
+            (
+                "an import the host does not provide",
+                plugin("stranger-import"),
+                "not a usable program component: cannot link the component: component imports instance `oshirase:stranger/backdoor`",
+            ),
+        ];
+        for (what, wasm, expected) in table {
+            let error = engine.load(&wasm, what).err().unwrap_or_else(|| panic!("{what} loaded"));
+            assert!(format!("{error:#}").starts_with(expected), "{what}: {error:#}");
+        }
+    }
+
+    #[test]
+    fn the_host_implements_the_version_the_wit_file_declares() {
+        let wit = include_str!("../../../wit/program.wit");
+        assert!(wit.contains(&format!("package oshirase:program@{WIT_VERSION};")));
+        assert!(wit_compatible("1.0.0") && !wit_compatible("2.0.0") && !wit_compatible("1.1.0") && !wit_compatible("one"));
+    }
+
+    /// A manifest is checked field by field; each fault names the field.
+    #[test]
+    fn a_manifest_with_any_fault_is_refused() {
+        let valid = || wit::ProgramInfo {
+            code: "vaccine-mr".into(),
+            name: "麻しん風しん".into(),
+            division: "健康支援課".into(),
+            contact: "043-000-0000".into(),
+            category: wit::Category::Vaccination,
+            schedule: "0 0 9 * * *".into(),
+            source_url: String::new(),
+            fields: vec![wit::Field::BirthDay],
+            occasions: vec![wit::Occasion { key: "phase-1".into(), title: "1期".into(), template: "【{program}】{deadline}まで。{contact}".into() }],
+        };
+        assert!(info_from_wit(valid()).is_ok());
+        let occasion = |key: &str, template: String| wit::Occasion { key: key.into(), title: String::new(), template };
+        let table: [(&str, Box<dyn Fn(&mut wit::ProgramInfo)>); 3] = [
+            ("the code must be 1–40 lower-case letters, digits or dashes", Box::new(|info| info.code = "Vaccine MR".into())),
+            ("no occasions", Box::new(|info| info.occasions.clear())),
+            ("occasion \"phase-1\" appears twice", Box::new(move |info| info.occasions.push(occasion("phase-1", String::new())))),
+        ];
+        for (expected, spoil) in table {
+            let mut info = valid();
+            spoil(&mut info);
+            let error = info_from_wit(info).err().map(|error| error.to_string()).unwrap_or_default();
+            assert!(error.contains(expected), "expected {expected:?}, got {error:?}");
+        }
+    }
+}

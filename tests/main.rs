@@ -1,0 +1,23 @@
+//! The end-to-end tests, as one binary. Each runs the real `oshirase` (and, for the
+//! demo, the synthetic city, the benchmarks and LINE, `oshirase-dev`) as processes, in a
+//! temp directory of its own, on ports the system picks.
+
+/// Running the binaries, a LINE emulator process and an SMTP server process.
+mod harness;
+
+/// The whole path: resident records → plugins → notices → LINE pushes; the demo; the
+/// import and evaluation benchmarks.
+mod whole_path;
+
+/// Delivery under LINE's faults: every due notice is seen exactly once.
+mod delivery;
+
+/// `serve --config` as a city runs it: schedules, the send window, SIGTERM, limits, and
+/// nothing personal to anyone without a session.
+mod serve;
+
+/// The residents' chat through the webhook of a running server, and e-mail.
+mod chat;
+
+/// The admin console in a real browser.
+mod console;

@@ -1,0 +1,495 @@
+//! A synthetic city for the demo, the tests and the benchmarks, written as the same CSV
+//! files a municipal export has: ages that follow the 2020 census pyramid, households
+//! shaped like Japan's (about 2.2 persons, single parents in about 6.5 % of households
+//! with children), incomes, pregnancies, partial vaccination and checkup histories,
+//! benefits received, residents who moved out or died, and a share registered with LINE.
+//! The same seed and date always give the same files.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use oshirase_sdk::{Day, Relationship};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use sha2::{Digest, Sha256};
+
+/// Japan's population by five-year age band (0–4, 5–9, … 80–84, 85+), in thousands,
+/// from the 2020 census (国勢調査).
+pub const CENSUS_2020: [u32; 18] = [4541, 5114, 5376, 5706, 6320, 6384, 6714, 7498, 8476, 9868, 8803, 7939, 7405, 8236, 9159, 7087, 5380, 6198];
+const OLDEST: u32 = 104;
+
+/// Chiba city's wards with rough population weights.
+const WARDS: [(&str, u32); 6] = [("中央区", 21), ("花見川区", 17), ("稲毛区", 16), ("若葉区", 15), ("緑区", 13), ("美浜区", 15)];
+const TOWNS: [&str; 8] = ["本町", "新町", "港町", "旭町", "栄町", "緑町", "幸町", "若松町"];
+const SURNAMES: [(&str, &str); 16] = [
+    ("佐藤", "サトウ"), ("鈴木", "スズキ"), ("高橋", "タカハシ"), ("田中", "タナカ"), ("伊藤", "イトウ"), ("渡辺", "ワタナベ"),
+    ("山本", "ヤマモト"), ("中村", "ナカムラ"), ("小林", "コバヤシ"), ("加藤", "カトウ"), ("吉田", "ヨシダ"), ("山田", "ヤマダ"),
+    ("佐々木", "ササキ"), ("山口", "ヤマグチ"), ("松本", "マツモト"), ("井上", "イノウエ"),
+];
+const MALE_NAMES: [(&str, &str); 8] = [("蓮", "レン"), ("大翔", "ヒロト"), ("悠真", "ユウマ"), ("湊", "ミナト"), ("健一", "ケンイチ"), ("誠", "マコト"), ("浩", "ヒロシ"), ("茂", "シゲル")];
+const FEMALE_NAMES: [(&str, &str); 8] = [("陽葵", "ヒマリ"), ("凛", "リン"), ("結菜", "ユイナ"), ("芽依", "メイ"), ("恵子", "ケイコ"), ("裕子", "ユウコ"), ("洋子", "ヨウコ"), ("和子", "カズコ")];
+
+/// The routine childhood schedule as (vaccine, dose, usual age in months), for histories.
+const CHILD_VACCINES: [(&str, u8, u32); 18] = [
+    ("vaccine-hepb", 1, 2), ("vaccine-hepb", 2, 3), ("vaccine-hepb", 3, 8),
+    ("vaccine-5in1", 1, 2), ("vaccine-5in1", 2, 3), ("vaccine-5in1", 3, 4), ("vaccine-5in1", 4, 13),
+    ("vaccine-pcv", 1, 2), ("vaccine-pcv", 2, 3), ("vaccine-pcv", 3, 4), ("vaccine-pcv", 4, 13),
+    ("vaccine-bcg", 1, 5), ("vaccine-mr", 1, 12), ("vaccine-varicella", 1, 12), ("vaccine-varicella", 2, 18),
+    ("vaccine-mr", 2, 70), ("vaccine-je", 1, 36), ("vaccine-je", 2, 37),
+];
+/// Adult screenings as (kind, youngest age, women only, share who went in the last year).
+const SCREENINGS: [(&str, u32, bool, f64); 6] = [
+    ("screening-lung", 40, false, 0.25),
+    ("screening-colon", 40, false, 0.25),
+    ("screening-stomach", 50, false, 0.15),
+    ("screening-breast", 40, true, 0.2),
+    ("screening-cervical", 20, true, 0.2),
+    ("specific-checkup", 40, false, 0.35),
+];
+
+/// A resident who links their LINE account, as the demo registers them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub resident_id: String,
+    pub line_user_id: String,
+    pub tax_consent: bool,
+}
+
+/// What [`generate`] wrote.
+#[derive(Debug)]
+pub struct GeneratedCity {
+    pub residents: usize,
+    pub households: usize,
+    pub departed: usize,
+    pub registrations: Vec<Registration>,
+}
+
+/// Which text encoding the files are written in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FileEncoding {
+    Utf8,
+    ShiftJis,
+}
+
+/// A LINE user id (`U` and 32 hex digits) that is the same for a resident every time.
+pub fn line_user_id(resident_id: &str) -> String {
+    // SHA-256 as the product hashes, written here so that this tool needs nothing of it.
+    let digest: String = Sha256::digest(format!("line:{resident_id}").as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("U{}", &digest[..32])
+}
+
+/// Writes a city of about `size` living residents (whole households, so a few more at
+/// most) into `directory` as residents.csv, tax.csv, receipts.csv, pregnancies.csv,
+/// immunizations.csv and checkups.csv.
+pub fn generate(size: usize, seed: u64, today: Day, directory: &Path, encoding: FileEncoding) -> Result<GeneratedCity> {
+    std::fs::create_dir_all(directory).with_context(|| format!("cannot create {}", directory.display()))?;
+    let mut files = Files::create(directory)?;
+    let total: u32 = CENSUS_2020.iter().sum();
+    let mut generator = Generator {
+        random: StdRng::seed_from_u64(seed),
+        today,
+        quota: CENSUS_2020.map(|thousands| size as f64 * f64::from(thousands) / f64::from(total)),
+        city: GeneratedCity { residents: 0, households: 0, departed: 0, registrations: Vec::new() },
+        next_resident: 0,
+    };
+    while generator.city.residents < size {
+        generator.household(&mut files)?;
+    }
+    files.finish(directory, encoding)?;
+    Ok(generator.city)
+}
+
+/// The six CSV writers, with the Japanese headers a municipal export has.
+struct Files {
+    residents: csv::Writer<BufWriter<File>>,
+    tax: csv::Writer<BufWriter<File>>,
+    receipts: csv::Writer<BufWriter<File>>,
+    pregnancies: csv::Writer<BufWriter<File>>,
+    immunizations: csv::Writer<BufWriter<File>>,
+    checkups: csv::Writer<BufWriter<File>>,
+}
+
+const FILE_HEADERS: [(&str, &[&str]); 6] = [
+    ("residents.csv", &["宛名番号", "世帯番号", "氏名", "氏名カナ", "生年月日", "性別", "続柄", "住所", "行政区", "住民となった日", "住民状態"]),
+    ("tax.csv", &["宛名番号", "課税年度", "合計所得金額", "課税区分"]),
+    ("receipts.csv", &["宛名番号", "制度コード", "開始日", "終了日"]),
+    ("pregnancies.csv", &["宛名番号", "交付日", "出産予定日"]),
+    ("immunizations.csv", &["宛名番号", "ワクチン", "回数", "接種日"]),
+    ("checkups.csv", &["宛名番号", "種別", "受診日", "回数"]),
+];
+
+impl Files {
+    fn create(directory: &Path) -> Result<Files> {
+        let [residents, tax, receipts, pregnancies, immunizations, checkups] = FILE_HEADERS.map(|(name, header)| -> Result<csv::Writer<BufWriter<File>>> {
+            let path = directory.join(name);
+            let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+            let mut writer = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
+            writer.write_record(header)?;
+            Ok(writer)
+        });
+        Ok(Files { residents: residents?, tax: tax?, receipts: receipts?, pregnancies: pregnancies?, immunizations: immunizations?, checkups: checkups? })
+    }
+
+    fn finish(self, directory: &Path, encoding: FileEncoding) -> Result<()> {
+        for mut writer in [self.residents, self.tax, self.receipts, self.pregnancies, self.immunizations, self.checkups] {
+            writer.flush()?;
+        }
+        if encoding == FileEncoding::ShiftJis {
+            for (name, _) in FILE_HEADERS {
+                let path = directory.join(name);
+                let text = std::fs::read_to_string(&path)?;
+                std::fs::write(&path, encoding_rs::SHIFT_JIS.encode(&text).0)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One member of a household being generated.
+struct Member {
+    age: u32,
+    sex: u8,
+    relationship: Relationship,
+}
+
+struct Generator {
+    random: StdRng,
+    today: Day,
+    /// How many more residents each census age band still wants.
+    quota: [f64; 18],
+    city: GeneratedCity,
+    next_resident: u64,
+}
+
+/// The five-year age band of `age` as `CENSUS_2020` counts it (the last is 85 and over).
+pub fn band_of(age: u32) -> usize {
+    (age / 5).min(17) as usize
+}
+
+impl Generator {
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.random.random_range(0..items.len())]
+    }
+
+    /// An age in `low..=high`, drawn so that the city follows the census pyramid: each
+    /// band is weighted by how many residents it still wants.
+    fn age_in(&mut self, low: u32, high: u32) -> u32 {
+        let (low, high) = (low.min(OLDEST), high.clamp(low.min(OLDEST), OLDEST));
+        let bands: Vec<(usize, f64)> = (band_of(low)..=band_of(high))
+            .map(|band| {
+                let (start, end) = (band as u32 * 5, if band == 17 { OLDEST } else { band as u32 * 5 + 4 });
+                let overlap = f64::from(end.min(high) + 1 - start.max(low)) / f64::from(end + 1 - start);
+                (band, self.quota[band].max(0.0) * overlap + 0.01)
+            })
+            .collect();
+        let total: f64 = bands.iter().map(|(_, weight)| weight).sum();
+        let mut roll = self.random.random_range(0.0..total);
+        let band = bands.iter().find(|(_, weight)| {
+            roll -= weight;
+            roll < 0.0
+        });
+        let band = band.map_or(bands[bands.len() - 1].0, |(band, _)| *band);
+        self.quota[band] -= 1.0;
+        let start = (band as u32 * 5).max(low);
+        let end = if band == 17 { high.min(85 + self.random.random_range(0..=14)) } else { (band as u32 * 5 + 4).min(high) };
+        self.random.random_range(start..=end.max(start))
+    }
+
+    /// A birth day for someone who is `age` today.
+    fn birth_day(&mut self, age: u32) -> Day {
+        let latest = self.today.add_months_clamped(-12 * age as i32);
+        latest.add_days(-self.random.random_range(0..365))
+    }
+
+    fn sex(&mut self) -> u8 {
+        if self.random.random_bool(0.51) { 1 } else { 2 }
+    }
+
+    /// A log-normal amount of yen around `median`.
+    fn income(&mut self, median: f64) -> i64 {
+        let (first, second): (f64, f64) = (self.random.random_range(f64::EPSILON..1.0), self.random.random_range(0.0..1.0));
+        let normal = (-2.0 * first.ln()).sqrt() * (2.0 * std::f64::consts::PI * second).cos();
+        (median * (0.6 * normal).exp()).round() as i64 / 1000 * 1000
+    }
+
+    /// Children of a household: the youngest in `youngest`, siblings a few years apart.
+    fn children(&mut self, youngest: (u32, u32), count: u32) -> Vec<Member> {
+        let first = self.age_in(youngest.0, youngest.1);
+        let mut ages = vec![first];
+        for _ in 1..count {
+            let previous = ages[ages.len() - 1];
+            ages.push(self.age_in(previous + 1, previous + 6));
+        }
+        ages.into_iter().map(|age| Member { age, sex: self.sex(), relationship: Relationship::Child }).collect()
+    }
+
+    /// A mother's age for children up to `oldest`, and a father's near it.
+    fn parents_of(&mut self, youngest: u32, oldest: u32) -> (u32, u32) {
+        let mother = self.age_in((oldest + 20).max(youngest + 20), (youngest + 44).max(oldest + 20));
+        let father = self.age_in(mother.saturating_sub(2).max(20), mother + 5);
+        (mother, father)
+    }
+
+    fn household(&mut self, files: &mut Files) -> Result<()> {
+        let kind = self.random.random_range(0..100);
+        let mut members: Vec<Member> = Vec::new();
+        let mut single_parent = false;
+        match kind {
+            // One person living alone.
+            0..38 => members.push(Member { age: self.age_in(18, OLDEST), sex: self.sex(), relationship: Relationship::Head }),
+            // A couple.
+            38..58 => {
+                let age = self.age_in(23, OLDEST);
+                members.push(Member { age, sex: 1, relationship: Relationship::Head });
+                members.push(Member { age: self.age_in(age.saturating_sub(5).max(20), age + 2), sex: 2, relationship: Relationship::Spouse });
+            }
+            // Parents, or in about 6.5 % of these households one parent, with children under 18.
+            58..76 => {
+                let count = match self.random.random_range(0..100) {
+                    0..40 => 1,
+                    40..85 => 2,
+                    _ => 3,
+                };
+                let children = self.children((0, 17), count);
+                let (youngest, oldest) = (children[0].age, children[children.len() - 1].age);
+                let (mother, father) = self.parents_of(youngest, oldest);
+                single_parent = self.random.random_bool(0.065);
+                if single_parent {
+                    let (age, sex) = if self.random.random_bool(0.88) { (mother, 2) } else { (father, 1) };
+                    members.push(Member { age, sex, relationship: Relationship::Head });
+                } else {
+                    members.push(Member { age: father, sex: 1, relationship: Relationship::Head });
+                    members.push(Member { age: mother, sex: 2, relationship: Relationship::Spouse });
+                }
+                members.extend(children);
+            }
+            // A couple with grown-up children.
+            76..85 => {
+                let count = self.random.random_range(1..=2);
+                let children = self.children((18, 50), count);
+                let (youngest, oldest) = (children[0].age, children[children.len() - 1].age);
+                let (mother, father) = self.parents_of(youngest, oldest);
+                members.push(Member { age: father, sex: 1, relationship: Relationship::Head });
+                members.push(Member { age: mother, sex: 2, relationship: Relationship::Spouse });
+                members.extend(children);
+            }
+            // An older parent with a grown-up child.
+            85..90 => {
+                let child = self.age_in(20, 70);
+                members.push(Member { age: self.age_in(child + 22, child + 40), sex: 2, relationship: Relationship::Head });
+                members.push(Member { age: child, sex: self.sex(), relationship: Relationship::Child });
+            }
+            // Three generations.
+            90..97 => {
+                let count = self.random.random_range(0..=1);
+                let children = if count > 0 { self.children((0, 17), count) } else { Vec::new() };
+                let age = self.age_in(35, 60);
+                members.push(Member { age, sex: 1, relationship: Relationship::Head });
+                members.push(Member { age: self.age_in(age.saturating_sub(4), age + 2), sex: 2, relationship: Relationship::Spouse });
+                members.push(Member { age: self.age_in(age + 22, age + 40), sex: 2, relationship: Relationship::Parent });
+                members.extend(children);
+            }
+            // Relatives or friends sharing a home.
+            _ => {
+                members.push(Member { age: self.age_in(20, 90), sex: self.sex(), relationship: Relationship::Head });
+                members.push(Member { age: self.age_in(20, 90), sex: self.sex(), relationship: Relationship::Other });
+            }
+        }
+        self.write_household(files, members, single_parent)
+    }
+
+    fn write_household(&mut self, files: &mut Files, members: Vec<Member>, single_parent: bool) -> Result<()> {
+        self.city.households += 1;
+        let household = format!("H{:09}", self.city.households);
+        let (surname, surname_kana) = *self.pick(&SURNAMES);
+        let ward_roll = self.random.random_range(0..100);
+        let mut cumulative = 0;
+        let ward = WARDS.iter().find(|(_, weight)| {
+            cumulative += weight;
+            ward_roll < cumulative
+        });
+        let ward = ward.map_or(WARDS[0].0, |(name, _)| name);
+        let address = format!("千葉市{ward}{}{}丁目{}-{}", self.pick(&TOWNS), self.random.random_range(1..6), self.random.random_range(1..30), self.random.random_range(1..20));
+        let has_minors = members.iter().any(|member| member.relationship == Relationship::Child && member.age < 18);
+        let dependants = members.iter().filter(|member| member.relationship != Relationship::Head && (member.age < 18 || member.age >= 70)).count();
+        // One household in a hundred moved away or died out since the last export; its
+        // records stay in the export with a status.
+        let gone = self.random.random_bool(0.01) && members.len() == 1;
+        let mut head_id = String::new();
+        let mut mother: Option<String> = None;
+        let mut babies: Vec<Day> = Vec::new();
+        for member in &members {
+            self.next_resident += 1;
+            let resident_id = format!("{:010}", 1_000_000_000 + self.next_resident);
+            let (given, given_kana) = *if member.sex == 1 { self.pick(&MALE_NAMES) } else { self.pick(&FEMALE_NAMES) };
+            let birth = self.birth_day(member.age);
+            let status = match gone {
+                true if member.age >= 75 => "死亡",
+                true => "転出",
+                false => "住民",
+            };
+            let since = birth.max(self.today.add_days(-self.random.random_range(0..30 * 365))).max(Day::from_ymd(1980, 4, 1).unwrap_or(birth));
+            let relationship = match member.relationship {
+                Relationship::Head => "世帯主",
+                Relationship::Spouse if member.sex == 1 => "夫",
+                Relationship::Spouse => "妻",
+                Relationship::Child => "子",
+                Relationship::Parent if member.sex == 1 => "父",
+                Relationship::Parent => "母",
+                Relationship::Other => "その他",
+            };
+            files.residents.write_record([
+                resident_id.as_str(),
+                &household,
+                &format!("{surname} {given}"),
+                &format!("{surname_kana} {given_kana}"),
+                &birth.to_string(),
+                if member.sex == 1 { "1" } else { "2" },
+                relationship,
+                &address,
+                ward,
+                &since.to_string(),
+                status,
+            ])?;
+            if gone {
+                self.city.departed += 1;
+                continue;
+            }
+            self.city.residents += 1;
+            if member.relationship == Relationship::Head {
+                head_id = resident_id.clone();
+            }
+            if member.sex == 2 && matches!(member.relationship, Relationship::Head | Relationship::Spouse) {
+                mother = Some(resident_id.clone());
+            }
+            if member.relationship == Relationship::Child && member.age == 0 {
+                babies.push(birth);
+            }
+            self.histories(files, &resident_id, member, birth, single_parent, dependants)?;
+            // Parents of children register most; other adults now and then.
+            let registers = match member.relationship {
+                Relationship::Head | Relationship::Spouse if has_minors => self.random.random_bool(0.45),
+                _ if member.age < 18 => false,
+                _ => self.random.random_bool(0.08),
+            };
+            if registers {
+                let tax_consent = self.random.random_bool(0.6);
+                self.city.registrations.push(Registration { line_user_id: line_user_id(&resident_id), resident_id, tax_consent });
+            }
+        }
+        if has_minors && !gone {
+            self.household_benefits(files, &head_id, &members, single_parent)?;
+        }
+        // The pregnancy each baby of the last year came from, as the 母子健康手帳 records it.
+        if let Some(mother) = mother {
+            for birth in babies {
+                let due = birth.add_days(self.random.random_range(-14..=10));
+                let notified = due.add_days(-280 + self.random.random_range(56..=84));
+                files.pregnancies.write_record([mother.as_str(), &notified.to_string(), &due.to_string()])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tax, pregnancy, vaccination and checkup records of one resident.
+    fn histories(&mut self, files: &mut Files, resident_id: &str, member: &Member, birth: Day, single_parent: bool, dependants: usize) -> Result<()> {
+        let today = self.today;
+        let fiscal_year = today.fiscal_year().to_string();
+        if member.age >= 18 {
+            let median = match member.age {
+                18..=22 => 300_000.0,
+                23..=64 if single_parent && member.relationship == Relationship::Head => 1_900_000.0,
+                23..=64 if member.sex == 1 => 3_200_000.0,
+                23..=64 => 1_600_000.0,
+                _ => 1_500_000.0,
+            };
+            let income = if self.random.random_bool(0.08) { 0 } else { self.income(median) };
+            let exempt_limit = if dependants == 0 { 450_000 } else { 350_000 * (1 + dependants as i64) + 310_000 };
+            let taxable = if income <= exempt_limit {
+                "非課税"
+            } else if income <= exempt_limit + 250_000 {
+                "均等割のみ"
+            } else {
+                "課税"
+            };
+            files.tax.write_record([resident_id, &fiscal_year, &income.to_string(), taxable])?;
+        }
+        // About 4 % of women of 20–44 are pregnant at any time, which gives about 6 births
+        // a year per 1,000 residents.
+        if member.sex == 2 && (20..45).contains(&member.age) && member.relationship != Relationship::Child && self.random.random_bool(0.045) {
+            let due = today.add_days(self.random.random_range(0..=224));
+            let notified = due.add_days(-280 + self.random.random_range(56..=84)).min(today);
+            files.pregnancies.write_record([resident_id, &notified.to_string(), &due.to_string()])?;
+            if due.add_days(-140) <= today && self.random.random_bool(0.4) {
+                files.checkups.write_record([resident_id, "maternal-dental", &due.add_days(-140).to_string(), ""])?;
+            }
+        }
+        if member.age < 13 {
+            for (vaccine, dose, months) in CHILD_VACCINES {
+                let given = birth.add_months_clamped(months as i32).add_days(self.random.random_range(0..30));
+                if given <= today && self.random.random_bool(0.92) {
+                    files.immunizations.write_record([resident_id, vaccine, &dose.to_string(), &given.to_string()])?;
+                }
+            }
+            for (kind, visit, months) in [("infant-checkup", "1", 4), ("infant-checkup", "2", 10), ("checkup-18m", "", 19), ("checkup-3y", "", 40)] {
+                let seen = birth.add_months_clamped(months).add_days(self.random.random_range(0..30));
+                if seen <= today && self.random.random_bool(0.94) {
+                    files.checkups.write_record([resident_id, kind, &seen.to_string(), visit])?;
+                }
+            }
+        }
+        if member.age >= 65 && self.random.random_bool(0.4) {
+            let given = birth.age_reached(65).add_days(self.random.random_range(0..365)).min(today);
+            files.immunizations.write_record([resident_id, "vaccine-pneumo-elderly", "1", &given.to_string()])?;
+        }
+        for (kind, youngest, women_only, share) in SCREENINGS {
+            let eligible = member.age >= youngest && (!women_only || member.sex == 2) && (kind != "specific-checkup" || member.age < 75);
+            if eligible && self.random.random_bool(share) {
+                let seen = today.add_days(-self.random.random_range(0..365));
+                files.checkups.write_record([resident_id, kind, &seen.to_string(), ""])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Benefits the head of a household with children already receives.
+    fn household_benefits(&mut self, files: &mut Files, head_id: &str, members: &[Member], single_parent: bool) -> Result<()> {
+        let oldest_minor = members.iter().filter(|member| member.relationship == Relationship::Child && member.age < 18).map(|member| member.age).max().unwrap_or(0);
+        let since = self.today.add_months_clamped(-12 * oldest_minor as i32).add_days(self.random.random_range(15..60)).min(self.today);
+        if self.random.random_bool(0.95) {
+            files.receipts.write_record([head_id, "child-allowance", &since.to_string(), ""])?;
+        }
+        if single_parent {
+            for program in ["child-rearing-allowance", "single-parent-medical"] {
+                if self.random.random_bool(0.6) {
+                    files.receipts.write_record([head_id, program, &since.to_string(), ""])?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temporary_directory() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("oshirase-synth-{}", uuid::Uuid::new_v4()))
+    }
+
+    #[test]
+    fn the_same_seed_writes_the_same_files() {
+        let today = Day::parse_iso("2026-11-21").unwrap();
+        let (first, second) = (temporary_directory(), temporary_directory());
+        generate(2000, 7, today, &first, FileEncoding::Utf8).unwrap();
+        generate(2000, 7, today, &second, FileEncoding::Utf8).unwrap();
+        for (name, _) in FILE_HEADERS {
+            assert_eq!(std::fs::read(first.join(name)).unwrap(), std::fs::read(second.join(name)).unwrap(), "{name} differs");
+        }
+        std::fs::remove_dir_all(first).unwrap();
+        std::fs::remove_dir_all(second).unwrap();
+    }
+}
