@@ -572,7 +572,7 @@ mod tests {
             ("occasion \"phase-2\": unknown placeholder {name}", Box::new(move |info| info.occasions.push(occasion("phase-2", "{name}さん".into())))),
             // 4,979 characters and the 22 of the note a message for 99 people carries.
             ("occasion \"long\": the message has 5001 characters, more than LINE's 5000", Box::new(move |info| info.occasions.push(occasion("long", "あ".repeat(4979))))),
-            ("schedule \"daily\": 1 fields, expected 5 or 6", Box::new(|info| info.schedule = "daily".into())),
+            ("schedule \"daily\": 1 fields, expected 5 or 6 (second minute hour day-of-month month day-of-week)", Box::new(|info| info.schedule = "daily".into())),
         ];
         for (expected, spoil) in table {
             let mut info = valid();
