@@ -11,7 +11,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
 
 pub struct Checkup18Months;
 
@@ -20,7 +20,11 @@ const SCHEDULE: Schedule = Schedule {
     recorded: Recorded::Checkups,
     sex: None,
     closed_by_months: 24,
-    periods: &[Period { occasion: "due", done: Done::AnyRecord, window: |birth, _| Some((birth.months_reached(18).add_days(1), birth.last_day_under_age(2))) }],
+    periods: &[Period {
+        occasion: "due",
+        done: Done::AnyRecord,
+        window: |birth, _| Some((birth.months_reached(18).add_days(1), birth.last_day_under_age(2))),
+    }],
 };
 
 impl Program for Checkup18Months {

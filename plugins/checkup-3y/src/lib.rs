@@ -10,7 +10,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
 
 pub struct Checkup3Years;
 
@@ -19,7 +19,11 @@ const SCHEDULE: Schedule = Schedule {
     recorded: Recorded::Checkups,
     sex: None,
     closed_by_months: 48,
-    periods: &[Period { occasion: "due", done: Done::AnyRecord, window: |birth, _| Some((birth.age_reached(3).add_days(1), birth.last_day_under_age(4))) }],
+    periods: &[Period {
+        occasion: "due",
+        done: Done::AnyRecord,
+        window: |birth, _| Some((birth.age_reached(3).add_days(1), birth.last_day_under_age(4))),
+    }],
 };
 
 impl Program for Checkup3Years {

@@ -10,7 +10,7 @@
 //! For the division: this program's row in `docs/programs.md` (law, period, intervals,
 //! deadline, timing, simplifications and missing data).
 
-use oshirase_sdk::{export_program, Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo, export_program};
 
 pub struct ChildAllowance;
 
@@ -41,7 +41,9 @@ impl Program for ChildAllowance {
         for person in population.people() {
             let born = person.birth_day();
             let due = born.add_days(DAYS_TO_APPLY);
-            notices.extend(Notice::for_open_window(&person, "birth", born, due, today, || format!("出生 {born}、申請期限 {due}")));
+            notices.extend(Notice::for_open_window(&person, "birth", born, due, today, || {
+                format!("出生 {born}、申請期限 {due}")
+            }));
         }
         Ok(notices)
     }

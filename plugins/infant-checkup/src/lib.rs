@@ -10,7 +10,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
 
 pub struct InfantCheckup;
 
@@ -20,8 +20,16 @@ const SCHEDULE: Schedule = Schedule {
     sex: None,
     closed_by_months: 12,
     periods: &[
-        Period { occasion: "first", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(3), birth.months_reached(7).add_days(-1))) },
-        Period { occasion: "second", done: Done::Dose(2), window: |birth, _| Some((birth.months_reached(9), birth.last_day_under_age(1))) },
+        Period {
+            occasion: "first",
+            done: Done::Dose(1),
+            window: |birth, _| Some((birth.months_reached(3), birth.months_reached(7).add_days(-1))),
+        },
+        Period {
+            occasion: "second",
+            done: Done::Dose(2),
+            window: |birth, _| Some((birth.months_reached(9), birth.last_day_under_age(1))),
+        },
     ],
 };
 

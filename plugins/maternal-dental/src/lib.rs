@@ -14,7 +14,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::maternity::pregnancies;
-use oshirase_sdk::{export_program, Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo, export_program};
 
 pub struct MaternalDental;
 
@@ -58,14 +58,18 @@ impl Program for MaternalDental {
             let closes = baby.map_or(pregnancy.due_date, |baby| baby.birth_day().add_days(-1));
             if opens <= today && today <= closes && !checkups.has_between(mother.index(), code, conceived, closes) {
                 let occasion = Occasion::fiscal_year_key("pregnancy", pregnancy.due_date.fiscal_year())?;
-                notices.extend(Notice::for_open_window(&mother, &occasion, opens, closes, today, || format!("出産予定日 {}、妊娠届出 {opens}", pregnancy.due_date)));
+                notices.extend(Notice::for_open_window(&mother, &occasion, opens, closes, today, || {
+                    format!("出産予定日 {}、妊娠届出 {opens}", pregnancy.due_date)
+                }));
             }
             if let Some(baby) = baby {
                 let born = baby.birth_day();
                 let closes = born.age_reached(1);
                 if today <= closes && !checkups.has_between(mother.index(), code, born, closes) {
                     let occasion = Occasion::fiscal_year_key("postpartum", pregnancy.due_date.fiscal_year())?;
-                    notices.extend(Notice::for_open_window(&mother, &occasion, born, closes, today, || format!("出生 {born}、子が1歳になる前日 {closes}")));
+                    notices.extend(Notice::for_open_window(&mother, &occasion, born, closes, today, || {
+                        format!("出生 {born}、子が1歳になる前日 {closes}")
+                    }));
                 }
             }
         }

@@ -13,7 +13,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::maternity::pregnancies;
-use oshirase_sdk::{export_program, Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo, export_program};
 
 pub struct PostpartumCare;
 
@@ -41,10 +41,13 @@ impl Program for PostpartumCare {
         let mut notices = Vec::new();
         for pregnancy in pregnancies(population)? {
             let opens = pregnancy.due_date.add_months_clamped(-2);
-            let closes = pregnancy.baby(&households, today).map_or(pregnancy.due_date, |baby| baby.birth_day().age_reached(1));
+            let closes =
+                pregnancy.baby(&households, today).map_or(pregnancy.due_date, |baby| baby.birth_day().age_reached(1));
             if opens <= today && today <= closes {
                 let occasion = Occasion::fiscal_year_key("", pregnancy.due_date.fiscal_year())?;
-                notices.extend(Notice::for_open_window(&pregnancy.mother, &occasion, opens, closes, today, || format!("出産予定日 {}", pregnancy.due_date)));
+                notices.extend(Notice::for_open_window(&pregnancy.mother, &occasion, opens, closes, today, || {
+                    format!("出産予定日 {}", pregnancy.due_date)
+                }));
             }
         }
         Ok(notices)

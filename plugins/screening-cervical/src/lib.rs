@@ -6,11 +6,17 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::screening::Screening;
-use oshirase_sdk::{export_program, Category, Day, Notice, Population, Program, ProgramInfo, Sex};
+use oshirase_sdk::{Category, Day, Notice, Population, Program, ProgramInfo, Sex, export_program};
 
 pub struct ScreeningCervical;
 
-const SCREENING: Screening = Screening { code: "screening-cervical", minimum_age_at_fiscal_year_end: 20, ends_on_birthday: None, sex: Some(Sex::Female), every_fiscal_years: 2 };
+const SCREENING: Screening = Screening {
+    code: "screening-cervical",
+    minimum_age_at_fiscal_year_end: 20,
+    ends_on_birthday: None,
+    sex: Some(Sex::Female),
+    every_fiscal_years: 2,
+};
 
 impl Program for ScreeningCervical {
     fn describe() -> ProgramInfo {

@@ -6,11 +6,17 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::screening::Screening;
-use oshirase_sdk::{export_program, Category, Day, Notice, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Notice, Population, Program, ProgramInfo, export_program};
 
 pub struct ScreeningColon;
 
-const SCREENING: Screening = Screening { code: "screening-colon", minimum_age_at_fiscal_year_end: 40, ends_on_birthday: None, sex: None, every_fiscal_years: 1 };
+const SCREENING: Screening = Screening {
+    code: "screening-colon",
+    minimum_age_at_fiscal_year_end: 40,
+    ends_on_birthday: None,
+    sex: None,
+    every_fiscal_years: 1,
+};
 
 impl Program for ScreeningColon {
     fn describe() -> ProgramInfo {

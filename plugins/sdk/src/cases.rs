@@ -66,7 +66,11 @@ pub struct ExpectedNotice {
 
 impl fmt::Display for ExpectedNotice {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "person {} occasion {} send_on {} expires_on {}", self.person, self.occasion, self.send_on, self.expires_on)
+        write!(
+            formatter,
+            "person {} occasion {} send_on {} expires_on {}",
+            self.person, self.occasion, self.send_on, self.expires_on
+        )
     }
 }
 
@@ -238,11 +242,20 @@ struct ExpectSource {
 
 /// Reads a cases file.
 pub fn parse(yaml: &str) -> Result<Cases, CaseError> {
-    let file: FileSource = serde_yaml_ng::from_str(yaml).map_err(|error| CaseError { case: String::new(), field: String::new(), message: error.to_string() })?;
+    let file: FileSource = serde_yaml_ng::from_str(yaml).map_err(|error| CaseError {
+        case: String::new(),
+        field: String::new(),
+        message: error.to_string(),
+    })?;
     if file.cases.is_empty() {
         return Err(CaseError { case: String::new(), field: "cases".into(), message: "the file has no cases".into() });
     }
-    let cases = file.cases.into_iter().enumerate().map(|(position, value)| read_case(position + 1, value)).collect::<Result<Vec<_>, _>>()?;
+    let cases = file
+        .cases
+        .into_iter()
+        .enumerate()
+        .map(|(position, value)| read_case(position + 1, value))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Cases { cases })
 }
 
@@ -250,8 +263,11 @@ fn read_case(number: usize, value: serde_yaml_ng::Value) -> Result<Case, CaseErr
     let name = value.get("name").and_then(|name| name.as_str()).unwrap_or("").to_owned();
     let label = format!("case {number} 「{name}」");
     let error = |field: String, message: String| CaseError { case: label.clone(), field, message };
-    let source: CaseSource = serde_yaml_ng::from_value(value).map_err(|problem| error(String::new(), problem.to_string()))?;
-    let date = |field: String, text: &str| Day::parse_iso(text).ok_or_else(|| error(field, format!("{text:?} is not a date (YYYY-MM-DD)")));
+    let source: CaseSource =
+        serde_yaml_ng::from_value(value).map_err(|problem| error(String::new(), problem.to_string()))?;
+    let date = |field: String, text: &str| {
+        Day::parse_iso(text).ok_or_else(|| error(field, format!("{text:?} is not a date (YYYY-MM-DD)")))
+    };
     let today = date("today".into(), &source.today)?;
     let mut people: Vec<CasePerson> = Vec::with_capacity(source.people.len());
     for (index, person) in source.people.into_iter().enumerate() {
@@ -265,7 +281,9 @@ fn read_case(number: usize, value: serde_yaml_ng::Value) -> Result<Case, CaseErr
             Some(TaxSource { taxable: TaxableSource::PerCapitaOnly, income }) => (Taxable::PerCapitaOnly, income),
             Some(TaxSource { taxable: TaxableSource::Taxed, income }) => (Taxable::Taxed, income),
         };
-        let one_day = |field: String, code: String, count: u8, text: &str| date(field, text).map(|start| EventRow { code, count, start, end: start });
+        let one_day = |field: String, code: String, count: u8, text: &str| {
+            date(field, text).map(|start| EventRow { code, count, start, end: start })
+        };
         people.push(CasePerson {
             birth: date(at("birth"), &person.birth)?,
             sex: match person.sex {
@@ -289,16 +307,29 @@ fn read_case(number: usize, value: serde_yaml_ng::Value) -> Result<Case, CaseErr
                 .immunizations
                 .into_iter()
                 .enumerate()
-                .map(|(row, dose)| one_day(at(&format!("immunizations[{row}].date")), dose.vaccine, dose.dose, &dose.date))
+                .map(|(row, dose)| {
+                    one_day(at(&format!("immunizations[{row}].date")), dose.vaccine, dose.dose, &dose.date)
+                })
                 .collect::<Result<_, _>>()?,
-            checkups: person.checkups.into_iter().enumerate().map(|(row, checkup)| one_day(at(&format!("checkups[{row}].date")), checkup.kind, checkup.visit, &checkup.date)).collect::<Result<_, _>>()?,
+            checkups: person
+                .checkups
+                .into_iter()
+                .enumerate()
+                .map(|(row, checkup)| {
+                    one_day(at(&format!("checkups[{row}].date")), checkup.kind, checkup.visit, &checkup.date)
+                })
+                .collect::<Result<_, _>>()?,
             receipts: person
                 .receipts
                 .into_iter()
                 .enumerate()
                 .map(|(row, receipt)| {
                     let start = date(at(&format!("receipts[{row}].start")), &receipt.start)?;
-                    let end = receipt.end.map(|text| date(at(&format!("receipts[{row}].end")), &text)).transpose()?.unwrap_or(Day(i32::MAX));
+                    let end = receipt
+                        .end
+                        .map(|text| date(at(&format!("receipts[{row}].end")), &text))
+                        .transpose()?
+                        .unwrap_or(Day(i32::MAX));
                     Ok(EventRow { code: receipt.program, count: 0, start, end })
                 })
                 .collect::<Result<_, _>>()?,
@@ -321,7 +352,12 @@ fn read_case(number: usize, value: serde_yaml_ng::Value) -> Result<Case, CaseErr
         if !people.iter().any(|person| person.id == notice.person) {
             return Err(error(at("person"), format!("no person has the id {:?}", notice.person)));
         }
-        expect.push(ExpectedNotice { send_on: date(at("send_on"), &notice.send_on)?, expires_on: date(at("expires_on"), &notice.expires_on)?, person: notice.person, occasion: notice.occasion });
+        expect.push(ExpectedNotice {
+            send_on: date(at("send_on"), &notice.send_on)?,
+            expires_on: date(at("expires_on"), &notice.expires_on)?,
+            person: notice.person,
+            occasion: notice.occasion,
+        });
     }
     Ok(Case { name: source.name, today, people, expect })
 }
@@ -416,8 +452,16 @@ impl Case {
 
     /// The case's notice for a plugin's notice: the person's id instead of a row number.
     fn as_expected(&self, notice: &Notice) -> ExpectedNotice {
-        let person = self.people.get(notice.person as usize).map_or_else(|| format!("#{} (not in the case)", notice.person), |person| person.id.clone());
-        ExpectedNotice { person, occasion: notice.occasion.clone(), send_on: notice.send_on, expires_on: notice.expires_on }
+        let person = self
+            .people
+            .get(notice.person as usize)
+            .map_or_else(|| format!("#{} (not in the case)", notice.person), |person| person.id.clone());
+        ExpectedNotice {
+            person,
+            occasion: notice.occasion.clone(),
+            send_on: notice.send_on,
+            expires_on: notice.expires_on,
+        }
     }
 }
 
@@ -448,7 +492,13 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(formatter, "{} cases, {} passed, {} failed", self.cases, self.cases - self.failures.len(), self.failures.len())?;
+        writeln!(
+            formatter,
+            "{} cases, {} passed, {} failed",
+            self.cases,
+            self.cases - self.failures.len(),
+            self.failures.len()
+        )?;
         for failure in &self.failures {
             writeln!(formatter, "case 「{}」 on {} failed:", failure.case, failure.today)?;
             if let Some(error) = &failure.error {
@@ -468,14 +518,22 @@ impl fmt::Display for Report {
 /// Runs `evaluate` on each case's population (filled with `fields` only) and compares the
 /// notices with the expected ones, ignoring order and `reason`. A panic inside `evaluate`
 /// (reading an undeclared column panics) counts as a failed evaluation of that case.
-pub fn check(cases: &Cases, fields: &[Field], mut evaluate: impl FnMut(Day, &Population) -> Result<Vec<Notice>, String>) -> Report {
+pub fn check(
+    cases: &Cases,
+    fields: &[Field],
+    mut evaluate: impl FnMut(Day, &Population) -> Result<Vec<Notice>, String>,
+) -> Report {
     let mut failures = Vec::new();
     for case in &cases.cases {
         let population = case.population(fields);
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| evaluate(case.today, &population))).unwrap_or_else(|payload| {
-            let message = payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|text| text.to_string()));
-            Err(format!("the program panicked: {}", message.unwrap_or_else(|| "no message".into())))
-        });
+        let outcome =
+            panic::catch_unwind(AssertUnwindSafe(|| evaluate(case.today, &population))).unwrap_or_else(|payload| {
+                let message = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|text| text.to_string()));
+                Err(format!("the program panicked: {}", message.unwrap_or_else(|| "no message".into())))
+            });
         let mut missing = case.expect.clone();
         missing.sort();
         let (error, mut unexpected) = match outcome {
@@ -552,7 +610,16 @@ mod tests {
             Ok(population
                 .people()
                 .filter(|person| !history.has_dose(person.index(), vaccine, 1))
-                .filter_map(|person| Notice::for_open_window(&person, "born", person.birth_day(), person.birth_day().add_days(365), today, String::new))
+                .filter_map(|person| {
+                    Notice::for_open_window(
+                        &person,
+                        "born",
+                        person.birth_day(),
+                        person.birth_day().add_days(365),
+                        today,
+                        String::new,
+                    )
+                })
                 .collect())
         }
     }
@@ -606,13 +673,23 @@ cases:
         let failures: Vec<(String, Vec<String>, Vec<String>)> = report
             .failures
             .iter()
-            .map(|failure| (failure.case.clone(), failure.missing.iter().map(ToString::to_string).collect(), failure.unexpected.iter().map(|notice| format!("{} {}", notice.person, notice.send_on)).collect()))
+            .map(|failure| {
+                (
+                    failure.case.clone(),
+                    failure.missing.iter().map(ToString::to_string).collect(),
+                    failure.unexpected.iter().map(|notice| format!("{} {}", notice.person, notice.send_on)).collect(),
+                )
+            })
             .collect();
         assert_eq!(
             failures,
             vec![
                 ("接種済みの人には知らせない".to_string(), vec![], vec!["花子 2026-03-01".to_string()]),
-                ("期待が間違っている".to_string(), vec!["person 次郎 occasion born send_on 2026-03-02 expires_on 2026-04-01".to_string()], vec!["次郎 2026-03-01".to_string()]),
+                (
+                    "期待が間違っている".to_string(),
+                    vec!["person 次郎 occasion born send_on 2026-03-02 expires_on 2026-04-01".to_string()],
+                    vec!["次郎 2026-03-01".to_string()]
+                ),
             ]
         );
         let text = report.to_string();
@@ -643,10 +720,22 @@ cases:
         assert_eq!(some.size, 3);
         assert_eq!(some.household, vec![0, 0, 1], "a person without a household has one of their own");
         assert_eq!((some.taxable.clone(), some.income.clone()), (vec![3, 0, 0], vec![3_000_000, 0, 0]));
-        assert_eq!((some.receipts.person.clone(), some.receipts.codes.clone(), some.receipts.end.clone()), (vec![0], vec!["child-rearing-allowance".to_string()], vec![i32::MAX]));
-        assert!(some.birth_day.is_empty() && some.sex.is_empty() && some.relationship.is_empty() && some.ward.is_empty() && some.pregnancies.is_empty());
+        assert_eq!(
+            (some.receipts.person.clone(), some.receipts.codes.clone(), some.receipts.end.clone()),
+            (vec![0], vec!["child-rearing-allowance".to_string()], vec![i32::MAX])
+        );
+        assert!(
+            some.birth_day.is_empty()
+                && some.sex.is_empty()
+                && some.relationship.is_empty()
+                && some.ward.is_empty()
+                && some.pregnancies.is_empty()
+        );
         let rest = case.population(&[Field::Sex, Field::Relationship, Field::Ward, Field::Pregnancies]);
-        assert_eq!((rest.sex, rest.relationship, rest.ward, rest.wards), (vec![2, 0, 0], vec![1, 3, 1], vec![0, 0, 1], vec!["美浜区".to_string(), String::new()]));
+        assert_eq!(
+            (rest.sex, rest.relationship, rest.ward, rest.wards),
+            (vec![2, 0, 0], vec![1, 3, 1], vec![0, 0, 1], vec!["美浜区".to_string(), String::new()])
+        );
         assert_eq!(rest.pregnancies.end, vec![Day::parse_iso("2026-12-01").unwrap().0]);
     }
 
@@ -663,7 +752,12 @@ cases:
         let report = check_program::<Forgetful>(yaml).unwrap();
         assert_eq!(report.failures.len(), 1, "{report}");
         let failure = check(&parse(yaml).unwrap(), &[], |today, population| Example::evaluate(today, population));
-        assert_eq!(failure.failures[0].error.as_deref(), Some("the program panicked: column birth-day is empty: declare the field birth-day in the program's manifest"));
+        assert_eq!(
+            failure.failures[0].error.as_deref(),
+            Some(
+                "the program panicked: column birth-day is empty: declare the field birth-day in the program's manifest"
+            )
+        );
     }
 
     #[test]
@@ -672,17 +766,26 @@ cases:
             let error = parse(yaml).unwrap_err().to_string();
             assert!(error.starts_with(expected), "expected {expected:?}, got {error:?}");
         };
-        check_error("cases:\n  - { name: 誤り, today: 2026-13-01 }", "case 1 「誤り」: today: \"2026-13-01\" is not a date (YYYY-MM-DD)");
+        check_error(
+            "cases:\n  - { name: 誤り, today: 2026-13-01 }",
+            "case 1 「誤り」: today: \"2026-13-01\" is not a date (YYYY-MM-DD)",
+        );
         check_error(
             "cases:\n  - { name: 一, today: 2026-01-01 }\n  - { name: 二, today: 2026-01-01, people: [ { id: a, birth: 2026-02-30 } ] }",
             "case 2 「二」: people[0].birth: \"2026-02-30\" is not a date",
         );
-        check_error("cases:\n  - { name: 綴り, today: 2026-01-01, people: [ { id: a, brith: 2026-01-01 } ] }", "case 1 「綴り」: unknown field `brith`");
+        check_error(
+            "cases:\n  - { name: 綴り, today: 2026-01-01, people: [ { id: a, brith: 2026-01-01 } ] }",
+            "case 1 「綴り」: unknown field `brith`",
+        );
         check_error(
             "cases:\n  - { name: 誰, today: 2026-01-01, expect: [ { person: x, occasion: a, send_on: 2026-01-01, expires_on: 2026-01-01 } ] }",
             "case 1 「誰」: expect[0].person: no person has the id \"x\"",
         );
-        check_error("cases:\n  - { name: 重複, today: 2026-01-01, people: [ { id: a, birth: 2026-01-01 }, { id: a, birth: 2026-01-01 } ] }", "case 1 「重複」: people[1].id: the id \"a\" is used twice");
+        check_error(
+            "cases:\n  - { name: 重複, today: 2026-01-01, people: [ { id: a, birth: 2026-01-01 }, { id: a, birth: 2026-01-01 } ] }",
+            "case 1 「重複」: people[1].id: the id \"a\" is used twice",
+        );
         check_error("cases: []", "cases file: the file has no cases");
         check_error("case: []", "cases file: unknown field `case`");
     }
@@ -695,7 +798,10 @@ cases:
                 Example::describe()
             }
             fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
-                Ok(population.people().filter_map(|person| Notice::for_open_window(&person, "stray", today, today, today, String::new)).collect())
+                Ok(population
+                    .people()
+                    .filter_map(|person| Notice::for_open_window(&person, "stray", today, today, today, String::new))
+                    .collect())
             }
         }
         let report = check_program::<Stray>(CASES).unwrap();

@@ -220,11 +220,7 @@ impl Day {
     pub fn school_entry(self) -> Day {
         let first_eligible = self.age_reached(6).add_days(1);
         let (year, month, day) = first_eligible.ymd();
-        if (month, day) <= (4, 1) {
-            Day::fiscal_year_start(year)
-        } else {
-            Day::fiscal_year_start(year + 1)
-        }
+        if (month, day) <= (4, 1) { Day::fiscal_year_start(year) } else { Day::fiscal_year_start(year + 1) }
     }
 
     /// The school grade on `day` counted from primary school: 1–6 primary, 7–9 lower
@@ -254,7 +250,9 @@ impl Day {
     /// `R`, `H`, `S`, `T`, `M`; year 1 is 元年). `None` when the era is unknown, the date
     /// does not exist, or it falls outside the era (平成31年5月1日 was 令和元年5月1日).
     pub fn from_era(era: &str, era_year: i32, month: u32, day: u32) -> Option<Day> {
-        let position = ERAS.iter().position(|(name, letter, ..)| *name == era || era.eq_ignore_ascii_case(letter.encode_utf8(&mut [0; 4])))?;
+        let position = ERAS
+            .iter()
+            .position(|(name, letter, ..)| *name == era || era.eq_ignore_ascii_case(letter.encode_utf8(&mut [0; 4])))?;
         let (_, _, first_year, first_month, first_day) = ERAS[position];
         if era_year < 1 {
             return None;
@@ -331,7 +329,10 @@ mod tests {
     }
 
     /// Checks a table of (input, expected) pairs and names every case that fails.
-    fn check<Expected: fmt::Debug, Actual: PartialEq<Expected> + fmt::Debug>(cases: &[(&str, Expected)], compute: impl Fn(&str) -> Actual) {
+    fn check<Expected: fmt::Debug, Actual: PartialEq<Expected> + fmt::Debug>(
+        cases: &[(&str, Expected)],
+        compute: impl Fn(&str) -> Actual,
+    ) {
         let failures: Vec<String> = cases
             .iter()
             .filter_map(|(input, expected)| {
@@ -355,7 +356,13 @@ mod tests {
     #[test]
     fn impossible_dates_are_refused() {
         check(
-            &[("2023-02-29", None), ("2024-02-29", Some(day("2024-02-29"))), ("2024-04-31", None), ("2024-13-01", None), ("2024-00-10", None)],
+            &[
+                ("2023-02-29", None),
+                ("2024-02-29", Some(day("2024-02-29"))),
+                ("2024-04-31", None),
+                ("2024-13-01", None),
+                ("2024-00-10", None),
+            ],
             |text| {
                 let parts: Vec<u32> = text.split('-').map(|part| part.parse().unwrap()).collect();
                 Day::from_ymd(parts[0] as i32, parts[1], parts[2])
@@ -387,7 +394,12 @@ mod tests {
     #[test]
     fn age_is_reached_on_the_day_before_the_birthday() {
         check(
-            &[("2000-04-02", "2006-04-01"), ("2000-04-01", "2006-03-31"), ("2000-01-01", "2005-12-31"), ("2004-02-29", "2010-02-28")],
+            &[
+                ("2000-04-02", "2006-04-01"),
+                ("2000-04-01", "2006-03-31"),
+                ("2000-01-01", "2005-12-31"),
+                ("2004-02-29", "2010-02-28"),
+            ],
             |birth| day(birth).age_reached(6).to_string(),
         );
         check(
@@ -487,7 +499,14 @@ mod tests {
     #[test]
     fn months_on_counts_completed_months_of_life() {
         check(
-            &[("2025-01-13", 0), ("2025-01-14", 1), ("2025-02-13", 1), ("2025-02-14", 2), ("2025-12-14", 12), ("2024-12-01", 0)],
+            &[
+                ("2025-01-13", 0),
+                ("2025-01-14", 1),
+                ("2025-02-13", 1),
+                ("2025-02-14", 2),
+                ("2025-12-14", 12),
+                ("2024-12-01", 0),
+            ],
             |on| day("2024-12-15").months_on(day(on)),
         );
         assert_eq!(day("2025-07-31").months_on(day("2025-09-29")), 1);
@@ -520,9 +539,17 @@ mod tests {
 
     #[test]
     fn weeks_after_birth_count_completed_weeks() {
-        check(&[("2026-04-01", 0), ("2026-04-07", 0), ("2026-04-08", 1), ("2026-05-26", 7), ("2026-05-27", 8), ("2026-03-31", -1)], |on| {
-            day("2026-04-01").weeks_on(day(on))
-        });
+        check(
+            &[
+                ("2026-04-01", 0),
+                ("2026-04-07", 0),
+                ("2026-04-08", 1),
+                ("2026-05-26", 7),
+                ("2026-05-27", 8),
+                ("2026-03-31", -1),
+            ],
+            |on| day("2026-04-01").weeks_on(day(on)),
+        );
     }
 
     #[test]
@@ -564,7 +591,9 @@ mod tests {
     #[test]
     fn the_fiscal_year_of_an_age_follows_the_day_it_is_reached() {
         // 12歳となる日の属する年度 is the year of 小学6年: 4/1 births are a year ahead of 4/2 births.
-        check(&[("2014-04-01", 2025), ("2014-04-02", 2026), ("2015-03-31", 2026)], |birth| day(birth).fiscal_year_reaching(12));
+        check(&[("2014-04-01", 2025), ("2014-04-02", 2026), ("2015-03-31", 2026)], |birth| {
+            day(birth).fiscal_year_reaching(12)
+        });
         check(
             &[
                 ("2008-04-01", "2026-03-31"), // reaches 18 on 3/31 itself

@@ -46,7 +46,14 @@ fn field_to_wit(field: Field) -> wit::Field {
 }
 
 fn events_from_wit(events: wit::Events) -> Events {
-    Events { person: events.person, codes: events.codes, code: events.code, count: events.count, start: events.start, end: events.end }
+    Events {
+        person: events.person,
+        codes: events.codes,
+        code: events.code,
+        count: events.count,
+        start: events.start,
+        end: events.end,
+    }
 }
 
 pub fn evaluate<P: Program>(today: i32, population: wit::Population) -> Result<Vec<wit::Notice>, String> {

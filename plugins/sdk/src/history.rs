@@ -55,7 +55,12 @@ impl Events {
     /// Row `row` as a [`Record`].
     pub fn record(&self, row: u32) -> Record {
         let index = row as usize;
-        Record { person: self.person[index], count: self.count[index], start: Day(self.start[index]), end: Day(self.end[index]) }
+        Record {
+            person: self.person[index],
+            count: self.count[index],
+            start: Day(self.start[index]),
+            end: Day(self.end[index]),
+        }
     }
 
     /// Every row, in column order.
@@ -68,10 +73,19 @@ impl Events {
     pub fn check(&self, population_size: u32) -> Result<(), String> {
         let rows = self.len();
         if [self.code.len(), self.count.len(), self.start.len(), self.end.len()].iter().any(|length| *length != rows) {
-            return Err(format!("event columns of different lengths: {rows} people, {} codes, {} counts, {} starts, {} ends", self.code.len(), self.count.len(), self.start.len(), self.end.len()));
+            return Err(format!(
+                "event columns of different lengths: {rows} people, {} codes, {} counts, {} starts, {} ends",
+                self.code.len(),
+                self.count.len(),
+                self.start.len(),
+                self.end.len()
+            ));
         }
         match self.person.iter().position(|person| *person >= population_size) {
-            Some(row) => Err(format!("event row {row} names person {} outside a population of {population_size}", self.person[row])),
+            Some(row) => Err(format!(
+                "event row {row} names person {} outside a population of {population_size}",
+                self.person[row]
+            )),
             None => Ok(()),
         }
     }
@@ -103,7 +117,10 @@ impl History<'_> {
     /// The person's records of one code, in the order they appear in the columns.
     pub fn records_of(&self, person: u32, code: Code) -> impl Iterator<Item = Record> + '_ {
         let range = self.first_row[person as usize] as usize..self.first_row[person as usize + 1] as usize;
-        self.rows[range].iter().filter(move |row| code.matches(self.events.code[**row as usize])).map(|row| self.events.record(*row))
+        self.rows[range]
+            .iter()
+            .filter(move |row| code.matches(self.events.code[**row as usize]))
+            .map(|row| self.events.record(*row))
     }
 
     /// The day the person was given dose `dose` of vaccine `code`, if the history records it.
@@ -163,7 +180,9 @@ mod tests {
         let events = events();
         let history = events.by_person(3).unwrap();
         let mr = events.code("vaccine-mr");
-        let people: Vec<(u32, Vec<u8>)> = (0..3).map(|person| (person, history.records_of(person, mr).map(|record| record.count).collect())).collect();
+        let people: Vec<(u32, Vec<u8>)> = (0..3)
+            .map(|person| (person, history.records_of(person, mr).map(|record| record.count).collect()))
+            .collect();
         assert_eq!(people, vec![(0, vec![2, 1]), (1, vec![]), (2, vec![])]);
         assert_eq!(history.dose_date(0, mr, 1), Some(day("2026-08-01")));
         assert!(history.has_dose(0, mr, 2) && !history.has_dose(0, mr, 3) && !history.has_dose(1, mr, 1));
@@ -177,10 +196,11 @@ mod tests {
         let events = events();
         let history = events.by_person(3).unwrap();
         let bcg = events.code("vaccine-bcg");
-        let checks: Vec<bool> = [("2025-10-01", "2025-10-01"), ("2025-10-02", "2026-01-01"), ("2025-01-01", "2025-09-30")]
-            .iter()
-            .map(|(from, to)| history.has_between(2, bcg, day(from), day(to)))
-            .collect();
+        let checks: Vec<bool> =
+            [("2025-10-01", "2025-10-01"), ("2025-10-02", "2026-01-01"), ("2025-01-01", "2025-09-30")]
+                .iter()
+                .map(|(from, to)| history.has_between(2, bcg, day(from), day(to)))
+                .collect();
         assert_eq!(checks, vec![true, false, false]);
     }
 
@@ -196,7 +216,10 @@ mod tests {
         };
         let history = events.by_person(1).unwrap();
         let allowance = events.code("child-rearing-allowance");
-        let receiving: Vec<bool> = ["2024-12-31", "2025-01-01", "2025-12-31", "2026-01-01"].iter().map(|on| history.is_receiving(0, allowance, day(on))).collect();
+        let receiving: Vec<bool> = ["2024-12-31", "2025-01-01", "2025-12-31", "2026-01-01"]
+            .iter()
+            .map(|on| history.is_receiving(0, allowance, day(on)))
+            .collect();
         assert_eq!(receiving, vec![false, true, true, false]);
     }
 

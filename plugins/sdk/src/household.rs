@@ -60,7 +60,9 @@ impl<'a> Households<'a> {
 
     /// Every household with at least one member.
     pub fn iter(&self) -> impl Iterator<Item = Household<'_>> {
-        (0..self.first_member.len().saturating_sub(1) as u32).map(|household| self.get(household)).filter(|household| !household.members.is_empty())
+        (0..self.first_member.len().saturating_sub(1) as u32)
+            .map(|household| self.get(household))
+            .filter(|household| !household.members.is_empty())
     }
 }
 
@@ -88,7 +90,8 @@ impl<'a> Household<'a> {
     /// The head's children on `day` who are still 児童 in the sense of 児童扶養手当法 第3条:
     /// born, and not past the first March 31 after reaching 18.
     pub fn dependent_children(&self, day: Day) -> impl Iterator<Item = Person<'a>> + 'a {
-        self.children_of_head().filter(move |child| child.birth_day() <= day && day <= child.birth_day().first_march_31_after_reaching(18))
+        self.children_of_head()
+            .filter(move |child| child.birth_day() <= day && day <= child.birth_day().first_march_31_after_reaching(18))
     }
 
     /// A single-parent household (ひとり親世帯) on `day`: a head with at least one dependent
@@ -103,7 +106,9 @@ impl<'a> Household<'a> {
     /// other members who are the head's children or parents. Who is really a tax dependant
     /// is in the tax records, which the host does not hand over yet.
     pub fn dependants_of_head(&self) -> u32 {
-        self.members().filter(|member| matches!(member.relationship(), Relationship::Child | Relationship::Parent)).count() as u32
+        self.members()
+            .filter(|member| matches!(member.relationship(), Relationship::Child | Relationship::Parent))
+            .count() as u32
     }
 }
 
@@ -120,7 +125,18 @@ mod tests {
     fn population() -> Population {
         Population {
             size: 7,
-            birth_day: ["1990-01-01", "1991-01-01", "2020-05-05", "1985-06-01", "2008-04-02", "1955-01-01", "1970-01-01"].iter().map(|text| day(text).0).collect(),
+            birth_day: [
+                "1990-01-01",
+                "1991-01-01",
+                "2020-05-05",
+                "1985-06-01",
+                "2008-04-02",
+                "1955-01-01",
+                "1970-01-01",
+            ]
+            .iter()
+            .map(|text| day(text).0)
+            .collect(),
             household: vec![0, 0, 0, 1, 1, 1, 3],
             relationship: vec![1, 2, 3, 1, 3, 4, 1],
             ..Population::default()
@@ -131,7 +147,8 @@ mod tests {
     fn members_are_grouped_by_household() {
         let population = population();
         let households = population.households();
-        let groups: Vec<Vec<u32>> = households.iter().map(|household| household.members().map(|member| member.index()).collect()).collect();
+        let groups: Vec<Vec<u32>> =
+            households.iter().map(|household| household.members().map(|member| member.index()).collect()).collect();
         assert_eq!(groups, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
         let of_child = households.of(&population.person(4));
         assert_eq!(of_child.head().map(|head| head.index()), Some(3));
@@ -145,8 +162,14 @@ mod tests {
         let households = population.households();
         let single = households.of(&population.person(3));
         // The child born 2008-04-02 reaches 18 on 2026-04-01, so stays a 児童 until 2027-03-31.
-        let checks: Vec<(&str, bool)> = ["2026-04-01", "2027-03-31", "2027-04-01", "2008-04-01"].iter().map(|on| (*on, single.is_single_parent(day(on)))).collect();
-        assert_eq!(checks, vec![("2026-04-01", true), ("2027-03-31", true), ("2027-04-01", false), ("2008-04-01", false)]);
+        let checks: Vec<(&str, bool)> = ["2026-04-01", "2027-03-31", "2027-04-01", "2008-04-01"]
+            .iter()
+            .map(|on| (*on, single.is_single_parent(day(on))))
+            .collect();
+        assert_eq!(
+            checks,
+            vec![("2026-04-01", true), ("2027-03-31", true), ("2027-04-01", false), ("2008-04-01", false)]
+        );
         assert!(!households.of(&population.person(0)).is_single_parent(day("2026-04-01")), "a head with a spouse");
         assert!(!households.of(&population.person(6)).is_single_parent(day("2026-04-01")), "a head without children");
     }

@@ -71,7 +71,13 @@ impl Occasion {
     /// One occasion for each 年度 in [`FISCAL_YEARS`], keyed as [`Occasion::fiscal_year_key`]
     /// names them, all with the same message.
     pub fn per_fiscal_year(prefix: &str, title: &str, template: &str) -> Vec<Occasion> {
-        FISCAL_YEARS.map(|fiscal_year| Occasion { key: fiscal_year_key(prefix, fiscal_year), title: format!("{title}({fiscal_year}年度)"), template: template.to_owned() }).collect()
+        FISCAL_YEARS
+            .map(|fiscal_year| Occasion {
+                key: fiscal_year_key(prefix, fiscal_year),
+                title: format!("{title}({fiscal_year}年度)"),
+                template: template.to_owned(),
+            })
+            .collect()
     }
 
     /// The key of the occasion for `fiscal_year`: `fy2026`, or `pregnancy-fy2026` with a
@@ -120,7 +126,14 @@ pub struct Notice {
 impl Notice {
     /// A notice for a window that opens on `opens` and closes on `closes`, if `today` falls
     /// inside it; residents are told from the first day of the window until it closes.
-    pub fn for_open_window(person: &Person<'_>, occasion: &str, opens: Day, closes: Day, today: Day, reason: impl FnOnce() -> String) -> Option<Notice> {
+    pub fn for_open_window(
+        person: &Person<'_>,
+        occasion: &str,
+        opens: Day,
+        closes: Day,
+        today: Day,
+        reason: impl FnOnce() -> String,
+    ) -> Option<Notice> {
         (opens <= today && today <= closes).then(|| Notice {
             person: person.index(),
             occasion: occasion.to_owned(),
@@ -132,7 +145,13 @@ impl Notice {
 
     /// A notice about something learnt only today (a household became eligible for a
     /// benefit): it may be sent from today until `expires_on`.
-    pub fn learnt_today(person: &Person<'_>, occasion: String, today: Day, expires_on: Day, reason: String) -> Option<Notice> {
+    pub fn learnt_today(
+        person: &Person<'_>,
+        occasion: String,
+        today: Day,
+        expires_on: Day,
+        reason: String,
+    ) -> Option<Notice> {
         (today <= expires_on).then(|| Notice { person: person.index(), occasion, send_on: today, expires_on, reason })
     }
 }
@@ -179,7 +198,7 @@ macro_rules! export_program {
                     $crate::glue::evaluate::<$program>(today, population)
                 }
             }
-            $crate::bindings::export_program_bindings!(Component with_types_in $crate::bindings);
+    $crate::bindings::export_program_bindings!(Component with_types_in $crate::bindings);
         };
     };
 }
@@ -190,9 +209,17 @@ mod tests {
 
     #[test]
     fn every_declared_fiscal_year_has_a_key_and_later_years_fail() {
-        let keys: Vec<String> = Occasion::per_fiscal_year("pregnancy", "妊婦", "{program}").into_iter().map(|occasion| occasion.key).collect();
-        assert_eq!((keys.first().map(String::as_str), keys.last().map(String::as_str), keys.len()), (Some("pregnancy-fy2024"), Some("pregnancy-fy2040"), 17));
+        let keys: Vec<String> = Occasion::per_fiscal_year("pregnancy", "妊婦", "{program}")
+            .into_iter()
+            .map(|occasion| occasion.key)
+            .collect();
+        assert_eq!(
+            (keys.first().map(String::as_str), keys.last().map(String::as_str), keys.len()),
+            (Some("pregnancy-fy2024"), Some("pregnancy-fy2040"), 17)
+        );
         assert_eq!(Occasion::fiscal_year_key("", 2026), Ok("fy2026".to_string()));
-        assert!(Occasion::fiscal_year_key("", 2041).unwrap_err().starts_with("fiscal year 2041 has no declared occasion"));
+        assert!(
+            Occasion::fiscal_year_key("", 2041).unwrap_err().starts_with("fiscal year 2041 has no declared occasion")
+        );
     }
 }

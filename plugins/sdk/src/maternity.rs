@@ -24,7 +24,11 @@ pub struct Pregnancy<'a> {
 /// when its columns are malformed.
 pub fn pregnancies(population: &Population) -> Result<impl Iterator<Item = Pregnancy<'_>>, String> {
     population.pregnancies.check(population.size)?;
-    Ok(population.pregnancies.records().map(move |record| Pregnancy { mother: population.person(record.person), notified_on: record.start, due_date: record.end }))
+    Ok(population.pregnancies.records().map(move |record| Pregnancy {
+        mother: population.person(record.person),
+        notified_on: record.start,
+        due_date: record.end,
+    }))
 }
 
 impl<'a> Pregnancy<'a> {
@@ -37,7 +41,10 @@ impl<'a> Pregnancy<'a> {
         households
             .of(&self.mother)
             .members()
-            .filter(|member| member.index() != self.mother.index() && matches!(member.relationship(), Relationship::Child | Relationship::Other))
+            .filter(|member| {
+                member.index() != self.mother.index()
+                    && matches!(member.relationship(), Relationship::Child | Relationship::Other)
+            })
             .filter(|member| earliest <= member.birth_day() && member.birth_day() <= latest)
             .min_by_key(|member| member.birth_day())
     }
@@ -68,7 +75,14 @@ mod tests {
             birth_day,
             household,
             relationship,
-            pregnancies: Events { person: vec![0], codes: vec![], code: vec![0], count: vec![0], start: vec![day("2026-05-01").0], end: vec![day("2026-12-01").0] },
+            pregnancies: Events {
+                person: vec![0],
+                codes: vec![],
+                code: vec![0],
+                count: vec![0],
+                start: vec![day("2026-05-01").0],
+                end: vec![day("2026-12-01").0],
+            },
             ..Population::default()
         }
     }
@@ -96,7 +110,8 @@ mod tests {
             .iter()
             .filter_map(|(births, today, expected)| {
                 let actual = baby_born(births, today);
-                (actual.as_deref() != *expected).then(|| format!("{births:?} on {today}: expected {expected:?}, got {actual:?}"))
+                (actual.as_deref() != *expected)
+                    .then(|| format!("{births:?} on {today}: expected {expected:?}, got {actual:?}"))
             })
             .collect();
         assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -214,13 +214,9 @@ mod tests {
 
     #[test]
     fn rows_read_their_own_cells() {
-        let population = Population {
-            size: 2,
-            birth_day: vec![0, 365],
-            sex: vec![2, 1],
-            ..Population::default()
-        };
-        let people: Vec<(u32, Day, Sex)> = population.people().map(|person| (person.index(), person.birth_day(), person.sex())).collect();
+        let population = Population { size: 2, birth_day: vec![0, 365], sex: vec![2, 1], ..Population::default() };
+        let people: Vec<(u32, Day, Sex)> =
+            population.people().map(|person| (person.index(), person.birth_day(), person.sex())).collect();
         assert_eq!(people, vec![(0, Day(0), Sex::Female), (1, Day(365), Sex::Male)]);
     }
 

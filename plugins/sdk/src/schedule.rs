@@ -103,7 +103,9 @@ impl Schedule {
                     Done::AnyRecord => history.has_any(person.index(), code),
                 };
                 if !done {
-                    notices.extend(Notice::for_open_window(&person, period.occasion, opens, closes, today, || format!("{opens}から{closes}までの期間、記録なし")));
+                    notices.extend(Notice::for_open_window(&person, period.occasion, opens, closes, today, || {
+                        format!("{opens}から{closes}までの期間、記録なし")
+                    }));
                 }
             }
         }

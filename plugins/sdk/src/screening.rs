@@ -63,7 +63,8 @@ impl Screening {
         let history = population.checkups.by_person(population.size)?;
         let code = population.checkups.code(self.code);
         let counted_since = Day::fiscal_year_start(fiscal_year - self.every_fiscal_years + 1);
-        let latest_birth = Day::latest_birth_for_age_at_fiscal_year_end(fiscal_year, self.minimum_age_at_fiscal_year_end);
+        let latest_birth =
+            Day::latest_birth_for_age_at_fiscal_year_end(fiscal_year, self.minimum_age_at_fiscal_year_end);
         let mut notices = Vec::new();
         for person in population.people() {
             if self.sex.is_some_and(|sex| person.sex() != sex) {
@@ -79,7 +80,10 @@ impl Screening {
                 continue;
             }
             notices.extend(Notice::for_open_window(&person, &occasion, opens, closes, today, || {
-                format!("{fiscal_year}年度末に{}歳。{counted_since}以降の受診記録なし", birth.age_at_fiscal_year_end(fiscal_year))
+                format!(
+                    "{fiscal_year}年度末に{}歳。{counted_since}以降の受診記録なし",
+                    birth.age_at_fiscal_year_end(fiscal_year)
+                )
             }));
         }
         Ok(notices)
@@ -92,10 +96,13 @@ mod tests {
 
     #[test]
     fn the_season_runs_from_mid_may_to_the_end_of_february() {
-        let seasons: Vec<String> = [2023, 2026].iter().map(|year| {
-            let (opens, closes) = Screening::season(*year);
-            format!("{opens}..{closes}")
-        }).collect();
+        let seasons: Vec<String> = [2023, 2026]
+            .iter()
+            .map(|year| {
+                let (opens, closes) = Screening::season(*year);
+                format!("{opens}..{closes}")
+            })
+            .collect();
         assert_eq!(seasons, vec!["2023-05-16..2024-02-29", "2026-05-16..2027-02-28"]);
     }
 }

@@ -54,7 +54,13 @@ pub fn evaluate(program: &str, today: Day, population: &Population) -> Result<Ve
             continue;
         }
         let expires_on = Day::fiscal_year_end(today.fiscal_year());
-        notices.extend(Notice::learnt_today(&head, occasion.clone(), today, expires_on, format!("ひとり親世帯、扶養{dependants}人、所得から8万円を控除して限度額{limit}円未満")));
+        notices.extend(Notice::learnt_today(
+            &head,
+            occasion.clone(),
+            today,
+            expires_on,
+            format!("ひとり親世帯、扶養{dependants}人、所得から8万円を控除して限度額{limit}円未満"),
+        ));
     }
     Ok(notices)
 }

@@ -12,7 +12,7 @@
 //! For the division: this program's row in `docs/programs.md` (law, period, intervals,
 //! deadline, timing, simplifications and missing data).
 
-use oshirase_sdk::{export_program, single_parent, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program, single_parent};
 
 pub struct SingleParentMedical;
 

@@ -11,7 +11,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
 
 pub struct Vaccine5In1;
 
@@ -21,11 +21,17 @@ const SCHEDULE: Schedule = Schedule {
     sex: None,
     closed_by_months: 90,
     periods: &[
-        Period { occasion: "primary", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(2), birth.last_day_up_to_months(90))) },
+        Period {
+            occasion: "primary",
+            done: Done::Dose(1),
+            window: |birth, _| Some((birth.months_reached(2), birth.last_day_up_to_months(90))),
+        },
         Period {
             occasion: "booster",
             done: Done::Dose(4),
-            window: |birth, earlier| earlier.dose_date(3).map(|third| (third.after_interval_of_months(6), birth.last_day_up_to_months(90))),
+            window: |birth, earlier| {
+                earlier.dose_date(3).map(|third| (third.after_interval_of_months(6), birth.last_day_up_to_months(90)))
+            },
         },
     ],
 };

@@ -10,7 +10,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
 
 pub struct VaccineHepatitisB;
 
@@ -19,7 +19,11 @@ const SCHEDULE: Schedule = Schedule {
     recorded: Recorded::Immunizations,
     sex: None,
     closed_by_months: 12,
-    periods: &[Period { occasion: "primary", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(2), birth.last_day_up_to_months(12))) }],
+    periods: &[Period {
+        occasion: "primary",
+        done: Done::Dose(1),
+        window: |birth, _| Some((birth.months_reached(2), birth.last_day_up_to_months(12))),
+    }],
 };
 
 impl Program for VaccineHepatitisB {

@@ -8,7 +8,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo, Sex};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, Sex, export_program};
 
 pub struct VaccineHpv;
 
@@ -20,7 +20,12 @@ const SCHEDULE: Schedule = Schedule {
     periods: &[Period {
         occasion: "start",
         done: Done::Dose(1),
-        window: |birth, _| Some((Day::fiscal_year_start(birth.fiscal_year_reaching(12)), Day::fiscal_year_end(birth.fiscal_year_reaching(16)))),
+        window: |birth, _| {
+            Some((
+                Day::fiscal_year_start(birth.fiscal_year_reaching(12)),
+                Day::fiscal_year_end(birth.fiscal_year_reaching(16)),
+            ))
+        },
     }],
 };
 

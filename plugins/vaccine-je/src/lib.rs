@@ -10,7 +10,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
 
 pub struct VaccineJapaneseEncephalitis;
 
@@ -20,8 +20,16 @@ const SCHEDULE: Schedule = Schedule {
     sex: None,
     closed_by_months: 13 * 12,
     periods: &[
-        Period { occasion: "phase-1", done: Done::Dose(1), window: |birth, _| Some((birth.age_reached(3), birth.last_day_up_to_months(90))) },
-        Period { occasion: "phase-2", done: Done::Dose(4), window: |birth, _| Some((birth.age_reached(9), birth.last_day_under_age(13))) },
+        Period {
+            occasion: "phase-1",
+            done: Done::Dose(1),
+            window: |birth, _| Some((birth.age_reached(3), birth.last_day_up_to_months(90))),
+        },
+        Period {
+            occasion: "phase-2",
+            done: Done::Dose(4),
+            window: |birth, _| Some((birth.age_reached(9), birth.last_day_under_age(13))),
+        },
     ],
 };
 

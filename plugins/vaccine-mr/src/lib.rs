@@ -7,7 +7,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
 
 pub struct VaccineMr;
 
@@ -17,7 +17,11 @@ const SCHEDULE: Schedule = Schedule {
     sex: None,
     closed_by_months: 7 * 12,
     periods: &[
-        Period { occasion: "phase-1", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(12), birth.last_day_up_to_months(24))) },
+        Period {
+            occasion: "phase-1",
+            done: Done::Dose(1),
+            window: |birth, _| Some((birth.months_reached(12), birth.last_day_up_to_months(24))),
+        },
         Period {
             occasion: "phase-2",
             done: Done::Dose(2),

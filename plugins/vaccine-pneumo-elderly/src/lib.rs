@@ -11,7 +11,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
 
 pub struct VaccinePneumococcalElderly;
 
@@ -20,7 +20,11 @@ const SCHEDULE: Schedule = Schedule {
     recorded: Recorded::Immunizations,
     sex: None,
     closed_by_months: 66 * 12,
-    periods: &[Period { occasion: "due", done: Done::AnyRecord, window: |birth, _| Some((birth.age_reached(65), birth.age_reached(66))) }],
+    periods: &[Period {
+        occasion: "due",
+        done: Done::AnyRecord,
+        window: |birth, _| Some((birth.age_reached(65), birth.age_reached(66))),
+    }],
 };
 
 impl Program for VaccinePneumococcalElderly {

@@ -10,7 +10,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{export_program, Category, Day, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
 
 pub struct VaccineVaricella;
 
@@ -20,11 +20,17 @@ const SCHEDULE: Schedule = Schedule {
     sex: None,
     closed_by_months: 36,
     periods: &[
-        Period { occasion: "dose-1", done: Done::Dose(1), window: |birth, _| Some((birth.months_reached(12), birth.last_day_up_to_months(36))) },
+        Period {
+            occasion: "dose-1",
+            done: Done::Dose(1),
+            window: |birth, _| Some((birth.months_reached(12), birth.last_day_up_to_months(36))),
+        },
         Period {
             occasion: "dose-2",
             done: Done::Dose(2),
-            window: |birth, earlier| earlier.dose_date(1).map(|first| (first.after_interval_of_months(6), birth.last_day_up_to_months(36))),
+            window: |birth, earlier| {
+                earlier.dose_date(1).map(|first| (first.after_interval_of_months(6), birth.last_day_up_to_months(36)))
+            },
         },
     ],
 };

@@ -2,7 +2,7 @@
 //! chooses the misbehaviour, so one component covers every case. Each limit has a date
 //! that stays within it and one that breaks it.
 
-use oshirase_sdk::{export_program, Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo};
+use oshirase_sdk::{Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo, export_program};
 
 pub struct Hostile;
 
@@ -53,7 +53,13 @@ impl Program for Hostile {
     }
 
     fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
-        let notice = |person: u32, occasion: &str, reason: String| Notice { person, occasion: occasion.into(), send_on: today, expires_on: today, reason };
+        let notice = |person: u32, occasion: &str, reason: String| Notice {
+            person,
+            occasion: occasion.into(),
+            send_on: today,
+            expires_on: today,
+            reason,
+        };
         match today.0 {
             SPIN_FOREVER => {
                 let mut counter: u64 = 0;
@@ -70,7 +76,10 @@ impl Program for Hostile {
             NAME_A_STRANGER => Ok(vec![notice(population.size + 5, "any", String::new())]),
             UNDECLARED_OCCASION => Ok(vec![notice(0, "not-in-the-manifest", String::new())]),
             REPORT_CLOCK_AND_RANDOMNESS => {
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|duration| duration.as_secs()).unwrap_or(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|duration| duration.as_secs())
+                    .unwrap_or(0);
                 let mut random = std::collections::hash_map::RandomState::new();
                 let hashed = {
                     use std::hash::BuildHasher;
@@ -98,7 +107,9 @@ impl Program for Hostile {
             RECURSE_DEEPLY => Ok(vec![notice(0, "any", format!("recursed {}", recurse(1000)))]),
             RECURSE_FOREVER => Ok(vec![notice(0, "any", format!("recursed {}", recurse(u64::MAX)))]),
             OUTPUT_AT_THE_LIMIT | OUTPUT_OVER_THE_LIMIT => {
-                let count = population.size * OUTPUT_LIMIT_PER_PERSON + OUTPUT_LIMIT_CONSTANT + u32::from(today.0 == OUTPUT_OVER_THE_LIMIT);
+                let count = population.size * OUTPUT_LIMIT_PER_PERSON
+                    + OUTPUT_LIMIT_CONSTANT
+                    + u32::from(today.0 == OUTPUT_OVER_THE_LIMIT);
                 Ok((0..count).map(|index| notice(index % population.size, "any", String::new())).collect())
             }
             TRAP => {
@@ -112,7 +123,15 @@ impl Program for Hostile {
                 let variables: Vec<String> = std::env::vars().map(|(name, _)| name).collect();
                 let arguments = std::env::args().count();
                 let home = std::env::var("HOME").unwrap_or_default();
-                Ok(vec![notice(0, "any", format!("{} variables [{}], {arguments} arguments, HOME {home:?}", variables.len(), variables.join(" ")))])
+                Ok(vec![notice(
+                    0,
+                    "any",
+                    format!(
+                        "{} variables [{}], {arguments} arguments, HOME {home:?}",
+                        variables.len(),
+                        variables.join(" ")
+                    ),
+                )])
             }
             OPEN_A_SOCKET => match std::net::TcpStream::connect(("127.0.0.1", 80)) {
                 Ok(_) => Ok(vec![notice(0, "any", "connected".into())]),

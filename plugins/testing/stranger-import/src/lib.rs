@@ -20,7 +20,11 @@ mod component {
                 schedule: "0 0 9 * * *".into(),
                 source_url: "https://example.invalid/".into(),
                 fields: Vec::new(),
-                occasions: vec![Occasion { key: "only".into(), title: "テスト".into(), template: "【{program}】お問い合わせ: {contact}".into() }],
+                occasions: vec![Occasion {
+                    key: "only".into(),
+                    title: "テスト".into(),
+                    template: "【{program}】お問い合わせ: {contact}".into(),
+                }],
             }
         }
 
