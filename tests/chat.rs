@@ -5,7 +5,6 @@
 //! With `serve --config` and a real SMTP server, a resident confirms an e-mail address
 //! with the code it receives, and an applicant staff reject is told in the chat.
 
-
 use crate::harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, read_address, wait_until};
 use serde_json::{Value, json};
 
@@ -17,7 +16,10 @@ const APPLICANT: &str = "U00000000000000000000000000000002";
 fn town() -> Scene {
     let today = oshirase_core::time::today_in_japan();
     let scene = Scene::with_programs(&["infant-checkup"]);
-    let residents = format!("宛名番号,世帯番号,氏名,生年月日,性別,続柄\n0101,H01,千葉 花子,1994-05-01,女,世帯主\n0102,H01,千葉 陽葵,{},女,子\n", today.add_months_clamped(-4));
+    let residents = format!(
+        "宛名番号,世帯番号,氏名,生年月日,性別,続柄\n0101,H01,千葉 花子,1994-05-01,女,世帯主\n0102,H01,千葉 陽葵,{},女,子\n",
+        today.add_months_clamped(-4)
+    );
     let folder = scene.write("export", "residents.csv", &residents);
     scene.ok(&["import", folder.to_str().unwrap()]);
     scene
@@ -30,9 +32,16 @@ fn act(emulator: &EmulatorProcess, action: Value) -> Vec<String> {
 
 /// `user` does something in the chat; returns the bot's replies (texts), printed.
 fn act_as(emulator: &EmulatorProcess, user: &str, action: Value) -> Vec<String> {
-    let answer: Value = reqwest::blocking::Client::new().post(format!("{}/emulator/users/{user}/events", emulator.base_url)).json(&action).send().unwrap().json().unwrap();
+    let answer: Value = reqwest::blocking::Client::new()
+        .post(format!("{}/emulator/users/{user}/events", emulator.base_url))
+        .json(&action)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(answer["webhook_status"], 200, "{answer}");
-    let replies: Vec<String> = answer["replies"].as_array().unwrap().iter().map(|reply| reply["text"].as_str().unwrap().to_string()).collect();
+    let replies: Vec<String> =
+        answer["replies"].as_array().unwrap().iter().map(|reply| reply["text"].as_str().unwrap().to_string()).collect();
     println!("{user}: {action}\n  bot: {}", replies.join("\n  bot: ").replace('\n', "\n       "));
     replies
 }
@@ -45,20 +54,35 @@ fn a_resident_links_by_number_in_the_chat_and_receives_the_notice() {
     let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
     let server = scene.serve(&["--line-secret", SECRET, "--line-token", TOKEN, "--line-base-url", &emulator.base_url]);
     let webhook = format!("{}/webhook/line", server.base_url);
-    let set = reqwest::blocking::Client::new().put(format!("{}/emulator/webhook", emulator.base_url)).json(&json!({ "url": webhook, "channel_secret": SECRET })).send().unwrap();
+    let set = reqwest::blocking::Client::new()
+        .put(format!("{}/emulator/webhook", emulator.base_url))
+        .json(&json!({ "url": webhook, "channel_secret": SECRET }))
+        .send()
+        .unwrap();
     assert!(set.status().is_success());
 
     assert!(act(&emulator, json!({ "type": "follow" }))[0].contains("友だち追加ありがとうございます"));
     assert!(act(&emulator, json!({ "type": "text", "text": number }))[0].contains("登録が完了しました"));
-    assert!(act(&emulator, json!({ "type": "postback", "data": "action=consent&value=no" }))[0].contains("税情報は使いません"));
+    assert!(
+        act(&emulator, json!({ "type": "postback", "data": "action=consent&value=no" }))[0]
+            .contains("税情報は使いません")
+    );
 
     // A request not signed with the channel secret is refused.
     let body = json!({ "destination": MOTHER, "events": [] }).to_string();
-    let forged = reqwest::blocking::Client::new().post(&webhook).header("x-line-signature", line_emulator::signature(b"not-the-secret", body.as_bytes())).body(body).send().unwrap();
+    let forged = reqwest::blocking::Client::new()
+        .post(&webhook)
+        .header("x-line-signature", line_emulator::signature(b"not-the-secret", body.as_bytes()))
+        .body(body)
+        .send()
+        .unwrap();
     assert_eq!(forged.status(), 401);
 
     let today = oshirase_core::time::today_in_japan().to_string();
-    let report: Value = serde_json::from_str(scene.ok(&["run", "--date", &today, "--line-base-url", &emulator.base_url, "--line-token", TOKEN]).trim()).unwrap();
+    let report: Value = serde_json::from_str(
+        scene.ok(&["run", "--date", &today, "--line-base-url", &emulator.base_url, "--line-token", TOKEN]).trim(),
+    )
+    .unwrap();
     assert_eq!(report["sent"]["sent"], 1, "{report}");
     let inbox = &emulator.inboxes()[MOTHER];
     assert!(inbox.last().unwrap().contains("1回目の乳児健康診査"), "{inbox:?}");
@@ -69,7 +93,19 @@ fn a_resident_links_by_number_in_the_chat_and_receives_the_notice() {
 fn the_webhook_benchmark_receives_and_processes_every_event() {
     let scene = Scene::new();
     let work = scene.directory.path().join("bench");
-    let output = scene.ok(&["bench", "webhook", "--events", "60", "--events-per-request", "4", "--repetitions", "1", "--json", "--work", work.to_str().unwrap()]);
+    let output = scene.ok(&[
+        "bench",
+        "webhook",
+        "--events",
+        "60",
+        "--events-per-request",
+        "4",
+        "--repetitions",
+        "1",
+        "--json",
+        "--work",
+        work.to_str().unwrap(),
+    ]);
     let report: Value = serde_json::from_str(output.trim()).unwrap();
     assert_eq!(report["events"], 60, "{report}");
     for timing in ["received", "processed"] {
@@ -94,10 +130,18 @@ fn with_serve_config_a_resident_confirms_an_e_mail_address_and_a_rejected_applic
         port = smtp.port,
     );
     let config = scene.write("etc", "oshirase.toml", &config).join("oshirase.toml");
-    let mut server = scene.command(&["serve", "--config", config.to_str().unwrap()]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut server = scene
+        .command(&["serve", "--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let base_url = read_address(&mut server);
     let client = reqwest::blocking::Client::new();
-    let set = client.put(format!("{}/emulator/webhook", emulator.base_url)).json(&json!({ "url": format!("{base_url}/webhook/line"), "channel_secret": SECRET })).send().unwrap();
+    let set = client
+        .put(format!("{}/emulator/webhook", emulator.base_url))
+        .json(&json!({ "url": format!("{base_url}/webhook/line"), "channel_secret": SECRET }))
+        .send()
+        .unwrap();
     assert!(set.status().is_success());
 
     act(&emulator, json!({ "type": "follow" }));
@@ -118,17 +162,41 @@ fn with_serve_config_a_resident_confirms_an_e_mail_address_and_a_rejected_applic
     // An application staff reject: the applicant is pushed a short note with the contact.
     act_as(&emulator, APPLICANT, json!({ "type": "follow" }));
     let link = act_as(&emulator, APPLICANT, json!({ "type": "postback", "data": "action=apply" }))[0].clone();
-    let token = link.split_whitespace().find_map(|word| word.strip_prefix("https://oshirase.example.jp/apply/")).unwrap().to_string();
-    let submitted = client.post(format!("{base_url}/apply/{token}")).form(&[("name", "山田 太郎"), ("birth_date", "1970-01-01"), ("address", "千葉市中央区1-1")]).send().unwrap();
+    let token = link
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("https://oshirase.example.jp/apply/"))
+        .unwrap()
+        .to_string();
+    let submitted = client
+        .post(format!("{base_url}/apply/{token}"))
+        .form(&[("name", "山田 太郎"), ("birth_date", "1970-01-01"), ("address", "千葉市中央区1-1")])
+        .send()
+        .unwrap();
     assert!(submitted.status().is_success());
-    let pending: Value = client.get(format!("{base_url}/admin/applications")).bearer_auth(&administrator).send().unwrap().json().unwrap();
+    let pending: Value = client
+        .get(format!("{base_url}/admin/applications"))
+        .bearer_auth(&administrator)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let id = pending[0]["id"].as_i64().unwrap();
-    let rejected = client.post(format!("{base_url}/admin/applications/{id}/reject")).bearer_auth(&administrator).json(&json!({ "reason": "該当する住民記録なし" })).send().unwrap();
+    let rejected = client
+        .post(format!("{base_url}/admin/applications/{id}/reject"))
+        .bearer_auth(&administrator)
+        .json(&json!({ "reason": "該当する住民記録なし" }))
+        .send()
+        .unwrap();
     assert!(rejected.status().is_success());
     wait_until("the rejection's push", || emulator.inboxes().get(APPLICANT).is_some_and(|inbox| inbox.len() == 3));
     let inbox = &emulator.inboxes()[APPLICANT];
     println!("pushed to the applicant: {}", inbox[2]);
-    assert!(inbox[2].contains("市民総合窓口課 043-245-5111") && !inbox[2].contains("山田") && !inbox[2].contains("住民記録"), "{inbox:?}");
+    assert!(
+        inbox[2].contains("市民総合窓口課 043-245-5111")
+            && !inbox[2].contains("山田")
+            && !inbox[2].contains("住民記録"),
+        "{inbox:?}"
+    );
     let _ = server.kill();
     let _ = server.wait();
 }

@@ -5,15 +5,14 @@
 //! broadcasts a survey to one category. Every page is
 //! screenshotted; with `OSHIRASE_SCREENSHOTS=DIR` the screenshots are kept there.
 
-
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
 use crate::harness::{EmulatorProcess, Scene, babies_town, config, wait_until};
+use fantoccini::{Client, ClientBuilder, Locator};
 
 /// The phrase staff put into the infant checkup's first message.
 const PHRASE: &str = "ブラウザから編集した文面です";
@@ -44,7 +43,9 @@ impl ChromeDriver {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("cannot start chromedriver: install the Debian packages chromium and chromium-driver (.ci/run does)");
+            .expect(
+                "cannot start chromedriver: install the Debian packages chromium and chromium-driver (.ci/run does)",
+            );
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let started = lines.by_ref().map_while(Result::ok).any(|line| line.contains("started successfully"));
         assert!(started, "chromedriver did not start");
@@ -73,12 +74,28 @@ async fn browser(driver: &ChromeDriver, profile: &Path) -> Client {
         }
     });
     let capabilities = capabilities.as_object().unwrap().clone().into_iter().collect();
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(capabilities).connect(&driver.url).await.expect("cannot start Chromium through chromedriver")
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("cannot start Chromium through chromedriver")
 }
 
 /// Creates a staff account through the command line, with the test's password.
 fn create_user(scene: &Scene, login: &str, role: &str, programs: &str) {
-    let mut command = scene.command(&["admin", "create-user", "--login", login, "--name", "試験 職員", "--role", role, "--division", "健康支援課", "--password-stdin"]);
+    let mut command = scene.command(&[
+        "admin",
+        "create-user",
+        "--login",
+        login,
+        "--name",
+        "試験 職員",
+        "--role",
+        role,
+        "--division",
+        "健康支援課",
+        "--password-stdin",
+    ]);
     if !programs.is_empty() {
         command.args(["--programs", programs]);
     }
@@ -126,7 +143,12 @@ async fn wait_for_text(client: &Client, css: &str, expected: &str) -> String {
 
 /// Waits for an element to be drawn: pages draw themselves after they load.
 async fn element(client: &Client, css: &str) -> fantoccini::elements::Element {
-    client.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css(css)).await.unwrap_or_else(|error| panic!("no element {css}: {error}"))
+    client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("no element {css}: {error}"))
 }
 
 async fn click(client: &Client, css: &str) {
@@ -150,14 +172,23 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     // The server answers the LINE webhook too, so that a resident can apply from the chat.
     let config = config(&scene, &emulator, ("00:00", "24:00"));
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace("[server]\n", &format!("[server]\npublic_url = {PUBLIC_URL:?}\n")).replace("[line]\n", &format!("[line]\nchannel_secret = {SECRET:?}\n"));
+    let text = text
+        .replace("[server]\n", &format!("[server]\npublic_url = {PUBLIC_URL:?}\n"))
+        .replace("[line]\n", &format!("[line]\nchannel_secret = {SECRET:?}\n"));
     std::fs::write(&config, text).unwrap();
     let server = scene.serve_config(&config);
     let base = server.base_url.clone();
     let webhook = serde_json::json!({ "url": format!("{base}/webhook/line"), "channel_secret": SECRET });
-    let set = tokio::task::block_in_place(|| reqwest::blocking::Client::new().put(format!("{}/emulator/webhook", emulator.base_url)).json(&webhook).send().unwrap());
+    let set = tokio::task::block_in_place(|| {
+        reqwest::blocking::Client::new()
+            .put(format!("{}/emulator/webhook", emulator.base_url))
+            .json(&webhook)
+            .send()
+            .unwrap()
+    });
     assert!(set.status().is_success());
-    let shots = std::env::var_os("OSHIRASE_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|| scene.data().join("screenshots"));
+    let shots =
+        std::env::var_os("OSHIRASE_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|| scene.data().join("screenshots"));
     std::fs::create_dir_all(&shots).unwrap();
     let driver = ChromeDriver::start();
     let client = browser(&driver, &scene.data().join("chromium-profile")).await;
@@ -189,7 +220,10 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     let total = wait_for_text(&client, "#dry-run-total", "お知らせ").await;
     assert!(total.contains(&format!("お知らせ {HOUSEHOLDS} 件")), "{total}");
     let dry_run = text_of(&client, "#dry-run").await;
-    assert!(dry_run.contains("中央区") && dry_run.contains("0歳") && !dry_run.contains("市民 子"), "counts without names: {dry_run}");
+    assert!(
+        dry_run.contains("中央区") && dry_run.contains("0歳") && !dry_run.contains("市民 子"),
+        "counts without names: {dry_run}"
+    );
     screenshot(&client, &shots, "programs").await;
 
     // Pause, then resume: the program's state follows.
@@ -217,7 +251,10 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     editor.clear().await.unwrap();
     editor.send_keys(&format!("【{{program}}】{PHRASE}。{{deadline}}までにどうぞ。{{contact}}")).await.unwrap();
     let bubble = wait_for_text(&client, "section.occasion .bubble", PHRASE).await;
-    assert!(bubble.contains("令和9年3月31日") && !bubble.contains("{deadline}"), "the preview fills the placeholders: {bubble}");
+    assert!(
+        bubble.contains("令和9年3月31日") && !bubble.contains("{deadline}"),
+        "the preview fills the placeholders: {bubble}"
+    );
     click(&client, "section.occasion button[data-save]").await;
     wait_for_text(&client, "section.occasion .notice", "保存しました").await;
     screenshot(&client, &shots, "messages").await;
@@ -226,7 +263,10 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     // and the emulator receives the reworded message for every parent.
     client.goto(&format!("{base}/console/sending")).await.unwrap();
     element(&client, "#send-form").await;
-    let at = (chrono::Utc::now() + chrono::Duration::seconds(4)).with_timezone(&oshirase_core::time::japan()).format("%Y-%m-%dT%H:%M:%S").to_string();
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(4))
+        .with_timezone(&oshirase_core::time::japan())
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
     client.execute(&format!("document.getElementById('send-program').value = 'infant-checkup'; document.getElementById('send-at').value = '{at}';"), vec![]).await.unwrap();
     click(&client, "#send-form button").await;
     wait_for_text(&client, "#status", "に送ります").await;
@@ -236,7 +276,10 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     screenshot(&client, &shots, "sending").await;
     // The emulator's inboxes are read with a blocking client, outside the browser's runtime.
     tokio::task::block_in_place(|| {
-        wait_until("every parent's reworded message", || emulator.inboxes().values().filter(|messages| messages.iter().any(|text| text.contains(PHRASE))).count() == HOUSEHOLDS)
+        wait_until("every parent's reworded message", || {
+            emulator.inboxes().values().filter(|messages| messages.iter().any(|text| text.contains(PHRASE))).count()
+                == HOUSEHOLDS
+        })
     });
     client.refresh().await.unwrap();
     wait_for_text(&client, "tr[data-reservation] .state", "実行済み").await;
@@ -278,11 +321,26 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     // applicant is told in the chat that a postcard is on its way.
     let link = tokio::task::block_in_place(|| {
         let client = reqwest::blocking::Client::new();
-        let act = |event: serde_json::Value| -> serde_json::Value { client.post(format!("{}/emulator/users/{APPLICANT}/events", emulator.base_url)).json(&event).send().unwrap().json().unwrap() };
+        let act = |event: serde_json::Value| -> serde_json::Value {
+            client
+                .post(format!("{}/emulator/users/{APPLICANT}/events", emulator.base_url))
+                .json(&event)
+                .send()
+                .unwrap()
+                .json()
+                .unwrap()
+        };
         act(serde_json::json!({ "type": "follow" }));
-        act(serde_json::json!({ "type": "text", "text": "申し込み" }))["replies"][0]["text"].as_str().unwrap().to_owned()
+        act(serde_json::json!({ "type": "text", "text": "申し込み" }))["replies"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     });
-    let token = link.split_whitespace().find_map(|word| word.strip_prefix(&format!("{PUBLIC_URL}/apply/"))).unwrap_or_else(|| panic!("no form link in {link}")).to_owned();
+    let token = link
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix(&format!("{PUBLIC_URL}/apply/")))
+        .unwrap_or_else(|| panic!("no form link in {link}"))
+        .to_owned();
     client.goto(&format!("{base}/apply/{token}")).await.unwrap();
     element(&client, "input[name=name]").await.send_keys("市民 親1").await.unwrap();
     client.execute("document.querySelector('input[name=birth_date]').value = '1990-01-01';", vec![]).await.unwrap();
@@ -299,17 +357,30 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     wait_for_text(&client, "#content", "印刷待ち 1 枚").await;
     click(&client, "#print-postcards").await;
     let printed = wait_for_text(&client, "#status", "1 枚を postcards-").await;
-    let file = printed.split_whitespace().find(|word| word.starts_with("postcards-")).unwrap().trim_end_matches("にしました");
+    let file =
+        printed.split_whitespace().find(|word| word.starts_with("postcards-")).unwrap().trim_end_matches("にしました");
     wait_for_text(&client, "#postcard-files", file).await;
-    assert!(std::fs::read(scene.data().join("postcards").join(file)).unwrap().starts_with(b"%PDF"), "the batch is a PDF in the data directory");
-    tokio::task::block_in_place(|| wait_until("the approval's push", || emulator.inboxes().get(APPLICANT).is_some_and(|inbox| inbox.iter().any(|text| text.contains("はがき")))));
+    assert!(
+        std::fs::read(scene.data().join("postcards").join(file)).unwrap().starts_with(b"%PDF"),
+        "the batch is a PDF in the data directory"
+    );
+    tokio::task::block_in_place(|| {
+        wait_until("the approval's push", || {
+            emulator.inboxes().get(APPLICANT).is_some_and(|inbox| inbox.iter().any(|text| text.contains("はがき")))
+        })
+    });
     client.goto(&format!("{base}/console/sending")).await.unwrap();
     element(&client, "#broadcast-title").await.send_keys("健康アンケート").await.unwrap();
     element(&client, "#broadcast-text").await.send_keys(SURVEY).await.unwrap();
     client.execute("document.getElementById('broadcast-category').value = 'Health';", vec![]).await.unwrap();
     click(&client, "#broadcast-form button").await;
     wait_for_text(&client, "#status", "に送ります").await;
-    tokio::task::block_in_place(|| wait_until("every parent's survey", || emulator.inboxes().values().filter(|messages| messages.iter().any(|text| text == SURVEY)).count() == HOUSEHOLDS));
+    tokio::task::block_in_place(|| {
+        wait_until("every parent's survey", || {
+            emulator.inboxes().values().filter(|messages| messages.iter().any(|text| text == SURVEY)).count()
+                == HOUSEHOLDS
+        })
+    });
 
     // The administrator takes a division's access back: the account is disabled, and its
     // sessions end with it.
@@ -319,7 +390,13 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     wait_for_text(&client, "#status", "kenko を停止し").await;
     wait_for_text(&client, "tr[data-login=kenko]", "停止中").await;
     screenshot(&client, &shots, "accounts").await;
-    let refused = tokio::task::block_in_place(|| reqwest::blocking::Client::new().post(format!("{base}/admin/session")).json(&serde_json::json!({ "login": "kenko", "password": PASSWORD })).send().unwrap());
+    let refused = tokio::task::block_in_place(|| {
+        reqwest::blocking::Client::new()
+            .post(format!("{base}/admin/session"))
+            .json(&serde_json::json!({ "login": "kenko", "password": PASSWORD }))
+            .send()
+            .unwrap()
+    });
     assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
     client.close().await.unwrap();
 }

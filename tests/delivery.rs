@@ -1,7 +1,6 @@
 //! Delivery under faults, with the real binary against a real emulator process: whatever
 //! LINE answers, every due notice is seen exactly once by its resident.
 
-
 use crate::harness::{EmulatorProcess, Scene, TOKEN};
 use serde_json::{Value, json};
 
@@ -13,8 +12,20 @@ const TODAY: &str = "2026-11-21";
 /// their parents' identical messages go out together in one multicast per program.
 const HOUSEHOLDS: usize = 24;
 /// 30 % of requests fail: 10 % 500, 10 % 429, 5 % delivered but answered too late, 5 % slow.
-const FAULTS: [&str; 12] =
-    ["--fault-500", "0.1", "--fault-429", "0.1", "--fault-timeout", "0.05", "--fault-slow", "0.05", "--fault-timeout-ms", "1000", "--fault-slow-ms", "50"];
+const FAULTS: [&str; 12] = [
+    "--fault-500",
+    "0.1",
+    "--fault-429",
+    "0.1",
+    "--fault-timeout",
+    "0.05",
+    "--fault-slow",
+    "0.05",
+    "--fault-timeout-ms",
+    "1000",
+    "--fault-slow-ms",
+    "50",
+];
 /// A client that waits 300 ms, and retries that start after 10–20 ms.
 const RUN_OPTIONS: [&str; 6] = ["--line-timeout-ms", "300", "--retry-first-delay-ms", "20", "--retry-attempts", "20"];
 
@@ -31,10 +42,15 @@ fn town() -> (Scene, Vec<(String, &'static str)>) {
         // A child born 2025-11-21 turned one on the 20th: MR's 1期 is open, and the second
         // infant checkup closed that day (「満1歳に達しない」 up to and including the day
         // before the birthday), so each parent is due exactly one message.
-        let (birth, phrase) = if household % 2 == 0 { ("2026-08-22", "1回目の乳児健康診査") } else { ("2025-11-21", "麻しん風しん(MR)ワクチン1期") };
+        let (birth, phrase) = if household % 2 == 0 {
+            ("2026-08-22", "1回目の乳児健康診査")
+        } else {
+            ("2025-11-21", "麻しん風しん(MR)ワクチン1期")
+        };
         let days_earlier = if household < HOUSEHOLDS / 2 { household as i32 / 2 + 1 } else { 0 };
         let birth = oshirase_core::Day::parse_iso(birth).unwrap().add_days(-days_earlier);
-        residents.push_str(&format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n"));
+        residents
+            .push_str(&format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n"));
         residents.push_str(&format!("{household:02}02,H{household:02},市民 子{household},{birth},女,子,中央区\n"));
         expected.push((parent(household), phrase));
     }
@@ -74,7 +90,17 @@ fn check_seen_exactly_once(emulator: &EmulatorProcess, expected: &[(String, &str
 
 /// The arguments of one `oshirase run` that waits up to `linger_ms` for its retries.
 fn run_arguments<'a>(emulator: &'a EmulatorProcess, linger_ms: &'a str) -> Vec<&'a str> {
-    let mut args = vec!["run", "--date", TODAY, "--line-base-url", &emulator.base_url, "--line-token", TOKEN, "--retry-linger-ms", linger_ms];
+    let mut args = vec![
+        "run",
+        "--date",
+        TODAY,
+        "--line-base-url",
+        &emulator.base_url,
+        "--line-token",
+        TOKEN,
+        "--retry-linger-ms",
+        linger_ms,
+    ];
     args.extend(RUN_OPTIONS);
     args
 }
@@ -98,7 +124,11 @@ fn with_30_percent_faults_and_an_outage_every_due_notice_is_seen_exactly_once() 
     let down = run(&scene, &emulator, "0");
     assert_eq!(down["queued"], HOUSEHOLDS, "{down}");
     assert!(down["sent"]["requests"].as_u64().unwrap() >= REQUESTS as u64, "{down}");
-    assert_eq!((&down["sent"]["sent"], &down["sent"]["failed"], &down["sent"]["waiting"]), (&json!(0), &json!(0), &json!(HOUSEHOLDS)), "{down}");
+    assert_eq!(
+        (&down["sent"]["sent"], &down["sent"]["failed"], &down["sent"]["waiting"]),
+        (&json!(0), &json!(0), &json!(HOUSEHOLDS)),
+        "{down}"
+    );
 
     // LINE comes back with 30 % of faults; runs go on until nothing is left.
     emulator.set_faults(faults);
@@ -106,7 +136,12 @@ fn with_30_percent_faults_and_an_outage_every_due_notice_is_seen_exactly_once() 
     while reports.len() < 6 && reports.last().unwrap()["sent"]["waiting"] != 0 {
         reports.push(run(&scene, &emulator, "3000"));
     }
-    assert_eq!(reports.last().unwrap()["sent"]["waiting"], 0, "still waiting after {} runs: {reports:?}", reports.len());
+    assert_eq!(
+        reports.last().unwrap()["sent"]["waiting"],
+        0,
+        "still waiting after {} runs: {reports:?}",
+        reports.len()
+    );
     assert!(reports.iter().all(|report| report["sent"]["failed"] == 0), "{reports:?}");
 
     let injected = emulator.faults()["injected"].clone();
@@ -116,7 +151,10 @@ fn with_30_percent_faults_and_an_outage_every_due_notice_is_seen_exactly_once() 
 
     check_seen_exactly_once(&emulator, &expected, &journal);
     let requests: u64 = reports.iter().map(|report| report["sent"]["requests"].as_u64().unwrap()).sum();
-    eprintln!("fault test: {} runs, {requests} requests for {HOUSEHOLDS} messages, faults injected after the outage {injected}", reports.len());
+    eprintln!(
+        "fault test: {} runs, {requests} requests for {HOUSEHOLDS} messages, faults injected after the outage {injected}",
+        reports.len()
+    );
 }
 
 /// How many times the sender is killed.
@@ -135,7 +173,11 @@ fn a_sender_killed_at_any_moment_still_delivers_every_notice_exactly_once() {
     let mut killed_while_running = 0;
     for crash in 0..CRASHES {
         let seen_before = requests_seen();
-        let mut sender = scene.command(&run_arguments(&emulator, "0")).stdout(std::process::Stdio::null()).spawn().expect("cannot start oshirase run");
+        let mut sender = scene
+            .command(&run_arguments(&emulator, "0"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("cannot start oshirase run");
         while sender.try_wait().unwrap().is_none() {
             if requests_seen() > seen_before {
                 std::thread::sleep(std::time::Duration::from_millis(crash * 12));
@@ -157,5 +199,8 @@ fn a_sender_killed_at_any_moment_still_delivers_every_notice_exactly_once() {
     }
     assert!(reports.iter().all(|report| report["sent"]["failed"] == 0), "{reports:?}");
     check_seen_exactly_once(&emulator, &expected, &journal);
-    eprintln!("crash test: {killed_while_running} of {CRASHES} kills hit a running sender, then {} ordinary runs", reports.len());
+    eprintln!(
+        "crash test: {killed_while_running} of {CRASHES} kills hit a running sender, then {} ordinary runs",
+        reports.len()
+    );
 }

@@ -71,7 +71,12 @@ impl Scene {
     /// Like `run`, but fails the test unless the command succeeds; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let output = self.run(args);
-        assert!(output.status.success(), "oshirase {args:?} failed: {}\n{}", String::from_utf8_lossy(&output.stderr), String::from_utf8_lossy(&output.stdout));
+        assert!(
+            output.status.success(),
+            "oshirase {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
         String::from_utf8(output.stdout).expect("stdout is UTF-8")
     }
 
@@ -114,7 +119,12 @@ impl SmtpProcess {
     pub fn start() -> SmtpProcess {
         let maildir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("smtp_server.py");
-        let mut child = Command::new("python3").arg(script).arg(maildir.path()).stdout(Stdio::piped()).spawn().expect("python3 with aiosmtpd is needed");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(maildir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with aiosmtpd is needed");
         let address = read_address(&mut child);
         let port = address.rsplit(':').next().unwrap().parse().unwrap();
         SmtpProcess { child, port, maildir }
@@ -122,8 +132,11 @@ impl SmtpProcess {
 
     /// Every accepted message's `To:` header and raw text, in the order received.
     pub fn messages(&self) -> Vec<(String, String)> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.maildir.path()).unwrap().map(|entry| entry.unwrap().path()).collect();
-        paths.sort_by_key(|path| path.file_stem().and_then(|stem| stem.to_str()).and_then(|stem| stem.parse::<u64>().ok()));
+        let mut paths: Vec<PathBuf> =
+            std::fs::read_dir(self.maildir.path()).unwrap().map(|entry| entry.unwrap().path()).collect();
+        paths.sort_by_key(|path| {
+            path.file_stem().and_then(|stem| stem.to_str()).and_then(|stem| stem.parse::<u64>().ok())
+        });
         paths
             .iter()
             .map(|path| {
@@ -167,7 +180,17 @@ impl EmulatorProcess {
             .as_object()
             .unwrap()
             .iter()
-            .map(|(user, messages)| (user.clone(), messages.as_array().unwrap().iter().map(|message| message["text"].as_str().unwrap().to_string()).collect()))
+            .map(|(user, messages)| {
+                (
+                    user.clone(),
+                    messages
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|message| message["text"].as_str().unwrap().to_string())
+                        .collect(),
+                )
+            })
             .collect()
     }
 
@@ -188,7 +211,17 @@ impl EmulatorProcess {
             .as_object()
             .unwrap()
             .iter()
-            .map(|(user, messages)| (user.clone(), messages.as_array().unwrap().iter().map(|message| message["aggregation_unit"].as_str().map(str::to_string)).collect()))
+            .map(|(user, messages)| {
+                (
+                    user.clone(),
+                    messages
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|message| message["aggregation_unit"].as_str().map(str::to_string))
+                        .collect(),
+                )
+            })
             .collect()
     }
 
@@ -200,7 +233,11 @@ impl EmulatorProcess {
 impl EmulatorProcess {
     /// Puts other faults in force through the control endpoint; returns what it answers.
     pub fn set_faults(&self, faults: Value) -> Value {
-        let response = reqwest::blocking::Client::new().put(format!("{}/emulator/faults", self.base_url)).body(faults.to_string()).send().unwrap();
+        let response = reqwest::blocking::Client::new()
+            .put(format!("{}/emulator/faults", self.base_url))
+            .body(faults.to_string())
+            .send()
+            .unwrap();
         assert!(response.status().is_success(), "the emulator refused the faults: {}", response.text().unwrap());
         response.json().unwrap()
     }
@@ -275,7 +312,11 @@ pub fn serve(scene: &Scene, config: &Path) -> Child {
 
 /// Like `serve`, with the address it listens on.
 pub fn serve_at(scene: &Scene, config: &Path) -> (Child, String) {
-    let mut child = scene.command(&["serve", "--config", config.to_str().unwrap()]).stdout(Stdio::piped()).spawn().expect("cannot start oshirase serve");
+    let mut child = scene
+        .command(&["serve", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot start oshirase serve");
     let address = read_address(&mut child);
     (child, address)
 }
@@ -299,7 +340,11 @@ pub fn babies_town(households: usize) -> Scene {
             format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n{household:02}02,H{household:02},市民 子{household},{birth},男,子,中央区\n")
         })
         .collect();
-    let folder = scene.write("export", "residents.csv", &format!("宛名番号,世帯番号,氏名,生年月日,性別,続柄,行政区\n{residents}"));
+    let folder = scene.write(
+        "export",
+        "residents.csv",
+        &format!("宛名番号,世帯番号,氏名,生年月日,性別,続柄,行政区\n{residents}"),
+    );
     scene.ok(&["import", folder.to_str().unwrap()]);
     for household in 0..households {
         scene.ok(&["register", &format!("{household:02}01"), &parent(household)]);

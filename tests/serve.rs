@@ -2,13 +2,13 @@
 //! programs on their schedules, queues what is due, sends only inside the send window, and
 //! stops on SIGTERM without losing or leaving half-done anything.
 
-
-
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use crate::harness::{
+    EmulatorProcess, Scene, SmtpProcess, TOKEN, babies_town, config, parent, serve, serve_at, wait_until,
+};
 use chrono::Timelike;
-use crate::harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, babies_town, config, parent, serve, serve_at, wait_until};
 use oshirase_core::time::japan;
 use serde_json::json;
 
@@ -35,16 +35,34 @@ fn terminate(mut child: Child) -> Duration {
 
 /// How many deliveries are in each state, and how many due notices have no delivery.
 fn outbox(scene: &Scene) -> (serde_json::Value, i64) {
-    let database = rusqlite::Connection::open_with_flags(scene.data().join("oshirase.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let database = rusqlite::Connection::open_with_flags(
+        scene.data().join("oshirase.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
     let mut statement = database.prepare("SELECT state, count(*) FROM deliveries GROUP BY state").unwrap();
-    let states: serde_json::Map<String, serde_json::Value> = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, json!(row.get::<_, i64>(1)?)))).unwrap().map(Result::unwrap).collect();
-    let undelivered = database.query_row("SELECT count(*) FROM notices n WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = n.id)", [], |row| row.get(0)).unwrap();
+    let states: serde_json::Map<String, serde_json::Value> = statement
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, json!(row.get::<_, i64>(1)?))))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let undelivered = database
+        .query_row(
+            "SELECT count(*) FROM notices n WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = n.id)",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
     (serde_json::Value::Object(states), undelivered)
 }
 
 /// How many runs of the program succeeded.
 fn runs(scene: &Scene) -> i64 {
-    let database = rusqlite::Connection::open_with_flags(scene.data().join("oshirase.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let database = rusqlite::Connection::open_with_flags(
+        scene.data().join("oshirase.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
     database.query_row("SELECT count(*) FROM runs WHERE outcome = 'succeeded'", [], |row| row.get(0)).unwrap()
 }
 
@@ -111,11 +129,17 @@ fn outside_the_send_window_deliveries_are_queued_and_nothing_is_sent() {
     let config = config(&scene, &emulator, window);
     // With the channel secret in the file, the same process answers LINE's webhook, and
     // refuses a request LINE did not sign.
-    let with_secret = std::fs::read_to_string(&config).unwrap().replace("[retry]", "channel_secret = \"the-channel-secret\"\n\n[retry]");
+    let with_secret = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[retry]", "channel_secret = \"the-channel-secret\"\n\n[retry]");
     let config = scene.write("etc", "with-secret.toml", &with_secret).join("with-secret.toml");
 
     let (server, address) = serve_at(&scene, &config);
-    let unsigned = reqwest::blocking::Client::new().post(format!("{address}/webhook/line")).body(r#"{"destination":"U0","events":[]}"#).send().unwrap();
+    let unsigned = reqwest::blocking::Client::new()
+        .post(format!("{address}/webhook/line"))
+        .body(r#"{"destination":"U0","events":[]}"#)
+        .send()
+        .unwrap();
     assert_eq!(unsigned.status(), reqwest::StatusCode::UNAUTHORIZED);
     // Two runs: the pass that queued the deliveries has decided about sending them.
     wait_until("two runs", || runs(&scene) >= 2);
@@ -133,11 +157,16 @@ fn with_a_mail_server_residents_who_chose_e_mail_get_it_and_line_refusals_fall_b
     scene.ok(&["register", "0101", "--email", "mail-only@example.jp"]);
     scene.ok(&["register", "0201", &parent(2), "--email", "fallback@example.jp", "--channels", "line"]);
     let refused = scene.run(&["register", "0301", "--channels", "mail"]);
-    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("needs the LINE user id or e-mail address it would send to"));
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr)
+                .contains("needs the LINE user id or e-mail address it would send to")
+    );
     let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
     let smtp = SmtpProcess::start();
     let mut text = std::fs::read_to_string(config(&scene, &emulator, ("00:00", "24:00"))).unwrap();
-    text = text.replace(&format!("channel_access_token = {TOKEN:?}"), "channel_access_token = \"a-token-line-refuses\"");
+    text =
+        text.replace(&format!("channel_access_token = {TOKEN:?}"), "channel_access_token = \"a-token-line-refuses\"");
     text.push_str(&format!("\n[mail]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\nfrom = \"千葉市 おしらせ <oshirase@city.example.jp>\"\n", smtp.port));
     let config = scene.write("etc", "mail.toml", &text).join("mail.toml");
 
@@ -162,7 +191,15 @@ fn routed_paths() -> Vec<String> {
         .split(".route(\"")
         .skip(1)
         .filter_map(|rest| rest.split('"').next())
-        .map(|path| path.replace("{code}", "infant-checkup").replace("{occasion}", "first").replace("{id}", "1").replace("{file}", "postcards-1.pdf").replace("{login}", "admin").replace("{token}", "0123456789abcdef").replace("{page}", "deliveries"))
+        .map(|path| {
+            path.replace("{code}", "infant-checkup")
+                .replace("{occasion}", "first")
+                .replace("{id}", "1")
+                .replace("{file}", "postcards-1.pdf")
+                .replace("{login}", "admin")
+                .replace("{token}", "0123456789abcdef")
+                .replace("{page}", "deliveries")
+        })
         .collect()
 }
 
@@ -181,8 +218,14 @@ fn serve_answers_nothing_personal_to_anyone_without_a_session() {
     wait_until("every message", || emulator.inboxes().len() == HOUSEHOLDS);
 
     // What must never reach anyone without a session: names, LINE ids, reasons, texts.
-    let database = rusqlite::Connection::open_with_flags(scene.data().join("oshirase.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let column = |query: &str| -> Vec<String> { database.prepare(query).unwrap().query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect() };
+    let database = rusqlite::Connection::open_with_flags(
+        scene.data().join("oshirase.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let column = |query: &str| -> Vec<String> {
+        database.prepare(query).unwrap().query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect()
+    };
     let mut personal = column("SELECT name FROM residents");
     personal.extend(column("SELECT line_user_id FROM registrations"));
     personal.extend(column("SELECT reason FROM notices WHERE reason <> ''"));
@@ -193,7 +236,12 @@ fn serve_answers_nothing_personal_to_anyone_without_a_session() {
     let mut answered = Vec::new();
     for path in routed_paths() {
         for method in [reqwest::Method::GET, reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE] {
-            let response = client.request(method.clone(), format!("{address}{path}")).header("content-type", "application/json").body("{}").send().unwrap();
+            let response = client
+                .request(method.clone(), format!("{address}{path}"))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .unwrap();
             let status = response.status();
             let body = response.text().unwrap();
             let leaked: Vec<&String> = personal.iter().filter(|value| body.contains(value.as_str())).collect();
@@ -212,7 +260,9 @@ fn serve_drops_half_sent_requests_and_serves_a_capped_number_of_connections() {
     use std::io::{Read, Write};
     let scene = Scene::with_programs(&["infant-checkup"]);
     let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
-    let text = std::fs::read_to_string(config(&scene, &emulator, ("00:00", "24:00"))).unwrap().replace("[line]", "header_read_timeout_seconds = 2\nmax_connections = 4\n\n[line]");
+    let text = std::fs::read_to_string(config(&scene, &emulator, ("00:00", "24:00")))
+        .unwrap()
+        .replace("[line]", "header_read_timeout_seconds = 2\nmax_connections = 4\n\n[line]");
     let config = scene.write("etc", "limits.toml", &text).join("limits.toml");
     let (server, address) = serve_at(&scene, &config);
     let socket_address = address.strip_prefix("http://").unwrap().to_owned();

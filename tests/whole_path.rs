@@ -1,7 +1,6 @@
 //! The whole path with the real binary: resident records → plugins → notices → LINE pushes
 //! received by a real emulator process.
 
-
 use crate::harness::{EmulatorProcess, Scene, TOKEN};
 use serde_json::Value;
 
@@ -34,7 +33,12 @@ fn town() -> Scene {
     let scene = Scene::with_programs(&["infant-checkup", "vaccine-mr"]);
     let folder = scene.write("export", "residents.csv", RESIDENTS);
     scene.ok(&["import", folder.to_str().unwrap()]);
-    for (resident, user) in [("0101", MOTHER_OF_READY_BABY), ("0201", MOTHER_OF_BABY_READY_TOMORROW), ("0401", FATHER_OF_ONE_YEAR_OLD), ("0501", ELDERLY_RESIDENT)] {
+    for (resident, user) in [
+        ("0101", MOTHER_OF_READY_BABY),
+        ("0201", MOTHER_OF_BABY_READY_TOMORROW),
+        ("0401", FATHER_OF_ONE_YEAR_OLD),
+        ("0501", ELDERLY_RESIDENT),
+    ] {
         scene.ok(&["register", resident, user]);
     }
     scene
@@ -55,7 +59,8 @@ fn check_inboxes(emulator: &EmulatorProcess, expected: &[(&str, usize, &str)]) {
             failures.push(format!("{user}: expected {count} message(s) with {phrase:?}, got {messages:?}"));
         }
     }
-    let expected_users: Vec<&str> = expected.iter().filter(|(_, count, _)| *count > 0).map(|(user, _, _)| *user).collect();
+    let expected_users: Vec<&str> =
+        expected.iter().filter(|(_, count, _)| *count > 0).map(|(user, _, _)| *user).collect();
     for user in inboxes.keys() {
         if !expected_users.contains(&user.as_str()) {
             failures.push(format!("{user} received messages it should not have: {:?}", inboxes[user]));
@@ -73,7 +78,12 @@ fn the_right_residents_get_the_right_message_on_the_right_day_and_only_once() {
     assert_eq!(report["sent"]["sent"], 2, "{report}");
     check_inboxes(
         &emulator,
-        &[(MOTHER_OF_READY_BABY, 1, "1回目の乳児健康診査"), (FATHER_OF_ONE_YEAR_OLD, 1, "麻しん風しん(MR)ワクチン1期"), (MOTHER_OF_BABY_READY_TOMORROW, 0, ""), (ELDERLY_RESIDENT, 0, "")],
+        &[
+            (MOTHER_OF_READY_BABY, 1, "1回目の乳児健康診査"),
+            (FATHER_OF_ONE_YEAR_OLD, 1, "麻しん風しん(MR)ワクチン1期"),
+            (MOTHER_OF_BABY_READY_TOMORROW, 0, ""),
+            (ELDERLY_RESIDENT, 0, ""),
+        ],
     );
     // The deadline is the last day of the window (生後7月 is reached on 2027-03-21).
     assert!(emulator.inboxes()[MOTHER_OF_READY_BABY][0].contains("令和9年3月20日までに"), "{:?}", emulator.inboxes());
@@ -86,7 +96,14 @@ fn the_right_residents_get_the_right_message_on_the_right_day_and_only_once() {
 
     // The next day the second baby's window opens.
     run_day(&scene, &emulator, "2026-11-22");
-    check_inboxes(&emulator, &[(MOTHER_OF_READY_BABY, 1, "乳児"), (FATHER_OF_ONE_YEAR_OLD, 1, "麻しん風しん"), (MOTHER_OF_BABY_READY_TOMORROW, 1, "1回目の乳児健康診査")]);
+    check_inboxes(
+        &emulator,
+        &[
+            (MOTHER_OF_READY_BABY, 1, "乳児"),
+            (FATHER_OF_ONE_YEAR_OLD, 1, "麻しん風しん"),
+            (MOTHER_OF_BABY_READY_TOMORROW, 1, "1回目の乳児健康診査"),
+        ],
+    );
 
     // No message carries a name, a birth date or an address.
     for messages in emulator.inboxes().values() {
@@ -103,12 +120,25 @@ fn the_right_residents_get_the_right_message_on_the_right_day_and_only_once() {
 #[test]
 fn a_channel_approved_for_aggregation_units_names_each_program_in_line_statistics() {
     let scene = town();
-    let emulator = EmulatorProcess::start_with(&scene.directory.path().join("line.jsonl"), &["--aggregation-units-approved"]);
-    let output = scene.ok(&["run", "--date", TODAY, "--line-base-url", &emulator.base_url, "--line-token", TOKEN, "--line-custom-aggregation-units"]);
+    let emulator =
+        EmulatorProcess::start_with(&scene.directory.path().join("line.jsonl"), &["--aggregation-units-approved"]);
+    let output = scene.ok(&[
+        "run",
+        "--date",
+        TODAY,
+        "--line-base-url",
+        &emulator.base_url,
+        "--line-token",
+        TOKEN,
+        "--line-custom-aggregation-units",
+    ]);
     let report: Value = serde_json::from_str(output.trim()).unwrap();
     assert_eq!(report["sent"]["sent"], 2, "{report}");
     let units = emulator.aggregation_units();
-    assert_eq!((&units[MOTHER_OF_READY_BABY][..], &units[FATHER_OF_ONE_YEAR_OLD][..]), (&[Some("infant_checkup".to_string())][..], &[Some("vaccine_mr".to_string())][..]));
+    assert_eq!(
+        (&units[MOTHER_OF_READY_BABY][..], &units[FATHER_OF_ONE_YEAR_OLD][..]),
+        (&[Some("infant_checkup".to_string())][..], &[Some("vaccine_mr".to_string())][..])
+    );
 }
 
 /// A city that chose two programs keeps exactly those, whatever command comes next
@@ -118,20 +148,36 @@ fn a_channel_approved_for_aggregation_units_names_each_program_in_line_statistic
 fn a_data_directory_keeps_the_programs_it_chose_and_others_wait_for_staff() {
     let scene = town();
     let without_programs = |args: &[&str]| {
-        let output = std::process::Command::new(crate::harness::binary()).arg("--data").arg(scene.data()).args(args).env("OSHIRASE_LOG", "warn").env_remove("OSHIRASE_PROGRAMS").output().unwrap();
+        let output = std::process::Command::new(crate::harness::binary())
+            .arg("--data")
+            .arg(scene.data())
+            .args(args)
+            .env("OSHIRASE_LOG", "warn")
+            .env_remove("OSHIRASE_PROGRAMS")
+            .output()
+            .unwrap();
         assert!(output.status.success(), "oshirase {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
     };
     let states = |list: &str, state: &str| -> Vec<String> {
-        list.lines().map(|line| line.split('\t').collect::<Vec<_>>()).filter(|fields| fields[2] == state).map(|fields| fields[0].to_string()).collect()
+        list.lines()
+            .map(|line| line.split('\t').collect::<Vec<_>>())
+            .filter(|fields| fields[2] == state)
+            .map(|fields| fields[0].to_string())
+            .collect()
     };
     let list = without_programs(&["plugin", "list"]);
     assert_eq!(states(&list, "active"), ["infant-checkup", "vaccine-mr"], "{list}");
-    assert!(states(&list, "available").contains(&"vaccine-bcg".to_string()) && states(&list, "available").len() > 10, "{list}");
+    assert!(
+        states(&list, "available").contains(&"vaccine-bcg".to_string()) && states(&list, "available").len() > 10,
+        "{list}"
+    );
     let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
-    let output = without_programs(&["run", "--date", TODAY, "--line-base-url", &emulator.base_url, "--line-token", TOKEN]);
+    let output =
+        without_programs(&["run", "--date", TODAY, "--line-base-url", &emulator.base_url, "--line-token", TOKEN]);
     let report: Value = serde_json::from_str(output.trim()).unwrap();
-    let programs: Vec<&str> = report["runs"].as_array().unwrap().iter().map(|run| run["program"].as_str().unwrap()).collect();
+    let programs: Vec<&str> =
+        report["runs"].as_array().unwrap().iter().map(|run| run["program"].as_str().unwrap()).collect();
     assert_eq!(programs, ["infant-checkup", "vaccine-mr"], "{report}");
     without_programs(&["plugin", "activate", "vaccine-bcg"]);
     let list = without_programs(&["plugin", "list"]);
@@ -150,7 +196,11 @@ fn a_parent_of_twins_gets_one_message_that_says_it_is_about_two() {
     scene.ok(&["register", "0101", MOTHER_OF_READY_BABY]);
     let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
     let report = run_day(&scene, &emulator, TODAY);
-    assert_eq!((report["queued"].as_u64(), report["sent"]["sent"].as_u64(), report["sent"]["requests"].as_u64()), (Some(2), Some(2), Some(1)), "{report}");
+    assert_eq!(
+        (report["queued"].as_u64(), report["sent"]["sent"].as_u64(), report["sent"]["requests"].as_u64()),
+        (Some(2), Some(2), Some(1)),
+        "{report}"
+    );
     let inbox = &emulator.inboxes()[MOTHER_OF_READY_BABY];
     assert_eq!(inbox.len(), 1, "{inbox:?}");
     assert!(inbox[0].contains("1回目の乳児健康診査") && inbox[0].contains("対象の方が2人います"), "{}", inbox[0]);
@@ -182,7 +232,9 @@ fn a_dry_run_names_every_eligible_resident_and_sends_nothing() {
 #[test]
 fn a_broken_file_is_refused_whole_and_the_live_snapshot_stays() {
     let scene = town();
-    let broken = RESIDENTS.replace("0202,H02,佐藤 蓮,2026-08-23", "0202,H02,佐藤 蓮,2026-02-30").replace("0501,H05,田中 茂,1950-12-01,男", "0501,H05,田中 茂,1950-12-01,?");
+    let broken = RESIDENTS
+        .replace("0202,H02,佐藤 蓮,2026-08-23", "0202,H02,佐藤 蓮,2026-02-30")
+        .replace("0501,H05,田中 茂,1950-12-01,男", "0501,H05,田中 茂,1950-12-01,?");
     let folder = scene.write("broken", "residents.csv", &broken);
     let output = scene.run(&["import", folder.to_str().unwrap()]);
     assert!(!output.status.success());
@@ -197,7 +249,8 @@ fn a_broken_file_is_refused_whole_and_the_live_snapshot_stays() {
 fn a_wrong_token_sends_nothing_and_fails_the_deliveries_permanently() {
     let scene = town();
     let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
-    let output = scene.ok(&["run", "--date", TODAY, "--line-base-url", &emulator.base_url, "--line-token", "not-the-token"]);
+    let output =
+        scene.ok(&["run", "--date", TODAY, "--line-base-url", &emulator.base_url, "--line-token", "not-the-token"]);
     let report: Value = serde_json::from_str(output.trim()).unwrap();
     assert_eq!(report["sent"]["failed"], 2, "{report}");
     assert!(emulator.inboxes().is_empty());
@@ -217,10 +270,20 @@ fn the_demo_runs_from_an_empty_directory_and_a_second_run_sends_nothing_new() {
     // push or multicast, with its recipients, each named once. A recipient's deliveries
     // of one text (a parent of twins) are one message.
     let journal = std::fs::read_to_string(scene.data().join("line-emulator.jsonl")).unwrap();
-    let requests: Vec<Vec<Value>> = journal.lines().map(|line| serde_json::from_str::<Value>(line).unwrap()["to"].as_array().unwrap().clone()).collect();
-    assert!(requests.iter().all(|to| to.iter().collect::<std::collections::HashSet<_>>().len() == to.len()), "a request named a recipient twice");
+    let requests: Vec<Vec<Value>> = journal
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["to"].as_array().unwrap().clone())
+        .collect();
+    assert!(
+        requests.iter().all(|to| to.iter().collect::<std::collections::HashSet<_>>().len() == to.len()),
+        "a request named a recipient twice"
+    );
     let recipients: usize = requests.iter().map(Vec::len).sum();
-    let database = rusqlite::Connection::open_with_flags(scene.data().join("oshirase.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let database = rusqlite::Connection::open_with_flags(
+        scene.data().join("oshirase.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
     let (deliveries, messages): (i64, i64) = database
         .query_row("SELECT count(*), count(DISTINCT coalesce(batch_key, retry_key) || ' ' || address) FROM deliveries WHERE state = 'sent' AND channel = 'line'", [], |row| Ok((row.get(0)?, row.get(1)?)))
         .unwrap();
@@ -236,7 +299,19 @@ fn a_delivery_that_could_not_be_sent_is_retried_but_never_after_its_notice_expir
     // later run below finds it due however soon it starts.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let base_url = format!("http://{closed}");
-    let output = scene.ok(&["run", "--date", TODAY, "--line-base-url", &base_url, "--line-token", TOKEN, "--retry-linger-ms", "0", "--retry-first-delay-ms", "1"]);
+    let output = scene.ok(&[
+        "run",
+        "--date",
+        TODAY,
+        "--line-base-url",
+        &base_url,
+        "--line-token",
+        TOKEN,
+        "--retry-linger-ms",
+        "0",
+        "--retry-first-delay-ms",
+        "1",
+    ]);
     let report: Value = serde_json::from_str(output.trim()).unwrap();
     assert_eq!(report["sent"]["retryable"], 2, "{report}");
 
@@ -247,7 +322,11 @@ fn a_delivery_that_could_not_be_sent_is_retried_but_never_after_its_notice_expir
     run_day(&scene, &emulator, "2027-03-21");
     check_inboxes(
         &emulator,
-        &[(MOTHER_OF_READY_BABY, 0, ""), (FATHER_OF_ONE_YEAR_OLD, 1, "麻しん風しん(MR)ワクチン1期"), (MOTHER_OF_BABY_READY_TOMORROW, 1, "1回目の乳児健康診査")],
+        &[
+            (MOTHER_OF_READY_BABY, 0, ""),
+            (FATHER_OF_ONE_YEAR_OLD, 1, "麻しん風しん(MR)ワクチン1期"),
+            (MOTHER_OF_BABY_READY_TOMORROW, 1, "1回目の乳児健康診査"),
+        ],
     );
 }
 
@@ -255,7 +334,17 @@ fn a_delivery_that_could_not_be_sent_is_retried_but_never_after_its_notice_expir
 fn the_import_benchmark_compares_with_sqlite3_in_one_run() {
     let scene = Scene::new();
     let work = scene.directory.path().join("bench");
-    let output = scene.ok(&["bench", "import", "--residents", "300", "--repetitions", "1", "--json", "--work", work.to_str().unwrap()]);
+    let output = scene.ok(&[
+        "bench",
+        "import",
+        "--residents",
+        "300",
+        "--repetitions",
+        "1",
+        "--json",
+        "--work",
+        work.to_str().unwrap(),
+    ]);
     let report: Value = serde_json::from_str(output.trim()).unwrap();
     for timing in ["sqlite3", "oshirase_residents", "oshirase_all_files"] {
         let seconds = report[timing]["seconds"].as_array().unwrap();
@@ -275,24 +364,48 @@ fn the_import_benchmark_compares_with_sqlite3_in_one_run() {
 fn the_evaluation_benchmark_runs_the_same_rules_natively_and_in_sql() {
     let scene = Scene::new();
     let work = scene.directory.path().join("bench");
-    let output = scene.ok(&["bench", "eval", "--residents", "2000", "--repetitions", "1", "--date", TODAY, "--json", "--work", work.to_str().unwrap()]);
+    let output = scene.ok(&[
+        "bench",
+        "eval",
+        "--residents",
+        "2000",
+        "--repetitions",
+        "1",
+        "--date",
+        TODAY,
+        "--json",
+        "--work",
+        work.to_str().unwrap(),
+    ]);
     let report: Value = serde_json::from_str(output.trim()).unwrap();
     let programs = report["programs"].as_array().unwrap();
     assert!(programs.len() >= 20, "{report}");
     let mut mismatches = Vec::new();
     for program in programs {
         let wasm = &program["wasm_notices"];
-        if &program["native_notices"] != wasm || !(program["sql_notices"].is_null() || &program["sql_notices"] == wasm) {
-            mismatches.push(format!("{}: wasm {wasm}, native {}, sql {}", program["program"], program["native_notices"], program["sql_notices"]));
+        if &program["native_notices"] != wasm || !(program["sql_notices"].is_null() || &program["sql_notices"] == wasm)
+        {
+            mismatches.push(format!(
+                "{}: wasm {wasm}, native {}, sql {}",
+                program["program"], program["native_notices"], program["sql_notices"]
+            ));
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     let written_in_sql = programs.iter().filter(|program| !program["sql_seconds"].is_null()).count();
     assert!(written_in_sql >= 4, "{report}");
     // A screening season is open on TODAY, so the comparison is not between empty answers.
-    assert!(programs.iter().any(|program| program["program"] == "screening-colon" && program["wasm_notices"].as_u64().unwrap() > 0), "{report}");
+    assert!(
+        programs
+            .iter()
+            .any(|program| program["program"] == "screening-colon" && program["wasm_notices"].as_u64().unwrap() > 0),
+        "{report}"
+    );
     assert!(report["residents"].as_u64().unwrap() >= 2000 && report["threads"].as_u64().unwrap() >= 1, "{report}");
-    assert!(report["whole_city_seconds"].as_f64().unwrap() > 0.0 && report["whole_city_peak_rss_kib"].as_i64().unwrap() > 0, "{report}");
+    assert!(
+        report["whole_city_seconds"].as_f64().unwrap() > 0.0 && report["whole_city_peak_rss_kib"].as_i64().unwrap() > 0,
+        "{report}"
+    );
     // `oshirase run` over the whole city, on one read for every program, plans what the
     // programs planned one at a time.
     let one_at_a_time: u64 = programs.iter().map(|program| program["wasm_notices"].as_u64().unwrap()).sum();

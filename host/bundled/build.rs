@@ -30,21 +30,36 @@ fn main() {
         .arg("--target-dir")
         .arg(&target_directory);
     // Settings meant for the host build must not leak into the plugin build.
-    for variable in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+    for variable in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
         command.env_remove(variable);
     }
     let status = command.status().expect("cannot run cargo to build the plugins");
     assert!(status.success(), "building the plugins in {} failed", plugins.display());
 
     let components = target_directory.join("wasm32-wasip2/release");
-    std::fs::write(out_directory.join("bundled_plugins.rs"), embed("PROGRAMS", &crates, &plugins, &components)).unwrap();
-    std::fs::write(out_directory.join("testing_plugins.rs"), embed("PLUGINS", &testing_crates, &plugins.join("testing"), &components)).unwrap();
+    std::fs::write(out_directory.join("bundled_plugins.rs"), embed("PROGRAMS", &crates, &plugins, &components))
+        .unwrap();
+    std::fs::write(
+        out_directory.join("testing_plugins.rs"),
+        embed("PLUGINS", &testing_crates, &plugins.join("testing"), &components),
+    )
+    .unwrap();
 }
 
 /// The names of the crate folders directly in `directory`, sorted.
 fn plugin_crates(directory: &Path) -> Vec<String> {
     let mut crates = Vec::new();
-    for entry in std::fs::read_dir(directory).unwrap_or_else(|error| panic!("cannot list {}: {error}", directory.display())) {
+    for entry in
+        std::fs::read_dir(directory).unwrap_or_else(|error| panic!("cannot list {}: {error}", directory.display()))
+    {
         let folder = entry.unwrap().path();
         if folder.join("Cargo.toml").exists() {
             println!("cargo:rerun-if-changed={}", folder.join("src").display());
@@ -60,12 +75,15 @@ fn plugin_crates(directory: &Path) -> Vec<String> {
 /// Rust source for a constant `name` listing (crate name, component bytes, the text of
 /// the crate's `cases.yaml`, empty when it has none).
 fn embed(name: &str, crates: &[String], sources: &Path, components: &Path) -> String {
-    let mut source = format!("/// Components built from `plugins/`: (crate name, component bytes, example cases).\npub const {name}: &[crate::Component] = &[\n");
+    let mut source = format!(
+        "/// Components built from `plugins/`: (crate name, component bytes, example cases).\npub const {name}: &[crate::Component] = &[\n"
+    );
     for crate_name in crates {
         let wasm = components.join(format!("{}.wasm", crate_name.replace('-', "_")));
         assert!(wasm.exists(), "the plugin {crate_name} built no component at {}", wasm.display());
         let cases = sources.join(crate_name).join("cases.yaml");
-        let cases = if cases.exists() { format!("include_str!({:?})", cases.display().to_string()) } else { "\"\"".to_owned() };
+        let cases =
+            if cases.exists() { format!("include_str!({:?})", cases.display().to_string()) } else { "\"\"".to_owned() };
         source.push_str(&format!("    ({crate_name:?}, include_bytes!({:?}), {cases}),\n", wasm.display().to_string()));
     }
     source.push_str("];\n");
@@ -76,7 +94,11 @@ fn embed(name: &str, crates: &[String], sources: &Path, components: &Path) -> St
 /// toolchain installed earlier without it gets it here.
 fn ensure_wasm_target() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc).args(["--print", "sysroot"]).output().ok().map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string());
     let installed = sysroot.is_some_and(|sysroot| Path::new(&sysroot).join("lib/rustlib/wasm32-wasip2").exists());
     if !installed {
         let toolchain = std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_default();

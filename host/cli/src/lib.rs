@@ -7,7 +7,11 @@ mod commands;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "oshirase", version, about = "Tells residents about the programs they can use, through LINE or e-mail")]
+#[command(
+    name = "oshirase",
+    version,
+    about = "Tells residents about the programs they can use, through LINE or e-mail"
+)]
 struct Arguments {
     #[command(flatten)]
     global: commands::Global,

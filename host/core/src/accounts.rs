@@ -12,8 +12,8 @@ use argon2::password_hash::{Output, PasswordHash, SaltString};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::database::audit;
-use crate::time::now_text;
 use crate::hashing::sha256_hex;
+use crate::time::now_text;
 
 /// How long a session lasts from sign-in: one working day.
 pub const SESSION_MILLISECONDS: i64 = 10 * 60 * 60 * 1000;
@@ -95,7 +95,9 @@ pub fn generate_password() -> String {
 /// Refuses a password too short to keep.
 pub fn check_password(password: &str) -> Result<(), AccountError> {
     if password.chars().count() < MINIMUM_PASSWORD_CHARACTERS {
-        return Err(AccountError::Invalid(format!("the password must have at least {MINIMUM_PASSWORD_CHARACTERS} characters")));
+        return Err(AccountError::Invalid(format!(
+            "the password must have at least {MINIMUM_PASSWORD_CHARACTERS} characters"
+        )));
     }
     Ok(())
 }
@@ -106,14 +108,17 @@ pub fn check_password(password: &str) -> Result<(), AccountError> {
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).expect("the operating system's random number generator failed");
-    let salt_text = SaltString::encode_b64(&salt).map_err(|error| anyhow::anyhow!("cannot encode a password salt: {error}"))?;
+    let salt_text =
+        SaltString::encode_b64(&salt).map_err(|error| anyhow::anyhow!("cannot encode a password salt: {error}"))?;
     let argon2 = Argon2::default();
     let mut output = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
-    argon2_into(&argon2, password.as_bytes(), &salt, &mut output).map_err(|error| anyhow::anyhow!("cannot hash a password: {error}"))?;
+    argon2_into(&argon2, password.as_bytes(), &salt, &mut output)
+        .map_err(|error| anyhow::anyhow!("cannot hash a password: {error}"))?;
     let hash = PasswordHash {
         algorithm: argon2::Algorithm::Argon2id.ident(),
         version: Some(argon2::Version::V0x13.into()),
-        params: argon2::password_hash::ParamsString::try_from(argon2.params()).map_err(|error| anyhow::anyhow!("cannot write the password's parameters: {error}"))?,
+        params: argon2::password_hash::ParamsString::try_from(argon2.params())
+            .map_err(|error| anyhow::anyhow!("cannot write the password's parameters: {error}"))?,
         salt: Some(salt_text.as_salt()),
         hash: Some(Output::new(&output).map_err(|error| anyhow::anyhow!("cannot keep a password hash: {error}"))?),
     };
@@ -157,7 +162,8 @@ fn argon2_into(argon2: &Argon2, password: &[u8], salt: &[u8], output: &mut [u8])
 
 /// A hash of a password nobody knows, checked for unknown logins and disabled accounts,
 /// so that they cost the same time as a known login.
-static UNKNOWN_LOGIN_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hash_password(&random_token()).expect("hashing a random password"));
+static UNKNOWN_LOGIN_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password(&random_token()).expect("hashing a random password"));
 
 /// The server's password hashing: a few threads of its own and a short queue. Each hash
 /// takes 19 MiB for some 50 ms, so a flood of sign-ins run on tokio's blocking pool would
@@ -193,7 +199,10 @@ impl PasswordHashers {
         let waiting = Arc::new(Mutex::new(waiting));
         for number in 0..threads {
             let waiting = waiting.clone();
-            std::thread::Builder::new().name(format!("password-hashing-{number}")).spawn(move || hash_jobs(&waiting)).expect("cannot start a password hashing thread");
+            std::thread::Builder::new()
+                .name(format!("password-hashing-{number}"))
+                .spawn(move || hash_jobs(&waiting))
+                .expect("cannot start a password hashing thread");
         }
         PasswordHashers { jobs, places: Arc::new(tokio::sync::Semaphore::new(threads + queue)) }
     }
@@ -268,9 +277,17 @@ fn hash_jobs(waiting: &Mutex<Receiver<HashJob>>) {
 
 /// Creates a staff account after checking it, with the hash of its checked password;
 /// returns its id.
-pub fn create_user(connection: &Connection, user: &NewUser, password_hash: &str, actor: &str) -> Result<i64, AccountError> {
+pub fn create_user(
+    connection: &Connection,
+    user: &NewUser,
+    password_hash: &str,
+    actor: &str,
+) -> Result<i64, AccountError> {
     let invalid = AccountError::Invalid;
-    if user.login.is_empty() || user.login.len() > 64 || !user.login.chars().all(|character| character.is_ascii_alphanumeric() || "._-@".contains(character)) {
+    if user.login.is_empty()
+        || user.login.len() > 64
+        || !user.login.chars().all(|character| character.is_ascii_alphanumeric() || "._-@".contains(character))
+    {
         return Err(invalid(format!("the login {:?} must be 1 to 64 letters, digits and . _ - @ only", user.login)));
     }
     if user.display_name.trim().is_empty() {
@@ -279,7 +296,9 @@ pub fn create_user(connection: &Connection, user: &NewUser, password_hash: &str,
     if user.role == Role::Division && user.programs.is_empty() {
         return Err(invalid("division staff must be given the programs they may act on (--programs)".into()));
     }
-    let exists: bool = connection.query_row("SELECT EXISTS (SELECT 1 FROM staff_users WHERE login = ?1)", [&user.login], |row| row.get(0))?;
+    let exists: bool =
+        connection
+            .query_row("SELECT EXISTS (SELECT 1 FROM staff_users WHERE login = ?1)", [&user.login], |row| row.get(0))?;
     if exists {
         return Err(invalid(format!("the login {:?} is already taken", user.login)));
     }
@@ -296,7 +315,11 @@ pub fn create_user(connection: &Connection, user: &NewUser, password_hash: &str,
 /// and is not disabled.
 pub fn find_for_sign_in(connection: &Connection, login: &str) -> anyhow::Result<Option<(i64, String)>> {
     Ok(connection
-        .query_row("SELECT id, password_hash FROM staff_users WHERE login = ?1 AND disabled_at IS NULL", [login], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row(
+            "SELECT id, password_hash FROM staff_users WHERE login = ?1 AND disabled_at IS NULL",
+            [login],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
         .optional()?)
 }
 
@@ -308,7 +331,8 @@ pub fn open_session(connection: &Connection, user_id: i64, now: i64) -> anyhow::
         "INSERT INTO staff_sessions (token_sha256, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         (sha256_hex(cookie.as_bytes()), user_id, &csrf_token, now, now + SESSION_MILLISECONDS),
     )?;
-    let (caller, _) = session(connection, &cookie, now)?.ok_or_else(|| anyhow::anyhow!("the session just stored for account {user_id} is not found"))?;
+    let (caller, _) = session(connection, &cookie, now)?
+        .ok_or_else(|| anyhow::anyhow!("the session just stored for account {user_id} is not found"))?;
     audit(connection, &caller.actor, "sign-in", "console", "")?;
     Ok(NewSession { cookie, csrf_token, caller })
 }
@@ -392,7 +416,10 @@ pub fn set_disabled(connection: &mut Connection, login: &str, disabled: bool, ac
     }
     let transaction = connection.transaction()?;
     let id = account_id(&transaction, login)?;
-    transaction.execute("UPDATE staff_users SET disabled_at = CASE WHEN ?2 THEN coalesce(disabled_at, ?3) END WHERE id = ?1", (id, disabled, now_text()))?;
+    transaction.execute(
+        "UPDATE staff_users SET disabled_at = CASE WHEN ?2 THEN coalesce(disabled_at, ?3) END WHERE id = ?1",
+        (id, disabled, now_text()),
+    )?;
     if disabled {
         transaction.execute("DELETE FROM staff_sessions WHERE user_id = ?1", [id])?;
     }
@@ -403,7 +430,12 @@ pub fn set_disabled(connection: &mut Connection, login: &str, disabled: bool, ac
 
 /// Gives `login` the password whose hash is `password_hash` and ends its sessions, so
 /// whoever knew the old one is signed out. Audited.
-pub fn set_password(connection: &mut Connection, login: &str, password_hash: &str, actor: &str) -> Result<(), AccountError> {
+pub fn set_password(
+    connection: &mut Connection,
+    login: &str,
+    password_hash: &str,
+    actor: &str,
+) -> Result<(), AccountError> {
     let transaction = connection.transaction()?;
     let id = account_id(&transaction, login)?;
     transaction.execute("UPDATE staff_users SET password_hash = ?2 WHERE id = ?1", (id, password_hash))?;
@@ -453,7 +485,11 @@ pub struct Caller {
 impl Caller {
     /// Only the administrator may act on what belongs to no division, such as snapshots.
     pub fn must_be_administrator(&self) -> Result<(), AuthError> {
-        if self.role == Role::Administrator { Ok(()) } else { Err(AuthError::AdministratorOnly { actor: self.actor.clone() }) }
+        if self.role == Role::Administrator {
+            Ok(())
+        } else {
+            Err(AuthError::AdministratorOnly { actor: self.actor.clone() })
+        }
     }
 
     pub fn may_act_on(&self, program: &str) -> Result<(), AuthError> {
@@ -496,9 +532,19 @@ pub const TOKEN_VALID_DAYS: i64 = 365;
 /// Creates a token for `division` (owning `programs`, or everything when `admin`) that
 /// works for `valid_days`, and returns it; only its hash is stored, so it is shown this
 /// once.
-pub fn create_token(connection: &Connection, division: &str, programs: &[String], admin: bool, valid_days: i64, actor: &str) -> anyhow::Result<String> {
+pub fn create_token(
+    connection: &Connection,
+    division: &str,
+    programs: &[String],
+    admin: bool,
+    valid_days: i64,
+    actor: &str,
+) -> anyhow::Result<String> {
     anyhow::ensure!(!division.trim().is_empty(), "the division name is empty");
-    anyhow::ensure!(admin || !programs.is_empty(), "a division token must name the programs it may publish (or be --admin)");
+    anyhow::ensure!(
+        admin || !programs.is_empty(),
+        "a division token must name the programs it may publish (or be --admin)"
+    );
     anyhow::ensure!((1..=3650).contains(&valid_days), "a token must work for 1 to 3650 days, not {valid_days}");
     let token = format!("osh_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     connection.execute(
@@ -506,7 +552,13 @@ pub fn create_token(connection: &Connection, division: &str, programs: &[String]
         (sha256_hex(token.as_bytes()), division, programs.join(","), admin, now_text(), crate::time::text_in_days(valid_days)),
     )?;
     let scope = if admin { "all programs".to_owned() } else { programs.join(",") };
-    audit(connection, actor, "create-token", &format!("token:{}", connection.last_insert_rowid()), &format!("{division}: {scope}, {valid_days} days"))?;
+    audit(
+        connection,
+        actor,
+        "create-token",
+        &format!("token:{}", connection.last_insert_rowid()),
+        &format!("{division}: {scope}, {valid_days} days"),
+    )?;
     Ok(token)
 }
 
@@ -571,14 +623,16 @@ pub fn list_tokens(connection: &Connection) -> anyhow::Result<Vec<TokenListing>>
 }
 
 fn token_exists(connection: &Connection, id: i64) -> Result<(), AccountError> {
-    let exists: bool = connection.query_row("SELECT EXISTS (SELECT 1 FROM admin_tokens WHERE id = ?1)", [id], |row| row.get(0))?;
+    let exists: bool =
+        connection.query_row("SELECT EXISTS (SELECT 1 FROM admin_tokens WHERE id = ?1)", [id], |row| row.get(0))?;
     if exists { Ok(()) } else { Err(AccountError::UnknownToken(id).into()) }
 }
 
 /// Revokes token `id` at once; revoking it again changes nothing. Audited.
 pub fn revoke_token(connection: &Connection, id: i64, actor: &str) -> Result<(), AccountError> {
     token_exists(connection, id)?;
-    connection.execute("UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1", (id, now_text()))?;
+    connection
+        .execute("UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1", (id, now_text()))?;
     audit(connection, actor, "revoke-token", &format!("token:{id}"), "")?;
     Ok(())
 }
@@ -586,7 +640,9 @@ pub fn revoke_token(connection: &Connection, id: i64, actor: &str) -> Result<(),
 /// Makes token `id` expire `days` from now (0: now). Audited.
 pub fn set_token_expiry(connection: &Connection, id: i64, days: i64, actor: &str) -> Result<(), AccountError> {
     if !(0..=3650).contains(&days) {
-        return Err(AccountError::Invalid(format!("a token's expiry must be 0 to 3650 days from now, not {days}")).into());
+        return Err(
+            AccountError::Invalid(format!("a token's expiry must be 0 to 3650 days from now, not {days}")).into()
+        );
     }
     token_exists(connection, id)?;
     let expires_at = crate::time::text_in_days(days);
@@ -606,7 +662,13 @@ mod tests {
     }
 
     fn user(login: &str, role: Role, programs: &[&str]) -> NewUser {
-        NewUser { login: login.into(), display_name: "試験 太郎".into(), role, division: "健康支援課".into(), programs: programs.iter().map(|code| code.to_string()).collect() }
+        NewUser {
+            login: login.into(),
+            display_name: "試験 太郎".into(),
+            role,
+            division: "健康支援課".into(),
+            programs: programs.iter().map(|code| code.to_string()).collect(),
+        }
     }
 
     /// A cheap stand-in hash: these tests are about accounts, not Argon2.
@@ -616,7 +678,9 @@ mod tests {
     fn accounts_are_checked_before_they_are_created() {
         let (_directory, connection) = database();
         let check = |new_user: NewUser, expected: &str| {
-            let outcome = create_user(&connection, &new_user, HASH, "test").map(|_| String::new()).unwrap_or_else(|error| error.to_string());
+            let outcome = create_user(&connection, &new_user, HASH, "test")
+                .map(|_| String::new())
+                .unwrap_or_else(|error| error.to_string());
             assert!(outcome.contains(expected), "{:?}: expected {expected:?}, got {outcome:?}", new_user.login);
         };
         check(user("kenko", Role::Division, &["vaccine-mr"]), "");
@@ -624,7 +688,9 @@ mod tests {
         check(user("ken ko", Role::Viewer, &[]), "must be 1 to 64 letters");
         check(user(&"k".repeat(65), Role::Viewer, &[]), "must be 1 to 64 letters");
         check(user("nothing", Role::Division, &[]), "must be given the programs");
-        assert!(matches!(check_password("short"), Err(AccountError::Invalid(message)) if message == "the password must have at least 12 characters"));
+        assert!(
+            matches!(check_password("short"), Err(AccountError::Invalid(message)) if message == "the password must have at least 12 characters")
+        );
         assert!(check_password("correct horse battery").is_ok());
     }
 
@@ -650,12 +716,18 @@ mod tests {
         let stored = hashers.hash("correct horse battery".into()).await.unwrap().unwrap();
         assert!(hashers.reserve().unwrap().verify("correct horse battery".into(), Some(stored.clone())).await.unwrap());
         assert!(!hashers.reserve().unwrap().verify("wrong".into(), Some(stored.clone())).await.unwrap());
-        assert!(!hashers.reserve().unwrap().verify("correct horse battery".into(), None).await.unwrap(), "an unknown login never matches");
+        assert!(
+            !hashers.reserve().unwrap().verify("correct horse battery".into(), None).await.unwrap(),
+            "an unknown login never matches"
+        );
         // One thread and room for one more: a third place is refused at once, and a place
         // is given back once its hash has run.
         let (first, second) = (hashers.reserve().unwrap(), hashers.reserve().unwrap());
         assert!(hashers.reserve().is_err());
-        let (first, second) = futures::join!(first.verify("wrong".into(), Some(stored.clone())), second.verify("wrong".into(), Some(stored.clone())));
+        let (first, second) = futures::join!(
+            first.verify("wrong".into(), Some(stored.clone())),
+            second.verify("wrong".into(), Some(stored.clone()))
+        );
         assert_eq!((first.unwrap(), second.unwrap()), (false, false));
         assert!(hashers.reserve().is_ok());
     }
@@ -667,11 +739,17 @@ mod tests {
         let now = 1_800_000_000_000;
         let first = open_session(&connection, id, now).unwrap();
         assert_eq!(find_for_sign_in(&connection, "kenko").unwrap().map(|(found, _)| found), Some(id));
-        let (caller, csrf) = session(&connection, &first.cookie, now + 1).unwrap().expect("the session is known by its cookie");
+        let (caller, csrf) =
+            session(&connection, &first.cookie, now + 1).unwrap().expect("the session is known by its cookie");
         assert_eq!((caller.actor.as_str(), csrf), ("user:kenko", first.csrf_token.clone()));
         assert!(session(&connection, &first.cookie, now + SESSION_MILLISECONDS).unwrap().is_none(), "a session ends");
 
-        assert!(set_disabled(&mut connection, "kenko", true, "user:kenko").unwrap_err().to_string().contains("your own account"));
+        assert!(
+            set_disabled(&mut connection, "kenko", true, "user:kenko")
+                .unwrap_err()
+                .to_string()
+                .contains("your own account")
+        );
         set_disabled(&mut connection, "kenko", true, "user:admin").unwrap();
         assert!(session(&connection, &first.cookie, now + 2).unwrap().is_none(), "disabling ends the sessions");
         assert_eq!(find_for_sign_in(&connection, "kenko").unwrap(), None, "a disabled account cannot sign in");
@@ -683,14 +761,36 @@ mod tests {
         let third = open_session(&connection, id, now).unwrap();
         assert_eq!(list_accounts(&connection, now).unwrap()[0].sessions, 2);
         set_password(&mut connection, "kenko", "$argon2id$another", "user:admin").unwrap();
-        assert!(session(&connection, &second.cookie, now + 1).unwrap().is_none() && session(&connection, &third.cookie, now + 1).unwrap().is_none());
+        assert!(
+            session(&connection, &second.cookie, now + 1).unwrap().is_none()
+                && session(&connection, &third.cookie, now + 1).unwrap().is_none()
+        );
         let fourth = open_session(&connection, id, now).unwrap();
         assert_eq!(end_sessions(&connection, "kenko", "user:admin").unwrap(), 1);
         assert!(session(&connection, &fourth.cookie, now + 1).unwrap().is_none());
         sign_out(&connection, "no such cookie").unwrap();
         assert!(matches!(end_sessions(&connection, "nobody", "user:admin"), Err(AccountError::UnknownLogin(_))));
 
-        let actions: Vec<String> = connection.prepare("SELECT action FROM audit_log ORDER BY id").unwrap().query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect();
-        assert_eq!(actions, ["create-user", "sign-in", "disable-user", "enable-user", "sign-in", "sign-in", "reset-password", "sign-in", "end-sessions"]);
+        let actions: Vec<String> = connection
+            .prepare("SELECT action FROM audit_log ORDER BY id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "create-user",
+                "sign-in",
+                "disable-user",
+                "enable-user",
+                "sign-in",
+                "sign-in",
+                "reset-password",
+                "sign-in",
+                "end-sessions"
+            ]
+        );
     }
 }

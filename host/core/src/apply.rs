@@ -12,14 +12,13 @@ use anyhow::Result;
 use oshirase_sdk::Day;
 use rusqlite::{Connection, OptionalExtension};
 
+use crate::chat::application_link::{link_owner, use_up};
 use crate::database::audit;
 use crate::time::now_text;
-use crate::chat::application_link::{link_owner, use_up};
 
 /// The longest name and address accepted, in characters.
 const MAX_NAME: usize = 60;
 const MAX_ADDRESS: usize = 200;
-
 
 /// The form's fields as the browser sends them.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -39,7 +38,8 @@ fn check(form: &ApplicationForm, today: Day) -> Result<(String, Day, String), Ve
     if name.is_empty() || name.chars().count() > MAX_NAME {
         problems.push(format!("お名前を{MAX_NAME}文字以内で入力してください"));
     }
-    let birth = crate::import::values::date(&form.birth_date).filter(|day| *day <= today && *day > today.add_months_clamped(-12 * 130));
+    let birth = crate::import::values::date(&form.birth_date)
+        .filter(|day| *day <= today && *day > today.add_months_clamped(-12 * 130));
     if birth.is_none() {
         problems.push("生年月日を正しく入力してください(例: 1990-04-01)".to_string());
     }
@@ -136,19 +136,36 @@ fn name_key(name: &str) -> String {
 /// the same day whose name matches.
 pub fn pending(connection: &Connection) -> Result<Vec<PendingApplication>> {
     let snapshot_id = crate::snapshot::active(connection)?.unwrap_or(0);
-    let mut statement = connection.prepare("SELECT id, submitted_at, name, birth_day, address FROM applications WHERE state = 'pending' ORDER BY id")?;
-    let applications: Vec<(i64, String, String, i32, String)> =
-        statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?.collect::<Result<_, _>>()?;
-    let mut same_birth = connection.prepare("SELECT resident_id, name, address, ward FROM residents WHERE snapshot_id = ?1 AND birth_day = ?2")?;
+    let mut statement = connection.prepare(
+        "SELECT id, submitted_at, name, birth_day, address FROM applications WHERE state = 'pending' ORDER BY id",
+    )?;
+    let applications: Vec<(i64, String, String, i32, String)> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut same_birth = connection
+        .prepare("SELECT resident_id, name, address, ward FROM residents WHERE snapshot_id = ?1 AND birth_day = ?2")?;
     let mut pending = Vec::new();
     for (id, submitted_at, name, birth, address) in applications {
         let candidates = same_birth
             .query_map((snapshot_id, birth), |row| {
-                Ok(Candidate { resident_id: row.get(0)?, name: row.get(1)?, birth_date: Day(birth).to_string(), address: row.get(2)?, ward: row.get(3)? })
+                Ok(Candidate {
+                    resident_id: row.get(0)?,
+                    name: row.get(1)?,
+                    birth_date: Day(birth).to_string(),
+                    address: row.get(2)?,
+                    ward: row.get(3)?,
+                })
             })?
             .filter(|candidate| !matches!(candidate, Ok(candidate) if name_key(&candidate.name) != name_key(&name)))
             .collect::<Result<_, _>>()?;
-        pending.push(PendingApplication { id, submitted_at, name, birth_date: Day(birth).to_string(), address, candidates });
+        pending.push(PendingApplication {
+            id,
+            submitted_at,
+            name,
+            birth_date: Day(birth).to_string(),
+            address,
+            candidates,
+        });
     }
     Ok(pending)
 }
@@ -160,7 +177,8 @@ fn applicant(connection: &Connection, id: i64) -> Result<String, ApplicationErro
 
 /// Fails unless application `id` exists and is pending.
 fn must_be_pending(connection: &Connection, id: i64) -> Result<(), ApplicationError> {
-    let state: Option<String> = connection.query_row("SELECT state FROM applications WHERE id = ?1", [id], |row| row.get(0)).optional()?;
+    let state: Option<String> =
+        connection.query_row("SELECT state FROM applications WHERE id = ?1", [id], |row| row.get(0)).optional()?;
     match state {
         None => Err(ApplicationError::NotFound(id)),
         Some(state) if state != "pending" => Err(ApplicationError::AlreadyDecided { id, state }),
@@ -173,17 +191,34 @@ fn must_be_pending(connection: &Connection, id: i64) -> Result<(), ApplicationEr
 /// to print (`chat::number::issue_within`), and tells the applicant in the chat that a
 /// postcard is on its way.
 /// Returns the number as printed.
-pub fn approve(connection: &mut Connection, id: i64, resident_id: &str, actor: &str) -> Result<String, ApplicationError> {
+pub fn approve(
+    connection: &mut Connection,
+    id: i64,
+    resident_id: &str,
+    actor: &str,
+) -> Result<String, ApplicationError> {
     let transaction = connection.transaction()?;
     must_be_pending(&transaction, id)?;
     let snapshot_id = crate::snapshot::active(&transaction)?.unwrap_or(0);
-    let known: bool = transaction.query_row("SELECT count(*) FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2", (snapshot_id, resident_id), |row| row.get(0))?;
+    let known: bool = transaction.query_row(
+        "SELECT count(*) FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2",
+        (snapshot_id, resident_id),
+        |row| row.get(0),
+    )?;
     if !known {
         return Err(ApplicationError::UnknownResident(resident_id.to_string()));
     }
-    let number = crate::chat::number::issue_within(&transaction, resident_id, crate::chat::number::DEFAULT_VALID_DAYS, actor)?;
-    transaction.execute("UPDATE applications SET state = 'approved', resident_id = ?2, decided_by = ?3, decided_at = ?4 WHERE id = ?1", (id, resident_id, actor, now_text()))?;
-    crate::chat::push::queue(&transaction, &applicant(&transaction, id)?, crate::chat::push::Kind::ApplicationApproved)?;
+    let number =
+        crate::chat::number::issue_within(&transaction, resident_id, crate::chat::number::DEFAULT_VALID_DAYS, actor)?;
+    transaction.execute(
+        "UPDATE applications SET state = 'approved', resident_id = ?2, decided_by = ?3, decided_at = ?4 WHERE id = ?1",
+        (id, resident_id, actor, now_text()),
+    )?;
+    crate::chat::push::queue(
+        &transaction,
+        &applicant(&transaction, id)?,
+        crate::chat::push::Kind::ApplicationApproved,
+    )?;
     audit(&transaction, actor, "approve-application", &format!("application {id}"), resident_id)?;
     transaction.commit()?;
     Ok(number)
@@ -194,8 +229,15 @@ pub fn approve(connection: &mut Connection, id: i64, resident_id: &str, actor: &
 pub fn reject(connection: &mut Connection, id: i64, reason: &str, actor: &str) -> Result<(), ApplicationError> {
     let transaction = connection.transaction()?;
     must_be_pending(&transaction, id)?;
-    transaction.execute("UPDATE applications SET state = 'rejected', reason = ?2, decided_by = ?3, decided_at = ?4 WHERE id = ?1", (id, reason, actor, now_text()))?;
-    crate::chat::push::queue(&transaction, &applicant(&transaction, id)?, crate::chat::push::Kind::ApplicationRejected)?;
+    transaction.execute(
+        "UPDATE applications SET state = 'rejected', reason = ?2, decided_by = ?3, decided_at = ?4 WHERE id = ?1",
+        (id, reason, actor, now_text()),
+    )?;
+    crate::chat::push::queue(
+        &transaction,
+        &applicant(&transaction, id)?,
+        crate::chat::push::Kind::ApplicationRejected,
+    )?;
     audit(&transaction, actor, "reject-application", &format!("application {id}"), reason)?;
     transaction.commit()?;
     Ok(())

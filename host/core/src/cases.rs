@@ -4,8 +4,8 @@
 use anyhow::{Context, Result};
 use oshirase_sdk::cases::{self, Report};
 
-use oshirase_sandbox::PluginEngine;
 use crate::hashing::sha256_hex;
+use oshirase_sandbox::PluginEngine;
 
 /// Loads `wasm` as a program and checks it against the cases in `yaml`. Every evaluation
 /// goes through [`PluginEngine::evaluate`], with its limits and output checks.
@@ -13,15 +13,18 @@ pub fn test_plugin(engine: &PluginEngine, wasm: &[u8], yaml: &str) -> Result<Rep
     let cases = cases::parse(yaml).context("cannot read the example cases")?;
     let program = engine.load(wasm, &sha256_hex(wasm)).context("cannot load the plugin")?;
     Ok(cases::check(&cases, &program.info.fields, |today, population| {
-        engine.evaluate(&program, today, population).map(|evaluation| evaluation.notices.to_vec()).map_err(|error| format!("{error:#}"))
+        engine
+            .evaluate(&program, today, population)
+            .map(|evaluation| evaluation.notices.to_vec())
+            .map_err(|error| format!("{error:#}"))
     }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oshirase_sandbox::Limits;
     use oshirase_bundled::PROGRAMS as BUNDLED;
+    use oshirase_sandbox::Limits;
 
     #[test]
     fn every_bundled_plugin_passes_its_own_example_cases_in_the_sandbox() {
@@ -48,6 +51,12 @@ mod tests {
         let report = test_plugin(&engine, wasm, wrong).unwrap();
         let text = report.to_string();
         assert!(!report.passed());
-        assert!(text.contains("- missing") && text.contains("2027-07-30") && text.contains("+ unexpected") && text.contains("2027-07-29"), "{text}");
+        assert!(
+            text.contains("- missing")
+                && text.contains("2027-07-30")
+                && text.contains("+ unexpected")
+                && text.contains("2027-07-29"),
+            "{text}"
+        );
     }
 }

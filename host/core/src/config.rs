@@ -153,14 +153,17 @@ impl RetrySection {
 impl Config {
     /// Reads and checks the file at `path`, taking secrets from the process environment.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-        Config::parse(&text, |name| std::env::var(name).ok().filter(|value| !value.is_empty())).with_context(|| format!("config file {} refused", path.display()))
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        Config::parse(&text, |name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+            .with_context(|| format!("config file {} refused", path.display()))
     }
 
     /// Parses and checks `text`; `environment` looks a variable up, and a secret found
     /// there replaces the file's. The errors name the key and, for TOML errors, the line.
     pub fn parse(text: &str, environment: impl Fn(&str) -> Option<String>) -> Result<Config> {
-        let mut config: Config = toml::from_str(text).map_err(|error| anyhow::anyhow!("{}", error.to_string().trim_end()))?;
+        let mut config: Config =
+            toml::from_str(text).map_err(|error| anyhow::anyhow!("{}", error.to_string().trim_end()))?;
         if let Some(token) = environment(TOKEN_VARIABLE) {
             config.line.channel_access_token = Some(token);
         }
@@ -168,15 +171,24 @@ impl Config {
             config.line.channel_secret = Some(secret);
         }
         if config.line.channel_access_token.as_deref().is_none_or(str::is_empty) {
-            anyhow::bail!("no LINE channel access token: set [line] channel_access_token or the environment variable {TOKEN_VARIABLE}");
+            anyhow::bail!(
+                "no LINE channel access token: set [line] channel_access_token or the environment variable {TOKEN_VARIABLE}"
+            );
         }
         if !(config.line.timeout_seconds > 0.0 && config.line.timeout_seconds <= LONGEST.as_secs_f64()) {
-            anyhow::bail!("[line] timeout_seconds = {} is not a number of seconds above 0 and at most a day", config.line.timeout_seconds);
+            anyhow::bail!(
+                "[line] timeout_seconds = {} is not a number of seconds above 0 and at most a day",
+                config.line.timeout_seconds
+            );
         }
         if config.retry.max_attempts == 0 {
             anyhow::bail!("[retry] max_attempts = 0: at least one attempt is needed");
         }
-        for (key, milliseconds) in [("first_delay_ms", config.retry.first_delay_ms), ("max_delay_ms", config.retry.max_delay_ms), ("linger_ms", config.retry.linger_ms)] {
+        for (key, milliseconds) in [
+            ("first_delay_ms", config.retry.first_delay_ms),
+            ("max_delay_ms", config.retry.max_delay_ms),
+            ("linger_ms", config.retry.linger_ms),
+        ] {
             if milliseconds > LONGEST.as_millis() as u64 {
                 anyhow::bail!("[retry] {key} = {milliseconds} is longer than a day");
             }
@@ -230,7 +242,12 @@ pub struct ServerLimits {
 
 impl Default for ServerLimits {
     fn default() -> ServerLimits {
-        ServerLimits { max_connections: 1024, header_read_timeout_seconds: 10, request_timeout_seconds: 60, forwarded_for: false }
+        ServerLimits {
+            max_connections: 1024,
+            header_read_timeout_seconds: 10,
+            request_timeout_seconds: 60,
+            forwarded_for: false,
+        }
     }
 }
 
@@ -263,7 +280,10 @@ mod tests {
         assert_eq!(config.retry.policy(), RetryPolicy::default());
         assert_eq!(config.send_window, SendWindow::default());
         assert_eq!(config.line().timeout, Duration::from_secs(10));
-        assert!(!config.line().custom_aggregation_units, "LINE refuses aggregation units to a channel not approved for them");
+        assert!(
+            !config.line().custom_aggregation_units,
+            "LINE refuses aggregation units to a channel not approved for them"
+        );
         let mail = config.mail.as_ref().expect("the example shows the [mail] table");
         assert_eq!((mail.port, mail.fallback_after_minutes), (587, 60));
         let channels = config.channels().unwrap();
@@ -278,7 +298,10 @@ mod tests {
                 Ok(_) => Some(format!("{what}: accepted")),
                 Err(error) => {
                     let message = format!("{error:#}");
-                    phrases.iter().any(|phrase| !message.contains(phrase)).then(|| format!("{what}: expected {phrases:?} in {message:?}"))
+                    phrases
+                        .iter()
+                        .any(|phrase| !message.contains(phrase))
+                        .then(|| format!("{what}: expected {phrases:?} in {message:?}"))
                 }
             })
             .collect();
@@ -288,23 +311,60 @@ mod tests {
     #[test]
     fn mistakes_are_refused_with_the_key_and_line() {
         check(&[
-            ("a typo'd key", "[server]\ndata = \"/tmp\"\n\n[line]\nchanel_access_token = \"t\"\n", &["line 5", "unknown field `chanel_access_token`"]),
+            (
+                "a typo'd key",
+                "[server]\ndata = \"/tmp\"\n\n[line]\nchanel_access_token = \"t\"\n",
+                &["line 5", "unknown field `chanel_access_token`"],
+            ),
             ("a missing token", "[server]\ndata = \"/tmp\"\n", &["no LINE channel access token", TOKEN_VARIABLE]),
-            ("an unknown section", "[server]\ndata = \"/tmp\"\n[schedules]\nvaccine-mr = \"0 0 9 * * *\"\n", &["line 3", "unknown field `schedules`"]),
-            ("a bad time", "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[send_window]\nstart = \"9:00\"\nend = \"20:00\"\n", &["line 6", "\"9:00\" is not a time of day"]),
-            ("a window backwards", "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[send_window]\nstart = \"20:00\"\nend = \"09:00\"\n", &["start 20:00 is not before its end 09:00"]),
-            ("no data directory", "[server]\nlisten = \"127.0.0.1:80\"\n[line]\nchannel_access_token = \"t\"\n", &["missing field `data`"]),
-            ("a timeout of no time", "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\ntimeout_seconds = 0\n", &["timeout_seconds = 0 is not a number of seconds above 0"]),
-            ("a linger of years", "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[retry]\nlinger_ms = 100000000000\n", &["linger_ms = 100000000000 is longer than a day"]),
-            ("no attempts", "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[retry]\nmax_attempts = 0\n", &["max_attempts = 0"]),
+            (
+                "an unknown section",
+                "[server]\ndata = \"/tmp\"\n[schedules]\nvaccine-mr = \"0 0 9 * * *\"\n",
+                &["line 3", "unknown field `schedules`"],
+            ),
+            (
+                "a bad time",
+                "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[send_window]\nstart = \"9:00\"\nend = \"20:00\"\n",
+                &["line 6", "\"9:00\" is not a time of day"],
+            ),
+            (
+                "a window backwards",
+                "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[send_window]\nstart = \"20:00\"\nend = \"09:00\"\n",
+                &["start 20:00 is not before its end 09:00"],
+            ),
+            (
+                "no data directory",
+                "[server]\nlisten = \"127.0.0.1:80\"\n[line]\nchannel_access_token = \"t\"\n",
+                &["missing field `data`"],
+            ),
+            (
+                "a timeout of no time",
+                "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\ntimeout_seconds = 0\n",
+                &["timeout_seconds = 0 is not a number of seconds above 0"],
+            ),
+            (
+                "a linger of years",
+                "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[retry]\nlinger_ms = 100000000000\n",
+                &["linger_ms = 100000000000 is longer than a day"],
+            ),
+            (
+                "no attempts",
+                "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[retry]\nmax_attempts = 0\n",
+                &["max_attempts = 0"],
+            ),
         ]);
     }
 
     #[test]
     fn aggregation_units_are_sent_only_when_the_file_says_so() {
-        let without = Config::parse("[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n", empty).unwrap();
+        let without =
+            Config::parse("[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n", empty).unwrap();
         assert!(!without.line().custom_aggregation_units);
-        let with = Config::parse("[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\ncustom_aggregation_units = true\n", empty).unwrap();
+        let with = Config::parse(
+            "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\ncustom_aggregation_units = true\n",
+            empty,
+        )
+        .unwrap();
         assert!(with.line().custom_aggregation_units);
     }
 
@@ -312,8 +372,12 @@ mod tests {
     fn secrets_from_the_environment_win_over_the_file() {
         let text = "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"from-file\"\n";
         let environment = |name: &str| (name == TOKEN_VARIABLE).then(|| "from-environment".to_string());
-        assert_eq!(Config::parse(text, environment).unwrap().line.channel_access_token.as_deref(), Some("from-environment"));
-        let only_environment = Config::parse("[server]\ndata = \"/tmp\"\n", |name| Some(format!("{name} value"))).unwrap();
+        assert_eq!(
+            Config::parse(text, environment).unwrap().line.channel_access_token.as_deref(),
+            Some("from-environment")
+        );
+        let only_environment =
+            Config::parse("[server]\ndata = \"/tmp\"\n", |name| Some(format!("{name} value"))).unwrap();
         assert_eq!(only_environment.line.channel_access_token.as_deref(), Some("OSHIRASE_LINE_TOKEN value"));
         assert_eq!(only_environment.line.channel_secret.as_deref(), Some("OSHIRASE_LINE_SECRET value"));
     }

@@ -126,7 +126,9 @@ impl r2d2::ManageConnection for ReadConnections {
     type Error = rusqlite::Error;
 
     fn connect(&self) -> Result<Connection, rusqlite::Error> {
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
         // Opened read-write so it can read the WAL's index, but `query_only` refuses any
         // change made through it.
         let connection = Connection::open_with_flags(&self.path, flags)?;
@@ -162,7 +164,8 @@ pub fn backup(source: &Path, destination: &Path, overwrite: bool) -> Result<Back
     if !source.exists() {
         anyhow::bail!("no database at {}", source.display());
     }
-    let from = Connection::open_with_flags(source, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).with_context(|| format!("cannot open database {}", source.display()))?;
+    let from = Connection::open_with_flags(source, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("cannot open database {}", source.display()))?;
     from.busy_timeout(std::time::Duration::from_secs(10))?;
     let mut partial = destination.as_os_str().to_owned();
     partial.push(format!(".partial-{}", std::process::id()));
@@ -184,7 +187,8 @@ pub fn backup(source: &Path, destination: &Path, overwrite: bool) -> Result<Back
         };
         let page_size: i64 = to.query_row("PRAGMA page_size", [], |row| row.get(0))?;
         drop(to);
-        std::fs::rename(&partial, destination).with_context(|| format!("cannot move the copy to {}", destination.display()))?;
+        std::fs::rename(&partial, destination)
+            .with_context(|| format!("cannot move the copy to {}", destination.display()))?;
         Ok(BackupReport { pages, page_size })
     })();
     if copied.is_err() {
@@ -258,7 +262,9 @@ mod tests {
         let copied = Connection::open(&copy).unwrap();
         let integrity: String = copied.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap();
         assert_eq!(integrity, "ok");
-        let held: i64 = copied.query_row("SELECT count(*) FROM audit_log WHERE id <= ?1", [committed_before], |row| row.get(0)).unwrap();
+        let held: i64 = copied
+            .query_row("SELECT count(*) FROM audit_log WHERE id <= ?1", [committed_before], |row| row.get(0))
+            .unwrap();
         assert_eq!(held, committed_before);
         eprintln!("backup: {} pages while {written_during} transactions were committed", report.pages);
 

@@ -16,10 +16,10 @@ use oshirase_sdk::{Day, Field};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::database::Database;
-use crate::time::now_text;
-use oshirase_sandbox::{Evaluation, LoadedProgram, Notices, PluginError};
 use crate::registry::{ActiveVersion, Plugins, active_versions};
 use crate::snapshot::{LoadedPopulation, ResidentIds};
+use crate::time::now_text;
+use oshirase_sandbox::{Evaluation, LoadedProgram, Notices, PluginError};
 
 /// How many programs of a day are evaluated at once: the two cores of the machine we size
 /// for. Each evaluation holds its own copy of its columns in the plugin's memory, so more
@@ -48,7 +48,12 @@ pub struct ProgramRun {
 
 /// Evaluates one program and names the residents its notices are about. Sends nothing,
 /// stores nothing.
-pub fn dry_run(connection: &Connection, plugins: &Plugins, version: &ActiveVersion, today: Day) -> Result<Vec<PlannedNotice>> {
+pub fn dry_run(
+    connection: &Connection,
+    plugins: &Plugins,
+    version: &ActiveVersion,
+    today: Day,
+) -> Result<Vec<PlannedNotice>> {
     let (loaded, evaluation) = evaluate_alone(connection, plugins, version, today)?;
     evaluation
         .notices
@@ -66,15 +71,26 @@ pub fn dry_run(connection: &Connection, plugins: &Plugins, version: &ActiveVersi
 }
 
 /// One program on its own read of the snapshot.
-fn evaluate_alone(connection: &Connection, plugins: &Plugins, version: &ActiveVersion, today: Day) -> Result<(LoadedPopulation, Evaluation)> {
+fn evaluate_alone(
+    connection: &Connection,
+    plugins: &Plugins,
+    version: &ActiveVersion,
+    today: Day,
+) -> Result<(LoadedPopulation, Evaluation)> {
     let program = plugins.get(connection, version)?;
     let loaded = load_population(connection, &program.info.fields)?;
-    let evaluation = evaluate_loaded(plugins, &program, &loaded, today).with_context(|| format!("program {} failed", version.program))?;
+    let evaluation = evaluate_loaded(plugins, &program, &loaded, today)
+        .with_context(|| format!("program {} failed", version.program))?;
     Ok((loaded, evaluation))
 }
 
 /// One program on a population read for it or for every program of the day.
-fn evaluate_loaded(plugins: &Plugins, program: &LoadedProgram, loaded: &LoadedPopulation, today: Day) -> Result<Evaluation, PluginError> {
+fn evaluate_loaded(
+    plugins: &Plugins,
+    program: &LoadedProgram,
+    loaded: &LoadedPopulation,
+    today: Day,
+) -> Result<Evaluation, PluginError> {
     plugins.engine.evaluate_rows(program, today, &loaded.population, loaded.rows_for(&program.info.fields))
 }
 
@@ -129,7 +145,14 @@ struct Run<'a> {
 /// `Queue` as it finishes one, and stores each program's notices on this thread as soon as
 /// it is done. A finished evaluation is handed over only when this thread takes it, so the
 /// notices held at once are those of the programs being evaluated and the one being stored.
-fn evaluate_and_plan(connection: &mut Connection, plugins: &Plugins, loaded: &LoadedPopulation, runs: &[Run<'_>], outcomes: &mut [Option<ProgramRun>], today: Day) -> Result<()> {
+fn evaluate_and_plan(
+    connection: &mut Connection,
+    plugins: &Plugins,
+    loaded: &LoadedPopulation,
+    runs: &[Run<'_>],
+    outcomes: &mut [Option<ProgramRun>],
+    today: Day,
+) -> Result<()> {
     let queue = Queue::new(connection, runs)?;
     let (sender, receiver) = sync_channel::<(&Run<'_>, Result<Evaluation, PluginError>)>(0);
     std::thread::scope(|scope| {
@@ -195,7 +218,9 @@ struct QueueState<'r, 'v> {
 
 impl<'r, 'v> Queue<'r, 'v> {
     fn new(connection: &Connection, runs: &'r [Run<'v>]) -> Result<Queue<'r, 'v>> {
-        let mut last_notices = connection.prepare_cached("SELECT notices FROM runs WHERE program = ?1 AND outcome = 'succeeded' ORDER BY id DESC LIMIT 1")?;
+        let mut last_notices = connection.prepare_cached(
+            "SELECT notices FROM runs WHERE program = ?1 AND outcome = 'succeeded' ORDER BY id DESC LIMIT 1",
+        )?;
         let (mut heavy, mut light) = (Vec::new(), Vec::new());
         for run in runs {
             let notices: Option<i64> = last_notices.query_row([&run.version.program], |row| row.get(0)).optional()?;
@@ -264,11 +289,18 @@ fn start_run(connection: &Connection, version: &ActiveVersion, snapshot_id: i64,
 /// notices stored. A failure of the plugin is recorded in the run and reported in the
 /// result, not as an error; an error means the database failed. Each write is short, so the webhook, sign-ins and
 /// the console never wait for an evaluation.
-pub async fn run_program_beside_writes(database: &Database, plugins: Arc<Plugins>, version: ActiveVersion, today: Day) -> Result<ProgramRun> {
+pub async fn run_program_beside_writes(
+    database: &Database,
+    plugins: Arc<Plugins>,
+    version: ActiveVersion,
+    today: Day,
+) -> Result<ProgramRun> {
     let started = version.clone();
-    let run_id = database.write(move |connection| start_run(connection, &started, active_snapshot(connection)?, today)).await?;
+    let run_id =
+        database.write(move |connection| start_run(connection, &started, active_snapshot(connection)?, today)).await?;
     let evaluating = version.clone();
-    let evaluated = database.read(move |connection| Ok(evaluate_alone(connection, &plugins, &evaluating, today))).await?;
+    let evaluated =
+        database.read(move |connection| Ok(evaluate_alone(connection, &plugins, &evaluating, today))).await?;
     database
         .write(move |connection| match evaluated {
             Ok((loaded, evaluation)) => record(connection, run_id, &version, &loaded.resident_ids, Ok(evaluation)),
@@ -278,7 +310,13 @@ pub async fn run_program_beside_writes(database: &Database, plugins: Arc<Plugins
 }
 
 /// Stores a finished evaluation's notices, or records why it failed.
-fn record(connection: &mut Connection, run_id: i64, version: &ActiveVersion, resident_ids: &ResidentIds, evaluation: Result<Evaluation>) -> Result<ProgramRun> {
+fn record(
+    connection: &mut Connection,
+    run_id: i64,
+    version: &ActiveVersion,
+    resident_ids: &ResidentIds,
+    evaluation: Result<Evaluation>,
+) -> Result<ProgramRun> {
     let evaluation = match evaluation {
         Ok(evaluation) => evaluation,
         Err(error) => return fail(connection, run_id, version, &error),
@@ -293,7 +331,10 @@ fn record(connection: &mut Connection, run_id: i64, version: &ActiveVersion, res
 fn fail(connection: &Connection, run_id: i64, version: &ActiveVersion, error: &anyhow::Error) -> Result<ProgramRun> {
     let message = format!("{error:#}");
     tracing::warn!(program = %version.program, %message, "program failed");
-    connection.execute("UPDATE runs SET outcome = 'failed', finished_at = ?2, message = ?3 WHERE id = ?1", (run_id, now_text(), &message))?;
+    connection.execute(
+        "UPDATE runs SET outcome = 'failed', finished_at = ?2, message = ?3 WHERE id = ?1",
+        (run_id, now_text(), &message),
+    )?;
     Ok(ProgramRun { program: version.program.clone(), notices: 0, new_notices: 0, error: Some(message) })
 }
 
@@ -304,14 +345,26 @@ fn fail(connection: &Connection, run_id: i64, version: &ActiveVersion, error: &a
 /// order beside the notices sorted the same way, and only the missing ones are inserted, in
 /// key order (which also fills the index's pages in order). The insert keeps its `ON
 /// CONFLICT` clause, so the unique key, not this merge, is what makes planning idempotent.
-fn plan(connection: &mut Connection, run_id: i64, program: &str, resident_ids: &ResidentIds, notices: &Notices, log: &str) -> Result<usize> {
-    let keys: Vec<(&str, &str)> = notices.iter().map(|notice| Ok((resident_id(resident_ids, notice.person)?, notice.occasion))).collect::<Result<_>>()?;
+fn plan(
+    connection: &mut Connection,
+    run_id: i64,
+    program: &str,
+    resident_ids: &ResidentIds,
+    notices: &Notices,
+    log: &str,
+) -> Result<usize> {
+    let keys: Vec<(&str, &str)> = notices
+        .iter()
+        .map(|notice| Ok((resident_id(resident_ids, notice.person)?, notice.occasion)))
+        .collect::<Result<_>>()?;
     let mut order: Vec<u32> = (0..notices.len() as u32).collect();
     // Stable, so that of two equal keys the plugin's first is stored, as one by one would.
     order.sort_by_key(|index| keys[*index as usize]);
     let transaction = connection.transaction()?;
     let missing = {
-        let mut stored = transaction.prepare_cached("SELECT resident_id, occasion FROM notices WHERE program = ?1 ORDER BY resident_id, occasion")?;
+        let mut stored = transaction.prepare_cached(
+            "SELECT resident_id, occasion FROM notices WHERE program = ?1 ORDER BY resident_id, occasion",
+        )?;
         let mut stored = stored.query([program])?;
         let mut missing = Vec::new();
         let mut next = order.iter().copied().peekable();
@@ -338,7 +391,15 @@ fn plan(connection: &mut Connection, run_id: i64, program: &str, resident_ids: &
         for index in missing {
             let notice = notices.get(index as usize).context("a notice to store is missing")?;
             let resident_id = keys[index as usize].0;
-            new_notices += insert.execute((program, resident_id, notice.occasion, notice.send_on.0, notice.expires_on.0, notice.reason, run_id))?;
+            new_notices += insert.execute((
+                program,
+                resident_id,
+                notice.occasion,
+                notice.send_on.0,
+                notice.expires_on.0,
+                notice.reason,
+                run_id,
+            ))?;
         }
     }
     transaction.execute(
@@ -358,7 +419,14 @@ pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<Load
     let snapshot_rows = loaded.population.size;
     crate::chat::timing::append_to_population(connection, fields, &mut loaded.resident_ids, &mut loaded.population)?;
     let population = &loaded.population;
-    loaded.rows_without_due_dates = population.pregnancies.person.iter().copied().filter(|person| *person >= snapshot_rows).min().unwrap_or(population.size);
+    loaded.rows_without_due_dates = population
+        .pregnancies
+        .person
+        .iter()
+        .copied()
+        .filter(|person| *person >= snapshot_rows)
+        .min()
+        .unwrap_or(population.size);
     Ok(loaded)
 }
 
@@ -372,7 +440,9 @@ mod tests {
 
     fn stored_notices(connection: &Connection) -> Result<Vec<StoredNotice>> {
         let mut statement = connection.prepare("SELECT program, resident_id, occasion, send_on, expires_on, reason FROM notices ORDER BY program, resident_id, occasion")?;
-        let notices = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)))?.collect::<Result<_, _>>()?;
+        let notices = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)))?
+            .collect::<Result<_, _>>()?;
         Ok(notices)
     }
 
@@ -387,8 +457,20 @@ mod tests {
         let today = Day::parse_iso("2026-11-21").unwrap();
         synthetic_city::generate(3_000, 11, today, &export, synthetic_city::FileEncoding::Utf8).unwrap();
         let database = Database::open(&directory.join("oshirase.db")).unwrap();
-        let options = crate::import::ImportOptions { actor: "test".into(), source: "test".into(), keep_generations: 2, max_shrink_percent: None };
-        database.write(move |connection| Ok(crate::import::import_directory(connection, &export, &options).map(|_| ()).map_err(|error| anyhow::anyhow!("{error:?}"))?)).await.unwrap();
+        let options = crate::import::ImportOptions {
+            actor: "test".into(),
+            source: "test".into(),
+            keep_generations: 2,
+            max_shrink_percent: None,
+        };
+        database
+            .write(move |connection| {
+                Ok(crate::import::import_directory(connection, &export, &options)
+                    .map(|_| ())
+                    .map_err(|error| anyhow::anyhow!("{error:?}"))?)
+            })
+            .await
+            .unwrap();
         // Two LINE users following, one with a due date and a birth, one with a birth, and a
         // third who blocked the account; every resident consents to the use of tax data.
         let (due, born) = (today.0 + 40, today.0 - 5);
@@ -410,8 +492,17 @@ mod tests {
             })
             .await
             .unwrap();
-        let plugins = Arc::new(Plugins::new(PluginEngine::new(Limits::default(), None).unwrap(), oshirase_bundled::PROGRAMS));
-        let programs = ["child-allowance", "maternal-dental", "postpartum-care", "child-rearing-allowance", "vaccine-mr", "screening-colon"].map(str::to_owned);
+        let plugins =
+            Arc::new(Plugins::new(PluginEngine::new(Limits::default(), None).unwrap(), oshirase_bundled::PROGRAMS));
+        let programs = [
+            "child-allowance",
+            "maternal-dental",
+            "postpartum-care",
+            "child-rearing-allowance",
+            "vaccine-mr",
+            "screening-colon",
+        ]
+        .map(str::to_owned);
         crate::publish::install_bundled(&database, &plugins, &programs).await.unwrap();
 
         let evaluating = plugins.clone();
@@ -424,7 +515,10 @@ mod tests {
                 // With every other notice forgotten, a run stores exactly those again.
                 let forgotten = connection.execute("DELETE FROM notices WHERE id % 2 = 0", [])?;
                 let refilled: usize = run_day(connection, &plugins, today)?.iter().map(|run| run.new_notices).sum();
-                anyhow::ensure!(refilled == forgotten && stored_notices(connection)? == shared, "{forgotten} notices forgotten, {refilled} stored again");
+                anyhow::ensure!(
+                    refilled == forgotten && stored_notices(connection)? == shared,
+                    "{forgotten} notices forgotten, {refilled} stored again"
+                );
                 connection.execute("DELETE FROM notices", [])?;
                 Ok((day, again, shared, active_versions(connection)?))
             })
@@ -436,13 +530,37 @@ mod tests {
         let alone = database.read(stored_notices).await.unwrap();
         std::fs::remove_dir_all(&directory).unwrap();
 
-        assert_eq!(day.iter().map(|run| run.program.as_str()).collect::<Vec<_>>(), ["child-allowance", "child-rearing-allowance", "maternal-dental", "postpartum-care", "screening-colon", "vaccine-mr"]);
-        assert!(day.iter().all(|run| run.error.is_none() && run.notices > 0 && run.new_notices == run.notices), "{day:?}");
+        assert_eq!(
+            day.iter().map(|run| run.program.as_str()).collect::<Vec<_>>(),
+            [
+                "child-allowance",
+                "child-rearing-allowance",
+                "maternal-dental",
+                "postpartum-care",
+                "screening-colon",
+                "vaccine-mr"
+            ]
+        );
+        assert!(
+            day.iter().all(|run| run.error.is_none() && run.notices > 0 && run.new_notices == run.notices),
+            "{day:?}"
+        );
         assert!(again.iter().all(|run| run.new_notices == 0 && run.notices > 0), "{again:?}");
         assert_eq!(shared, alone);
-        let self_registered: Vec<(&str, &str)> = shared.iter().filter(|notice| notice.1.starts_with("self:")).map(|notice| (notice.0.as_str(), notice.1.as_str())).collect();
-        assert!(self_registered.contains(&("child-allowance", "self:2")) && self_registered.contains(&("maternal-dental", "self:1")), "{self_registered:?}");
-        assert!(!self_registered.iter().any(|(_, resident)| *resident == "self:4"), "a user who blocked the account is left out: {self_registered:?}");
+        let self_registered: Vec<(&str, &str)> = shared
+            .iter()
+            .filter(|notice| notice.1.starts_with("self:"))
+            .map(|notice| (notice.0.as_str(), notice.1.as_str()))
+            .collect();
+        assert!(
+            self_registered.contains(&("child-allowance", "self:2"))
+                && self_registered.contains(&("maternal-dental", "self:1")),
+            "{self_registered:?}"
+        );
+        assert!(
+            !self_registered.iter().any(|(_, resident)| *resident == "self:4"),
+            "a user who blocked the account is left out: {self_registered:?}"
+        );
     }
 
     /// A population read once for every program serves a program that does not read
@@ -451,7 +569,13 @@ mod tests {
     #[test]
     fn due_dates_registered_in_the_chat_come_last_so_a_shared_read_serves_every_program() {
         let mut connection = crate::testing::database();
-        crate::testing::store(&mut connection, &[crate::testing::resident("001", "h1", "1990-01-01", 1), crate::testing::resident("002", "h1", "2026-01-01", 3)]);
+        crate::testing::store(
+            &mut connection,
+            &[
+                crate::testing::resident("001", "h1", "1990-01-01", 1),
+                crate::testing::resident("002", "h1", "2026-01-01", 3),
+            ],
+        );
         connection
             .execute_batch(&format!(
                 "INSERT INTO line_users (line_user_id, following, first_seen_at, changed_at) VALUES ('U{a}', 1, 'now', 'now'), ('U{b}', 1, 'now', 'now');
@@ -461,10 +585,14 @@ mod tests {
                 b = "b".repeat(32),
             ))
             .unwrap();
-        let everything = load_population(&connection, &[Field::BirthDay, Field::Household, Field::Pregnancies]).unwrap();
+        let everything =
+            load_population(&connection, &[Field::BirthDay, Field::Household, Field::Pregnancies]).unwrap();
         assert_eq!(everything.resident_ids, ["001", "002", "self:3", "self:2", "self:1"]);
         assert_eq!(everything.population.pregnancies.person, [4]);
-        assert_eq!((everything.rows_for(&[Field::Pregnancies]), everything.rows_for(&[Field::BirthDay, Field::Household])), (5, 4));
+        assert_eq!(
+            (everything.rows_for(&[Field::Pregnancies]), everything.rows_for(&[Field::BirthDay, Field::Household])),
+            (5, 4)
+        );
 
         let alone = load_population(&connection, &[Field::BirthDay, Field::Household]).unwrap();
         assert_eq!(alone.resident_ids, ["001", "002", "self:3", "self:2"]);
@@ -472,5 +600,4 @@ mod tests {
         assert_eq!(alone.population.birth_day, everything.population.birth_day[..4]);
         assert_eq!(alone.population.household, everything.population.household[..4]);
     }
-
 }

@@ -36,25 +36,52 @@ pub fn for_several(text: &str, notices: usize) -> String {
 }
 
 /// The wording staff gave occasions in the console, by (program, occasion).
-pub fn wording(connection: &rusqlite::Connection) -> rusqlite::Result<std::collections::HashMap<(String, String), String>> {
-    connection.prepare_cached("SELECT program, occasion, template FROM message_wording")?.query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))?.collect()
+pub fn wording(
+    connection: &rusqlite::Connection,
+) -> rusqlite::Result<std::collections::HashMap<(String, String), String>> {
+    connection
+        .prepare_cached("SELECT program, occasion, template FROM message_wording")?
+        .query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))?
+        .collect()
 }
 
 /// Stores staff's wording for an occasion of an active program after checking it — known
 /// placeholders only, and within LINE's limit with the longest deadline — or, when
 /// `template` is empty, goes back to the plugin's default. Answers the text as a resident
 /// would read it with a sample deadline.
-pub fn set_wording(connection: &rusqlite::Connection, program: &str, occasion: &str, template: &str, actor: &str) -> Result<String, WordingError> {
-    let version = crate::registry::active_version(connection, program)?.ok_or_else(|| WordingError::Unknown(format!("program {program} has no active version")))?;
+pub fn set_wording(
+    connection: &rusqlite::Connection,
+    program: &str,
+    occasion: &str,
+    template: &str,
+    actor: &str,
+) -> Result<String, WordingError> {
+    let version = crate::registry::active_version(connection, program)?
+        .ok_or_else(|| WordingError::Unknown(format!("program {program} has no active version")))?;
     let manifest = &version.manifest;
-    let default = manifest.occasion(occasion).ok_or_else(|| WordingError::Unknown(format!("program {program} has no occasion {occasion:?}")))?;
+    let default = manifest
+        .occasion(occasion)
+        .ok_or_else(|| WordingError::Unknown(format!("program {program} has no occasion {occasion:?}")))?;
     let effective = if template.is_empty() { default.template.as_str() } else { template };
-    check_template(effective).map_err(|placeholder| WordingError::Invalid(format!("unknown placeholder {{{placeholder}}}; use {}", PLACEHOLDERS.map(|name| format!("{{{name}}}")).join(" "))))?;
+    check_template(effective).map_err(|placeholder| {
+        WordingError::Invalid(format!(
+            "unknown placeholder {{{placeholder}}}; use {}",
+            PLACEHOLDERS.map(|name| format!("{{{name}}}")).join(" ")
+        ))
+    })?;
     // 令和10年12月31日 is as long as a deadline gets, and a note of 99 people as long as
     // the note for several gets.
-    let longest = for_several(&render(effective, &manifest.name, &manifest.contact, Day::parse_iso("2028-12-31").expect("a valid date")), 99).chars().count();
+    let longest = for_several(
+        &render(effective, &manifest.name, &manifest.contact, Day::parse_iso("2028-12-31").expect("a valid date")),
+        99,
+    )
+    .chars()
+    .count();
     if longest > crate::channel::line::TEXT_LIMIT {
-        return Err(WordingError::Invalid(format!("the message would have {longest} characters; LINE takes at most {}", crate::channel::line::TEXT_LIMIT)));
+        return Err(WordingError::Invalid(format!(
+            "the message would have {longest} characters; LINE takes at most {}",
+            crate::channel::line::TEXT_LIMIT
+        )));
     }
     if template.is_empty() {
         connection.execute("DELETE FROM message_wording WHERE program = ?1 AND occasion = ?2", (program, occasion))?;
@@ -65,7 +92,13 @@ pub fn set_wording(connection: &rusqlite::Connection, program: &str, occasion: &
             (program, occasion, template, actor, crate::time::now_text()),
         )?;
     }
-    crate::database::audit(connection, actor, if template.is_empty() { "reset-wording" } else { "set-wording" }, program, occasion)?;
+    crate::database::audit(
+        connection,
+        actor,
+        if template.is_empty() { "reset-wording" } else { "set-wording" },
+        program,
+        occasion,
+    )?;
     Ok(render(effective, &manifest.name, &manifest.contact, crate::time::today_in_japan().add_days(30)))
 }
 
@@ -99,7 +132,10 @@ mod tests {
     fn known_placeholders_are_filled_and_unknown_ones_refused() {
         let template = "【{program}】{deadline}まで。{contact}";
         assert_eq!(check_template(template), Ok(()));
-        assert_eq!(render(template, "MR", "健康課", Day::parse_iso("2027-03-31").unwrap()), "【MR】令和9年3月31日まで。健康課");
+        assert_eq!(
+            render(template, "MR", "健康課", Day::parse_iso("2027-03-31").unwrap()),
+            "【MR】令和9年3月31日まで。健康課"
+        );
         assert_eq!(check_template("{name}さん"), Err("name".to_string()));
         assert_eq!(check_template("閉じない{program"), Err("program".to_string()));
     }

@@ -8,7 +8,6 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-
 /// LINE's answers other than 200 since the process started, by HTTP status.
 static LINE_ERRORS: Mutex<BTreeMap<u16, u64>> = Mutex::new(BTreeMap::new());
 /// Messages left in LINE's monthly quota when it was last read; -1 before that or when unlimited.
@@ -43,7 +42,11 @@ fn label(value: &str) -> String {
 fn grouped(connection: &rusqlite::Connection, query: &str, names: &[&str]) -> anyhow::Result<Vec<(String, i64)>> {
     let mut statement = connection.prepare(query)?;
     let rows = statement.query_map([], |row| {
-        let labels: Vec<String> = names.iter().enumerate().map(|(index, name)| Ok(format!("{name}=\"{}\"", label(&row.get::<_, String>(index)?)))).collect::<rusqlite::Result<_>>()?;
+        let labels: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(index, name)| Ok(format!("{name}=\"{}\"", label(&row.get::<_, String>(index)?))))
+            .collect::<rusqlite::Result<_>>()?;
         Ok((labels.join(","), row.get(names.len())?))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -52,19 +55,46 @@ fn grouped(connection: &rusqlite::Connection, query: &str, names: &[&str]) -> an
 /// Every metric as Prometheus's text format (version 0.0.4) reads it.
 pub fn text(connection: &rusqlite::Connection) -> anyhow::Result<String> {
     let mut out = String::new();
-    let runs = grouped(connection, "SELECT program, outcome, count(*) FROM runs GROUP BY 1, 2 ORDER BY 1, 2", &["program", "outcome"])?;
+    let runs = grouped(
+        connection,
+        "SELECT program, outcome, count(*) FROM runs GROUP BY 1, 2 ORDER BY 1, 2",
+        &["program", "outcome"],
+    )?;
     family(&mut out, "oshirase_runs_total", "counter", "Program runs by outcome.", &runs);
     let notices = grouped(connection, "SELECT program, count(*) FROM notices GROUP BY 1 ORDER BY 1", &["program"])?;
     family(&mut out, "oshirase_notices_total", "counter", "Notices planned by program.", &notices);
-    let deliveries = grouped(connection, "SELECT channel, state, count(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2", &["channel", "state"])?;
+    let deliveries = grouped(
+        connection,
+        "SELECT channel, state, count(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2",
+        &["channel", "state"],
+    )?;
     family(&mut out, "oshirase_deliveries", "gauge", "Deliveries by channel and state.", &deliveries);
-    let registered: i64 = connection.query_row("SELECT count(*) FROM registrations WHERE active = 1", [], |row| row.get(0))?;
+    let registered: i64 =
+        connection.query_row("SELECT count(*) FROM registrations WHERE active = 1", [], |row| row.get(0))?;
     family(&mut out, "oshirase_registered_residents", "gauge", "Active registrations.", &[(String::new(), registered)]);
-    let live: i64 = connection.query_row("SELECT count(*) FROM programs WHERE active_version IS NOT NULL", [], |row| row.get(0))?;
+    let live: i64 =
+        connection.query_row("SELECT count(*) FROM programs WHERE active_version IS NOT NULL", [], |row| row.get(0))?;
     family(&mut out, "oshirase_programs_live", "gauge", "Programs with an active version.", &[(String::new(), live)]);
-    let errors: Vec<(String, i64)> = LINE_ERRORS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().map(|(status, count)| (format!("status=\"{status}\""), *count as i64)).collect();
-    family(&mut out, "oshirase_line_errors_total", "counter", "LINE API answers other than 200 since start, by HTTP status.", &errors);
-    family(&mut out, "oshirase_line_quota_remaining", "gauge", "Messages left in LINE's monthly quota when last read (-1: unknown or unlimited).", &[(String::new(), LINE_QUOTA_REMAINING.load(Ordering::Relaxed))]);
+    let errors: Vec<(String, i64)> = LINE_ERRORS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .iter()
+        .map(|(status, count)| (format!("status=\"{status}\""), *count as i64))
+        .collect();
+    family(
+        &mut out,
+        "oshirase_line_errors_total",
+        "counter",
+        "LINE API answers other than 200 since start, by HTTP status.",
+        &errors,
+    );
+    family(
+        &mut out,
+        "oshirase_line_quota_remaining",
+        "gauge",
+        "Messages left in LINE's monthly quota when last read (-1: unknown or unlimited).",
+        &[(String::new(), LINE_QUOTA_REMAINING.load(Ordering::Relaxed))],
+    );
     Ok(out)
 }
 
@@ -108,9 +138,19 @@ mod tests {
         }
         // Other tests in this process talk to LINE emulators too, so the process-wide
         // figures are at least, or possibly other than, what this test recorded.
-        let quota: i64 = text.lines().find_map(|found| found.strip_prefix("oshirase_line_quota_remaining ")).expect("the quota is reported").parse().unwrap();
+        let quota: i64 = text
+            .lines()
+            .find_map(|found| found.strip_prefix("oshirase_line_quota_remaining "))
+            .expect("the quota is reported")
+            .parse()
+            .unwrap();
         assert!(quota >= -1, "{text}");
-        let too_many: u64 = text.lines().find_map(|found| found.strip_prefix("oshirase_line_errors_total{status=\"429\"} ")).expect("429s are counted").parse().unwrap();
+        let too_many: u64 = text
+            .lines()
+            .find_map(|found| found.strip_prefix("oshirase_line_errors_total{status=\"429\"} "))
+            .expect("429s are counted")
+            .parse()
+            .unwrap();
         assert!(too_many >= 1 && !text.contains("status=\"200\""), "{text}");
         assert!(!text.contains("a@example.jp") && !text.contains("U1"), "no address reaches the metrics");
     }

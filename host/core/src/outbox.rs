@@ -6,18 +6,18 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Result;
-use oshirase_sdk::{Day, Relationship};
 use futures::StreamExt;
+use oshirase_sdk::{Day, Relationship};
 use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::line::{LineClient, MULTICAST_LIMIT, MonthlyQuota, aggregation_unit};
 use crate::channel::{Channels, SendOutcome};
 use crate::database::Database;
-use crate::time::now_text;
 use crate::message::{MAIL_FOOTER, for_several, render};
 use crate::registry::{Manifest, active_versions};
 use crate::retry::{Next, RetryPolicy};
+use crate::time::now_text;
 
 /// Up to this age a notice about a child goes to a registered parent in the household.
 const GUARDIAN_AGE: u32 = 18;
@@ -38,7 +38,8 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
     let Some(snapshot_id) = crate::snapshot::active(connection)? else {
         return Ok(0);
     };
-    let manifests: HashMap<String, Manifest> = active_versions(connection)?.into_iter().map(|version| (version.program, version.manifest)).collect();
+    let manifests: HashMap<String, Manifest> =
+        active_versions(connection)?.into_iter().map(|version| (version.program, version.manifest)).collect();
     let wording = crate::message::wording(connection)?;
     let youngest_adult_birth = latest_birth_day_of_age(GUARDIAN_AGE, today);
     let transaction = connection.transaction()?;
@@ -95,7 +96,12 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
         let mut rows = rows
             .into_iter()
             .filter(|(_, program, _, _, _, _, line_user_id)| {
-                manifests.get(program).is_some_and(|manifest| !line_user_id.as_ref().and_then(|user| muted.get(user)).is_some_and(|categories| categories.contains(&manifest.category)))
+                manifests.get(program).is_some_and(|manifest| {
+                    !line_user_id
+                        .as_ref()
+                        .and_then(|user| muted.get(user))
+                        .is_some_and(|categories| categories.contains(&manifest.category))
+                })
             })
             .peekable();
         // Identical messages of one program on one channel, each with its recipients in
@@ -105,7 +111,9 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
             // Program, occasion and deadline make the text, and a recipient gets a text
             // once, however many notices it is about: those rows come one after another.
             let mut notices = vec![notice_id];
-            while let Some((other, ..)) = rows.next_if(|next| (&next.1, &next.2, next.3, &next.4, &next.5) == (&program, &occasion, expires_on, &channel, &address)) {
+            while let Some((other, ..)) = rows.next_if(|next| {
+                (&next.1, &next.2, next.3, &next.4, &next.5) == (&program, &occasion, expires_on, &channel, &address)
+            }) {
                 notices.push(other);
             }
             let manifest = &manifests[&program];
@@ -117,7 +125,10 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
                 text = for_several(&text, notices.len());
             }
             let subject = format!("【{}】{}", manifest.name, occasion.title);
-            groups.entry((program, channel, subject, text)).or_default().extend(notices.into_iter().map(|notice_id| (notice_id, address.clone())));
+            groups
+                .entry((program, channel, subject, text))
+                .or_default()
+                .extend(notices.into_iter().map(|notice_id| (notice_id, address.clone())));
         }
         queued += insert_batched(&transaction, Source::Notice, groups)?;
     }
@@ -138,7 +149,11 @@ enum Source {
 /// becomes multicasts of at most 500, each under the retry key of its first member; an
 /// e-mail goes to one. Several deliveries to one address are one message, so they stay
 /// in one request. Returns how many were queued.
-fn insert_batched(transaction: &Connection, source: Source, groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>>) -> Result<usize> {
+fn insert_batched(
+    transaction: &Connection,
+    source: Source,
+    groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>>,
+) -> Result<usize> {
     let mut insert = transaction.prepare_cached(match source {
         Source::Notice => "INSERT INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
         Source::Broadcast => "INSERT INTO deliveries (broadcast_id, channel, address, subject, text, retry_key, batch_key, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
@@ -150,7 +165,8 @@ fn insert_batched(transaction: &Connection, source: Source, groups: BTreeMap<(St
         for batch in chunks_of_addresses(&recipients, batch_size) {
             let (keys, batch_key) = batch_keys(batch.len());
             for ((source_id, address), key) in batch.iter().zip(&keys) {
-                queued += insert.execute((source_id, &channel, address, &subject, &text, key, &batch_key, &queued_at))?;
+                queued +=
+                    insert.execute((source_id, &channel, address, &subject, &text, key, &batch_key, &queued_at))?;
             }
         }
     }
@@ -193,7 +209,9 @@ fn chunks_of_addresses(recipients: &[(i64, String)], addresses: usize) -> Vec<&[
 pub fn enqueue_broadcast(connection: &mut Connection, broadcast_id: i64) -> Result<usize> {
     let transaction = connection.transaction()?;
     let (title, text, category): (String, String, Option<String>) =
-        transaction.query_row("SELECT title, text, category FROM broadcasts WHERE id = ?1", [broadcast_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        transaction.query_row("SELECT title, text, category FROM broadcasts WHERE id = ?1", [broadcast_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
     let rows: Vec<(String, String)> = transaction
         .prepare(
             "WITH recipients AS (
@@ -216,7 +234,10 @@ pub fn enqueue_broadcast(connection: &mut Connection, broadcast_id: i64) -> Resu
         .collect::<Result<_, _>>()?;
     let mut groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>> = BTreeMap::new();
     for (channel, address) in rows {
-        groups.entry((format!("broadcast-{broadcast_id}"), channel, format!("【お知らせ】{title}"), text.clone())).or_default().push((broadcast_id, address));
+        groups
+            .entry((format!("broadcast-{broadcast_id}"), channel, format!("【お知らせ】{title}"), text.clone()))
+            .or_default()
+            .push((broadcast_id, address));
     }
     let queued = insert_batched(&transaction, Source::Broadcast, groups)?;
     transaction.commit()?;
@@ -326,11 +347,18 @@ pub fn cancel_undelivered(connection: &Connection, which: Undelivered, reason: &
 /// without it, e-mail deliveries wait. Once `stop` is cancelled no new step starts: the
 /// requests in flight finish and their outcomes are recorded, and the rest stay as they
 /// are for a later pass; those of the step not yet begun go back to the queue.
-pub async fn send_queued(database: &Database, channels: &Channels, today: Day, policy: &RetryPolicy, stop: &CancellationToken) -> Result<SendSummary> {
+pub async fn send_queued(
+    database: &Database,
+    channels: &Channels,
+    today: Day,
+    policy: &RetryPolicy,
+    stop: &CancellationToken,
+) -> Result<SendSummary> {
     let line = &channels.line;
     let mail_configured = channels.mail.is_some();
     let fallback_after = channels.mail.as_ref().map(|mail| mail.fallback_after.as_millis() as i64);
-    let (waiting_on_line, mut fell_back) = database.write(move |connection| retire_late(connection, today, now_millis(), fallback_after)).await?;
+    let (waiting_on_line, mut fell_back) =
+        database.write(move |connection| retire_late(connection, today, now_millis(), fallback_after)).await?;
     let quota = if waiting_on_line > 0 { read_quota(line, waiting_on_line).await } else { None };
     let mut budget = quota.and_then(|quota| quota.remaining());
     let deadline = std::time::Instant::now() + policy.linger;
@@ -339,7 +367,8 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
     let mut cursor = 0;
     while !stop.is_cancelled() {
         let now = now_millis();
-        let (mut due, next_due_at) = database.write(move |connection| due_requests(connection, now, cursor, mail_configured)).await?;
+        let (mut due, next_due_at) =
+            database.write(move |connection| due_requests(connection, now, cursor, mail_configured)).await?;
         let Some(last) = due.last() else {
             if cursor > 0 {
                 // The end of the outbox: look again from its start for retries now due.
@@ -370,9 +399,24 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
                 }
                 let outcome = match &channels.mail {
                     Some(mail) if request.channel == "mail" => {
-                        mail.client.send(&request.addresses[0], &request.subject, &format!("{}\n\n{MAIL_FOOTER}", request.text), &request.retry_key).await
+                        mail.client
+                            .send(
+                                &request.addresses[0],
+                                &request.subject,
+                                &format!("{}\n\n{MAIL_FOOTER}", request.text),
+                                &request.retry_key,
+                            )
+                            .await
                     }
-                    _ => line.send(&request.addresses, &request.text, &request.retry_key, &aggregation_unit(&request.program)).await,
+                    _ => {
+                        line.send(
+                            &request.addresses,
+                            &request.text,
+                            &request.retry_key,
+                            &aggregation_unit(&request.program),
+                        )
+                        .await
+                    }
                 };
                 (request, attempts, Some(outcome))
             })
@@ -407,9 +451,21 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
         }
     }
     let waiting: i64 = database
-        .read(|connection| Ok(connection.query_row("SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending', 'failed-retryable')", [], |row| row.get(0))?))
+        .read(|connection| {
+            Ok(connection.query_row(
+                "SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending', 'failed-retryable')",
+                [],
+                |row| row.get(0),
+            )?)
+        })
         .await?;
-    let mut summary = SendSummary { requests, waiting: waiting as usize, quota, fell_back_to_mail: fell_back, ..SendSummary::default() };
+    let mut summary = SendSummary {
+        requests,
+        waiting: waiting as usize,
+        quota,
+        fell_back_to_mail: fell_back,
+        ..SendSummary::default()
+    };
     for next in outcomes.values() {
         match next {
             Next::Delivered => summary.sent += 1,
@@ -425,7 +481,12 @@ pub async fn send_queued(database: &Database, channels: &Channels, today: Day, p
 /// configured (`fallback_after` in milliseconds), those LINE could not take for that long
 /// whose recipient has an address, queueing them again by e-mail. Returns how many LINE
 /// deliveries wait, and how many fell back to e-mail.
-fn retire_late(connection: &mut Connection, today: Day, now: i64, fallback_after: Option<i64>) -> Result<(usize, usize)> {
+fn retire_late(
+    connection: &mut Connection,
+    today: Day,
+    now: i64,
+    fallback_after: Option<i64>,
+) -> Result<(usize, usize)> {
     let transaction = connection.transaction()?;
     transaction.execute(
         "UPDATE deliveries SET state = 'expired' WHERE state IN ('queued', 'sending', 'failed-retryable')
@@ -433,8 +494,10 @@ fn retire_late(connection: &mut Connection, today: Day, now: i64, fallback_after
         [today.0],
     )?;
     let retire = |query: &str, since: i64, reason: &str| -> Result<Vec<i64>> {
-        let ids: Vec<i64> = transaction.prepare(query)?.query_map([since], |row| row.get(0))?.collect::<Result<_, _>>()?;
-        let mut fail = transaction.prepare_cached("UPDATE deliveries SET state = 'failed-permanent', last_error = ?2 WHERE id = ?1")?;
+        let ids: Vec<i64> =
+            transaction.prepare(query)?.query_map([since], |row| row.get(0))?.collect::<Result<_, _>>()?;
+        let mut fail = transaction
+            .prepare_cached("UPDATE deliveries SET state = 'failed-permanent', last_error = ?2 WHERE id = ?1")?;
         for id in &ids {
             fail.execute((id, reason))?;
         }
@@ -446,7 +509,10 @@ fn retire_late(connection: &mut Connection, today: Day, now: i64, fallback_after
         "first tried more than 23 hours ago: LINE no longer knows its retry key, so sending again could deliver it twice",
     )?;
     if !stale.is_empty() {
-        tracing::warn!(deliveries = stale.len(), "LINE deliveries first tried more than 23 hours ago were not sent again");
+        tracing::warn!(
+            deliveries = stale.len(),
+            "LINE deliveries first tried more than 23 hours ago were not sent again"
+        );
     }
     let mut fell_back = 0;
     if let Some(after) = fallback_after {
@@ -475,7 +541,8 @@ fn retire_late(connection: &mut Connection, today: Day, now: i64, fallback_after
 /// one LINE message carried to one recipient become one e-mail, queued together under one
 /// key. Returns how many were queued.
 fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator<Item = &'a i64>) -> Result<usize> {
-    let mut message_of = connection.prepare_cached("SELECT coalesce(batch_key, retry_key), address FROM deliveries WHERE id = ?1")?;
+    let mut message_of =
+        connection.prepare_cached("SELECT coalesce(batch_key, retry_key), address FROM deliveries WHERE id = ?1")?;
     let mut messages: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
     for id in line_deliveries {
         let message: (String, String) = message_of.query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))?;
@@ -507,7 +574,13 @@ async fn read_quota(line: &LineClient, waiting: usize) -> Option<MonthlyQuota> {
             if let (Some(limit), Some(remaining)) = (quota.limit, quota.remaining())
                 && (remaining < waiting as u64 || remaining < limit / 10)
             {
-                tracing::warn!(limit, used = quota.used, remaining, waiting, "LINE's monthly message quota is running out");
+                tracing::warn!(
+                    limit,
+                    used = quota.used,
+                    remaining,
+                    waiting,
+                    "LINE's monthly message quota is running out"
+                );
             }
             Some(quota)
         }
@@ -542,7 +615,12 @@ fn keep_within_budget(due: &mut Vec<Request>, remaining: &mut u64) -> bool {
 /// order, and when the earliest of the others that wait for a retry falls due. The
 /// members of a multicast were queued with consecutive ids and change state together,
 /// so they are read as one run of rows.
-fn due_requests(connection: &mut Connection, now: i64, cursor: i64, mail_configured: bool) -> Result<(Vec<Request>, Option<i64>)> {
+fn due_requests(
+    connection: &mut Connection,
+    now: i64,
+    cursor: i64,
+    mail_configured: bool,
+) -> Result<(Vec<Request>, Option<i64>)> {
     let mut statement = connection.prepare_cached(
         "SELECT d.id, coalesce(n.program, 'broadcast'), d.address, d.text, d.retry_key, d.batch_key, d.channel, d.subject
          FROM deliveries d INDEXED BY deliveries_pending LEFT JOIN notices n ON n.id = d.notice_id
@@ -573,7 +651,15 @@ fn due_requests(connection: &mut Connection, now: i64, cursor: i64, mail_configu
                     Some(key) => key.clone(),
                     None => row.get(4)?,
                 };
-                requests.push(Request { ids: vec![id], addresses: vec![address], channel: row.get(6)?, program: row.get(1)?, subject: row.get(7)?, text: row.get(3)?, retry_key });
+                requests.push(Request {
+                    ids: vec![id],
+                    addresses: vec![address],
+                    channel: row.get(6)?,
+                    program: row.get(1)?,
+                    subject: row.get(7)?,
+                    text: row.get(3)?,
+                    retry_key,
+                });
             }
         }
         last_batch = batch_key;
@@ -583,7 +669,11 @@ fn due_requests(connection: &mut Connection, now: i64, cursor: i64, mail_configu
         requests.pop();
     }
     drop(rows);
-    let next_due_at = connection.query_row("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'", [], |row| row.get(0))?;
+    let next_due_at = connection.query_row(
+        "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'",
+        [],
+        |row| row.get(0),
+    )?;
     Ok((requests, next_due_at))
 }
 
@@ -687,7 +777,10 @@ mod tests {
         retry_keys: Arc<Mutex<Vec<String>>>,
     }
 
-    async fn scripted_push(axum::extract::State(line): axum::extract::State<Scripted>, headers: axum::http::HeaderMap) -> axum::http::StatusCode {
+    async fn scripted_push(
+        axum::extract::State(line): axum::extract::State<Scripted>,
+        headers: axum::http::HeaderMap,
+    ) -> axum::http::StatusCode {
         line.retry_keys.lock().unwrap().push(headers["x-line-retry-key"].to_str().unwrap().to_string());
         let answer = line.answers.lock().unwrap().pop_front().expect("a request beyond the script");
         match answer {
@@ -715,7 +808,16 @@ mod tests {
     }
 
     fn case(what: &'static str, answers: &[Answer], expected_state: &'static str) -> Case {
-        Case { what, state: "queued", first_attempt_hours_ago: None, answers: answers.to_vec(), first_delay: Duration::from_millis(2), linger: Duration::from_secs(2), stopped: false, expected_state }
+        Case {
+            what,
+            state: "queued",
+            first_attempt_hours_ago: None,
+            answers: answers.to_vec(),
+            first_delay: Duration::from_millis(2),
+            linger: Duration::from_secs(2),
+            stopped: false,
+            expected_state,
+        }
     }
 
     /// Runs one pass per case over a single delivery against its script, and checks the
@@ -744,23 +846,49 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            let line = Scripted { answers: Arc::new(Mutex::new(case.answers.iter().copied().collect())), ..Scripted::default() };
-            let router = axum::Router::new().route("/v2/bot/message/push", axum::routing::post(scripted_push)).with_state(line.clone());
+            let line = Scripted {
+                answers: Arc::new(Mutex::new(case.answers.iter().copied().collect())),
+                ..Scripted::default()
+            };
+            let router = axum::Router::new()
+                .route("/v2/bot/message/push", axum::routing::post(scripted_push))
+                .with_state(line.clone());
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let address = listener.local_addr().unwrap();
             let server = tokio::spawn(async move { axum::serve(listener, router).await });
-            let client = LineClient::new(LineConfig { timeout: TIMEOUT, ..LineConfig::new(format!("http://{address}"), "token") }).unwrap();
-            let policy = RetryPolicy { max_attempts: 3, first_delay: case.first_delay, max_delay: Duration::from_secs(60), linger: case.linger };
+            let client = LineClient::new(LineConfig {
+                timeout: TIMEOUT,
+                ..LineConfig::new(format!("http://{address}"), "token")
+            })
+            .unwrap();
+            let policy = RetryPolicy {
+                max_attempts: 3,
+                first_delay: case.first_delay,
+                max_delay: Duration::from_secs(60),
+                linger: case.linger,
+            };
             let stop = CancellationToken::new();
             if case.stopped {
                 stop.cancel();
             }
-            let summary = send_queued(&database, &Channels { line: client, mail: None }, Day(0), &policy, &stop).await.unwrap();
+            let summary =
+                send_queued(&database, &Channels { line: client, mail: None }, Day(0), &policy, &stop).await.unwrap();
             server.abort();
-            let (state, attempts): (String, i64) = database.write(|connection| Ok(connection.query_row("SELECT state, attempts FROM deliveries", [], |row| Ok((row.get(0)?, row.get(1)?)))?)).await.unwrap();
+            let (state, attempts): (String, i64) = database
+                .write(|connection| {
+                    Ok(connection.query_row("SELECT state, attempts FROM deliveries", [], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?)
+                })
+                .await
+                .unwrap();
             let keys = line.retry_keys.lock().unwrap().clone();
             let left = line.answers.lock().unwrap().len();
-            if state != case.expected_state || left != 0 || attempts as usize != keys.len() || summary.requests != keys.len() {
+            if state != case.expected_state
+                || left != 0
+                || attempts as usize != keys.len()
+                || summary.requests != keys.len()
+            {
                 failures.push(format!("{}: expected {} with the whole script used, got {state} after {attempts} attempts, {left} answers left, {summary:?}", case.what, case.expected_state));
             }
             if keys.iter().any(|key| key != "123e4567-e89b-12d3-a456-426614174000") {
@@ -779,13 +907,35 @@ mod tests {
             case("400 is not retried", &[Status(400)], "failed-permanent"),
             case("401 is not retried", &[Status(401)], "failed-permanent"),
             case("403 is not retried", &[Status(403)], "failed-permanent"),
-            case("503 on every attempt gives up after three", &[Status(503), Status(503), Status(503)], "failed-permanent"),
-            Case { first_delay: Duration::from_secs(60), linger: Duration::from_secs(1), ..case("a retry not due within the pass waits for the next", &[Status(500)], "failed-retryable") },
-            Case { state: "sending", ..case("left sending by a crash: sent again, LINE had it", &[Status(409)], "sent") },
+            case(
+                "503 on every attempt gives up after three",
+                &[Status(503), Status(503), Status(503)],
+                "failed-permanent",
+            ),
+            Case {
+                first_delay: Duration::from_secs(60),
+                linger: Duration::from_secs(1),
+                ..case("a retry not due within the pass waits for the next", &[Status(500)], "failed-retryable")
+            },
+            Case {
+                state: "sending",
+                ..case("left sending by a crash: sent again, LINE had it", &[Status(409)], "sent")
+            },
             Case { state: "failed-retryable", ..case("a retry left by an earlier pass", &[Status(200)], "sent") },
-            Case { state: "sending", first_attempt_hours_ago: Some(22), ..case("left sending 22 hours ago: LINE still knows the key", &[Status(409)], "sent") },
-            Case { state: "sending", first_attempt_hours_ago: Some(24), ..case("left sending 24 hours ago: not sent again", &[], "failed-permanent") },
-            Case { stopped: true, ..case("a pass told to stop sends nothing and leaves the queue as it is", &[], "queued") },
+            Case {
+                state: "sending",
+                first_attempt_hours_ago: Some(22),
+                ..case("left sending 22 hours ago: LINE still knows the key", &[Status(409)], "sent")
+            },
+            Case {
+                state: "sending",
+                first_attempt_hours_ago: Some(24),
+                ..case("left sending 24 hours ago: not sent again", &[], "failed-permanent")
+            },
+            Case {
+                stopped: true,
+                ..case("a pass told to stop sends nothing and leaves the queue as it is", &[], "queued")
+            },
         ])
         .await;
     }
@@ -794,7 +944,10 @@ mod tests {
     async fn identical_texts_go_out_as_multicasts_of_at_most_500_within_the_monthly_quota() {
         let directory = tempfile::tempdir().unwrap();
         let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
-        database.write(|connection| crate::testing::seed_due_notices(connection, 1_203, &[("vaccine-mr", 3)])).await.unwrap();
+        database
+            .write(|connection| crate::testing::seed_due_notices(connection, 1_203, &[("vaccine-mr", 3)]))
+            .await
+            .unwrap();
         let queued = database.write(|connection| enqueue_due(connection, Day(10))).await.unwrap();
         assert_eq!(queued, 1_203);
 
@@ -804,7 +957,10 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let router = emulator.router();
         let server = tokio::spawn(async move { axum::serve(listener, router).await });
-        let channels = Channels { line: LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap(), mail: None };
+        let channels = Channels {
+            line: LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap(),
+            mail: None,
+        };
         let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
 
         // Within the quota: what fits is sent, the rest waits, nobody gets anything twice.
@@ -834,7 +990,14 @@ mod tests {
     }
 
     /// Sets how resident `R000000{row}` is reached, as the registration would say.
-    fn reach(connection: &Connection, row: usize, line_user_id: Option<&str>, email: Option<&str>, channels: &str, active: bool) {
+    fn reach(
+        connection: &Connection,
+        row: usize,
+        line_user_id: Option<&str>,
+        email: Option<&str>,
+        channels: &str,
+        active: bool,
+    ) {
         connection
             .execute(
                 "UPDATE registrations SET line_user_id = ?2, email = ?3, channels = ?4, active = ?5 WHERE resident_id = ?1",
@@ -846,8 +1009,8 @@ mod tests {
     #[tokio::test]
     async fn residents_get_e_mail_when_they_chose_it_or_when_line_cannot_deliver() {
         use crate::channel::MailChannel;
-        use crate::testing::smtp::SmtpServer;
         use crate::channel::mail::{MailClient, Security};
+        use crate::testing::smtp::SmtpServer;
 
         let directory = tempfile::tempdir().unwrap();
         let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
@@ -870,26 +1033,53 @@ mod tests {
         let server = tokio::spawn(async move { axum::serve(listener, router).await });
         let line = || LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap();
         let smtp = SmtpServer::start(Security::Plain, None);
-        let mail = |fallback_after| Some(MailChannel { client: MailClient::new(smtp.config(Security::Plain)).unwrap(), fallback_after });
-        let policy = RetryPolicy { linger: Duration::ZERO, max_attempts: 3, first_delay: Duration::from_millis(1), ..RetryPolicy::default() };
+        let mail = |fallback_after| {
+            Some(MailChannel { client: MailClient::new(smtp.config(Security::Plain)).unwrap(), fallback_after })
+        };
+        let policy = RetryPolicy {
+            linger: Duration::ZERO,
+            max_attempts: 3,
+            first_delay: Duration::from_millis(1),
+            ..RetryPolicy::default()
+        };
         let recipients_by_mail = || -> Vec<String> {
             let mut to: Vec<String> = smtp
                 .messages()
                 .iter()
-                .map(|message| String::from_utf8_lossy(message).lines().find_map(|line| line.strip_prefix("To: ").map(str::to_string)).unwrap())
+                .map(|message| {
+                    String::from_utf8_lossy(message)
+                        .lines()
+                        .find_map(|line| line.strip_prefix("To: ").map(str::to_string))
+                        .unwrap()
+                })
                 .collect();
             to.sort();
             to
         };
 
         // Without a mail server, e-mail deliveries wait and nothing falls back.
-        let without_mail = send_queued(&database, &Channels { line: line(), mail: None }, Day(10), &policy, &CancellationToken::new()).await.unwrap();
-        assert_eq!((without_mail.sent, without_mail.failed, without_mail.fell_back_to_mail, without_mail.waiting), (2, 1, 0, 2), "{without_mail:?}");
+        let without_mail =
+            send_queued(&database, &Channels { line: line(), mail: None }, Day(10), &policy, &CancellationToken::new())
+                .await
+                .unwrap();
+        assert_eq!(
+            (without_mail.sent, without_mail.failed, without_mail.fell_back_to_mail, without_mail.waiting),
+            (2, 1, 0, 2),
+            "{without_mail:?}"
+        );
         assert!(smtp.messages().is_empty());
 
         // With it, they go out, and LINE's refusal of resident 3 falls back to e-mail.
         database.write(|connection| Ok(connection.execute("UPDATE deliveries SET state = 'queued', attempts = 0 WHERE channel = 'line' AND state = 'failed-permanent'", [])?)).await.unwrap();
-        let with_mail = send_queued(&database, &Channels { line: line(), mail: mail(Duration::from_secs(3600)) }, Day(10), &policy, &CancellationToken::new()).await.unwrap();
+        let with_mail = send_queued(
+            &database,
+            &Channels { line: line(), mail: mail(Duration::from_secs(3600)) },
+            Day(10),
+            &policy,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!((with_mail.fell_back_to_mail, with_mail.waiting), (1, 0), "{with_mail:?}");
         assert_eq!(recipients_by_mail(), ["both@example.jp", "mail-only@example.jp", "refused-by-line@example.jp"]);
         let line_users: Vec<String> = emulator.inboxes().into_keys().collect();
@@ -909,10 +1099,18 @@ mod tests {
         let waiting = RetryPolicy { first_delay: Duration::from_secs(60), ..policy.clone() };
         let line_down = send_queued(&database, &channels, Day(10), &waiting, &CancellationToken::new()).await.unwrap();
         assert_eq!((line_down.retryable, line_down.fell_back_to_mail), (1, 0), "{line_down:?}");
-        let after_the_wait = send_queued(&database, &channels, Day(10), &waiting, &CancellationToken::new()).await.unwrap();
+        let after_the_wait =
+            send_queued(&database, &channels, Day(10), &waiting, &CancellationToken::new()).await.unwrap();
         server.abort();
-        assert_eq!((after_the_wait.fell_back_to_mail, after_the_wait.sent, after_the_wait.waiting), (1, 1, 0), "{after_the_wait:?}");
-        assert_eq!(recipients_by_mail(), ["both@example.jp", "line-down@example.jp", "mail-only@example.jp", "refused-by-line@example.jp"]);
+        assert_eq!(
+            (after_the_wait.fell_back_to_mail, after_the_wait.sent, after_the_wait.waiting),
+            (1, 1, 0),
+            "{after_the_wait:?}"
+        );
+        assert_eq!(
+            recipients_by_mail(),
+            ["both@example.jp", "line-down@example.jp", "mail-only@example.jp", "refused-by-line@example.jp"]
+        );
         let body = String::from_utf8_lossy(&smtp.messages()[0]).to_string();
         assert!(body.contains("Subject: =?utf-8?"), "the Japanese subject is encoded: {body}");
     }
@@ -925,7 +1123,9 @@ mod tests {
         crate::testing::seed_due_notices(connection, 4, &[("vaccine-mr", 0)])?;
         connection.execute("DELETE FROM notices WHERE resident_id IN ('R0000000', 'R0000003')", [])?;
         // The second pair's deadline is a day later, so its message is not in the first's multicast.
-        for (row, household, expires_on) in [(100, "R0000000", 20_000), (101, "R0000000", 20_000), (102, "R0000003", 20_001), (103, "R0000003", 20_001)] {
+        for (row, household, expires_on) in
+            [(100, "R0000000", 20_000), (101, "R0000000", 20_000), (102, "R0000003", 20_001), (103, "R0000003", 20_001)]
+        {
             let resident_id = format!("C{row}");
             connection.execute(
                 "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex, relationship, address, ward)
@@ -941,15 +1141,18 @@ mod tests {
     #[tokio::test]
     async fn a_parent_of_twins_gets_one_message_saying_there_are_two_and_each_notice_is_sent() {
         use crate::channel::MailChannel;
-        use crate::testing::smtp::SmtpServer;
         use crate::channel::mail::{MailClient, Security};
+        use crate::testing::smtp::SmtpServer;
 
         let directory = tempfile::tempdir().unwrap();
         let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
-        let queued = database.write(|connection| {
-            parents_of_twins(connection)?;
-            enqueue_due(connection, Day(10))
-        }).await.unwrap();
+        let queued = database
+            .write(|connection| {
+                parents_of_twins(connection)?;
+                enqueue_due(connection, Day(10))
+            })
+            .await
+            .unwrap();
         assert_eq!(queued, 6, "a delivery for each notice and recipient");
         let emulator = line_emulator::Emulator::new("token");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -957,15 +1160,27 @@ mod tests {
         let router = emulator.router();
         let server = tokio::spawn(async move { axum::serve(listener, router).await });
         let smtp = SmtpServer::start(Security::Plain, None);
-        let mail = MailChannel { client: MailClient::new(smtp.config(Security::Plain)).unwrap(), fallback_after: Duration::from_secs(3600) };
-        let channels = Channels { line: LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap(), mail: Some(mail) };
+        let mail = MailChannel {
+            client: MailClient::new(smtp.config(Security::Plain)).unwrap(),
+            fallback_after: Duration::from_secs(3600),
+        };
+        let channels = Channels {
+            line: LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap(),
+            mail: Some(mail),
+        };
         let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
         let summary = send_queued(&database, &channels, Day(10), &policy, &CancellationToken::new()).await.unwrap();
         server.abort();
-        assert_eq!((summary.sent, summary.failed, summary.fell_back_to_mail, summary.waiting), (6, 2, 2, 0), "{summary:?}");
+        assert_eq!(
+            (summary.sent, summary.failed, summary.fell_back_to_mail, summary.waiting),
+            (6, 2, 2, 0),
+            "{summary:?}"
+        );
 
         let inboxes = emulator.inboxes();
-        let texts = |row: usize| -> Vec<String> { inboxes.get(&format!("U{row:032x}")).into_iter().flatten().map(|message| message.text.clone()).collect() };
+        let texts = |row: usize| -> Vec<String> {
+            inboxes.get(&format!("U{row:032x}")).into_iter().flatten().map(|message| message.text.clone()).collect()
+        };
         let parent = texts(0);
         assert_eq!(parent.len(), 1, "the parent of twins got {parent:?}");
         assert!(parent[0].contains("対象の方が2人います") && !parent[0].contains("双子"), "{}", parent[0]);
@@ -973,7 +1188,8 @@ mod tests {
             assert!(texts(row).len() == 1 && !texts(row)[0].contains("人います"), "{:?}", texts(row));
         }
         // Requests: the parent's message alone (a push), and one multicast to residents 1 and 2.
-        let requests: std::collections::HashSet<&str> = inboxes.values().flatten().map(|message| message.request_id.as_str()).collect();
+        let requests: std::collections::HashSet<&str> =
+            inboxes.values().flatten().map(|message| message.request_id.as_str()).collect();
         assert_eq!(requests.len(), 2);
         let mails = smtp.messages();
         assert_eq!(mails.len(), 1, "the other parent's e-mail came {} times", mails.len());
@@ -989,8 +1205,18 @@ mod tests {
             })
             .await
             .unwrap();
-        let expected = [("C100", "line", "sent"), ("C101", "line", "sent"), ("C102", "line", "failed-permanent"), ("C102", "mail", "sent"), ("C103", "line", "failed-permanent"), ("C103", "mail", "sent")];
-        assert_eq!(states, expected.map(|(resident, channel, state)| (resident.to_string(), channel.to_string(), state.to_string())));
+        let expected = [
+            ("C100", "line", "sent"),
+            ("C101", "line", "sent"),
+            ("C102", "line", "failed-permanent"),
+            ("C102", "mail", "sent"),
+            ("C103", "line", "failed-permanent"),
+            ("C103", "mail", "sent"),
+        ];
+        assert_eq!(
+            states,
+            expected.map(|(resident, channel, state)| (resident.to_string(), channel.to_string(), state.to_string()))
+        );
     }
 
     #[test]

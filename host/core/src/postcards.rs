@@ -70,7 +70,14 @@ pub struct Printed {
 
 /// Queues a postcard for a number just issued, inside the caller's transaction. The
 /// resident's postcards not yet printed are dropped: issuing revoked their numbers.
-pub fn queue(connection: &Connection, resident_id: &str, name: &str, address: &str, number: &str, expires_at: &str) -> Result<()> {
+pub fn queue(
+    connection: &Connection,
+    resident_id: &str,
+    name: &str,
+    address: &str,
+    number: &str,
+    expires_at: &str,
+) -> Result<()> {
     connection.execute("DELETE FROM postcards WHERE resident_id = ?1 AND printed_at IS NULL", [resident_id])?;
     connection.execute(
         "INSERT INTO postcards (resident_id, name, address, number, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -85,7 +92,16 @@ pub fn unprinted(connection: &Connection) -> Result<Vec<Postcard>> {
         "SELECT id, resident_id, name, address, number, expires_at FROM postcards WHERE printed_at IS NULL AND number IS NOT NULL ORDER BY id",
     )?;
     let postcards = statement
-        .query_map([], |row| Ok(Postcard { id: row.get(0)?, resident_id: row.get(1)?, name: row.get(2)?, address: row.get(3)?, number: row.get(4)?, expires_at: row.get(5)? }))?
+        .query_map([], |row| {
+            Ok(Postcard {
+                id: row.get(0)?,
+                resident_id: row.get(1)?,
+                name: row.get(2)?,
+                address: row.get(3)?,
+                number: row.get(4)?,
+                expires_at: row.get(5)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
     Ok(postcards)
 }
@@ -95,11 +111,15 @@ pub fn unprinted(connection: &Connection) -> Result<Vec<Postcard>> {
 pub fn load_font(path: &Path) -> Result<Font> {
     let bytes = match std::fs::read(path) {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            anyhow::bail!("font file {} not found: install the Debian package {FONT_PACKAGE} or give --font PATH", path.display())
+            anyhow::bail!(
+                "font file {} not found: install the Debian package {FONT_PACKAGE} or give --font PATH",
+                path.display()
+            )
         }
         other => other.with_context(|| format!("cannot read font file {}", path.display()))?,
     };
-    Font::new(bytes.into(), 0).with_context(|| format!("font file {} is not a TrueType or OpenType font", path.display()))
+    Font::new(bytes.into(), 0)
+        .with_context(|| format!("font file {} is not a TrueType or OpenType font", path.display()))
 }
 
 /// Writes every unprinted postcard into a new file `out`, one page each, then marks them
@@ -109,7 +129,8 @@ pub fn load_font(path: &Path) -> Result<Font> {
 /// numbers are gone from the database.
 pub fn print(connection: &mut Connection, out: &Path, font: &Font, actor: &str) -> Result<Printed> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let expired = transaction.execute("DELETE FROM postcards WHERE printed_at IS NULL AND expires_at <= ?1", [now_text()])?;
+    let expired =
+        transaction.execute("DELETE FROM postcards WHERE printed_at IS NULL AND expires_at <= ?1", [now_text()])?;
     let postcards = unprinted(&transaction)?;
     if postcards.is_empty() {
         transaction.commit().context("cannot drop the expired postcards")?;
@@ -123,7 +144,13 @@ pub fn print(connection: &mut Connection, out: &Path, font: &Font, actor: &str) 
         mark.execute((postcard.id, &now))?;
     }
     drop(mark);
-    audit(&transaction, actor, "print-postcards", &out.display().to_string(), &format!("{} postcards, {expired} expired dropped", postcards.len()))?;
+    audit(
+        &transaction,
+        actor,
+        "print-postcards",
+        &out.display().to_string(),
+        &format!("{} postcards, {expired} expired dropped", postcards.len()),
+    )?;
     transaction.commit().context("cannot mark the postcards printed")?;
     Ok(Printed { postcards: postcards.len(), bytes: pdf.len() as u64, expired })
 }
@@ -131,9 +158,11 @@ pub fn print(connection: &mut Connection, out: &Path, font: &Font, actor: &str) 
 /// The PDF of `postcards`, one page each, with the subset of `font` they use embedded.
 pub fn render(postcards: &[Postcard], font: &Font) -> Result<Vec<u8>> {
     let mut document = Document::new();
-    let settings = PageSettings::from_wh(PAGE_WIDTH_MM * PT_PER_MM, PAGE_HEIGHT_MM * PT_PER_MM).context("the postcard size is not a page size")?;
+    let settings = PageSettings::from_wh(PAGE_WIDTH_MM * PT_PER_MM, PAGE_HEIGHT_MM * PT_PER_MM)
+        .context("the postcard size is not a page size")?;
     for postcard in postcards {
-        let expiry = last_full_day_in_japan(&postcard.expires_at).with_context(|| format!("postcard {} has no valid expiry time", postcard.id))?;
+        let expiry = last_full_day_in_japan(&postcard.expires_at)
+            .with_context(|| format!("postcard {} has no valid expiry time", postcard.id))?;
         let mut page = document.start_page_with(settings.clone());
         let mut surface = page.surface();
         draw(&mut surface, font, postcard, expiry);
@@ -178,7 +207,14 @@ impl Page<'_, '_> {
         for line in wrap(text, (PAGE_WIDTH_MM - 2.0 * MARGIN_MM) / em) {
             // The baseline sits about 0.9 em under the top of the line.
             let baseline = self.y + 0.9 * em;
-            self.surface.draw_text(Point::from_xy(MARGIN_MM * PT_PER_MM, baseline * PT_PER_MM), self.font.clone(), size, &line, false, TextDirection::Auto);
+            self.surface.draw_text(
+                Point::from_xy(MARGIN_MM * PT_PER_MM, baseline * PT_PER_MM),
+                self.font.clone(),
+                size,
+                &line,
+                false,
+                TextDirection::Auto,
+            );
             self.y += 1.4 * em;
         }
     }
@@ -216,11 +252,13 @@ fn wrap(text: &str, ems: f32) -> Vec<String> {
 /// The last day, in Japan time, on which a number expiring at `expires_at` (UTC, as
 /// `database::now_text` writes it) works all day: the day before the one it expires on.
 fn last_full_day_in_japan(expires_at: &str) -> Result<Day> {
-    let expires = chrono::DateTime::parse_from_rfc3339(expires_at).with_context(|| format!("expiry time {expires_at:?} is not an RFC 3339 time"))?;
+    let expires = chrono::DateTime::parse_from_rfc3339(expires_at)
+        .with_context(|| format!("expiry time {expires_at:?} is not an RFC 3339 time"))?;
     let japan = chrono::FixedOffset::east_opt(9 * 3600).context("Japan's offset is out of range")?;
     let expiry_day = expires.with_timezone(&japan).date_naive();
     use chrono::Datelike;
-    let day = Day::from_ymd(expiry_day.year(), expiry_day.month(), expiry_day.day()).with_context(|| format!("expiry day {expiry_day} is out of range"))?;
+    let day = Day::from_ymd(expiry_day.year(), expiry_day.month(), expiry_day.day())
+        .with_context(|| format!("expiry day {expiry_day} is out of range"))?;
     Ok(day.add_days(-1))
 }
 
@@ -242,7 +280,9 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    File::open(directory).and_then(|directory| directory.sync_all()).with_context(|| format!("cannot sync directory {}", directory.display()))
+    File::open(directory)
+        .and_then(|directory| directory.sync_all())
+        .with_context(|| format!("cannot sync directory {}", directory.display()))
 }
 
 #[cfg(test)]
@@ -262,13 +302,23 @@ mod tests {
         std::fs::create_dir_all(&export).unwrap();
         std::fs::write(export.join("residents.csv"), RESIDENTS).unwrap();
         let mut connection = crate::database::open(&directory.join("oshirase.db")).unwrap();
-        let options = crate::import::ImportOptions { actor: "test".into(), source: "test".into(), keep_generations: 3, max_shrink_percent: None };
-        crate::import::import_directory(&mut connection, &export, &options).map_err(|error| anyhow::anyhow!("{error:?}")).unwrap();
+        let options = crate::import::ImportOptions {
+            actor: "test".into(),
+            source: "test".into(),
+            keep_generations: 3,
+            max_shrink_percent: None,
+        };
+        crate::import::import_directory(&mut connection, &export, &options)
+            .map_err(|error| anyhow::anyhow!("{error:?}"))
+            .unwrap();
         connection
     }
 
     fn run(program: &str, arguments: &[&Path]) -> String {
-        let output = Command::new(program).args(arguments).output().unwrap_or_else(|error| panic!("cannot run {program} (Debian poppler-utils): {error}"));
+        let output = Command::new(program)
+            .args(arguments)
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run {program} (Debian poppler-utils): {error}"));
         assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
     }
@@ -279,7 +329,8 @@ mod tests {
 
     /// The numbers still in clear in the table.
     fn clear_numbers(connection: &Connection) -> Vec<String> {
-        let mut statement = connection.prepare("SELECT number FROM postcards WHERE number IS NOT NULL ORDER BY id").unwrap();
+        let mut statement =
+            connection.prepare("SELECT number FROM postcards WHERE number IS NOT NULL ORDER BY id").unwrap();
         statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
     }
 
@@ -291,9 +342,18 @@ mod tests {
         let replaced = crate::chat::number::issue(&mut connection, "0101", 30, "test").unwrap();
         // 0401's number expired before the batch was printed: its postcard is dropped.
         let expired = crate::chat::number::issue(&mut connection, "0401", 1, "test").unwrap();
-        connection.execute("UPDATE postcards SET expires_at = ?1 WHERE number = ?2", (crate::time::text_in_days(-1), &expired)).unwrap();
-        let numbers: Vec<String> = ["0101", "0201", "0301"].iter().map(|resident| crate::chat::number::issue(&mut connection, resident, 90, "test").unwrap()).collect();
-        let queued: Vec<Postcard> = unprinted(&connection).unwrap().into_iter().filter(|postcard| postcard.number != expired).collect();
+        connection
+            .execute(
+                "UPDATE postcards SET expires_at = ?1 WHERE number = ?2",
+                (crate::time::text_in_days(-1), &expired),
+            )
+            .unwrap();
+        let numbers: Vec<String> = ["0101", "0201", "0301"]
+            .iter()
+            .map(|resident| crate::chat::number::issue(&mut connection, resident, 90, "test").unwrap())
+            .collect();
+        let queued: Vec<Postcard> =
+            unprinted(&connection).unwrap().into_iter().filter(|postcard| postcard.number != expired).collect();
         assert_eq!(queued.iter().map(|postcard| postcard.number.clone()).collect::<Vec<_>>(), numbers);
         let font = font();
 
@@ -314,7 +374,12 @@ mod tests {
             match pages.iter().find(|page| page.contains(postcard.number.as_str())) {
                 None => missing.push(format!("number {}", postcard.number)),
                 // The address wraps, so it is looked for with line breaks removed.
-                Some(page) => missing.extend(wanted.iter().filter(|wanted| !page.replace('\n', "").contains(*wanted)).map(|wanted| format!("{wanted} on {}'s page", postcard.number))),
+                Some(page) => missing.extend(
+                    wanted
+                        .iter()
+                        .filter(|wanted| !page.replace('\n', "").contains(*wanted))
+                        .map(|wanted| format!("{wanted} on {}'s page", postcard.number)),
+                ),
             }
         }
         assert!(missing.is_empty(), "missing {missing:?} in:\n{text}");
@@ -322,10 +387,15 @@ mod tests {
         assert!(!text.contains(&expired), "the expired number {expired} was printed");
 
         assert!(clear_numbers(&connection).is_empty());
-        let rows: (i64, i64) = connection.query_row("SELECT count(*), count(printed_at) FROM postcards", [], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
+        let rows: (i64, i64) = connection
+            .query_row("SELECT count(*), count(printed_at) FROM postcards", [], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap();
         assert_eq!(rows, (3, 3), "(postcards, printed)");
         let again = directory.path().join("again.pdf");
-        assert_eq!(print(&mut connection, &again, &font, "test").unwrap(), Printed { postcards: 0, bytes: 0, expired: 0 });
+        assert_eq!(
+            print(&mut connection, &again, &font, "test").unwrap(),
+            Printed { postcards: 0, bytes: 0, expired: 0 }
+        );
         assert!(!again.exists());
     }
 
@@ -362,7 +432,10 @@ mod tests {
     #[test]
     fn a_missing_font_names_the_package() {
         let error = load_font(Path::new("/nonexistent/ipaexg.ttf")).err().unwrap().to_string();
-        assert_eq!(error, "font file /nonexistent/ipaexg.ttf not found: install the Debian package fonts-ipaexfont-gothic or give --font PATH");
+        assert_eq!(
+            error,
+            "font file /nonexistent/ipaexg.ttf not found: install the Debian package fonts-ipaexfont-gothic or give --font PATH"
+        );
     }
 
     #[test]

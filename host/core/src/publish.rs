@@ -7,12 +7,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
+use crate::channel::line::TEXT_LIMIT;
 use crate::database::{Database, audit};
+use crate::hashing::sha256_hex;
+use crate::registry::{BundledComponent, Manifest, Plugins};
 use crate::time::now_text;
 use oshirase_sandbox::LoadedProgram;
-use crate::channel::line::TEXT_LIMIT;
-use crate::registry::{BundledComponent, Manifest, Plugins};
-use crate::hashing::sha256_hex;
 
 /// Whether an accepted version becomes the active one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,16 +76,30 @@ struct Validation {
 /// Validates `candidate` and stores it, accepted or rejected; an accepted version becomes
 /// active as `candidate.activation` says. Compiling and evaluating run off the database
 /// lock, so runs and requests carry on meanwhile.
-pub async fn publish(database: &Database, plugins: &Arc<Plugins>, candidate: Candidate) -> Result<Published, PublishError> {
+pub async fn publish(
+    database: &Database,
+    plugins: &Arc<Plugins>,
+    candidate: Candidate,
+) -> Result<Published, PublishError> {
     let sha256 = sha256_hex(&candidate.wasm);
     let known = sha256.clone();
-    let existing = database.write(move |connection| Ok(connection.query_row("SELECT program, id FROM plugin_versions WHERE sha256 = ?1", [&known], |row| Ok((row.get(0)?, row.get(1)?))).optional()?)).await?;
+    let existing = database
+        .write(move |connection| {
+            Ok(connection
+                .query_row("SELECT program, id FROM plugin_versions WHERE sha256 = ?1", [&known], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?)
+        })
+        .await?;
     if let Some((program, version)) = existing {
         return Err(PublishError::AlreadyPublished { program, version });
     }
     let candidate = Arc::new(candidate);
     let (engine_plugins, checked, key) = (plugins.clone(), candidate.clone(), sha256.clone());
-    let mut validation = tokio::task::spawn_blocking(move || validate(&engine_plugins, &checked, &key)).await.context("validation panicked")?;
+    let mut validation = tokio::task::spawn_blocking(move || validate(&engine_plugins, &checked, &key))
+        .await
+        .context("validation panicked")?;
     if let (Some(program), Ok(checks)) = (validation.loaded.clone(), &validation.outcome) {
         let fields = program.info.fields.clone();
         let population = database
@@ -102,7 +116,10 @@ pub async fn publish(database: &Database, plugins: &Arc<Plugins>, candidate: Can
                 let size = population.size;
                 let today = crate::time::today_in_japan();
                 match sample_plugins.engine.evaluate(&program, today, &population) {
-                    Ok(evaluation) => Ok(format!("{checks}; {} notices for the {size} residents of the active snapshot on {today}", evaluation.notices.len())),
+                    Ok(evaluation) => Ok(format!(
+                        "{checks}; {} notices for the {size} residents of the active snapshot on {today}",
+                        evaluation.notices.len()
+                    )),
                     Err(error) => Err(format!("on the {size} residents of the active snapshot: {error:#}")),
                 }
             }
@@ -111,7 +128,8 @@ pub async fn publish(database: &Database, plugins: &Arc<Plugins>, candidate: Can
         .context("evaluating the active snapshot panicked")?;
     }
     let (loaded, key) = (validation.loaded.clone(), sha256.clone());
-    let published = database.write(move |connection| Ok(record(connection, &candidate, &sha256, &validation))).await??;
+    let published =
+        database.write(move |connection| Ok(record(connection, &candidate, &sha256, &validation))).await??;
     // The next run finds the accepted program compiled already.
     if let Some(program) = loaded {
         plugins.remember(key, program);
@@ -132,7 +150,10 @@ pub fn check_manifest(info: &oshirase_sdk::ProgramInfo) -> Result<(), String> {
         let longest = crate::message::render(&occasion.template, &info.name, &info.contact, oshirase_sdk::Day(47_481));
         let longest = crate::message::for_several(&longest, 99).chars().count();
         if longest > TEXT_LIMIT {
-            return Err(format!("occasion {:?}: the message has {longest} characters, more than LINE's {TEXT_LIMIT}", occasion.key));
+            return Err(format!(
+                "occasion {:?}: the message has {longest} characters, more than LINE's {TEXT_LIMIT}",
+                occasion.key
+            ));
         }
     }
     crate::schedule::check(&info.schedule).map_err(|problem| format!("schedule {:?}: {problem}", info.schedule))
@@ -148,7 +169,10 @@ fn validate(plugins: &Plugins, candidate: &Candidate, sha256: &str) -> Validatio
     };
     let code = program.info.code.clone();
     if let Err(problem) = check_manifest(&program.info) {
-        return Validation { loaded: None, outcome: Err(format!("not a usable program component: manifest of {code:?}: {problem}")) };
+        return Validation {
+            loaded: None,
+            outcome: Err(format!("not a usable program component: manifest of {code:?}: {problem}")),
+        };
     }
     let outcome = (|| {
         if let Some(claimed) = &candidate.program
@@ -159,9 +183,14 @@ fn validate(plugins: &Plugins, candidate: &Candidate, sha256: &str) -> Validatio
         let Some(yaml) = candidate.cases.as_deref().filter(|yaml| !yaml.trim().is_empty()) else {
             return Ok(format!("oshirase:program@{}, manifest valid, no example cases", program.wit_version));
         };
-        let cases = oshirase_sdk::cases::parse(yaml).map_err(|error| format!("cannot read the example cases: {error:#}"))?;
+        let cases =
+            oshirase_sdk::cases::parse(yaml).map_err(|error| format!("cannot read the example cases: {error:#}"))?;
         let report = oshirase_sdk::cases::check(&cases, &program.info.fields, |today, population| {
-            plugins.engine.evaluate(&program, today, population).map(|evaluation| evaluation.notices.to_vec()).map_err(|error| format!("{error:#}"))
+            plugins
+                .engine
+                .evaluate(&program, today, population)
+                .map(|evaluation| evaluation.notices.to_vec())
+                .map_err(|error| format!("{error:#}"))
         });
         if !report.passed() {
             return Err(format!("{} of {} example cases failed:\n{report}", report.failures.len(), report.cases));
@@ -173,7 +202,12 @@ fn validate(plugins: &Plugins, candidate: &Candidate, sha256: &str) -> Validatio
 
 /// Stores a validated candidate, and activates it when it was accepted and its activation
 /// says so, in one transaction.
-fn record(connection: &mut Connection, candidate: &Candidate, sha256: &str, validation: &Validation) -> Result<Published, PublishError> {
+fn record(
+    connection: &mut Connection,
+    candidate: &Candidate,
+    sha256: &str,
+    validation: &Validation,
+) -> Result<Published, PublishError> {
     let info = validation.loaded.as_ref().map(|program| &program.info);
     let program = candidate.program.clone().or_else(|| info.map(|info| info.code.clone())).unwrap_or_default();
     let manifest = match info {
@@ -193,7 +227,13 @@ fn record(connection: &mut Connection, candidate: &Candidate, sha256: &str, vali
     )?;
     let version = transaction.last_insert_rowid();
     let outcome = if accepted { "accepted" } else { "rejected" };
-    audit(&transaction, &candidate.publisher, "publish", &program, &format!("version {version} sha256 {sha256} {outcome}: {text}"))?;
+    audit(
+        &transaction,
+        &candidate.publisher,
+        "publish",
+        &program,
+        &format!("version {version} sha256 {sha256} {outcome}: {text}"),
+    )?;
     if !accepted {
         transaction.commit()?;
         return Err(PublishError::Rejected { program, version, reason: text.to_owned() });
@@ -208,12 +248,21 @@ fn record(connection: &mut Connection, candidate: &Candidate, sha256: &str, vali
 }
 
 fn active_version(connection: &Connection, program: &str) -> rusqlite::Result<Option<i64>> {
-    Ok(connection.query_row("SELECT active_version FROM programs WHERE code = ?1", [program], |row| row.get(0)).optional()?.flatten())
+    Ok(connection
+        .query_row("SELECT active_version FROM programs WHERE code = ?1", [program], |row| row.get(0))
+        .optional()?
+        .flatten())
 }
 
 /// Moves a program's active pointer to `version` (none: disabled), remembering the version
 /// it replaces for rollback, and audits the move.
-fn point(transaction: &Transaction, program: &str, version: Option<i64>, actor: &str, action: &str) -> Result<(), PublishError> {
+fn point(
+    transaction: &Transaction,
+    program: &str,
+    version: Option<i64>,
+    actor: &str,
+    action: &str,
+) -> Result<(), PublishError> {
     transaction.execute(
         "INSERT INTO programs (code, active_version) VALUES (?1, ?2)
          ON CONFLICT (code) DO UPDATE SET previous_version = coalesce(active_version, previous_version), active_version = excluded.active_version",
@@ -227,11 +276,18 @@ fn point(transaction: &Transaction, program: &str, version: Option<i64>, actor: 
 /// Makes an accepted version of `program` the active one for the next run.
 pub fn activate(connection: &mut Connection, program: &str, version: i64, actor: &str) -> Result<(), PublishError> {
     let transaction = connection.transaction()?;
-    let found: Option<(String, bool, String)> =
-        transaction.query_row("SELECT program, accepted, validation FROM plugin_versions WHERE id = ?1", [version], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))).optional()?;
+    let found: Option<(String, bool, String)> = transaction
+        .query_row("SELECT program, accepted, validation FROM plugin_versions WHERE id = ?1", [version], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
     match found {
         Some((owner, true, _)) if owner == program => {}
-        Some((owner, false, reason)) if owner == program => return Err(PublishError::Refused(format!("version {version} of {program:?} was rejected and cannot be activated: {reason}"))),
+        Some((owner, false, reason)) if owner == program => {
+            return Err(PublishError::Refused(format!(
+                "version {version} of {program:?} was rejected and cannot be activated: {reason}"
+            )));
+        }
         _ => return Err(PublishError::NotFound(format!("program {program:?} has no version {version}"))),
     }
     point(&transaction, program, Some(version), actor, "activate")?;
@@ -243,10 +299,14 @@ pub fn activate(connection: &mut Connection, program: &str, version: i64, actor:
 /// Rolling back twice returns to where it started.
 pub fn rollback(connection: &mut Connection, program: &str, actor: &str) -> Result<i64, PublishError> {
     let transaction = connection.transaction()?;
-    let previous: Option<Option<i64>> = transaction.query_row("SELECT previous_version FROM programs WHERE code = ?1", [program], |row| row.get(0)).optional()?;
+    let previous: Option<Option<i64>> = transaction
+        .query_row("SELECT previous_version FROM programs WHERE code = ?1", [program], |row| row.get(0))
+        .optional()?;
     let previous = match previous {
         None => return Err(PublishError::NotFound(format!("no program {program:?} has ever been active"))),
-        Some(None) => return Err(PublishError::Refused(format!("program {program:?} has no earlier version to roll back to"))),
+        Some(None) => {
+            return Err(PublishError::Refused(format!("program {program:?} has no earlier version to roll back to")));
+        }
         Some(Some(previous)) => previous,
     };
     point(&transaction, program, Some(previous), actor, "rollback")?;
@@ -315,23 +375,46 @@ pub fn list(connection: &Connection) -> anyhow::Result<Vec<VersionInfo>> {
 /// program (one it did not choose, or one a later release bundles) waits, listed by
 /// `available_bundled`, until staff activate it (`activate_bundled`). Returns the codes
 /// stored.
-pub async fn install_bundled(database: &Database, plugins: &Arc<Plugins>, programs: &[String]) -> anyhow::Result<Vec<String>> {
+pub async fn install_bundled(
+    database: &Database,
+    plugins: &Arc<Plugins>,
+    programs: &[String],
+) -> anyhow::Result<Vec<String>> {
     let bundled_names: Vec<&str> = plugins.bundled.iter().map(|(name, ..)| *name).collect();
     if let Some(unknown) = programs.iter().find(|program| !bundled_names.contains(&program.as_str())) {
         anyhow::bail!("there is no bundled program {unknown:?}; the bundled programs are {}", bundled_names.join(", "));
     }
-    let new = database.write(|connection| Ok(connection.query_row("SELECT NOT EXISTS (SELECT 1 FROM plugin_versions)", [], |row| row.get::<_, bool>(0))?)).await?;
+    let new = database
+        .write(|connection| {
+            Ok(connection
+                .query_row("SELECT NOT EXISTS (SELECT 1 FROM plugin_versions)", [], |row| row.get::<_, bool>(0))?)
+        })
+        .await?;
     if !new {
         return Ok(Vec::new());
     }
     let mut installed = Vec::new();
-    for (name, wasm, cases) in plugins.bundled.iter().filter(|(name, ..)| programs.is_empty() || programs.iter().any(|program| program == name)) {
-        let candidate = Candidate { wasm: wasm.to_vec(), cases: Some(cases.to_string()), publisher: "bundled".into(), program: None, activation: Activation::IfNoneActive };
+    for (name, wasm, cases) in plugins
+        .bundled
+        .iter()
+        .filter(|(name, ..)| programs.is_empty() || programs.iter().any(|program| program == name))
+    {
+        let candidate = Candidate {
+            wasm: wasm.to_vec(),
+            cases: Some(cases.to_string()),
+            publisher: "bundled".into(),
+            program: None,
+            activation: Activation::IfNoneActive,
+        };
         match publish(database, plugins, candidate).await {
             Ok(published) => installed.push(published.program),
             Err(PublishError::AlreadyPublished { .. }) => {}
-            Err(PublishError::Rejected { reason, .. }) => tracing::warn!(plugin = name, %reason, "a bundled plugin was rejected"),
-            Err(error) => return Err(anyhow::Error::from(error).context(format!("cannot install the bundled plugin {name}"))),
+            Err(PublishError::Rejected { reason, .. }) => {
+                tracing::warn!(plugin = name, %reason, "a bundled plugin was rejected")
+            }
+            Err(error) => {
+                return Err(anyhow::Error::from(error).context(format!("cannot install the bundled plugin {name}")));
+            }
         }
     }
     Ok(installed)
@@ -353,15 +436,28 @@ pub fn available_bundled(connection: &Connection, bundled: &[BundledComponent]) 
 /// Makes this binary's bundled version of `program` its active one, publishing it first
 /// (validated as any other) when the database does not have it: how staff take up an
 /// available bundled program.
-pub async fn activate_bundled(database: &Database, plugins: &Arc<Plugins>, program: &str, actor: &str) -> Result<Published, PublishError> {
+pub async fn activate_bundled(
+    database: &Database,
+    plugins: &Arc<Plugins>,
+    program: &str,
+    actor: &str,
+) -> Result<Published, PublishError> {
     let Some((_, wasm, cases)) = plugins.bundled.iter().find(|(name, ..)| *name == program) else {
         return Err(PublishError::NotFound(format!("there is no bundled program {program:?}")));
     };
-    let candidate = Candidate { wasm: wasm.to_vec(), cases: Some(cases.to_string()), publisher: actor.to_owned(), program: Some(program.to_owned()), activation: Activation::Always };
+    let candidate = Candidate {
+        wasm: wasm.to_vec(),
+        cases: Some(cases.to_string()),
+        publisher: actor.to_owned(),
+        program: Some(program.to_owned()),
+        activation: Activation::Always,
+    };
     match publish(database, plugins, candidate).await {
         Err(PublishError::AlreadyPublished { program, version }) => {
             let actor = actor.to_owned();
-            let program = database.write(move |connection| Ok(activate(connection, &program, version, &actor).map(|()| program))).await??;
+            let program = database
+                .write(move |connection| Ok(activate(connection, &program, version, &actor).map(|()| program)))
+                .await??;
             Ok(Published { program, version, active: true, validation: format!("version {version}, stored earlier") })
         }
         published => published,
@@ -402,11 +498,21 @@ mod tests {
         assert!(taken.active && taken.program == "infant-checkup", "{taken:?}");
         let again = activate_bundled(&fixture.database, &fixture.plugins, "vaccine-mr", "staff").await.unwrap();
         assert_eq!((again.version, again.active), (1, true));
-        let active: Vec<String> = fixture.database.write(|connection| active_versions(connection)).await.unwrap().into_iter().map(|version| version.program).collect();
+        let active: Vec<String> = fixture
+            .database
+            .write(|connection| active_versions(connection))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|version| version.program)
+            .collect();
         assert_eq!(active, ["infant-checkup", "vaccine-mr"]);
         let available = fixture.database.write(|connection| available_bundled(connection, PROGRAMS)).await.unwrap();
         assert_eq!(available.len(), PROGRAMS.len() - 2);
-        assert!(matches!(activate_bundled(&fixture.database, &fixture.plugins, "vaccine-xyz", "staff").await, Err(PublishError::NotFound(_))));
+        assert!(matches!(
+            activate_bundled(&fixture.database, &fixture.plugins, "vaccine-xyz", "staff").await,
+            Err(PublishError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -414,7 +520,12 @@ mod tests {
         let fixture = Fixture::new().await;
         let (wasm, cases) = component(PROGRAMS, "vaccine-mr");
         let first = fixture.publish(wasm.clone(), Some(cases)).await.unwrap();
-        assert!(first.active && first.validation.contains("example cases passed") && first.validation.contains("3 residents of the active snapshot"), "{first:?}");
+        assert!(
+            first.active
+                && first.validation.contains("example cases passed")
+                && first.validation.contains("3 residents of the active snapshot"),
+            "{first:?}"
+        );
         let second = fixture.publish(variant(&wasm, "v2"), Some(cases)).await.unwrap();
         let (one, two) = (first.version, second.version);
         let program = || "vaccine-mr".to_owned();
@@ -426,9 +537,17 @@ mod tests {
 
         let active = |fixture: &Fixture| {
             let database = fixture.database.clone();
-            async move { database.write(|connection| Ok(active_versions(connection)?.iter().map(|version| version.version_id).collect::<Vec<_>>())).await.unwrap() }
+            async move {
+                database
+                    .write(|connection| {
+                        Ok(active_versions(connection)?.iter().map(|version| version.version_id).collect::<Vec<_>>())
+                    })
+                    .await
+                    .unwrap()
+            }
         };
-        let rolled_back = fixture.database.write(|connection| Ok(rollback(connection, "vaccine-mr", "test")?)).await.unwrap();
+        let rolled_back =
+            fixture.database.write(|connection| Ok(rollback(connection, "vaccine-mr", "test")?)).await.unwrap();
         assert_eq!((rolled_back, active(&fixture).await), (one, vec![one]));
         fixture.database.write(|connection| Ok(rollback(connection, "vaccine-mr", "test")?)).await.unwrap();
         assert_eq!(active(&fixture).await, [two]);
@@ -438,15 +557,24 @@ mod tests {
         assert_eq!(active(&fixture).await, [two], "rollback after disable brings the disabled version back");
         fixture.database.write(move |connection| Ok(activate(connection, "vaccine-mr", one, "test")?)).await.unwrap();
         assert_eq!(active(&fixture).await, [one]);
-        let missing = fixture.database.write(|connection| Ok(activate(connection, "vaccine-mr", 999, "test"))).await.unwrap();
+        let missing =
+            fixture.database.write(|connection| Ok(activate(connection, "vaccine-mr", 999, "test"))).await.unwrap();
         assert_eq!(missing.unwrap_err().to_string(), "program \"vaccine-mr\" has no version 999");
 
         let actions: Vec<String> = fixture
             .database
-            .write(|connection| Ok(connection.prepare("SELECT action FROM audit_log WHERE subject = 'vaccine-mr' ORDER BY id")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?))
+            .write(|connection| {
+                Ok(connection
+                    .prepare("SELECT action FROM audit_log WHERE subject = 'vaccine-mr' ORDER BY id")?
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?)
+            })
             .await
             .unwrap();
-        assert_eq!(actions, ["publish", "activate", "publish", "activate", "rollback", "rollback", "disable", "rollback", "activate"]);
+        assert_eq!(
+            actions,
+            ["publish", "activate", "publish", "activate", "rollback", "rollback", "disable", "rollback", "activate"]
+        );
     }
 
     /// Publishes each candidate and checks it is stored as rejected with a reason that
@@ -461,16 +589,46 @@ mod tests {
         let random: Vec<u8> = (0..256u32).map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         let candidates: [(&str, Vec<u8>, Option<&str>, Option<&str>, &str); 7] = [
             ("random bytes", random, None, None, "256 bytes that are not WebAssembly (no \\0asm header)"),
-            ("a core module", b"\0asm\x01\0\0\0".to_vec(), None, None, "this is a core WebAssembly module, not a component: build the plugin with --target wasm32-wasip2"),
-            ("another world version", component(PLUGINS, "future-world").0, None, None, "built for oshirase:program@2.0.0, but this host implements oshirase:program@1.0.0"),
+            (
+                "a core module",
+                b"\0asm\x01\0\0\0".to_vec(),
+                None,
+                None,
+                "this is a core WebAssembly module, not a component: build the plugin with --target wasm32-wasip2",
+            ),
+            (
+                "another world version",
+                component(PLUGINS, "future-world").0,
+                None,
+                None,
+                "built for oshirase:program@2.0.0, but this host implements oshirase:program@1.0.0",
+            ),
             ("a broken component", b"\0asm\x0d\0\x01\0\xff".to_vec(), None, None, "not a valid component"),
-            ("an import the host does not provide", component(PLUGINS, "stranger-import").0, None, None, "component imports instance `oshirase:stranger/backdoor`"),
+            (
+                "an import the host does not provide",
+                component(PLUGINS, "stranger-import").0,
+                None,
+                None,
+                "component imports instance `oshirase:stranger/backdoor`",
+            ),
             ("a failing example case", variant(&wasm, "wrong"), Some(wrong_case), None, "1 of 1 example cases failed"),
-            ("someone else's program", component(PLUGINS, "hostile").0, None, Some("vaccine-mr"), "the plugin describes itself as program \"hostile\", not \"vaccine-mr\""),
+            (
+                "someone else's program",
+                component(PLUGINS, "hostile").0,
+                None,
+                Some("vaccine-mr"),
+                "the plugin describes itself as program \"hostile\", not \"vaccine-mr\"",
+            ),
         ];
         let mut failures = Vec::new();
         for (what, wasm, cases, program, expected) in candidates {
-            let candidate = Candidate { wasm, cases: cases.map(str::to_owned), publisher: "test".into(), program: program.map(str::to_owned), activation: Activation::Always };
+            let candidate = Candidate {
+                wasm,
+                cases: cases.map(str::to_owned),
+                publisher: "test".into(),
+                program: program.map(str::to_owned),
+                activation: Activation::Always,
+            };
             match publish(&fixture.database, &fixture.plugins, candidate).await {
                 Err(PublishError::Rejected { reason, .. }) if reason.contains(expected) => {}
                 other => failures.push(format!("{what}: expected a rejection containing {expected:?}, got {other:?}")),
@@ -479,10 +637,21 @@ mod tests {
         assert!(failures.is_empty(), "{}", failures.join("\n"));
         let versions = fixture.versions().await;
         assert_eq!(versions.iter().filter(|(.., state)| state == "rejected").count(), 7, "{versions:?}");
-        assert_eq!(versions.iter().filter(|(.., state)| state == "active").map(|(_, version, _)| *version).collect::<Vec<_>>(), [active]);
-        let rejected = versions.iter().find(|(program, _, state)| program == "vaccine-mr" && state == "rejected").unwrap().1;
-        let refused = fixture.database.write(move |connection| Ok(activate(connection, "vaccine-mr", rejected, "test"))).await.unwrap();
-        assert!(matches!(refused, Err(PublishError::Refused(ref message)) if message.contains("was rejected and cannot be activated")), "{refused:?}");
+        assert_eq!(
+            versions.iter().filter(|(.., state)| state == "active").map(|(_, version, _)| *version).collect::<Vec<_>>(),
+            [active]
+        );
+        let rejected =
+            versions.iter().find(|(program, _, state)| program == "vaccine-mr" && state == "rejected").unwrap().1;
+        let refused = fixture
+            .database
+            .write(move |connection| Ok(activate(connection, "vaccine-mr", rejected, "test")))
+            .await
+            .unwrap();
+        assert!(
+            matches!(refused, Err(PublishError::Refused(ref message)) if message.contains("was rejected and cannot be activated")),
+            "{refused:?}"
+        );
     }
 
     /// Two runs of the same day with a swap between them: the second run uses the new
@@ -496,7 +665,10 @@ mod tests {
         let plugins = fixture.plugins.clone();
         let run = move |connection: &mut Connection| crate::evaluate::run_day(connection, &plugins, today);
         let notices = |connection: &mut Connection| -> anyhow::Result<Vec<(String, String, i64)>> {
-            Ok(connection.prepare("SELECT resident_id, occasion, run_id FROM notices ORDER BY resident_id, occasion")?.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?.collect::<Result<_, _>>()?)
+            Ok(connection
+                .prepare("SELECT resident_id, occasion, run_id FROM notices ORDER BY resident_id, occasion")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect::<Result<_, _>>()?)
         };
 
         let morning = fixture.database.write(run.clone()).await.unwrap();
@@ -512,7 +684,16 @@ mod tests {
         assert_eq!((evening[0].notices, evening[0].new_notices, &evening[0].error), (1, 0, &None), "{evening:?}");
         let after = fixture.database.write(notices).await.unwrap();
         assert_eq!(after, before, "the second run neither adds nor replaces a notice");
-        let versions_run: Vec<i64> = fixture.database.write(|connection| Ok(connection.prepare("SELECT version_id FROM runs ORDER BY id")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?)).await.unwrap();
+        let versions_run: Vec<i64> = fixture
+            .database
+            .write(|connection| {
+                Ok(connection
+                    .prepare("SELECT version_id FROM runs ORDER BY id")?
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
         assert_eq!(versions_run, [first, second], "the swap took effect for the next run, without a restart");
     }
 
@@ -536,12 +717,27 @@ mod tests {
         let mut failures = Vec::new();
         for (day, expected) in misbehaviours {
             let plugins = fixture.plugins.clone();
-            let runs = fixture.database.write(move |connection| crate::evaluate::run_day(connection, &plugins, Day(day))).await.unwrap();
-            let message: Option<String> =
-                fixture.database.write(|connection| Ok(connection.query_row("SELECT message FROM runs WHERE program = 'hostile' ORDER BY id DESC LIMIT 1", [], |row| row.get(0))?)).await.unwrap();
+            let runs = fixture
+                .database
+                .write(move |connection| crate::evaluate::run_day(connection, &plugins, Day(day)))
+                .await
+                .unwrap();
+            let message: Option<String> = fixture
+                .database
+                .write(|connection| {
+                    Ok(connection.query_row(
+                        "SELECT message FROM runs WHERE program = 'hostile' ORDER BY id DESC LIMIT 1",
+                        [],
+                        |row| row.get(0),
+                    )?)
+                })
+                .await
+                .unwrap();
             let hostile = runs.iter().find(|run| run.program == "hostile").unwrap();
             let measles = runs.iter().find(|run| run.program == "vaccine-mr").unwrap();
-            if !(hostile.error.as_deref().is_some_and(|error| error.contains(expected)) && message.as_deref().is_some_and(|message| message.contains(expected))) {
+            if !(hostile.error.as_deref().is_some_and(|error| error.contains(expected))
+                && message.as_deref().is_some_and(|message| message.contains(expected)))
+            {
                 failures.push(format!("day {day}: expected {expected:?}, got {:?}", hostile.error));
             }
             if measles.error.is_some() || measles.notices != 1 {
@@ -564,15 +760,29 @@ mod tests {
             schedule: "0 0 9 * * *".into(),
             source_url: String::new(),
             fields: vec![oshirase_sdk::Field::BirthDay],
-            occasions: vec![oshirase_sdk::Occasion { key: "phase-1".into(), title: "1期".into(), template: "【{program}】{deadline}まで。{contact}".into() }],
+            occasions: vec![oshirase_sdk::Occasion {
+                key: "phase-1".into(),
+                title: "1期".into(),
+                template: "【{program}】{deadline}まで。{contact}".into(),
+            }],
         };
         assert_eq!(check_manifest(&valid()), Ok(()));
-        let occasion = |key: &str, template: String| oshirase_sdk::Occasion { key: key.into(), title: String::new(), template };
+        let occasion =
+            |key: &str, template: String| oshirase_sdk::Occasion { key: key.into(), title: String::new(), template };
         let table: [(&str, Box<dyn Fn(&mut oshirase_sdk::ProgramInfo)>); 3] = [
-            ("occasion \"phase-2\": unknown placeholder {name}", Box::new(move |info| info.occasions.push(occasion("phase-2", "{name}さん".into())))),
+            (
+                "occasion \"phase-2\": unknown placeholder {name}",
+                Box::new(move |info| info.occasions.push(occasion("phase-2", "{name}さん".into()))),
+            ),
             // 4,979 characters and the 22 of the note a message for 99 people carries.
-            ("occasion \"long\": the message has 5001 characters, more than LINE's 5000", Box::new(move |info| info.occasions.push(occasion("long", "あ".repeat(4979))))),
-            ("schedule \"daily\": 1 fields, expected 5 or 6 (second minute hour day-of-month month day-of-week)", Box::new(|info| info.schedule = "daily".into())),
+            (
+                "occasion \"long\": the message has 5001 characters, more than LINE's 5000",
+                Box::new(move |info| info.occasions.push(occasion("long", "あ".repeat(4979)))),
+            ),
+            (
+                "schedule \"daily\": 1 fields, expected 5 or 6 (second minute hour day-of-month month day-of-week)",
+                Box::new(|info| info.schedule = "daily".into()),
+            ),
         ];
         for (expected, spoil) in table {
             let mut info = valid();

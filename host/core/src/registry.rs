@@ -50,7 +50,15 @@ impl Manifest {
             schedule: info.schedule.clone(),
             source_url: info.source_url.clone(),
             fields: info.fields.iter().map(|field| format!("{field:?}")).collect(),
-            occasions: info.occasions.iter().map(|occasion| ManifestOccasion { key: occasion.key.clone(), title: occasion.title.clone(), template: occasion.template.clone() }).collect(),
+            occasions: info
+                .occasions
+                .iter()
+                .map(|occasion| ManifestOccasion {
+                    key: occasion.key.clone(),
+                    title: occasion.title.clone(),
+                    template: occasion.template.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -68,7 +76,6 @@ pub struct ActiveVersion {
     pub manifest: Manifest,
 }
 
-
 /// Every program with an active version, by code.
 pub fn active_versions(connection: &Connection) -> Result<Vec<ActiveVersion>> {
     read_active(connection, None)
@@ -85,10 +92,12 @@ fn read_active(connection: &Connection, program: Option<&str>) -> Result<Vec<Act
         "SELECT v.id, v.program, v.sha256, v.manifest FROM programs p JOIN plugin_versions v ON v.id = p.active_version
          WHERE ?1 IS NULL OR p.code = ?1 ORDER BY p.code",
     )?;
-    let rows = statement.query_map([program], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get::<_, String>(3)?)))?;
+    let rows =
+        statement.query_map([program], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get::<_, String>(3)?)))?;
     rows.map(|row| {
         let (version_id, program, sha256, manifest) = row?;
-        let manifest = serde_json::from_str(&manifest).with_context(|| format!("stored manifest of {program} is unreadable"))?;
+        let manifest =
+            serde_json::from_str(&manifest).with_context(|| format!("stored manifest of {program} is unreadable"))?;
         Ok(ActiveVersion { version_id, program, sha256, manifest })
     })
     .collect()
@@ -113,8 +122,14 @@ impl Plugins {
         if let Some(program) = self.loaded.lock().unwrap().get(&version.sha256) {
             return Ok(program.clone());
         }
-        let wasm: Vec<u8> = connection.query_row("SELECT wasm FROM plugin_versions WHERE id = ?1", [version.version_id], |row| row.get(0))?;
-        let program = Arc::new(self.engine.load(&wasm, &version.sha256).with_context(|| format!("cannot load plugin {}", version.program))?);
+        let wasm: Vec<u8> =
+            connection
+                .query_row("SELECT wasm FROM plugin_versions WHERE id = ?1", [version.version_id], |row| row.get(0))?;
+        let program = Arc::new(
+            self.engine
+                .load(&wasm, &version.sha256)
+                .with_context(|| format!("cannot load plugin {}", version.program))?,
+        );
         self.loaded.lock().unwrap().insert(version.sha256.clone(), program.clone());
         Ok(program)
     }

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use oshirase_sdk::Day;
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::database::{Database, audit};
-use crate::time::now_text;
 use crate::channel::line::TEXT_LIMIT;
+use crate::database::{Database, audit};
 use crate::registry::{Plugins, active_version};
+use crate::time::now_text;
 
 /// How long a broadcast may still be sent after its time, in days: a survey that could
 /// not go out for a week is stale.
@@ -65,7 +65,12 @@ pub struct Reservation {
 }
 
 /// Reserves `what` for `send_at` (a time already past means now); returns its id.
-pub fn reserve(connection: &mut Connection, what: &Reserved, send_at: DateTime<Utc>, actor: &str) -> Result<i64, ReservationError> {
+pub fn reserve(
+    connection: &mut Connection,
+    what: &Reserved,
+    send_at: DateTime<Utc>,
+    actor: &str,
+) -> Result<i64, ReservationError> {
     let transaction = connection.transaction()?;
     let (program, broadcast_id, subject) = match what {
         Reserved::Program(program) => {
@@ -102,7 +107,9 @@ fn check_broadcast(title: &str, text: &str, category: Option<&str>) -> Result<()
     }
     let characters = text.trim().chars().count();
     if characters > TEXT_LIMIT {
-        return Err(ReservationError::Invalid(format!("the text has {characters} characters; LINE takes at most {TEXT_LIMIT}")));
+        return Err(ReservationError::Invalid(format!(
+            "the text has {characters} characters; LINE takes at most {TEXT_LIMIT}"
+        )));
     }
     if let Some(category) = category
         && !crate::chat::CATEGORIES.iter().any(|(code, _)| *code == category)
@@ -136,12 +143,18 @@ pub fn list(connection: &Connection) -> Result<Vec<Reservation>> {
 
 /// The program a reservation runs (`None` for a broadcast), for checking who may change it.
 pub fn program_of(connection: &Connection, id: i64) -> Result<Option<String>, ReservationError> {
-    connection.query_row("SELECT program FROM reserved_sends WHERE id = ?1", [id], |row| row.get(0)).optional()?.ok_or(ReservationError::NotFound(id))
+    connection
+        .query_row("SELECT program FROM reserved_sends WHERE id = ?1", [id], |row| row.get(0))
+        .optional()?
+        .ok_or(ReservationError::NotFound(id))
 }
 
 /// Cancels a reservation still waiting.
 pub fn cancel(connection: &Connection, id: i64, actor: &str) -> Result<(), ReservationError> {
-    let state: String = connection.query_row("SELECT state FROM reserved_sends WHERE id = ?1", [id], |row| row.get(0)).optional()?.ok_or(ReservationError::NotFound(id))?;
+    let state: String = connection
+        .query_row("SELECT state FROM reserved_sends WHERE id = ?1", [id], |row| row.get(0))
+        .optional()?
+        .ok_or(ReservationError::NotFound(id))?;
     if state != "waiting" {
         return Err(ReservationError::AlreadySettled { id, state });
     }
@@ -152,14 +165,21 @@ pub fn cancel(connection: &Connection, id: i64, actor: &str) -> Result<(), Reser
 
 /// When the earliest waiting reservation falls due.
 pub fn next_due(connection: &Connection) -> Result<Option<DateTime<Utc>>> {
-    let at: Option<i64> = connection.query_row("SELECT min(send_at) FROM reserved_sends WHERE state = 'waiting'", [], |row| row.get(0))?;
+    let at: Option<i64> =
+        connection
+            .query_row("SELECT min(send_at) FROM reserved_sends WHERE state = 'waiting'", [], |row| row.get(0))?;
     Ok(at.and_then(DateTime::from_timestamp_millis))
 }
 
 /// Carries out every reservation due at `now`: runs the program for `today` (evaluated
 /// on a read connection, as the scheduler runs programs), or queues the broadcast, and
 /// records the outcome. Returns how many were carried out.
-pub async fn carry_out_due(database: &Database, plugins: Arc<Plugins>, now: DateTime<Utc>, today: Day) -> Result<usize> {
+pub async fn carry_out_due(
+    database: &Database,
+    plugins: Arc<Plugins>,
+    now: DateTime<Utc>,
+    today: Day,
+) -> Result<usize> {
     let due: Vec<(i64, Option<String>, Option<i64>)> = database
         .read(move |connection| {
             Ok(connection
@@ -172,7 +192,8 @@ pub async fn carry_out_due(database: &Database, plugins: Arc<Plugins>, now: Date
         let outcome = match (program, broadcast_id) {
             (Some(program), _) => match database.read(move |connection| active_version(connection, &program)).await? {
                 Some(version) => {
-                    let run = crate::evaluate::run_program_beside_writes(database, plugins.clone(), version, today).await?;
+                    let run =
+                        crate::evaluate::run_program_beside_writes(database, plugins.clone(), version, today).await?;
                     match run.error {
                         Some(error) => format!("the program failed: {error}"),
                         None => format!("{} notices, {} new", run.notices, run.new_notices),
@@ -182,14 +203,20 @@ pub async fn carry_out_due(database: &Database, plugins: Arc<Plugins>, now: Date
             },
             // The table's CHECK makes a reservation without a program name a broadcast.
             (None, broadcast_id) => {
-                let broadcast_id = broadcast_id.with_context(|| format!("reservation {id} names neither a program nor a broadcast"))?;
-                let queued = database.write(move |connection| crate::outbox::enqueue_broadcast(connection, broadcast_id)).await?;
+                let broadcast_id = broadcast_id
+                    .with_context(|| format!("reservation {id} names neither a program nor a broadcast"))?;
+                let queued = database
+                    .write(move |connection| crate::outbox::enqueue_broadcast(connection, broadcast_id))
+                    .await?;
                 format!("{queued} deliveries queued")
             }
         };
         let recorded = outcome.clone();
         database
-            .write(move |connection| Ok(connection.execute("UPDATE reserved_sends SET state = 'done', outcome = ?2 WHERE id = ?1", (id, &recorded))?))
+            .write(move |connection| {
+                Ok(connection
+                    .execute("UPDATE reserved_sends SET state = 'done', outcome = ?2 WHERE id = ?1", (id, &recorded))?)
+            })
             .await
             .with_context(|| format!("cannot record reservation {id}"))?;
         tracing::info!(reservation = id, %outcome, "reserved send carried out");

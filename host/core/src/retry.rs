@@ -24,7 +24,12 @@ impl Default for RetryPolicy {
     /// Rides out a blip within a pass (waits of 0.5–1, 1–2 and 2–4 seconds) and
     /// spreads the rest over later passes, giving up after 10 attempts.
     fn default() -> RetryPolicy {
-        RetryPolicy { max_attempts: 10, first_delay: Duration::from_secs(1), max_delay: Duration::from_secs(600), linger: Duration::from_secs(5) }
+        RetryPolicy {
+            max_attempts: 10,
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(600),
+            linger: Duration::from_secs(5),
+        }
     }
 }
 
@@ -66,7 +71,12 @@ mod tests {
     use super::*;
 
     fn policy() -> RetryPolicy {
-        RetryPolicy { max_attempts: 5, first_delay: Duration::from_secs(1), max_delay: Duration::from_secs(60), linger: Duration::ZERO }
+        RetryPolicy {
+            max_attempts: 5,
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            linger: Duration::ZERO,
+        }
     }
 
     /// Each case: (what, outcome, attempts so far, jitter, expected next step).
@@ -101,6 +111,9 @@ mod tests {
         let policy = RetryPolicy { max_attempts: u32::MAX, ..policy() };
         assert_eq!(policy.backoff(7, 0.0), Duration::from_secs(30));
         assert_eq!(policy.backoff(1000, 0.0), Duration::from_secs(30));
-        assert_eq!(policy.next(&SendOutcome::Retryable(String::new()), 1000, 0.0), Next::RetryAfter(Duration::from_secs(30)));
+        assert_eq!(
+            policy.next(&SendOutcome::Retryable(String::new()), 1000, 0.0),
+            Next::RetryAfter(Duration::from_secs(30))
+        );
     }
 }

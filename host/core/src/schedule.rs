@@ -30,8 +30,14 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(60);
 pub const MIN_PAUSE: Duration = Duration::from_millis(500);
 
 /// The fields of a six-field expression in order, with their allowed range.
-const FIELDS: [(&str, u32, u32); 6] =
-    [("second", 0, 59), ("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7)];
+const FIELDS: [(&str, u32, u32); 6] = [
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+];
 
 /// A checked cron expression as manifests and staff write it: six fields (second, minute,
 /// hour, day of month, month, day of week) or the classic five without seconds, each a
@@ -50,14 +56,18 @@ impl Cron {
     pub fn parse(expression: &str) -> Result<Cron, String> {
         let parts: Vec<&str> = expression.split_whitespace().collect();
         if !(5..=6).contains(&parts.len()) {
-            return Err(format!("{} fields, expected 5 or 6 (second minute hour day-of-month month day-of-week)", parts.len()));
+            return Err(format!(
+                "{} fields, expected 5 or 6 (second minute hour day-of-month month day-of-week)",
+                parts.len()
+            ));
         }
         // A classic five-field expression has no seconds and fires at second 0 (bit 0).
         let skipped = FIELDS.len() - parts.len();
         let mut values = [1u64; 6];
         for (index, part) in parts.iter().enumerate() {
             let (name, low, high) = FIELDS[skipped + index];
-            values[skipped + index] = field_values(part, low, high).map_err(|problem| format!("{name} field {part:?}: {problem}"))?;
+            values[skipped + index] =
+                field_values(part, low, high).map_err(|problem| format!("{name} field {part:?}: {problem}"))?;
         }
         let [seconds, minutes, hours, days_of_month, months, days_of_week] = values;
         // Classic cron folds 7 into 0 (Sunday); the cron crate counts 1 (Sunday) to 7.
@@ -67,10 +77,18 @@ impl Cron {
             // Classic cron fires when either matches; the cron crate would need both.
             return Err("day of month and day of week are both restricted: restrict only one of them".into());
         }
-        let translated = [(seconds, 0, 59), (minutes, 0, 59), (hours, 0, 23), (days_of_month, 1, 31), (months, 1, 12), (days_of_week_from_one, 1, 7)]
-            .map(|(bits, low, high)| list_of(bits, low, high))
-            .join(" ");
-        let schedule = cron::Schedule::from_str(&translated).map_err(|error| format!("{translated:?} was refused by the cron library: {error}"))?;
+        let translated = [
+            (seconds, 0, 59),
+            (minutes, 0, 59),
+            (hours, 0, 23),
+            (days_of_month, 1, 31),
+            (months, 1, 12),
+            (days_of_week_from_one, 1, 7),
+        ]
+        .map(|(bits, low, high)| list_of(bits, low, high))
+        .join(" ");
+        let schedule = cron::Schedule::from_str(&translated)
+            .map_err(|error| format!("{translated:?} was refused by the cron library: {error}"))?;
         // A date such as 30 February never comes; such a program would never run.
         let reference = japan().with_ymd_and_hms(2000, 1, 1, 0, 0, 0).single().expect("a valid date");
         if schedule.after(&reference).next().is_none() {
@@ -302,9 +320,18 @@ impl ProgramSchedule {
 /// When the scheduler must look again after a pass at `now`: the earliest of a program's
 /// next run, the send window's opening when it is closed, the next retry falling due when
 /// it is open, and the poll interval; never sooner than a short pause.
-pub fn next_wake(now: DateTime<Utc>, programs: &[ProgramSchedule], window: &SendWindow, next_retry: Option<DateTime<Utc>>) -> DateTime<Utc> {
+pub fn next_wake(
+    now: DateTime<Utc>,
+    programs: &[ProgramSchedule],
+    window: &SendWindow,
+    next_retry: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
     let sending = if window.contains(now) { next_retry } else { Some(window.next_opening(now)) };
-    let wake = programs.iter().filter_map(|program| program.next_run(now)).chain(sending).fold(now + POLL_INTERVAL, DateTime::min);
+    let wake = programs
+        .iter()
+        .filter_map(|program| program.next_run(now))
+        .chain(sending)
+        .fold(now + POLL_INTERVAL, DateTime::min);
     wake.max(now + MIN_PAUSE)
 }
 
@@ -315,8 +342,14 @@ fn from_millis(milliseconds: i64) -> Option<DateTime<Utc>> {
 
 /// Every active program with its effective schedule and when it last fired, by code.
 pub fn load(connection: &Connection) -> Result<Vec<ProgramSchedule>> {
-    let mut statement = connection.prepare_cached("SELECT program, expression, fired_through, last_run_at FROM program_schedules")?;
-    let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, (row.get::<_, Option<String>>(1)?, row.get::<_, Option<i64>>(2)?, row.get::<_, Option<i64>>(3)?))))?;
+    let mut statement =
+        connection.prepare_cached("SELECT program, expression, fired_through, last_run_at FROM program_schedules")?;
+    let rows = statement.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            (row.get::<_, Option<String>>(1)?, row.get::<_, Option<i64>>(2)?, row.get::<_, Option<i64>>(3)?),
+        ))
+    })?;
     let mut stored: HashMap<String, _> = rows.collect::<Result<_, _>>()?;
     Ok(active_versions(connection)?
         .into_iter()
@@ -342,7 +375,9 @@ pub fn load(connection: &Connection) -> Result<Vec<ProgramSchedule>> {
 /// fire time after the last run. An invalid expression or an unknown program changes
 /// nothing; the change is audited.
 pub fn set(connection: &mut Connection, program: &str, expression: &str, actor: &str) -> Result<()> {
-    Cron::parse(expression).map_err(|problem| anyhow::anyhow!("schedule {expression:?} for {program} refused, nothing changed: {problem}"))?;
+    Cron::parse(expression).map_err(|problem| {
+        anyhow::anyhow!("schedule {expression:?} for {program} refused, nothing changed: {problem}")
+    })?;
     let transaction = connection.transaction()?;
     known_program(&transaction, program)?;
     transaction.execute(
@@ -372,7 +407,10 @@ pub fn reset(connection: &mut Connection, program: &str, actor: &str) -> Result<
 }
 
 fn known_program(connection: &Connection, program: &str) -> Result<()> {
-    let known: Vec<String> = connection.prepare("SELECT code FROM programs ORDER BY code")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    let known: Vec<String> = connection
+        .prepare("SELECT code FROM programs ORDER BY code")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
     if !known.iter().any(|code| code == program) {
         anyhow::bail!("no program {program:?} (known: {})", known.join(", "));
     }
@@ -399,7 +437,10 @@ mod tests {
 
     /// An instant written in Japan time, `YYYY-MM-DD HH:MM:SS`.
     fn jst(text: &str) -> DateTime<Utc> {
-        japan().from_local_datetime(&chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap()).unwrap().with_timezone(&Utc)
+        japan()
+            .from_local_datetime(&chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap())
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     /// An instant in Japan time as the cases write it.
@@ -445,11 +486,19 @@ mod tests {
     fn decide(decision: &Decision) -> String {
         match decision {
             Checked(expression) => super::check(expression).err().unwrap_or_else(|| "ok".into()),
-            FiresAfter(expression, after) => Cron::parse(expression).unwrap().next_after(jst(after)).map_or_else(|| "never".into(), written),
-            Due(fired_through, now) => if daily_at_nine(fired_through.map(jst)).is_due(jst(now)) { "due" } else { "not due" }.into(),
+            FiresAfter(expression, after) => {
+                Cron::parse(expression).unwrap().next_after(jst(after)).map_or_else(|| "never".into(), written)
+            }
+            Due(fired_through, now) => {
+                if daily_at_nine(fired_through.map(jst)).is_due(jst(now)) { "due" } else { "not due" }.into()
+            }
             Window((start, end), now) => {
                 let window = window(start, end);
-                if window.contains(jst(now)) { "open".into() } else { format!("closed until {}", written(window.next_opening(jst(now)))) }
+                if window.contains(jst(now)) {
+                    "open".into()
+                } else {
+                    format!("closed until {}", written(window.next_opening(jst(now))))
+                }
             }
             Wake(now, (start, end), retry) => {
                 let program = daily_at_nine(Some(jst("2026-11-22 09:00:00")));
@@ -478,13 +527,21 @@ mod tests {
             ("steps, ranges and lists", Checked("0 */15 8-18 1,15 4 *"), "ok"),
             ("classic five, every day", Checked("0 0 9 * *"), "ok"),
             ("7 is Sunday", Checked("0 0 9 * * 7"), "ok"),
-            ("words", Checked("every day"), "2 fields, expected 5 or 6 (second minute hour day-of-month month day-of-week)"),
+            (
+                "words",
+                Checked("every day"),
+                "2 fields, expected 5 or 6 (second minute hour day-of-month month day-of-week)",
+            ),
             ("hour 25", Checked("0 0 25 * * *"), "hour field \"25\": \"25\" is not a number from 0 to 23"),
             ("day 0", Checked("0 0 9 0 * *"), "day of month field \"0\": \"0\" is not a number from 1 to 31"),
             ("a range backwards", Checked("0 0 9 * 12-1 *"), "month field \"12-1\": range \"12-1\" runs backwards"),
             ("step 0", Checked("0 */0 9 * * *"), "minute field \"*/0\": step \"0\" is not a positive number"),
             ("names", Checked("0 0 9 * * MON"), "day of week field \"MON\": \"MON\" is not a number from 0 to 7"),
-            ("both days", Checked("0 0 9 1 * 1"), "day of month and day of week are both restricted: restrict only one of them"),
+            (
+                "both days",
+                Checked("0 0 9 1 * 1"),
+                "day of month and day of week are both restricted: restrict only one of them",
+            ),
             ("30 February", Checked("0 0 9 30 2 *"), "no date matches this day of month and month: it never fires"),
         ]);
     }
@@ -500,7 +557,11 @@ mod tests {
             ("Sundays as 0", FiresAfter("0 0 9 * * 0", "2026-11-23 00:00:00"), "2026-11-29 09:00:00"),
             ("Sundays as 7", FiresAfter("0 0 9 * * 7", "2026-11-23 00:00:00"), "2026-11-29 09:00:00"),
             ("Friday to Sunday", FiresAfter("0 0 9 * * 5-7", "2026-11-23 00:00:00"), "2026-11-27 09:00:00"),
-            ("weekdays, from a Friday evening", FiresAfter("30 9 * * 1-5", "2026-11-27 10:00:00"), "2026-11-30 09:30:00"),
+            (
+                "weekdays, from a Friday evening",
+                FiresAfter("30 9 * * 1-5", "2026-11-27 10:00:00"),
+                "2026-11-30 09:30:00",
+            ),
             ("the start of the fiscal year", FiresAfter("0 0 0 1 4 *", "2026-11-22 00:00:00"), "2027-04-01 00:00:00"),
             ("every second, over midnight", FiresAfter("* * * * * *", "2026-11-22 23:59:59"), "2026-11-23 00:00:00"),
         ]);
@@ -536,7 +597,10 @@ mod tests {
         // 15:00 UTC is midnight in Japan: the date used for expiry is Japan's.
         assert_eq!(day_in_japan(jst("2026-11-23 00:00:00")), Day::parse_iso("2026-11-23").unwrap());
         assert_eq!(day_in_japan(jst("2026-11-22 23:59:59")), Day::parse_iso("2026-11-22").unwrap());
-        assert_eq!(SendWindow::new("20:00".parse().unwrap(), "09:00".parse().unwrap()), Err("the send window's start 20:00 is not before its end 09:00".into()));
+        assert_eq!(
+            SendWindow::new("20:00".parse().unwrap(), "09:00".parse().unwrap()),
+            Err("the send window's start 20:00 is not before its end 09:00".into())
+        );
         for wrong in ["9:00", "24:01", "12:60", "noon", "12-00"] {
             assert!(wrong.parse::<ClockTime>().is_err(), "{wrong}");
         }
@@ -545,12 +609,28 @@ mod tests {
     #[test]
     fn the_scheduler_wakes_for_the_earliest_thing_it_must_do() {
         check(&[
-            ("nothing soon: the poll interval", Wake("2026-11-22 12:00:00", ("09:00", "20:00"), None), "2026-11-22 12:01:00"),
-            ("a retry due within the window", Wake("2026-11-22 12:00:00", ("09:00", "20:00"), Some("2026-11-22 12:00:10")), "2026-11-22 12:00:10"),
-            ("a retry while the window is closed waits", Wake("2026-11-22 20:30:00", ("09:00", "20:00"), Some("2026-11-22 20:30:10")), "2026-11-22 20:31:00"),
+            (
+                "nothing soon: the poll interval",
+                Wake("2026-11-22 12:00:00", ("09:00", "20:00"), None),
+                "2026-11-22 12:01:00",
+            ),
+            (
+                "a retry due within the window",
+                Wake("2026-11-22 12:00:00", ("09:00", "20:00"), Some("2026-11-22 12:00:10")),
+                "2026-11-22 12:00:10",
+            ),
+            (
+                "a retry while the window is closed waits",
+                Wake("2026-11-22 20:30:00", ("09:00", "20:00"), Some("2026-11-22 20:30:10")),
+                "2026-11-22 20:31:00",
+            ),
             ("the window opens first", Wake("2026-11-23 08:59:30", ("09:00", "20:00"), None), "2026-11-23 09:00:00"),
             ("the program's fire time", Wake("2026-11-23 08:59:30", ("10:00", "20:00"), None), "2026-11-23 09:00:00"),
-            ("a retry already due: a short pause", Wake("2026-11-22 12:00:00", ("09:00", "20:00"), Some("2026-11-22 11:00:00")), "2026-11-22 12:00:00"),
+            (
+                "a retry already due: a short pause",
+                Wake("2026-11-22 12:00:00", ("09:00", "20:00"), Some("2026-11-22 11:00:00")),
+                "2026-11-22 12:00:00",
+            ),
         ]);
     }
 
@@ -576,19 +656,40 @@ mod tests {
             )
             .unwrap();
         connection.execute("INSERT INTO programs (code, active_version) VALUES ('vaccine-mr', 1)", []).unwrap();
-        let effective = |connection: &Connection| load(connection).unwrap().into_iter().map(|program| (program.expression, program.source)).collect::<Vec<_>>();
-        let audited = |connection: &Connection| -> i64 { connection.query_row("SELECT count(*) FROM audit_log WHERE action LIKE 'schedule-%'", [], |row| row.get(0)).unwrap() };
+        let effective = |connection: &Connection| {
+            load(connection)
+                .unwrap()
+                .into_iter()
+                .map(|program| (program.expression, program.source))
+                .collect::<Vec<_>>()
+        };
+        let audited = |connection: &Connection| -> i64 {
+            connection
+                .query_row("SELECT count(*) FROM audit_log WHERE action LIKE 'schedule-%'", [], |row| row.get(0))
+                .unwrap()
+        };
 
         let refused = set(&mut connection, "vaccine-mr", "0 61 9 * * *", "staff").unwrap_err();
-        assert_eq!(format!("{refused:#}"), "schedule \"0 61 9 * * *\" for vaccine-mr refused, nothing changed: minute field \"61\": \"61\" is not a number from 0 to 59");
+        assert_eq!(
+            format!("{refused:#}"),
+            "schedule \"0 61 9 * * *\" for vaccine-mr refused, nothing changed: minute field \"61\": \"61\" is not a number from 0 to 59"
+        );
         assert!(set(&mut connection, "vaccine-xx", "0 9 * * 1", "staff").is_err());
-        assert_eq!((effective(&connection), audited(&connection)), (vec![("0 0 9 * * *".to_string(), Source::Manifest)], 0));
+        assert_eq!(
+            (effective(&connection), audited(&connection)),
+            (vec![("0 0 9 * * *".to_string(), Source::Manifest)], 0)
+        );
 
         set(&mut connection, "vaccine-mr", "0 9 * * 1", "staff").unwrap();
-        assert_eq!((effective(&connection), audited(&connection)), (vec![("0 9 * * 1".to_string(), Source::Override)], 1));
+        assert_eq!(
+            (effective(&connection), audited(&connection)),
+            (vec![("0 9 * * 1".to_string(), Source::Override)], 1)
+        );
         assert!(reset(&mut connection, "vaccine-mr", "staff").unwrap());
         assert!(!reset(&mut connection, "vaccine-mr", "staff").unwrap());
-        assert_eq!((effective(&connection), audited(&connection)), (vec![("0 0 9 * * *".to_string(), Source::Manifest)], 2));
+        assert_eq!(
+            (effective(&connection), audited(&connection)),
+            (vec![("0 0 9 * * *".to_string(), Source::Manifest)], 2)
+        );
     }
-
 }

@@ -10,12 +10,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::Channels;
 use crate::database::{Database, audit};
-use crate::time::now_text;
 use crate::evaluate::{PlannedNotice, ProgramRun, dry_run, run_day};
 use crate::outbox::{SendSummary, enqueue_due, send_queued};
-use oshirase_sandbox::{Limits, PluginEngine};
 use crate::registry::{BundledComponent, Plugins, active_versions};
 use crate::retry::RetryPolicy;
+use crate::time::now_text;
+use oshirase_sandbox::{Limits, PluginEngine};
 
 /// An open data directory.
 #[derive(Clone)]
@@ -38,7 +38,8 @@ pub struct DayReport {
 /// Opens (creating if needed) only the data directory's database, for commands that need
 /// no plugins (importing, listing snapshots).
 pub fn open_database(data_directory: &Path) -> Result<Database> {
-    std::fs::create_dir_all(data_directory).with_context(|| format!("cannot create data directory {}", data_directory.display()))?;
+    std::fs::create_dir_all(data_directory)
+        .with_context(|| format!("cannot create data directory {}", data_directory.display()))?;
     Database::open(&data_directory.join("oshirase.db"))
 }
 
@@ -46,12 +47,21 @@ impl Service {
     /// Opens (creating if needed) the data directory, its database and plugin cache; a new
     /// one gets the components `bundled` with the binary, those whose codes `programs`
     /// lists or all of them when it is empty (`publish::install_bundled`).
-    pub async fn open(data_directory: &Path, bundled: &'static [BundledComponent], programs: &[String]) -> Result<Service> {
+    pub async fn open(
+        data_directory: &Path,
+        bundled: &'static [BundledComponent],
+        programs: &[String],
+    ) -> Result<Service> {
         let database = open_database(data_directory)?;
         let cache = data_directory.join("cache");
         let engine = tokio::task::spawn_blocking(move || PluginEngine::new(Limits::default(), Some(cache))).await??;
         let plugins = Arc::new(Plugins::new(engine, bundled));
-        let service = Service { data_directory: data_directory.to_path_buf(), database, plugins, wake_scheduler: Default::default() };
+        let service = Service {
+            data_directory: data_directory.to_path_buf(),
+            database,
+            plugins,
+            wake_scheduler: Default::default(),
+        };
         let installed = crate::publish::install_bundled(&service.database, &service.plugins, programs).await?;
         if !installed.is_empty() {
             tracing::info!(programs = ?installed, "installed the bundled programs");
@@ -63,14 +73,22 @@ impl Service {
     /// link, and records which of them notices go to: `channels` is `line`, `mail` or
     /// `both`, by default every one given. An address given but not chosen is the
     /// fallback when LINE cannot deliver.
-    pub async fn register(&self, resident_id: String, line_user_id: Option<String>, email: Option<String>, channels: Option<String>) -> Result<()> {
+    pub async fn register(
+        &self,
+        resident_id: String,
+        line_user_id: Option<String>,
+        email: Option<String>,
+        channels: Option<String>,
+    ) -> Result<()> {
         if let Some(line_user_id) = &line_user_id
             && !crate::channel::line::is_user_id(line_user_id)
         {
             anyhow::bail!("LINE user id {line_user_id:?} is not U followed by 32 lower-case hex digits");
         }
         if let Some(email) = &email {
-            email.parse::<lettre::Address>().map_err(|problem| anyhow::anyhow!("e-mail address is not valid: {problem}"))?;
+            email
+                .parse::<lettre::Address>()
+                .map_err(|problem| anyhow::anyhow!("e-mail address is not valid: {problem}"))?;
         }
         let channels = match (channels.as_deref(), &line_user_id, &email) {
             (None, Some(_), Some(_)) => "both",
@@ -78,7 +96,9 @@ impl Service {
             (None | Some("mail"), _, Some(_)) => "mail",
             (Some("both"), Some(_), Some(_)) => "both",
             (None, None, None) => anyhow::bail!("a registration needs a LINE user id or an e-mail address"),
-            (Some(chosen @ ("line" | "mail" | "both")), ..) => anyhow::bail!("channels {chosen:?} needs the LINE user id or e-mail address it would send to"),
+            (Some(chosen @ ("line" | "mail" | "both")), ..) => {
+                anyhow::bail!("channels {chosen:?} needs the LINE user id or e-mail address it would send to")
+            }
             (Some(other), ..) => anyhow::bail!("channels {other:?} is not line, mail or both"),
         };
         self.database
@@ -117,7 +137,13 @@ impl Service {
     /// Sends the due deliveries of the outbox for `today` (the date in Japan, which decides
     /// what has expired), until done or `stop` is cancelled: the one place that sends, for
     /// `run` and for the scheduler alike.
-    pub async fn deliver(&self, channels: &Channels, today: Day, retry: &RetryPolicy, stop: &CancellationToken) -> Result<SendSummary> {
+    pub async fn deliver(
+        &self,
+        channels: &Channels,
+        today: Day,
+        retry: &RetryPolicy,
+        stop: &CancellationToken,
+    ) -> Result<SendSummary> {
         send_queued(&self.database, channels, today, retry, stop).await
     }
 
@@ -131,7 +157,10 @@ impl Service {
             .read(move |connection| {
                 let versions = active_versions(connection)?;
                 let known: Vec<&str> = versions.iter().map(|version| version.program.as_str()).collect();
-                let version = versions.iter().find(|version| version.program == program).with_context(|| format!("no active program {program:?} (active: {})", known.join(", ")))?;
+                let version = versions
+                    .iter()
+                    .find(|version| version.program == program)
+                    .with_context(|| format!("no active program {program:?} (active: {})", known.join(", ")))?;
                 dry_run(connection, &plugins, version, today)
             })
             .await

@@ -6,7 +6,6 @@
 //! snapshot share the key range `snapshot_id * 2^32 ..`, so a plugin's population is read
 //! by a range scan and the row number is the index the plugin sees.
 
-
 use anyhow::{Context, Result};
 use oshirase_sdk::{Day, Events, Field, Population};
 use rusqlite::{Connection, OptionalExtension, Statement, Transaction};
@@ -110,7 +109,10 @@ pub struct SnapshotWriter<'t> {
 
 impl<'t> SnapshotWriter<'t> {
     pub fn new(transaction: &'t Transaction<'_>, source: &str) -> Result<SnapshotWriter<'t>> {
-        transaction.execute("INSERT INTO snapshots (imported_at, source, resident_count, active) VALUES (?1, ?2, 0, 0)", (now_text(), source))?;
+        transaction.execute(
+            "INSERT INTO snapshots (imported_at, source, resident_count, active) VALUES (?1, ?2, 0, 0)",
+            (now_text(), source),
+        )?;
         Ok(SnapshotWriter {
             snapshot_id: transaction.last_insert_rowid(),
             residents: 0,
@@ -151,7 +153,12 @@ impl<'t> SnapshotWriter<'t> {
     }
 
     pub fn add_departed(&mut self, resident_id: &str, departure: Departure) -> Result<()> {
-        self.insert_departed.execute((snapshot_key(self.snapshot_id, self.departed), self.snapshot_id, resident_id, departure.as_str()))?;
+        self.insert_departed.execute((
+            snapshot_key(self.snapshot_id, self.departed),
+            self.snapshot_id,
+            resident_id,
+            departure.as_str(),
+        ))?;
         self.departed += 1;
         Ok(())
     }
@@ -159,17 +166,39 @@ impl<'t> SnapshotWriter<'t> {
     /// Adds one fiscal year of a resident's tax record; `taxable` is 1, 2 or 3 as in the
     /// plugin contract.
     pub fn add_tax(&mut self, row: u32, fiscal_year: i32, total_income: i64, taxable: u8) -> Result<()> {
-        self.insert_tax.execute((snapshot_key(self.snapshot_id, self.tax_rows), row, fiscal_year, total_income, taxable))?;
+        self.insert_tax.execute((
+            snapshot_key(self.snapshot_id, self.tax_rows),
+            row,
+            fiscal_year,
+            total_income,
+            taxable,
+        ))?;
         self.tax_rows += 1;
         Ok(())
     }
 
     /// Adds a dated record; `end` is `None` when the record has no end (an ongoing receipt).
-    pub fn add_event(&mut self, kind: EventKind, row: u32, code: &str, count: u8, start: Day, end: Option<Day>) -> Result<()> {
+    pub fn add_event(
+        &mut self,
+        kind: EventKind,
+        row: u32,
+        code: &str,
+        count: u8,
+        start: Day,
+        end: Option<Day>,
+    ) -> Result<()> {
         let number = &mut self.events[kind as usize];
         anyhow::ensure!(*number < (1 << EVENT_KIND_SHIFT), "too many {} records in one snapshot", kind.as_str());
         let key = kind.key_range(self.snapshot_id).0 + i64::from(*number);
-        self.insert_event.execute((key, row, kind.as_str(), code, count, start.0, end.map_or(i32::MAX, |day| day.0)))?;
+        self.insert_event.execute((
+            key,
+            row,
+            kind.as_str(),
+            code,
+            count,
+            start.0,
+            end.map_or(i32::MAX, |day| day.0),
+        ))?;
         *number += 1;
         Ok(())
     }
@@ -180,7 +209,10 @@ impl<'t> SnapshotWriter<'t> {
 
     /// Records the counts on the snapshot; `files` says what was read, for staff screens.
     pub fn finish(self, transaction: &Transaction<'_>, files: &str) -> Result<i64> {
-        transaction.execute("UPDATE snapshots SET resident_count = ?1, files = ?2 WHERE id = ?3", (self.residents, files, self.snapshot_id))?;
+        transaction.execute(
+            "UPDATE snapshots SET resident_count = ?1, files = ?2 WHERE id = ?3",
+            (self.residents, files, self.snapshot_id),
+        )?;
         Ok(self.snapshot_id)
     }
 }
@@ -188,7 +220,8 @@ impl<'t> SnapshotWriter<'t> {
 /// Makes `snapshot_id` the active snapshot, in one step. Inside the importer's
 /// transaction the switch is atomic with the import.
 pub fn activate(connection: &Connection, snapshot_id: i64, actor: &str) -> Result<()> {
-    let exists: bool = connection.query_row("SELECT count(*) FROM snapshots WHERE id = ?1", [snapshot_id], |row| row.get(0))?;
+    let exists: bool =
+        connection.query_row("SELECT count(*) FROM snapshots WHERE id = ?1", [snapshot_id], |row| row.get(0))?;
     anyhow::ensure!(exists, "there is no snapshot {snapshot_id}");
     // A savepoint makes the two updates one step whether or not a transaction is open.
     connection.execute_batch("SAVEPOINT activate")?;
@@ -213,7 +246,10 @@ pub fn active(connection: &Connection) -> Result<Option<i64>> {
 
 /// The active snapshot's number of living residents, 0 when there is none.
 pub fn active_resident_count(connection: &Connection) -> Result<u32> {
-    Ok(connection.query_row("SELECT resident_count FROM snapshots WHERE active = 1", [], |row| row.get(0)).optional()?.unwrap_or(0))
+    Ok(connection
+        .query_row("SELECT resident_count FROM snapshots WHERE active = 1", [], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// One generation, as `oshirase snapshot list` and the admin API show it.
@@ -229,9 +265,19 @@ pub struct SnapshotInfo {
 
 /// Every kept generation, newest first.
 pub fn list(connection: &Connection) -> Result<Vec<SnapshotInfo>> {
-    let mut statement = connection.prepare("SELECT id, imported_at, source, resident_count, files, active FROM snapshots ORDER BY id DESC")?;
+    let mut statement = connection
+        .prepare("SELECT id, imported_at, source, resident_count, files, active FROM snapshots ORDER BY id DESC")?;
     let snapshots = statement
-        .query_map([], |row| Ok(SnapshotInfo { id: row.get(0)?, imported_at: row.get(1)?, source: row.get(2)?, residents: row.get(3)?, files: row.get(4)?, active: row.get(5)? }))?
+        .query_map([], |row| {
+            Ok(SnapshotInfo {
+                id: row.get(0)?,
+                imported_at: row.get(1)?,
+                source: row.get(2)?,
+                residents: row.get(3)?,
+                files: row.get(4)?,
+                active: row.get(5)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
     Ok(snapshots)
 }
@@ -338,7 +384,9 @@ impl LoadedPopulation {
 /// cores. Both read the rows of the one snapshot chosen first, which no import changes.
 pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<LoadedPopulation> {
     let (snapshot_id, resident_count): (i64, u32) = connection
-        .query_row("SELECT id, resident_count FROM snapshots WHERE active = 1", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row("SELECT id, resident_count FROM snapshots WHERE active = 1", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
         .optional()?
         .context("no active snapshot: import resident records first")?;
     let reader = match connection.path() {
@@ -379,11 +427,20 @@ fn load_records(connection: &Connection, snapshot_id: i64, fields: &[Field]) -> 
 }
 
 /// The fields of dated records, in the order of `load_records`.
-const RECORD_FIELDS: [(Field, EventKind); 4] =
-    [(Field::Pregnancies, EventKind::Pregnancy), (Field::Immunizations, EventKind::Immunization), (Field::Checkups, EventKind::Checkup), (Field::Receipts, EventKind::Receipt)];
+const RECORD_FIELDS: [(Field, EventKind); 4] = [
+    (Field::Pregnancies, EventKind::Pregnancy),
+    (Field::Immunizations, EventKind::Immunization),
+    (Field::Checkups, EventKind::Checkup),
+    (Field::Receipts, EventKind::Receipt),
+];
 
 /// The residents' columns that `fields` names and the tax columns, with every row's id.
-fn load_residents(connection: &Connection, snapshot_id: i64, resident_count: u32, fields: &[Field]) -> Result<(ResidentIds, Population)> {
+fn load_residents(
+    connection: &Connection,
+    snapshot_id: i64,
+    resident_count: u32,
+    fields: &[Field],
+) -> Result<(ResidentIds, Population)> {
     let wants = |field| fields.contains(&field);
     let (first, last) = snapshot_range(snapshot_id);
     let rows = resident_count as usize;
@@ -403,11 +460,19 @@ fn load_residents(connection: &Connection, snapshot_id: i64, resident_count: u32
     };
     let mut resident_ids = ResidentIds::with_capacity(rows);
     // Sized for households of two, so that it seldom grows.
-    let mut households: Numbering<u32> = Numbering::new("households", if wants(Field::Household) { rows / 2 } else { 0 });
+    let mut households: Numbering<u32> =
+        Numbering::new("households", if wants(Field::Household) { rows / 2 } else { 0 });
     let mut wards: Numbering<u16> = Numbering::new("wards", 0);
     // Only the columns wanted are selected, in this order, each read at the next index.
-    let selected: Vec<&str> = RESIDENT_COLUMNS.iter().filter(|(field, _)| field.is_none_or(|field| wants(field))).map(|(_, name)| *name).collect();
-    let mut statement = connection.prepare_cached(&format!("SELECT {} FROM residents WHERE key BETWEEN ?1 AND ?2 ORDER BY key", selected.join(", ")))?;
+    let selected: Vec<&str> = RESIDENT_COLUMNS
+        .iter()
+        .filter(|(field, _)| field.is_none_or(|field| wants(field)))
+        .map(|(_, name)| *name)
+        .collect();
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {} FROM residents WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
+        selected.join(", ")
+    ))?;
     let mut rows = statement.query((first, last))?;
     while let Some(row) = rows.next()? {
         resident_ids.push(row.get_ref(0)?.as_str()?);
@@ -470,7 +535,12 @@ struct Numbering<N> {
 
 impl<N: Copy + TryFrom<usize>> Numbering<N> {
     fn new(what: &'static str, capacity: usize) -> Numbering<N> {
-        Numbering { what, numbers: HashMap::with_capacity_and_hasher(capacity, Default::default()), previous_text: Vec::new(), previous_number: None }
+        Numbering {
+            what,
+            numbers: HashMap::with_capacity_and_hasher(capacity, Default::default()),
+            previous_text: Vec::new(),
+            previous_number: None,
+        }
     }
 
     /// The number of `text`, and the text when it was not seen before.
@@ -483,8 +553,10 @@ impl<N: Copy + TryFrom<usize>> Numbering<N> {
         let (number, new) = match self.numbers.get(text) {
             Some(number) => (*number, None),
             None => {
-                let checked = std::str::from_utf8(text).with_context(|| format!("one of the snapshot's {} is not UTF-8 text", self.what))?;
-                let number = N::try_from(self.numbers.len()).map_err(|_| anyhow::anyhow!("more than {} distinct {}", self.numbers.len(), self.what))?;
+                let checked = std::str::from_utf8(text)
+                    .with_context(|| format!("one of the snapshot's {} is not UTF-8 text", self.what))?;
+                let number = N::try_from(self.numbers.len())
+                    .map_err(|_| anyhow::anyhow!("more than {} distinct {}", self.numbers.len(), self.what))?;
                 self.numbers.insert(text.into(), number);
                 (number, Some(checked))
             }
@@ -513,7 +585,8 @@ fn load_tax(connection: &Connection, snapshot_id: i64, population: &mut Populati
     }
     let mut latest_year = vec![i32::MIN; size];
     let (first, last) = snapshot_range(snapshot_id);
-    let mut statement = connection.prepare_cached("SELECT row, fiscal_year, total_income, taxable FROM tax WHERE key BETWEEN ?1 AND ?2")?;
+    let mut statement = connection
+        .prepare_cached("SELECT row, fiscal_year, total_income, taxable FROM tax WHERE key BETWEEN ?1 AND ?2")?;
     let mut rows = statement.query((first, last))?;
     while let Some(row) = rows.next()? {
         let person: u32 = row.get(0)?;
@@ -545,7 +618,8 @@ fn load_events(connection: &Connection, snapshot_id: i64, kind: EventKind) -> Re
         ..Events::default()
     };
     let mut codes: Numbering<u16> = Numbering::new("event codes", 0);
-    let mut statement = connection.prepare_cached("SELECT row, code, count, start_day, end_day FROM events WHERE key BETWEEN ?1 AND ?2")?;
+    let mut statement = connection
+        .prepare_cached("SELECT row, code, count, start_day, end_day FROM events WHERE key BETWEEN ?1 AND ?2")?;
     let mut rows = statement.query((first, last))?;
     while let Some(row) = rows.next()? {
         let (index, new) = codes.number(row.get_ref(1)?.as_bytes()?)?;
@@ -570,7 +644,12 @@ mod tests {
         // The last resident's household is listed apart from the rest of it.
         store(
             &mut connection,
-            &[resident("001", "h1", "1990-01-01", 1), resident("002", "h1", "2026-01-01", 3), resident("003", "h2", "1950-05-05", 1), resident("004", "h1", "1992-02-02", 2)],
+            &[
+                resident("001", "h1", "1990-01-01", 1),
+                resident("002", "h1", "2026-01-01", 3),
+                resident("003", "h2", "1950-05-05", 1),
+                resident("004", "h1", "1992-02-02", 2),
+            ],
         );
 
         let loaded = load_population(&connection, &[Field::BirthDay, Field::Ward]).unwrap();
@@ -596,7 +675,9 @@ mod tests {
         writer.add_tax(first, 2025, 1_000_000, 3).unwrap();
         writer.add_tax(first, 2026, 2_000_000, 3).unwrap();
         writer.add_tax(second, 2026, 500_000, 1).unwrap();
-        writer.add_event(EventKind::Immunization, second, "vaccine-mr", 1, Day::parse_iso("1981-01-01").unwrap(), None).unwrap();
+        writer
+            .add_event(EventKind::Immunization, second, "vaccine-mr", 1, Day::parse_iso("1981-01-01").unwrap(), None)
+            .unwrap();
         let snapshot_id = writer.finish(&transaction, "").unwrap();
         activate(&transaction, snapshot_id, "test").unwrap();
         transaction.commit().unwrap();
@@ -624,7 +705,9 @@ mod tests {
         let kept: Vec<i64> = list(&connection).unwrap().iter().map(|snapshot| snapshot.id).collect();
         assert_eq!(kept, [third, first]);
         assert_eq!(load_population(&connection, &[]).unwrap().resident_ids, ["001"]);
-        let orphans: i64 = connection.query_row("SELECT count(*) FROM residents WHERE snapshot_id = ?1", [second], |row| row.get(0)).unwrap();
+        let orphans: i64 = connection
+            .query_row("SELECT count(*) FROM residents WHERE snapshot_id = ?1", [second], |row| row.get(0))
+            .unwrap();
         assert_eq!(orphans, 0);
     }
 }

@@ -25,7 +25,6 @@ pub fn today_in_japan() -> Day {
     day_in_japan(chrono::Utc::now())
 }
 
-
 /// The current time as RFC 3339 text in UTC with milliseconds, the form every timestamp
 /// column uses (SQLite's date functions read it, fractions included).
 pub fn now_text() -> String {
@@ -46,5 +45,10 @@ fn time_text(time: std::time::SystemTime) -> String {
     let day = oshirase_sdk::Day(seconds.div_euclid(86_400) as i32);
     let second_of_day = seconds.rem_euclid(86_400);
     let millisecond = since_epoch.subsec_millis();
-    format!("{day}T{:02}:{:02}:{:02}.{millisecond:03}Z", second_of_day / 3600, second_of_day % 3600 / 60, second_of_day % 60)
+    format!(
+        "{day}T{:02}:{:02}:{:02}.{millisecond:03}Z",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
 }

@@ -36,7 +36,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { memory_bytes: 512 << 20, wall_time: Duration::from_secs(10), notices_per_person: 8, reason_bytes: 400, log_bytes: 16 << 10 }
+        Limits {
+            memory_bytes: 512 << 20,
+            wall_time: Duration::from_secs(10),
+            notices_per_person: 8,
+            reason_bytes: 400,
+            log_bytes: 16 << 10,
+        }
     }
 }
 
@@ -64,7 +70,9 @@ fn check_binary_kind(wasm: &[u8]) -> Result<(), PluginError> {
     let invalid = |message: String| Err(PluginError::Invalid(anyhow::anyhow!(message)));
     match wasm {
         [0, b'a', b's', b'm', 0x0d, 0, 1, 0, ..] => Ok(()),
-        [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => invalid("this is a core WebAssembly module, not a component: build the plugin with --target wasm32-wasip2".into()),
+        [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => invalid(
+            "this is a core WebAssembly module, not a component: build the plugin with --target wasm32-wasip2".into(),
+        ),
         [0, b'a', b's', b'm', ..] => invalid("WebAssembly of an unknown version, not a component".into()),
         _ => invalid(format!("{} bytes that are not WebAssembly (no \\0asm header)", wasm.len())),
     }
@@ -219,7 +227,13 @@ impl Notices {
     /// The notices as the SDK's type, for comparing with a plugin's example cases.
     pub fn to_vec(&self) -> Vec<Notice> {
         self.iter()
-            .map(|notice| Notice { person: notice.person, occasion: notice.occasion.to_owned(), send_on: notice.send_on, expires_on: notice.expires_on, reason: notice.reason.to_owned() })
+            .map(|notice| Notice {
+                person: notice.person,
+                occasion: notice.occasion.to_owned(),
+                send_on: notice.send_on,
+                expires_on: notice.expires_on,
+                reason: notice.reason.to_owned(),
+            })
             .collect()
     }
 }
@@ -233,7 +247,11 @@ impl PluginEngine {
         // would bury the reason in the run log.
         config.wasm_backtrace_max_frames(None);
         let mut pool = wasmtime::PoolingAllocationConfig::default();
-        pool.total_component_instances(64).total_core_instances(256).total_memories(64).total_tables(64).max_memory_size(limits.memory_bytes);
+        pool.total_component_instances(64)
+            .total_core_instances(256)
+            .total_memories(64)
+            .total_tables(64)
+            .max_memory_size(limits.memory_bytes);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the wasmtime engine")?;
         let mut linker = Linker::new(&engine);
@@ -260,13 +278,18 @@ impl PluginEngine {
     /// bytes must be a component of a compatible `oshirase:program` version.
     pub fn load(&self, wasm: &[u8], sha256: &str) -> Result<LoadedProgram, PluginError> {
         check_binary_kind(wasm)?;
-        let component = self.compile(wasm, sha256).map_err(|error| PluginError::Invalid(error.context("not a valid component")))?;
+        let component =
+            self.compile(wasm, sha256).map_err(|error| PluginError::Invalid(error.context("not a valid component")))?;
         let wit_version = self.wit_version(&component)?;
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|error| PluginError::Invalid(anyhow::Error::from(error).context("cannot link the component")))?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|error| PluginError::Invalid(anyhow::Error::from(error).context("cannot link the component")))?;
         let pre = bindings::ProgramPre::new(instance_pre).map_err(|error| PluginError::Invalid(error.into()))?;
         let (mut store, log) = self.store(Day(0));
         let instance = pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
-        let info = instance.call_describe(&mut store).map_err(|error| PluginError::Trapped(with_log(error.into(), &log)))?;
+        let info =
+            instance.call_describe(&mut store).map_err(|error| PluginError::Trapped(with_log(error.into(), &log)))?;
         Ok(LoadedProgram { pre, info: info_from_wit(info)?, wit_version })
     }
 
@@ -276,16 +299,30 @@ impl PluginEngine {
         let kind = component.component_type();
         let imports: Vec<&str> = kind.imports(&self.engine).map(|(name, _)| name).collect();
         let exports: Vec<&str> = kind.exports(&self.engine).map(|(name, _)| name).collect();
-        let mut versions: Vec<&str> =
-            imports.iter().chain(&exports).filter_map(|name| name.strip_prefix("oshirase:program/")).filter_map(|rest| rest.split_once('@')).map(|(_, version)| version).collect();
+        let mut versions: Vec<&str> = imports
+            .iter()
+            .chain(&exports)
+            .filter_map(|name| name.strip_prefix("oshirase:program/"))
+            .filter_map(|rest| rest.split_once('@'))
+            .map(|(_, version)| version)
+            .collect();
         versions.sort_unstable();
         versions.dedup();
         let invalid = |message: String| Err(PluginError::Invalid(anyhow::anyhow!(message)));
         match versions[..] {
-            [] => invalid(format!("the component does not use oshirase:program (expected oshirase:program@{WIT_VERSION}; it imports [{}] and exports [{}])", imports.join(", "), exports.join(", "))),
+            [] => invalid(format!(
+                "the component does not use oshirase:program (expected oshirase:program@{WIT_VERSION}; it imports [{}] and exports [{}])",
+                imports.join(", "),
+                exports.join(", ")
+            )),
             [found] if wit_compatible(found) => Ok(found.to_string()),
-            [found] => invalid(format!("the component was built for oshirase:program@{found}, but this host implements oshirase:program@{WIT_VERSION}")),
-            _ => invalid(format!("the component uses several oshirase:program versions ({}); this host implements {WIT_VERSION}", versions.join(", "))),
+            [found] => invalid(format!(
+                "the component was built for oshirase:program@{found}, but this host implements oshirase:program@{WIT_VERSION}"
+            )),
+            _ => invalid(format!(
+                "the component uses several oshirase:program versions ({}); this host implements {WIT_VERSION}",
+                versions.join(", ")
+            )),
         }
     }
 
@@ -328,7 +365,12 @@ impl PluginEngine {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).instances(16).tables(16).table_elements(100_000).build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .instances(16)
+            .tables(16)
+            .table_elements(100_000)
+            .build();
         let mut store = Store::new(&self.engine, Sandbox { wasi, table: ResourceTable::new(), limits });
         store.limiter(|sandbox| &mut sandbox.limits);
         let ticks = (self.limits.wall_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
@@ -338,7 +380,12 @@ impl PluginEngine {
     }
 
     /// Runs the plugin's rules for `today` on `population` and checks what comes back.
-    pub fn evaluate(&self, program: &LoadedProgram, today: Day, population: &Population) -> Result<Evaluation, PluginError> {
+    pub fn evaluate(
+        &self,
+        program: &LoadedProgram,
+        today: Day,
+        population: &Population,
+    ) -> Result<Evaluation, PluginError> {
         self.evaluate_rows(program, today, population, population.size)
     }
 
@@ -346,12 +393,20 @@ impl PluginEngine {
     /// may hold more columns than the plugin declares (one read of the snapshot for a whole
     /// day): the plugin is handed only the columns its manifest names, borrowed, and
     /// answers are checked against `rows`.
-    pub fn evaluate_rows(&self, program: &LoadedProgram, today: Day, population: &Population, rows: u32) -> Result<Evaluation, PluginError> {
+    pub fn evaluate_rows(
+        &self,
+        program: &LoadedProgram,
+        today: Day,
+        population: &Population,
+        rows: u32,
+    ) -> Result<Evaluation, PluginError> {
         let (mut store, log) = self.store(today);
         let instance = program.pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
         let names = Names::of(population);
         let view = population_to_wit(population, &program.info.fields, rows, &names);
-        let answer = instance.call_evaluate(&mut store, today.0, view).map_err(|error| PluginError::Trapped(with_log(error.into(), &log)))?;
+        let answer = instance
+            .call_evaluate(&mut store, today.0, view)
+            .map_err(|error| PluginError::Trapped(with_log(error.into(), &log)))?;
         // The instance's memory is given back before the answer is checked.
         drop(store);
         let log = String::from_utf8_lossy(&log.contents()).into_owned();
@@ -374,23 +429,33 @@ impl PluginEngine {
         let mut last_occasion = 0;
         for notice in answer {
             if notice.person >= size {
-                return Err(PluginError::BadOutput(format!("notice for person {} in a population of {size}", notice.person)));
+                return Err(PluginError::BadOutput(format!(
+                    "notice for person {} in a population of {size}",
+                    notice.person
+                )));
             }
             if notices.occasions.get(last_occasion) != Some(&notice.occasion) {
-                last_occasion = notices
-                    .occasions
-                    .iter()
-                    .position(|key| *key == notice.occasion)
-                    .ok_or_else(|| PluginError::BadOutput(format!("occasion {:?} is not in the manifest", notice.occasion)))?;
+                last_occasion = notices.occasions.iter().position(|key| *key == notice.occasion).ok_or_else(|| {
+                    PluginError::BadOutput(format!("occasion {:?} is not in the manifest", notice.occasion))
+                })?;
             }
             if notice.send_on > notice.expires_on {
-                return Err(PluginError::BadOutput(format!("occasion {:?} expires before it may be sent", notice.occasion)));
+                return Err(PluginError::BadOutput(format!(
+                    "occasion {:?} expires before it may be sent",
+                    notice.occasion
+                )));
             }
             if notice.reason.len() > self.limits.reason_bytes {
-                return Err(PluginError::BadOutput(format!("a reason of {} bytes (at most {})", notice.reason.len(), self.limits.reason_bytes)));
+                return Err(PluginError::BadOutput(format!(
+                    "a reason of {} bytes (at most {})",
+                    notice.reason.len(),
+                    self.limits.reason_bytes
+                )));
             }
             notices.person.push(notice.person);
-            notices.occasion.push(u16::try_from(last_occasion).map_err(|_| PluginError::BadOutput(format!("occasion {:?} is past the 65,536th of the manifest", notice.occasion)))?);
+            notices.occasion.push(u16::try_from(last_occasion).map_err(|_| {
+                PluginError::BadOutput(format!("occasion {:?} is past the 65,536th of the manifest", notice.occasion))
+            })?);
             notices.send_on.push(notice.send_on);
             notices.expires_on.push(notice.expires_on);
             notices.reasons.push_str(&notice.reason);
@@ -410,7 +475,10 @@ fn with_log(error: anyhow::Error, log: &MemoryOutputPipe) -> anyhow::Error {
 /// publishing, which knows messages and schedules; the sandbox does not.
 fn info_from_wit(info: wit::ProgramInfo) -> Result<ProgramInfo, PluginError> {
     let bad = |message: String| Err(PluginError::Invalid(anyhow::anyhow!("manifest of {:?}: {message}", info.code)));
-    if info.code.is_empty() || info.code.len() > 40 || !info.code.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-') {
+    if info.code.is_empty()
+        || info.code.len() > 40
+        || !info.code.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+    {
         return bad("the code must be 1–40 lower-case letters, digits or dashes".into());
     }
     if info.name.trim().is_empty() {
@@ -456,7 +524,11 @@ fn info_from_wit(info: wit::ProgramInfo) -> Result<ProgramInfo, PluginError> {
                 wit::Field::Receipts => Field::Receipts,
             })
             .collect(),
-        occasions: info.occasions.into_iter().map(|occasion| Occasion { key: occasion.key, title: occasion.title, template: occasion.template }).collect(),
+        occasions: info
+            .occasions
+            .into_iter()
+            .map(|occasion| Occasion { key: occasion.key, title: occasion.title, template: occasion.template })
+            .collect(),
     })
 }
 
@@ -472,14 +544,20 @@ impl<'a> Names<'a> {
         let texts = |texts: &'a [String]| texts.iter().map(String::as_str).collect();
         Names {
             wards: texts(&population.wards),
-            codes: [&population.pregnancies, &population.immunizations, &population.checkups, &population.receipts].map(|events| texts(&events.codes)),
+            codes: [&population.pregnancies, &population.immunizations, &population.checkups, &population.receipts]
+                .map(|events| texts(&events.codes)),
         }
     }
 }
 
 /// What a plugin declaring `fields` is handed of `population`: its first `rows` rows, only
 /// the declared columns (the others empty), nothing copied.
-fn population_to_wit<'a>(population: &'a Population, fields: &[Field], rows: u32, names: &'a Names<'a>) -> wit::Population<'a> {
+fn population_to_wit<'a>(
+    population: &'a Population,
+    fields: &[Field],
+    rows: u32,
+    names: &'a Names<'a>,
+) -> wit::Population<'a> {
     let wants = |field| fields.contains(&field);
     fn column<T>(wanted: bool, column: &[T], rows: u32) -> &[T] {
         if wanted { &column[..column.len().min(rows as usize)] } else { &[] }
@@ -488,7 +566,14 @@ fn population_to_wit<'a>(population: &'a Population, fields: &[Field], rows: u32
     // chat) have pregnancies only, handed with every row, so no event needs cutting.
     let events = |field, events: &'a oshirase_sdk::Events, codes: &'a [&'a str]| {
         if wants(field) {
-            wit::Events { person: &events.person, codes, code: &events.code, count: &events.count, start: &events.start, end: &events.end }
+            wit::Events {
+                person: &events.person,
+                codes,
+                code: &events.code,
+                count: &events.count,
+                start: &events.start,
+                end: &events.end,
+            }
         } else {
             wit::Events { person: &[], codes: &[], code: &[], count: &[], start: &[], end: &[] }
         }
@@ -540,7 +625,8 @@ mod tests {
     const BEHAVE: i32 = 100;
 
     fn hostile(limits: Limits) -> (PluginEngine, LoadedProgram) {
-        let (_, wasm, _) = testing::PLUGINS.iter().find(|(name, ..)| *name == "hostile").expect("the hostile test plugin is built");
+        let (_, wasm, _) =
+            testing::PLUGINS.iter().find(|(name, ..)| *name == "hostile").expect("the hostile test plugin is built");
         let engine = PluginEngine::new(limits, None).unwrap();
         let program = engine.load(wasm, "hostile").unwrap();
         (engine, program)
@@ -593,7 +679,10 @@ mod tests {
             (OUTPUT_OVER_THE_LIMIT, Error("plugin output refused: 1025 notices for 3 people (at most 1024)")),
             (BEHAVE, Answer { notices: 1, reason: "ok" }),
             (NAME_A_STRANGER, Error("plugin output refused: notice for person 8 in a population of 3")),
-            (UNDECLARED_OCCASION, Error("plugin output refused: occasion \"not-in-the-manifest\" is not in the manifest")),
+            (
+                UNDECLARED_OCCASION,
+                Error("plugin output refused: occasion \"not-in-the-manifest\" is not in the manifest"),
+            ),
             (TRAP, Error("wasm `unreachable` instruction executed")),
             (PANIC, Error("panicked at testing/hostile/src/lib.rs")),
             (READ_THE_ENVIRONMENT, Answer { notices: 1, reason: "0 variables [], 0 arguments, HOME \"\"" }),
@@ -604,13 +693,20 @@ mod tests {
             let population = Population { size: 3, birth_day: vec![0, 1, 2], ..Population::default() };
             let outcome = engine.evaluate(&program, Day(day), &population);
             let matched = match (&outcome, &expected) {
-                (Ok(evaluation), Answer { notices, reason }) => evaluation.notices.len() == *notices && evaluation.notices.get(0).is_some_and(|notice| notice.reason.starts_with(reason)),
+                (Ok(evaluation), Answer { notices, reason }) => {
+                    evaluation.notices.len() == *notices
+                        && evaluation.notices.get(0).is_some_and(|notice| notice.reason.starts_with(reason))
+                }
                 (Err(error), Error(text)) => format!("{error:#}").contains(text),
                 _ => false,
             };
             if !matched {
                 let got = match outcome {
-                    Ok(evaluation) => format!("{} notices, first reason {:?}", evaluation.notices.len(), evaluation.notices.get(0).map(|notice| notice.reason)),
+                    Ok(evaluation) => format!(
+                        "{} notices, first reason {:?}",
+                        evaluation.notices.len(),
+                        evaluation.notices.get(0).map(|notice| notice.reason)
+                    ),
                     Err(error) => format!("{error:#}"),
                 };
                 failures.push(format!("day {day}: got {got}"));
@@ -639,14 +735,26 @@ mod tests {
         let plugin = |name: &str| testing::PLUGINS.iter().find(|(found, ..)| *found == name).unwrap().1.to_vec();
         assert_eq!(engine.load(&plugin("hostile"), "hostile").unwrap().wit_version, WIT_VERSION);
         let table: [(&str, Vec<u8>, &str); 5] = [
-            ("random bytes", vec![0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0, 9], "not a usable program component: 9 bytes that are not WebAssembly (no \\0asm header)"),
-            ("a core module", b"\0asm\x01\0\0\0".to_vec(), "not a usable program component: this is a core WebAssembly module, not a component: build the plugin with --target wasm32-wasip2"),
+            (
+                "random bytes",
+                vec![0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0, 9],
+                "not a usable program component: 9 bytes that are not WebAssembly (no \\0asm header)",
+            ),
+            (
+                "a core module",
+                b"\0asm\x01\0\0\0".to_vec(),
+                "not a usable program component: this is a core WebAssembly module, not a component: build the plugin with --target wasm32-wasip2",
+            ),
             (
                 "another world version",
                 plugin("future-world"),
                 "not a usable program component: the component was built for oshirase:program@2.0.0, but this host implements oshirase:program@1.0.0",
             ),
-            ("a truncated component", b"\0asm\x0d\0\x01\0\x07".to_vec(), "not a usable program component: not a valid component"),
+            (
+                "a truncated component",
+                b"\0asm\x0d\0\x01\0\x07".to_vec(),
+                "not a usable program component: not a valid component",
+            ),
             (
                 "an import the host does not provide",
                 plugin("stranger-import"),
@@ -663,7 +771,9 @@ mod tests {
     fn the_host_implements_the_version_the_wit_file_declares() {
         let wit = include_str!("../../../wit/program.wit");
         assert!(wit.contains(&format!("package oshirase:program@{WIT_VERSION};")));
-        assert!(wit_compatible("1.0.0") && !wit_compatible("2.0.0") && !wit_compatible("1.1.0") && !wit_compatible("one"));
+        assert!(
+            wit_compatible("1.0.0") && !wit_compatible("2.0.0") && !wit_compatible("1.1.0") && !wit_compatible("one")
+        );
     }
 
     /// A manifest is checked field by field; each fault names the field.
@@ -678,14 +788,24 @@ mod tests {
             schedule: "0 0 9 * * *".into(),
             source_url: String::new(),
             fields: vec![wit::Field::BirthDay],
-            occasions: vec![wit::Occasion { key: "phase-1".into(), title: "1期".into(), template: "【{program}】{deadline}まで。{contact}".into() }],
+            occasions: vec![wit::Occasion {
+                key: "phase-1".into(),
+                title: "1期".into(),
+                template: "【{program}】{deadline}まで。{contact}".into(),
+            }],
         };
         assert!(info_from_wit(valid()).is_ok());
         let occasion = |key: &str, template: String| wit::Occasion { key: key.into(), title: String::new(), template };
         let table: [(&str, Box<dyn Fn(&mut wit::ProgramInfo)>); 3] = [
-            ("the code must be 1–40 lower-case letters, digits or dashes", Box::new(|info| info.code = "Vaccine MR".into())),
+            (
+                "the code must be 1–40 lower-case letters, digits or dashes",
+                Box::new(|info| info.code = "Vaccine MR".into()),
+            ),
             ("no occasions", Box::new(|info| info.occasions.clear())),
-            ("occasion \"phase-1\" appears twice", Box::new(move |info| info.occasions.push(occasion("phase-1", String::new())))),
+            (
+                "occasion \"phase-1\" appears twice",
+                Box::new(move |info| info.occasions.push(occasion("phase-1", String::new()))),
+            ),
         ];
         for (expected, spoil) in table {
             let mut info = valid();

@@ -22,7 +22,10 @@ fn page(body: &str) -> Html<String> {
 
 fn form_page(token: &str, form: &ApplicationForm, problems: &[String]) -> Html<String> {
     let escape = |text: &str| html_escape::encode_double_quoted_attribute(text).into_owned();
-    let problems: String = problems.iter().map(|problem| format!("<p class=\"problem\">{}</p>", html_escape::encode_text(problem))).collect();
+    let problems: String = problems
+        .iter()
+        .map(|problem| format!("<p class=\"problem\">{}</p>", html_escape::encode_text(problem)))
+        .collect();
     page(&format!(
         "<h1>お知らせサービスの申し込み</h1><p>住民票のとおりに入力してください。市で確認のうえ、登録番号をはがきで住所にお送りします。</p>{problems}\
          <form method=\"post\" action=\"/apply/{}\"><label>お名前<input name=\"name\" value=\"{}\" autocomplete=\"name\" required></label>\
@@ -36,7 +39,12 @@ fn form_page(token: &str, form: &ApplicationForm, problems: &[String]) -> Html<S
 }
 
 fn expired_page() -> (StatusCode, Html<String>) {
-    (StatusCode::NOT_FOUND, page("<h1>このリンクは使えません</h1><p>期限が切れたか、すでに申し込みに使われています。LINEのトークで「申し込み」と送ると、新しいリンクをお送りします。</p>"))
+    (
+        StatusCode::NOT_FOUND,
+        page(
+            "<h1>このリンクは使えません</h1><p>期限が切れたか、すでに申し込みに使われています。LINEのトークで「申し込み」と送ると、新しいリンクをお送りします。</p>",
+        ),
+    )
 }
 
 /// A page of the form with its protections: no script at all, styles only from the page,
@@ -64,13 +72,26 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> R
 
 /// `POST /apply/{token}`: stores the application and uses up the link; a form with a
 /// problem is shown again with every problem, and nothing is stored.
-pub async fn submit(State(state): State<AppState>, Path(token): Path<String>, Form(form): Form<ApplicationForm>) -> Result<Response, AppError> {
+pub async fn submit(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Form(form): Form<ApplicationForm>,
+) -> Result<Response, AppError> {
     let today = oshirase_core::time::today_in_japan();
     let (lookup, submitted) = (token.clone(), form.clone());
-    let submission = state.service.database.write(move |connection| oshirase_core::apply::submit(connection, &lookup, &submitted, today)).await?;
+    let submission = state
+        .service
+        .database
+        .write(move |connection| oshirase_core::apply::submit(connection, &lookup, &submitted, today))
+        .await?;
     Ok(protected(match submission {
         Submission::LinkUnusable => expired_page(),
-        Submission::Stored => (StatusCode::OK, page("<h1>申し込みを受け付けました</h1><p>市で確認のうえ、登録番号をはがきでお送りします。届いたら、LINEのトークに番号を送ってください。</p>")),
+        Submission::Stored => (
+            StatusCode::OK,
+            page(
+                "<h1>申し込みを受け付けました</h1><p>市で確認のうえ、登録番号をはがきでお送りします。届いたら、LINEのトークに番号を送ってください。</p>",
+            ),
+        ),
         Submission::Problems(problems) => (StatusCode::UNPROCESSABLE_ENTITY, form_page(&token, &form, &problems)),
     }))
 }

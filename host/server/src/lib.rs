@@ -38,7 +38,13 @@ pub fn init_logging() {
 /// requests under way finish and the scheduler the LINE request in flight (its outcome
 /// recorded), and both start nothing new: queued deliveries stay queued for the next
 /// start.
-pub async fn run(router: axum::Router, scheduler: Option<Scheduler>, listener: tokio::net::TcpListener, limits: limits::ServerLimits, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    router: axum::Router,
+    scheduler: Option<Scheduler>,
+    listener: tokio::net::TcpListener,
+    limits: limits::ServerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let serving = web::serve_connections(listener, router, &limits, stop.clone());
     let scheduling = async {
@@ -60,7 +66,12 @@ pub async fn run(router: axum::Router, scheduler: Option<Scheduler>, listener: t
 /// gets the `bundled` components `programs` names), listens where it says, prints `listening on
 /// http://ADDRESS` once the socket is bound, and runs the web server and the scheduler
 /// until `shutdown` completes.
-pub async fn serve(config: Config, bundled: &'static [BundledComponent], programs: &[String], shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    bundled: &'static [BundledComponent],
+    programs: &[String],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     tokio::spawn({
         let stop = stop.clone();
@@ -80,11 +91,14 @@ pub async fn serve(config: Config, bundled: &'static [BundledComponent], program
     let webhook = match &config.line.channel_secret {
         None => None,
         Some(secret) => {
-            let settings = ChatSettings { public_url: config.server.public_url.clone(), contact: config.server.contact.clone() };
+            let settings =
+                ChatSettings { public_url: config.server.public_url.clone(), contact: config.server.contact.clone() };
             Some(Webhook::with_worker(secret, settings, service.database.clone(), config.channels()?)?)
         }
     };
-    let listener = tokio::net::TcpListener::bind(config.server.listen).await.with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     println!("listening on http://{}", listener.local_addr()?);
     let state = AppState {
         service,

@@ -10,17 +10,16 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-
 use axum::extract::{ConnectInfo, Request, State};
-pub use oshirase_core::config::ServerLimits;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota};
+pub use oshirase_core::config::ServerLimits;
 
-use oshirase_core::accounts::PasswordHashers;
 use crate::admin::throttle::SignInThrottle;
 use crate::web::AppState;
+use oshirase_core::accounts::PasswordHashers;
 
 /// Sign-in attempts per address: a burst of 10, then one every 6 seconds.
 const SIGN_INS_PER_MINUTE: u32 = 10;
@@ -55,7 +54,11 @@ impl RequestLimits {
             let header = request_headers.get_all("x-forwarded-for").iter().next_back()?.to_str().ok()?;
             header.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
         };
-        self.forwarded_for.then(forwarded).flatten().or(peer.map(|peer| peer.ip())).unwrap_or(IpAddr::from([0, 0, 0, 0]))
+        self.forwarded_for
+            .then(forwarded)
+            .flatten()
+            .or(peer.map(|peer| peer.ip()))
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]))
     }
 }
 
@@ -79,7 +82,10 @@ const ADDRESSES_BEFORE_FORGETTING: usize = 10_000;
 impl PerAddress {
     fn per_minute(count: u32) -> PerAddress {
         let quota = Quota::per_minute(NonZeroU32::new(count).expect("a rate above zero"));
-        PerAddress { limiter: governor::RateLimiter::keyed(quota), forget_above: AtomicUsize::new(ADDRESSES_BEFORE_FORGETTING) }
+        PerAddress {
+            limiter: governor::RateLimiter::keyed(quota),
+            forget_above: AtomicUsize::new(ADDRESSES_BEFORE_FORGETTING),
+        }
     }
 
     fn remember(&self) {
@@ -95,7 +101,11 @@ fn over_rate(rate: &PerAddress, address: IpAddr) -> Option<Response> {
     rate.remember();
     let Err(not_until) = rate.limiter.check_key(&address) else { return None };
     let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(serde_json::json!({ "error": "too many requests from this address; try again later" }))).into_response();
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(serde_json::json!({ "error": "too many requests from this address; try again later" })),
+    )
+        .into_response();
     response.headers_mut().insert("retry-after", HeaderValue::from(wait.as_secs().max(1)));
     Some(response)
 }
@@ -126,7 +136,10 @@ pub struct ClientAddress(pub IpAddr);
 impl axum::extract::FromRequestParts<AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<ClientAddress, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<ClientAddress, Self::Rejection> {
         Ok(ClientAddress(state.limits.client_address(&parts.headers, peer(&parts.extensions))))
     }
 }
@@ -143,7 +156,11 @@ mod tests {
         let direct = RequestLimits::new(false);
         assert_eq!(direct.client_address(&headers, peer), IpAddr::from([127, 0, 0, 1]), "anyone can send the header");
         let proxied = RequestLimits::new(true);
-        assert_eq!(proxied.client_address(&headers, peer), IpAddr::from([203, 0, 113, 9]), "the proxy appends the address it saw");
+        assert_eq!(
+            proxied.client_address(&headers, peer),
+            IpAddr::from([203, 0, 113, 9]),
+            "the proxy appends the address it saw"
+        );
         assert_eq!(proxied.client_address(&HeaderMap::new(), peer), IpAddr::from([127, 0, 0, 1]));
         assert_eq!(direct.client_address(&HeaderMap::new(), None), IpAddr::from([0, 0, 0, 0]));
     }
@@ -152,7 +169,8 @@ mod tests {
     fn an_address_over_its_rate_is_refused_with_when_to_come_back_and_others_are_not() {
         let limits = RequestLimits::new(false);
         let (flooding, other) = (IpAddr::from([203, 0, 113, 9]), IpAddr::from([198, 51, 100, 7]));
-        let refusals = (0..SIGN_INS_PER_MINUTE + 5).filter_map(|_| over_rate(&limits.sign_in, flooding)).collect::<Vec<_>>();
+        let refusals =
+            (0..SIGN_INS_PER_MINUTE + 5).filter_map(|_| over_rate(&limits.sign_in, flooding)).collect::<Vec<_>>();
         assert_eq!(refusals.len(), 5);
         assert_eq!(refusals[0].status(), StatusCode::TOO_MANY_REQUESTS);
         let wait: u64 = refusals[0].headers()["retry-after"].to_str().unwrap().parse().unwrap();

@@ -95,13 +95,19 @@ impl Scheduler {
             // The version is resolved when the run starts; a program disabled since the
             // pass began is skipped.
             let resolving = code.clone();
-            if let Some(version) = self.service.database.read(move |connection| active_version(connection, &resolving)).await? {
+            if let Some(version) =
+                self.service.database.read(move |connection| active_version(connection, &resolving)).await?
+            {
                 run_program_beside_writes(&self.service.database, plugins, version, today).await?;
             }
             self.service.database.write(move |connection| record_fired(connection, &code, now, true)).await?;
             program.fired_through = Some(now);
         }
-        let queued = self.service.database.write(move |connection| oshirase_core::outbox::enqueue_due(connection, today)).await?;
+        let queued = self
+            .service
+            .database
+            .write(move |connection| oshirase_core::outbox::enqueue_due(connection, today))
+            .await?;
         if queued > 0 {
             tracing::info!(queued, "deliveries queued");
         }
@@ -122,14 +128,24 @@ impl Scheduler {
             closer.abort();
             let sent = sent?;
             if sent.requests > 0 {
-                tracing::info!(sent = sent.sent, retryable = sent.retryable, failed = sent.failed, waiting = sent.waiting, "deliveries sent");
+                tracing::info!(
+                    sent = sent.sent,
+                    retryable = sent.retryable,
+                    failed = sent.failed,
+                    waiting = sent.waiting,
+                    "deliveries sent"
+                );
             }
         }
         let (next_retry, next_reserved) = self
             .service
             .database
             .write(|connection| {
-                let retry = connection.query_row("SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'", [], |row| row.get::<_, Option<i64>>(0))?;
+                let retry = connection.query_row(
+                    "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'",
+                    [],
+                    |row| row.get::<_, Option<i64>>(0),
+                )?;
                 Ok((retry, oshirase_core::reservation::next_due(connection)?))
             })
             .await
@@ -140,4 +156,3 @@ impl Scheduler {
         Ok(next_reserved.map_or(wake, |reserved| wake.min(reserved.max(now + MIN_PAUSE))))
     }
 }
-

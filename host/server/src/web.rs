@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::admin;
-use oshirase_core::import::ImportRefused;
 use crate::limits::{RequestLimits, ServerLimits};
+use oshirase_core::import::ImportRefused;
 use oshirase_core::service::Service;
 
 /// The largest publish request: a base64-encoded component and its example cases.
@@ -76,8 +76,14 @@ pub fn app_with(state: AppState, limits: &ServerLimits) -> Router {
     let sign_in_rate = axum::middleware::from_fn_with_state(state.clone(), crate::limits::limit_sign_ins);
     let form_rate = axum::middleware::from_fn_with_state(state.clone(), crate::limits::limit_form);
     let uploads = Router::new()
-        .route("/admin/snapshots", get(admin::snapshots::list).post(admin::snapshots::import).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
-        .route("/admin/programs/{code}/versions", post(admin::programs::publish).layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT)));
+        .route(
+            "/admin/snapshots",
+            get(admin::snapshots::list).post(admin::snapshots::import).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
+        .route(
+            "/admin/programs/{code}/versions",
+            post(admin::programs::publish).layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT)),
+        );
     let router = Router::new()
         .route("/", get(to_the_console))
         .route("/healthz", get(|| async { "ok" }))
@@ -89,7 +95,13 @@ pub fn app_with(state: AppState, limits: &ServerLimits) -> Router {
         .route("/console/assets/{file}", get(crate::console::asset))
         .route("/console/{page}", get(crate::console::page))
         .route("/admin/openapi.json", get(crate::console::openapi))
-        .route("/admin/session", get(admin::session::current).post(admin::session::sign_in).delete(admin::session::sign_out).layer(sign_in_rate))
+        .route(
+            "/admin/session",
+            get(admin::session::current)
+                .post(admin::session::sign_in)
+                .delete(admin::session::sign_out)
+                .layer(sign_in_rate),
+        )
         .route("/admin/dashboard", get(admin::reports::show_dashboard))
         .route("/admin/program-summaries", get(admin::reports::list_programs))
         .route("/admin/deliveries", get(admin::reports::show_deliveries))
@@ -117,8 +129,14 @@ pub fn app_with(state: AppState, limits: &ServerLimits) -> Router {
         .route("/admin/tokens", get(admin::users::list_tokens))
         .route("/admin/tokens/{id}/revoke", post(admin::users::revoke_token))
         .route("/admin/tokens/{id}/expiry", post(admin::users::set_token_expiry));
-    let timed = router.layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout()));
-    timed.merge(uploads).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.request_timeout())).with_state(state)
+    let timed = router.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        limits.request_timeout(),
+    ));
+    timed
+        .merge(uploads)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(limits.request_timeout()))
+        .with_state(state)
 }
 
 /// Serves `router` on `listener` until `stop` is cancelled, within `limits`: at most
@@ -126,7 +144,12 @@ pub fn app_with(state: AppState, limits: &ServerLimits) -> Router {
 /// header-read timeout that also closes idle kept-alive connections, and each request
 /// tagged with its peer's address (`ConnectInfo`). Once stopped, it accepts nothing new,
 /// lets the requests under way finish and closes idle connections.
-pub async fn serve_connections(listener: tokio::net::TcpListener, router: Router, limits: &ServerLimits, stop: CancellationToken) {
+pub async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: &ServerLimits,
+    stop: CancellationToken,
+) {
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -154,7 +177,10 @@ pub async fn serve_connections(listener: tokio::net::TcpListener, router: Router
             request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             request
         });
-        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
+        let connection = builder.serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -190,10 +216,14 @@ impl From<anyhow::Error> for AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
-            AppError::Request(status, message) => (status, Json(serde_json::json!({ "error": message }))).into_response(),
-            AppError::ImportRefused(refused) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({ "error": "import refused, nothing changed", "problems": refused.problems }))).into_response()
+            AppError::Request(status, message) => {
+                (status, Json(serde_json::json!({ "error": message }))).into_response()
             }
+            AppError::ImportRefused(refused) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(serde_json::json!({ "error": "import refused, nothing changed", "problems": refused.problems })),
+            )
+                .into_response(),
             AppError::Internal(error) => {
                 // The detail goes to the log only: it may name tables, files or values,
                 // which are no business of whoever sent the request.

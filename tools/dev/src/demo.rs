@@ -11,19 +11,19 @@ use oshirase_sdk::Day;
 
 use rusqlite::OptionalExtension;
 
-use oshirase_core::channel::line::{LineClient, LineConfig};
-use oshirase_core::chat::ChatSettings;
-use oshirase_core::schedule::SendWindow;
-use oshirase_server::Scheduler;
-use line_emulator::{Emulator, PHONE_STYLE, WebhookTarget};
-use oshirase_core::chat::webhook::Webhook;
-use oshirase_core::import::{ImportOptions, import_directory};
-use oshirase_core::service::Service;
-use oshirase_server::web::{AppError, AppState};
 use axum::Router;
 use axum::extract::State;
 use axum::response::Html;
 use axum::routing::get;
+use line_emulator::{Emulator, PHONE_STYLE, WebhookTarget};
+use oshirase_core::channel::line::{LineClient, LineConfig};
+use oshirase_core::chat::ChatSettings;
+use oshirase_core::chat::webhook::Webhook;
+use oshirase_core::import::{ImportOptions, import_directory};
+use oshirase_core::schedule::SendWindow;
+use oshirase_core::service::Service;
+use oshirase_server::Scheduler;
+use oshirase_server::web::{AppError, AppState};
 
 /// Where the demo mounts its LINE emulator.
 const EMULATOR_PATH: &str = "/line-emulator";
@@ -58,15 +58,23 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     let (residents, programs) = prepare_city(&service, &options).await?;
 
     let emulator = Emulator::with_journal(DEMO_TOKEN, options.data_directory.join("line-emulator.jsonl"))?;
-    let listener = tokio::net::TcpListener::bind(options.address).await.with_context(|| format!("cannot listen on {} (choose another with --port)", options.address))?;
+    let listener = tokio::net::TcpListener::bind(options.address)
+        .await
+        .with_context(|| format!("cannot listen on {} (choose another with --port)", options.address))?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let line = LineConfig::new(format!("http://{address}{EMULATOR_PATH}"), DEMO_TOKEN);
     // The demo has no mail server: its chat says e-mail is not offered.
     let chat_channels = oshirase_core::channel::Channels { line: LineClient::new(line.clone())?, mail: None };
-    let settings = ChatSettings { public_url: Some(format!("http://{address}")), contact: Some("千葉市 市民総合窓口課 043-245-5111".into()) };
+    let settings = ChatSettings {
+        public_url: Some(format!("http://{address}")),
+        contact: Some("千葉市 市民総合窓口課 043-245-5111".into()),
+    };
     let webhook = Webhook::with_worker(DEMO_SECRET, settings, service.database.clone(), chat_channels)?;
-    emulator.set_webhook(WebhookTarget { url: format!("http://{address}/webhook/line"), channel_secret: DEMO_SECRET.into() });
+    emulator.set_webhook(WebhookTarget {
+        url: format!("http://{address}/webhook/line"),
+        channel_secret: DEMO_SECRET.into(),
+    });
     // The demo is reached over plain HTTP on this machine: its cookie cannot be `Secure`.
     let state = AppState { webhook: Some(webhook), secure_cookies: false, ..AppState::new(service.clone()) };
     let limits = oshirase_server::limits::ServerLimits::default();
@@ -82,25 +90,37 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     }));
 
     let report = service.run_day(options.today, &channels, &oshirase_core::retry::RetryPolicy::default()).await?;
-    let summary = DemoSummary { residents, programs, notices: report.runs.iter().map(|run| run.notices).sum(), delivered: report.sent.sent };
+    let summary = DemoSummary {
+        residents,
+        programs,
+        notices: report.runs.iter().map(|run| run.notices).sum(),
+        delivered: report.sent.sent,
+    };
     if options.exit_after_run {
         let _ = stop.send(());
         server.await??;
         return Ok(summary);
     }
-    println!("oshirase demo: {} residents, {} programs, {} notices for {}, {} delivered", summary.residents, summary.programs, summary.notices, options.today, summary.delivered);
+    println!(
+        "oshirase demo: {} residents, {} programs, {} notices for {}, {} delivered",
+        summary.residents, summary.programs, summary.notices, options.today, summary.delivered
+    );
     println!("who received what, and why:  http://{address}/");
     println!("the residents' phones:       http://{address}{EMULATOR_PATH}/");
     let password = demo_administrator(&service).await?;
     println!("the admin console:           http://{address}/console/  (sign in as admin, password {password})");
     if let Some((resident, number)) = try_number(&service).await? {
-        println!("to try the chat: on the phones page, befriend the account as a new user and send {number} (resident {resident})");
+        println!(
+            "to try the chat: on the phones page, befriend the account as a new user and send {number} (resident {resident})"
+        );
     }
     println!("press Ctrl-C to stop");
     // From now on the scheduler carries out what staff reserve in the console (after the
     // day's run, so that only one sender works the outbox); the demo sends at any hour.
-    let all_day = SendWindow::new("00:00".parse().expect("a time of day"), "24:00".parse().expect("a time of day")).expect("a valid window");
-    let scheduler = Scheduler::with_channels(service.clone(), channels, oshirase_core::retry::RetryPolicy::default(), all_day);
+    let all_day = SendWindow::new("00:00".parse().expect("a time of day"), "24:00".parse().expect("a time of day"))
+        .expect("a valid window");
+    let scheduler =
+        Scheduler::with_channels(service.clone(), channels, oshirase_core::retry::RetryPolicy::default(), all_day);
     let stop_scheduler = tokio_util::sync::CancellationToken::new();
     let scheduling = tokio::spawn({
         let stop_scheduler = stop_scheduler.clone();
@@ -128,7 +148,10 @@ async fn demo_administrator(service: &Service) -> Result<String> {
     service
         .database
         .write(move |connection| {
-            connection.execute("DELETE FROM staff_sessions WHERE user_id IN (SELECT id FROM staff_users WHERE login = 'admin')", [])?;
+            connection.execute(
+                "DELETE FROM staff_sessions WHERE user_id IN (SELECT id FROM staff_users WHERE login = 'admin')",
+                [],
+            )?;
             connection.execute("DELETE FROM staff_users WHERE login = 'admin'", [])?;
             Ok(oshirase_core::accounts::create_user(connection, &user, &hash, "demo")?)
         })

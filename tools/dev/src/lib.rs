@@ -105,7 +105,11 @@ pub fn product_binary() -> anyhow::Result<PathBuf> {
     }
     let here = std::env::current_exe().context("cannot find this binary")?;
     let beside = here.parent().unwrap_or(Path::new(".")).join("oshirase");
-    anyhow::ensure!(beside.exists(), "there is no oshirase binary at {}: build it with `cargo build --release --workspace`, or name it in OSHIRASE_BINARY", beside.display());
+    anyhow::ensure!(
+        beside.exists(),
+        "there is no oshirase binary at {}: build it with `cargo build --release --workspace`, or name it in OSHIRASE_BINARY",
+        beside.display()
+    );
     Ok(beside)
 }
 
@@ -138,7 +142,9 @@ pub async fn main() -> anyhow::Result<()> {
             emulator.set_faults(faults).map_err(anyhow::Error::msg)?;
             emulator.set_monthly_limit(monthly_limit);
             emulator.approve_aggregation_units(aggregation_units_approved);
-            let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;
+            let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+                .await
+                .with_context(|| format!("cannot listen on port {port}"))?;
             println!("listening on http://{}", listener.local_addr()?);
             emulator.serve(listener, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
         }
@@ -148,7 +154,13 @@ pub async fn main() -> anyhow::Result<()> {
                 TextEncoding::ShiftJis => FileEncoding::ShiftJis,
             };
             let city = synthetic_city::generate(residents, seed, date.unwrap_or_else(today_in_japan), &out, encoding)?;
-            println!("wrote {} residents in {} households ({} departed) to {}", city.residents, city.households, city.departed, out.display());
+            println!(
+                "wrote {} residents in {} households ({} departed) to {}",
+                city.residents,
+                city.households,
+                city.departed,
+                out.display()
+            );
         }
         Command::Bench(command) => bench::run(command).await?,
     }

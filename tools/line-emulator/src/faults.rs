@@ -54,7 +54,16 @@ const SLOW_MS: u64 = 500;
 impl Default for Faults {
     /// No faults.
     fn default() -> Faults {
-        Faults { error_500: 0.0, error_429: 0.0, timeout: 0.0, slow: 0.0, timeout_ms: TIMEOUT_MS, slow_ms: SLOW_MS, down_ms: 0, seed: 0 }
+        Faults {
+            error_500: 0.0,
+            error_429: 0.0,
+            timeout: 0.0,
+            slow: 0.0,
+            timeout_ms: TIMEOUT_MS,
+            slow_ms: SLOW_MS,
+            down_ms: 0,
+            seed: 0,
+        }
     }
 }
 
@@ -139,7 +148,9 @@ pub(super) async fn inject(State(emulator): State<Emulator>, request: Request, n
     match fault {
         None => next.run(request).await,
         Some(Fault::Down) => error(StatusCode::SERVICE_UNAVAILABLE, "The emulator is down for a while", None),
-        Some(Fault::Status(status)) if status == StatusCode::TOO_MANY_REQUESTS => error(status, "The API rate limit has been exceeded. Try again later.", None),
+        Some(Fault::Status(status)) if status == StatusCode::TOO_MANY_REQUESTS => {
+            error(status, "The API rate limit has been exceeded. Try again later.", None)
+        }
         Some(Fault::Status(status)) => error(status, "An error occurred in the emulator", None),
         Some(Fault::Late(delay)) => {
             let response = next.run(request).await;
@@ -172,7 +183,9 @@ mod tests {
         assert_eq!(first, draws(&faults).0, "the same seed repeats");
         assert_ne!(first, draws(&Faults { seed: 8, ..faults.clone() }).0, "another seed differs");
         // Each share within 1.5 points of what was asked, over 10,000 draws.
-        for (count, share) in [(injected.error_500, 0.1), (injected.error_429, 0.1), (injected.timeout, 0.05), (injected.slow, 0.05)] {
+        for (count, share) in
+            [(injected.error_500, 0.1), (injected.error_429, 0.1), (injected.timeout, 0.05), (injected.slow, 0.05)]
+        {
             assert!((count as f64 / 10_000.0 - share).abs() < 0.015, "{injected:?}");
         }
         assert!(Faults { error_500: 0.6, timeout: 0.5, ..Faults::default() }.check().is_err());

@@ -25,9 +25,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 pub use faults::{Faults, Injected};
-pub use users::{UserAction, WebhookTarget};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+pub use users::{UserAction, WebhookTarget};
 
 // The rules below are read from LINE's OpenAPI files, not taken from the client the
 // emulator checks, so that a mistake in the client cannot hide itself.
@@ -43,7 +43,9 @@ const MAX_POSTBACK_DATA: usize = 300;
 
 /// Whether `text` is a LINE user id: `^U[0-9a-f]{32}$` (`webhook.yml`, `UserSource.userId`).
 pub fn is_user_id(text: &str) -> bool {
-    text.len() == 33 && text.starts_with('U') && text[1..].bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    text.len() == 33
+        && text.starts_with('U')
+        && text[1..].bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
 }
 
 /// The signature LINE sends with a webhook request (`X-Line-Signature`): base64 of
@@ -236,7 +238,11 @@ impl Emulator {
     }
 
     /// Serves the emulator alone on `listener` until `shutdown` completes.
-    pub async fn serve(&self, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         axum::serve(listener, self.router()).with_graceful_shutdown(shutdown).await?;
         Ok(())
     }
@@ -244,7 +250,14 @@ impl Emulator {
     /// Delivers `messages` to `to` unless the retry key was seen (409) or, for a message
     /// that is not `free` (a push or multicast; replies are free), the monthly limit would
     /// be passed (429).
-    fn accept(&self, retry_key: Option<String>, to: Vec<String>, messages: &[Value], aggregation_unit: Option<String>, free: bool) -> Result<Accepted, Response> {
+    fn accept(
+        &self,
+        retry_key: Option<String>,
+        to: Vec<String>,
+        messages: &[Value],
+        aggregation_unit: Option<String>,
+        free: bool,
+    ) -> Result<Accepted, Response> {
         let mut inbox = self.inbox.lock().unwrap();
         if let Some(key) = &retry_key
             && let Some(request_id) = inbox.retry_keys.get(key)
@@ -268,7 +281,13 @@ impl Emulator {
                 text: message["text"].as_str().unwrap_or_default().to_string(),
                 request_id: request_id.clone(),
                 aggregation_unit: aggregation_unit.clone(),
-                buttons: message.pointer("/quickReply/items").and_then(Value::as_array).into_iter().flatten().filter_map(|item| quick_button(item.get("action")?)).collect(),
+                buttons: message
+                    .pointer("/quickReply/items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|item| quick_button(item.get("action")?))
+                    .collect(),
             });
         }
         let accepted = Accepted { request_id, retry_key, to, messages: received, free };
@@ -276,7 +295,11 @@ impl Emulator {
             let line = serde_json::to_string(&accepted).expect("journal entries serialize");
             // The request is answered only after its journal line is written.
             if writeln!(journal, "{line}").and_then(|()| journal.flush()).is_err() {
-                return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "The emulator could not record the request", None));
+                return Err(error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The emulator could not record the request",
+                    None,
+                ));
             }
         }
         inbox.apply(&accepted);
@@ -305,7 +328,11 @@ fn check_token(emulator: &Emulator, headers: &HeaderMap) -> Result<(), Response>
         .and_then(|value| value.strip_prefix("Bearer "))
         .is_some_and(|token| !token.is_empty() && token == &*emulator.token);
     if !authorized {
-        return Err(error(StatusCode::UNAUTHORIZED, "Authentication failed. Confirm that the access token in the authorization header is valid.", None));
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "Authentication failed. Confirm that the access token in the authorization header is valid.",
+            None,
+        ));
     }
     Ok(())
 }
@@ -313,7 +340,10 @@ fn check_token(emulator: &Emulator, headers: &HeaderMap) -> Result<(), Response>
 /// Checks what every send endpoint shares: the token, JSON, the retry key and the messages.
 fn common_checks(emulator: &Emulator, headers: &HeaderMap, body: &Bytes) -> Result<(Option<String>, Value), Response> {
     check_token(emulator, headers)?;
-    let is_json = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|value| value.starts_with("application/json"));
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
     if !is_json {
         return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "The content type must be application/json", None));
     }
@@ -321,10 +351,13 @@ fn common_checks(emulator: &Emulator, headers: &HeaderMap, body: &Bytes) -> Resu
         None => None,
         Some(value) => match value.to_str().ok().and_then(|text| uuid::Uuid::try_parse(text).ok()) {
             Some(key) => Some(key.hyphenated().to_string()),
-            None => return Err(error(StatusCode::BAD_REQUEST, "The value of the X-Line-Retry-Key header is invalid", None)),
+            None => {
+                return Err(error(StatusCode::BAD_REQUEST, "The value of the X-Line-Retry-Key header is invalid", None));
+            }
         },
     };
-    let body: Value = serde_json::from_slice(body).map_err(|_| error(StatusCode::BAD_REQUEST, "The request body could not be parsed as JSON", None))?;
+    let body: Value = serde_json::from_slice(body)
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "The request body could not be parsed as JSON", None))?;
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
         return Err(invalid("must be specified", "messages"));
     };
@@ -342,7 +375,10 @@ fn common_checks(emulator: &Emulator, headers: &HeaderMap, body: &Bytes) -> Resu
             None => return Err(invalid("must be specified", &format!("{property}.text"))),
             Some(text) if text.is_empty() => return Err(invalid("May not be empty", &format!("{property}.text"))),
             Some(text) if text.chars().count() > MAX_TEXT_CHARACTERS => {
-                return Err(invalid(&format!("Length must be between 0 and {MAX_TEXT_CHARACTERS}"), &format!("{property}.text")));
+                return Err(invalid(
+                    &format!("Length must be between 0 and {MAX_TEXT_CHARACTERS}"),
+                    &format!("{property}.text"),
+                ));
             }
             Some(_) => {}
         }
@@ -356,7 +392,12 @@ fn common_checks(emulator: &Emulator, headers: &HeaderMap, body: &Bytes) -> Resu
 /// A checked quick-reply action as the user's phone shows it.
 fn quick_button(action: &Value) -> Option<QuickButton> {
     let text = |key: &str| action.get(key).and_then(Value::as_str).map(str::to_string);
-    Some(QuickButton { label: text("label")?, data: text("data"), text: text("text"), date_picker: action.get("type").and_then(Value::as_str) == Some("datetimepicker") })
+    Some(QuickButton {
+        label: text("label")?,
+        data: text("data"),
+        text: text("text"),
+        date_picker: action.get("type").and_then(Value::as_str) == Some("datetimepicker"),
+    })
 }
 
 /// A quick reply: 1–13 items of type `action`, each a postback, date picker or message
@@ -395,7 +436,12 @@ fn check_quick_reply(quick_reply: &Value, property: &str) -> Result<(), Response
                     return Err(invalid("must be specified", &format!("{property}.action.text")));
                 }
             }
-            _ => return Err(invalid("the emulator accepts postback, datetimepicker and message actions", &format!("{property}.action.type"))),
+            _ => {
+                return Err(invalid(
+                    "the emulator accepts postback, datetimepicker and message actions",
+                    &format!("{property}.action.type"),
+                ));
+            }
         }
         if data.is_some_and(|data| data.chars().count() > MAX_POSTBACK_DATA) {
             return Err(invalid("Length must be between 0 and 300", &format!("{property}.action.data")));
@@ -421,7 +467,12 @@ fn aggregation_unit(emulator: &Emulator, body: &Value) -> Result<Option<String>,
     match units.first() {
         None => Ok(None),
         Some(unit) => match unit.as_str() {
-            Some(name) if (1..=30).contains(&name.len()) && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_') => Ok(Some(name.to_string())),
+            Some(name)
+                if (1..=30).contains(&name.len())
+                    && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_') =>
+            {
+                Ok(Some(name.to_string()))
+            }
             _ => Err(invalid("must match \"^[a-zA-Z0-9_]{1,30}$\"", "customAggregationUnits[0]")),
         },
     }
@@ -437,7 +488,11 @@ fn accepted_response(accepted: &Accepted, body: Value) -> Response {
 
 /// The answer of push and reply: the id and quote token of every message sent.
 fn sent_messages_response(accepted: &Accepted) -> Response {
-    let sent: Vec<Value> = accepted.messages.iter().map(|message| json!({ "id": message.id, "quoteToken": format!("q{}", message.id) })).collect();
+    let sent: Vec<Value> = accepted
+        .messages
+        .iter()
+        .map(|message| json!({ "id": message.id, "quoteToken": format!("q{}", message.id) }))
+        .collect();
     accepted_response(accepted, json!({ "sentMessages": sent }))
 }
 
@@ -545,7 +600,9 @@ async fn faults_json(State(emulator): State<Emulator>) -> axum::Json<Value> {
 async fn put_faults(State(emulator): State<Emulator>, body: Bytes) -> Response {
     let faults: Faults = match serde_json::from_slice(&body) {
         Ok(faults) => faults,
-        Err(problem) => return error(StatusCode::BAD_REQUEST, &format!("the faults could not be read: {problem}"), None),
+        Err(problem) => {
+            return error(StatusCode::BAD_REQUEST, &format!("the faults could not be read: {problem}"), None);
+        }
     };
     match emulator.set_faults(faults) {
         Ok(()) => faults_json(State(emulator)).await.into_response(),
@@ -561,7 +618,11 @@ async fn phones_page(State(emulator): State<Emulator>) -> Html<String> {
     for (user, messages) in &inboxes {
         let spoken = said.get(user).map(Vec::as_slice).unwrap_or_default();
         let user_bubbles = |position: usize| -> String {
-            spoken.iter().filter(|(at, _)| *at == position).map(|(_, text)| format!("<div class=\"bubble mine\">{}</div>", html_escape::encode_text(text))).collect()
+            spoken
+                .iter()
+                .filter(|(at, _)| *at == position)
+                .map(|(_, text)| format!("<div class=\"bubble mine\">{}</div>", html_escape::encode_text(text)))
+                .collect()
         };
         let mut bubbles = String::new();
         for (position, message) in messages.iter().enumerate() {
@@ -605,7 +666,13 @@ mod tests {
     const TOKEN: &str = "test-token";
     const USER: &str = "U0123456789abcdef0123456789abcdef";
 
-    async fn send(emulator: &Emulator, path: &str, token: Option<&str>, retry_key: Option<&str>, body: Value) -> (StatusCode, Value) {
+    async fn send(
+        emulator: &Emulator,
+        path: &str,
+        token: Option<&str>,
+        retry_key: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
         let mut request = Request::post(path).header("content-type", "application/json");
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -688,16 +755,27 @@ mod tests {
         let with_unit = |unit: Value| json!({ "to": USER, "messages": text(1), "customAggregationUnits": unit });
         assert_eq!(send(&emulator, push, Some(TOKEN), None, with_unit(json!(["vaccine_mr"]))).await.0, StatusCode::OK);
         let (status, answer) = send(&emulator, push, Some(TOKEN), None, with_unit(json!(["vaccine-mr"]))).await;
-        assert_eq!((status, answer["details"][0]["property"].as_str()), (StatusCode::BAD_REQUEST, Some("customAggregationUnits[0]")));
+        assert_eq!(
+            (status, answer["details"][0]["property"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("customAggregationUnits[0]"))
+        );
         let (status, answer) = send(&emulator, push, Some(TOKEN), None, with_unit(json!(["a", "b"]))).await;
-        assert_eq!((status, answer["details"][0]["property"].as_str()), (StatusCode::BAD_REQUEST, Some("customAggregationUnits")));
+        assert_eq!(
+            (status, answer["details"][0]["property"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("customAggregationUnits"))
+        );
         let inbox = &emulator.inboxes()[USER];
-        assert_eq!(inbox.iter().map(|message| message.aggregation_unit.as_deref()).collect::<Vec<_>>(), [Some("vaccine_mr")]);
+        assert_eq!(
+            inbox.iter().map(|message| message.aggregation_unit.as_deref()).collect::<Vec<_>>(),
+            [Some("vaccine_mr")]
+        );
     }
 
     /// One text message with `count` postback buttons.
     fn with_buttons(count: usize, label: &str, data: &str) -> Value {
-        let items: Vec<Value> = (0..count).map(|_| json!({ "type": "action", "action": { "type": "postback", "label": label, "data": data } })).collect();
+        let items: Vec<Value> = (0..count)
+            .map(|_| json!({ "type": "action", "action": { "type": "postback", "label": label, "data": data } }))
+            .collect();
         json!([{ "type": "text", "text": "t", "quickReply": { "items": items } }])
     }
 
@@ -705,13 +783,23 @@ mod tests {
     async fn the_phones_offer_the_last_buttons_and_a_text_field_once_a_webhook_is_set() {
         let emulator = Emulator::new(TOKEN);
         let token = emulator.issue_reply_token(USER);
-        send(&emulator, "/v2/bot/message/reply", Some(TOKEN), None, json!({ "replyToken": token, "messages": with_buttons(1, "配信の設定", "action=settings") })).await;
+        send(
+            &emulator,
+            "/v2/bot/message/reply",
+            Some(TOKEN),
+            None,
+            json!({ "replyToken": token, "messages": with_buttons(1, "配信の設定", "action=settings") }),
+        )
+        .await;
         let page = |emulator: &Emulator| {
             let emulator = emulator.clone();
             async move { phones_page(State(emulator)).await.0 }
         };
         assert!(!page(&emulator).await.contains("data-action"), "without a webhook the phones only show");
-        emulator.set_webhook(WebhookTarget { url: "http://127.0.0.1:9/webhook/line".into(), channel_secret: "secret".into() });
+        emulator.set_webhook(WebhookTarget {
+            url: "http://127.0.0.1:9/webhook/line".into(),
+            channel_secret: "secret".into(),
+        });
         let shown = page(&emulator).await;
         assert!(shown.contains("new-phone") && shown.contains("class=\"say\""), "{shown}");
         assert!(shown.contains("action=settings") && shown.contains(">配信の設定</button>"), "{shown}");
@@ -736,10 +824,19 @@ mod tests {
         let emulator = Emulator::new(TOKEN);
         let key = "123e4567-e89b-12d3-a456-426614174000";
         let body = json!({ "to": USER, "messages": text(1) });
-        assert_eq!(send(&emulator, "/v2/bot/message/push", Some(TOKEN), Some(key), body.clone()).await.0, StatusCode::OK);
-        assert_eq!(send(&emulator, "/v2/bot/message/push", Some(TOKEN), Some(key), body.clone()).await.0, StatusCode::CONFLICT);
+        assert_eq!(
+            send(&emulator, "/v2/bot/message/push", Some(TOKEN), Some(key), body.clone()).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(&emulator, "/v2/bot/message/push", Some(TOKEN), Some(key), body.clone()).await.0,
+            StatusCode::CONFLICT
+        );
         assert_eq!(emulator.inboxes()[USER].len(), 1);
-        assert_eq!(send(&emulator, "/v2/bot/message/push", Some(TOKEN), Some("not-a-uuid"), body).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            send(&emulator, "/v2/bot/message/push", Some(TOKEN), Some("not-a-uuid"), body).await.0,
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[tokio::test]
@@ -758,14 +855,20 @@ mod tests {
             let emulator = Emulator::new(TOKEN);
             let request = Request::put("/emulator/faults").body(Body::from(faults.to_string())).unwrap();
             let set = emulator.router().oneshot(request).await.unwrap().status();
-            let (actual, _) = send(&emulator, "/v2/bot/message/push", Some(TOKEN), None, json!({ "to": USER, "messages": text(1) })).await;
+            let (actual, _) =
+                send(&emulator, "/v2/bot/message/push", Some(TOKEN), None, json!({ "to": USER, "messages": text(1) }))
+                    .await;
             let seen = emulator.inboxes().contains_key(USER);
             if set != StatusCode::OK || actual != status || seen != delivered {
-                failures.push(format!("{faults}: expected {status} delivered {delivered}, got {set} then {actual} delivered {seen}"));
+                failures.push(format!(
+                    "{faults}: expected {status} delivered {delivered}, got {set} then {actual} delivered {seen}"
+                ));
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
-        let refused = Request::put("/emulator/faults").body(Body::from(json!({ "error_500": 0.7, "timeout": 0.7 }).to_string())).unwrap();
+        let refused = Request::put("/emulator/faults")
+            .body(Body::from(json!({ "error_500": 0.7, "timeout": 0.7 }).to_string()))
+            .unwrap();
         assert_eq!(Emulator::new(TOKEN).router().oneshot(refused).await.unwrap().status(), StatusCode::BAD_REQUEST);
     }
 

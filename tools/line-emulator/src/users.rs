@@ -33,10 +33,16 @@ pub struct WebhookTarget {
 pub enum UserAction {
     Follow,
     Unfollow,
-    Text { text: String },
+    Text {
+        text: String,
+    },
     /// A tapped button: its data, the date a date picker chose, and its label (LINE
     /// shows a postback's `displayText` as what the user said).
-    Postback { data: String, date: Option<String>, label: Option<String> },
+    Postback {
+        data: String,
+        date: Option<String>,
+        label: Option<String>,
+    },
 }
 
 pub(super) async fn put_webhook(State(emulator): State<Emulator>, body: Bytes) -> Response {
@@ -56,7 +62,9 @@ pub(super) async fn user_event(State(emulator): State<Emulator>, Path(user): Pat
     }
     let action: UserAction = match serde_json::from_slice(&body) {
         Ok(action) => action,
-        Err(problem) => return error(StatusCode::BAD_REQUEST, &format!("the user action could not be read: {problem}"), None),
+        Err(problem) => {
+            return error(StatusCode::BAD_REQUEST, &format!("the user action could not be read: {problem}"), None);
+        }
     };
     let Some(target) = emulator.webhook.lock().unwrap().clone() else {
         return error(StatusCode::CONFLICT, "no webhook is set: PUT /emulator/webhook first", None);
@@ -86,7 +94,9 @@ pub(super) async fn user_event(State(emulator): State<Emulator>, Path(user): Pat
         .await;
     let status = match sent {
         Ok(response) => response.status().as_u16(),
-        Err(problem) => return error(StatusCode::BAD_GATEWAY, &format!("the webhook could not be reached: {problem}"), None),
+        Err(problem) => {
+            return error(StatusCode::BAD_GATEWAY, &format!("the webhook could not be reached: {problem}"), None);
+        }
     };
     if let Some(token) = &reply_token
         && status == 200
@@ -100,7 +110,8 @@ pub(super) async fn user_event(State(emulator): State<Emulator>, Path(user): Pat
             replied.set(emulator.replied.notified());
         }
     }
-    let replies = emulator.inboxes().get(&user).map(|inbox| inbox[seen_before.min(inbox.len())..].to_vec()).unwrap_or_default();
+    let replies =
+        emulator.inboxes().get(&user).map(|inbox| inbox[seen_before.min(inbox.len())..].to_vec()).unwrap_or_default();
     axum::Json(json!({ "webhook_status": status, "replies": replies })).into_response()
 }
 
@@ -121,7 +132,10 @@ fn event(user: &str, action: &UserAction, reply_token: Option<&str>) -> Value {
     let (kind, content) = match action {
         UserAction::Follow => ("follow", json!({ "follow": { "isUnblocked": false } })),
         UserAction::Unfollow => ("unfollow", json!({})),
-        UserAction::Text { text } => ("message", json!({ "message": { "type": "text", "id": now.to_string(), "text": text, "quoteToken": format!("q{now}") } })),
+        UserAction::Text { text } => (
+            "message",
+            json!({ "message": { "type": "text", "id": now.to_string(), "text": text, "quoteToken": format!("q{now}") } }),
+        ),
         UserAction::Postback { data, date, .. } => {
             let mut postback = json!({ "data": data });
             if let Some(date) = date {
@@ -149,7 +163,11 @@ pub(super) fn controls(user: &str, last: Option<&super::ReceivedMessage>) -> Str
             (None, None) => continue,
         };
         let date = if button.date_picker { "<input type=\"date\">" } else { "" };
-        buttons.push_str(&format!("<span>{date}<button data-user=\"{user}\" data-action=\"{}\">{}</button></span>", attribute(&action.to_string()), html_escape::encode_text(&button.label)));
+        buttons.push_str(&format!(
+            "<span>{date}<button data-user=\"{user}\" data-action=\"{}\">{}</button></span>",
+            attribute(&action.to_string()),
+            html_escape::encode_text(&button.label)
+        ));
     }
     format!(
         "<div class=\"quick\">{buttons}</div><form class=\"say\" data-user=\"{user}\"><input name=\"text\" placeholder=\"メッセージを入力\"><button>送信</button></form>"

@@ -17,27 +17,73 @@ use sha2::{Digest, Sha256};
 
 /// Japan's population by five-year age band (0–4, 5–9, … 80–84, 85+), in thousands,
 /// from the 2020 census (国勢調査).
-pub const CENSUS_2020: [u32; 18] = [4541, 5114, 5376, 5706, 6320, 6384, 6714, 7498, 8476, 9868, 8803, 7939, 7405, 8236, 9159, 7087, 5380, 6198];
+pub const CENSUS_2020: [u32; 18] =
+    [4541, 5114, 5376, 5706, 6320, 6384, 6714, 7498, 8476, 9868, 8803, 7939, 7405, 8236, 9159, 7087, 5380, 6198];
 const OLDEST: u32 = 104;
 
 /// Chiba city's wards with rough population weights.
-const WARDS: [(&str, u32); 6] = [("中央区", 21), ("花見川区", 17), ("稲毛区", 16), ("若葉区", 15), ("緑区", 13), ("美浜区", 15)];
+const WARDS: [(&str, u32); 6] =
+    [("中央区", 21), ("花見川区", 17), ("稲毛区", 16), ("若葉区", 15), ("緑区", 13), ("美浜区", 15)];
 const TOWNS: [&str; 8] = ["本町", "新町", "港町", "旭町", "栄町", "緑町", "幸町", "若松町"];
 const SURNAMES: [(&str, &str); 16] = [
-    ("佐藤", "サトウ"), ("鈴木", "スズキ"), ("高橋", "タカハシ"), ("田中", "タナカ"), ("伊藤", "イトウ"), ("渡辺", "ワタナベ"),
-    ("山本", "ヤマモト"), ("中村", "ナカムラ"), ("小林", "コバヤシ"), ("加藤", "カトウ"), ("吉田", "ヨシダ"), ("山田", "ヤマダ"),
-    ("佐々木", "ササキ"), ("山口", "ヤマグチ"), ("松本", "マツモト"), ("井上", "イノウエ"),
+    ("佐藤", "サトウ"),
+    ("鈴木", "スズキ"),
+    ("高橋", "タカハシ"),
+    ("田中", "タナカ"),
+    ("伊藤", "イトウ"),
+    ("渡辺", "ワタナベ"),
+    ("山本", "ヤマモト"),
+    ("中村", "ナカムラ"),
+    ("小林", "コバヤシ"),
+    ("加藤", "カトウ"),
+    ("吉田", "ヨシダ"),
+    ("山田", "ヤマダ"),
+    ("佐々木", "ササキ"),
+    ("山口", "ヤマグチ"),
+    ("松本", "マツモト"),
+    ("井上", "イノウエ"),
 ];
-const MALE_NAMES: [(&str, &str); 8] = [("蓮", "レン"), ("大翔", "ヒロト"), ("悠真", "ユウマ"), ("湊", "ミナト"), ("健一", "ケンイチ"), ("誠", "マコト"), ("浩", "ヒロシ"), ("茂", "シゲル")];
-const FEMALE_NAMES: [(&str, &str); 8] = [("陽葵", "ヒマリ"), ("凛", "リン"), ("結菜", "ユイナ"), ("芽依", "メイ"), ("恵子", "ケイコ"), ("裕子", "ユウコ"), ("洋子", "ヨウコ"), ("和子", "カズコ")];
+const MALE_NAMES: [(&str, &str); 8] = [
+    ("蓮", "レン"),
+    ("大翔", "ヒロト"),
+    ("悠真", "ユウマ"),
+    ("湊", "ミナト"),
+    ("健一", "ケンイチ"),
+    ("誠", "マコト"),
+    ("浩", "ヒロシ"),
+    ("茂", "シゲル"),
+];
+const FEMALE_NAMES: [(&str, &str); 8] = [
+    ("陽葵", "ヒマリ"),
+    ("凛", "リン"),
+    ("結菜", "ユイナ"),
+    ("芽依", "メイ"),
+    ("恵子", "ケイコ"),
+    ("裕子", "ユウコ"),
+    ("洋子", "ヨウコ"),
+    ("和子", "カズコ"),
+];
 
 /// The routine childhood schedule as (vaccine, dose, usual age in months), for histories.
 const CHILD_VACCINES: [(&str, u8, u32); 18] = [
-    ("vaccine-hepb", 1, 2), ("vaccine-hepb", 2, 3), ("vaccine-hepb", 3, 8),
-    ("vaccine-5in1", 1, 2), ("vaccine-5in1", 2, 3), ("vaccine-5in1", 3, 4), ("vaccine-5in1", 4, 13),
-    ("vaccine-pcv", 1, 2), ("vaccine-pcv", 2, 3), ("vaccine-pcv", 3, 4), ("vaccine-pcv", 4, 13),
-    ("vaccine-bcg", 1, 5), ("vaccine-mr", 1, 12), ("vaccine-varicella", 1, 12), ("vaccine-varicella", 2, 18),
-    ("vaccine-mr", 2, 70), ("vaccine-je", 1, 36), ("vaccine-je", 2, 37),
+    ("vaccine-hepb", 1, 2),
+    ("vaccine-hepb", 2, 3),
+    ("vaccine-hepb", 3, 8),
+    ("vaccine-5in1", 1, 2),
+    ("vaccine-5in1", 2, 3),
+    ("vaccine-5in1", 3, 4),
+    ("vaccine-5in1", 4, 13),
+    ("vaccine-pcv", 1, 2),
+    ("vaccine-pcv", 2, 3),
+    ("vaccine-pcv", 3, 4),
+    ("vaccine-pcv", 4, 13),
+    ("vaccine-bcg", 1, 5),
+    ("vaccine-mr", 1, 12),
+    ("vaccine-varicella", 1, 12),
+    ("vaccine-varicella", 2, 18),
+    ("vaccine-mr", 2, 70),
+    ("vaccine-je", 1, 36),
+    ("vaccine-je", 2, 37),
 ];
 /// Adult screenings as (kind, youngest age, women only, share who went in the last year).
 const SCREENINGS: [(&str, u32, bool, f64); 6] = [
@@ -76,7 +122,8 @@ pub enum FileEncoding {
 /// A LINE user id (`U` and 32 hex digits) that is the same for a resident every time.
 pub fn line_user_id(resident_id: &str) -> String {
     // SHA-256 as the product hashes, written here so that this tool needs nothing of it.
-    let digest: String = Sha256::digest(format!("line:{resident_id}").as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect();
+    let digest: String =
+        Sha256::digest(format!("line:{resident_id}").as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect();
     format!("U{}", &digest[..32])
 }
 
@@ -112,7 +159,22 @@ struct Files {
 }
 
 const FILE_HEADERS: [(&str, &[&str]); 6] = [
-    ("residents.csv", &["宛名番号", "世帯番号", "氏名", "氏名カナ", "生年月日", "性別", "続柄", "住所", "行政区", "住民となった日", "住民状態"]),
+    (
+        "residents.csv",
+        &[
+            "宛名番号",
+            "世帯番号",
+            "氏名",
+            "氏名カナ",
+            "生年月日",
+            "性別",
+            "続柄",
+            "住所",
+            "行政区",
+            "住民となった日",
+            "住民状態",
+        ],
+    ),
     ("tax.csv", &["宛名番号", "課税年度", "合計所得金額", "課税区分"]),
     ("receipts.csv", &["宛名番号", "制度コード", "開始日", "終了日"]),
     ("pregnancies.csv", &["宛名番号", "交付日", "出産予定日"]),
@@ -122,18 +184,27 @@ const FILE_HEADERS: [(&str, &[&str]); 6] = [
 
 impl Files {
     fn create(directory: &Path) -> Result<Files> {
-        let [residents, tax, receipts, pregnancies, immunizations, checkups] = FILE_HEADERS.map(|(name, header)| -> Result<csv::Writer<BufWriter<File>>> {
-            let path = directory.join(name);
-            let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-            let mut writer = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
-            writer.write_record(header)?;
-            Ok(writer)
-        });
-        Ok(Files { residents: residents?, tax: tax?, receipts: receipts?, pregnancies: pregnancies?, immunizations: immunizations?, checkups: checkups? })
+        let [residents, tax, receipts, pregnancies, immunizations, checkups] =
+            FILE_HEADERS.map(|(name, header)| -> Result<csv::Writer<BufWriter<File>>> {
+                let path = directory.join(name);
+                let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+                let mut writer = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
+                writer.write_record(header)?;
+                Ok(writer)
+            });
+        Ok(Files {
+            residents: residents?,
+            tax: tax?,
+            receipts: receipts?,
+            pregnancies: pregnancies?,
+            immunizations: immunizations?,
+            checkups: checkups?,
+        })
     }
 
     fn finish(self, directory: &Path, encoding: FileEncoding) -> Result<()> {
-        for mut writer in [self.residents, self.tax, self.receipts, self.pregnancies, self.immunizations, self.checkups] {
+        for mut writer in [self.residents, self.tax, self.receipts, self.pregnancies, self.immunizations, self.checkups]
+        {
             writer.flush()?;
         }
         if encoding == FileEncoding::ShiftJis {
@@ -193,7 +264,8 @@ impl Generator {
         let band = band.map_or(bands[bands.len() - 1].0, |(band, _)| *band);
         self.quota[band] -= 1.0;
         let start = (band as u32 * 5).max(low);
-        let end = if band == 17 { high.min(85 + self.random.random_range(0..=14)) } else { (band as u32 * 5 + 4).min(high) };
+        let end =
+            if band == 17 { high.min(85 + self.random.random_range(0..=14)) } else { (band as u32 * 5 + 4).min(high) };
         self.random.random_range(start..=end.max(start))
     }
 
@@ -209,7 +281,8 @@ impl Generator {
 
     /// A log-normal amount of yen around `median`.
     fn income(&mut self, median: f64) -> i64 {
-        let (first, second): (f64, f64) = (self.random.random_range(f64::EPSILON..1.0), self.random.random_range(0.0..1.0));
+        let (first, second): (f64, f64) =
+            (self.random.random_range(f64::EPSILON..1.0), self.random.random_range(0.0..1.0));
         let normal = (-2.0 * first.ln()).sqrt() * (2.0 * std::f64::consts::PI * second).cos();
         (median * (0.6 * normal).exp()).round() as i64 / 1000 * 1000
     }
@@ -238,12 +311,18 @@ impl Generator {
         let mut single_parent = false;
         match kind {
             // One person living alone.
-            0..38 => members.push(Member { age: self.age_in(18, OLDEST), sex: self.sex(), relationship: Relationship::Head }),
+            0..38 => {
+                members.push(Member { age: self.age_in(18, OLDEST), sex: self.sex(), relationship: Relationship::Head })
+            }
             // A couple.
             38..58 => {
                 let age = self.age_in(23, OLDEST);
                 members.push(Member { age, sex: 1, relationship: Relationship::Head });
-                members.push(Member { age: self.age_in(age.saturating_sub(5).max(20), age + 2), sex: 2, relationship: Relationship::Spouse });
+                members.push(Member {
+                    age: self.age_in(age.saturating_sub(5).max(20), age + 2),
+                    sex: 2,
+                    relationship: Relationship::Spouse,
+                });
             }
             // Parents, or in about 6.5 % of these households one parent, with children under 18.
             58..76 => {
@@ -278,7 +357,11 @@ impl Generator {
             // An older parent with a grown-up child.
             85..90 => {
                 let child = self.age_in(20, 70);
-                members.push(Member { age: self.age_in(child + 22, child + 40), sex: 2, relationship: Relationship::Head });
+                members.push(Member {
+                    age: self.age_in(child + 22, child + 40),
+                    sex: 2,
+                    relationship: Relationship::Head,
+                });
                 members.push(Member { age: child, sex: self.sex(), relationship: Relationship::Child });
             }
             // Three generations.
@@ -287,8 +370,16 @@ impl Generator {
                 let children = if count > 0 { self.children((0, 17), count) } else { Vec::new() };
                 let age = self.age_in(35, 60);
                 members.push(Member { age, sex: 1, relationship: Relationship::Head });
-                members.push(Member { age: self.age_in(age.saturating_sub(4), age + 2), sex: 2, relationship: Relationship::Spouse });
-                members.push(Member { age: self.age_in(age + 22, age + 40), sex: 2, relationship: Relationship::Parent });
+                members.push(Member {
+                    age: self.age_in(age.saturating_sub(4), age + 2),
+                    sex: 2,
+                    relationship: Relationship::Spouse,
+                });
+                members.push(Member {
+                    age: self.age_in(age + 22, age + 40),
+                    sex: 2,
+                    relationship: Relationship::Parent,
+                });
                 members.extend(children);
             }
             // Relatives or friends sharing a home.
@@ -311,9 +402,18 @@ impl Generator {
             ward_roll < cumulative
         });
         let ward = ward.map_or(WARDS[0].0, |(name, _)| name);
-        let address = format!("千葉市{ward}{}{}丁目{}-{}", self.pick(&TOWNS), self.random.random_range(1..6), self.random.random_range(1..30), self.random.random_range(1..20));
+        let address = format!(
+            "千葉市{ward}{}{}丁目{}-{}",
+            self.pick(&TOWNS),
+            self.random.random_range(1..6),
+            self.random.random_range(1..30),
+            self.random.random_range(1..20)
+        );
         let has_minors = members.iter().any(|member| member.relationship == Relationship::Child && member.age < 18);
-        let dependants = members.iter().filter(|member| member.relationship != Relationship::Head && (member.age < 18 || member.age >= 70)).count();
+        let dependants = members
+            .iter()
+            .filter(|member| member.relationship != Relationship::Head && (member.age < 18 || member.age >= 70))
+            .count();
         // One household in a hundred moved away or died out since the last export; its
         // records stay in the export with a status.
         let gone = self.random.random_bool(0.01) && members.len() == 1;
@@ -330,7 +430,9 @@ impl Generator {
                 true => "転出",
                 false => "住民",
             };
-            let since = birth.max(self.today.add_days(-self.random.random_range(0..30 * 365))).max(Day::from_ymd(1980, 4, 1).unwrap_or(birth));
+            let since = birth
+                .max(self.today.add_days(-self.random.random_range(0..30 * 365)))
+                .max(Day::from_ymd(1980, 4, 1).unwrap_or(birth));
             let relationship = match member.relationship {
                 Relationship::Head => "世帯主",
                 Relationship::Spouse if member.sex == 1 => "夫",
@@ -376,7 +478,11 @@ impl Generator {
             };
             if registers {
                 let tax_consent = self.random.random_bool(0.6);
-                self.city.registrations.push(Registration { line_user_id: line_user_id(&resident_id), resident_id, tax_consent });
+                self.city.registrations.push(Registration {
+                    line_user_id: line_user_id(&resident_id),
+                    resident_id,
+                    tax_consent,
+                });
             }
         }
         if has_minors && !gone {
@@ -394,7 +500,15 @@ impl Generator {
     }
 
     /// Tax, pregnancy, vaccination and checkup records of one resident.
-    fn histories(&mut self, files: &mut Files, resident_id: &str, member: &Member, birth: Day, single_parent: bool, dependants: usize) -> Result<()> {
+    fn histories(
+        &mut self,
+        files: &mut Files,
+        resident_id: &str,
+        member: &Member,
+        birth: Day,
+        single_parent: bool,
+        dependants: usize,
+    ) -> Result<()> {
         let today = self.today;
         let fiscal_year = today.fiscal_year().to_string();
         if member.age >= 18 {
@@ -418,7 +532,11 @@ impl Generator {
         }
         // About 4 % of women of 20–44 are pregnant at any time, which gives about 6 births
         // a year per 1,000 residents.
-        if member.sex == 2 && (20..45).contains(&member.age) && member.relationship != Relationship::Child && self.random.random_bool(0.045) {
+        if member.sex == 2
+            && (20..45).contains(&member.age)
+            && member.relationship != Relationship::Child
+            && self.random.random_bool(0.045)
+        {
             let due = today.add_days(self.random.random_range(0..=224));
             let notified = due.add_days(-280 + self.random.random_range(56..=84)).min(today);
             files.pregnancies.write_record([resident_id, &notified.to_string(), &due.to_string()])?;
@@ -433,7 +551,12 @@ impl Generator {
                     files.immunizations.write_record([resident_id, vaccine, &dose.to_string(), &given.to_string()])?;
                 }
             }
-            for (kind, visit, months) in [("infant-checkup", "1", 4), ("infant-checkup", "2", 10), ("checkup-18m", "", 19), ("checkup-3y", "", 40)] {
+            for (kind, visit, months) in [
+                ("infant-checkup", "1", 4),
+                ("infant-checkup", "2", 10),
+                ("checkup-18m", "", 19),
+                ("checkup-3y", "", 40),
+            ] {
                 let seen = birth.add_months_clamped(months).add_days(self.random.random_range(0..30));
                 if seen <= today && self.random.random_bool(0.94) {
                     files.checkups.write_record([resident_id, kind, &seen.to_string(), visit])?;
@@ -445,7 +568,9 @@ impl Generator {
             files.immunizations.write_record([resident_id, "vaccine-pneumo-elderly", "1", &given.to_string()])?;
         }
         for (kind, youngest, women_only, share) in SCREENINGS {
-            let eligible = member.age >= youngest && (!women_only || member.sex == 2) && (kind != "specific-checkup" || member.age < 75);
+            let eligible = member.age >= youngest
+                && (!women_only || member.sex == 2)
+                && (kind != "specific-checkup" || member.age < 75);
             if eligible && self.random.random_bool(share) {
                 let seen = today.add_days(-self.random.random_range(0..365));
                 files.checkups.write_record([resident_id, kind, &seen.to_string(), ""])?;
@@ -455,9 +580,24 @@ impl Generator {
     }
 
     /// Benefits the head of a household with children already receives.
-    fn household_benefits(&mut self, files: &mut Files, head_id: &str, members: &[Member], single_parent: bool) -> Result<()> {
-        let oldest_minor = members.iter().filter(|member| member.relationship == Relationship::Child && member.age < 18).map(|member| member.age).max().unwrap_or(0);
-        let since = self.today.add_months_clamped(-12 * oldest_minor as i32).add_days(self.random.random_range(15..60)).min(self.today);
+    fn household_benefits(
+        &mut self,
+        files: &mut Files,
+        head_id: &str,
+        members: &[Member],
+        single_parent: bool,
+    ) -> Result<()> {
+        let oldest_minor = members
+            .iter()
+            .filter(|member| member.relationship == Relationship::Child && member.age < 18)
+            .map(|member| member.age)
+            .max()
+            .unwrap_or(0);
+        let since = self
+            .today
+            .add_months_clamped(-12 * oldest_minor as i32)
+            .add_days(self.random.random_range(15..60))
+            .min(self.today);
         if self.random.random_bool(0.95) {
             files.receipts.write_record([head_id, "child-allowance", &since.to_string(), ""])?;
         }
@@ -487,7 +627,11 @@ mod tests {
         generate(2000, 7, today, &first, FileEncoding::Utf8).unwrap();
         generate(2000, 7, today, &second, FileEncoding::Utf8).unwrap();
         for (name, _) in FILE_HEADERS {
-            assert_eq!(std::fs::read(first.join(name)).unwrap(), std::fs::read(second.join(name)).unwrap(), "{name} differs");
+            assert_eq!(
+                std::fs::read(first.join(name)).unwrap(),
+                std::fs::read(second.join(name)).unwrap(),
+                "{name} differs"
+            );
         }
         std::fs::remove_dir_all(first).unwrap();
         std::fs::remove_dir_all(second).unwrap();

@@ -96,11 +96,23 @@ pub async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
         Command::Users => {
             for account in database.read(move |connection| accounts::list_accounts(connection, now)).await? {
                 let state = if account.disabled { "disabled" } else { "enabled" };
-                println!("{}\t{}\t{}\t{}\t{state}\t{} sessions\t{}", account.login, account.role, account.division, account.programs.join(","), account.sessions, account.display_name);
+                println!(
+                    "{}\t{}\t{}\t{}\t{state}\t{} sessions\t{}",
+                    account.login,
+                    account.role,
+                    account.division,
+                    account.programs.join(","),
+                    account.sessions,
+                    account.display_name
+                );
             }
         }
-        Command::DisableUser { login } => database.write(move |connection| Ok(accounts::set_disabled(connection, &login, true, "cli")?)).await?,
-        Command::EnableUser { login } => database.write(move |connection| Ok(accounts::set_disabled(connection, &login, false, "cli")?)).await?,
+        Command::DisableUser { login } => {
+            database.write(move |connection| Ok(accounts::set_disabled(connection, &login, true, "cli")?)).await?
+        }
+        Command::EnableUser { login } => {
+            database.write(move |connection| Ok(accounts::set_disabled(connection, &login, false, "cli")?)).await?
+        }
         Command::ResetPassword { login, password_stdin } => {
             let (password, generated) = password_from(password_stdin)?;
             let hash = accounts::hash_password(&password)?;
@@ -109,11 +121,16 @@ pub async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
             if generated { println!("{login}: new password {password}") } else { println!("{login}: password changed") }
         }
         Command::EndSessions { login } => {
-            let ended = database.write(move |connection| Ok(accounts::end_sessions(connection, &login, "cli")?)).await?;
+            let ended =
+                database.write(move |connection| Ok(accounts::end_sessions(connection, &login, "cli")?)).await?;
             println!("{ended} sessions ended");
         }
         Command::CreateToken { division, admin, valid_days } => {
-            let token = database.write(move |connection| accounts::create_token(connection, &division, &programs, admin, valid_days, "cli")).await?;
+            let token = database
+                .write(move |connection| {
+                    accounts::create_token(connection, &division, &programs, admin, valid_days, "cli")
+                })
+                .await?;
             println!("{token}");
         }
         Command::Tokens => {
@@ -127,8 +144,12 @@ pub async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
                 println!("{}\t{}\t{scope}\t{state}", token.id, token.division);
             }
         }
-        Command::RevokeToken { id } => database.write(move |connection| Ok(accounts::revoke_token(connection, id, "cli")?)).await?,
-        Command::ExpireToken { id, in_days } => database.write(move |connection| Ok(accounts::set_token_expiry(connection, id, in_days, "cli")?)).await?,
+        Command::RevokeToken { id } => {
+            database.write(move |connection| Ok(accounts::revoke_token(connection, id, "cli")?)).await?
+        }
+        Command::ExpireToken { id, in_days } => {
+            database.write(move |connection| Ok(accounts::set_token_expiry(connection, id, in_days, "cli")?)).await?
+        }
     }
     Ok(())
 }

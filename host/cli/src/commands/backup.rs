@@ -15,7 +15,14 @@ pub struct Arguments {
 
 pub async fn run(global: &Global, Arguments { file, force }: Arguments) -> anyhow::Result<()> {
     let (source, destination) = (global.data.join("oshirase.db"), file.clone());
-    let report = tokio::task::spawn_blocking(move || oshirase_core::database::backup(&source, &destination, force)).await??;
-    println!("copied {} pages of {} bytes ({} bytes) to {}", report.pages, report.page_size, report.pages * report.page_size, file.display());
+    let report =
+        tokio::task::spawn_blocking(move || oshirase_core::database::backup(&source, &destination, force)).await??;
+    println!(
+        "copied {} pages of {} bytes ({} bytes) to {}",
+        report.pages,
+        report.page_size,
+        report.pages * report.page_size,
+        file.display()
+    );
     Ok(())
 }

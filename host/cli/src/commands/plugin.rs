@@ -70,45 +70,75 @@ pub async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
             for version in service.database.read(oshirase_core::publish::list).await? {
                 let program = if version.program.is_empty() { "(unknown)" } else { &version.program };
                 let first_line = version.validation.lines().next().unwrap_or_default();
-                println!("{program}\t{}\t{}\t{}\t{}\t{}\t{}\t{first_line}", version.version, version.state, version.name, version.published_by, version.published_at, &version.sha256[..12]);
+                println!(
+                    "{program}\t{}\t{}\t{}\t{}\t{}\t{}\t{first_line}",
+                    version.version,
+                    version.state,
+                    version.name,
+                    version.published_by,
+                    version.published_at,
+                    &version.sha256[..12]
+                );
             }
             let bundled = service.plugins.bundled;
-            for program in service.database.read(move |connection| oshirase_core::publish::available_bundled(connection, bundled)).await? {
-                println!("{program}\t-\tavailable\t\tbundled\t\t\tbundled with this release; oshirase plugin activate {program} to use it");
+            for program in service
+                .database
+                .read(move |connection| oshirase_core::publish::available_bundled(connection, bundled))
+                .await?
+            {
+                println!(
+                    "{program}\t-\tavailable\t\tbundled\t\t\tbundled with this release; oshirase plugin activate {program} to use it"
+                );
             }
         }
         Command::Publish { file, cases } => {
             let wasm = read(&file)?;
-            let cases = cases.map(|path| std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))).transpose()?;
+            let cases = cases
+                .map(|path| std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display())))
+                .transpose()?;
             let service = global.service().await?;
-            let candidate = Candidate { wasm, cases, publisher: "cli".into(), program: None, activation: Activation::Always };
+            let candidate =
+                Candidate { wasm, cases, publisher: "cli".into(), program: None, activation: Activation::Always };
             let published = oshirase_core::publish::publish(&service.database, &service.plugins, candidate).await?;
             println!("{}", serde_json::to_string(&published)?);
         }
         Command::Activate { program, version: Some(version) } => {
             let service = global.service().await?;
-            service.database.write(move |connection| Ok(oshirase_core::publish::activate(connection, &program, version, "cli")?)).await?;
+            service
+                .database
+                .write(move |connection| Ok(oshirase_core::publish::activate(connection, &program, version, "cli")?))
+                .await?;
         }
         Command::Activate { program, version: None } => {
             let service = global.service().await?;
-            let published = oshirase_core::publish::activate_bundled(&service.database, &service.plugins, &program, "cli").await?;
+            let published =
+                oshirase_core::publish::activate_bundled(&service.database, &service.plugins, &program, "cli").await?;
             println!("{}", serde_json::to_string(&published)?);
         }
         Command::Rollback { program } => {
             let service = global.service().await?;
-            let version = service.database.write(move |connection| Ok(oshirase_core::publish::rollback(connection, &program, "cli")?)).await?;
+            let version = service
+                .database
+                .write(move |connection| Ok(oshirase_core::publish::rollback(connection, &program, "cli")?))
+                .await?;
             println!("version {version} is active");
         }
         Command::Disable { program } => {
             let service = global.service().await?;
-            service.database.write(move |connection| Ok(oshirase_core::publish::disable(connection, &program, "cli")?)).await?;
+            service
+                .database
+                .write(move |connection| Ok(oshirase_core::publish::disable(connection, &program, "cli")?))
+                .await?;
         }
         Command::DryRun { program, date, format } => {
             let service = global.service().await?;
             for notice in service.dry_run(program, date.unwrap_or_else(today_in_japan)).await? {
                 match format {
                     Format::Json => println!("{}", serde_json::to_string(&notice)?),
-                    Format::Table => println!("{}\t{}\t{}\t{}\t{}", notice.resident_id, notice.occasion, notice.send_on, notice.expires_on, notice.reason),
+                    Format::Table => println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        notice.resident_id, notice.occasion, notice.send_on, notice.expires_on, notice.reason
+                    ),
                 }
             }
         }

@@ -17,7 +17,10 @@ pub struct Arguments {
 pub async fn run(global: &Global, Arguments { out, font }: Arguments) -> anyhow::Result<()> {
     let font = oshirase_core::postcards::load_font(&font)?;
     let file = out.clone();
-    let printed = global.database()?.write(move |connection| oshirase_core::postcards::print(connection, &file, &font, "cli")).await?;
+    let printed = global
+        .database()?
+        .write(move |connection| oshirase_core::postcards::print(connection, &file, &font, "cli"))
+        .await?;
     match printed.postcards {
         0 => println!("no postcards to print; {} was not written", out.display()),
         count => println!("wrote {count} postcards ({} bytes) to {}", printed.bytes, out.display()),

@@ -16,6 +16,9 @@ pub struct Arguments {
     channels: Option<String>,
 }
 
-pub async fn run(global: &Global, Arguments { resident_id, line_user_id, email, channels }: Arguments) -> anyhow::Result<()> {
+pub async fn run(
+    global: &Global,
+    Arguments { resident_id, line_user_id, email, channels }: Arguments,
+) -> anyhow::Result<()> {
     global.service().await?.register(resident_id, line_user_id, email, channels).await
 }

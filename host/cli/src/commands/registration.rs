@@ -17,7 +17,10 @@ pub enum Command {
 
 pub async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
     let Command::Issue { resident_id, valid_days } = command;
-    let number = global.database()?.write(move |connection| oshirase_core::chat::number::issue(connection, &resident_id, valid_days, "cli")).await?;
+    let number = global
+        .database()?
+        .write(move |connection| oshirase_core::chat::number::issue(connection, &resident_id, valid_days, "cli"))
+        .await?;
     println!("{number}");
     Ok(())
 }

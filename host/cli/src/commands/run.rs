@@ -60,7 +60,10 @@ impl DeliveryArguments {
     }
 }
 
-pub async fn run(global: &Global, Arguments { date, line_base_url, line_token, delivery }: Arguments) -> anyhow::Result<()> {
+pub async fn run(
+    global: &Global,
+    Arguments { date, line_base_url, line_token, delivery }: Arguments,
+) -> anyhow::Result<()> {
     let service = global.service().await?;
     let mut line = LineConfig::new(line_base_url, line_token);
     let retry = delivery.apply(&mut line);

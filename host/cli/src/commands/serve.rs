@@ -55,15 +55,23 @@ pub async fn run(global: &Global, Arguments { config, port, webhook }: Arguments
     let webhook = match webhook.line_secret {
         None => None,
         Some(secret) => {
-            let token = webhook.line_token.context("the LINE webhook needs --line-token (OSHIRASE_LINE_TOKEN) to reply")?;
+            let token =
+                webhook.line_token.context("the LINE webhook needs --line-token (OSHIRASE_LINE_TOKEN) to reply")?;
             let settings = ChatSettings { public_url: webhook.public_url, contact: None };
-            let channels = Channels { line: LineClient::new(LineConfig::new(webhook.line_base_url, token))?, mail: None };
+            let channels =
+                Channels { line: LineClient::new(LineConfig::new(webhook.line_base_url, token))?, mail: None };
             Some(Webhook::with_worker(&secret, settings, service.database.clone(), channels)?)
         }
     };
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await.with_context(|| format!("cannot listen on port {port}"))?;
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+        .await
+        .with_context(|| format!("cannot listen on port {port}"))?;
     println!("listening on http://{}", listener.local_addr()?);
-    let state = AppState { webhook, secure_cookies: oshirase_server::web::cookies_are_secure(public_url.as_deref()), ..AppState::new(service) };
+    let state = AppState {
+        webhook,
+        secure_cookies: oshirase_server::web::cookies_are_secure(public_url.as_deref()),
+        ..AppState::new(service)
+    };
     let limits = ServerLimits::default();
     oshirase_server::run(oshirase_server::web::app_with(state, &limits), None, listener, limits, shutdown).await
 }

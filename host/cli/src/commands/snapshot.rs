@@ -16,7 +16,10 @@ pub async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
         Command::List => {
             for snapshot in database.read(oshirase_core::snapshot::list).await? {
                 let active = if snapshot.active { "active" } else { "" };
-                println!("{}\t{}\t{}\t{}\t{}\t{}", snapshot.id, snapshot.imported_at, snapshot.residents, active, snapshot.source, snapshot.files);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    snapshot.id, snapshot.imported_at, snapshot.residents, active, snapshot.source, snapshot.files
+                );
             }
         }
         Command::Activate { id } => {

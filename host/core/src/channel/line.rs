@@ -89,7 +89,12 @@ impl LineClient {
             let burst = NonZeroU32::new((per_second.get() / 10).max(1)).unwrap();
             RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
         };
-        Ok(LineClient { http, push_rate: limiter(config.push_per_second), multicast_rate: limiter(config.multicast_per_second), config })
+        Ok(LineClient {
+            http,
+            push_rate: limiter(config.push_per_second),
+            multicast_rate: limiter(config.multicast_per_second),
+            config,
+        })
     }
 
     /// How many requests the outbox may have in flight at once.
@@ -102,10 +107,11 @@ impl LineClient {
     pub async fn reply(&self, reply_token: &str, messages: &[ReplyMessage]) -> SendOutcome {
         let url = self.url("/v2/bot/message/reply");
         let body = json!({ "replyToken": reply_token, "messages": messages.iter().map(ReplyMessage::to_json).collect::<Vec<_>>() });
-        let response = match self.http.post(&url).bearer_auth(&self.config.channel_access_token).json(&body).send().await {
-            Ok(response) => response,
-            Err(error) => return SendOutcome::Retryable(format!("LINE reply request failed: {error}")),
-        };
+        let response =
+            match self.http.post(&url).bearer_auth(&self.config.channel_access_token).json(&body).send().await {
+                Ok(response) => response,
+                Err(error) => return SendOutcome::Retryable(format!("LINE reply request failed: {error}")),
+            };
         let status = response.status().as_u16();
         let detail = response.text().await.unwrap_or_default();
         classify(status, &detail)
@@ -125,7 +131,12 @@ impl LineClient {
                 self.push_rate.until_ready().await;
                 (self.url("/v2/bot/message/push"), json!(one), "push")
             }
-            many if many.len() > MULTICAST_LIMIT => return SendOutcome::Permanent(format!("a LINE multicast to {} recipients, more than {MULTICAST_LIMIT}", many.len())),
+            many if many.len() > MULTICAST_LIMIT => {
+                return SendOutcome::Permanent(format!(
+                    "a LINE multicast to {} recipients, more than {MULTICAST_LIMIT}",
+                    many.len()
+                ));
+            }
             many => {
                 self.multicast_rate.until_ready().await;
                 (self.url("/v2/bot/message/multicast"), json!(many), "multicast")
@@ -138,7 +149,14 @@ impl LineClient {
         if self.config.custom_aggregation_units {
             body["customAggregationUnits"] = json!([aggregation_unit]);
         }
-        let response = self.http.post(&url).bearer_auth(&self.config.channel_access_token).header("X-Line-Retry-Key", retry_key).json(&body).send().await;
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.config.channel_access_token)
+            .header("X-Line-Retry-Key", retry_key)
+            .json(&body)
+            .send()
+            .await;
         let response = match response {
             Ok(response) => response,
             Err(error) => return SendOutcome::Retryable(format!("LINE {kind} request failed: {error}")),
@@ -176,7 +194,13 @@ impl LineClient {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let response = self.http.get(self.url(path)).bearer_auth(&self.config.channel_access_token).send().await.with_context(|| format!("LINE request {path} failed"))?;
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.config.channel_access_token)
+            .send()
+            .await
+            .with_context(|| format!("LINE request {path} failed"))?;
         let status = response.status();
         let text = response.text().await.with_context(|| format!("LINE answer to {path} could not be read"))?;
         anyhow::ensure!(status.is_success(), "LINE answered {path} with {status}: {text}");
@@ -246,7 +270,12 @@ impl Button {
         Button { label: label.into(), data: data.into(), date_between: None }
     }
 
-    pub fn date_picker(label: impl Into<String>, data: impl Into<String>, min: oshirase_sdk::Day, max: oshirase_sdk::Day) -> Button {
+    pub fn date_picker(
+        label: impl Into<String>,
+        data: impl Into<String>,
+        min: oshirase_sdk::Day,
+        max: oshirase_sdk::Day,
+    ) -> Button {
         Button { label: label.into(), data: data.into(), date_between: Some((min.to_string(), max.to_string())) }
     }
 }
@@ -267,7 +296,9 @@ fn classify(status: u16, detail: &str) -> SendOutcome {
 
 /// Whether `text` is a LINE user id: `U` and 32 lower-case hex digits.
 pub fn is_user_id(text: &str) -> bool {
-    text.len() == 33 && text.starts_with('U') && text[1..].bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    text.len() == 33
+        && text.starts_with('U')
+        && text[1..].bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
 }
 
 /// LINE's aggregation unit names allow only letters, digits and underscores, up to 30.
@@ -289,13 +320,23 @@ mod tests {
         let emulator = Emulator::new("token");
         emulator.approve_aggregation_units(approved);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let config = LineConfig { custom_aggregation_units, ..LineConfig::new(format!("http://{}", listener.local_addr().unwrap()), "token") };
+        let config = LineConfig {
+            custom_aggregation_units,
+            ..LineConfig::new(format!("http://{}", listener.local_addr().unwrap()), "token")
+        };
         let router = emulator.router();
         tokio::spawn(async move { axum::serve(listener, router).await });
         let client = LineClient::new(config).unwrap();
         let mut outcomes = Vec::new();
         for to in [&USERS[..1], &USERS[..]] {
-            let outcome = client.send(&to.iter().map(|user| user.to_string()).collect::<Vec<_>>(), "お知らせ", &uuid::Uuid::new_v4().to_string(), "vaccine_mr").await;
+            let outcome = client
+                .send(
+                    &to.iter().map(|user| user.to_string()).collect::<Vec<_>>(),
+                    "お知らせ",
+                    &uuid::Uuid::new_v4().to_string(),
+                    "vaccine_mr",
+                )
+                .await;
             outcomes.push(match outcome {
                 SendOutcome::Accepted => "accepted".to_string(),
                 other => format!("{other:?}"),
@@ -308,10 +349,21 @@ mod tests {
     #[tokio::test]
     async fn aggregation_units_are_named_only_by_a_channel_set_to_use_them() {
         let accepted = vec!["accepted".to_string(); 2];
-        assert_eq!(send_both(false, false).await, (accepted.clone(), vec![None; 3]), "a channel without approval, as by default");
-        assert_eq!(send_both(true, true).await, (accepted, vec![Some("vaccine_mr".to_string()); 3]), "a channel approved and set to use them");
+        assert_eq!(
+            send_both(false, false).await,
+            (accepted.clone(), vec![None; 3]),
+            "a channel without approval, as by default"
+        );
+        assert_eq!(
+            send_both(true, true).await,
+            (accepted, vec![Some("vaccine_mr".to_string()); 3]),
+            "a channel approved and set to use them"
+        );
         let (refused, units) = send_both(false, true).await;
-        assert!(units.is_empty() && refused.iter().all(|outcome| outcome.starts_with("Permanent")), "set to use them without approval: {refused:?}");
+        assert!(
+            units.is_empty() && refused.iter().all(|outcome| outcome.starts_with("Permanent")),
+            "set to use them without approval: {refused:?}"
+        );
     }
 
     /// Each case: (status, what the outbox should make of it).

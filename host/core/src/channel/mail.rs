@@ -108,7 +108,8 @@ pub struct MailClient {
 impl MailClient {
     /// Checks the configuration (sender, credentials, CA file) without connecting.
     pub fn new(config: MailConfig) -> anyhow::Result<MailClient> {
-        let from: Mailbox = config.from.parse().with_context(|| format!("mail sender {:?} is not a valid mailbox", config.from))?;
+        let from: Mailbox =
+            config.from.parse().with_context(|| format!("mail sender {:?} is not a valid mailbox", config.from))?;
         if config.timeout_seconds == 0 {
             bail!("mail timeout_seconds must be at least 1");
         }
@@ -116,8 +117,10 @@ impl MailClient {
         let tls_parameters = || -> anyhow::Result<TlsParameters> {
             let mut builder = TlsParameters::builder(config.host.clone());
             if let Some(ca_file) = &config.ca_file {
-                let pem = std::fs::read(ca_file).with_context(|| format!("mail ca_file {} could not be read", ca_file.display()))?;
-                let certificate = Certificate::from_pem(&pem).with_context(|| format!("mail ca_file {} is not a PEM certificate", ca_file.display()))?;
+                let pem = std::fs::read(ca_file)
+                    .with_context(|| format!("mail ca_file {} could not be read", ca_file.display()))?;
+                let certificate = Certificate::from_pem(&pem)
+                    .with_context(|| format!("mail ca_file {} is not a PEM certificate", ca_file.display()))?;
                 builder = builder.add_root_certificate(certificate);
             }
             builder.build_rustls().context("mail TLS settings could not be built")
@@ -127,7 +130,10 @@ impl MailClient {
             Security::Tls => Tls::Wrapper(tls_parameters()?),
             Security::Plain => Tls::None,
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host).port(config.port).tls(tls).timeout(Some(timeout));
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+            .port(config.port)
+            .tls(tls)
+            .timeout(Some(timeout));
         match (config.username, config.password) {
             (Some(username), Some(password)) => builder = builder.credentials(Credentials::new(username, password)),
             (Some(_), None) => bail!("mail username is set but no password (set password or {PASSWORD_VARIABLE})"),
@@ -143,7 +149,9 @@ impl MailClient {
     pub async fn check_connection(&self) -> anyhow::Result<()> {
         let answered = tokio::time::timeout(self.timeout, self.transport.test_connection())
             .await
-            .map_err(|_| anyhow::anyhow!("mail server {} did not answer within {} s", self.server, self.timeout.as_secs()))?
+            .map_err(|_| {
+                anyhow::anyhow!("mail server {} did not answer within {} s", self.server, self.timeout.as_secs())
+            })?
             // lettre's text already carries its causes, which a context would repeat.
             .map_err(|error| anyhow::anyhow!("mail server {} could not be used: {error}", self.server))?;
         if !answered {
@@ -178,7 +186,11 @@ impl MailClient {
             Ok(Err(error)) => classify(&error, &address, &self.server),
             // The server may have accepted the message before the time ran out; the retry
             // carries the same Message-ID.
-            Err(_) => SendOutcome::Retryable(format!("mail server {} did not finish within {} s", self.server, self.timeout.as_secs())),
+            Err(_) => SendOutcome::Retryable(format!(
+                "mail server {} did not finish within {} s",
+                self.server,
+                self.timeout.as_secs()
+            )),
         }
     }
 }
@@ -186,7 +198,10 @@ impl MailClient {
 /// `retry_key` as the part of a Message-ID before the `@`: characters a Message-ID may
 /// not hold become `-` (the keys are UUIDs, which need no change).
 fn message_id_local_part(retry_key: &str) -> String {
-    retry_key.chars().map(|character| if character.is_ascii_alphanumeric() || "-._".contains(character) { character } else { '-' }).collect()
+    retry_key
+        .chars()
+        .map(|character| if character.is_ascii_alphanumeric() || "-._".contains(character) { character } else { '-' })
+        .collect()
 }
 
 /// 5xx answers will fail again as they are (550 unknown mailbox, 535 wrong password …);
@@ -235,8 +250,8 @@ fn replace_ignoring_ascii_case(text: &str, needle: &str, replacement: &str) -> S
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::smtp::SmtpServer;
     use super::*;
+    use crate::testing::smtp::SmtpServer;
 
     const SUBJECT: &str = "【千葉市】乳幼児健康診査のお知らせ";
     const BODY: &str = "1歳6か月児健康診査の受診期限は令和7年3月31日です。\n問い合わせ：健康支援課 043-238-9925";
@@ -264,7 +279,10 @@ mod tests {
             match (client.check_connection().await, connection) {
                 (Ok(()), None) => {}
                 (Err(error), Some(word)) if format!("{error:#}").contains(word) => {}
-                (result, _) => failures.push(format!("{name}: check_connection gave {result:?}, expected {}", connection.unwrap_or("success"))),
+                (result, _) => failures.push(format!(
+                    "{name}: check_connection gave {result:?}, expected {}",
+                    connection.unwrap_or("success")
+                )),
             }
             let outcome = client.send(to, SUBJECT, BODY, "123e4567-e89b-12d3-a456-426614174000").await;
             let text = match &outcome {
@@ -279,11 +297,13 @@ mod tests {
                 (Expected::Delivered, SendOutcome::Accepted) => {
                     let messages = server.unwrap().messages();
                     match messages.get(stored_before) {
-                        Some(stored) => failures.extend(check_stored(stored, to).into_iter().map(|problem| format!("{name}: {problem}"))),
+                        Some(stored) => failures
+                            .extend(check_stored(stored, to).into_iter().map(|problem| format!("{name}: {problem}"))),
                         None => failures.push(format!("{name}: accepted but not stored")),
                     }
                 }
-                (Expected::Retryable, SendOutcome::Retryable(_)) | (Expected::Permanent, SendOutcome::Permanent(_)) => {}
+                (Expected::Retryable, SendOutcome::Retryable(_)) | (Expected::Permanent, SendOutcome::Permanent(_)) => {
+                }
                 (_, outcome) => failures.push(format!("{name}: unexpected {outcome:?}")),
             }
         }
@@ -293,7 +313,12 @@ mod tests {
     /// What is wrong with a stored message, decoded as a mail client would.
     fn check_stored(stored: &[u8], to: &str) -> Vec<String> {
         let mail = mailparse::parse_mail(stored).unwrap();
-        let header = |name: &str| mail.headers.iter().find(|header| header.get_key().eq_ignore_ascii_case(name)).map(|header| header.get_value());
+        let header = |name: &str| {
+            mail.headers
+                .iter()
+                .find(|header| header.get_key().eq_ignore_ascii_case(name))
+                .map(|header| header.get_value())
+        };
         let mut problems = Vec::new();
         let expectations = [
             ("Subject", Some(SUBJECT.to_string())),
@@ -347,22 +372,64 @@ mod tests {
     #[tokio::test]
     async fn starttls_and_implicit_tls_deliver_with_a_private_ca() {
         let starttls = SmtpServer::start(Security::Starttls, None);
-        check(Some(&starttls), vec![("starttls", starttls.config(Security::Starttls), CONNECTS, "hanako.chiba@example.jp", Expected::Delivered)]).await;
+        check(
+            Some(&starttls),
+            vec![(
+                "starttls",
+                starttls.config(Security::Starttls),
+                CONNECTS,
+                "hanako.chiba@example.jp",
+                Expected::Delivered,
+            )],
+        )
+        .await;
         let implicit = SmtpServer::start(Security::Tls, None);
-        check(Some(&implicit), vec![("implicit tls", implicit.config(Security::Tls), CONNECTS, "hanako.chiba@example.jp", Expected::Delivered)]).await;
+        check(
+            Some(&implicit),
+            vec![(
+                "implicit tls",
+                implicit.config(Security::Tls),
+                CONNECTS,
+                "hanako.chiba@example.jp",
+                Expected::Delivered,
+            )],
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn starttls_with_login_delivers_and_a_refused_login_is_permanent() {
         let server = SmtpServer::start(Security::Starttls, Some("oshirase:correct horse"));
-        let with_password = |password: &str| MailConfig { username: Some("oshirase".to_string()), password: Some(password.to_string()), ..server.config(Security::Starttls) };
+        let with_password = |password: &str| MailConfig {
+            username: Some("oshirase".to_string()),
+            password: Some(password.to_string()),
+            ..server.config(Security::Starttls)
+        };
         check(
             Some(&server),
             vec![
-                ("right password", with_password("correct horse"), CONNECTS, "hanako.chiba@example.jp", Expected::Delivered),
-                ("wrong password", with_password("battery staple"), Some("535"), "hanako.chiba@example.jp", Expected::Permanent),
+                (
+                    "right password",
+                    with_password("correct horse"),
+                    CONNECTS,
+                    "hanako.chiba@example.jp",
+                    Expected::Delivered,
+                ),
+                (
+                    "wrong password",
+                    with_password("battery staple"),
+                    Some("535"),
+                    "hanako.chiba@example.jp",
+                    Expected::Permanent,
+                ),
                 // NOOP needs no login, so only sending shows that one is required.
-                ("no login", server.config(Security::Starttls), CONNECTS, "hanako.chiba@example.jp", Expected::Permanent),
+                (
+                    "no login",
+                    server.config(Security::Starttls),
+                    CONNECTS,
+                    "hanako.chiba@example.jp",
+                    Expected::Permanent,
+                ),
             ],
         )
         .await;
@@ -383,11 +450,41 @@ mod tests {
         check(
             None,
             vec![
-                ("connection refused", MailConfig { port: closed_port, ..plain.config(Security::Plain) }, Some("refused"), to, Expected::Retryable),
-                ("no greeting", MailConfig { port: silent_port, timeout_seconds: 1, ..plain.config(Security::Plain) }, Some("did not answer within 1 s"), to, Expected::Retryable),
-                ("starttls, certificate of an unknown CA", MailConfig { ca_file: None, ..starttls.config(Security::Starttls) }, Some("certificate"), to, Expected::Retryable),
-                ("tls, certificate of an unknown CA", MailConfig { ca_file: None, ..implicit.config(Security::Tls) }, Some("certificate"), to, Expected::Retryable),
-                ("starttls asked of a server without it", plain.config(Security::Starttls), Some("STARTTLS"), to, Expected::Retryable),
+                (
+                    "connection refused",
+                    MailConfig { port: closed_port, ..plain.config(Security::Plain) },
+                    Some("refused"),
+                    to,
+                    Expected::Retryable,
+                ),
+                (
+                    "no greeting",
+                    MailConfig { port: silent_port, timeout_seconds: 1, ..plain.config(Security::Plain) },
+                    Some("did not answer within 1 s"),
+                    to,
+                    Expected::Retryable,
+                ),
+                (
+                    "starttls, certificate of an unknown CA",
+                    MailConfig { ca_file: None, ..starttls.config(Security::Starttls) },
+                    Some("certificate"),
+                    to,
+                    Expected::Retryable,
+                ),
+                (
+                    "tls, certificate of an unknown CA",
+                    MailConfig { ca_file: None, ..implicit.config(Security::Tls) },
+                    Some("certificate"),
+                    to,
+                    Expected::Retryable,
+                ),
+                (
+                    "starttls asked of a server without it",
+                    plain.config(Security::Starttls),
+                    Some("STARTTLS"),
+                    to,
+                    Expected::Retryable,
+                ),
             ],
         )
         .await;
@@ -400,8 +497,13 @@ mod tests {
     fn the_mail_table_is_read_with_defaults_and_unknown_keys_refused() {
         let table = serde_json::json!({ "host": "smtp.city.example.jp", "port": 587, "security": "starttls", "from": "千葉市 おしらせ <oshirase@city.example.jp>" });
         let config: MailConfig = serde_json::from_value(table.clone()).unwrap();
-        assert_eq!((config.security, config.timeout_seconds, config.ca_file.as_deref()), (Security::Starttls, 30, None));
-        let config = config.with_password_from_environment(|name| (name == PASSWORD_VARIABLE).then(|| "from the environment".to_string()));
+        assert_eq!(
+            (config.security, config.timeout_seconds, config.ca_file.as_deref()),
+            (Security::Starttls, 30, None)
+        );
+        let config = config.with_password_from_environment(|name| {
+            (name == PASSWORD_VARIABLE).then(|| "from the environment".to_string())
+        });
         assert_eq!(config.password.as_deref(), Some("from the environment"));
         assert!(!format!("{config:?}").contains("from the environment"), "Debug shows the password");
         let mut misspelt = table;

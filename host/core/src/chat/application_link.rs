@@ -34,6 +34,9 @@ pub fn link_owner(connection: &Connection, token: &str) -> Result<Option<String>
 
 /// Uses up the link `token`, once its application is stored.
 pub fn use_up(connection: &Connection, token: &str) -> Result<()> {
-    connection.execute("UPDATE application_links SET used_at = ?2 WHERE token_sha256 = ?1", (sha256_hex(token.as_bytes()), now_text()))?;
+    connection.execute(
+        "UPDATE application_links SET used_at = ?2 WHERE token_sha256 = ?1",
+        (sha256_hex(token.as_bytes()), now_text()),
+    )?;
     Ok(())
 }

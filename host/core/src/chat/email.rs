@@ -11,10 +11,10 @@ use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::channel::SendOutcome;
-use crate::outbox::{Undelivered, cancel_undelivered};
 use crate::database::audit;
-use crate::message::MAIL_FOOTER;
 use crate::hashing::sha256_hex;
+use crate::message::MAIL_FOOTER;
+use crate::outbox::{Undelivered, cancel_undelivered};
 
 /// How many digits a code has.
 pub const CODE_DIGITS: usize = 6;
@@ -73,12 +73,16 @@ pub enum Started {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Confirmed {
     /// The address is stored; the resident now receives by `channels`.
-    Stored { channels: String },
+    Stored {
+        channels: String,
+    },
     /// No code is waiting for this user.
     NoCode,
     /// The code's half hour has passed; it is used up.
     Expired,
-    Wrong { left: i64 },
+    Wrong {
+        left: i64,
+    },
     /// That was the last wrong attempt; the code is used up.
     UsedUp,
 }
@@ -114,7 +118,8 @@ fn generate_code() -> Result<String> {
     const BOUND: u32 = 4_294_000_000;
     loop {
         let mut bytes = [0u8; 4];
-        getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("the operating system's random generator failed: {error}"))?;
+        getrandom::fill(&mut bytes)
+            .map_err(|error| anyhow::anyhow!("the operating system's random generator failed: {error}"))?;
         let draw = u32::from_le_bytes(bytes);
         if draw < BOUND {
             return Ok(format!("{:06}", draw % 1_000_000));
@@ -124,7 +129,8 @@ fn generate_code() -> Result<String> {
 
 fn salt() -> Result<String> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("the operating system's random generator failed: {error}"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|error| anyhow::anyhow!("the operating system's random generator failed: {error}"))?;
     Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
@@ -136,7 +142,11 @@ fn code_hash(salt: &str, code: &str) -> String {
 /// hour. Their earlier codes stop working.
 pub fn start(connection: &Connection, user: &str, address: &str, now_millis: i64) -> Result<Started> {
     connection.execute("DELETE FROM email_codes WHERE created_millis < ?1", [now_millis - KEEP_MILLIS])?;
-    let recent: i64 = connection.query_row("SELECT count(*) FROM email_codes WHERE line_user_id = ?1 AND created_millis > ?2", (user, now_millis - HOUR_MILLIS), |row| row.get(0))?;
+    let recent: i64 = connection.query_row(
+        "SELECT count(*) FROM email_codes WHERE line_user_id = ?1 AND created_millis > ?2",
+        (user, now_millis - HOUR_MILLIS),
+        |row| row.get(0),
+    )?;
     if recent >= CODES_PER_HOUR {
         return Ok(Started::Limited);
     }
@@ -157,13 +167,22 @@ pub fn not_sent(connection: &Connection, id: i64) -> Result<()> {
 }
 
 fn void_pending(connection: &Connection, user: &str) -> Result<()> {
-    connection.execute("UPDATE email_codes SET state = 'void', address = NULL WHERE line_user_id = ?1 AND state = 'pending'", [user])?;
+    connection.execute(
+        "UPDATE email_codes SET state = 'void', address = NULL WHERE line_user_id = ?1 AND state = 'pending'",
+        [user],
+    )?;
     Ok(())
 }
 
 /// Checks `typed` against `user`'s waiting code; the right one stores its address for
 /// `resident_id` (LINE alone becomes LINE and e-mail; an earlier choice of e-mail stays).
-pub fn confirm(connection: &Connection, user: &str, resident_id: &str, typed: &str, now_millis: i64) -> Result<Confirmed> {
+pub fn confirm(
+    connection: &Connection,
+    user: &str,
+    resident_id: &str,
+    typed: &str,
+    now_millis: i64,
+) -> Result<Confirmed> {
     let waiting: Option<(i64, String, String, String, i64, i64)> = connection
         .query_row(
             "SELECT id, address, code_salt, code_sha256, expires_millis, wrong_attempts FROM email_codes WHERE line_user_id = ?1 AND state = 'pending' ORDER BY id DESC LIMIT 1",
@@ -199,7 +218,8 @@ pub fn confirm(connection: &Connection, user: &str, resident_id: &str, typed: &s
 
 /// The resident's address, if they have one.
 pub fn address_of(connection: &Connection, resident_id: &str) -> Result<Option<String>> {
-    Ok(connection.query_row("SELECT email FROM registrations WHERE resident_id = ?1", [resident_id], |row| row.get(0))?)
+    Ok(connection
+        .query_row("SELECT email FROM registrations WHERE resident_id = ?1", [resident_id], |row| row.get(0))?)
 }
 
 /// Sets how the resident receives notices; `false` (and nothing changed) without a
@@ -221,7 +241,8 @@ pub fn remove(connection: &Connection, user: &str, resident_id: &str) -> Result<
     let Some(address) = address_of(connection, resident_id)? else {
         return Ok(false);
     };
-    connection.execute("UPDATE registrations SET email = NULL, channels = 'line' WHERE resident_id = ?1", [resident_id])?;
+    connection
+        .execute("UPDATE registrations SET email = NULL, channels = 'line' WHERE resident_id = ?1", [resident_id])?;
     cancel_undelivered(connection, Undelivered::MailToUnregistered(&address), "e-mail removed by the resident")?;
     audit(connection, "line", "remove-email", resident_id, "")?;
     Ok(true)
@@ -242,8 +263,12 @@ pub fn after_sending(outcome: &SendOutcome) -> &'static str {
         SendOutcome::Accepted | SendOutcome::AlreadyAccepted => {
             "確認コードをメールでお送りしました。届いた6桁の数字を、30分以内にこのトークに送ってください。\n届かないときは、アドレスを確かめて、もう一度送ってください。"
         }
-        SendOutcome::Permanent(_) => "このアドレスには確認コードのメールを送れませんでした。アドレスを確かめて、もう一度送ってください。",
-        SendOutcome::Retryable(_) => "いま確認コードのメールを送れませんでした。しばらくたってから、もう一度メールアドレスを送ってください。",
+        SendOutcome::Permanent(_) => {
+            "このアドレスには確認コードのメールを送れませんでした。アドレスを確かめて、もう一度送ってください。"
+        }
+        SendOutcome::Retryable(_) => {
+            "いま確認コードのメールを送れませんでした。しばらくたってから、もう一度メールアドレスを送ってください。"
+        }
     }
 }
 
@@ -281,13 +306,26 @@ mod tests {
 
     #[test]
     fn codes_are_six_digits_of_either_width() {
-        check(read_code, &[("123456", Some("123456")), ("１２３ ４５６", Some("123456")), ("123-456", Some("123456")), ("12345", None), ("1234567", None), ("12345a", None)]);
+        check(
+            read_code,
+            &[
+                ("123456", Some("123456")),
+                ("１２３ ４５６", Some("123456")),
+                ("123-456", Some("123456")),
+                ("12345", None),
+                ("1234567", None),
+                ("12345a", None),
+            ],
+        );
     }
 
     #[test]
     fn generated_codes_are_six_digits_and_vary() {
         let codes: std::collections::HashSet<String> = (0..50).map(|_| generate_code().unwrap()).collect();
-        assert!(codes.iter().all(|code| code.len() == CODE_DIGITS && code.bytes().all(|byte| byte.is_ascii_digit())), "{codes:?}");
+        assert!(
+            codes.iter().all(|code| code.len() == CODE_DIGITS && code.bytes().all(|byte| byte.is_ascii_digit())),
+            "{codes:?}"
+        );
         assert!(codes.len() > 40, "50 draws from a million gave {} codes", codes.len());
     }
 }

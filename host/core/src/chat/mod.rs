@@ -13,10 +13,10 @@
 
 pub mod application_link;
 pub mod email;
-pub mod webhook;
 pub mod number;
 pub mod push;
 pub mod timing;
+pub mod webhook;
 
 use std::collections::HashSet;
 
@@ -33,7 +33,13 @@ use number::{Parsed, Redeemed};
 use timing::Kind;
 
 /// The categories residents choose from: the manifest's category name and its label.
-pub const CATEGORIES: [(&str, &str); 5] = [("ChildRearing", "子育て"), ("Health", "健康・検診"), ("Vaccination", "予防接種"), ("Allowance", "手当・助成"), ("Living", "暮らし")];
+pub const CATEGORIES: [(&str, &str); 5] = [
+    ("ChildRearing", "子育て"),
+    ("Health", "健康・検診"),
+    ("Vaccination", "予防接種"),
+    ("Allowance", "手当・助成"),
+    ("Living", "暮らし"),
+];
 
 /// What the conversation knows about the server it runs on.
 #[derive(Clone, Debug, Default)]
@@ -72,7 +78,10 @@ pub enum What {
     Unfollow,
     Text(String),
     /// A tapped button: its data, and the date a date picker chose.
-    Postback { data: String, date: Option<String> },
+    Postback {
+        data: String,
+        date: Option<String>,
+    },
     /// A sticker, an image …: answered with the help.
     OtherMessage,
 }
@@ -159,7 +168,8 @@ fn label_of(category: &str) -> &'static str {
 
 /// The action of a postback's data `action=…&key=value`.
 fn postback_action(data: &str, date: Option<&str>) -> Action {
-    let field = |key: &str| data.split('&').find_map(|pair| pair.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')));
+    let field =
+        |key: &str| data.split('&').find_map(|pair| pair.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')));
     let picked = date.and_then(Day::parse_iso);
     match field("action").unwrap_or_default() {
         "help" => Action::Help,
@@ -202,14 +212,22 @@ fn text_action(text: &str) -> Action {
         "申し込み" | "申込" | "申込み" | "利用の申し込み" => return Action::Apply,
         "同意" | "税情報" | "税情報の利用" => return Action::ConsentMenu,
         "同意する" => return Action::Consent(true),
-        "同意しない" | "同意を取り消す" | "同意の取り消し" | "同意取り消し" | "同意撤回" => return Action::Consent(false),
+        "同意しない" | "同意を取り消す" | "同意の取り消し" | "同意取り消し" | "同意撤回" => {
+            return Action::Consent(false);
+        }
         "設定" | "配信設定" | "配信の設定" => return Action::Settings,
-        "停止" | "すべて停止" | "配信停止" | "すべて止める" | "ストップ" => return Action::StopAll,
+        "停止" | "すべて停止" | "配信停止" | "すべて止める" | "ストップ" => {
+            return Action::StopAll;
+        }
         "再開" | "すべて再開" | "配信再開" => return Action::ResumeAll,
         "予定日" | "出産予定日" | "誕生日" | "予定日・誕生日" => return Action::TimingMenu,
         "登録の確認" | "確認" => return Action::ListTiming,
-        "メール" | "メール設定" | "メールの設定" | "メールアドレス" | "メールで受け取る" => return Action::Mail(Mail::Menu),
-        "メールをやめる" | "メール停止" | "メールの停止" | "メール解除" | "メールアドレスの削除" => return Action::Mail(Mail::Off),
+        "メール" | "メール設定" | "メールの設定" | "メールアドレス" | "メールで受け取る" => {
+            return Action::Mail(Mail::Menu);
+        }
+        "メールをやめる" | "メール停止" | "メールの停止" | "メール解除" | "メールアドレスの削除" => {
+            return Action::Mail(Mail::Off);
+        }
         _ => {}
     }
     if let Some(code) = email::read_code(text) {
@@ -218,9 +236,13 @@ fn text_action(text: &str) -> Action {
     if let Some(address) = email::read_address(text) {
         return Action::Mail(Mail::Address(address));
     }
-    for (prefix, kind) in [("出産予定日", Kind::DueDate), ("予定日", Kind::DueDate), ("誕生日", Kind::BirthDate)] {
+    for (prefix, kind) in [("出産予定日", Kind::DueDate), ("予定日", Kind::DueDate), ("誕生日", Kind::BirthDate)]
+    {
         if let Some(rest) = text.strip_prefix(prefix) {
-            return Action::AddTiming(kind, crate::import::values::date(rest.trim_start_matches([':', ':', ' ', '\u{3000}'])));
+            return Action::AddTiming(
+                kind,
+                crate::import::values::date(rest.trim_start_matches([':', ':', ' ', '\u{3000}'])),
+            );
         }
     }
     if crate::import::values::date(text).is_some() {
@@ -261,7 +283,10 @@ fn timing_buttons(today: Day) -> Vec<Button> {
 }
 
 fn consent_buttons() -> Vec<Button> {
-    vec![Button::postback("同意する", "action=consent&value=yes"), Button::postback("同意しない", "action=consent&value=no")]
+    vec![
+        Button::postback("同意する", "action=consent&value=yes"),
+        Button::postback("同意しない", "action=consent&value=no"),
+    ]
 }
 
 const HELP: &str = "ご用件を下のボタンから選んでください。\n\
@@ -274,7 +299,14 @@ const HELP: &str = "ご用件を下のボタンから選んでください。\n\
 /// Applies one event inside the caller's transaction and says what to answer. `now_millis`
 /// and `today` are the clock of the moment it is processed; `mail_available` whether the
 /// worker has a mail server to send codes through.
-pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incoming, now_millis: i64, today: Day, mail_available: bool) -> Result<Answer> {
+pub fn handle(
+    connection: &Connection,
+    settings: &ChatSettings,
+    incoming: &Incoming,
+    now_millis: i64,
+    today: Day,
+    mail_available: bool,
+) -> Result<Answer> {
     let user = incoming.user.as_str();
     if incoming.standby {
         in_standby(connection, user, &incoming.what)?;
@@ -289,8 +321,11 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
     };
     let now = now_text();
     record_following(connection, user, action != Action::Leave, &now)?;
-    let linked: Option<(String, Option<String>)> =
-        connection.query_row("SELECT resident_id, tax_consent_at FROM registrations WHERE line_user_id = ?1", [user], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
+    let linked: Option<(String, Option<String>)> = connection
+        .query_row("SELECT resident_id, tax_consent_at FROM registrations WHERE line_user_id = ?1", [user], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
     match action {
         Action::Greet => {
             let returning = reactivate(connection, user)?;
@@ -310,7 +345,10 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
         Action::Unknown => reply(&format!("すみません、よくわかりませんでした。\n{HELP}"), menu()),
         Action::Apply => match (&settings.public_url, &linked) {
             (_, Some(_)) => reply("すでに登録が済んでいます。", menu()),
-            (None, None) => reply("利用の申し込みは、お住まいの区の窓口で受け付けています。市で確認のうえ、登録番号をはがきでお送りします。", menu()),
+            (None, None) => reply(
+                "利用の申し込みは、お住まいの区の窓口で受け付けています。市で確認のうえ、登録番号をはがきでお送りします。",
+                menu(),
+            ),
             (Some(public_url), None) => {
                 let token = application_link::create(connection, user)?;
                 reply(
@@ -322,27 +360,47 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
                 )
             }
         },
-        Action::AskNumber => reply("はがきに書かれた登録番号(11文字、例: ABCD-EFGH-JKL)を、このトークに送ってください。", Vec::new()),
-        Action::Typo(what) => reply(&format!("{what}。はがきの番号をもう一度ご確認ください(まちがいの回数には数えません)。"), Vec::new()),
+        Action::AskNumber => {
+            reply("はがきに書かれた登録番号(11文字、例: ABCD-EFGH-JKL)を、このトークに送ってください。", Vec::new())
+        }
+        Action::Typo(what) => {
+            reply(&format!("{what}。はがきの番号をもう一度ご確認ください(まちがいの回数には数えません)。"), Vec::new())
+        }
         Action::Number(typed) => match number::redeem(connection, user, &typed, now_millis)? {
             Redeemed::Linked { .. } => reply(
                 "登録が完了しました。これから、あなたに合ったお知らせをお届けします。\n\n所得に応じた手当などをご案内するため、市が持つ税の情報(課税の状況と所得)を使ってもよいですか。同意はいつでも取り消せます。",
                 consent_buttons(),
             ),
             Redeemed::AlreadyLinked => reply("この登録番号では、すでに登録が済んでいます。", menu()),
-            Redeemed::LinkedToAnother => reply("このLINEアカウントは、すでに別の方の登録に使われています。お手数ですが、市の窓口にお問い合わせください。", Vec::new()),
-            Redeemed::Expired => reply("この登録番号は有効期限が切れています。お手数ですが、市に再発行をお申し込みください。", Vec::new()),
-            Redeemed::Wrong { left } if left > 0 => {
-                reply(&format!("登録番号が見つかりませんでした。はがきの番号をご確認ください(あと{left}回まちがえると、1時間お試しいただけなくなります)。"), Vec::new())
-            }
-            Redeemed::Wrong { .. } | Redeemed::Limited => {
-                reply("まちがった番号が続いたため、いまは登録番号を受け付けていません。1時間ほどたってから、もう一度お送りください。", Vec::new())
-            }
+            Redeemed::LinkedToAnother => reply(
+                "このLINEアカウントは、すでに別の方の登録に使われています。お手数ですが、市の窓口にお問い合わせください。",
+                Vec::new(),
+            ),
+            Redeemed::Expired => reply(
+                "この登録番号は有効期限が切れています。お手数ですが、市に再発行をお申し込みください。",
+                Vec::new(),
+            ),
+            Redeemed::Wrong { left } if left > 0 => reply(
+                &format!(
+                    "登録番号が見つかりませんでした。はがきの番号をご確認ください(あと{left}回まちがえると、1時間お試しいただけなくなります)。"
+                ),
+                Vec::new(),
+            ),
+            Redeemed::Wrong { .. } | Redeemed::Limited => reply(
+                "まちがった番号が続いたため、いまは登録番号を受け付けていません。1時間ほどたってから、もう一度お送りください。",
+                Vec::new(),
+            ),
         },
         Action::ConsentMenu => match linked {
             None => reply("税情報の利用への同意は、はがきの登録番号で登録した方が選べます。", menu()),
-            Some((_, Some(_))) => reply("いまは税情報の利用に同意いただいています。取り消しますか。", vec![Button::postback("同意を取り消す", "action=consent&value=no")]),
-            Some((_, None)) => reply("いまは税情報を使っていません。所得に応じた手当などをご案内するため、市が持つ税の情報を使ってもよいですか。", consent_buttons()),
+            Some((_, Some(_))) => reply(
+                "いまは税情報の利用に同意いただいています。取り消しますか。",
+                vec![Button::postback("同意を取り消す", "action=consent&value=no")],
+            ),
+            Some((_, None)) => reply(
+                "いまは税情報を使っていません。所得に応じた手当などをご案内するため、市が持つ税の情報を使ってもよいですか。",
+                consent_buttons(),
+            ),
         },
         Action::Consent(give) => {
             let Some((resident_id, consent)) = linked else {
@@ -350,27 +408,48 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
             };
             if give {
                 if consent.is_none() {
-                    connection.execute("UPDATE registrations SET tax_consent_at = ?2 WHERE resident_id = ?1", (&resident_id, &now))?;
+                    connection.execute(
+                        "UPDATE registrations SET tax_consent_at = ?2 WHERE resident_id = ?1",
+                        (&resident_id, &now),
+                    )?;
                     audit(connection, "line", "give-tax-consent", &resident_id, "")?;
                 }
-                return reply("同意ありがとうございます。所得に応じた制度もご案内します。取り消すときは「同意を取り消す」と送ってください。", menu());
+                return reply(
+                    "同意ありがとうございます。所得に応じた制度もご案内します。取り消すときは「同意を取り消す」と送ってください。",
+                    menu(),
+                );
             }
             if consent.is_some() {
                 withdraw_consent(connection, &resident_id)?;
-                return reply("税情報の利用への同意を取り消しました。所得に応じた制度のお知らせは、今後お送りしません。", menu());
+                return reply(
+                    "税情報の利用への同意を取り消しました。所得に応じた制度のお知らせは、今後お送りしません。",
+                    menu(),
+                );
             }
-            reply("わかりました。税情報は使いません。ほかのお知らせはお届けします。あとから同意するときは「同意」と送ってください。", menu())
+            reply(
+                "わかりました。税情報は使いません。ほかのお知らせはお届けします。あとから同意するときは「同意」と送ってください。",
+                menu(),
+            )
         }
         Action::Settings => reply(&settings_text(connection, user)?, settings_buttons(connection, user)?),
         Action::Mute(category, mute) => {
             set_muted(connection, user, &[category], mute, &now)?;
             let done = if mute { "止めました" } else { "再開しました" };
-            reply(&format!("「{}」のお知らせを{done}。\n\n{}", label_of(category), settings_text(connection, user)?), settings_buttons(connection, user)?)
+            reply(
+                &format!("「{}」のお知らせを{done}。\n\n{}", label_of(category), settings_text(connection, user)?),
+                settings_buttons(connection, user)?,
+            )
         }
         Action::StopAll => {
             let all: Vec<&str> = CATEGORIES.iter().map(|(name, _)| *name).collect();
             set_muted(connection, user, &all, true, &now)?;
-            reply("すべてのお知らせを止めました。再開するときは「再開」と送るか、下のボタンを押してください。", vec![Button::postback("すべて再開", "action=resume-all"), Button::postback("配信の設定", "action=settings")])
+            reply(
+                "すべてのお知らせを止めました。再開するときは「再開」と送るか、下のボタンを押してください。",
+                vec![
+                    Button::postback("すべて再開", "action=resume-all"),
+                    Button::postback("配信の設定", "action=settings"),
+                ],
+            )
         }
         Action::ResumeAll => {
             let all: Vec<&str> = CATEGORIES.iter().map(|(name, _)| *name).collect();
@@ -381,11 +460,20 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
             "出産予定日やお子さんの誕生日を登録すると、健診や予防接種などを時期に合わせてお知らせします。下のボタンで日付を選ぶか、「予定日 2027-03-01」「誕生日 2026-08-22」のように送ってください。",
             timing_buttons(today),
         ),
-        Action::AddTiming(kind, None) => reply(&format!("{}の日付が読み取れませんでした。「予定日 2027-03-01」「誕生日 2026-08-22」のように送ってください。", kind.label()), timing_buttons(today)),
+        Action::AddTiming(kind, None) => reply(
+            &format!(
+                "{}の日付が読み取れませんでした。「予定日 2027-03-01」「誕生日 2026-08-22」のように送ってください。",
+                kind.label()
+            ),
+            timing_buttons(today),
+        ),
         Action::AddTiming(kind, Some(day)) => match timing::add(connection, user, kind, day, today)? {
             Ok(_) => reply(
                 &format!("{}を登録しました。時期が来たらお知らせします。", kind.label()),
-                vec![Button::postback("登録の確認", "action=timing-list"), Button::postback("配信の設定", "action=settings")],
+                vec![
+                    Button::postback("登録の確認", "action=timing-list"),
+                    Button::postback("配信の設定", "action=settings"),
+                ],
             ),
             Err(refusal) => reply(refusal, timing_buttons(today)),
         },
@@ -398,19 +486,34 @@ pub fn handle(connection: &Connection, settings: &ChatSettings, incoming: &Incom
             let mut buttons = Vec::new();
             for (position, entry) in entries.iter().enumerate() {
                 text.push_str(&format!("\n{}. {}", position + 1, entry.kind.label()));
-                buttons.push(Button::postback(format!("{}を削除", position + 1), format!("action=timing-delete&id={}", entry.id)));
+                buttons.push(Button::postback(
+                    format!("{}を削除", position + 1),
+                    format!("action=timing-delete&id={}", entry.id),
+                ));
             }
             buttons.extend(timing_buttons(today).into_iter().take(2));
             reply(&text, buttons)
         }
         Action::DeleteTiming(id) => match timing::delete(connection, user, id)? {
-            true => reply("削除しました。この日付のお知らせは、今後お送りしません。", vec![Button::postback("登録の確認", "action=timing-list")]),
-            false => reply("その登録は見つかりませんでした。すでに削除されているかもしれません。", vec![Button::postback("登録の確認", "action=timing-list")]),
+            true => reply(
+                "削除しました。この日付のお知らせは、今後お送りしません。",
+                vec![Button::postback("登録の確認", "action=timing-list")],
+            ),
+            false => reply(
+                "その登録は見つかりませんでした。すでに削除されているかもしれません。",
+                vec![Button::postback("登録の確認", "action=timing-list")],
+            ),
         },
-        Action::BareDate => reply("日付は「予定日 2027-03-01」「誕生日 2026-08-22」のように送ってください。", timing_buttons(today)),
+        Action::BareDate => {
+            reply("日付は「予定日 2027-03-01」「誕生日 2026-08-22」のように送ってください。", timing_buttons(today))
+        }
         Action::Mail(asked) => {
             let Some((resident_id, _)) = linked.filter(|_| mail_available) else {
-                let why = if mail_available { MAIL_NEEDS_LINK } else { "この市では、メールでのお知らせは行っていません。お知らせはLINEでお届けします。" };
+                let why = if mail_available {
+                    MAIL_NEEDS_LINK
+                } else {
+                    "この市では、メールでのお知らせは行っていません。お知らせはLINEでお届けします。"
+                };
                 return reply(why, menu());
             };
             mail(connection, user, &resident_id, asked, now_millis)
@@ -425,32 +528,72 @@ const ASK_ADDRESS: &str = "メールアドレスを、このトークに送っ�
 /// code (the address is stored), the choice of channels, and removing the address.
 fn mail(connection: &Connection, user: &str, resident_id: &str, asked: Mail, now_millis: i64) -> Result<Answer> {
     let current = |connection: &Connection| -> Result<String> {
-        let channels: String = connection.query_row("SELECT channels FROM registrations WHERE resident_id = ?1", [resident_id], |row| row.get(0))?;
+        let channels: String = connection.query_row(
+            "SELECT channels FROM registrations WHERE resident_id = ?1",
+            [resident_id],
+            |row| row.get(0),
+        )?;
         Ok(format!("いまの受け取り方: {}", email::channels_label(&channels)))
     };
     match asked {
         Mail::Menu => match email::address_of(connection, resident_id)? {
-            None => reply(&format!("お知らせをメールでも受け取れます。{ASK_ADDRESS}"), vec![Button::postback("配信の設定", "action=settings")]),
-            Some(_) => reply(&format!("メールアドレスを登録しています。\n{}\n変えるときは下のボタンを押してください。", current(connection)?), mail_buttons()),
+            None => reply(
+                &format!("お知らせをメールでも受け取れます。{ASK_ADDRESS}"),
+                vec![Button::postback("配信の設定", "action=settings")],
+            ),
+            Some(_) => reply(
+                &format!(
+                    "メールアドレスを登録しています。\n{}\n変えるときは下のボタンを押してください。",
+                    current(connection)?
+                ),
+                mail_buttons(),
+            ),
         },
-        Mail::Change => reply(&format!("新しい{ASK_ADDRESS}確認できるまでは、いまのアドレスにお送りします。"), Vec::new()),
+        Mail::Change => {
+            reply(&format!("新しい{ASK_ADDRESS}確認できるまでは、いまのアドレスにお送りします。"), Vec::new())
+        }
         Mail::Address(address) => match email::start(connection, user, &address, now_millis)? {
             email::Started::Send(mail) => Ok(Answer::SendCode(mail)),
-            email::Started::Limited => reply(&format!("確認コードのお送りは、1時間に{}回までです。しばらくたってから、もう一度お試しください。", email::CODES_PER_HOUR), Vec::new()),
+            email::Started::Limited => reply(
+                &format!(
+                    "確認コードのお送りは、1時間に{}回までです。しばらくたってから、もう一度お試しください。",
+                    email::CODES_PER_HOUR
+                ),
+                Vec::new(),
+            ),
         },
         Mail::Code(code) => match email::confirm(connection, user, resident_id, &code, now_millis)? {
             email::Confirmed::Stored { channels } => reply(
-                &format!("メールアドレスを確認しました。\nいまの受け取り方: {}\n変えるときは下のボタンを押してください。", email::channels_label(&channels)),
+                &format!(
+                    "メールアドレスを確認しました。\nいまの受け取り方: {}\n変えるときは下のボタンを押してください。",
+                    email::channels_label(&channels)
+                ),
                 mail_buttons(),
             ),
-            email::Confirmed::NoCode => reply(&format!("いま確認を待っているコードはありません。メールで受け取るときは、まず{ASK_ADDRESS}"), Vec::new()),
-            email::Confirmed::Expired => reply("確認コードの有効期限(30分)が切れています。お手数ですが、もう一度メールアドレスを送ってください。", Vec::new()),
-            email::Confirmed::Wrong { left } => reply(&format!("確認コードがちがいます。メールの6桁の数字をご確認ください(あと{left}回まちがえると、このコードは使えなくなります)。"), Vec::new()),
-            email::Confirmed::UsedUp => reply("確認コードのまちがいが続いたため、このコードは使えなくなりました。もう一度メールアドレスを送ってください。", Vec::new()),
+            email::Confirmed::NoCode => reply(
+                &format!("いま確認を待っているコードはありません。メールで受け取るときは、まず{ASK_ADDRESS}"),
+                Vec::new(),
+            ),
+            email::Confirmed::Expired => reply(
+                "確認コードの有効期限(30分)が切れています。お手数ですが、もう一度メールアドレスを送ってください。",
+                Vec::new(),
+            ),
+            email::Confirmed::Wrong { left } => reply(
+                &format!(
+                    "確認コードがちがいます。メールの6桁の数字をご確認ください(あと{left}回まちがえると、このコードは使えなくなります)。"
+                ),
+                Vec::new(),
+            ),
+            email::Confirmed::UsedUp => reply(
+                "確認コードのまちがいが続いたため、このコードは使えなくなりました。もう一度メールアドレスを送ってください。",
+                Vec::new(),
+            ),
         },
         Mail::Channels(channels) => match email::set_channels(connection, resident_id, channels)? {
             true => reply(&format!("受け取り方を「{}」にしました。", email::channels_label(channels)), mail_buttons()),
-            false => reply(&format!("メールで受け取るには、先にメールアドレスの確認が必要です。{ASK_ADDRESS}"), Vec::new()),
+            false => {
+                reply(&format!("メールで受け取るには、先にメールアドレスの確認が必要です。{ASK_ADDRESS}"), Vec::new())
+            }
         },
         Mail::Off => match email::remove(connection, user, resident_id)? {
             true => reply("メールアドレスを削除しました。お知らせは、これからはLINEでお届けします。", menu()),
@@ -520,10 +663,17 @@ fn unfollow(connection: &Connection, user: &str) -> Result<()> {
 /// no longer sees the tax data, so it plans them no more).
 fn withdraw_consent(connection: &Connection, resident_id: &str) -> Result<()> {
     connection.execute("UPDATE registrations SET tax_consent_at = NULL WHERE resident_id = ?1", [resident_id])?;
-    let tax_programs: Vec<String> =
-        crate::registry::active_versions(connection)?.into_iter().filter(|version| version.manifest.fields.iter().any(|field| field == "Tax")).map(|version| version.program).collect();
+    let tax_programs: Vec<String> = crate::registry::active_versions(connection)?
+        .into_iter()
+        .filter(|version| version.manifest.fields.iter().any(|field| field == "Tax"))
+        .map(|version| version.program)
+        .collect();
     for program in &tax_programs {
-        cancel_undelivered(connection, Undelivered::About { resident_id, program: Some(program) }, "tax consent withdrawn")?;
+        cancel_undelivered(
+            connection,
+            Undelivered::About { resident_id, program: Some(program) },
+            "tax consent withdrawn",
+        )?;
         connection.execute(
             "DELETE FROM notices WHERE program = ?1 AND resident_id = ?2 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id)",
             (program, resident_id),
@@ -542,9 +692,13 @@ fn muted(connection: &Connection, user: &str) -> Result<HashSet<String>> {
 fn set_muted(connection: &Connection, user: &str, categories: &[&str], mute: bool, now: &str) -> Result<()> {
     for category in categories {
         if mute {
-            connection.execute("INSERT OR IGNORE INTO muted_categories (line_user_id, category, muted_at) VALUES (?1, ?2, ?3)", (user, category, now))?;
+            connection.execute(
+                "INSERT OR IGNORE INTO muted_categories (line_user_id, category, muted_at) VALUES (?1, ?2, ?3)",
+                (user, category, now),
+            )?;
         } else {
-            connection.execute("DELETE FROM muted_categories WHERE line_user_id = ?1 AND category = ?2", (user, category))?;
+            connection
+                .execute("DELETE FROM muted_categories WHERE line_user_id = ?1 AND category = ?2", (user, category))?;
         }
     }
     Ok(())
@@ -573,5 +727,3 @@ fn settings_buttons(connection: &Connection, user: &str) -> Result<Vec<Button>> 
     buttons.push(Button::postback("メールの設定", "action=mail"));
     Ok(buttons)
 }
-
-

@@ -64,7 +64,8 @@ fn check_symbol(values: &[u32]) -> u8 {
 /// A new number from the operating system's generator, normalized (no hyphens).
 pub fn generate() -> Result<String> {
     let mut bytes = [0u8; RANDOM_CHARACTERS];
-    getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("the operating system's random generator failed: {error}"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|error| anyhow::anyhow!("the operating system's random generator failed: {error}"))?;
     // 256 is a multiple of 32, so the low five bits of a byte are uniform.
     let values: Vec<u32> = bytes.iter().map(|byte| u32::from(byte & 31)).collect();
     let mut number: String = values.iter().map(|value| ALPHABET[*value as usize] as char).collect();
@@ -96,7 +97,9 @@ pub fn parse(text: &str) -> Parsed {
     }
     // A word is not a number: an attempt has the right length, or digits or hyphens in
     // it, and nothing but letters and digits.
-    let attempt = normalized.len() == NUMBER_CHARACTERS || ((6..=16).contains(&normalized.len()) && (hyphenated || normalized.bytes().any(|byte| byte.is_ascii_digit())));
+    let attempt = normalized.len() == NUMBER_CHARACTERS
+        || ((6..=16).contains(&normalized.len())
+            && (hyphenated || normalized.bytes().any(|byte| byte.is_ascii_digit())));
     if !attempt || !normalized.bytes().all(|byte| byte.is_ascii_alphanumeric()) {
         return Parsed::NotANumber;
     }
@@ -130,9 +133,14 @@ pub fn issue(connection: &mut Connection, resident_id: &str, valid_days: u32, ac
 /// `issue` inside the caller's transaction.
 pub fn issue_within(connection: &Connection, resident_id: &str, valid_days: u32, actor: &str) -> Result<String> {
     anyhow::ensure!((1..=366).contains(&valid_days), "validity of {valid_days} days is not within 1–366");
-    let snapshot_id = crate::snapshot::active(connection)?.context("no active snapshot: import resident records first")?;
+    let snapshot_id =
+        crate::snapshot::active(connection)?.context("no active snapshot: import resident records first")?;
     let (name, address): (String, String) = connection
-        .query_row("SELECT name, address FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2", (snapshot_id, resident_id), |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row(
+            "SELECT name, address FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2",
+            (snapshot_id, resident_id),
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
         .optional()?
         .with_context(|| format!("resident {resident_id:?} is not in the active snapshot"))?;
     let number = generate()?;
@@ -191,7 +199,15 @@ pub fn redeem(connection: &Connection, line_user_id: &str, number: &str, now_mil
         .query_row(
             "SELECT id, resident_id, used_by, revoked_at, expires_at FROM registration_numbers WHERE number_hash = ?1",
             [hash(number)],
-            |row| Ok(Issued { id: row.get(0)?, resident_id: row.get(1)?, used_by: row.get(2)?, revoked: row.get::<_, Option<String>>(3)?.is_some(), expires_at: row.get(4)? }),
+            |row| {
+                Ok(Issued {
+                    id: row.get(0)?,
+                    resident_id: row.get(1)?,
+                    used_by: row.get(2)?,
+                    revoked: row.get::<_, Option<String>>(3)?.is_some(),
+                    expires_at: row.get(4)?,
+                })
+            },
         )
         .optional()?;
     let (id, resident_id) = match found {
@@ -205,17 +221,31 @@ pub fn redeem(connection: &Connection, line_user_id: &str, number: &str, now_mil
         // Unknown, used by someone else, or revoked: all count as a wrong number. Guesses
         // older than the window no longer matter and are forgotten.
         _ => {
-            connection.execute("DELETE FROM registration_guesses WHERE at_millis <= ?1", [now_millis - GUESS_WINDOW_MILLIS])?;
-            connection.execute("INSERT INTO registration_guesses (line_user_id, at_millis) VALUES (?1, ?2)", (line_user_id, now_millis))?;
+            connection.execute(
+                "DELETE FROM registration_guesses WHERE at_millis <= ?1",
+                [now_millis - GUESS_WINDOW_MILLIS],
+            )?;
+            connection.execute(
+                "INSERT INTO registration_guesses (line_user_id, at_millis) VALUES (?1, ?2)",
+                (line_user_id, now_millis),
+            )?;
             return Ok(Redeemed::Wrong { left: GUESS_LIMIT - guesses - 1 });
         }
     };
-    let other: Option<String> =
-        connection.query_row("SELECT resident_id FROM registrations WHERE line_user_id = ?1 AND resident_id <> ?2", (line_user_id, &resident_id), |row| row.get(0)).optional()?;
+    let other: Option<String> = connection
+        .query_row(
+            "SELECT resident_id FROM registrations WHERE line_user_id = ?1 AND resident_id <> ?2",
+            (line_user_id, &resident_id),
+            |row| row.get(0),
+        )
+        .optional()?;
     if other.is_some() {
         return Ok(Redeemed::LinkedToAnother);
     }
-    connection.execute("UPDATE registration_numbers SET used_at = ?2, used_by = ?3 WHERE id = ?1", (id, &now, line_user_id))?;
+    connection.execute(
+        "UPDATE registration_numbers SET used_at = ?2, used_by = ?3 WHERE id = ?1",
+        (id, &now, line_user_id),
+    )?;
     connection.execute(
         "INSERT INTO registrations (resident_id, line_user_id, registered_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (resident_id) DO UPDATE SET line_user_id = excluded.line_user_id, active = 1",
@@ -247,7 +277,10 @@ mod tests {
         let values: Vec<u32> = number.bytes().map(|byte| value_of(byte).unwrap()).collect();
         let whole = format!("{number}{}", check_symbol(&values) as char);
         let printed = display(&whole);
-        let full_width: String = printed.chars().map(|character| if character == '-' { 'ー' } else { char::from_u32(character as u32 + 0xFEE0).unwrap() }).collect();
+        let full_width: String = printed
+            .chars()
+            .map(|character| if character == '-' { 'ー' } else { char::from_u32(character as u32 + 0xFEE0).unwrap() })
+            .collect();
         let mut swapped = whole.clone().into_bytes();
         swapped.swap(3, 4);
         let mut changed = whole.clone().into_bytes();
@@ -289,7 +322,11 @@ mod tests {
                     continue;
                 }
                 typo[position] = *symbol;
-                assert!(matches!(parse(&String::from_utf8(typo.clone()).unwrap()), Parsed::Typo(_)), "{}", String::from_utf8(typo).unwrap());
+                assert!(
+                    matches!(parse(&String::from_utf8(typo.clone()).unwrap()), Parsed::Typo(_)),
+                    "{}",
+                    String::from_utf8(typo).unwrap()
+                );
             }
         }
     }

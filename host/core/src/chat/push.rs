@@ -15,8 +15,8 @@ use rusqlite::{Connection, OptionalExtension};
 use super::ChatSettings;
 use crate::channel::line::LineClient;
 use crate::database::Database;
-use crate::time::now_text;
 use crate::retry::{Next, RetryPolicy};
+use crate::time::now_text;
 
 /// A push whose first attempt is older than this is not sent again: LINE keeps retry keys
 /// for 24 hours, so a resend could arrive twice.
@@ -98,31 +98,49 @@ fn next_due(connection: &mut Connection, now_millis: i64) -> Result<Option<Due>>
         };
         let failure = match (following, first_attempt) {
             (Some(0), _) => Some("unfollowed"),
-            (_, Some(first)) if now_millis - first > RETRY_KEY_MILLIS => Some("first tried more than 23 h ago; LINE may have forgotten its retry key"),
+            (_, Some(first)) if now_millis - first > RETRY_KEY_MILLIS => {
+                Some("first tried more than 23 h ago; LINE may have forgotten its retry key")
+            }
             _ => None,
         };
         if let Some(reason) = failure {
-            transaction.execute("UPDATE chat_pushes SET state = 'failed', last_error = ?2, next_attempt_millis = NULL WHERE id = ?1", (id, reason))?;
+            transaction.execute(
+                "UPDATE chat_pushes SET state = 'failed', last_error = ?2, next_attempt_millis = NULL WHERE id = ?1",
+                (id, reason),
+            )?;
             continue;
         }
         transaction.execute("UPDATE chat_pushes SET attempts = attempts + 1, first_attempt_millis = coalesce(first_attempt_millis, ?2) WHERE id = ?1", (id, now_millis))?;
         transaction.commit()?;
-        let kind = if kind == Kind::ApplicationApproved.as_str() { Kind::ApplicationApproved } else { Kind::ApplicationRejected };
+        let kind = if kind == Kind::ApplicationApproved.as_str() {
+            Kind::ApplicationApproved
+        } else {
+            Kind::ApplicationRejected
+        };
         return Ok(Some(Due { id, user, kind, retry_key, attempts: attempts + 1 }));
     }
 }
 
 /// Sends every push that is due, one at a time; returns how long until the next retry
 /// falls due, if one waits.
-pub async fn send_due(database: &Database, line: &LineClient, settings: &ChatSettings, policy: &RetryPolicy) -> Result<Option<Duration>> {
+pub async fn send_due(
+    database: &Database,
+    line: &LineClient,
+    settings: &ChatSettings,
+    policy: &RetryPolicy,
+) -> Result<Option<Duration>> {
     loop {
         let Some(due) = database.write(|connection| next_due(connection, now_millis())).await? else {
             break;
         };
-        let outcome = line.send(std::slice::from_ref(&due.user), &due.kind.text(settings), &due.retry_key, AGGREGATION_UNIT).await;
+        let outcome = line
+            .send(std::slice::from_ref(&due.user), &due.kind.text(settings), &due.retry_key, AGGREGATION_UNIT)
+            .await;
         let next = policy.next(&outcome, due.attempts, rand::random::<f64>());
         let error = match &outcome {
-            crate::channel::SendOutcome::Retryable(error) | crate::channel::SendOutcome::Permanent(error) => error.clone(),
+            crate::channel::SendOutcome::Retryable(error) | crate::channel::SendOutcome::Permanent(error) => {
+                error.clone()
+            }
             _ => String::new(),
         };
         if !error.is_empty() {
@@ -142,6 +160,14 @@ pub async fn send_due(database: &Database, line: &LineClient, settings: &ChatSet
             })
             .await?;
     }
-    let next: Option<i64> = database.write(|connection| Ok(connection.query_row("SELECT min(next_attempt_millis) FROM chat_pushes WHERE state = 'queued'", [], |row| row.get(0))?)).await?;
+    let next: Option<i64> = database
+        .write(|connection| {
+            Ok(connection.query_row(
+                "SELECT min(next_attempt_millis) FROM chat_pushes WHERE state = 'queued'",
+                [],
+                |row| row.get(0),
+            )?)
+        })
+        .await?;
     Ok(next.map(|at| Duration::from_millis((at - now_millis()).max(0) as u64)))
 }

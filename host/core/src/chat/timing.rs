@@ -14,10 +14,10 @@ use anyhow::Result;
 use oshirase_sdk::{Day, Field, Population, Relationship};
 use rusqlite::Connection;
 
-use crate::outbox::{Undelivered, cancel_undelivered};
-use crate::time::now_text;
 use crate::import::PREGNANCY_CODE;
+use crate::outbox::{Undelivered, cancel_undelivered};
 use crate::snapshot::ResidentIds;
+use crate::time::now_text;
 
 /// The prefix of the resident id of a self-registered person.
 pub const SELF_PREFIX: &str = "self:";
@@ -69,7 +69,13 @@ pub type Refusal = &'static str;
 
 /// Stores an entry for `line_user_id`; refuses a day outside the kind's range or more than
 /// ten entries.
-pub fn add(connection: &Connection, line_user_id: &str, kind: Kind, day: Day, today: Day) -> Result<Result<i64, Refusal>> {
+pub fn add(
+    connection: &Connection,
+    line_user_id: &str,
+    kind: Kind,
+    day: Day,
+    today: Day,
+) -> Result<Result<i64, Refusal>> {
     let (first, last) = kind.range(today);
     if day < first || day > last {
         return Ok(Err(match kind {
@@ -77,7 +83,11 @@ pub fn add(connection: &Connection, line_user_id: &str, kind: Kind, day: Day, to
             Kind::BirthDate => "誕生日は、今日までの18年以内の日付を送ってください",
         }));
     }
-    let count: i64 = connection.query_row("SELECT count(*) FROM self_registrations WHERE line_user_id = ?1", [line_user_id], |row| row.get(0))?;
+    let count: i64 = connection.query_row(
+        "SELECT count(*) FROM self_registrations WHERE line_user_id = ?1",
+        [line_user_id],
+        |row| row.get(0),
+    )?;
     if count >= MAX_ENTRIES {
         return Ok(Err("登録できるのは10件までです。「登録の確認」から不要なものを削除してください"));
     }
@@ -90,11 +100,16 @@ pub fn add(connection: &Connection, line_user_id: &str, kind: Kind, day: Day, to
 
 /// The user's entries, oldest first.
 pub fn list(connection: &Connection, line_user_id: &str) -> Result<Vec<Entry>> {
-    let mut statement = connection.prepare_cached("SELECT id, kind, day FROM self_registrations WHERE line_user_id = ?1 ORDER BY id")?;
+    let mut statement = connection
+        .prepare_cached("SELECT id, kind, day FROM self_registrations WHERE line_user_id = ?1 ORDER BY id")?;
     let entries = statement
         .query_map([line_user_id], |row| {
             let kind: String = row.get(1)?;
-            Ok(Entry { id: row.get(0)?, kind: if kind == "due-date" { Kind::DueDate } else { Kind::BirthDate }, day: Day(row.get(2)?) })
+            Ok(Entry {
+                id: row.get(0)?,
+                kind: if kind == "due-date" { Kind::DueDate } else { Kind::BirthDate },
+                day: Day(row.get(2)?),
+            })
         })?
         .collect::<Result<_, _>>()?;
     Ok(entries)
@@ -103,12 +118,17 @@ pub fn list(connection: &Connection, line_user_id: &str) -> Result<Vec<Entry>> {
 /// Deletes one of the user's entries and cancels its deliveries not yet sent; returns
 /// whether there was such an entry.
 pub fn delete(connection: &Connection, line_user_id: &str, id: i64) -> Result<bool> {
-    let deleted = connection.execute("DELETE FROM self_registrations WHERE id = ?1 AND line_user_id = ?2", (id, line_user_id))?;
+    let deleted =
+        connection.execute("DELETE FROM self_registrations WHERE id = ?1 AND line_user_id = ?2", (id, line_user_id))?;
     if deleted == 0 {
         return Ok(false);
     }
     let resident_id = format!("{SELF_PREFIX}{id}");
-    cancel_undelivered(connection, Undelivered::About { resident_id: &resident_id, program: None }, "deleted by the user")?;
+    cancel_undelivered(
+        connection,
+        Undelivered::About { resident_id: &resident_id, program: None },
+        "deleted by the user",
+    )?;
     Ok(true)
 }
 
@@ -117,14 +137,20 @@ pub fn delete(connection: &Connection, line_user_id: &str, id: i64) -> Result<bo
 /// per due date only when `fields` asks for pregnancies. Fills only the declared columns.
 /// Birth dates come before due dates, so that the rows a program without pregnancies sees
 /// are the first rows of a population read for every program (`LoadedPopulation::rows_for`).
-pub fn append_to_population(connection: &Connection, fields: &[Field], resident_ids: &mut ResidentIds, population: &mut Population) -> Result<()> {
+pub fn append_to_population(
+    connection: &Connection,
+    fields: &[Field],
+    resident_ids: &mut ResidentIds,
+    population: &mut Population,
+) -> Result<()> {
     let wants = |field| fields.contains(&field);
     let mut statement = connection.prepare_cached(
         "SELECT s.id, s.kind, s.day, s.registered_on, s.line_user_id FROM self_registrations s
          JOIN line_users u ON u.line_user_id = s.line_user_id AND u.following = 1 ORDER BY s.kind = 'due-date', s.line_user_id, s.id",
     )?;
-    let rows: Vec<(i64, String, i32, i32, String)> =
-        statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?.collect::<Result<_, _>>()?;
+    let rows: Vec<(i64, String, i32, i32, String)> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?
+        .collect::<Result<_, _>>()?;
     if rows.is_empty() {
         return Ok(());
     }
@@ -145,7 +171,11 @@ pub fn append_to_population(connection: &Connection, fields: &[Field], resident_
         let household = *households.entry(line_user_id).or_insert(next);
         // A pregnancy's person has no age of their own: a birth day 30 years before the due
         // date only fills the column; the programs that see them read the pregnancy.
-        let (birth_day, relationship) = if due { (Day(day).add_months_clamped(-360).0, Relationship::Head.code()) } else { (day, Relationship::Child.code()) };
+        let (birth_day, relationship) = if due {
+            (Day(day).add_months_clamped(-360).0, Relationship::Head.code())
+        } else {
+            (day, Relationship::Child.code())
+        };
         if wants(Field::BirthDay) {
             population.birth_day.push(birth_day);
         }

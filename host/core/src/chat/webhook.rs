@@ -19,8 +19,8 @@ use crate::channel::mail::MailClient;
 use crate::channel::{Channels, SendOutcome};
 use crate::chat::email::CodeMail;
 use crate::chat::{Answer, ChatSettings};
-use crate::retry::{Next, RetryPolicy};
 use crate::database::Database;
+use crate::retry::{Next, RetryPolicy};
 use crate::time::{now_text, text_in_days};
 
 /// The webhook's configuration: the channel secret, and how to wake its worker.
@@ -34,7 +34,11 @@ pub struct Webhook {
 impl Webhook {
     pub fn new(channel_secret: &str, settings: ChatSettings) -> Result<Webhook> {
         anyhow::ensure!(!channel_secret.trim().is_empty(), "the LINE channel secret is empty");
-        Ok(Webhook { secret: channel_secret.trim().as_bytes().into(), wake: Arc::new(tokio::sync::Notify::new()), settings: Arc::new(settings) })
+        Ok(Webhook {
+            secret: channel_secret.trim().as_bytes().into(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            settings: Arc::new(settings),
+        })
     }
 
     /// Whether `header` is the signature of `body`; the comparison takes the same time
@@ -46,7 +50,12 @@ impl Webhook {
     /// The webhook of `serve` and the demo: checked with `channel_secret`, its events
     /// processed by a worker that replies through `channels.line` and e-mails confirmation
     /// codes through `channels.mail` (without one, the chat says e-mail is not offered).
-    pub fn with_worker(channel_secret: &str, settings: ChatSettings, database: Database, channels: Channels) -> Result<Webhook> {
+    pub fn with_worker(
+        channel_secret: &str,
+        settings: ChatSettings,
+        database: Database,
+        channels: Channels,
+    ) -> Result<Webhook> {
         let webhook = Webhook::new(channel_secret, settings)?;
         webhook.start_worker(database, channels);
         Ok(webhook)
@@ -62,13 +71,16 @@ impl Webhook {
                 if let Err(error) = process_pending(&database, &channels, &settings).await {
                     tracing::warn!(error = %format!("{error:#}"), "webhook events could not be processed");
                 }
-                let retry = match crate::chat::push::send_due(&database, &channels.line, &settings, &RetryPolicy::default()).await {
-                    Ok(retry) => retry,
-                    Err(error) => {
-                        tracing::warn!(error = %format!("{error:#}"), "chat pushes could not be sent");
-                        Some(PUSH_FAILURE_PAUSE)
-                    }
-                };
+                let retry =
+                    match crate::chat::push::send_due(&database, &channels.line, &settings, &RetryPolicy::default())
+                        .await
+                    {
+                        Ok(retry) => retry,
+                        Err(error) => {
+                            tracing::warn!(error = %format!("{error:#}"), "chat pushes could not be sent");
+                            Some(PUSH_FAILURE_PAUSE)
+                        }
+                    };
                 match retry {
                     None => wake.notified().await,
                     Some(delay) => {
@@ -105,7 +117,12 @@ pub enum WebhookError {
 impl Webhook {
     /// Takes a webhook request: checks its `signature` (the `X-Line-Signature` header),
     /// stores its events not seen before and wakes the worker. Returns how many were new.
-    pub async fn receive(&self, database: &Database, signature: Option<&str>, body: &[u8]) -> Result<usize, WebhookError> {
+    pub async fn receive(
+        &self,
+        database: &Database,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<usize, WebhookError> {
         if !signature.is_some_and(|header| self.verify(body, header)) {
             return Err(WebhookError::Unsigned);
         }
@@ -119,13 +136,18 @@ impl Webhook {
 /// The events of a request body (`CallbackRequest` of `webhook.yml`) as (webhookEventId,
 /// the event as JSON text); a body that is not one says where.
 fn read_events(body: &[u8]) -> Result<Vec<(String, String)>, String> {
-    let request: Value = serde_json::from_slice(body).map_err(|error| format!("the webhook body is not JSON: {error}"))?;
+    let request: Value =
+        serde_json::from_slice(body).map_err(|error| format!("the webhook body is not JSON: {error}"))?;
     let events = request.get("events").and_then(Value::as_array).ok_or("the webhook body has no events array")?;
     events
         .iter()
         .enumerate()
         .map(|(index, event)| {
-            let id = event.get("webhookEventId").and_then(Value::as_str).filter(|id| !id.is_empty()).ok_or(format!("events[{index}].webhookEventId is missing"))?;
+            let id = event
+                .get("webhookEventId")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .ok_or(format!("events[{index}].webhookEventId is missing"))?;
             event.get("type").and_then(Value::as_str).ok_or(format!("events[{index}].type is missing"))?;
             Ok((id.to_string(), event.to_string()))
         })
@@ -161,21 +183,32 @@ struct Processed {
 /// first.
 pub async fn process_pending(database: &Database, channels: &Channels, settings: &Arc<ChatSettings>) -> Result<usize> {
     database
-        .write(|connection| Ok(connection.execute("DELETE FROM webhook_events WHERE state = 'done' AND received_at < ?1", [text_in_days(-KEEP_EVENTS_DAYS)])?))
+        .write(|connection| {
+            Ok(connection.execute(
+                "DELETE FROM webhook_events WHERE state = 'done' AND received_at < ?1",
+                [text_in_days(-KEEP_EVENTS_DAYS)],
+            )?)
+        })
         .await?;
     let mut processed = 0;
     loop {
-        let now_millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+        let now_millis =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
         let today = crate::time::today_in_japan();
         let settings = settings.clone();
         let mail_available = channels.mail.is_some();
-        let Some(next) = database.write(move |connection| process_next(connection, &settings, now_millis, today, mail_available)).await? else {
+        let Some(next) = database
+            .write(move |connection| process_next(connection, &settings, now_millis, today, mail_available))
+            .await?
+        else {
             return Ok(processed);
         };
         processed += 1;
         let replies = match next.answer {
             Answer::Replies(replies) => replies,
-            Answer::SendCode(code) => send_code(database, channels.mail.as_ref().map(|mail| &mail.client), code).await?,
+            Answer::SendCode(code) => {
+                send_code(database, channels.mail.as_ref().map(|mail| &mail.client), code).await?
+            }
         };
         // LINE's webhook check sends a reply token of zeros that cannot be replied to.
         if let Some(token) = next.reply_token.filter(|token| token.bytes().any(|byte| byte != b'0'))
@@ -183,7 +216,9 @@ pub async fn process_pending(database: &Database, channels: &Channels, settings:
         {
             match channels.line.reply(&token, &replies).await {
                 SendOutcome::Accepted | SendOutcome::AlreadyAccepted => {}
-                SendOutcome::Retryable(error) | SendOutcome::Permanent(error) => tracing::warn!(%error, "a chat reply was not accepted"),
+                SendOutcome::Retryable(error) | SendOutcome::Permanent(error) => {
+                    tracing::warn!(%error, "a chat reply was not accepted")
+                }
             }
         }
     }
@@ -205,12 +240,22 @@ async fn send_code(database: &Database, mail: Option<&MailClient>, code: CodeMai
         attempts += 1;
         let outcome = match mail {
             None => SendOutcome::Permanent("no mail server is configured".into()),
-            Some(mail) => tokio::time::timeout_at(deadline, mail.send(&code.to, CodeMail::SUBJECT, &code.body(), &code.message_id))
-                .await
-                .unwrap_or_else(|_| SendOutcome::Retryable(format!("the code e-mail did not go out within {} s", CODE_MAIL_BUDGET.as_secs()))),
+            Some(mail) => tokio::time::timeout_at(
+                deadline,
+                mail.send(&code.to, CodeMail::SUBJECT, &code.body(), &code.message_id),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                SendOutcome::Retryable(format!(
+                    "the code e-mail did not go out within {} s",
+                    CODE_MAIL_BUDGET.as_secs()
+                ))
+            }),
         };
         match policy.next(&outcome, attempts, rand::random::<f64>()) {
-            Next::RetryAfter(delay) if tokio::time::Instant::now() + delay < deadline => tokio::time::sleep(delay).await,
+            Next::RetryAfter(delay) if tokio::time::Instant::now() + delay < deadline => {
+                tokio::time::sleep(delay).await
+            }
             _ => break outcome,
         }
     };
@@ -224,9 +269,18 @@ async fn send_code(database: &Database, mail: Option<&MailClient>, code: CodeMai
 
 /// Applies the oldest pending event and marks it processed in one transaction. An event
 /// that cannot be applied is marked with the reason, so it does not block the others.
-fn process_next(connection: &mut Connection, settings: &ChatSettings, now_millis: i64, today: oshirase_sdk::Day, mail_available: bool) -> Result<Option<Processed>> {
-    let Some((id, event)): Option<(i64, String)> =
-        connection.query_row("SELECT id, event FROM webhook_events WHERE state = 'pending' ORDER BY id LIMIT 1", [], |row| Ok((row.get(0)?, row.get(1)?))).optional()?
+fn process_next(
+    connection: &mut Connection,
+    settings: &ChatSettings,
+    now_millis: i64,
+    today: oshirase_sdk::Day,
+    mail_available: bool,
+) -> Result<Option<Processed>> {
+    let Some((id, event)): Option<(i64, String)> = connection
+        .query_row("SELECT id, event FROM webhook_events WHERE state = 'pending' ORDER BY id LIMIT 1", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?
     else {
         return Ok(None);
     };
@@ -254,6 +308,9 @@ fn process_next(connection: &mut Connection, settings: &ChatSettings, now_millis
 }
 
 fn mark(connection: &Connection, id: i64, outcome: &str) -> Result<()> {
-    connection.execute("UPDATE webhook_events SET state = 'done', processed_at = ?2, outcome = ?3 WHERE id = ?1", (id, now_text(), outcome))?;
+    connection.execute(
+        "UPDATE webhook_events SET state = 'done', processed_at = ?2, outcome = ?3 WHERE id = ?1",
+        (id, now_text(), outcome),
+    )?;
     Ok(())
 }

@@ -69,7 +69,12 @@ pub struct FileSpec {
 impl FileSpec {
     /// The position of a column in this spec; a name not in the spec is a programming error.
     pub fn column(&self, english: &str) -> ColumnId {
-        ColumnId(self.columns.iter().position(|column| column.english == english).unwrap_or_else(|| panic!("{} has no column {english}", self.name)))
+        ColumnId(
+            self.columns
+                .iter()
+                .position(|column| column.english == english)
+                .unwrap_or_else(|| panic!("{} has no column {english}", self.name)),
+        )
     }
 }
 
@@ -107,7 +112,12 @@ impl CsvFile {
     /// Opens `directory/spec.name`. `Ok(None)` when the file is not there; problems with
     /// the encoding or the header are recorded and give `Ok(None)` as well, since its rows
     /// cannot be read. Unused columns become warnings.
-    pub fn open(directory: &Path, spec: &'static FileSpec, problems: &mut Problems, warnings: &mut Vec<String>) -> Result<Option<CsvFile>> {
+    pub fn open(
+        directory: &Path,
+        spec: &'static FileSpec,
+        problems: &mut Problems,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<CsvFile>> {
         let path = directory.join(spec.name);
         if !path.exists() {
             return Ok(None);
@@ -128,7 +138,10 @@ impl CsvFile {
                 return Ok(None);
             }
         };
-        let names: Vec<String> = headers.iter().map(|header| String::from_utf8_lossy(header).trim().trim_start_matches('\u{feff}').to_owned()).collect();
+        let names: Vec<String> = headers
+            .iter()
+            .map(|header| String::from_utf8_lossy(header).trim().trim_start_matches('\u{feff}').to_owned())
+            .collect();
         if names.iter().all(String::is_empty) {
             problems.push(spec.name, 1, 0, format!("{} is empty: it has no header row", spec.name));
             return Ok(None);
@@ -140,7 +153,11 @@ impl CsvFile {
                     problems.push(spec.name, 1, position + 1, format!("column {name} appears twice in the header"));
                 }
                 Some(index) => positions[index] = Some(position),
-                None => warnings.push(format!("{}:1:{}: column {name:?} is not used and was ignored", spec.name, position + 1)),
+                None => warnings.push(format!(
+                    "{}:1:{}: column {name:?} is not used and was ignored",
+                    spec.name,
+                    position + 1
+                )),
             }
         }
         let mut complete = true;
@@ -151,11 +168,24 @@ impl CsvFile {
                     spec.name,
                     1,
                     0,
-                    format!("missing column {} ({}); the header, read as {}, has: {}", column.english, column.japanese, encoding.name(), names.join(", ")),
+                    format!(
+                        "missing column {} ({}); the header, read as {}, has: {}",
+                        column.english,
+                        column.japanese,
+                        encoding.name(),
+                        names.join(", ")
+                    ),
                 );
             }
         }
-        Ok(complete.then(|| CsvFile { spec, encoding, reader, positions, header_length: names.len(), record: csv::ByteRecord::new() }))
+        Ok(complete.then(|| CsvFile {
+            spec,
+            encoding,
+            reader,
+            positions,
+            header_length: names.len(),
+            record: csv::ByteRecord::new(),
+        }))
     }
 
     /// The next row whose shape is sound; rows of the wrong length, too long, or with a
@@ -196,7 +226,11 @@ impl CsvFile {
             } else if memchr::memchr2(b'\n', b'\r', bytes).is_some() {
                 Some("a field runs across lines; is a quote left open?".to_owned())
             } else if self.record.len() != self.header_length {
-                Some(format!("the row has {} fields but the header has {}; is the file cut short?", self.record.len(), self.header_length))
+                Some(format!(
+                    "the row has {} fields but the header has {}; is the file cut short?",
+                    self.record.len(),
+                    self.header_length
+                ))
             } else {
                 None
             };
@@ -224,21 +258,29 @@ fn open_text(path: &Path) -> Result<Result<(Box<dyn Read>, Encoding), (u64, Stri
     // A valid UTF-8 start, or one cut in the middle of a character by the sniff limit.
     let valid_up_to = match std::str::from_utf8(&head) {
         Ok(_) => return Ok(Ok((Box::new(Cursor::new(head).chain(file)), Encoding::Utf8))),
-        Err(error) if error.error_len().is_none() => return Ok(Ok((Box::new(Cursor::new(head).chain(file)), Encoding::Utf8))),
+        Err(error) if error.error_len().is_none() => {
+            return Ok(Ok((Box::new(Cursor::new(head).chain(file)), Encoding::Utf8)));
+        }
         Err(error) => error.valid_up_to(),
     };
     // Japanese text before the first bad byte that is not Shift_JIS either: two files in
     // different encodings were joined, or a row was pasted in from elsewhere.
     let whole_characters = if head.len() as u64 == SNIFF_BYTES { &head[..head.len() - 1] } else { &head[..] };
-    let shift_jis = encoding_rs::SHIFT_JIS.decode_without_bom_handling_and_without_replacement(whole_characters).is_some();
+    let shift_jis =
+        encoding_rs::SHIFT_JIS.decode_without_bom_handling_and_without_replacement(whole_characters).is_some();
     if !shift_jis && !head[..valid_up_to].is_ascii() {
         let line = memchr::memchr_iter(b'\n', &head[..valid_up_to]).count() as u64 + 1;
-        return Ok(Err((line, "the file mixes UTF-8 and Shift_JIS text: this line is not UTF-8 while the lines before it are".to_owned())));
+        return Ok(Err((
+            line,
+            "the file mixes UTF-8 and Shift_JIS text: this line is not UTF-8 while the lines before it are".to_owned(),
+        )));
     }
     // encoding_rs's Shift_JIS is the WHATWG one, which is CP932 (Windows-31J) with the NEC
     // and IBM extensions municipal systems use. Undecodable bytes become U+FFFD, which the
     // rows then report.
-    let decoder = encoding_rs_io::DecodeReaderBytesBuilder::new().encoding(Some(encoding_rs::SHIFT_JIS)).build(Cursor::new(head).chain(file));
+    let decoder = encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(Some(encoding_rs::SHIFT_JIS))
+        .build(Cursor::new(head).chain(file));
     Ok(Ok((Box::new(decoder), Encoding::ShiftJis)))
 }
 
@@ -374,10 +416,19 @@ impl<'a> Row<'a> {
         }
     }
 
-    fn parsed<T>(&mut self, column: ColumnId, text: &str, parse: impl Fn(&str) -> Option<T>, expected: &str) -> Option<T> {
+    fn parsed<T>(
+        &mut self,
+        column: ColumnId,
+        text: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> Option<T> {
         let value = parse(text);
         if value.is_none() {
-            self.problem(Some(column), format!("{} {text:?} is not {expected}", self.file.spec.columns[column.0].english));
+            self.problem(
+                Some(column),
+                format!("{} {text:?} is not {expected}", self.file.spec.columns[column.0].english),
+            );
         }
         value
     }
@@ -407,7 +458,11 @@ mod tests {
     #[test]
     fn crlf_and_lone_cr_become_lf_and_the_last_line_is_ended_however_the_text_is_cut() {
         for chunk in [1, 2, 3, 1024] {
-            assert_eq!(line_feeds("a,b\r\n\r\nc\rd\n\ne\r\r\n", chunk), "a,b\n\nc\nd\n\ne\n\n", "read {chunk} bytes at a time");
+            assert_eq!(
+                line_feeds("a,b\r\n\r\nc\rd\n\ne\r\r\n", chunk),
+                "a,b\n\nc\nd\n\ne\n\n",
+                "read {chunk} bytes at a time"
+            );
             assert_eq!(line_feeds("\r\n", chunk), "\n", "read {chunk} bytes at a time");
             assert_eq!(line_feeds("a\r\nb", chunk), "a\nb\n", "read {chunk} bytes at a time");
             assert_eq!(line_feeds("", chunk), "", "read {chunk} bytes at a time");

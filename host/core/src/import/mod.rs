@@ -11,8 +11,8 @@ use anyhow::Context;
 use rusqlite::Connection;
 use rustc_hash::FxHashMap as HashMap;
 
-pub use csv_file::{MAX_PROBLEMS, Problem};
 use csv_file::{Column, CsvFile, FileSpec, Problems};
+pub use csv_file::{MAX_PROBLEMS, Problem};
 
 use crate::database::audit;
 use crate::snapshot::{self, Departure, EventKind, Resident, SnapshotWriter};
@@ -90,7 +90,12 @@ static RESIDENTS: FileSpec = FileSpec {
 
 static TAX: FileSpec = FileSpec {
     name: "tax.csv",
-    columns: &[column("resident_id", "宛名番号", true), column("fiscal_year", "課税年度", true), column("total_income", "合計所得金額", true), column("taxable", "課税区分", true)],
+    columns: &[
+        column("resident_id", "宛名番号", true),
+        column("fiscal_year", "課税年度", true),
+        column("total_income", "合計所得金額", true),
+        column("taxable", "課税区分", true),
+    ],
 };
 
 /// A file of dated records and which of its columns feed an event's code, count, start
@@ -109,7 +114,12 @@ static EVENT_FILES: [EventFile; 4] = [
     EventFile {
         spec: FileSpec {
             name: "receipts.csv",
-            columns: &[column("resident_id", "宛名番号", true), column("program_code", "制度コード", true), column("start_date", "開始日", true), column("end_date", "終了日", false)],
+            columns: &[
+                column("resident_id", "宛名番号", true),
+                column("program_code", "制度コード", true),
+                column("start_date", "開始日", true),
+                column("end_date", "終了日", false),
+            ],
         },
         kind: EventKind::Receipt,
         code: Some("program_code"),
@@ -120,7 +130,11 @@ static EVENT_FILES: [EventFile; 4] = [
     EventFile {
         spec: FileSpec {
             name: "pregnancies.csv",
-            columns: &[column("resident_id", "宛名番号", true), column("notified_on", "交付日", true), column("due_date", "出産予定日", true)],
+            columns: &[
+                column("resident_id", "宛名番号", true),
+                column("notified_on", "交付日", true),
+                column("due_date", "出産予定日", true),
+            ],
         },
         kind: EventKind::Pregnancy,
         code: None,
@@ -131,7 +145,12 @@ static EVENT_FILES: [EventFile; 4] = [
     EventFile {
         spec: FileSpec {
             name: "immunizations.csv",
-            columns: &[column("resident_id", "宛名番号", true), column("vaccine", "ワクチン", true), column("dose", "回数", true), column("date", "接種日", true)],
+            columns: &[
+                column("resident_id", "宛名番号", true),
+                column("vaccine", "ワクチン", true),
+                column("dose", "回数", true),
+                column("date", "接種日", true),
+            ],
         },
         kind: EventKind::Immunization,
         code: Some("vaccine"),
@@ -142,7 +161,12 @@ static EVENT_FILES: [EventFile; 4] = [
     EventFile {
         spec: FileSpec {
             name: "checkups.csv",
-            columns: &[column("resident_id", "宛名番号", true), column("kind", "種別", true), column("date", "受診日", true), column("count", "回数", false)],
+            columns: &[
+                column("resident_id", "宛名番号", true),
+                column("kind", "種別", true),
+                column("date", "受診日", true),
+                column("count", "回数", false),
+            ],
         },
         kind: EventKind::Checkup,
         code: Some("kind"),
@@ -154,7 +178,8 @@ static EVENT_FILES: [EventFile; 4] = [
 ];
 
 /// Every file an export may hold; `residents.csv` is required.
-pub const EXPORT_FILES: [&str; 6] = ["residents.csv", "tax.csv", "receipts.csv", "pregnancies.csv", "immunizations.csv", "checkups.csv"];
+pub const EXPORT_FILES: [&str; 6] =
+    ["residents.csv", "tax.csv", "receipts.csv", "pregnancies.csv", "immunizations.csv", "checkups.csv"];
 
 /// By default an export with this share fewer living residents than the active snapshot
 /// is refused as probably truncated.
@@ -177,7 +202,11 @@ struct Known {
 /// Two threads share the work: one reads and validates the files, the other (the caller's)
 /// writes the rows into SQLite as they come, inside one transaction that is committed
 /// only when the reader found nothing wrong.
-pub fn import_directory(connection: &mut Connection, directory: &Path, options: &ImportOptions) -> Result<ImportReport, ImportError> {
+pub fn import_directory(
+    connection: &mut Connection,
+    directory: &Path,
+    options: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
     if !directory.is_dir() {
         return Err(anyhow::anyhow!("{} is not a directory", directory.display()).into());
     }
@@ -201,12 +230,19 @@ const IMPORT_CACHE_KIB: i64 = -64 * 1024;
 /// Records per message from the reading thread to the writing thread.
 const BATCH: usize = 4096;
 
-fn import_in_transaction(connection: &mut Connection, directory: &Path, options: &ImportOptions, active_before: u32) -> Result<ImportReport, ImportError> {
+fn import_in_transaction(
+    connection: &mut Connection,
+    directory: &Path,
+    options: &ImportOptions,
+    active_before: u32,
+) -> Result<ImportReport, ImportError> {
     let transaction = connection.transaction()?;
     let mut writer = SnapshotWriter::new(&transaction, &options.source)?;
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
     let (read, written) = std::thread::scope(|scope| {
-        let reader = scope.spawn(move || read_export(directory, Sink { sender, batch: Vec::with_capacity(BATCH), residents: 0, open: true }));
+        let reader = scope.spawn(move || {
+            read_export(directory, Sink { sender, batch: Vec::with_capacity(BATCH), residents: 0, open: true })
+        });
         // The receiver is dropped when writing stops, so a failed write stops the reader.
         let written = receiver.into_iter().flatten().try_for_each(|record| record.write(&mut writer));
         (reader.join(), written)
@@ -233,9 +269,22 @@ fn import_in_transaction(connection: &mut Connection, directory: &Path, options:
     let summary = read.files.iter().map(|(name, rows)| format!("{name} {rows}")).collect::<Vec<_>>().join(", ");
     let snapshot_id = writer.finish(&transaction, &summary)?;
     snapshot::activate(&transaction, snapshot_id, &options.actor)?;
-    audit(&transaction, &options.actor, "import", &format!("snapshot {snapshot_id}"), &format!("{summary} from {}", options.source))?;
+    audit(
+        &transaction,
+        &options.actor,
+        "import",
+        &format!("snapshot {snapshot_id}"),
+        &format!("{summary} from {}", options.source),
+    )?;
     transaction.commit().context("cannot commit the import")?;
-    Ok(ImportReport { snapshot_id, residents, departed: read.departed, files: read.files, warnings: read.warnings, pruned: Vec::new() })
+    Ok(ImportReport {
+        snapshot_id,
+        residents,
+        departed: read.departed,
+        files: read.files,
+        warnings: read.warnings,
+        pruned: Vec::new(),
+    })
 }
 
 /// What the reading thread hands the writing thread, in file order.
@@ -243,8 +292,20 @@ enum Record {
     /// A living resident and the row the reader numbered them with.
     Resident(u32, Resident),
     Departed(String, Departure),
-    Tax { row: u32, fiscal_year: i32, income: i64, taxable: u8 },
-    Event { kind: EventKind, row: u32, code: String, count: u8, start: Day, end: Option<Day> },
+    Tax {
+        row: u32,
+        fiscal_year: i32,
+        income: i64,
+        taxable: u8,
+    },
+    Event {
+        kind: EventKind,
+        row: u32,
+        code: String,
+        count: u8,
+        start: Day,
+        end: Option<Day>,
+    },
 }
 
 impl Record {
@@ -252,11 +313,17 @@ impl Record {
         match self {
             Record::Resident(row, resident) => {
                 let stored = writer.add_resident(&resident)?;
-                anyhow::ensure!(stored == row, "resident {} was numbered {row} but stored as {stored}", resident.resident_id);
+                anyhow::ensure!(
+                    stored == row,
+                    "resident {} was numbered {row} but stored as {stored}",
+                    resident.resident_id
+                );
             }
             Record::Departed(resident_id, departure) => writer.add_departed(&resident_id, departure)?,
             Record::Tax { row, fiscal_year, income, taxable } => writer.add_tax(row, fiscal_year, income, taxable)?,
-            Record::Event { kind, row, code, count, start, end } => writer.add_event(kind, row, &code, count, start, end)?,
+            Record::Event { kind, row, code, count, start, end } => {
+                writer.add_event(kind, row, &code, count, start, end)?
+            }
         }
         Ok(())
     }
@@ -312,7 +379,12 @@ fn read_export(directory: &Path, mut sink: Sink) -> anyhow::Result<ReadExport> {
     let mut files = Vec::new();
     let Some(mut residents_file) = CsvFile::open(directory, &RESIDENTS, &mut problems, &mut warnings)? else {
         if problems.is_empty() {
-            problems.push(RESIDENTS.name, 0, 0, format!("{} is missing from the export; it is required", RESIDENTS.name));
+            problems.push(
+                RESIDENTS.name,
+                0,
+                0,
+                format!("{} is missing from the export; it is required", RESIDENTS.name),
+            );
         }
         return Ok(ReadExport { problems, warnings, files, departed: 0 });
     };
@@ -332,10 +404,38 @@ fn read_export(directory: &Path, mut sink: Sink) -> anyhow::Result<ReadExport> {
 
 /// Reads `residents.csv`, sending living residents (while no problem has been found) and
 /// checking ids and households. Returns the ids seen, the number departed, and rows read.
-fn read_residents(file: &mut CsvFile, sink: &mut Sink, problems: &mut Problems) -> (HashMap<Box<str>, Known>, u32, u64) {
+fn read_residents(
+    file: &mut CsvFile,
+    sink: &mut Sink,
+    problems: &mut Problems,
+) -> (HashMap<Box<str>, Known>, u32, u64) {
     let spec = file.spec;
-    let [id_column, household_column, name_column, kana_column, birth_column, sex_column, relationship_column, address_column, ward_column, since_column, status_column] =
-        ["resident_id", "household_id", "name", "name_kana", "birth_date", "sex", "relationship", "address", "ward", "resident_since", "status"].map(|name| spec.column(name));
+    let [
+        id_column,
+        household_column,
+        name_column,
+        kana_column,
+        birth_column,
+        sex_column,
+        relationship_column,
+        address_column,
+        ward_column,
+        since_column,
+        status_column,
+    ] = [
+        "resident_id",
+        "household_id",
+        "name",
+        "name_kana",
+        "birth_date",
+        "sex",
+        "relationship",
+        "address",
+        "ward",
+        "resident_since",
+        "status",
+    ]
+    .map(|name| spec.column(name));
     let mut known: HashMap<Box<str>, Known> = HashMap::default();
     // For each household of living residents: the line it first appears on, and whether
     // it has a head.
@@ -349,11 +449,14 @@ fn read_residents(file: &mut CsvFile, sink: &mut Sink, problems: &mut Problems) 
         let name_kana = row.text(kana_column).unwrap_or("");
         let birth_day = row.value(birth_column, values::date, "a date");
         let sex = row.value(sex_column, values::sex, "one of 1, 2, 男, 女, male, female");
-        let relationship = row.value(relationship_column, values::relationship, "a 続柄 (世帯主, 妻, 夫, 子, 父, 母, その他 …)");
+        let relationship =
+            row.value(relationship_column, values::relationship, "a 続柄 (世帯主, 妻, 夫, 子, 父, 母, その他 …)");
         let address = row.text(address_column).unwrap_or("");
         let ward = row.text(ward_column).unwrap_or("");
         let resident_since = row.optional(since_column, values::date, "a date");
-        let departure = row.optional(status_column, values::status, "one of 住民, 転出, 死亡, resident, moved_out, deceased").flatten();
+        let departure = row
+            .optional(status_column, values::status, "one of 住民, 転出, 死亡, resident, moved_out, deceased")
+            .flatten();
 
         let Some(resident_id) = resident_id else { continue };
         if let Some(first) = known.get(resident_id) {
@@ -370,7 +473,9 @@ fn read_residents(file: &mut CsvFile, sink: &mut Sink, problems: &mut Problems) 
         if !row.storable() {
             continue;
         }
-        let (Some(household_id), Some(name), Some(birth_day), Some(sex), Some(relationship)) = (household_id, name, birth_day, sex, relationship) else {
+        let (Some(household_id), Some(name), Some(birth_day), Some(sex), Some(relationship)) =
+            (household_id, name, birth_day, sex, relationship)
+        else {
             continue;
         };
         if let Some(departure) = departure {
@@ -395,17 +500,30 @@ fn read_residents(file: &mut CsvFile, sink: &mut Sink, problems: &mut Problems) 
             entry.row = Some(stored);
         }
     }
-    let mut headless: Vec<(u64, &str)> = households.iter().filter(|(_, (_, has_head))| !has_head).map(|(household, (line, _))| (*line, household.as_ref())).collect();
+    let mut headless: Vec<(u64, &str)> = households
+        .iter()
+        .filter(|(_, (_, has_head))| !has_head)
+        .map(|(household, (line, _))| (*line, household.as_ref()))
+        .collect();
     headless.sort_unstable();
     for (line, household) in headless {
-        problems.push(spec.name, line, 0, format!("household {household} has no head (世帯主) among its living residents"));
+        problems.push(
+            spec.name,
+            line,
+            0,
+            format!("household {household} has no head (世帯主) among its living residents"),
+        );
     }
     (known, departed, rows)
 }
 
 /// The row of the living resident a record refers to: `Ok(None)` for a resident who moved
 /// out or died (their records are not kept), a problem for an id not in `residents.csv`.
-fn resident_row(row: &mut csv_file::Row<'_>, column: csv_file::ColumnId, known: &HashMap<Box<str>, Known>) -> Option<Option<u32>> {
+fn resident_row(
+    row: &mut csv_file::Row<'_>,
+    column: csv_file::ColumnId,
+    known: &HashMap<Box<str>, Known>,
+) -> Option<Option<u32>> {
     let resident_id = row.required(column)?;
     match known.get(resident_id) {
         Some(entry) => Some(entry.row),
@@ -417,7 +535,8 @@ fn resident_row(row: &mut csv_file::Row<'_>, column: csv_file::ColumnId, known: 
 }
 
 fn read_tax(file: &mut CsvFile, known: &HashMap<Box<str>, Known>, sink: &mut Sink, problems: &mut Problems) -> u64 {
-    let [id_column, year_column, income_column, taxable_column] = ["resident_id", "fiscal_year", "total_income", "taxable"].map(|name| file.spec.column(name));
+    let [id_column, year_column, income_column, taxable_column] =
+        ["resident_id", "fiscal_year", "total_income", "taxable"].map(|name| file.spec.column(name));
     let mut rows = 0;
     while let Some(mut row) = file.next_row(problems) {
         rows += 1;
@@ -425,14 +544,22 @@ fn read_tax(file: &mut CsvFile, known: &HashMap<Box<str>, Known>, sink: &mut Sin
         let fiscal_year = row.value(year_column, values::fiscal_year, "a fiscal year (2024, 令和6年度, R6)");
         let income = row.value(income_column, values::yen, "an amount of yen");
         let taxable = row.value(taxable_column, values::taxable, "one of 課税, 非課税, 均等割のみ");
-        if let (Some(Some(resident)), Some(fiscal_year), Some(income), Some(taxable), true) = (resident, fiscal_year, income, taxable, row.storable()) {
+        if let (Some(Some(resident)), Some(fiscal_year), Some(income), Some(taxable), true) =
+            (resident, fiscal_year, income, taxable, row.storable())
+        {
             sink.push(Record::Tax { row: resident, fiscal_year, income, taxable });
         }
     }
     rows
 }
 
-fn read_events(file: &mut CsvFile, events: &EventFile, known: &HashMap<Box<str>, Known>, sink: &mut Sink, problems: &mut Problems) -> u64 {
+fn read_events(
+    file: &mut CsvFile,
+    events: &EventFile,
+    known: &HashMap<Box<str>, Known>,
+    sink: &mut Sink,
+    problems: &mut Problems,
+) -> u64 {
     let spec = file.spec;
     let id_column = spec.column("resident_id");
     let code_column = events.code.map(|name| spec.column(name));
@@ -458,12 +585,15 @@ fn read_events(file: &mut CsvFile, events: &EventFile, known: &HashMap<Box<str>,
             Some((column, false)) => Some(row.optional(column, values::date, "a date")),
             None => Some(start),
         };
-        if let (Some(start), Some(Some(end)), Some((column, _)), Some((end_name, _))) = (start, end, end_column, events.end)
+        if let (Some(start), Some(Some(end)), Some((column, _)), Some((end_name, _))) =
+            (start, end, end_column, events.end)
             && end < start
         {
             row.problem(Some(column), format!("{end_name} {end} is before {} {start}", events.start));
         }
-        if let (Some(Some(resident)), Some(code), Some(count), Some(start), Some(end), true) = (resident, code, count, start, end, row.storable()) {
+        if let (Some(Some(resident)), Some(code), Some(count), Some(start), Some(end), true) =
+            (resident, code, count, start, end, row.storable())
+        {
             sink.push(Record::Event { kind: events.kind, row: resident, code: code.to_owned(), count, start, end });
         }
     }

@@ -9,7 +9,12 @@ const HEADER: &str = "resident_id,household_id,name,birth_date,sex,relationship\
 const GOOD_ROWS: &str = "001,H1,千葉 花子,1990-04-01,2,head\n002,H1,千葉 一郎,2025-01-01,1,child\n";
 
 fn options() -> ImportOptions {
-    ImportOptions { actor: "test".into(), source: "test".into(), keep_generations: 3, max_shrink_percent: Some(DEFAULT_MAX_SHRINK_PERCENT) }
+    ImportOptions {
+        actor: "test".into(),
+        source: "test".into(),
+        keep_generations: 3,
+        max_shrink_percent: Some(DEFAULT_MAX_SHRINK_PERCENT),
+    }
 }
 
 /// A temporary export directory holding `files`.
@@ -77,18 +82,35 @@ fn a_shift_jis_export_with_japanese_headers_and_era_dates_is_read_whole() {
     assert_eq!((report.residents, report.departed), (2, 1));
     assert_eq!(report.warnings, ["residents.csv:1:9: column \"備考\" is not used and was ignored"]);
     assert_eq!(report.files.len(), 6);
-    connection.execute("INSERT INTO registrations (resident_id, registered_at, tax_consent_at) VALUES ('001', 'now', 'now')", []).unwrap();
+    connection
+        .execute(
+            "INSERT INTO registrations (resident_id, registered_at, tax_consent_at) VALUES ('001', 'now', 'now')",
+            [],
+        )
+        .unwrap();
 
     let all = [Field::BirthDay, Field::Tax, Field::Immunizations, Field::Receipts, Field::Pregnancies, Field::Checkups];
     let loaded = crate::snapshot::load_population(&connection, &all).unwrap();
     let population = loaded.population;
     assert_eq!(loaded.resident_ids, ["001", "002"]);
-    assert_eq!(population.birth_day, [Day::parse_iso("1990-04-01").unwrap().0, Day::parse_iso("2025-01-01").unwrap().0]);
-    assert_eq!((population.income.as_slice(), population.taxable.as_slice()), ([1_800_000, 0].as_slice(), [3, 0].as_slice()));
-    assert_eq!((population.immunizations.person.as_slice(), population.immunizations.codes.as_slice()), ([1].as_slice(), ["vaccine-bcg".to_string()].as_slice()));
+    assert_eq!(
+        population.birth_day,
+        [Day::parse_iso("1990-04-01").unwrap().0, Day::parse_iso("2025-01-01").unwrap().0]
+    );
+    assert_eq!(
+        (population.income.as_slice(), population.taxable.as_slice()),
+        ([1_800_000, 0].as_slice(), [3, 0].as_slice())
+    );
+    assert_eq!(
+        (population.immunizations.person.as_slice(), population.immunizations.codes.as_slice()),
+        ([1].as_slice(), ["vaccine-bcg".to_string()].as_slice())
+    );
     assert_eq!(population.receipts.end, [i32::MAX]);
     assert_eq!(population.pregnancies.end, [Day::parse_iso("2025-01-05").unwrap().0]);
-    assert_eq!(population.checkups.start, [Day::parse_iso("2025-04-15").unwrap().0, Day::parse_iso("2026-08-01").unwrap().0]);
+    assert_eq!(
+        population.checkups.start,
+        [Day::parse_iso("2025-04-15").unwrap().0, Day::parse_iso("2026-08-01").unwrap().0]
+    );
     assert_eq!(population.checkups.count, [1, 0]);
 }
 
@@ -96,7 +118,8 @@ fn a_shift_jis_export_with_japanese_headers_and_era_dates_is_read_whole() {
 /// with exactly the problems given, and the good snapshot must stay active and whole.
 fn check(cases: &[(&str, Vec<(&str, Vec<u8>)>, Vec<&str>)]) {
     let mut connection = database();
-    let good = import(&mut connection, &[("residents.csv", format!("{HEADER}{GOOD_ROWS}").as_bytes())]).unwrap().snapshot_id;
+    let good =
+        import(&mut connection, &[("residents.csv", format!("{HEADER}{GOOD_ROWS}").as_bytes())]).unwrap().snapshot_id;
     let mut failures = Vec::new();
     for (name, files, expected) in cases {
         let files: Vec<(&str, &[u8])> = files.iter().map(|(file, bytes)| (*file, bytes.as_slice())).collect();
@@ -110,7 +133,9 @@ fn check(cases: &[(&str, Vec<(&str, Vec<u8>)>, Vec<&str>)]) {
         let snapshots: i64 = connection.query_row("SELECT count(*) FROM snapshots", [], |row| row.get(0)).unwrap();
         let residents: i64 = connection.query_row("SELECT count(*) FROM residents", [], |row| row.get(0)).unwrap();
         if (crate::snapshot::active(&connection).unwrap(), snapshots, residents) != (Some(good), 1, 2) {
-            failures.push(format!("{name}: the refused import changed the database ({snapshots} snapshots, {residents} residents)"));
+            failures.push(format!(
+                "{name}: the refused import changed the database ({snapshots} snapshots, {residents} residents)"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -124,7 +149,11 @@ fn residents(text: &str) -> Vec<(&'static str, Vec<u8>)> {
 fn broken_exports_are_refused_with_their_place_and_change_nothing() {
     let long_name = "長".repeat(400_000);
     check(&[
-        ("utf-16", vec![("residents.csv", b"\xFF\xFEr\0e\0".to_vec())], vec!["residents.csv:1:0: the file is UTF-16, which is not read; export it as UTF-8 or Shift_JIS"]),
+        (
+            "utf-16",
+            vec![("residents.csv", b"\xFF\xFEr\0e\0".to_vec())],
+            vec!["residents.csv:1:0: the file is UTF-16, which is not read; export it as UTF-8 or Shift_JIS"],
+        ),
         (
             "invalid shift_jis",
             vec![("residents.csv", [shift_jis(HEADER), b"001,H1,\x81\x20,1990-01-01,1,head\n".to_vec()].concat())],
@@ -132,13 +161,20 @@ fn broken_exports_are_refused_with_their_place_and_change_nothing() {
         ),
         (
             "shift_jis rows under a utf-8 start",
-            residents(&format!("{HEADER}{GOOD_ROWS}")).into_iter().map(|(file, bytes)| (file, [bytes, shift_jis("003,H1,千葉 次郎,2000-01-01,1,子\n")].concat())).collect(),
-            vec!["residents.csv:4:0: the file mixes UTF-8 and Shift_JIS text: this line is not UTF-8 while the lines before it are"],
+            residents(&format!("{HEADER}{GOOD_ROWS}"))
+                .into_iter()
+                .map(|(file, bytes)| (file, [bytes, shift_jis("003,H1,千葉 次郎,2000-01-01,1,子\n")].concat()))
+                .collect(),
+            vec![
+                "residents.csv:4:0: the file mixes UTF-8 and Shift_JIS text: this line is not UTF-8 while the lines before it are",
+            ],
         ),
         (
             "missing column",
             residents("resident_id,name,birth_date,sex,relationship\n001,A,1990-01-01,1,head\n"),
-            vec!["residents.csv:1:0: missing column household_id (世帯番号); the header, read as UTF-8, has: resident_id, name, birth_date, sex, relationship"],
+            vec![
+                "residents.csv:1:0: missing column household_id (世帯番号); the header, read as UTF-8, has: resident_id, name, birth_date, sex, relationship",
+            ],
         ),
         (
             "a bad date in each accepted form",
@@ -164,7 +200,11 @@ fn broken_exports_are_refused_with_their_place_and_change_nothing() {
                 "residents.csv:3:6: relationship \"ペット\" is not a 続柄 (世帯主, 妻, 夫, 子, 父, 母, その他 …)",
             ],
         ),
-        ("duplicate id", residents(&format!("{HEADER}{GOOD_ROWS}001,H1,C,2000-01-01,1,child\n")), vec!["residents.csv:4:1: resident_id 001 appears twice (first on line 2)"]),
+        (
+            "duplicate id",
+            residents(&format!("{HEADER}{GOOD_ROWS}001,H1,C,2000-01-01,1,child\n")),
+            vec!["residents.csv:4:1: resident_id 001 appears twice (first on line 2)"],
+        ),
         (
             "household without a head",
             residents(&format!("{HEADER}{GOOD_ROWS}003,H2,C,2000-01-01,2,child\n")),
@@ -174,9 +214,22 @@ fn broken_exports_are_refused_with_their_place_and_change_nothing() {
             "records about an unknown resident",
             vec![
                 ("residents.csv", format!("{HEADER}{GOOD_ROWS}").into_bytes()),
-                ("tax.csv", "resident_id,fiscal_year,total_income,taxable\n001,2025,100,課税\n999,2025,100,課税\n".as_bytes().to_vec()),
-                ("immunizations.csv", b"resident_id,vaccine,dose,date\n998,vaccine-mr,1,2025-01-01\n002,vaccine-mr,0,2025-01-01\n".to_vec()),
-                ("receipts.csv", b"resident_id,program_code,start_date,end_date\n001,child-allowance,2025-04-01,2025-03-31\n".to_vec()),
+                (
+                    "tax.csv",
+                    "resident_id,fiscal_year,total_income,taxable\n001,2025,100,課税\n999,2025,100,課税\n"
+                        .as_bytes()
+                        .to_vec(),
+                ),
+                (
+                    "immunizations.csv",
+                    b"resident_id,vaccine,dose,date\n998,vaccine-mr,1,2025-01-01\n002,vaccine-mr,0,2025-01-01\n"
+                        .to_vec(),
+                ),
+                (
+                    "receipts.csv",
+                    b"resident_id,program_code,start_date,end_date\n001,child-allowance,2025-04-01,2025-03-31\n"
+                        .to_vec(),
+                ),
             ],
             vec![
                 "tax.csv:3:1: resident_id 999 is not in residents.csv",
@@ -185,7 +238,11 @@ fn broken_exports_are_refused_with_their_place_and_change_nothing() {
                 "immunizations.csv:3:3: dose \"0\" is not a number from 1 to 99",
             ],
         ),
-        ("truncated file", residents(&format!("{HEADER}{GOOD_ROWS}003,H1,C")), vec!["residents.csv:4:0: the row has 3 fields but the header has 6; is the file cut short?"]),
+        (
+            "truncated file",
+            residents(&format!("{HEADER}{GOOD_ROWS}003,H1,C")),
+            vec!["residents.csv:4:0: the row has 3 fields but the header has 6; is the file cut short?"],
+        ),
         ("empty file", residents(""), vec!["residents.csv:1:0: residents.csv is empty: it has no header row"]),
         ("header only", residents(HEADER), vec!["residents.csv:0:0: there are no living residents in residents.csv"]),
         (
@@ -203,11 +260,17 @@ fn broken_exports_are_refused_with_their_place_and_change_nothing() {
             residents(&format!("{HEADER}001,H1,\"A,1990-01-01,1,head\n002,H1,B,2000-01-01,1,child\n")),
             vec!["residents.csv:2:0: a field runs across lines; is a quote left open?"],
         ),
-        ("no residents file", vec![("tax.csv", b"resident_id\n".to_vec())], vec!["residents.csv:0:0: residents.csv is missing from the export; it is required"]),
+        (
+            "no residents file",
+            vec![("tax.csv", b"resident_id\n".to_vec())],
+            vec!["residents.csv:0:0: residents.csv is missing from the export; it is required"],
+        ),
         (
             "a truncated export that ends on a row boundary",
             residents(&format!("{HEADER}001,H1,A,1990-01-01,1,head\n")),
-            vec!["residents.csv:0:0: 1 living residents, more than 10 % fewer than the active snapshot's 2; if the export is complete, import it allowing the shrink"],
+            vec![
+                "residents.csv:0:0: 1 living residents, more than 10 % fewer than the active snapshot's 2; if the export is complete, import it allowing the shrink",
+            ],
         ),
     ]);
 }
@@ -216,12 +279,25 @@ fn broken_exports_are_refused_with_their_place_and_change_nothing() {
 /// the LF file, blank lines and the header included.
 #[test]
 fn a_crlf_export_reports_each_problem_on_its_own_line() {
-    let lines = [HEADER.trim_end(), "001,H1,A,1990-01-01,2,head", "002,H1,B,2023-02-29,1,child", "", "003,H1,C,2000-01-01,x,child"];
-    let expected = vec!["residents.csv:3:4: birth_date \"2023-02-29\" is not a date", "residents.csv:5:5: sex \"x\" is not one of 1, 2, 男, 女, male, female"];
+    let lines = [
+        HEADER.trim_end(),
+        "001,H1,A,1990-01-01,2,head",
+        "002,H1,B,2023-02-29,1,child",
+        "",
+        "003,H1,C,2000-01-01,x,child",
+    ];
+    let expected = vec![
+        "residents.csv:3:4: birth_date \"2023-02-29\" is not a date",
+        "residents.csv:5:5: sex \"x\" is not one of 1, 2, 男, 女, male, female",
+    ];
     check(&[
         ("lf", residents(&format!("{}\n", lines.join("\n"))), expected.clone()),
         ("crlf", residents(&format!("{}\r\n", lines.join("\r\n"))), expected.clone()),
-        ("crlf in shift_jis", vec![("residents.csv", shift_jis(&format!("{}\r\n", lines.join("\r\n"))))], expected.clone()),
+        (
+            "crlf in shift_jis",
+            vec![("residents.csv", shift_jis(&format!("{}\r\n", lines.join("\r\n"))))],
+            expected.clone(),
+        ),
         ("cr", residents(&format!("{}\r", lines.join("\r"))), expected),
     ]);
 }
@@ -240,8 +316,14 @@ fn moved_out_and_deceased_residents_are_kept_apart_and_their_records_dropped() {
 #[test]
 fn a_refused_generation_can_be_followed_by_a_good_one_and_old_ones_reactivated() {
     let mut connection = database();
-    let first = import(&mut connection, &[("residents.csv", format!("{HEADER}{GOOD_ROWS}").as_bytes())]).unwrap().snapshot_id;
-    let second = import(&mut connection, &[("residents.csv", format!("{HEADER}{GOOD_ROWS}003,H3,C,1970-01-01,2,head\n").as_bytes())]).unwrap().snapshot_id;
+    let first =
+        import(&mut connection, &[("residents.csv", format!("{HEADER}{GOOD_ROWS}").as_bytes())]).unwrap().snapshot_id;
+    let second = import(
+        &mut connection,
+        &[("residents.csv", format!("{HEADER}{GOOD_ROWS}003,H3,C,1970-01-01,2,head\n").as_bytes())],
+    )
+    .unwrap()
+    .snapshot_id;
     assert_eq!(crate::snapshot::active(&connection).unwrap(), Some(second));
     crate::snapshot::activate(&connection, first, "test").unwrap();
     assert_eq!(crate::snapshot::load_population(&connection, &[]).unwrap().resident_ids, ["001", "002"]);
@@ -255,27 +337,53 @@ fn a_generated_city_imports_whole_and_has_japans_shape() {
     let directory = std::env::temp_dir().join(format!("oshirase-city-{}", uuid::Uuid::new_v4()));
     let city = synthetic_city::generate(40_000, 3, today, &directory, synthetic_city::FileEncoding::ShiftJis).unwrap();
     let mut connection = database();
-    let options = ImportOptions { actor: "test".into(), source: "synthetic".into(), keep_generations: 2, max_shrink_percent: None };
+    let options = ImportOptions {
+        actor: "test".into(),
+        source: "synthetic".into(),
+        keep_generations: 2,
+        max_shrink_percent: None,
+    };
     let report = import_directory(&mut connection, &directory, &options).unwrap();
     std::fs::remove_dir_all(&directory).unwrap();
     assert_eq!((report.residents as usize, report.departed as usize), (city.residents, city.departed));
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 
-    let everything = [Field::BirthDay, Field::Sex, Field::Household, Field::Relationship, Field::Pregnancies, Field::Immunizations, Field::Checkups, Field::Receipts];
+    let everything = [
+        Field::BirthDay,
+        Field::Sex,
+        Field::Household,
+        Field::Relationship,
+        Field::Pregnancies,
+        Field::Immunizations,
+        Field::Checkups,
+        Field::Receipts,
+    ];
     let population = crate::snapshot::load_population(&connection, &everything).unwrap().population;
     let size = f64::from(population.size);
-    let share = |predicate: &dyn Fn(u32) -> bool| population.birth_day.iter().filter(|birth| predicate(Day(**birth).age_on(today))).count() as f64 / size;
+    let share = |predicate: &dyn Fn(u32) -> bool| {
+        population.birth_day.iter().filter(|birth| predicate(Day(**birth).age_on(today))).count() as f64 / size
+    };
     // Every census band within a fifth of its share of Japan's population.
     let total: u32 = synthetic_city::CENSUS_2020.iter().sum();
     for (band, thousands) in synthetic_city::CENSUS_2020.iter().enumerate() {
         let expected = f64::from(*thousands) / f64::from(total);
         let actual = share(&|age| synthetic_city::band_of(age) == band);
-        assert!((actual - expected).abs() < expected / 5.0, "ages {}–{}: {actual:.4} of residents, census {expected:.4}", band * 5, band * 5 + 4);
+        assert!(
+            (actual - expected).abs() < expected / 5.0,
+            "ages {}–{}: {actual:.4} of residents, census {expected:.4}",
+            band * 5,
+            band * 5 + 4
+        );
     }
     // Births about 6 a year per 1,000 residents, and infants born in every month.
     let infants = share(&|age| age == 0);
     assert!((0.004..0.010).contains(&infants), "infants {infants:.4}");
-    let mut infant_months: Vec<u32> = population.birth_day.iter().filter(|birth| Day(**birth).age_on(today) == 0).map(|birth| Day(*birth).ymd().1).collect();
+    let mut infant_months: Vec<u32> = population
+        .birth_day
+        .iter()
+        .filter(|birth| Day(**birth).age_on(today) == 0)
+        .map(|birth| Day(*birth).ymd().1)
+        .collect();
     infant_months.sort_unstable();
     infant_months.dedup();
     assert_eq!(infant_months.len(), 12);
@@ -289,13 +397,21 @@ fn a_generated_city_imports_whole_and_has_japans_shape() {
         let has_spouse = spouse_in.entry(person.household()).or_insert(false);
         *has_spouse |= person.relationship() == Relationship::Spouse;
     }
-    let minors_in: std::collections::HashSet<u32> =
-        population.people().filter(|person| person.relationship() == Relationship::Child && person.age_on(today) < 18).map(|person| person.household()).collect();
-    let single_parents = minors_in.iter().filter(|household| !spouse_in[household]).count() as f64 / minors_in.len() as f64;
+    let minors_in: std::collections::HashSet<u32> = population
+        .people()
+        .filter(|person| person.relationship() == Relationship::Child && person.age_on(today) < 18)
+        .map(|person| person.household())
+        .collect();
+    let single_parents =
+        minors_in.iter().filter(|household| !spouse_in[household]).count() as f64 / minors_in.len() as f64;
     assert!((0.04..0.10).contains(&single_parents), "{single_parents:.3} of households with children have one parent");
     // Records exist for every kind, and only about people in the snapshot.
     for events in [&population.pregnancies, &population.immunizations, &population.checkups, &population.receipts] {
         assert!(!events.person.is_empty() && events.person.iter().all(|person| *person < population.size));
     }
-    assert!(city.registrations.iter().all(|registration| registration.line_user_id.len() == 33 && registration.line_user_id.starts_with('U')));
+    assert!(
+        city.registrations
+            .iter()
+            .all(|registration| registration.line_user_id.len() == 33 && registration.line_user_id.starts_with('U'))
+    );
 }

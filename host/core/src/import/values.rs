@@ -13,10 +13,14 @@ fn ascii_forms(text: &str) -> Cow<'_, str> {
     if text.is_ascii() {
         return Cow::Borrowed(text);
     }
-    Cow::Owned(text.chars().map(|character| match character {
-        '\u{FF01}'..='\u{FF5E}' => char::from_u32(character as u32 - 0xFEE0).unwrap_or(character),
-        other => other,
-    }).collect())
+    Cow::Owned(
+        text.chars()
+            .map(|character| match character {
+                '\u{FF01}'..='\u{FF5E}' => char::from_u32(character as u32 - 0xFEE0).unwrap_or(character),
+                other => other,
+            })
+            .collect(),
+    )
 }
 
 /// A date as `2024-04-01`, `2024/4/1`, `20240401`, `2024年4月1日`, `令和6年4月1日`
@@ -74,7 +78,11 @@ pub fn fiscal_year(text: &str) -> Option<i32> {
     if text.len() == 4 && text.bytes().all(|byte| byte.is_ascii_digit()) {
         return text.parse().ok();
     }
-    let split = if text.starts_with(|character: char| character.is_ascii_alphabetic()) { 1 } else { text.char_indices().nth(2)?.0 };
+    let split = if text.starts_with(|character: char| character.is_ascii_alphabetic()) {
+        1
+    } else {
+        text.char_indices().nth(2)?.0
+    };
     let (era, year) = text.split_at(split);
     let year = if year == "元" { 1 } else { year.parse().ok()? };
     // The era's year 1 may begin late in the calendar year (令和元年 began on May 1), and
@@ -85,7 +93,8 @@ pub fn fiscal_year(text: &str) -> Option<i32> {
 /// An amount of yen, with or without thousands separators; losses are negative.
 pub fn yen(text: &str) -> Option<i64> {
     let text = ascii_forms(text.trim());
-    let digits: String = text.strip_suffix('円').unwrap_or(&text).chars().filter(|character| *character != ',').collect();
+    let digits: String =
+        text.strip_suffix('円').unwrap_or(&text).chars().filter(|character| *character != ',').collect();
     digits.parse().ok()
 }
 
@@ -110,7 +119,9 @@ pub fn relationship(text: &str) -> Option<u8> {
         "妻" | "夫" | "spouse" => Relationship::Spouse,
         "子" | "child" => Relationship::Child,
         "父" | "母" | "parent" => Relationship::Parent,
-        "その他" | "other" | "孫" | "祖父" | "祖母" | "兄" | "弟" | "姉" | "妹" | "同居人" | "縁故者" => Relationship::Other,
+        "その他" | "other" | "孫" | "祖父" | "祖母" | "兄" | "弟" | "姉" | "妹" | "同居人" | "縁故者" => {
+            Relationship::Other
+        }
         _ if text.ends_with("の父") || text.ends_with("の母") || text.ends_with("の子") => Relationship::Other,
         _ => return None,
     };
@@ -189,16 +200,55 @@ mod tests {
 
     #[test]
     fn fiscal_years_and_amounts() {
-        check(&[("2024", Some(2024)), ("令和6年度", Some(2024)), ("R6", Some(2024)), ("令和元年度", Some(2019)), ("平成31年度", Some(2019)), ("24", None), ("来年度", None)], fiscal_year);
-        check(&[("1200000", Some(1_200_000)), ("1,200,000", Some(1_200_000)), ("-5000", Some(-5000)), ("12万", None), ("", None)], yen);
+        check(
+            &[
+                ("2024", Some(2024)),
+                ("令和6年度", Some(2024)),
+                ("R6", Some(2024)),
+                ("令和元年度", Some(2019)),
+                ("平成31年度", Some(2019)),
+                ("24", None),
+                ("来年度", None),
+            ],
+            fiscal_year,
+        );
+        check(
+            &[
+                ("1200000", Some(1_200_000)),
+                ("1,200,000", Some(1_200_000)),
+                ("-5000", Some(-5000)),
+                ("12万", None),
+                ("", None),
+            ],
+            yen,
+        );
         check(&[("1", Some(1)), ("２", Some(2)), ("0", None), ("100", None), ("一", None)], dose);
     }
 
     #[test]
     fn codes_are_read_in_japanese_and_english() {
         check(&[("男", Some(1)), ("female", Some(2)), ("2", Some(2)), ("3", None)], sex);
-        check(&[("世帯主", Some(1)), ("夫", Some(2)), ("子", Some(3)), ("母", Some(4)), ("孫", Some(9)), ("妻の母", Some(9)), ("ペット", None)], relationship);
-        check(&[("住民", Some(None)), ("転出", Some(Some(Departure::MovedOut))), ("deceased", Some(Some(Departure::Deceased))), ("不明", None)], status);
+        check(
+            &[
+                ("世帯主", Some(1)),
+                ("夫", Some(2)),
+                ("子", Some(3)),
+                ("母", Some(4)),
+                ("孫", Some(9)),
+                ("妻の母", Some(9)),
+                ("ペット", None),
+            ],
+            relationship,
+        );
+        check(
+            &[
+                ("住民", Some(None)),
+                ("転出", Some(Some(Departure::MovedOut))),
+                ("deceased", Some(Some(Departure::Deceased))),
+                ("不明", None),
+            ],
+            status,
+        );
         check(&[("課税", Some(3)), ("非課税", Some(1)), ("均等割のみ", Some(2)), ("免除", None)], taxable);
     }
 }

@@ -11,10 +11,10 @@ use oshirase_sdk::Relationship;
 use rusqlite::Connection;
 
 use crate::database::Database;
+use crate::publish::{Activation, Candidate, PublishError, Published, list, publish};
+use crate::registry::{BundledComponent, Plugins};
 use crate::snapshot::Resident;
 use oshirase_sdk::Day;
-use crate::publish::{Activation, Candidate, Published, PublishError, list, publish};
-use crate::registry::{BundledComponent, Plugins};
 
 /// A test data directory with a database, a plugin engine under short limits and an
 /// active snapshot of three residents: an adult with a child born 2025-07-31 and a
@@ -48,20 +48,44 @@ impl Fixture {
         )
         .unwrap();
         let database = Database::open(&directory.join("oshirase.db")).unwrap();
-        let options = crate::import::ImportOptions { actor: "test".into(), source: "test".into(), keep_generations: 3, max_shrink_percent: None };
-        database.write(move |connection| Ok(crate::import::import_directory(connection, &export, &options).map(|_| ()).map_err(|error| anyhow::anyhow!("{error:?}"))?)).await.unwrap();
-        let limits = Limits { memory_bytes: 64 << 20, wall_time: std::time::Duration::from_millis(300), ..Limits::default() };
+        let options = crate::import::ImportOptions {
+            actor: "test".into(),
+            source: "test".into(),
+            keep_generations: 3,
+            max_shrink_percent: None,
+        };
+        database
+            .write(move |connection| {
+                Ok(crate::import::import_directory(connection, &export, &options)
+                    .map(|_| ())
+                    .map_err(|error| anyhow::anyhow!("{error:?}"))?)
+            })
+            .await
+            .unwrap();
+        let limits =
+            Limits { memory_bytes: 64 << 20, wall_time: std::time::Duration::from_millis(300), ..Limits::default() };
         let plugins = Arc::new(Plugins::new(PluginEngine::new(limits, None).unwrap(), bundled));
         Fixture { directory, database, plugins }
     }
 
     pub async fn publish(&self, wasm: Vec<u8>, cases: Option<&str>) -> Result<Published, PublishError> {
-        let candidate = Candidate { wasm, cases: cases.map(str::to_owned), publisher: "test".into(), program: None, activation: Activation::Always };
+        let candidate = Candidate {
+            wasm,
+            cases: cases.map(str::to_owned),
+            publisher: "test".into(),
+            program: None,
+            activation: Activation::Always,
+        };
         publish(&self.database, &self.plugins, candidate).await
     }
 
     pub fn service(&self) -> crate::service::Service {
-        crate::service::Service { data_directory: self.directory.clone(), database: self.database.clone(), plugins: self.plugins.clone(), wake_scheduler: Default::default() }
+        crate::service::Service {
+            data_directory: self.directory.clone(),
+            database: self.database.clone(),
+            plugins: self.plugins.clone(),
+            wake_scheduler: Default::default(),
+        }
     }
 
     pub async fn versions(&self) -> Vec<(String, i64, String)> {
@@ -88,7 +112,10 @@ pub fn variant(wasm: &[u8], tag: &str) -> Vec<u8> {
 /// own, so their texts differ, and the rest share one text.
 pub fn seed_due_notices(connection: &mut Connection, residents: usize, programs: &[(&str, usize)]) -> Result<()> {
     let transaction = connection.transaction()?;
-    transaction.execute("INSERT INTO snapshots (id, imported_at, source, resident_count, active) VALUES (1, '', 'bench', ?1, 1)", [residents as i64])?;
+    transaction.execute(
+        "INSERT INTO snapshots (id, imported_at, source, resident_count, active) VALUES (1, '', 'bench', ?1, 1)",
+        [residents as i64],
+    )?;
     for row in 0..residents {
         let resident_id = format!("R{row:07}");
         transaction.execute(
@@ -96,7 +123,10 @@ pub fn seed_due_notices(connection: &mut Connection, residents: usize, programs:
              VALUES (?1, 1, ?2, ?2, '', '', 3650, 1, ?3, '', '')",
             ((1i64 << 32) + row as i64, &resident_id, Relationship::Head.code()),
         )?;
-        transaction.execute("INSERT INTO registrations (resident_id, line_user_id, registered_at) VALUES (?1, ?2, '')", (&resident_id, format!("U{row:032x}")))?;
+        transaction.execute(
+            "INSERT INTO registrations (resident_id, line_user_id, registered_at) VALUES (?1, ?2, '')",
+            (&resident_id, format!("U{row:032x}")),
+        )?;
     }
     for (version, (program, distinct)) in programs.iter().enumerate() {
         let manifest = serde_json::json!({
@@ -126,7 +156,8 @@ pub fn seed_due_notices(connection: &mut Connection, residents: usize, programs:
 /// The bytes and example cases of the component built from the crate `name`, from a
 /// binary's list (`oshirase_bundled::PROGRAMS`, or its `testing::PLUGINS`).
 pub fn component(bundled: &[BundledComponent], name: &str) -> (Vec<u8>, &'static str) {
-    let (_, wasm, cases) = bundled.iter().find(|(found, ..)| *found == name).unwrap_or_else(|| panic!("no component {name} is bundled"));
+    let (_, wasm, cases) =
+        bundled.iter().find(|(found, ..)| *found == name).unwrap_or_else(|| panic!("no component {name} is bundled"));
     (wasm.to_vec(), cases)
 }
 

@@ -29,7 +29,8 @@ impl TestCertificates {
         ca_parameters.distinguished_name.push(rcgen::DnType::CommonName, "千葉市 テスト CA");
         let ca = rcgen::CertifiedIssuer::self_signed(ca_parameters, rcgen::KeyPair::generate().unwrap()).unwrap();
         let server_key = rcgen::KeyPair::generate().unwrap();
-        let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&server_key, &ca).unwrap();
+        let server =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&server_key, &ca).unwrap();
         std::fs::write(directory.path().join("ca.pem"), ca.pem()).unwrap();
         std::fs::write(directory.path().join("server.pem"), server.pem()).unwrap();
         std::fs::write(directory.path().join("server-key.pem"), server_key.serialize_pem()).unwrap();
@@ -57,7 +58,8 @@ impl SmtpServer {
         if let Some(login) = login {
             command.args(["--login", login]);
         }
-        let mut process = command.spawn().expect("python3 could not be started (the e-mail tests need python3 with aiosmtpd)");
+        let mut process =
+            command.spawn().expect("python3 could not be started (the e-mail tests need python3 with aiosmtpd)");
         let mut first_line = String::new();
         BufReader::new(process.stdout.take().unwrap()).read_line(&mut first_line).unwrap();
         let Some(port) = first_line.trim().strip_prefix("listening on 127.0.0.1:") else {
@@ -84,7 +86,11 @@ impl SmtpServer {
 
     /// Every message the server accepted, as stored.
     pub fn messages(&self) -> Vec<Vec<u8>> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.maildir.path()).unwrap().map(|entry| entry.unwrap().path()).filter(|path| path.extension().is_some_and(|extension| extension == "eml")).collect();
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.maildir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|extension| extension == "eml"))
+            .collect();
         paths.sort();
         paths.iter().map(|path| std::fs::read(path).unwrap()).collect()
     }

@@ -6,13 +6,13 @@
 
 use anyhow::Context;
 use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::extract::{Path, State};
 
+use crate::web::{AppError, AppState};
 use oshirase_core::accounts::Caller;
 use oshirase_core::apply::{ApplicationError, PendingApplication};
-use crate::web::{AppError, AppState};
 
 impl From<ApplicationError> for AppError {
     fn from(error: ApplicationError) -> AppError {
@@ -39,10 +39,19 @@ pub struct Approval {
 
 /// `POST /admin/applications/{id}/approve` `{"resident_id": …}`: answers the number that
 /// will be printed on the postcard.
-pub async fn approve(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, Json(approval): Json<Approval>) -> Result<Json<serde_json::Value>, AppError> {
+pub async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(approval): Json<Approval>,
+) -> Result<Json<serde_json::Value>, AppError> {
     caller.must_be_administrator()?;
     let actor = caller.actor;
-    let number = state.service.database.write(move |connection| Ok(oshirase_core::apply::approve(connection, id, &approval.resident_id, &actor))).await??;
+    let number = state
+        .service
+        .database
+        .write(move |connection| Ok(oshirase_core::apply::approve(connection, id, &approval.resident_id, &actor)))
+        .await??;
     wake_chat(&state);
     Ok(Json(serde_json::json!({ "application": id, "registration_number": number })))
 }
@@ -53,10 +62,19 @@ pub struct Rejection {
 }
 
 /// `POST /admin/applications/{id}/reject` `{"reason": …}`.
-pub async fn reject(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, Json(rejection): Json<Rejection>) -> Result<Json<serde_json::Value>, AppError> {
+pub async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(rejection): Json<Rejection>,
+) -> Result<Json<serde_json::Value>, AppError> {
     caller.must_be_administrator()?;
     let actor = caller.actor;
-    state.service.database.write(move |connection| Ok(oshirase_core::apply::reject(connection, id, &rejection.reason, &actor))).await??;
+    state
+        .service
+        .database
+        .write(move |connection| Ok(oshirase_core::apply::reject(connection, id, &rejection.reason, &actor)))
+        .await??;
     wake_chat(&state);
     Ok(Json(serde_json::json!({ "application": id, "state": "rejected" })))
 }
@@ -77,9 +95,13 @@ pub struct PostcardBatches {
 /// `GET /admin/postcards`.
 pub async fn list_postcards(State(state): State<AppState>, caller: Caller) -> Result<Json<PostcardBatches>, AppError> {
     caller.must_be_administrator()?;
-    let unprinted = state.service.database.read(|connection| Ok(oshirase_core::postcards::unprinted(connection)?.len())).await?;
+    let unprinted =
+        state.service.database.read(|connection| Ok(oshirase_core::postcards::unprinted(connection)?.len())).await?;
     let mut files: Vec<String> = match std::fs::read_dir(postcards_directory(&state)) {
-        Ok(entries) => entries.filter_map(|entry| entry.ok()?.file_name().into_string().ok()).filter(|name| name.ends_with(".pdf")).collect(),
+        Ok(entries) => entries
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".pdf"))
+            .collect(),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(error) => return Err(anyhow::Error::from(error).context("cannot list the postcard batches").into()),
     };
@@ -89,37 +111,64 @@ pub async fn list_postcards(State(state): State<AppState>, caller: Caller) -> Re
 
 /// `POST /admin/postcards`: prints every unprinted postcard into a new PDF in the data
 /// directory (see `postcards::print`), which the console then downloads.
-pub async fn print_postcards(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, AppError> {
+pub async fn print_postcards(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, AppError> {
     caller.must_be_administrator()?;
     let directory = postcards_directory(&state);
     std::fs::create_dir_all(&directory).with_context(|| format!("cannot create {}", directory.display()))?;
-    let file = format!("postcards-{}.pdf", chrono::Utc::now().with_timezone(&oshirase_core::time::japan()).format("%Y%m%d-%H%M%S"));
+    let file = format!(
+        "postcards-{}.pdf",
+        chrono::Utc::now().with_timezone(&oshirase_core::time::japan()).format("%Y%m%d-%H%M%S")
+    );
     let out = directory.join(&file);
     let actor = caller.actor;
     let printed = state
         .service
         .database
         .write(move |connection| {
-            let font = oshirase_core::postcards::load_font(std::path::Path::new(oshirase_core::postcards::DEFAULT_FONT))?;
+            let font =
+                oshirase_core::postcards::load_font(std::path::Path::new(oshirase_core::postcards::DEFAULT_FONT))?;
             oshirase_core::postcards::print(connection, &out, &font, &actor)
         })
         .await?;
-    Ok(Json(serde_json::json!({ "postcards": printed.postcards, "expired": printed.expired, "file": (printed.postcards > 0).then_some(file) })))
+    Ok(Json(
+        serde_json::json!({ "postcards": printed.postcards, "expired": printed.expired, "file": (printed.postcards > 0).then_some(file) }),
+    ))
 }
 
 /// `GET /admin/postcards/{file}`: one printed batch, as the PDF it is.
-pub async fn download_postcards(State(state): State<AppState>, caller: Caller, Path(file): Path<String>) -> Result<axum::response::Response, AppError> {
+pub async fn download_postcards(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(file): Path<String>,
+) -> Result<axum::response::Response, AppError> {
     caller.must_be_administrator()?;
     // Only names `print_postcards` makes: nothing outside the directory can be read.
-    if !(file.starts_with("postcards-") && file.ends_with(".pdf") && file.chars().all(|character| character.is_ascii_alphanumeric() || "-.".contains(character))) {
+    if !(file.starts_with("postcards-")
+        && file.ends_with(".pdf")
+        && file.chars().all(|character| character.is_ascii_alphanumeric() || "-.".contains(character)))
+    {
         return Err(AppError::Request(StatusCode::NOT_FOUND, format!("no postcard batch {file:?}")));
     }
     let bytes = match std::fs::read(postcards_directory(&state).join(&file)) {
         Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(AppError::Request(StatusCode::NOT_FOUND, format!("no postcard batch {file:?}"))),
-        Err(error) => return Err(anyhow::Error::from(error).context(format!("cannot read postcard batch {file}")).into()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(AppError::Request(StatusCode::NOT_FOUND, format!("no postcard batch {file:?}")));
+        }
+        Err(error) => {
+            return Err(anyhow::Error::from(error).context(format!("cannot read postcard batch {file}")).into());
+        }
     };
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/pdf".to_owned()), (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\""))], bytes).into_response())
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// Lets the webhook's worker send the push the decision queued; without a webhook it

@@ -8,7 +8,6 @@
 //! (`session.rs`), the console's read-only reports (`reports.rs`) and reserved sends and
 //! broadcasts (`sends.rs`), staff accounts and tokens taken back (`users.rs`).
 
-
 pub mod applications;
 pub mod programs;
 pub mod reports;
@@ -22,12 +21,10 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
 
-
-
 use oshirase_core::time::now_text;
 
-use oshirase_core::accounts::{self, AuthError, Caller, Role};
 use crate::web::{AppError, AppState};
+use oshirase_core::accounts::{self, AuthError, Caller, Role};
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "oshirase_session";
@@ -58,9 +55,19 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, AppError> {
         let reads_only = parts.method == Method::GET || parts.method == Method::HEAD;
-        let caller = if let Some(token) = parts.headers.get("authorization").and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer ")) {
+        let caller = if let Some(token) = parts
+            .headers
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+        {
             let token = token.trim().to_owned();
-            state.service.database.read(move |connection| accounts::authenticate(connection, &token, &now_text())).await?.ok_or(AuthError::Unauthorized)?
+            state
+                .service
+                .database
+                .read(move |connection| accounts::authenticate(connection, &token, &now_text()))
+                .await?
+                .ok_or(AuthError::Unauthorized)?
         } else {
             let (caller, csrf_token) = session_caller(state, &parts.headers).await?.ok_or(AuthError::Unauthorized)?;
             if !reads_only {
@@ -86,12 +93,14 @@ pub fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
     left.len() == right.len() && left.iter().zip(right).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
 }
 
-
 impl From<AuthError> for AppError {
     fn from(error: AuthError) -> AppError {
         let status = match error {
             AuthError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AuthError::Forbidden { .. } | AuthError::AdministratorOnly { .. } | AuthError::ReadOnly { .. } | AuthError::Csrf => StatusCode::FORBIDDEN,
+            AuthError::Forbidden { .. }
+            | AuthError::AdministratorOnly { .. }
+            | AuthError::ReadOnly { .. }
+            | AuthError::Csrf => StatusCode::FORBIDDEN,
         };
         AppError::Request(status, error.to_string())
     }

@@ -10,10 +10,10 @@ use base64::Engine;
 use rusqlite::OptionalExtension;
 use std::collections::BTreeMap;
 
+use crate::web::{AppError, AppState};
 use oshirase_core::accounts::Caller;
 use oshirase_core::message::WordingError;
 use oshirase_core::publish::{Activation, Candidate, PublishError, Published, VersionInfo};
-use crate::web::{AppError, AppState};
 
 impl From<PublishError> for AppError {
     fn from(error: PublishError) -> AppError {
@@ -54,10 +54,23 @@ pub struct PublishBody {
 
 /// `POST /admin/programs/{code}/versions`: validates and publishes a version of `code`,
 /// which becomes active when accepted.
-pub async fn publish(State(state): State<AppState>, Path(code): Path<String>, caller: Caller, Json(body): Json<PublishBody>) -> Result<(StatusCode, Json<Published>), AppError> {
+pub async fn publish(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    caller: Caller,
+    Json(body): Json<PublishBody>,
+) -> Result<(StatusCode, Json<Published>), AppError> {
     caller.may_act_on(&code)?;
-    let wasm = base64::engine::general_purpose::STANDARD.decode(body.wasm_base64.trim()).map_err(|error| PublishError::Refused(format!("wasm_base64 is not base64: {error}")))?;
-    let candidate = Candidate { wasm, cases: body.cases, publisher: caller.actor.clone(), program: Some(code), activation: Activation::Always };
+    let wasm = base64::engine::general_purpose::STANDARD
+        .decode(body.wasm_base64.trim())
+        .map_err(|error| PublishError::Refused(format!("wasm_base64 is not base64: {error}")))?;
+    let candidate = Candidate {
+        wasm,
+        cases: body.cases,
+        publisher: caller.actor.clone(),
+        program: Some(code),
+        activation: Activation::Always,
+    };
     let published = oshirase_core::publish::publish(&state.service.database, &state.service.plugins, candidate).await?;
     Ok((StatusCode::CREATED, Json(published)))
 }
@@ -68,26 +81,51 @@ pub struct ActivateBody {
 }
 
 /// `POST /admin/programs/{code}/activate` with `{"version": N}`.
-pub async fn activate(State(state): State<AppState>, Path(code): Path<String>, caller: Caller, Json(body): Json<ActivateBody>) -> Result<StatusCode, AppError> {
+pub async fn activate(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    caller: Caller,
+    Json(body): Json<ActivateBody>,
+) -> Result<StatusCode, AppError> {
     caller.may_act_on(&code)?;
     let actor = caller.actor;
-    state.service.database.write(move |connection| Ok(oshirase_core::publish::activate(connection, &code, body.version, &actor))).await??;
+    state
+        .service
+        .database
+        .write(move |connection| Ok(oshirase_core::publish::activate(connection, &code, body.version, &actor)))
+        .await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /admin/programs/{code}/rollback`: answers the version now active.
-pub async fn rollback(State(state): State<AppState>, Path(code): Path<String>, caller: Caller) -> Result<Json<serde_json::Value>, AppError> {
+pub async fn rollback(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, AppError> {
     caller.may_act_on(&code)?;
     let actor = caller.actor;
-    let version = state.service.database.write(move |connection| Ok(oshirase_core::publish::rollback(connection, &code, &actor))).await??;
+    let version = state
+        .service
+        .database
+        .write(move |connection| Ok(oshirase_core::publish::rollback(connection, &code, &actor)))
+        .await??;
     Ok(Json(serde_json::json!({ "version": version })))
 }
 
 /// `POST /admin/programs/{code}/disable`.
-pub async fn disable(State(state): State<AppState>, Path(code): Path<String>, caller: Caller) -> Result<StatusCode, AppError> {
+pub async fn disable(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    caller: Caller,
+) -> Result<StatusCode, AppError> {
     caller.may_act_on(&code)?;
     let actor = caller.actor;
-    state.service.database.write(move |connection| Ok(oshirase_core::publish::disable(connection, &code, &actor))).await??;
+    state
+        .service
+        .database
+        .write(move |connection| Ok(oshirase_core::publish::disable(connection, &code, &actor)))
+        .await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -112,12 +150,17 @@ pub struct ProgramDetail {
 }
 
 /// `GET /admin/programs/{code}`: the active version's occasions and their wording.
-pub async fn detail(State(state): State<AppState>, Path(code): Path<String>, _caller: Caller) -> Result<Json<ProgramDetail>, AppError> {
+pub async fn detail(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    _caller: Caller,
+) -> Result<Json<ProgramDetail>, AppError> {
     let detail = state
         .service
         .database
         .read(move |connection| {
-            let version = oshirase_core::registry::active_version(connection, &code)?.ok_or_else(|| PublishError::NotFound(format!("program {code} has no active version")))?;
+            let version = oshirase_core::registry::active_version(connection, &code)?
+                .ok_or_else(|| PublishError::NotFound(format!("program {code} has no active version")))?;
             let wording = oshirase_core::message::wording(connection)?;
             let manifest = version.manifest;
             Ok(ProgramDetail {
@@ -150,10 +193,21 @@ pub struct WordingBody {
 
 /// `PUT /admin/programs/{code}/wording/{occasion}`: checks the placeholders and the
 /// length LINE allows (with the longest deadline) before storing; answers the preview.
-pub async fn set_wording(State(state): State<AppState>, Path((code, occasion)): Path<(String, String)>, caller: Caller, Json(body): Json<WordingBody>) -> Result<Json<serde_json::Value>, AppError> {
+pub async fn set_wording(
+    State(state): State<AppState>,
+    Path((code, occasion)): Path<(String, String)>,
+    caller: Caller,
+    Json(body): Json<WordingBody>,
+) -> Result<Json<serde_json::Value>, AppError> {
     caller.may_act_on(&code)?;
     let actor = caller.actor;
-    let preview = state.service.database.write(move |connection| Ok(oshirase_core::message::set_wording(connection, &code, &occasion, body.template.trim(), &actor))).await??;
+    let preview = state
+        .service
+        .database
+        .write(move |connection| {
+            Ok(oshirase_core::message::set_wording(connection, &code, &occasion, body.template.trim(), &actor))
+        })
+        .await??;
     Ok(Json(serde_json::json!({ "preview": preview })))
 }
 
@@ -166,15 +220,23 @@ pub struct DryRunQuery {
 /// `GET /admin/programs/{code}/dry-run?date=`: who the program would reach, counted by
 /// occasion, ward and age band; with names for the administrator only. Only the
 /// administrator and the program's own division may run it: it evaluates the whole city.
-pub async fn dry_run(State(state): State<AppState>, Path(code): Path<String>, caller: Caller, Query(query): Query<DryRunQuery>) -> Result<Json<DryRunSummary>, AppError> {
+pub async fn dry_run(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    caller: Caller,
+    Query(query): Query<DryRunQuery>,
+) -> Result<Json<DryRunSummary>, AppError> {
     caller.may_act_on(&code)?;
     let today = match query.date.as_deref() {
-        Some(text) => oshirase_sdk::Day::parse_iso(text).ok_or_else(|| AppError::Request(StatusCode::BAD_REQUEST, format!("date {text:?} is not YYYY-MM-DD")))?,
+        Some(text) => oshirase_sdk::Day::parse_iso(text)
+            .ok_or_else(|| AppError::Request(StatusCode::BAD_REQUEST, format!("date {text:?} is not YYYY-MM-DD")))?,
         None => oshirase_core::time::today_in_japan(),
     };
     let with_names = caller.may_see_names();
     let notices = state.service.dry_run(code.clone(), today).await?;
-    Ok(Json(state.service.database.read(move |connection| summarize(connection, &code, notices, today, with_names)).await?))
+    Ok(Json(
+        state.service.database.read(move |connection| summarize(connection, &code, notices, today, with_names)).await?,
+    ))
 }
 
 /// Who a dry run would reach, counted, and at most 200 of them by name. Counts are
@@ -201,7 +263,16 @@ pub struct DryRunResident {
 }
 
 /// Age bands as the divisions report them: each holds the ages below its bound.
-const AGE_BANDS: [(u32, &str); 8] = [(1, "0歳"), (3, "1〜2歳"), (6, "3〜5歳"), (18, "6〜17歳"), (40, "18〜39歳"), (65, "40〜64歳"), (75, "65〜74歳"), (u32::MAX, "75歳以上")];
+const AGE_BANDS: [(u32, &str); 8] = [
+    (1, "0歳"),
+    (3, "1〜2歳"),
+    (6, "3〜5歳"),
+    (18, "6〜17歳"),
+    (40, "18〜39歳"),
+    (65, "40〜64歳"),
+    (75, "65〜74歳"),
+    (u32::MAX, "75歳以上"),
+];
 
 /// The index in `AGE_BANDS` of the band `age` falls in.
 fn age_band(age: u32) -> usize {
@@ -211,15 +282,31 @@ fn age_band(age: u32) -> usize {
 /// Counts the planned notices by occasion (by its title), ward and age band, from the
 /// active snapshot's records; a person registered in the chat (`self:`) counts under
 /// 「チャット登録」.
-fn summarize(connection: &rusqlite::Connection, program: &str, notices: Vec<oshirase_core::evaluate::PlannedNotice>, today: oshirase_sdk::Day, with_names: bool) -> anyhow::Result<DryRunSummary> {
+fn summarize(
+    connection: &rusqlite::Connection,
+    program: &str,
+    notices: Vec<oshirase_core::evaluate::PlannedNotice>,
+    today: oshirase_sdk::Day,
+    with_names: bool,
+) -> anyhow::Result<DryRunSummary> {
     let snapshot = oshirase_core::snapshot::active(connection)?.unwrap_or(0);
     let manifest = oshirase_core::registry::active_version(connection, program)?.map(|version| version.manifest);
-    let title = |occasion: &str| manifest.as_ref().and_then(|manifest| manifest.occasion(occasion)).map_or(occasion.to_owned(), |found| found.title.clone());
-    let mut lookup = connection.prepare_cached("SELECT name, ward, birth_day FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2")?;
-    let (mut by_occasion, mut by_ward, mut by_age_band) = (BTreeMap::<String, usize>::new(), BTreeMap::<String, usize>::new(), BTreeMap::<usize, usize>::new());
-    let mut summary = DryRunSummary { notices: notices.len(), residents: with_names.then(Vec::new), ..DryRunSummary::default() };
+    let title = |occasion: &str| {
+        manifest
+            .as_ref()
+            .and_then(|manifest| manifest.occasion(occasion))
+            .map_or(occasion.to_owned(), |found| found.title.clone())
+    };
+    let mut lookup = connection
+        .prepare_cached("SELECT name, ward, birth_day FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2")?;
+    let (mut by_occasion, mut by_ward, mut by_age_band) =
+        (BTreeMap::<String, usize>::new(), BTreeMap::<String, usize>::new(), BTreeMap::<usize, usize>::new());
+    let mut summary =
+        DryRunSummary { notices: notices.len(), residents: with_names.then(Vec::new), ..DryRunSummary::default() };
     for notice in notices {
-        let record: Option<(String, String, i32)> = lookup.query_row((snapshot, &notice.resident_id), |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?))).optional()?;
+        let record: Option<(String, String, i32)> = lookup
+            .query_row((snapshot, &notice.resident_id), |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()?;
         let (name, ward, age) = match &record {
             Some((name, ward, birth)) => (name.clone(), ward.clone(), oshirase_sdk::Day(*birth).age_on(today)),
             None => (String::new(), "チャット登録".to_owned(), 0),
@@ -228,7 +315,15 @@ fn summarize(connection: &rusqlite::Connection, program: &str, notices: Vec<oshi
         *by_ward.entry(ward.clone()).or_default() += 1;
         *by_age_band.entry(age_band(age)).or_default() += 1;
         if let Some(residents) = summary.residents.as_mut().filter(|residents| residents.len() < 200) {
-            residents.push(DryRunResident { resident_id: notice.resident_id, name, ward, age, occasion: notice.occasion, send_on: notice.send_on, reason: notice.reason });
+            residents.push(DryRunResident {
+                resident_id: notice.resident_id,
+                name,
+                ward,
+                age,
+                occasion: notice.occasion,
+                send_on: notice.send_on,
+                reason: notice.reason,
+            });
         }
     }
     summary.by_occasion = by_occasion.into_iter().collect();
@@ -244,18 +339,25 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use oshirase_core::accounts::create_token;
     use oshirase_bundled::PROGRAMS;
     use oshirase_bundled::testing::PLUGINS;
+    use oshirase_core::accounts::create_token;
     use oshirase_core::testing::{Fixture, component, variant};
 
     /// Sends one request to the app and returns its status and body.
-    async fn send(state: &AppState, method: Method, path: &str, token: Option<&str>, body: serde_json::Value) -> (StatusCode, String) {
+    async fn send(
+        state: &AppState,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> (StatusCode, String) {
         let mut request = Request::builder().method(method).uri(path).header("content-type", "application/json");
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        let response = crate::web::app(state.clone()).oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+        let response =
+            crate::web::app(state.clone()).oneshot(request.body(Body::from(body.to_string())).unwrap()).await.unwrap();
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         (status, String::from_utf8_lossy(&bytes).into_owned())
@@ -272,28 +374,138 @@ mod tests {
         let state = AppState::new(fixture.service());
         let (health, admin) = fixture
             .database
-            .write(|connection| Ok((create_token(connection, "健康支援課", &["vaccine-mr".into()], false, 30, "test")?, create_token(connection, "情報政策課", &[], true, 30, "test")?)))
+            .write(|connection| {
+                Ok((
+                    create_token(connection, "健康支援課", &["vaccine-mr".into()], false, 30, "test")?,
+                    create_token(connection, "情報政策課", &[], true, 30, "test")?,
+                ))
+            })
             .await
             .unwrap();
         let (wasm, cases) = component(PROGRAMS, "vaccine-mr");
         let get = Method::GET;
         let post = Method::POST;
         let steps = [
-            (get.clone(), "/admin/programs", None, serde_json::Value::Null, StatusCode::UNAUTHORIZED, "missing or unknown admin token"),
-            (get.clone(), "/admin/programs", Some("osh_wrong"), serde_json::Value::Null, StatusCode::UNAUTHORIZED, "missing or unknown admin token"),
-            (post.clone(), "/admin/programs/vaccine-mr/versions", Some(health.as_str()), wasm_body(&wasm, Some(cases)), StatusCode::CREATED, "\"active\":true"),
-            (post.clone(), "/admin/programs/vaccine-mr/versions", Some(health.as_str()), wasm_body(&wasm, None), StatusCode::CONFLICT, "already version 1"),
-            (post.clone(), "/admin/programs/hostile/versions", Some(health.as_str()), wasm_body(&component(PLUGINS, "hostile").0, None), StatusCode::FORBIDDEN, "division:健康支援課 may not act on program"),
-            (post.clone(), "/admin/programs/vaccine-mr/versions", Some(health.as_str()), wasm_body(b"\0asm\x01\0\0\0", None), StatusCode::UNPROCESSABLE_ENTITY, "core WebAssembly module"),
-            (post.clone(), "/admin/programs/vaccine-mr/versions", Some(health.as_str()), wasm_body(&variant(&wasm, "v3"), Some(cases)), StatusCode::CREATED, "\"version\":3"),
-            (post.clone(), "/admin/programs/vaccine-mr/activate", Some(health.as_str()), serde_json::json!({ "version": 2 }), StatusCode::CONFLICT, "was rejected and cannot be activated"),
-            (post.clone(), "/admin/programs/vaccine-mr/activate", Some(health.as_str()), serde_json::json!({ "version": 99 }), StatusCode::NOT_FOUND, "has no version 99"),
-            (post.clone(), "/admin/programs/vaccine-mr/rollback", Some(health.as_str()), serde_json::Value::Null, StatusCode::OK, "{\"version\":1}"),
-            (post.clone(), "/admin/programs/hostile/versions", Some(admin.as_str()), wasm_body(&component(PLUGINS, "hostile").0, None), StatusCode::CREATED, "\"program\":\"hostile\""),
-            (post.clone(), "/admin/programs/hostile/disable", Some(health.as_str()), serde_json::Value::Null, StatusCode::FORBIDDEN, "may not act on"),
-            (post.clone(), "/admin/programs/hostile/disable", Some(admin.as_str()), serde_json::Value::Null, StatusCode::NO_CONTENT, ""),
-            (post.clone(), "/admin/programs/hostile/disable", Some(admin.as_str()), serde_json::Value::Null, StatusCode::NOT_FOUND, "has no active version"),
-            (get.clone(), "/admin/programs", Some(health.as_str()), serde_json::Value::Null, StatusCode::OK, "\"state\":\"rejected\""),
+            (
+                get.clone(),
+                "/admin/programs",
+                None,
+                serde_json::Value::Null,
+                StatusCode::UNAUTHORIZED,
+                "missing or unknown admin token",
+            ),
+            (
+                get.clone(),
+                "/admin/programs",
+                Some("osh_wrong"),
+                serde_json::Value::Null,
+                StatusCode::UNAUTHORIZED,
+                "missing or unknown admin token",
+            ),
+            (
+                post.clone(),
+                "/admin/programs/vaccine-mr/versions",
+                Some(health.as_str()),
+                wasm_body(&wasm, Some(cases)),
+                StatusCode::CREATED,
+                "\"active\":true",
+            ),
+            (
+                post.clone(),
+                "/admin/programs/vaccine-mr/versions",
+                Some(health.as_str()),
+                wasm_body(&wasm, None),
+                StatusCode::CONFLICT,
+                "already version 1",
+            ),
+            (
+                post.clone(),
+                "/admin/programs/hostile/versions",
+                Some(health.as_str()),
+                wasm_body(&component(PLUGINS, "hostile").0, None),
+                StatusCode::FORBIDDEN,
+                "division:健康支援課 may not act on program",
+            ),
+            (
+                post.clone(),
+                "/admin/programs/vaccine-mr/versions",
+                Some(health.as_str()),
+                wasm_body(b"\0asm\x01\0\0\0", None),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "core WebAssembly module",
+            ),
+            (
+                post.clone(),
+                "/admin/programs/vaccine-mr/versions",
+                Some(health.as_str()),
+                wasm_body(&variant(&wasm, "v3"), Some(cases)),
+                StatusCode::CREATED,
+                "\"version\":3",
+            ),
+            (
+                post.clone(),
+                "/admin/programs/vaccine-mr/activate",
+                Some(health.as_str()),
+                serde_json::json!({ "version": 2 }),
+                StatusCode::CONFLICT,
+                "was rejected and cannot be activated",
+            ),
+            (
+                post.clone(),
+                "/admin/programs/vaccine-mr/activate",
+                Some(health.as_str()),
+                serde_json::json!({ "version": 99 }),
+                StatusCode::NOT_FOUND,
+                "has no version 99",
+            ),
+            (
+                post.clone(),
+                "/admin/programs/vaccine-mr/rollback",
+                Some(health.as_str()),
+                serde_json::Value::Null,
+                StatusCode::OK,
+                "{\"version\":1}",
+            ),
+            (
+                post.clone(),
+                "/admin/programs/hostile/versions",
+                Some(admin.as_str()),
+                wasm_body(&component(PLUGINS, "hostile").0, None),
+                StatusCode::CREATED,
+                "\"program\":\"hostile\"",
+            ),
+            (
+                post.clone(),
+                "/admin/programs/hostile/disable",
+                Some(health.as_str()),
+                serde_json::Value::Null,
+                StatusCode::FORBIDDEN,
+                "may not act on",
+            ),
+            (
+                post.clone(),
+                "/admin/programs/hostile/disable",
+                Some(admin.as_str()),
+                serde_json::Value::Null,
+                StatusCode::NO_CONTENT,
+                "",
+            ),
+            (
+                post.clone(),
+                "/admin/programs/hostile/disable",
+                Some(admin.as_str()),
+                serde_json::Value::Null,
+                StatusCode::NOT_FOUND,
+                "has no active version",
+            ),
+            (
+                get.clone(),
+                "/admin/programs",
+                Some(health.as_str()),
+                serde_json::Value::Null,
+                StatusCode::OK,
+                "\"state\":\"rejected\"",
+            ),
         ];
         let mut failures = Vec::new();
         for (method, path, token, body, status, expected) in steps {
@@ -303,7 +515,17 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
-        let audited: i64 = fixture.database.write(|connection| Ok(connection.query_row("SELECT count(*) FROM audit_log WHERE actor LIKE 'division:%' OR actor LIKE 'admin:%'", [], |row| row.get(0))?)).await.unwrap();
+        let audited: i64 = fixture
+            .database
+            .write(|connection| {
+                Ok(connection.query_row(
+                    "SELECT count(*) FROM audit_log WHERE actor LIKE 'division:%' OR actor LIKE 'admin:%'",
+                    [],
+                    |row| row.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
         assert_eq!(audited, 9, "every publish, activation, rollback and disable names its caller");
     }
 }

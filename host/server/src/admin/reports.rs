@@ -7,8 +7,8 @@ use axum::Json;
 use axum::extract::{Query, State};
 use rusqlite::Connection;
 
-use oshirase_core::accounts::{Caller, Role};
 use crate::web::{AppError, AppState};
+use oshirase_core::accounts::{Caller, Role};
 
 /// The Japan date of an RFC 3339 UTC timestamp column, in SQL.
 fn japan_day(column: &str) -> String {
@@ -60,16 +60,37 @@ pub fn dashboard(connection: &Connection) -> anyhow::Result<Dashboard> {
          SELECT days.day, coalesce(sum(CASE WHEN counted.sent THEN counted.deliveries END), 0), coalesce(sum(CASE WHEN NOT counted.sent THEN counted.deliveries END), 0)
          FROM days LEFT JOIN counted ON counted.day = days.day GROUP BY days.day ORDER BY days.day"
     ))?;
-    let per_day = per_day.query_map([], |row| Ok(DayCount { day: row.get(0)?, sent: row.get(1)?, failed: row.get(2)? }))?.collect::<Result<_, _>>()?;
+    let per_day = per_day
+        .query_map([], |row| Ok(DayCount { day: row.get(0)?, sent: row.get(1)?, failed: row.get(2)? }))?
+        .collect::<Result<_, _>>()?;
     Ok(Dashboard {
-        registered_residents: count(connection, "SELECT count(DISTINCT resident_id) FROM registrations WHERE active = 1")?,
+        registered_residents: count(
+            connection,
+            "SELECT count(DISTINCT resident_id) FROM registrations WHERE active = 1",
+        )?,
         line_followers: count(connection, "SELECT count(*) FROM line_users WHERE following = 1")?,
-        sent_this_month: count(connection, &format!("SELECT count(*) FROM deliveries WHERE state = 'sent' AND strftime('%Y-%m', {sent_day}) = {this_month}"))?,
+        sent_this_month: count(
+            connection,
+            &format!(
+                "SELECT count(*) FROM deliveries WHERE state = 'sent' AND strftime('%Y-%m', {sent_day}) = {this_month}"
+            ),
+        )?,
         sent_total: count(connection, "SELECT count(*) FROM deliveries WHERE state = 'sent'")?,
-        residents_reached: count(connection, "SELECT count(DISTINCT n.resident_id) FROM deliveries d JOIN notices n ON n.id = d.notice_id WHERE d.state = 'sent'")?,
+        residents_reached: count(
+            connection,
+            "SELECT count(DISTINCT n.resident_id) FROM deliveries d JOIN notices n ON n.id = d.notice_id WHERE d.state = 'sent'",
+        )?,
         programs_live: count(connection, "SELECT count(*) FROM programs WHERE active_version IS NOT NULL")?,
-        failed_deliveries_7_days: count(connection, &format!("SELECT count(*) FROM deliveries WHERE state IN ('failed-permanent', 'expired') AND {created_day} >= date('now', '+9 hours', '-6 days')"))?,
-        failed_runs_7_days: count(connection, "SELECT count(*) FROM runs WHERE outcome = 'failed' AND started_at >= datetime('now', '-7 days')")?,
+        failed_deliveries_7_days: count(
+            connection,
+            &format!(
+                "SELECT count(*) FROM deliveries WHERE state IN ('failed-permanent', 'expired') AND {created_day} >= date('now', '+9 hours', '-6 days')"
+            ),
+        )?,
+        failed_runs_7_days: count(
+            connection,
+            "SELECT count(*) FROM runs WHERE outcome = 'failed' AND started_at >= datetime('now', '-7 days')",
+        )?,
         per_day,
     })
 }
@@ -108,7 +129,10 @@ pub fn programs(connection: &Connection, caller: &Caller) -> anyhow::Result<Vec<
     )?;
     let rows = statement.query_map([], |row| {
         let code: String = row.get(0)?;
-        let manifest: oshirase_core::registry::Manifest = serde_json::from_str(&row.get::<_, String>(1)?).map_err(|error| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(error)))?;
+        let manifest: oshirase_core::registry::Manifest =
+            serde_json::from_str(&row.get::<_, String>(1)?).map_err(|error| {
+                rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(error))
+            })?;
         Ok(ProgramSummary {
             may_act: caller.may_act_on(&code).is_ok() && caller.role != Role::Viewer,
             code,
@@ -126,7 +150,10 @@ pub fn programs(connection: &Connection, caller: &Caller) -> anyhow::Result<Vec<
 }
 
 /// `GET /admin/program-summaries`.
-pub async fn list_programs(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ProgramSummary>>, AppError> {
+pub async fn list_programs(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ProgramSummary>>, AppError> {
     Ok(Json(state.service.database.read(move |connection| programs(connection, &caller)).await?))
 }
 
@@ -190,7 +217,11 @@ pub fn deliveries(connection: &Connection, query: &DeliveryQuery) -> anyhow::Res
 }
 
 /// `GET /admin/deliveries?program=&day=`.
-pub async fn show_deliveries(State(state): State<AppState>, _caller: Caller, Query(query): Query<DeliveryQuery>) -> Result<Json<DeliveryReport>, AppError> {
+pub async fn show_deliveries(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(query): Query<DeliveryQuery>,
+) -> Result<Json<DeliveryReport>, AppError> {
     Ok(Json(state.service.database.read(move |connection| deliveries(connection, &query)).await?))
 }
 

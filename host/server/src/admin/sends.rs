@@ -7,9 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 
+use crate::web::{AppError, AppState};
 use oshirase_core::accounts::Caller;
 use oshirase_core::reservation::{Reservation, ReservationError, Reserved};
-use crate::web::{AppError, AppState};
 
 impl From<ReservationError> for AppError {
     fn from(error: ReservationError) -> AppError {
@@ -38,22 +38,42 @@ fn parse_japan_time(text: &str) -> Result<DateTime<Utc>, AppError> {
     let naive = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(text.trim(), format).ok())
-        .ok_or_else(|| AppError::Request(StatusCode::BAD_REQUEST, format!("send_at {text:?} is not a date and time as YYYY-MM-DDTHH:MM (Japan time)")))?;
-    Ok(oshirase_core::time::japan().from_local_datetime(&naive).single().expect("Japan time has no gaps").with_timezone(&Utc))
+        .ok_or_else(|| {
+            AppError::Request(
+                StatusCode::BAD_REQUEST,
+                format!("send_at {text:?} is not a date and time as YYYY-MM-DDTHH:MM (Japan time)"),
+            )
+        })?;
+    Ok(oshirase_core::time::japan()
+        .from_local_datetime(&naive)
+        .single()
+        .expect("Japan time has no gaps")
+        .with_timezone(&Utc))
 }
 
 /// `POST /admin/sends` `{"program": CODE}` or `{"broadcast": {"title", "text", "category"}}`,
 /// with an optional `send_at`; answers the reservation's id.
-pub async fn reserve(State(state): State<AppState>, caller: Caller, Json(body): Json<ReserveBody>) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+pub async fn reserve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<ReserveBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
     match &body.what {
         Reserved::Program(program) => caller.may_act_on(program)?,
         Reserved::Broadcast { .. } => caller.must_be_administrator()?,
     }
     let send_at = body.send_at.as_deref().map(parse_japan_time).transpose()?.unwrap_or_else(Utc::now);
     let actor = caller.actor;
-    let id = state.service.database.write(move |connection| Ok(oshirase_core::reservation::reserve(connection, &body.what, send_at, &actor))).await??;
+    let id = state
+        .service
+        .database
+        .write(move |connection| Ok(oshirase_core::reservation::reserve(connection, &body.what, send_at, &actor)))
+        .await??;
     state.service.wake_scheduler.notify_one();
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": id, "send_at": oshirase_core::time::format_japan(send_at) }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "id": id, "send_at": oshirase_core::time::format_japan(send_at) })),
+    ))
 }
 
 /// `GET /admin/sends`.
@@ -63,7 +83,11 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json
 
 /// `POST /admin/sends/{id}/cancel`: a program's reservation by those who may act on the
 /// program, a broadcast by the administrator.
-pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, AppError> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
     state
         .service
         .database

@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 
 use std::time::Instant;
 
-use oshirase_core::accounts::{self, Caller, HashersBusy, SESSION_MILLISECONDS};
 use super::{SESSION_COOKIE, session_caller, session_cookie};
-use oshirase_core::database::audit;
 use crate::limits::ClientAddress;
 use crate::web::{AppError, AppState};
+use oshirase_core::accounts::{self, Caller, HashersBusy, SESSION_MILLISECONDS};
+use oshirase_core::database::audit;
 
 impl From<HashersBusy> for AppError {
     fn from(error: HashersBusy) -> AppError {
@@ -52,27 +52,48 @@ const WRONG_LOGIN_OR_PASSWORD: &str = "wrong login or password";
 /// right password writes (the session), and failures are audited in aggregate. An
 /// unknown login, a disabled account and a wrong password take the same path and get the
 /// same answer.
-pub async fn sign_in(State(state): State<AppState>, ClientAddress(address): ClientAddress, Json(body): Json<SignIn>) -> Result<Response, AppError> {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    Json(body): Json<SignIn>,
+) -> Result<Response, AppError> {
     let login = body.login.trim().to_owned();
-    state.limits.failed_sign_ins.check(&login, address, Instant::now()).map_err(|wait| AppError::Request(StatusCode::TOO_MANY_REQUESTS, wait.to_string()))?;
+    state
+        .limits
+        .failed_sign_ins
+        .check(&login, address, Instant::now())
+        .map_err(|wait| AppError::Request(StatusCode::TOO_MANY_REQUESTS, wait.to_string()))?;
     let place = state.limits.password_hashers.reserve()?;
     let looked_up = login.clone();
-    let account = state.service.database.read(move |connection| accounts::find_for_sign_in(connection, &looked_up)).await?;
+    let account =
+        state.service.database.read(move |connection| accounts::find_for_sign_in(connection, &looked_up)).await?;
     let (user_id, stored) = account.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
     let matched = place.verify(body.password, stored).await?;
     match user_id.filter(|_| matched) {
         Some(user_id) => {
             state.limits.failed_sign_ins.succeeded(&login, address);
             let now = chrono::Utc::now().timestamp_millis();
-            let session = state.service.database.write(move |connection| accounts::open_session(connection, user_id, now)).await?;
+            let session = state
+                .service
+                .database
+                .write(move |connection| accounts::open_session(connection, user_id, now))
+                .await?;
             let set_cookie = cookie(&state, &session.cookie, SESSION_MILLISECONDS / 1000);
-            Ok(([(SET_COOKIE, set_cookie)], Json(SessionInfo { caller: session.caller, csrf_token: session.csrf_token })).into_response())
+            Ok((
+                [(SET_COOKIE, set_cookie)],
+                Json(SessionInfo { caller: session.caller, csrf_token: session.csrf_token }),
+            )
+                .into_response())
         }
         None => {
             let subject = if user_id.is_some() { format!("user:{login}") } else { "unknown login".to_owned() };
             if let Some(due) = state.limits.failed_sign_ins.failed(&login, address, &subject, Instant::now()) {
                 let detail = format!("{} failed sign-ins within the hour", due.failures);
-                state.service.database.write(move |connection| audit(connection, "anonymous", "sign-in-failed", &due.subject, &detail)).await?;
+                state
+                    .service
+                    .database
+                    .write(move |connection| audit(connection, "anonymous", "sign-in-failed", &due.subject, &detail))
+                    .await?;
             }
             Err(AppError::Request(StatusCode::UNAUTHORIZED, WRONG_LOGIN_OR_PASSWORD.to_owned()))
         }

@@ -7,10 +7,12 @@ use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 
-use oshirase_core::accounts::Caller;
-use oshirase_core::import::{DEFAULT_MAX_SHRINK_PERCENT, EXPORT_FILES, ImportError, ImportOptions, ImportReport, import_directory};
-use oshirase_core::snapshot::SnapshotInfo;
 use crate::web::{AppError, AppState};
+use oshirase_core::accounts::Caller;
+use oshirase_core::import::{
+    DEFAULT_MAX_SHRINK_PERCENT, EXPORT_FILES, ImportError, ImportOptions, ImportReport, import_directory,
+};
+use oshirase_core::snapshot::SnapshotInfo;
 
 /// How many snapshot generations an import through the API keeps.
 const KEEP_GENERATIONS: usize = 3;
@@ -25,20 +27,34 @@ pub struct ImportQuery {
 /// `POST /admin/snapshots`: a multipart upload whose parts are named by file (residents.csv
 /// and any of the other export files). Answers the import report, or 422 with every
 /// problem when the export is refused; the active snapshot is then unchanged.
-pub async fn import(State(state): State<AppState>, caller: Caller, Query(query): Query<ImportQuery>, mut multipart: Multipart) -> Result<Json<ImportReport>, AppError> {
+pub async fn import(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ImportQuery>,
+    mut multipart: Multipart,
+) -> Result<Json<ImportReport>, AppError> {
     caller.must_be_administrator()?;
     let actor = caller.actor;
     let upload = Upload(state.service.data_directory.join("uploads").join(uuid::Uuid::new_v4().to_string()));
     tokio::fs::create_dir_all(&upload.0).await.map_err(anyhow::Error::from)?;
     let mut names = Vec::new();
-    while let Some(mut field) = multipart.next_field().await.map_err(|error| AppError::Request(StatusCode::BAD_REQUEST, format!("unreadable upload: {error}")))? {
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|error| AppError::Request(StatusCode::BAD_REQUEST, format!("unreadable upload: {error}")))?
+    {
         let name = field.name().or(field.file_name()).unwrap_or_default().to_owned();
         if !EXPORT_FILES.contains(&name.as_str()) || names.contains(&name) {
-            return Err(AppError::Request(StatusCode::BAD_REQUEST, format!("unexpected part {name:?}: each of {} may be sent once", EXPORT_FILES.join(", "))));
+            return Err(AppError::Request(
+                StatusCode::BAD_REQUEST,
+                format!("unexpected part {name:?}: each of {} may be sent once", EXPORT_FILES.join(", ")),
+            ));
         }
         // Written chunk by chunk, so a city's export never sits in memory whole.
         let mut file = tokio::fs::File::create(upload.0.join(&name)).await.map_err(anyhow::Error::from)?;
-        while let Some(chunk) = field.chunk().await.map_err(|error| AppError::Request(StatusCode::BAD_REQUEST, format!("upload of {name} broke off: {error}")))? {
+        while let Some(chunk) = field.chunk().await.map_err(|error| {
+            AppError::Request(StatusCode::BAD_REQUEST, format!("upload of {name} broke off: {error}"))
+        })? {
             tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await.map_err(anyhow::Error::from)?;
         }
         names.push(name);
@@ -50,7 +66,8 @@ pub async fn import(State(state): State<AppState>, caller: Caller, Query(query):
         max_shrink_percent: (!query.allow_shrink).then_some(DEFAULT_MAX_SHRINK_PERCENT),
     };
     let directory = upload.0.clone();
-    let result = state.service.database.write(move |connection| Ok(import_directory(connection, &directory, &options))).await?;
+    let result =
+        state.service.database.write(move |connection| Ok(import_directory(connection, &directory, &options))).await?;
     match result {
         Ok(report) => Ok(Json(report)),
         Err(ImportError::Refused(refused)) => Err(AppError::ImportRefused(refused)),
@@ -74,10 +91,18 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
 }
 
 /// `POST /admin/snapshots/{id}/activate`: makes a kept generation the active one again.
-pub async fn activate(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
+pub async fn activate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<SnapshotInfo>>, AppError> {
     caller.must_be_administrator()?;
     let actor = caller.actor;
-    let known = state.service.database.read(move |connection| Ok(oshirase_core::snapshot::list(connection)?.iter().any(|snapshot| snapshot.id == id))).await?;
+    let known = state
+        .service
+        .database
+        .read(move |connection| Ok(oshirase_core::snapshot::list(connection)?.iter().any(|snapshot| snapshot.id == id)))
+        .await?;
     if !known {
         return Err(AppError::Request(StatusCode::NOT_FOUND, format!("there is no snapshot {id}")));
     }
@@ -98,9 +123,9 @@ mod tests {
     use axum::http::{Request, header};
     use tower::ServiceExt;
 
+    use crate::web::{AppState, app};
     use oshirase_core::accounts::create_token;
     use oshirase_core::service::Service;
-    use crate::web::{AppState, app};
 
     const BOUNDARY: &str = "oshirase-test-boundary";
 
@@ -109,7 +134,12 @@ mod tests {
         let service = Service::open(directory, oshirase_bundled::PROGRAMS, &["vaccine-mr".to_owned()]).await.unwrap();
         let tokens = service
             .database
-            .write(|connection| Ok((create_token(connection, "情報政策課", &[], true, 30, "test")?, create_token(connection, "健康支援課", &["vaccine-mr".into()], false, 30, "test")?)))
+            .write(|connection| {
+                Ok((
+                    create_token(connection, "情報政策課", &[], true, 30, "test")?,
+                    create_token(connection, "健康支援課", &["vaccine-mr".into()], false, 30, "test")?,
+                ))
+            })
             .await
             .unwrap();
         (AppState::new(service), tokens.0, tokens.1)
@@ -125,8 +155,17 @@ mod tests {
     }
 
     /// Sends a request and returns the status and the JSON answer.
-    async fn send(state: &AppState, method: &str, uri: &str, token: Option<&str>, files: &[(&str, &str)]) -> (u16, serde_json::Value) {
-        let mut request = Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"));
+    async fn send(
+        state: &AppState,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        files: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"));
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
@@ -142,23 +181,42 @@ mod tests {
     async fn an_export_uploaded_by_the_administrator_becomes_the_active_snapshot() {
         let directory = tempfile::tempdir().unwrap();
         let (state, administrator, _) = state(directory.path()).await;
-        let (status, report) = send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", GOOD), ("checkups.csv", "宛名番号,種別,受診日\n002,checkup-18m,2026-08-01\n")]).await;
+        let (status, report) = send(
+            &state,
+            "POST",
+            "/admin/snapshots",
+            Some(&administrator),
+            &[("residents.csv", GOOD), ("checkups.csv", "宛名番号,種別,受診日\n002,checkup-18m,2026-08-01\n")],
+        )
+        .await;
         assert_eq!(status, 200, "{report}");
         assert_eq!(report["residents"], 2);
         let (status, snapshots) = send(&state, "GET", "/admin/snapshots", Some(&administrator), &[]).await;
         assert_eq!((status, snapshots[0]["active"].clone()), (200, serde_json::Value::Bool(true)), "{snapshots}");
-        assert!(!directory.path().join("uploads").read_dir().unwrap().any(|_| true), "the upload is removed afterwards");
+        assert!(
+            !directory.path().join("uploads").read_dir().unwrap().any(|_| true),
+            "the upload is removed afterwards"
+        );
     }
 
     #[tokio::test]
     async fn a_broken_upload_is_refused_with_every_problem_and_changes_nothing() {
         let directory = tempfile::tempdir().unwrap();
         let (state, administrator, _) = state(directory.path()).await;
-        assert_eq!(send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", GOOD)]).await.0, 200);
+        assert_eq!(
+            send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", GOOD)]).await.0,
+            200
+        );
         let broken = GOOD.replace("R7.1.1", "R7.2.30").replace("1990-04-01,女", "1990-04-01,?");
-        let (status, answer) = send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", &broken)]).await;
+        let (status, answer) =
+            send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", &broken)]).await;
         assert_eq!(status, 422, "{answer}");
-        let problems: Vec<String> = answer["problems"].as_array().unwrap().iter().map(|problem| format!("{}:{}:{}", problem["file"], problem["line"], problem["column"])).collect();
+        let problems: Vec<String> = answer["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|problem| format!("{}:{}:{}", problem["file"], problem["line"], problem["column"]))
+            .collect();
         assert_eq!(problems, ["\"residents.csv\":2:5", "\"residents.csv\":3:4"]);
         let (_, snapshots) = send(&state, "GET", "/admin/snapshots", Some(&administrator), &[]).await;
         assert_eq!(snapshots.as_array().unwrap().len(), 1, "{snapshots}");
@@ -188,12 +246,24 @@ mod tests {
     async fn an_earlier_generation_can_be_made_active_again() {
         let directory = tempfile::tempdir().unwrap();
         let (state, administrator, _) = state(directory.path()).await;
-        let (_, first) = send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", GOOD)]).await;
+        let (_, first) =
+            send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", GOOD)]).await;
         let second = format!("{GOOD}003,H2,佐藤 凛,1980-01-01,女,世帯主\n");
-        assert_eq!(send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", &second)]).await.0, 200);
-        let (status, snapshots) = send(&state, "POST", &format!("/admin/snapshots/{}/activate", first["snapshot_id"]), Some(&administrator), &[]).await;
+        assert_eq!(
+            send(&state, "POST", "/admin/snapshots", Some(&administrator), &[("residents.csv", &second)]).await.0,
+            200
+        );
+        let (status, snapshots) = send(
+            &state,
+            "POST",
+            &format!("/admin/snapshots/{}/activate", first["snapshot_id"]),
+            Some(&administrator),
+            &[],
+        )
+        .await;
         assert_eq!(status, 200, "{snapshots}");
-        let active: Vec<&serde_json::Value> = snapshots.as_array().unwrap().iter().filter(|snapshot| snapshot["active"] == true).collect();
+        let active: Vec<&serde_json::Value> =
+            snapshots.as_array().unwrap().iter().filter(|snapshot| snapshot["active"] == true).collect();
         assert_eq!(active.len(), 1);
         assert_eq!(active[0]["id"], first["snapshot_id"]);
     }

@@ -80,12 +80,15 @@ impl SignInThrottle {
     pub fn failed(&self, login: &str, address: IpAddr, subject: &str, now: Instant) -> Option<AuditDue> {
         let mut state = self.state.lock().expect("sign-in throttle lock poisoned");
         if state.pairs.len() >= MOST_PAIRS {
-            state.pairs.retain(|_, failures| now.duration_since(failures.last) < FORGET_AFTER && failures.wait_until.is_some_and(|until| until > now));
+            state.pairs.retain(|_, failures| {
+                now.duration_since(failures.last) < FORGET_AFTER && failures.wait_until.is_some_and(|until| until > now)
+            });
             if state.pairs.len() >= MOST_PAIRS {
                 state.pairs.clear();
             }
         }
-        let failures = state.pairs.entry(key(login, address)).or_insert(Failures { count: 0, last: now, wait_until: None });
+        let failures =
+            state.pairs.entry(key(login, address)).or_insert(Failures { count: 0, last: now, wait_until: None });
         if now.duration_since(failures.last) >= FORGET_AFTER {
             failures.count = 0;
         }
@@ -140,13 +143,21 @@ mod tests {
         assert_eq!(throttle.check("yamada", ATTACKER, start), Err(MustWait(Duration::from_secs(1))));
         assert_eq!(throttle.check("yamada", ATTACKER, start + Duration::from_secs(1)), Ok(()));
         throttle.failed("yamada", ATTACKER, "user:yamada", start + Duration::from_secs(1));
-        assert_eq!(throttle.check("yamada", ATTACKER, start + Duration::from_secs(1)), Err(MustWait(Duration::from_secs(2))), "the wait doubles");
+        assert_eq!(
+            throttle.check("yamada", ATTACKER, start + Duration::from_secs(1)),
+            Err(MustWait(Duration::from_secs(2))),
+            "the wait doubles"
+        );
         let mut now = start + Duration::from_secs(3);
         for _ in 0..30 {
             throttle.failed("yamada", ATTACKER, "user:yamada", now);
             now += Duration::from_secs(1);
         }
-        assert_eq!(throttle.check("yamada", ATTACKER, now), Err(MustWait(LONGEST_WAIT - Duration::from_secs(1))), "never longer than the longest wait");
+        assert_eq!(
+            throttle.check("yamada", ATTACKER, now),
+            Err(MustWait(LONGEST_WAIT - Duration::from_secs(1))),
+            "never longer than the longest wait"
+        );
         // The staff member at their own desk is not kept out, nor another login.
         assert_eq!(throttle.check("yamada", STAFF, now), Ok(()));
         assert_eq!(throttle.check("suzuki", ATTACKER, now), Ok(()));

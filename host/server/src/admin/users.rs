@@ -7,8 +7,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use oshirase_core::accounts::{self, AccountError, Caller, StaffAccount, TokenListing};
 use crate::web::{AppError, AppState};
+use oshirase_core::accounts::{self, AccountError, Caller, StaffAccount, TokenListing};
 
 impl From<AccountError> for AppError {
     fn from(error: AccountError) -> AppError {
@@ -29,16 +29,32 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
 }
 
 /// `POST /admin/users/{login}/disable`: it cannot sign in and its sessions end at once.
-pub async fn disable(State(state): State<AppState>, caller: Caller, Path(login): Path<String>) -> Result<StatusCode, AppError> {
+pub async fn disable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(login): Path<String>,
+) -> Result<StatusCode, AppError> {
     caller.must_be_administrator()?;
-    state.service.database.write(move |connection| Ok(accounts::set_disabled(connection, &login, true, &caller.actor))).await??;
+    state
+        .service
+        .database
+        .write(move |connection| Ok(accounts::set_disabled(connection, &login, true, &caller.actor)))
+        .await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /admin/users/{login}/enable`.
-pub async fn enable(State(state): State<AppState>, caller: Caller, Path(login): Path<String>) -> Result<StatusCode, AppError> {
+pub async fn enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(login): Path<String>,
+) -> Result<StatusCode, AppError> {
     caller.must_be_administrator()?;
-    state.service.database.write(move |connection| Ok(accounts::set_disabled(connection, &login, false, &caller.actor))).await??;
+    state
+        .service
+        .database
+        .write(move |connection| Ok(accounts::set_disabled(connection, &login, false, &caller.actor)))
+        .await??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -51,12 +67,20 @@ pub struct NewPassword {
 
 /// `POST /admin/users/{login}/password`: a new generated password, which ends the
 /// account's sessions. It is hashed before the database is touched.
-pub async fn reset_password(State(state): State<AppState>, caller: Caller, Path(login): Path<String>) -> Result<Json<NewPassword>, AppError> {
+pub async fn reset_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(login): Path<String>,
+) -> Result<Json<NewPassword>, AppError> {
     caller.must_be_administrator()?;
     let password = accounts::generate_password();
     let hash = state.limits.password_hashers.hash(password.clone()).await??;
     let changed = login.clone();
-    state.service.database.write(move |connection| Ok(accounts::set_password(connection, &changed, &hash, &caller.actor))).await??;
+    state
+        .service
+        .database
+        .write(move |connection| Ok(accounts::set_password(connection, &changed, &hash, &caller.actor)))
+        .await??;
     Ok(Json(NewPassword { login, password }))
 }
 
@@ -67,9 +91,17 @@ pub struct Ended {
 }
 
 /// `POST /admin/users/{login}/end-sessions`.
-pub async fn end_sessions(State(state): State<AppState>, caller: Caller, Path(login): Path<String>) -> Result<Json<Ended>, AppError> {
+pub async fn end_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(login): Path<String>,
+) -> Result<Json<Ended>, AppError> {
     caller.must_be_administrator()?;
-    let sessions = state.service.database.write(move |connection| Ok(accounts::end_sessions(connection, &login, &caller.actor))).await??;
+    let sessions = state
+        .service
+        .database
+        .write(move |connection| Ok(accounts::end_sessions(connection, &login, &caller.actor)))
+        .await??;
     Ok(Json(Ended { sessions }))
 }
 
@@ -80,7 +112,11 @@ pub async fn list_tokens(State(state): State<AppState>, caller: Caller) -> Resul
 }
 
 /// `POST /admin/tokens/{id}/revoke`.
-pub async fn revoke_token(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Result<StatusCode, AppError> {
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
     caller.must_be_administrator()?;
     state.service.database.write(move |connection| Ok(accounts::revoke_token(connection, id, &caller.actor))).await??;
     Ok(StatusCode::NO_CONTENT)
@@ -93,8 +129,17 @@ pub struct Expiry {
 }
 
 /// `POST /admin/tokens/{id}/expiry` `{"days": N}`.
-pub async fn set_token_expiry(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>, Json(expiry): Json<Expiry>) -> Result<StatusCode, AppError> {
+pub async fn set_token_expiry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(expiry): Json<Expiry>,
+) -> Result<StatusCode, AppError> {
     caller.must_be_administrator()?;
-    state.service.database.write(move |connection| Ok(accounts::set_token_expiry(connection, id, expiry.days, &caller.actor))).await??;
+    state
+        .service
+        .database
+        .write(move |connection| Ok(accounts::set_token_expiry(connection, id, expiry.days, &caller.actor)))
+        .await??;
     Ok(StatusCode::NO_CONTENT)
 }

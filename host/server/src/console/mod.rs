@@ -31,14 +31,23 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// Scripts and styles come from this server only; no page may be framed.
 fn security_headers(response: &mut Response) {
     let headers = response.headers_mut();
-    headers.insert("content-security-policy", HeaderValue::from_static("default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
 /// `GET /console/{page}`.
-pub async fn page(State(state): State<AppState>, Path(page): Path<String>, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn page(
+    State(state): State<AppState>,
+    Path(page): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let mut response = if page == "login" {
         Html(shell("login", "サインイン", "null")).into_response()
     } else {
@@ -94,22 +103,42 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use oshirase_bundled::PROGRAMS;
     use oshirase_core::accounts::Role;
     use oshirase_core::accounts::{NewUser, create_user, hash_password};
-    use oshirase_bundled::PROGRAMS;
     use oshirase_core::testing::{Fixture, component};
 
     const PASSWORD: &str = "correct horse battery staple";
 
     /// A request as a browser sends it: with the session cookie and, when given, a CSRF token.
-    async fn send(state: &AppState, method: Method, path: &str, cookie: Option<&str>, csrf: Option<&str>, body: serde_json::Value) -> (StatusCode, HeaderMap, String) {
+    async fn send(
+        state: &AppState,
+        method: Method,
+        path: &str,
+        cookie: Option<&str>,
+        csrf: Option<&str>,
+        body: serde_json::Value,
+    ) -> (StatusCode, HeaderMap, String) {
         send_from(state, [127, 0, 0, 1], method, path, cookie, csrf, body).await
     }
 
     /// `send` from a client at `address`, as the server tags a request with its peer.
-    async fn send_from(state: &AppState, address: [u8; 4], method: Method, path: &str, cookie: Option<&str>, csrf: Option<&str>, body: serde_json::Value) -> (StatusCode, HeaderMap, String) {
+    async fn send_from(
+        state: &AppState,
+        address: [u8; 4],
+        method: Method,
+        path: &str,
+        cookie: Option<&str>,
+        csrf: Option<&str>,
+        body: serde_json::Value,
+    ) -> (StatusCode, HeaderMap, String) {
         let peer = axum::extract::ConnectInfo(std::net::SocketAddr::from((address, 40000)));
-        let mut request = Request::builder().method(method).uri(path).header("content-type", "application/json").header("host", "127.0.0.1").extension(peer);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .header("host", "127.0.0.1")
+            .extension(peer);
         if let Some(cookie) = cookie {
             request = request.header("cookie", format!("other=1; {}={cookie}", crate::admin::SESSION_COOKIE));
         }
@@ -125,7 +154,15 @@ mod tests {
 
     /// Signs in through the API; returns the cookie and the CSRF token.
     async fn sign_in(state: &AppState, login: &str) -> (String, String) {
-        let (status, headers, body) = send(state, Method::POST, "/admin/session", None, None, serde_json::json!({ "login": login, "password": PASSWORD })).await;
+        let (status, headers, body) = send(
+            state,
+            Method::POST,
+            "/admin/session",
+            None,
+            None,
+            serde_json::json!({ "login": login, "password": PASSWORD }),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let set_cookie = headers.get("set-cookie").unwrap().to_str().unwrap().to_owned();
         assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"), "{set_cookie}");
@@ -149,8 +186,18 @@ mod tests {
         fixture
             .database
             .write(move |connection| {
-                for (login, role, programs) in [("admin", Role::Administrator, vec![]), ("kenko", Role::Division, vec!["vaccine-mr".to_owned()]), ("viewer", Role::Viewer, vec![])] {
-                    let user = NewUser { login: login.into(), display_name: login.into(), role, division: "健康支援課".into(), programs };
+                for (login, role, programs) in [
+                    ("admin", Role::Administrator, vec![]),
+                    ("kenko", Role::Division, vec!["vaccine-mr".to_owned()]),
+                    ("viewer", Role::Viewer, vec![]),
+                ] {
+                    let user = NewUser {
+                        login: login.into(),
+                        display_name: login.into(),
+                        role,
+                        division: "健康支援課".into(),
+                        programs,
+                    };
                     create_user(connection, &user, &hash, "test")?;
                 }
                 Ok(())
@@ -164,7 +211,13 @@ mod tests {
     /// Every `/admin` path of the route table, in the form the OpenAPI document writes it.
     fn routed_admin_paths() -> Vec<String> {
         let source = include_str!("../web.rs");
-        source.split(".route(\"").skip(1).filter_map(|rest| rest.split('"').next()).filter(|path| path.starts_with("/admin")).map(str::to_owned).collect()
+        source
+            .split(".route(\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|path| path.starts_with("/admin"))
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]
@@ -180,14 +233,18 @@ mod tests {
             }
         }
         assert!(unencoded.is_empty(), "{unencoded:?}");
-        assert!(SCRIPT.contains("`/admin/programs/${encodeURIComponent(choose.value)}/wording/${encodeURIComponent(occasion.key)}`"));
+        assert!(SCRIPT.contains(
+            "`/admin/programs/${encodeURIComponent(choose.value)}/wording/${encodeURIComponent(occasion.key)}`"
+        ));
     }
 
     #[test]
     fn the_openapi_document_describes_every_admin_route_and_no_other() {
         let document: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
-        let documented: std::collections::BTreeSet<String> = document["paths"].as_object().unwrap().keys().cloned().collect();
-        let routed: std::collections::BTreeSet<String> = routed_admin_paths().into_iter().filter(|path| path != "/admin/openapi.json").collect();
+        let documented: std::collections::BTreeSet<String> =
+            document["paths"].as_object().unwrap().keys().cloned().collect();
+        let routed: std::collections::BTreeSet<String> =
+            routed_admin_paths().into_iter().filter(|path| path != "/admin/openapi.json").collect();
         assert_eq!(documented, routed, "the OpenAPI document and the route table name the same /admin paths");
     }
 
@@ -195,28 +252,45 @@ mod tests {
     async fn no_page_and_no_admin_route_works_signed_out() {
         let (_fixture, state) = staffed().await;
         for (page, _) in PAGES {
-            let (status, headers, _) = send(&state, Method::GET, &format!("/console/{page}"), None, None, serde_json::Value::Null).await;
+            let (status, headers, _) =
+                send(&state, Method::GET, &format!("/console/{page}"), None, None, serde_json::Value::Null).await;
             assert_eq!(status, StatusCode::SEE_OTHER, "/console/{page} signed out");
             assert_eq!(headers.get("location").unwrap(), &format!("/console/login?next=/console/{page}"));
         }
         let document: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
         for (path, operations) in document["paths"].as_object().unwrap() {
-            let path = path.replace("{code}", "vaccine-mr").replace("{occasion}", "phase-1").replace("{id}", "1").replace("{file}", "postcards-1.pdf");
+            let path = path
+                .replace("{code}", "vaccine-mr")
+                .replace("{occasion}", "phase-1")
+                .replace("{id}", "1")
+                .replace("{file}", "postcards-1.pdf");
             for method in operations.as_object().unwrap().keys() {
                 let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
                 if path == "/admin/session" && method == Method::POST {
                     continue;
                 }
-                let (status, _, body) = send(&state, method.clone(), &path, Some("forged-session"), None, serde_json::json!({})).await;
+                let (status, _, body) =
+                    send(&state, method.clone(), &path, Some("forged-session"), None, serde_json::json!({})).await;
                 assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with an unknown session: {body}");
             }
         }
     }
 
     /// One request of a signed-in staff member and what it must answer.
-    async fn check(state: &AppState, who: (&str, &str), method: Method, path: &str, body: serde_json::Value, expected: StatusCode, fragment: &str) {
+    async fn check(
+        state: &AppState,
+        who: (&str, &str),
+        method: Method,
+        path: &str,
+        body: serde_json::Value,
+        expected: StatusCode,
+        fragment: &str,
+    ) {
         let (status, _, text) = send(state, method.clone(), path, Some(who.0), Some(who.1), body).await;
-        assert!(status == expected && text.contains(fragment), "{method} {path}: expected {expected} with {fragment:?}, got {status} {text}");
+        assert!(
+            status == expected && text.contains(fragment),
+            "{method} {path}: expected {expected} with {fragment:?}, got {status} {text}"
+        );
     }
 
     #[tokio::test]
@@ -225,44 +299,263 @@ mod tests {
         let (admin_cookie, admin_csrf) = sign_in(&state, "admin").await;
         let (kenko_cookie, kenko_csrf) = sign_in(&state, "kenko").await;
         let (viewer_cookie, viewer_csrf) = sign_in(&state, "viewer").await;
-        let (admin, kenko, viewer) = ((admin_cookie.as_str(), admin_csrf.as_str()), (kenko_cookie.as_str(), kenko_csrf.as_str()), (viewer_cookie.as_str(), viewer_csrf.as_str()));
+        let (admin, kenko, viewer) = (
+            (admin_cookie.as_str(), admin_csrf.as_str()),
+            (kenko_cookie.as_str(), kenko_csrf.as_str()),
+            (viewer_cookie.as_str(), viewer_csrf.as_str()),
+        );
         let forged = (kenko_cookie.as_str(), admin_csrf.as_str());
         let wording = |template: &str| serde_json::json!({ "template": template });
         let (put, post, get) = (Method::PUT, Method::POST, Method::GET);
         // A forged or missing CSRF token changes nothing, whoever's session it rides on.
-        check(&state, forged, put.clone(), "/admin/programs/vaccine-mr/wording/phase-1", wording("【{program}】偽造"), StatusCode::FORBIDDEN, "CSRF").await;
-        check(&state, (kenko.0, ""), post.clone(), "/admin/programs/vaccine-mr/disable", serde_json::Value::Null, StatusCode::FORBIDDEN, "CSRF").await;
+        check(
+            &state,
+            forged,
+            put.clone(),
+            "/admin/programs/vaccine-mr/wording/phase-1",
+            wording("【{program}】偽造"),
+            StatusCode::FORBIDDEN,
+            "CSRF",
+        )
+        .await;
+        check(
+            &state,
+            (kenko.0, ""),
+            post.clone(),
+            "/admin/programs/vaccine-mr/disable",
+            serde_json::Value::Null,
+            StatusCode::FORBIDDEN,
+            "CSRF",
+        )
+        .await;
         // Division staff act on their own programs only.
-        check(&state, kenko, put.clone(), "/admin/programs/vaccine-mr/wording/phase-1", wording("【{program}】{deadline}まで"), StatusCode::OK, "まで").await;
-        check(&state, kenko, put.clone(), "/admin/programs/vaccine-mr/wording/phase-1", wording("{name}さん"), StatusCode::UNPROCESSABLE_ENTITY, "unknown placeholder {name}").await;
-        check(&state, kenko, put.clone(), "/admin/programs/infant-checkup/wording/first", wording("【{program}】"), StatusCode::FORBIDDEN, r#"may not act on program \"infant-checkup\""#).await;
-        check(&state, kenko, post.clone(), "/admin/programs/infant-checkup/disable", serde_json::Value::Null, StatusCode::FORBIDDEN, "may not act on").await;
-        check(&state, kenko, post.clone(), "/admin/sends", serde_json::json!({ "program": "infant-checkup" }), StatusCode::FORBIDDEN, "may not act on").await;
-        check(&state, kenko, post.clone(), "/admin/sends", serde_json::json!({ "broadcast": { "title": "t", "text": "x" } }), StatusCode::FORBIDDEN, "for the administrator").await;
-        check(&state, kenko, get.clone(), "/admin/applications", serde_json::Value::Null, StatusCode::FORBIDDEN, "for the administrator").await;
-        check(&state, kenko, get.clone(), "/admin/programs/vaccine-mr/dry-run?date=2026-11-21", serde_json::Value::Null, StatusCode::OK, "\"residents\":null").await;
-        check(&state, kenko, get.clone(), "/admin/programs/infant-checkup/dry-run?date=2026-11-21", serde_json::Value::Null, StatusCode::FORBIDDEN, "may not act on").await;
-        check(&state, kenko, get.clone(), "/admin/users", serde_json::Value::Null, StatusCode::FORBIDDEN, "for the administrator").await;
+        check(
+            &state,
+            kenko,
+            put.clone(),
+            "/admin/programs/vaccine-mr/wording/phase-1",
+            wording("【{program}】{deadline}まで"),
+            StatusCode::OK,
+            "まで",
+        )
+        .await;
+        check(
+            &state,
+            kenko,
+            put.clone(),
+            "/admin/programs/vaccine-mr/wording/phase-1",
+            wording("{name}さん"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown placeholder {name}",
+        )
+        .await;
+        check(
+            &state,
+            kenko,
+            put.clone(),
+            "/admin/programs/infant-checkup/wording/first",
+            wording("【{program}】"),
+            StatusCode::FORBIDDEN,
+            r#"may not act on program \"infant-checkup\""#,
+        )
+        .await;
+        check(
+            &state,
+            kenko,
+            post.clone(),
+            "/admin/programs/infant-checkup/disable",
+            serde_json::Value::Null,
+            StatusCode::FORBIDDEN,
+            "may not act on",
+        )
+        .await;
+        check(
+            &state,
+            kenko,
+            post.clone(),
+            "/admin/sends",
+            serde_json::json!({ "program": "infant-checkup" }),
+            StatusCode::FORBIDDEN,
+            "may not act on",
+        )
+        .await;
+        check(
+            &state,
+            kenko,
+            post.clone(),
+            "/admin/sends",
+            serde_json::json!({ "broadcast": { "title": "t", "text": "x" } }),
+            StatusCode::FORBIDDEN,
+            "for the administrator",
+        )
+        .await;
+        check(
+            &state,
+            kenko,
+            get.clone(),
+            "/admin/applications",
+            serde_json::Value::Null,
+            StatusCode::FORBIDDEN,
+            "for the administrator",
+        )
+        .await;
+        check(
+            &state,
+            kenko,
+            get.clone(),
+            "/admin/programs/vaccine-mr/dry-run?date=2026-11-21",
+            serde_json::Value::Null,
+            StatusCode::OK,
+            "\"residents\":null",
+        )
+        .await;
+        check(
+            &state,
+            kenko,
+            get.clone(),
+            "/admin/programs/infant-checkup/dry-run?date=2026-11-21",
+            serde_json::Value::Null,
+            StatusCode::FORBIDDEN,
+            "may not act on",
+        )
+        .await;
+        check(
+            &state,
+            kenko,
+            get.clone(),
+            "/admin/users",
+            serde_json::Value::Null,
+            StatusCode::FORBIDDEN,
+            "for the administrator",
+        )
+        .await;
         // Viewers read and change nothing.
-        check(&state, viewer, get.clone(), "/admin/dashboard", serde_json::Value::Null, StatusCode::OK, "programs_live").await;
-        check(&state, viewer, post.clone(), "/admin/programs/vaccine-mr/disable", serde_json::Value::Null, StatusCode::FORBIDDEN, "may only read").await;
-        check(&state, viewer, get.clone(), "/admin/programs/vaccine-mr/dry-run?date=2026-11-21", serde_json::Value::Null, StatusCode::FORBIDDEN, "may not act on").await;
-        check(&state, viewer, get.clone(), "/admin/tokens", serde_json::Value::Null, StatusCode::FORBIDDEN, "for the administrator").await;
+        check(
+            &state,
+            viewer,
+            get.clone(),
+            "/admin/dashboard",
+            serde_json::Value::Null,
+            StatusCode::OK,
+            "programs_live",
+        )
+        .await;
+        check(
+            &state,
+            viewer,
+            post.clone(),
+            "/admin/programs/vaccine-mr/disable",
+            serde_json::Value::Null,
+            StatusCode::FORBIDDEN,
+            "may only read",
+        )
+        .await;
+        check(
+            &state,
+            viewer,
+            get.clone(),
+            "/admin/programs/vaccine-mr/dry-run?date=2026-11-21",
+            serde_json::Value::Null,
+            StatusCode::FORBIDDEN,
+            "may not act on",
+        )
+        .await;
+        check(
+            &state,
+            viewer,
+            get.clone(),
+            "/admin/tokens",
+            serde_json::Value::Null,
+            StatusCode::FORBIDDEN,
+            "for the administrator",
+        )
+        .await;
         // The audit log names residents and staff: viewers see the entries about programs.
-        check(&state, admin, get.clone(), "/admin/audit", serde_json::Value::Null, StatusCode::OK, "\"action\":\"create-user\"").await;
-        let (_, _, viewed) = send(&state, get.clone(), "/admin/audit", Some(viewer.0), None, serde_json::Value::Null).await;
+        check(
+            &state,
+            admin,
+            get.clone(),
+            "/admin/audit",
+            serde_json::Value::Null,
+            StatusCode::OK,
+            "\"action\":\"create-user\"",
+        )
+        .await;
+        let (_, _, viewed) =
+            send(&state, get.clone(), "/admin/audit", Some(viewer.0), None, serde_json::Value::Null).await;
         let viewed: Vec<serde_json::Value> = serde_json::from_str(&viewed).unwrap();
-        assert!(!viewed.is_empty() && viewed.iter().all(|entry| ["vaccine-mr", "infant-checkup"].contains(&entry["subject"].as_str().unwrap())), "{viewed:?}");
+        assert!(
+            !viewed.is_empty()
+                && viewed
+                    .iter()
+                    .all(|entry| ["vaccine-mr", "infant-checkup"].contains(&entry["subject"].as_str().unwrap())),
+            "{viewed:?}"
+        );
         // The administrator does everything, and sees names in a dry run.
-        check(&state, admin, get.clone(), "/admin/programs/vaccine-mr/dry-run?date=2026-11-21", serde_json::Value::Null, StatusCode::OK, "\"residents\":[").await;
+        check(
+            &state,
+            admin,
+            get.clone(),
+            "/admin/programs/vaccine-mr/dry-run?date=2026-11-21",
+            serde_json::Value::Null,
+            StatusCode::OK,
+            "\"residents\":[",
+        )
+        .await;
         check(&state, admin, post.clone(), "/admin/sends", serde_json::json!({ "broadcast": { "title": "調査", "text": "ご協力を", "category": "Health" }, "send_at": "2030-01-01T09:00" }), StatusCode::CREATED, "2030-01-01 09:00:00 JST").await;
-        check(&state, admin, post.clone(), "/admin/sends", serde_json::json!({ "broadcast": { "title": "調査", "text": "x", "category": "Sports" } }), StatusCode::UNPROCESSABLE_ENTITY, "unknown category").await;
-        check(&state, admin, post.clone(), "/admin/sends/1/cancel", serde_json::Value::Null, StatusCode::NO_CONTENT, "").await;
-        check(&state, admin, post.clone(), "/admin/sends/1/cancel", serde_json::Value::Null, StatusCode::CONFLICT, "already cancelled").await;
+        check(
+            &state,
+            admin,
+            post.clone(),
+            "/admin/sends",
+            serde_json::json!({ "broadcast": { "title": "調査", "text": "x", "category": "Sports" } }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown category",
+        )
+        .await;
+        check(
+            &state,
+            admin,
+            post.clone(),
+            "/admin/sends/1/cancel",
+            serde_json::Value::Null,
+            StatusCode::NO_CONTENT,
+            "",
+        )
+        .await;
+        check(
+            &state,
+            admin,
+            post.clone(),
+            "/admin/sends/1/cancel",
+            serde_json::Value::Null,
+            StatusCode::CONFLICT,
+            "already cancelled",
+        )
+        .await;
         // Signing out ends the session.
-        check(&state, admin, Method::DELETE, "/admin/session", serde_json::Value::Null, StatusCode::NO_CONTENT, "").await;
-        check(&state, admin, get.clone(), "/admin/dashboard", serde_json::Value::Null, StatusCode::UNAUTHORIZED, "sign in").await;
-        let stored: Vec<String> = fixture.database.write(|connection| Ok(connection.prepare("SELECT template FROM message_wording")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?)).await.unwrap();
+        check(&state, admin, Method::DELETE, "/admin/session", serde_json::Value::Null, StatusCode::NO_CONTENT, "")
+            .await;
+        check(
+            &state,
+            admin,
+            get.clone(),
+            "/admin/dashboard",
+            serde_json::Value::Null,
+            StatusCode::UNAUTHORIZED,
+            "sign in",
+        )
+        .await;
+        let stored: Vec<String> = fixture
+            .database
+            .write(|connection| {
+                Ok(connection
+                    .prepare("SELECT template FROM message_wording")?
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
         assert_eq!(stored, ["【{program}】{deadline}まで"], "only the accepted wording was stored");
     }
 
@@ -275,47 +568,187 @@ mod tests {
         let kenko = (kenko_cookie.as_str(), kenko_csrf.as_str());
         let (get, post, none) = (Method::GET, Method::POST, serde_json::Value::Null);
         check(&state, admin, get.clone(), "/admin/users", none.clone(), StatusCode::OK, "\"login\":\"kenko\"").await;
-        check(&state, admin, post.clone(), "/admin/users/admin/disable", none.clone(), StatusCode::UNPROCESSABLE_ENTITY, "your own account").await;
-        check(&state, admin, post.clone(), "/admin/users/nobody/disable", none.clone(), StatusCode::NOT_FOUND, "no staff account").await;
+        check(
+            &state,
+            admin,
+            post.clone(),
+            "/admin/users/admin/disable",
+            none.clone(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "your own account",
+        )
+        .await;
+        check(
+            &state,
+            admin,
+            post.clone(),
+            "/admin/users/nobody/disable",
+            none.clone(),
+            StatusCode::NOT_FOUND,
+            "no staff account",
+        )
+        .await;
         // Disabled: the open session stops working, and signing in answers as for a stranger.
-        check(&state, admin, post.clone(), "/admin/users/kenko/disable", none.clone(), StatusCode::NO_CONTENT, "").await;
+        check(&state, admin, post.clone(), "/admin/users/kenko/disable", none.clone(), StatusCode::NO_CONTENT, "")
+            .await;
         check(&state, kenko, get.clone(), "/admin/dashboard", none.clone(), StatusCode::UNAUTHORIZED, "sign in").await;
-        let refused = send(&state, post.clone(), "/admin/session", None, None, serde_json::json!({ "login": "kenko", "password": PASSWORD })).await;
-        let stranger = send(&state, post.clone(), "/admin/session", None, None, serde_json::json!({ "login": "stranger", "password": PASSWORD })).await;
+        let refused = send(
+            &state,
+            post.clone(),
+            "/admin/session",
+            None,
+            None,
+            serde_json::json!({ "login": "kenko", "password": PASSWORD }),
+        )
+        .await;
+        let stranger = send(
+            &state,
+            post.clone(),
+            "/admin/session",
+            None,
+            None,
+            serde_json::json!({ "login": "stranger", "password": PASSWORD }),
+        )
+        .await;
         assert_eq!((refused.0, &refused.2), (StatusCode::UNAUTHORIZED, &stranger.2));
         check(&state, admin, post.clone(), "/admin/users/kenko/enable", none.clone(), StatusCode::NO_CONTENT, "").await;
         let (kenko_cookie, kenko_csrf) = sign_in(&state, "kenko").await;
         // A new password ends the sessions; only the new password signs in.
-        let (status, _, answer) = send(&state, post.clone(), "/admin/users/kenko/password", Some(admin.0), Some(admin.1), none.clone()).await;
+        let (status, _, answer) =
+            send(&state, post.clone(), "/admin/users/kenko/password", Some(admin.0), Some(admin.1), none.clone()).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
-        let password = serde_json::from_str::<serde_json::Value>(&answer).unwrap()["password"].as_str().unwrap().to_owned();
-        check(&state, (&kenko_cookie, &kenko_csrf), get.clone(), "/admin/dashboard", none.clone(), StatusCode::UNAUTHORIZED, "sign in").await;
-        let old = send(&state, post.clone(), "/admin/session", None, None, serde_json::json!({ "login": "kenko", "password": PASSWORD })).await;
+        let password =
+            serde_json::from_str::<serde_json::Value>(&answer).unwrap()["password"].as_str().unwrap().to_owned();
+        check(
+            &state,
+            (&kenko_cookie, &kenko_csrf),
+            get.clone(),
+            "/admin/dashboard",
+            none.clone(),
+            StatusCode::UNAUTHORIZED,
+            "sign in",
+        )
+        .await;
+        let old = send(
+            &state,
+            post.clone(),
+            "/admin/session",
+            None,
+            None,
+            serde_json::json!({ "login": "kenko", "password": PASSWORD }),
+        )
+        .await;
         assert_eq!(old.0, StatusCode::UNAUTHORIZED);
-        let new = send(&state, post.clone(), "/admin/session", None, None, serde_json::json!({ "login": "kenko", "password": password })).await;
+        let new = send(
+            &state,
+            post.clone(),
+            "/admin/session",
+            None,
+            None,
+            serde_json::json!({ "login": "kenko", "password": password }),
+        )
+        .await;
         assert_eq!(new.0, StatusCode::OK, "{}", new.2);
-        check(&state, admin, post.clone(), "/admin/users/kenko/end-sessions", none.clone(), StatusCode::OK, "\"sessions\":1").await;
+        check(
+            &state,
+            admin,
+            post.clone(),
+            "/admin/users/kenko/end-sessions",
+            none.clone(),
+            StatusCode::OK,
+            "\"sessions\":1",
+        )
+        .await;
         // Tokens: listed without the token, revoked or expired at once.
         let (revoked, expired) = fixture
             .database
-            .write(|connection| Ok((oshirase_core::accounts::create_token(connection, "健康支援課", &["vaccine-mr".into()], false, 30, "test")?, oshirase_core::accounts::create_token(connection, "情報政策課", &[], true, 30, "test")?)))
+            .write(|connection| {
+                Ok((
+                    oshirase_core::accounts::create_token(
+                        connection,
+                        "健康支援課",
+                        &["vaccine-mr".into()],
+                        false,
+                        30,
+                        "test",
+                    )?,
+                    oshirase_core::accounts::create_token(connection, "情報政策課", &[], true, 30, "test")?,
+                ))
+            })
             .await
             .unwrap();
         let bearer = |token: &str| {
-            let request = Request::builder().uri("/admin/programs").header("authorization", format!("Bearer {token}")).body(Body::empty()).unwrap();
+            let request = Request::builder()
+                .uri("/admin/programs")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
             let app = crate::web::app(state.clone());
             async move { app.oneshot(request).await.unwrap().status() }
         };
         assert_eq!((bearer(&revoked).await, bearer(&expired).await), (StatusCode::OK, StatusCode::OK));
         let (_, _, listed) = send(&state, get.clone(), "/admin/tokens", Some(admin.0), None, none.clone()).await;
-        assert!(!listed.contains(&revoked) && !listed.contains(&expired) && listed.contains("\"works\":true"), "{listed}");
+        assert!(
+            !listed.contains(&revoked) && !listed.contains(&expired) && listed.contains("\"works\":true"),
+            "{listed}"
+        );
         check(&state, admin, post.clone(), "/admin/tokens/1/revoke", none.clone(), StatusCode::NO_CONTENT, "").await;
-        check(&state, admin, post.clone(), "/admin/tokens/2/expiry", serde_json::json!({ "days": 0 }), StatusCode::NO_CONTENT, "").await;
-        check(&state, admin, post.clone(), "/admin/tokens/2/expiry", serde_json::json!({ "days": -1 }), StatusCode::UNPROCESSABLE_ENTITY, "0 to 3650 days").await;
-        check(&state, admin, post.clone(), "/admin/tokens/99/revoke", none.clone(), StatusCode::NOT_FOUND, "no admin token").await;
-        assert_eq!((bearer(&revoked).await, bearer(&expired).await), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
-        let actions: Vec<String> = fixture.database.read(|connection| Ok(connection.prepare("SELECT action FROM audit_log WHERE actor = 'user:admin'")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?)).await.unwrap();
-        assert_eq!(actions, ["sign-in", "disable-user", "enable-user", "reset-password", "end-sessions", "revoke-token", "expire-token"]);
+        check(
+            &state,
+            admin,
+            post.clone(),
+            "/admin/tokens/2/expiry",
+            serde_json::json!({ "days": 0 }),
+            StatusCode::NO_CONTENT,
+            "",
+        )
+        .await;
+        check(
+            &state,
+            admin,
+            post.clone(),
+            "/admin/tokens/2/expiry",
+            serde_json::json!({ "days": -1 }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "0 to 3650 days",
+        )
+        .await;
+        check(
+            &state,
+            admin,
+            post.clone(),
+            "/admin/tokens/99/revoke",
+            none.clone(),
+            StatusCode::NOT_FOUND,
+            "no admin token",
+        )
+        .await;
+        assert_eq!(
+            (bearer(&revoked).await, bearer(&expired).await),
+            (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+        );
+        let actions: Vec<String> = fixture
+            .database
+            .read(|connection| {
+                Ok(connection
+                    .prepare("SELECT action FROM audit_log WHERE actor = 'user:admin'")?
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            actions,
+            [
+                "sign-in",
+                "disable-user",
+                "enable-user",
+                "reset-password",
+                "end-sessions",
+                "revoke-token",
+                "expire-token"
+            ]
+        );
     }
 
     #[tokio::test]
@@ -324,7 +757,18 @@ mod tests {
         let (attacker, staff) = ([203, 0, 113, 9], [10, 0, 0, 7]);
         let attempt = |address: [u8; 4], login: &'static str, password: &'static str| {
             let state = state.clone();
-            async move { send_from(&state, address, Method::POST, "/admin/session", None, None, serde_json::json!({ "login": login, "password": password })).await }
+            async move {
+                send_from(
+                    &state,
+                    address,
+                    Method::POST,
+                    "/admin/session",
+                    None,
+                    None,
+                    serde_json::json!({ "login": login, "password": password }),
+                )
+                .await
+            }
         };
         let mut known = Vec::new();
         let mut unknown = Vec::new();
@@ -349,21 +793,41 @@ mod tests {
         // The failures are in the audit log in aggregate: the first of each subject.
         let failures: Vec<(String, String)> = fixture
             .database
-            .read(|connection| Ok(connection.prepare("SELECT subject, detail FROM audit_log WHERE action = 'sign-in-failed' ORDER BY id")?.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?))
+            .read(|connection| {
+                Ok(connection
+                    .prepare("SELECT subject, detail FROM audit_log WHERE action = 'sign-in-failed' ORDER BY id")?
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<Result<_, _>>()?)
+            })
             .await
             .unwrap();
-        assert_eq!(failures.iter().map(|(subject, _)| subject.as_str()).collect::<Vec<_>>(), ["user:kenko", "unknown login", "user:viewer"], "{failures:?}");
+        assert_eq!(
+            failures.iter().map(|(subject, _)| subject.as_str()).collect::<Vec<_>>(),
+            ["user:kenko", "unknown login", "user:viewer"],
+            "{failures:?}"
+        );
     }
 
     #[tokio::test]
     async fn public_addresses_show_nothing_personal_and_the_form_is_protected() {
         let (_fixture, state) = staffed().await;
-        for (path, location) in [("/", "/console/dashboard"), ("/console", "/console/dashboard"), ("/console/", "/console/dashboard")] {
+        for (path, location) in
+            [("/", "/console/dashboard"), ("/console", "/console/dashboard"), ("/console/", "/console/dashboard")]
+        {
             let (status, headers, _) = send(&state, Method::GET, path, None, None, serde_json::Value::Null).await;
-            assert_eq!((status, headers.get("location").map(|value| value.to_str().unwrap())), (StatusCode::SEE_OTHER, Some(location)), "{path}");
+            assert_eq!(
+                (status, headers.get("location").map(|value| value.to_str().unwrap())),
+                (StatusCode::SEE_OTHER, Some(location)),
+                "{path}"
+            );
         }
-        let (status, headers, body) = send(&state, Method::GET, "/apply/no-such-link", None, None, serde_json::Value::Null).await;
+        let (status, headers, body) =
+            send(&state, Method::GET, "/apply/no-such-link", None, None, serde_json::Value::Null).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-        assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'") && headers["x-frame-options"] == "DENY", "{headers:?}");
+        assert!(
+            headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'")
+                && headers["x-frame-options"] == "DENY",
+            "{headers:?}"
+        );
     }
 }

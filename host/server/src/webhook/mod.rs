@@ -22,7 +22,10 @@ impl From<WebhookError> for AppError {
 /// `POST /webhook/line`.
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, AppError> {
     let Some(webhook) = &state.webhook else {
-        return Err(AppError::Request(StatusCode::NOT_FOUND, "the LINE webhook is not configured: start the server with a channel secret".into()));
+        return Err(AppError::Request(
+            StatusCode::NOT_FOUND,
+            "the LINE webhook is not configured: start the server with a channel secret".into(),
+        ));
     };
     let signature = headers.get("x-line-signature").and_then(|value| value.to_str().ok());
     webhook.receive(&state.service.database, signature, &body).await?;

@@ -13,20 +13,20 @@ use oshirase_sdk::Day;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use oshirase_core::channel::line::{LineClient, LineConfig};
-use oshirase_core::channel::mail::Security;
-use oshirase_core::testing::smtp::SmtpServer;
-use oshirase_core::channel::{Channels, MailChannel};
-use oshirase_core::database::Database;
-use oshirase_core::channel::mail::MailClient;
+use crate::web::AppState;
 use line_emulator::{Emulator, Faults, signature};
-use oshirase_sandbox::{Limits, PluginEngine};
+use oshirase_core::channel::line::{LineClient, LineConfig};
+use oshirase_core::channel::mail::MailClient;
+use oshirase_core::channel::mail::Security;
+use oshirase_core::channel::{Channels, MailChannel};
+use oshirase_core::chat::webhook::{Webhook, process_pending};
+use oshirase_core::database::Database;
 use oshirase_core::registry::Plugins;
 use oshirase_core::retry::RetryPolicy;
 use oshirase_core::service::Service;
+use oshirase_core::testing::smtp::SmtpServer;
 use oshirase_core::time::today_in_japan;
-use crate::web::AppState;
-use oshirase_core::chat::webhook::{Webhook, process_pending};
+use oshirase_sandbox::{Limits, PluginEngine};
 
 const SECRET: &str = "test-channel-secret";
 const TOKEN: &str = "test-channel-token";
@@ -98,21 +98,51 @@ impl Town {
         std::fs::write(export.join("residents.csv"), residents(today)).unwrap();
         std::fs::write(export.join("tax.csv"), TAX).unwrap();
         let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
-        let options = oshirase_core::import::ImportOptions { actor: "test".into(), source: "test".into(), keep_generations: 3, max_shrink_percent: None };
-        database.write(move |connection| oshirase_core::import::import_directory(connection, &export, &options).map(|_| ()).map_err(|error| anyhow::anyhow!("{error:?}"))).await.unwrap();
-        let plugins = Arc::new(Plugins::new(PluginEngine::new(Limits::default(), None).unwrap(), oshirase_bundled::PROGRAMS));
+        let options = oshirase_core::import::ImportOptions {
+            actor: "test".into(),
+            source: "test".into(),
+            keep_generations: 3,
+            max_shrink_percent: None,
+        };
+        database
+            .write(move |connection| {
+                oshirase_core::import::import_directory(connection, &export, &options)
+                    .map(|_| ())
+                    .map_err(|error| anyhow::anyhow!("{error:?}"))
+            })
+            .await
+            .unwrap();
+        let plugins =
+            Arc::new(Plugins::new(PluginEngine::new(Limits::default(), None).unwrap(), oshirase_bundled::PROGRAMS));
         let programs: Vec<String> = programs.iter().map(|program| program.to_string()).collect();
         if !programs.is_empty() {
             oshirase_core::publish::install_bundled(&database, &plugins, &programs).await.unwrap();
         }
-        let service = Service { data_directory: directory.path().to_path_buf(), database, plugins, wake_scheduler: Default::default() };
+        let service = Service {
+            data_directory: directory.path().to_path_buf(),
+            database,
+            plugins,
+            wake_scheduler: Default::default(),
+        };
         let emulator = Emulator::new(TOKEN);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let line = LineConfig::new(format!("http://{}", listener.local_addr().unwrap()), TOKEN);
         let router = emulator.router();
         tokio::spawn(async move { axum::serve(listener, router).await });
-        let state = AppState { webhook: Some(Webhook::new(SECRET, settings()).unwrap()), ..AppState::new(service.clone()) };
-        Town { directory, service, app: crate::web::app(state), emulator, line, today, next_event: 0, shown: Default::default(), transcript: Vec::new(), smtp }
+        let state =
+            AppState { webhook: Some(Webhook::new(SECRET, settings()).unwrap()), ..AppState::new(service.clone()) };
+        Town {
+            directory,
+            service,
+            app: crate::web::app(state),
+            emulator,
+            line,
+            today,
+            next_event: 0,
+            shown: Default::default(),
+            transcript: Vec::new(),
+            smtp,
+        }
     }
 
     /// One event object of `webhook.yml` from `user`, with a reply token from the emulator.
@@ -160,7 +190,11 @@ impl Town {
         *shown = inbox.len();
         for message in &new {
             let buttons: String = message.buttons.iter().map(|button| format!(" [{}]", button.label)).collect();
-            self.transcript.push(format!("  bot → {}: {}{buttons}", name_of(user), message.text.replace('\n', "\n      ")));
+            self.transcript.push(format!(
+                "  bot → {}: {}{buttons}",
+                name_of(user),
+                message.text.replace('\n', "\n      ")
+            ));
         }
         new
     }
@@ -176,7 +210,11 @@ impl Town {
     /// chose. The button must carry `data`.
     async fn tap(&mut self, user: &str, label: &str, data: &str, date: Option<Day>) -> String {
         let last = self.emulator.inboxes()[user].last().cloned().unwrap();
-        let button = last.buttons.iter().find(|button| button.label == label).unwrap_or_else(|| panic!("no button {label:?} under {last:?}"));
+        let button = last
+            .buttons
+            .iter()
+            .find(|button| button.label == label)
+            .unwrap_or_else(|| panic!("no button {label:?} under {last:?}"));
         assert_eq!(button.data.as_deref(), Some(data));
         assert_eq!(button.date_picker, date.is_some());
         let mut postback = json!({ "data": data });
@@ -199,8 +237,18 @@ impl Town {
         self.new_messages(user).iter().map(|message| message.text.as_str()).collect::<Vec<_>>().join("\n")
     }
 
-    async fn sql<T: rusqlite::types::FromSql + Send + 'static>(&self, query: &'static str, parameters: Vec<String>) -> T {
-        self.service.database.write(move |connection| Ok(connection.query_row(query, rusqlite::params_from_iter(parameters), |row| row.get(0))?)).await.unwrap()
+    async fn sql<T: rusqlite::types::FromSql + Send + 'static>(
+        &self,
+        query: &'static str,
+        parameters: Vec<String>,
+    ) -> T {
+        self.service
+            .database
+            .write(move |connection| {
+                Ok(connection.query_row(query, rusqlite::params_from_iter(parameters), |row| row.get(0))?)
+            })
+            .await
+            .unwrap()
     }
 
     /// Evaluates the programs and queues what is due for `day`, without sending.
@@ -218,7 +266,10 @@ impl Town {
 
     /// The channels the town sends through: its emulator's LINE, and its mail server if any.
     fn channels(&self) -> Channels {
-        let mail = self.smtp.as_ref().map(|smtp| MailChannel { client: MailClient::new(smtp.config(Security::Plain)).unwrap(), fallback_after: std::time::Duration::from_secs(3600) });
+        let mail = self.smtp.as_ref().map(|smtp| MailChannel {
+            client: MailClient::new(smtp.config(Security::Plain)).unwrap(),
+            fallback_after: std::time::Duration::from_secs(3600),
+        });
         Channels { line: LineClient::new(self.line.clone()).unwrap(), mail }
     }
 
@@ -231,13 +282,23 @@ impl Town {
             .iter()
             .map(|raw| {
                 let mail = mailparse::parse_mail(raw).unwrap();
-                let header = |name: &str| mail.headers.iter().find(|header| header.get_key().eq_ignore_ascii_case(name)).map(|header| header.get_value()).unwrap_or_default();
+                let header = |name: &str| {
+                    mail.headers
+                        .iter()
+                        .find(|header| header.get_key().eq_ignore_ascii_case(name))
+                        .map(|header| header.get_value())
+                        .unwrap_or_default()
+                };
                 (header("To"), header("Subject"), mail.get_body().unwrap().replace("\r\n", "\n"))
             })
             .collect();
         *shown = stored.len();
         for (_, subject, body) in &new {
-            self.transcript.push(format!("  e-mail → {}: 件名 {subject}\n      {}", name_of(user), body.trim_end().replace('\n', "\n      ")));
+            self.transcript.push(format!(
+                "  e-mail → {}: 件名 {subject}\n      {}",
+                name_of(user),
+                body.trim_end().replace('\n', "\n      ")
+            ));
         }
         new
     }
@@ -247,7 +308,13 @@ impl Town {
         let resident_id = resident_id.to_string();
         self.service
             .database
-            .write(move |connection| Ok(connection.query_row("SELECT email, channels FROM registrations WHERE resident_id = ?1", [resident_id], |row| Ok((row.get(0)?, row.get(1)?)))?))
+            .write(move |connection| {
+                Ok(connection.query_row(
+                    "SELECT email, channels FROM registrations WHERE resident_id = ?1",
+                    [resident_id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )?)
+            })
             .await
             .unwrap()
     }
@@ -257,17 +324,35 @@ impl Town {
         let mails = self.new_mails(user);
         let (address, subject, body) = mails.last().unwrap_or_else(|| panic!("no e-mail arrived"));
         assert_eq!((address.as_str(), subject.as_str()), (to, oshirase_core::chat::email::CodeMail::SUBJECT));
-        body.lines().find_map(|line| line.strip_prefix("確認コード: ")).unwrap_or_else(|| panic!("no code in {body}")).to_string()
+        body.lines()
+            .find_map(|line| line.strip_prefix("確認コード: "))
+            .unwrap_or_else(|| panic!("no code in {body}"))
+            .to_string()
     }
 
     /// Sends the chat's due pushes to the emulator; returns when a retry falls due.
     async fn push(&self) -> Option<std::time::Duration> {
-        oshirase_core::chat::push::send_due(&self.service.database, &LineClient::new(self.line.clone()).unwrap(), &settings(), &RetryPolicy::default()).await.unwrap()
+        oshirase_core::chat::push::send_due(
+            &self.service.database,
+            &LineClient::new(self.line.clone()).unwrap(),
+            &settings(),
+            &RetryPolicy::default(),
+        )
+        .await
+        .unwrap()
     }
 
     async fn send(&self) {
         let stop = tokio_util::sync::CancellationToken::new();
-        oshirase_core::outbox::send_queued(&self.service.database, &self.channels(), self.today, &RetryPolicy::default(), &stop).await.unwrap();
+        oshirase_core::outbox::send_queued(
+            &self.service.database,
+            &self.channels(),
+            self.today,
+            &RetryPolicy::default(),
+            &stop,
+        )
+        .await
+        .unwrap();
     }
 
     /// Staff issue a number for the resident; the user befriends the account and sends it.
@@ -279,7 +364,11 @@ impl Town {
 
     async fn issue(&self, resident_id: &str) -> String {
         let resident_id = resident_id.to_string();
-        self.service.database.write(move |connection| oshirase_core::chat::number::issue(connection, &resident_id, 90, "test")).await.unwrap()
+        self.service
+            .database
+            .write(move |connection| oshirase_core::chat::number::issue(connection, &resident_id, 90, "test"))
+            .await
+            .unwrap()
     }
 
     /// The states of deliveries to `user`, with their program and error, in order.
@@ -324,7 +413,8 @@ async fn check_refused(town: &Town, cases: &[(&str, Vec<u8>, Option<String>)]) {
 async fn forged_and_missing_signatures_are_refused_and_store_nothing() {
     let mut town = Town::new(&[]).await;
     let event = town.event(MOTHER, "follow", json!({ "follow": { "isUnblocked": false } }));
-    let body = json!({ "destination": "U0000000000000000000000000000ffff", "events": [event] }).to_string().into_bytes();
+    let body =
+        json!({ "destination": "U0000000000000000000000000000ffff", "events": [event] }).to_string().into_bytes();
     let right = signature(SECRET.as_bytes(), &body);
     let mut altered = body.clone();
     altered.extend_from_slice(b" ");
@@ -356,23 +446,45 @@ async fn forged_and_missing_signatures_are_refused_and_store_nothing() {
 #[tokio::test]
 async fn a_redelivered_event_is_processed_once() {
     let mut town = Town::new(&[]).await;
-    let event = town.event(MOTHER, "message", json!({ "message": { "type": "text", "id": "1", "text": "停止", "quoteToken": "q" } }));
+    let event = town.event(
+        MOTHER,
+        "message",
+        json!({ "message": { "type": "text", "id": "1", "text": "停止", "quoteToken": "q" } }),
+    );
     assert_eq!(town.deliver(std::slice::from_ref(&event)).await, StatusCode::OK);
     // LINE redelivers the same event (same webhookEventId) with the flag set, alone and
     // in a batch with a new one.
     let mut again = event.clone();
     again["deliveryContext"]["isRedelivery"] = json!(true);
-    let fresh = town.event(MOTHER, "message", json!({ "message": { "type": "text", "id": "2", "text": "再開", "quoteToken": "q" } }));
+    let fresh = town.event(
+        MOTHER,
+        "message",
+        json!({ "message": { "type": "text", "id": "2", "text": "再開", "quoteToken": "q" } }),
+    );
     assert_eq!(town.deliver(std::slice::from_ref(&again)).await, StatusCode::OK);
     assert_eq!(town.deliver(&[again, fresh]).await, StatusCode::OK);
     let stored: i64 = town.sql("SELECT count(*) FROM webhook_events WHERE state = 'done'", vec![]).await;
     assert_eq!(stored, 2);
     let replies: Vec<String> = town.new_messages(MOTHER).into_iter().map(|message| message.text).collect();
     assert_eq!(replies.len(), 2, "{replies:?}");
-    assert!(replies[0].starts_with("すべてのお知らせを止めました") && replies[1].starts_with("すべてのお知らせを再開しました"), "{replies:?}");
+    assert!(
+        replies[0].starts_with("すべてのお知らせを止めました")
+            && replies[1].starts_with("すべてのお知らせを再開しました"),
+        "{replies:?}"
+    );
     // Processed events are forgotten after 30 days.
-    town.service.database.write(|connection| Ok(connection.execute("UPDATE webhook_events SET received_at = '2000-01-01T00:00:00Z'", [])?)).await.unwrap();
-    let later = town.event(MOTHER, "message", json!({ "message": { "type": "text", "id": "3", "text": "設定", "quoteToken": "q" } }));
+    town.service
+        .database
+        .write(|connection| {
+            Ok(connection.execute("UPDATE webhook_events SET received_at = '2000-01-01T00:00:00Z'", [])?)
+        })
+        .await
+        .unwrap();
+    let later = town.event(
+        MOTHER,
+        "message",
+        json!({ "message": { "type": "text", "id": "3", "text": "設定", "quoteToken": "q" } }),
+    );
     town.deliver(&[later]).await;
     let kept: i64 = town.sql("SELECT count(*) FROM webhook_events", vec![]).await;
     assert_eq!(kept, 1);
@@ -406,9 +518,21 @@ async fn events_of_a_channel_in_standby_get_no_reply_and_act_on_nothing_typed() 
     };
     let events = [
         standby(town.event(STRANGER, "follow", json!({ "follow": { "isUnblocked": false } }))),
-        standby(town.event(STRANGER, "message", json!({ "message": { "type": "text", "id": "1", "text": number, "quoteToken": "q1" } }))),
-        standby(town.event(STRANGER, "message", json!({ "message": { "type": "text", "id": "2", "text": "ZZZZ-ZZZZ-ZZZ", "quoteToken": "q2" } }))),
-        standby(town.event(STRANGER, "message", json!({ "message": { "type": "text", "id": "3", "text": "ヘルプ", "quoteToken": "q3" } }))),
+        standby(town.event(
+            STRANGER,
+            "message",
+            json!({ "message": { "type": "text", "id": "1", "text": number, "quoteToken": "q1" } }),
+        )),
+        standby(town.event(
+            STRANGER,
+            "message",
+            json!({ "message": { "type": "text", "id": "2", "text": "ZZZZ-ZZZZ-ZZZ", "quoteToken": "q2" } }),
+        )),
+        standby(town.event(
+            STRANGER,
+            "message",
+            json!({ "message": { "type": "text", "id": "3", "text": "ヘルプ", "quoteToken": "q3" } }),
+        )),
         standby(town.event(STRANGER, "postback", json!({ "postback": { "data": "action=apply" } }))),
     ];
     assert_eq!(town.deliver(&events).await, StatusCode::OK);
@@ -416,7 +540,12 @@ async fn events_of_a_channel_in_standby_get_no_reply_and_act_on_nothing_typed() 
     let outcomes: Vec<String> = town
         .service
         .database
-        .write(|connection| Ok(connection.prepare("SELECT outcome FROM webhook_events ORDER BY id")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?))
+        .write(|connection| {
+            Ok(connection
+                .prepare("SELECT outcome FROM webhook_events ORDER BY id")?
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()?)
+        })
         .await
         .unwrap();
     assert_eq!(outcomes, ["standby"; 5]);
@@ -471,13 +600,22 @@ async fn registration_numbers_resist_guessing_and_work_once() {
     assert_eq!(linked, 0);
     // Another LINE user is not limited by the first one's guesses.
     town.follow(STRANGER).await;
-    let answer = town.say(STRANGER, &oshirase_core::chat::number::display(&oshirase_core::chat::number::generate().unwrap())).await;
+    let answer = town
+        .say(STRANGER, &oshirase_core::chat::number::display(&oshirase_core::chat::number::generate().unwrap()))
+        .await;
     assert!(answer.contains("あと4回"), "{answer}");
     // An hour later (the guesses moved back an hour) the right number links the resident.
-    town.service.database.write(|connection| Ok(connection.execute("UPDATE registration_guesses SET at_millis = at_millis - 3600001", [])?)).await.unwrap();
+    town.service
+        .database
+        .write(|connection| {
+            Ok(connection.execute("UPDATE registration_guesses SET at_millis = at_millis - 3600001", [])?)
+        })
+        .await
+        .unwrap();
     let answer = town.say(MOTHER, &number.to_lowercase().replace('-', " ")).await;
     assert!(answer.contains("登録が完了しました"), "{answer}");
-    let resident: String = town.sql("SELECT resident_id FROM registrations WHERE line_user_id = ?1", vec![MOTHER.into()]).await;
+    let resident: String =
+        town.sql("SELECT resident_id FROM registrations WHERE line_user_id = ?1", vec![MOTHER.into()]).await;
     assert_eq!(resident, "0101");
     // The number works once: the same user hears it is done, anyone else that it is wrong.
     assert!(town.say(MOTHER, &number).await.contains("すでに登録が済んでいます"));
@@ -496,16 +634,23 @@ async fn linking_consent_and_categories_in_a_few_taps() {
     town.tap(MOTHER, "登録番号を入力", "action=number", None).await;
     assert!(town.say(MOTHER, &number).await.contains("税の情報"));
     assert!(town.tap(MOTHER, "同意する", "action=consent&value=yes", None).await.contains("同意ありがとうございます"));
-    let consent: Option<String> = town.sql("SELECT tax_consent_at FROM registrations WHERE resident_id = '0201'", vec![]).await;
+    let consent: Option<String> =
+        town.sql("SELECT tax_consent_at FROM registrations WHERE resident_id = '0201'", vec![]).await;
     assert!(consent.is_some());
     // Settings: one category off, then everything off in two taps, then back on.
     town.tap(MOTHER, "配信の設定", "action=settings", None).await;
-    assert!(town.tap(MOTHER, "予防接種を止める", "action=mute&category=Vaccination", None).await.contains("予防接種: 止めています"));
+    assert!(
+        town.tap(MOTHER, "予防接種を止める", "action=mute&category=Vaccination", None)
+            .await
+            .contains("予防接種: 止めています")
+    );
     assert!(town.tap(MOTHER, "すべて止める", "action=stop-all", None).await.contains("すべてのお知らせを止めました"));
-    let muted: i64 = town.sql("SELECT count(*) FROM muted_categories WHERE line_user_id = ?1", vec![MOTHER.into()]).await;
+    let muted: i64 =
+        town.sql("SELECT count(*) FROM muted_categories WHERE line_user_id = ?1", vec![MOTHER.into()]).await;
     assert_eq!(muted, 5);
     town.tap(MOTHER, "すべて再開", "action=resume-all", None).await;
-    let muted: i64 = town.sql("SELECT count(*) FROM muted_categories WHERE line_user_id = ?1", vec![MOTHER.into()]).await;
+    let muted: i64 =
+        town.sql("SELECT count(*) FROM muted_categories WHERE line_user_id = ?1", vec![MOTHER.into()]).await;
     assert_eq!(muted, 0);
     // A sticker gets the help, not silence.
     let event = town.event(MOTHER, "message", json!({ "message": { "type": "sticker", "id": "9", "packageId": "1", "stickerId": "1", "stickerResourceType": "STATIC", "quoteToken": "q" } }));
@@ -521,7 +666,10 @@ async fn unfollowing_stops_deliveries_at_once() {
     assert_eq!(town.deliveries(MOTHER).await, [("infant-checkup".to_string(), "queued".to_string(), String::new())]);
     let event = town.event(MOTHER, "unfollow", json!({}));
     town.act(MOTHER, "(ブロック)".into(), event).await;
-    assert_eq!(town.deliveries(MOTHER).await, [("infant-checkup".to_string(), "failed-permanent".to_string(), "unfollowed".to_string())]);
+    assert_eq!(
+        town.deliveries(MOTHER).await,
+        [("infant-checkup".to_string(), "failed-permanent".to_string(), "unfollowed".to_string())]
+    );
     town.send().await;
     assert!(town.new_messages(MOTHER).is_empty(), "nothing reaches a user who blocked the account");
     let active: i64 = town.sql("SELECT active FROM registrations WHERE resident_id = '0101'", vec![]).await;
@@ -542,10 +690,16 @@ async fn withdrawing_consent_stops_tax_based_notices() {
     assert!(town.deliveries(PARENT).await.is_empty());
     town.tap(PARENT, "同意する", "action=consent&value=yes", None).await;
     town.plan(town.today).await;
-    assert_eq!(town.deliveries(PARENT).await, [("child-rearing-allowance".to_string(), "queued".to_string(), String::new())]);
+    assert_eq!(
+        town.deliveries(PARENT).await,
+        [("child-rearing-allowance".to_string(), "queued".to_string(), String::new())]
+    );
     let answer = town.say(PARENT, "同意を取り消す").await;
     assert!(answer.contains("同意を取り消しました"), "{answer}");
-    assert_eq!(town.deliveries(PARENT).await, [("child-rearing-allowance".to_string(), "failed-permanent".to_string(), "tax consent withdrawn".to_string())]);
+    assert_eq!(
+        town.deliveries(PARENT).await,
+        [("child-rearing-allowance".to_string(), "failed-permanent".to_string(), "tax consent withdrawn".to_string())]
+    );
     town.send().await;
     assert!(town.new_messages(PARENT).is_empty());
     // The next evaluation sees no tax data and plans nothing for him.
@@ -571,7 +725,10 @@ async fn a_parents_self_registered_child_receives_the_timed_notices() {
     let replies: Vec<String> = town.emulator.inboxes()[PARENT].iter().map(|message| message.text.clone()).collect();
     for day in [born, due] {
         let written = [day.to_string(), day.era_format(), day.to_string().replace('-', "/")];
-        assert!(replies.iter().all(|reply| written.iter().all(|date| !reply.contains(date.as_str()))), "{day} repeated in {replies:?}");
+        assert!(
+            replies.iter().all(|reply| written.iter().all(|date| !reply.contains(date.as_str()))),
+            "{day} repeated in {replies:?}"
+        );
     }
     // A second parent registers the same birth date but hears nothing about 子育て.
     town.follow(STRANGER).await;
@@ -590,14 +747,19 @@ async fn a_parents_self_registered_child_receives_the_timed_notices() {
     let pushed: Vec<String> = town.new_messages(PARENT).into_iter().map(|message| message.text).collect();
     assert!(pushed.iter().any(|text| text.contains("乳児健康診査")), "{pushed:?}");
     // The registered child is no one in the snapshot and its notices name no date.
-    assert!(pushed.iter().all(|text| !text.contains(&born.to_string()) && !text.contains(&born.era_format())), "{pushed:?}");
+    assert!(
+        pushed.iter().all(|text| !text.contains(&born.to_string()) && !text.contains(&born.era_format())),
+        "{pushed:?}"
+    );
 
     // Deleting the birth date stops its notices not yet sent.
-    let entries = town.service.database.write(|connection| oshirase_core::chat::timing::list(connection, PARENT)).await.unwrap();
+    let entries =
+        town.service.database.write(|connection| oshirase_core::chat::timing::list(connection, PARENT)).await.unwrap();
     town.say(PARENT, "登録の確認").await;
     let answer = town.tap(PARENT, "1を削除", &format!("action=timing-delete&id={}", entries[0].id), None).await;
     assert!(answer.contains("削除しました"), "{answer}");
-    let left = town.service.database.write(|connection| oshirase_core::chat::timing::list(connection, PARENT)).await.unwrap();
+    let left =
+        town.service.database.write(|connection| oshirase_core::chat::timing::list(connection, PARENT)).await.unwrap();
     assert_eq!(left.len(), 1);
     town.print_transcript("self-registered birth date and due date, list, delete");
 }
@@ -611,11 +773,20 @@ async fn request(town: &Town, request: Request<Body>) -> (StatusCode, String) {
 }
 
 fn form(token: &str, fields: &str) -> Request<Body> {
-    Request::post(format!("/apply/{token}")).header("content-type", "application/x-www-form-urlencoded").body(Body::from(fields.to_string())).unwrap()
+    Request::post(format!("/apply/{token}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(fields.to_string()))
+        .unwrap()
 }
 
 fn admin(method: &str, path: &str, token: &str, body: Value) -> Request<Body> {
-    Request::builder().method(method).uri(path).header("authorization", format!("Bearer {token}")).header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
 }
 
 #[tokio::test]
@@ -623,7 +794,11 @@ async fn a_resident_applies_from_the_chat_and_staff_approve_the_matching_record(
     let mut town = Town::new(&[]).await;
     town.follow(MOTHER).await;
     let answer = town.tap(MOTHER, "利用の申し込み", "action=apply", None).await;
-    let link = answer.split_whitespace().find(|word| word.starts_with(PUBLIC_URL)).unwrap_or_else(|| panic!("no link in {answer}")).to_string();
+    let link = answer
+        .split_whitespace()
+        .find(|word| word.starts_with(PUBLIC_URL))
+        .unwrap_or_else(|| panic!("no link in {answer}"))
+        .to_string();
     let token = link.rsplit('/').next().unwrap().to_string();
     let (status, page) = request(&town, Request::get(format!("/apply/{token}")).body(Body::empty()).unwrap()).await;
     assert!(status == StatusCode::OK && page.contains("生年月日"), "{status} {page}");
@@ -639,24 +814,86 @@ async fn a_resident_applies_from_the_chat_and_staff_approve_the_matching_record(
     // The link works once.
     assert_eq!(request(&town, form(&token, "name=a&birth_date=1994-05-01&address=b")).await.0, StatusCode::NOT_FOUND);
 
-    let administrator = town.service.database.write(|connection| oshirase_core::accounts::create_token(connection, "市民課", &[], true, 30, "test")).await.unwrap();
-    let division = town.service.database.write(|connection| oshirase_core::accounts::create_token(connection, "健康支援課", &["infant-checkup".into()], false, 30, "test")).await.unwrap();
-    assert_eq!(request(&town, admin("GET", "/admin/applications", &division, Value::Null)).await.0, StatusCode::FORBIDDEN);
+    let administrator = town
+        .service
+        .database
+        .write(|connection| oshirase_core::accounts::create_token(connection, "市民課", &[], true, 30, "test"))
+        .await
+        .unwrap();
+    let division = town
+        .service
+        .database
+        .write(|connection| {
+            oshirase_core::accounts::create_token(
+                connection,
+                "健康支援課",
+                &["infant-checkup".into()],
+                false,
+                30,
+                "test",
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        request(&town, admin("GET", "/admin/applications", &division, Value::Null)).await.0,
+        StatusCode::FORBIDDEN
+    );
     let (status, listed) = request(&town, admin("GET", "/admin/applications", &administrator, Value::Null)).await;
     assert_eq!(status, StatusCode::OK);
     let listed: Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed[0]["name"], "千葉\u{3000}花子");
-    let candidates: Vec<&str> = listed[0]["candidates"].as_array().unwrap().iter().map(|candidate| candidate["resident_id"].as_str().unwrap()).collect();
+    let candidates: Vec<&str> = listed[0]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|candidate| candidate["resident_id"].as_str().unwrap())
+        .collect();
     assert_eq!(candidates, ["0101"]);
     let id = listed[0]["id"].as_i64().unwrap();
-    assert_eq!(request(&town, admin("POST", &format!("/admin/applications/{id}/approve"), &administrator, json!({ "resident_id": "9999" }))).await.0, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, approved) = request(&town, admin("POST", &format!("/admin/applications/{id}/approve"), &administrator, json!({ "resident_id": "0101" }))).await;
+    assert_eq!(
+        request(
+            &town,
+            admin(
+                "POST",
+                &format!("/admin/applications/{id}/approve"),
+                &administrator,
+                json!({ "resident_id": "9999" })
+            )
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let (status, approved) = request(
+        &town,
+        admin("POST", &format!("/admin/applications/{id}/approve"), &administrator, json!({ "resident_id": "0101" })),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     let number = serde_json::from_str::<Value>(&approved).unwrap()["registration_number"].as_str().unwrap().to_string();
     let postcard: String = town.sql("SELECT number FROM postcards WHERE resident_id = '0101'", vec![]).await;
     assert_eq!(postcard, number);
-    assert_eq!(request(&town, admin("POST", &format!("/admin/applications/{id}/approve"), &administrator, json!({ "resident_id": "0101" }))).await.0, StatusCode::CONFLICT);
-    assert_eq!(request(&town, admin("POST", "/admin/applications/999/reject", &administrator, json!({ "reason": "x" }))).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        request(
+            &town,
+            admin(
+                "POST",
+                &format!("/admin/applications/{id}/approve"),
+                &administrator,
+                json!({ "resident_id": "0101" })
+            )
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        request(&town, admin("POST", "/admin/applications/999/reject", &administrator, json!({ "reason": "x" })))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
 
     // The applicant hears in the chat that a postcard is on its way.
     town.note("staff approve the application");
@@ -672,7 +909,11 @@ async fn a_resident_applies_from_the_chat_and_staff_approve_the_matching_record(
 /// application's id.
 async fn apply(town: &mut Town, user: &str, name: &str, birth_date: &str) -> i64 {
     let answer = town.tap(user, "利用の申し込み", "action=apply", None).await;
-    let link = answer.split_whitespace().find(|word| word.starts_with(PUBLIC_URL)).unwrap_or_else(|| panic!("no link in {answer}")).to_string();
+    let link = answer
+        .split_whitespace()
+        .find(|word| word.starts_with(PUBLIC_URL))
+        .unwrap_or_else(|| panic!("no link in {answer}"))
+        .to_string();
     let token = link.rsplit('/').next().unwrap().to_string();
     let fields = format!("name={}&birth_date={birth_date}&address=%E5%8D%83%E8%91%89%E5%B8%821-1", urlencoding(name));
     let (status, page) = request(town, form(&token, &fields)).await;
@@ -682,7 +923,9 @@ async fn apply(town: &mut Town, user: &str, name: &str, birth_date: &str) -> i64
 
 /// `text` percent-encoded for a form.
 fn urlencoding(text: &str) -> String {
-    text.bytes().map(|byte| if byte.is_ascii_alphanumeric() { (byte as char).to_string() } else { format!("%{byte:02X}") }).collect()
+    text.bytes()
+        .map(|byte| if byte.is_ascii_alphanumeric() { (byte as char).to_string() } else { format!("%{byte:02X}") })
+        .collect()
 }
 
 #[tokio::test]
@@ -690,11 +933,25 @@ async fn a_rejected_applicant_is_told_in_the_chat_even_when_line_was_down() {
     let mut town = Town::new(&[]).await;
     town.follow(STRANGER).await;
     let id = apply(&mut town, STRANGER, "山田 太郎", "1970-01-01").await;
-    let administrator = town.service.database.write(|connection| oshirase_core::accounts::create_token(connection, "市民課", &[], true, 30, "test")).await.unwrap();
+    let administrator = town
+        .service
+        .database
+        .write(|connection| oshirase_core::accounts::create_token(connection, "市民課", &[], true, 30, "test"))
+        .await
+        .unwrap();
     // LINE is down when staff reject the application: the push waits for a retry.
     town.emulator.set_faults(Faults { down_ms: 600_000, ..Faults::default() }).unwrap();
     town.note("LINE is down; staff reject the application");
-    let (status, body) = request(&town, admin("POST", &format!("/admin/applications/{id}/reject"), &administrator, json!({ "reason": "住民記録に該当なし" }))).await;
+    let (status, body) = request(
+        &town,
+        admin(
+            "POST",
+            &format!("/admin/applications/{id}/reject"),
+            &administrator,
+            json!({ "reason": "住民記録に該当なし" }),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let retry = town.push().await;
     assert!(retry.is_some_and(|delay| delay <= std::time::Duration::from_secs(1)), "{retry:?}");
@@ -702,21 +959,32 @@ async fn a_rejected_applicant_is_told_in_the_chat_even_when_line_was_down() {
     let (state, attempts, error): (String, i64, String) = town
         .service
         .database
-        .write(|connection| Ok(connection.query_row("SELECT state, attempts, last_error FROM chat_pushes", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?))
+        .write(|connection| {
+            Ok(connection.query_row("SELECT state, attempts, last_error FROM chat_pushes", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?)
+        })
         .await
         .unwrap();
     assert_eq!((state.as_str(), attempts), ("queued", 1), "{error}");
     // LINE is back and the retry's time has come: the push goes out once, under its key.
     town.emulator.set_faults(Faults::default()).unwrap();
     town.note(&format!("the push was refused ({error}); LINE is back and the retry is due"));
-    town.service.database.write(|connection| Ok(connection.execute("UPDATE chat_pushes SET next_attempt_millis = 0", [])?)).await.unwrap();
+    town.service
+        .database
+        .write(|connection| Ok(connection.execute("UPDATE chat_pushes SET next_attempt_millis = 0", [])?))
+        .await
+        .unwrap();
     assert_eq!(town.push().await, None);
     assert_eq!(town.push().await, None);
     let pushed = town.new_messages(STRANGER);
     assert_eq!(pushed.len(), 1, "{pushed:?}");
     let text = &pushed[0].text;
     assert!(text.contains("確認することができませんでした") && text.contains(CONTACT), "{text}");
-    assert!(!text.contains("山田") && !text.contains("住民記録") && !text.contains("1970"), "the push names the applicant or the reason: {text}");
+    assert!(
+        !text.contains("山田") && !text.contains("住民記録") && !text.contains("1970"),
+        "the push names the applicant or the reason: {text}"
+    );
     let state: String = town.sql("SELECT state FROM chat_pushes", vec![]).await;
     assert_eq!(state, "sent");
     town.print_transcript("application rejected while LINE was down, told once LINE is back");
@@ -728,7 +996,11 @@ async fn e_mail_is_added_with_a_code_from_the_chat_chosen_as_a_channel_and_remov
     town.link(MOTHER, "0101").await;
     town.tap(MOTHER, "同意しない", "action=consent&value=no", None).await;
     town.say(MOTHER, "設定").await;
-    assert!(town.tap(MOTHER, "メールの設定", "action=mail", None).await.contains("メールアドレスを、このトークに送ってください"));
+    assert!(
+        town.tap(MOTHER, "メールの設定", "action=mail", None)
+            .await
+            .contains("メールアドレスを、このトークに送ってください")
+    );
     let address = "hanako.chiba@example.jp";
     let answer = town.say(MOTHER, address).await;
     assert!(answer.contains("確認コードをメールでお送りしました") && !answer.contains(address), "{answer}");
@@ -736,19 +1008,28 @@ async fn e_mail_is_added_with_a_code_from_the_chat_chosen_as_a_channel_and_remov
     let body = &town.smtp.as_ref().unwrap().messages();
     let raw = String::from_utf8_lossy(body.last().unwrap()).into_owned();
     let decoded = mailparse::parse_mail(body.last().unwrap()).unwrap().get_body().unwrap();
-    assert!(!decoded.contains("花子") && !decoded.contains("千葉 ") && !raw.contains("0101"), "the code e-mail names the resident: {decoded}");
+    assert!(
+        !decoded.contains("花子") && !decoded.contains("千葉 ") && !raw.contains("0101"),
+        "the code e-mail names the resident: {decoded}"
+    );
     // Until the code comes back nothing is stored.
     assert_eq!(town.mail_settings("0101").await.0, None);
     let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
     assert!(town.say(MOTHER, &wrong).await.contains("あと4回"));
     assert_eq!(town.mail_settings("0101").await.0, None);
-    let full_width: String = code.chars().map(|digit| char::from_u32(u32::from(digit) - u32::from('0') + 0xff10).unwrap()).collect();
+    let full_width: String =
+        code.chars().map(|digit| char::from_u32(u32::from(digit) - u32::from('0') + 0xff10).unwrap()).collect();
     let answer = town.say(MOTHER, &full_width).await;
-    assert!(answer.contains("確認しました") && answer.contains("LINEとメール") && !answer.contains(address), "{answer}");
+    assert!(
+        answer.contains("確認しました") && answer.contains("LINEとメール") && !answer.contains(address),
+        "{answer}"
+    );
     let (stored, channels) = town.mail_settings("0101").await;
     assert_eq!((stored.as_deref(), channels.as_str()), (Some(address), "both"));
     // E-mail only: the day's notice goes to the address and not to LINE.
-    assert!(town.tap(MOTHER, "メールだけ", "action=channels&value=mail", None).await.contains("「メールだけ」にしました"));
+    assert!(
+        town.tap(MOTHER, "メールだけ", "action=channels&value=mail", None).await.contains("「メールだけ」にしました")
+    );
     town.note("the day's run");
     town.plan(town.today).await;
     town.send().await;
@@ -762,7 +1043,9 @@ async fn e_mail_is_added_with_a_code_from_the_chat_chosen_as_a_channel_and_remov
     assert_eq!((stored, channels.as_str()), (None, "line"));
     let audited: i64 = town.sql("SELECT count(*) FROM audit_log WHERE action IN ('confirm-email', 'set-channels', 'remove-email') AND subject = '0101' AND detail NOT LIKE '%@%'", vec![]).await;
     assert_eq!(audited, 3);
-    town.print_transcript("e-mail: address, code e-mailed, a wrong code, the right code, e-mail only, a notice by e-mail, e-mail off");
+    town.print_transcript(
+        "e-mail: address, code e-mailed, a wrong code, the right code, e-mail only, a notice by e-mail, e-mail off",
+    );
 }
 
 #[tokio::test]
@@ -784,7 +1067,16 @@ async fn wrong_expired_and_too_many_codes_change_nothing() {
     // A code typed after its half hour is refused.
     town.say(MOTHER, address).await;
     let code = town.code_sent_to(MOTHER, address);
-    town.service.database.write(|connection| Ok(connection.execute("UPDATE email_codes SET expires_millis = expires_millis - 1800001 WHERE state = 'pending'", [])?)).await.unwrap();
+    town.service
+        .database
+        .write(|connection| {
+            Ok(connection.execute(
+                "UPDATE email_codes SET expires_millis = expires_millis - 1800001 WHERE state = 'pending'",
+                [],
+            )?)
+        })
+        .await
+        .unwrap();
     town.note("half an hour passes");
     assert!(town.say(MOTHER, &code).await.contains("有効期限"));
     assert_eq!(town.mail_settings("0101").await.0, None);
@@ -804,9 +1096,16 @@ async fn wrong_expired_and_too_many_codes_change_nothing() {
     let codes: i64 = town.sql("SELECT count(*) FROM email_codes WHERE line_user_id = ?1", vec![STRANGER.into()]).await;
     assert_eq!(codes, 0);
     // Only salted hashes of codes are kept, and no address once a code is used up.
-    let kept: i64 = town.sql("SELECT count(*) FROM email_codes WHERE code_sha256 = ?1 OR (state != 'pending' AND address IS NOT NULL)", vec![code.clone()]).await;
+    let kept: i64 = town
+        .sql(
+            "SELECT count(*) FROM email_codes WHERE code_sha256 = ?1 OR (state != 'pending' AND address IS NOT NULL)",
+            vec![code.clone()],
+        )
+        .await;
     assert_eq!(kept, 0);
-    town.print_transcript("e-mail codes: none waiting, five wrong, expired, the hourly limit, a refused address, not linked");
+    town.print_transcript(
+        "e-mail codes: none waiting, five wrong, expired, the hourly limit, a refused address, not linked",
+    );
 }
 
 #[tokio::test]

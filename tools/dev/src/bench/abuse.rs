@@ -58,12 +58,21 @@ pub struct Phase {
 
 impl std::fmt::Display for AbuseBenchReport {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(formatter, "bench abuse: {} s per phase; latencies of one request at a time while N loops post unknown sign-ins", self.seconds)?;
+        writeln!(
+            formatter,
+            "bench abuse: {} s per phase; latencies of one request at a time while N loops post unknown sign-ins",
+            self.seconds
+        )?;
         for server in &self.servers {
             writeln!(formatter, "{}", server.server)?;
-            writeln!(formatter, "  {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}  sign-in answers", "loops", "webhooks", "p50 ms", "p99 ms", "admin", "p50 ms", "p99 ms", "peak MiB")?;
+            writeln!(
+                formatter,
+                "  {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}  sign-in answers",
+                "loops", "webhooks", "p50 ms", "p99 ms", "admin", "p50 ms", "p99 ms", "peak MiB"
+            )?;
             for phase in &server.phases {
-                let answers: Vec<String> = phase.sign_in_answers.iter().map(|(status, count)| format!("{status}×{count}")).collect();
+                let answers: Vec<String> =
+                    phase.sign_in_answers.iter().map(|(status, count)| format!("{status}×{count}")).collect();
                 writeln!(
                     formatter,
                     "  {:>6} {:>9} {:>9.1} {:>9.1} {:>9} {:>9.1} {:>9.1} {:>10.1}  {}",
@@ -108,8 +117,19 @@ impl Drop for Server {
 }
 
 fn run_ok(binary: &Path, data: &Path, args: &[&str]) -> Result<String> {
-    let output = Command::new(binary).arg("--data").arg(data).args(args).env("OSHIRASE_PROGRAMS", "infant-checkup").env("OSHIRASE_LOG", "error").output()?;
-    anyhow::ensure!(output.status.success(), "{} {args:?} failed: {}", binary.display(), String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(binary)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env("OSHIRASE_PROGRAMS", "infant-checkup")
+        .env("OSHIRASE_LOG", "error")
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{} {args:?} failed: {}",
+        binary.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(String::from_utf8(output.stdout)?)
 }
 
@@ -121,13 +141,16 @@ fn start_server(binary: &Path, work: &Path, line_url: &str) -> Result<Server> {
     }
     let data = work.join("data");
     std::fs::create_dir_all(&data)?;
-    let admin_token = run_ok(binary, &data, &["admin", "create-token", "--division", "情報政策課", "--admin"])?.trim().to_owned();
+    let admin_token =
+        run_ok(binary, &data, &["admin", "create-token", "--division", "情報政策課", "--admin"])?.trim().to_owned();
     for forwarded_for in [true, false] {
         let trust = if forwarded_for { "forwarded_for = true\n" } else { "" };
         let config = work.join("oshirase.toml");
         std::fs::write(
             &config,
-            format!("[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\n{trust}\n[line]\nbase_url = {line_url:?}\nchannel_access_token = {TOKEN:?}\nchannel_secret = {SECRET:?}\n"),
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\n{trust}\n[line]\nbase_url = {line_url:?}\nchannel_access_token = {TOKEN:?}\nchannel_secret = {SECRET:?}\n"
+            ),
         )?;
         let mut child = Command::new(binary)
             .args(["serve", "--config"])
@@ -146,7 +169,11 @@ fn start_server(binary: &Path, work: &Path, line_url: &str) -> Result<Server> {
         let mut complaint = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut complaint)?;
         let _ = child.wait();
-        anyhow::ensure!(forwarded_for && complaint.contains("forwarded_for"), "{} did not start: {complaint}", binary.display());
+        anyhow::ensure!(
+            forwarded_for && complaint.contains("forwarded_for"),
+            "{} did not start: {complaint}",
+            binary.display()
+        );
     }
     unreachable!("the second start has no forwarded_for to refuse")
 }
@@ -154,7 +181,14 @@ fn start_server(binary: &Path, work: &Path, line_url: &str) -> Result<Server> {
 /// The resident memory of process `pid` in MiB, from `/proc`.
 fn resident_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
     Some(kib / 1024.0)
 }
 
@@ -195,10 +229,17 @@ async fn phase(server: &Server, emulator: &line_emulator::Emulator, loops: usize
                     "deliveryContext": { "isRedelivery": false }, "replyToken": emulator.issue_reply_token(&user),
                     "message": { "type": "text", "id": number.to_string(), "text": "使い方", "quoteToken": "q" },
                 });
-                let body = serde_json::json!({ "destination": "U0000000000000000000000000000ffff", "events": [event] }).to_string();
+                let body = serde_json::json!({ "destination": "U0000000000000000000000000000ffff", "events": [event] })
+                    .to_string();
                 let signature = line_emulator::signature(SECRET.as_bytes(), body.as_bytes());
                 let start = Instant::now();
-                let response = client.post(&url).header("content-type", "application/json").header("x-line-signature", signature).body(body).send().await?;
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-line-signature", signature)
+                    .body(body)
+                    .send()
+                    .await?;
                 anyhow::ensure!(response.status().is_success(), "the webhook answered {}", response.status());
                 latencies.push(start.elapsed().as_secs_f64() * 1000.0);
             }
@@ -206,7 +247,8 @@ async fn phase(server: &Server, emulator: &line_emulator::Emulator, loops: usize
         }
     });
     let admin = tokio::spawn({
-        let (client, url, token) = (client.clone(), format!("{}/admin/programs", server.address), server.admin_token.clone());
+        let (client, url, token) =
+            (client.clone(), format!("{}/admin/programs", server.address), server.admin_token.clone());
         async move {
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
@@ -275,7 +317,10 @@ mod tests {
     #[test]
     fn percentiles_are_by_nearest_rank() {
         let mut values: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!((percentile(&mut values, 50.0), percentile(&mut values, 99.0), percentile(&mut values, 100.0)), (50.0, 99.0, 100.0));
+        assert_eq!(
+            (percentile(&mut values, 50.0), percentile(&mut values, 99.0), percentile(&mut values, 100.0)),
+            (50.0, 99.0, 100.0)
+        );
         assert!(percentile(&mut [], 50.0).is_nan());
     }
 }

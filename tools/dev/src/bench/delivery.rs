@@ -57,11 +57,20 @@ pub struct DeliveryBenchReport {
 impl std::fmt::Display for DeliveryBenchReport {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let runs = self.scenarios.first().map_or(0, |scenario| scenario.seconds.len());
-        writeln!(formatter, "delivery to {} registered residents through a LINE emulator process on loopback, medians of {runs} runs", self.recipients)?;
-        writeln!(formatter, "  {:<44} {:>8} {:>8} {:>8} {:>10} {:>11} {:>9} {:>9}", "", "requests", "messages", "seconds", "requests/s", "messages/s", "p50 ms", "p99 ms")?;
+        writeln!(
+            formatter,
+            "delivery to {} registered residents through a LINE emulator process on loopback, medians of {runs} runs",
+            self.recipients
+        )?;
+        writeln!(
+            formatter,
+            "  {:<44} {:>8} {:>8} {:>8} {:>10} {:>11} {:>9} {:>9}",
+            "", "requests", "messages", "seconds", "requests/s", "messages/s", "p50 ms", "p99 ms"
+        )?;
         for scenario in &self.scenarios {
             let seconds = median(&scenario.seconds);
-            let latency = |values: &[f64]| if values.is_empty() { "-".to_string() } else { format!("{:.0}", median(values)) };
+            let latency =
+                |values: &[f64]| if values.is_empty() { "-".to_string() } else { format!("{:.0}", median(values)) };
             writeln!(
                 formatter,
                 "  {:<44} {:>8} {:>8} {:>8.2} {:>10.0} {:>11.0} {:>9} {:>9}",
@@ -76,7 +85,11 @@ impl std::fmt::Display for DeliveryBenchReport {
             )?;
         }
         if let [bare, unlimited, ..] = &self.scenarios[..] {
-            writeln!(formatter, "  ratio outbox / bare client (requests/s, no rate limit) {:>6.2}", unlimited.requests_per_second() / bare.requests_per_second())?;
+            writeln!(
+                formatter,
+                "  ratio outbox / bare client (requests/s, no rate limit) {:>6.2}",
+                unlimited.requests_per_second() / bare.requests_per_second()
+            )?;
         }
         Ok(())
     }
@@ -96,21 +109,31 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
     }
     let database = Database::open(&path)?;
     let recipients = options.recipients;
-    database.write(move |connection| seed_due_notices(connection, recipients, &[(PUSH_PROGRAM, recipients), (MULTICAST_PROGRAM, 0)])).await?;
+    database
+        .write(move |connection| {
+            seed_due_notices(connection, recipients, &[(PUSH_PROGRAM, recipients), (MULTICAST_PROGRAM, 0)])
+        })
+        .await?;
     let emulator = EmulatorChild::start()?;
     let unlimited = NonZeroU32::new(u32::MAX).unwrap();
     let line_rates = LineConfig::new(&emulator.base_url, EmulatorChild::TOKEN);
     let no_limit = LineConfig { push_per_second: unlimited, multicast_per_second: unlimited, ..line_rates.clone() };
-    let mut scenarios: Vec<Scenario> = ["LINE client alone, push, no rate limit", "outbox, push, no rate limit", "outbox, push, at LINE's rates", "outbox, multicast, at LINE's rates"]
-        .into_iter()
-        .map(|name| Scenario { name: name.into(), ..Scenario::default() })
-        .collect();
+    let mut scenarios: Vec<Scenario> = [
+        "LINE client alone, push, no rate limit",
+        "outbox, push, no rate limit",
+        "outbox, push, at LINE's rates",
+        "outbox, multicast, at LINE's rates",
+    ]
+    .into_iter()
+    .map(|name| Scenario { name: name.into(), ..Scenario::default() })
+    .collect();
     for _ in 0..options.repetitions.max(1) {
         // The bare client sends the very requests the outbox would: the queued pushes.
         queue_only(&database, PUSH_PROGRAM).await?;
         let pushes: Vec<(String, String, String)> = database
             .write(|connection| {
-                let mut statement = connection.prepare("SELECT address, text, retry_key FROM deliveries ORDER BY id")?;
+                let mut statement =
+                    connection.prepare("SELECT address, text, retry_key FROM deliveries ORDER BY id")?;
                 let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
                 Ok(rows.collect::<Result<_, _>>()?)
             })
@@ -124,18 +147,28 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
             .filter(|outcome| std::future::ready(*outcome == oshirase_core::channel::SendOutcome::Accepted))
             .count()
             .await;
-        anyhow::ensure!(accepted == pushes.len(), "the emulator accepted {accepted} of {} pushes from the bare client", pushes.len());
+        anyhow::ensure!(
+            accepted == pushes.len(),
+            "the emulator accepted {accepted} of {} pushes from the bare client",
+            pushes.len()
+        );
         let bare = &mut scenarios[0];
         bare.seconds.push(start.elapsed().as_secs_f64());
         (bare.requests, bare.messages) = (pushes.len(), pushes.len());
 
-        for (index, program, config) in [(1, PUSH_PROGRAM, &no_limit), (2, PUSH_PROGRAM, &line_rates), (3, MULTICAST_PROGRAM, &line_rates)] {
+        for (index, program, config) in
+            [(1, PUSH_PROGRAM, &no_limit), (2, PUSH_PROGRAM, &line_rates), (3, MULTICAST_PROGRAM, &line_rates)]
+        {
             queue_only(&database, program).await?;
             let channels = Channels { line: LineClient::new(config.clone())?, mail: None };
             let start = Instant::now();
-            let summary = send_queued(&database, &channels, Day(0), &RetryPolicy::default(), &CancellationToken::new()).await?;
+            let summary =
+                send_queued(&database, &channels, Day(0), &RetryPolicy::default(), &CancellationToken::new()).await?;
             let seconds = start.elapsed().as_secs_f64();
-            anyhow::ensure!(summary.sent == recipients && summary.waiting == 0, "the outbox did not send everything: {summary:?}");
+            anyhow::ensure!(
+                summary.sent == recipients && summary.waiting == 0,
+                "the outbox did not send everything: {summary:?}"
+            );
             let (p50, p99) = database.write(latency_percentiles).await?;
             let scenario = &mut scenarios[index];
             scenario.seconds.push(seconds);
@@ -187,7 +220,11 @@ impl EmulatorChild {
             .context("cannot start the LINE emulator")?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().context("no emulator output")?).read_line(&mut line)?;
-        let base_url = line.trim().strip_prefix("listening on ").with_context(|| format!("unexpected emulator output {line:?}"))?.to_string();
+        let base_url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .with_context(|| format!("unexpected emulator output {line:?}"))?
+            .to_string();
         Ok(EmulatorChild { child, base_url })
     }
 }

@@ -15,10 +15,10 @@ use oshirase_sdk::{Day, Field, Notice, Population, Program};
 use rusqlite::Connection;
 
 use super::median;
-use oshirase_sandbox::{Limits, LoadedProgram, PluginEngine};
 use oshirase_bundled::PROGRAMS as BUNDLED;
 use oshirase_core::hashing::sha256_hex;
 use oshirase_core::snapshot::{EventKind, load_population, snapshot_range};
+use oshirase_sandbox::{Limits, LoadedProgram, PluginEngine};
 
 pub struct EvalBenchOptions {
     pub residents: usize,
@@ -74,7 +74,10 @@ fn sql_day(date: &str) -> String {
 /// day of that month when the date does not exist there (SQLite would roll over into the
 /// next month, so the earlier of the two is taken).
 fn sql_months_reached(birth_date: &str, months: u32) -> String {
-    sql_day(&format!("min(date({birth_date}, '+{months} months', '-1 day'), date({birth_date}, 'start of month', '+{} months', '-1 day'))", months + 1))
+    sql_day(&format!(
+        "min(date({birth_date}, '+{months} months', '-1 day'), date({birth_date}, 'start of month', '+{} months', '-1 day'))",
+        months + 1
+    ))
 }
 
 /// A schedule of age periods (`oshirase_sdk::schedule`) in SQL: the people born in the
@@ -105,7 +108,13 @@ fn schedule_sql(code: &str, recorded: &str, closed_by_months: u32, periods: &[(&
 /// A recurring screening (`oshirase_sdk::screening`) in SQL: residents old enough on 年度末,
 /// perhaps of one sex, with no screening recorded in the last `every_fiscal_years` 年度,
 /// during the season.
-fn screening_sql(code: &str, minimum_age: u32, ends_on_birthday: Option<u32>, female_only: bool, every_fiscal_years: u32) -> String {
+fn screening_sql(
+    code: &str,
+    minimum_age: u32,
+    ends_on_birthday: Option<u32>,
+    female_only: bool,
+    every_fiscal_years: u32,
+) -> String {
     let closes = match ends_on_birthday {
         Some(age) => format!("min(:season_closes, {})", sql_months_reached(&sql_date("birth_day"), age * 12)),
         None => ":season_closes".to_owned(),
@@ -140,7 +149,9 @@ fn screening_sql(code: &str, minimum_age: u32, ends_on_birthday: Option<u32>, fe
 fn sql_rules() -> Vec<(&'static str, String)> {
     let birth = "birth";
     let mr_school_entry = "date(birth, '+72 months')";
-    let mr_school_year = format!("(CAST(strftime('%Y', {mr_school_entry}) AS INTEGER) + (strftime('%m-%d', {mr_school_entry}) > '04-01'))");
+    let mr_school_year = format!(
+        "(CAST(strftime('%Y', {mr_school_entry}) AS INTEGER) + (strftime('%m-%d', {mr_school_entry}) > '04-01'))"
+    );
     vec![
         (
             "vaccine-mr",
@@ -183,7 +194,8 @@ fn sql_rules() -> Vec<(&'static str, String)> {
 
 /// The values the SQL rules may name, for the active snapshot and `today`.
 fn sql_parameters(connection: &Connection, today: Day) -> Result<Vec<(&'static str, i64)>> {
-    let snapshot_id = oshirase_core::snapshot::active(connection)?.context("no active snapshot: import resident records first")?;
+    let snapshot_id =
+        oshirase_core::snapshot::active(connection)?.context("no active snapshot: import resident records first")?;
     let (first, last) = snapshot_range(snapshot_id);
     let (immunizations_first, immunizations_last) = EventKind::Immunization.key_range(snapshot_id);
     let (checkups_first, checkups_last) = EventKind::Checkup.key_range(snapshot_id);
@@ -211,8 +223,16 @@ fn run_sql(connection: &Connection, sql: &str, parameters: &[(&str, i64)]) -> Re
     let mut statement = connection.prepare_cached(sql)?;
     // Each rule names only some of the parameters; SQLite refuses a name it does not have.
     for index in 1..=statement.parameter_count() {
-        let name = statement.parameter_name(index).context("an SQL rule has an unnamed parameter")?.trim_start_matches(':').to_owned();
-        let value = parameters.iter().find(|(known, _)| *known == name).with_context(|| format!("an SQL rule names the unknown parameter {name}"))?.1;
+        let name = statement
+            .parameter_name(index)
+            .context("an SQL rule has an unnamed parameter")?
+            .trim_start_matches(':')
+            .to_owned();
+        let value = parameters
+            .iter()
+            .find(|(known, _)| *known == name)
+            .with_context(|| format!("an SQL rule names the unknown parameter {name}"))?
+            .1;
         statement.raw_bind_parameter(index, value)?;
     }
     let mut rows = statement.raw_query();
@@ -322,11 +342,27 @@ impl std::fmt::Display for EvalBenchReport {
             (Some(over), Some(under)) => format!("{:.2}", over / under),
             _ => "-".to_owned(),
         };
-        writeln!(formatter, "every catalogue program on a city of {} residents for {}, medians of {} runs (ms)", self.residents, self.date, self.repetitions)?;
+        writeln!(
+            formatter,
+            "every catalogue program on a city of {} residents for {}, medians of {} runs (ms)",
+            self.residents, self.date, self.repetitions
+        )?;
         writeln!(
             formatter,
             "  {:<24} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>5} {:>6} {:>8}",
-            "program", "read", "inst", "wasm", "native", "(a)", "(a)day", "(b)", "(c)sql", "a/b", "a/c", "aday/c", "notices"
+            "program",
+            "read",
+            "inst",
+            "wasm",
+            "native",
+            "(a)",
+            "(a)day",
+            "(b)",
+            "(c)sql",
+            "a/b",
+            "a/c",
+            "aday/c",
+            "notices"
         )?;
         for program in &self.programs {
             writeln!(
@@ -362,8 +398,16 @@ impl std::fmt::Display for EvalBenchReport {
             self.wasm_over_native()
         )?;
         let in_sql = self.programs.iter().filter(|program| program.sql_seconds.is_some()).count();
-        writeln!(formatter, "  (a)/(b), the catalogue: host path over native                  {:>8.2}   (goal ≤ 2.0)", self.wasm_over_native())?;
-        writeln!(formatter, "  plugin calls over native calls, without the read                {:>8.2}", self.wasm_call_over_native_call())?;
+        writeln!(
+            formatter,
+            "  (a)/(b), the catalogue: host path over native                  {:>8.2}   (goal ≤ 2.0)",
+            self.wasm_over_native()
+        )?;
+        writeln!(
+            formatter,
+            "  plugin calls over native calls, without the read                {:>8.2}",
+            self.wasm_call_over_native_call()
+        )?;
         writeln!(
             formatter,
             "  (a)/(c), the {in_sql} programs in SQL, each on its own read: {} / {} ms {:>8.2}   (goal < 1.0)",
@@ -378,20 +422,32 @@ impl std::fmt::Display for EvalBenchReport {
             milliseconds(self.total_sql_seconds),
             self.wasm_in_day_over_sql()
         )?;
-        writeln!(formatter, "  one read of every program's columns                             {:>8} ms", milliseconds(self.shared_load_seconds))?;
+        writeln!(
+            formatter,
+            "  one read of every program's columns                             {:>8} ms",
+            milliseconds(self.shared_load_seconds)
+        )?;
         writeln!(
             formatter,
             "  whole city, `oshirase run`, {} evaluation threads, {} notices new     {:>8.2} s (goal ≤ 3 s)",
             self.threads, self.whole_city_notices, self.whole_city_seconds
         )?;
-        writeln!(formatter, "  the same again, every notice already stored                     {:>8.2} s", self.whole_city_again_seconds)?;
+        writeln!(
+            formatter,
+            "  the same again, every notice already stored                     {:>8.2} s",
+            self.whole_city_again_seconds
+        )?;
         writeln!(
             formatter,
             "  peak RSS of `oshirase run`: notices new / already stored      {:>4.0} / {:.0} MiB (goal ≤ 300 MiB)",
             self.whole_city_peak_rss_kib as f64 / 1024.0,
             self.whole_city_again_peak_rss_kib as f64 / 1024.0
         )?;
-        writeln!(formatter, "  peak RSS of this process, one program at a time                 {:>8.0} MiB", self.peak_rss_one_at_a_time_kib as f64 / 1024.0)?;
+        writeln!(
+            formatter,
+            "  peak RSS of this process, one program at a time                 {:>8.0} MiB",
+            self.peak_rss_one_at_a_time_kib as f64 / 1024.0
+        )?;
         writeln!(formatter, "  where the time of the slowest program, {}, goes (ms):", self.profile.program)?;
         for (step, seconds) in &self.profile.steps {
             writeln!(formatter, "    {step:<58} {:>8}", milliseconds(*seconds))?;
@@ -403,9 +459,22 @@ impl std::fmt::Display for EvalBenchReport {
 /// Runs `oshirase` (or, for `gen`, this binary) as a child for a step whose memory must
 /// not count as the evaluation's (generating and importing the city).
 fn run_oshirase(arguments: &[&std::ffi::OsStr]) -> Result<()> {
-    let oshirase = if arguments.first().is_some_and(|first| *first == "gen") { std::env::current_exe()? } else { crate::product_binary()? };
-    let output = Command::new(&oshirase).args(arguments).env("OSHIRASE_LOG", "warn").output().with_context(|| format!("cannot run {}", oshirase.display()))?;
-    anyhow::ensure!(output.status.success(), "oshirase {:?} failed: {}", arguments, String::from_utf8_lossy(&output.stderr));
+    let oshirase = if arguments.first().is_some_and(|first| *first == "gen") {
+        std::env::current_exe()?
+    } else {
+        crate::product_binary()?
+    };
+    let output = Command::new(&oshirase)
+        .args(arguments)
+        .env("OSHIRASE_LOG", "warn")
+        .output()
+        .with_context(|| format!("cannot run {}", oshirase.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "oshirase {:?} failed: {}",
+        arguments,
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(())
 }
 
@@ -426,12 +495,24 @@ fn imported_city(options: &EvalBenchOptions, today: Day) -> Result<PathBuf> {
         let residents = options.residents.to_string();
         let seed = options.seed.to_string();
         let date = today.to_string();
-        run_oshirase(&["gen", "--residents", &residents, "--seed", &seed, "--date", &date, "--out"].map(std::ffi::OsStr::new).into_iter().chain([city.as_os_str()]).collect::<Vec<_>>())?;
+        run_oshirase(
+            &["gen", "--residents", &residents, "--seed", &seed, "--date", &date, "--out"]
+                .map(std::ffi::OsStr::new)
+                .into_iter()
+                .chain([city.as_os_str()])
+                .collect::<Vec<_>>(),
+        )?;
     }
     if data.exists() {
         std::fs::remove_dir_all(&data).with_context(|| format!("cannot remove {}", data.display()))?;
     }
-    run_oshirase(&[std::ffi::OsStr::new("--data"), data.as_os_str(), std::ffi::OsStr::new("import"), city.as_os_str(), std::ffi::OsStr::new("--allow-shrink")])?;
+    run_oshirase(&[
+        std::ffi::OsStr::new("--data"),
+        data.as_os_str(),
+        std::ffi::OsStr::new("import"),
+        city.as_os_str(),
+        std::ffi::OsStr::new("--allow-shrink"),
+    ])?;
     std::fs::write(&imported, "").with_context(|| format!("cannot write {}", imported.display()))?;
     Ok(data)
 }
@@ -440,7 +521,9 @@ fn open_read_only(data: &Path) -> Result<Connection> {
     let path = data.join("oshirase.db");
     // Without NO_MUTEX (which `Connection::open` sets, so the host has it) SQLite locks a
     // mutex around every column read: a third of a load's time.
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | rusqlite::OpenFlags::SQLITE_OPEN_URI;
     Connection::open_with_flags(&path, flags).with_context(|| format!("cannot open database {}", path.display()))
 }
 
@@ -508,8 +591,14 @@ fn run_day_child(run: &Path, today: Day) -> Result<ChildRun> {
     anyhow::ensure!(waited == pid, "cannot wait for oshirase run: {}", std::io::Error::last_os_error());
     let succeeded = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     anyhow::ensure!(succeeded, "oshirase run failed: {}", std::fs::read_to_string(&log).unwrap_or_default());
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&output)?).context("oshirase run printed no report")?;
-    let notices = report["runs"].as_array().context("oshirase run reported no runs")?.iter().filter_map(|run| run["notices"].as_u64()).sum::<u64>() as usize;
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&output)?).context("oshirase run printed no report")?;
+    let notices = report["runs"]
+        .as_array()
+        .context("oshirase run reported no runs")?
+        .iter()
+        .filter_map(|run| run["notices"].as_u64())
+        .sum::<u64>() as usize;
     Ok(ChildRun { seconds, peak_rss_kib: usage.ru_maxrss, notices })
 }
 
@@ -521,7 +610,8 @@ fn whole_city(data: &Path, today: Day, repetitions: usize) -> Result<(Vec<ChildR
     run_day_child(&run, today)?;
     let (mut first, mut again) = (Vec::new(), Vec::new());
     for _ in 0..repetitions {
-        oshirase_core::database::open(&run.join("oshirase.db"))?.execute_batch("DELETE FROM notices; PRAGMA wal_checkpoint(TRUNCATE);")?;
+        oshirase_core::database::open(&run.join("oshirase.db"))?
+            .execute_batch("DELETE FROM notices; PRAGMA wal_checkpoint(TRUNCATE);")?;
         first.push(run_day_child(&run, today)?);
         again.push(run_day_child(&run, today)?);
     }
@@ -544,7 +634,10 @@ fn profile(connection: &Connection, program: &ProgramFigures, fields: &[Field], 
         steps.push((format!("read {field:?} (less the ids)"), read(&[*field])? - ids_only));
     }
     steps.push(("instance, call and checks on no one".to_owned(), program.instantiate_seconds));
-    steps.push(("copying the columns in, the rules, the notices out".to_owned(), program.wasm_call_seconds - program.instantiate_seconds));
+    steps.push((
+        "copying the columns in, the rules, the notices out".to_owned(),
+        program.wasm_call_seconds - program.instantiate_seconds,
+    ));
     steps.push(("of which the same rules natively".to_owned(), program.native_call_seconds));
     Ok(Profile { program: program.program.clone(), steps })
 }
@@ -553,12 +646,17 @@ fn profile(connection: &Connection, program: &ProgramFigures, fields: &[Field], 
 /// repeats each program three ways and one read of every program's columns; then the whole
 /// city through `oshirase run`.
 pub fn eval(options: &EvalBenchOptions, today: Day) -> Result<EvalBenchReport> {
-    std::fs::create_dir_all(&options.work_directory).with_context(|| format!("cannot create {}", options.work_directory.display()))?;
+    std::fs::create_dir_all(&options.work_directory)
+        .with_context(|| format!("cannot create {}", options.work_directory.display()))?;
     let data = imported_city(options, today)?;
     let connection = open_read_only(&data)?;
     let engine = PluginEngine::new(Limits::default(), Some(data.join("cache")))?;
-    let programs: Vec<LoadedProgram> =
-        BUNDLED.iter().map(|(name, wasm, _)| engine.load(wasm, &sha256_hex(wasm)).with_context(|| format!("cannot load plugin {name}"))).collect::<Result<_>>()?;
+    let programs: Vec<LoadedProgram> = BUNDLED
+        .iter()
+        .map(|(name, wasm, _)| {
+            engine.load(wasm, &sha256_hex(wasm)).with_context(|| format!("cannot load plugin {name}"))
+        })
+        .collect::<Result<_>>()?;
     let sql_rules = sql_rules();
     let parameters = sql_parameters(&connection, today)?;
     let repetitions = options.repetitions.max(1);
@@ -573,21 +671,37 @@ pub fn eval(options: &EvalBenchOptions, today: Day) -> Result<EvalBenchReport> {
     let mut residents = 0;
     for _ in 0..repetitions {
         for (index, ((name, ..), program)) in BUNDLED.iter().zip(&programs).enumerate() {
-            let native = NATIVE.iter().find(|(native, _)| native == name).with_context(|| format!("{name} is bundled but not linked natively"))?.1;
+            let native = NATIVE
+                .iter()
+                .find(|(native, _)| native == name)
+                .with_context(|| format!("{name} is bundled but not linked natively"))?
+                .1;
             let (population, load) = timed(|| Ok(load_population(&connection, &program.info.fields)?.population))?;
             residents = population.size;
             let (_, instantiate) = timed(|| Ok(engine.evaluate(program, today, &Population::default())?))?;
-            let (evaluation, wasm_call) = timed(|| engine.evaluate(program, today, &population).with_context(|| format!("program {name} failed")))?;
-            let (native_notices, native_call) = timed(|| native(today, &population).map_err(|message| anyhow::anyhow!("native {name} failed: {message}")))?;
+            let (evaluation, wasm_call) = timed(|| {
+                engine.evaluate(program, today, &population).with_context(|| format!("program {name} failed"))
+            })?;
+            let (native_notices, native_call) = timed(|| {
+                native(today, &population).map_err(|message| anyhow::anyhow!("native {name} failed: {message}"))
+            })?;
             drop(population);
             let sql = match sql_rules.iter().find(|(program, _)| program == name) {
                 Some((_, sql)) => {
-                    let (notices, seconds) = timed(|| run_sql(&connection, sql, &parameters).with_context(|| format!("the SQL rule of {name} failed")))?;
+                    let (notices, seconds) = timed(|| {
+                        run_sql(&connection, sql, &parameters).with_context(|| format!("the SQL rule of {name} failed"))
+                    })?;
                     Some((notices.len(), seconds))
                 }
                 None => None,
             };
-            samples[index].push([load, instantiate, wasm_call, native_call, sql.map_or(f64::NAN, |(_, seconds)| seconds)]);
+            samples[index].push([
+                load,
+                instantiate,
+                wasm_call,
+                native_call,
+                sql.map_or(f64::NAN, |(_, seconds)| seconds),
+            ]);
             counts[index] = (evaluation.notices.len(), native_notices.len(), sql.map(|(count, _)| count));
         }
         let ((), seconds) = timed(|| load_population(&connection, &every_field).map(drop))?;
@@ -601,7 +715,8 @@ pub fn eval(options: &EvalBenchOptions, today: Day) -> Result<EvalBenchReport> {
         .zip(samples)
         .zip(counts)
         .map(|(((name, ..), runs), (wasm_notices, native_notices, sql_notices))| {
-            let [load, instantiate, wasm_call, native_call, sql] = [0, 1, 2, 3, 4].map(|field| median(&runs.iter().map(|run| run[field]).collect::<Vec<_>>()));
+            let [load, instantiate, wasm_call, native_call, sql] =
+                [0, 1, 2, 3, 4].map(|field| median(&runs.iter().map(|run| run[field]).collect::<Vec<_>>()));
             ProgramFigures {
                 program: (*name).to_owned(),
                 load_seconds: load,
@@ -618,7 +733,9 @@ pub fn eval(options: &EvalBenchOptions, today: Day) -> Result<EvalBenchReport> {
             }
         })
         .collect();
-    let slowest = (0..figures.len()).max_by(|left, right| figures[*left].wasm_seconds.total_cmp(&figures[*right].wasm_seconds)).context("no bundled programs")?;
+    let slowest = (0..figures.len())
+        .max_by(|left, right| figures[*left].wasm_seconds.total_cmp(&figures[*right].wasm_seconds))
+        .context("no bundled programs")?;
     let profile = profile(&connection, &figures[slowest], &programs[slowest].info.fields, repetitions)?;
     drop(programs);
     drop(engine);
@@ -626,7 +743,9 @@ pub fn eval(options: &EvalBenchOptions, today: Day) -> Result<EvalBenchReport> {
     let (first, again) = whole_city(&data, today, repetitions)?;
     let seconds = |runs: &[ChildRun]| median(&runs.iter().map(|run| run.seconds).collect::<Vec<_>>());
     let total = |pick: fn(&ProgramFigures) -> f64| figures.iter().map(pick).sum::<f64>();
-    let with_sql = |pick: fn(&ProgramFigures) -> f64| figures.iter().filter(|program| program.sql_seconds.is_some()).map(pick).sum::<f64>();
+    let with_sql = |pick: fn(&ProgramFigures) -> f64| {
+        figures.iter().filter(|program| program.sql_seconds.is_some()).map(pick).sum::<f64>()
+    };
     Ok(EvalBenchReport {
         residents,
         date: today.to_string(),

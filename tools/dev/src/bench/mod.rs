@@ -123,7 +123,6 @@ pub enum Benchmark {
     },
 }
 
-
 /// Prints a benchmark's report as its table, or as one line of JSON.
 fn print_report(report: &(impl serde::Serialize + std::fmt::Display), json: bool) -> Result<()> {
     if json {
@@ -138,11 +137,21 @@ fn print_report(report: &(impl serde::Serialize + std::fmt::Display), json: bool
 pub async fn run(benchmark: Benchmark) -> Result<()> {
     match benchmark {
         Benchmark::Plugins { residents, city } => {
-            let options = PluginBenchOptions { residents, seed: city.seed, repetitions: city.repetitions, work_directory: city.work };
+            let options = PluginBenchOptions {
+                residents,
+                seed: city.seed,
+                repetitions: city.repetitions,
+                work_directory: city.work,
+            };
             print_report(&plugins(&options, city.date.unwrap_or_else(today_in_japan)).await?, city.json)
         }
         Benchmark::Eval { residents, city } => {
-            let options = eval::EvalBenchOptions { residents, seed: city.seed, repetitions: city.repetitions, work_directory: city.work };
+            let options = eval::EvalBenchOptions {
+                residents,
+                seed: city.seed,
+                repetitions: city.repetitions,
+                work_directory: city.work,
+            };
             let today = city.date.unwrap_or_else(today_in_japan);
             print_report(&tokio::task::spawn_blocking(move || eval::eval(&options, today)).await??, city.json)
         }
@@ -151,7 +160,8 @@ pub async fn run(benchmark: Benchmark) -> Result<()> {
             print_report(&delivery::delivery(&options).await?, json)
         }
         Benchmark::Webhook { events, events_per_request, connections, repetitions, work, json } => {
-            let options = WebhookBenchOptions { events, events_per_request, connections, repetitions, work_directory: work };
+            let options =
+                WebhookBenchOptions { events, events_per_request, connections, repetitions, work_directory: work };
             print_report(&webhook(&options).await?, json)
         }
         Benchmark::Abuse { mut servers, loops, seconds, work, json } => {
@@ -222,8 +232,16 @@ impl std::fmt::Display for ImportBenchReport {
             writeln!(formatter, "  {:<44} {:>7.2} s", timing.name, timing.median())?;
         }
         writeln!(formatter, "  ratio oshirase / sqlite3 (residents.csv)     {:>7.2}", self.ratio())?;
-        writeln!(formatter, "  peak RSS of oshirase import                  {:>7.0} MiB", self.peak_rss_kib as f64 / 1024.0)?;
-        writeln!(formatter, "  database after all six files                 {:>7.0} MiB", self.database_bytes as f64 / (1024.0 * 1024.0))
+        writeln!(
+            formatter,
+            "  peak RSS of oshirase import                  {:>7.0} MiB",
+            self.peak_rss_kib as f64 / 1024.0
+        )?;
+        writeln!(
+            formatter,
+            "  database after all six files                 {:>7.0} MiB",
+            self.database_bytes as f64 / (1024.0 * 1024.0)
+        )
     }
 }
 
@@ -236,7 +254,8 @@ pub fn import(options: &ImportBenchOptions, today: Day) -> Result<ImportBenchRep
     // The residents file alone, for the like-for-like comparison with sqlite3.
     let residents_only = options.work_directory.join("residents-only");
     std::fs::create_dir_all(&residents_only)?;
-    std::fs::copy(city.join("residents.csv"), residents_only.join("residents.csv")).context("cannot copy residents.csv")?;
+    std::fs::copy(city.join("residents.csv"), residents_only.join("residents.csv"))
+        .context("cannot copy residents.csv")?;
     let oshirase = crate::product_binary()?;
     let mut sqlite3 = Timing { name: "sqlite3 .import residents.csv".into(), seconds: Vec::new() };
     let mut residents = Timing { name: "oshirase import (residents.csv, validated)".into(), seconds: Vec::new() };
@@ -245,19 +264,37 @@ pub fn import(options: &ImportBenchOptions, today: Day) -> Result<ImportBenchRep
     for _ in 0..options.repetitions.max(1) {
         let plain = options.work_directory.join("plain.db");
         remove_database(&plain)?;
-        sqlite3.seconds.push(timed(Command::new("sqlite3").arg(&plain).arg(".mode csv").arg(format!(".import {} residents", city.join("residents.csv").display())))?);
+        sqlite3.seconds.push(timed(
+            Command::new("sqlite3")
+                .arg(&plain)
+                .arg(".mode csv")
+                .arg(format!(".import {} residents", city.join("residents.csv").display())),
+        )?);
         for (timing, export) in [(&mut residents, &residents_only), (&mut all_files, &city)] {
             let data = options.work_directory.join("data");
             if data.exists() {
                 std::fs::remove_dir_all(&data)?;
             }
             let mut command = Command::new(&oshirase);
-            command.arg("--data").arg(&data).arg("import").arg(export).arg("--allow-shrink").env("OSHIRASE_LOG", "warn");
+            command
+                .arg("--data")
+                .arg(&data)
+                .arg("import")
+                .arg(export)
+                .arg("--allow-shrink")
+                .env("OSHIRASE_LOG", "warn");
             timing.seconds.push(timed(&mut command)?);
             database_bytes = file_size(&data.join("oshirase.db")) + file_size(&data.join("oshirase.db-wal"));
         }
     }
-    Ok(ImportBenchReport { residents: options.residents, sqlite3, oshirase_residents: residents, oshirase_all_files: all_files, peak_rss_kib: children_peak_rss_kib(), database_bytes })
+    Ok(ImportBenchReport {
+        residents: options.residents,
+        sqlite3,
+        oshirase_residents: residents,
+        oshirase_all_files: all_files,
+        peak_rss_kib: children_peak_rss_kib(),
+        database_bytes,
+    })
 }
 
 fn remove_database(path: &Path) -> Result<()> {
@@ -326,7 +363,11 @@ pub struct PluginBenchReport {
 impl std::fmt::Display for PluginBenchReport {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(formatter, "bundled plugins on a city of {} residents, medians", self.residents)?;
-        writeln!(formatter, "  {:<24} {:>12} {:>12} {:>12} {:>10} {:>9}", "program", "publish ms", "instance µs", "evaluate ms", "ns/person", "notices")?;
+        writeln!(
+            formatter,
+            "  {:<24} {:>12} {:>12} {:>12} {:>10} {:>9}",
+            "program", "publish ms", "instance µs", "evaluate ms", "ns/person", "notices"
+        )?;
         for plugin in &self.plugins {
             writeln!(
                 formatter,
@@ -356,8 +397,8 @@ impl std::fmt::Display for PluginBenchReport {
 /// into it (timing publish → active), then times instantiation and whole-city evaluation.
 /// Each repetition uses a fresh data directory and compile cache, so publishing is cold.
 pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginBenchReport> {
-    use oshirase_core::publish::{Activation, Candidate, publish};
     use oshirase_bundled::PROGRAMS as BUNDLED;
+    use oshirase_core::publish::{Activation, Candidate, publish};
 
     let city = options.work_directory.join(format!("city-{}-{}", options.residents, options.seed));
     if !city.join("checkups.csv").exists() {
@@ -375,16 +416,32 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
         // below under another hash, so every plugin is timed alike.
         let service = oshirase_core::service::Service::open(&data, BUNDLED, &[BUNDLED[0].0.to_owned()]).await?;
         let export = city.clone();
-        let import = oshirase_core::import::ImportOptions { actor: "bench".into(), source: "bench".into(), keep_generations: 1, max_shrink_percent: None };
-        service.database.write(move |connection| Ok(oshirase_core::import::import_directory(connection, &export, &import)?)).await?;
+        let import = oshirase_core::import::ImportOptions {
+            actor: "bench".into(),
+            source: "bench".into(),
+            keep_generations: 1,
+            max_shrink_percent: None,
+        };
+        service
+            .database
+            .write(move |connection| Ok(oshirase_core::import::import_directory(connection, &export, &import)?))
+            .await?;
         for (index, (name, wasm, cases)) in BUNDLED.iter().enumerate() {
             // A trailing custom section gives the component new bytes (and a new hash and
             // a cold compile) without changing what it does.
             let mut bytes = wasm.to_vec();
             bytes.extend_from_slice(&[0, 6, 5, b'b', b'e', b'n', b'c', b'h']);
-            let candidate = Candidate { wasm: bytes, cases: Some((*cases).to_owned()), publisher: "bench".into(), program: None, activation: Activation::Always };
+            let candidate = Candidate {
+                wasm: bytes,
+                cases: Some((*cases).to_owned()),
+                publisher: "bench".into(),
+                program: None,
+                activation: Activation::Always,
+            };
             let start = Instant::now();
-            publish(&service.database, &service.plugins, candidate).await.with_context(|| format!("cannot publish {name}"))?;
+            publish(&service.database, &service.plugins, candidate)
+                .await
+                .with_context(|| format!("cannot publish {name}"))?;
             let publish_seconds = start.elapsed().as_secs_f64();
 
             let plugins = service.plugins.clone();
@@ -393,9 +450,13 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
                 .database
                 .write(move |connection| {
                     let versions = oshirase_core::registry::active_versions(connection)?;
-                    let version = versions.iter().find(|version| version.program == program).context("the published plugin is not active")?;
+                    let version = versions
+                        .iter()
+                        .find(|version| version.program == program)
+                        .context("the published plugin is not active")?;
                     let loaded = plugins.get(connection, version)?;
-                    let population = oshirase_core::snapshot::load_population(connection, &loaded.info.fields)?.population;
+                    let population =
+                        oshirase_core::snapshot::load_population(connection, &loaded.info.fields)?.population;
                     let size = population.size;
                     let start = Instant::now();
                     plugins.engine.evaluate(&loaded, today, &oshirase_sdk::Population::default())?;
@@ -415,7 +476,8 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
         .zip(samples)
         .zip(notices)
         .map(|(((name, ..), runs), notices)| {
-            let [publish, instantiate, evaluation] = [0, 1, 2].map(|field| median(&runs.iter().map(|run| run[field]).collect::<Vec<_>>()));
+            let [publish, instantiate, evaluation] =
+                [0, 1, 2].map(|field| median(&runs.iter().map(|run| run[field]).collect::<Vec<_>>()));
             PluginFigures {
                 program: (*name).to_owned(),
                 publish_to_active_seconds: publish,
@@ -453,9 +515,23 @@ pub struct WebhookBenchReport {
 impl std::fmt::Display for WebhookBenchReport {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let rate = |timing: &Timing| self.events as f64 / timing.median();
-        writeln!(formatter, "{} webhook events, {} per request, {} connections, over loopback, medians", self.events, self.events_per_request, self.connections)?;
-        writeln!(formatter, "  received (signature checked, stored, 200): {:>10.0} events/s ({:.3} s)", rate(&self.received), self.received.median())?;
-        writeln!(formatter, "  processed (applied, replied):               {:>10.0} events/s ({:.3} s)", rate(&self.processed), self.processed.median())
+        writeln!(
+            formatter,
+            "{} webhook events, {} per request, {} connections, over loopback, medians",
+            self.events, self.events_per_request, self.connections
+        )?;
+        writeln!(
+            formatter,
+            "  received (signature checked, stored, 200): {:>10.0} events/s ({:.3} s)",
+            rate(&self.received),
+            self.received.median()
+        )?;
+        writeln!(
+            formatter,
+            "  processed (applied, replied):               {:>10.0} events/s ({:.3} s)",
+            rate(&self.processed),
+            self.processed.median()
+        )
     }
 }
 
@@ -476,13 +552,25 @@ pub async fn webhook(options: &WebhookBenchOptions) -> Result<WebhookBenchReport
         }
         let database = oshirase_core::service::open_database(&data)?;
         let engine = oshirase_sandbox::PluginEngine::new(oshirase_sandbox::Limits::default(), None)?;
-        let service = oshirase_core::service::Service { data_directory: data.clone(), database: database.clone(), plugins: std::sync::Arc::new(oshirase_core::registry::Plugins::new(engine, &[])), wake_scheduler: Default::default() };
+        let service = oshirase_core::service::Service {
+            data_directory: data.clone(),
+            database: database.clone(),
+            plugins: std::sync::Arc::new(oshirase_core::registry::Plugins::new(engine, &[])),
+            wake_scheduler: Default::default(),
+        };
         let emulator = line_emulator::Emulator::new(TOKEN);
         let emulator_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let line = oshirase_core::channel::line::LineConfig::new(format!("http://{}", emulator_listener.local_addr()?), TOKEN);
+        let line =
+            oshirase_core::channel::line::LineConfig::new(format!("http://{}", emulator_listener.local_addr()?), TOKEN);
         let emulator_router = emulator.router();
         let emulator_server = tokio::spawn(async move { axum::serve(emulator_listener, emulator_router).await });
-        let state = oshirase_server::web::AppState { webhook: Some(oshirase_core::chat::webhook::Webhook::new(SECRET, oshirase_core::chat::ChatSettings::default())?), ..oshirase_server::web::AppState::new(service) };
+        let state = oshirase_server::web::AppState {
+            webhook: Some(oshirase_core::chat::webhook::Webhook::new(
+                SECRET,
+                oshirase_core::chat::ChatSettings::default(),
+            )?),
+            ..oshirase_server::web::AppState::new(service)
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/webhook/line", listener.local_addr()?);
         let server = tokio::spawn(async move { axum::serve(listener, oshirase_server::app(state)).await });
@@ -512,8 +600,16 @@ pub async fn webhook(options: &WebhookBenchOptions) -> Result<WebhookBenchReport
                 let (client, queue, url) = (client.clone(), queue.clone(), url.clone());
                 tokio::spawn(async move {
                     loop {
-                        let Some((signature, body)) = queue.lock().unwrap().pop() else { return Ok::<(), anyhow::Error>(()) };
-                        let response = client.post(&url).header("content-type", "application/json").header("x-line-signature", signature).body(body).send().await?;
+                        let Some((signature, body)) = queue.lock().unwrap().pop() else {
+                            return Ok::<(), anyhow::Error>(());
+                        };
+                        let response = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .header("x-line-signature", signature)
+                            .body(body)
+                            .send()
+                            .await?;
                         anyhow::ensure!(response.status().is_success(), "the webhook answered {}", response.status());
                     }
                 })
@@ -525,12 +621,17 @@ pub async fn webhook(options: &WebhookBenchOptions) -> Result<WebhookBenchReport
         received.push(start.elapsed().as_secs_f64());
         let start = Instant::now();
         let settings = std::sync::Arc::new(oshirase_core::chat::ChatSettings::default());
-        let channels = oshirase_core::channel::Channels { line: oshirase_core::channel::line::LineClient::new(line)?, mail: None };
+        let channels =
+            oshirase_core::channel::Channels { line: oshirase_core::channel::line::LineClient::new(line)?, mail: None };
         let count = oshirase_core::chat::webhook::process_pending(&database, &channels, &settings).await?;
         processed.push(start.elapsed().as_secs_f64());
         anyhow::ensure!(count == options.events, "the worker processed {count} of {} events", options.events);
         let replies: usize = emulator.inboxes().values().map(Vec::len).sum();
-        anyhow::ensure!(replies == options.events, "the emulator received {replies} replies for {} events", options.events);
+        anyhow::ensure!(
+            replies == options.events,
+            "the emulator received {replies} replies for {} events",
+            options.events
+        );
         server.abort();
         emulator_server.abort();
     }
