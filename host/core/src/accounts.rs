@@ -396,7 +396,7 @@ fn account_id(connection: &Connection, login: &str) -> Result<i64, AccountError>
     connection
         .query_row("SELECT id FROM staff_users WHERE login = ?1", [login], |row| row.get(0))
         .optional()?
-        .ok_or_else(|| AccountError::UnknownLogin(login.to_owned()).into())
+        .ok_or_else(|| AccountError::UnknownLogin(login.to_owned()))
 }
 
 /// Ends every session of `login`; returns how many there were. Audited.
@@ -412,7 +412,7 @@ pub fn end_sessions(connection: &Connection, login: &str, actor: &str) -> Result
 /// lock itself out by a slip.
 pub fn set_disabled(connection: &mut Connection, login: &str, disabled: bool, actor: &str) -> Result<(), AccountError> {
     if disabled && actor == format!("user:{login}") {
-        return Err(AccountError::Invalid("you cannot disable your own account".into()).into());
+        return Err(AccountError::Invalid("you cannot disable your own account".into()));
     }
     let transaction = connection.transaction()?;
     let id = account_id(&transaction, login)?;
@@ -625,7 +625,7 @@ pub fn list_tokens(connection: &Connection) -> anyhow::Result<Vec<TokenListing>>
 fn token_exists(connection: &Connection, id: i64) -> Result<(), AccountError> {
     let exists: bool =
         connection.query_row("SELECT EXISTS (SELECT 1 FROM admin_tokens WHERE id = ?1)", [id], |row| row.get(0))?;
-    if exists { Ok(()) } else { Err(AccountError::UnknownToken(id).into()) }
+    if exists { Ok(()) } else { Err(AccountError::UnknownToken(id)) }
 }
 
 /// Revokes token `id` at once; revoking it again changes nothing. Audited.
@@ -640,9 +640,7 @@ pub fn revoke_token(connection: &Connection, id: i64, actor: &str) -> Result<(),
 /// Makes token `id` expire `days` from now (0: now). Audited.
 pub fn set_token_expiry(connection: &Connection, id: i64, days: i64, actor: &str) -> Result<(), AccountError> {
     if !(0..=3650).contains(&days) {
-        return Err(
-            AccountError::Invalid(format!("a token's expiry must be 0 to 3650 days from now, not {days}")).into()
-        );
+        return Err(AccountError::Invalid(format!("a token's expiry must be 0 to 3650 days from now, not {days}")));
     }
     token_exists(connection, id)?;
     let expires_at = crate::time::text_in_days(days);

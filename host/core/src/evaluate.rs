@@ -457,20 +457,7 @@ mod tests {
         let today = Day::parse_iso("2026-11-21").unwrap();
         synthetic_city::generate(3_000, 11, today, &export, synthetic_city::FileEncoding::Utf8).unwrap();
         let database = Database::open(&directory.join("oshirase.db")).unwrap();
-        let options = crate::import::ImportOptions {
-            actor: "test".into(),
-            source: "test".into(),
-            keep_generations: 2,
-            max_shrink_percent: None,
-        };
-        database
-            .write(move |connection| {
-                Ok(crate::import::import_directory(connection, &export, &options)
-                    .map(|_| ())
-                    .map_err(|error| anyhow::anyhow!("{error:?}"))?)
-            })
-            .await
-            .unwrap();
+        database.write(move |connection| crate::testing::import(connection, &export)).await.unwrap();
         // Two LINE users following, one with a due date and a birth, one with a birth, and a
         // third who blocked the account; every resident consents to the use of tax data.
         let (due, born) = (today.0 + 40, today.0 - 5);

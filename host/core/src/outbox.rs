@@ -80,7 +80,7 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
              WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = addressed.id AND d.channel = addressed.channel AND d.address = addressed.address)
              ORDER BY program, occasion, expires_on, channel, address, id",
         )?;
-        let rows: Vec<(i64, String, String, i32, String, String, Option<String>)> = due
+        let rows: Vec<DueRow> = due
             .query_map(
                 (snapshot_id, today.0, youngest_adult_birth.0, Relationship::Head.code(), Relationship::Spouse.code()),
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?)),
@@ -106,7 +106,7 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
             .peekable();
         // Identical messages of one program on one channel, each with its recipients in
         // address order, a recipient's notices side by side.
-        let mut groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>> = BTreeMap::new();
+        let mut groups = Groups::new();
         while let Some((notice_id, program, occasion, expires_on, channel, address, _)) = rows.next() {
             // Program, occasion and deadline make the text, and a recipient gets a text
             // once, however many notices it is about: those rows come one after another.
@@ -136,6 +136,14 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
     Ok(queued)
 }
 
+/// Deliveries to queue, grouped by (program or broadcast, channel, subject, text), each
+/// group's recipients as (notice or broadcast id, address).
+type Groups = BTreeMap<(String, String, String, String), Vec<(i64, String)>>;
+
+/// A due notice for one address: (notice id, program, occasion, expires on, channel,
+/// address, the recipient's LINE user id, whose muted categories apply).
+type DueRow = (i64, String, String, i32, String, String, Option<String>);
+
 /// What a delivery carries: a program's notice, or a message staff broadcast.
 #[derive(Clone, Copy)]
 enum Source {
@@ -149,11 +157,7 @@ enum Source {
 /// becomes multicasts of at most 500, each under the retry key of its first member; an
 /// e-mail goes to one. Several deliveries to one address are one message, so they stay
 /// in one request. Returns how many were queued.
-fn insert_batched(
-    transaction: &Connection,
-    source: Source,
-    groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>>,
-) -> Result<usize> {
+fn insert_batched(transaction: &Connection, source: Source, groups: Groups) -> Result<usize> {
     let mut insert = transaction.prepare_cached(match source {
         Source::Notice => "INSERT INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
         Source::Broadcast => "INSERT INTO deliveries (broadcast_id, channel, address, subject, text, retry_key, batch_key, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
@@ -232,7 +236,7 @@ pub fn enqueue_broadcast(connection: &mut Connection, broadcast_id: i64) -> Resu
         )?
         .query_map((broadcast_id, &category), |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let mut groups: BTreeMap<(String, String, String, String), Vec<(i64, String)>> = BTreeMap::new();
+    let mut groups = Groups::new();
     for (channel, address) in rows {
         groups
             .entry((format!("broadcast-{broadcast_id}"), channel, format!("【お知らせ】{title}"), text.clone()))
@@ -945,7 +949,7 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
         database
-            .write(|connection| crate::testing::seed_due_notices(connection, 1_203, &[("vaccine-mr", 3)]))
+            .write(|connection| synthetic_city::seed_due_notices(connection, 1_203, &[("vaccine-mr", 3)]))
             .await
             .unwrap();
         let queued = database.write(|connection| enqueue_due(connection, Day(10))).await.unwrap();
@@ -1016,7 +1020,7 @@ mod tests {
         let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
         database
             .write(|connection| {
-                crate::testing::seed_due_notices(connection, 5, &[("vaccine-mr", 5)])?;
+                synthetic_city::seed_due_notices(connection, 5, &[("vaccine-mr", 5)])?;
                 reach(connection, 1, None, Some("mail-only@example.jp"), "mail", true);
                 reach(connection, 2, Some(&format!("U{:032x}", 2)), Some("both@example.jp"), "both", true);
                 // A user id LINE refuses (400): the notice goes by e-mail instead.
@@ -1120,7 +1124,7 @@ mod tests {
     /// themselves. Resident 3, whose LINE id LINE refuses, is the parent of two more, who
     /// are reached by e-mail instead.
     fn parents_of_twins(connection: &mut Connection) -> Result<()> {
-        crate::testing::seed_due_notices(connection, 4, &[("vaccine-mr", 0)])?;
+        synthetic_city::seed_due_notices(connection, 4, &[("vaccine-mr", 0)])?;
         connection.execute("DELETE FROM notices WHERE resident_id IN ('R0000000', 'R0000003')", [])?;
         // The second pair's deadline is a day later, so its message is not in the first's multicast.
         for (row, household, expires_on) in

@@ -254,12 +254,7 @@ fn wrap(text: &str, ems: f32) -> Vec<String> {
 fn last_full_day_in_japan(expires_at: &str) -> Result<Day> {
     let expires = chrono::DateTime::parse_from_rfc3339(expires_at)
         .with_context(|| format!("expiry time {expires_at:?} is not an RFC 3339 time"))?;
-    let japan = chrono::FixedOffset::east_opt(9 * 3600).context("Japan's offset is out of range")?;
-    let expiry_day = expires.with_timezone(&japan).date_naive();
-    use chrono::Datelike;
-    let day = Day::from_ymd(expiry_day.year(), expiry_day.month(), expiry_day.day())
-        .with_context(|| format!("expiry day {expiry_day} is out of range"))?;
-    Ok(day.add_days(-1))
+    Ok(crate::time::day_in_japan(expires.to_utc()).add_days(-1))
 }
 
 /// Writes `bytes` into a new file at `path`, readable by its owner only, and syncs the
@@ -302,15 +297,7 @@ mod tests {
         std::fs::create_dir_all(&export).unwrap();
         std::fs::write(export.join("residents.csv"), RESIDENTS).unwrap();
         let mut connection = crate::database::open(&directory.join("oshirase.db")).unwrap();
-        let options = crate::import::ImportOptions {
-            actor: "test".into(),
-            source: "test".into(),
-            keep_generations: 3,
-            max_shrink_percent: None,
-        };
-        crate::import::import_directory(&mut connection, &export, &options)
-            .map_err(|error| anyhow::anyhow!("{error:?}"))
-            .unwrap();
+        crate::testing::import(&mut connection, &export).unwrap();
         connection
     }
 

@@ -84,7 +84,7 @@ pub async fn publish(
     let sha256 = sha256_hex(&candidate.wasm);
     let known = sha256.clone();
     let existing = database
-        .write(move |connection| {
+        .read(move |connection| {
             Ok(connection
                 .query_row("SELECT program, id FROM plugin_versions WHERE sha256 = ?1", [&known], |row| {
                     Ok((row.get(0)?, row.get(1)?))
@@ -102,8 +102,9 @@ pub async fn publish(
         .context("validation panicked")?;
     if let (Some(program), Ok(checks)) = (validation.loaded.clone(), &validation.outcome) {
         let fields = program.info.fields.clone();
+        // Reading the whole city takes a while: on a read connection, beside the writer.
         let population = database
-            .write(move |connection| match crate::snapshot::active(connection)? {
+            .read(move |connection| match crate::snapshot::active(connection)? {
                 Some(_) => Ok(Some(crate::evaluate::load_population(connection, &fields)?.population)),
                 None => Ok(None),
             })
@@ -587,7 +588,9 @@ mod tests {
         let wrong_case = "cases:\n  - name: 1期の期限を一日違えた\n    today: 2026-07-30\n    people:\n      - { id: 子, birth: 2025-07-31 }\n    expect:\n      - { person: 子, occasion: phase-1, send_on: 2026-07-30, expires_on: 2027-07-29 }\n";
         // Bytes that look random but are the same on every run.
         let random: Vec<u8> = (0..256u32).map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        let candidates: [(&str, Vec<u8>, Option<&str>, Option<&str>, &str); 7] = [
+        // (what, bytes, example cases, the program the publisher names, the reason expected)
+        type Case<'a> = (&'a str, Vec<u8>, Option<&'a str>, Option<&'a str>, &'a str);
+        let candidates: [Case; 7] = [
             ("random bytes", random, None, None, "256 bytes that are not WebAssembly (no \\0asm header)"),
             (
                 "a core module",
@@ -769,7 +772,8 @@ mod tests {
         assert_eq!(check_manifest(&valid()), Ok(()));
         let occasion =
             |key: &str, template: String| oshirase_sdk::Occasion { key: key.into(), title: String::new(), template };
-        let table: [(&str, Box<dyn Fn(&mut oshirase_sdk::ProgramInfo)>); 3] = [
+        type Spoil = Box<dyn Fn(&mut oshirase_sdk::ProgramInfo)>;
+        let table: [(&str, Spoil); 3] = [
             (
                 "occasion \"phase-2\": unknown placeholder {name}",
                 Box::new(move |info| info.occasions.push(occasion("phase-2", "{name}さん".into()))),

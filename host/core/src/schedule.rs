@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::database::audit;
 use crate::registry::active_versions;
-use crate::time::japan;
+use crate::time::{japan, second_of_day_in_japan};
 
 /// How long the scheduler sleeps at most, so that programs published, deliveries queued
 /// and schedules changed by other processes are picked up within this time.
@@ -262,11 +262,6 @@ impl SendWindow {
     pub fn closing(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         now - chrono::Duration::seconds(second_of_day_in_japan(now)) + chrono::Duration::minutes(self.end.0 as i64)
     }
-}
-
-/// Seconds since midnight in Japan; sub-second parts are dropped.
-fn second_of_day_in_japan(now: DateTime<Utc>) -> i64 {
-    (now.timestamp() + 9 * 3600).rem_euclid(86_400)
 }
 
 /// Where a program's effective schedule comes from.

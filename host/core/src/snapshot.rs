@@ -464,11 +464,8 @@ fn load_residents(
         Numbering::new("households", if wants(Field::Household) { rows / 2 } else { 0 });
     let mut wards: Numbering<u16> = Numbering::new("wards", 0);
     // Only the columns wanted are selected, in this order, each read at the next index.
-    let selected: Vec<&str> = RESIDENT_COLUMNS
-        .iter()
-        .filter(|(field, _)| field.is_none_or(|field| wants(field)))
-        .map(|(_, name)| *name)
-        .collect();
+    let selected: Vec<&str> =
+        RESIDENT_COLUMNS.iter().filter(|(field, _)| field.is_none_or(&wants)).map(|(_, name)| *name).collect();
     let mut statement = connection.prepare_cached(&format!(
         "SELECT {} FROM residents WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
         selected.join(", ")

@@ -5,14 +5,26 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use oshirase_sdk::Day;
 
-/// Japan's offset from UTC: nine hours, with no daylight saving time.
+/// Japan's offset from UTC in seconds: nine hours, with no daylight saving time.
+const OFFSET_SECONDS: i64 = 9 * 3600;
+
+/// SQLite's date modifier from a UTC timestamp column to Japan time, for the reports that
+/// count by Japan's days: `date(created_at, {SQL_TO_JAPAN})`.
+pub const SQL_TO_JAPAN: &str = "'+9 hours'";
+
+/// Japan's offset from UTC.
 pub fn japan() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).expect("nine hours is a valid offset")
+    FixedOffset::east_opt(OFFSET_SECONDS as i32).expect("nine hours is a valid offset")
 }
 
 /// The date in Japan at the instant `at`.
 pub fn day_in_japan(at: DateTime<Utc>) -> Day {
-    Day((at.timestamp() + 9 * 3600).div_euclid(86_400) as i32)
+    Day((at.timestamp() + OFFSET_SECONDS).div_euclid(86_400) as i32)
+}
+
+/// Seconds since midnight in Japan at the instant `at`; sub-second parts are dropped.
+pub fn second_of_day_in_japan(at: DateTime<Utc>) -> i64 {
+    (at.timestamp() + OFFSET_SECONDS).rem_euclid(86_400)
 }
 
 /// `at` written in Japan time, as staff read it: `2026-11-22 09:00:00 JST`.

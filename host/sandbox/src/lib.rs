@@ -796,7 +796,8 @@ mod tests {
         };
         assert!(info_from_wit(valid()).is_ok());
         let occasion = |key: &str, template: String| wit::Occasion { key: key.into(), title: String::new(), template };
-        let table: [(&str, Box<dyn Fn(&mut wit::ProgramInfo)>); 3] = [
+        type Spoil = Box<dyn Fn(&mut wit::ProgramInfo)>;
+        let table: [(&str, Spoil); 3] = [
             (
                 "the code must be 1–40 lower-case letters, digits or dashes",
                 Box::new(|info| info.code = "Vaccine MR".into()),

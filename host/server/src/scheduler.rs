@@ -140,7 +140,7 @@ impl Scheduler {
         let (next_retry, next_reserved) = self
             .service
             .database
-            .write(|connection| {
+            .read(|connection| {
                 let retry = connection.query_row(
                     "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'",
                     [],

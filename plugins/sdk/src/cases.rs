@@ -751,7 +751,7 @@ cases:
         assert!(check_program::<Example>(yaml).unwrap().passed());
         let report = check_program::<Forgetful>(yaml).unwrap();
         assert_eq!(report.failures.len(), 1, "{report}");
-        let failure = check(&parse(yaml).unwrap(), &[], |today, population| Example::evaluate(today, population));
+        let failure = check(&parse(yaml).unwrap(), &[], Example::evaluate);
         assert_eq!(
             failure.failures[0].error.as_deref(),
             Some(

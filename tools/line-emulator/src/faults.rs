@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{Emulator, error};
 
 /// What to inject; the shares are of push and multicast requests and add up to at most 1.
-/// Set by `oshirase line-emulator` flags or `PUT /emulator/faults`.
+/// Set by `oshirase-dev line-emulator` flags or `PUT /emulator/faults`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {

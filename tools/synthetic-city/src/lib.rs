@@ -3,7 +3,9 @@
 //! shaped like Japan's (about 2.2 persons, single parents in about 6.5 % of households
 //! with children), incomes, pregnancies, partial vaccination and checkup histories,
 //! benefits received, residents who moved out or died, and a share registered with LINE.
-//! The same seed and date always give the same files.
+//! The same seed and date always give the same files. For the delivery benchmark and the
+//! outbox's tests, `seed_due_notices` writes due notices straight into a database of
+//! oshirase's schema.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -610,6 +612,57 @@ impl Generator {
         }
         Ok(())
     }
+}
+
+/// Writes an active snapshot of `residents` registered heads of household and, for each
+/// `(program, distinct)`, an active version of that program and a notice due on day 0
+/// for every resident: the first `distinct` residents' notices have deadlines of their
+/// own, so their texts differ, and the rest share one text.
+pub fn seed_due_notices(
+    connection: &mut rusqlite::Connection,
+    residents: usize,
+    programs: &[(&str, usize)],
+) -> Result<()> {
+    let transaction = connection.transaction()?;
+    transaction.execute(
+        "INSERT INTO snapshots (id, imported_at, source, resident_count, active) VALUES (1, '', 'bench', ?1, 1)",
+        [residents as i64],
+    )?;
+    for row in 0..residents {
+        let resident_id = format!("R{row:07}");
+        transaction.execute(
+            "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex, relationship, address, ward)
+             VALUES (?1, 1, ?2, ?2, '', '', 3650, 1, ?3, '', '')",
+            ((1i64 << 32) + row as i64, &resident_id, Relationship::Head.code()),
+        )?;
+        transaction.execute(
+            "INSERT INTO registrations (resident_id, line_user_id, registered_at) VALUES (?1, ?2, '')",
+            (&resident_id, format!("U{row:032x}")),
+        )?;
+    }
+    for (version, (program, distinct)) in programs.iter().enumerate() {
+        let manifest = serde_json::json!({
+            "code": program, "name": "予防接種", "division": "", "contact": "健康課", "category": "Vaccination",
+            "schedule": "0 0 9 * * *", "source_url": "", "fields": [],
+            "occasions": [{ "key": "first", "title": "1回目", "template": "{program}は{deadline}までです。{contact}" }],
+        });
+        let version = version as i64 + 1;
+        transaction.execute(
+            "INSERT INTO plugin_versions (id, program, sha256, wasm, manifest, published_by, published_at) VALUES (?1, ?2, ?1, x'', ?3, 'bench', '')",
+            (version, program, manifest.to_string()),
+        )?;
+        transaction.execute("INSERT INTO programs (code, active_version) VALUES (?1, ?2)", (program, version))?;
+        transaction.execute("INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (?1, ?2, ?1, 1, 0, '', 'succeeded')", (version, program))?;
+        for row in 0..residents {
+            let expires_on = 20_000 + if row < *distinct { row as i32 + 1 } else { 0 };
+            transaction.execute(
+                "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES (?1, ?2, 'first', 0, ?3, '', ?4)",
+                (program, format!("R{row:07}"), expires_on, version),
+            )?;
+        }
+    }
+    transaction.commit()?;
+    Ok(())
 }
 
 #[cfg(test)]

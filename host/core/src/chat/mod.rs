@@ -212,7 +212,8 @@ fn text_action(text: &str) -> Action {
         "申し込み" | "申込" | "申込み" | "利用の申し込み" => return Action::Apply,
         "同意" | "税情報" | "税情報の利用" => return Action::ConsentMenu,
         "同意する" => return Action::Consent(true),
-        "同意しない" | "同意を取り消す" | "同意の取り消し" | "同意取り消し" | "同意撤回" => {
+        "同意しない" | "同意を取り消す" | "同意の取り消し" | "同意取り消し" | "同意撤回" =>
+        {
             return Action::Consent(false);
         }
         "設定" | "配信設定" | "配信の設定" => return Action::Settings,
@@ -222,10 +223,12 @@ fn text_action(text: &str) -> Action {
         "再開" | "すべて再開" | "配信再開" => return Action::ResumeAll,
         "予定日" | "出産予定日" | "誕生日" | "予定日・誕生日" => return Action::TimingMenu,
         "登録の確認" | "確認" => return Action::ListTiming,
-        "メール" | "メール設定" | "メールの設定" | "メールアドレス" | "メールで受け取る" => {
+        "メール" | "メール設定" | "メールの設定" | "メールアドレス" | "メールで受け取る" =>
+        {
             return Action::Mail(Mail::Menu);
         }
-        "メールをやめる" | "メール停止" | "メールの停止" | "メール解除" | "メールアドレスの削除" => {
+        "メールをやめる" | "メール停止" | "メールの停止" | "メール解除" | "メールアドレスの削除" =>
+        {
             return Action::Mail(Mail::Off);
         }
         _ => {}

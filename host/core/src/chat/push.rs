@@ -83,7 +83,9 @@ fn now_millis() -> i64 {
 fn next_due(connection: &mut Connection, now_millis: i64) -> Result<Option<Due>> {
     let transaction = connection.transaction()?;
     loop {
-        let row: Option<(i64, String, String, String, u32, Option<i64>, Option<i64>)> = transaction
+        // (id, user, kind, retry key, attempts, first attempt, whether the user follows)
+        type QueuedPush = (i64, String, String, String, u32, Option<i64>, Option<i64>);
+        let row: Option<QueuedPush> = transaction
             .query_row(
                 "SELECT p.id, p.line_user_id, p.kind, p.retry_key, p.attempts, p.first_attempt_millis, u.following FROM chat_pushes p
                  LEFT JOIN line_users u ON u.line_user_id = p.line_user_id

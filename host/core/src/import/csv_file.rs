@@ -243,9 +243,12 @@ impl CsvFile {
     }
 }
 
+/// A file opened as UTF-8 text, or a problem with its text and the line it is on.
+type OpenedText = Result<(Box<dyn Read>, Encoding), (u64, String)>;
+
 /// Opens a file as UTF-8 text, deciding its encoding from its first bytes. The inner
 /// error is a problem with the file's text, with the line it is on.
-fn open_text(path: &Path) -> Result<Result<(Box<dyn Read>, Encoding), (u64, String)>> {
+fn open_text(path: &Path) -> Result<OpenedText> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut head = Vec::new();
     (&mut file).take(SNIFF_BYTES).read_to_end(&mut head).with_context(|| format!("cannot read {}", path.display()))?;

@@ -116,7 +116,10 @@ fn a_shift_jis_export_with_japanese_headers_and_era_dates_is_read_whole() {
 
 /// Imports a good snapshot, then each broken export in turn: every one must be refused
 /// with exactly the problems given, and the good snapshot must stay active and whole.
-fn check(cases: &[(&str, Vec<(&str, Vec<u8>)>, Vec<&str>)]) {
+/// One case: (what, the files as (name, bytes), the problems expected).
+type Case<'a> = (&'a str, Vec<(&'a str, Vec<u8>)>, Vec<&'a str>);
+
+fn check(cases: &[Case]) {
     let mut connection = database();
     let good =
         import(&mut connection, &[("residents.csv", format!("{HEADER}{GOOD_ROWS}").as_bytes())]).unwrap().snapshot_id;

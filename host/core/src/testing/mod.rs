@@ -1,20 +1,22 @@
-//! Fixtures shared by the tests of this crate and of the crates above it, and by the
-//! benchmarks: a data directory with a small active snapshot, and a database seeded with
-//! due notices. Compiled for this crate's tests and with the `testing` feature only.
+//! Fixtures shared by the tests of this crate and of the crates above it: a data
+//! directory with a small active snapshot, snapshots written row by row, an export
+//! imported, components picked from a binary's list, and the real SMTP server (`smtp`).
+//! Compiled for this crate's tests and with the `testing` feature, which only
+//! dev-dependencies enable. (A synthetic city, and due notices seeded straight into a
+//! database, are `synthetic_city`'s.)
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
 use oshirase_sandbox::{Limits, PluginEngine};
-use oshirase_sdk::Relationship;
+use oshirase_sdk::Day;
 use rusqlite::Connection;
 
 use crate::database::Database;
 use crate::publish::{Activation, Candidate, PublishError, Published, list, publish};
 use crate::registry::{BundledComponent, Plugins};
 use crate::snapshot::Resident;
-use oshirase_sdk::Day;
 
 /// A test data directory with a database, a plugin engine under short limits and an
 /// active snapshot of three residents: an adult with a child born 2025-07-31 and a
@@ -48,20 +50,7 @@ impl Fixture {
         )
         .unwrap();
         let database = Database::open(&directory.join("oshirase.db")).unwrap();
-        let options = crate::import::ImportOptions {
-            actor: "test".into(),
-            source: "test".into(),
-            keep_generations: 3,
-            max_shrink_percent: None,
-        };
-        database
-            .write(move |connection| {
-                Ok(crate::import::import_directory(connection, &export, &options)
-                    .map(|_| ())
-                    .map_err(|error| anyhow::anyhow!("{error:?}"))?)
-            })
-            .await
-            .unwrap();
+        database.write(move |connection| import(connection, &export)).await.unwrap();
         let limits =
             Limits { memory_bytes: 64 << 20, wall_time: std::time::Duration::from_millis(300), ..Limits::default() };
         let plugins = Arc::new(Plugins::new(PluginEngine::new(limits, None).unwrap(), bundled));
@@ -104,53 +93,6 @@ pub fn variant(wasm: &[u8], tag: &str) -> Vec<u8> {
     bytes.push(payload.len() as u8);
     bytes.extend(payload);
     bytes
-}
-
-/// Writes an active snapshot of `residents` registered heads of household and, for each
-/// `(program, distinct)`, an active version of that program and a notice due on day 0
-/// for every resident: the first `distinct` residents' notices have deadlines of their
-/// own, so their texts differ, and the rest share one text.
-pub fn seed_due_notices(connection: &mut Connection, residents: usize, programs: &[(&str, usize)]) -> Result<()> {
-    let transaction = connection.transaction()?;
-    transaction.execute(
-        "INSERT INTO snapshots (id, imported_at, source, resident_count, active) VALUES (1, '', 'bench', ?1, 1)",
-        [residents as i64],
-    )?;
-    for row in 0..residents {
-        let resident_id = format!("R{row:07}");
-        transaction.execute(
-            "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex, relationship, address, ward)
-             VALUES (?1, 1, ?2, ?2, '', '', 3650, 1, ?3, '', '')",
-            ((1i64 << 32) + row as i64, &resident_id, Relationship::Head.code()),
-        )?;
-        transaction.execute(
-            "INSERT INTO registrations (resident_id, line_user_id, registered_at) VALUES (?1, ?2, '')",
-            (&resident_id, format!("U{row:032x}")),
-        )?;
-    }
-    for (version, (program, distinct)) in programs.iter().enumerate() {
-        let manifest = serde_json::json!({
-            "code": program, "name": "予防接種", "division": "", "contact": "健康課", "category": "Vaccination",
-            "schedule": "0 0 9 * * *", "source_url": "", "fields": [],
-            "occasions": [{ "key": "first", "title": "1回目", "template": "{program}は{deadline}までです。{contact}" }],
-        });
-        let version = version as i64 + 1;
-        transaction.execute(
-            "INSERT INTO plugin_versions (id, program, sha256, wasm, manifest, published_by, published_at) VALUES (?1, ?2, ?1, x'', ?3, 'bench', '')",
-            (version, program, manifest.to_string()),
-        )?;
-        transaction.execute("INSERT INTO programs (code, active_version) VALUES (?1, ?2)", (program, version))?;
-        transaction.execute("INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (?1, ?2, ?1, 1, 0, '', 'succeeded')", (version, program))?;
-        for row in 0..residents {
-            let expires_on = 20_000 + if row < *distinct { row as i32 + 1 } else { 0 };
-            transaction.execute(
-                "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES (?1, ?2, 'first', 0, ?3, '', ?4)",
-                (program, format!("R{row:07}"), expires_on, version),
-            )?;
-        }
-    }
-    transaction.commit()?;
-    Ok(())
 }
 
 /// The bytes and example cases of the component built from the crate `name`, from a
@@ -198,3 +140,18 @@ pub fn store(connection: &mut Connection, residents: &[Resident]) -> i64 {
 }
 
 pub mod smtp;
+
+/// Imports the export in `directory` as the new active snapshot, keeping three
+/// generations; a refused export is an error with every problem.
+pub fn import(connection: &mut Connection, directory: &std::path::Path) -> Result<()> {
+    let options = crate::import::ImportOptions {
+        actor: "test".into(),
+        source: "test".into(),
+        keep_generations: 3,
+        max_shrink_percent: None,
+    };
+    match crate::import::import_directory(connection, directory, &options) {
+        Ok(_) => Ok(()),
+        Err(error) => anyhow::bail!("the test's export in {} was refused: {error:?}", directory.display()),
+    }
+}

@@ -10,9 +10,9 @@ use rusqlite::Connection;
 use crate::web::{AppError, AppState};
 use oshirase_core::accounts::{Caller, Role};
 
-/// The Japan date of an RFC 3339 UTC timestamp column, in SQL.
+/// The Japan date of an RFC 3339 UTC timestamp column (or `'now'`), in SQL.
 fn japan_day(column: &str) -> String {
-    format!("date({column}, '+9 hours')")
+    format!("date({column}, {})", oshirase_core::time::SQL_TO_JAPAN)
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -49,11 +49,12 @@ fn count(connection: &Connection, query: &str) -> rusqlite::Result<i64> {
 pub fn dashboard(connection: &Connection) -> anyhow::Result<Dashboard> {
     let sent_day = japan_day("sent_at");
     let created_day = japan_day("created_at");
-    let this_month = "strftime('%Y-%m', 'now', '+9 hours')";
+    let today = japan_day("'now'");
+    let this_month = format!("strftime('%Y-%m', {today})");
     // One pass over the deliveries for the 30 days, each day counted by group, rather
     // than a pass per day.
     let mut per_day = connection.prepare(&format!(
-        "WITH RECURSIVE days(day) AS (SELECT date('now', '+9 hours', '-29 days') UNION ALL SELECT date(day, '+1 day') FROM days WHERE day < date('now', '+9 hours')),
+        "WITH RECURSIVE days(day) AS (SELECT date({today}, '-29 days') UNION ALL SELECT date(day, '+1 day') FROM days WHERE day < {today}),
          counted AS (
              SELECT CASE WHEN state = 'sent' THEN {sent_day} ELSE {created_day} END AS day, state = 'sent' AS sent, count(*) AS deliveries
              FROM deliveries WHERE state IN ('sent', 'failed-permanent', 'expired') GROUP BY 1, 2)
@@ -84,7 +85,7 @@ pub fn dashboard(connection: &Connection) -> anyhow::Result<Dashboard> {
         failed_deliveries_7_days: count(
             connection,
             &format!(
-                "SELECT count(*) FROM deliveries WHERE state IN ('failed-permanent', 'expired') AND {created_day} >= date('now', '+9 hours', '-6 days')"
+                "SELECT count(*) FROM deliveries WHERE state IN ('failed-permanent', 'expired') AND {created_day} >= date({today}, '-6 days')"
             ),
         )?,
         failed_runs_7_days: count(
@@ -196,9 +197,10 @@ pub struct DeliveryFailure {
 /// failures, narrowed to one program or day when asked.
 pub fn deliveries(connection: &Connection, query: &DeliveryQuery) -> anyhow::Result<DeliveryReport> {
     let created_day = japan_day("d.created_at");
+    let today = japan_day("'now'");
     let filter = format!(
         "FROM deliveries d LEFT JOIN notices n ON n.id = d.notice_id
-         WHERE {created_day} >= date('now', '+9 hours', '-59 days') AND (?1 IS NULL OR coalesce(n.program, 'broadcast') = ?1) AND (?2 IS NULL OR {created_day} = ?2)"
+         WHERE {created_day} >= date({today}, '-59 days') AND (?1 IS NULL OR coalesce(n.program, 'broadcast') = ?1) AND (?2 IS NULL OR {created_day} = ?2)"
     );
     let counts = connection
         .prepare(&format!("SELECT {created_day}, coalesce(n.program, 'broadcast'), d.state, d.channel, count(*) {filter} GROUP BY 1, 2, 3, 4 ORDER BY 1 DESC, 2, 3, 4"))?

@@ -98,20 +98,7 @@ impl Town {
         std::fs::write(export.join("residents.csv"), residents(today)).unwrap();
         std::fs::write(export.join("tax.csv"), TAX).unwrap();
         let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
-        let options = oshirase_core::import::ImportOptions {
-            actor: "test".into(),
-            source: "test".into(),
-            keep_generations: 3,
-            max_shrink_percent: None,
-        };
-        database
-            .write(move |connection| {
-                oshirase_core::import::import_directory(connection, &export, &options)
-                    .map(|_| ())
-                    .map_err(|error| anyhow::anyhow!("{error:?}"))
-            })
-            .await
-            .unwrap();
+        database.write(move |connection| oshirase_core::testing::import(connection, &export)).await.unwrap();
         let plugins =
             Arc::new(Plugins::new(PluginEngine::new(Limits::default(), None).unwrap(), oshirase_bundled::PROGRAMS));
         let programs: Vec<String> = programs.iter().map(|program| program.to_string()).collect();

@@ -1,4 +1,4 @@
-//! `oshirase bench abuse`: what a flood of made-up sign-ins does to everyone else. A real
+//! `oshirase-dev bench abuse`: what a flood of made-up sign-ins does to everyone else. A real
 //! `oshirase serve --config` child process (this binary, or another given with
 //! `--server`, such as an earlier release, so both are measured in one run) answers
 //! signed LINE webhook requests and an authenticated admin GET, one at a time each, for

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
-use oshirase_core::testing::seed_due_notices;
 use oshirase_sdk::Day;
 use rusqlite::Connection;
+use synthetic_city::seed_due_notices;
 use tokio_util::sync::CancellationToken;
 
 use super::median;
@@ -202,7 +202,7 @@ fn latency_percentiles(connection: &mut Connection) -> Result<(f64, f64)> {
     Ok((at(0.5), at(0.99)))
 }
 
-/// `oshirase line-emulator` as a child process on a free port, killed when dropped.
+/// `oshirase-dev line-emulator` as a child process on a free port, killed when dropped.
 struct EmulatorChild {
     child: Child,
     base_url: String,

@@ -1,4 +1,4 @@
-//! `oshirase bench eval`: every catalogue program over a whole imported city three ways in
+//! `oshirase-dev bench eval`: every catalogue program over a whole imported city three ways in
 //! one run — (a) the WebAssembly plugin through the host's real path (snapshot read into
 //! columns, a fresh instance, the call, the output checks), (b) the same program crate
 //! linked natively and called on the same `Population`, (c) the same rule written as SQL
@@ -119,6 +119,14 @@ fn screening_sql(
         Some(age) => format!("min(:season_closes, {})", sql_months_reached(&sql_date("birth_day"), age * 12)),
         None => ":season_closes".to_owned(),
     };
+    // Reached on the day before the birthday, so whoever was born on April 1 or before
+    // has had this year's birthday by March 31 (年齢計算ニ関スル法律).
+    let age_at_fiscal_year_end = format!(
+        "(:fiscal_year + 1 - CAST(strftime('%Y', {birth}) AS INTEGER) - (strftime('%m-%d', {birth}) > '04-01'))",
+        birth = sql_date("birth_day")
+    );
+    let counted_since_date = format!("printf('%04d-04-01', :fiscal_year + 1 - {every_fiscal_years})");
+    let counted_since = sql_day(&counted_since_date);
     format!(
         "SELECT resident_id, 'fy' || :fiscal_year AS occasion, :season_opens AS send_on, {closes} AS expires_on,
                 printf('%d年度末に%d歳。%s以降の受診記録なし', :fiscal_year, {age_at_fiscal_year_end}, {counted_since_date}) AS reason
@@ -128,15 +136,7 @@ fn screening_sql(
            AND key - :first NOT IN (SELECT row FROM events WHERE key BETWEEN :checkups_first AND :checkups_last AND code = '{code}' AND start_day >= {counted_since})
            AND {closes} >= :today",
         latest_birth = sql_day(&format!("printf('%04d-04-01', :fiscal_year + 1 - {minimum_age})")),
-        // Reached on the day before the birthday, so whoever was born on April 1 or before
-        // has had this year's birthday by March 31 (年齢計算ニ関スル法律).
-        age_at_fiscal_year_end = format!(
-            "(:fiscal_year + 1 - CAST(strftime('%Y', {birth}) AS INTEGER) - (strftime('%m-%d', {birth}) > '04-01'))",
-            birth = sql_date("birth_day")
-        ),
-        counted_since_date = format!("printf('%04d-04-01', :fiscal_year + 1 - {every_fiscal_years})"),
         sex = if female_only { "AND sex = 2" } else { "" },
-        counted_since = sql_day(&format!("printf('%04d-04-01', :fiscal_year + 1 - {every_fiscal_years})")),
     )
 }
 
