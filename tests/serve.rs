@@ -187,10 +187,11 @@ fn with_a_mail_server_residents_who_chose_e_mail_get_it_and_line_refusals_fall_b
 /// Every route of the server's table (`host/server/src/web.rs`), with its path parameters filled
 /// with plausible values.
 fn routed_paths() -> Vec<String> {
+    // Each `.route(` is followed, on its line or the next, by the path in quotes.
     include_str!("../host/server/src/web.rs")
-        .split(".route(\"")
+        .split(".route(")
         .skip(1)
-        .filter_map(|rest| rest.split('"').next())
+        .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
         .map(|path| {
             path.replace("{code}", "infant-checkup")
                 .replace("{occasion}", "first")

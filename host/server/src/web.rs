@@ -17,7 +17,6 @@ use tower::ServiceExt;
 
 use crate::admin;
 use crate::limits::{RequestLimits, ServerLimits};
-use oshirase_core::import::ImportRefused;
 use oshirase_core::service::Service;
 
 /// The largest publish request: a base64-encoded component and its example cases.
@@ -199,8 +198,9 @@ pub async fn serve_connections(
 pub enum AppError {
     /// The caller must change the request: the status and what is wrong.
     Request(StatusCode, String),
-    /// An import was refused: 422 with every problem found, as JSON.
-    ImportRefused(ImportRefused),
+    /// The same with more than a message: the status and the whole JSON answer, which has
+    /// an `error` (as an import refused with every problem found).
+    RequestWithDetail(StatusCode, serde_json::Value),
     /// Something failed on our side: 500 with the message, never a stack of internals.
     Internal(anyhow::Error),
 }
@@ -219,11 +219,7 @@ impl IntoResponse for AppError {
             AppError::Request(status, message) => {
                 (status, Json(serde_json::json!({ "error": message }))).into_response()
             }
-            AppError::ImportRefused(refused) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(serde_json::json!({ "error": "import refused, nothing changed", "problems": refused.problems })),
-            )
-                .into_response(),
+            AppError::RequestWithDetail(status, answer) => (status, Json(answer)).into_response(),
             AppError::Internal(error) => {
                 // The detail goes to the log only: it may name tables, files or values,
                 // which are no business of whoever sent the request.

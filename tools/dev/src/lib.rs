@@ -98,7 +98,7 @@ pub fn parse_day(text: &str) -> Result<Day, String> {
 }
 
 /// The `oshirase` binary the benchmarks run: `OSHIRASE_BINARY`, or the one built beside
-/// this binary (`cargo build --release --workspace` builds both).
+/// this binary (`cargo build --release` builds it).
 pub fn product_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("OSHIRASE_BINARY") {
         return Ok(PathBuf::from(path));
@@ -107,7 +107,7 @@ pub fn product_binary() -> anyhow::Result<PathBuf> {
     let beside = here.parent().unwrap_or(Path::new(".")).join("oshirase");
     anyhow::ensure!(
         beside.exists(),
-        "there is no oshirase binary at {}: build it with `cargo build --release --workspace`, or name it in OSHIRASE_BINARY",
+        "there is no oshirase binary at {}: build it with `cargo build --release`, or name it in OSHIRASE_BINARY",
         beside.display()
     );
     Ok(beside)

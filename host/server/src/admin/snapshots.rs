@@ -14,6 +14,19 @@ use oshirase_core::import::{
 };
 use oshirase_core::snapshot::SnapshotInfo;
 
+impl From<ImportError> for AppError {
+    /// A refused export is 422 with every problem found; the active snapshot is unchanged.
+    fn from(error: ImportError) -> AppError {
+        match error {
+            ImportError::Refused(refused) => AppError::RequestWithDetail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                serde_json::json!({ "error": "import refused, nothing changed", "problems": refused.problems }),
+            ),
+            ImportError::Failed(error) => AppError::Internal(error),
+        }
+    }
+}
+
 /// How many snapshot generations an import through the API keeps.
 const KEEP_GENERATIONS: usize = 3;
 
@@ -66,13 +79,12 @@ pub async fn import(
         max_shrink_percent: (!query.allow_shrink).then_some(DEFAULT_MAX_SHRINK_PERCENT),
     };
     let directory = upload.0.clone();
-    let result =
-        state.service.database.write(move |connection| Ok(import_directory(connection, &directory, &options))).await?;
-    match result {
-        Ok(report) => Ok(Json(report)),
-        Err(ImportError::Refused(refused)) => Err(AppError::ImportRefused(refused)),
-        Err(ImportError::Failed(error)) => Err(AppError::Internal(error)),
-    }
+    let report = state
+        .service
+        .database
+        .write(move |connection| Ok(import_directory(connection, &directory, &options)))
+        .await??;
+    Ok(Json(report))
 }
 
 /// An upload directory, removed when the request ends however it ends.

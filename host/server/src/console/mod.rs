@@ -211,10 +211,11 @@ mod tests {
     /// Every `/admin` path of the route table, in the form the OpenAPI document writes it.
     fn routed_admin_paths() -> Vec<String> {
         let source = include_str!("../web.rs");
+        // Each `.route(` is followed, on its line or the next, by the path in quotes.
         source
-            .split(".route(\"")
+            .split(".route(")
             .skip(1)
-            .filter_map(|rest| rest.split('"').next())
+            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
             .filter(|path| path.starts_with("/admin"))
             .map(str::to_owned)
             .collect()
