@@ -17,7 +17,8 @@ fn town() -> Scene {
     let today = oshirase_core::time::today_in_japan();
     let scene = Scene::with_programs(&["infant-checkup"]);
     let residents = format!(
-        "宛名番号,世帯番号,氏名,生年月日,性別,続柄\n0101,H01,千葉 花子,1994-05-01,女,世帯主\n0102,H01,千葉 陽葵,{},女,子\n",
+        "宛名番号,世帯番号,氏名,生年月日,性別,続柄\n0101,H01,千葉 花子,1994-05-01,女,世帯主\n\
+         0102,H01,千葉 陽葵,{},女,子\n",
         today.add_months_clamped(-4)
     );
     let folder = scene.write("export", "residents.csv", &residents);
@@ -122,9 +123,11 @@ fn with_serve_config_a_resident_confirms_an_e_mail_address_and_a_rejected_applic
     let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
     let smtp = SmtpProcess::start();
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\npublic_url = \"https://oshirase.example.jp\"\ncontact = \"市民総合窓口課 043-245-5111\"\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\npublic_url = \"https://oshirase.example.jp\"\n\
+         contact = \"市民総合窓口課 043-245-5111\"\n\n\
          [line]\nbase_url = {url:?}\nchannel_access_token = {TOKEN:?}\nchannel_secret = {SECRET:?}\n\n\
-         [mail]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"plain\"\nfrom = \"千葉市 おしらせ <oshirase@city.example.jp>\"\n",
+         [mail]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"plain\"\n\
+         from = \"千葉市 おしらせ <oshirase@city.example.jp>\"\n",
         data = scene.data(),
         url = emulator.base_url,
         port = smtp.port,

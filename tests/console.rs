@@ -68,9 +68,9 @@ async fn browser(driver: &ChromeDriver, profile: &Path) -> Client {
     let capabilities = serde_json::json!({
         "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1280,1100",
-                     format!("--user-data-dir={}", profile.display())]
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--window-size=1280,1100", format!("--user-data-dir={}", profile.display())]
         }
     });
     let capabilities = capabilities.as_object().unwrap().clone().into_iter().collect();
@@ -249,7 +249,13 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     click(&client, "section.occasion button[data-save]").await;
     wait_for_text(&client, "section.occasion .notice", "unknown placeholder {name}").await;
     editor.clear().await.unwrap();
-    editor.send_keys(&format!("【{{program}}】{PHRASE}。{{deadline}}までにどうぞ。{{contact}}")).await.unwrap();
+    editor
+        .send_keys(&format!(
+            "【{{program}}】{PHRASE}。\
+             {{deadline}}までにどうぞ。{{contact}}"
+        ))
+        .await
+        .unwrap();
     let bubble = wait_for_text(&client, "section.occasion .bubble", PHRASE).await;
     assert!(
         bubble.contains("令和9年3月31日") && !bubble.contains("{deadline}"),
@@ -267,7 +273,16 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
         .with_timezone(&oshirase_core::time::japan())
         .format("%Y-%m-%dT%H:%M:%S")
         .to_string();
-    client.execute(&format!("document.getElementById('send-program').value = 'infant-checkup'; document.getElementById('send-at').value = '{at}';"), vec![]).await.unwrap();
+    client
+        .execute(
+            &format!(
+                "document.getElementById('send-program').value = 'infant-checkup'; \
+                 document.getElementById('send-at').value = '{at}';"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
     click(&client, "#send-form button").await;
     wait_for_text(&client, "#status", "に送ります").await;
     // The row is there whether the scheduler has carried it out yet or not: a slow

@@ -49,9 +49,14 @@ fn town() -> (Scene, Vec<(String, &'static str)>) {
         };
         let days_earlier = if household < HOUSEHOLDS / 2 { household as i32 / 2 + 1 } else { 0 };
         let birth = oshirase_core::Day::parse_iso(birth).unwrap().add_days(-days_earlier);
-        residents
-            .push_str(&format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n"));
-        residents.push_str(&format!("{household:02}02,H{household:02},市民 子{household},{birth},女,子,中央区\n"));
+        residents.push_str(&format!(
+            "{household:02}01,H{household:02},市民 \
+             親{household},1990-01-01,女,世帯主,中央区\n"
+        ));
+        residents.push_str(&format!(
+            "{household:02}02,H{household:02},市民 \
+             子{household},{birth},女,子,中央区\n"
+        ));
         expected.push((parent(household), phrase));
     }
     let folder = scene.write("export", "residents.csv", &residents);
@@ -152,7 +157,8 @@ fn with_30_percent_faults_and_an_outage_every_due_notice_is_seen_exactly_once() 
     check_seen_exactly_once(&emulator, &expected, &journal);
     let requests: u64 = reports.iter().map(|report| report["sent"]["requests"].as_u64().unwrap()).sum();
     eprintln!(
-        "fault test: {} runs, {requests} requests for {HOUSEHOLDS} messages, faults injected after the outage {injected}",
+        "fault test: {} runs, {requests} requests for {HOUSEHOLDS} messages, faults injected after the \
+         outage {injected}",
         reports.len()
     );
 }

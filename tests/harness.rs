@@ -298,7 +298,9 @@ impl Drop for ServerProcess {
 /// window as given.
 pub fn config(scene: &Scene, emulator: &EmulatorProcess, (start, end): (&str, &str)) -> PathBuf {
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\n\n[line]\nbase_url = {url:?}\nchannel_access_token = {TOKEN:?}\ntimeout_seconds = 5\nconcurrent_requests = 1\n\n[retry]\nfirst_delay_ms = 20\n\n[send_window]\nstart = {start:?}\nend = {end:?}\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\n\n[line]\nbase_url = {url:?}\n\
+         channel_access_token = {TOKEN:?}\ntimeout_seconds = 5\nconcurrent_requests = 1\n\n[retry]\n\
+         first_delay_ms = 20\n\n[send_window]\nstart = {start:?}\nend = {end:?}\n",
         data = scene.data(),
         url = emulator.base_url,
     );
@@ -337,7 +339,10 @@ pub fn babies_town(households: usize) -> Scene {
         .iter()
         .enumerate()
         .map(|(household, birth)| {
-            format!("{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n{household:02}02,H{household:02},市民 子{household},{birth},男,子,中央区\n")
+            format!(
+                "{household:02}01,H{household:02},市民 親{household},1990-01-01,女,世帯主,中央区\n\
+                 {household:02}02,H{household:02},市民 子{household},{birth},男,子,中央区\n"
+            )
         })
         .collect();
     let folder = scene.write(

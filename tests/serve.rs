@@ -167,7 +167,11 @@ fn with_a_mail_server_residents_who_chose_e_mail_get_it_and_line_refusals_fall_b
     let mut text = std::fs::read_to_string(config(&scene, &emulator, ("00:00", "24:00"))).unwrap();
     text =
         text.replace(&format!("channel_access_token = {TOKEN:?}"), "channel_access_token = \"a-token-line-refuses\"");
-    text.push_str(&format!("\n[mail]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\nfrom = \"千葉市 おしらせ <oshirase@city.example.jp>\"\n", smtp.port));
+    text.push_str(&format!(
+        "\n[mail]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\n\
+         from = \"千葉市 おしらせ <oshirase@city.example.jp>\"\n",
+        smtp.port
+    ));
     let config = scene.write("etc", "mail.toml", &text).join("mail.toml");
 
     let server = serve(&scene, &config);

@@ -190,7 +190,9 @@ fn a_data_directory_keeps_the_programs_it_chose_and_others_wait_for_staff() {
 #[test]
 fn a_parent_of_twins_gets_one_message_that_says_it_is_about_two() {
     let scene = Scene::with_programs(&["infant-checkup"]);
-    let twins = "宛名番号,世帯番号,氏名,生年月日,性別,続柄\n0101,H01,千葉 花子,1994-05-01,女,世帯主\n0102,H01,千葉 陽葵,2026-08-22,女,子\n0103,H01,千葉 陽翔,2026-08-22,男,子\n";
+    let twins = "宛名番号,世帯番号,氏名,生年月日,性別,続柄\n\
+                 0101,H01,千葉 花子,1994-05-01,女,世帯主\n0102,H01,千葉 陽葵,2026-08-22,女,子\n\
+                 0103,H01,千葉 陽翔,2026-08-22,男,子\n";
     let folder = scene.write("export", "residents.csv", twins);
     scene.ok(&["import", folder.to_str().unwrap()]);
     scene.ok(&["register", "0101", MOTHER_OF_READY_BABY]);
@@ -203,7 +205,17 @@ fn a_parent_of_twins_gets_one_message_that_says_it_is_about_two() {
     );
     let inbox = &emulator.inboxes()[MOTHER_OF_READY_BABY];
     assert_eq!(inbox.len(), 1, "{inbox:?}");
-    assert!(inbox[0].contains("1回目の乳児健康診査") && inbox[0].contains("対象の方が2人います"), "{}", inbox[0]);
+    assert!(
+        inbox[0].contains(
+            "1回目の\
+             乳児健康診査"
+        ) && inbox[0].contains(
+            "対象の\
+             方が2人います"
+        ),
+        "{}",
+        inbox[0]
+    );
     assert!(!inbox[0].contains("陽葵") && !inbox[0].contains("陽翔") && !inbox[0].contains("千葉 "), "{}", inbox[0]);
 }
 
@@ -218,7 +230,14 @@ fn a_dry_run_names_every_eligible_resident_and_sends_nothing() {
     ]);
     let shown: Vec<Value> = notices
         .iter()
-        .map(|notice| serde_json::json!({ "resident_id": notice["resident_id"], "occasion": notice["occasion"], "send_on": notice["send_on"], "expires_on": notice["expires_on"] }))
+        .map(|notice| {
+            serde_json::json!({
+                "resident_id": notice["resident_id"],
+                "occasion": notice["occasion"],
+                "send_on": notice["send_on"],
+                "expires_on": notice["expires_on"]
+            })
+        })
         .collect();
     assert_eq!(Value::Array(shown), expected);
     assert!(notices.iter().all(|notice| !notice["reason"].as_str().unwrap().is_empty()));
@@ -285,7 +304,12 @@ fn the_demo_runs_from_an_empty_directory_and_a_second_run_sends_nothing_new() {
     )
     .unwrap();
     let (deliveries, messages): (i64, i64) = database
-        .query_row("SELECT count(*), count(DISTINCT coalesce(batch_key, retry_key) || ' ' || address) FROM deliveries WHERE state = 'sent' AND channel = 'line'", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row(
+            "SELECT count(*), count(DISTINCT coalesce(batch_key, retry_key) || ' ' || address) FROM deliveries
+             WHERE state = 'sent' AND channel = 'line'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
         .unwrap();
     assert_eq!((deliveries as u64, recipients as i64), (delivered, messages));
     assert!(journal.lines().count() < recipients, "identical messages of a program went out as multicasts");

@@ -76,7 +76,8 @@ fn plugin_crates(directory: &Path) -> Vec<String> {
 /// the crate's `cases.yaml`, empty when it has none).
 fn embed(name: &str, crates: &[String], sources: &Path, components: &Path) -> String {
     let mut source = format!(
-        "/// Components built from `plugins/`: (crate name, component bytes, example cases).\npub const {name}: &[crate::Component] = &[\n"
+        "/// Components built from `plugins/`: (crate name, component bytes, example cases).\n\
+         pub const {name}: &[crate::Component] = &[\n"
     );
     for crate_name in crates {
         let wasm = components.join(format!("{}.wasm", crate_name.replace('-', "_")));

@@ -303,8 +303,17 @@ pub fn create_user(
         return Err(invalid(format!("the login {:?} is already taken", user.login)));
     }
     connection.execute(
-        "INSERT INTO staff_users (login, display_name, password_hash, role, division, programs, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        (&user.login, user.display_name.trim(), password_hash, user.role.as_str(), &user.division, user.programs.join(","), now_text()),
+        "INSERT INTO staff_users (login, display_name, password_hash, role, division, programs, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        (
+            &user.login,
+            user.display_name.trim(),
+            password_hash,
+            user.role.as_str(),
+            &user.division,
+            user.programs.join(","),
+            now_text(),
+        ),
     )?;
     let id = connection.last_insert_rowid();
     audit(connection, actor, "create-user", &format!("user:{}", user.login), user.role.as_str())?;
@@ -328,7 +337,8 @@ pub fn find_for_sign_in(connection: &Connection, login: &str) -> anyhow::Result<
 pub fn open_session(connection: &Connection, user_id: i64, now: i64) -> anyhow::Result<NewSession> {
     let (cookie, csrf_token) = (random_token(), random_token());
     connection.execute(
-        "INSERT INTO staff_sessions (token_sha256, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO staff_sessions (token_sha256, user_id, csrf_token, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
         (sha256_hex(cookie.as_bytes()), user_id, &csrf_token, now, now + SESSION_MILLISECONDS),
     )?;
     let (caller, _) = session(connection, &cookie, now)?
@@ -342,7 +352,8 @@ pub fn open_session(connection: &Connection, user_id: i64, now: i64) -> anyhow::
 pub fn session(connection: &Connection, cookie: &str, now: i64) -> anyhow::Result<Option<(Caller, String)>> {
     Ok(connection
         .query_row(
-            "SELECT u.login, u.display_name, u.role, u.division, u.programs, s.csrf_token FROM staff_sessions s JOIN staff_users u ON u.id = s.user_id
+            "SELECT u.login, u.display_name, u.role, u.division, u.programs, s.csrf_token FROM staff_sessions s
+             JOIN staff_users u ON u.id = s.user_id
              WHERE s.token_sha256 = ?1 AND s.expires_at > ?2 AND u.disabled_at IS NULL",
             (sha256_hex(cookie.as_bytes()), now),
             |row| {
@@ -548,8 +559,16 @@ pub fn create_token(
     anyhow::ensure!((1..=3650).contains(&valid_days), "a token must work for 1 to 3650 days, not {valid_days}");
     let token = format!("osh_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     connection.execute(
-        "INSERT INTO admin_tokens (token_sha256, division, programs, admin, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        (sha256_hex(token.as_bytes()), division, programs.join(","), admin, now_text(), crate::time::text_in_days(valid_days)),
+        "INSERT INTO admin_tokens (token_sha256, division, programs, admin, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        (
+            sha256_hex(token.as_bytes()),
+            division,
+            programs.join(","),
+            admin,
+            now_text(),
+            crate::time::text_in_days(valid_days),
+        ),
     )?;
     let scope = if admin { "all programs".to_owned() } else { programs.join(",") };
     audit(
@@ -567,7 +586,8 @@ pub fn create_token(
 pub fn authenticate(connection: &Connection, token: &str, now: &str) -> anyhow::Result<Option<Caller>> {
     let caller = connection
         .query_row(
-            "SELECT division, programs, admin FROM admin_tokens WHERE token_sha256 = ?1 AND revoked_at IS NULL AND expires_at > ?2",
+            "SELECT division, programs, admin FROM admin_tokens
+             WHERE token_sha256 = ?1 AND revoked_at IS NULL AND expires_at > ?2",
             (sha256_hex(token.as_bytes()), now),
             |row| {
                 let programs: String = row.get(1)?;
@@ -602,7 +622,8 @@ pub struct TokenListing {
 /// Every token, newest first.
 pub fn list_tokens(connection: &Connection) -> anyhow::Result<Vec<TokenListing>> {
     let mut statement = connection.prepare(
-        "SELECT id, division, programs, admin, created_at, expires_at, revoked_at, revoked_at IS NULL AND expires_at > ?1 FROM admin_tokens ORDER BY id DESC",
+        "SELECT id, division, programs, admin, created_at, expires_at, revoked_at, revoked_at IS NULL
+         AND expires_at > ?1 FROM admin_tokens ORDER BY id DESC",
     )?;
     let tokens = statement
         .query_map([now_text()], |row| {
@@ -686,9 +707,8 @@ mod tests {
         check(user("ken ko", Role::Viewer, &[]), "must be 1 to 64 letters");
         check(user(&"k".repeat(65), Role::Viewer, &[]), "must be 1 to 64 letters");
         check(user("nothing", Role::Division, &[]), "must be given the programs");
-        assert!(
-            matches!(check_password("short"), Err(AccountError::Invalid(message)) if message == "the password must have at least 12 characters")
-        );
+        assert!(matches!(check_password("short"), Err(AccountError::Invalid(message))
+                if message == "the password must have at least 12 characters"));
         assert!(check_password("correct horse battery").is_ok());
     }
 

@@ -47,7 +47,9 @@ mod tests {
     fn a_case_the_plugin_does_not_meet_is_reported_as_a_difference() {
         let engine = PluginEngine::new(Limits::default(), None).unwrap();
         let (_, wasm, _) = BUNDLED.iter().find(|(name, ..)| *name == "vaccine-mr").unwrap();
-        let wrong = "cases:\n  - name: 1期の期限を一日違えた\n    today: 2026-07-30\n    people:\n      - { id: 子, birth: 2025-07-31 }\n    expect:\n      - { person: 子, occasion: phase-1, send_on: 2026-07-30, expires_on: 2027-07-29 }\n";
+        let wrong = "cases:\n  - name: 1期の期限を一日違えた\n    today: 2026-07-30\n    people:\n      - { \
+                     id: 子, birth: 2025-07-31 }\n    expect:\n      - { person: 子, occasion: phase-1, send_on: \
+                     2026-07-30, expires_on: 2027-07-29 }\n";
         let report = test_plugin(&engine, wasm, wrong).unwrap();
         let text = report.to_string();
         assert!(!report.passed());

@@ -172,7 +172,8 @@ impl Config {
         }
         if config.line.channel_access_token.as_deref().is_none_or(str::is_empty) {
             anyhow::bail!(
-                "no LINE channel access token: set [line] channel_access_token or the environment variable {TOKEN_VARIABLE}"
+                "no LINE channel access token: set [line] channel_access_token or the environment variable \
+                 {TOKEN_VARIABLE}"
             );
         }
         if !(config.line.timeout_seconds > 0.0 && config.line.timeout_seconds <= LONGEST.as_secs_f64()) {
@@ -324,12 +325,14 @@ mod tests {
             ),
             (
                 "a bad time",
-                "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[send_window]\nstart = \"9:00\"\nend = \"20:00\"\n",
+                "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[send_window]\nstart = \"9:00\"\n\
+                 end = \"20:00\"\n",
                 &["line 6", "\"9:00\" is not a time of day"],
             ),
             (
                 "a window backwards",
-                "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[send_window]\nstart = \"20:00\"\nend = \"09:00\"\n",
+                "[server]\ndata = \"/tmp\"\n[line]\nchannel_access_token = \"t\"\n[send_window]\nstart = \"20:00\"\n\
+                 end = \"09:00\"\n",
                 &["start 20:00 is not before its end 09:00"],
             ),
             (

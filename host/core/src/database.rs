@@ -31,7 +31,10 @@ pub fn open(path: &Path) -> Result<Connection> {
     // only has an effect on a new, empty database.
     connection.pragma_update(None, "page_size", 8192).context("cannot set the page size")?;
     connection
-        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys =
+             ON; PRAGMA busy_timeout = 10000;",
+        )
         .context("cannot configure database")?;
     migrate(&mut connection)?;
     Ok(connection)

@@ -277,7 +277,8 @@ fn active_snapshot(connection: &Connection) -> Result<i64> {
 /// Records that `version` starts running for `today`; returns the run's id.
 fn start_run(connection: &Connection, version: &ActiveVersion, snapshot_id: i64, today: Day) -> Result<i64> {
     connection.execute(
-        "INSERT INTO runs (program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
+        "INSERT INTO runs (program, version_id, snapshot_id, run_on, started_at, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
         (&version.program, version.version_id, snapshot_id, today.0, now_text()),
     )?;
     Ok(connection.last_insert_rowid())
@@ -385,7 +386,8 @@ fn plan(
     let mut new_notices = 0;
     {
         let mut insert = transaction.prepare_cached(
-            "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (program, resident_id, occasion) DO NOTHING",
         )?;
         for index in missing {
@@ -403,7 +405,8 @@ fn plan(
         }
     }
     transaction.execute(
-        "UPDATE runs SET outcome = 'succeeded', finished_at = ?2, notices = ?3, new_notices = ?4, message = ?5 WHERE id = ?1",
+        "UPDATE runs SET outcome = 'succeeded', finished_at = ?2, notices = ?3, new_notices = ?4, message = ?5
+         WHERE id = ?1",
         (run_id, now_text(), notices.len() as i64, new_notices as i64, log),
     )?;
     transaction.commit()?;
@@ -439,7 +442,10 @@ mod tests {
     type StoredNotice = (String, String, String, i32, i32, String);
 
     fn stored_notices(connection: &Connection) -> Result<Vec<StoredNotice>> {
-        let mut statement = connection.prepare("SELECT program, resident_id, occasion, send_on, expires_on, reason FROM notices ORDER BY program, resident_id, occasion")?;
+        let mut statement = connection.prepare(
+            "SELECT program, resident_id, occasion, send_on, expires_on, reason FROM notices
+             ORDER BY program, resident_id, occasion",
+        )?;
         let notices = statement
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)))?
             .collect::<Result<_, _>>()?;
@@ -467,9 +473,12 @@ mod tests {
                     "INSERT INTO line_users (line_user_id, following, first_seen_at, changed_at) VALUES
                          ('U{a:0>32}', 1, 'now', 'now'), ('U{b:0>32}', 1, 'now', 'now'), ('U{c:0>32}', 0, 'now', 'now');
                      INSERT INTO self_registrations (line_user_id, kind, day, registered_on, created_at) VALUES
-                         ('U{a:0>32}', 'due-date', {due}, {today}, 'now'), ('U{b:0>32}', 'birth-date', {born}, {today}, 'now'),
-                         ('U{a:0>32}', 'birth-date', {born}, {today}, 'now'), ('U{c:0>32}', 'birth-date', {born}, {today}, 'now');
-                     INSERT INTO registrations (resident_id, registered_at, tax_consent_at) SELECT resident_id, 'now', 'now' FROM residents;",
+                         ('U{a:0>32}', 'due-date', {due}, {today}, 'now'),
+                         ('U{b:0>32}', 'birth-date', {born}, {today}, 'now'),
+                         ('U{a:0>32}', 'birth-date', {born}, {today}, 'now'),
+                         ('U{c:0>32}', 'birth-date', {born}, {today}, 'now');
+                     INSERT INTO registrations (resident_id, registered_at, tax_consent_at)
+                     SELECT resident_id, 'now', 'now' FROM residents;",
                     a = "a",
                     b = "b",
                     c = "c",
@@ -565,9 +574,11 @@ mod tests {
         );
         connection
             .execute_batch(&format!(
-                "INSERT INTO line_users (line_user_id, following, first_seen_at, changed_at) VALUES ('U{a}', 1, 'now', 'now'), ('U{b}', 1, 'now', 'now');
+                "INSERT INTO line_users (line_user_id, following, first_seen_at, changed_at)
+                 VALUES ('U{a}', 1, 'now', 'now'), ('U{b}', 1, 'now', 'now');
                  INSERT INTO self_registrations (line_user_id, kind, day, registered_on, created_at) VALUES
-                     ('U{a}', 'due-date', 20800, 20700, 'now'), ('U{b}', 'birth-date', 20690, 20700, 'now'), ('U{a}', 'birth-date', 20695, 20700, 'now');",
+                     ('U{a}', 'due-date', 20800, 20700, 'now'), ('U{b}', 'birth-date', 20690, 20700, 'now'),
+                     ('U{a}', 'birth-date', 20695, 20700, 'now');",
                 a = "a".repeat(32),
                 b = "b".repeat(32),
             ))

@@ -7,7 +7,9 @@ use oshirase_sdk::Day;
 
 /// The lines under every e-mail notice: the address cannot be answered, and where the
 /// resident changes what they receive.
-pub const MAIL_FOOTER: &str = "――\nこのメールは送信専用です。返信はできません。\n配信する内容や方法の変更は、LINEのメニューまたは市役所の窓口でお手続きください。";
+pub const MAIL_FOOTER: &str = "――\nこのメールは送信専用です。返信はできません。\n\
+                               配信する内容や方法の変更は、\
+                               LINEのメニューまたは市役所の窓口でお手続きください。";
 
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: [&str; 3] = ["program", "deadline", "contact"];
@@ -87,8 +89,10 @@ pub fn set_wording(
         connection.execute("DELETE FROM message_wording WHERE program = ?1 AND occasion = ?2", (program, occasion))?;
     } else {
         connection.execute(
-            "INSERT INTO message_wording (program, occasion, template, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (program, occasion) DO UPDATE SET template = excluded.template, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            "INSERT INTO message_wording (program, occasion, template, updated_by, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (program, occasion) DO UPDATE
+             SET template = excluded.template, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
             (program, occasion, template, actor, crate::time::now_text()),
         )?;
     }

@@ -65,19 +65,22 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
                  JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = due.resident_id
                  JOIN guardians g ON g.household_id = r.household_id
                  WHERE r.birth_day > ?3
-                   AND NOT EXISTS (SELECT 1 FROM registrations own WHERE own.resident_id = due.resident_id AND own.active = 1)
+                   AND NOT EXISTS (SELECT 1 FROM registrations own
+                       WHERE own.resident_id = due.resident_id AND own.active = 1)
                  UNION ALL
                  SELECT due.*, s.line_user_id, NULL, 'line' FROM due
                  JOIN self_registrations s ON due.resident_id = 'self:' || s.id
                  JOIN line_users u ON u.line_user_id = s.line_user_id AND u.following = 1),
              addressed AS (
-                 SELECT id, program, occasion, expires_on, 'line' AS channel, line_user_id AS address, line_user_id FROM recipients
+                 SELECT id, program, occasion, expires_on, 'line' AS channel, line_user_id AS address, line_user_id
+                 FROM recipients
                  WHERE channels IN ('line', 'both') AND line_user_id IS NOT NULL
                  UNION ALL
                  SELECT id, program, occasion, expires_on, 'mail', email, line_user_id FROM recipients
                  WHERE channels IN ('mail', 'both') AND email IS NOT NULL)
              SELECT * FROM addressed
-             WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = addressed.id AND d.channel = addressed.channel AND d.address = addressed.address)
+             WHERE NOT EXISTS (SELECT 1 FROM deliveries d
+                 WHERE d.notice_id = addressed.id AND d.channel = addressed.channel AND d.address = addressed.address)
              ORDER BY program, occasion, expires_on, channel, address, id",
         )?;
         let rows: Vec<DueRow> = due
@@ -159,8 +162,14 @@ enum Source {
 /// in one request. Returns how many were queued.
 fn insert_batched(transaction: &Connection, source: Source, groups: Groups) -> Result<usize> {
     let mut insert = transaction.prepare_cached(match source {
-        Source::Notice => "INSERT INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
-        Source::Broadcast => "INSERT INTO deliveries (broadcast_id, channel, address, subject, text, retry_key, batch_key, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
+        Source::Notice => {
+            "INSERT INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, state,
+                 created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)"
+        }
+        Source::Broadcast => {
+            "INSERT INTO deliveries (broadcast_id, channel, address, subject, text, retry_key, batch_key, state,
+                 created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)"
+        }
     })?;
     let queued_at = now_text();
     let mut queued = 0;
@@ -221,17 +230,22 @@ pub fn enqueue_broadcast(connection: &mut Connection, broadcast_id: i64) -> Resu
             "WITH recipients AS (
                  SELECT line_user_id, email, channels FROM registrations WHERE active = 1
                  UNION
-                 SELECT s.line_user_id, NULL, 'line' FROM self_registrations s JOIN line_users u ON u.line_user_id = s.line_user_id AND u.following = 1),
+                 SELECT s.line_user_id, NULL, 'line' FROM self_registrations s
+                 JOIN line_users u ON u.line_user_id = s.line_user_id AND u.following = 1),
              unmuted AS (
                  SELECT * FROM recipients r WHERE r.line_user_id IS NULL OR (
-                     CASE WHEN ?2 IS NULL THEN (SELECT count(*) FROM muted_categories m WHERE m.line_user_id = r.line_user_id) < 5
-                          ELSE NOT EXISTS (SELECT 1 FROM muted_categories m WHERE m.line_user_id = r.line_user_id AND m.category = ?2) END)),
+                     CASE WHEN ?2 IS NULL THEN (SELECT count(*) FROM muted_categories m
+                         WHERE m.line_user_id = r.line_user_id) < 5
+                          ELSE NOT EXISTS (SELECT 1 FROM muted_categories m
+                              WHERE m.line_user_id = r.line_user_id AND m.category = ?2) END)),
              addressed AS (
-                 SELECT DISTINCT 'line' AS channel, line_user_id AS address FROM unmuted WHERE channels IN ('line', 'both') AND line_user_id IS NOT NULL
+                 SELECT DISTINCT 'line' AS channel, line_user_id AS address FROM unmuted
+                 WHERE channels IN ('line', 'both') AND line_user_id IS NOT NULL
                  UNION
                  SELECT 'mail', email FROM unmuted WHERE channels IN ('mail', 'both') AND email IS NOT NULL)
              SELECT channel, address FROM addressed
-             WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = ?1 AND d.channel = addressed.channel AND d.address = addressed.address)
+             WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = ?1 AND d.channel = addressed.channel
+                 AND d.address = addressed.address)
              ORDER BY channel, address",
         )?
         .query_map((broadcast_id, &category), |row| Ok((row.get(0)?, row.get(1)?)))?
@@ -327,11 +341,17 @@ pub fn cancel_undelivered(connection: &Connection, which: Undelivered, reason: &
     let cancelled = match which {
         Undelivered::To(address) => connection.execute(&format!("{UPDATE} AND address = ?2"), (reason, address))?,
         Undelivered::MailToUnregistered(address) => connection.execute(
-            &format!("{UPDATE} AND channel = 'mail' AND address = ?2 AND NOT EXISTS (SELECT 1 FROM registrations WHERE email = ?2)"),
+            &format!(
+                "{UPDATE} AND channel = 'mail' AND address = ?2 AND NOT EXISTS (SELECT 1 FROM registrations
+                     WHERE email = ?2)"
+            ),
             (reason, address),
         )?,
         Undelivered::About { resident_id, program } => connection.execute(
-            &format!("{UPDATE} AND notice_id IN (SELECT id FROM notices WHERE resident_id = ?2 AND (?3 IS NULL OR program = ?3))"),
+            &format!(
+                "{UPDATE} AND notice_id IN (SELECT id FROM notices
+                     WHERE resident_id = ?2 AND (?3 IS NULL OR program = ?3))"
+            ),
             (reason, resident_id, program),
         )?,
     };
@@ -342,8 +362,8 @@ pub fn cancel_undelivered(connection: &Connection, which: Undelivered, reason: &
 /// by a crash — reusing each request's retry key, and retries what LINE did not accept as
 /// `policy` says, waiting up to `policy.linger` for retries to fall due. Each step marks
 /// its deliveries `sending` before their requests go out, sends them at most
-/// `concurrent_requests` at a time, and records every outcome before the next step. Deliveries whose notice expired before `today` are marked
-/// expired instead (a late notice is worse than none), and those first tried longer ago
+/// `concurrent_requests` at a time, and records every outcome before the next step. Deliveries whose notice expired
+/// before `today` are marked expired instead (a late notice is worse than none), and those first tried longer ago
 /// than LINE keeps retry keys fail rather than risk a duplicate. When LINE's monthly
 /// quota would be exceeded, what does not fit waits for a later pass, with a warning.
 /// With e-mail configured, a LINE delivery that fails for good, or that LINE could not
@@ -437,7 +457,14 @@ pub async fn send_queued(
             let next = policy.next(&outcome, attempts, rand::random::<f64>());
             let error = match outcome {
                 SendOutcome::Retryable(error) | SendOutcome::Permanent(error) => {
-                    tracing::warn!(channel = %request.channel, program = %request.program, recipients = request.ids.len(), attempts, %error, "request not accepted");
+                    tracing::warn!(
+                        channel = %request.channel,
+                        program = %request.program,
+                        recipients = request.ids.len(),
+                        attempts,
+                        %error,
+                        "request not accepted"
+                    );
                     if next == Next::GiveUp { format!("gave up after attempt {attempts}: {error}") } else { error }
                 }
                 SendOutcome::Accepted | SendOutcome::AlreadyAccepted => String::new(),
@@ -494,7 +521,8 @@ fn retire_late(
     let transaction = connection.transaction()?;
     transaction.execute(
         "UPDATE deliveries SET state = 'expired' WHERE state IN ('queued', 'sending', 'failed-retryable')
-         AND (notice_id IN (SELECT id FROM notices WHERE expires_on < ?1) OR broadcast_id IN (SELECT id FROM broadcasts WHERE expires_on < ?1))",
+         AND (notice_id IN (SELECT id FROM notices WHERE expires_on < ?1) OR broadcast_id IN (SELECT id FROM broadcasts
+             WHERE expires_on < ?1))",
         [today.0],
     )?;
     let retire = |query: &str, since: i64, reason: &str| -> Result<Vec<i64>> {
@@ -508,9 +536,11 @@ fn retire_late(
         Ok(ids)
     };
     let stale = retire(
-        "SELECT id FROM deliveries WHERE state IN ('sending', 'failed-retryable') AND channel = 'line' AND first_attempt_at < ?1",
+        "SELECT id FROM deliveries WHERE state IN ('sending', 'failed-retryable') AND channel = 'line'
+         AND first_attempt_at < ?1",
         now - RETRY_KEY_LIFETIME_MILLIS,
-        "first tried more than 23 hours ago: LINE no longer knows its retry key, so sending again could deliver it twice",
+        "first tried more than 23 hours ago: LINE no longer knows its retry key, so sending again could \
+         deliver it twice",
     )?;
     if !stale.is_empty() {
         tracing::warn!(
@@ -521,7 +551,8 @@ fn retire_late(
     let mut fell_back = 0;
     if let Some(after) = fallback_after {
         let unreachable = retire(
-            "SELECT d.id FROM deliveries d JOIN registrations reg ON reg.line_user_id = d.address AND reg.active = 1 AND reg.email IS NOT NULL
+            "SELECT d.id FROM deliveries d JOIN registrations reg ON reg.line_user_id = d.address AND reg.active = 1
+             AND reg.email IS NOT NULL
              WHERE d.state IN ('sending', 'failed-retryable') AND d.channel = 'line' AND d.first_attempt_at < ?1",
             now - after,
             "LINE could not take it in time: sent by e-mail instead",
@@ -553,8 +584,10 @@ fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator
         messages.entry(message).or_default().push(*id);
     }
     let mut insert = connection.prepare_cached(
-        "INSERT OR IGNORE INTO deliveries (notice_id, broadcast_id, channel, address, subject, text, retry_key, batch_key, state, created_at)
-         SELECT d.notice_id, d.broadcast_id, 'mail', reg.email, d.subject, d.text, ?2, ?3, 'queued', ?4 FROM deliveries d
+        "INSERT OR IGNORE INTO deliveries (notice_id, broadcast_id, channel, address, subject, text, retry_key,
+             batch_key, state, created_at)
+         SELECT d.notice_id, d.broadcast_id, 'mail', reg.email, d.subject, d.text, ?2, ?3, 'queued', ?4
+         FROM deliveries d
          JOIN registrations reg ON reg.line_user_id = d.address AND reg.active = 1 AND reg.email IS NOT NULL
          WHERE d.id = ?1 AND d.channel = 'line'",
     )?;
@@ -626,9 +659,11 @@ fn due_requests(
     mail_configured: bool,
 ) -> Result<(Vec<Request>, Option<i64>)> {
     let mut statement = connection.prepare_cached(
-        "SELECT d.id, coalesce(n.program, 'broadcast'), d.address, d.text, d.retry_key, d.batch_key, d.channel, d.subject
+        "SELECT d.id, coalesce(n.program, 'broadcast'),
+         d.address, d.text, d.retry_key, d.batch_key, d.channel, d.subject
          FROM deliveries d INDEXED BY deliveries_pending LEFT JOIN notices n ON n.id = d.notice_id
-         WHERE d.state IN ('queued', 'sending', 'failed-retryable') AND coalesce(d.next_attempt_at, 0) <= ?1 AND d.id > ?2
+         WHERE d.state IN ('queued', 'sending', 'failed-retryable') AND coalesce(d.next_attempt_at, 0) <= ?1
+         AND d.id > ?2
            AND (d.channel = 'line' OR ?4)
          ORDER BY d.id LIMIT ?3",
     )?;
@@ -689,7 +724,9 @@ fn mark_sending(connection: &mut Connection, requests: &[Vec<i64>], now: i64) ->
     let mut attempts = Vec::with_capacity(requests.len());
     {
         let mut mark = transaction.prepare_cached(
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, next_attempt_at = NULL, first_attempt_at = coalesce(first_attempt_at, ?2)
+            "UPDATE deliveries
+             SET state = 'sending', attempts = attempts + 1, next_attempt_at = NULL,
+             first_attempt_at = coalesce(first_attempt_at, ?2)
              WHERE id = ?1 RETURNING attempts",
         )?;
         for members in requests {
@@ -721,12 +758,14 @@ fn record_outcomes(connection: &mut Connection, decided: &[Decided]) -> Result<u
     let mut fell_back = 0;
     {
         let mut record = transaction.prepare_cached(
-            "UPDATE deliveries SET state = ?2, next_attempt_at = ?3, last_error = ?4, sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END WHERE id = ?1",
+            "UPDATE deliveries SET state = ?2, next_attempt_at = ?3, last_error = ?4, sent_at =
+             CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END WHERE id = ?1",
         )?;
         // A request that was marked but never sent goes back to the queue, its attempt
         // uncounted.
         let mut unmark = transaction.prepare_cached(
-            "UPDATE deliveries SET state = 'queued', attempts = attempts - 1, first_attempt_at = CASE WHEN attempts = 1 THEN NULL ELSE first_attempt_at END WHERE id = ?1",
+            "UPDATE deliveries SET state = 'queued', attempts = attempts - 1, first_attempt_at =
+             CASE WHEN attempts = 1 THEN NULL ELSE first_attempt_at END WHERE id = ?1",
         )?;
         let now = now_text();
         for request in decided {
@@ -837,13 +876,18 @@ mod tests {
             database
                 .write(move |connection| {
                     connection.execute_batch(
-                        "INSERT INTO plugin_versions (id, program, sha256, wasm, manifest, published_by, published_at) VALUES (1, 'vaccine-mr', '', x'', '{}', 'test', '');
-                         INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (1, 'vaccine-mr', 1, 1, 0, '', 'succeeded');
-                         INSERT INTO notices (id, program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES (1, 'vaccine-mr', '0101', 'first', 0, 100000, '', 1);",
+                        "INSERT INTO plugin_versions (id, program, sha256, wasm, manifest, published_by, published_at)
+                         VALUES (1, 'vaccine-mr', '', x'', '{}', 'test', '');
+                         INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome)
+                         VALUES (1, 'vaccine-mr', 1, 1, 0, '', 'succeeded');
+                         INSERT INTO notices (id, program, resident_id, occasion, send_on, expires_on, reason, run_id)
+                         VALUES (1, 'vaccine-mr', '0101', 'first', 0, 100000, '', 1);",
                     )?;
                     connection.execute(
-                        "INSERT INTO deliveries (notice_id, channel, address, text, retry_key, state, created_at, first_attempt_at)
-                         VALUES (1, 'line', 'U00000000000000000000000000000001', 'お知らせ', '123e4567-e89b-12d3-a456-426614174000', ?1, '', ?2)",
+                        "INSERT INTO deliveries (notice_id, channel, address, text, retry_key, state, created_at,
+                             first_attempt_at)
+                         VALUES (1, 'line', 'U00000000000000000000000000000001', 'お知らせ',
+                             '123e4567-e89b-12d3-a456-426614174000', ?1, '', ?2)",
                         (state, first_attempt_at),
                     )?;
                     Ok(())
@@ -893,7 +937,11 @@ mod tests {
                 || attempts as usize != keys.len()
                 || summary.requests != keys.len()
             {
-                failures.push(format!("{}: expected {} with the whole script used, got {state} after {attempts} attempts, {left} answers left, {summary:?}", case.what, case.expected_state));
+                failures.push(format!(
+                    "{}: expected {} with the whole script used, got {state} after {attempts} attempts, {left} answers \
+                     left, {summary:?}",
+                    case.what, case.expected_state
+                ));
             }
             if keys.iter().any(|key| key != "123e4567-e89b-12d3-a456-426614174000") {
                 failures.push(format!("{}: a request carried another retry key: {keys:?}", case.what));
@@ -1004,7 +1052,8 @@ mod tests {
     ) {
         connection
             .execute(
-                "UPDATE registrations SET line_user_id = ?2, email = ?3, channels = ?4, active = ?5 WHERE resident_id = ?1",
+                "UPDATE registrations SET line_user_id = ?2, email = ?3, channels = ?4, active = ?5
+                 WHERE resident_id = ?1",
                 (format!("R{row:07}"), line_user_id, email, channels, active),
             )
             .unwrap();
@@ -1074,7 +1123,16 @@ mod tests {
         assert!(smtp.messages().is_empty());
 
         // With it, they go out, and LINE's refusal of resident 3 falls back to e-mail.
-        database.write(|connection| Ok(connection.execute("UPDATE deliveries SET state = 'queued', attempts = 0 WHERE channel = 'line' AND state = 'failed-permanent'", [])?)).await.unwrap();
+        database
+            .write(|connection| {
+                Ok(connection.execute(
+                    "UPDATE deliveries SET state = 'queued', attempts = 0
+                     WHERE channel = 'line' AND state = 'failed-permanent'",
+                    [],
+                )?)
+            })
+            .await
+            .unwrap();
         let with_mail = send_queued(
             &database,
             &Channels { line: line(), mail: mail(Duration::from_secs(3600)) },
@@ -1132,11 +1190,16 @@ mod tests {
         {
             let resident_id = format!("C{row}");
             connection.execute(
-                "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex, relationship, address, ward)
+                "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex,
+                     relationship, address, ward)
                  VALUES (?1, 1, ?2, ?3, '双子', '', 5, 1, ?4, '', '')",
                 ((1i64 << 32) + row, &resident_id, household, Relationship::Child.code()),
             )?;
-            connection.execute("INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES ('vaccine-mr', ?1, 'first', 0, ?2, '', 1)", (&resident_id, expires_on))?;
+            connection.execute(
+                "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id)
+                 VALUES ('vaccine-mr', ?1, 'first', 0, ?2, '', 1)",
+                (&resident_id, expires_on),
+            )?;
         }
         reach(connection, 3, Some("U3"), Some("twins@example.jp"), "line", true);
         Ok(())
@@ -1203,7 +1266,10 @@ mod tests {
         let states: Vec<(String, String, String)> = database
             .write(|connection| {
                 Ok(connection
-                    .prepare("SELECT n.resident_id, d.channel, d.state FROM deliveries d JOIN notices n ON n.id = d.notice_id WHERE n.resident_id LIKE 'C%' ORDER BY n.resident_id, d.channel")?
+                    .prepare(
+                        "SELECT n.resident_id, d.channel, d.state FROM deliveries d JOIN notices n ON n.id = d.notice_id
+                         WHERE n.resident_id LIKE 'C%' ORDER BY n.resident_id, d.channel",
+                    )?
                     .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
                     .collect::<Result<_, _>>()?)
             })

@@ -41,7 +41,8 @@ const INSTRUCTIONS: [&str; 4] = [
     "1. 市の LINE 公式アカウントを「友だち追加」してください。",
     "2. トーク画面で、この登録番号を送ってください。",
     "3. 登録番号は一度だけ、有効期限の日まで使えます。",
-    "お申し込みに心当たりのない方は、お手数ですが市役所の窓口までお問い合わせください。",
+    "お申し込みに心当たりのない方は、お手数ですが市役所の窓口までお問い\
+     合わせください。",
 ];
 
 /// One postcard of the batch, as queued when its number was issued.
@@ -80,7 +81,8 @@ pub fn queue(
 ) -> Result<()> {
     connection.execute("DELETE FROM postcards WHERE resident_id = ?1 AND printed_at IS NULL", [resident_id])?;
     connection.execute(
-        "INSERT INTO postcards (resident_id, name, address, number, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO postcards (resident_id, name, address, number, expires_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         (resident_id, name, address, number, expires_at, now_text()),
     )?;
     Ok(())
@@ -89,7 +91,8 @@ pub fn queue(
 /// The postcards not yet printed, oldest first.
 pub fn unprinted(connection: &Connection) -> Result<Vec<Postcard>> {
     let mut statement = connection.prepare(
-        "SELECT id, resident_id, name, address, number, expires_at FROM postcards WHERE printed_at IS NULL AND number IS NOT NULL ORDER BY id",
+        "SELECT id, resident_id, name, address, number, expires_at FROM postcards
+         WHERE printed_at IS NULL AND number IS NOT NULL ORDER BY id",
     )?;
     let postcards = statement
         .query_map([], |row| {
@@ -287,7 +290,8 @@ mod tests {
 
     /// Three residents of a small export, imported for real.
     const RESIDENTS: &str = "宛名番号,世帯番号,氏名,生年月日,性別,続柄,住所\n\
-        0101,H01,千葉 花子,1994-05-01,女,世帯主,千葉県千葉市中央区千葉港1番1号 みなとマンション305号室\n\
+        0101,H01,千葉 花子,1994-05-01,女,世帯主,千葉県千葉市中央区千葉港1番1号 \
+        みなとマンション305号室\n\
         0201,H02,佐藤 誠,1985-07-07,男,世帯主,千葉県千葉市美浜区高洲3丁目14番2号\n\
         0301,H03,鈴木 一郎,1950-01-15,男,世帯主,千葉県千葉市緑区おゆみ野中央8丁目27番地の4\n\
         0401,H04,高橋 葵,2001-03-03,女,世帯主,千葉県千葉市稲毛区轟町1丁目2番3号\n";
@@ -421,7 +425,8 @@ mod tests {
         let error = load_font(Path::new("/nonexistent/ipaexg.ttf")).err().unwrap().to_string();
         assert_eq!(
             error,
-            "font file /nonexistent/ipaexg.ttf not found: install the Debian package fonts-ipaexfont-gothic or give --font PATH"
+            "font file /nonexistent/ipaexg.ttf not found: install the Debian package fonts-ipaexfont-gothic or \
+             give --font PATH"
         );
     }
 

@@ -38,7 +38,10 @@ pub struct Candidate {
 /// Why a registry action did not happen; the admin API answers with the matching status.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("version {version}{} rejected: {reason}", if program.is_empty() { String::new() } else { format!(" of {program:?}") })]
+    #[error(
+        "version {version}{} rejected: {reason}",
+        if program.is_empty() { String::new() } else { format!(" of {program:?}") }
+    )]
     Rejected { program: String, version: i64, reason: String },
     #[error("these bytes are already version {version} of {program:?}")]
     AlreadyPublished { program: String, version: i64 },
@@ -222,7 +225,8 @@ fn record(
     };
     let transaction = connection.transaction()?;
     transaction.execute(
-        "INSERT INTO plugin_versions (program, sha256, wasm, manifest, published_by, published_at, wit_version, accepted, validation)
+        "INSERT INTO plugin_versions (program, sha256, wasm, manifest, published_by, published_at, wit_version,
+             accepted, validation)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         (&program, sha256, &candidate.wasm, &manifest, &candidate.publisher, now_text(), wit_version, accepted, text),
     )?;
@@ -266,7 +270,8 @@ fn point(
 ) -> Result<(), PublishError> {
     transaction.execute(
         "INSERT INTO programs (code, active_version) VALUES (?1, ?2)
-         ON CONFLICT (code) DO UPDATE SET previous_version = coalesce(active_version, previous_version), active_version = excluded.active_version",
+         ON CONFLICT (code) DO UPDATE SET previous_version = coalesce(active_version, previous_version),
+         active_version = excluded.active_version",
         (program, version),
     )?;
     let detail = version.map_or_else(|| "no active version".to_owned(), |version| format!("version {version}"));
@@ -345,7 +350,8 @@ pub struct VersionInfo {
 /// Every stored version of every program, by program and then newest first.
 pub fn list(connection: &Connection) -> anyhow::Result<Vec<VersionInfo>> {
     let mut statement = connection.prepare(
-        "SELECT v.id, v.program, CASE WHEN v.accepted = 0 THEN 'rejected' WHEN p.active_version = v.id THEN 'active' ELSE 'inactive' END,
+        "SELECT v.id, v.program, CASE WHEN v.accepted = 0 THEN 'rejected' WHEN p.active_version = v.id THEN 'active'
+         ELSE 'inactive' END,
                 coalesce(json_extract(v.manifest, '$.name'), ''), coalesce(json_extract(v.manifest, '$.division'), ''),
                 v.sha256, v.wit_version, v.published_by, v.published_at, v.validation
          FROM plugin_versions v LEFT JOIN programs p ON p.code = v.program ORDER BY v.program, v.id DESC",
@@ -585,7 +591,9 @@ mod tests {
         let fixture = Fixture::new().await;
         let (wasm, cases) = component(PROGRAMS, "vaccine-mr");
         let active = fixture.publish(wasm.clone(), Some(cases)).await.unwrap().version;
-        let wrong_case = "cases:\n  - name: 1期の期限を一日違えた\n    today: 2026-07-30\n    people:\n      - { id: 子, birth: 2025-07-31 }\n    expect:\n      - { person: 子, occasion: phase-1, send_on: 2026-07-30, expires_on: 2027-07-29 }\n";
+        let wrong_case = "cases:\n  - name: 1期の期限を一日違えた\n    today: 2026-07-30\n    people:\n      \
+                          - { id: 子, birth: 2025-07-31 }\n    expect:\n      - { person: 子, occasion: phase-1, \
+                          send_on: 2026-07-30, expires_on: 2027-07-29 }\n";
         // Bytes that look random but are the same on every run.
         let random: Vec<u8> = (0..256u32).map(|index| (index.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         // (what, bytes, example cases, the program the publisher names, the reason expected)
@@ -652,7 +660,8 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            matches!(refused, Err(PublishError::Refused(ref message)) if message.contains("was rejected and cannot be activated")),
+            matches!(refused, Err(PublishError::Refused(ref message))
+                if message.contains("was rejected and cannot be activated")),
             "{refused:?}"
         );
     }

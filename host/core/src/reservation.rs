@@ -83,7 +83,8 @@ pub fn reserve(
             check_broadcast(title, text, category.as_deref())?;
             let expires_on = crate::time::day_in_japan(send_at).add_days(BROADCAST_DAYS);
             transaction.execute(
-                "INSERT INTO broadcasts (title, text, category, expires_on, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO broadcasts (title, text, category, expires_on, created_by, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 (title.trim(), text.trim(), category, expires_on.0, actor, now_text()),
             )?;
             let id = transaction.last_insert_rowid();
@@ -91,7 +92,8 @@ pub fn reserve(
         }
     };
     transaction.execute(
-        "INSERT INTO reserved_sends (program, broadcast_id, send_at, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO reserved_sends (program, broadcast_id, send_at, created_by, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
         (&program, broadcast_id, send_at.timestamp_millis(), actor, now_text()),
     )?;
     let id = transaction.last_insert_rowid();
@@ -183,7 +185,10 @@ pub async fn carry_out_due(
     let due: Vec<(i64, Option<String>, Option<i64>)> = database
         .read(move |connection| {
             Ok(connection
-                .prepare("SELECT id, program, broadcast_id FROM reserved_sends WHERE state = 'waiting' AND send_at <= ?1 ORDER BY send_at, id")?
+                .prepare(
+                    "SELECT id, program, broadcast_id FROM reserved_sends WHERE state = 'waiting' AND send_at <= ?1
+                     ORDER BY send_at, id",
+                )?
                 .query_map([now.timestamp_millis()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
                 .collect::<Result<_, _>>()?)
         })

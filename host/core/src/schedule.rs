@@ -377,7 +377,8 @@ pub fn set(connection: &mut Connection, program: &str, expression: &str, actor: 
     known_program(&transaction, program)?;
     transaction.execute(
         "INSERT INTO program_schedules (program, expression, set_by, set_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (program) DO UPDATE SET expression = excluded.expression, set_by = excluded.set_by, set_at = excluded.set_at",
+         ON CONFLICT (program) DO UPDATE
+         SET expression = excluded.expression, set_by = excluded.set_by, set_at = excluded.set_at",
         (program, expression, actor, crate::time::now_text()),
     )?;
     audit(&transaction, actor, "schedule-set", program, expression)?;
@@ -391,7 +392,8 @@ pub fn reset(connection: &mut Connection, program: &str, actor: &str) -> Result<
     let transaction = connection.transaction()?;
     known_program(&transaction, program)?;
     let changed = transaction.execute(
-        "UPDATE program_schedules SET expression = NULL, set_by = ?2, set_at = ?3 WHERE program = ?1 AND expression IS NOT NULL",
+        "UPDATE program_schedules SET expression = NULL, set_by = ?2, set_at = ?3
+         WHERE program = ?1 AND expression IS NOT NULL",
         (program, actor, crate::time::now_text()),
     )? > 0;
     if changed {
@@ -418,7 +420,8 @@ pub fn record_fired(connection: &Connection, program: &str, at: DateTime<Utc>, r
     let milliseconds = at.timestamp_millis();
     connection.execute(
         "INSERT INTO program_schedules (program, fired_through, last_run_at) VALUES (?1, ?2, CASE WHEN ?3 THEN ?2 END)
-         ON CONFLICT (program) DO UPDATE SET fired_through = excluded.fired_through, last_run_at = coalesce(excluded.last_run_at, last_run_at)",
+         ON CONFLICT (program) DO UPDATE
+         SET fired_through = excluded.fired_through, last_run_at = coalesce(excluded.last_run_at, last_run_at)",
         (program, milliseconds, ran),
     )?;
     Ok(())
@@ -646,7 +649,8 @@ mod tests {
         };
         connection
             .execute(
-                "INSERT INTO plugin_versions (id, program, sha256, wasm, manifest, published_by, published_at) VALUES (1, 'vaccine-mr', '', x'', ?1, 'test', '')",
+                "INSERT INTO plugin_versions (id, program, sha256, wasm, manifest, published_by, published_at)
+                 VALUES (1, 'vaccine-mr', '', x'', ?1, 'test', '')",
                 [serde_json::to_string(&manifest).unwrap()],
             )
             .unwrap();
@@ -667,7 +671,8 @@ mod tests {
         let refused = set(&mut connection, "vaccine-mr", "0 61 9 * * *", "staff").unwrap_err();
         assert_eq!(
             format!("{refused:#}"),
-            "schedule \"0 61 9 * * *\" for vaccine-mr refused, nothing changed: minute field \"61\": \"61\" is not a number from 0 to 59"
+            "schedule \"0 61 9 * * *\" for vaccine-mr refused, nothing changed: minute field \"61\": \"61\" is not a \
+             number from 0 to 59"
         );
         assert!(set(&mut connection, "vaccine-xx", "0 9 * * 1", "staff").is_err());
         assert_eq!(

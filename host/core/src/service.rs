@@ -105,8 +105,11 @@ impl Service {
             .write(move |connection| {
                 let transaction = connection.transaction()?;
                 transaction.execute(
-                    "INSERT INTO registrations (resident_id, line_user_id, email, channels, registered_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (resident_id) DO UPDATE SET line_user_id = excluded.line_user_id, email = excluded.email, channels = excluded.channels, active = 1",
+                    "INSERT INTO registrations (resident_id, line_user_id, email, channels, registered_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (resident_id) DO UPDATE
+                     SET line_user_id = excluded.line_user_id, email = excluded.email, channels = excluded.channels,
+                     active = 1",
                     (&resident_id, &line_user_id, &email, channels, now_text()),
                 )?;
                 audit(&transaction, "cli", "register", &resident_id, channels)?;
@@ -130,7 +133,14 @@ impl Service {
             })
             .await?;
         let sent = self.deliver(channels, today, retry, &CancellationToken::new()).await?;
-        tracing::info!(%today, queued, sent = sent.sent, retryable = sent.retryable, failed = sent.failed, "day's deliveries done");
+        tracing::info!(
+            %today,
+            queued,
+            sent = sent.sent,
+            retryable = sent.retryable,
+            failed = sent.failed,
+            "day's deliveries done"
+        );
         Ok(DayReport { runs, queued, sent })
     }
 

@@ -120,12 +120,20 @@ impl<'t> SnapshotWriter<'t> {
             tax_rows: 0,
             events: [0; 4],
             insert_resident: transaction.prepare(
-                "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex, relationship, address, ward, resident_since)
+                "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex,
+                     relationship, address, ward, resident_since)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?,
-            insert_departed: transaction.prepare("INSERT INTO departed_residents (key, snapshot_id, resident_id, status) VALUES (?1, ?2, ?3, ?4)")?,
-            insert_tax: transaction.prepare("INSERT INTO tax (key, row, fiscal_year, total_income, taxable) VALUES (?1, ?2, ?3, ?4, ?5)")?,
-            insert_event: transaction.prepare("INSERT INTO events (key, row, kind, code, count, start_day, end_day) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?,
+            insert_departed: transaction.prepare(
+                "INSERT INTO departed_residents (key, snapshot_id, resident_id, status) VALUES (?1, ?2, ?3, ?4)",
+            )?,
+            insert_tax: transaction.prepare(
+                "INSERT INTO tax (key, row, fiscal_year, total_income, taxable) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?,
+            insert_event: transaction.prepare(
+                "INSERT INTO events (key, row, kind, code, count, start_day, end_day)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?,
         })
     }
 
@@ -572,7 +580,8 @@ fn load_tax(connection: &Connection, snapshot_id: i64, population: &mut Populati
     population.income = vec![0; size];
     let consenting: HashSet<u32> = connection
         .prepare_cached(
-            "SELECT r.key - ?2 FROM registrations g JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = g.resident_id
+            "SELECT r.key - ?2 FROM registrations g
+             JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = g.resident_id
              WHERE g.active = 1 AND g.tax_consent_at IS NOT NULL",
         )?
         .query_map((snapshot_id, snapshot_key(snapshot_id, 0)), |row| row.get(0))?
@@ -679,7 +688,10 @@ mod tests {
         activate(&transaction, snapshot_id, "test").unwrap();
         transaction.commit().unwrap();
         connection
-            .execute_batch("INSERT INTO registrations (resident_id, registered_at, tax_consent_at) VALUES ('001', 'now', 'now'), ('002', 'now', NULL)")
+            .execute_batch(
+                "INSERT INTO registrations (resident_id, registered_at, tax_consent_at) VALUES ('001', 'now', 'now'),
+                 ('002', 'now', NULL)",
+            )
             .unwrap();
 
         let loaded = load_population(&connection, &[Field::Tax, Field::Immunizations]).unwrap();

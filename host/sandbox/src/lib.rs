@@ -19,7 +19,11 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 mod bindings {
     // Borrowing: the population crosses as slices of the host's columns, so the host copies
     // a city's columns once (into the plugin's memory), never into an owned record first.
-    wasmtime::component::bindgen!({ path: "../../wit", world: "program", ownership: Borrowing { duplicate_if_necessary: false } });
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "program",
+        ownership: Borrowing { duplicate_if_necessary: false }
+    });
 }
 use bindings::oshirase::program::types as wit;
 
@@ -311,13 +315,15 @@ impl PluginEngine {
         let invalid = |message: String| Err(PluginError::Invalid(anyhow::anyhow!(message)));
         match versions[..] {
             [] => invalid(format!(
-                "the component does not use oshirase:program (expected oshirase:program@{WIT_VERSION}; it imports [{}] and exports [{}])",
+                "the component does not use oshirase:program (expected oshirase:program@{WIT_VERSION}; it imports [{}] \
+                 and exports [{}])",
                 imports.join(", "),
                 exports.join(", ")
             )),
             [found] if wit_compatible(found) => Ok(found.to_string()),
             [found] => invalid(format!(
-                "the component was built for oshirase:program@{found}, but this host implements oshirase:program@{WIT_VERSION}"
+                "the component was built for oshirase:program@{found}, but this host implements \
+                 oshirase:program@{WIT_VERSION}"
             )),
             _ => invalid(format!(
                 "the component uses several oshirase:program versions ({}); this host implements {WIT_VERSION}",
@@ -743,12 +749,14 @@ mod tests {
             (
                 "a core module",
                 b"\0asm\x01\0\0\0".to_vec(),
-                "not a usable program component: this is a core WebAssembly module, not a component: build the plugin with --target wasm32-wasip2",
+                "not a usable program component: this is a core WebAssembly module, not a component: build the plugin \
+                 with --target wasm32-wasip2",
             ),
             (
                 "another world version",
                 plugin("future-world"),
-                "not a usable program component: the component was built for oshirase:program@2.0.0, but this host implements oshirase:program@1.0.0",
+                "not a usable program component: the component was built for oshirase:program@2.0.0, but this host \
+                 implements oshirase:program@1.0.0",
             ),
             (
                 "a truncated component",
@@ -758,7 +766,8 @@ mod tests {
             (
                 "an import the host does not provide",
                 plugin("stranger-import"),
-                "not a usable program component: cannot link the component: component imports instance `oshirase:stranger/backdoor`",
+                "not a usable program component: cannot link the component: component imports instance \
+                 `oshirase:stranger/backdoor`",
             ),
         ];
         for (what, wasm, expected) in table {

@@ -11,12 +11,16 @@ use oshirase_core::chat::application_link::link_owner;
 
 use crate::web::{AppError, AppState};
 
-const PAGE_STYLE: &str = "body{font-family:sans-serif;margin:1em;max-width:32em}label{display:block;margin-top:1em}input{width:100%;font-size:1.1em;padding:.4em;box-sizing:border-box}\
-button{margin-top:1.5em;width:100%;font-size:1.1em;padding:.6em;background:#06c755;color:white;border:0;border-radius:8px}.problem{color:#b00}";
+const PAGE_STYLE: &str = "body{font-family:sans-serif;margin:1em;max-width:32em}label{display:block;margin-top:1em}\
+input{width:100%;font-size:1.1em;padding:.4em;box-sizing:border-box}\
+button{margin-top:1.5em;width:100%;font-size:1.1em;padding:.6em;background:#06c755;color:white;border:0;\
+border-radius:8px}.problem{color:#b00}";
 
 fn page(body: &str) -> Html<String> {
     Html(format!(
-        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>お知らせサービスの申し込み</title><style>{PAGE_STYLE}</style></head><body>{body}</body></html>"
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width,initial-scale=1\"><title>お知らせサービスの申し込み</title>\
+         <style>{PAGE_STYLE}</style></head><body>{body}</body></html>"
     ))
 }
 
@@ -27,10 +31,13 @@ fn form_page(token: &str, form: &ApplicationForm, problems: &[String]) -> Html<S
         .map(|problem| format!("<p class=\"problem\">{}</p>", html_escape::encode_text(problem)))
         .collect();
     page(&format!(
-        "<h1>お知らせサービスの申し込み</h1><p>住民票のとおりに入力してください。市で確認のうえ、登録番号をはがきで住所にお送りします。</p>{problems}\
-         <form method=\"post\" action=\"/apply/{}\"><label>お名前<input name=\"name\" value=\"{}\" autocomplete=\"name\" required></label>\
+        "<h1>お知らせサービスの申し込み</h1><p>住民票のとおりに入力してください。\
+         市で確認のうえ、登録番号をはがきで住所にお送りします。</p>{problems}\
+         <form method=\"post\" action=\"/apply/{}\"><label>お名前<input name=\"name\" value=\"{}\" \
+         autocomplete=\"name\" required></label>\
          <label>生年月日<input name=\"birth_date\" type=\"date\" value=\"{}\" required></label>\
-         <label>住所<input name=\"address\" value=\"{}\" autocomplete=\"street-address\" required></label><button>申し込む</button></form>",
+         <label>住所<input name=\"address\" value=\"{}\" autocomplete=\"street-address\" required></label>\
+         <button>申し込む</button></form>",
         escape(token),
         escape(&form.name),
         escape(&form.birth_date),
@@ -42,7 +49,9 @@ fn expired_page() -> (StatusCode, Html<String>) {
     (
         StatusCode::NOT_FOUND,
         page(
-            "<h1>このリンクは使えません</h1><p>期限が切れたか、すでに申し込みに使われています。LINEのトークで「申し込み」と送ると、新しいリンクをお送りします。</p>",
+            "<h1>このリンクは使えません</h1><p>期限が切れたか、\
+             すでに申し込みに使われています。LINEのトークで「申し込み」と送ると、\
+             新しいリンクをお送りします。</p>",
         ),
     )
 }
@@ -53,7 +62,13 @@ fn expired_page() -> (StatusCode, Html<String>) {
 fn protected((status, html): (StatusCode, Html<String>)) -> Response {
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
-    headers.insert("content-security-policy", HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; \
+             base-uri 'none'",
+        ),
+    );
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     headers.insert("cache-control", HeaderValue::from_static("no-store"));
@@ -89,7 +104,9 @@ pub async fn submit(
         Submission::Stored => (
             StatusCode::OK,
             page(
-                "<h1>申し込みを受け付けました</h1><p>市で確認のうえ、登録番号をはがきでお送りします。届いたら、LINEのトークに番号を送ってください。</p>",
+                "<h1>申し込みを受け付けました</h1><p>市で確認のうえ、\
+                 登録番号をはがきでお送りします。届いたら、\
+                 LINEのトークに番号を送ってください。</p>",
             ),
         ),
         Submission::Problems(problems) => (StatusCode::UNPROCESSABLE_ENTITY, form_page(&token, &form, &problems)),

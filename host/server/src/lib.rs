@@ -34,8 +34,8 @@ pub fn init_logging() {
 }
 
 /// Serves `router` (`web::app_with`, or the demo's pages in front of it) on `listener`
-/// within `limits` and, when given, runs the `scheduler` beside it, until `shutdown` completes. Then the web server lets the
-/// requests under way finish and the scheduler the LINE request in flight (its outcome
+/// within `limits` and, when given, runs the `scheduler` beside it, until `shutdown` completes. Then the web server
+/// lets the requests under way finish and the scheduler the LINE request in flight (its outcome
 /// recorded), and both start nothing new: queued deliveries stay queued for the next
 /// start.
 pub async fn run(

@@ -39,13 +39,21 @@ impl Scheduler {
     /// finish and its outcome be recorded, and starts nothing new: queued deliveries stay
     /// queued for the next start. A failed pass is logged and tried again later.
     pub async fn run(&self, stop: CancellationToken) {
-        tracing::info!(window_start = %self.window.start, window_end = %self.window.end, mail = self.channels.mail.is_some(), "scheduler started");
+        tracing::info!(
+            window_start = %self.window.start,
+            window_end = %self.window.end,
+            mail = self.channels.mail.is_some(),
+            "scheduler started"
+        );
         // A mail server that cannot be reached is a setting to fix now, not at the first
         // fallback; deliveries still wait for it rather than fail.
         if let Some(mail) = &self.channels.mail
             && let Err(error) = mail.client.check_connection().await
         {
-            tracing::warn!(error = %format!("{error:#}"), "the [mail] server cannot be reached; e-mail deliveries wait until it can");
+            tracing::warn!(
+                error = %format!("{error:#}"),
+                "the [mail] server cannot be reached; e-mail deliveries wait until it can"
+            );
         }
         while !stop.is_cancelled() {
             let wake = match self.pass(Utc::now(), &stop).await {

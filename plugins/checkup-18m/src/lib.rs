@@ -1,6 +1,6 @@
-//! 1歳6か月児健康診査 (母子保健法 第12条 第1項第1号): for a child 「満1歳6か月を超え満2歳に
-//! 達しない」, so from the day after 生後18月 is reached until the day before the second
-//! birthday, itself included (read as 「2歳未満」 is by the ministry's notice of 2014-03-11
+//! 1歳6か月児健康診査 (母子保健法 第12条 第1項第1号): for a child
+//! 「満1歳6か月を超え満2歳に達しない」, so from the day after 生後18月 is reached until the day
+//! before the second birthday, itself included (read as 「2歳未満」 is by the ministry's notice of 2014-03-11
 //! on 定期の予防接種). The child's household is told when the period opens, unless the history records
 //! the checkup.
 //!
@@ -41,7 +41,11 @@ impl Program for Checkup18Months {
             occasions: vec![Occasion::new(
                 "due",
                 "1歳6か月児健診の対象",
-                "【{program}】お子さんが1歳6か月児健康診査の対象になりました。区の保健福祉センターからの案内で指定された日に、母子健康手帳を持って受診してください(無料)。対象期間は{deadline}までです。千葉市 健康支援課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                "【{program}】お子さんが1歳6か月児健康診査の対象になりました。\
+                 区の保健福祉センターからの案内で指定された日に、\
+                 母子健康手帳を持って受診してください(無料)。\
+                 対象期間は{deadline}までです。千葉市 健康支援課 https://www.city.chiba.jp/ \
+                 お問い合わせ: {contact}",
             )],
         }
     }

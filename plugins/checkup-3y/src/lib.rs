@@ -1,6 +1,6 @@
-//! 3歳児健康診査 (母子保健法 第12条 第1項第2号): for a child 「満3歳を超え満4歳に達しない」,
-//! so from the day after age 3 is reached until the day before the fourth birthday, itself
-//! included (read as 「4歳未満」 is by the ministry's notice of 2014-03-11). The
+//! 3歳児健康診査 (母子保健法 第12条 第1項第2号): for a child
+//! 「満3歳を超え満4歳に達しない」, so from the day after age 3 is reached until the day before the fourth
+//! birthday, itself included (read as 「4歳未満」 is by the ministry's notice of 2014-03-11). The
 //! child's household is told when the period opens, unless the history records the checkup.
 //!
 //! Simplification: Chiba city invites each child to a 集団健診 date inside this period; the
@@ -40,7 +40,11 @@ impl Program for Checkup3Years {
             occasions: vec![Occasion::new(
                 "due",
                 "3歳児健診の対象",
-                "【{program}】お子さんが3歳児健康診査の対象になりました。区の保健福祉センターからの案内で指定された日に、母子健康手帳と事前の尿・視力・聴力検査の用紙を持って受診してください(無料)。対象期間は{deadline}までです。千葉市 健康支援課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                "【{program}】お子さんが3歳児健康診査の対象になりました。\
+                 区の保健福祉センターからの案内で指定された日に、\
+                 母子健康手帳と事前の尿・視力・聴力検査の用紙を持って受診してください\
+                 (無料)。対象期間は{deadline}までです。千葉市 健康支援課 \
+                 https://www.city.chiba.jp/ お問い合わせ: {contact}",
             )],
         }
     }

@@ -31,7 +31,12 @@ impl Program for ChildAllowance {
             occasions: vec![Occasion::new(
                 "birth",
                 "出生後15日以内の申請",
-                "【{program}】お子さんが生まれたら、児童手当の申請(認定請求・額改定)をしてください。{deadline}までに申請すると、生まれた月の翌月分から受け取れます。区の保健福祉センター こども家庭課か電子申請で手続きできます。千葉市 こども企画課 https://www.city.chiba.jp/kodomomirai/kodomomirai/kikaku/jidouteate.html お問い合わせ: {contact}",
+                "【{program}】お子さんが生まれたら、児童手当の申請(認定請求・額改定)\
+                 をしてください。{deadline}までに申請すると、\
+                 生まれた月の翌月分から受け取れます。区の保健福祉センター \
+                 こども家庭課か電子申請で手続きできます。千葉市 こども企画課 \
+                 https://www.city.chiba.jp/kodomomirai/kodomomirai/kikaku/jidouteate.html \
+                 お問い合わせ: {contact}",
             )],
         }
     }

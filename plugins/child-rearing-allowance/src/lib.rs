@@ -29,7 +29,11 @@ impl Program for ChildRearingAllowance {
             occasions: Occasion::per_fiscal_year(
                 "",
                 "受給できる可能性",
-                "【{program}】ひとり親家庭などで18歳になった年度末までのお子さんを育てている方は、所得に応じて児童扶養手当を受け取れる可能性があります。申請した月の翌月分から支給されます。区の保健福祉センター こども家庭課でご相談ください({deadline}まで)。千葉市 こども家庭支援課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                "【{program}】ひとり親家庭などで18歳になった年度末までのお子さんを\
+                 育てている方は、所得に応じて児童扶養手当を受け取れる\
+                 可能性があります。申請した月の翌月分から支給されます。\
+                 区の保健福祉センター こども家庭課でご相談ください({deadline}まで)。\
+                 千葉市 こども家庭支援課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
             ),
         }
     }

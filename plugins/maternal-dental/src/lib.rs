@@ -25,12 +25,20 @@ impl Program for MaternalDental {
         let mut occasions = Occasion::per_fiscal_year(
             "pregnancy",
             "妊婦歯科健診",
-            "【{program}】妊娠中の歯科健診(妊婦歯科健診)を、妊娠中いつでも1回無料で受けられます。安定期の妊娠16〜20週頃がおすすめです。母子健康手帳別冊の受診票を持って、協力歯科医療機関に予約して受診してください。千葉市 健康支援課 https://www.city.chiba.jp/hokenfukushi/kenkou/shien/ninsanpushika.html お問い合わせ: {contact}",
+            "【{program}】妊娠中の歯科健診(妊婦歯科健診)を、\
+             妊娠中いつでも1回無料で受けられます。\
+             安定期の妊娠16〜20週頃がおすすめです。母子健康手帳別冊の受診票を持って、\
+             協力歯科医療機関に予約して受診してください。千葉市 健康支援課 \
+             https://www.city.chiba.jp/hokenfukushi/kenkou/shien/ninsanpushika.html お問い合わせ: {contact}",
         );
         occasions.extend(Occasion::per_fiscal_year(
             "postpartum",
             "産婦歯科健診",
-            "【{program}】出産後の歯科健診(産婦歯科健診)を1回無料で受けられます。産後おおむね6か月までがおすすめです。受診票を持って、{deadline}までに協力歯科医療機関に予約して受診してください。千葉市 健康支援課 https://www.city.chiba.jp/hokenfukushi/kenkou/shien/ninsanpushika.html お問い合わせ: {contact}",
+            "【{program}】出産後の歯科健診(産婦歯科健診)を1回無料で受けられます。\
+             産後おおむね6か月までがおすすめです。受診票を持って、\
+             {deadline}までに協力歯科医療機関に予約して受診してください。\
+             千葉市 健康支援課 https://www.city.chiba.jp/hokenfukushi/kenkou/shien/ninsanpushika.html \
+             お問い合わせ: {contact}",
         ));
         ProgramInfo {
             code: CODE.into(),

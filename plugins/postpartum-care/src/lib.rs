@@ -31,7 +31,12 @@ impl Program for PostpartumCare {
             occasions: Occasion::per_fiscal_year(
                 "",
                 "産後ケアの登録案内",
-                "【{program}】出産後の体調や育児に不安があるお母さんと赤ちゃんは、助産師による訪問・日帰り・宿泊のケアを利用できます。出産予定日の2か月前から登録できます。利用には事前の登録が必要です(訪問型は{deadline}まで)。千葉市 健康支援課 https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/29sangokea.html お問い合わせ: {contact}",
+                "【{program}】出産後の体調や育児に不安があるお母さんと赤ちゃんは、\
+                 助産師による訪問・日帰り・宿泊のケアを利用できます。\
+                 出産予定日の2か月前から登録できます。利用には事前の登録が必要です\
+                 (訪問型は{deadline}まで)。千葉市 健康支援課 \
+                 https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/29sangokea.html \
+                 お問い合わせ: {contact}",
             ),
         }
     }

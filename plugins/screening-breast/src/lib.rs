@@ -33,7 +33,11 @@ impl Program for ScreeningBreast {
             fields: SCREENING.fields(),
             occasions: SCREENING.occasions(
                 "乳がん検診",
-                "【{program}】今年度の乳がん検診の対象です(前年度に受診した方を除く、2年に1回)。がん検診等受診券シールを持って、協力医療機関または集団検診で{deadline}までに受診してください。詳しくは https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html (千葉市 健康支援課) お問い合わせ: {contact}",
+                "【{program}】今年度の乳がん検診の対象です(前年度に受診した方を除く、\
+                 2年に1回)。がん検診等受診券シールを持って、\
+                 協力医療機関または集団検診で{deadline}までに受診してください。\
+                 詳しくは https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html (千葉市 \
+                 健康支援課) お問い合わせ: {contact}",
             ),
         }
     }

@@ -1,5 +1,5 @@
-//! 子宮がん検診 (がん検診実施のための指針: 20歳以上の女性、2年に1回): women aged 20 or more on
-//! 年度末 who had no screening in this or the previous 年度 are told when the city's
+//! 子宮がん検診 (がん検診実施のための指針: 20歳以上の女性、2年に1回): women aged 20 or more
+//! on 年度末 who had no screening in this or the previous 年度 are told when the city's
 //! screening season opens. See [`oshirase_sdk::screening`].
 //!
 //! For the division: this program's row in `docs/programs.md` (law, period, intervals,
@@ -31,7 +31,11 @@ impl Program for ScreeningCervical {
             fields: SCREENING.fields(),
             occasions: SCREENING.occasions(
                 "子宮がん検診",
-                "【{program}】今年度の子宮がん検診の対象です(前年度に受診した方を除く、2年に1回)。がん検診等受診券シールを持って、協力医療機関または集団検診で{deadline}までに受診してください。詳しくは https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html (千葉市 健康支援課) お問い合わせ: {contact}",
+                "【{program}】今年度の子宮がん検診の対象です(前年度に受診した方を除く、\
+                 2年に1回)。がん検診等受診券シールを持って、\
+                 協力医療機関または集団検診で{deadline}までに受診してください。\
+                 詳しくは https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html (千葉市 \
+                 健康支援課) お問い合わせ: {contact}",
             ),
         }
     }

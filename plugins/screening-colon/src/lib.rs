@@ -31,7 +31,11 @@ impl Program for ScreeningColon {
             fields: SCREENING.fields(),
             occasions: SCREENING.occasions(
                 "大腸がん検診",
-                "【{program}】今年度の大腸がん検診(便潜血検査)の対象です。がん検診等受診券シールを持って、協力医療機関または集団検診で{deadline}までに受診してください。詳しくは https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html (千葉市 健康支援課) お問い合わせ: {contact}",
+                "【{program}】今年度の大腸がん検診(便潜血検査)の対象です。\
+                 がん検診等受診券シールを持って、\
+                 協力医療機関または集団検診で{deadline}までに受診してください。\
+                 詳しくは https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html (千葉市 \
+                 健康支援課) お問い合わせ: {contact}",
             ),
         }
     }

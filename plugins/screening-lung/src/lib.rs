@@ -1,7 +1,7 @@
-//! 肺がん検診 (健康増進法 第19条の2; がん予防重点健康教育及びがん検診実施のための指針): every
-//! 年度 for residents aged 40 or more on 年度末, told when the city's screening season opens,
-//! unless a screening is recorded in the same 年度. See [`oshirase_sdk::screening`] for the
-//! season and the counting.
+//! 肺がん検診 (健康増進法 第19条の2;
+//! がん予防重点健康教育及びがん検診実施のための指針): every 年度 for residents aged 40 or
+//! more on 年度末, told when the city's screening season opens, unless a screening is recorded in the same 年度.
+//! See [`oshirase_sdk::screening`] for the season and the counting.
 //!
 //! For the division: this program's row in `docs/programs.md` (law, period, intervals,
 //! deadline, timing, simplifications and missing data).
@@ -32,7 +32,12 @@ impl Program for ScreeningLung {
             fields: SCREENING.fields(),
             occasions: SCREENING.occasions(
                 "肺がん検診",
-                "【{program}】今年度の肺がん検診(胸部エックス線検査)の対象です。がん検診等受診券シールを持って、協力医療機関または集団検診で{deadline}までに受診してください。65歳以上は無料です。詳しくは https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html (千葉市 健康支援課) お問い合わせ: {contact}",
+                "【{program}】今年度の肺がん検診(胸部エックス線検査)の対象です。\
+                 がん検診等受診券シールを持って、\
+                 協力医療機関または集団検診で{deadline}までに受診してください。\
+                 65歳以上は無料です。\
+                 詳しくは https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html (千葉市 \
+                 健康支援課) お問い合わせ: {contact}",
             ),
         }
     }

@@ -1,10 +1,11 @@
 //! 胃がん検診 as Chiba city runs it
 //! (<https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html>), which differs
 //! from the national 指針 (50歳以上、2年に1回): 胃部エックス線検査 every 年度 from age 40 on
-//! 年度末 (the 指針's 「当分の間、胃部エックス線検査については40歳以上に対し実施も可」), and
-//! 胃内視鏡検査 from 50 at even ages on 年度末. Residents aged 40 or more on 年度末 with no
-//! stomach screening recorded in this 年度 are told when the season opens; the message names
-//! both methods and who may choose the endoscopy. See [`oshirase_sdk::screening`].
+//! 年度末 (the 指針's
+//! 「当分の間、胃部エックス線検査については40歳以上に対し実施も可」), and
+//! 胃内視鏡検査 from 50 at even ages on 年度末. Residents aged 40 or more on 年度末 with no stomach
+//! screening recorded in this 年度 are told when the season opens; the message names both methods and who may choose
+//! the endoscopy. See [`oshirase_sdk::screening`].
 //!
 //! Simplification: the export does not say which method a recorded screening used, so any
 //! screening this 年度 ends the notice, and a rule that limits one method after the other
@@ -39,7 +40,13 @@ impl Program for ScreeningStomach {
             fields: SCREENING.fields(),
             occasions: SCREENING.occasions(
                 "胃がん検診",
-                "【{program}】今年度の胃がん検診の対象です。胃部エックス線検査は40歳以上の方が毎年、胃内視鏡検査は年度末の年齢が50歳以上の偶数の方が受けられます。がん検診等受診券シールを持って、協力医療機関または集団検診で{deadline}までに受診してください。詳しくは https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html (千葉市 健康支援課) お問い合わせ: {contact}",
+                "【{program}】今年度の胃がん検診の対象です。\
+                 胃部エックス線検査は40歳以上の方が毎年、\
+                 胃内視鏡検査は年度末の年齢が50歳以上の偶数の方が受けられます。\
+                 がん検診等受診券シールを持って、\
+                 協力医療機関または集団検診で{deadline}までに受診してください。\
+                 詳しくは https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html (千葉市 \
+                 健康支援課) お問い合わせ: {contact}",
             ),
         }
     }

@@ -771,7 +771,8 @@ cases:
             "case 1 「誤り」: today: \"2026-13-01\" is not a date (YYYY-MM-DD)",
         );
         check_error(
-            "cases:\n  - { name: 一, today: 2026-01-01 }\n  - { name: 二, today: 2026-01-01, people: [ { id: a, birth: 2026-02-30 } ] }",
+            "cases:\n  - { name: 一, today: 2026-01-01 }\n  - { name: 二, today: 2026-01-01, people: [ { id: a, \
+             birth: 2026-02-30 } ] }",
             "case 2 「二」: people[0].birth: \"2026-02-30\" is not a date",
         );
         check_error(
@@ -779,11 +780,13 @@ cases:
             "case 1 「綴り」: unknown field `brith`",
         );
         check_error(
-            "cases:\n  - { name: 誰, today: 2026-01-01, expect: [ { person: x, occasion: a, send_on: 2026-01-01, expires_on: 2026-01-01 } ] }",
+            "cases:\n  - { name: 誰, today: 2026-01-01, expect: [ { person: x, occasion: a, send_on: 2026-01-01, \
+             expires_on: 2026-01-01 } ] }",
             "case 1 「誰」: expect[0].person: no person has the id \"x\"",
         );
         check_error(
-            "cases:\n  - { name: 重複, today: 2026-01-01, people: [ { id: a, birth: 2026-01-01 }, { id: a, birth: 2026-01-01 } ] }",
+            "cases:\n  - { name: 重複, today: 2026-01-01, people: [ { id: a, birth: 2026-01-01 }, { id: a, birth: \
+             2026-01-01 } ] }",
             "case 1 「重複」: people[1].id: the id \"a\" is used twice",
         );
         check_error("cases: []", "cases file: the file has no cases");

@@ -118,8 +118,8 @@ impl Day {
     }
 
     /// The first day the next dose is allowed after a dose on `self` when the rule reads
-    /// 「N日以上の間隔をおいて」 (予防接種実施規則, 定期接種実施要領): N whole days lie between
-    /// the doses, so the dose day + N + 1. The ministry's example: 27日以上, a dose on 4/1 → from
+    /// 「N日以上の間隔をおいて」 (予防接種実施規則, 定期接種実施要領): N whole days lie
+    /// between the doses, so the dose day + N + 1. The ministry's example: 27日以上, a dose on 4/1 → from
     /// 4/29.
     pub fn after_interval_of_days(self, days: u32) -> Day {
         self.add_days(days as i32 + 1)

@@ -87,7 +87,8 @@ impl Occasion {
             Ok(fiscal_year_key(prefix, fiscal_year))
         } else {
             Err(format!(
-                "fiscal year {fiscal_year} has no declared occasion (the manifest covers {} to {}): publish a new version of the plugin",
+                "fiscal year {fiscal_year} has no declared occasion (the manifest covers {} to {}): publish a new \
+                 version of the plugin",
                 FISCAL_YEARS.start(),
                 FISCAL_YEARS.end()
             ))

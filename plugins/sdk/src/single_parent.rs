@@ -27,8 +27,8 @@ pub fn income_for_limit(income: i64) -> i64 {
     (income - FLAT_DEDUCTION).max(0)
 }
 
-/// The highest income (exclusive, after [`income_for_limit`]) at which a parent with `dependants` receives at least part
-/// of 児童扶養手当.
+/// The highest income (exclusive, after [`income_for_limit`]) at which a parent with `dependants` receives at least
+/// part of 児童扶養手当.
 pub fn income_limit(dependants: u32) -> i64 {
     2_080_000 + 380_000 * i64::from(dependants)
 }
@@ -59,7 +59,10 @@ pub fn evaluate(program: &str, today: Day, population: &Population) -> Result<Ve
             occasion.clone(),
             today,
             expires_on,
-            format!("ひとり親世帯、扶養{dependants}人、所得から8万円を控除して限度額{limit}円未満"),
+            format!(
+                "ひとり親世帯、扶養{dependants}人、\
+                 所得から8万円を控除して限度額{limit}円未満"
+            ),
         ));
     }
     Ok(notices)

@@ -32,7 +32,12 @@ impl Program for SingleParentMedical {
             occasions: Occasion::per_fiscal_year(
                 "",
                 "助成を受けられる可能性",
-                "【{program}】ひとり親家庭などのお父さん・お母さんとお子さんは、保険診療の医療費の助成を受けられる可能性があります。申請した翌月以降の受診が対象です。区の保健福祉センター こども家庭課でご相談ください({deadline}まで)。千葉市 こども家庭支援課 https://www.city.chiba.jp/kodomomirai/kodomomirai/kateishien/hitorioya-iryouhi.html お問い合わせ: {contact}",
+                "【{program}】ひとり親家庭などのお父さん・お母さんとお子さんは、\
+                 保険診療の医療費の助成を受けられる可能性があります。\
+                 申請した翌月以降の受診が対象です。区の保健福祉センター \
+                 こども家庭課でご相談ください({deadline}まで)。千葉市 こども家庭支援課 \
+                 https://www.city.chiba.jp/kodomomirai/kodomomirai/kateishien/hitorioya-iryouhi.html \
+                 お問い合わせ: {contact}",
             ),
         }
     }

@@ -1,7 +1,7 @@
-//! 特定健康診査 (高齢者の医療の確保に関する法律 第20条; 実施年度中に40歳以上75歳以下となる加入者):
-//! every 年度 for residents aged 40 or more on 年度末, until the day before their 75th birthday
-//! (後期高齢者医療 starts on the birthday), told when the city's checkup season opens, unless a
-//! checkup is recorded in the same 年度. See [`oshirase_sdk::screening`].
+//! 特定健康診査 (高齢者の医療の確保に関する法律 第20条;
+//! 実施年度中に40歳以上75歳以下となる加入者): every 年度 for residents aged 40 or more on
+//! 年度末, until the day before their 75th birthday (後期高齢者医療 starts on the birthday), told when the
+//! city's checkup season opens, unless a checkup is recorded in the same 年度. See [`oshirase_sdk::screening`].
 //!
 //! Simplification: only members of 千葉市国民健康保険 are examined by the city, and the records
 //! do not show the insurance; the message says so and sends others to their insurer.
@@ -35,7 +35,11 @@ impl Program for SpecificCheckup {
             fields: SCREENING.fields(),
             occasions: SCREENING.occasions(
                 "特定健診",
-                "【{program}】千葉市国民健康保険に加入している40〜74歳の方は、今年度の特定健康診査(メタボ健診)を無料で受けられます。受診券を持って協力医療機関で{deadline}までに受診してください。ほかの健康保険に加入している方は、加入先にお問い合わせください。千葉市 健康支援課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                "【{program}】千葉市国民健康保険に加入している40〜74歳の方は、\
+                 今年度の特定健康診査(メタボ健診)を無料で受けられます。\
+                 受診券を持って協力医療機関で{deadline}までに受診してください。\
+                 ほかの健康保険に加入している方は、加入先にお問い合わせください。\
+                 千葉市 健康支援課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
             ),
         }
     }

@@ -1,6 +1,6 @@
-//! 五種混合(DPT-IPV-Hib)の定期接種 (予防接種法施行令 第1条の3 別表: 生後2月から生後90月に
-//! 至るまで). Two notices: the 1期初回 series when 生後2月 is reached, unless dose 1 is
-//! recorded; and the 1期追加 dose from the same date 6 months after the third dose, or the 1st
+//! 五種混合(DPT-IPV-Hib)の定期接種 (予防接種法施行令 第1条の3 別表:
+//! 生後2月から生後90月に至るまで). Two notices: the 1期初回 series when 生後2月 is reached, unless
+//! dose 1 is recorded; and the 1期追加 dose from the same date 6 months after the third dose, or the 1st
 //! of the next month where that date does not exist (定期接種実施要領: 初回接種終了後6月から
 //! 18月までの間隔をおく; [`Day::after_interval_of_months`]), unless dose 4 is recorded.
 //!
@@ -51,12 +51,19 @@ impl Program for Vaccine5In1 {
                 Occasion::new(
                     "primary",
                     "1期初回(生後2か月から)",
-                    "【{program}】お子さんが五種混合ワクチン(ジフテリア・百日せき・破傷風・ポリオ・Hib)の定期接種を受けられる月齢になりました。生後2か月から、20日以上の間隔で3回受けます。協力医療機関に予約して受けてください(無料、{deadline}まで)。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                    "【{program}】お子さんが五種混合ワクチン(ジフテリア・百日せき\
+                     ・破傷風・ポリオ・Hib)の定期接種を受けられる月齢になりました。\
+                     生後2か月から、20日以上の間隔で3回受けます。\
+                     協力医療機関に予約して受けてください(無料、{deadline}まで)。\
+                     千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
                 ),
                 Occasion::new(
                     "booster",
                     "1期追加",
-                    "【{program}】お子さんの五種混合ワクチン1期追加(4回目)の時期になりました。3回目から6か月〜18か月の間に受けるのが標準です。協力医療機関に予約して受けてください(無料、{deadline}まで)。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                    "【{program}】お子さんの五種混合ワクチン1期追加(4回目)\
+                     の時期になりました。3回目から6か月〜18か月の間に受けるのが\
+                     標準です。協力医療機関に予約して受けてください(無料、{deadline}まで)\
+                     。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
                 ),
             ],
         }

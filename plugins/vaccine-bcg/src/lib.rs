@@ -1,6 +1,6 @@
-//! BCGの定期接種 (予防接種法施行令 第1条の3 別表: 1歳に至るまで; 定期接種実施要領: 標準的には
-//! 生後5月から生後8月に達するまで). The household is told when 生後5月 is reached, unless the
-//! dose is recorded; the period ends on the day before the first birthday, itself included
+//! BCGの定期接種 (予防接種法施行令 第1条の3 別表: 1歳に至るまで; 定期接種実施要領:
+//! 標準的には生後5月から生後8月に達するまで). The household is told when 生後5月 is reached,
+//! unless the dose is recorded; the period ends on the day before the first birthday, itself included
 //! (「1歳に至るまで」, read by the ministry's notice of 2014-03-11).
 //!
 //! Simplification: the law allows BCG from birth; the notice follows the standard start.
@@ -39,7 +39,10 @@ impl Program for VaccineBcg {
             occasions: vec![Occasion::new(
                 "due",
                 "生後5〜8か月(標準)",
-                "【{program}】お子さんがBCG(結核予防)の定期接種の標準的な時期(生後5〜8か月)になりました。協力医療機関に予約して受けてください。無料で受けられるのは{deadline}までです。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                "【{program}】お子さんがBCG(結核予防)の定期接種の標準的な時期(生後5〜8か月)\
+                 になりました。協力医療機関に予約して受けてください。\
+                 無料で受けられるのは{deadline}までです。千葉市 医療政策課 \
+                 https://www.city.chiba.jp/ お問い合わせ: {contact}",
             )],
         }
     }

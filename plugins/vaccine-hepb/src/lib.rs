@@ -1,6 +1,6 @@
-//! B型肝炎の定期接種 (予防接種法施行令 第1条の3 別表: 1歳に至るまで; 標準的には生後2月から).
-//! The household is told when 生後2月 is reached, unless dose 1 is recorded; the period ends
-//! on the day before the first birthday, itself included (「1歳に至るまで」, read by the
+//! B型肝炎の定期接種 (予防接種法施行令 第1条の3 別表: 1歳に至るまで;
+//! 標準的には生後2月から). The household is told when 生後2月 is reached, unless dose 1 is recorded; the
+//! period ends on the day before the first birthday, itself included (「1歳に至るまで」, read by the
 //! ministry's notice of 2014-03-11).
 //!
 //! Simplification: the law allows the first dose from birth; the notice follows the
@@ -40,7 +40,11 @@ impl Program for VaccineHepatitisB {
             occasions: vec![Occasion::new(
                 "primary",
                 "生後2か月から3回",
-                "【{program}】お子さんがB型肝炎ワクチンの定期接種を受けられる月齢になりました。1歳になるまでに3回受けます(2回目は27日以上、3回目は1回目から139日以上あけます)。協力医療機関に予約して受けてください(無料、{deadline}まで)。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                "【{program}】お子さんがB型肝炎ワクチンの定期接種を受けられる\
+                 月齢になりました。1歳になるまでに3回受けます(2回目は27日以上、\
+                 3回目は1回目から139日以上あけます)。\
+                 協力医療機関に予約して受けてください(無料、{deadline}まで)。\
+                 千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
             )],
         }
     }

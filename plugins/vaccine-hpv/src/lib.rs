@@ -1,6 +1,7 @@
-//! ヒトパピローマウイルス感染症(HPV)の定期接種 (予防接種法施行令 第1条の3 別表: 12歳となる日の
-//! 属する年度の初日から16歳となる日の属する年度の末日までの間にある女子, i.e. 小学6年から高校1年
-//! 相当). Girls are told on April 1 of the year they reach 12, unless dose 1 is recorded.
+//! ヒトパピローマウイルス感染症(HPV)の定期接種 (予防接種法施行令 第1条の3 別表:
+//! 12歳となる日の属する年度の初日から16歳となる日の属する年度の末日までの間にある
+//! 女子, i.e. 小学6年から高校1年相当). Girls are told on April 1 of the year they reach 12, unless dose 1
+//! is recorded.
 //!
 //! Simplification: the キャッチアップ接種 for women born 1997–2008 is not covered.
 //!
@@ -43,7 +44,11 @@ impl Program for VaccineHpv {
             occasions: vec![Occasion::new(
                 "start",
                 "小学6年〜高校1年相当の女子",
-                "【{program}】HPV(子宮頸がん予防)ワクチンの定期接種の対象になりました。小学6年から高校1年相当の女子が無料で受けられます(2〜3回、{deadline}まで)。ワクチンの効果と副反応について、市のページや医療機関の説明をご確認ください。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                "【{program}】HPV(子宮頸がん予防)ワクチンの定期接種の対象になりました。\
+                 小学6年から高校1年相当の女子が無料で受けられます(2〜3回、{deadline}まで)\
+                 。ワクチンの効果と副反応について、\
+                 市のページや医療機関の説明をご確認ください。千葉市 医療政策課 \
+                 https://www.city.chiba.jp/ お問い合わせ: {contact}",
             )],
         }
     }

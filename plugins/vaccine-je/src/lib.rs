@@ -1,7 +1,7 @@
-//! 日本脳炎の定期接種 (予防接種法施行令 第1条の3 別表): 1期 生後6月から生後90月に至るまで
-//! (標準的には3歳から、初回2回と1年後の追加1回); 2期 9歳以上13歳未満 (標準的には9歳). Two
-//! notices: 1期 when age 3 is reached, unless dose 1 is recorded; 2期 when age 9 is reached,
-//! unless dose 4 is recorded.
+//! 日本脳炎の定期接種 (予防接種法施行令 第1条の3 別表): 1期
+//! 生後6月から生後90月に至るまで (標準的には3歳から、初回2回と1年後の追加1回); 2期
+//! 9歳以上13歳未満 (標準的には9歳). Two notices: 1期 when age 3 is reached, unless dose 1 is recorded;
+//! 2期 when age 9 is reached, unless dose 4 is recorded.
 //!
 //! Simplifications: the notice for 1期 follows the standard start (3歳), not the legal one
 //! (生後6月); the 特例 for people born 2007-04-01 or earlier is not covered.
@@ -48,12 +48,18 @@ impl Program for VaccineJapaneseEncephalitis {
                 Occasion::new(
                     "phase-1",
                     "1期(3歳)",
-                    "【{program}】お子さんが日本脳炎ワクチン1期の標準的な接種年齢(3歳)になりました。6〜28日の間隔で2回、その約1年後に追加1回受けます。協力医療機関に予約してください(無料、{deadline}まで)。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                    "【{program}】お子さんが日本脳炎ワクチン1期の標準的な接種年齢(3歳)\
+                     になりました。6〜28日の間隔で2回、その約1年後に追加1回受けます。\
+                     協力医療機関に予約してください(無料、{deadline}まで)。\
+                     千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
                 ),
                 Occasion::new(
                     "phase-2",
                     "2期(9歳)",
-                    "【{program}】お子さんが日本脳炎ワクチン2期の定期接種の対象(9歳以上13歳未満)になりました。協力医療機関に予約して1回受けてください(無料、{deadline}まで)。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                    "【{program}】お子さんが日本脳炎ワクチン2期の定期接種の対象\
+                     (9歳以上13歳未満)になりました。\
+                     協力医療機関に予約して1回受けてください(無料、{deadline}まで)。\
+                     千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
                 ),
             ],
         }

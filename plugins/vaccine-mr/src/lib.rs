@@ -1,7 +1,7 @@
-//! 麻しん風しん(MR)混合ワクチンの定期接種 (予防接種法施行令 第1条の3 別表): 1期 from 生後12月
-//! until 生後24月 is reached, that day (the day before the second birthday) included; 2期 in the school year before primary school (5歳以上7歳未満で
-//! 小学校就学前の1年間). Residents are told when each period opens, unless the history
-//! records dose 1 (1期) or dose 2 (2期).
+//! 麻しん風しん(MR)混合ワクチンの定期接種 (予防接種法施行令 第1条の3 別表): 1期 from
+//! 生後12月 until 生後24月 is reached, that day (the day before the second birthday) included; 2期 in the school
+//! year before primary school (5歳以上7歳未満で小学校就学前の1年間). Residents are told when each
+//! period opens, unless the history records dose 1 (1期) or dose 2 (2期).
 //!
 //! For the division: this program's row in `docs/programs.md` (law, period, intervals,
 //! deadline, timing, simplifications and missing data).
@@ -48,12 +48,22 @@ impl Program for VaccineMr {
                 Occasion::new(
                     "phase-1",
                     "1期(1歳)",
-                    "【{program}】お子さんが麻しん風しん(MR)ワクチン1期の定期接種を受けられる年齢になりました。1歳になったら早めの接種をおすすめします。協力医療機関に予約してください。無料で受けられるのは{deadline}までです。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                    "【{program}】お子さんが麻しん風しん(MR)\
+                     ワクチン1期の定期接種を受けられる年齢になりました。\
+                     1歳になったら早めの接種をおすすめします。\
+                     協力医療機関に予約してください。\
+                     無料で受けられるのは{deadline}までです。千葉市 医療政策課 \
+                     https://www.city.chiba.jp/ お問い合わせ: {contact}",
                 ),
                 Occasion::new(
                     "phase-2",
                     "2期(小学校入学前の1年間)",
-                    "【{program}】お子さんが麻しん風しん(MR)ワクチン2期の定期接種の対象になりました。小学校入学前の1年間が接種期間です。協力医療機関に予約してください。無料で受けられるのは{deadline}までです。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                    "【{program}】お子さんが麻しん風しん(MR)\
+                     ワクチン2期の定期接種の対象になりました。\
+                     小学校入学前の1年間が接種期間です。\
+                     協力医療機関に予約してください。\
+                     無料で受けられるのは{deadline}までです。千葉市 医療政策課 \
+                     https://www.city.chiba.jp/ お問い合わせ: {contact}",
                 ),
             ],
         }

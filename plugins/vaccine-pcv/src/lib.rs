@@ -1,8 +1,8 @@
-//! 小児の肺炎球菌感染症の定期接種 (予防接種法施行令 第1条の3 別表: 生後2月から生後60月に至る
-//! まで). Two notices: the 初回 series when 生後2月 is reached, unless dose 1 is recorded;
-//! and the 追加 dose (定期接種実施要領: 初回終了後60日以上の間隔をおいて、生後12月以降), from
-//! the later of 生後12月 and the 61st day after the third dose (60 whole days between the
-//! doses, [`Day::after_interval_of_days`]), unless dose 4 is recorded.
+//! 小児の肺炎球菌感染症の定期接種 (予防接種法施行令 第1条の3 別表:
+//! 生後2月から生後60月に至るまで). Two notices: the 初回 series when 生後2月 is reached, unless dose
+//! 1 is recorded; and the 追加 dose (定期接種実施要領:
+//! 初回終了後60日以上の間隔をおいて、生後12月以降), from the later of 生後12月 and the 61st day
+//! after the third dose (60 whole days between the doses, [`Day::after_interval_of_days`]), unless dose 4 is recorded.
 //!
 //! Simplification: a child who started late (fewer primary doses by the 実施要領) is told
 //! about the booster only once a third dose is recorded.
@@ -53,12 +53,18 @@ impl Program for VaccinePcv {
                 Occasion::new(
                     "primary",
                     "初回(生後2か月から)",
-                    "【{program}】お子さんが小児肺炎球菌ワクチンの定期接種を受けられる月齢になりました。生後2か月から、27日以上の間隔で3回受けます。協力医療機関に予約して受けてください(無料、{deadline}まで)。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                    "【{program}】お子さんが小児肺炎球菌ワクチンの定期接種を受けられる\
+                     月齢になりました。生後2か月から、27日以上の間隔で3回受けます。\
+                     協力医療機関に予約して受けてください(無料、{deadline}まで)。\
+                     千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
                 ),
                 Occasion::new(
                     "booster",
                     "追加(1歳から)",
-                    "【{program}】お子さんの小児肺炎球菌ワクチン追加接種(4回目)の時期になりました。1歳から1歳3か月の間に受けるのが標準です。協力医療機関に予約して受けてください(無料、{deadline}まで)。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                    "【{program}】お子さんの小児肺炎球菌ワクチン追加接種(4回目)\
+                     の時期になりました。1歳から1歳3か月の間に受けるのが標準です。\
+                     協力医療機関に予約して受けてください(無料、{deadline}まで)。\
+                     千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
                 ),
             ],
         }

@@ -1,5 +1,5 @@
-//! 高齢者の肺炎球菌感染症の定期接種 (予防接種法施行令 第1条の3 別表: 65歳の者; B類疾病).
-//! Residents are told on the day they reach 65; Chiba city's page counts the period until the
+//! 高齢者の肺炎球菌感染症の定期接種 (予防接種法施行令 第1条の3 別表: 65歳の者;
+//! B類疾病). Residents are told on the day they reach 65; Chiba city's page counts the period until the
 //! day before the 66th birthday. Anyone with a record of the vaccine is not told: the
 //! 定期接種 is once in a lifetime.
 //!
@@ -41,7 +41,12 @@ impl Program for VaccinePneumococcalElderly {
             occasions: vec![Occasion::new(
                 "due",
                 "65歳",
-                "【{program}】65歳になり、高齢者肺炎球菌ワクチンの定期接種(生涯1回)の対象になりました。個別の接種券は届きません。協力医療機関に直接予約してください。費用助成を受けられるのは{deadline}までです。詳しくは https://www.city.chiba.jp/hokenfukushi/iryoeisei/seisaku/elderly_pneumonia.html お問い合わせ: {contact}",
+                "【{program}】65歳になり、高齢者肺炎球菌ワクチンの定期接種(生涯1回)\
+                 の対象になりました。個別の接種券は届きません。\
+                 協力医療機関に直接予約してください。\
+                 費用助成を受けられるのは{deadline}までです。\
+                 詳しくは https://www.city.chiba.jp/hokenfukushi/iryoeisei/seisaku/elderly_pneumonia.html \
+                 お問い合わせ: {contact}",
             )],
         }
     }

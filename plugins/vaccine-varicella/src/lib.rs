@@ -1,5 +1,5 @@
-//! 水痘の定期接種 (予防接種法施行令 第1条の3 別表: 生後12月から生後36月に至るまで; 2回、
-//! 3月以上の間隔). Two notices: dose 1 when 生後12月 is reached, unless recorded; dose 2 once
+//! 水痘の定期接種 (予防接種法施行令 第1条の3 別表: 生後12月から生後36月に至るまで;
+//! 2回、3月以上の間隔). Two notices: dose 1 when 生後12月 is reached, unless recorded; dose 2 once
 //! 6 months have passed since dose 1, counted as 「6月以上の間隔」 ([`Day::after_interval_of_months`];
 //! 定期接種実施要領: 標準的には1回目から6月から12月まで), unless recorded.
 //!
@@ -50,12 +50,20 @@ impl Program for VaccineVaricella {
                 Occasion::new(
                     "dose-1",
                     "1回目(1歳)",
-                    "【{program}】お子さんが水痘(みずぼうそう)ワクチンの定期接種を受けられる年齢になりました。1歳から3歳になるまでに2回受けます。協力医療機関に予約してください(無料、{deadline}まで)。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                    "【{program}】お子さんが水痘(みずぼうそう)\
+                     ワクチンの定期接種を受けられる年齢になりました。\
+                     1歳から3歳になるまでに2回受けます。協力医療機関に予約してください\
+                     (無料、{deadline}まで)。千葉市 医療政策課 https://www.city.chiba.jp/ \
+                     お問い合わせ: {contact}",
                 ),
                 Occasion::new(
                     "dose-2",
                     "2回目(1回目から6か月後)",
-                    "【{program}】お子さんの水痘(みずぼうそう)ワクチン2回目の時期になりました。1回目から6か月〜12か月の間に受けるのが標準です。協力医療機関に予約してください(無料、{deadline}まで)。千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
+                    "【{program}】お子さんの水痘(みずぼうそう)\
+                     ワクチン2回目の時期になりました。\
+                     1回目から6か月〜12か月の間に受けるのが標準です。\
+                     協力医療機関に予約してください(無料、{deadline}まで)。\
+                     千葉市 医療政策課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
                 ),
             ],
         }

@@ -111,7 +111,8 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     println!("the admin console:           http://{address}/console/  (sign in as admin, password {password})");
     if let Some((resident, number)) = try_number(&service).await? {
         println!(
-            "to try the chat: on the phones page, befriend the account as a new user and send {number} (resident {resident})"
+            "to try the chat: on the phones page, befriend the account as a new user and send {number} \
+             (resident {resident})"
         );
     }
     println!("press Ctrl-C to stop");
@@ -168,12 +169,17 @@ async fn try_number(service: &Service) -> Result<Option<(String, String)>> {
             let resident: Option<String> = connection
                 .query_row(
                     "SELECT r.resident_id FROM residents r JOIN snapshots s ON s.id = r.snapshot_id AND s.active = 1
-                     WHERE NOT EXISTS (SELECT 1 FROM registrations g WHERE g.resident_id = r.resident_id) ORDER BY r.key LIMIT 1",
+                     WHERE NOT EXISTS (SELECT 1 FROM registrations g WHERE g.resident_id = r.resident_id) ORDER BY r.key
+                     LIMIT 1",
                     [],
                     |row| row.get(0),
                 )
                 .optional()?;
-            resident.map(|resident| Ok((resident.clone(), oshirase_core::chat::number::issue(connection, &resident, 1, "demo")?))).transpose()
+            resident
+                .map(|resident| {
+                    Ok((resident.clone(), oshirase_core::chat::number::issue(connection, &resident, 1, "demo")?))
+                })
+                .transpose()
         })
         .await
 }
@@ -188,14 +194,20 @@ async fn prepare_city(service: &Service, options: &DemoOptions) -> Result<(usize
         .write(move |connection| {
             if oshirase_core::snapshot::active(connection)?.is_none() {
                 let city = synthetic_city::generate(size, seed, today, &export, synthetic_city::FileEncoding::Utf8)?;
-                let options = ImportOptions { actor: "demo".into(), source: "synthetic city".into(), keep_generations: 3, max_shrink_percent: None };
+                let options = ImportOptions {
+                    actor: "demo".into(),
+                    source: "synthetic city".into(),
+                    keep_generations: 3,
+                    max_shrink_percent: None,
+                };
                 import_directory(connection, &export, &options)?;
                 let transaction = connection.transaction()?;
                 for registration in &city.registrations {
                     let now = oshirase_core::time::now_text();
                     let consent = registration.tax_consent.then_some(now.as_str());
                     transaction.execute(
-                        "INSERT OR IGNORE INTO registrations (resident_id, line_user_id, registered_at, tax_consent_at) VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT OR IGNORE INTO registrations (resident_id, line_user_id, registered_at, tax_consent_at)
+                         VALUES (?1, ?2, ?3, ?4)",
                         (&registration.resident_id, &registration.line_user_id, &now, consent),
                     )?;
                 }
@@ -253,7 +265,8 @@ async fn overview(State(service): State<Service>) -> Result<Html<String>, AppErr
             let rows = statement
                 .query_map([snapshot], |row| {
                     let manifest: Option<String> = row.get(3)?;
-                    let manifest: Option<oshirase_core::registry::Manifest> = manifest.and_then(|text| serde_json::from_str(&text).ok());
+                    let manifest: Option<oshirase_core::registry::Manifest> =
+                        manifest.and_then(|text| serde_json::from_str(&text).ok());
                     let occasion: String = row.get(4)?;
                     let birth: Option<i32> = row.get(2)?;
                     Ok(Row {
@@ -261,7 +274,10 @@ async fn overview(State(service): State<Service>) -> Result<Html<String>, AppErr
                         ward: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
                         age: birth.map(|birth| age_text(oshirase_sdk::Day(birth), today)).unwrap_or_default(),
                         program: manifest.as_ref().map(|manifest| manifest.name.clone()).unwrap_or_default(),
-                        occasion: manifest.as_ref().and_then(|manifest| manifest.occasion(&occasion)).map_or(occasion.clone(), |found| found.title.clone()),
+                        occasion: manifest
+                            .as_ref()
+                            .and_then(|manifest| manifest.occasion(&occasion))
+                            .map_or(occasion.clone(), |found| found.title.clone()),
                         reason: row.get(5)?,
                         address: row.get(6)?,
                         state: row.get(7)?,
@@ -270,19 +286,24 @@ async fn overview(State(service): State<Service>) -> Result<Html<String>, AppErr
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             let counts: (i64, i64, i64) = connection.query_row(
-                "SELECT (SELECT resident_count FROM snapshots WHERE id = ?1), (SELECT count(*) FROM registrations WHERE active = 1), (SELECT count(*) FROM notices)",
+                "SELECT (SELECT resident_count FROM snapshots WHERE id = ?1), (SELECT count(*) FROM registrations
+                     WHERE active = 1), (SELECT count(*) FROM notices)",
                 [snapshot],
                 |row| Ok((row.get::<_, Option<i64>>(0)?.unwrap_or(0), row.get(1)?, row.get(2)?)),
             )?;
             Ok((rows, counts))
         })
         .await?;
-    let phones = format!("<a href=\"{EMULATOR_PATH}/\">LINE エミュレーターの画面(利用者ごとのスマートフォン)</a>");
+    let phones = format!(
+        "<a href=\"{EMULATOR_PATH}/\">LINE \
+         エミュレーターの画面(利用者ごとのスマートフォン)</a>"
+    );
     let mut table = String::new();
     for row in &rows {
         let escape = |text: &str| html_escape::encode_text(text).into_owned();
         table.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}<br><small>{}</small></td><td>{}</td><td><a href=\"{EMULATOR_PATH}/#{}\">{}</a></td><td>{}</td><td class=\"bubble\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}<br><small>{}</small></td><td>{}</td><td>\
+             <a href=\"{EMULATOR_PATH}/#{}\">{}</a></td><td>{}</td><td class=\"bubble\">{}</td></tr>",
             escape(&row.resident),
             escape(&row.ward),
             escape(&row.age),
@@ -297,10 +318,13 @@ async fn overview(State(service): State<Service>) -> Result<Html<String>, AppErr
     }
     Ok(Html(format!(
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>oshirase</title>\
-         <style>{PHONE_STYLE} table{{border-collapse:collapse;background:white}} td,th{{border:1px solid #ccc;padding:.3em .5em;font-size:.85em;vertical-align:top}} td.bubble{{max-width:28em}}</style></head>\
+         <style>{PHONE_STYLE} table{{border-collapse:collapse;background:white}} td,th{{border:1px solid \
+         #ccc;padding:.3em .5em;font-size:.85em;vertical-align:top}} td.bubble{{max-width:28em}}</style></head>\
          <body><h1>oshirase — あなたが使える制度のお知らせ</h1>\
          <p>住民 {} 人(うち LINE 登録 {} 人)、お知らせ {} 件、送信 {} 件。{phones}</p>\
-         <table><tr><th>住民(お知らせの対象)</th><th>区</th><th>年齢</th><th>制度 / 時期</th><th>理由(送信されません)</th><th>送り先 LINE</th><th>状態</th><th>送ったメッセージ</th></tr>{table}</table></body></html>",
+         <table><tr><th>住民(お知らせの対象)</th><th>区</th><th>年齢</th><th>制度 / 時期</th>\
+         <th>理由(送信されません)</th><th>送り先 LINE</th><th>状態</th><th>送ったメッセージ</th>\
+         </tr>{table}</table></body></html>",
         counts.0,
         counts.1,
         counts.2,

@@ -639,15 +639,20 @@ async fn phones_page(State(emulator): State<Emulator>) -> Html<String> {
         }
         bubbles.push_str(&user_bubbles(messages.len()));
         let controls = if chatting { users::controls(user, messages.last()) } else { String::new() };
-        phones.push_str(&format!("<section class=\"phone\" id=\"{user}\"><header>oshirase 市公式</header><div class=\"user\">{user}</div>{bubbles}{controls}</section>"));
+        phones.push_str(&format!(
+            "<section class=\"phone\" id=\"{user}\"><header>oshirase 市公式</header>\
+             <div class=\"user\">{user}</div>{bubbles}{controls}</section>"
+        ));
     }
     if inboxes.is_empty() {
         phones.push_str("<p>まだメッセージはありません。</p>");
     }
     let new_phone = if chatting { users::NEW_PHONE } else { "" };
     Html(format!(
-        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>LINE エミュレーター</title><style>{}</style></head>\
-         <body><h1>LINE エミュレーター</h1><p>{} 人の利用者が {} 件のメッセージを受け取りました。</p>{new_phone}<div class=\"phones\">{phones}</div></body></html>",
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>LINE エミュレーター</title>\
+         <style>{}</style></head>\
+         <body><h1>LINE エミュレーター</h1><p>{} 人の利用者が {} 件のメッセージを受け\
+         取りました。</p>{new_phone}<div class=\"phones\">{phones}</div></body></html>",
         PHONE_STYLE,
         inboxes.len(),
         inboxes.values().map(Vec::len).sum::<usize>()
@@ -659,9 +664,11 @@ pub const PHONE_STYLE: &str = "body{font-family:sans-serif;background:#f4f4f4;ma
 .phone{width:300px;border-radius:24px;background:#8cabd9;border:10px solid #222;padding-bottom:1em;overflow:hidden}\
 .phone header{background:#06c755;color:white;padding:.6em;font-weight:bold}\
 .phone .user{font-size:.7em;color:#234;padding:.3em .6em}\
-.bubble{background:white;border-radius:14px;margin:.5em .6em;padding:.6em;font-size:.85em;line-height:1.4;white-space:pre-wrap}\
+.bubble{background:white;border-radius:14px;margin:.5em .6em;padding:.6em;font-size:.85em;line-height:1.4;\
+white-space:pre-wrap}\
 .bubble.mine{background:#9de693;margin-left:3em}\
-.quick{display:flex;flex-wrap:wrap;gap:.3em;margin:.3em .6em}.quick button{border-radius:1em;border:1px solid #06c755;background:white;padding:.3em .6em}\
+.quick{display:flex;flex-wrap:wrap;gap:.3em;margin:.3em .6em}.quick button{border-radius:1em;border:1px solid #06c755;\
+background:white;padding:.3em .6em}\
 .say{display:flex;margin:.5em .6em}.say input{flex:1}";
 
 #[cfg(test)]
@@ -732,27 +739,173 @@ mod tests {
         check(vec![
             ("a valid push", push, Some(TOKEN), json!({ "to": USER, "messages": text(1) }), StatusCode::OK, None),
             ("no token", push, None, json!({ "to": USER, "messages": text(1) }), StatusCode::UNAUTHORIZED, None),
-            ("a wrong token", push, Some("other"), json!({ "to": USER, "messages": text(1) }), StatusCode::UNAUTHORIZED, None),
-            ("no messages", push, Some(TOKEN), json!({ "to": USER, "messages": [] }), StatusCode::BAD_REQUEST, Some("messages")),
-            ("six messages", push, Some(TOKEN), json!({ "to": USER, "messages": text(6) }), StatusCode::BAD_REQUEST, Some("messages")),
+            (
+                "a wrong token",
+                push,
+                Some("other"),
+                json!({ "to": USER, "messages": text(1) }),
+                StatusCode::UNAUTHORIZED,
+                None,
+            ),
+            (
+                "no messages",
+                push,
+                Some(TOKEN),
+                json!({ "to": USER, "messages": [] }),
+                StatusCode::BAD_REQUEST,
+                Some("messages"),
+            ),
+            (
+                "six messages",
+                push,
+                Some(TOKEN),
+                json!({ "to": USER, "messages": text(6) }),
+                StatusCode::BAD_REQUEST,
+                Some("messages"),
+            ),
             ("five messages", push, Some(TOKEN), json!({ "to": USER, "messages": text(5) }), StatusCode::OK, None),
-            ("a bad user id", push, Some(TOKEN), json!({ "to": "U123", "messages": text(1) }), StatusCode::BAD_REQUEST, Some("to")),
-            ("a text too long", push, Some(TOKEN), json!({ "to": USER, "messages": [{ "type": "text", "text": "あ".repeat(5001) }] }), StatusCode::BAD_REQUEST, Some("messages[0].text")),
-            ("an aggregation unit from a channel not approved for them", push, Some(TOKEN), json!({ "to": USER, "messages": text(1), "customAggregationUnits": ["vaccine_mr"] }), StatusCode::FORBIDDEN, None),
-            ("an aggregation unit in a multicast not approved for them", multicast, Some(TOKEN), json!({ "to": [USER], "messages": text(1), "customAggregationUnits": ["vaccine_mr"] }), StatusCode::FORBIDDEN, None),
-            ("a valid multicast", multicast, Some(TOKEN), json!({ "to": [USER], "messages": text(1) }), StatusCode::OK, None),
-            ("501 recipients", multicast, Some(TOKEN), json!({ "to": many, "messages": text(1) }), StatusCode::BAD_REQUEST, Some("to")),
-            ("a group id in a multicast", multicast, Some(TOKEN), json!({ "to": ["C0123456789abcdef0123456789abcdef"], "messages": text(1) }), StatusCode::BAD_REQUEST, Some("to[0]")),
-            ("a valid reply with 13 buttons", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": with_buttons(13, "ボタン", "a=b") }), StatusCode::OK, None),
-            ("a reply with a date picker", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": [{ "type": "text", "text": "t", "quickReply": { "items": [{ "type": "action", "action": { "type": "datetimepicker", "label": "日付", "data": "d", "mode": "date" } }] } }] }), StatusCode::OK, None),
-            ("a reply of six messages", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": text(6) }), StatusCode::BAD_REQUEST, Some("messages")),
-            ("a reply with a wrong token", reply, Some("other"), json!({ "replyToken": ISSUED, "messages": text(1) }), StatusCode::UNAUTHORIZED, None),
-            ("a reply without a reply token", reply, Some(TOKEN), json!({ "messages": text(1) }), StatusCode::BAD_REQUEST, Some("replyToken")),
-            ("a reply token never issued", reply, Some(TOKEN), json!({ "replyToken": "0f8e2c", "messages": text(1) }), StatusCode::BAD_REQUEST, None),
-            ("14 buttons", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": with_buttons(14, "ボタン", "a=b") }), StatusCode::BAD_REQUEST, Some("messages[0].quickReply.items")),
-            ("a label of 21 characters", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": with_buttons(1, &"あ".repeat(21), "a=b") }), StatusCode::BAD_REQUEST, Some("messages[0].quickReply.items[0].action.label")),
-            ("postback data of 301 characters", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": with_buttons(1, "ボタン", &"a".repeat(301)) }), StatusCode::BAD_REQUEST, Some("messages[0].quickReply.items[0].action.data")),
-            ("a uri action", reply, Some(TOKEN), json!({ "replyToken": ISSUED, "messages": [{ "type": "text", "text": "t", "quickReply": { "items": [{ "type": "action", "action": { "type": "uri", "label": "l", "uri": "https://example.com" } }] } }] }), StatusCode::BAD_REQUEST, Some("messages[0].quickReply.items[0].action.type")),
+            (
+                "a bad user id",
+                push,
+                Some(TOKEN),
+                json!({ "to": "U123", "messages": text(1) }),
+                StatusCode::BAD_REQUEST,
+                Some("to"),
+            ),
+            (
+                "a text too long",
+                push,
+                Some(TOKEN),
+                json!({ "to": USER, "messages": [{ "type": "text", "text": "あ".repeat(5001) }] }),
+                StatusCode::BAD_REQUEST,
+                Some("messages[0].text"),
+            ),
+            (
+                "an aggregation unit from a channel not approved for them",
+                push,
+                Some(TOKEN),
+                json!({ "to": USER, "messages": text(1), "customAggregationUnits": ["vaccine_mr"] }),
+                StatusCode::FORBIDDEN,
+                None,
+            ),
+            (
+                "an aggregation unit in a multicast not approved for them",
+                multicast,
+                Some(TOKEN),
+                json!({ "to": [USER], "messages": text(1), "customAggregationUnits": ["vaccine_mr"] }),
+                StatusCode::FORBIDDEN,
+                None,
+            ),
+            (
+                "a valid multicast",
+                multicast,
+                Some(TOKEN),
+                json!({ "to": [USER], "messages": text(1) }),
+                StatusCode::OK,
+                None,
+            ),
+            (
+                "501 recipients",
+                multicast,
+                Some(TOKEN),
+                json!({ "to": many, "messages": text(1) }),
+                StatusCode::BAD_REQUEST,
+                Some("to"),
+            ),
+            (
+                "a group id in a multicast",
+                multicast,
+                Some(TOKEN),
+                json!({ "to": ["C0123456789abcdef0123456789abcdef"], "messages": text(1) }),
+                StatusCode::BAD_REQUEST,
+                Some("to[0]"),
+            ),
+            (
+                "a valid reply with 13 buttons",
+                reply,
+                Some(TOKEN),
+                json!({ "replyToken": ISSUED, "messages": with_buttons(13, "ボタン", "a=b") }),
+                StatusCode::OK,
+                None,
+            ),
+            (
+                "a reply with a date picker",
+                reply,
+                Some(TOKEN),
+                json!({ "replyToken": ISSUED, "messages": [{ "type": "text", "text": "t", "quickReply": { "items": [{
+                    "type": "action",
+                    "action": { "type": "datetimepicker", "label": "日付", "data": "d", "mode": "date" }
+                }] } }] }),
+                StatusCode::OK,
+                None,
+            ),
+            (
+                "a reply of six messages",
+                reply,
+                Some(TOKEN),
+                json!({ "replyToken": ISSUED, "messages": text(6) }),
+                StatusCode::BAD_REQUEST,
+                Some("messages"),
+            ),
+            (
+                "a reply with a wrong token",
+                reply,
+                Some("other"),
+                json!({ "replyToken": ISSUED, "messages": text(1) }),
+                StatusCode::UNAUTHORIZED,
+                None,
+            ),
+            (
+                "a reply without a reply token",
+                reply,
+                Some(TOKEN),
+                json!({ "messages": text(1) }),
+                StatusCode::BAD_REQUEST,
+                Some("replyToken"),
+            ),
+            (
+                "a reply token never issued",
+                reply,
+                Some(TOKEN),
+                json!({ "replyToken": "0f8e2c", "messages": text(1) }),
+                StatusCode::BAD_REQUEST,
+                None,
+            ),
+            (
+                "14 buttons",
+                reply,
+                Some(TOKEN),
+                json!({ "replyToken": ISSUED, "messages": with_buttons(14, "ボタン", "a=b") }),
+                StatusCode::BAD_REQUEST,
+                Some("messages[0].quickReply.items"),
+            ),
+            (
+                "a label of 21 characters",
+                reply,
+                Some(TOKEN),
+                json!({ "replyToken": ISSUED, "messages": with_buttons(1, &"あ".repeat(21), "a=b") }),
+                StatusCode::BAD_REQUEST,
+                Some("messages[0].quickReply.items[0].action.label"),
+            ),
+            (
+                "postback data of 301 characters",
+                reply,
+                Some(TOKEN),
+                json!({ "replyToken": ISSUED, "messages": with_buttons(1, "ボタン", &"a".repeat(301)) }),
+                StatusCode::BAD_REQUEST,
+                Some("messages[0].quickReply.items[0].action.data"),
+            ),
+            (
+                "a uri action",
+                reply,
+                Some(TOKEN),
+                json!({ "replyToken": ISSUED, "messages": [{ "type": "text", "text": "t", "quickReply": { "items": [{
+                    "type": "action",
+                    "action": { "type": "uri", "label": "l", "uri": "https://example.com" }
+                }] } }] }),
+                StatusCode::BAD_REQUEST,
+                Some("messages[0].quickReply.items[0].action.type"),
+            ),
         ])
         .await;
     }

@@ -134,7 +134,9 @@ fn event(user: &str, action: &UserAction, reply_token: Option<&str>) -> Value {
         UserAction::Unfollow => ("unfollow", json!({})),
         UserAction::Text { text } => (
             "message",
-            json!({ "message": { "type": "text", "id": now.to_string(), "text": text, "quoteToken": format!("q{now}") } }),
+            json!({
+                "message": { "type": "text", "id": now.to_string(), "text": text, "quoteToken": format!("q{now}") }
+            }),
         ),
         UserAction::Postback { data, date, .. } => {
             let mut postback = json!({ "data": data });
@@ -170,7 +172,8 @@ pub(super) fn controls(user: &str, last: Option<&super::ReceivedMessage>) -> Str
         ));
     }
     format!(
-        "<div class=\"quick\">{buttons}</div><form class=\"say\" data-user=\"{user}\"><input name=\"text\" placeholder=\"メッセージを入力\"><button>送信</button></form>"
+        "<div class=\"quick\">{buttons}</div><form class=\"say\" data-user=\"{user}\"><input name=\"text\" \
+         placeholder=\"メッセージを入力\"><button>送信</button></form>"
     )
 }
 
@@ -179,14 +182,16 @@ pub(super) fn controls(user: &str, last: Option<&super::ReceivedMessage>) -> Str
 pub(super) const NEW_PHONE: &str = "<p><button id=\"new-phone\">新しい利用者で友だち追加する</button></p>\
 <script>\
 async function act(user, action) {\
-  const response = await fetch('emulator/users/' + user + '/events', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(action) });\
+  const response = await fetch('emulator/users/' + user + '/events', { method: 'POST', headers: { 'content-type': \
+  'application/json' }, body: JSON.stringify(action) });\
   if (!response.ok) { alert(await response.text()); }\
   location.hash = user; location.reload();\
 }\
 document.addEventListener('click', (event) => {\
   const target = event.target;\
   if (target.id === 'new-phone') {\
-    const hex = Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, '0')).join('');\
+    const hex = Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, \
+    '0')).join('');\
     act('U' + hex, { type: 'follow' });\
   } else if (target.dataset.action) {\
     const action = JSON.parse(target.dataset.action);\

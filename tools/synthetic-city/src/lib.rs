@@ -631,7 +631,8 @@ pub fn seed_due_notices(
     for row in 0..residents {
         let resident_id = format!("R{row:07}");
         transaction.execute(
-            "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex, relationship, address, ward)
+            "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex,
+                 relationship, address, ward)
              VALUES (?1, 1, ?2, ?2, '', '', 3650, 1, ?3, '', '')",
             ((1i64 << 32) + row as i64, &resident_id, Relationship::Head.code()),
         )?;
@@ -644,19 +645,27 @@ pub fn seed_due_notices(
         let manifest = serde_json::json!({
             "code": program, "name": "予防接種", "division": "", "contact": "健康課", "category": "Vaccination",
             "schedule": "0 0 9 * * *", "source_url": "", "fields": [],
-            "occasions": [{ "key": "first", "title": "1回目", "template": "{program}は{deadline}までです。{contact}" }],
+            "occasions": [{
+                "key": "first", "title": "1回目", "template": "{program}は{deadline}までです。{contact}"
+            }],
         });
         let version = version as i64 + 1;
         transaction.execute(
-            "INSERT INTO plugin_versions (id, program, sha256, wasm, manifest, published_by, published_at) VALUES (?1, ?2, ?1, x'', ?3, 'bench', '')",
+            "INSERT INTO plugin_versions (id, program, sha256, wasm, manifest, published_by, published_at)
+             VALUES (?1, ?2, ?1, x'', ?3, 'bench', '')",
             (version, program, manifest.to_string()),
         )?;
         transaction.execute("INSERT INTO programs (code, active_version) VALUES (?1, ?2)", (program, version))?;
-        transaction.execute("INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome) VALUES (?1, ?2, ?1, 1, 0, '', 'succeeded')", (version, program))?;
+        transaction.execute(
+            "INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome)
+             VALUES (?1, ?2, ?1, 1, 0, '', 'succeeded')",
+            (version, program),
+        )?;
         for row in 0..residents {
             let expires_on = 20_000 + if row < *distinct { row as i32 + 1 } else { 0 };
             transaction.execute(
-                "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id) VALUES (?1, ?2, 'first', 0, ?3, '', ?4)",
+                "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id)
+                 VALUES (?1, ?2, 'first', 0, ?3, '', ?4)",
                 (program, format!("R{row:07}"), expires_on, version),
             )?;
         }

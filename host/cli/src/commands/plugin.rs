@@ -87,7 +87,8 @@ pub async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
                 .await?
             {
                 println!(
-                    "{program}\t-\tavailable\t\tbundled\t\t\tbundled with this release; oshirase plugin activate {program} to use it"
+                    "{program}\t-\tavailable\t\tbundled\t\t\tbundled with this release; oshirase plugin activate \
+                     {program} to use it"
                 );
             }
         }

@@ -106,7 +106,10 @@ impl LineClient {
     /// token works once, so a failed reply is not retried.
     pub async fn reply(&self, reply_token: &str, messages: &[ReplyMessage]) -> SendOutcome {
         let url = self.url("/v2/bot/message/reply");
-        let body = json!({ "replyToken": reply_token, "messages": messages.iter().map(ReplyMessage::to_json).collect::<Vec<_>>() });
+        let body = json!({
+            "replyToken": reply_token,
+            "messages": messages.iter().map(ReplyMessage::to_json).collect::<Vec<_>>()
+        });
         let response =
             match self.http.post(&url).bearer_auth(&self.config.channel_access_token).json(&body).send().await {
                 Ok(response) => response,
@@ -253,8 +256,13 @@ impl ReplyMessage {
                 .iter()
                 .map(|button| {
                     let action = match &button.date_between {
-                        None => json!({ "type": "postback", "label": button.label, "data": button.data, "displayText": button.label }),
-                        Some((min, max)) => json!({ "type": "datetimepicker", "label": button.label, "data": button.data, "mode": "date", "min": min, "max": max }),
+                        None => json!({
+                            "type": "postback", "label": button.label, "data": button.data, "displayText": button.label
+                        }),
+                        Some((min, max)) => json!({
+                            "type": "datetimepicker", "label": button.label, "data": button.data,
+                            "mode": "date", "min": min, "max": max
+                        }),
                     };
                     json!({ "type": "action", "action": action })
                 })

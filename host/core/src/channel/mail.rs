@@ -254,7 +254,8 @@ mod tests {
     use crate::testing::smtp::SmtpServer;
 
     const SUBJECT: &str = "【千葉市】乳幼児健康診査のお知らせ";
-    const BODY: &str = "1歳6か月児健康診査の受診期限は令和7年3月31日です。\n問い合わせ：健康支援課 043-238-9925";
+    const BODY: &str = "1歳6か月児健康診査の受診期限は令和7年3月31日です。\n\
+                        問い合わせ：健康支援課 043-238-9925";
 
     /// What one case expects from sending to its recipient.
     enum Expected {
@@ -495,7 +496,10 @@ mod tests {
 
     #[test]
     fn the_mail_table_is_read_with_defaults_and_unknown_keys_refused() {
-        let table = serde_json::json!({ "host": "smtp.city.example.jp", "port": 587, "security": "starttls", "from": "千葉市 おしらせ <oshirase@city.example.jp>" });
+        let table = serde_json::json!({
+            "host": "smtp.city.example.jp", "port": 587, "security": "starttls",
+            "from": "千葉市 おしらせ <oshirase@city.example.jp>"
+        });
         let config: MailConfig = serde_json::from_value(table.clone()).unwrap();
         assert_eq!(
             (config.security, config.timeout_seconds, config.ca_file.as_deref()),

@@ -25,7 +25,8 @@ pub fn create(connection: &Connection, line_user_id: &str) -> Result<String> {
 pub fn link_owner(connection: &Connection, token: &str) -> Result<Option<String>> {
     Ok(connection
         .query_row(
-            "SELECT line_user_id FROM application_links WHERE token_sha256 = ?1 AND used_at IS NULL AND expires_at > ?2",
+            "SELECT line_user_id FROM application_links
+             WHERE token_sha256 = ?1 AND used_at IS NULL AND expires_at > ?2",
             (sha256_hex(token.as_bytes()), now_text()),
             |row| row.get(0),
         )

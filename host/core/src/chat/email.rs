@@ -54,7 +54,9 @@ impl CodeMail {
     /// Only the code and what to do with it: no name, nothing about the resident.
     pub fn body(&self) -> String {
         format!(
-            "確認コード: {}\n\nLINEのトークに、この6桁の数字を送ってください。30分間有効です。\nお心当たりがないときは、このメールを破棄してください。ほかの方に教えないでください。\n\n{MAIL_FOOTER}",
+            "確認コード: {}\n\nLINEのトークに、この6桁の数字を送ってください。\
+             30分間有効です。\nお心当たりがないときは、このメールを破棄してください。\
+             ほかの方に教えないでください。\n\n{MAIL_FOOTER}",
             self.code
         )
     }
@@ -154,7 +156,8 @@ pub fn start(connection: &Connection, user: &str, address: &str, now_millis: i64
     let (code, salt) = (generate_code()?, salt()?);
     let message_id = uuid::Uuid::new_v4().to_string();
     connection.execute(
-        "INSERT INTO email_codes (line_user_id, address, code_salt, code_sha256, message_id, created_millis, expires_millis) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO email_codes (line_user_id, address, code_salt, code_sha256, message_id, created_millis,
+             expires_millis) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         (user, address, &salt, code_hash(&salt, &code), &message_id, now_millis, now_millis + CODE_VALID_MILLIS),
     )?;
     Ok(Started::Send(CodeMail { id: connection.last_insert_rowid(), to: address.to_string(), code, message_id }))
@@ -185,7 +188,8 @@ pub fn confirm(
 ) -> Result<Confirmed> {
     let waiting: Option<(i64, String, String, String, i64, i64)> = connection
         .query_row(
-            "SELECT id, address, code_salt, code_sha256, expires_millis, wrong_attempts FROM email_codes WHERE line_user_id = ?1 AND state = 'pending' ORDER BY id DESC LIMIT 1",
+            "SELECT id, address, code_salt, code_sha256, expires_millis, wrong_attempts FROM email_codes
+             WHERE line_user_id = ?1 AND state = 'pending' ORDER BY id DESC LIMIT 1",
             [user],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)),
         )
@@ -207,7 +211,8 @@ pub fn confirm(
         return Ok(Confirmed::Wrong { left: WRONG_CODE_LIMIT - wrong });
     }
     let channels: String = connection.query_row(
-        "UPDATE registrations SET email = ?2, channels = CASE channels WHEN 'line' THEN 'both' ELSE channels END WHERE resident_id = ?1 RETURNING channels",
+        "UPDATE registrations SET email = ?2, channels = CASE channels WHEN 'line' THEN 'both' ELSE channels END
+         WHERE resident_id = ?1 RETURNING channels",
         (resident_id, &address),
         |row| row.get(0),
     )?;
@@ -261,13 +266,17 @@ pub fn channels_label(channels: &str) -> &'static str {
 pub fn after_sending(outcome: &SendOutcome) -> &'static str {
     match outcome {
         SendOutcome::Accepted | SendOutcome::AlreadyAccepted => {
-            "確認コードをメールでお送りしました。届いた6桁の数字を、30分以内にこのトークに送ってください。\n届かないときは、アドレスを確かめて、もう一度送ってください。"
+            "確認コードをメールでお送りしました。届いた6桁の数字を、\
+             30分以内にこのトークに送ってください。\n\
+             届かないときは、アドレスを確かめて、もう一度送ってください。"
         }
         SendOutcome::Permanent(_) => {
-            "このアドレスには確認コードのメールを送れませんでした。アドレスを確かめて、もう一度送ってください。"
+            "このアドレスには確認コードのメールを送れませんでした。\
+             アドレスを確かめて、もう一度送ってください。"
         }
         SendOutcome::Retryable(_) => {
-            "いま確認コードのメールを送れませんでした。しばらくたってから、もう一度メールアドレスを送ってください。"
+            "いま確認コードのメールを送れませんでした。しばらくたってから、\
+             もう一度メールアドレスを送ってください。"
         }
     }
 }

@@ -333,10 +333,19 @@ pub fn handle(
         Action::Greet => {
             let returning = reactivate(connection, user)?;
             if returning || linked.is_some() {
-                return reply("おかえりなさい。また、あなたが使える制度や健診のお知らせをお届けします。", menu());
+                return reply(
+                    "おかえりなさい。また、\
+                     あなたが使える制度や健診のお知らせをお届けします。",
+                    menu(),
+                );
             }
             reply(
-                "友だち追加ありがとうございます。\nあなたが使える制度・健診・予防接種を、使える時期にお知らせします。\n\n市から届いたはがきの登録番号(例: ABCD-EFGH-JKL)をこのトークに送ると、登録できます。出産予定日やお子さんの誕生日だけを登録することもできます。",
+                "友だち追加ありがとうございます。\n\
+                 あなたが使える制度・健診・予防接種を、\
+                 使える時期にお知らせします。\n\n\
+                 市から届いたはがきの登録番号(例: ABCD-EFGH-JKL)をこのトークに送ると、\
+                 登録できます。出産予定日やお子さんの誕生日だけを\
+                 登録することもできます。",
                 menu(),
             )
         }
@@ -349,65 +358,95 @@ pub fn handle(
         Action::Apply => match (&settings.public_url, &linked) {
             (_, Some(_)) => reply("すでに登録が済んでいます。", menu()),
             (None, None) => reply(
-                "利用の申し込みは、お住まいの区の窓口で受け付けています。市で確認のうえ、登録番号をはがきでお送りします。",
+                "利用の申し込みは、お住まいの区の窓口で受け付けています。\
+                 市で確認のうえ、登録番号をはがきでお送りします。",
                 menu(),
             ),
             (Some(public_url), None) => {
                 let token = application_link::create(connection, user)?;
                 reply(
                     &format!(
-                        "下のページで、お名前・生年月日・住所を入力してください(このリンクはあなた専用で、1日有効です)。\n{}/apply/{token}\n\n市で確認のうえ、登録番号をはがきでお送りします。",
+                        "下のページで、お名前・生年月日・住所を入力してください\
+                         (このリンクはあなた専用で、1日有効です)。\n{}/apply/{token}\n\n\
+                         市で確認のうえ、登録番号をはがきでお送りします。",
                         public_url.trim_end_matches('/')
                     ),
                     Vec::new(),
                 )
             }
         },
-        Action::AskNumber => {
-            reply("はがきに書かれた登録番号(11文字、例: ABCD-EFGH-JKL)を、このトークに送ってください。", Vec::new())
-        }
-        Action::Typo(what) => {
-            reply(&format!("{what}。はがきの番号をもう一度ご確認ください(まちがいの回数には数えません)。"), Vec::new())
-        }
+        Action::AskNumber => reply(
+            "はがきに書かれた登録番号(11文字、例: ABCD-EFGH-JKL)を、\
+             このトークに送ってください。",
+            Vec::new(),
+        ),
+        Action::Typo(what) => reply(
+            &format!(
+                "{what}。はがきの番号をもう一度ご確認ください(まちがいの回数には\
+                 数えません)。"
+            ),
+            Vec::new(),
+        ),
         Action::Number(typed) => match number::redeem(connection, user, &typed, now_millis)? {
             Redeemed::Linked { .. } => reply(
-                "登録が完了しました。これから、あなたに合ったお知らせをお届けします。\n\n所得に応じた手当などをご案内するため、市が持つ税の情報(課税の状況と所得)を使ってもよいですか。同意はいつでも取り消せます。",
+                "登録が完了しました。これから、\
+                 あなたに合ったお知らせをお届けします。\n\n\
+                 所得に応じた手当などをご案内するため、\
+                 市が持つ税の情報(課税の状況と所得)を使ってもよいですか。\
+                 同意はいつでも取り消せます。",
                 consent_buttons(),
             ),
-            Redeemed::AlreadyLinked => reply("この登録番号では、すでに登録が済んでいます。", menu()),
+            Redeemed::AlreadyLinked => reply(
+                "この登録番号では、\
+                 すでに登録が済んでいます。",
+                menu(),
+            ),
             Redeemed::LinkedToAnother => reply(
-                "このLINEアカウントは、すでに別の方の登録に使われています。お手数ですが、市の窓口にお問い合わせください。",
+                "このLINEアカウントは、すでに別の方の登録に使われています。\
+                 お手数ですが、市の窓口にお問い合わせください。",
                 Vec::new(),
             ),
             Redeemed::Expired => reply(
-                "この登録番号は有効期限が切れています。お手数ですが、市に再発行をお申し込みください。",
+                "この登録番号は有効期限が切れています。お手数ですが、\
+                 市に再発行をお申し込みください。",
                 Vec::new(),
             ),
             Redeemed::Wrong { left } if left > 0 => reply(
                 &format!(
-                    "登録番号が見つかりませんでした。はがきの番号をご確認ください(あと{left}回まちがえると、1時間お試しいただけなくなります)。"
+                    "登録番号が見つかりませんでした。はがきの番号をご確認ください\
+                     (あと{left}回まちがえると、1時間お試しいただけなくなります)。"
                 ),
                 Vec::new(),
             ),
             Redeemed::Wrong { .. } | Redeemed::Limited => reply(
-                "まちがった番号が続いたため、いまは登録番号を受け付けていません。1時間ほどたってから、もう一度お送りください。",
+                "まちがった番号が続いたため、いまは登録番号を受け付けていません。\
+                 1時間ほどたってから、もう一度お送りください。",
                 Vec::new(),
             ),
         },
         Action::ConsentMenu => match linked {
-            None => reply("税情報の利用への同意は、はがきの登録番号で登録した方が選べます。", menu()),
+            None => reply(
+                "税情報の利用への同意は、\
+                 はがきの登録番号で登録した方が選べます。",
+                menu(),
+            ),
             Some((_, Some(_))) => reply(
                 "いまは税情報の利用に同意いただいています。取り消しますか。",
                 vec![Button::postback("同意を取り消す", "action=consent&value=no")],
             ),
             Some((_, None)) => reply(
-                "いまは税情報を使っていません。所得に応じた手当などをご案内するため、市が持つ税の情報を使ってもよいですか。",
+                "いまは税情報を使っていません。所得に応じた手当などをご案内するため、\
+                 市が持つ税の情報を使ってもよいですか。",
                 consent_buttons(),
             ),
         },
         Action::Consent(give) => {
             let Some((resident_id, consent)) = linked else {
-                return reply("税情報の利用への同意は、はがきの登録番号で登録した方が選べます。", menu());
+                return reply(
+                    "税情報の利用への同意は、\
+                     はがきの登録番号で登録した方が選べます。",
+                    menu(),
+                );
             };
             if give {
                 if consent.is_none() {
@@ -418,19 +457,22 @@ pub fn handle(
                     audit(connection, "line", "give-tax-consent", &resident_id, "")?;
                 }
                 return reply(
-                    "同意ありがとうございます。所得に応じた制度もご案内します。取り消すときは「同意を取り消す」と送ってください。",
+                    "同意ありがとうございます。所得に応じた制度もご案内します。\
+                     取り消すときは「同意を取り消す」と送ってください。",
                     menu(),
                 );
             }
             if consent.is_some() {
                 withdraw_consent(connection, &resident_id)?;
                 return reply(
-                    "税情報の利用への同意を取り消しました。所得に応じた制度のお知らせは、今後お送りしません。",
+                    "税情報の利用への同意を取り消しました。\
+                     所得に応じた制度のお知らせは、今後お送りしません。",
                     menu(),
                 );
             }
             reply(
-                "わかりました。税情報は使いません。ほかのお知らせはお届けします。あとから同意するときは「同意」と送ってください。",
+                "わかりました。税情報は使いません。ほかのお知らせはお届けします。\
+                 あとから同意するときは「同意」と送ってください。",
                 menu(),
             )
         }
@@ -439,7 +481,12 @@ pub fn handle(
             set_muted(connection, user, &[category], mute, &now)?;
             let done = if mute { "止めました" } else { "再開しました" };
             reply(
-                &format!("「{}」のお知らせを{done}。\n\n{}", label_of(category), settings_text(connection, user)?),
+                &format!(
+                    "「{}」のお知らせを{done}。\n\n\
+                     {}",
+                    label_of(category),
+                    settings_text(connection, user)?
+                ),
                 settings_buttons(connection, user)?,
             )
         }
@@ -447,7 +494,8 @@ pub fn handle(
             let all: Vec<&str> = CATEGORIES.iter().map(|(name, _)| *name).collect();
             set_muted(connection, user, &all, true, &now)?;
             reply(
-                "すべてのお知らせを止めました。再開するときは「再開」と送るか、下のボタンを押してください。",
+                "すべてのお知らせを止めました。再開するときは「再開」と送るか、\
+                 下のボタンを押してください。",
                 vec![
                     Button::postback("すべて再開", "action=resume-all"),
                     Button::postback("配信の設定", "action=settings"),
@@ -460,12 +508,16 @@ pub fn handle(
             reply("すべてのお知らせを再開しました。", menu())
         }
         Action::TimingMenu => reply(
-            "出産予定日やお子さんの誕生日を登録すると、健診や予防接種などを時期に合わせてお知らせします。下のボタンで日付を選ぶか、「予定日 2027-03-01」「誕生日 2026-08-22」のように送ってください。",
+            "出産予定日やお子さんの誕生日を登録すると、\
+             健診や予防接種などを時期に合わせてお知らせします。\
+             下のボタンで日付を選ぶか、「予定日 2027-03-01」「誕生日 2026-08-22」\
+             のように送ってください。",
             timing_buttons(today),
         ),
         Action::AddTiming(kind, None) => reply(
             &format!(
-                "{}の日付が読み取れませんでした。「予定日 2027-03-01」「誕生日 2026-08-22」のように送ってください。",
+                "{}の日付が読み取れませんでした。「予定日 2027-03-01」「誕生日 2026-08-22」\
+                 のように送ってください。",
                 kind.label()
             ),
             timing_buttons(today),
@@ -485,7 +537,10 @@ pub fn handle(
             if entries.is_empty() {
                 return reply("登録はまだありません。", timing_buttons(today));
             }
-            let mut text = String::from("登録している日付です。削除するときは下のボタンを押してください。");
+            let mut text = String::from(
+                "登録している日付です。\
+                 削除するときは下のボタンを押してください。",
+            );
             let mut buttons = Vec::new();
             for (position, entry) in entries.iter().enumerate() {
                 text.push_str(&format!("\n{}. {}", position + 1, entry.kind.label()));
@@ -503,19 +558,23 @@ pub fn handle(
                 vec![Button::postback("登録の確認", "action=timing-list")],
             ),
             false => reply(
-                "その登録は見つかりませんでした。すでに削除されているかもしれません。",
+                "その登録は見つかりませんでした。\
+                 すでに削除されているかもしれません。",
                 vec![Button::postback("登録の確認", "action=timing-list")],
             ),
         },
-        Action::BareDate => {
-            reply("日付は「予定日 2027-03-01」「誕生日 2026-08-22」のように送ってください。", timing_buttons(today))
-        }
+        Action::BareDate => reply(
+            "日付は「予定日 2027-03-01」\
+             「誕生日 2026-08-22」のように送ってください。",
+            timing_buttons(today),
+        ),
         Action::Mail(asked) => {
             let Some((resident_id, _)) = linked.filter(|_| mail_available) else {
                 let why = if mail_available {
                     MAIL_NEEDS_LINK
                 } else {
-                    "この市では、メールでのお知らせは行っていません。お知らせはLINEでお届けします。"
+                    "この市では、メールでのお知らせは行っていません。\
+                     お知らせはLINEでお届けします。"
                 };
                 return reply(why, menu());
             };
@@ -524,8 +583,10 @@ pub fn handle(
     }
 }
 
-const MAIL_NEEDS_LINK: &str = "メールでのお知らせは、はがきの登録番号で登録した方が使えます。";
-const ASK_ADDRESS: &str = "メールアドレスを、このトークに送ってください。確認コードをそのアドレスにお送りします。";
+const MAIL_NEEDS_LINK: &str = "メールでのお知らせは、\
+                               はがきの登録番号で登録した方が使えます。";
+const ASK_ADDRESS: &str = "メールアドレスを、このトークに送ってください。\
+                           確認コードをそのアドレスにお送りします。";
 
 /// The e-mail flow of a linked resident: the menu, an address (a code is e-mailed), the
 /// code (the address is stored), the choice of channels, and removing the address.
@@ -546,20 +607,26 @@ fn mail(connection: &Connection, user: &str, resident_id: &str, asked: Mail, now
             ),
             Some(_) => reply(
                 &format!(
-                    "メールアドレスを登録しています。\n{}\n変えるときは下のボタンを押してください。",
+                    "メールアドレスを登録しています。\n{}\n\
+                     変えるときは下のボタンを押してください。",
                     current(connection)?
                 ),
                 mail_buttons(),
             ),
         },
-        Mail::Change => {
-            reply(&format!("新しい{ASK_ADDRESS}確認できるまでは、いまのアドレスにお送りします。"), Vec::new())
-        }
+        Mail::Change => reply(
+            &format!(
+                "新しい{ASK_ADDRESS}確認できるまでは、\
+                 いまのアドレスにお送りします。"
+            ),
+            Vec::new(),
+        ),
         Mail::Address(address) => match email::start(connection, user, &address, now_millis)? {
             email::Started::Send(mail) => Ok(Answer::SendCode(mail)),
             email::Started::Limited => reply(
                 &format!(
-                    "確認コードのお送りは、1時間に{}回までです。しばらくたってから、もう一度お試しください。",
+                    "確認コードのお送りは、1時間に{}回までです。しばらくたってから、\
+                     もう一度お試しください。",
                     email::CODES_PER_HOUR
                 ),
                 Vec::new(),
@@ -568,39 +635,65 @@ fn mail(connection: &Connection, user: &str, resident_id: &str, asked: Mail, now
         Mail::Code(code) => match email::confirm(connection, user, resident_id, &code, now_millis)? {
             email::Confirmed::Stored { channels } => reply(
                 &format!(
-                    "メールアドレスを確認しました。\nいまの受け取り方: {}\n変えるときは下のボタンを押してください。",
+                    "メールアドレスを確認しました。\nいまの受け取り方: {}\n\
+                     変えるときは下のボタンを押してください。",
                     email::channels_label(&channels)
                 ),
                 mail_buttons(),
             ),
             email::Confirmed::NoCode => reply(
-                &format!("いま確認を待っているコードはありません。メールで受け取るときは、まず{ASK_ADDRESS}"),
+                &format!(
+                    "いま確認を待っているコードはありません。メールで受け取るときは、\
+                     まず{ASK_ADDRESS}"
+                ),
                 Vec::new(),
             ),
             email::Confirmed::Expired => reply(
-                "確認コードの有効期限(30分)が切れています。お手数ですが、もう一度メールアドレスを送ってください。",
+                "確認コードの有効期限(30分)が切れています。お手数ですが、\
+                 もう一度メールアドレスを送ってください。",
                 Vec::new(),
             ),
             email::Confirmed::Wrong { left } => reply(
                 &format!(
-                    "確認コードがちがいます。メールの6桁の数字をご確認ください(あと{left}回まちがえると、このコードは使えなくなります)。"
+                    "確認コードがちがいます。メールの6桁の数字をご確認ください\
+                     (あと{left}回まちがえると、このコードは使えなくなります)。"
                 ),
                 Vec::new(),
             ),
             email::Confirmed::UsedUp => reply(
-                "確認コードのまちがいが続いたため、このコードは使えなくなりました。もう一度メールアドレスを送ってください。",
+                "確認コードのまちがいが続いたため、このコードは使えなくなりました。\
+                 もう一度メールアドレスを送ってください。",
                 Vec::new(),
             ),
         },
         Mail::Channels(channels) => match email::set_channels(connection, resident_id, channels)? {
-            true => reply(&format!("受け取り方を「{}」にしました。", email::channels_label(channels)), mail_buttons()),
-            false => {
-                reply(&format!("メールで受け取るには、先にメールアドレスの確認が必要です。{ASK_ADDRESS}"), Vec::new())
-            }
+            true => reply(
+                &format!(
+                    "受け取り方を「{}」\
+                     にしました。",
+                    email::channels_label(channels)
+                ),
+                mail_buttons(),
+            ),
+            false => reply(
+                &format!(
+                    "メールで受け取るには、先にメールアドレスの確認が必要です。\
+                     {ASK_ADDRESS}"
+                ),
+                Vec::new(),
+            ),
         },
         Mail::Off => match email::remove(connection, user, resident_id)? {
-            true => reply("メールアドレスを削除しました。お知らせは、これからはLINEでお届けします。", menu()),
-            false => reply("メールアドレスは登録されていません。お知らせはLINEでお届けしています。", menu()),
+            true => reply(
+                "メールアドレスを削除しました。お知らせは、\
+                 これからはLINEでお届けします。",
+                menu(),
+            ),
+            false => reply(
+                "メールアドレスは登録されていません。\
+                 お知らせはLINEでお届けしています。",
+                menu(),
+            ),
         },
     }
 }
@@ -678,7 +771,8 @@ fn withdraw_consent(connection: &Connection, resident_id: &str) -> Result<()> {
             "tax consent withdrawn",
         )?;
         connection.execute(
-            "DELETE FROM notices WHERE program = ?1 AND resident_id = ?2 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notice_id = notices.id)",
+            "DELETE FROM notices WHERE program = ?1 AND resident_id = ?2 AND NOT EXISTS (SELECT 1 FROM deliveries d
+                 WHERE d.notice_id = notices.id)",
             (program, resident_id),
         )?;
     }

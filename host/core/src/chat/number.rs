@@ -146,9 +146,14 @@ pub fn issue_within(connection: &Connection, resident_id: &str, valid_days: u32,
     let number = generate()?;
     let now = now_text();
     let expires_at = text_in_days(i64::from(valid_days));
-    connection.execute("UPDATE registration_numbers SET revoked_at = ?2 WHERE resident_id = ?1 AND used_at IS NULL AND revoked_at IS NULL", (resident_id, &now))?;
     connection.execute(
-        "INSERT INTO registration_numbers (resident_id, number_hash, issued_at, issued_by, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "UPDATE registration_numbers SET revoked_at = ?2
+         WHERE resident_id = ?1 AND used_at IS NULL AND revoked_at IS NULL",
+        (resident_id, &now),
+    )?;
+    connection.execute(
+        "INSERT INTO registration_numbers (resident_id, number_hash, issued_at, issued_by, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
         (resident_id, hash(&number), &now, actor, &expires_at),
     )?;
     audit(connection, actor, "issue-registration-number", resident_id, &format!("expires {expires_at}"))?;
@@ -293,7 +298,13 @@ mod tests {
             (&String::from_utf8(swapped).unwrap(), Parsed::Typo("打ち間違いがあるようです")),
             (&String::from_utf8(changed).unwrap(), Parsed::Typo("打ち間違いがあるようです")),
             (&whole[..10], Parsed::Typo("文字数が合いません。登録番号は 11 文字です")),
-            (&format!("{}0", &whole[..10]), Parsed::Typo("登録番号には 0・O・1・I は使われていません")),
+            (
+                &format!("{}0", &whole[..10]),
+                Parsed::Typo(
+                    "登録番号には 0・O・1・I \
+                     は使われていません",
+                ),
+            ),
             ("設定", Parsed::NotANumber),
             ("hello", Parsed::NotANumber),
             ("thank you", Parsed::NotANumber),

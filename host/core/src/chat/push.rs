@@ -44,11 +44,15 @@ impl Kind {
     /// The text, in short friendly Japanese, without personal data or reasons.
     pub fn text(self, settings: &ChatSettings) -> String {
         match self {
-            Kind::ApplicationApproved => {
-                "お申し込みを確認しました。登録番号を書いたはがきを、住民票の住所へお送りします。届いたら、その番号をこのトークに送ってください。".to_string()
-            }
+            Kind::ApplicationApproved => "お申し込みを確認しました。\
+                                          登録番号を書いたはがきを、\
+                                          住民票の住所へお送りします。届いたら、\
+                                          その番号をこのトークに送ってください。"
+                .to_string(),
             Kind::ApplicationRejected => format!(
-                "利用のお申し込みについて、市の記録と照らし合わせて確認することができませんでした。お手数ですが、{}にお問い合わせください。",
+                "利用のお申し込みについて、\
+                 市の記録と照らし合わせて確認することができませんでした。\
+                 お手数ですが、{}にお問い合わせください。",
                 settings.contact.as_deref().unwrap_or(DEFAULT_CONTACT)
             ),
         }
@@ -87,7 +91,8 @@ fn next_due(connection: &mut Connection, now_millis: i64) -> Result<Option<Due>>
         type QueuedPush = (i64, String, String, String, u32, Option<i64>, Option<i64>);
         let row: Option<QueuedPush> = transaction
             .query_row(
-                "SELECT p.id, p.line_user_id, p.kind, p.retry_key, p.attempts, p.first_attempt_millis, u.following FROM chat_pushes p
+                "SELECT p.id, p.line_user_id, p.kind, p.retry_key, p.attempts, p.first_attempt_millis, u.following
+                 FROM chat_pushes p
                  LEFT JOIN line_users u ON u.line_user_id = p.line_user_id
                  WHERE p.state = 'queued' AND coalesce(p.next_attempt_millis, 0) <= ?1 ORDER BY p.id LIMIT 1",
                 [now_millis],
@@ -112,7 +117,11 @@ fn next_due(connection: &mut Connection, now_millis: i64) -> Result<Option<Due>>
             )?;
             continue;
         }
-        transaction.execute("UPDATE chat_pushes SET attempts = attempts + 1, first_attempt_millis = coalesce(first_attempt_millis, ?2) WHERE id = ?1", (id, now_millis))?;
+        transaction.execute(
+            "UPDATE chat_pushes SET attempts = attempts + 1, first_attempt_millis = coalesce(first_attempt_millis, ?2)
+             WHERE id = ?1",
+            (id, now_millis),
+        )?;
         transaction.commit()?;
         let kind = if kind == Kind::ApplicationApproved.as_str() {
             Kind::ApplicationApproved
@@ -151,12 +160,20 @@ pub async fn send_due(
         database
             .write(move |connection| {
                 match next {
-                    Next::Delivered => connection.execute("UPDATE chat_pushes SET state = 'sent', sent_at = ?2, last_error = '', next_attempt_millis = NULL WHERE id = ?1", (due.id, now_text()))?,
+                    Next::Delivered => connection.execute(
+                        "UPDATE chat_pushes
+                         SET state = 'sent', sent_at = ?2, last_error = '', next_attempt_millis = NULL WHERE id = ?1",
+                        (due.id, now_text()),
+                    )?,
                     Next::RetryAfter(delay) => connection.execute(
                         "UPDATE chat_pushes SET last_error = ?2, next_attempt_millis = ?3 WHERE id = ?1",
                         (due.id, &error, now_millis() + delay.as_millis() as i64),
                     )?,
-                    Next::GiveUp => connection.execute("UPDATE chat_pushes SET state = 'failed', last_error = ?2, next_attempt_millis = NULL WHERE id = ?1", (due.id, &error))?,
+                    Next::GiveUp => connection.execute(
+                        "UPDATE chat_pushes SET state = 'failed', last_error = ?2, next_attempt_millis = NULL
+                         WHERE id = ?1",
+                        (due.id, &error),
+                    )?,
                 };
                 Ok(())
             })

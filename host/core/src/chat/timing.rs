@@ -89,10 +89,12 @@ pub fn add(
         |row| row.get(0),
     )?;
     if count >= MAX_ENTRIES {
-        return Ok(Err("登録できるのは10件までです。「登録の確認」から不要なものを削除してください"));
+        return Ok(Err("登録できるのは10件までです。「登録の確認」\
+                       から不要なものを削除してください"));
     }
     connection.execute(
-        "INSERT INTO self_registrations (line_user_id, kind, day, registered_on, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO self_registrations (line_user_id, kind, day, registered_on, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
         (line_user_id, kind.as_str(), day.0, today.0, now_text()),
     )?;
     Ok(Ok(connection.last_insert_rowid()))
@@ -146,7 +148,8 @@ pub fn append_to_population(
     let wants = |field| fields.contains(&field);
     let mut statement = connection.prepare_cached(
         "SELECT s.id, s.kind, s.day, s.registered_on, s.line_user_id FROM self_registrations s
-         JOIN line_users u ON u.line_user_id = s.line_user_id AND u.following = 1 ORDER BY s.kind = 'due-date', s.line_user_id, s.id",
+         JOIN line_users u ON u.line_user_id = s.line_user_id AND u.following = 1
+         ORDER BY s.kind = 'due-date', s.line_user_id, s.id",
     )?;
     let rows: Vec<(i64, String, i32, i32, String)> = statement
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?

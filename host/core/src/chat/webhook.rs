@@ -162,7 +162,10 @@ fn store(connection: &mut Connection, events: &[(String, String)]) -> Result<usi
     let transaction = connection.transaction()?;
     let mut new = 0;
     {
-        let mut insert = transaction.prepare_cached("INSERT INTO webhook_events (webhook_event_id, event, received_at) VALUES (?1, ?2, ?3) ON CONFLICT (webhook_event_id) DO NOTHING")?;
+        let mut insert = transaction.prepare_cached(
+            "INSERT INTO webhook_events (webhook_event_id, event, received_at)
+             VALUES (?1, ?2, ?3) ON CONFLICT (webhook_event_id) DO NOTHING",
+        )?;
         let now = now_text();
         for (id, event) in events {
             new += insert.execute((id, event, &now))?;

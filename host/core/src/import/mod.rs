@@ -20,7 +20,10 @@ use oshirase_sdk::Day;
 
 /// The import was refused; nothing was changed.
 #[derive(Debug, thiserror::Error)]
-#[error("import refused, nothing changed:\n{}", .problems.iter().map(|problem| problem.to_string()).collect::<Vec<_>>().join("\n"))]
+#[error(
+    "import refused, nothing changed:\n{}",
+    .problems.iter().map(|problem| problem.to_string()).collect::<Vec<_>>().join("\n")
+)]
 pub struct ImportRefused {
     pub problems: Vec<Problem>,
 }
@@ -257,7 +260,8 @@ fn import_in_transaction(
         let floor = (u64::from(active_before) * u64::from(100 - percent.min(100))).div_ceil(100);
         if read.problems.is_empty() && u64::from(residents) < floor {
             let message = format!(
-                "{residents} living residents, more than {percent} % fewer than the active snapshot's {active_before}; if the export is complete, import it allowing the shrink"
+                "{residents} living residents, more than {percent} % fewer than the active snapshot's {active_before}; \
+                 if the export is complete, import it allowing the shrink"
             );
             read.problems.push(RESIDENTS.name, 0, 0, message);
         }
@@ -449,8 +453,12 @@ fn read_residents(
         let name_kana = row.text(kana_column).unwrap_or("");
         let birth_day = row.value(birth_column, values::date, "a date");
         let sex = row.value(sex_column, values::sex, "one of 1, 2, 男, 女, male, female");
-        let relationship =
-            row.value(relationship_column, values::relationship, "a 続柄 (世帯主, 妻, 夫, 子, 父, 母, その他 …)");
+        let relationship = row.value(
+            relationship_column,
+            values::relationship,
+            "a 続柄 (世帯主, 妻, 夫, \
+             子, 父, 母, その他 …)",
+        );
         let address = row.text(address_column).unwrap_or("");
         let ward = row.text(ward_column).unwrap_or("");
         let resident_since = row.optional(since_column, values::date, "a date");

@@ -62,7 +62,8 @@ fn a_shift_jis_export_with_japanese_headers_and_era_dates_is_read_whole() {
                      001,千葉 花子,H1,平成2年4月1日,女,世帯主,中央区,住民,\r\n\
                      002,千葉 一郎,H1,R07.01.01,男,子,中央区,住民,\r\n\
                      003,千葉 茂,H1,昭和10年1月1日,男,父,中央区,死亡,\r\n";
-    let tax = "宛名番号,課税年度,合計所得金額,課税区分\n001,令和7年度,\"1,800,000\",課税\n003,2025,0,非課税\n";
+    let tax = "宛名番号,課税年度,合計所得金額,課税区分\n001,令和7年度,\"1,800,000\",課税\n\
+               003,2025,0,非課税\n";
     let immunizations = "宛名番号,ワクチン,回数,接種日\n002,vaccine-bcg,1,2025-07-01\n";
     let receipts = "resident_id,program_code,start_date\n001,child-allowance,2025-01-10\n";
     let pregnancies = "resident_id,notified_on,due_date\n001,2024-06-01,2025-01-05\n";
@@ -169,20 +170,24 @@ fn broken_exports_are_refused_with_their_place_and_change_nothing() {
                 .map(|(file, bytes)| (file, [bytes, shift_jis("003,H1,千葉 次郎,2000-01-01,1,子\n")].concat()))
                 .collect(),
             vec![
-                "residents.csv:4:0: the file mixes UTF-8 and Shift_JIS text: this line is not UTF-8 while the lines before it are",
+                "residents.csv:4:0: the file mixes UTF-8 and Shift_JIS text: this line is not UTF-8 while the lines \
+                 before it are",
             ],
         ),
         (
             "missing column",
             residents("resident_id,name,birth_date,sex,relationship\n001,A,1990-01-01,1,head\n"),
             vec![
-                "residents.csv:1:0: missing column household_id (世帯番号); the header, read as UTF-8, has: resident_id, name, birth_date, sex, relationship",
+                "residents.csv:1:0: missing column household_id (世帯番号); the header, read as UTF-8, has: \
+                 resident_id, name, birth_date, sex, relationship",
             ],
         ),
         (
             "a bad date in each accepted form",
             residents(&format!(
-                "{HEADER}001,H1,A,2023-02-29,1,head\n002,H2,B,2024/13/1,1,head\n003,H3,C,20240230,1,head\n004,H4,D,令和6年2月30日,1,head\n005,H5,E,R06.02.30,1,head\n006,H6,F,平成31年5月1日,1,head\n007,H7,G,昭和64年1月8日,1,head\n"
+                "{HEADER}001,H1,A,2023-02-29,1,head\n002,H2,B,2024/13/1,1,head\n003,H3,C,20240230,1,head\n\
+                 004,H4,D,令和6年2月30日,1,head\n005,H5,E,R06.02.30,1,head\n006,H6,F,平成31年5月1日,1,head\n\
+                 007,H7,G,昭和64年1月8日,1,head\n"
             )),
             vec![
                 "residents.csv:2:4: birth_date \"2023-02-29\" is not a date",
@@ -200,7 +205,8 @@ fn broken_exports_are_refused_with_their_place_and_change_nothing() {
             vec![
                 "residents.csv:2:3: name is empty",
                 "residents.csv:2:5: sex \"x\" is not one of 1, 2, 男, 女, male, female",
-                "residents.csv:3:6: relationship \"ペット\" is not a 続柄 (世帯主, 妻, 夫, 子, 父, 母, その他 …)",
+                "residents.csv:3:6: relationship \"ペット\" is not a 続柄 (世帯主, 妻, 夫, 子, 父, 母, \
+                 その他 …)",
             ],
         ),
         (
@@ -272,7 +278,8 @@ fn broken_exports_are_refused_with_their_place_and_change_nothing() {
             "a truncated export that ends on a row boundary",
             residents(&format!("{HEADER}001,H1,A,1990-01-01,1,head\n")),
             vec![
-                "residents.csv:0:0: 1 living residents, more than 10 % fewer than the active snapshot's 2; if the export is complete, import it allowing the shrink",
+                "residents.csv:0:0: 1 living residents, more than 10 % fewer than the active snapshot's 2; if the \
+                 export is complete, import it allowing the shrink",
             ],
         ),
     ]);
@@ -308,7 +315,8 @@ fn a_crlf_export_reports_each_problem_on_its_own_line() {
 #[test]
 fn moved_out_and_deceased_residents_are_kept_apart_and_their_records_dropped() {
     let mut connection = database();
-    let rows = "resident_id,household_id,name,birth_date,sex,relationship,status\n001,H1,A,1990-01-01,1,head,resident\n002,H2,B,1930-01-01,1,head,deceased\n";
+    let rows = "resident_id,household_id,name,birth_date,sex,relationship,status\n001,H1,A,1990-01-01,1,head,resident\n\
+                002,H2,B,1930-01-01,1,head,deceased\n";
     let tax = "resident_id,fiscal_year,total_income,taxable\n002,2025,100,課税\n";
     let report = import(&mut connection, &[("residents.csv", rows.as_bytes()), ("tax.csv", tax.as_bytes())]).unwrap();
     assert_eq!((report.residents, report.departed), (1, 1));

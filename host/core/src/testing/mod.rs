@@ -46,7 +46,8 @@ impl Fixture {
         std::fs::create_dir_all(&export).unwrap();
         std::fs::write(
             export.join("residents.csv"),
-            "resident_id,household_id,name,birth_date,sex,relationship\n001,H1,千葉 花子,1990-04-01,2,head\n002,H1,千葉 一郎,2025-07-31,1,child\n003,H2,千葉 次郎,1969-01-01,1,head\n",
+            "resident_id,household_id,name,birth_date,sex,relationship\n001,H1,千葉 花子,1990-04-01,2,head\n\
+             002,H1,千葉 一郎,2025-07-31,1,child\n003,H2,千葉 次郎,1969-01-01,1,head\n",
         )
         .unwrap();
         let database = Database::open(&directory.join("oshirase.db")).unwrap();

@@ -133,9 +133,11 @@ pub async fn print_postcards(
             oshirase_core::postcards::print(connection, &out, &font, &actor)
         })
         .await?;
-    Ok(Json(
-        serde_json::json!({ "postcards": printed.postcards, "expired": printed.expired, "file": (printed.postcards > 0).then_some(file) }),
-    ))
+    Ok(Json(serde_json::json!({
+        "postcards": printed.postcards,
+        "expired": printed.expired,
+        "file": (printed.postcards > 0).then_some(file)
+    })))
 }
 
 /// `GET /admin/postcards/{file}`: one printed batch, as the PDF it is.

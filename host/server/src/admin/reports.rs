@@ -54,11 +54,14 @@ pub fn dashboard(connection: &Connection) -> anyhow::Result<Dashboard> {
     // One pass over the deliveries for the 30 days, each day counted by group, rather
     // than a pass per day.
     let mut per_day = connection.prepare(&format!(
-        "WITH RECURSIVE days(day) AS (SELECT date({today}, '-29 days') UNION ALL SELECT date(day, '+1 day') FROM days WHERE day < {today}),
+        "WITH RECURSIVE days(day) AS (SELECT date({today}, '-29 days') UNION ALL SELECT date(day, '+1 day') FROM days
+             WHERE day < {today}),
          counted AS (
-             SELECT CASE WHEN state = 'sent' THEN {sent_day} ELSE {created_day} END AS day, state = 'sent' AS sent, count(*) AS deliveries
+             SELECT CASE WHEN state = 'sent' THEN {sent_day} ELSE {created_day} END AS day, state = 'sent' AS sent,
+             count(*) AS deliveries
              FROM deliveries WHERE state IN ('sent', 'failed-permanent', 'expired') GROUP BY 1, 2)
-         SELECT days.day, coalesce(sum(CASE WHEN counted.sent THEN counted.deliveries END), 0), coalesce(sum(CASE WHEN NOT counted.sent THEN counted.deliveries END), 0)
+         SELECT days.day, coalesce(sum(CASE WHEN counted.sent THEN counted.deliveries END), 0),
+         coalesce(sum(CASE WHEN NOT counted.sent THEN counted.deliveries END), 0)
          FROM days LEFT JOIN counted ON counted.day = days.day GROUP BY days.day ORDER BY days.day"
     ))?;
     let per_day = per_day
@@ -79,13 +82,15 @@ pub fn dashboard(connection: &Connection) -> anyhow::Result<Dashboard> {
         sent_total: count(connection, "SELECT count(*) FROM deliveries WHERE state = 'sent'")?,
         residents_reached: count(
             connection,
-            "SELECT count(DISTINCT n.resident_id) FROM deliveries d JOIN notices n ON n.id = d.notice_id WHERE d.state = 'sent'",
+            "SELECT count(DISTINCT n.resident_id) FROM deliveries d JOIN notices n ON n.id = d.notice_id
+             WHERE d.state = 'sent'",
         )?,
         programs_live: count(connection, "SELECT count(*) FROM programs WHERE active_version IS NOT NULL")?,
         failed_deliveries_7_days: count(
             connection,
             &format!(
-                "SELECT count(*) FROM deliveries WHERE state IN ('failed-permanent', 'expired') AND {created_day} >= date({today}, '-6 days')"
+                "SELECT count(*) FROM deliveries
+                 WHERE state IN ('failed-permanent', 'expired') AND {created_day} >= date({today}, '-6 days')"
             ),
         )?,
         failed_runs_7_days: count(
@@ -124,7 +129,8 @@ pub fn programs(connection: &Connection, caller: &Caller) -> anyhow::Result<Vec<
     let mut statement = connection.prepare(
         "SELECT p.code, v.manifest, p.active_version, p.previous_version, r.run_on, r.outcome, r.notices
          FROM programs p
-         JOIN plugin_versions v ON v.id = coalesce(p.active_version, p.previous_version, (SELECT max(id) FROM plugin_versions WHERE program = p.code AND accepted = 1))
+         JOIN plugin_versions v ON v.id = coalesce(p.active_version, p.previous_version, (SELECT max(id)
+             FROM plugin_versions WHERE program = p.code AND accepted = 1))
          LEFT JOIN runs r ON r.id = (SELECT max(id) FROM runs WHERE program = p.code)
          ORDER BY p.code",
     )?;
@@ -200,19 +206,40 @@ pub fn deliveries(connection: &Connection, query: &DeliveryQuery) -> anyhow::Res
     let today = japan_day("'now'");
     let filter = format!(
         "FROM deliveries d LEFT JOIN notices n ON n.id = d.notice_id
-         WHERE {created_day} >= date({today}, '-59 days') AND (?1 IS NULL OR coalesce(n.program, 'broadcast') = ?1) AND (?2 IS NULL OR {created_day} = ?2)"
+         WHERE {created_day} >= date({today}, '-59 days') AND (?1 IS NULL OR coalesce(n.program, 'broadcast') = ?1)
+         AND (?2 IS NULL OR {created_day} = ?2)"
     );
     let counts = connection
-        .prepare(&format!("SELECT {created_day}, coalesce(n.program, 'broadcast'), d.state, d.channel, count(*) {filter} GROUP BY 1, 2, 3, 4 ORDER BY 1 DESC, 2, 3, 4"))?
-        .query_map((&query.program, &query.day), |row| Ok(DeliveryCount { day: row.get(0)?, program: row.get(1)?, state: row.get(2)?, channel: row.get(3)?, deliveries: row.get(4)? }))?
+        .prepare(&format!(
+            "SELECT {created_day}, coalesce(n.program, 'broadcast'), d.state, d.channel, count(*) {filter}
+             GROUP BY 1, 2, 3, 4 ORDER BY 1 DESC, 2, 3, 4"
+        ))?
+        .query_map((&query.program, &query.day), |row| {
+            Ok(DeliveryCount {
+                day: row.get(0)?,
+                program: row.get(1)?,
+                state: row.get(2)?,
+                channel: row.get(3)?,
+                deliveries: row.get(4)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
     let failures = connection
         .prepare(&format!(
-            "SELECT d.id, {created_day}, coalesce(n.program, 'broadcast'), d.channel, d.state, d.attempts, d.last_error {filter}
+            "SELECT d.id, {created_day}, coalesce(n.program, 'broadcast'),
+             d.channel, d.state, d.attempts, d.last_error {filter}
              AND d.state IN ('failed-permanent', 'failed-retryable', 'expired') ORDER BY d.id DESC LIMIT 100"
         ))?
         .query_map((&query.program, &query.day), |row| {
-            Ok(DeliveryFailure { id: row.get(0)?, day: row.get(1)?, program: row.get(2)?, channel: row.get(3)?, state: row.get(4)?, attempts: row.get(5)?, reason: row.get(6)? })
+            Ok(DeliveryFailure {
+                id: row.get(0)?,
+                day: row.get(1)?,
+                program: row.get(2)?,
+                channel: row.get(3)?,
+                state: row.get(4)?,
+                attempts: row.get(5)?,
+                reason: row.get(6)?,
+            })
         })?
         .collect::<Result<_, _>>()?;
     Ok(DeliveryReport { counts, failures })
@@ -247,10 +274,20 @@ pub fn audit_log(connection: &Connection, caller: &Caller) -> anyhow::Result<Vec
     let entries = connection
         .prepare(
             "SELECT id, at, actor, action, subject, detail FROM audit_log
-             WHERE ?1 OR instr(',' || ?2 || ',', ',' || subject || ',') > 0 OR (?3 AND subject IN (SELECT code FROM programs))
+             WHERE ?1 OR instr(',' || ?2 || ',', ',' || subject || ',') > 0 OR (?3 AND subject IN (SELECT code
+                 FROM programs))
              ORDER BY id DESC LIMIT 500",
         )?
-        .query_map((everything, programs, any_program), |row| Ok(AuditEntry { id: row.get(0)?, at: row.get(1)?, actor: row.get(2)?, action: row.get(3)?, subject: row.get(4)?, detail: row.get(5)? }))?
+        .query_map((everything, programs, any_program), |row| {
+            Ok(AuditEntry {
+                id: row.get(0)?,
+                at: row.get(1)?,
+                actor: row.get(2)?,
+                action: row.get(3)?,
+                subject: row.get(4)?,
+                detail: row.get(5)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
     Ok(entries)
 }

@@ -160,7 +160,10 @@ mod tests {
     fn multipart(files: &[(&str, &str)]) -> String {
         let mut body = String::new();
         for (name, text) in files {
-            body.push_str(&format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: text/csv\r\n\r\n{text}\r\n"));
+            body.push_str(&format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\
+                 Content-Type: text/csv\r\n\r\n{text}\r\n"
+            ));
         }
         body.push_str(&format!("--{BOUNDARY}--\r\n"));
         body
@@ -187,7 +190,8 @@ mod tests {
         (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
     }
 
-    const GOOD: &str = "宛名番号,世帯番号,氏名,生年月日,性別,続柄\n001,H1,千葉 花子,1990-04-01,女,世帯主\n002,H1,千葉 一郎,R7.1.1,男,子\n";
+    const GOOD: &str = "宛名番号,世帯番号,氏名,生年月日,性別,続柄\n\
+                        001,H1,千葉 花子,1990-04-01,女,世帯主\n002,H1,千葉 一郎,R7.1.1,男,子\n";
 
     #[tokio::test]
     async fn an_export_uploaded_by_the_administrator_becomes_the_active_snapshot() {

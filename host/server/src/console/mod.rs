@@ -71,10 +71,12 @@ pub async fn page(
 fn shell(page: &str, title: &str, session: &str) -> String {
     let session = session.replace('<', "\\u003c");
     format!(
-        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width, initial-scale=1\">\
          <title>{title} — oshirase 管理</title><link rel=\"stylesheet\" href=\"/console/assets/style.css\"></head>\
          <body data-page=\"{page}\"><script id=\"session\" type=\"application/json\">{session}</script>\
-         <header id=\"top\"></header><main id=\"main\"><h1>{title}</h1><div id=\"content\">読み込み中…</div></main>\
+         <header id=\"top\"></header><main id=\"main\"><h1>{title}</h1><div id=\"content\">読み込み中…</div>\
+         </main>\
          <script src=\"/console/assets/app.js\"></script></body></html>"
     )
 }
@@ -503,7 +505,19 @@ mod tests {
             "\"residents\":[",
         )
         .await;
-        check(&state, admin, post.clone(), "/admin/sends", serde_json::json!({ "broadcast": { "title": "調査", "text": "ご協力を", "category": "Health" }, "send_at": "2030-01-01T09:00" }), StatusCode::CREATED, "2030-01-01 09:00:00 JST").await;
+        check(
+            &state,
+            admin,
+            post.clone(),
+            "/admin/sends",
+            serde_json::json!({
+                "broadcast": { "title": "調査", "text": "ご協力を", "category": "Health" },
+                "send_at": "2030-01-01T09:00"
+            }),
+            StatusCode::CREATED,
+            "2030-01-01 09:00:00 JST",
+        )
+        .await;
         check(
             &state,
             admin,

@@ -48,7 +48,9 @@ fn name_of(user: &str) -> &'static str {
 fn residents(today: Day) -> String {
     let baby = today.add_months_clamped(-4);
     format!(
-        "宛名番号,世帯番号,氏名,生年月日,性別,続柄\n0101,H01,千葉 花子,1994-05-01,女,世帯主\n0102,H01,千葉 陽葵,{baby},女,子\n0201,H02,佐藤 誠,1985-07-07,男,世帯主\n0202,H02,佐藤 蓮,{},男,子\n",
+        "宛名番号,世帯番号,氏名,生年月日,性別,続柄\n0101,H01,千葉 花子,1994-05-01,女,世帯主\n\
+         0102,H01,千葉 陽葵,{baby},女,子\n0201,H02,佐藤 誠,1985-07-07,男,世帯主\n\
+         0202,H02,佐藤 蓮,{},男,子\n",
         today.add_months_clamped(-120)
     )
 }
@@ -189,7 +191,15 @@ impl Town {
     /// The user types `text`; returns the replies' texts.
     async fn say(&mut self, user: &str, text: &str) -> String {
         let id = self.next_event;
-        let event = self.event(user, "message", json!({ "message": { "type": "text", "id": format!("{}", 480_000 + id), "text": text, "quoteToken": format!("q{id}") } }));
+        let event = self.event(
+            user,
+            "message",
+            json!({
+                "message": {
+                    "type": "text", "id": format!("{}", 480_000 + id), "text": text, "quoteToken": format!("q{id}")
+                }
+            }),
+        );
         self.act(user, text.to_string(), event).await
     }
 
@@ -364,8 +374,13 @@ impl Town {
         self.service
             .database
             .write(move |connection| {
-                let mut statement = connection.prepare("SELECT n.program, d.state, d.last_error FROM deliveries d JOIN notices n ON n.id = d.notice_id WHERE d.address = ?1 ORDER BY d.id")?;
-                let rows = statement.query_map([user], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?.collect::<Result<_, _>>()?;
+                let mut statement = connection.prepare(
+                    "SELECT n.program, d.state, d.last_error FROM deliveries d JOIN notices n ON n.id = d.notice_id
+                     WHERE d.address = ?1 ORDER BY d.id",
+                )?;
+                let rows = statement
+                    .query_map([user], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                    .collect::<Result<_, _>>()?;
                 Ok(rows)
             })
             .await
@@ -607,7 +622,13 @@ async fn registration_numbers_resist_guessing_and_work_once() {
     // The number works once: the same user hears it is done, anyone else that it is wrong.
     assert!(town.say(MOTHER, &number).await.contains("すでに登録が済んでいます"));
     assert!(town.say(STRANGER, &number).await.contains("見つかりませんでした"));
-    let audited: i64 = town.sql("SELECT count(*) FROM audit_log WHERE action IN ('issue-registration-number', 'link-registration') AND subject = '0101'", vec![]).await;
+    let audited: i64 = town
+        .sql(
+            "SELECT count(*) FROM audit_log WHERE action IN ('issue-registration-number', 'link-registration')
+             AND subject = '0101'",
+            vec![],
+        )
+        .await;
     assert_eq!(audited, 2);
     town.print_transcript("registration number: a typo, five wrong numbers, the limit, the right number an hour later");
 }
@@ -631,7 +652,10 @@ async fn linking_consent_and_categories_in_a_few_taps() {
             .await
             .contains("予防接種: 止めています")
     );
-    assert!(town.tap(MOTHER, "すべて止める", "action=stop-all", None).await.contains("すべてのお知らせを止めました"));
+    assert!(town.tap(MOTHER, "すべて止める", "action=stop-all", None).await.contains(
+        "すべてのお知らせを\
+         止めました"
+    ));
     let muted: i64 =
         town.sql("SELECT count(*) FROM muted_categories WHERE line_user_id = ?1", vec![MOTHER.into()]).await;
     assert_eq!(muted, 5);
@@ -640,8 +664,20 @@ async fn linking_consent_and_categories_in_a_few_taps() {
         town.sql("SELECT count(*) FROM muted_categories WHERE line_user_id = ?1", vec![MOTHER.into()]).await;
     assert_eq!(muted, 0);
     // A sticker gets the help, not silence.
-    let event = town.event(MOTHER, "message", json!({ "message": { "type": "sticker", "id": "9", "packageId": "1", "stickerId": "1", "stickerResourceType": "STATIC", "quoteToken": "q" } }));
-    assert!(town.act(MOTHER, "(スタンプ)".into(), event).await.contains("ご用件を下のボタンから選んでください"));
+    let event = town.event(
+        MOTHER,
+        "message",
+        json!({
+            "message": {
+                "type": "sticker", "id": "9", "packageId": "1", "stickerId": "1", "stickerResourceType": "STATIC",
+                "quoteToken": "q"
+            }
+        }),
+    );
+    assert!(town.act(MOTHER, "(スタンプ)".into(), event).await.contains(
+        "ご用件を下のボタンから\
+         選んでください"
+    ));
     town.print_transcript("follow, help, registration number, consent, categories, stop everything, resume");
 }
 
@@ -792,11 +828,27 @@ async fn a_resident_applies_from_the_chat_and_staff_approve_the_matching_record(
     // A form with problems is shown again with each of them, and nothing is stored.
     let (status, page) = request(&town, form(&token, "name=&birth_date=1994-02-30&address=")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(page.contains("お名前を") && page.contains("生年月日を正しく") && page.contains("住所を"), "{page}");
+    assert!(
+        page.contains("お名前を")
+            && page.contains(
+                "生年月日を\
+                 正しく"
+            )
+            && page.contains("住所を"),
+        "{page}"
+    );
     let stored: i64 = town.sql("SELECT count(*) FROM applications", vec![]).await;
     assert_eq!(stored, 0);
     // The name written with a full-width space still matches the record.
-    let (status, page) = request(&town, form(&token, "name=%E5%8D%83%E8%91%89%E3%80%80%E8%8A%B1%E5%AD%90&birth_date=1994-05-01&address=%E5%8D%83%E8%91%89%E5%B8%82%E4%B8%AD%E5%A4%AE%E5%8C%BA1-1")).await;
+    let (status, page) = request(
+        &town,
+        form(
+            &token,
+            "name=%E5%8D%83%E8%91%89%E3%80%80%E8%8A%B1%E5%AD%90&birth_date=1994-05-01&\
+             address=%E5%8D%83%E8%91%89%E5%B8%82%E4%B8%AD%E5%A4%AE%E5%8C%BA1-1",
+        ),
+    )
+    .await;
     assert!(status == StatusCode::OK && page.contains("受け付けました"), "{status} {page}");
     // The link works once.
     assert_eq!(request(&town, form(&token, "name=a&birth_date=1994-05-01&address=b")).await.0, StatusCode::NOT_FOUND);
@@ -990,7 +1042,13 @@ async fn e_mail_is_added_with_a_code_from_the_chat_chosen_as_a_channel_and_remov
     );
     let address = "hanako.chiba@example.jp";
     let answer = town.say(MOTHER, address).await;
-    assert!(answer.contains("確認コードをメールでお送りしました") && !answer.contains(address), "{answer}");
+    assert!(
+        answer.contains(
+            "確認コードを\
+             メールでお送りしました"
+        ) && !answer.contains(address),
+        "{answer}"
+    );
     let code = town.code_sent_to(MOTHER, address);
     let body = &town.smtp.as_ref().unwrap().messages();
     let raw = String::from_utf8_lossy(body.last().unwrap()).into_owned();
@@ -1014,9 +1072,10 @@ async fn e_mail_is_added_with_a_code_from_the_chat_chosen_as_a_channel_and_remov
     let (stored, channels) = town.mail_settings("0101").await;
     assert_eq!((stored.as_deref(), channels.as_str()), (Some(address), "both"));
     // E-mail only: the day's notice goes to the address and not to LINE.
-    assert!(
-        town.tap(MOTHER, "メールだけ", "action=channels&value=mail", None).await.contains("「メールだけ」にしました")
-    );
+    assert!(town.tap(MOTHER, "メールだけ", "action=channels&value=mail", None).await.contains(
+        "「メールだけ」\
+         にしました"
+    ));
     town.note("the day's run");
     town.plan(town.today).await;
     town.send().await;
@@ -1025,10 +1084,19 @@ async fn e_mail_is_added_with_a_code_from_the_chat_chosen_as_a_channel_and_remov
     assert!(town.new_messages(MOTHER).is_empty(), "the notice went to LINE too");
     // E-mail off: the address is forgotten and LINE alone is back.
     town.say(MOTHER, "メール").await;
-    assert!(town.tap(MOTHER, "メールをやめる", "action=mail-off", None).await.contains("メールアドレスを削除しました"));
+    assert!(town.tap(MOTHER, "メールをやめる", "action=mail-off", None).await.contains(
+        "メールアドレスを\
+         削除しました"
+    ));
     let (stored, channels) = town.mail_settings("0101").await;
     assert_eq!((stored, channels.as_str()), (None, "line"));
-    let audited: i64 = town.sql("SELECT count(*) FROM audit_log WHERE action IN ('confirm-email', 'set-channels', 'remove-email') AND subject = '0101' AND detail NOT LIKE '%@%'", vec![]).await;
+    let audited: i64 = town
+        .sql(
+            "SELECT count(*) FROM audit_log WHERE action IN ('confirm-email', 'set-channels', 'remove-email')
+             AND subject = '0101' AND detail NOT LIKE '%@%'",
+            vec![],
+        )
+        .await;
     assert_eq!(audited, 3);
     town.print_transcript(
         "e-mail: address, code e-mailed, a wrong code, the right code, e-mail only, a notice by e-mail, e-mail off",
@@ -1100,7 +1168,10 @@ async fn without_a_mail_server_the_chat_says_e_mail_is_not_offered() {
     let mut town = Town::new(&[]).await;
     town.link(MOTHER, "0101").await;
     assert!(town.say(MOTHER, "メール").await.contains("メールでのお知らせは行っていません"));
-    assert!(town.say(MOTHER, "hanako.chiba@example.jp").await.contains("メールでのお知らせは行っていません"));
+    assert!(town.say(MOTHER, "hanako.chiba@example.jp").await.contains(
+        "メールでのお知らせは\
+         行っていません"
+    ));
     let codes: i64 = town.sql("SELECT count(*) FROM email_codes", vec![]).await;
     assert_eq!(codes, 0);
     town.print_transcript("e-mail asked for in a town without a mail server");

@@ -149,7 +149,8 @@ fn start_server(binary: &Path, work: &Path, line_url: &str) -> Result<Server> {
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\n{trust}\n[line]\nbase_url = {line_url:?}\nchannel_access_token = {TOKEN:?}\nchannel_secret = {SECRET:?}\n"
+                "[server]\nlisten = \"127.0.0.1:0\"\ndata = {data:?}\n{trust}\n[line]\nbase_url = {line_url:?}\n\
+                 channel_access_token = {TOKEN:?}\nchannel_secret = {SECRET:?}\n"
             ),
         )?;
         let mut child = Command::new(binary)
@@ -207,9 +208,14 @@ async fn phase(server: &Server, emulator: &line_emulator::Emulator, loops: usize
                     attempt += 1;
                     // A made-up login from an address of its own each time.
                     let address = format!("10.{}.{}.{}", number % 256, attempt / 256 % 256, attempt % 256);
-                    let body = serde_json::json!({ "login": format!("guess-{number}-{attempt}"), "password": "not the password" });
+                    let body = serde_json::json!({
+                        "login": format!("guess-{number}-{attempt}"),
+                        "password": "not the password"
+                    });
                     let answer = client.post(&url).header("x-forwarded-for", address).json(&body).send().await;
-                    *answers.entry(answer.map_or("error".to_owned(), |response| response.status().as_u16().to_string())).or_default() += 1;
+                    *answers
+                        .entry(answer.map_or("error".to_owned(), |response| response.status().as_u16().to_string()))
+                        .or_default() += 1;
                 }
                 answers
             })
@@ -225,7 +231,9 @@ async fn phase(server: &Server, emulator: &line_emulator::Emulator, loops: usize
                 let user = format!("U{:032x}", number % 50);
                 let event = serde_json::json!({
                     "type": "message", "mode": "active", "timestamp": 1_790_000_000_000u64 + number,
-                    "source": { "type": "user", "userId": user }, "webhookEventId": format!("01ABUSE{}{number:013}", uuid::Uuid::new_v4().simple().to_string()[..6].to_uppercase()),
+                    "source": { "type": "user", "userId": user },
+                    "webhookEventId":
+                        format!("01ABUSE{}{number:013}", uuid::Uuid::new_v4().simple().to_string()[..6].to_uppercase()),
                     "deliveryContext": { "isRedelivery": false }, "replyToken": emulator.issue_reply_token(&user),
                     "message": { "type": "text", "id": number.to_string(), "text": "使い方", "quoteToken": "q" },
                 });

@@ -186,7 +186,11 @@ async fn queue_only(database: &Database, program: &'static str) -> Result<()> {
     database
         .write(move |connection| {
             connection.execute_batch("DELETE FROM deliveries; UPDATE programs SET active_version = NULL;")?;
-            connection.execute("UPDATE programs SET active_version = (SELECT id FROM plugin_versions WHERE program = ?1) WHERE code = ?1", [program])?;
+            connection.execute(
+                "UPDATE programs SET active_version = (SELECT id FROM plugin_versions WHERE program = ?1)
+                 WHERE code = ?1",
+                [program],
+            )?;
             enqueue_due(connection, Day(0))?;
             Ok(())
         })
@@ -195,7 +199,10 @@ async fn queue_only(database: &Database, program: &'static str) -> Result<()> {
 
 /// The median and 99th percentile of queued → sent over the sent deliveries, in ms.
 fn latency_percentiles(connection: &mut Connection) -> Result<(f64, f64)> {
-    let mut statement = connection.prepare("SELECT (julianday(sent_at) - julianday(created_at)) * 86400000.0 FROM deliveries WHERE state = 'sent' ORDER BY 1")?;
+    let mut statement = connection.prepare(
+        "SELECT (julianday(sent_at) - julianday(created_at)) * 86400000.0 FROM deliveries WHERE state = 'sent'
+         ORDER BY 1",
+    )?;
     let latencies: Vec<f64> = statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
     anyhow::ensure!(!latencies.is_empty(), "nothing was sent");
     let at = |share: f64| latencies[((latencies.len() - 1) as f64 * share).round() as usize];

@@ -75,7 +75,8 @@ fn sql_day(date: &str) -> String {
 /// next month, so the earlier of the two is taken).
 fn sql_months_reached(birth_date: &str, months: u32) -> String {
     sql_day(&format!(
-        "min(date({birth_date}, '+{months} months', '-1 day'), date({birth_date}, 'start of month', '+{} months', '-1 day'))",
+        "min(date({birth_date}, '+{months} months', '-1 day'),
+             date({birth_date}, 'start of month', '+{} months', '-1 day'))",
         months + 1
     ))
 }
@@ -87,16 +88,23 @@ fn sql_months_reached(birth_date: &str, months: u32) -> String {
 fn schedule_sql(code: &str, recorded: &str, closed_by_months: u32, periods: &[(&str, u8, String, String)]) -> String {
     let windows: Vec<String> = periods
         .iter()
-        .map(|(occasion, dose, opens, closes)| format!("SELECT person, resident_id, '{occasion}' AS occasion, {dose} AS dose, {opens} AS opens, {closes} AS closes FROM children"))
+        .map(|(occasion, dose, opens, closes)| {
+            format!(
+                "SELECT person, resident_id, '{occasion}' AS occasion, {dose} AS dose, {opens} AS opens,
+                 {closes} AS closes FROM children"
+            )
+        })
         .collect();
     format!(
         "WITH children AS (
              SELECT key - :first AS person, resident_id, {birth} AS birth FROM residents
              WHERE key BETWEEN :first AND :last AND birth_day BETWEEN {born_too_early} AND :today),
          windows AS ({windows})
-         SELECT resident_id, occasion, opens, closes, printf('%sから%sまでの期間、記録なし', {opens_date}, {closes_date}) FROM windows
+         SELECT resident_id, occasion, opens, closes, printf('%sから%sまでの期間、記録なし', {opens_date},
+             {closes_date}) FROM windows
          WHERE :today BETWEEN opens AND closes
-           AND person * 256 + dose NOT IN (SELECT row * 256 + count FROM events WHERE key BETWEEN :{recorded}_first AND :{recorded}_last AND code = '{code}')",
+           AND person * 256 + dose NOT IN (SELECT row * 256 + count FROM events
+               WHERE key BETWEEN :{recorded}_first AND :{recorded}_last AND code = '{code}')",
         opens_date = sql_date("opens"),
         closes_date = sql_date("closes"),
         birth = sql_date("birth_day"),
@@ -129,11 +137,14 @@ fn screening_sql(
     let counted_since = sql_day(&counted_since_date);
     format!(
         "SELECT resident_id, 'fy' || :fiscal_year AS occasion, :season_opens AS send_on, {closes} AS expires_on,
-                printf('%d年度末に%d歳。%s以降の受診記録なし', :fiscal_year, {age_at_fiscal_year_end}, {counted_since_date}) AS reason
+                printf('%d年度末に%d歳。%s以降の受診記録なし', :fiscal_year, {age_at_fiscal_year_end},
+                    {counted_since_date}) AS reason
          FROM residents
          WHERE key BETWEEN :first AND :last AND :today BETWEEN :season_opens AND :season_closes
            AND birth_day <= {latest_birth} {sex}
-           AND key - :first NOT IN (SELECT row FROM events WHERE key BETWEEN :checkups_first AND :checkups_last AND code = '{code}' AND start_day >= {counted_since})
+           AND key - :first NOT IN (SELECT row FROM events
+               WHERE key BETWEEN :checkups_first AND :checkups_last AND code = '{code}'
+               AND start_day >= {counted_since})
            AND {closes} >= :today",
         latest_birth = sql_day(&format!("printf('%04d-04-01', :fiscal_year + 1 - {minimum_age})")),
         sex = if female_only { "AND sex = 2" } else { "" },
@@ -161,7 +172,12 @@ fn sql_rules() -> Vec<(&'static str, String)> {
                 7 * 12,
                 &[
                     ("phase-1", 1, sql_months_reached(birth, 12), sql_months_reached(birth, 24)),
-                    ("phase-2", 2, sql_day(&format!("printf('%04d-04-01', {mr_school_year} - 1)")), sql_day(&format!("printf('%04d-03-31', {mr_school_year})"))),
+                    (
+                        "phase-2",
+                        2,
+                        sql_day(&format!("printf('%04d-04-01', {mr_school_year} - 1)")),
+                        sql_day(&format!("printf('%04d-03-31', {mr_school_year})")),
+                    ),
                 ],
             ),
         ),
@@ -183,7 +199,8 @@ fn sql_rules() -> Vec<(&'static str, String)> {
         (
             "child-allowance",
             format!(
-                "SELECT resident_id, 'birth' AS occasion, birth_day AS send_on, birth_day + 15 AS expires_on, printf('出生 %s、申請期限 %s', {born}, {due}) AS reason
+                "SELECT resident_id, 'birth' AS occasion, birth_day AS send_on, birth_day + 15 AS expires_on,
+                 printf('出生 %s、申請期限 %s', {born}, {due}) AS reason
                  FROM residents WHERE key BETWEEN :first AND :last AND birth_day BETWEEN :today - 15 AND :today",
                 born = sql_date("birth_day"),
                 due = sql_date("birth_day + 15"),

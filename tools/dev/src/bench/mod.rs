@@ -577,18 +577,24 @@ pub async fn webhook(options: &WebhookBenchOptions) -> Result<WebhookBenchReport
 
         let bodies: Vec<(String, String)> = (0..options.events.div_ceil(per_request))
             .map(|request| {
-                let events: Vec<serde_json::Value> = (request * per_request..((request + 1) * per_request).min(options.events))
+                let events: Vec<serde_json::Value> = (request * per_request
+                    ..((request + 1) * per_request).min(options.events))
                     .map(|number| {
                         let user = format!("U{:032x}", number % 100);
                         serde_json::json!({
                             "type": "message", "mode": "active", "timestamp": 1_790_000_000_000u64 + number as u64,
-                            "source": { "type": "user", "userId": user }, "webhookEventId": format!("01BENCH{number:019}"),
-                            "deliveryContext": { "isRedelivery": false }, "replyToken": emulator.issue_reply_token(&user),
-                            "message": { "type": "text", "id": number.to_string(), "text": "設定", "quoteToken": "q" },
+                            "source": { "type": "user", "userId": user },
+                            "webhookEventId": format!("01BENCH{number:019}"),
+                            "deliveryContext": { "isRedelivery": false },
+                            "replyToken": emulator.issue_reply_token(&user),
+                            "message": {
+                                "type": "text", "id": number.to_string(), "text": "設定", "quoteToken": "q"
+                            },
                         })
                     })
                     .collect();
-                let body = serde_json::json!({ "destination": "U0000000000000000000000000000ffff", "events": events }).to_string();
+                let body = serde_json::json!({ "destination": "U0000000000000000000000000000ffff", "events": events })
+                    .to_string();
                 (line_emulator::signature(SECRET.as_bytes(), body.as_bytes()), body)
             })
             .collect();
