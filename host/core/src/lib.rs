@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod postcards;
 pub mod publish;
 pub mod registry;
+pub mod reports;
 pub mod reservation;
 pub mod retry;
 pub mod schedule;

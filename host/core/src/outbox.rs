@@ -322,6 +322,16 @@ fn now_millis() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64
 }
 
+/// When the earliest delivery waiting to be tried again falls due, if any.
+pub fn next_retry(connection: &Connection) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let at: Option<i64> = connection.query_row(
+        "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(at.and_then(chrono::DateTime::from_timestamp_millis))
+}
+
 /// Which deliveries not yet sent a resident's choice stops (`cancel_undelivered`).
 pub enum Undelivered<'a> {
     /// Every delivery to this LINE user or address.

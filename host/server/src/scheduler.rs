@@ -149,17 +149,12 @@ impl Scheduler {
             .service
             .database
             .read(|connection| {
-                let retry = connection.query_row(
-                    "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'",
-                    [],
-                    |row| row.get::<_, Option<i64>>(0),
-                )?;
-                Ok((retry, oshirase_core::reservation::next_due(connection)?))
+                Ok((oshirase_core::outbox::next_retry(connection)?, oshirase_core::reservation::next_due(connection)?))
             })
             .await
             .context("cannot read the next retry and reserved send")?;
         let now = Utc::now();
-        let wake = next_wake(now, &programs, &self.window, next_retry.and_then(DateTime::from_timestamp_millis));
+        let wake = next_wake(now, &programs, &self.window, next_retry);
         // A reserved send is carried out at its time whether the window is open or not.
         Ok(next_reserved.map_or(wake, |reserved| wake.min(reserved.max(now + MIN_PAUSE))))
     }

@@ -7,8 +7,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine;
-use rusqlite::OptionalExtension;
-use std::collections::BTreeMap;
 
 use crate::web::{AppError, AppState};
 use oshirase_core::accounts::Caller;
@@ -225,7 +223,7 @@ pub async fn dry_run(
     Path(code): Path<String>,
     caller: Caller,
     Query(query): Query<DryRunQuery>,
-) -> Result<Json<DryRunSummary>, AppError> {
+) -> Result<Json<oshirase_core::reports::DryRunSummary>, AppError> {
     caller.may_act_on(&code)?;
     let today = match query.date.as_deref() {
         Some(text) => oshirase_sdk::Day::parse_iso(text)
@@ -235,101 +233,12 @@ pub async fn dry_run(
     let with_names = caller.may_see_names();
     let notices = state.service.dry_run(code.clone(), today).await?;
     Ok(Json(
-        state.service.database.read(move |connection| summarize(connection, &code, notices, today, with_names)).await?,
+        state
+            .service
+            .database
+            .read(move |connection| oshirase_core::reports::dry_run(connection, &code, notices, today, with_names))
+            .await?,
     ))
-}
-
-/// Who a dry run would reach, counted, and at most 200 of them by name. Counts are
-/// (label, count) pairs: occasions and wards in name order, age bands youngest first.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct DryRunSummary {
-    pub notices: usize,
-    pub by_occasion: Vec<(String, usize)>,
-    pub by_ward: Vec<(String, usize)>,
-    pub by_age_band: Vec<(String, usize)>,
-    /// Only for callers who may see names.
-    pub residents: Option<Vec<DryRunResident>>,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct DryRunResident {
-    pub resident_id: String,
-    pub name: String,
-    pub ward: String,
-    pub age: u32,
-    pub occasion: String,
-    pub send_on: String,
-    pub reason: String,
-}
-
-/// Age bands as the divisions report them: each holds the ages below its bound.
-const AGE_BANDS: [(u32, &str); 8] = [
-    (1, "0歳"),
-    (3, "1〜2歳"),
-    (6, "3〜5歳"),
-    (18, "6〜17歳"),
-    (40, "18〜39歳"),
-    (65, "40〜64歳"),
-    (75, "65〜74歳"),
-    (u32::MAX, "75歳以上"),
-];
-
-/// The index in `AGE_BANDS` of the band `age` falls in.
-fn age_band(age: u32) -> usize {
-    AGE_BANDS.iter().position(|(below, _)| age < *below).unwrap_or(AGE_BANDS.len() - 1)
-}
-
-/// Counts the planned notices by occasion (by its title), ward and age band, from the
-/// active snapshot's records; a person registered in the chat (`self:`) counts under
-/// 「チャット登録」.
-fn summarize(
-    connection: &rusqlite::Connection,
-    program: &str,
-    notices: Vec<oshirase_core::evaluate::PlannedNotice>,
-    today: oshirase_sdk::Day,
-    with_names: bool,
-) -> anyhow::Result<DryRunSummary> {
-    let snapshot = oshirase_core::snapshot::active(connection)?.unwrap_or(0);
-    let manifest = oshirase_core::registry::active_version(connection, program)?.map(|version| version.manifest);
-    let title = |occasion: &str| {
-        manifest
-            .as_ref()
-            .and_then(|manifest| manifest.occasion(occasion))
-            .map_or(occasion.to_owned(), |found| found.title.clone())
-    };
-    let mut lookup = connection
-        .prepare_cached("SELECT name, ward, birth_day FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2")?;
-    let (mut by_occasion, mut by_ward, mut by_age_band) =
-        (BTreeMap::<String, usize>::new(), BTreeMap::<String, usize>::new(), BTreeMap::<usize, usize>::new());
-    let mut summary =
-        DryRunSummary { notices: notices.len(), residents: with_names.then(Vec::new), ..DryRunSummary::default() };
-    for notice in notices {
-        let record: Option<(String, String, i32)> = lookup
-            .query_row((snapshot, &notice.resident_id), |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-            .optional()?;
-        let (name, ward, age) = match &record {
-            Some((name, ward, birth)) => (name.clone(), ward.clone(), oshirase_sdk::Day(*birth).age_on(today)),
-            None => (String::new(), "チャット登録".to_owned(), 0),
-        };
-        *by_occasion.entry(title(&notice.occasion)).or_default() += 1;
-        *by_ward.entry(ward.clone()).or_default() += 1;
-        *by_age_band.entry(age_band(age)).or_default() += 1;
-        if let Some(residents) = summary.residents.as_mut().filter(|residents| residents.len() < 200) {
-            residents.push(DryRunResident {
-                resident_id: notice.resident_id,
-                name,
-                ward,
-                age,
-                occasion: notice.occasion,
-                send_on: notice.send_on,
-                reason: notice.reason,
-            });
-        }
-    }
-    summary.by_occasion = by_occasion.into_iter().collect();
-    summary.by_ward = by_ward.into_iter().collect();
-    summary.by_age_band = by_age_band.into_iter().map(|(band, count)| (AGE_BANDS[band].1.to_owned(), count)).collect();
-    Ok(summary)
 }
 
 #[cfg(test)]
