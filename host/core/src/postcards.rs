@@ -54,7 +54,7 @@ pub struct Postcard {
     pub address: String,
     /// As printed: `XXXX-XXXX-XXX`.
     pub number: String,
-    /// When the number stops working, as `database::now_text` writes times.
+    /// When the number stops working, as `time::now_text` writes times.
     pub expires_at: String,
 }
 
@@ -253,7 +253,7 @@ fn wrap(text: &str, ems: f32) -> Vec<String> {
 }
 
 /// The last day, in Japan time, on which a number expiring at `expires_at` (UTC, as
-/// `database::now_text` writes it) works all day: the day before the one it expires on.
+/// `time::now_text` writes it) works all day: the day before the one it expires on.
 fn last_full_day_in_japan(expires_at: &str) -> Result<Day> {
     let expires = chrono::DateTime::parse_from_rfc3339(expires_at)
         .with_context(|| format!("expiry time {expires_at:?} is not an RFC 3339 time"))?;
