@@ -92,13 +92,15 @@ impl Database {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut connection = writer.lock().map_err(|_| anyhow::anyhow!("database writer lock poisoned"))?;
-            work(&mut connection)
-        })
-        .await
-        .context("database task panicked")?
+        let database = self.clone();
+        tokio::task::spawn_blocking(move || database.write_blocking(work)).await.context("database task panicked")?
+    }
+
+    /// `write` for work already on a blocking thread (a day's run storing each program's
+    /// notices while the others evaluate): takes the writer for `work` alone.
+    pub fn write_blocking<T>(&self, work: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut connection = self.writer.lock().map_err(|_| anyhow::anyhow!("database writer lock poisoned"))?;
+        work(&mut connection)
     }
 
     /// Runs `work` with a read-only connection of the pool on a blocking thread; it sees
@@ -108,13 +110,14 @@ impl Database {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let connection = readers.get().context("no database read connection came free")?;
-            work(&connection)
-        })
-        .await
-        .context("database task panicked")?
+        let database = self.clone();
+        tokio::task::spawn_blocking(move || database.read_blocking(work)).await.context("database task panicked")?
+    }
+
+    /// `read` for work already on a blocking thread.
+    pub fn read_blocking<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let connection = self.readers.get().context("no database read connection came free")?;
+        work(&connection)
     }
 }
 

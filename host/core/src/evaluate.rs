@@ -1,12 +1,12 @@
 //! Runs the active programs against the active snapshot for one date and plans the notices
 //! they return. Planning is idempotent: the key (program, resident, occasion) is unique.
 //!
-//! A day (`run_day`) reads the snapshot once, with the columns of every program, and hands
-//! each program its own columns of it without a copy; the programs are evaluated on
-//! `EVALUATION_THREADS` threads (each with its own store) while the calling thread stores
-//! the notices of those that finished. One program (`run_program_beside_writes`, the
-//! scheduler's, which evaluates on a read connection between two short writes) reads
-//! only its own columns.
+//! A day (`run_day`, for `oshirase run` and the demo) reads the snapshot once, on a read
+//! connection, with the columns of every program, and hands each program its own columns
+//! of it without a copy; the programs are evaluated on `EVALUATION_THREADS` threads (each
+//! with its own store) while the calling thread stores, in a short write each, the notices
+//! of those that finished. One program (`run_program_beside_writes`, the scheduler's)
+//! reads only its own columns, on a read connection between two short writes.
 
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -99,37 +99,62 @@ fn resident_id(resident_ids: &ResidentIds, person: u32) -> Result<&str> {
 }
 
 /// Runs every active program for `today` and stores their notices. A failing program is
-/// recorded as failed and the others carry on. The snapshot is read once for all of them.
-pub fn run_day(connection: &mut Connection, plugins: &Plugins, today: Day) -> Result<Vec<ProgramRun>> {
-    let snapshot_id = active_snapshot(connection)?;
-    let versions = active_versions(connection)?;
-    // Each run's outcome, in the order of `versions`; the programs that could be loaded wait
-    // in `runs` for their evaluation.
-    let mut outcomes: Vec<Option<ProgramRun>> = Vec::with_capacity(versions.len());
-    let mut runs: Vec<Run<'_>> = Vec::with_capacity(versions.len());
-    for (index, version) in versions.iter().enumerate() {
-        let run_id = start_run(connection, version, snapshot_id, today)?;
-        match plugins.get(connection, version) {
-            Ok(program) => {
-                runs.push(Run { index, run_id, version, program });
-                outcomes.push(None);
+/// recorded as failed and the others carry on. The snapshot is read once for all of them,
+/// on a read connection; the writer is taken only for short writes (the runs recorded, then
+/// each program's notices as it finishes), so the webhook, sign-ins and the console never
+/// wait for a day's evaluation.
+pub async fn run_day(database: &Database, plugins: Arc<Plugins>, today: Day) -> Result<Vec<ProgramRun>> {
+    let database = database.clone();
+    tokio::task::spawn_blocking(move || run_day_blocking(&database, &plugins, today))
+        .await
+        .context("the day's run panicked")?
+}
+
+/// `run_day` on a blocking thread.
+fn run_day_blocking(database: &Database, plugins: &Plugins, today: Day) -> Result<Vec<ProgramRun>> {
+    let (versions, run_ids) = database.write_blocking(|connection| {
+        let snapshot_id = active_snapshot(connection)?;
+        let versions = active_versions(connection)?;
+        let run_ids = versions
+            .iter()
+            .map(|version| start_run(connection, version, snapshot_id, today))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((versions, run_ids))
+    })?;
+    let failed = |run_id: i64, version: &ActiveVersion, error: &anyhow::Error| {
+        database.write_blocking(|connection| fail(connection, run_id, version, error))
+    };
+    database.read_blocking(|connection| {
+        // Each run's outcome, in the order of `versions`; the programs that could be loaded
+        // wait in `runs` for their evaluation.
+        let mut outcomes: Vec<Option<ProgramRun>> = Vec::with_capacity(versions.len());
+        let mut runs: Vec<Run<'_>> = Vec::with_capacity(versions.len());
+        for (index, (version, run_id)) in versions.iter().zip(run_ids).enumerate() {
+            match plugins.get(connection, version) {
+                Ok(program) => {
+                    runs.push(Run { index, run_id, version, program });
+                    outcomes.push(None);
+                }
+                Err(error) => outcomes.push(Some(failed(run_id, version, &error)?)),
             }
-            Err(error) => outcomes.push(Some(fail(connection, run_id, version, &error)?)),
         }
-    }
-    let mut fields: Vec<Field> = runs.iter().flat_map(|run| run.program.info.fields.iter().copied()).collect();
-    fields.sort_by_key(|field| *field as u8);
-    fields.dedup();
-    match load_population(connection, &fields) {
-        Ok(loaded) => evaluate_and_plan(connection, plugins, &loaded, &runs, &mut outcomes, today)?,
-        // Without the population no program can run: each is recorded as failed by it.
-        Err(error) => {
-            for run in &runs {
-                outcomes[run.index] = Some(fail(connection, run.run_id, run.version, &error)?);
+        let mut fields: Vec<Field> = runs.iter().flat_map(|run| run.program.info.fields.iter().copied()).collect();
+        fields.sort_by_key(|field| *field as u8);
+        fields.dedup();
+        match load_population(connection, &fields) {
+            Ok(loaded) => evaluate_and_plan(database, connection, plugins, &loaded, &runs, &mut outcomes, today)?,
+            // Without the population no program can run: each is recorded as failed by it.
+            Err(error) => {
+                for run in &runs {
+                    outcomes[run.index] = Some(failed(run.run_id, run.version, &error)?);
+                }
             }
         }
-    }
-    outcomes.into_iter().collect::<Option<Vec<_>>>().context("a program of the day was neither evaluated nor failed")
+        outcomes
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .context("a program of the day was neither evaluated nor failed")
+    })
 }
 
 /// A program of the day whose run is recorded and whose plugin is loaded.
@@ -142,18 +167,20 @@ struct Run<'a> {
 }
 
 /// Evaluates `runs` on `EVALUATION_THREADS` threads, each taking the next program from
-/// `Queue` as it finishes one, and stores each program's notices on this thread as soon as
-/// it is done. A finished evaluation is handed over only when this thread takes it, so the
-/// notices held at once are those of the programs being evaluated and the one being stored.
+/// `Queue` as it finishes one, and stores each program's notices from this thread, in a
+/// write of its own, as soon as it is done. A finished evaluation is handed over only when
+/// this thread takes it, so the notices held at once are those of the programs being
+/// evaluated and the one being stored.
 fn evaluate_and_plan(
-    connection: &mut Connection,
+    database: &Database,
+    reader: &Connection,
     plugins: &Plugins,
     loaded: &LoadedPopulation,
     runs: &[Run<'_>],
     outcomes: &mut [Option<ProgramRun>],
     today: Day,
 ) -> Result<()> {
-    let queue = Queue::new(connection, runs)?;
+    let queue = Queue::new(reader, runs)?;
     let (sender, receiver) = sync_channel::<(&Run<'_>, Result<Evaluation, PluginError>)>(0);
     std::thread::scope(|scope| {
         for _ in 0..EVALUATION_THREADS.min(runs.len()) {
@@ -176,7 +203,10 @@ fn evaluate_and_plan(
         drop(sender);
         for (run, evaluation) in receiver {
             let evaluation = evaluation.with_context(|| format!("program {} failed", run.version.program));
-            outcomes[run.index] = Some(record(connection, run.run_id, run.version, &loaded.resident_ids, evaluation)?);
+            let stored = database.write_blocking(|connection| {
+                record(connection, run.run_id, run.version, &loaded.resident_ids, evaluation)
+            })?;
+            outcomes[run.index] = Some(stored);
             return_freed_memory();
         }
         Ok(())
@@ -501,22 +531,22 @@ mod tests {
         .map(str::to_owned);
         crate::publish::install_bundled(&database, &plugins, &programs).await.unwrap();
 
-        let evaluating = plugins.clone();
-        let (day, again, shared, versions) = database
-            .write(move |connection| {
-                let plugins = evaluating;
-                let day = run_day(connection, &plugins, today)?;
-                let again = run_day(connection, &plugins, today)?;
-                let shared = stored_notices(connection)?;
-                // With every other notice forgotten, a run stores exactly those again.
-                let forgotten = connection.execute("DELETE FROM notices WHERE id % 2 = 0", [])?;
-                let refilled: usize = run_day(connection, &plugins, today)?.iter().map(|run| run.new_notices).sum();
-                anyhow::ensure!(
-                    refilled == forgotten && stored_notices(connection)? == shared,
-                    "{forgotten} notices forgotten, {refilled} stored again"
-                );
+        let day = run_day(&database, plugins.clone(), today).await.unwrap();
+        let again = run_day(&database, plugins.clone(), today).await.unwrap();
+        let shared = database.read(stored_notices).await.unwrap();
+        // With every other notice forgotten, a run stores exactly those again.
+        let forgotten = database
+            .write(|connection| Ok(connection.execute("DELETE FROM notices WHERE id % 2 = 0", [])?))
+            .await
+            .unwrap();
+        let refilled: usize =
+            run_day(&database, plugins.clone(), today).await.unwrap().iter().map(|run| run.new_notices).sum();
+        assert_eq!(refilled, forgotten, "{forgotten} notices forgotten, {refilled} stored again");
+        assert!(database.read(stored_notices).await.unwrap() == shared, "the notices stored again are those forgotten");
+        let versions = database
+            .write(|connection| {
                 connection.execute("DELETE FROM notices", [])?;
-                Ok((day, again, shared, active_versions(connection)?))
+                active_versions(connection)
             })
             .await
             .unwrap();

@@ -674,8 +674,7 @@ mod tests {
         let (wasm, cases) = component(PROGRAMS, "vaccine-mr");
         let first = fixture.publish(wasm.clone(), Some(cases)).await.unwrap().version;
         let today = Day::parse_iso("2026-07-30").unwrap();
-        let plugins = fixture.plugins.clone();
-        let run = move |connection: &mut Connection| crate::evaluate::run_day(connection, &plugins, today);
+        let run = || crate::evaluate::run_day(&fixture.database, fixture.plugins.clone(), today);
         let notices = |connection: &mut Connection| -> anyhow::Result<Vec<(String, String, i64)>> {
             Ok(connection
                 .prepare("SELECT resident_id, occasion, run_id FROM notices ORDER BY resident_id, occasion")?
@@ -683,7 +682,7 @@ mod tests {
                 .collect::<Result<_, _>>()?)
         };
 
-        let morning = fixture.database.write(run.clone()).await.unwrap();
+        let morning = run().await.unwrap();
         assert_eq!((morning[0].notices, morning[0].new_notices), (1, 1), "{morning:?}");
         let before = fixture.database.write(notices).await.unwrap();
         let second = fixture.publish(variant(&wasm, "v2"), Some(cases)).await.unwrap().version;
@@ -692,7 +691,7 @@ mod tests {
         // the swap keeps the first version even when it evaluates after it.
         let resolved = fixture.database.write(|connection| active_versions(connection)).await.unwrap();
         assert_eq!(resolved.iter().map(|version| version.version_id).collect::<Vec<_>>(), [second]);
-        let evening = fixture.database.write(run).await.unwrap();
+        let evening = run().await.unwrap();
         assert_eq!((evening[0].notices, evening[0].new_notices, &evening[0].error), (1, 0, &None), "{evening:?}");
         let after = fixture.database.write(notices).await.unwrap();
         assert_eq!(after, before, "the second run neither adds nor replaces a notice");
@@ -728,12 +727,7 @@ mod tests {
         ];
         let mut failures = Vec::new();
         for (day, expected) in misbehaviours {
-            let plugins = fixture.plugins.clone();
-            let runs = fixture
-                .database
-                .write(move |connection| crate::evaluate::run_day(connection, &plugins, Day(day)))
-                .await
-                .unwrap();
+            let runs = crate::evaluate::run_day(&fixture.database, fixture.plugins.clone(), Day(day)).await.unwrap();
             let message: Option<String> = fixture
                 .database
                 .write(|connection| {

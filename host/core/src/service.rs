@@ -123,15 +123,8 @@ impl Service {
     /// for registered residents, and sends the queue through `channels`, retrying as
     /// `retry` says.
     pub async fn run_day(&self, today: Day, channels: &Channels, retry: &RetryPolicy) -> Result<DayReport> {
-        let plugins = self.plugins.clone();
-        let (runs, queued) = self
-            .database
-            .write(move |connection| {
-                let runs = run_day(connection, &plugins, today)?;
-                let queued = enqueue_due(connection, today)?;
-                Ok((runs, queued))
-            })
-            .await?;
+        let runs = run_day(&self.database, self.plugins.clone(), today).await?;
+        let queued = self.database.write(move |connection| enqueue_due(connection, today)).await?;
         let sent = self.deliver(channels, today, retry, &CancellationToken::new()).await?;
         tracing::info!(
             %today,

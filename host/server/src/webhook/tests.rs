@@ -250,13 +250,10 @@ impl Town {
 
     /// Evaluates the programs and queues what is due for `day`, without sending.
     async fn plan(&self, day: Day) {
-        let plugins = self.service.plugins.clone();
+        oshirase_core::evaluate::run_day(&self.service.database, self.service.plugins.clone(), day).await.unwrap();
         self.service
             .database
-            .write(move |connection| {
-                oshirase_core::evaluate::run_day(connection, &plugins, day)?;
-                oshirase_core::outbox::enqueue_due(connection, day)
-            })
+            .write(move |connection| oshirase_core::outbox::enqueue_due(connection, day))
             .await
             .unwrap();
     }
