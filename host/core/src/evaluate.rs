@@ -628,4 +628,36 @@ mod tests {
         assert_eq!(alone.population.birth_day, everything.population.birth_day[..4]);
         assert_eq!(alone.population.household, everything.population.household[..4]);
     }
+
+    /// A day's run takes the writer only for its short writes: while a plugin spins until
+    /// its wall-time limit, someone else's write goes through, and the run then records the
+    /// spinning program as failed.
+    #[tokio::test]
+    async fn a_day_being_evaluated_leaves_the_writer_free() {
+        let fixture = crate::testing::Fixture::new().await;
+        let limits = Limits { wall_time: std::time::Duration::from_secs(3), ..Limits::default() };
+        let plugins = Arc::new(Plugins::new(PluginEngine::new(limits, None).unwrap(), &[]));
+        let hostile = crate::testing::component(oshirase_bundled::testing::PLUGINS, "hostile").0;
+        let candidate = crate::publish::Candidate {
+            wasm: hostile,
+            cases: None,
+            publisher: "test".into(),
+            program: None,
+            activation: crate::publish::Activation::Always,
+        };
+        crate::publish::publish(&fixture.database, &plugins, candidate).await.unwrap();
+        // Day 0 is the hostile plugin's "spin forever".
+        let (database, evaluating) = (fixture.database.clone(), plugins.clone());
+        let day = tokio::spawn(async move { run_day(&database, evaluating, Day(0)).await });
+        let running = |connection: &Connection| -> Result<bool> {
+            Ok(connection.query_row("SELECT count(*) > 0 FROM runs WHERE outcome = 'running'", [], |row| row.get(0))?)
+        };
+        while !fixture.database.read(running).await.unwrap() {
+            tokio::task::yield_now().await;
+        }
+        fixture.database.write(|connection| crate::database::audit(connection, "test", "write", "", "")).await.unwrap();
+        assert!(!day.is_finished(), "the write waited for the day's evaluation");
+        let runs = day.await.unwrap().unwrap();
+        assert!(runs[0].error.as_deref().is_some_and(|error| error.contains("interrupt")), "{runs:?}");
+    }
 }
