@@ -29,31 +29,26 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
 }
 
 /// `POST /admin/users/{login}/disable`: it cannot sign in and its sessions end at once.
-pub async fn disable(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(login): Path<String>,
-) -> Result<StatusCode, AppError> {
-    caller.must_be_administrator()?;
-    state
-        .service
-        .database
-        .write(move |connection| Ok(accounts::set_disabled(connection, &login, true, &caller.actor)))
-        .await??;
-    Ok(StatusCode::NO_CONTENT)
+pub async fn disable(state: State<AppState>, caller: Caller, login: Path<String>) -> Result<StatusCode, AppError> {
+    set_disabled(state, caller, login, true).await
 }
 
 /// `POST /admin/users/{login}/enable`.
-pub async fn enable(
+pub async fn enable(state: State<AppState>, caller: Caller, login: Path<String>) -> Result<StatusCode, AppError> {
+    set_disabled(state, caller, login, false).await
+}
+
+async fn set_disabled(
     State(state): State<AppState>,
     caller: Caller,
     Path(login): Path<String>,
+    disabled: bool,
 ) -> Result<StatusCode, AppError> {
     caller.must_be_administrator()?;
     state
         .service
         .database
-        .write(move |connection| Ok(accounts::set_disabled(connection, &login, false, &caller.actor)))
+        .write(move |connection| Ok(accounts::set_disabled(connection, &login, disabled, &caller.actor)))
         .await??;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -241,14 +241,7 @@ async fn phase(server: &Server, emulator: &line_emulator::Emulator, loops: usize
                     .to_string();
                 let signature = line_emulator::signature(SECRET.as_bytes(), body.as_bytes());
                 let start = Instant::now();
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-line-signature", signature)
-                    .body(body)
-                    .send()
-                    .await?;
-                anyhow::ensure!(response.status().is_success(), "the webhook answered {}", response.status());
+                super::post_to_webhook(&client, &url, signature, body).await?;
                 latencies.push(start.elapsed().as_secs_f64() * 1000.0);
             }
             Ok::<_, anyhow::Error>(latencies)

@@ -473,22 +473,18 @@ impl std::fmt::Display for EvalBenchReport {
     }
 }
 
-/// Runs `oshirase` (or, for `gen`, this binary) as a child for a step whose memory must
-/// not count as the evaluation's (generating and importing the city).
-fn run_oshirase(arguments: &[&std::ffi::OsStr]) -> Result<()> {
-    let oshirase = if arguments.first().is_some_and(|first| *first == "gen") {
-        std::env::current_exe()?
-    } else {
-        crate::product_binary()?
-    };
-    let output = Command::new(&oshirase)
+/// Runs `binary` (this one for `gen`, the product's for `import`) as a child, for a step
+/// whose memory must not count as the evaluation's (generating and importing the city).
+fn run_child(binary: &Path, arguments: &[&std::ffi::OsStr]) -> Result<()> {
+    let output = Command::new(binary)
         .args(arguments)
         .env("OSHIRASE_LOG", "warn")
         .output()
-        .with_context(|| format!("cannot run {}", oshirase.display()))?;
+        .with_context(|| format!("cannot run {}", binary.display()))?;
     anyhow::ensure!(
         output.status.success(),
-        "oshirase {:?} failed: {}",
+        "{} {:?} failed: {}",
+        binary.display(),
         arguments,
         String::from_utf8_lossy(&output.stderr)
     );
@@ -512,7 +508,9 @@ fn imported_city(options: &EvalBenchOptions, today: Day) -> Result<PathBuf> {
         let residents = options.residents.to_string();
         let seed = options.seed.to_string();
         let date = today.to_string();
-        run_oshirase(
+        // `gen` is this binary's own command.
+        run_child(
+            &std::env::current_exe()?,
             &["gen", "--residents", &residents, "--seed", &seed, "--date", &date, "--out"]
                 .map(std::ffi::OsStr::new)
                 .into_iter()
@@ -523,13 +521,16 @@ fn imported_city(options: &EvalBenchOptions, today: Day) -> Result<PathBuf> {
     if data.exists() {
         std::fs::remove_dir_all(&data).with_context(|| format!("cannot remove {}", data.display()))?;
     }
-    run_oshirase(&[
-        std::ffi::OsStr::new("--data"),
-        data.as_os_str(),
-        std::ffi::OsStr::new("import"),
-        city.as_os_str(),
-        std::ffi::OsStr::new("--allow-shrink"),
-    ])?;
+    run_child(
+        &crate::product_binary()?,
+        &[
+            std::ffi::OsStr::new("--data"),
+            data.as_os_str(),
+            std::ffi::OsStr::new("import"),
+            city.as_os_str(),
+            std::ffi::OsStr::new("--allow-shrink"),
+        ],
+    )?;
     std::fs::write(&imported, "").with_context(|| format!("cannot write {}", imported.display()))?;
     Ok(data)
 }

@@ -123,6 +123,19 @@ pub enum Benchmark {
     },
 }
 
+/// Posts one signed body to a LINE webhook, as LINE does; an answer other than 2xx fails.
+async fn post_to_webhook(client: &reqwest::Client, url: &str, signature: String, body: String) -> Result<()> {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-line-signature", signature)
+        .body(body)
+        .send()
+        .await?;
+    anyhow::ensure!(response.status().is_success(), "the webhook answered {}", response.status());
+    Ok(())
+}
+
 /// Prints a benchmark's report as its table, or as one line of JSON.
 fn print_report(report: &(impl serde::Serialize + std::fmt::Display), json: bool) -> Result<()> {
     if json {
@@ -609,14 +622,7 @@ pub async fn webhook(options: &WebhookBenchOptions) -> Result<WebhookBenchReport
                         let Some((signature, body)) = queue.lock().unwrap().pop() else {
                             return Ok::<(), anyhow::Error>(());
                         };
-                        let response = client
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .header("x-line-signature", signature)
-                            .body(body)
-                            .send()
-                            .await?;
-                        anyhow::ensure!(response.status().is_success(), "the webhook answered {}", response.status());
+                        post_to_webhook(&client, &url, signature, body).await?;
                     }
                 })
             })
