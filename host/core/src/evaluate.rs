@@ -447,8 +447,8 @@ fn plan(
 /// (`snapshot::load_population`), then the people registered in the chat as rows
 /// `self:<id>` (`chat::timing`), due dates last, so that a read for every program serves
 /// one that does not read pregnancies with its first rows.
-pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<LoadedPopulation> {
-    let mut loaded = crate::snapshot::load_population(connection, fields)?;
+pub fn load_population(connection: &Connection, fields: &[Field], kinds: &[String]) -> Result<LoadedPopulation> {
+    let mut loaded = crate::snapshot::load_population(connection, fields, kinds)?;
     let snapshot_rows = loaded.population.size;
     crate::chat::timing::append_to_population(connection, fields, &mut loaded.resident_ids, &mut loaded.population)?;
     let population = &loaded.population;

@@ -390,7 +390,9 @@ impl LoadedPopulation {
 /// When the database is a file, the dated records are read on a second, read-only
 /// connection on another thread while this one reads the residents, so the read takes two
 /// cores. Both read the rows of the one snapshot chosen first, which no import changes.
-pub fn load_population(connection: &Connection, fields: &[Field]) -> Result<LoadedPopulation> {
+pub fn load_population(connection: &Connection, fields: &[Field], kinds: &[String]) -> Result<LoadedPopulation> {
+    // The data kinds (enrollments and attributes) are read by the importer's next step.
+    let _ = kinds;
     let (snapshot_id, resident_count): (i64, u32) = connection
         .query_row("SELECT id, resident_count FROM snapshots WHERE active = 1", [], |row| {
             Ok((row.get(0)?, row.get(1)?))

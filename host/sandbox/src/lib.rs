@@ -1,6 +1,8 @@
 //! The sandbox: the one place that knows wasmtime. It compiles program plugins into
 //! components, and runs `describe` and `evaluate` in a fresh, limited store each time, with
-//! WASI linked but nothing granted and the clocks and randomness pinned.
+//! WASI linked but nothing granted and the clocks and randomness pinned. It implements
+//! `oshirase:program` 1.1 (`wit/program.wit`) and still runs 1.0 components
+//! (`wit/1.0/program.wit`); both answers become the same compact [`Notices`].
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -9,7 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use oshirase_sdk::{Category, Day, Field, Notice, Occasion, Population, ProgramInfo};
+use oshirase_sdk::{
+    Attributes, Category, Day, Enrollments, Field, Notice, Occasion, Population, ProgramInfo, Setting, SettingType,
+    SettingValue, Settings,
+};
 use rand::SeedableRng;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
@@ -26,6 +31,16 @@ mod bindings {
     });
 }
 use bindings::oshirase::program::types as wit;
+
+/// The frozen 1.0 contract, for components built before 1.1.
+mod bindings_1_0 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/1.0",
+        world: "program",
+        ownership: Borrowing { duplicate_if_necessary: false }
+    });
+}
+use bindings_1_0::oshirase::program::types as wit_1_0;
 
 /// The limits every evaluation runs under.
 #[derive(Clone, Copy, Debug)]
@@ -51,8 +66,8 @@ impl Default for Limits {
 }
 
 /// The version of the `oshirase:program` package in `wit/program.wit`, which this host
-/// implements.
-pub const WIT_VERSION: &str = "1.0.0";
+/// implements (and every earlier minor version of it).
+pub const WIT_VERSION: &str = "1.1.0";
 
 /// Whether a plugin built for `found` runs on this host: the same major version (the same
 /// minor for 0.x) and no newer minor, since a newer minor may expect what this host lacks.
@@ -152,10 +167,16 @@ impl Drop for PluginEngine {
 
 /// A compiled plugin, ready to instantiate, with the manifest it gave.
 pub struct LoadedProgram {
-    pre: bindings::ProgramPre<Sandbox>,
+    pre: Pre,
     pub info: ProgramInfo,
     /// The `oshirase:program` version it was built for.
     pub wit_version: String,
+}
+
+/// A component ready to instantiate, of the contract version it was built for.
+enum Pre {
+    Version1_0(bindings_1_0::ProgramPre<Sandbox>),
+    Version1_1(bindings::ProgramPre<Sandbox>),
 }
 
 /// What one evaluation produced, with the plugin's captured output for the run log.
@@ -164,18 +185,19 @@ pub struct Evaluation {
     pub log: String,
 }
 
-/// The checked notices of one evaluation, kept compact: a screening notifies half a city,
-/// and a `String` for the occasion and the reason of each would take three times the
-/// memory. The occasion is an index into the manifest's keys, the reasons one text.
+/// The checked notices of one evaluation, kept compact as the 1.1 contract hands them
+/// over: a screening notifies half a city, and a `String` for the occasion and the reason
+/// of each would take three times the memory. The occasion is an index into the manifest's
+/// keys, the reason an index into a table of the distinct texts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Notices {
     person: Vec<u32>,
     occasion: Vec<u16>,
+    instance: Vec<i32>,
     send_on: Vec<i32>,
     expires_on: Vec<i32>,
-    reasons: String,
-    /// Where each reason ends in `reasons`.
-    reason_ends: Vec<usize>,
+    reason: Vec<u32>,
+    reasons: Vec<String>,
     /// The manifest's occasion keys.
     occasions: Vec<String>,
 }
@@ -185,24 +207,17 @@ pub struct Notices {
 pub struct NoticeRef<'a> {
     pub person: u32,
     pub occasion: &'a str,
+    /// The occasion's index in the manifest.
+    pub occasion_index: u16,
+    pub instance: i32,
     pub send_on: Day,
     pub expires_on: Day,
     pub reason: &'a str,
+    /// The reason's index in [`Notices::reasons`].
+    pub reason_index: u32,
 }
 
 impl Notices {
-    fn with_capacity(notices: usize, info: &ProgramInfo) -> Notices {
-        Notices {
-            person: Vec::with_capacity(notices),
-            occasion: Vec::with_capacity(notices),
-            send_on: Vec::with_capacity(notices),
-            expires_on: Vec::with_capacity(notices),
-            reasons: String::new(),
-            reason_ends: Vec::with_capacity(notices),
-            occasions: info.occasions.iter().map(|occasion| occasion.key.clone()).collect(),
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.person.len()
     }
@@ -213,19 +228,32 @@ impl Notices {
 
     /// The notice at `index`, if there is one.
     pub fn get(&self, index: usize) -> Option<NoticeRef<'_>> {
-        let reason_end = *self.reason_ends.get(index)?;
-        let reason_start = if index == 0 { 0 } else { self.reason_ends[index - 1] };
+        let reason_index = *self.reason.get(index)?;
+        let occasion_index = self.occasion[index];
         Some(NoticeRef {
             person: self.person[index],
-            occasion: &self.occasions[usize::from(self.occasion[index])],
+            occasion: &self.occasions[usize::from(occasion_index)],
+            occasion_index,
+            instance: self.instance[index],
             send_on: Day(self.send_on[index]),
             expires_on: Day(self.expires_on[index]),
-            reason: &self.reasons[reason_start..reason_end],
+            reason: &self.reasons[reason_index as usize],
+            reason_index,
         })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = NoticeRef<'_>> {
         (0..self.len()).filter_map(|index| self.get(index))
+    }
+
+    /// The distinct reason texts, which [`NoticeRef::reason_index`] indexes.
+    pub fn reasons(&self) -> &[String] {
+        &self.reasons
+    }
+
+    /// The manifest's occasion keys, which [`NoticeRef::occasion_index`] indexes.
+    pub fn occasions(&self) -> &[String] {
+        &self.occasions
     }
 
     /// The notices as the SDK's type, for comparing with a plugin's example cases.
@@ -234,6 +262,7 @@ impl Notices {
             .map(|notice| Notice {
                 person: notice.person,
                 occasion: notice.occasion.to_owned(),
+                instance: notice.instance,
                 send_on: notice.send_on,
                 expires_on: notice.expires_on,
                 reason: notice.reason.to_owned(),
@@ -289,12 +318,21 @@ impl PluginEngine {
             .linker
             .instantiate_pre(&component)
             .map_err(|error| PluginError::Invalid(anyhow::Error::from(error).context("cannot link the component")))?;
-        let pre = bindings::ProgramPre::new(instance_pre).map_err(|error| PluginError::Invalid(error.into()))?;
+        let invalid = |error: wasmtime::Error| PluginError::Invalid(error.into());
+        let trapped = |error: wasmtime::Error, log: &MemoryOutputPipe| PluginError::Trapped(with_log(error.into(), log));
         let (mut store, log) = self.store(Day(0));
-        let instance = pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
-        let info =
-            instance.call_describe(&mut store).map_err(|error| PluginError::Trapped(with_log(error.into(), &log)))?;
-        Ok(LoadedProgram { pre, info: info_from_wit(info)?, wit_version })
+        let (pre, info) = if wit_version.starts_with("1.0.") {
+            let pre = bindings_1_0::ProgramPre::new(instance_pre).map_err(invalid)?;
+            let instance = pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
+            let info = instance.call_describe(&mut store).map_err(|error| trapped(error, &log))?;
+            (Pre::Version1_0(pre), info_from_wit_1_0(info)?)
+        } else {
+            let pre = bindings::ProgramPre::new(instance_pre).map_err(invalid)?;
+            let instance = pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
+            let info = instance.call_describe(&mut store).map_err(|error| trapped(error, &log))?;
+            (Pre::Version1_1(pre), info_from_wit(info)?)
+        };
+        Ok(LoadedProgram { pre, info, wit_version })
     }
 
     /// The `oshirase:program` version the component was built for, read from the names of
@@ -385,52 +423,134 @@ impl PluginEngine {
         (store, log)
     }
 
-    /// Runs the plugin's rules for `today` on `population` and checks what comes back.
+    /// Runs the plugin's rules for `today` on `population` with `settings` (a declared
+    /// setting without a value there runs at its default) and checks what comes back.
     pub fn evaluate(
         &self,
         program: &LoadedProgram,
         today: Day,
+        settings: &Settings,
         population: &Population,
     ) -> Result<Evaluation, PluginError> {
-        self.evaluate_rows(program, today, population, population.size)
+        self.evaluate_rows(program, today, settings, population, population.size)
     }
 
     /// Runs the plugin's rules for `today` on the first `rows` rows of `population`, which
-    /// may hold more columns than the plugin declares (one read of the snapshot for a whole
-    /// day): the plugin is handed only the columns its manifest names, borrowed, and
-    /// answers are checked against `rows`.
+    /// may hold more columns and kinds than the plugin declares (one read of the snapshot
+    /// for a whole day): the plugin is handed only the columns and kinds its manifest
+    /// names, borrowed where it can be, and answers are checked against `rows`.
     pub fn evaluate_rows(
         &self,
         program: &LoadedProgram,
         today: Day,
+        settings: &Settings,
         population: &Population,
         rows: u32,
     ) -> Result<Evaluation, PluginError> {
+        let values = setting_values(&program.info.settings, settings)?;
         let (mut store, log) = self.store(today);
-        let instance = program.pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
         let names = Names::of(population);
-        let view = population_to_wit(population, &program.info.fields, rows, &names);
-        let answer = instance
-            .call_evaluate(&mut store, today.0, view)
-            .map_err(|error| PluginError::Trapped(with_log(error.into(), &log)))?;
-        // The instance's memory is given back before the answer is checked.
-        drop(store);
+        let trapped = |error: wasmtime::Error, log: &MemoryOutputPipe| PluginError::Trapped(with_log(error.into(), log));
+        let notices = match &program.pre {
+            Pre::Version1_0(pre) => {
+                let instance = pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
+                let view = population_to_wit_1_0(population, &program.info.fields, rows, &names);
+                let answer = instance.call_evaluate(&mut store, today.0, view).map_err(|error| trapped(error, &log))?;
+                // The instance's memory is given back before the answer is checked.
+                drop(store);
+                self.check_output_1_0(&program.info, rows, answer.map_err(PluginError::Reported)?)?
+            }
+            Pre::Version1_1(pre) => {
+                let instance = pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
+                let kinds = Kinds::of(population, &program.info.kinds);
+                let texts = kinds.texts();
+                let view = population_to_wit(population, &program.info.fields, rows, &names, &kinds, &texts);
+                let values: Vec<wit::SettingValue> = values.into_iter().map(value_to_wit).collect();
+                let values: Vec<&wit::SettingValue> = values.iter().collect();
+                let answer =
+                    instance.call_evaluate(&mut store, today.0, &values, view).map_err(|error| trapped(error, &log))?;
+                drop(store);
+                self.check_output(&program.info, rows, answer.map_err(PluginError::Reported)?)?
+            }
+        };
         let log = String::from_utf8_lossy(&log.contents()).into_owned();
-        let notices = answer.map_err(PluginError::Reported)?;
-        let notices = self.check_output(&program.info, rows, notices)?;
         Ok(Evaluation { notices, log })
     }
 
-    /// Refuses output that names no one in the population, an occasion the manifest does
-    /// not declare, an empty or inverted window, or more than the limits allow; keeps the
-    /// rest compact, each notice converted as soon as it is checked.
-    fn check_output(&self, info: &ProgramInfo, size: u32, answer: Vec<wit::Notice>) -> Result<Notices, PluginError> {
-        let most = size as usize * self.limits.notices_per_person + 1000;
-        if answer.len() > most {
-            return Err(PluginError::BadOutput(format!("{} notices for {size} people (at most {most})", answer.len())));
+    /// The most notices a population of `size` may get.
+    fn most_notices(&self, size: u32) -> usize {
+        size as usize * self.limits.notices_per_person + 1000
+    }
+
+    /// Refuses a 1.1 answer that names no one in the population, an occasion or a reason
+    /// it does not have, an empty or inverted window, columns of different lengths, or more
+    /// than the limits allow; the columns are kept as they came.
+    fn check_output(&self, info: &ProgramInfo, size: u32, answer: wit::Notices) -> Result<Notices, PluginError> {
+        let bad = |message: String| Err(PluginError::BadOutput(message));
+        let count = answer.person.len();
+        let lengths = [
+            answer.occasion.len(),
+            answer.instance.len(),
+            answer.send_on.len(),
+            answer.expires_on.len(),
+            answer.reason.len(),
+        ];
+        if lengths.iter().any(|length| *length != count) {
+            return bad(format!("notice columns of different lengths: {count} people, {lengths:?} of the others"));
         }
-        let mut notices = Notices::with_capacity(answer.len(), info);
-        notices.reasons.reserve_exact(answer.iter().map(|notice| notice.reason.len()).sum());
+        if count > self.most_notices(size) {
+            return bad(format!("{count} notices for {size} people (at most {})", self.most_notices(size)));
+        }
+        if let Some(person) = answer.person.iter().find(|person| **person >= size) {
+            return bad(format!("notice for person {person} in a population of {size}"));
+        }
+        let occasions = info.occasions.len();
+        if let Some(occasion) = answer.occasion.iter().find(|occasion| usize::from(**occasion) >= occasions) {
+            return bad(format!("occasion {occasion} of a manifest with {occasions}"));
+        }
+        let reasons = answer.reasons.len();
+        if let Some(reason) = answer.reason.iter().find(|reason| **reason as usize >= reasons) {
+            return bad(format!("reason {reason} of a table of {reasons}"));
+        }
+        if let Some(text) = answer.reasons.iter().find(|text| text.len() > self.limits.reason_bytes) {
+            return bad(format!("a reason of {} bytes (at most {})", text.len(), self.limits.reason_bytes));
+        }
+        if let Some(index) = (0..count).find(|index| answer.send_on[*index] > answer.expires_on[*index]) {
+            return bad(format!(
+                "occasion {:?} expires before it may be sent",
+                info.occasions[usize::from(answer.occasion[index])].key
+            ));
+        }
+        Ok(Notices {
+            person: answer.person,
+            occasion: answer.occasion,
+            instance: answer.instance,
+            send_on: answer.send_on,
+            expires_on: answer.expires_on,
+            reason: answer.reason,
+            reasons: answer.reasons,
+            occasions: info.occasions.iter().map(|occasion| occasion.key.clone()).collect(),
+        })
+    }
+
+    /// The same checks for a 1.0 answer, a list of records, which becomes the same compact
+    /// columns (instance 0, each distinct reason once) as each notice is checked.
+    fn check_output_1_0(
+        &self,
+        info: &ProgramInfo,
+        size: u32,
+        answer: Vec<wit_1_0::Notice>,
+    ) -> Result<Notices, PluginError> {
+        if answer.len() > self.most_notices(size) {
+            return Err(PluginError::BadOutput(format!(
+                "{} notices for {size} people (at most {})",
+                answer.len(),
+                self.most_notices(size)
+            )));
+        }
+        let occasions: Vec<String> = info.occasions.iter().map(|occasion| occasion.key.clone()).collect();
+        let mut notices = Notices { occasions, ..Notices::default() };
+        let mut reason_numbers: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
         // A program's notices mostly share one occasion, so the last one found is tried first.
         let mut last_occasion = 0;
         for notice in answer {
@@ -458,16 +578,51 @@ impl PluginEngine {
                     self.limits.reason_bytes
                 )));
             }
+            let reason = match reason_numbers.get(&notice.reason) {
+                Some(number) => *number,
+                None => {
+                    let number = notices.reasons.len() as u32;
+                    notices.reasons.push(notice.reason.clone());
+                    reason_numbers.insert(notice.reason, number);
+                    number
+                }
+            };
             notices.person.push(notice.person);
             notices.occasion.push(u16::try_from(last_occasion).map_err(|_| {
                 PluginError::BadOutput(format!("occasion {:?} is past the 65,536th of the manifest", notice.occasion))
             })?);
+            notices.instance.push(0);
             notices.send_on.push(notice.send_on);
             notices.expires_on.push(notice.expires_on);
-            notices.reasons.push_str(&notice.reason);
-            notices.reason_ends.push(notices.reasons.len());
+            notices.reason.push(reason);
         }
         Ok(notices)
+    }
+}
+
+/// The values of the `declared` settings in the manifest's order, from `settings` or else
+/// the default, each checked against its type.
+fn setting_values(declared: &[Setting], settings: &Settings) -> Result<Vec<SettingValue>, PluginError> {
+    declared
+        .iter()
+        .map(|setting| {
+            let value = settings.get(&setting.name).cloned().unwrap_or_else(|| setting.default.clone());
+            setting.kind.check(&value).map_err(|problem| {
+                PluginError::Invalid(anyhow::anyhow!("setting {} cannot be {value}: {problem}", setting.name))
+            })?;
+            Ok(value)
+        })
+        .collect()
+}
+
+fn value_to_wit(value: SettingValue) -> wit::SettingValue {
+    match value {
+        SettingValue::Integer(number) => wit::SettingValue::Integer(number),
+        SettingValue::Yen(yen) => wit::SettingValue::Yen(yen),
+        SettingValue::Date(day) => wit::SettingValue::Date(day.0),
+        SettingValue::MonthDay(month_day) => wit::SettingValue::MonthDay(month_day.code()),
+        SettingValue::Text(text) => wit::SettingValue::Text(text),
+        SettingValue::Choice(choice) => wit::SettingValue::Choice(choice),
     }
 }
 
@@ -476,15 +631,108 @@ fn with_log(error: anyhow::Error, log: &MemoryOutputPipe) -> anyhow::Error {
     if output.is_empty() { error } else { error.context(format!("plugin output: {output}")) }
 }
 
-/// Checks and converts a manifest: a code of lower-case letters, digits and dashes, a
-/// name, and unique occasion keys. What the texts and the schedule mean is checked by
-/// publishing, which knows messages and schedules; the sandbox does not.
+/// A manifest's parts that 1.0 and 1.1 spell alike, moved out of either version's record
+/// into the SDK's types.
+macro_rules! common_manifest {
+    ($info:ident, $wit:ident) => {
+        ProgramInfo {
+            code: $info.code,
+            name: $info.name,
+            division: $info.division,
+            contact: $info.contact,
+            category: match $info.category {
+                $wit::Category::ChildRearing => Category::ChildRearing,
+                $wit::Category::Health => Category::Health,
+                $wit::Category::Vaccination => Category::Vaccination,
+                $wit::Category::Allowance => Category::Allowance,
+                $wit::Category::Living => Category::Living,
+            },
+            schedule: $info.schedule,
+            source_url: $info.source_url,
+            fields: $info
+                .fields
+                .into_iter()
+                .map(|field| match field {
+                    $wit::Field::BirthDay => Field::BirthDay,
+                    $wit::Field::Sex => Field::Sex,
+                    $wit::Field::Household => Field::Household,
+                    $wit::Field::Relationship => Field::Relationship,
+                    $wit::Field::Ward => Field::Ward,
+                    $wit::Field::ResidentSince => Field::ResidentSince,
+                    $wit::Field::Tax => Field::Tax,
+                    $wit::Field::Pregnancies => Field::Pregnancies,
+                    $wit::Field::Immunizations => Field::Immunizations,
+                    $wit::Field::Checkups => Field::Checkups,
+                    $wit::Field::Receipts => Field::Receipts,
+                })
+                .collect(),
+            kinds: Vec::new(),
+            settings: Vec::new(),
+            occasions: $info
+                .occasions
+                .into_iter()
+                .map(|occasion| Occasion { key: occasion.key, title: occasion.title, template: occasion.template })
+                .collect(),
+        }
+    };
+}
+
+/// A 1.1 manifest, checked.
 fn info_from_wit(info: wit::ProgramInfo) -> Result<ProgramInfo, PluginError> {
+    let kinds = info.kinds;
+    let settings = info.settings.into_iter().map(setting_from_wit).collect();
+    checked_manifest(ProgramInfo { kinds, settings, ..common_manifest!(info, wit) })
+}
+
+/// A 1.0 manifest (no kinds, no settings), checked.
+fn info_from_wit_1_0(info: wit_1_0::ProgramInfo) -> Result<ProgramInfo, PluginError> {
+    checked_manifest(common_manifest!(info, wit_1_0))
+}
+
+fn setting_from_wit(setting: wit::Setting) -> Setting {
+    let day = |days: i64| Day(days.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32);
+    Setting {
+        name: setting.name,
+        label: setting.label,
+        help: setting.help,
+        kind: match setting.type_ {
+            wit::SettingType::Integer(bounds) => SettingType::Integer { minimum: bounds.minimum, maximum: bounds.maximum },
+            wit::SettingType::Yen(bounds) => SettingType::Yen { minimum: bounds.minimum, maximum: bounds.maximum },
+            wit::SettingType::Date(bounds) => SettingType::Date { earliest: day(bounds.minimum), latest: day(bounds.maximum) },
+            wit::SettingType::MonthDay => SettingType::MonthDay,
+            wit::SettingType::Text(max_chars) => SettingType::Text { max_chars },
+            wit::SettingType::Choice(choices) => SettingType::Choice(choices),
+        },
+        default: match setting.default {
+            wit::SettingValue::Integer(number) => SettingValue::Integer(number),
+            wit::SettingValue::Yen(yen) => SettingValue::Yen(yen),
+            wit::SettingValue::Date(days) => SettingValue::Date(Day(days)),
+            // An impossible month and day becomes a value no type accepts, so the check
+            // of the default below refuses the manifest with the setting's name.
+            wit::SettingValue::MonthDay(code) => match oshirase_sdk::MonthDay::from_code(code) {
+                Some(month_day) => SettingValue::MonthDay(month_day),
+                None => SettingValue::Text(format!("month-day {code}")),
+            },
+            wit::SettingValue::Text(text) => SettingValue::Text(text),
+            wit::SettingValue::Choice(choice) => SettingValue::Choice(choice),
+        },
+    }
+}
+
+/// A name of a setting or a key: lower-case letters, digits and dashes, 1–40 of them.
+fn is_key(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 40
+        && text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+}
+
+/// Checks a manifest: a code of lower-case letters, digits and dashes, a name, unique
+/// occasion keys, settings with unique names whose defaults satisfy their types, and kinds
+/// named once each. What the texts and the schedule mean is checked by publishing, which
+/// knows messages and schedules; the sandbox does not.
+fn checked_manifest(info: ProgramInfo) -> Result<ProgramInfo, PluginError> {
     let bad = |message: String| Err(PluginError::Invalid(anyhow::anyhow!("manifest of {:?}: {message}", info.code)));
-    if info.code.is_empty()
-        || info.code.len() > 40
-        || !info.code.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
-    {
+    if !is_key(&info.code) {
         return bad("the code must be 1–40 lower-case letters, digits or dashes".into());
     }
     if info.name.trim().is_empty() {
@@ -499,43 +747,25 @@ fn info_from_wit(info: wit::ProgramInfo) -> Result<ProgramInfo, PluginError> {
             return bad(format!("occasion {:?} appears twice", occasion.key));
         }
     }
-    Ok(ProgramInfo {
-        code: info.code,
-        name: info.name,
-        division: info.division,
-        contact: info.contact,
-        category: match info.category {
-            wit::Category::ChildRearing => Category::ChildRearing,
-            wit::Category::Health => Category::Health,
-            wit::Category::Vaccination => Category::Vaccination,
-            wit::Category::Allowance => Category::Allowance,
-            wit::Category::Living => Category::Living,
-        },
-        schedule: info.schedule,
-        source_url: info.source_url,
-        fields: info
-            .fields
-            .into_iter()
-            .map(|field| match field {
-                wit::Field::BirthDay => Field::BirthDay,
-                wit::Field::Sex => Field::Sex,
-                wit::Field::Household => Field::Household,
-                wit::Field::Relationship => Field::Relationship,
-                wit::Field::Ward => Field::Ward,
-                wit::Field::ResidentSince => Field::ResidentSince,
-                wit::Field::Tax => Field::Tax,
-                wit::Field::Pregnancies => Field::Pregnancies,
-                wit::Field::Immunizations => Field::Immunizations,
-                wit::Field::Checkups => Field::Checkups,
-                wit::Field::Receipts => Field::Receipts,
-            })
-            .collect(),
-        occasions: info
-            .occasions
-            .into_iter()
-            .map(|occasion| Occasion { key: occasion.key, title: occasion.title, template: occasion.template })
-            .collect(),
-    })
+    let mut names = std::collections::HashSet::new();
+    for setting in &info.settings {
+        if !is_key(&setting.name) {
+            return bad(format!("setting {:?}: a name is 1–40 lower-case letters, digits or dashes", setting.name));
+        }
+        if !names.insert(setting.name.as_str()) {
+            return bad(format!("setting {:?} appears twice", setting.name));
+        }
+        if let Err(problem) = setting.kind.check(&setting.default) {
+            return bad(format!("setting {:?}: its default {}: {problem}", setting.name, setting.default));
+        }
+    }
+    let mut kinds = std::collections::HashSet::new();
+    for kind in &info.kinds {
+        if kind.trim().is_empty() || kind.chars().count() > 40 || !kinds.insert(kind.as_str()) {
+            return bad(format!("kind {kind:?}: a kind is named once, in 1–40 characters"));
+        }
+    }
+    Ok(info)
 }
 
 /// The text columns of a population as lists of `&str`, which the borrowed bindings take.
@@ -556,51 +786,163 @@ impl<'a> Names<'a> {
     }
 }
 
-/// What a plugin declaring `fields` is handed of `population`: its first `rows` rows, only
-/// the declared columns (the others empty), nothing copied.
+/// The enrollments and attributes of the kinds one program declares. The population holds
+/// the kinds of every program of the day; a program that declares all of them (or the one
+/// kind read) borrows the columns, one that declares fewer gets a copy of its rows.
+struct Kinds<'a> {
+    enrollments: std::borrow::Cow<'a, Enrollments>,
+    attributes: std::borrow::Cow<'a, Attributes>,
+}
+
+impl<'a> Kinds<'a> {
+    fn of(population: &'a Population, declared: &[String]) -> Kinds<'a> {
+        use std::borrow::Cow;
+        let enrollments = &population.enrollments;
+        let attributes = &population.attributes;
+        let enrollments: Cow<'a, Enrollments> = if enrollments.kinds.iter().all(|kind| declared.contains(kind)) {
+            Cow::Borrowed(enrollments)
+        } else {
+            let wanted: Vec<bool> = enrollments.kinds.iter().map(|kind| declared.contains(kind)).collect();
+            let mut kept = Enrollments {
+                kinds: enrollments.kinds.clone(),
+                levels: enrollments.levels.clone(),
+                ..Enrollments::default()
+            };
+            for row in (0..enrollments.person.len()).filter(|row| wanted[usize::from(enrollments.kind[*row])]) {
+                kept.person.push(enrollments.person[row]);
+                kept.kind.push(enrollments.kind[row]);
+                kept.level.push(enrollments.level[row]);
+                kept.start.push(enrollments.start[row]);
+                kept.end.push(enrollments.end[row]);
+            }
+            Cow::Owned(kept)
+        };
+        let attributes: Cow<'a, Attributes> = if attributes.names.iter().all(|name| declared.contains(name)) {
+            Cow::Borrowed(attributes)
+        } else {
+            let wanted: Vec<bool> = attributes.names.iter().map(|name| declared.contains(name)).collect();
+            let mut kept = Attributes {
+                names: attributes.names.clone(),
+                values: attributes.values.clone(),
+                ..Attributes::default()
+            };
+            for row in (0..attributes.person.len()).filter(|row| wanted[usize::from(attributes.name[*row])]) {
+                kept.person.push(attributes.person[row]);
+                kept.name.push(attributes.name[row]);
+                kept.value.push(attributes.value[row]);
+            }
+            Cow::Owned(kept)
+        };
+        Kinds { enrollments, attributes }
+    }
+
+    fn texts(&self) -> KindTexts<'_> {
+        fn strs(texts: &[String]) -> Vec<&str> {
+            texts.iter().map(String::as_str).collect()
+        }
+        KindTexts {
+            kinds: strs(&self.enrollments.kinds),
+            levels: strs(&self.enrollments.levels),
+            names: strs(&self.attributes.names),
+            values: strs(&self.attributes.values),
+        }
+    }
+}
+
+/// The texts of [`Kinds`] as lists of `&str`, which the borrowed bindings take.
+struct KindTexts<'a> {
+    kinds: Vec<&'a str>,
+    levels: Vec<&'a str>,
+    names: Vec<&'a str>,
+    values: Vec<&'a str>,
+}
+
+/// What a plugin declaring `fields` is handed of `population`, in either contract
+/// version's record: its first `rows` rows, only the declared columns (the others empty),
+/// nothing copied; `$extra` adds the fields only one version has.
+macro_rules! population_view {
+    ($wit:ident, $population:expr, $fields:expr, $rows:expr, $names:expr $(, $extra:ident: $value:expr)*) => {{
+        let (population, fields, rows, names) = ($population, $fields, $rows, $names);
+        let wants = |field| fields.contains(&field);
+        // Event rows name people by row; the rows past `rows` (due dates registered in the
+        // chat) have pregnancies only, handed with every row, so no event needs cutting.
+        let events = |field, events: &'a oshirase_sdk::Events, codes: &'a [&'a str]| {
+            if wants(field) {
+                $wit::Events {
+                    person: &events.person,
+                    codes,
+                    code: &events.code,
+                    count: &events.count,
+                    start: &events.start,
+                    end: &events.end,
+                }
+            } else {
+                $wit::Events { person: &[], codes: &[], code: &[], count: &[], start: &[], end: &[] }
+            }
+        };
+        let [pregnancy_codes, immunization_codes, checkup_codes, receipt_codes] = &names.codes;
+        $wit::Population {
+            size: rows,
+            birth_day: column(wants(Field::BirthDay), &population.birth_day, rows),
+            sex: column(wants(Field::Sex), &population.sex, rows),
+            household: column(wants(Field::Household), &population.household, rows),
+            relationship: column(wants(Field::Relationship), &population.relationship, rows),
+            ward: column(wants(Field::Ward), &population.ward, rows),
+            wards: if wants(Field::Ward) { &names.wards } else { &[] },
+            resident_since: column(wants(Field::ResidentSince), &population.resident_since, rows),
+            taxable: column(wants(Field::Tax), &population.taxable, rows),
+            income: column(wants(Field::Tax), &population.income, rows),
+            pregnancies: events(Field::Pregnancies, &population.pregnancies, pregnancy_codes),
+            immunizations: events(Field::Immunizations, &population.immunizations, immunization_codes),
+            checkups: events(Field::Checkups, &population.checkups, checkup_codes),
+            receipts: events(Field::Receipts, &population.receipts, receipt_codes),
+            $($extra: $value,)*
+        }
+    }};
+}
+
+/// The first `rows` of a column the program declared, else nothing.
+fn column<T>(wanted: bool, column: &[T], rows: u32) -> &[T] {
+    if wanted { &column[..column.len().min(rows as usize)] } else { &[] }
+}
+
+/// A 1.1 program's view, with the enrollments and attributes of its kinds.
 fn population_to_wit<'a>(
     population: &'a Population,
     fields: &[Field],
     rows: u32,
     names: &'a Names<'a>,
+    kinds: &'a Kinds<'a>,
+    texts: &'a KindTexts<'a>,
 ) -> wit::Population<'a> {
-    let wants = |field| fields.contains(&field);
-    fn column<T>(wanted: bool, column: &[T], rows: u32) -> &[T] {
-        if wanted { &column[..column.len().min(rows as usize)] } else { &[] }
-    }
-    // Event rows name people by row; the rows past `rows` (due dates registered in the
-    // chat) have pregnancies only, handed with every row, so no event needs cutting.
-    let events = |field, events: &'a oshirase_sdk::Events, codes: &'a [&'a str]| {
-        if wants(field) {
-            wit::Events {
-                person: &events.person,
-                codes,
-                code: &events.code,
-                count: &events.count,
-                start: &events.start,
-                end: &events.end,
-            }
-        } else {
-            wit::Events { person: &[], codes: &[], code: &[], count: &[], start: &[], end: &[] }
+    population_view!(wit, population, fields, rows, names,
+        enrollments: wit::Enrollments {
+            person: &kinds.enrollments.person,
+            kinds: &texts.kinds,
+            kind: &kinds.enrollments.kind,
+            levels: &texts.levels,
+            level: &kinds.enrollments.level,
+            start: &kinds.enrollments.start,
+            end: &kinds.enrollments.end,
+        },
+        attributes: wit::Attributes {
+            person: &kinds.attributes.person,
+            names: &texts.names,
+            name: &kinds.attributes.name,
+            values: &texts.values,
+            value: &kinds.attributes.value,
         }
-    };
-    let [pregnancy_codes, immunization_codes, checkup_codes, receipt_codes] = &names.codes;
-    wit::Population {
-        size: rows,
-        birth_day: column(wants(Field::BirthDay), &population.birth_day, rows),
-        sex: column(wants(Field::Sex), &population.sex, rows),
-        household: column(wants(Field::Household), &population.household, rows),
-        relationship: column(wants(Field::Relationship), &population.relationship, rows),
-        ward: column(wants(Field::Ward), &population.ward, rows),
-        wards: if wants(Field::Ward) { &names.wards } else { &[] },
-        resident_since: column(wants(Field::ResidentSince), &population.resident_since, rows),
-        taxable: column(wants(Field::Tax), &population.taxable, rows),
-        income: column(wants(Field::Tax), &population.income, rows),
-        pregnancies: events(Field::Pregnancies, &population.pregnancies, pregnancy_codes),
-        immunizations: events(Field::Immunizations, &population.immunizations, immunization_codes),
-        checkups: events(Field::Checkups, &population.checkups, checkup_codes),
-        receipts: events(Field::Receipts, &population.receipts, receipt_codes),
-    }
+    )
+}
+
+/// A 1.0 program's view.
+fn population_to_wit_1_0<'a>(
+    population: &'a Population,
+    fields: &[Field],
+    rows: u32,
+    names: &'a Names<'a>,
+) -> wit_1_0::Population<'a> {
+    population_view!(wit_1_0, population, fields, rows, names)
 }
 
 #[cfg(test)]

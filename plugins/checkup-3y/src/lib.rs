@@ -10,7 +10,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, Settings, export_program};
 
 pub struct Checkup3Years;
 
@@ -37,6 +37,8 @@ impl Program for Checkup3Years {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://laws.e-gov.go.jp/law/340AC0000000141".into(),
             fields: SCHEDULE.fields(),
+            kinds: Vec::new(),
+            settings: Vec::new(),
             occasions: vec![Occasion::new(
                 "due",
                 "3歳児健診の対象",
@@ -49,7 +51,7 @@ impl Program for Checkup3Years {
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+    fn evaluate(today: Day, _settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
         SCHEDULE.evaluate(today, population)
     }
 }

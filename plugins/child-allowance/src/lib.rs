@@ -10,7 +10,9 @@
 //! For the division: this program's row in `docs/programs.md` (law, period, intervals,
 //! deadline, timing, simplifications and missing data).
 
-use oshirase_sdk::{Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo, export_program};
+use oshirase_sdk::{
+    Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo, Settings, export_program,
+};
 
 pub struct ChildAllowance;
 
@@ -28,6 +30,8 @@ impl Program for ChildAllowance {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://www.city.chiba.jp/kodomomirai/kodomomirai/kikaku/jidouteate.html".into(),
             fields: vec![Field::BirthDay],
+            kinds: Vec::new(),
+            settings: Vec::new(),
             occasions: vec![Occasion::new(
                 "birth",
                 "出生後15日以内の申請",
@@ -41,7 +45,7 @@ impl Program for ChildAllowance {
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+    fn evaluate(today: Day, _settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
         let mut notices = Vec::new();
         for person in population.people() {
             let born = person.birth_day();

@@ -9,7 +9,10 @@
 //! For the division: this program's row in `docs/programs.md` (law, period, intervals,
 //! deadline, timing, simplifications and missing data).
 
-use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program, single_parent};
+use oshirase_sdk::{
+    Category, Day, FISCAL_YEAR, Notice, Occasion, Population, Program, ProgramInfo, Settings, export_program,
+    single_parent,
+};
 
 pub struct ChildRearingAllowance;
 
@@ -26,19 +29,21 @@ impl Program for ChildRearingAllowance {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://laws.e-gov.go.jp/law/336AC0000000238".into(),
             fields: single_parent::FIELDS.to_vec(),
-            occasions: Occasion::per_fiscal_year(
-                "",
+            kinds: Vec::new(),
+            settings: Vec::new(),
+            occasions: vec![Occasion::new(
+                FISCAL_YEAR,
                 "受給できる可能性",
                 "【{program}】ひとり親家庭などで18歳になった年度末までのお子さんを\
                  育てている方は、所得に応じて児童扶養手当を受け取れる\
                  可能性があります。申請した月の翌月分から支給されます。\
                  区の保健福祉センター こども家庭課でご相談ください({deadline}まで)。\
                  千葉市 こども家庭支援課 https://www.city.chiba.jp/ お問い合わせ: {contact}",
-            ),
+            )],
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+    fn evaluate(today: Day, _settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
         single_parent::evaluate(CODE, today, population)
     }
 }

@@ -10,7 +10,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, Settings, export_program};
 
 pub struct InfantCheckup;
 
@@ -44,6 +44,8 @@ impl Program for InfantCheckup {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://laws.e-gov.go.jp/law/340AC0000000141".into(),
             fields: SCHEDULE.fields(),
+            kinds: Vec::new(),
+            settings: Vec::new(),
             occasions: vec![
                 Occasion::new(
                     "first",
@@ -65,7 +67,7 @@ impl Program for InfantCheckup {
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+    fn evaluate(today: Day, _settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
         SCHEDULE.evaluate(today, population)
     }
 }

@@ -13,7 +13,9 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::maternity::pregnancies;
-use oshirase_sdk::{Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo, export_program};
+use oshirase_sdk::{
+    Category, Day, FISCAL_YEAR, Field, Notice, Occasion, Population, Program, ProgramInfo, Settings, export_program,
+};
 
 pub struct PostpartumCare;
 
@@ -28,8 +30,10 @@ impl Program for PostpartumCare {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/29sangokea.html".into(),
             fields: vec![Field::BirthDay, Field::Household, Field::Relationship, Field::Pregnancies],
-            occasions: Occasion::per_fiscal_year(
-                "",
+            kinds: Vec::new(),
+            settings: Vec::new(),
+            occasions: vec![Occasion::new(
+                FISCAL_YEAR,
                 "産後ケアの登録案内",
                 "【{program}】出産後の体調や育児に不安があるお母さんと赤ちゃんは、\
                  助産師による訪問・日帰り・宿泊のケアを利用できます。\
@@ -37,11 +41,11 @@ impl Program for PostpartumCare {
                  (訪問型は{deadline}まで)。千葉市 健康支援課 \
                  https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/29sangokea.html \
                  お問い合わせ: {contact}",
-            ),
+            )],
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+    fn evaluate(today: Day, _settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
         let households = population.households();
         let mut notices = Vec::new();
         for pregnancy in pregnancies(population)? {
@@ -49,10 +53,13 @@ impl Program for PostpartumCare {
             let closes =
                 pregnancy.baby(&households, today).map_or(pregnancy.due_date, |baby| baby.birth_day().age_reached(1));
             if opens <= today && today <= closes {
-                let occasion = Occasion::fiscal_year_key("", pregnancy.due_date.fiscal_year())?;
-                notices.extend(Notice::for_open_window(&pregnancy.mother, &occasion, opens, closes, today, || {
-                    format!("出産予定日 {}", pregnancy.due_date)
-                }));
+                let fiscal_year = pregnancy.due_date.fiscal_year();
+                notices.extend(
+                    Notice::for_open_window(&pregnancy.mother, FISCAL_YEAR, opens, closes, today, || {
+                        format!("出産予定日 {}", pregnancy.due_date)
+                    })
+                    .map(|notice| notice.instance(fiscal_year)),
+                );
             }
         }
         Ok(notices)

@@ -8,7 +8,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::screening::Screening;
-use oshirase_sdk::{Category, Day, Notice, Population, Program, ProgramInfo, Sex, export_program};
+use oshirase_sdk::{Category, Day, Notice, Population, Program, ProgramInfo, Settings, Sex, export_program};
 
 pub struct ScreeningBreast;
 
@@ -17,6 +17,7 @@ const SCREENING: Screening = Screening {
     minimum_age_at_fiscal_year_end: 40,
     ends_on_birthday: None,
     sex: Some(Sex::Female),
+    members_of: None,
     every_fiscal_years: 2,
 };
 
@@ -31,6 +32,8 @@ impl Program for ScreeningBreast {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html".into(),
             fields: SCREENING.fields(),
+            kinds: SCREENING.kinds(),
+            settings: SCREENING.settings(),
             occasions: SCREENING.occasions(
                 "乳がん検診",
                 "【{program}】今年度の乳がん検診の対象です(前年度に受診した方を除く、\
@@ -42,8 +45,8 @@ impl Program for ScreeningBreast {
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
-        SCREENING.evaluate(today, population)
+    fn evaluate(today: Day, settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
+        SCREENING.evaluate(today, settings, population)
     }
 }
 

@@ -6,7 +6,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::screening::Screening;
-use oshirase_sdk::{Category, Day, Notice, Population, Program, ProgramInfo, Sex, export_program};
+use oshirase_sdk::{Category, Day, Notice, Population, Program, ProgramInfo, Settings, Sex, export_program};
 
 pub struct ScreeningCervical;
 
@@ -15,6 +15,7 @@ const SCREENING: Screening = Screening {
     minimum_age_at_fiscal_year_end: 20,
     ends_on_birthday: None,
     sex: Some(Sex::Female),
+    members_of: None,
     every_fiscal_years: 2,
 };
 
@@ -29,6 +30,8 @@ impl Program for ScreeningCervical {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html".into(),
             fields: SCREENING.fields(),
+            kinds: SCREENING.kinds(),
+            settings: SCREENING.settings(),
             occasions: SCREENING.occasions(
                 "子宮がん検診",
                 "【{program}】今年度の子宮がん検診の対象です(前年度に受診した方を除く、\
@@ -40,8 +43,8 @@ impl Program for ScreeningCervical {
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
-        SCREENING.evaluate(today, population)
+    fn evaluate(today: Day, settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
+        SCREENING.evaluate(today, settings, population)
     }
 }
 

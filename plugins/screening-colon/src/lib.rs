@@ -6,7 +6,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::screening::Screening;
-use oshirase_sdk::{Category, Day, Notice, Population, Program, ProgramInfo, export_program};
+use oshirase_sdk::{Category, Day, Notice, Population, Program, ProgramInfo, Settings, export_program};
 
 pub struct ScreeningColon;
 
@@ -15,6 +15,7 @@ const SCREENING: Screening = Screening {
     minimum_age_at_fiscal_year_end: 40,
     ends_on_birthday: None,
     sex: None,
+    members_of: None,
     every_fiscal_years: 1,
 };
 
@@ -29,6 +30,8 @@ impl Program for ScreeningColon {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html".into(),
             fields: SCREENING.fields(),
+            kinds: SCREENING.kinds(),
+            settings: SCREENING.settings(),
             occasions: SCREENING.occasions(
                 "大腸がん検診",
                 "【{program}】今年度の大腸がん検診(便潜血検査)の対象です。\
@@ -40,8 +43,8 @@ impl Program for ScreeningColon {
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
-        SCREENING.evaluate(today, population)
+    fn evaluate(today: Day, settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
+        SCREENING.evaluate(today, settings, population)
     }
 }
 

@@ -15,7 +15,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::screening::Screening;
-use oshirase_sdk::{Category, Day, Notice, Population, Program, ProgramInfo, export_program};
+use oshirase_sdk::{Category, Day, Notice, Population, Program, ProgramInfo, Settings, export_program};
 
 pub struct ScreeningStomach;
 
@@ -24,6 +24,7 @@ const SCREENING: Screening = Screening {
     minimum_age_at_fiscal_year_end: 40,
     ends_on_birthday: None,
     sex: None,
+    members_of: None,
     every_fiscal_years: 1,
 };
 
@@ -38,6 +39,8 @@ impl Program for ScreeningStomach {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://www.city.chiba.jp/hokenfukushi/kenkofukushi/shien/24ganannai.html".into(),
             fields: SCREENING.fields(),
+            kinds: SCREENING.kinds(),
+            settings: SCREENING.settings(),
             occasions: SCREENING.occasions(
                 "胃がん検診",
                 "【{program}】今年度の胃がん検診の対象です。\
@@ -51,8 +54,8 @@ impl Program for ScreeningStomach {
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
-        SCREENING.evaluate(today, population)
+    fn evaluate(today: Day, settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
+        SCREENING.evaluate(today, settings, population)
     }
 }
 

@@ -24,8 +24,12 @@
 //!         checkups: [ { kind: checkup-18m, date: 2026-01-01 } ]   # visit: 2 for a second visit
 //!         receipts: [ { program: child-rearing-allowance, start: 2025-01-01, end: 2030-03-31 } ]
 //!         pregnancies: [ { notified_on: 2026-05-01, due_date: 2026-12-01 } ]
+//!         enrollments: [ { kind: 国保, start: 2020-04-01 } ]   # level: 要介護3; end: when it ended
+//!         attributes: { 手帳等級: "2" }
+//!     settings: { season-opens: 06-01 }   # as staff would type them; the rest at their default
 //!     expect:
 //!       - { person: 子, occasion: phase-1, send_on: 2026-07-30, expires_on: 2027-07-30 }
+//!       # a recurring occasion names its instance: { …, occasion: fiscal-year, instance: 2026, … }
 //! ```
 //!
 //! [`Case::population`] fills only the fields a manifest declares, as the host does, so a
@@ -38,7 +42,10 @@ use std::panic::{self, AssertUnwindSafe};
 
 use serde::Deserialize;
 
-use crate::{Day, Events, Field, Notice, Population, Program, Relationship, Sex, Taxable};
+use crate::{
+    Attributes, Day, Enrollments, Events, Field, Notice, Population, Program, ProgramInfo, Relationship, Settings, Sex,
+    Taxable,
+};
 
 /// A parsed file of example cases.
 #[derive(Clone, Debug)]
@@ -52,6 +59,8 @@ pub struct Case {
     pub name: String,
     pub today: Day,
     people: Vec<CasePerson>,
+    /// Settings as staff would type them, by name; the others keep their defaults.
+    settings: Vec<(String, String)>,
     pub expect: Vec<ExpectedNotice>,
 }
 
@@ -60,6 +69,7 @@ pub struct Case {
 pub struct ExpectedNotice {
     pub person: String,
     pub occasion: String,
+    pub instance: i32,
     pub send_on: Day,
     pub expires_on: Day,
 }
@@ -68,8 +78,12 @@ impl fmt::Display for ExpectedNotice {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             formatter,
-            "person {} occasion {} send_on {} expires_on {}",
-            self.person, self.occasion, self.send_on, self.expires_on
+            "person {} occasion {}{} send_on {} expires_on {}",
+            self.person,
+            self.occasion,
+            if self.instance == 0 { String::new() } else { format!(" instance {}", self.instance) },
+            self.send_on,
+            self.expires_on
         )
     }
 }
@@ -90,6 +104,9 @@ struct CasePerson {
     checkups: Vec<EventRow>,
     receipts: Vec<EventRow>,
     pregnancies: Vec<EventRow>,
+    /// Kind, level and period.
+    enrollments: Vec<(String, String, Day, Day)>,
+    attributes: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +156,8 @@ struct CaseSource {
     #[serde(default)]
     people: Vec<PersonSource>,
     #[serde(default)]
+    settings: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+    #[serde(default)]
     expect: Vec<ExpectSource>,
 }
 
@@ -161,6 +180,20 @@ struct PersonSource {
     receipts: Vec<ReceiptSource>,
     #[serde(default)]
     pregnancies: Vec<PregnancySource>,
+    #[serde(default)]
+    enrollments: Vec<EnrollmentSource>,
+    #[serde(default)]
+    attributes: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollmentSource {
+    kind: String,
+    #[serde(default)]
+    level: String,
+    start: String,
+    end: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -236,6 +269,8 @@ struct PregnancySource {
 struct ExpectSource {
     person: String,
     occasion: String,
+    #[serde(default)]
+    instance: i32,
     send_on: String,
     expires_on: String,
 }
@@ -343,6 +378,21 @@ fn read_case(number: usize, value: serde_yaml_ng::Value) -> Result<Case, CaseErr
                     Ok(EventRow { code: String::new(), count: 0, start, end })
                 })
                 .collect::<Result<_, _>>()?,
+            enrollments: person
+                .enrollments
+                .into_iter()
+                .enumerate()
+                .map(|(row, enrollment)| {
+                    let start = date(at(&format!("enrollments[{row}].start")), &enrollment.start)?;
+                    let end = enrollment
+                        .end
+                        .map(|text| date(at(&format!("enrollments[{row}].end")), &text))
+                        .transpose()?
+                        .unwrap_or(Day(i32::MAX));
+                    Ok((enrollment.kind, enrollment.level, start, end))
+                })
+                .collect::<Result<_, _>>()?,
+            attributes: person.attributes.into_iter().collect(),
             id: person.id,
         });
     }
@@ -357,16 +407,26 @@ fn read_case(number: usize, value: serde_yaml_ng::Value) -> Result<Case, CaseErr
             expires_on: date(at("expires_on"), &notice.expires_on)?,
             person: notice.person,
             occasion: notice.occasion,
+            instance: notice.instance,
         });
     }
-    Ok(Case { name: source.name, today, people, expect })
+    let mut settings = Vec::with_capacity(source.settings.len());
+    for (name, value) in source.settings {
+        let text = match value {
+            serde_yaml_ng::Value::String(text) => text,
+            serde_yaml_ng::Value::Number(number) => number.to_string(),
+            _ => return Err(error(format!("settings.{name}"), "a setting's value is a number or a text".into())),
+        };
+        settings.push((name, text));
+    }
+    Ok(Case { name: source.name, today, people, settings, expect })
 }
 
 impl Case {
     /// The population this case describes, with only the columns of `fields` filled, as
     /// the host fills them: people in the order written, households and wards numbered in
     /// order of first appearance.
-    pub fn population(&self, fields: &[Field]) -> Population {
+    pub fn population(&self, fields: &[Field], kinds: &[String]) -> Population {
         let wants = |field| fields.contains(&field);
         let mut population = Population { size: self.people.len() as u32, ..Population::default() };
         let mut households: HashMap<&str, u32> = HashMap::new();
@@ -425,7 +485,53 @@ impl Case {
             population.pregnancies = self.events(|person| &person.pregnancies);
             population.pregnancies.codes.clear();
         }
+        self.fill_kinds(kinds, &mut population);
         population
+    }
+
+    /// The enrollments and attributes of the kinds asked for, numbered in order of first
+    /// appearance, as the host fills them.
+    fn fill_kinds(&self, kinds: &[String], population: &mut Population) {
+        fn number(texts: &mut Vec<String>, text: &str) -> usize {
+            texts.iter().position(|found| found == text).unwrap_or_else(|| {
+                texts.push(text.to_owned());
+                texts.len() - 1
+            })
+        }
+        let mut enrollments = Enrollments { levels: vec![String::new()], ..Enrollments::default() };
+        let mut attributes = Attributes::default();
+        for (index, person) in self.people.iter().enumerate() {
+            for (kind, level, start, end) in person.enrollments.iter().filter(|row| kinds.contains(&row.0)) {
+                enrollments.person.push(index as u32);
+                enrollments.kind.push(number(&mut enrollments.kinds, kind) as u16);
+                enrollments.level.push(number(&mut enrollments.levels, level) as u16);
+                enrollments.start.push(start.0);
+                enrollments.end.push(end.0);
+            }
+            for (name, value) in person.attributes.iter().filter(|(name, _)| kinds.contains(name)) {
+                attributes.person.push(index as u32);
+                attributes.name.push(number(&mut attributes.names, name) as u16);
+                attributes.value.push(number(&mut attributes.values, value) as u32);
+            }
+        }
+        population.enrollments = enrollments;
+        population.attributes = attributes;
+    }
+
+    /// The case's settings over the manifest's defaults; an undeclared name or a value its
+    /// type refuses is an error naming the setting.
+    pub fn settings(&self, info: &ProgramInfo) -> Result<Settings, String> {
+        let mut settings = Settings::defaults(&info.settings);
+        for (name, text) in &self.settings {
+            let declared = info
+                .settings
+                .iter()
+                .find(|setting| setting.name == *name)
+                .ok_or_else(|| format!("the case sets {name}, which the manifest does not declare"))?;
+            let value = declared.kind.parse(text).map_err(|problem| format!("setting {name}: {problem}"))?;
+            settings = settings.with(name, value);
+        }
+        Ok(settings)
     }
 
     /// One kind of event rows as columns, with codes numbered in order of first appearance.
@@ -459,6 +565,7 @@ impl Case {
         ExpectedNotice {
             person,
             occasion: notice.occasion.clone(),
+            instance: notice.instance,
             send_on: notice.send_on,
             expires_on: notice.expires_on,
         }
@@ -515,19 +622,21 @@ impl fmt::Display for Report {
     }
 }
 
-/// Runs `evaluate` on each case's population (filled with `fields` only) and compares the
-/// notices with the expected ones, ignoring order and `reason`. A panic inside `evaluate`
-/// (reading an undeclared column panics) counts as a failed evaluation of that case.
+/// Runs `evaluate` on each case's population (filled with the manifest's fields and kinds
+/// only) and settings, and compares the notices with the expected ones, ignoring order and
+/// `reason`. A panic inside `evaluate` (reading an undeclared column panics) counts as a
+/// failed evaluation of that case.
 pub fn check(
     cases: &Cases,
-    fields: &[Field],
-    mut evaluate: impl FnMut(Day, &Population) -> Result<Vec<Notice>, String>,
+    info: &ProgramInfo,
+    mut evaluate: impl FnMut(Day, &Settings, &Population) -> Result<Vec<Notice>, String>,
 ) -> Report {
     let mut failures = Vec::new();
     for case in &cases.cases {
-        let population = case.population(fields);
-        let outcome =
-            panic::catch_unwind(AssertUnwindSafe(|| evaluate(case.today, &population))).unwrap_or_else(|payload| {
+        let population = case.population(&info.fields, &info.kinds);
+        let settings = case.settings(info);
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| evaluate(case.today, &settings?, &population)))
+            .unwrap_or_else(|payload| {
                 let message = payload
                     .downcast_ref::<String>()
                     .cloned()
@@ -564,8 +673,8 @@ pub fn check(
 pub fn check_program<P: Program>(yaml: &str) -> Result<Report, CaseError> {
     let cases = parse(yaml)?;
     let info = P::describe();
-    Ok(check(&cases, &info.fields, |today, population| {
-        let notices = P::evaluate(today, population)?;
+    Ok(check(&cases, &info, |today, settings, population| {
+        let notices = P::evaluate(today, settings, population)?;
         match notices.iter().find(|notice| !info.occasions.iter().any(|occasion| occasion.key == notice.occasion)) {
             Some(notice) => Err(format!("occasion {:?} is not in the manifest", notice.occasion)),
             None => Ok(notices),
@@ -584,7 +693,7 @@ pub fn assert_program_passes<P: Program>(yaml: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Category, Occasion, ProgramInfo};
+    use crate::{Category, Occasion, Setting, SettingType, SettingValue};
 
     /// Tells everyone in their first 366 days of life, unless they had dose 1 of `vaccine-x`.
     struct Example;
@@ -600,11 +709,20 @@ mod tests {
                 schedule: "0 0 9 * * *".into(),
                 source_url: String::new(),
                 fields: vec![Field::BirthDay, Field::Immunizations],
+                kinds: vec!["国保".into()],
+                settings: vec![Setting::new(
+                    "days",
+                    "日数",
+                    "生まれてから何日まで知らせるか",
+                    SettingType::Integer { minimum: 1, maximum: 1000 },
+                    SettingValue::Integer(365),
+                )],
                 occasions: vec![Occasion::new("born", "誕生", "【{program}】")],
             }
         }
 
-        fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+        fn evaluate(today: Day, settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
+            let days = settings.integer("days") as i32;
             let history = population.immunizations.by_person(population.size)?;
             let vaccine = population.immunizations.code("vaccine-x");
             Ok(population
@@ -615,7 +733,7 @@ mod tests {
                         &person,
                         "born",
                         person.birth_day(),
-                        person.birth_day().add_days(365),
+                        person.birth_day().add_days(days),
                         today,
                         String::new,
                     )
@@ -632,8 +750,8 @@ mod tests {
             ProgramInfo { fields: vec![Field::BirthDay], ..Example::describe() }
         }
 
-        fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
-            Example::evaluate(today, population)
+        fn evaluate(today: Day, settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
+            Example::evaluate(today, settings, population)
         }
     }
 
@@ -716,7 +834,7 @@ cases:
       - { id: 他人, birth: 1980-01-01 }
 ";
         let case = &parse(yaml).unwrap().cases[0];
-        let some = case.population(&[Field::Household, Field::Tax, Field::Receipts]);
+        let some = case.population(&[Field::Household, Field::Tax, Field::Receipts], &[]);
         assert_eq!(some.size, 3);
         assert_eq!(some.household, vec![0, 0, 1], "a person without a household has one of their own");
         assert_eq!((some.taxable.clone(), some.income.clone()), (vec![3, 0, 0], vec![3_000_000, 0, 0]));
@@ -731,12 +849,77 @@ cases:
                 && some.ward.is_empty()
                 && some.pregnancies.is_empty()
         );
-        let rest = case.population(&[Field::Sex, Field::Relationship, Field::Ward, Field::Pregnancies]);
+        let rest = case.population(&[Field::Sex, Field::Relationship, Field::Ward, Field::Pregnancies], &[]);
         assert_eq!(
             (rest.sex, rest.relationship, rest.ward, rest.wards),
             (vec![2, 0, 0], vec![1, 3, 1], vec![0, 0, 1], vec!["美浜区".to_string(), String::new()])
         );
         assert_eq!(rest.pregnancies.end, vec![Day::parse_iso("2026-12-01").unwrap().0]);
+    }
+
+    /// A case sets a setting as staff would type it; the others keep their defaults, and
+    /// a setting the manifest does not declare, or a value its type refuses, fails the case.
+    #[test]
+    fn a_case_sets_settings_over_the_defaults() {
+        let yaml = |settings: &str| {
+            format!(
+                "
+cases:
+  - name: 30日まで
+    today: 2026-03-15
+    settings: {settings}
+    people:
+      - {{ id: 太郎, birth: 2026-03-01 }}
+    expect:
+      - {{ person: 太郎, occasion: born, send_on: 2026-03-01, expires_on: 2026-03-31 }}
+"
+            )
+        };
+        assert!(check_program::<Example>(&yaml("{ days: 30 }")).unwrap().passed());
+        let errors: Vec<Option<String>> = ["{}", "{ days: 0 }", "{ weeks: 4 }"]
+            .iter()
+            .map(|settings| check_program::<Example>(&yaml(settings)).unwrap().failures[0].error.clone())
+            .collect();
+        assert_eq!(
+            errors,
+            vec![
+                None,
+                Some("setting days: 0 is outside 1..1000".to_string()),
+                Some("the case sets weeks, which the manifest does not declare".to_string())
+            ]
+        );
+    }
+
+    /// Enrollments and attributes reach a program only for the kinds its manifest names.
+    #[test]
+    fn only_declared_kinds_are_filled() {
+        let yaml = "
+cases:
+  - name: 国保
+    today: 2026-04-01
+    people:
+      - id: 加入者
+        birth: 1970-01-01
+        enrollments: [ { kind: 国保, start: 2020-04-01 }, { kind: 要介護, level: 要介護2, start: 2024-01-01 } ]
+        attributes: { 国保: 一般, 手帳等級: '2' }
+";
+        let case = &parse(yaml).unwrap().cases[0];
+        let population = case.population(&[], &["国保".to_string()]);
+        let enrollments = &population.enrollments;
+        assert_eq!(
+            (
+                enrollments.person.clone(),
+                enrollments.kinds.clone(),
+                enrollments.levels.clone(),
+                enrollments.end.clone()
+            ),
+            (vec![0], vec!["国保".to_string()], vec![String::new()], vec![i32::MAX])
+        );
+        assert_eq!(
+            (population.attributes.names.clone(), population.attributes.values.clone()),
+            (vec!["国保".to_string()], vec!["一般".to_string()])
+        );
+        assert!(case.population(&[], &[]).enrollments.person.is_empty());
     }
 
     #[test]
@@ -751,7 +934,8 @@ cases:
         assert!(check_program::<Example>(yaml).unwrap().passed());
         let report = check_program::<Forgetful>(yaml).unwrap();
         assert_eq!(report.failures.len(), 1, "{report}");
-        let failure = check(&parse(yaml).unwrap(), &[], Example::evaluate);
+        let nothing_declared = ProgramInfo { fields: Vec::new(), ..Example::describe() };
+        let failure = check(&parse(yaml).unwrap(), &nothing_declared, Example::evaluate);
         assert_eq!(
             failure.failures[0].error.as_deref(),
             Some(
@@ -800,7 +984,7 @@ cases:
             fn describe() -> ProgramInfo {
                 Example::describe()
             }
-            fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+            fn evaluate(today: Day, _settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
                 Ok(population
                     .people()
                     .filter_map(|person| Notice::for_open_window(&person, "stray", today, today, today, String::new))

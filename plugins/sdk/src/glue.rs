@@ -1,8 +1,14 @@
 //! Converts between wit-bindgen's generated types and the SDK's plain ones; compiled only
-//! into components. The columns are moved, not copied.
+//! into components. The population's columns are moved, not copied; the notices leave as
+//! columns, each distinct reason text once.
+
+use std::collections::HashMap;
 
 use crate::bindings::oshirase::program::types as wit;
-use crate::{Category, Day, Events, Field, Notice, Population, Program, ProgramInfo};
+use crate::{
+    Attributes, Category, Day, Enrollments, Events, Field, MonthDay, Population, Program, ProgramInfo, Setting,
+    SettingType, SettingValue, Settings,
+};
 
 pub fn describe<P: Program>() -> wit::ProgramInfo {
     let info: ProgramInfo = P::describe();
@@ -21,6 +27,8 @@ pub fn describe<P: Program>() -> wit::ProgramInfo {
         schedule: info.schedule,
         source_url: info.source_url,
         fields: info.fields.into_iter().map(field_to_wit).collect(),
+        kinds: info.kinds,
+        settings: info.settings.into_iter().map(setting_to_wit).collect(),
         occasions: info
             .occasions
             .into_iter()
@@ -45,6 +53,50 @@ fn field_to_wit(field: Field) -> wit::Field {
     }
 }
 
+fn setting_to_wit(setting: Setting) -> wit::Setting {
+    let bounds = |minimum: i64, maximum: i64| wit::Bounds { minimum, maximum };
+    wit::Setting {
+        name: setting.name,
+        label: setting.label,
+        help: setting.help,
+        type_: match setting.kind {
+            SettingType::Integer { minimum, maximum } => wit::SettingType::Integer(bounds(minimum, maximum)),
+            SettingType::Yen { minimum, maximum } => wit::SettingType::Yen(bounds(minimum, maximum)),
+            SettingType::Date { earliest, latest } => {
+                wit::SettingType::Date(bounds(i64::from(earliest.0), i64::from(latest.0)))
+            }
+            SettingType::MonthDay => wit::SettingType::MonthDay,
+            SettingType::Text { max_chars } => wit::SettingType::Text(max_chars),
+            SettingType::Choice(choices) => wit::SettingType::Choice(choices),
+        },
+        default: value_to_wit(setting.default),
+    }
+}
+
+fn value_to_wit(value: SettingValue) -> wit::SettingValue {
+    match value {
+        SettingValue::Integer(number) => wit::SettingValue::Integer(number),
+        SettingValue::Yen(yen) => wit::SettingValue::Yen(yen),
+        SettingValue::Date(day) => wit::SettingValue::Date(day.0),
+        SettingValue::MonthDay(month_day) => wit::SettingValue::MonthDay(month_day.code()),
+        SettingValue::Text(text) => wit::SettingValue::Text(text),
+        SettingValue::Choice(choice) => wit::SettingValue::Choice(choice),
+    }
+}
+
+fn value_from_wit(value: wit::SettingValue) -> Result<SettingValue, String> {
+    Ok(match value {
+        wit::SettingValue::Integer(number) => SettingValue::Integer(number),
+        wit::SettingValue::Yen(yen) => SettingValue::Yen(yen),
+        wit::SettingValue::Date(day) => SettingValue::Date(Day(day)),
+        wit::SettingValue::MonthDay(code) => {
+            SettingValue::MonthDay(MonthDay::from_code(code).ok_or_else(|| format!("{code} is not a month and day"))?)
+        }
+        wit::SettingValue::Text(text) => SettingValue::Text(text),
+        wit::SettingValue::Choice(choice) => SettingValue::Choice(choice),
+    })
+}
+
 fn events_from_wit(events: wit::Events) -> Events {
     Events {
         person: events.person,
@@ -56,7 +108,19 @@ fn events_from_wit(events: wit::Events) -> Events {
     }
 }
 
-pub fn evaluate<P: Program>(today: i32, population: wit::Population) -> Result<Vec<wit::Notice>, String> {
+pub fn evaluate<P: Program>(
+    today: i32,
+    settings: Vec<wit::SettingValue>,
+    population: wit::Population,
+) -> Result<wit::Notices, String> {
+    let declared = P::describe().settings;
+    if settings.len() != declared.len() {
+        return Err(format!("{} setting values for {} declared settings", settings.len(), declared.len()));
+    }
+    let values = settings.into_iter().map(value_from_wit).collect::<Result<Vec<_>, _>>()?;
+    let settings = Settings::from_values(&declared, values);
+    let enrollments = population.enrollments;
+    let attributes = population.attributes;
     let population = Population {
         size: population.size,
         birth_day: population.birth_day,
@@ -72,16 +136,60 @@ pub fn evaluate<P: Program>(today: i32, population: wit::Population) -> Result<V
         immunizations: events_from_wit(population.immunizations),
         checkups: events_from_wit(population.checkups),
         receipts: events_from_wit(population.receipts),
+        enrollments: Enrollments {
+            person: enrollments.person,
+            kinds: enrollments.kinds,
+            kind: enrollments.kind,
+            levels: enrollments.levels,
+            level: enrollments.level,
+            start: enrollments.start,
+            end: enrollments.end,
+        },
+        attributes: Attributes {
+            person: attributes.person,
+            names: attributes.names,
+            name: attributes.name,
+            values: attributes.values,
+            value: attributes.value,
+        },
     };
-    let notices = P::evaluate(Day(today), &population)?;
-    Ok(notices
-        .into_iter()
-        .map(|notice: Notice| wit::Notice {
-            person: notice.person,
-            occasion: notice.occasion,
-            send_on: notice.send_on.0,
-            expires_on: notice.expires_on.0,
-            reason: notice.reason,
-        })
-        .collect())
+    let notices = P::evaluate(Day(today), &settings, &population)?;
+    drop(population);
+    let occasions: Vec<String> = P::describe().occasions.into_iter().map(|occasion| occasion.key).collect();
+    let mut columns = wit::Notices {
+        person: Vec::with_capacity(notices.len()),
+        occasion: Vec::with_capacity(notices.len()),
+        instance: Vec::with_capacity(notices.len()),
+        send_on: Vec::with_capacity(notices.len()),
+        expires_on: Vec::with_capacity(notices.len()),
+        reason: Vec::with_capacity(notices.len()),
+        reasons: Vec::new(),
+    };
+    // A program's notices mostly share an occasion and a few reason texts.
+    let mut reason_numbers: HashMap<String, u32> = HashMap::new();
+    let mut last_occasion = 0usize;
+    for notice in notices {
+        if occasions.get(last_occasion) != Some(&notice.occasion) {
+            last_occasion = occasions
+                .iter()
+                .position(|key| *key == notice.occasion)
+                .ok_or_else(|| format!("occasion {:?} is not in the manifest", notice.occasion))?;
+        }
+        let next = columns.reasons.len() as u32;
+        let reason = match reason_numbers.get(&notice.reason) {
+            Some(number) => *number,
+            None => {
+                columns.reasons.push(notice.reason.clone());
+                reason_numbers.insert(notice.reason, next);
+                next
+            }
+        };
+        columns.person.push(notice.person);
+        columns.occasion.push(u16::try_from(last_occasion).map_err(|_| "more than 65,536 occasions".to_string())?);
+        columns.instance.push(notice.instance);
+        columns.send_on.push(notice.send_on.0);
+        columns.expires_on.push(notice.expires_on.0);
+        columns.reason.push(reason);
+    }
+    Ok(columns)
 }

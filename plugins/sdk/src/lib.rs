@@ -10,24 +10,20 @@ pub mod cases;
 pub mod date;
 mod history;
 mod household;
+pub mod kinds;
 pub mod maternity;
 mod population;
 pub mod schedule;
 pub mod screening;
+pub mod settings;
 pub mod single_parent;
 
 pub use date::{Day, GestationalAge};
 pub use history::{Code, History, Record};
 pub use household::{Household, Households};
+pub use kinds::{Attributes, Enrollments};
 pub use population::{Events, Person, Population, Relationship, Sex, Taxable};
-
-use std::ops::RangeInclusive;
-
-/// The 年度 a recurring program declares occasions for. A notice key (program, resident,
-/// occasion) is unique forever, so a screening offered every year needs one occasion per
-/// year, and the manifest must list them all; a plugin asked about a later year fails
-/// loudly (see [`Occasion::fiscal_year_key`]) so that the division publishes a new version.
-pub const FISCAL_YEARS: RangeInclusive<i32> = 2024..=2040;
+pub use settings::{MonthDay, Setting, SettingType, SettingValue, Settings};
 
 /// The data a program may ask for; see `wit/program.wit`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -55,7 +51,8 @@ pub enum Category {
     Living,
 }
 
-/// One kind of notice a program sends, with the message text residents see.
+/// One kind of notice a program sends, with the message text residents see. A recurring
+/// occasion (every 年度) is declared once; its notices name their [`Notice::instance`].
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Occasion {
     pub key: String,
@@ -67,38 +64,12 @@ impl Occasion {
     pub fn new(key: &str, title: &str, template: &str) -> Occasion {
         Occasion { key: key.to_owned(), title: title.to_owned(), template: template.to_owned() }
     }
-
-    /// One occasion for each 年度 in [`FISCAL_YEARS`], keyed as [`Occasion::fiscal_year_key`]
-    /// names them, all with the same message.
-    pub fn per_fiscal_year(prefix: &str, title: &str, template: &str) -> Vec<Occasion> {
-        FISCAL_YEARS
-            .map(|fiscal_year| Occasion {
-                key: fiscal_year_key(prefix, fiscal_year),
-                title: format!("{title}({fiscal_year}年度)"),
-                template: template.to_owned(),
-            })
-            .collect()
-    }
-
-    /// The key of the occasion for `fiscal_year`: `fy2026`, or `pregnancy-fy2026` with a
-    /// prefix. Fails for a year outside [`FISCAL_YEARS`], which no manifest declares.
-    pub fn fiscal_year_key(prefix: &str, fiscal_year: i32) -> Result<String, String> {
-        if FISCAL_YEARS.contains(&fiscal_year) {
-            Ok(fiscal_year_key(prefix, fiscal_year))
-        } else {
-            Err(format!(
-                "fiscal year {fiscal_year} has no declared occasion (the manifest covers {} to {}): publish a new \
-                 version of the plugin",
-                FISCAL_YEARS.start(),
-                FISCAL_YEARS.end()
-            ))
-        }
-    }
 }
 
-fn fiscal_year_key(prefix: &str, fiscal_year: i32) -> String {
-    if prefix.is_empty() { format!("fy{fiscal_year}") } else { format!("{prefix}-fy{fiscal_year}") }
-}
+/// The key of the occasion a program sends once per 年度, with the 年度 as its instance.
+/// (A 1.0 plugin declared one occasion per year, `fy2026`; the host re-keys those notices
+/// as this occasion, instance 2026, when a 1.1 version replaces it.)
+pub const FISCAL_YEAR: &str = "fiscal-year";
 
 /// What a program says about itself (its manifest).
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -111,6 +82,10 @@ pub struct ProgramInfo {
     pub schedule: String,
     pub source_url: String,
     pub fields: Vec<Field>,
+    /// The data kinds read by name (`国保`, `要介護` …); see [`kinds`].
+    pub kinds: Vec<String>,
+    /// What staff may set; see [`settings`].
+    pub settings: Vec<Setting>,
     pub occasions: Vec<Occasion>,
 }
 
@@ -119,6 +94,8 @@ pub struct ProgramInfo {
 pub struct Notice {
     pub person: u32,
     pub occasion: String,
+    /// Which time of a recurring occasion (the 年度); 0 for an occasion that happens once.
+    pub instance: i32,
     pub send_on: Day,
     pub expires_on: Day,
     pub reason: String,
@@ -138,6 +115,7 @@ impl Notice {
         (opens <= today && today <= closes).then(|| Notice {
             person: person.index(),
             occasion: occasion.to_owned(),
+            instance: 0,
             send_on: opens,
             expires_on: closes,
             reason: reason(),
@@ -153,14 +131,28 @@ impl Notice {
         expires_on: Day,
         reason: String,
     ) -> Option<Notice> {
-        (today <= expires_on).then(|| Notice { person: person.index(), occasion, send_on: today, expires_on, reason })
+        (today <= expires_on).then(|| Notice {
+            person: person.index(),
+            occasion,
+            instance: 0,
+            send_on: today,
+            expires_on,
+            reason,
+        })
+    }
+
+    /// The same notice as the `instance`-th time of its occasion (the 年度 of a screening).
+    pub fn instance(self, instance: i32) -> Notice {
+        Notice { instance, ..self }
     }
 }
 
 /// A program's rules. `evaluate` must be a pure function of its arguments.
 pub trait Program {
     fn describe() -> ProgramInfo;
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String>;
+    /// `settings` holds a value for each setting the manifest declares (its default until
+    /// staff change it).
+    fn evaluate(today: Day, settings: &Settings, population: &Population) -> Result<Vec<Notice>, String>;
 }
 
 /// The code wit-bindgen generates from `wit/program.wit`, compiled only into components.
@@ -194,33 +186,13 @@ macro_rules! export_program {
                 }
                 fn evaluate(
                     today: i32,
+                    settings: Vec<$crate::bindings::oshirase::program::types::SettingValue>,
                     population: $crate::bindings::oshirase::program::types::Population,
-                ) -> Result<Vec<$crate::bindings::oshirase::program::types::Notice>, String> {
-                    $crate::glue::evaluate::<$program>(today, population)
+                ) -> Result<$crate::bindings::oshirase::program::types::Notices, String> {
+                    $crate::glue::evaluate::<$program>(today, settings, population)
                 }
             }
     $crate::bindings::export_program_bindings!(Component with_types_in $crate::bindings);
         };
     };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_declared_fiscal_year_has_a_key_and_later_years_fail() {
-        let keys: Vec<String> = Occasion::per_fiscal_year("pregnancy", "妊婦", "{program}")
-            .into_iter()
-            .map(|occasion| occasion.key)
-            .collect();
-        assert_eq!(
-            (keys.first().map(String::as_str), keys.last().map(String::as_str), keys.len()),
-            (Some("pregnancy-fy2024"), Some("pregnancy-fy2040"), 17)
-        );
-        assert_eq!(Occasion::fiscal_year_key("", 2026), Ok("fy2026".to_string()));
-        assert!(
-            Occasion::fiscal_year_key("", 2041).unwrap_err().starts_with("fiscal year 2041 has no declared occasion")
-        );
-    }
 }

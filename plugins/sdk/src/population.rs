@@ -1,6 +1,6 @@
 //! The population as columns, and the row views plugin authors read it through.
 
-use crate::Day;
+use crate::{Attributes, Day, Enrollments};
 
 /// Dated records about residents (immunizations, checkups, pregnancies, receipts), as
 /// columns of equal length; see `wit/program.wit`.
@@ -32,6 +32,10 @@ pub struct Population {
     pub immunizations: Events,
     pub checkups: Events,
     pub receipts: Events,
+    /// The periods of the data kinds the manifest asks for (国保, 要介護 …).
+    pub enrollments: Enrollments,
+    /// The named values of the data kinds the manifest asks for.
+    pub attributes: Attributes,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -12,7 +12,7 @@
 //! are counted from the resident records (see [`crate::Household::dependants_of_head`]). The
 //! division confirms all three on application.
 
-use crate::{Day, Field, Notice, Occasion, Population, Taxable};
+use crate::{Day, FISCAL_YEAR, Field, Notice, Population, Taxable};
 
 /// The data the rule reads.
 pub const FIELDS: [Field; 5] = [Field::BirthDay, Field::Household, Field::Relationship, Field::Tax, Field::Receipts];
@@ -37,7 +37,6 @@ pub fn income_limit(dependants: u32) -> i64 {
 /// `program` (a receipt code) today. The notice lasts until the end of the 年度: a child
 /// stops being a 児童 only on a March 31, never inside a 年度.
 pub fn evaluate(program: &str, today: Day, population: &Population) -> Result<Vec<Notice>, String> {
-    let occasion = Occasion::fiscal_year_key("", today.fiscal_year())?;
     let receipts = population.receipts.by_person(population.size)?;
     let code = population.receipts.code(program);
     let households = population.households();
@@ -54,16 +53,19 @@ pub fn evaluate(program: &str, today: Day, population: &Population) -> Result<Ve
             continue;
         }
         let expires_on = Day::fiscal_year_end(today.fiscal_year());
-        notices.extend(Notice::learnt_today(
-            &head,
-            occasion.clone(),
-            today,
-            expires_on,
-            format!(
-                "ひとり親世帯、扶養{dependants}人、\
-                 所得から8万円を控除して限度額{limit}円未満"
-            ),
-        ));
+        notices.extend(
+            Notice::learnt_today(
+                &head,
+                FISCAL_YEAR.to_owned(),
+                today,
+                expires_on,
+                format!(
+                    "ひとり親世帯、扶養{dependants}人、\
+                     所得から8万円を控除して限度額{limit}円未満"
+                ),
+            )
+            .map(|notice| notice.instance(today.fiscal_year())),
+        );
     }
     Ok(notices)
 }

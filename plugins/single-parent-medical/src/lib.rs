@@ -12,7 +12,10 @@
 //! For the division: this program's row in `docs/programs.md` (law, period, intervals,
 //! deadline, timing, simplifications and missing data).
 
-use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program, single_parent};
+use oshirase_sdk::{
+    Category, Day, FISCAL_YEAR, Notice, Occasion, Population, Program, ProgramInfo, Settings, export_program,
+    single_parent,
+};
 
 pub struct SingleParentMedical;
 
@@ -29,8 +32,10 @@ impl Program for SingleParentMedical {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://www.city.chiba.jp/kodomomirai/kodomomirai/kateishien/hitorioya-iryouhi.html".into(),
             fields: single_parent::FIELDS.to_vec(),
-            occasions: Occasion::per_fiscal_year(
-                "",
+            kinds: Vec::new(),
+            settings: Vec::new(),
+            occasions: vec![Occasion::new(
+                FISCAL_YEAR,
                 "助成を受けられる可能性",
                 "【{program}】ひとり親家庭などのお父さん・お母さんとお子さんは、\
                  保険診療の医療費の助成を受けられる可能性があります。\
@@ -38,11 +43,11 @@ impl Program for SingleParentMedical {
                  こども家庭課でご相談ください({deadline}まで)。千葉市 こども家庭支援課 \
                  https://www.city.chiba.jp/kodomomirai/kodomomirai/kateishien/hitorioya-iryouhi.html \
                  お問い合わせ: {contact}",
-            ),
+            )],
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+    fn evaluate(today: Day, _settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
         single_parent::evaluate(CODE, today, population)
     }
 }

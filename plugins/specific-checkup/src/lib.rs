@@ -3,14 +3,16 @@
 //! 年度末, until the day before their 75th birthday (後期高齢者医療 starts on the birthday), told when the
 //! city's checkup season opens, unless a checkup is recorded in the same 年度. See [`oshirase_sdk::screening`].
 //!
-//! Simplification: only members of 千葉市国民健康保険 are examined by the city, and the records
-//! do not show the insurance; the message says so and sends others to their insurer.
+//! Only members of 千葉市国民健康保険 are examined by the city (the other insurers examine
+//! their own members, 高確法 第20条), so the program reads the data kind `国保` from the
+//! export's `enrollments.csv` and tells only those who are members on the day, until the
+//! membership ends if it ends within the season. The season's dates are settings.
 //!
 //! For the division: this program's row in `docs/programs.md` (law, period, intervals,
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::screening::Screening;
-use oshirase_sdk::{Category, Day, Notice, Population, Program, ProgramInfo, export_program};
+use oshirase_sdk::{Category, Day, Notice, Population, Program, ProgramInfo, Settings, export_program};
 
 pub struct SpecificCheckup;
 
@@ -19,6 +21,7 @@ const SCREENING: Screening = Screening {
     minimum_age_at_fiscal_year_end: 40,
     ends_on_birthday: Some(75),
     sex: None,
+    members_of: Some("国保"),
     every_fiscal_years: 1,
 };
 
@@ -33,6 +36,8 @@ impl Program for SpecificCheckup {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://laws.e-gov.go.jp/law/357AC0000000080".into(),
             fields: SCREENING.fields(),
+            kinds: SCREENING.kinds(),
+            settings: SCREENING.settings(),
             occasions: SCREENING.occasions(
                 "特定健診",
                 "【{program}】千葉市国民健康保険に加入している40〜74歳の方は、\
@@ -44,8 +49,8 @@ impl Program for SpecificCheckup {
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
-        SCREENING.evaluate(today, population)
+    fn evaluate(today: Day, settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
+        SCREENING.evaluate(today, settings, population)
     }
 }
 

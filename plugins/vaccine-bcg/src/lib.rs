@@ -9,7 +9,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, Settings, export_program};
 
 pub struct VaccineBcg;
 
@@ -36,6 +36,8 @@ impl Program for VaccineBcg {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://laws.e-gov.go.jp/law/323CO0000000197".into(),
             fields: SCHEDULE.fields(),
+            kinds: Vec::new(),
+            settings: Vec::new(),
             occasions: vec![Occasion::new(
                 "due",
                 "生後5〜8か月(標準)",
@@ -47,7 +49,7 @@ impl Program for VaccineBcg {
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+    fn evaluate(today: Day, _settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
         SCHEDULE.evaluate(today, population)
     }
 }

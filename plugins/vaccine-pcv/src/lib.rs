@@ -11,7 +11,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, Settings, export_program};
 
 pub struct VaccinePcv;
 
@@ -49,6 +49,8 @@ impl Program for VaccinePcv {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://laws.e-gov.go.jp/law/323CO0000000197".into(),
             fields: SCHEDULE.fields(),
+            kinds: Vec::new(),
+            settings: Vec::new(),
             occasions: vec![
                 Occasion::new(
                     "primary",
@@ -70,7 +72,7 @@ impl Program for VaccinePcv {
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+    fn evaluate(today: Day, _settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
         SCHEDULE.evaluate(today, population)
     }
 }

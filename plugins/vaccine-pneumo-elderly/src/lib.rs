@@ -11,7 +11,7 @@
 //! deadline, timing, simplifications and missing data).
 
 use oshirase_sdk::schedule::{Done, Period, Recorded, Schedule};
-use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, export_program};
+use oshirase_sdk::{Category, Day, Notice, Occasion, Population, Program, ProgramInfo, Settings, export_program};
 
 pub struct VaccinePneumococcalElderly;
 
@@ -38,6 +38,8 @@ impl Program for VaccinePneumococcalElderly {
             schedule: "0 0 9 * * *".into(),
             source_url: "https://www.city.chiba.jp/hokenfukushi/iryoeisei/seisaku/elderly_pneumonia.html".into(),
             fields: SCHEDULE.fields(),
+            kinds: Vec::new(),
+            settings: Vec::new(),
             occasions: vec![Occasion::new(
                 "due",
                 "65歳",
@@ -51,7 +53,7 @@ impl Program for VaccinePneumococcalElderly {
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+    fn evaluate(today: Day, _settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
         SCHEDULE.evaluate(today, population)
     }
 }

@@ -2,7 +2,9 @@
 //! chooses the misbehaviour, so one component covers every case. Each limit has a date
 //! that stays within it and one that breaks it.
 
-use oshirase_sdk::{Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo, export_program};
+use oshirase_sdk::{
+    Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo, Settings, export_program,
+};
 
 pub struct Hostile;
 
@@ -48,14 +50,17 @@ impl Program for Hostile {
             schedule: "0 0 9 * * *".into(),
             source_url: String::new(),
             fields: vec![Field::BirthDay],
+            kinds: Vec::new(),
+            settings: Vec::new(),
             occasions: vec![Occasion::new("any", "試験", "【{program}】試験")],
         }
     }
 
-    fn evaluate(today: Day, population: &Population) -> Result<Vec<Notice>, String> {
+    fn evaluate(today: Day, _settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
         let notice = |person: u32, occasion: &str, reason: String| Notice {
             person,
             occasion: occasion.into(),
+            instance: 0,
             send_on: today,
             expires_on: today,
             reason,
