@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::time::now_text;
 
@@ -22,6 +22,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0009_chat_email.sql", include_str!("../../../db/0009_chat_email.sql")),
     ("0010_console.sql", include_str!("../../../db/0010_console.sql")),
     ("0011_revocation.sql", include_str!("../../../db/0011_revocation.sql")),
+    ("0012_contract_1_1.sql", include_str!("../../../db/0012_contract_1_1.sql")),
 ];
 
 /// Opens (creating if needed) the database at `path`, in WAL mode, fully migrated.
@@ -40,17 +41,34 @@ pub fn open(path: &Path) -> Result<Connection> {
     Ok(connection)
 }
 
+/// Applies the migrations not yet applied, each in a transaction of its own. Foreign keys
+/// are off while they run, as SQLite's procedure for rebuilding a table asks (a referenced
+/// table cannot otherwise be dropped and replaced), and each migration checks them before
+/// it commits, so none can leave a dangling reference.
 pub(crate) fn migrate(connection: &mut Connection) -> Result<()> {
     let applied = connection.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
     if applied > MIGRATIONS.len() {
         anyhow::bail!("database schema version {applied} is newer than this oshirase ({})", MIGRATIONS.len());
     }
+    if applied == MIGRATIONS.len() {
+        return Ok(());
+    }
+    connection.pragma_update(None, "foreign_keys", false)?;
     for (number, (name, sql)) in MIGRATIONS.iter().enumerate().skip(applied) {
         let transaction = connection.transaction()?;
         transaction.execute_batch(sql).with_context(|| format!("migration {name} failed"))?;
+        let dangling: Option<String> = transaction
+            .query_row("SELECT \"table\" || ' row ' || rowid FROM pragma_foreign_key_check LIMIT 1", [], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        if let Some(row) = dangling {
+            anyhow::bail!("migration {name} would leave a dangling reference: {row}");
+        }
         transaction.pragma_update(None, "user_version", (number + 1) as i64)?;
         transaction.commit()?;
     }
+    connection.pragma_update(None, "foreign_keys", true)?;
     Ok(())
 }
 
