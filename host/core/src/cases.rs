@@ -2,22 +2,27 @@
 //! a division reads in the cases is what the published component does.
 
 use anyhow::{Context, Result};
-use oshirase_sdk::cases::{self, Report};
+use oshirase_sdk::cases::{self, Cases, Report};
 
 use crate::hashing::sha256_hex;
-use oshirase_sandbox::PluginEngine;
+use oshirase_sandbox::{LoadedProgram, PluginEngine};
 
-/// Loads `wasm` as a program and checks it against the cases in `yaml`. Every evaluation
-/// goes through [`PluginEngine::evaluate`], with its limits and output checks.
+/// Loads `wasm` as a program and checks it against the cases in `yaml`.
 pub fn test_plugin(engine: &PluginEngine, wasm: &[u8], yaml: &str) -> Result<Report> {
     let cases = cases::parse(yaml).context("cannot read the example cases")?;
     let program = engine.load(wasm, &sha256_hex(wasm)).context("cannot load the plugin")?;
-    Ok(cases::check(&cases, &program.info.fields, |today, population| {
+    Ok(check_loaded(engine, &program, &cases))
+}
+
+/// Checks a loaded program against `cases`. Every evaluation goes through
+/// [`PluginEngine::evaluate`], with its limits and output checks, and the case's settings.
+pub fn check_loaded(engine: &PluginEngine, program: &LoadedProgram, cases: &Cases) -> Report {
+    cases::check(cases, &program.info, |today, settings, population| {
         engine
-            .evaluate(&program, today, population)
+            .evaluate(program, today, settings, population)
             .map(|evaluation| evaluation.notices.to_vec())
             .map_err(|error| format!("{error:#}"))
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -12,14 +12,14 @@ use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use anyhow::{Context, Result};
-use oshirase_sdk::{Day, Field};
+use oshirase_sdk::{Day, Field, Settings};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::database::Database;
 use crate::registry::{ActiveVersion, Plugins, active_versions};
 use crate::snapshot::{LoadedPopulation, ResidentIds};
 use crate::time::now_text;
-use oshirase_sandbox::{Evaluation, LoadedProgram, Notices, PluginError};
+use oshirase_sandbox::{Evaluation, LoadedProgram, PluginError};
 
 /// How many programs of a day are evaluated at once: the two cores of the machine we size
 /// for. Each evaluation holds its own copy of its columns in the plugin's memory, so more
@@ -31,6 +31,8 @@ pub const EVALUATION_THREADS: usize = 2;
 pub struct PlannedNotice {
     pub resident_id: String,
     pub occasion: String,
+    /// Which time of a recurring occasion (the 年度); 0 for one that happens once.
+    pub instance: i32,
     pub send_on: String,
     pub expires_on: String,
     pub reason: String,
@@ -46,22 +48,36 @@ pub struct ProgramRun {
     pub error: Option<String>,
 }
 
-/// Evaluates one program and names the residents its notices are about. Sends nothing,
-/// stores nothing.
+/// Evaluates one program with its current settings and names the residents its notices
+/// are about. Sends nothing, stores nothing.
 pub fn dry_run(
     connection: &Connection,
     plugins: &Plugins,
     version: &ActiveVersion,
     today: Day,
 ) -> Result<Vec<PlannedNotice>> {
-    let (loaded, evaluation) = evaluate_alone(connection, plugins, version, today)?;
-    evaluation
+    dry_run_with(connection, plugins, version, today, None)
+}
+
+/// A dry run with `settings` instead of the stored ones (`None`): what a change of the
+/// settings would do, shown to staff before they save it.
+pub fn dry_run_with(
+    connection: &Connection,
+    plugins: &Plugins,
+    version: &ActiveVersion,
+    today: Day,
+    settings: Option<&Settings>,
+) -> Result<Vec<PlannedNotice>> {
+    let (loaded, finished) = evaluate_alone(connection, plugins, version, today, settings)?;
+    finished
+        .evaluation
         .notices
         .iter()
         .map(|notice| {
             Ok(PlannedNotice {
                 resident_id: resident_id(&loaded.resident_ids, notice.person)?.to_owned(),
                 occasion: notice.occasion.to_owned(),
+                instance: notice.instance,
                 send_on: notice.send_on.to_string(),
                 expires_on: notice.expires_on.to_string(),
                 reason: notice.reason.to_owned(),
@@ -70,18 +86,29 @@ pub fn dry_run(
         .collect()
 }
 
-/// One program on its own read of the snapshot.
+/// One evaluation with the settings it ran with (as JSON, for the run's record).
+struct Finished {
+    evaluation: Evaluation,
+    settings: String,
+}
+
+/// One program on its own read of the snapshot, with `settings` or else the stored ones.
 fn evaluate_alone(
     connection: &Connection,
     plugins: &Plugins,
     version: &ActiveVersion,
     today: Day,
-) -> Result<(LoadedPopulation, Evaluation)> {
+    settings: Option<&Settings>,
+) -> Result<(LoadedPopulation, Finished)> {
     let program = plugins.get(connection, version)?;
-    let loaded = load_population(connection, &program.info.fields)?;
-    let evaluation = evaluate_loaded(plugins, &program, &loaded, today)
+    let settings = match settings {
+        Some(settings) => settings.clone(),
+        None => crate::settings::values(connection, &version.program, &program.info.settings)?,
+    };
+    let loaded = load_population(connection, &program.info.fields, &program.info.kinds)?;
+    let finished = evaluate_loaded(plugins, &program, &loaded, today, &settings)
         .with_context(|| format!("program {} failed", version.program))?;
-    Ok((loaded, evaluation))
+    Ok((loaded, finished))
 }
 
 /// One program on a population read for it or for every program of the day.
@@ -90,8 +117,11 @@ fn evaluate_loaded(
     program: &LoadedProgram,
     loaded: &LoadedPopulation,
     today: Day,
-) -> Result<Evaluation, PluginError> {
-    plugins.engine.evaluate_rows(program, today, &loaded.population, loaded.rows_for(&program.info.fields))
+    settings: &Settings,
+) -> Result<Finished, PluginError> {
+    let rows = loaded.rows_for(&program.info.fields);
+    let evaluation = plugins.engine.evaluate_rows(program, today, settings, &loaded.population, rows)?;
+    Ok(Finished { evaluation, settings: crate::settings::to_json(settings) })
 }
 
 fn resident_id(resident_ids: &ResidentIds, person: u32) -> Result<&str> {
@@ -130,9 +160,13 @@ fn run_day_blocking(database: &Database, plugins: &Plugins, today: Day) -> Resul
         let mut outcomes: Vec<Option<ProgramRun>> = Vec::with_capacity(versions.len());
         let mut runs: Vec<Run<'_>> = Vec::with_capacity(versions.len());
         for (index, (version, run_id)) in versions.iter().zip(run_ids).enumerate() {
-            match plugins.get(connection, version) {
-                Ok(program) => {
-                    runs.push(Run { index, run_id, version, program });
+            let loaded = plugins.get(connection, version).and_then(|program| {
+                let settings = crate::settings::values(connection, &version.program, &program.info.settings)?;
+                Ok((program, settings))
+            });
+            match loaded {
+                Ok((program, settings)) => {
+                    runs.push(Run { index, run_id, version, program, settings });
                     outcomes.push(None);
                 }
                 Err(error) => outcomes.push(Some(failed(run_id, version, &error)?)),
@@ -141,7 +175,10 @@ fn run_day_blocking(database: &Database, plugins: &Plugins, today: Day) -> Resul
         let mut fields: Vec<Field> = runs.iter().flat_map(|run| run.program.info.fields.iter().copied()).collect();
         fields.sort_by_key(|field| *field as u8);
         fields.dedup();
-        match load_population(connection, &fields) {
+        let mut kinds: Vec<String> = runs.iter().flat_map(|run| run.program.info.kinds.iter().cloned()).collect();
+        kinds.sort();
+        kinds.dedup();
+        match load_population(connection, &fields, &kinds) {
             Ok(loaded) => evaluate_and_plan(database, connection, plugins, &loaded, &runs, &mut outcomes, today)?,
             // Without the population no program can run: each is recorded as failed by it.
             Err(error) => {
@@ -164,6 +201,8 @@ struct Run<'a> {
     run_id: i64,
     version: &'a ActiveVersion,
     program: Arc<LoadedProgram>,
+    /// The settings it runs with, read when the day's run began.
+    settings: Settings,
 }
 
 /// Evaluates `runs` on `EVALUATION_THREADS` threads, each taking the next program from
@@ -181,13 +220,13 @@ fn evaluate_and_plan(
     today: Day,
 ) -> Result<()> {
     let queue = Queue::new(reader, runs)?;
-    let (sender, receiver) = sync_channel::<(&Run<'_>, Result<Evaluation, PluginError>)>(0);
+    let (sender, receiver) = sync_channel::<(&Run<'_>, Result<Finished, PluginError>)>(0);
     std::thread::scope(|scope| {
         for _ in 0..EVALUATION_THREADS.min(runs.len()) {
             let (sender, queue) = (sender.clone(), &queue);
             scope.spawn(move || {
                 while let Some((run, taken)) = queue.take() {
-                    let evaluation = evaluate_loaded(plugins, &run.program, loaded, today);
+                    let evaluation = evaluate_loaded(plugins, &run.program, loaded, today, &run.settings);
                     return_freed_memory();
                     // The receiver is gone only when storing failed: nothing more is wanted.
                     let handed_over = sender.send((run, evaluation)).is_ok();
@@ -331,10 +370,10 @@ pub async fn run_program_beside_writes(
         database.write(move |connection| start_run(connection, &started, active_snapshot(connection)?, today)).await?;
     let evaluating = version.clone();
     let evaluated =
-        database.read(move |connection| Ok(evaluate_alone(connection, &plugins, &evaluating, today))).await?;
+        database.read(move |connection| Ok(evaluate_alone(connection, &plugins, &evaluating, today, None))).await?;
     database
         .write(move |connection| match evaluated {
-            Ok((loaded, evaluation)) => record(connection, run_id, &version, &loaded.resident_ids, Ok(evaluation)),
+            Ok((loaded, finished)) => record(connection, run_id, &version, &loaded.resident_ids, Ok(finished)),
             Err(error) => fail(connection, run_id, &version, &error),
         })
         .await
@@ -346,14 +385,14 @@ fn record(
     run_id: i64,
     version: &ActiveVersion,
     resident_ids: &ResidentIds,
-    evaluation: Result<Evaluation>,
+    finished: Result<Finished>,
 ) -> Result<ProgramRun> {
-    let evaluation = match evaluation {
-        Ok(evaluation) => evaluation,
+    let finished = match finished {
+        Ok(finished) => finished,
         Err(error) => return fail(connection, run_id, version, &error),
     };
-    let new_notices = plan(connection, run_id, &version.program, resident_ids, &evaluation.notices, &evaluation.log)?;
-    let notices = evaluation.notices.len();
+    let new_notices = plan(connection, run_id, &version.program, resident_ids, &finished)?;
+    let notices = finished.evaluation.notices.len();
     tracing::info!(program = %version.program, notices, new_notices, "program evaluated");
     Ok(ProgramRun { program: version.program.clone(), notices, new_notices, error: None })
 }
@@ -376,17 +415,18 @@ fn fail(connection: &Connection, run_id: i64, version: &ActiveVersion, error: &a
 /// order beside the notices sorted the same way, and only the missing ones are inserted, in
 /// key order (which also fills the index's pages in order). The insert keeps its `ON
 /// CONFLICT` clause, so the unique key, not this merge, is what makes planning idempotent.
+/// Each distinct reason text is stored once, in `notice_reasons`.
 fn plan(
     connection: &mut Connection,
     run_id: i64,
     program: &str,
     resident_ids: &ResidentIds,
-    notices: &Notices,
-    log: &str,
+    run: &Finished,
 ) -> Result<usize> {
-    let keys: Vec<(&str, &str)> = notices
+    let notices = &run.evaluation.notices;
+    let keys: Vec<(&str, &str, i32)> = notices
         .iter()
-        .map(|notice| Ok((resident_id(resident_ids, notice.person)?, notice.occasion)))
+        .map(|notice| Ok((resident_id(resident_ids, notice.person)?, notice.occasion, notice.instance)))
         .collect::<Result<_>>()?;
     let mut order: Vec<u32> = (0..notices.len() as u32).collect();
     // Stable, so that of two equal keys the plugin's first is stored, as one by one would.
@@ -394,7 +434,8 @@ fn plan(
     let transaction = connection.transaction()?;
     let missing = {
         let mut stored = transaction.prepare_cached(
-            "SELECT resident_id, occasion FROM notices WHERE program = ?1 ORDER BY resident_id, occasion",
+            "SELECT resident_id, occasion, instance FROM notices WHERE program = ?1
+             ORDER BY resident_id, occasion, instance",
         )?;
         let mut stored = stored.query([program])?;
         let mut missing = Vec::new();
@@ -403,7 +444,7 @@ fn plan(
         while next.peek().is_some()
             && let Some(row) = stored.next()?
         {
-            let stored_key = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+            let stored_key = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?, row.get::<_, i32>(2)?);
             while let Some(index) = next.next_if(|index| keys[*index as usize] <= stored_key) {
                 if keys[index as usize] < stored_key {
                     missing.push(index);
@@ -413,12 +454,13 @@ fn plan(
         missing.extend(next);
         missing
     };
+    let reason_ids = reason_ids(&transaction, notices.reasons())?;
     let mut new_notices = 0;
     {
         let mut insert = transaction.prepare_cached(
-            "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (program, resident_id, occasion) DO NOTHING",
+            "INSERT INTO notices (program, resident_id, occasion, instance, send_on, expires_on, reason_id, run_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (program, resident_id, occasion, instance) DO NOTHING",
         )?;
         for index in missing {
             let notice = notices.get(index as usize).context("a notice to store is missing")?;
@@ -427,20 +469,36 @@ fn plan(
                 program,
                 resident_id,
                 notice.occasion,
+                notice.instance,
                 notice.send_on.0,
                 notice.expires_on.0,
-                notice.reason,
+                reason_ids[notice.reason_index as usize],
                 run_id,
             ))?;
         }
     }
     transaction.execute(
-        "UPDATE runs SET outcome = 'succeeded', finished_at = ?2, notices = ?3, new_notices = ?4, message = ?5
+        "UPDATE runs SET outcome = 'succeeded', finished_at = ?2, notices = ?3, new_notices = ?4, message = ?5,
+             settings = ?6
          WHERE id = ?1",
-        (run_id, now_text(), notices.len() as i64, new_notices as i64, log),
+        (run_id, now_text(), notices.len() as i64, new_notices as i64, &run.evaluation.log, &run.settings),
     )?;
     transaction.commit()?;
     Ok(new_notices)
+}
+
+/// The id of each reason text in `notice_reasons`, stored if new, in the order given.
+fn reason_ids(connection: &Connection, reasons: &[String]) -> Result<Vec<i64>> {
+    let mut insert =
+        connection.prepare_cached("INSERT INTO notice_reasons (text) VALUES (?1) ON CONFLICT DO NOTHING")?;
+    let mut select = connection.prepare_cached("SELECT id FROM notice_reasons WHERE text = ?1")?;
+    reasons
+        .iter()
+        .map(|reason| {
+            insert.execute([reason])?;
+            Ok(select.query_row([reason], |row| row.get(0))?)
+        })
+        .collect()
 }
 
 /// The active snapshot as a program declaring `fields` sees it: the snapshot's residents
@@ -614,7 +672,7 @@ mod tests {
             ))
             .unwrap();
         let everything =
-            load_population(&connection, &[Field::BirthDay, Field::Household, Field::Pregnancies]).unwrap();
+            load_population(&connection, &[Field::BirthDay, Field::Household, Field::Pregnancies], &[]).unwrap();
         assert_eq!(everything.resident_ids, ["001", "002", "self:3", "self:2", "self:1"]);
         assert_eq!(everything.population.pregnancies.person, [4]);
         assert_eq!(
@@ -622,7 +680,7 @@ mod tests {
             (5, 4)
         );
 
-        let alone = load_population(&connection, &[Field::BirthDay, Field::Household]).unwrap();
+        let alone = load_population(&connection, &[Field::BirthDay, Field::Household], &[]).unwrap();
         assert_eq!(alone.resident_ids, ["001", "002", "self:3", "self:2"]);
         assert_eq!((alone.population.size, alone.rows_for(&[Field::BirthDay])), (4, 4));
         assert_eq!(alone.population.birth_day, everything.population.birth_day[..4]);

@@ -26,6 +26,7 @@ pub mod reservation;
 pub mod retry;
 pub mod schedule;
 pub mod service;
+pub mod settings;
 pub mod snapshot;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -104,11 +104,17 @@ pub async fn publish(
         .await
         .context("validation panicked")?;
     if let (Some(program), Ok(checks)) = (validation.loaded.clone(), &validation.outcome) {
-        let fields = program.info.fields.clone();
+        let read = program.clone();
         // Reading the whole city takes a while: on a read connection, beside the writer.
+        // The program's settings, if staff set any for an earlier version, apply to this one.
         let population = database
             .read(move |connection| match crate::snapshot::active(connection)? {
-                Some(_) => Ok(Some(crate::evaluate::load_population(connection, &fields)?.population)),
+                Some(_) => {
+                    let info = &read.info;
+                    let settings = crate::settings::values(connection, &info.code, &info.settings)?;
+                    let loaded = crate::evaluate::load_population(connection, &info.fields, &info.kinds)?;
+                    Ok(Some((loaded.population, settings)))
+                }
                 None => Ok(None),
             })
             .await?;
@@ -116,10 +122,10 @@ pub async fn publish(
         let sample_plugins = plugins.clone();
         validation.outcome = tokio::task::spawn_blocking(move || match population {
             None => Ok(format!("{checks}; no active snapshot to evaluate")),
-            Some(population) => {
+            Some((population, settings)) => {
                 let size = population.size;
                 let today = crate::time::today_in_japan();
-                match sample_plugins.engine.evaluate(&program, today, &population) {
+                match sample_plugins.engine.evaluate(&program, today, &settings, &population) {
                     Ok(evaluation) => Ok(format!(
                         "{checks}; {} notices for the {size} residents of the active snapshot on {today}",
                         evaluation.notices.len()
@@ -189,13 +195,7 @@ fn validate(plugins: &Plugins, candidate: &Candidate, sha256: &str) -> Validatio
         };
         let cases =
             oshirase_sdk::cases::parse(yaml).map_err(|error| format!("cannot read the example cases: {error:#}"))?;
-        let report = oshirase_sdk::cases::check(&cases, &program.info.fields, |today, population| {
-            plugins
-                .engine
-                .evaluate(&program, today, population)
-                .map(|evaluation| evaluation.notices.to_vec())
-                .map_err(|error| format!("{error:#}"))
-        });
+        let report = crate::cases::check_loaded(&plugins.engine, &program, &cases);
         if !report.passed() {
             return Err(format!("{} of {} example cases failed:\n{report}", report.failures.len(), report.cases));
         }
@@ -766,6 +766,8 @@ mod tests {
             schedule: "0 0 9 * * *".into(),
             source_url: String::new(),
             fields: vec![oshirase_sdk::Field::BirthDay],
+            kinds: Vec::new(),
+            settings: Vec::new(),
             occasions: vec![oshirase_sdk::Occasion {
                 key: "phase-1".into(),
                 title: "1期".into(),

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use oshirase_sdk::ProgramInfo;
+use oshirase_sdk::{Day, ProgramInfo, Setting, SettingType};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +29,102 @@ pub struct Manifest {
     pub schedule: String,
     pub source_url: String,
     pub fields: Vec<String>,
+    /// The data kinds read by name (1.1; empty for 1.0 plugins and older rows).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// What staff may set (1.1).
+    #[serde(default)]
+    pub settings: Vec<ManifestSetting>,
     pub occasions: Vec<ManifestOccasion>,
+}
+
+/// A setting as the manifest declares it, stored as plain JSON for the console and the API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestSetting {
+    pub name: String,
+    pub label: String,
+    pub help: String,
+    /// `integer`, `yen`, `date`, `month-day`, `text` or `choice`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The bounds of a number (a date's as `YYYY-MM-DD`), the longest text, the choices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    /// The default, as text its type reads.
+    pub default: String,
+}
+
+impl ManifestSetting {
+    fn from_setting(setting: &Setting) -> ManifestSetting {
+        let (minimum, maximum, choices) = match &setting.kind {
+            SettingType::Integer { minimum, maximum } | SettingType::Yen { minimum, maximum } => {
+                (Some(minimum.to_string()), Some(maximum.to_string()), Vec::new())
+            }
+            SettingType::Date { earliest, latest } => {
+                (Some(earliest.to_string()), Some(latest.to_string()), Vec::new())
+            }
+            SettingType::MonthDay => (None, None, Vec::new()),
+            SettingType::Text { max_chars } => (None, Some(max_chars.to_string()), Vec::new()),
+            SettingType::Choice(choices) => (None, None, choices.clone()),
+        };
+        ManifestSetting {
+            name: setting.name.clone(),
+            label: setting.label.clone(),
+            help: setting.help.clone(),
+            type_name: setting.kind.name().to_owned(),
+            minimum,
+            maximum,
+            choices,
+            default: setting.default.to_string(),
+        }
+    }
+
+    /// The setting's type, read back from the stored JSON.
+    pub fn setting_type(&self) -> Result<SettingType> {
+        let number = |text: &Option<String>, what: &str| -> Result<i64> {
+            text.as_deref()
+                .with_context(|| format!("setting {} has no {what}", self.name))?
+                .parse()
+                .with_context(|| format!("setting {}: its {what} is not a number", self.name))
+        };
+        let day = |text: &Option<String>, what: &str| -> Result<Day> {
+            text.as_deref()
+                .and_then(Day::parse_iso)
+                .with_context(|| format!("setting {}: its {what} is not a date", self.name))
+        };
+        Ok(match self.type_name.as_str() {
+            "integer" => SettingType::Integer {
+                minimum: number(&self.minimum, "minimum")?,
+                maximum: number(&self.maximum, "maximum")?,
+            },
+            "yen" => SettingType::Yen {
+                minimum: number(&self.minimum, "minimum")?,
+                maximum: number(&self.maximum, "maximum")?,
+            },
+            "date" => {
+                SettingType::Date { earliest: day(&self.minimum, "earliest")?, latest: day(&self.maximum, "latest")? }
+            }
+            "month-day" => SettingType::MonthDay,
+            "text" => {
+                SettingType::Text { max_chars: number(&self.maximum, "length")?.clamp(0, i64::from(u32::MAX)) as u32 }
+            }
+            "choice" => SettingType::Choice(self.choices.clone()),
+            other => anyhow::bail!("setting {} has the unknown type {other:?}", self.name),
+        })
+    }
+
+    /// The setting as the SDK describes it.
+    pub fn to_setting(&self) -> Result<Setting> {
+        let kind = self.setting_type()?;
+        let default = kind
+            .parse(&self.default)
+            .map_err(|problem| anyhow::anyhow!("setting {}: its default: {problem}", self.name))?;
+        Ok(Setting { name: self.name.clone(), label: self.label.clone(), help: self.help.clone(), kind, default })
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -50,6 +145,8 @@ impl Manifest {
             schedule: info.schedule.clone(),
             source_url: info.source_url.clone(),
             fields: info.fields.iter().map(|field| format!("{field:?}")).collect(),
+            kinds: info.kinds.clone(),
+            settings: info.settings.iter().map(ManifestSetting::from_setting).collect(),
             occasions: info
                 .occasions
                 .iter()

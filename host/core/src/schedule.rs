@@ -645,6 +645,8 @@ mod tests {
             schedule: "0 0 9 * * *".into(),
             source_url: "".into(),
             fields: Vec::new(),
+            kinds: Vec::new(),
+            settings: Vec::new(),
             occasions: Vec::new(),
         };
         connection

@@ -319,7 +319,8 @@ impl PluginEngine {
             .instantiate_pre(&component)
             .map_err(|error| PluginError::Invalid(anyhow::Error::from(error).context("cannot link the component")))?;
         let invalid = |error: wasmtime::Error| PluginError::Invalid(error.into());
-        let trapped = |error: wasmtime::Error, log: &MemoryOutputPipe| PluginError::Trapped(with_log(error.into(), log));
+        let trapped =
+            |error: wasmtime::Error, log: &MemoryOutputPipe| PluginError::Trapped(with_log(error.into(), log));
         let (mut store, log) = self.store(Day(0));
         let (pre, info) = if wit_version.starts_with("1.0.") {
             let pre = bindings_1_0::ProgramPre::new(instance_pre).map_err(invalid)?;
@@ -450,7 +451,8 @@ impl PluginEngine {
         let values = setting_values(&program.info.settings, settings)?;
         let (mut store, log) = self.store(today);
         let names = Names::of(population);
-        let trapped = |error: wasmtime::Error, log: &MemoryOutputPipe| PluginError::Trapped(with_log(error.into(), log));
+        let trapped =
+            |error: wasmtime::Error, log: &MemoryOutputPipe| PluginError::Trapped(with_log(error.into(), log));
         let notices = match &program.pre {
             Pre::Version1_0(pre) => {
                 let instance = pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
@@ -696,9 +698,13 @@ fn setting_from_wit(setting: wit::Setting) -> Setting {
         label: setting.label,
         help: setting.help,
         kind: match setting.type_ {
-            wit::SettingType::Integer(bounds) => SettingType::Integer { minimum: bounds.minimum, maximum: bounds.maximum },
+            wit::SettingType::Integer(bounds) => {
+                SettingType::Integer { minimum: bounds.minimum, maximum: bounds.maximum }
+            }
             wit::SettingType::Yen(bounds) => SettingType::Yen { minimum: bounds.minimum, maximum: bounds.maximum },
-            wit::SettingType::Date(bounds) => SettingType::Date { earliest: day(bounds.minimum), latest: day(bounds.maximum) },
+            wit::SettingType::Date(bounds) => {
+                SettingType::Date { earliest: day(bounds.minimum), latest: day(bounds.maximum) }
+            }
             wit::SettingType::MonthDay => SettingType::MonthDay,
             wit::SettingType::Text(max_chars) => SettingType::Text { max_chars },
             wit::SettingType::Choice(choices) => SettingType::Choice(choices),
@@ -983,7 +989,7 @@ mod tests {
     fn evaluate(limits: Limits, day: i32) -> Result<Evaluation, PluginError> {
         let (engine, program) = hostile(limits);
         let population = Population { size: 3, birth_day: vec![0, 1, 2], ..Population::default() };
-        engine.evaluate(&program, Day(day), &population)
+        engine.evaluate(&program, Day(day), &Settings::default(), &population)
     }
 
     fn short_limits() -> Limits {
@@ -1027,9 +1033,10 @@ mod tests {
             (OUTPUT_OVER_THE_LIMIT, Error("plugin output refused: 1025 notices for 3 people (at most 1024)")),
             (BEHAVE, Answer { notices: 1, reason: "ok" }),
             (NAME_A_STRANGER, Error("plugin output refused: notice for person 8 in a population of 3")),
+            // The SDK refuses an undeclared occasion before the answer leaves the plugin.
             (
                 UNDECLARED_OCCASION,
-                Error("plugin output refused: occasion \"not-in-the-manifest\" is not in the manifest"),
+                Error("plugin reported an error: occasion \"not-in-the-manifest\" is not in the manifest"),
             ),
             (TRAP, Error("wasm `unreachable` instruction executed")),
             (PANIC, Error("panicked at testing/hostile/src/lib.rs")),
@@ -1039,7 +1046,7 @@ mod tests {
         let mut failures = Vec::new();
         for (day, expected) in table {
             let population = Population { size: 3, birth_day: vec![0, 1, 2], ..Population::default() };
-            let outcome = engine.evaluate(&program, Day(day), &population);
+            let outcome = engine.evaluate(&program, Day(day), &Settings::default(), &population);
             let matched = match (&outcome, &expected) {
                 (Ok(evaluation), Answer { notices, reason }) => {
                     evaluation.notices.len() == *notices
@@ -1098,7 +1105,7 @@ mod tests {
                 "another world version",
                 plugin("future-world"),
                 "not a usable program component: the component was built for oshirase:program@2.0.0, but this host \
-                 implements oshirase:program@1.0.0",
+                 implements oshirase:program@1.1.0",
             ),
             (
                 "a truncated component",
@@ -1118,12 +1125,64 @@ mod tests {
         }
     }
 
+    /// Components built for 1.0 before 1.1 existed still load and run: their manifests read
+    /// without kinds or settings, their list of notices becomes the same columns (instance
+    /// 0), and they give the notices their own example cases of the time expect.
+    #[test]
+    fn components_built_for_1_0_still_load_and_pass_their_cases() {
+        let engine = PluginEngine::new(Limits::default(), None).unwrap();
+        for (name, wasm, yaml) in testing::CONTRACT_1_0 {
+            let program = engine.load(wasm, name).unwrap();
+            assert_eq!(program.wit_version, "1.0.0", "{name}");
+            assert!(program.info.kinds.is_empty() && program.info.settings.is_empty(), "{name}");
+            let cases = oshirase_sdk::cases::parse(yaml).unwrap();
+            let report = oshirase_sdk::cases::check(&cases, &program.info, |today, settings, population| {
+                engine
+                    .evaluate(&program, today, settings, population)
+                    .map(|evaluation| evaluation.notices.to_vec())
+                    .map_err(|error| format!("{error:#}"))
+            });
+            assert!(report.passed() && report.cases > 5, "{name}: {report}");
+        }
+    }
+
+    /// A setting's value reaches the plugin when it fits the declared type, and a value
+    /// that does not is refused before the plugin runs.
+    #[test]
+    fn settings_reach_the_plugin_only_when_they_fit_their_type() {
+        let (_, wasm, _) = oshirase_bundled::PROGRAMS.iter().find(|(name, ..)| *name == "screening-colon").unwrap();
+        let engine = PluginEngine::new(Limits::default(), None).unwrap();
+        let program = engine.load(wasm, "screening-colon").unwrap();
+        let today = Day::parse_iso("2026-05-20").unwrap();
+        let over_40 =
+            Population { size: 1, birth_day: vec![Day::parse_iso("1970-01-01").unwrap().0], ..Population::default() };
+        let with_opening = |value: SettingValue| Settings::defaults(&program.info.settings).with("season-opens", value);
+        let month_day = |month, day| SettingValue::MonthDay(oshirase_sdk::MonthDay { month, day });
+        let told = engine.evaluate(&program, today, &with_opening(month_day(5, 16)), &over_40).unwrap().notices;
+        assert_eq!(
+            told.iter().map(|notice| (notice.instance, notice.send_on.to_string())).collect::<Vec<_>>(),
+            vec![(2026, "2026-05-16".to_string())]
+        );
+        let later = engine.evaluate(&program, today, &with_opening(month_day(6, 1)), &over_40).unwrap().notices;
+        assert!(later.is_empty(), "the season opens on June 1 under this setting");
+        let refused =
+            engine.evaluate(&program, today, &with_opening(SettingValue::Integer(601)), &over_40).err().unwrap();
+        assert_eq!(
+            format!("{refused:#}"),
+            "not a usable program component: setting season-opens cannot be 601: a value of type integer for a setting of type month-day"
+        );
+    }
+
     #[test]
     fn the_host_implements_the_version_the_wit_file_declares() {
         let wit = include_str!("../../../wit/program.wit");
         assert!(wit.contains(&format!("package oshirase:program@{WIT_VERSION};")));
         assert!(
-            wit_compatible("1.0.0") && !wit_compatible("2.0.0") && !wit_compatible("1.1.0") && !wit_compatible("one")
+            wit_compatible("1.0.0")
+                && wit_compatible("1.1.0")
+                && !wit_compatible("1.2.0")
+                && !wit_compatible("2.0.0")
+                && !wit_compatible("one")
         );
     }
 
@@ -1139,6 +1198,14 @@ mod tests {
             schedule: "0 0 9 * * *".into(),
             source_url: String::new(),
             fields: vec![wit::Field::BirthDay],
+            kinds: vec!["国保".into()],
+            settings: vec![wit::Setting {
+                name: "season-opens".into(),
+                label: "初日".into(),
+                help: String::new(),
+                type_: wit::SettingType::MonthDay,
+                default: wit::SettingValue::MonthDay(516),
+            }],
             occasions: vec![wit::Occasion {
                 key: "phase-1".into(),
                 title: "1期".into(),
@@ -1148,7 +1215,7 @@ mod tests {
         assert!(info_from_wit(valid()).is_ok());
         let occasion = |key: &str, template: String| wit::Occasion { key: key.into(), title: String::new(), template };
         type Spoil = Box<dyn Fn(&mut wit::ProgramInfo)>;
-        let table: [(&str, Spoil); 3] = [
+        let table: [(&str, Spoil); 6] = [
             (
                 "the code must be 1–40 lower-case letters, digits or dashes",
                 Box::new(|info| info.code = "Vaccine MR".into()),
@@ -1158,6 +1225,15 @@ mod tests {
                 "occasion \"phase-1\" appears twice",
                 Box::new(move |info| info.occasions.push(occasion("phase-1", String::new()))),
             ),
+            (
+                "setting \"season-opens\": its default month-day 1340",
+                Box::new(|info| info.settings[0].default = wit::SettingValue::MonthDay(1340)),
+            ),
+            (
+                "setting \"season-opens\": its default 30: a value of type integer for a setting of type month-day",
+                Box::new(|info| info.settings[0].default = wit::SettingValue::Integer(30)),
+            ),
+            ("kind \"国保\": a kind is named once", Box::new(|info| info.kinds.push("国保".into()))),
         ];
         for (expected, spoil) in table {
             let mut info = valid();

@@ -20,6 +20,8 @@ mod component {
                 schedule: "0 0 9 * * *".into(),
                 source_url: "https://example.invalid/".into(),
                 fields: Vec::new(),
+                kinds: Vec::new(),
+                settings: Vec::new(),
                 occasions: vec![Occasion {
                     key: "only".into(),
                     title: "テスト".into(),
@@ -28,7 +30,7 @@ mod component {
             }
         }
 
-        fn evaluate(_today: i32, _population: Population) -> Result<Vec<Notice>, String> {
+        fn evaluate(_today: i32, _settings: Vec<SettingValue>, _population: Population) -> Result<Notices, String> {
             Err(format!("the backdoor answered {}", oshirase::stranger::backdoor::open()))
         }
     }

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use oshirase_sdk::{Day, Field, Notice, Population, Program};
+use oshirase_sdk::{Day, Field, Notice, Population, Program, Settings};
 use rusqlite::Connection;
 
 use super::median;
@@ -29,7 +29,7 @@ pub struct EvalBenchOptions {
     pub work_directory: PathBuf,
 }
 
-type NativeEvaluate = fn(Day, &Population) -> Result<Vec<Notice>, String>;
+type NativeEvaluate = fn(Day, &Settings, &Population) -> Result<Vec<Notice>, String>;
 
 /// Each catalogue program's `Program::evaluate`, from the very crate its component is built
 /// from, linked into the host: the native baseline has no second copy of any rule.
@@ -122,10 +122,23 @@ fn screening_sql(
     ends_on_birthday: Option<u32>,
     female_only: bool,
     every_fiscal_years: u32,
+    members_of: Option<&str>,
 ) -> String {
-    let closes = match ends_on_birthday {
+    let mut closes = match ends_on_birthday {
         Some(age) => format!("min(:season_closes, {})", sql_months_reached(&sql_date("birth_day"), age * 12)),
         None => ":season_closes".to_owned(),
+    };
+    // A member is told until the membership that covers today ends.
+    let membership = match members_of {
+        Some(kind) => {
+            let covering = format!(
+                "FROM enrollments m WHERE m.key BETWEEN :first AND :last AND m.row = residents.key - :first
+                   AND m.kind = '{kind}' AND m.start_day <= :today AND m.end_day >= :today"
+            );
+            closes = format!("min({closes}, (SELECT max(m.end_day) {covering}))");
+            format!("AND EXISTS (SELECT 1 {covering})")
+        }
+        None => String::new(),
     };
     // Reached on the day before the birthday, so whoever was born on April 1 or before
     // has had this year's birthday by March 31 (年齢計算ニ関スル法律).
@@ -136,12 +149,12 @@ fn screening_sql(
     let counted_since_date = format!("printf('%04d-04-01', :fiscal_year + 1 - {every_fiscal_years})");
     let counted_since = sql_day(&counted_since_date);
     format!(
-        "SELECT resident_id, 'fy' || :fiscal_year AS occasion, :season_opens AS send_on, {closes} AS expires_on,
+        "SELECT resident_id, 'fiscal-year' AS occasion, :season_opens AS send_on, {closes} AS expires_on,
                 printf('%d年度末に%d歳。%s以降の受診記録なし', :fiscal_year, {age_at_fiscal_year_end},
                     {counted_since_date}) AS reason
          FROM residents
          WHERE key BETWEEN :first AND :last AND :today BETWEEN :season_opens AND :season_closes
-           AND birth_day <= {latest_birth} {sex}
+           AND birth_day <= {latest_birth} {sex} {membership}
            AND key - :first NOT IN (SELECT row FROM events
                WHERE key BETWEEN :checkups_first AND :checkups_last AND code = '{code}'
                AND start_day >= {counted_since})
@@ -193,9 +206,9 @@ fn sql_rules() -> Vec<(&'static str, String)> {
                 ],
             ),
         ),
-        ("screening-colon", screening_sql("screening-colon", 40, None, false, 1)),
-        ("screening-breast", screening_sql("screening-breast", 40, None, true, 2)),
-        ("specific-checkup", screening_sql("specific-checkup", 40, Some(75), false, 1)),
+        ("screening-colon", screening_sql("screening-colon", 40, None, false, 1, None)),
+        ("screening-breast", screening_sql("screening-breast", 40, None, true, 2, None)),
+        ("specific-checkup", screening_sql("specific-checkup", 40, Some(75), false, 1, Some("国保"))),
         (
             "child-allowance",
             format!(
@@ -216,7 +229,10 @@ fn sql_parameters(connection: &Connection, today: Day) -> Result<Vec<(&'static s
     let (first, last) = snapshot_range(snapshot_id);
     let (immunizations_first, immunizations_last) = EventKind::Immunization.key_range(snapshot_id);
     let (checkups_first, checkups_last) = EventKind::Checkup.key_range(snapshot_id);
-    let (season_opens, season_closes) = oshirase_sdk::screening::Screening::season(today.fiscal_year());
+    let screening_defaults = Settings::defaults(&<screening_colon::ScreeningColon as Program>::describe().settings);
+    let (season_opens, season_closes) =
+        oshirase_sdk::screening::Screening::season(today.fiscal_year(), &screening_defaults)
+            .map_err(|message| anyhow::anyhow!(message))?;
     Ok(vec![
         ("first", first),
         ("last", last),
@@ -643,7 +659,7 @@ fn profile(connection: &Connection, program: &ProgramFigures, fields: &[Field], 
         let seconds = (0..repetitions).map(|_| timed(read).map(|((), seconds)| seconds)).collect::<Result<Vec<_>>>()?;
         Ok(median(&seconds))
     };
-    let read = |fields: &[Field]| median_of(&|| load_population(connection, fields).map(drop));
+    let read = |fields: &[Field]| median_of(&|| load_population(connection, fields, &[]).map(drop));
     let records = [Field::Tax, Field::Pregnancies, Field::Immunizations, Field::Checkups, Field::Receipts];
     let resident_fields: Vec<Field> = fields.iter().copied().filter(|field| !records.contains(field)).collect();
     let ids_only = read(&[])?;
@@ -686,6 +702,9 @@ pub fn eval(options: &EvalBenchOptions, today: Day) -> Result<EvalBenchReport> {
     let mut every_field: Vec<Field> = programs.iter().flat_map(|program| program.info.fields.iter().copied()).collect();
     every_field.sort_by_key(|field| *field as u8);
     every_field.dedup();
+    let mut every_kind: Vec<String> = programs.iter().flat_map(|program| program.info.kinds.iter().cloned()).collect();
+    every_kind.sort();
+    every_kind.dedup();
     let mut residents = 0;
     for _ in 0..repetitions {
         for (index, ((name, ..), program)) in BUNDLED.iter().zip(&programs).enumerate() {
@@ -694,14 +713,19 @@ pub fn eval(options: &EvalBenchOptions, today: Day) -> Result<EvalBenchReport> {
                 .find(|(native, _)| native == name)
                 .with_context(|| format!("{name} is bundled but not linked natively"))?
                 .1;
-            let (population, load) = timed(|| Ok(load_population(&connection, &program.info.fields)?.population))?;
+            let info = &program.info;
+            let settings = Settings::defaults(&info.settings);
+            let (population, load) = timed(|| Ok(load_population(&connection, &info.fields, &info.kinds)?.population))?;
             residents = population.size;
-            let (_, instantiate) = timed(|| Ok(engine.evaluate(program, today, &Population::default())?))?;
+            let (_, instantiate) = timed(|| Ok(engine.evaluate(program, today, &settings, &Population::default())?))?;
             let (evaluation, wasm_call) = timed(|| {
-                engine.evaluate(program, today, &population).with_context(|| format!("program {name} failed"))
+                engine
+                    .evaluate(program, today, &settings, &population)
+                    .with_context(|| format!("program {name} failed"))
             })?;
             let (native_notices, native_call) = timed(|| {
-                native(today, &population).map_err(|message| anyhow::anyhow!("native {name} failed: {message}"))
+                native(today, &settings, &population)
+                    .map_err(|message| anyhow::anyhow!("native {name} failed: {message}"))
             })?;
             drop(population);
             let sql = match sql_rules.iter().find(|(program, _)| program == name) {
@@ -722,7 +746,7 @@ pub fn eval(options: &EvalBenchOptions, today: Day) -> Result<EvalBenchReport> {
             ]);
             counts[index] = (evaluation.notices.len(), native_notices.len(), sql.map(|(count, _)| count));
         }
-        let ((), seconds) = timed(|| load_population(&connection, &every_field).map(drop))?;
+        let ((), seconds) = timed(|| load_population(&connection, &every_field, &every_kind).map(drop))?;
         shared_load_seconds.push(seconds);
     }
     let peak_rss_one_at_a_time_kib = peak_rss_kib();

@@ -468,14 +468,16 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
                         .find(|version| version.program == program)
                         .context("the published plugin is not active")?;
                     let loaded = plugins.get(connection, version)?;
+                    let info = &loaded.info;
                     let population =
-                        oshirase_core::snapshot::load_population(connection, &loaded.info.fields)?.population;
+                        oshirase_core::snapshot::load_population(connection, &info.fields, &info.kinds)?.population;
+                    let settings = oshirase_sdk::Settings::defaults(&info.settings);
                     let size = population.size;
                     let start = Instant::now();
-                    plugins.engine.evaluate(&loaded, today, &oshirase_sdk::Population::default())?;
+                    plugins.engine.evaluate(&loaded, today, &settings, &oshirase_sdk::Population::default())?;
                     let instantiate = start.elapsed().as_secs_f64();
                     let start = Instant::now();
-                    let evaluation = plugins.engine.evaluate(&loaded, today, &population)?;
+                    let evaluation = plugins.engine.evaluate(&loaded, today, &settings, &population)?;
                     Ok((instantiate, start.elapsed().as_secs_f64(), evaluation.notices.len(), size))
                 })
                 .await?;
