@@ -7,10 +7,11 @@
 //! by a range scan and the row number is the index the plugin sees.
 
 use anyhow::{Context, Result};
-use oshirase_sdk::{Day, Events, Field, Population};
+use oshirase_sdk::{Attributes, Day, Enrollments, Events, Field, Population};
 use rusqlite::{Connection, OptionalExtension, Statement, Transaction};
-// Keys are household ids, ward names and event codes from our own database, so the hash
-// need not resist flooding; SipHash was a twentieth of reading a city's columns.
+// Keys are household ids, ward names, event codes and data kinds from our own database,
+// so the hash need not resist flooding; SipHash was a twentieth of reading a city's
+// columns.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::database::audit;
@@ -101,10 +102,14 @@ pub struct SnapshotWriter<'t> {
     departed: u32,
     tax_rows: u32,
     events: [u32; 4],
+    enrollments: u32,
+    attributes: u32,
     insert_resident: Statement<'t>,
     insert_departed: Statement<'t>,
     insert_tax: Statement<'t>,
     insert_event: Statement<'t>,
+    insert_enrollment: Statement<'t>,
+    insert_attribute: Statement<'t>,
 }
 
 impl<'t> SnapshotWriter<'t> {
@@ -119,6 +124,8 @@ impl<'t> SnapshotWriter<'t> {
             departed: 0,
             tax_rows: 0,
             events: [0; 4],
+            enrollments: 0,
+            attributes: 0,
             insert_resident: transaction.prepare(
                 "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex,
                      relationship, address, ward, resident_since)
@@ -133,6 +140,13 @@ impl<'t> SnapshotWriter<'t> {
             insert_event: transaction.prepare(
                 "INSERT INTO events (key, row, kind, code, count, start_day, end_day)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?,
+            insert_enrollment: transaction.prepare(
+                "INSERT INTO enrollments (key, row, kind, level, start_day, end_day, consent_required)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?,
+            insert_attribute: transaction.prepare(
+                "INSERT INTO attributes (key, row, name, value, consent_required) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?,
         })
     }
@@ -208,6 +222,45 @@ impl<'t> SnapshotWriter<'t> {
             end.map_or(i32::MAX, |day| day.0),
         ))?;
         *number += 1;
+        Ok(())
+    }
+
+    /// Adds a period of a data kind (`国保`, `要介護` with the level `要介護3`); `level` is
+    /// empty when the row has none, `end` is `None` while the period goes on. A row with
+    /// `consent_required` reaches programs only for a resident who consented.
+    pub fn add_enrollment(
+        &mut self,
+        row: u32,
+        kind: &str,
+        level: &str,
+        start: Day,
+        end: Option<Day>,
+        consent_required: bool,
+    ) -> Result<()> {
+        self.insert_enrollment.execute((
+            snapshot_key(self.snapshot_id, self.enrollments),
+            row,
+            kind,
+            level,
+            start.0,
+            end.map_or(i32::MAX, |day| day.0),
+            consent_required,
+        ))?;
+        self.enrollments += 1;
+        Ok(())
+    }
+
+    /// Adds a named value (`身体障害者手帳の等級` = `2`); with `consent_required` it reaches
+    /// programs only for a resident who consented.
+    pub fn add_attribute(&mut self, row: u32, name: &str, value: &str, consent_required: bool) -> Result<()> {
+        self.insert_attribute.execute((
+            snapshot_key(self.snapshot_id, self.attributes),
+            row,
+            name,
+            value,
+            consent_required,
+        ))?;
+        self.attributes += 1;
         Ok(())
     }
 
@@ -300,7 +353,7 @@ pub fn prune(connection: &mut Connection, keep: usize) -> Result<Vec<i64>> {
         .collect::<Result<_, _>>()?;
     for snapshot_id in &doomed {
         let (first, last) = snapshot_range(*snapshot_id);
-        for table in ["residents", "departed_residents", "tax", "events"] {
+        for table in ["residents", "departed_residents", "tax", "events", "enrollments", "attributes"] {
             transaction.execute(&format!("DELETE FROM {table} WHERE key BETWEEN ?1 AND ?2"), (first, last))?;
         }
         transaction.execute("DELETE FROM snapshots WHERE id = ?1", [snapshot_id])?;
@@ -382,17 +435,17 @@ impl LoadedPopulation {
     }
 }
 
-/// Reads the active snapshot as columns, filling only the columns `fields` names. Tax
-/// columns are filled only for residents who consented to the use of their tax data.
-/// The people registered in the chat are appended by the evaluation
-/// (`evaluate::load_population`), not here.
+/// Reads the active snapshot as columns, filling only the columns `fields` names, and the
+/// enrollments and attributes of the data kinds `kinds` names (none when it is empty).
+/// Tax columns, and the rows of data kinds marked as requiring consent, are filled only
+/// for residents who consented to the use of their tax data. The people registered in the
+/// chat are appended by the evaluation (`evaluate::load_population`), not here.
 ///
-/// When the database is a file, the dated records are read on a second, read-only
-/// connection on another thread while this one reads the residents, so the read takes two
-/// cores. Both read the rows of the one snapshot chosen first, which no import changes.
+/// When the database is a file, the dated records and the data kinds are read on a second,
+/// read-only connection on another thread while this one reads the residents, so the read
+/// takes two cores. Both read the rows of the one snapshot chosen first, which no import
+/// changes.
 pub fn load_population(connection: &Connection, fields: &[Field], kinds: &[String]) -> Result<LoadedPopulation> {
-    // The data kinds (enrollments and attributes) are read by the importer's next step.
-    let _ = kinds;
     let (snapshot_id, resident_count): (i64, u32) = connection
         .query_row("SELECT id, resident_count FROM snapshots WHERE active = 1", [], |row| {
             Ok((row.get(0)?, row.get(1)?))
@@ -404,15 +457,16 @@ pub fn load_population(connection: &Connection, fields: &[Field], kinds: &[Strin
         _ => None,
     };
     let (resident_ids, mut population, records) = std::thread::scope(|scope| -> Result<_> {
-        let records = reader.map(|reader| scope.spawn(move || load_records(&reader, snapshot_id, fields)));
+        let records = reader.map(|reader| scope.spawn(move || load_records(&reader, snapshot_id, fields, kinds)));
         let (resident_ids, population) = load_residents(connection, snapshot_id, resident_count, fields)?;
         let records = match records {
             Some(thread) => thread.join().map_err(|_| anyhow::anyhow!("the thread reading the records panicked"))??,
-            None => load_records(connection, snapshot_id, fields)?,
+            None => load_records(connection, snapshot_id, fields, kinds)?,
         };
         Ok((resident_ids, population, records))
     })?;
-    [population.pregnancies, population.immunizations, population.checkups, population.receipts] = records;
+    [population.pregnancies, population.immunizations, population.checkups, population.receipts] = records.events;
+    (population.enrollments, population.attributes) = (records.enrollments, records.attributes);
     let rows_without_due_dates = population.size;
     Ok(LoadedPopulation { snapshot_id, resident_ids, population, rows_without_due_dates })
 }
@@ -424,16 +478,26 @@ fn open_reader(path: &str) -> Result<Connection> {
     Connection::open_with_flags(path, flags).with_context(|| format!("cannot open database {path} for reading"))
 }
 
+/// What the second connection reads: the dated records and the data kinds.
+struct Records {
+    /// In the order of `RECORD_FIELDS`.
+    events: [Events; 4],
+    enrollments: Enrollments,
+    attributes: Attributes,
+}
+
 /// The pregnancies, immunizations, checkups and receipts of a snapshot, each only if
-/// `fields` names it.
-fn load_records(connection: &Connection, snapshot_id: i64, fields: &[Field]) -> Result<[Events; 4]> {
-    let mut records: [Events; 4] = Default::default();
-    for (events, (field, kind)) in records.iter_mut().zip(RECORD_FIELDS) {
+/// `fields` names it, and the enrollments and attributes of `kinds`.
+fn load_records(connection: &Connection, snapshot_id: i64, fields: &[Field], kinds: &[String]) -> Result<Records> {
+    let mut events: [Events; 4] = Default::default();
+    for (events, (field, kind)) in events.iter_mut().zip(RECORD_FIELDS) {
         if fields.contains(&field) {
             *events = load_events(connection, snapshot_id, kind)?;
         }
     }
-    Ok(records)
+    let (enrollments, attributes) =
+        if kinds.is_empty() { Default::default() } else { load_kinds(connection, snapshot_id, kinds)? };
+    Ok(Records { events, enrollments, attributes })
 }
 
 /// The fields of dated records, in the order of `load_records`.
@@ -575,19 +639,25 @@ impl<N: Copy + TryFrom<usize>> Numbering<N> {
     }
 }
 
-/// Fills `taxable` and `income` from each consenting resident's latest fiscal year.
-fn load_tax(connection: &Connection, snapshot_id: i64, population: &mut Population) -> Result<()> {
-    let size = population.size as usize;
-    population.taxable = vec![0; size];
-    population.income = vec![0; size];
-    let consenting: HashSet<u32> = connection
+/// The rows of the residents who consented to the use of their tax data: the consent that
+/// opens their tax columns and the rows of data kinds marked as requiring it.
+fn consenting_rows(connection: &Connection, snapshot_id: i64) -> Result<HashSet<u32>> {
+    Ok(connection
         .prepare_cached(
             "SELECT r.key - ?2 FROM registrations g
              JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = g.resident_id
              WHERE g.active = 1 AND g.tax_consent_at IS NOT NULL",
         )?
         .query_map((snapshot_id, snapshot_key(snapshot_id, 0)), |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()?)
+}
+
+/// Fills `taxable` and `income` from each consenting resident's latest fiscal year.
+fn load_tax(connection: &Connection, snapshot_id: i64, population: &mut Population) -> Result<()> {
+    let size = population.size as usize;
+    population.taxable = vec![0; size];
+    population.income = vec![0; size];
+    let consenting = consenting_rows(connection, snapshot_id)?;
     if consenting.is_empty() {
         return Ok(());
     }
@@ -641,6 +711,65 @@ fn load_events(connection: &Connection, snapshot_id: i64, kind: EventKind) -> Re
     Ok(events)
 }
 
+/// The enrollments whose kind, and the attributes whose name, is one of `kinds`, in the
+/// export's order, with each table of texts numbered in order of first appearance
+/// (`levels[0]` the empty text). A row that requires consent is kept only for a resident
+/// who consented.
+fn load_kinds(connection: &Connection, snapshot_id: i64, kinds: &[String]) -> Result<(Enrollments, Attributes)> {
+    // The kinds are the city's free text, so they have no key ranges of their own: the
+    // snapshot's rows are scanned and those of other kinds skipped, compared as bytes.
+    let wanted: HashSet<&[u8]> = kinds.iter().map(|kind| kind.as_bytes()).collect();
+    let consenting = consenting_rows(connection, snapshot_id)?;
+    let (first, last) = snapshot_range(snapshot_id);
+
+    let mut enrollments = Enrollments { levels: vec![String::new()], ..Enrollments::default() };
+    let mut kind_numbers: Numbering<u16> = Numbering::new("enrollment kinds", 0);
+    let mut level_numbers: Numbering<u16> = Numbering::new("enrollment levels", 0);
+    level_numbers.number(b"")?;
+    let mut statement = connection.prepare_cached(
+        "SELECT row, kind, level, start_day, end_day, consent_required FROM enrollments WHERE key BETWEEN ?1 AND ?2",
+    )?;
+    let mut rows = statement.query((first, last))?;
+    while let Some(row) = rows.next()? {
+        let kind = row.get_ref(1)?.as_bytes()?;
+        let person: u32 = row.get(0)?;
+        if !wanted.contains(kind) || (row.get(5)? && !consenting.contains(&person)) {
+            continue;
+        }
+        let (kind, new) = kind_numbers.number(kind)?;
+        enrollments.kinds.extend(new.map(str::to_owned));
+        let (level, new) = level_numbers.number(row.get_ref(2)?.as_bytes()?)?;
+        enrollments.levels.extend(new.map(str::to_owned));
+        enrollments.person.push(person);
+        enrollments.kind.push(kind);
+        enrollments.level.push(level);
+        enrollments.start.push(row.get(3)?);
+        enrollments.end.push(row.get(4)?);
+    }
+
+    let mut attributes = Attributes::default();
+    let mut name_numbers: Numbering<u16> = Numbering::new("attribute names", 0);
+    let mut value_numbers: Numbering<u32> = Numbering::new("attribute values", 0);
+    let mut statement = connection
+        .prepare_cached("SELECT row, name, value, consent_required FROM attributes WHERE key BETWEEN ?1 AND ?2")?;
+    let mut rows = statement.query((first, last))?;
+    while let Some(row) = rows.next()? {
+        let name = row.get_ref(1)?.as_bytes()?;
+        let person: u32 = row.get(0)?;
+        if !wanted.contains(name) || (row.get(3)? && !consenting.contains(&person)) {
+            continue;
+        }
+        let (name, new) = name_numbers.number(name)?;
+        attributes.names.extend(new.map(str::to_owned));
+        let (value, new) = value_numbers.number(row.get_ref(2)?.as_bytes()?)?;
+        attributes.values.extend(new.map(str::to_owned));
+        attributes.person.push(person);
+        attributes.name.push(name);
+        attributes.value.push(value);
+    }
+    Ok((enrollments, attributes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,7 +789,7 @@ mod tests {
             ],
         );
 
-        let loaded = load_population(&connection, &[Field::BirthDay, Field::Ward]).unwrap();
+        let loaded = load_population(&connection, &[Field::BirthDay, Field::Ward], &[]).unwrap();
         assert_eq!(loaded.resident_ids, ["001", "002", "003", "004"]);
         assert_eq!(loaded.population.size, 4);
         assert_eq!(loaded.population.birth_day[1], Day::parse_iso("2026-01-01").unwrap().0);
@@ -668,7 +797,7 @@ mod tests {
         assert_eq!(loaded.population.wards, ["中央区", "美浜区"]);
         assert!(loaded.population.sex.is_empty() && loaded.population.household.is_empty());
 
-        let households = load_population(&connection, &[Field::Household]).unwrap();
+        let households = load_population(&connection, &[Field::Household], &[]).unwrap();
         assert_eq!(households.population.household, [0, 0, 1, 0]);
         assert!(households.population.birth_day.is_empty());
     }
@@ -696,28 +825,131 @@ mod tests {
             )
             .unwrap();
 
-        let loaded = load_population(&connection, &[Field::Tax, Field::Immunizations]).unwrap();
+        let loaded = load_population(&connection, &[Field::Tax, Field::Immunizations], &[]).unwrap();
         assert_eq!(loaded.population.income, [2_000_000, 0]);
         assert_eq!(loaded.population.taxable, [3, 0]);
         assert_eq!(loaded.population.immunizations.person, [1]);
         assert_eq!(loaded.population.immunizations.codes, ["vaccine-mr"]);
         assert_eq!(loaded.population.immunizations.end, [i32::MAX]);
-        assert!(load_population(&connection, &[Field::BirthDay]).unwrap().population.immunizations.person.is_empty());
+        assert!(
+            load_population(&connection, &[Field::BirthDay], &[]).unwrap().population.immunizations.person.is_empty()
+        );
+    }
+
+    /// A snapshot of three residents with periods of 国保, 後期高齢 and 要介護 and two
+    /// named values; the 要介護 period and one value may be read only with consent.
+    fn snapshot_with_kinds(connection: &mut Connection) -> i64 {
+        let day = |text| Day::parse_iso(text).unwrap();
+        let transaction = connection.transaction().unwrap();
+        let mut writer = SnapshotWriter::new(&transaction, "test").unwrap();
+        let first = writer.add_resident(&resident("001", "h1", "1950-01-01", 1)).unwrap();
+        let second = writer.add_resident(&resident("002", "h2", "1960-01-01", 1)).unwrap();
+        let third = writer.add_resident(&resident("003", "h3", "1945-01-01", 1)).unwrap();
+        writer.add_enrollment(second, "国保", "", day("2020-04-01"), None, false).unwrap();
+        writer.add_enrollment(first, "要介護", "要介護3", day("2025-01-01"), Some(day("2026-12-31")), true).unwrap();
+        writer.add_enrollment(third, "後期高齢", "", day("2020-01-01"), None, false).unwrap();
+        writer.add_enrollment(first, "国保", "", day("2015-01-01"), None, false).unwrap();
+        writer.add_attribute(first, "身体障害者手帳の等級", "2", true).unwrap();
+        writer.add_attribute(second, "身体障害者手帳の等級", "4", false).unwrap();
+        writer.add_attribute(third, "障害種別", "肢体", false).unwrap();
+        let snapshot_id = writer.finish(&transaction, "").unwrap();
+        activate(&transaction, snapshot_id, "test").unwrap();
+        transaction.commit().unwrap();
+        snapshot_id
+    }
+
+    #[test]
+    fn a_data_kind_reaches_the_population_only_when_asked() {
+        let mut connection = database();
+        snapshot_with_kinds(&mut connection);
+        let kinds = |asked: &[&str]| {
+            let asked: Vec<String> = asked.iter().map(|kind| kind.to_string()).collect();
+            load_population(&connection, &[], &asked).unwrap().population
+        };
+
+        let nothing = kinds(&[]);
+        assert_eq!((nothing.enrollments, nothing.attributes), Default::default());
+
+        let national = kinds(&["国保"]);
+        assert_eq!(
+            national.enrollments,
+            Enrollments {
+                person: vec![1, 0],
+                kinds: vec!["国保".into()],
+                kind: vec![0, 0],
+                levels: vec![String::new()],
+                level: vec![0, 0],
+                start: vec![Day::parse_iso("2020-04-01").unwrap().0, Day::parse_iso("2015-01-01").unwrap().0],
+                end: vec![i32::MAX, i32::MAX],
+            }
+        );
+        assert_eq!(national.attributes, Attributes::default());
+
+        let both = kinds(&["障害種別", "後期高齢", "国保", "介護保険"]);
+        assert_eq!(both.enrollments.person, [1, 2, 0]);
+        assert_eq!(both.enrollments.kinds, ["国保", "後期高齢"]);
+        assert_eq!(both.enrollments.kind, [0, 1, 0]);
+        assert_eq!(
+            both.attributes,
+            Attributes {
+                person: vec![2],
+                names: vec!["障害種別".into()],
+                name: vec![0],
+                values: vec!["肢体".into()],
+                value: vec![0]
+            }
+        );
+    }
+
+    #[test]
+    fn a_row_that_requires_consent_reaches_the_population_only_with_the_residents_consent() {
+        let mut connection = database();
+        snapshot_with_kinds(&mut connection);
+        let asked = ["要介護".to_string(), "身体障害者手帳の等級".to_string()];
+
+        let without = load_population(&connection, &[], &asked).unwrap().population;
+        assert!(without.enrollments.person.is_empty());
+        assert_eq!(without.enrollments.levels, [""]);
+        assert_eq!(without.attributes.person, [1]);
+        assert_eq!(without.attributes.values, ["4"]);
+
+        connection
+            .execute_batch(
+                "INSERT INTO registrations (resident_id, registered_at, tax_consent_at) VALUES ('001', 'now', NULL)",
+            )
+            .unwrap();
+        let registered = load_population(&connection, &[], &asked).unwrap().population;
+        assert!(registered.enrollments.person.is_empty(), "registered without consent");
+
+        connection.execute_batch("UPDATE registrations SET tax_consent_at = 'now' WHERE resident_id = '001'").unwrap();
+        let consented = load_population(&connection, &[], &asked).unwrap().population;
+        assert_eq!(consented.enrollments.person, [0]);
+        assert_eq!(consented.enrollments.levels, ["", "要介護3"]);
+        assert_eq!(consented.enrollments.level, [1]);
+        assert_eq!(consented.enrollments.end, [Day::parse_iso("2026-12-31").unwrap().0]);
+        assert_eq!(consented.attributes.person, [0, 1]);
+        assert_eq!(consented.attributes.values, ["2", "4"]);
+        assert_eq!(consented.attributes.value, [0, 1]);
     }
 
     #[test]
     fn old_generations_are_pruned_but_the_active_one_stays() {
         let mut connection = database();
         let first = store(&mut connection, &[resident("001", "h1", "1990-01-01", 1)]);
-        let second = store(&mut connection, &[resident("002", "h2", "1990-01-01", 1)]);
+        let second = snapshot_with_kinds(&mut connection);
         let third = store(&mut connection, &[resident("003", "h3", "1990-01-01", 1)]);
         activate(&connection, first, "test").unwrap();
         assert_eq!(prune(&mut connection, 2).unwrap(), [second]);
         let kept: Vec<i64> = list(&connection).unwrap().iter().map(|snapshot| snapshot.id).collect();
         assert_eq!(kept, [third, first]);
-        assert_eq!(load_population(&connection, &[]).unwrap().resident_ids, ["001"]);
+        assert_eq!(load_population(&connection, &[], &[]).unwrap().resident_ids, ["001"]);
         let orphans: i64 = connection
-            .query_row("SELECT count(*) FROM residents WHERE snapshot_id = ?1", [second], |row| row.get(0))
+            .query_row(
+                "SELECT (SELECT count(*) FROM residents WHERE snapshot_id = ?1) + (SELECT count(*) FROM enrollments)
+                     + (SELECT count(*) FROM attributes)",
+                [second],
+                |row| row.get(0),
+            )
             .unwrap();
         assert_eq!(orphans, 0);
     }

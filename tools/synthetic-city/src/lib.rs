@@ -2,10 +2,11 @@
 //! files a municipal export has: ages that follow the 2020 census pyramid, households
 //! shaped like Japan's (about 2.2 persons, single parents in about 6.5 % of households
 //! with children), incomes, pregnancies, partial vaccination and checkup histories,
-//! benefits received, residents who moved out or died, and a share registered with LINE.
-//! The same seed and date always give the same files. For the delivery benchmark and the
-//! outbox's tests, `seed_due_notices` writes due notices straight into a database of
-//! oshirase's schema.
+//! benefits received, health insurance, care-need certifications and disability
+//! certificates (the data kinds 国保, 後期高齢, 要介護, 身体障害者手帳の等級), residents
+//! who moved out or died, and a share registered with LINE. The same seed and date always
+//! give the same files. For the delivery benchmark and the outbox's tests,
+//! `seed_due_notices` writes due notices straight into a database of oshirase's schema.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -97,6 +98,43 @@ const SCREENINGS: [(&str, u32, bool, f64); 6] = [
     ("specific-checkup", 40, false, 0.35),
 ];
 
+/// The shares behind `enrollments.csv`. 国保 (国民健康保険) covers about 2割 of Japan's
+/// population (MHLW, 国民健康保険実態調査), mostly the retired and the self-employed, and
+/// close to half of its members are 65–74. The city has no occupations, so 国保 goes to
+/// whole households, members under 20 included, for about 15 % of households (the
+/// self-employed and those without an employer's insurance), and besides to 70 % of the
+/// other residents aged 65–74 (retired from an employer's insurance): with the census
+/// ages, 0.15 × 71 % (under 65) + (0.15 + 0.85 × 0.7) × 14 % (65–74) ≈ 21 % of residents.
+/// From the 75th birthday everyone is in 後期高齢者医療 instead, and nobody in 国保.
+const RETIRED_NATIONAL_INSURANCE: f64 = 0.7;
+const SELF_EMPLOYED_HOUSEHOLDS: f64 = 0.15;
+/// Care-need certification (要介護認定) of those 75 and over: about 15 % in all, fewer at
+/// 75–84 and more from 85. The national rate among them is higher; the city needs some of
+/// every level, not the real share.
+const CARE_NEED_75_TO_84: f64 = 0.08;
+const CARE_NEED_FROM_85: f64 = 0.3;
+/// The levels of care need with their rough weights among those certified, as the
+/// 介護保険事業状況報告 counts them (要介護1 the most common, 要介護5 the least).
+const CARE_NEED_LEVELS: [(&str, u32); 7] = [
+    ("要支援1", 14),
+    ("要支援2", 14),
+    ("要介護1", 21),
+    ("要介護2", 17),
+    ("要介護3", 13),
+    ("要介護4", 12),
+    ("要介護5", 8),
+];
+/// Holders of a 身体障害者手帳, about 4 % of Japan's population and most of them 65 or
+/// older, by age (under 18, 18–64, 65 and over), and the grades 1級 to 6級 with their
+/// rough weights (grades 1 and 4 the most common). A disability is 要配慮個人情報 under
+/// the Act on the Protection of Personal Information, so the export marks these rows as
+/// readable only with the resident's consent.
+const DISABILITY_BY_AGE: [f64; 3] = [0.003, 0.018, 0.09];
+const DISABILITY_GRADES: [u32; 6] = [26, 14, 17, 27, 5, 6];
+/// Mixed into the seed of the data kinds' own random numbers, so that adding them left the
+/// other files of a seed as they were.
+const DATA_KINDS_STREAM: u64 = 0x6461_7461_6b69_6e64;
+
 /// A resident who links their LINE account, as the demo registers them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Registration {
@@ -131,13 +169,14 @@ pub fn line_user_id(resident_id: &str) -> String {
 
 /// Writes a city of about `size` living residents (whole households, so a few more at
 /// most) into `directory` as residents.csv, tax.csv, receipts.csv, pregnancies.csv,
-/// immunizations.csv and checkups.csv.
+/// immunizations.csv, checkups.csv, enrollments.csv and attributes.csv.
 pub fn generate(size: usize, seed: u64, today: Day, directory: &Path, encoding: FileEncoding) -> Result<GeneratedCity> {
     std::fs::create_dir_all(directory).with_context(|| format!("cannot create {}", directory.display()))?;
     let mut files = Files::create(directory)?;
     let total: u32 = CENSUS_2020.iter().sum();
     let mut generator = Generator {
         random: StdRng::seed_from_u64(seed),
+        kinds_random: StdRng::seed_from_u64(seed ^ DATA_KINDS_STREAM),
         today,
         quota: CENSUS_2020.map(|thousands| size as f64 * f64::from(thousands) / f64::from(total)),
         city: GeneratedCity { residents: 0, households: 0, departed: 0, registrations: Vec::new() },
@@ -150,7 +189,7 @@ pub fn generate(size: usize, seed: u64, today: Day, directory: &Path, encoding: 
     Ok(generator.city)
 }
 
-/// The six CSV writers, with the Japanese headers a municipal export has.
+/// The eight CSV writers, with the Japanese headers a municipal export has.
 struct Files {
     residents: csv::Writer<BufWriter<File>>,
     tax: csv::Writer<BufWriter<File>>,
@@ -158,9 +197,11 @@ struct Files {
     pregnancies: csv::Writer<BufWriter<File>>,
     immunizations: csv::Writer<BufWriter<File>>,
     checkups: csv::Writer<BufWriter<File>>,
+    enrollments: csv::Writer<BufWriter<File>>,
+    attributes: csv::Writer<BufWriter<File>>,
 }
 
-const FILE_HEADERS: [(&str, &[&str]); 6] = [
+const FILE_HEADERS: [(&str, &[&str]); 8] = [
     (
         "residents.csv",
         &[
@@ -182,12 +223,14 @@ const FILE_HEADERS: [(&str, &[&str]); 6] = [
     ("pregnancies.csv", &["宛名番号", "交付日", "出産予定日"]),
     ("immunizations.csv", &["宛名番号", "ワクチン", "回数", "接種日"]),
     ("checkups.csv", &["宛名番号", "種別", "受診日", "回数"]),
+    ("enrollments.csv", &["宛名番号", "種別", "等級", "開始日", "終了日", "要同意"]),
+    ("attributes.csv", &["宛名番号", "項目", "値", "要同意"]),
 ];
 
 impl Files {
     fn create(directory: &Path) -> Result<Files> {
-        let [residents, tax, receipts, pregnancies, immunizations, checkups] =
-            FILE_HEADERS.map(|(name, header)| -> Result<csv::Writer<BufWriter<File>>> {
+        let [residents, tax, receipts, pregnancies, immunizations, checkups, enrollments, attributes] = FILE_HEADERS
+            .map(|(name, header)| -> Result<csv::Writer<BufWriter<File>>> {
                 let path = directory.join(name);
                 let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
                 let mut writer = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
@@ -201,12 +244,22 @@ impl Files {
             pregnancies: pregnancies?,
             immunizations: immunizations?,
             checkups: checkups?,
+            enrollments: enrollments?,
+            attributes: attributes?,
         })
     }
 
     fn finish(self, directory: &Path, encoding: FileEncoding) -> Result<()> {
-        for mut writer in [self.residents, self.tax, self.receipts, self.pregnancies, self.immunizations, self.checkups]
-        {
+        for mut writer in [
+            self.residents,
+            self.tax,
+            self.receipts,
+            self.pregnancies,
+            self.immunizations,
+            self.checkups,
+            self.enrollments,
+            self.attributes,
+        ] {
             writer.flush()?;
         }
         if encoding == FileEncoding::ShiftJis {
@@ -229,6 +282,8 @@ struct Member {
 
 struct Generator {
     random: StdRng,
+    /// For `enrollments.csv` and `attributes.csv` alone.
+    kinds_random: StdRng,
     today: Day,
     /// How many more residents each census age band still wants.
     quota: [f64; 18],
@@ -419,6 +474,11 @@ impl Generator {
         // One household in a hundred moved away or died out since the last export; its
         // records stay in the export with a status.
         let gone = self.random.random_bool(0.01) && members.len() == 1;
+        // Since when a self-employed household is in 国保, for its members under 65.
+        let self_employed_since = self
+            .kinds_random
+            .random_bool(SELF_EMPLOYED_HOUSEHOLDS)
+            .then(|| self.today.add_days(-self.kinds_random.random_range(0..25 * 365)));
         let mut head_id = String::new();
         let mut mother: Option<String> = None;
         let mut babies: Vec<Day> = Vec::new();
@@ -472,6 +532,7 @@ impl Generator {
                 babies.push(birth);
             }
             self.histories(files, &resident_id, member, birth, single_parent, dependants)?;
+            self.data_kinds(files, &resident_id, member, birth, self_employed_since)?;
             // Parents of children register most; other adults now and then.
             let registers = match member.relationship {
                 Relationship::Head | Relationship::Spouse if has_minors => self.random.random_bool(0.45),
@@ -581,6 +642,71 @@ impl Generator {
         Ok(())
     }
 
+    /// The health insurance, care-need certification and disability certificate of one
+    /// resident, with the shares and reasons given at `RETIRED_NATIONAL_INSURANCE` and the
+    /// constants after it.
+    fn data_kinds(
+        &mut self,
+        files: &mut Files,
+        resident_id: &str,
+        member: &Member,
+        birth: Day,
+        self_employed_since: Option<Day>,
+    ) -> Result<()> {
+        let today = self.today;
+        let random = &mut self.kinds_random;
+        if member.age >= 75 {
+            let seventy_fifth_birthday = birth.add_months_clamped(75 * 12);
+            files.enrollments.write_record([
+                resident_id,
+                "後期高齢",
+                "",
+                &seventy_fifth_birthday.to_string(),
+                "",
+                "",
+            ])?;
+            let care_need = if member.age >= 85 { CARE_NEED_FROM_85 } else { CARE_NEED_75_TO_84 };
+            if random.random_bool(care_need) {
+                let level = CARE_NEED_LEVELS[weighted_index(random, &CARE_NEED_LEVELS.map(|(_, weight)| weight))].0;
+                // A certification holds for 12 to 36 months (認定有効期間) and is renewed;
+                // the export has the one in force today.
+                let months = 12 * random.random_range(1..=3);
+                let start = today.add_months_clamped(-months).add_days(random.random_range(1..=365));
+                let start = start.min(today);
+                let end = start.add_months_clamped(months).add_days(-1);
+                files.enrollments.write_record([
+                    resident_id,
+                    "要介護",
+                    level,
+                    &start.to_string(),
+                    &end.to_string(),
+                    "",
+                ])?;
+            }
+        } else {
+            let national_insurance_since = match self_employed_since {
+                Some(since) => Some(since.max(birth)),
+                None if member.age >= 65 && random.random_bool(RETIRED_NATIONAL_INSURANCE) => {
+                    Some(birth.add_months_clamped(12 * random.random_range(60..=65)))
+                }
+                None => None,
+            };
+            if let Some(since) = national_insurance_since {
+                files.enrollments.write_record([resident_id, "国保", "", &since.to_string(), "", ""])?;
+            }
+        }
+        let disability = DISABILITY_BY_AGE[match member.age {
+            0..18 => 0,
+            18..65 => 1,
+            _ => 2,
+        }];
+        if random.random_bool(disability) {
+            let grade = weighted_index(random, &DISABILITY_GRADES) + 1;
+            files.attributes.write_record([resident_id, "身体障害者手帳の等級", &grade.to_string(), "1"])?;
+        }
+        Ok(())
+    }
+
     /// Benefits the head of a household with children already receives.
     fn household_benefits(
         &mut self,
@@ -612,6 +738,18 @@ impl Generator {
         }
         Ok(())
     }
+}
+
+/// An index into `weights`, drawn with those weights.
+fn weighted_index(random: &mut StdRng, weights: &[u32]) -> usize {
+    let mut roll = random.random_range(0..weights.iter().sum::<u32>());
+    for (index, weight) in weights.iter().enumerate() {
+        if roll < *weight {
+            return index;
+        }
+        roll -= weight;
+    }
+    weights.len() - 1
 }
 
 /// Writes an active snapshot of `residents` registered heads of household and, for each
@@ -664,8 +802,8 @@ pub fn seed_due_notices(
         for row in 0..residents {
             let expires_on = 20_000 + if row < *distinct { row as i32 + 1 } else { 0 };
             transaction.execute(
-                "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id)
-                 VALUES (?1, ?2, 'first', 0, ?3, '', ?4)",
+                "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, run_id)
+                 VALUES (?1, ?2, 'first', 0, ?3, ?4)",
                 (program, format!("R{row:07}"), expires_on, version),
             )?;
         }

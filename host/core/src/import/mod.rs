@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use rusqlite::Connection;
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use csv_file::{Column, CsvFile, FileSpec, Problems};
 pub use csv_file::{MAX_PROBLEMS, Problem};
@@ -64,7 +64,8 @@ pub struct ImportReport {
     pub departed: u32,
     /// Rows read from each file present.
     pub files: Vec<(String, u64)>,
-    /// Columns that were ignored, and similar things staff should know.
+    /// Columns that were ignored, data kinds that no active program reads, and similar
+    /// things staff should know.
     pub warnings: Vec<String>,
     /// Generations deleted because more than `keep_generations` were kept.
     pub pruned: Vec<i64>,
@@ -100,6 +101,34 @@ static TAX: FileSpec = FileSpec {
         column("taxable", "課税区分", true),
     ],
 };
+
+/// Periods in which a resident belongs to something, of kinds the city names (国保,
+/// 後期高齢, 障害者手帳, 要介護, 生活保護 …); programs ask for kinds by these names.
+static ENROLLMENTS: FileSpec = FileSpec {
+    name: "enrollments.csv",
+    columns: &[
+        column("resident_id", "宛名番号", true),
+        column("kind", "種別", true),
+        column("level", "等級", false),
+        column("start", "開始日", true),
+        column("end", "終了日", false),
+        column("consent_required", "要同意", false),
+    ],
+};
+
+/// Named values about residents (身体障害者手帳の等級 = 2); programs ask for them by name.
+static ATTRIBUTES: FileSpec = FileSpec {
+    name: "attributes.csv",
+    columns: &[
+        column("resident_id", "宛名番号", true),
+        column("name", "項目", true),
+        column("value", "値", true),
+        column("consent_required", "要同意", false),
+    ],
+};
+
+/// What `consent_required` may hold, for problems.
+const CONSENT_VALUES: &str = "0 or 1 (1: only with the resident's consent)";
 
 /// A file of dated records and which of its columns feed an event's code, count, start
 /// and end.
@@ -181,8 +210,16 @@ static EVENT_FILES: [EventFile; 4] = [
 ];
 
 /// Every file an export may hold; `residents.csv` is required.
-pub const EXPORT_FILES: [&str; 6] =
-    ["residents.csv", "tax.csv", "receipts.csv", "pregnancies.csv", "immunizations.csv", "checkups.csv"];
+pub const EXPORT_FILES: [&str; 8] = [
+    "residents.csv",
+    "tax.csv",
+    "receipts.csv",
+    "pregnancies.csv",
+    "immunizations.csv",
+    "checkups.csv",
+    "enrollments.csv",
+    "attributes.csv",
+];
 
 /// By default an export with this share fewer living residents than the active snapshot
 /// is refused as probably truncated.
@@ -270,6 +307,7 @@ fn import_in_transaction(
         // Dropping the transaction rolls back everything written.
         return Err(ImportRefused { problems: read.problems.list }.into());
     }
+    read.warnings.extend(unread_kinds(&transaction, &read.kinds)?);
     let summary = read.files.iter().map(|(name, rows)| format!("{name} {rows}")).collect::<Vec<_>>().join(", ");
     let snapshot_id = writer.finish(&transaction, &summary)?;
     snapshot::activate(&transaction, snapshot_id, &options.actor)?;
@@ -291,6 +329,39 @@ fn import_in_transaction(
     })
 }
 
+/// A warning for each data kind of the export that no active program's manifest declares:
+/// the import goes ahead, but staff should know that a kind is misspelt or that the
+/// program reading it is not active.
+fn unread_kinds(connection: &Connection, kinds: &[(&'static str, String)]) -> anyhow::Result<Vec<String>> {
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    /// The part of a stored manifest this needs; a manifest of contract 1.0 has no kinds.
+    #[derive(serde::Deserialize)]
+    struct DeclaredKinds {
+        #[serde(default)]
+        kinds: Vec<String>,
+    }
+    let mut declared: HashSet<String> = HashSet::default();
+    let mut statement = connection
+        .prepare("SELECT p.code, v.manifest FROM programs p JOIN plugin_versions v ON v.id = p.active_version")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let (program, manifest): (String, String) = (row.get(0)?, row.get(1)?);
+        let manifest: DeclaredKinds =
+            serde_json::from_str(&manifest).with_context(|| format!("stored manifest of {program} is unreadable"))?;
+        declared.extend(manifest.kinds);
+    }
+    Ok(kinds
+        .iter()
+        .filter(|(_, kind)| !declared.contains(kind))
+        .map(|(file, kind)| {
+            let what = if *file == ATTRIBUTES.name { "name" } else { "kind" };
+            format!("{file}: {what} {kind} is read by no active program")
+        })
+        .collect())
+}
+
 /// What the reading thread hands the writing thread, in file order.
 enum Record {
     /// A living resident and the row the reader numbered them with.
@@ -310,6 +381,20 @@ enum Record {
         start: Day,
         end: Option<Day>,
     },
+    Enrollment {
+        row: u32,
+        kind: String,
+        level: String,
+        start: Day,
+        end: Option<Day>,
+        consent_required: bool,
+    },
+    Attribute {
+        row: u32,
+        name: String,
+        value: String,
+        consent_required: bool,
+    },
 }
 
 impl Record {
@@ -327,6 +412,12 @@ impl Record {
             Record::Tax { row, fiscal_year, income, taxable } => writer.add_tax(row, fiscal_year, income, taxable)?,
             Record::Event { kind, row, code, count, start, end } => {
                 writer.add_event(kind, row, &code, count, start, end)?
+            }
+            Record::Enrollment { row, kind, level, start, end, consent_required } => {
+                writer.add_enrollment(row, &kind, &level, start, end, consent_required)?
+            }
+            Record::Attribute { row, name, value, consent_required } => {
+                writer.add_attribute(row, &name, &value, consent_required)?
             }
         }
         Ok(())
@@ -373,6 +464,9 @@ struct ReadExport {
     warnings: Vec<String>,
     files: Vec<(String, u64)>,
     departed: u32,
+    /// The data kinds of `enrollments.csv` and names of `attributes.csv`, each with its
+    /// file, in order of first appearance.
+    kinds: Vec<(&'static str, String)>,
 }
 
 /// Reads and validates every file of the export, sending the rows to store into `sink`
@@ -390,7 +484,7 @@ fn read_export(directory: &Path, mut sink: Sink) -> anyhow::Result<ReadExport> {
                 format!("{} is missing from the export; it is required", RESIDENTS.name),
             );
         }
-        return Ok(ReadExport { problems, warnings, files, departed: 0 });
+        return Ok(ReadExport { problems, warnings, files, departed: 0, kinds: Vec::new() });
     };
     let (known, departed, rows) = read_residents(&mut residents_file, &mut sink, &mut problems);
     files.push((RESIDENTS.name.to_owned(), rows));
@@ -402,8 +496,17 @@ fn read_export(directory: &Path, mut sink: Sink) -> anyhow::Result<ReadExport> {
             files.push((events.spec.name.to_owned(), read_events(&mut file, events, &known, &mut sink, &mut problems)));
         }
     }
+    let mut kinds = Vec::new();
+    if let Some(mut file) = CsvFile::open(directory, &ENROLLMENTS, &mut problems, &mut warnings)? {
+        let rows = read_enrollments(&mut file, &known, &mut kinds, &mut sink, &mut problems);
+        files.push((ENROLLMENTS.name.to_owned(), rows));
+    }
+    if let Some(mut file) = CsvFile::open(directory, &ATTRIBUTES, &mut problems, &mut warnings)? {
+        let rows = read_attributes(&mut file, &known, &mut kinds, &mut sink, &mut problems);
+        files.push((ATTRIBUTES.name.to_owned(), rows));
+    }
     sink.flush();
-    Ok(ReadExport { problems, warnings, files, departed })
+    Ok(ReadExport { problems, warnings, files, departed, kinds })
 }
 
 /// Reads `residents.csv`, sending living residents (while no problem has been found) and
@@ -603,6 +706,93 @@ fn read_events(
             (resident, code, count, start, end, row.storable())
         {
             sink.push(Record::Event { kind: events.kind, row: resident, code: code.to_owned(), count, start, end });
+        }
+    }
+    rows
+}
+
+/// Adds `kind` of `file` to `kinds` unless it is in `seen` already.
+fn saw_kind(file: &'static str, kind: &str, seen: &mut HashSet<Box<str>>, kinds: &mut Vec<(&'static str, String)>) {
+    if !seen.contains(kind) {
+        seen.insert(kind.into());
+        kinds.push((file, kind.to_owned()));
+    }
+}
+
+/// A consent cell, which may be empty or absent: `false` then, and for a bad value (which
+/// the row records as a problem).
+fn consent_required(row: &mut csv_file::Row<'_>, column: csv_file::ColumnId) -> bool {
+    row.optional(column, values::consent_required, CONSENT_VALUES).unwrap_or(false)
+}
+
+fn read_enrollments(
+    file: &mut CsvFile,
+    known: &HashMap<Box<str>, Known>,
+    kinds: &mut Vec<(&'static str, String)>,
+    sink: &mut Sink,
+    problems: &mut Problems,
+) -> u64 {
+    let [id_column, kind_column, level_column, start_column, end_column, consent_column] =
+        ["resident_id", "kind", "level", "start", "end", "consent_required"].map(|name| file.spec.column(name));
+    let mut seen = HashSet::default();
+    let mut rows = 0;
+    while let Some(mut row) = file.next_row(problems) {
+        rows += 1;
+        let resident = resident_row(&mut row, id_column, known);
+        let kind = row.required(kind_column);
+        let level = row.text(level_column).unwrap_or("");
+        let start = row.value(start_column, values::date, "a date");
+        let end = row.optional(end_column, values::date, "a date");
+        let consent_required = consent_required(&mut row, consent_column);
+        if let (Some(start), Some(end)) = (start, end)
+            && end < start
+        {
+            row.problem(Some(end_column), format!("end {end} is before start {start}"));
+        }
+        if let Some(kind) = kind {
+            saw_kind(ENROLLMENTS.name, kind, &mut seen, kinds);
+        }
+        if let (Some(Some(resident)), Some(kind), Some(start), true) = (resident, kind, start, row.storable()) {
+            sink.push(Record::Enrollment {
+                row: resident,
+                kind: kind.to_owned(),
+                level: level.to_owned(),
+                start,
+                end,
+                consent_required,
+            });
+        }
+    }
+    rows
+}
+
+fn read_attributes(
+    file: &mut CsvFile,
+    known: &HashMap<Box<str>, Known>,
+    kinds: &mut Vec<(&'static str, String)>,
+    sink: &mut Sink,
+    problems: &mut Problems,
+) -> u64 {
+    let [id_column, name_column, value_column, consent_column] =
+        ["resident_id", "name", "value", "consent_required"].map(|name| file.spec.column(name));
+    let mut seen = HashSet::default();
+    let mut rows = 0;
+    while let Some(mut row) = file.next_row(problems) {
+        rows += 1;
+        let resident = resident_row(&mut row, id_column, known);
+        let name = row.required(name_column);
+        let value = row.required(value_column);
+        let consent_required = consent_required(&mut row, consent_column);
+        if let Some(name) = name {
+            saw_kind(ATTRIBUTES.name, name, &mut seen, kinds);
+        }
+        if let (Some(Some(resident)), Some(name), Some(value), true) = (resident, name, value, row.storable()) {
+            sink.push(Record::Attribute {
+                row: resident,
+                name: name.to_owned(),
+                value: value.to_owned(),
+                consent_required,
+            });
         }
     }
     rows

@@ -91,7 +91,7 @@ fn a_shift_jis_export_with_japanese_headers_and_era_dates_is_read_whole() {
         .unwrap();
 
     let all = [Field::BirthDay, Field::Tax, Field::Immunizations, Field::Receipts, Field::Pregnancies, Field::Checkups];
-    let loaded = crate::snapshot::load_population(&connection, &all).unwrap();
+    let loaded = crate::snapshot::load_population(&connection, &all, &[]).unwrap();
     let population = loaded.population;
     assert_eq!(loaded.resident_ids, ["001", "002"]);
     assert_eq!(
@@ -248,6 +248,25 @@ fn broken_exports_are_refused_with_their_place_and_change_nothing() {
             ],
         ),
         (
+            "a broken attributes.csv",
+            vec![
+                ("residents.csv", format!("{HEADER}{GOOD_ROWS}").into_bytes()),
+                (
+                    "attributes.csv",
+                    "宛名番号,項目,値,要同意\n001,身体障害者手帳の等級,,1\n999,身体障害者手帳の等級,2,\n\
+                     002,,3,はい\n"
+                        .as_bytes()
+                        .to_vec(),
+                ),
+            ],
+            vec![
+                "attributes.csv:2:3: value is empty",
+                "attributes.csv:3:1: resident_id 999 is not in residents.csv",
+                "attributes.csv:4:2: name is empty",
+                "attributes.csv:4:4: consent_required \"はい\" is not 0 or 1 (1: only with the resident's consent)",
+            ],
+        ),
+        (
             "truncated file",
             residents(&format!("{HEADER}{GOOD_ROWS}003,H1,C")),
             vec!["residents.csv:4:0: the row has 3 fields but the header has 6; is the file cut short?"],
@@ -312,6 +331,123 @@ fn a_crlf_export_reports_each_problem_on_its_own_line() {
     ]);
 }
 
+/// Makes `program` active with a manifest declaring `kinds`, as publishing stores it.
+fn activate_program_reading(connection: &Connection, program: &str, kinds: &[&str]) {
+    let manifest = serde_json::json!({ "code": program, "kinds": kinds }).to_string();
+    connection
+        .execute(
+            "INSERT INTO plugin_versions (program, sha256, wasm, manifest, published_by, published_at)
+             VALUES (?1, ?1, x'', ?2, 'test', '')",
+            (program, manifest),
+        )
+        .unwrap();
+    connection
+        .execute(
+            "INSERT INTO programs (code, active_version) VALUES (?1, ?2)",
+            (program, connection.last_insert_rowid()),
+        )
+        .unwrap();
+}
+
+const ENROLLMENTS_HEADER: &str = "宛名番号,種別,等級,開始日,終了日,要同意\r\n";
+
+/// A Shift_JIS `enrollments.csv` and `attributes.csv` with Japanese headers are read whole;
+/// a broken `enrollments.csv` after them is refused with each problem's line and column,
+/// and the snapshot they made stays active with every row.
+#[test]
+fn enrollments_and_attributes_are_read_and_a_broken_file_loses_nothing() {
+    let mut connection = database();
+    activate_program_reading(&connection, "care-support", &["要介護", "身体障害者手帳の等級"]);
+    let enrollments = format!(
+        "{ENROLLMENTS_HEADER}001,国保,,平成27年4月1日,,\r\n002,国保,,2025-01-01,,0\r\n\
+         001,要介護,要介護3,R07.04.01,2026/3/31,1\r\n"
+    );
+    let attributes = "宛名番号,項目,値\n001,身体障害者手帳の等級,2\n";
+    let good = import(
+        &mut connection,
+        &[
+            ("residents.csv", format!("{HEADER}{GOOD_ROWS}").as_bytes()),
+            ("enrollments.csv", &shift_jis(&enrollments)),
+            ("attributes.csv", &shift_jis(attributes)),
+        ],
+    )
+    .unwrap();
+    assert_eq!(good.warnings, ["enrollments.csv: kind 国保 is read by no active program"]);
+    assert_eq!(&good.files[1..], [("enrollments.csv".to_string(), 3), ("attributes.csv".to_string(), 1)]);
+
+    let broken = format!(
+        "{ENROLLMENTS_HEADER}001,国保,,2025-04-01,2025-03-31,\r\n999,国保,,2025-04-01,,\r\n\
+         002,,,2025-04-01,,\r\n002,要介護,要支援1,2025-02-30,,\r\n002,要介護,要支援1,2025-04-01,,2\r\n"
+    );
+    let problems = refused(import(
+        &mut connection,
+        &[("residents.csv", format!("{HEADER}{GOOD_ROWS}").as_bytes()), ("enrollments.csv", broken.as_bytes())],
+    ));
+    assert_eq!(
+        problems,
+        [
+            "enrollments.csv:2:5: end 2025-03-31 is before start 2025-04-01",
+            "enrollments.csv:3:1: resident_id 999 is not in residents.csv",
+            "enrollments.csv:4:2: kind is empty",
+            "enrollments.csv:5:4: start \"2025-02-30\" is not a date",
+            "enrollments.csv:6:6: consent_required \"2\" is not 0 or 1 (1: only with the resident's consent)",
+        ]
+    );
+
+    assert_eq!(crate::snapshot::active(&connection).unwrap(), Some(good.snapshot_id));
+    let kinds = ["国保".to_string(), "要介護".to_string(), "身体障害者手帳の等級".to_string()];
+    let population = crate::snapshot::load_population(&connection, &[], &kinds).unwrap().population;
+    let day = |text| Day::parse_iso(text).unwrap().0;
+    // The 要介護 period needs consent, which nobody gave; the rest is there as imported.
+    assert_eq!(population.enrollments.person, [0, 1]);
+    assert_eq!(population.enrollments.kinds, ["国保"]);
+    assert_eq!(population.enrollments.start, [day("2015-04-01"), day("2025-01-01")]);
+    assert_eq!(population.enrollments.end, [i32::MAX, i32::MAX]);
+    assert_eq!(population.attributes.person, [0]);
+    assert_eq!(population.attributes.values, ["2"]);
+    connection
+        .execute(
+            "INSERT INTO registrations (resident_id, registered_at, tax_consent_at) VALUES ('001', 'now', 'now')",
+            [],
+        )
+        .unwrap();
+    let population = crate::snapshot::load_population(&connection, &[], &kinds).unwrap().population;
+    assert_eq!(population.enrollments.levels, ["", "要介護3"]);
+    assert_eq!(population.enrollments.end[2], day("2026-03-31"));
+}
+
+#[test]
+fn a_data_kind_no_active_program_reads_is_imported_with_a_warning() {
+    let mut connection = database();
+    activate_program_reading(&connection, "elderly-care", &["後期高齢"]);
+    activate_program_reading(&connection, "screening-lung", &[]);
+    let enrollments = "resident_id,kind,start\n001,後期高齢,2020-01-01\n001,生活保護,2024-06-01\n\
+                       002,生活保護,2024-06-01\n";
+    let attributes = "resident_id,name,value,consent_required\n001,障害者手帳,1級,1\n";
+    let report = import(
+        &mut connection,
+        &[
+            ("residents.csv", format!("{HEADER}{GOOD_ROWS}").as_bytes()),
+            ("enrollments.csv", enrollments.as_bytes()),
+            ("attributes.csv", attributes.as_bytes()),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        report.warnings,
+        [
+            "enrollments.csv: kind 生活保護 is read by no active program",
+            "attributes.csv: name 障害者手帳 is read by no active program",
+        ]
+    );
+    let stored: i64 = connection
+        .query_row("SELECT (SELECT count(*) FROM enrollments) + (SELECT count(*) FROM attributes)", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(stored, 4);
+}
+
 #[test]
 fn moved_out_and_deceased_residents_are_kept_apart_and_their_records_dropped() {
     let mut connection = database();
@@ -337,7 +473,7 @@ fn a_refused_generation_can_be_followed_by_a_good_one_and_old_ones_reactivated()
     .snapshot_id;
     assert_eq!(crate::snapshot::active(&connection).unwrap(), Some(second));
     crate::snapshot::activate(&connection, first, "test").unwrap();
-    assert_eq!(crate::snapshot::load_population(&connection, &[]).unwrap().resident_ids, ["001", "002"]);
+    assert_eq!(crate::snapshot::load_population(&connection, &[], &[]).unwrap().resident_ids, ["001", "002"]);
 }
 
 /// Generates a city, imports it through the real importer, and checks its shape
@@ -357,7 +493,16 @@ fn a_generated_city_imports_whole_and_has_japans_shape() {
     let report = import_directory(&mut connection, &directory, &options).unwrap();
     std::fs::remove_dir_all(&directory).unwrap();
     assert_eq!((report.residents as usize, report.departed as usize), (city.residents, city.departed));
-    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    // No program is active, so none reads the city's data kinds.
+    assert_eq!(
+        report.warnings,
+        [
+            "enrollments.csv: kind 後期高齢 is read by no active program",
+            "enrollments.csv: kind 要介護 is read by no active program",
+            "enrollments.csv: kind 国保 is read by no active program",
+            "attributes.csv: name 身体障害者手帳の等級 is read by no active program",
+        ]
+    );
 
     let everything = [
         Field::BirthDay,
@@ -369,7 +514,8 @@ fn a_generated_city_imports_whole_and_has_japans_shape() {
         Field::Checkups,
         Field::Receipts,
     ];
-    let population = crate::snapshot::load_population(&connection, &everything).unwrap().population;
+    let kinds = ["国保", "後期高齢", "要介護"].map(String::from);
+    let population = crate::snapshot::load_population(&connection, &everything, &kinds).unwrap().population;
     let size = f64::from(population.size);
     let share = |predicate: &dyn Fn(u32) -> bool| {
         population.birth_day.iter().filter(|birth| predicate(Day(**birth).age_on(today))).count() as f64 / size
@@ -419,6 +565,29 @@ fn a_generated_city_imports_whole_and_has_japans_shape() {
     // Records exist for every kind, and only about people in the snapshot.
     for events in [&population.pregnancies, &population.immunizations, &population.checkups, &population.receipts] {
         assert!(!events.person.is_empty() && events.person.iter().all(|person| *person < population.size));
+    }
+    // 国保 for about a fifth of residents, 後期高齢 for everyone from their 75th birthday
+    // and for nobody in 国保, 要介護 for about 15 % of them.
+    let enrollments = &population.enrollments;
+    let kind_of = |row: usize| enrollments.kinds[usize::from(enrollments.kind[row])].as_str();
+    let people_in = |kind: &str| -> std::collections::HashSet<u32> {
+        (0..enrollments.person.len()).filter(|row| kind_of(*row) == kind).map(|row| enrollments.person[row]).collect()
+    };
+    let (national, elderly, care) = (people_in("国保"), people_in("後期高齢"), people_in("要介護"));
+    let national_share = national.len() as f64 / size;
+    assert!((0.17..0.25).contains(&national_share), "国保 for {national_share:.3} of residents");
+    let reached_75: std::collections::HashSet<u32> = (0..population.size)
+        .filter(|person| Day(population.birth_day[*person as usize]).add_months_clamped(75 * 12) <= today)
+        .collect();
+    assert_eq!(elderly, reached_75);
+    assert!(national.is_disjoint(&elderly));
+    let care_share = care.len() as f64 / elderly.len() as f64;
+    assert!(care.is_subset(&elderly) && (0.10..0.20).contains(&care_share), "要介護 for {care_share:.3} of 75+");
+    for row in 0..enrollments.person.len() {
+        let birth = Day(population.birth_day[enrollments.person[row] as usize]);
+        let (start, end) = (Day(enrollments.start[row]), Day(enrollments.end[row]));
+        assert!(start <= today && today <= end, "row {row} of {} does not cover today", kind_of(row));
+        assert!(kind_of(row) != "後期高齢" || start == birth.add_months_clamped(75 * 12));
     }
     assert!(
         city.registrations

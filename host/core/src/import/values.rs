@@ -1,5 +1,5 @@
 //! The values municipal exports write, read into the codes the snapshot keeps: dates in
-//! western and era forms, sex, 続柄, resident status and 課税区分.
+//! western and era forms, sex, 続柄, resident status, 課税区分 and 要同意.
 
 use std::borrow::Cow;
 
@@ -148,6 +148,15 @@ pub fn taxable(text: &str) -> Option<u8> {
     }
 }
 
+/// 要同意: whether a row may reach programs only with the resident's consent, as 1 or 0.
+pub fn consent_required(text: &str) -> Option<bool> {
+    match ascii_forms(text.trim()).as_ref() {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +259,9 @@ mod tests {
             status,
         );
         check(&[("課税", Some(3)), ("非課税", Some(1)), ("均等割のみ", Some(2)), ("免除", None)], taxable);
+        check(
+            &[("1", Some(true)), ("１", Some(true)), ("0", Some(false)), ("要", None), ("2", None)],
+            consent_required,
+        );
     }
 }
