@@ -527,15 +527,18 @@ mod tests {
     use crate::database::Database;
     use oshirase_sandbox::{Limits, PluginEngine};
 
-    type StoredNotice = (String, String, String, i32, i32, String);
+    type StoredNotice = (String, String, String, i32, i32, i32, String);
 
     fn stored_notices(connection: &Connection) -> Result<Vec<StoredNotice>> {
         let mut statement = connection.prepare(
-            "SELECT program, resident_id, occasion, send_on, expires_on, reason FROM notices
-             ORDER BY program, resident_id, occasion",
+            "SELECT n.program, n.resident_id, n.occasion, n.instance, n.send_on, n.expires_on, r.text
+             FROM notices n JOIN notice_reasons r ON r.id = n.reason_id
+             ORDER BY n.program, n.resident_id, n.occasion, n.instance",
         )?;
         let notices = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)))?
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
+            })?
             .collect::<Result<_, _>>()?;
         Ok(notices)
     }

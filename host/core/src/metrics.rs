@@ -115,8 +115,8 @@ mod tests {
                 connection.execute_batch(
                     "INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome)
                      VALUES (1, 'vaccine-mr', 1, 1, 0, '', 'succeeded'), (2, 'vaccine-mr', 1, 1, 1, '', 'failed');
-                     INSERT INTO notices (id, program, resident_id, occasion, send_on, expires_on, reason, run_id)
-                     VALUES (1, 'vaccine-mr', '002', 'phase-1', 0, 100000, '', 1);
+                     INSERT INTO notices (id, program, resident_id, occasion, send_on, expires_on, run_id)
+                     VALUES (1, 'vaccine-mr', '002', 'phase-1', 0, 100000, 1);
                      INSERT INTO deliveries (notice_id, channel, address, text, retry_key, state, created_at)
                      VALUES (1, 'line', 'U1', 't', 'k1', 'sent', ''),
                      (1, 'mail', 'a@example.jp', 't', 'k2', 'failed-permanent', '');",

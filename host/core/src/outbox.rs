@@ -890,8 +890,8 @@ mod tests {
                          VALUES (1, 'vaccine-mr', '', x'', '{}', 'test', '');
                          INSERT INTO runs (id, program, version_id, snapshot_id, run_on, started_at, outcome)
                          VALUES (1, 'vaccine-mr', 1, 1, 0, '', 'succeeded');
-                         INSERT INTO notices (id, program, resident_id, occasion, send_on, expires_on, reason, run_id)
-                         VALUES (1, 'vaccine-mr', '0101', 'first', 0, 100000, '', 1);",
+                         INSERT INTO notices (id, program, resident_id, occasion, send_on, expires_on, run_id)
+                         VALUES (1, 'vaccine-mr', '0101', 'first', 0, 100000, 1);",
                     )?;
                     connection.execute(
                         "INSERT INTO deliveries (notice_id, channel, address, text, retry_key, state, created_at,
@@ -1206,8 +1206,8 @@ mod tests {
                 ((1i64 << 32) + row, &resident_id, household, Relationship::Child.code()),
             )?;
             connection.execute(
-                "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, reason, run_id)
-                 VALUES ('vaccine-mr', ?1, 'first', 0, ?2, '', 1)",
+                "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, run_id)
+                 VALUES ('vaccine-mr', ?1, 'first', 0, ?2, 1)",
                 (&resident_id, expires_on),
             )?;
         }

@@ -612,7 +612,7 @@ mod tests {
                 component(PLUGINS, "future-world").0,
                 None,
                 None,
-                "built for oshirase:program@2.0.0, but this host implements oshirase:program@1.0.0",
+                "built for oshirase:program@2.0.0, but this host implements oshirase:program@1.1.0",
             ),
             ("a broken component", b"\0asm\x0d\0\x01\0\xff".to_vec(), None, None, "not a valid component"),
             (

@@ -191,7 +191,7 @@ mod tests {
         let now = values(&connection, "screening-colon", &declared).unwrap();
         assert_eq!(now.month_day("season-opens"), MonthDay { month: 6, day: 1 });
         assert_eq!(now.yen("fee"), 500);
-        assert_eq!(to_json(&now), r#"{"season-opens":"06-01","fee":"500"}"#);
+        assert_eq!(to_json(&now), r#"{"fee":"500","season-opens":"06-01"}"#);
         let audit: String = connection
             .query_row("SELECT detail FROM audit_log WHERE action = 'set-settings'", [], |row| row.get(0))
             .unwrap();
