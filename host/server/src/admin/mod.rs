@@ -3,16 +3,18 @@
 //! session cookie from the console's sign-in (`accounts.rs`), which must send its CSRF
 //! token in `X-CSRF-Token` with every request that changes something. Roles: the
 //! administrator may do everything; division staff only act on their own programs;
-//! viewers only read. Routes: program plugins (`programs.rs`), resident snapshots
-//! (`snapshots.rs`), applications for registration (`applications.rs`), sign-in
-//! (`session.rs`), the console's read-only reports (`reports.rs`) and reserved sends and
-//! broadcasts (`sends.rs`), staff accounts and tokens taken back (`users.rs`).
+//! viewers only read. Routes: program plugins (`programs.rs`) and the settings staff give
+//! them (`settings.rs`), resident snapshots (`snapshots.rs`), applications for
+//! registration (`applications.rs`), sign-in (`session.rs`), the console's read-only
+//! reports (`reports.rs`) and reserved sends and broadcasts (`sends.rs`), staff accounts
+//! and tokens taken back (`users.rs`).
 
 pub mod applications;
 pub mod programs;
 pub mod reports;
 pub mod sends;
 pub mod session;
+pub mod settings;
 pub mod snapshots;
 pub mod throttle;
 pub mod users;

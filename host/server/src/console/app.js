@@ -236,7 +236,7 @@ async function drawMessages() {
   const choose = h("select", { id: "message-program" }, programs.filter((program) => program.active_version !== null).map((program) => h("option", { value: program.code }, `${program.name}(${program.code})`)));
   const editor = h("div", { id: "message-editor" });
   const show = async () => {
-    const detail = await api("GET", `/admin/programs/${encodeURIComponent(choose.value)}`);
+    const [detail, settings] = await Promise.all([api("GET", `/admin/programs/${encodeURIComponent(choose.value)}`), api("GET", `/admin/programs/${encodeURIComponent(choose.value)}/settings`)]);
     const may = programs.find((program) => program.code === choose.value).may_act;
     const sample = { program: detail.name, contact: detail.contact, deadline: "令和9年3月31日" };
     editor.replaceChildren(h("p", {}, "使える差し込み: ", detail.placeholders.map((name) => h("code", {}, `{${name}}`)), ` 。LINE の上限は ${detail.line_text_limit} 文字です。`),
@@ -263,10 +263,61 @@ async function drawMessages() {
           h("div", { class: "columns" }, h("div", {}, text, counter), preview),
           may ? h("div", {}, h("button", { "data-save": occasion.key, onclick: (event) => save(text.value)(event) }, "保存"), h("button", { "data-reset": occasion.key, onclick: (event) => save("")(event) }, "既定の文面に戻す")) : null, line);
       }));
+    if (settings.length) editor.append(settingsSection(choose.value, may, settings));
   };
   choose.addEventListener("change", () => show().catch((error) => editor.replaceChildren(error.message)));
   content.replaceChildren(h("label", {}, "制度 ", choose), editor);
   if (choose.value) await show();
+}
+
+// A program's settings (plugin contract 1.1): each with its value, default and last
+// change; the effect of a change on the live snapshot, counted, before it is saved; and
+// the save, all or nothing. A program that declares none shows no section.
+const SETTING_HINTS = { "month-day": "MM-DD(例 05-16)", date: "YYYY-MM-DD", yen: "円(数字のみ)", integer: "数字" };
+
+function settingsSection(code, may, states) {
+  const path = `/admin/programs/${encodeURIComponent(code)}/settings`;
+  const section = h("section", { id: "settings" });
+  const line = notice();
+  const effect = h("div", { id: "settings-preview" });
+  const draw = (states) => {
+    const inputs = states.map((setting) => h("input", { name: setting.name, "data-setting": setting.name, value: setting.value, placeholder: SETTING_HINTS[setting.type] || "", readonly: !may, "aria-label": setting.label || setting.name }));
+    // Only the values staff changed are sent: an untouched one is neither checked again
+    // nor recorded as changed by them.
+    const changes = () => {
+      const changed = {};
+      states.forEach((setting, index) => { const value = inputs[index].value.trim(); if (value !== setting.value) changed[setting.name] = value; });
+      return changed;
+    };
+    const rows = states.map((setting, index) => h("tr", { "data-setting-row": setting.name },
+      h("td", {}, setting.label || setting.name, setting.help ? h("small", { class: "help" }, setting.help) : null),
+      h("td", {}, inputs[index]),
+      h("td", {}, setting.default),
+      h("td", {}, setting.changed_at ? `${setting.changed_by} ${japanTime(setting.changed_at)}` : "既定のまま")));
+    const date = h("input", { id: "settings-date", type: "date" });
+    const preview = (event) => act(line, event.target, async () => {
+      const answer = await api("POST", path + "/preview", { changes: changes(), date: date.value || undefined });
+      effect.replaceChildren(h("p", {}, `${answer.date} に判定すると: 今の設定でお知らせ ${answer.current.notices} 件(${answer.current.residents} 人)、変更後は ${answer.proposed.notices} 件(${answer.proposed.residents} 人)。増える ${answer.added} 件、減る ${answer.removed} 件。`));
+      return "効果を確認しました(まだ保存していません)";
+    });
+    const form = h("form", { id: "settings-form", onsubmit: (event) => {
+      event.preventDefault();
+      act(line, event.submitter, async () => {
+        const changed = changes();
+        if (!Object.keys(changed).length) return "変更はありません";
+        const saved = await api("PUT", path, { changes: changed });
+        effect.replaceChildren();
+        draw(saved);
+        return "保存しました。次の実行から新しい設定で判定します";
+      });
+    } }, table(["項目", "値", "既定", "最終変更"], rows),
+      may ? h("div", { class: "settings-actions" }, h("label", {}, "判定する日(空欄なら今日)", date),
+        h("button", { type: "button", "data-settings-preview": code, onclick: preview }, "効果を確認"),
+        h("button", { type: "submit", "data-settings-save": code }, "保存")) : null);
+    section.replaceChildren(h("h2", {}, "設定"), form, effect, line);
+  };
+  draw(states);
+  return section;
 }
 
 // ---- sending

@@ -15,7 +15,7 @@ use crate::web::{AppError, AppState};
 pub const PAGES: [(&str, &str); 8] = [
     ("dashboard", "ダッシュボード"),
     ("programs", "制度とプラグイン"),
-    ("messages", "文面"),
+    ("messages", "文面と設定"),
     ("sending", "送信"),
     ("registrations", "登録申請"),
     ("deliveries", "配信状況"),
