@@ -233,7 +233,7 @@ fn serve_answers_nothing_personal_to_anyone_without_a_session() {
     };
     let mut personal = column("SELECT name FROM residents");
     personal.extend(column("SELECT line_user_id FROM registrations"));
-    personal.extend(column("SELECT reason FROM notices WHERE reason <> ''"));
+    personal.extend(column("SELECT text FROM notice_reasons WHERE text <> ''"));
     personal.extend(column("SELECT text FROM deliveries"));
     assert!(personal.len() >= 4 * HOUSEHOLDS, "{personal:?}");
 

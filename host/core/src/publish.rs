@@ -274,9 +274,58 @@ fn point(
          active_version = excluded.active_version",
         (program, version),
     )?;
-    let detail = version.map_or_else(|| "no active version".to_owned(), |version| format!("version {version}"));
+    let mut detail = version.map_or_else(|| "no active version".to_owned(), |version| format!("version {version}"));
+    if let Some(version) = version {
+        let manifest: String =
+            transaction.query_row("SELECT manifest FROM plugin_versions WHERE id = ?1", [version], |row| row.get(0))?;
+        let manifest: Manifest = serde_json::from_str(&manifest).context("a stored manifest is unreadable")?;
+        let keys: Vec<&str> = manifest.occasions.iter().map(|occasion| occasion.key.as_str()).collect();
+        let rekeyed = rekey_fiscal_years(transaction, program, &keys)?;
+        if rekeyed > 0 {
+            detail.push_str(&format!(", {rekeyed} stored notices re-keyed to its occasions"));
+        }
+    }
     audit(transaction, actor, action, program, &detail)?;
     Ok(())
+}
+
+/// Keeps a program's stored notices under the keys its newly active version uses, so that
+/// no notice is planned (and sent) a second time because a version changed the shape of a
+/// recurring occasion. A 1.0 plugin declared one occasion per 年度 (`fy2026`, or
+/// `pregnancy-fy2026`, the shape the 1.0 SDK gave them); 1.1 declares it once (`fiscal-year`,
+/// `pregnancy`) with the 年度 as the notice's instance. Activating either shape re-keys the
+/// stored notices of the other; returns how many were re-keyed.
+fn rekey_fiscal_years(transaction: &Transaction, program: &str, keys: &[&str]) -> Result<usize, PublishError> {
+    /// The 1.0 prefix of a 1.1 recurring occasion's key.
+    fn prefix_of(key: &str) -> String {
+        if key == oshirase_sdk::FISCAL_YEAR { "fy".to_owned() } else { format!("{key}-fy") }
+    }
+    /// A 1.0 per-year key split into its 1.1 key and its year.
+    fn split(key: &str) -> Option<(String, i32)> {
+        let (head, year) = key.split_at(key.len().checked_sub(4)?);
+        let year: i32 = year.parse().ok().filter(|_| year.bytes().all(|byte| byte.is_ascii_digit()))?;
+        match head.strip_suffix("fy")? {
+            "" => Some((oshirase_sdk::FISCAL_YEAR.to_owned(), year)),
+            prefix => Some((prefix.strip_suffix('-')?.to_owned(), year)),
+        }
+    }
+    let mut rekeyed = 0;
+    for key in keys {
+        rekeyed += match split(key) {
+            // A 1.0 shape active again (a rollback): the year's notices take its key.
+            Some((recurring, year)) => transaction.execute(
+                "UPDATE OR IGNORE notices SET occasion = ?2, instance = 0
+                 WHERE program = ?1 AND occasion = ?3 AND instance = ?4",
+                (program, key, &recurring, year),
+            )?,
+            None => transaction.execute(
+                "UPDATE OR IGNORE notices SET occasion = ?2, instance = CAST(substr(occasion, ?4) AS INTEGER)
+                 WHERE program = ?1 AND instance = 0 AND occasion GLOB ?3 || '[0-9][0-9][0-9][0-9]'",
+                (program, key, prefix_of(key), prefix_of(key).len() as i64 + 1),
+            )?,
+        };
+    }
+    Ok(rekeyed)
 }
 
 /// Makes an accepted version of `program` the active one for the next run.
@@ -485,6 +534,41 @@ mod tests {
 
     /// A city that chose one program keeps exactly that one whatever command comes next;
     /// the other bundled programs are offered, and become active only when staff say so.
+    /// A 1.0 version's occasion per 年度 and a 1.1 version's recurring occasion name the
+    /// same notices: activating one over the other re-keys what is stored, so a division
+    /// that publishes the 1.1 screening over the 1.0 one sends nobody the year's notice
+    /// twice, and a rollback re-keys it back.
+    #[tokio::test]
+    async fn a_1_1_version_replacing_a_1_0_version_plans_nothing_twice() {
+        let fixture = Fixture::new().await;
+        let today = Day::parse_iso("2026-06-01").unwrap();
+        let (database, plugins) = (fixture.database.clone(), fixture.plugins.clone());
+        let stored = || {
+            database.read(|connection| {
+                let mut statement = connection.prepare("SELECT occasion, instance FROM notices ORDER BY id")?;
+                let keys = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i32>(1)?)))?;
+                Ok(keys.collect::<Result<Vec<_>, _>>()?)
+            })
+        };
+        let run = || crate::evaluate::run_day(&database, plugins.clone(), today);
+        let (_, version_1_0, _) = oshirase_bundled::testing::CONTRACT_1_0[0];
+        fixture.publish(version_1_0.to_vec(), None).await.unwrap();
+        let first = run().await.unwrap();
+        assert_eq!((first[0].notices, first[0].new_notices), (1, 1), "the resident born in 1969 is told");
+        assert_eq!(stored().await.unwrap(), vec![("fy2026".to_string(), 0)]);
+
+        let (_, version_1_1, _) = PROGRAMS.iter().find(|(name, ..)| *name == "screening-colon").unwrap();
+        fixture.publish(version_1_1.to_vec(), None).await.unwrap();
+        assert_eq!(stored().await.unwrap(), vec![(oshirase_sdk::FISCAL_YEAR.to_string(), 2026)]);
+        let second = run().await.unwrap();
+        assert_eq!((second[0].notices, second[0].new_notices), (1, 0), "the 1.1 version plans nothing new");
+
+        fixture.database.write(|connection| Ok(rollback(connection, "screening-colon", "test")?)).await.unwrap();
+        assert_eq!(stored().await.unwrap(), vec![("fy2026".to_string(), 0)]);
+        let third = run().await.unwrap();
+        assert_eq!((third[0].notices, third[0].new_notices), (1, 0), "nor does the 1.0 version rolled back to");
+    }
+
     #[tokio::test]
     async fn bundled_programs_install_only_into_a_new_data_directory_and_wait_for_staff_after() {
         let fixture = Fixture::with_bundled(PROGRAMS).await;
