@@ -92,6 +92,19 @@ struct Finished {
     settings: String,
 }
 
+/// A population read for a run, with which of its rows have someone to be told.
+#[derive(Clone, Copy)]
+struct Read<'a> {
+    loaded: &'a LoadedPopulation,
+    reachable: &'a [bool],
+}
+
+/// `outbox::reachable_rows` for a population read on `connection`.
+fn reachable_rows(connection: &Connection, loaded: &LoadedPopulation, today: Day) -> Result<Vec<bool>> {
+    let rows = loaded.population.size;
+    crate::outbox::reachable_rows(connection, loaded.snapshot_id, loaded.snapshot_rows, rows, today)
+}
+
 /// One program on its own read of the snapshot, with `settings` or else the stored ones.
 fn evaluate_alone(
     connection: &Connection,
@@ -179,7 +192,11 @@ fn run_day_blocking(database: &Database, plugins: &Plugins, today: Day) -> Resul
         kinds.sort();
         kinds.dedup();
         match load_population(connection, &fields, &kinds) {
-            Ok(loaded) => evaluate_and_plan(database, connection, plugins, &loaded, &runs, &mut outcomes, today)?,
+            Ok(loaded) => {
+                let reachable = reachable_rows(connection, &loaded, today)?;
+                let read = Read { loaded: &loaded, reachable: &reachable };
+                evaluate_and_plan(database, connection, plugins, read, &runs, &mut outcomes, today)?
+            }
             // Without the population no program can run: each is recorded as failed by it.
             Err(error) => {
                 for run in &runs {
@@ -214,7 +231,7 @@ fn evaluate_and_plan(
     database: &Database,
     reader: &Connection,
     plugins: &Plugins,
-    loaded: &LoadedPopulation,
+    read: Read<'_>,
     runs: &[Run<'_>],
     outcomes: &mut [Option<ProgramRun>],
     today: Day,
@@ -226,7 +243,7 @@ fn evaluate_and_plan(
             let (sender, queue) = (sender.clone(), &queue);
             scope.spawn(move || {
                 while let Some((run, taken)) = queue.take() {
-                    let evaluation = evaluate_loaded(plugins, &run.program, loaded, today, &run.settings);
+                    let evaluation = evaluate_loaded(plugins, &run.program, read.loaded, today, &run.settings);
                     return_freed_memory();
                     // The receiver is gone only when storing failed: nothing more is wanted.
                     let handed_over = sender.send((run, evaluation)).is_ok();
@@ -242,9 +259,8 @@ fn evaluate_and_plan(
         drop(sender);
         for (run, evaluation) in receiver {
             let evaluation = evaluation.with_context(|| format!("program {} failed", run.version.program));
-            let stored = database.write_blocking(|connection| {
-                record(connection, run.run_id, run.version, &loaded.resident_ids, evaluation)
-            })?;
+            let stored =
+                database.write_blocking(|connection| record(connection, run.run_id, run.version, read, evaluation))?;
             outcomes[run.index] = Some(stored);
             return_freed_memory();
         }
@@ -369,11 +385,19 @@ pub async fn run_program_beside_writes(
     let run_id =
         database.write(move |connection| start_run(connection, &started, active_snapshot(connection)?, today)).await?;
     let evaluating = version.clone();
-    let evaluated =
-        database.read(move |connection| Ok(evaluate_alone(connection, &plugins, &evaluating, today, None))).await?;
+    let evaluated = database
+        .read(move |connection| {
+            Ok(evaluate_alone(connection, &plugins, &evaluating, today, None).and_then(|(loaded, finished)| {
+                let reachable = reachable_rows(connection, &loaded, today)?;
+                Ok((loaded, reachable, finished))
+            }))
+        })
+        .await?;
     database
         .write(move |connection| match evaluated {
-            Ok((loaded, finished)) => record(connection, run_id, &version, &loaded.resident_ids, Ok(finished)),
+            Ok((loaded, reachable, finished)) => {
+                record(connection, run_id, &version, Read { loaded: &loaded, reachable: &reachable }, Ok(finished))
+            }
             Err(error) => fail(connection, run_id, &version, &error),
         })
         .await
@@ -384,14 +408,14 @@ fn record(
     connection: &mut Connection,
     run_id: i64,
     version: &ActiveVersion,
-    resident_ids: &ResidentIds,
+    read: Read<'_>,
     finished: Result<Finished>,
 ) -> Result<ProgramRun> {
     let finished = match finished {
         Ok(finished) => finished,
         Err(error) => return fail(connection, run_id, version, &error),
     };
-    let new_notices = plan(connection, run_id, &version.program, resident_ids, &finished)?;
+    let new_notices = plan(connection, run_id, &version.program, read, &finished)?;
     let notices = finished.evaluation.notices.len();
     tracing::info!(program = %version.program, notices, new_notices, "program evaluated");
     Ok(ProgramRun { program: version.program.clone(), notices, new_notices, error: None })
@@ -408,7 +432,9 @@ fn fail(connection: &Connection, run_id: i64, version: &ActiveVersion, error: &a
     Ok(ProgramRun { program: version.program.clone(), notices: 0, new_notices: 0, error: Some(message) })
 }
 
-/// Stores the notices of one successful run in one transaction; returns how many were new.
+/// Stores the notices of one successful run that can reach someone (`outbox::reachable_rows`)
+/// in one transaction; returns how many were new. The others are derived again by each
+/// run, so a resident who registers is planned for at the next one.
 ///
 /// Most notices of a day were planned on an earlier day already. Rather than have SQLite
 /// look each one up in the unique index, the program's stored keys are read in the index's
@@ -416,21 +442,22 @@ fn fail(connection: &Connection, run_id: i64, version: &ActiveVersion, error: &a
 /// key order (which also fills the index's pages in order). The insert keeps its `ON
 /// CONFLICT` clause, so the unique key, not this merge, is what makes planning idempotent.
 /// Each distinct reason text is stored once, in `notice_reasons`.
-fn plan(
-    connection: &mut Connection,
-    run_id: i64,
-    program: &str,
-    resident_ids: &ResidentIds,
-    run: &Finished,
-) -> Result<usize> {
+fn plan(connection: &mut Connection, run_id: i64, program: &str, read: Read<'_>, run: &Finished) -> Result<usize> {
     let notices = &run.evaluation.notices;
-    let keys: Vec<(&str, &str, i32)> = notices
+    let reachable = |person: u32| read.reachable.get(person as usize).copied().unwrap_or(false);
+    // The key of every notice that can reach someone, and where it is among the notices.
+    let keys: Vec<((&str, &str, i32), u32)> = notices
         .iter()
-        .map(|notice| Ok((resident_id(resident_ids, notice.person)?, notice.occasion, notice.instance)))
+        .enumerate()
+        .filter(|(_, notice)| reachable(notice.person))
+        .map(|(index, notice)| {
+            let resident = resident_id(&read.loaded.resident_ids, notice.person)?;
+            Ok(((resident, notice.occasion, notice.instance), index as u32))
+        })
         .collect::<Result<_>>()?;
-    let mut order: Vec<u32> = (0..notices.len() as u32).collect();
+    let mut order: Vec<u32> = (0..keys.len() as u32).collect();
     // Stable, so that of two equal keys the plugin's first is stored, as one by one would.
-    order.sort_by_key(|index| keys[*index as usize]);
+    order.sort_by_key(|index| keys[*index as usize].0);
     let transaction = connection.transaction()?;
     let missing = {
         let mut stored = transaction.prepare_cached(
@@ -445,8 +472,8 @@ fn plan(
             && let Some(row) = stored.next()?
         {
             let stored_key = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?, row.get::<_, i32>(2)?);
-            while let Some(index) = next.next_if(|index| keys[*index as usize] <= stored_key) {
-                if keys[index as usize] < stored_key {
+            while let Some(index) = next.next_if(|index| keys[*index as usize].0 <= stored_key) {
+                if keys[index as usize].0 < stored_key {
                     missing.push(index);
                 }
             }
@@ -463,8 +490,8 @@ fn plan(
              ON CONFLICT (program, resident_id, occasion, instance) DO NOTHING",
         )?;
         for index in missing {
-            let notice = notices.get(index as usize).context("a notice to store is missing")?;
-            let resident_id = keys[index as usize].0;
+            let ((resident_id, ..), notice_index) = keys[index as usize];
+            let notice = notices.get(notice_index as usize).context("a notice to store is missing")?;
             new_notices += insert.execute((
                 program,
                 resident_id,
@@ -541,6 +568,58 @@ mod tests {
             })?
             .collect::<Result<_, _>>()?;
         Ok(notices)
+    }
+
+    /// Only notices that can reach someone are stored: a registered resident's, and a
+    /// minor's whose parent is registered. The others are planned again by each run, so a
+    /// resident who registers later is stored, and then told, at the next run.
+    #[tokio::test]
+    async fn notices_are_stored_once_someone_can_be_told() {
+        let fixture = crate::testing::Fixture::with_bundled(oshirase_bundled::PROGRAMS).await;
+        let programs = ["screening-colon", "vaccine-mr"].map(str::to_owned);
+        crate::publish::install_bundled(&fixture.database, &fixture.plugins, &programs).await.unwrap();
+        // On 2026-08-01 the child 002 (born 2025-07-31) is due for measles-rubella, and 003
+        // (born 1969) for the colon screening; 001 is 002's parent.
+        let today = Day::parse_iso("2026-08-01").unwrap();
+        let database = fixture.database.clone();
+        let day = || async {
+            let runs = run_day(&fixture.database, fixture.plugins.clone(), today).await.unwrap();
+            let stored = fixture
+                .database
+                .read(|connection| {
+                    let mut statement = connection.prepare("SELECT program, resident_id FROM notices ORDER BY 1")?;
+                    let rows =
+                        statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                })
+                .await
+                .unwrap();
+            (runs.iter().map(|run| (run.notices, run.new_notices)).collect::<Vec<_>>(), stored)
+        };
+        let register = |resident: &'static str| {
+            let database = database.clone();
+            async move {
+                database
+                    .write(move |connection| {
+                        Ok(connection.execute(
+                            "INSERT INTO registrations (resident_id, registered_at) VALUES (?1, 'now')",
+                            [resident],
+                        )?)
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        let pair = |program: &str, resident: &str| (program.to_owned(), resident.to_owned());
+        assert_eq!(day().await, (vec![(1, 0), (1, 0)], vec![]), "both planned, nobody to tell");
+        register("001").await;
+        assert_eq!(day().await, (vec![(1, 0), (1, 1)], vec![pair("vaccine-mr", "002")]), "the parent is told");
+        register("003").await;
+        assert_eq!(
+            day().await,
+            (vec![(1, 1), (1, 0)], vec![pair("screening-colon", "003"), pair("vaccine-mr", "002")]),
+            "003 is stored at the first run after registering"
+        );
     }
 
     /// A day's run, one read of the snapshot shared by every program on two threads, plans

@@ -22,6 +22,49 @@ use crate::time::now_text;
 /// Up to this age a notice about a child goes to a registered parent in the household.
 const GUARDIAN_AGE: u32 = 18;
 
+/// Which rows of a population read from `snapshot_id` have someone to be told on `today`:
+/// a resident with an active registration; a minor (under `GUARDIAN_AGE`) of a household
+/// whose head or spouse has one; and every person registered in the chat (the rows from
+/// `snapshot_rows` on). These are the only residents `enqueue_due` may address (it then
+/// also wants an address, a channel and no mute), so a notice about anyone else could
+/// never be sent: a day's run stores only these notices and derives the others again on
+/// each run, which loses none of them (a resident who registers is told at the next run)
+/// and keeps no eligibility, reasons included, about residents who never asked to be told.
+pub fn reachable_rows(
+    connection: &Connection,
+    snapshot_id: i64,
+    snapshot_rows: u32,
+    rows: u32,
+    today: Day,
+) -> Result<Vec<bool>> {
+    let (first, _) = crate::snapshot::snapshot_range(snapshot_id);
+    let mut reachable = vec![false; rows as usize];
+    if let Some(appended) = reachable.get_mut(snapshot_rows as usize..) {
+        appended.fill(true);
+    }
+    let mut statement = connection.prepare_cached(
+        "SELECT r.key - ?2 FROM registrations reg
+         JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = reg.resident_id
+         WHERE reg.active = 1
+         UNION
+         SELECT m.key - ?2 FROM registrations reg
+         JOIN residents g ON g.snapshot_id = ?1 AND g.resident_id = reg.resident_id AND g.relationship IN (?4, ?5)
+         JOIN residents m ON m.snapshot_id = ?1 AND m.household_id = g.household_id
+         WHERE reg.active = 1 AND m.birth_day > ?3",
+    )?;
+    let youngest_adult_birth = latest_birth_day_of_age(GUARDIAN_AGE, today);
+    let found = statement.query_map(
+        (snapshot_id, first, youngest_adult_birth.0, Relationship::Head.code(), Relationship::Spouse.code()),
+        |row| row.get::<_, i64>(0),
+    )?;
+    for row in found {
+        if let Some(slot) = usize::try_from(row?).ok().and_then(|row| reachable.get_mut(row)) {
+            *slot = true;
+        }
+    }
+    Ok(reachable)
+}
+
 /// Turns every notice due on `today` into a delivery for each registered recipient — the
 /// resident, or for a minor without their own registration, the registered heads and
 /// spouses of the household; for a due date or birth date registered in the chat

@@ -553,6 +553,14 @@ mod tests {
         let run = || crate::evaluate::run_day(&database, plugins.clone(), today);
         let (_, version_1_0, _) = oshirase_bundled::testing::CONTRACT_1_0[0];
         fixture.publish(version_1_0.to_vec(), None).await.unwrap();
+        // Resident 003, born in 1969, can be told: only such notices are stored.
+        database
+            .write(|connection| {
+                Ok(connection
+                    .execute("INSERT INTO registrations (resident_id, registered_at) VALUES ('003', 'now')", [])?)
+            })
+            .await
+            .unwrap();
         let first = run().await.unwrap();
         assert_eq!((first[0].notices, first[0].new_notices), (1, 1), "the resident born in 1969 is told");
         assert_eq!(stored().await.unwrap(), vec![("fy2026".to_string(), 0)]);
@@ -562,6 +570,15 @@ mod tests {
         assert_eq!(stored().await.unwrap(), vec![(oshirase_sdk::FISCAL_YEAR.to_string(), 2026)]);
         let second = run().await.unwrap();
         assert_eq!((second[0].notices, second[0].new_notices), (1, 0), "the 1.1 version plans nothing new");
+        let dry_run_plugins = plugins.clone();
+        let dry_run = database
+            .read(move |connection| {
+                let version = crate::registry::active_version(connection, "screening-colon")?.unwrap();
+                crate::evaluate::dry_run(connection, &dry_run_plugins, &version, today)
+            })
+            .await
+            .unwrap();
+        assert_eq!((dry_run[0].resident_id.as_str(), dry_run[0].instance), ("003", 2026));
 
         fixture.database.write(|connection| Ok(rollback(connection, "screening-colon", "test")?)).await.unwrap();
         assert_eq!(stored().await.unwrap(), vec![("fy2026".to_string(), 0)]);
@@ -758,6 +775,15 @@ mod tests {
         let (wasm, cases) = component(PROGRAMS, "vaccine-mr");
         let first = fixture.publish(wasm.clone(), Some(cases)).await.unwrap().version;
         let today = Day::parse_iso("2026-07-30").unwrap();
+        // The child's parent is registered, so the child's notice is stored.
+        fixture
+            .database
+            .write(|connection| {
+                Ok(connection
+                    .execute("INSERT INTO registrations (resident_id, registered_at) VALUES ('001', 'now')", [])?)
+            })
+            .await
+            .unwrap();
         let run = || crate::evaluate::run_day(&fixture.database, fixture.plugins.clone(), today);
         let notices = |connection: &mut Connection| -> anyhow::Result<Vec<(String, String, i64)>> {
             Ok(connection

@@ -424,6 +424,9 @@ pub struct LoadedPopulation {
     /// The rows before the first due date registered in the chat, which come last: all that
     /// a program which does not read pregnancies may see.
     pub(crate) rows_without_due_dates: u32,
+    /// The rows of the snapshot's residents; the rows after them are people registered in
+    /// the chat.
+    pub snapshot_rows: u32,
 }
 
 impl LoadedPopulation {
@@ -468,7 +471,8 @@ pub fn load_population(connection: &Connection, fields: &[Field], kinds: &[Strin
     [population.pregnancies, population.immunizations, population.checkups, population.receipts] = records.events;
     (population.enrollments, population.attributes) = (records.enrollments, records.attributes);
     let rows_without_due_dates = population.size;
-    Ok(LoadedPopulation { snapshot_id, resident_ids, population, rows_without_due_dates })
+    let snapshot_rows = population.size;
+    Ok(LoadedPopulation { snapshot_id, resident_ids, population, rows_without_due_dates, snapshot_rows })
 }
 
 /// A second connection to the database file at `path`, for reading only.

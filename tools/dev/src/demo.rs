@@ -256,8 +256,9 @@ async fn overview(State(service): State<Service>) -> Result<Html<String>, AppErr
             let snapshot = oshirase_core::snapshot::active(connection)?.unwrap_or(0);
             let today = oshirase_core::time::today_in_japan();
             let mut statement = connection.prepare(
-                "SELECT r.name, r.ward, r.birth_day, v.manifest, n.occasion, n.reason, d.address, d.state, d.text
+                "SELECT r.name, r.ward, r.birth_day, v.manifest, n.occasion, nr.text, d.address, d.state, d.text
                  FROM deliveries d JOIN notices n ON n.id = d.notice_id
+                 LEFT JOIN notice_reasons nr ON nr.id = n.reason_id
                  LEFT JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = n.resident_id
                  LEFT JOIN programs p ON p.code = n.program LEFT JOIN plugin_versions v ON v.id = p.active_version
                  ORDER BY d.id DESC LIMIT 1000",
@@ -278,7 +279,7 @@ async fn overview(State(service): State<Service>) -> Result<Html<String>, AppErr
                             .as_ref()
                             .and_then(|manifest| manifest.occasion(&occasion))
                             .map_or(occasion.clone(), |found| found.title.clone()),
-                        reason: row.get(5)?,
+                        reason: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
                         address: row.get(6)?,
                         state: row.get(7)?,
                         text: row.get(8)?,
@@ -321,7 +322,7 @@ async fn overview(State(service): State<Service>) -> Result<Html<String>, AppErr
          <style>{PHONE_STYLE} table{{border-collapse:collapse;background:white}} td,th{{border:1px solid \
          #ccc;padding:.3em .5em;font-size:.85em;vertical-align:top}} td.bubble{{max-width:28em}}</style></head>\
          <body><h1>oshirase — あなたが使える制度のお知らせ</h1>\
-         <p>住民 {} 人(うち LINE 登録 {} 人)、お知らせ {} 件、送信 {} 件。{phones}</p>\
+         <p>住民 {} 人(うち LINE 登録 {} 人)、登録者あてのお知らせ {} 件、送信 {} 件。{phones}</p>\
          <table><tr><th>住民(お知らせの対象)</th><th>区</th><th>年齢</th><th>制度 / 時期</th>\
          <th>理由(送信されません)</th><th>送り先 LINE</th><th>状態</th><th>送ったメッセージ</th>\
          </tr>{table}</table></body></html>",

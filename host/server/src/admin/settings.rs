@@ -198,6 +198,35 @@ pub async fn save(
     }
     let changes = trimmed(body.changes);
     let actor = caller.actor;
+    // The program itself is asked first whether it can run with the values, on no
+    // residents (an instantiation, milliseconds): a combination it refuses, such as a
+    // season that closes before it opens, is answered now with its reason rather than
+    // found by the next run.
+    let (probed_code, probed_changes, plugins) = (code.clone(), changes.clone(), state.service.plugins.clone());
+    state
+        .service
+        .database
+        .read(move |connection| {
+            let Some(version) = oshirase_core::registry::active_version(connection, &probed_code)? else {
+                return Ok(Err(SettingsError::UnknownProgram(probed_code).into()));
+            };
+            let declared = declared_settings(&version)?;
+            let current = oshirase_core::settings::values(connection, &probed_code, &declared)?;
+            let proposed = match oshirase_core::settings::proposed(&probed_code, &declared, current, &probed_changes) {
+                Ok(proposed) => proposed,
+                Err(error) => return Ok(Err(AppError::from(error))),
+            };
+            let program = plugins.get(connection, &version)?;
+            let today = oshirase_core::time::today_in_japan();
+            match plugins.engine.evaluate(&program, today, &proposed, &oshirase_sdk::Population::default()) {
+                Ok(_) => Ok(Ok(())),
+                Err(error) => Ok(Err(AppError::Request(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("program {probed_code} cannot run with these settings: {error}"),
+                ))),
+            }
+        })
+        .await??;
     // The writer only for the short check and store: the active version is read in the
     // same hold, so the settings checked are those of the version that will run them.
     let states = state
@@ -459,6 +488,15 @@ mod tests {
                 serde_json::json!({ "changes": { "season-closes": "05-01" }, "date": "2026-05-20" }),
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "closes on 2026-05-01, before it opens on 2026-05-16",
+            ),
+            // … and the same combination is not saved either.
+            (
+                kenko,
+                put.clone(),
+                SETTINGS,
+                change("season-closes", "05-01"),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "program screening-colon cannot run with these settings",
             ),
             (
                 kenko,

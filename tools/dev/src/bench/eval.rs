@@ -336,6 +336,8 @@ pub struct EvalBenchReport {
     /// The same again, every notice already stored (a day like most).
     pub whole_city_again_seconds: f64,
     pub whole_city_notices: usize,
+    /// Of which stored on the first day (a fifth of the residents registered).
+    pub whole_city_stored_notices: usize,
     /// The largest resident set of those `oshirase run` processes, every notice new, in KiB.
     pub whole_city_peak_rss_kib: i64,
     /// The same, every notice already stored.
@@ -433,12 +435,12 @@ impl std::fmt::Display for EvalBenchReport {
         let in_sql = self.programs.iter().filter(|program| program.sql_seconds.is_some()).count();
         writeln!(
             formatter,
-            "  (a)/(b), the catalogue: host path over native                  {:>8.2}   (goal ≤ 2.0)",
+            "  (a)/(b), the catalogue: host path over native                  {:>8.2}   (goal ≤ 1.5)",
             self.wasm_over_native()
         )?;
         writeln!(
             formatter,
-            "  plugin calls over native calls, without the read                {:>8.2}",
+            "  plugin calls over native calls, without the read                {:>8.2}   (goal ≤ 2.0)",
             self.wasm_call_over_native_call()
         )?;
         writeln!(
@@ -460,19 +462,27 @@ impl std::fmt::Display for EvalBenchReport {
             "  one read of every program's columns                             {:>8} ms",
             milliseconds(self.shared_load_seconds)
         )?;
+        let read = self.shared_load_seconds;
         writeln!(
             formatter,
-            "  whole city, `oshirase run`, {} evaluation threads, {} notices new     {:>8.2} s (goal ≤ 3 s)",
-            self.threads, self.whole_city_notices, self.whole_city_seconds
+            "  whole city, `oshirase run`, {} threads, first day: {} planned, {} stored (a fifth registered)",
+            self.threads, self.whole_city_notices, self.whole_city_stored_notices
         )?;
         writeln!(
             formatter,
-            "  the same again, every notice already stored                     {:>8.2} s",
-            self.whole_city_again_seconds
+            "    first day, every notice new                    {:>8.2} s = {:>5.1}× one read   (goal ≤ 3 s and ≤ 5×)",
+            self.whole_city_seconds,
+            self.whole_city_seconds / read
         )?;
         writeln!(
             formatter,
-            "  peak RSS of `oshirase run`: notices new / already stored      {:>4.0} / {:.0} MiB (goal ≤ 300 MiB)",
+            "    an ordinary day, every notice already stored   {:>8.2} s = {:>5.1}× one read   (goal ≤ 3×)",
+            self.whole_city_again_seconds,
+            self.whole_city_again_seconds / read
+        )?;
+        writeln!(
+            formatter,
+            "  peak RSS of `oshirase run`: first day / ordinary day          {:>4.0} / {:.0} MiB (goal ≤ 256 MiB)",
             self.whole_city_peak_rss_kib as f64 / 1024.0,
             self.whole_city_again_peak_rss_kib as f64 / 1024.0
         )?;
@@ -585,6 +595,17 @@ fn run_directory(data: &Path) -> Result<PathBuf> {
     if !database.exists() {
         std::fs::create_dir_all(&run).with_context(|| format!("cannot create {}", run.display()))?;
         oshirase_core::database::backup(&data.join("oshirase.db"), &database, false)?;
+        // A day's run stores the notices of residents who can be told (registered, or a
+        // minor of a registered parent) and derives the others again each day. A fifth of
+        // the residents registered, a generous share, so that the first day stores what a
+        // city with that uptake would; registered without an address, so that `oshirase
+        // run` queues and sends nothing and the figures are the evaluation's and the store's.
+        oshirase_core::database::open(&database)?.execute(
+            "INSERT INTO registrations (resident_id, registered_at, channels)
+             SELECT resident_id, 'bench', 'line' FROM residents
+             WHERE snapshot_id = (SELECT id FROM snapshots WHERE active = 1) AND key % 5 = 0",
+            [],
+        )?;
     }
     Ok(run)
 }
@@ -593,7 +614,10 @@ fn run_directory(data: &Path) -> Result<PathBuf> {
 struct ChildRun {
     seconds: f64,
     peak_rss_kib: i64,
+    /// Planned by every program.
     notices: usize,
+    /// Of which newly stored (those that can reach someone, not stored before).
+    new_notices: usize,
 }
 
 /// Runs `oshirase run` for `today` on the data directory `run` as a child process, which
@@ -627,13 +651,9 @@ fn run_day_child(run: &Path, today: Day) -> Result<ChildRun> {
     anyhow::ensure!(succeeded, "oshirase run failed: {}", std::fs::read_to_string(&log).unwrap_or_default());
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&output)?).context("oshirase run printed no report")?;
-    let notices = report["runs"]
-        .as_array()
-        .context("oshirase run reported no runs")?
-        .iter()
-        .filter_map(|run| run["notices"].as_u64())
-        .sum::<u64>() as usize;
-    Ok(ChildRun { seconds, peak_rss_kib: usage.ru_maxrss, notices })
+    let runs = report["runs"].as_array().context("oshirase run reported no runs")?;
+    let sum = |field: &str| runs.iter().filter_map(|run| run[field].as_u64()).sum::<u64>() as usize;
+    Ok(ChildRun { seconds, peak_rss_kib: usage.ru_maxrss, notices: sum("notices"), new_notices: sum("new_notices") })
 }
 
 /// The whole city as `oshirase run` does it, `repetitions` times: each time with the
@@ -806,6 +826,7 @@ pub fn eval(options: &EvalBenchOptions, today: Day) -> Result<EvalBenchReport> {
         whole_city_seconds: seconds(&first),
         whole_city_again_seconds: seconds(&again),
         whole_city_notices: first.first().map_or(0, |run| run.notices),
+        whole_city_stored_notices: first.first().map_or(0, |run| run.new_notices),
         whole_city_peak_rss_kib: first.iter().map(|run| run.peak_rss_kib).max().unwrap_or_default(),
         whole_city_again_peak_rss_kib: again.iter().map(|run| run.peak_rss_kib).max().unwrap_or_default(),
         threads: oshirase_core::evaluate::EVALUATION_THREADS,
