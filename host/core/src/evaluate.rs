@@ -16,6 +16,7 @@ use oshirase_sdk::{Day, Field, Settings};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::database::Database;
+use crate::outbox::REACH_FIELDS;
 use crate::registry::{ActiveVersion, Plugins, active_versions};
 use crate::snapshot::{LoadedPopulation, ResidentIds};
 use crate::time::now_text;
@@ -68,7 +69,7 @@ pub fn dry_run_with(
     today: Day,
     settings: Option<&Settings>,
 ) -> Result<Vec<PlannedNotice>> {
-    let (loaded, finished) = evaluate_alone(connection, plugins, version, today, settings)?;
+    let (loaded, finished) = evaluate_alone(connection, plugins, version, today, settings, &[])?;
     finished
         .evaluation
         .notices
@@ -99,26 +100,30 @@ struct Read<'a> {
     reachable: &'a [bool],
 }
 
-/// `outbox::reachable_rows` for a population read on `connection`.
+/// `outbox::reachable_rows` for a population read with `REACH_FIELDS`.
 fn reachable_rows(connection: &Connection, loaded: &LoadedPopulation, today: Day) -> Result<Vec<bool>> {
-    let rows = loaded.population.size;
-    crate::outbox::reachable_rows(connection, loaded.snapshot_id, loaded.snapshot_rows, rows, today)
+    let LoadedPopulation { resident_ids, population, snapshot_rows, .. } = loaded;
+    crate::outbox::reachable_rows(connection, resident_ids, population, *snapshot_rows, today)
 }
 
-/// One program on its own read of the snapshot, with `settings` or else the stored ones.
+/// One program on its own read of the snapshot (with `also` read beside its own fields),
+/// with `settings` or else the stored ones.
 fn evaluate_alone(
     connection: &Connection,
     plugins: &Plugins,
     version: &ActiveVersion,
     today: Day,
     settings: Option<&Settings>,
+    also: &[Field],
 ) -> Result<(LoadedPopulation, Finished)> {
     let program = plugins.get(connection, version)?;
     let settings = match settings {
         Some(settings) => settings.clone(),
         None => crate::settings::values(connection, &version.program, &program.info.settings)?,
     };
-    let loaded = load_population(connection, &program.info.fields, &program.info.kinds)?;
+    let mut fields = program.info.fields.clone();
+    fields.extend(also.iter().filter(|field| !program.info.fields.contains(field)));
+    let loaded = load_population(connection, &fields, &program.info.kinds)?;
     let finished = evaluate_loaded(plugins, &program, &loaded, today, &settings)
         .with_context(|| format!("program {} failed", version.program))?;
     Ok((loaded, finished))
@@ -185,7 +190,9 @@ fn run_day_blocking(database: &Database, plugins: &Plugins, today: Day) -> Resul
                 Err(error) => outcomes.push(Some(failed(run_id, version, &error)?)),
             }
         }
+        // The programs' fields, and those that tell whom a notice can reach.
         let mut fields: Vec<Field> = runs.iter().flat_map(|run| run.program.info.fields.iter().copied()).collect();
+        fields.extend(REACH_FIELDS);
         fields.sort_by_key(|field| *field as u8);
         fields.dedup();
         let mut kinds: Vec<String> = runs.iter().flat_map(|run| run.program.info.kinds.iter().cloned()).collect();
@@ -387,7 +394,8 @@ pub async fn run_program_beside_writes(
     let evaluating = version.clone();
     let evaluated = database
         .read(move |connection| {
-            Ok(evaluate_alone(connection, &plugins, &evaluating, today, None).and_then(|(loaded, finished)| {
+            let read = evaluate_alone(connection, &plugins, &evaluating, today, None, &REACH_FIELDS);
+            Ok(read.and_then(|(loaded, finished)| {
                 let reachable = reachable_rows(connection, &loaded, today)?;
                 Ok((loaded, reachable, finished))
             }))

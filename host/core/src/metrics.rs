@@ -62,7 +62,13 @@ pub fn text(connection: &rusqlite::Connection) -> anyhow::Result<String> {
     )?;
     family(&mut out, "oshirase_runs_total", "counter", "Program runs by outcome.", &runs);
     let notices = grouped(connection, "SELECT program, count(*) FROM notices GROUP BY 1 ORDER BY 1", &["program"])?;
-    family(&mut out, "oshirase_notices_total", "counter", "Notices stored by program: those that can reach a registered recipient.", &notices);
+    family(
+        &mut out,
+        "oshirase_notices_total",
+        "counter",
+        "Notices stored by program (those with a recipient).",
+        &notices,
+    );
     let deliveries = grouped(
         connection,
         "SELECT channel, state, count(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2",

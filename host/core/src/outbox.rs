@@ -3,11 +3,11 @@
 //! are grouped into LINE multicasts of at most 500. They are then sent, several requests
 //! at a time, and marked.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Result;
 use futures::StreamExt;
-use oshirase_sdk::{Day, Relationship};
+use oshirase_sdk::{Day, Field, Population, Relationship};
 use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
@@ -17,49 +17,62 @@ use crate::database::Database;
 use crate::message::{MAIL_FOOTER, for_several, render};
 use crate::registry::{Manifest, active_versions};
 use crate::retry::{Next, RetryPolicy};
+use crate::snapshot::ResidentIds;
 use crate::time::now_text;
 
 /// Up to this age a notice about a child goes to a registered parent in the household.
 const GUARDIAN_AGE: u32 = 18;
 
-/// Which rows of a population read from `snapshot_id` have someone to be told on `today`:
-/// a resident with an active registration; a minor (under `GUARDIAN_AGE`) of a household
-/// whose head or spouse has one; and every person registered in the chat (the rows from
-/// `snapshot_rows` on). These are the only residents `enqueue_due` may address (it then
-/// also wants an address, a channel and no mute), so a notice about anyone else could
-/// never be sent: a day's run stores only these notices and derives the others again on
-/// each run, which loses none of them (a resident who registers is told at the next run)
-/// and keeps no eligibility, reasons included, about residents who never asked to be told.
+/// The population columns [`reachable_rows`] reads, which a run reads with its programs'.
+pub const REACH_FIELDS: [Field; 3] = [Field::BirthDay, Field::Household, Field::Relationship];
+
+/// Which rows of `population` have someone to be told on `today`: a resident with an active
+/// registration; a minor (under `GUARDIAN_AGE`) of a household whose head or spouse has
+/// one; and every person registered in the chat (the rows from `snapshot_rows` on). These
+/// are the only residents `enqueue_due` may address (it then also wants an address, a
+/// channel and no mute), so a notice about anyone else could never be sent: a day's run
+/// stores only these notices and derives the others again on each run, which loses none of
+/// them (a resident who registers is told at the next run) and keeps no eligibility,
+/// reasons included, about residents who never asked to be told. Reads the registered ids
+/// and, from the population, the [`REACH_FIELDS`] of the snapshot's rows, which must be
+/// there.
 pub fn reachable_rows(
     connection: &Connection,
-    snapshot_id: i64,
+    resident_ids: &ResidentIds,
+    population: &Population,
     snapshot_rows: u32,
-    rows: u32,
     today: Day,
 ) -> Result<Vec<bool>> {
-    let (first, _) = crate::snapshot::snapshot_range(snapshot_id);
-    let mut reachable = vec![false; rows as usize];
-    if let Some(appended) = reachable.get_mut(snapshot_rows as usize..) {
+    let snapshot_rows = snapshot_rows as usize;
+    let (birth_day, household, relationship) = (&population.birth_day, &population.household, &population.relationship);
+    anyhow::ensure!(
+        [birth_day.len(), household.len(), relationship.len()].iter().all(|length| *length >= snapshot_rows),
+        "the population was read without the birth days, households and relationships who can be told needs"
+    );
+    let mut reachable = vec![false; population.size as usize];
+    if let Some(appended) = reachable.get_mut(snapshot_rows..) {
         appended.fill(true);
     }
-    let mut statement = connection.prepare_cached(
-        "SELECT r.key - ?2 FROM registrations reg
-         JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = reg.resident_id
-         WHERE reg.active = 1
-         UNION
-         SELECT m.key - ?2 FROM registrations reg
-         JOIN residents g ON g.snapshot_id = ?1 AND g.resident_id = reg.resident_id AND g.relationship IN (?4, ?5)
-         JOIN residents m ON m.snapshot_id = ?1 AND m.household_id = g.household_id
-         WHERE reg.active = 1 AND m.birth_day > ?3",
-    )?;
-    let youngest_adult_birth = latest_birth_day_of_age(GUARDIAN_AGE, today);
-    let found = statement.query_map(
-        (snapshot_id, first, youngest_adult_birth.0, Relationship::Head.code(), Relationship::Spouse.code()),
-        |row| row.get::<_, i64>(0),
-    )?;
-    for row in found {
-        if let Some(slot) = usize::try_from(row?).ok().and_then(|row| reachable.get_mut(row)) {
-            *slot = true;
+    let mut statement = connection.prepare_cached("SELECT resident_id FROM registrations WHERE active = 1")?;
+    let registered: HashSet<String> = statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    if registered.is_empty() {
+        return Ok(reachable);
+    }
+    let households = household.iter().take(snapshot_rows).max().map_or(0, |most| *most as usize + 1);
+    let mut with_registered_parent = vec![false; households];
+    let parents = [Relationship::Head.code(), Relationship::Spouse.code()];
+    for (row, id) in resident_ids.iter().take(snapshot_rows).enumerate() {
+        if registered.contains(id) {
+            reachable[row] = true;
+            if parents.contains(&relationship[row]) {
+                with_registered_parent[household[row] as usize] = true;
+            }
+        }
+    }
+    let youngest_adult_birth = latest_birth_day_of_age(GUARDIAN_AGE, today).0;
+    for row in 0..snapshot_rows {
+        if birth_day[row] > youngest_adult_birth && with_registered_parent[household[row] as usize] {
+            reachable[row] = true;
         }
     }
     Ok(reachable)

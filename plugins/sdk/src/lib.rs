@@ -1,7 +1,14 @@
-//! The guest SDK for oshirase program plugins: plain Rust types for the WIT contract, row
-//! views over the columnar population, Japanese date arithmetic, and [`export_program!`].
+//! The guest SDK for oshirase program plugins (`oshirase:program@1.1.0`): plain Rust types
+//! for the WIT contract, row views over the columnar population, Japanese date arithmetic,
+//! [`settings`] staff may change, data [`kinds`] read by name, and [`export_program!`].
 //!
 //! A plugin implements [`Program`] on a unit struct and calls `export_program!(MyProgram)`.
+//! Its manifest ([`ProgramInfo`]) declares the fields and kinds it reads, its settings with
+//! their types, bounds and defaults, and its occasions; `evaluate` returns [`Notice`]s,
+//! which the glue hands the host as columns, each distinct reason once. A recurring
+//! occasion is declared once and its notices carry an instance ([`Notice::instance`], the
+//! 年度 for [`FISCAL_YEAR`]), so the key (program, resident, occasion, instance) tells each
+//! 年度 once.
 //! The same crate builds natively too (the host uses the date arithmetic and these types),
 //! so nothing here may depend on the WebAssembly glue except the `glue` module.
 

@@ -128,15 +128,17 @@ fn screening_sql(
         Some(age) => format!("min(:season_closes, {})", sql_months_reached(&sql_date("birth_day"), age * 12)),
         None => ":season_closes".to_owned(),
     };
-    // A member is told until the membership that covers today ends.
+    // A member is told until the membership that covers today ends: the memberships of
+    // the day, one row per resident, joined once (a correlated subquery per resident would
+    // scan the snapshot's enrollments a million times).
     let membership = match members_of {
         Some(kind) => {
-            let covering = format!(
-                "FROM enrollments m WHERE m.key BETWEEN :first AND :last AND m.row = residents.key - :first
-                   AND m.kind = '{kind}' AND m.start_day <= :today AND m.end_day >= :today"
-            );
-            closes = format!("min({closes}, (SELECT max(m.end_day) {covering}))");
-            format!("AND EXISTS (SELECT 1 {covering})")
+            closes = format!("min({closes}, member.member_until)");
+            format!(
+                "JOIN (SELECT row, max(end_day) AS member_until FROM enrollments
+                     WHERE key BETWEEN :first AND :last AND kind = '{kind}' AND start_day <= :today
+                       AND end_day >= :today GROUP BY row) member ON member.row = residents.key - :first"
+            )
         }
         None => String::new(),
     };
@@ -152,9 +154,9 @@ fn screening_sql(
         "SELECT resident_id, 'fiscal-year' AS occasion, :season_opens AS send_on, {closes} AS expires_on,
                 printf('%d年度末に%d歳。%s以降の受診記録なし', :fiscal_year, {age_at_fiscal_year_end},
                     {counted_since_date}) AS reason
-         FROM residents
+         FROM residents {membership}
          WHERE key BETWEEN :first AND :last AND :today BETWEEN :season_opens AND :season_closes
-           AND birth_day <= {latest_birth} {sex} {membership}
+           AND birth_day <= {latest_birth} {sex}
            AND key - :first NOT IN (SELECT row FROM events
                WHERE key BETWEEN :checkups_first AND :checkups_last AND code = '{code}'
                AND start_day >= {counted_since})
