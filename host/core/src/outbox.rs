@@ -103,19 +103,23 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
     {
         // Two kinds of recipient: the resident themselves, and for a minor without their own
         // registration, the registered heads and spouses of the household ("guardians",
-        // gathered once so that each notice looks its household up in an index).
+        // gathered once so that each notice looks its household up in an index). Only
+        // registrations with an address can receive anything, so only they are joined.
         let mut due = transaction.prepare(
             "WITH due AS (
                  SELECT n.id, n.program, n.occasion, n.expires_on, n.resident_id FROM notices n
                  WHERE n.send_on <= ?2 AND n.expires_on >= ?2),
+             addressed_registrations AS MATERIALIZED (
+                 SELECT resident_id, line_user_id, email, channels FROM registrations
+                 WHERE active = 1 AND (line_user_id IS NOT NULL OR email IS NOT NULL)),
              guardians AS MATERIALIZED (
-                 SELECT r.household_id, reg.line_user_id, reg.email, reg.channels FROM registrations reg
+                 SELECT r.household_id, reg.line_user_id, reg.email, reg.channels FROM addressed_registrations reg
                  JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = reg.resident_id
-                 WHERE reg.active = 1 AND r.relationship IN (?4, ?5)),
+                 WHERE r.relationship IN (?4, ?5)),
              recipients AS MATERIALIZED (
                  SELECT due.*, reg.line_user_id, reg.email, reg.channels FROM due
+                 JOIN addressed_registrations reg ON reg.resident_id = due.resident_id
                  JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = due.resident_id
-                 JOIN registrations reg ON reg.resident_id = due.resident_id AND reg.active = 1
                  UNION ALL
                  SELECT due.*, g.line_user_id, g.email, g.channels FROM due
                  JOIN residents r ON r.snapshot_id = ?1 AND r.resident_id = due.resident_id

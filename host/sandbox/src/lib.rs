@@ -261,11 +261,11 @@ impl Notices {
         self.iter()
             .map(|notice| Notice {
                 person: notice.person,
-                occasion: notice.occasion.to_owned(),
+                occasion: notice.occasion.to_owned().into(),
                 instance: notice.instance,
                 send_on: notice.send_on,
                 expires_on: notice.expires_on,
-                reason: notice.reason.to_owned(),
+                reason: oshirase_sdk::Reason::new(notice.reason),
             })
             .collect()
     }

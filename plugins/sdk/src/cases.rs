@@ -564,7 +564,7 @@ impl Case {
             .map_or_else(|| format!("#{} (not in the case)", notice.person), |person| person.id.clone());
         ExpectedNotice {
             person,
-            occasion: notice.occasion.clone(),
+            occasion: notice.occasion.to_string(),
             instance: notice.instance,
             send_on: notice.send_on,
             expires_on: notice.expires_on,
@@ -675,7 +675,7 @@ pub fn check_program<P: Program>(yaml: &str) -> Result<Report, CaseError> {
     let info = P::describe();
     Ok(check(&cases, &info, |today, settings, population| {
         let notices = P::evaluate(today, settings, population)?;
-        match notices.iter().find(|notice| !info.occasions.iter().any(|occasion| occasion.key == notice.occasion)) {
+        match notices.iter().find(|notice| !info.occasions.iter().any(|occasion| occasion.key == *notice.occasion)) {
             Some(notice) => Err(format!("occasion {:?} is not in the manifest", notice.occasion)),
             None => Ok(notices),
         }

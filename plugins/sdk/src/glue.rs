@@ -1,12 +1,10 @@
 //! Converts between wit-bindgen's generated types and the SDK's plain ones; compiled only
 //! into components. The population's columns are moved, not copied; the notices leave as
-//! columns, each distinct reason text once.
-
-use std::collections::HashMap;
+//! columns, each distinct reason text once (the SDK keeps them once already, [`Reason`]).
 
 use crate::bindings::oshirase::program::types as wit;
 use crate::{
-    Attributes, Category, Day, Enrollments, Events, Field, MonthDay, Population, Program, ProgramInfo, Setting,
+    Attributes, Category, Day, Enrollments, Events, Field, MonthDay, Population, Program, ProgramInfo, Reason, Setting,
     SettingType, SettingValue, Settings,
 };
 
@@ -163,33 +161,24 @@ pub fn evaluate<P: Program>(
         send_on: Vec::with_capacity(notices.len()),
         expires_on: Vec::with_capacity(notices.len()),
         reason: Vec::with_capacity(notices.len()),
-        reasons: Vec::new(),
+        // The instance is fresh for this evaluation, so its reasons are this answer's.
+        reasons: Reason::texts(),
     };
-    // A program's notices mostly share an occasion and a few reason texts.
-    let mut reason_numbers: HashMap<String, u32> = HashMap::new();
+    // A program's notices mostly share an occasion.
     let mut last_occasion = 0usize;
     for notice in notices {
-        if occasions.get(last_occasion) != Some(&notice.occasion) {
+        if occasions.get(last_occasion).map(String::as_str) != Some(&*notice.occasion) {
             last_occasion = occasions
                 .iter()
                 .position(|key| *key == notice.occasion)
                 .ok_or_else(|| format!("occasion {:?} is not in the manifest", notice.occasion))?;
         }
-        let next = columns.reasons.len() as u32;
-        let reason = match reason_numbers.get(&notice.reason) {
-            Some(number) => *number,
-            None => {
-                columns.reasons.push(notice.reason.clone());
-                reason_numbers.insert(notice.reason, next);
-                next
-            }
-        };
         columns.person.push(notice.person);
         columns.occasion.push(u16::try_from(last_occasion).map_err(|_| "more than 65,536 occasions".to_string())?);
         columns.instance.push(notice.instance);
         columns.send_on.push(notice.send_on.0);
         columns.expires_on.push(notice.expires_on.0);
-        columns.reason.push(reason);
+        columns.reason.push(notice.reason.number());
     }
     Ok(columns)
 }

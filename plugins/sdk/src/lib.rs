@@ -32,6 +32,11 @@ pub use kinds::{Attributes, Enrollments};
 pub use population::{Events, Person, Population, Relationship, Sex, Taxable};
 pub use settings::{MonthDay, Setting, SettingType, SettingValue, Settings};
 
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 /// The data a program may ask for; see `wit/program.wit`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Field {
@@ -100,12 +105,58 @@ pub struct ProgramInfo {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Notice {
     pub person: u32,
-    pub occasion: String,
+    /// One of the manifest's occasion keys: a constant of the plugin, borrowed, so that
+    /// half a million notices do not each carry a copy.
+    pub occasion: Cow<'static, str>,
     /// Which time of a recurring occasion (the 年度); 0 for an occasion that happens once.
     pub instance: i32,
     pub send_on: Day,
     pub expires_on: Day,
-    pub reason: String,
+    pub reason: Reason,
+}
+
+/// Why a notice was given, for staff and the audit log; never sent to the resident. Each
+/// distinct text is kept once per thread (a screening's half a million notices share a few
+/// dozen reasons), and the notice holds its number: a plugin's memory and the host's copy
+/// then grow with the distinct texts, not with the notices.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Reason(u32);
+
+thread_local! {
+    /// The distinct reason texts of this thread, and their numbers. A component is one
+    /// fresh instance per evaluation, so its table holds that evaluation's reasons.
+    static REASONS: RefCell<(HashMap<Rc<str>, u32>, Vec<Rc<str>>)> = RefCell::default();
+}
+
+impl Reason {
+    /// The reason with this text, stored if it is new to this thread.
+    pub fn new(text: &str) -> Reason {
+        REASONS.with_borrow_mut(|(numbers, texts)| {
+            if let Some(number) = numbers.get(text) {
+                return Reason(*number);
+            }
+            let number = texts.len() as u32;
+            let text: Rc<str> = Rc::from(text);
+            texts.push(text.clone());
+            numbers.insert(text, number);
+            Reason(number)
+        })
+    }
+
+    /// The text of this reason.
+    pub fn text(self) -> String {
+        REASONS.with_borrow(|(_, texts)| texts.get(self.0 as usize).map(|text| text.to_string()).unwrap_or_default())
+    }
+
+    /// Its number among this thread's reasons, which index [`Reason::texts`].
+    pub fn number(self) -> u32 {
+        self.0
+    }
+
+    /// Every reason text of this thread, in the order of their numbers.
+    pub fn texts() -> Vec<String> {
+        REASONS.with_borrow(|(_, texts)| texts.iter().map(|text| text.to_string()).collect())
+    }
 }
 
 impl Notice {
@@ -113,7 +164,7 @@ impl Notice {
     /// inside it; residents are told from the first day of the window until it closes.
     pub fn for_open_window(
         person: &Person<'_>,
-        occasion: &str,
+        occasion: &'static str,
         opens: Day,
         closes: Day,
         today: Day,
@@ -121,11 +172,11 @@ impl Notice {
     ) -> Option<Notice> {
         (opens <= today && today <= closes).then(|| Notice {
             person: person.index(),
-            occasion: occasion.to_owned(),
+            occasion: Cow::Borrowed(occasion),
             instance: 0,
             send_on: opens,
             expires_on: closes,
-            reason: reason(),
+            reason: Reason::new(&reason()),
         })
     }
 
@@ -133,18 +184,18 @@ impl Notice {
     /// benefit): it may be sent from today until `expires_on`.
     pub fn learnt_today(
         person: &Person<'_>,
-        occasion: String,
+        occasion: &'static str,
         today: Day,
         expires_on: Day,
         reason: String,
     ) -> Option<Notice> {
         (today <= expires_on).then(|| Notice {
             person: person.index(),
-            occasion,
+            occasion: Cow::Borrowed(occasion),
             instance: 0,
             send_on: today,
             expires_on,
-            reason,
+            reason: Reason::new(&reason),
         })
     }
 

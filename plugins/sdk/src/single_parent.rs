@@ -56,7 +56,7 @@ pub fn evaluate(program: &str, today: Day, population: &Population) -> Result<Ve
         notices.extend(
             Notice::learnt_today(
                 &head,
-                FISCAL_YEAR.to_owned(),
+                FISCAL_YEAR,
                 today,
                 expires_on,
                 format!(

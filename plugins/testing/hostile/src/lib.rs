@@ -3,7 +3,7 @@
 //! that stays within it and one that breaks it.
 
 use oshirase_sdk::{
-    Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo, Settings, export_program,
+    Category, Day, Field, Notice, Occasion, Population, Program, ProgramInfo, Reason, Settings, export_program,
 };
 
 pub struct Hostile;
@@ -57,13 +57,13 @@ impl Program for Hostile {
     }
 
     fn evaluate(today: Day, _settings: &Settings, population: &Population) -> Result<Vec<Notice>, String> {
-        let notice = |person: u32, occasion: &str, reason: String| Notice {
+        let notice = |person: u32, occasion: &'static str, reason: String| Notice {
             person,
             occasion: occasion.into(),
             instance: 0,
             send_on: today,
             expires_on: today,
-            reason,
+            reason: Reason::new(&reason),
         };
         match today.0 {
             SPIN_FOREVER => {
