@@ -612,6 +612,13 @@ fn run_directory(data: &Path) -> Result<PathBuf> {
     Ok(run)
 }
 
+/// `VmHWM` of a running process, in KiB; `None` once it has exited.
+fn high_water_mark_kib(pid: libc::pid_t) -> Option<i64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// What one `oshirase run` child did.
 struct ChildRun {
     seconds: f64,
@@ -623,8 +630,8 @@ struct ChildRun {
 }
 
 /// Runs `oshirase run` for `today` on the data directory `run` as a child process, which
-/// reaches no LINE server (nobody in the city is registered, so nothing is queued), and
-/// measures its wall time and, with `wait4`, its own peak resident set.
+/// reaches no LINE server (its registrations have no address, so nothing is queued), and
+/// measures its wall time and its own peak resident set.
 fn run_day_child(run: &Path, today: Day) -> Result<ChildRun> {
     let oshirase = crate::product_binary()?;
     let output = run.join("run.json");
@@ -643,10 +650,25 @@ fn run_day_child(run: &Path, today: Day) -> Result<ChildRun> {
         .with_context(|| format!("cannot run {}", oshirase.display()))?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
-    // SAFETY: wait4 writes only into the status and the zeroed struct it is given; the
-    // child is ours and is reaped here, not by `Child::wait`.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    // The child's own high-water mark, read from /proc while it runs: wait4's `ru_maxrss`
+    // would count this process's memory too, since Linux carries the resident set of the
+    // process a child was spawned from across its exec.
+    let exited = std::sync::atomic::AtomicBool::new(false);
+    let (waited, peak_rss_kib) = std::thread::scope(|scope| {
+        let poller = scope.spawn(|| {
+            let mut peak = 0;
+            while !exited.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(high_water_mark_kib(pid).unwrap_or(0));
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            peak
+        });
+        // SAFETY: waitpid writes only into the status it is given; the child is ours and
+        // is reaped here, not by `Child::wait`.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        exited.store(true, std::sync::atomic::Ordering::Relaxed);
+        (waited, poller.join().unwrap_or(0))
+    });
     let seconds = start.elapsed().as_secs_f64();
     anyhow::ensure!(waited == pid, "cannot wait for oshirase run: {}", std::io::Error::last_os_error());
     let succeeded = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
@@ -655,7 +677,7 @@ fn run_day_child(run: &Path, today: Day) -> Result<ChildRun> {
         serde_json::from_str(&std::fs::read_to_string(&output)?).context("oshirase run printed no report")?;
     let runs = report["runs"].as_array().context("oshirase run reported no runs")?;
     let sum = |field: &str| runs.iter().filter_map(|run| run[field].as_u64()).sum::<u64>() as usize;
-    Ok(ChildRun { seconds, peak_rss_kib: usage.ru_maxrss, notices: sum("notices"), new_notices: sum("new_notices") })
+    Ok(ChildRun { seconds, peak_rss_kib, notices: sum("notices"), new_notices: sum("new_notices") })
 }
 
 /// The whole city as `oshirase run` does it, `repetitions` times: each time with the
