@@ -122,30 +122,37 @@ pub struct Notice {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Reason(u32);
 
+/// The distinct reason texts of a thread, and their numbers.
+#[derive(Default)]
+struct ReasonTable {
+    numbers: HashMap<Rc<str>, u32>,
+    texts: Vec<Rc<str>>,
+}
+
 thread_local! {
-    /// The distinct reason texts of this thread, and their numbers. A component is one
-    /// fresh instance per evaluation, so its table holds that evaluation's reasons.
-    static REASONS: RefCell<(HashMap<Rc<str>, u32>, Vec<Rc<str>>)> = RefCell::default();
+    /// This thread's reasons. A component is one fresh instance per evaluation, so its
+    /// table holds that evaluation's reasons.
+    static REASONS: RefCell<ReasonTable> = RefCell::default();
 }
 
 impl Reason {
     /// The reason with this text, stored if it is new to this thread.
     pub fn new(text: &str) -> Reason {
-        REASONS.with_borrow_mut(|(numbers, texts)| {
-            if let Some(number) = numbers.get(text) {
+        REASONS.with_borrow_mut(|table| {
+            if let Some(number) = table.numbers.get(text) {
                 return Reason(*number);
             }
-            let number = texts.len() as u32;
+            let number = table.texts.len() as u32;
             let text: Rc<str> = Rc::from(text);
-            texts.push(text.clone());
-            numbers.insert(text, number);
+            table.texts.push(text.clone());
+            table.numbers.insert(text, number);
             Reason(number)
         })
     }
 
     /// The text of this reason.
     pub fn text(self) -> String {
-        REASONS.with_borrow(|(_, texts)| texts.get(self.0 as usize).map(|text| text.to_string()).unwrap_or_default())
+        REASONS.with_borrow(|table| table.texts.get(self.0 as usize).map(|text| text.to_string()).unwrap_or_default())
     }
 
     /// Its number among this thread's reasons, which index [`Reason::texts`].
@@ -155,7 +162,7 @@ impl Reason {
 
     /// Every reason text of this thread, in the order of their numbers.
     pub fn texts() -> Vec<String> {
-        REASONS.with_borrow(|(_, texts)| texts.iter().map(|text| text.to_string()).collect())
+        REASONS.with_borrow(|table| table.texts.iter().map(|text| text.to_string()).collect())
     }
 }
 
