@@ -489,7 +489,9 @@ fn plan(connection: &mut Connection, run_id: i64, program: &str, read: Read<'_>,
         missing.extend(next);
         missing
     };
-    let reason_ids = reason_ids(&transaction, notices.reasons())?;
+    // A reason is stored when the first notice giving it is: the reasons of notices that
+    // reach nobody are not kept.
+    let mut reason_ids: Vec<Option<i64>> = vec![None; notices.reasons().len()];
     let mut new_notices = 0;
     {
         let mut insert = transaction.prepare_cached(
@@ -500,6 +502,10 @@ fn plan(connection: &mut Connection, run_id: i64, program: &str, read: Read<'_>,
         for index in missing {
             let ((resident_id, ..), notice_index) = keys[index as usize];
             let notice = notices.get(notice_index as usize).context("a notice to store is missing")?;
+            let reason_id = match reason_ids[notice.reason_index as usize] {
+                Some(id) => id,
+                None => *reason_ids[notice.reason_index as usize].insert(reason_id(&transaction, notice.reason)?),
+            };
             new_notices += insert.execute((
                 program,
                 resident_id,
@@ -507,7 +513,7 @@ fn plan(connection: &mut Connection, run_id: i64, program: &str, read: Read<'_>,
                 notice.instance,
                 notice.send_on.0,
                 notice.expires_on.0,
-                reason_ids[notice.reason_index as usize],
+                reason_id,
                 run_id,
             ))?;
         }
@@ -522,18 +528,13 @@ fn plan(connection: &mut Connection, run_id: i64, program: &str, read: Read<'_>,
     Ok(new_notices)
 }
 
-/// The id of each reason text in `notice_reasons`, stored if new, in the order given.
-fn reason_ids(connection: &Connection, reasons: &[String]) -> Result<Vec<i64>> {
+/// The id of a reason text in `notice_reasons`, stored if new.
+fn reason_id(connection: &Connection, reason: &str) -> Result<i64> {
     let mut insert =
         connection.prepare_cached("INSERT INTO notice_reasons (text) VALUES (?1) ON CONFLICT DO NOTHING")?;
     let mut select = connection.prepare_cached("SELECT id FROM notice_reasons WHERE text = ?1")?;
-    reasons
-        .iter()
-        .map(|reason| {
-            insert.execute([reason])?;
-            Ok(select.query_row([reason], |row| row.get(0))?)
-        })
-        .collect()
+    insert.execute([reason])?;
+    Ok(select.query_row([reason], |row| row.get(0))?)
 }
 
 /// The active snapshot as a program declaring `fields` sees it: the snapshot's residents

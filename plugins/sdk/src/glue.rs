@@ -111,7 +111,7 @@ pub fn evaluate<P: Program>(
     settings: Vec<wit::SettingValue>,
     population: wit::Population,
 ) -> Result<wit::Notices, String> {
-    let declared = P::describe().settings;
+    let ProgramInfo { settings: declared, occasions, .. } = P::describe();
     if settings.len() != declared.len() {
         return Err(format!("{} setting values for {} declared settings", settings.len(), declared.len()));
     }
@@ -153,7 +153,7 @@ pub fn evaluate<P: Program>(
     };
     let notices = P::evaluate(Day(today), &settings, &population)?;
     drop(population);
-    let occasions: Vec<String> = P::describe().occasions.into_iter().map(|occasion| occasion.key).collect();
+    let occasions: Vec<String> = occasions.into_iter().map(|occasion| occasion.key).collect();
     let mut columns = wit::Notices {
         person: Vec::with_capacity(notices.len()),
         occasion: Vec::with_capacity(notices.len()),

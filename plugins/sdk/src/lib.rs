@@ -150,11 +150,6 @@ impl Reason {
         })
     }
 
-    /// The text of this reason.
-    pub fn text(self) -> String {
-        REASONS.with_borrow(|table| table.texts.get(self.0 as usize).map(|text| text.to_string()).unwrap_or_default())
-    }
-
     /// Its number among this thread's reasons, which index [`Reason::texts`].
     pub fn number(self) -> u32 {
         self.0
