@@ -192,8 +192,13 @@ impl Day {
 
     /// The age by law on 年度末 (March 31 closing the 年度 named `fiscal_year`) of someone
     /// born on `self`: the age most municipal checkups and screenings are counted by.
+    ///
+    /// It is `self.age_on(Day::fiscal_year_end(fiscal_year))`, counted in one step: the age
+    /// on a March 31 is the number of 年度 since the one holding the day before the birth
+    /// (born April 1, the day before falls in the earlier 年度, 早生まれ). A test checks the
+    /// two agree on every day of two centuries.
     pub fn age_at_fiscal_year_end(self, fiscal_year: i32) -> u32 {
-        self.age_on(Day::fiscal_year_end(fiscal_year))
+        (fiscal_year - self.add_days(-1).fiscal_year()).max(0) as u32
     }
 
     /// The latest birth day of someone at least `years` old on 年度末 of `fiscal_year`:
@@ -577,6 +582,17 @@ mod tests {
         check(&[("1986-04-01", 40), ("1986-04-02", 39), ("1985-04-02", 40), ("1987-03-31", 39)], |birth| {
             day(birth).age_at_fiscal_year_end(2025)
         });
+    }
+
+    #[test]
+    fn age_at_fiscal_year_end_is_the_age_by_law_on_march_31() {
+        // Two centuries of birth days, leap days and births after the day among them.
+        for fiscal_year in [1999, 2024, 2027] {
+            let march_31 = Day::fiscal_year_end(fiscal_year);
+            for birth in (day("1900-01-01").0..day("2100-12-31").0).map(Day) {
+                assert_eq!(birth.age_at_fiscal_year_end(fiscal_year), birth.age_on(march_31), "born {birth}");
+            }
+        }
     }
 
     #[test]

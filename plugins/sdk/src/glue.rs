@@ -164,17 +164,25 @@ pub fn evaluate<P: Program>(
         // The instance is fresh for this evaluation, so its reasons are this answer's.
         reasons: Reason::texts(),
     };
-    // A program's notices mostly share an occasion.
-    let mut last_occasion = 0usize;
-    for notice in notices {
-        if occasions.get(last_occasion).map(String::as_str) != Some(&*notice.occasion) {
-            last_occasion = occasions
-                .iter()
-                .position(|key| *key == notice.occasion)
-                .ok_or_else(|| format!("occasion {:?} is not in the manifest", notice.occasion))?;
-        }
+    // A program's notices mostly share an occasion, most often borrowed from one constant:
+    // the same memory as the last notice's key is the same key. Every notice is alive
+    // until the loop ends, so two keys at one address are one text.
+    let mut last: Option<(&str, u16)> = None;
+    for notice in &notices {
+        let occasion = match last {
+            Some((text, index)) if std::ptr::eq(text, &*notice.occasion) => index,
+            _ => {
+                let position = occasions
+                    .iter()
+                    .position(|key| *key == notice.occasion)
+                    .ok_or_else(|| format!("occasion {:?} is not in the manifest", notice.occasion))?;
+                let index = u16::try_from(position).map_err(|_| "more than 65,536 occasions".to_string())?;
+                last = Some((&notice.occasion, index));
+                index
+            }
+        };
         columns.person.push(notice.person);
-        columns.occasion.push(u16::try_from(last_occasion).map_err(|_| "more than 65,536 occasions".to_string())?);
+        columns.occasion.push(occasion);
         columns.instance.push(notice.instance);
         columns.send_on.push(notice.send_on.0);
         columns.expires_on.push(notice.expires_on.0);
@@ -182,3 +190,4 @@ pub fn evaluate<P: Program>(
     }
     Ok(columns)
 }
+

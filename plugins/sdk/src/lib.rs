@@ -35,6 +35,7 @@ pub use settings::{MonthDay, Setting, SettingType, SettingValue, Settings};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::rc::Rc;
 
 /// The data a program may ask for; see `wit/program.wit`.
@@ -161,16 +162,54 @@ impl Reason {
     }
 }
 
+impl From<String> for Reason {
+    fn from(text: String) -> Reason {
+        Reason::new(&text)
+    }
+}
+
+impl From<&str> for Reason {
+    fn from(text: &str) -> Reason {
+        Reason::new(text)
+    }
+}
+
+/// The reasons of one evaluation by a key that is cheaper to find than the text (an age, a
+/// pair of dates): a screening gives half a million notices a few dozen reasons, and
+/// formatting and looking up each text again cost a third of its evaluation.
+pub struct ReasonsByKey<K> {
+    made: rustc_hash::FxHashMap<K, Reason>,
+}
+
+impl<K: Eq + Hash> ReasonsByKey<K> {
+    pub fn new() -> ReasonsByKey<K> {
+        ReasonsByKey { made: rustc_hash::FxHashMap::default() }
+    }
+
+    /// The reason for `key`, its text written by `text` the first time the key is seen.
+    pub fn get(&mut self, key: K, text: impl FnOnce() -> String) -> Reason {
+        *self.made.entry(key).or_insert_with(|| Reason::new(&text()))
+    }
+}
+
+impl<K: Eq + Hash> Default for ReasonsByKey<K> {
+    fn default() -> ReasonsByKey<K> {
+        ReasonsByKey::new()
+    }
+}
+
 impl Notice {
     /// A notice for a window that opens on `opens` and closes on `closes`, if `today` falls
     /// inside it; residents are told from the first day of the window until it closes.
-    pub fn for_open_window(
+    /// `reason` is asked only when a notice is given: a text, or a [`Reason`] from
+    /// [`ReasonsByKey`].
+    pub fn for_open_window<R: Into<Reason>>(
         person: &Person<'_>,
         occasion: &'static str,
         opens: Day,
         closes: Day,
         today: Day,
-        reason: impl FnOnce() -> String,
+        reason: impl FnOnce() -> R,
     ) -> Option<Notice> {
         (opens <= today && today <= closes).then(|| Notice {
             person: person.index(),
@@ -178,7 +217,7 @@ impl Notice {
             instance: 0,
             send_on: opens,
             expires_on: closes,
-            reason: Reason::new(&reason()),
+            reason: reason().into(),
         })
     }
 

@@ -3,7 +3,7 @@
 //! given dose or visit. A program states its periods; [`Schedule::evaluate`] tells each
 //! person whose period is open and not yet done.
 
-use crate::{Code, Day, Field, History, Notice, Population, Sex};
+use crate::{Code, Day, Field, History, Notice, Population, ReasonsByKey, Sex};
 
 /// Where a program's visits are recorded.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -87,6 +87,7 @@ impl Schedule {
         // clamping of month ends).
         let born_too_early = today.add_months_clamped(-(self.closed_by_months as i32) - 1);
         let mut notices = Vec::new();
+        let mut reasons = ReasonsByKey::new();
         for person in population.people() {
             let birth = person.birth_day();
             if birth > today || birth < born_too_early || self.sex.is_some_and(|sex| person.sex() != sex) {
@@ -104,7 +105,7 @@ impl Schedule {
                 };
                 if !done {
                     notices.extend(Notice::for_open_window(&person, period.occasion, opens, closes, today, || {
-                        format!("{opens}から{closes}までの期間、記録なし")
+                        reasons.get((opens, closes), || format!("{opens}から{closes}までの期間、記録なし"))
                     }));
                 }
             }

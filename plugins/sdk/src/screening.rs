@@ -9,7 +9,8 @@
 //! first day of its 年度, whatever kind of visit it was.
 
 use crate::{
-    Day, FISCAL_YEAR, Field, MonthDay, Notice, Occasion, Population, Setting, SettingType, SettingValue, Settings, Sex,
+    Day, FISCAL_YEAR, Field, MonthDay, Notice, Occasion, Population, ReasonsByKey, Setting, SettingType, SettingValue,
+    Settings, Sex,
 };
 
 /// The setting for the first day of the season, and its default: mid-May, when the 受診券
@@ -103,7 +104,10 @@ impl Screening {
         let counted_since = Day::fiscal_year_start(fiscal_year - self.every_fiscal_years + 1);
         let latest_birth =
             Day::latest_birth_for_age_at_fiscal_year_end(fiscal_year, self.minimum_age_at_fiscal_year_end);
-        let mut notices = Vec::new();
+        // At most one notice a person. Capacity never written costs the plugin address space,
+        // not memory, and growing by doubling would copy half a million notices three times.
+        let mut notices = Vec::with_capacity(population.size as usize);
+        let mut reasons = ReasonsByKey::new();
         for person in population.people() {
             if self.sex.is_some_and(|sex| person.sex() != sex) {
                 continue;
@@ -127,10 +131,8 @@ impl Screening {
             }
             notices.extend(
                 Notice::for_open_window(&person, FISCAL_YEAR, opens, closes, today, || {
-                    format!(
-                        "{fiscal_year}年度末に{}歳。{counted_since}以降の受診記録なし",
-                        birth.age_at_fiscal_year_end(fiscal_year)
-                    )
+                    let age = birth.age_at_fiscal_year_end(fiscal_year);
+                    reasons.get(age, || format!("{fiscal_year}年度末に{age}歳。{counted_since}以降の受診記録なし"))
                 })
                 .map(|notice| notice.instance(fiscal_year)),
             );
