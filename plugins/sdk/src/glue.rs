@@ -190,4 +190,3 @@ pub fn evaluate<P: Program>(
     }
     Ok(columns)
 }
-

@@ -1,8 +1,8 @@
 //! Event rows grouped by person, so a plugin asks "has this person had dose 2" in time
 //! proportional to that person's own records instead of scanning every row.
 //!
-//! [`Events::by_person`] sorts the row numbers by person once (a counting sort, linear in
-//! people plus rows); every question after that reads one person's slice.
+//! [`Events::by_person`] finds each person's rows once (linear in people plus rows); every
+//! question after that reads one person's slice.
 
 use crate::{Day, Events};
 
@@ -34,7 +34,9 @@ pub struct History<'a> {
     events: &'a Events,
     /// Person `p`'s rows are `rows[first_row[p]..first_row[p + 1]]`.
     first_row: Vec<u32>,
-    rows: Vec<u32>,
+    /// The row numbers in person order; `None` when the columns are in person order
+    /// already, so that position `i` is row `i`.
+    rows: Option<Vec<u32>>,
 }
 
 impl Events {
@@ -71,6 +73,14 @@ impl Events {
     /// Checks that the columns agree in length and every row names someone in a population
     /// of `population_size`.
     pub fn check(&self, population_size: u32) -> Result<(), String> {
+        self.check_lengths()?;
+        match self.person.iter().position(|person| *person >= population_size) {
+            Some(row) => Err(self.outside(row, population_size)),
+            None => Ok(()),
+        }
+    }
+
+    fn check_lengths(&self) -> Result<(), String> {
         let rows = self.len();
         if [self.code.len(), self.count.len(), self.start.len(), self.end.len()].iter().any(|length| *length != rows) {
             return Err(format!(
@@ -81,46 +91,55 @@ impl Events {
                 self.end.len()
             ));
         }
-        match self.person.iter().position(|person| *person >= population_size) {
-            Some(row) => Err(format!(
-                "event row {row} names person {} outside a population of {population_size}",
-                self.person[row]
-            )),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
-    /// Groups the rows by person for a population of `population_size`, in one pass over
-    /// the people and three over the rows. Fails as [`Events::check`] does.
+    fn outside(&self, row: usize, population_size: u32) -> String {
+        format!("event row {row} names person {} outside a population of {population_size}", self.person[row])
+    }
+
+    /// Groups the rows by person for a population of `population_size`: one pass over the
+    /// rows counts each person's and checks them, one over the people sums the counts. Rows
+    /// usually come in person order (an export lists a resident's records together and the
+    /// host keeps their order), and are then read where they are; otherwise a counting sort
+    /// orders their numbers in one more pass. Fails as [`Events::check`] does.
     pub fn by_person(&self, population_size: u32) -> Result<History<'_>, String> {
-        self.check(population_size)?;
-        let rows = self.len();
+        self.check_lengths()?;
         let mut first_row = vec![0u32; population_size as usize + 1];
-        for person in &self.person {
-            first_row[*person as usize + 1] += 1;
+        let (mut in_person_order, mut previous) = (true, 0);
+        for (row, person) in self.person.iter().copied().enumerate() {
+            if person >= population_size {
+                return Err(self.outside(row, population_size));
+            }
+            first_row[person as usize + 1] += 1;
+            in_person_order &= previous <= person;
+            previous = person;
         }
         for person in 0..population_size as usize {
             first_row[person + 1] += first_row[person];
         }
-        let mut next = first_row.clone();
-        let mut sorted = vec![0u32; rows];
-        for (row, person) in self.person.iter().enumerate() {
-            let slot = &mut next[*person as usize];
-            sorted[*slot as usize] = row as u32;
-            *slot += 1;
-        }
-        Ok(History { events: self, first_row, rows: sorted })
+        let rows = (!in_person_order).then(|| {
+            let mut next = first_row.clone();
+            let mut sorted = vec![0u32; self.len()];
+            for (row, person) in self.person.iter().enumerate() {
+                let slot = &mut next[*person as usize];
+                sorted[*slot as usize] = row as u32;
+                *slot += 1;
+            }
+            sorted
+        });
+        Ok(History { events: self, first_row, rows })
     }
 }
 
 impl History<'_> {
     /// The person's records of one code, in the order they appear in the columns.
     pub fn records_of(&self, person: u32, code: Code) -> impl Iterator<Item = Record> + '_ {
-        let range = self.first_row[person as usize] as usize..self.first_row[person as usize + 1] as usize;
-        self.rows[range]
-            .iter()
-            .filter(move |row| code.matches(self.events.code[**row as usize]))
-            .map(|row| self.events.record(*row))
+        let range = self.first_row[person as usize]..self.first_row[person as usize + 1];
+        range
+            .map(|position| self.rows.as_ref().map_or(position, |rows| rows[position as usize]))
+            .filter(move |row| code.matches(self.events.code[*row as usize]))
+            .map(|row| self.events.record(row))
     }
 
     /// The day the person was given dose `dose` of vaccine `code`, if the history records it.
@@ -229,6 +248,50 @@ mod tests {
         assert_eq!(events.by_person(2).err().unwrap(), "event row 0 names person 2 outside a population of 2");
         events.end.pop();
         assert!(events.by_person(3).err().unwrap().starts_with("event columns of different lengths"));
+    }
+
+    #[test]
+    fn rows_in_person_order_and_the_same_rows_interleaved_give_each_person_the_same_records() {
+        // Person p has p % 4 records; the second set holds the same rows in reverse order.
+        let people: Vec<u32> =
+            (0..100u32).flat_map(|person| std::iter::repeat_n(person, person as usize % 4)).collect();
+        let in_order = Events {
+            person: people.clone(),
+            codes: vec!["checkup-3y".into()],
+            code: vec![0; people.len()],
+            count: (0..people.len()).map(|row| row as u8).collect(),
+            start: (0..people.len() as i32).collect(),
+            end: vec![i32::MAX; people.len()],
+        };
+        fn reverse<T: Copy>(column: &[T]) -> Vec<T> {
+            column.iter().rev().copied().collect()
+        }
+        let interleaved = Events {
+            person: reverse(&in_order.person),
+            count: reverse(&in_order.count),
+            start: reverse(&in_order.start),
+            ..in_order.clone()
+        };
+        let records = |events: &Events| {
+            let history = events.by_person(100).unwrap();
+            let code = events.code("checkup-3y");
+            (0..100)
+                .map(|person| {
+                    let mut records: Vec<Record> = history.records_of(person, code).collect();
+                    records.sort_by_key(|record| record.start);
+                    records
+                })
+                .collect::<Vec<_>>()
+        };
+        let by_person = records(&in_order);
+        assert_eq!(by_person[7].len(), 3);
+        assert!(
+            by_person
+                .iter()
+                .enumerate()
+                .all(|(person, records)| records.iter().all(|record| record.person == person as u32))
+        );
+        assert_eq!(by_person, records(&interleaved));
     }
 
     #[test]
