@@ -5,7 +5,7 @@
 //! With `serve --config` and a real SMTP server, a resident confirms an e-mail address
 //! with the code it receives, and an applicant staff reject is told in the chat.
 
-use crate::harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, read_address, wait_until};
+use crate::harness::{EmulatorProcess, Scene, SmtpProcess, TOKEN, wait_until};
 use serde_json::{Value, json};
 
 const SECRET: &str = "end-to-end-channel-secret";
@@ -133,12 +133,8 @@ fn with_serve_config_a_resident_confirms_an_e_mail_address_and_a_rejected_applic
         port = smtp.port,
     );
     let config = scene.write("etc", "oshirase.toml", &config).join("oshirase.toml");
-    let mut server = scene
-        .command(&["serve", "--config", config.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base_url = read_address(&mut server);
+    let server = scene.serve_config(&config);
+    let base_url = server.base_url.clone();
     let client = reqwest::blocking::Client::new();
     let set = client
         .put(format!("{}/emulator/webhook", emulator.base_url))
@@ -200,6 +196,4 @@ fn with_serve_config_a_resident_confirms_an_e_mail_address_and_a_rejected_applic
             && !inbox[2].contains("住民記録"),
         "{inbox:?}"
     );
-    let _ = server.kill();
-    let _ = server.wait();
 }

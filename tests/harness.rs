@@ -91,7 +91,7 @@ impl Scene {
 
 /// The address a server process prints on its first line (`listening on http://…`),
 /// once its socket is bound: no need to wait and guess.
-pub fn read_address(child: &mut Child) -> String {
+fn read_address(child: &mut Child) -> String {
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("the process's stdout is piped")).read_line(&mut line).unwrap();
     line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string()
@@ -280,13 +280,25 @@ impl Scene {
 }
 
 impl Scene {
-    /// Starts `oshirase serve --config FILE`, killed when dropped.
+    /// Starts `oshirase serve --config FILE`, killed when dropped; returns once it listens.
     pub fn serve_config(&self, config: &Path) -> ServerProcess {
-        let (child, base_url) = serve_at(self, config);
+        let command = self.command(&["serve", "--config", config.to_str().unwrap()]);
+        let (child, base_url) = spawn_listening(command);
         ServerProcess { child, base_url }
     }
 }
 
+impl ServerProcess {
+    /// Sends SIGTERM, as systemd does to stop the service, and waits for the process to end.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill only sends a signal to the child this guard owns and has not reaped.
+        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+        self.child.wait().unwrap()
+    }
+}
+
+/// Killed when dropped, so that a failing test leaves no server behind; after `terminate`
+/// there is nothing left to kill.
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -305,22 +317,6 @@ pub fn config(scene: &Scene, emulator: &EmulatorProcess, (start, end): (&str, &s
         url = emulator.base_url,
     );
     scene.write("etc", "oshirase.toml", &text).join("oshirase.toml")
-}
-
-/// `oshirase serve --config FILE`, started; returns once it listens.
-pub fn serve(scene: &Scene, config: &Path) -> Child {
-    serve_at(scene, config).0
-}
-
-/// Like `serve`, with the address it listens on.
-pub fn serve_at(scene: &Scene, config: &Path) -> (Child, String) {
-    let mut child = scene
-        .command(&["serve", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("cannot start oshirase serve");
-    let address = read_address(&mut child);
-    (child, address)
 }
 
 /// The LINE user id of the parent of household `household` in `babies_town`.

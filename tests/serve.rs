@@ -2,11 +2,10 @@
 //! programs on their schedules, queues what is due, sends only inside the send window, and
 //! stops on SIGTERM without losing or leaving half-done anything.
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    EmulatorProcess, Scene, SmtpProcess, TOKEN, babies_town, config, parent, serve, serve_at, wait_until,
+    EmulatorProcess, Scene, ServerProcess, SmtpProcess, TOKEN, babies_town, config, parent, wait_until,
 };
 use chrono::Timelike;
 use oshirase_core::time::japan;
@@ -25,10 +24,9 @@ fn town(households: usize) -> Scene {
 
 /// Sends SIGTERM, as systemd does to stop the service, and checks it exits with status 0;
 /// returns how long it took to stop.
-fn terminate(mut child: Child) -> Duration {
+fn terminate(mut server: ServerProcess) -> Duration {
     let asked = Instant::now();
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
-    let status = child.wait().unwrap();
+    let status = server.terminate();
     assert!(status.success(), "serve ended with {status} after SIGTERM");
     asked.elapsed()
 }
@@ -75,7 +73,7 @@ fn serve_runs_the_schedule_sends_and_stops_on_sigterm_with_nothing_half_done() {
     let emulator = EmulatorProcess::start_with(&journal, &["--fault-slow", "1", "--fault-slow-ms", "300"]);
     let config = config(&scene, &emulator, ("00:00", "24:00"));
 
-    let server = serve(&scene, &config);
+    let server = scene.serve_config(&config);
     wait_until("the first messages", || emulator.inboxes().len() >= 3);
     let stopping = terminate(server);
 
@@ -90,7 +88,7 @@ fn serve_runs_the_schedule_sends_and_stops_on_sigterm_with_nothing_half_done() {
 
     // Started again, it sends what stayed queued, and nobody sees anything twice.
     emulator.set_faults(json!({}));
-    let server = serve(&scene, &config);
+    let server = scene.serve_config(&config);
     wait_until("every message", || emulator.inboxes().len() == HOUSEHOLDS);
     terminate(server);
     let inboxes = emulator.inboxes();
@@ -134,7 +132,8 @@ fn outside_the_send_window_deliveries_are_queued_and_nothing_is_sent() {
         .replace("[retry]", "channel_secret = \"the-channel-secret\"\n\n[retry]");
     let config = scene.write("etc", "with-secret.toml", &with_secret).join("with-secret.toml");
 
-    let (server, address) = serve_at(&scene, &config);
+    let server = scene.serve_config(&config);
+    let address = server.base_url.clone();
     let unsigned = reqwest::blocking::Client::new()
         .post(format!("{address}/webhook/line"))
         .body(r#"{"destination":"U0","events":[]}"#)
@@ -174,7 +173,7 @@ fn with_a_mail_server_residents_who_chose_e_mail_get_it_and_line_refusals_fall_b
     ));
     let config = scene.write("etc", "mail.toml", &text).join("mail.toml");
 
-    let server = serve(&scene, &config);
+    let server = scene.serve_config(&config);
     wait_until("two e-mails", || smtp.messages().len() >= 2);
     terminate(server);
     let messages = smtp.messages();
@@ -219,7 +218,8 @@ fn serve_answers_nothing_personal_to_anyone_without_a_session() {
         .replace("[line]", "public_url = \"https://oshirase.example.jp\"\n\n[line]")
         .replace("[retry]", "channel_secret = \"the-channel-secret\"\n\n[retry]");
     let config = scene.write("etc", "public.toml", &text).join("public.toml");
-    let (server, address) = serve_at(&scene, &config);
+    let server = scene.serve_config(&config);
+    let address = server.base_url.clone();
     wait_until("every message", || emulator.inboxes().len() == HOUSEHOLDS);
 
     // What must never reach anyone without a session: names, LINE ids, reasons, texts.
@@ -269,7 +269,8 @@ fn serve_drops_half_sent_requests_and_serves_a_capped_number_of_connections() {
         .unwrap()
         .replace("[line]", "header_read_timeout_seconds = 2\nmax_connections = 4\n\n[line]");
     let config = scene.write("etc", "limits.toml", &text).join("limits.toml");
-    let (server, address) = serve_at(&scene, &config);
+    let server = scene.serve_config(&config);
+    let address = server.base_url.clone();
     let socket_address = address.strip_prefix("http://").unwrap().to_owned();
 
     // Four clients start a request and never finish its headers: they hold every place.
