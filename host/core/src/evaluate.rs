@@ -146,23 +146,41 @@ fn resident_id(resident_ids: &ResidentIds, person: u32) -> Result<&str> {
     resident_ids.get(person).with_context(|| format!("a notice names row {person}, which the population does not have"))
 }
 
-/// Runs every active program for `today` and stores their notices. A failing program is
-/// recorded as failed and the others carry on. The snapshot is read once for all of them,
-/// on a read connection; the writer is taken only for short writes (the runs recorded, then
-/// each program's notices as it finishes), so the webhook, sign-ins and the console never
-/// wait for a day's evaluation.
+/// Runs every active program for `today` and stores their notices; see `run_programs`.
 pub async fn run_day(database: &Database, plugins: Arc<Plugins>, today: Day) -> Result<Vec<ProgramRun>> {
+    run_programs(database, plugins, None, today).await
+}
+
+/// Runs the active version of each program named in `programs` (of every active program
+/// when `None`; a name without an active version is skipped) for `today` and stores their
+/// notices, as the scheduler does with the programs due at one moment. A failing program
+/// is recorded as failed and the others carry on. The snapshot is read once for all of
+/// them, on a read connection; the writer is taken only for short writes (the runs
+/// recorded, then each program's notices as it finishes), so the webhook, sign-ins and the
+/// console never wait for a day's evaluation.
+pub async fn run_programs(
+    database: &Database,
+    plugins: Arc<Plugins>,
+    programs: Option<Vec<String>>,
+    today: Day,
+) -> Result<Vec<ProgramRun>> {
     let database = database.clone();
-    tokio::task::spawn_blocking(move || run_day_blocking(&database, &plugins, today))
+    tokio::task::spawn_blocking(move || run_programs_blocking(&database, &plugins, programs.as_deref(), today))
         .await
         .context("the day's run panicked")?
 }
 
-/// `run_day` on a blocking thread.
-fn run_day_blocking(database: &Database, plugins: &Plugins, today: Day) -> Result<Vec<ProgramRun>> {
+/// `run_programs` on a blocking thread.
+fn run_programs_blocking(
+    database: &Database,
+    plugins: &Plugins,
+    programs: Option<&[String]>,
+    today: Day,
+) -> Result<Vec<ProgramRun>> {
     let (versions, run_ids) = database.write_blocking(|connection| {
         let snapshot_id = active_snapshot(connection)?;
-        let versions = active_versions(connection)?;
+        let mut versions = active_versions(connection)?;
+        versions.retain(|version| programs.is_none_or(|programs| programs.contains(&version.program)));
         let run_ids = versions
             .iter()
             .map(|version| start_run(connection, version, snapshot_id, today))
@@ -172,7 +190,7 @@ fn run_day_blocking(database: &Database, plugins: &Plugins, today: Day) -> Resul
     let failed = |run_id: i64, version: &ActiveVersion, error: &anyhow::Error| {
         database.write_blocking(|connection| fail(connection, run_id, version, error))
     };
-    database.read_blocking(|connection| {
+    let outcomes = database.read_blocking(|connection| {
         // Each run's outcome, in the order of `versions`; the programs that could be loaded
         // wait in `runs` for their evaluation.
         let mut outcomes: Vec<Option<ProgramRun>> = Vec::with_capacity(versions.len());
@@ -215,7 +233,11 @@ fn run_day_blocking(database: &Database, plugins: &Plugins, today: Day) -> Resul
             .into_iter()
             .collect::<Option<Vec<_>>>()
             .context("a program of the day was neither evaluated nor failed")
-    })
+    });
+    // The population is freed now; in a long-running server it would otherwise stay
+    // counted until the next day's run.
+    return_freed_memory();
+    outcomes
 }
 
 /// A program of the day whose run is recorded and whose plugin is loaded.

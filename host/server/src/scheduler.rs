@@ -6,8 +6,7 @@
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use oshirase_core::channel::Channels;
-use oshirase_core::evaluate::run_program_beside_writes;
-use oshirase_core::registry::active_version;
+use oshirase_core::evaluate::run_programs;
 use oshirase_core::retry::RetryPolicy;
 use oshirase_core::schedule::{MIN_PAUSE, POLL_INTERVAL, SendWindow, load, next_wake, record_fired};
 use oshirase_core::service::Service;
@@ -95,21 +94,26 @@ impl Scheduler {
                 Ok(programs)
             })
             .await?;
-        for program in programs.iter_mut().filter(|program| program.is_due(now)) {
+        // The programs due now run together, on one read of the snapshot (by default every
+        // program's schedule fires at the same time of day). Versions are resolved when the
+        // run starts; a program paused since the pass began is skipped.
+        let due: Vec<String> =
+            programs.iter().filter(|program| program.is_due(now)).map(|program| program.program.clone()).collect();
+        if !due.is_empty() {
             if stop.is_cancelled() {
                 return Ok(now);
             }
-            let (plugins, code) = (self.service.plugins.clone(), program.program.clone());
-            // The version is resolved when the run starts; a program disabled since the
-            // pass began is skipped.
-            let resolving = code.clone();
-            if let Some(version) =
-                self.service.database.read(move |connection| active_version(connection, &resolving)).await?
-            {
-                run_program_beside_writes(&self.service.database, plugins, version, today).await?;
+            run_programs(&self.service.database, self.service.plugins.clone(), Some(due.clone()), today).await?;
+            let fired = due.clone();
+            self.service
+                .database
+                .write(move |connection| {
+                    fired.iter().try_for_each(|program| record_fired(connection, program, now, true))
+                })
+                .await?;
+            for program in programs.iter_mut().filter(|program| due.contains(&program.program)) {
+                program.fired_through = Some(now);
             }
-            self.service.database.write(move |connection| record_fired(connection, &code, now, true)).await?;
-            program.fired_through = Some(now);
         }
         let queued = self
             .service
