@@ -117,6 +117,39 @@ fn serve_runs_the_schedule_sends_and_stops_on_sigterm_with_nothing_half_done() {
 }
 
 #[test]
+fn programs_due_at_the_same_moment_run_together_on_one_read() {
+    let scene = Scene::with_programs(&["infant-checkup", "checkup-18m"]);
+    let folder = scene.write(
+        "export",
+        "residents.csv",
+        "宛名番号,世帯番号,氏名,生年月日,性別,続柄,行政区\n0101,H01,市民 親,1990-01-01,女,世帯主,中央区\n",
+    );
+    scene.ok(&["import", folder.to_str().unwrap()]);
+    // The data directory is given its programs when a command first opens them.
+    scene.ok(&["plugin", "list"]);
+    for program in ["infant-checkup", "checkup-18m"] {
+        scene.ok(&["schedule", "set", program, "* * * * * *"]);
+    }
+    let emulator = EmulatorProcess::start(&scene.directory.path().join("line.jsonl"));
+    let server = scene.serve_config(&config(&scene, &emulator, ("00:00", "24:00")));
+    wait_until("a run of each program", || runs(&scene) >= 2);
+    terminate(server);
+    // The first pass recorded both runs before evaluating either: one read served both. One
+    // program after the other, the second would start only once the first had finished.
+    let database = rusqlite::Connection::open(scene.data().join("oshirase.db")).unwrap();
+    let (programs, second_started, first_finished): (String, String, String) = database
+        .query_row(
+            "SELECT group_concat(program, ' '), max(started_at), min(finished_at)
+             FROM (SELECT program, started_at, finished_at FROM runs ORDER BY id LIMIT 2)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .unwrap();
+    assert!(programs.contains("infant-checkup") && programs.contains("checkup-18m"), "{programs}");
+    assert!(second_started < first_finished, "started {second_started}, yet one finished at {first_finished}");
+}
+
+#[test]
 fn outside_the_send_window_deliveries_are_queued_and_nothing_is_sent() {
     const HOUSEHOLDS: usize = 3;
     let scene = town(HOUSEHOLDS);
