@@ -398,7 +398,7 @@ fn start_run(connection: &Connection, version: &ActiveVersion, snapshot_id: i64,
     Ok(connection.last_insert_rowid())
 }
 
-/// Runs one program's `version` for `today`, as the scheduler and reserved sends do: the
+/// Runs one program's `version` for `today`, as a reserved send does: the
 /// run recorded, then the evaluation (the snapshot's read of the program's own columns
 /// and the plugin's call, seconds for a large city) on a read connection, then the
 /// notices stored. A failure of the plugin is recorded in the run and reported in the

@@ -176,7 +176,7 @@ impl From<&str> for Reason {
 
 /// The reasons of one evaluation by a key that is cheaper to find than the text (an age, a
 /// pair of dates): a screening gives half a million notices a few dozen reasons, and
-/// formatting and looking up each text again cost a third of its evaluation.
+/// formatting and looking up each text again took about half of its call.
 pub struct ReasonsByKey<K> {
     made: rustc_hash::FxHashMap<K, Reason>,
 }

@@ -105,7 +105,8 @@ impl Screening {
         let latest_birth =
             Day::latest_birth_for_age_at_fiscal_year_end(fiscal_year, self.minimum_age_at_fiscal_year_end);
         // At most one notice a person. Capacity never written costs the plugin address space,
-        // not memory, and growing by doubling would copy half a million notices three times.
+        // not memory; growing by doubling would copy the notices at every doubling, each time
+        // into fresh pages.
         let mut notices = Vec::with_capacity(population.size as usize);
         let mut reasons = ReasonsByKey::new();
         for person in population.people() {
