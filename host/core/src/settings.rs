@@ -8,6 +8,7 @@ use oshirase_sdk::{Setting, Settings};
 use rusqlite::Connection;
 
 use crate::database::audit;
+use crate::registry::{ActiveVersion, ManifestSetting};
 use crate::time::now_text;
 
 /// Why settings could not be changed; each names the setting.
@@ -97,6 +98,28 @@ pub fn list(connection: &Connection, program: &str, declared: &[Setting]) -> Res
             }
         })
         .collect())
+}
+
+/// The settings `version`'s manifest declares, as the SDK reads them. A manifest the
+/// registry stored but cannot read back is our fault, hence `anyhow`.
+pub fn declared(version: &ActiveVersion) -> Result<Vec<Setting>> {
+    version.manifest.settings.iter().map(ManifestSetting::to_setting).collect()
+}
+
+/// The active version of `program` and the settings it would run with after `changes`,
+/// each checked against its type and nothing stored: what a preview evaluates and what a
+/// save first asks the program about.
+pub fn proposed_for_active(
+    connection: &Connection,
+    program: &str,
+    changes: &[(String, String)],
+) -> Result<(ActiveVersion, Settings), SettingsError> {
+    let version = crate::registry::active_version(connection, program)?
+        .ok_or_else(|| SettingsError::UnknownProgram(program.to_owned()))?;
+    let declared = declared(&version)?;
+    let current = values(connection, program, &declared)?;
+    let settings = proposed(program, &declared, current, changes)?;
+    Ok((version, settings))
 }
 
 /// Reads `changes` (name, text as staff typed it) against the declared types: all are

@@ -9,9 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use oshirase_core::accounts::Caller;
 use oshirase_core::evaluate::PlannedNotice;
-use oshirase_core::registry::{ActiveVersion, ManifestSetting};
 use oshirase_core::settings::{SettingState, SettingsError};
-use oshirase_sdk::{Day, Setting};
+use oshirase_sdk::Day;
 
 use crate::web::{AppError, AppState};
 
@@ -26,10 +25,13 @@ impl From<SettingsError> for AppError {
     }
 }
 
-/// The settings the active version's manifest declares, as the SDK reads them. A manifest
-/// the registry stored but cannot read back is our fault, hence `anyhow`.
-fn declared_settings(version: &ActiveVersion) -> anyhow::Result<Vec<Setting>> {
-    version.manifest.settings.iter().map(ManifestSetting::to_setting).collect()
+/// The program's own refusal of proposed values (a season that closes before it opens),
+/// with its reason, for staff to correct.
+fn cannot_run_with(code: &str, reason: impl std::fmt::Display) -> AppError {
+    AppError::Request(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("program {code} cannot run with these settings: {reason}"),
+    )
 }
 
 /// The (name, text) pairs of a request, trimmed as the wording is: a value pasted with a
@@ -61,7 +63,7 @@ pub async fn list(
             let Some(version) = oshirase_core::registry::active_version(connection, &code)? else {
                 return Ok(Err(SettingsError::UnknownProgram(code)));
             };
-            let declared = declared_settings(&version)?;
+            let declared = oshirase_core::settings::declared(&version)?;
             Ok(Ok(oshirase_core::settings::list(connection, &code, &declared)?))
         })
         .await??;
@@ -144,13 +146,8 @@ pub async fn preview(
         .service
         .database
         .read(move |connection| {
-            let Some(version) = oshirase_core::registry::active_version(connection, &code)? else {
-                return Ok(Err(SettingsError::UnknownProgram(code).into()));
-            };
-            let declared = declared_settings(&version)?;
-            let current = oshirase_core::settings::values(connection, &code, &declared)?;
-            let proposed = match oshirase_core::settings::proposed(&code, &declared, current, &changes) {
-                Ok(proposed) => proposed,
+            let (version, proposed) = match oshirase_core::settings::proposed_for_active(connection, &code, &changes) {
+                Ok(found) => found,
                 Err(error) => return Ok(Err(error.into())),
             };
             let before = oshirase_core::evaluate::dry_run(connection, &plugins, &version, today)?;
@@ -160,13 +157,7 @@ pub async fn preview(
             let after =
                 match oshirase_core::evaluate::dry_run_with(connection, &plugins, &version, today, Some(&proposed)) {
                     Ok(after) => after,
-                    Err(error) => {
-                        let reason = error.root_cause().to_string();
-                        return Ok(Err(AppError::Request(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            format!("program {code} cannot run with these settings: {reason}"),
-                        )));
-                    }
+                    Err(error) => return Ok(Err(cannot_run_with(&code, error.root_cause()))),
                 };
             Ok(Ok(SettingsPreview::compare(today, &before, &after)))
         })
@@ -207,23 +198,16 @@ pub async fn save(
         .service
         .database
         .read(move |connection| {
-            let Some(version) = oshirase_core::registry::active_version(connection, &probed_code)? else {
-                return Ok(Err(SettingsError::UnknownProgram(probed_code).into()));
-            };
-            let declared = declared_settings(&version)?;
-            let current = oshirase_core::settings::values(connection, &probed_code, &declared)?;
-            let proposed = match oshirase_core::settings::proposed(&probed_code, &declared, current, &probed_changes) {
-                Ok(proposed) => proposed,
-                Err(error) => return Ok(Err(AppError::from(error))),
-            };
+            let (version, proposed) =
+                match oshirase_core::settings::proposed_for_active(connection, &probed_code, &probed_changes) {
+                    Ok(found) => found,
+                    Err(error) => return Ok(Err(AppError::from(error))),
+                };
             let program = plugins.get(connection, &version)?;
             let today = oshirase_core::time::today_in_japan();
             match plugins.engine.evaluate(&program, today, &proposed, &oshirase_sdk::Population::default()) {
                 Ok(_) => Ok(Ok(())),
-                Err(error) => Ok(Err(AppError::Request(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("program {probed_code} cannot run with these settings: {error}"),
-                ))),
+                Err(error) => Ok(Err(cannot_run_with(&probed_code, error))),
             }
         })
         .await??;
@@ -236,7 +220,7 @@ pub async fn save(
             let Some(version) = oshirase_core::registry::active_version(connection, &code)? else {
                 return Ok(Err(SettingsError::UnknownProgram(code)));
             };
-            let declared = declared_settings(&version)?;
+            let declared = oshirase_core::settings::declared(&version)?;
             if let Err(error) = oshirase_core::settings::set(connection, &code, &declared, &changes, &actor) {
                 return Ok(Err(error));
             }
