@@ -331,6 +331,10 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     element(&client, "#password").await.send_keys(PASSWORD).await.unwrap();
     click(&client, "#sign-in button").await;
     wait_for_text(&client, "#kpi-sent-total", &HOUSEHOLDS.to_string()).await;
+    // The administrator's dashboard also shows the records in use and what their import
+    // warned of.
+    wait_for_text(&client, "#content", &format!("{} 人)", HOUSEHOLDS * 2)).await;
+    wait_for_text(&client, "#content", "取り込み時の注意はありません").await;
     // A resident asks for the form in the chat and applies in the browser; the
     // administrator approves it beside the matching record and prints the postcard; the
     // applicant is told in the chat that a postcard is on its way.

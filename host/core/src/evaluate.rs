@@ -45,6 +45,9 @@ pub struct ProgramRun {
     pub program: String,
     pub notices: usize,
     pub new_notices: usize,
+    /// Notices not given because the register marks the resident's birth day as not exact
+    /// (生年月日_不詳) and the program reads birth days.
+    pub withheld_inexact_birth_day: usize,
     /// Why the run failed; `None` when it succeeded.
     pub error: Option<String>,
 }
@@ -74,6 +77,7 @@ pub fn dry_run_with(
         .evaluation
         .notices
         .iter()
+        .filter(|notice| !finished.withheld(&loaded, notice.person))
         .map(|notice| {
             Ok(PlannedNotice {
                 resident_id: resident_id(&loaded.resident_ids, notice.person)?.to_owned(),
@@ -91,6 +95,16 @@ pub fn dry_run_with(
 struct Finished {
     evaluation: Evaluation,
     settings: String,
+    /// The program reads birth days, so its notices to residents whose birth day is not
+    /// exact are withheld: the law ties its windows to an age the register does not know.
+    reads_birth_days: bool,
+}
+
+impl Finished {
+    /// Whether this program's notice to `person` is withheld.
+    fn withheld(&self, loaded: &LoadedPopulation, person: u32) -> bool {
+        self.reads_birth_days && loaded.birth_day_inexact(person)
+    }
 }
 
 /// A population read for a run, with which of its rows have someone to be told.
@@ -139,7 +153,11 @@ fn evaluate_loaded(
 ) -> Result<Finished, PluginError> {
     let rows = loaded.rows_for(&program.info.fields);
     let evaluation = plugins.engine.evaluate_rows(program, today, settings, &loaded.population, rows)?;
-    Ok(Finished { evaluation, settings: crate::settings::to_json(settings) })
+    Ok(Finished {
+        evaluation,
+        settings: crate::settings::to_json(settings),
+        reads_birth_days: program.info.fields.contains(&Field::BirthDay),
+    })
 }
 
 fn resident_id(resident_ids: &ResidentIds, person: u32) -> Result<&str> {
@@ -445,10 +463,11 @@ fn record(
         Ok(finished) => finished,
         Err(error) => return fail(connection, run_id, version, &error),
     };
-    let new_notices = plan(connection, run_id, &version.program, read, &finished)?;
+    let Planned { new_notices, withheld_inexact_birth_day } =
+        plan(connection, run_id, &version.program, read, &finished)?;
     let notices = finished.evaluation.notices.len();
-    tracing::info!(program = %version.program, notices, new_notices, "program evaluated");
-    Ok(ProgramRun { program: version.program.clone(), notices, new_notices, error: None })
+    tracing::info!(program = %version.program, notices, new_notices, withheld_inexact_birth_day, "program evaluated");
+    Ok(ProgramRun { program: version.program.clone(), notices, new_notices, withheld_inexact_birth_day, error: None })
 }
 
 /// Records a run as failed with `error`.
@@ -459,11 +478,24 @@ fn fail(connection: &Connection, run_id: i64, version: &ActiveVersion, error: &a
         "UPDATE runs SET outcome = 'failed', finished_at = ?2, message = ?3 WHERE id = ?1",
         (run_id, now_text(), &message),
     )?;
-    Ok(ProgramRun { program: version.program.clone(), notices: 0, new_notices: 0, error: Some(message) })
+    Ok(ProgramRun {
+        program: version.program.clone(),
+        notices: 0,
+        new_notices: 0,
+        withheld_inexact_birth_day: 0,
+        error: Some(message),
+    })
+}
+
+/// What `plan` stored.
+struct Planned {
+    new_notices: usize,
+    withheld_inexact_birth_day: usize,
 }
 
 /// Stores the notices of one successful run that can reach someone (`outbox::reachable_rows`)
-/// in one transaction; returns how many were new. The others are derived again by each
+/// and are not withheld (`Finished::withheld`) in one transaction; returns how many were
+/// new and how many were withheld. The others are derived again by each
 /// run, so a resident who registers is planned for at the next one.
 ///
 /// Most notices of a day were planned on an earlier day already. Rather than have SQLite
@@ -472,14 +504,19 @@ fn fail(connection: &Connection, run_id: i64, version: &ActiveVersion, error: &a
 /// key order (which also fills the index's pages in order). The insert keeps its `ON
 /// CONFLICT` clause, so the unique key, not this merge, is what makes planning idempotent.
 /// Each distinct reason text is stored once, in `notice_reasons`.
-fn plan(connection: &mut Connection, run_id: i64, program: &str, read: Read<'_>, run: &Finished) -> Result<usize> {
+fn plan(connection: &mut Connection, run_id: i64, program: &str, read: Read<'_>, run: &Finished) -> Result<Planned> {
     let notices = &run.evaluation.notices;
     let reachable = |person: u32| read.reachable.get(person as usize).copied().unwrap_or(false);
+    let withheld_inexact_birth_day = if read.loaded.inexact_birth_days.is_empty() {
+        0
+    } else {
+        notices.iter().filter(|notice| run.withheld(read.loaded, notice.person)).count()
+    };
     // The key of every notice that can reach someone, and where it is among the notices.
     let keys: Vec<((&str, &str, i32), u32)> = notices
         .iter()
         .enumerate()
-        .filter(|(_, notice)| reachable(notice.person))
+        .filter(|(_, notice)| reachable(notice.person) && !run.withheld(read.loaded, notice.person))
         .map(|(index, notice)| {
             let resident = resident_id(&read.loaded.resident_ids, notice.person)?;
             Ok(((resident, notice.occasion, notice.instance), index as u32))
@@ -542,12 +579,20 @@ fn plan(connection: &mut Connection, run_id: i64, program: &str, read: Read<'_>,
     }
     transaction.execute(
         "UPDATE runs SET outcome = 'succeeded', finished_at = ?2, notices = ?3, new_notices = ?4, message = ?5,
-             settings = ?6
+             settings = ?6, withheld_inexact_birth_day = ?7
          WHERE id = ?1",
-        (run_id, now_text(), notices.len() as i64, new_notices as i64, &run.evaluation.log, &run.settings),
+        (
+            run_id,
+            now_text(),
+            notices.len() as i64,
+            new_notices as i64,
+            &run.evaluation.log,
+            &run.settings,
+            withheld_inexact_birth_day as i64,
+        ),
     )?;
     transaction.commit()?;
-    Ok(new_notices)
+    Ok(Planned { new_notices, withheld_inexact_birth_day })
 }
 
 /// The id of a reason text in `notice_reasons`, stored if new.
@@ -653,6 +698,64 @@ mod tests {
         );
     }
 
+    /// A program that reads birth days gives no notice on a birth day the register marks as
+    /// not exact (生年月日_不詳): its run counts the notice withheld, its dry run leaves it out,
+    /// and the same child with an exact birth day is told.
+    #[tokio::test]
+    async fn a_birth_day_the_register_does_not_know_exactly_gives_no_notice_and_is_counted() {
+        let fixture = crate::testing::Fixture::with_bundled(oshirase_bundled::PROGRAMS).await;
+        crate::publish::install_bundled(&fixture.database, &fixture.plugins, &["vaccine-mr".to_owned()]).await.unwrap();
+        let export = fixture.directory.join("inexact");
+        std::fs::create_dir_all(&export).unwrap();
+        std::fs::write(
+            export.join("residents.csv"),
+            "resident_id,household_id,name,birth_date,birth_date_inexact,sex,relationship\n\
+             001,H1,千葉 花子,1990-04-01,0,2,head\n002,H1,千葉 一郎,2025-07-31,0,1,child\n\
+             003,H2,千葉 次郎,1985-01-01,0,1,head\n004,H2,千葉 三郎,2025-07-31,1,1,child\n",
+        )
+        .unwrap();
+        fixture
+            .database
+            .write(move |connection| {
+                crate::testing::import(connection, &export)?;
+                connection.execute_batch(
+                    "INSERT INTO registrations (resident_id, registered_at) VALUES ('001', 'now'), ('003', 'now')",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let today = Day::parse_iso("2026-08-01").unwrap();
+        let runs = run_day(&fixture.database, fixture.plugins.clone(), today).await.unwrap();
+        let counts: Vec<_> =
+            runs.iter().map(|run| (run.notices, run.new_notices, run.withheld_inexact_birth_day)).collect();
+        assert_eq!(counts, [(2, 1, 1)], "both children planned by the plugin, one withheld");
+        let (stored, withheld_recorded, dry_run) = fixture
+            .database
+            .read({
+                let plugins = fixture.plugins.clone();
+                move |connection| {
+                    let stored: Vec<String> = connection
+                        .prepare("SELECT resident_id FROM notices")?
+                        .query_map([], |row| row.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    let withheld: i64 = connection.query_row(
+                        "SELECT withheld_inexact_birth_day FROM runs ORDER BY id DESC LIMIT 1",
+                        [],
+                        |row| row.get(0),
+                    )?;
+                    let version = active_versions(connection)?.remove(0);
+                    let planned = dry_run(connection, &plugins, &version, today)?;
+                    Ok((stored, withheld, planned.into_iter().map(|notice| notice.resident_id).collect::<Vec<_>>()))
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, ["002"]);
+        assert_eq!(withheld_recorded, 1);
+        assert_eq!(dry_run, ["002"]);
+    }
+
     /// A day's run, one read of the snapshot shared by every program on two threads, plans
     /// exactly the notices that each program run alone on its own read plans — people
     /// registered in the chat included, whose due dates only the programs reading
@@ -662,7 +765,14 @@ mod tests {
         let directory = std::env::temp_dir().join(format!("oshirase-evaluate-{}", uuid::Uuid::new_v4()));
         let export = directory.join("export");
         let today = Day::parse_iso("2026-11-21").unwrap();
-        synthetic_city::generate(3_000, 11, today, &export, synthetic_city::FileEncoding::Utf8).unwrap();
+        synthetic_city::generate(
+            3_000,
+            11,
+            today,
+            &export,
+            synthetic_city::ExportFormat::own(synthetic_city::FileEncoding::Utf8),
+        )
+        .unwrap();
         let database = Database::open(&directory.join("oshirase.db")).unwrap();
         database.write(move |connection| crate::testing::import(connection, &export)).await.unwrap();
         // Two LINE users following, one with a due date and a birth, one with a birth, and a

@@ -115,6 +115,8 @@ pub struct ProgramSummary {
     pub last_run_on: Option<String>,
     pub last_run_outcome: Option<String>,
     pub last_run_notices: Option<i64>,
+    /// Notices the last run withheld because a birth day is not exact (生年月日_不詳).
+    pub last_run_withheld_inexact_birth_day: Option<i64>,
     /// Whether the caller may change it.
     pub may_act: bool,
 }
@@ -122,7 +124,8 @@ pub struct ProgramSummary {
 /// Every program, its latest version's name, its state and its last run.
 pub fn programs(connection: &Connection, caller: &Caller) -> anyhow::Result<Vec<ProgramSummary>> {
     let mut statement = connection.prepare(
-        "SELECT p.code, v.manifest, p.active_version, p.previous_version, r.run_on, r.outcome, r.notices
+        "SELECT p.code, v.manifest, p.active_version, p.previous_version, r.run_on, r.outcome, r.notices,
+             r.withheld_inexact_birth_day
          FROM programs p
          JOIN plugin_versions v ON v.id = coalesce(p.active_version, p.previous_version, (SELECT max(id)
              FROM plugin_versions WHERE program = p.code AND accepted = 1))
@@ -145,6 +148,7 @@ pub fn programs(connection: &Connection, caller: &Caller) -> anyhow::Result<Vec<
             last_run_on: row.get::<_, Option<i32>>(4)?.map(|day| oshirase_sdk::Day(day).to_string()),
             last_run_outcome: row.get(5)?,
             last_run_notices: row.get(6)?,
+            last_run_withheld_inexact_birth_day: row.get(7)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

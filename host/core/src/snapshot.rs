@@ -25,11 +25,16 @@ pub struct Resident {
     pub name: String,
     pub name_kana: String,
     pub birth_day: Day,
+    /// The register marks the birth day as not exact (生年月日_不詳フラグ): no program that
+    /// reads birth days gives this resident a notice.
+    pub birth_day_inexact: bool,
     /// 1 male, 2 female, 0 not recorded.
     pub sex: u8,
     /// 1 head, 2 spouse, 3 child, 4 parent, 9 other (see `oshirase_sdk::Relationship`).
     pub relationship: u8,
     pub address: String,
+    /// Seven digits as `260-0013`, or empty when the export has none.
+    pub postal_code: String,
     pub ward: String,
     pub resident_since: Option<Day>,
 }
@@ -128,8 +133,8 @@ impl<'t> SnapshotWriter<'t> {
             attributes: 0,
             insert_resident: transaction.prepare(
                 "INSERT INTO residents (key, snapshot_id, resident_id, household_id, name, name_kana, birth_day, sex,
-                     relationship, address, ward, resident_since)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     relationship, address, ward, resident_since, postal_code, birth_day_inexact)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?,
             insert_departed: transaction.prepare(
                 "INSERT INTO departed_residents (key, snapshot_id, resident_id, status) VALUES (?1, ?2, ?3, ?4)",
@@ -168,6 +173,8 @@ impl<'t> SnapshotWriter<'t> {
                 resident.address,
                 resident.ward,
                 resident.resident_since.map(|day| day.0),
+                resident.postal_code,
+                resident.birth_day_inexact,
             ])
             .with_context(|| format!("cannot store resident {}", resident.resident_id))?;
         self.residents += 1;
@@ -268,11 +275,12 @@ impl<'t> SnapshotWriter<'t> {
         self.residents
     }
 
-    /// Records the counts on the snapshot; `files` says what was read, for staff screens.
-    pub fn finish(self, transaction: &Transaction<'_>, files: &str) -> Result<i64> {
+    /// Records the counts on the snapshot; `files` says what was read and `warnings` what
+    /// staff should know of it, for staff screens.
+    pub fn finish(self, transaction: &Transaction<'_>, files: &str, warnings: &[String]) -> Result<i64> {
         transaction.execute(
-            "UPDATE snapshots SET resident_count = ?1, files = ?2 WHERE id = ?3",
-            (self.residents, files, self.snapshot_id),
+            "UPDATE snapshots SET resident_count = ?1, files = ?2, warnings = ?3 WHERE id = ?4",
+            (self.residents, files, serde_json::to_string(warnings)?, self.snapshot_id),
         )?;
         Ok(self.snapshot_id)
     }
@@ -321,21 +329,26 @@ pub struct SnapshotInfo {
     pub source: String,
     pub residents: u32,
     pub files: String,
+    /// What the import warned of (households without a head for now, 同居人 …).
+    pub warnings: Vec<String>,
     pub active: bool,
 }
 
 /// Every kept generation, newest first.
 pub fn list(connection: &Connection) -> Result<Vec<SnapshotInfo>> {
-    let mut statement = connection
-        .prepare("SELECT id, imported_at, source, resident_count, files, active FROM snapshots ORDER BY id DESC")?;
+    let mut statement = connection.prepare(
+        "SELECT id, imported_at, source, resident_count, files, active, warnings FROM snapshots ORDER BY id DESC",
+    )?;
     let snapshots = statement
         .query_map([], |row| {
+            let warnings: String = row.get(6)?;
             Ok(SnapshotInfo {
                 id: row.get(0)?,
                 imported_at: row.get(1)?,
                 source: row.get(2)?,
                 residents: row.get(3)?,
                 files: row.get(4)?,
+                warnings: serde_json::from_str(&warnings).unwrap_or_else(|_| vec![warnings]),
                 active: row.get(5)?,
             })
         })?
@@ -427,6 +440,8 @@ pub struct LoadedPopulation {
     /// The rows of the snapshot's residents; the rows after them are people registered in
     /// the chat.
     pub snapshot_rows: u32,
+    /// The rows whose birth day is not exact, in order; read only with the birth days.
+    pub inexact_birth_days: Vec<u32>,
 }
 
 impl LoadedPopulation {
@@ -435,6 +450,11 @@ impl LoadedPopulation {
     /// would have (`chat::timing` orders the due dates after the birth dates for this).
     pub fn rows_for(&self, fields: &[Field]) -> u32 {
         if fields.contains(&Field::Pregnancies) { self.population.size } else { self.rows_without_due_dates }
+    }
+
+    /// Whether the register marks `person`'s birth day as not exact.
+    pub fn birth_day_inexact(&self, person: u32) -> bool {
+        self.inexact_birth_days.binary_search(&person).is_ok()
     }
 }
 
@@ -472,7 +492,28 @@ pub fn load_population(connection: &Connection, fields: &[Field], kinds: &[Strin
     (population.enrollments, population.attributes) = (records.enrollments, records.attributes);
     let rows_without_due_dates = population.size;
     let snapshot_rows = population.size;
-    Ok(LoadedPopulation { snapshot_id, resident_ids, population, rows_without_due_dates, snapshot_rows })
+    let inexact_birth_days =
+        if fields.contains(&Field::BirthDay) { inexact_birth_days(connection, snapshot_id)? } else { Vec::new() };
+    Ok(LoadedPopulation {
+        snapshot_id,
+        resident_ids,
+        population,
+        rows_without_due_dates,
+        snapshot_rows,
+        inexact_birth_days,
+    })
+}
+
+/// The rows, in order, whose birth day the register marks as not exact; a partial index
+/// holds only them.
+fn inexact_birth_days(connection: &Connection, snapshot_id: i64) -> Result<Vec<u32>> {
+    let (first, last) = snapshot_range(snapshot_id);
+    let mut statement = connection.prepare_cached(
+        "SELECT key FROM residents INDEXED BY residents_inexact_birth_day
+         WHERE birth_day_inexact = 1 AND key BETWEEN ?1 AND ?2 ORDER BY key",
+    )?;
+    let rows = statement.query_map((first, last), |row| row.get::<_, i64>(0))?;
+    rows.map(|key| Ok((key? - first) as u32)).collect()
 }
 
 /// A second connection to the database file at `path`, for reading only.
@@ -819,7 +860,7 @@ mod tests {
         writer
             .add_event(EventKind::Immunization, second, "vaccine-mr", 1, Day::parse_iso("1981-01-01").unwrap(), None)
             .unwrap();
-        let snapshot_id = writer.finish(&transaction, "").unwrap();
+        let snapshot_id = writer.finish(&transaction, "", &[]).unwrap();
         activate(&transaction, snapshot_id, "test").unwrap();
         transaction.commit().unwrap();
         connection
@@ -856,7 +897,7 @@ mod tests {
         writer.add_attribute(first, "身体障害者手帳の等級", "2", true).unwrap();
         writer.add_attribute(second, "身体障害者手帳の等級", "4", false).unwrap();
         writer.add_attribute(third, "障害種別", "肢体", false).unwrap();
-        let snapshot_id = writer.finish(&transaction, "").unwrap();
+        let snapshot_id = writer.finish(&transaction, "", &[]).unwrap();
         activate(&transaction, snapshot_id, "test").unwrap();
         transaction.commit().unwrap();
         snapshot_id

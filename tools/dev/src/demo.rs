@@ -193,12 +193,14 @@ async fn prepare_city(service: &Service, options: &DemoOptions) -> Result<(usize
         .database
         .write(move |connection| {
             if oshirase_core::snapshot::active(connection)?.is_none() {
-                let city = synthetic_city::generate(size, seed, today, &export, synthetic_city::FileEncoding::Utf8)?;
+                let format = synthetic_city::ExportFormat::own(synthetic_city::FileEncoding::Utf8);
+                let city = synthetic_city::generate(size, seed, today, &export, format)?;
                 let options = ImportOptions {
                     actor: "demo".into(),
                     source: "synthetic city".into(),
                     keep_generations: 3,
                     max_shrink_percent: None,
+                    mapping: None,
                 };
                 import_directory(connection, &export, &options)?;
                 let transaction = connection.transaction()?;

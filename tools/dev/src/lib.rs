@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use oshirase_core::Day;
 use oshirase_core::time::today_in_japan;
-use synthetic_city::FileEncoding;
+use synthetic_city::{ExportFormat, FileEncoding, Layout};
 
 #[derive(Parser)]
 #[command(name = "oshirase-dev", version, about = "oshirase's demo, synthetic city, benchmarks and LINE emulator")]
@@ -81,6 +81,10 @@ enum Command {
         date: Option<Day>,
         #[arg(long, value_enum, default_value_t = TextEncoding::Utf8)]
         encoding: TextEncoding,
+        /// The resident file's layout: our own residents.csv, or the national standard's
+        /// resident_table.csv (with import.toml naming its wards).
+        #[arg(long, value_enum, default_value_t = ResidentLayout::Own)]
+        layout: ResidentLayout,
     },
     /// Measures the product; each prints medians, as a table or as JSON.
     #[command(subcommand)]
@@ -91,6 +95,12 @@ enum Command {
 enum TextEncoding {
     Utf8,
     ShiftJis,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ResidentLayout {
+    Own,
+    Standard,
 }
 
 pub fn parse_day(text: &str) -> Result<Day, String> {
@@ -148,12 +158,18 @@ pub async fn main() -> anyhow::Result<()> {
             println!("listening on http://{}", listener.local_addr()?);
             emulator.serve(listener, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
         }
-        Command::Gen { residents, seed, out, date, encoding } => {
-            let encoding = match encoding {
-                TextEncoding::Utf8 => FileEncoding::Utf8,
-                TextEncoding::ShiftJis => FileEncoding::ShiftJis,
+        Command::Gen { residents, seed, out, date, encoding, layout } => {
+            let format = ExportFormat {
+                encoding: match encoding {
+                    TextEncoding::Utf8 => FileEncoding::Utf8,
+                    TextEncoding::ShiftJis => FileEncoding::ShiftJis,
+                },
+                layout: match layout {
+                    ResidentLayout::Own => Layout::Own,
+                    ResidentLayout::Standard => Layout::Standard,
+                },
             };
-            let city = synthetic_city::generate(residents, seed, date.unwrap_or_else(today_in_japan), &out, encoding)?;
+            let city = synthetic_city::generate(residents, seed, date.unwrap_or_else(today_in_japan), &out, format)?;
             println!(
                 "wrote {} residents in {} households ({} departed) to {}",
                 city.residents,

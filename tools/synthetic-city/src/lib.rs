@@ -5,8 +5,12 @@
 //! benefits received, health insurance, care-need certifications and disability
 //! certificates (the data kinds 国保, 後期高齢, 要介護, 身体障害者手帳の等級), residents
 //! who moved out or died, and a share registered with LINE. The same seed and date always
-//! give the same files. For the delivery benchmark and the outbox's tests,
+//! give the same files. The resident file is written in our own layout (`residents.csv`) or
+//! in the national standard one (`resident_table.csv`, see `standard.rs`); the other files
+//! are the same in both. For the delivery benchmark and the outbox's tests,
 //! `seed_due_notices` writes due notices straight into a database of oshirase's schema.
+
+mod standard;
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -24,9 +28,23 @@ pub const CENSUS_2020: [u32; 18] =
     [4541, 5114, 5376, 5706, 6320, 6384, 6714, 7498, 8476, 9868, 8803, 7939, 7405, 8236, 9159, 7087, 5380, 6198];
 const OLDEST: u32 = 104;
 
-/// Chiba city's wards with rough population weights.
-const WARDS: [(&str, u32); 6] =
-    [("中央区", 21), ("花見川区", 17), ("稲毛区", 16), ("若葉区", 15), ("緑区", 13), ("美浜区", 15)];
+/// A ward of Chiba city: its name, a rough population weight, and for the standard layout
+/// its 全国地方公共団体コード and the first three digits of its postal codes.
+struct Ward {
+    name: &'static str,
+    weight: u32,
+    code: &'static str,
+    postal_area: &'static str,
+}
+
+const WARDS: [Ward; 6] = [
+    Ward { name: "中央区", weight: 21, code: "121011", postal_area: "260" },
+    Ward { name: "花見川区", weight: 17, code: "121029", postal_area: "262" },
+    Ward { name: "稲毛区", weight: 16, code: "121037", postal_area: "263" },
+    Ward { name: "若葉区", weight: 15, code: "121045", postal_area: "264" },
+    Ward { name: "緑区", weight: 13, code: "121053", postal_area: "266" },
+    Ward { name: "美浜区", weight: 15, code: "121061", postal_area: "261" },
+];
 const TOWNS: [&str; 8] = ["本町", "新町", "港町", "旭町", "栄町", "緑町", "幸町", "若松町"];
 const SURNAMES: [(&str, &str); 16] = [
     ("佐藤", "サトウ"),
@@ -159,6 +177,37 @@ pub enum FileEncoding {
     ShiftJis,
 }
 
+/// The layout of the resident file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Layout {
+    /// `residents.csv` with our own eleven columns.
+    Own,
+    /// `resident_table.csv` with the 122 columns of the national standard (標準準拠システム)
+    /// in the order of 芽室町's public sample, older history rows included, and
+    /// `import.toml` naming the wards behind its 地区管理コード1.
+    Standard,
+}
+
+/// How [`generate`] writes the export: the text encoding of every CSV file and the layout
+/// of the resident file. The other files are the same in both layouts, but for
+/// `enrollments.csv`, whose 国保 and 後期高齢 rows the standard layout has as columns of
+/// the resident file instead.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ExportFormat {
+    pub encoding: FileEncoding,
+    pub layout: Layout,
+}
+
+impl ExportFormat {
+    pub fn own(encoding: FileEncoding) -> ExportFormat {
+        ExportFormat { encoding, layout: Layout::Own }
+    }
+
+    pub fn standard(encoding: FileEncoding) -> ExportFormat {
+        ExportFormat { encoding, layout: Layout::Standard }
+    }
+}
+
 /// A LINE user id (`U` and 32 hex digits) that is the same for a resident every time.
 pub fn line_user_id(resident_id: &str) -> String {
     // SHA-256 as the product hashes, written here so that this tool needs nothing of it.
@@ -168,11 +217,13 @@ pub fn line_user_id(resident_id: &str) -> String {
 }
 
 /// Writes a city of about `size` living residents (whole households, so a few more at
-/// most) into `directory` as residents.csv, tax.csv, receipts.csv, pregnancies.csv,
-/// immunizations.csv, checkups.csv, enrollments.csv and attributes.csv.
-pub fn generate(size: usize, seed: u64, today: Day, directory: &Path, encoding: FileEncoding) -> Result<GeneratedCity> {
+/// most) into `directory` as residents.csv (resident_table.csv and import.toml in the
+/// standard layout), tax.csv, receipts.csv, pregnancies.csv, immunizations.csv,
+/// checkups.csv, enrollments.csv and attributes.csv. A seed gives the same residents,
+/// households, birth days and insurance in both layouts.
+pub fn generate(size: usize, seed: u64, today: Day, directory: &Path, format: ExportFormat) -> Result<GeneratedCity> {
     std::fs::create_dir_all(directory).with_context(|| format!("cannot create {}", directory.display()))?;
-    let mut files = Files::create(directory)?;
+    let mut files = Files::create(directory, format.layout, seed, today)?;
     let total: u32 = CENSUS_2020.iter().sum();
     let mut generator = Generator {
         random: StdRng::seed_from_u64(seed),
@@ -185,13 +236,13 @@ pub fn generate(size: usize, seed: u64, today: Day, directory: &Path, encoding: 
     while generator.city.residents < size {
         generator.household(&mut files)?;
     }
-    files.finish(directory, encoding)?;
+    files.finish(directory, format)?;
     Ok(generator.city)
 }
 
 /// The eight CSV writers, with the Japanese headers a municipal export has.
 struct Files {
-    residents: csv::Writer<BufWriter<File>>,
+    residents: ResidentFile,
     tax: csv::Writer<BufWriter<File>>,
     receipts: csv::Writer<BufWriter<File>>,
     pregnancies: csv::Writer<BufWriter<File>>,
@@ -201,23 +252,26 @@ struct Files {
     attributes: csv::Writer<BufWriter<File>>,
 }
 
-const FILE_HEADERS: [(&str, &[&str]); 8] = [
-    (
-        "residents.csv",
-        &[
-            "宛名番号",
-            "世帯番号",
-            "氏名",
-            "氏名カナ",
-            "生年月日",
-            "性別",
-            "続柄",
-            "住所",
-            "行政区",
-            "住民となった日",
-            "住民状態",
-        ],
-    ),
+/// The resident file of the own layout.
+const OWN_RESIDENTS: (&str, &[&str]) = (
+    "residents.csv",
+    &[
+        "宛名番号",
+        "世帯番号",
+        "氏名",
+        "氏名カナ",
+        "生年月日",
+        "性別",
+        "続柄",
+        "住所",
+        "行政区",
+        "住民となった日",
+        "住民状態",
+    ],
+);
+
+/// The files both layouts write.
+const FILE_HEADERS: [(&str, &[&str]); 7] = [
     ("tax.csv", &["宛名番号", "課税年度", "合計所得金額", "課税区分"]),
     ("receipts.csv", &["宛名番号", "制度コード", "開始日", "終了日"]),
     ("pregnancies.csv", &["宛名番号", "交付日", "出産予定日"]),
@@ -227,18 +281,34 @@ const FILE_HEADERS: [(&str, &[&str]); 8] = [
     ("attributes.csv", &["宛名番号", "項目", "値", "要同意"]),
 ];
 
+/// The CSV files an export in `layout` has, the resident file first.
+fn file_names(layout: Layout) -> impl Iterator<Item = &'static str> {
+    let residents = match layout {
+        Layout::Own => OWN_RESIDENTS.0,
+        Layout::Standard => standard::FILE_NAME,
+    };
+    std::iter::once(residents).chain(FILE_HEADERS.iter().map(|(name, _)| *name))
+}
+
+/// Creates `name` in `directory` and writes its header.
+fn create_csv(directory: &Path, name: &str, header: &[&str]) -> Result<csv::Writer<BufWriter<File>>> {
+    let path = directory.join(name);
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut writer = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
+    writer.write_record(header)?;
+    Ok(writer)
+}
+
 impl Files {
-    fn create(directory: &Path) -> Result<Files> {
-        let [residents, tax, receipts, pregnancies, immunizations, checkups, enrollments, attributes] = FILE_HEADERS
-            .map(|(name, header)| -> Result<csv::Writer<BufWriter<File>>> {
-                let path = directory.join(name);
-                let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-                let mut writer = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
-                writer.write_record(header)?;
-                Ok(writer)
-            });
+    fn create(directory: &Path, layout: Layout, seed: u64, today: Day) -> Result<Files> {
+        let residents = match layout {
+            Layout::Own => ResidentFile::Own(create_csv(directory, OWN_RESIDENTS.0, OWN_RESIDENTS.1)?),
+            Layout::Standard => ResidentFile::Standard(standard::Writer::create(directory, seed, today)?),
+        };
+        let [tax, receipts, pregnancies, immunizations, checkups, enrollments, attributes] =
+            FILE_HEADERS.map(|(name, header)| create_csv(directory, name, header));
         Ok(Files {
-            residents: residents?,
+            residents,
             tax: tax?,
             receipts: receipts?,
             pregnancies: pregnancies?,
@@ -249,9 +319,9 @@ impl Files {
         })
     }
 
-    fn finish(self, directory: &Path, encoding: FileEncoding) -> Result<()> {
+    fn finish(self, directory: &Path, format: ExportFormat) -> Result<()> {
+        self.residents.finish(directory)?;
         for mut writer in [
-            self.residents,
             self.tax,
             self.receipts,
             self.pregnancies,
@@ -262,8 +332,8 @@ impl Files {
         ] {
             writer.flush()?;
         }
-        if encoding == FileEncoding::ShiftJis {
-            for (name, _) in FILE_HEADERS {
+        if format.encoding == FileEncoding::ShiftJis {
+            for name in file_names(format.layout) {
                 let path = directory.join(name);
                 let text = std::fs::read_to_string(&path)?;
                 std::fs::write(&path, encoding_rs::SHIFT_JIS.encode(&text).0)?;
@@ -273,7 +343,167 @@ impl Files {
     }
 }
 
+/// The resident file in either layout.
+#[allow(clippy::large_enum_variant, reason = "there is one per export")]
+enum ResidentFile {
+    Own(csv::Writer<BufWriter<File>>),
+    Standard(standard::Writer),
+}
+
+impl ResidentFile {
+    fn write_household(&mut self, household: &Household, residents: &[Resident]) -> Result<()> {
+        match self {
+            ResidentFile::Own(writer) => write_own_residents(writer, household, residents),
+            ResidentFile::Standard(writer) => writer.write_household(household, residents),
+        }
+    }
+
+    /// Whether the resident file has columns for 国保 and 後期高齢, so that
+    /// `enrollments.csv` leaves them out.
+    fn has_insurance_columns(&self) -> bool {
+        matches!(self, ResidentFile::Standard(_))
+    }
+
+    fn finish(self, directory: &Path) -> Result<()> {
+        match self {
+            ResidentFile::Own(mut writer) => Ok(writer.flush()?),
+            ResidentFile::Standard(writer) => writer.finish(directory),
+        }
+    }
+}
+
+/// The rows of one household in `residents.csv`.
+fn write_own_residents(
+    writer: &mut csv::Writer<BufWriter<File>>,
+    household: &Household,
+    residents: &[Resident],
+) -> Result<()> {
+    let (surname, surname_kana) = household.surname;
+    let address = household.address.own_text();
+    for resident in residents {
+        let (given, given_kana) = resident.given;
+        writer.write_record([
+            resident.id.as_str(),
+            &household.id,
+            &format!("{surname} {given}"),
+            &format!("{surname_kana} {given_kana}"),
+            &resident.birth.to_string(),
+            if resident.member.sex == 1 { "1" } else { "2" },
+            relationship(&resident.member).map_or("その他", |(_, name)| name),
+            &address,
+            WARDS[household.address.ward].name,
+            &resident.since.to_string(),
+            resident.status.name(),
+        ])?;
+    }
+    Ok(())
+}
+
+/// The 続柄 of `member` as the standard layout codes it and both layouts name it; `None`
+/// for `Other`, whom the standard layout tells apart further (兄, 縁故者, 同居人 …) and
+/// the own layout calls その他.
+fn relationship(member: &Member) -> Option<(&'static str, &'static str)> {
+    Some(match member.relationship {
+        Relationship::Head => ("02", "世帯主"),
+        Relationship::Spouse if member.sex == 1 => ("11", "夫"),
+        Relationship::Spouse => ("12", "妻"),
+        Relationship::Child => ("20", "子"),
+        Relationship::Parent if member.sex == 1 => ("51", "父"),
+        Relationship::Parent => ("52", "母"),
+        Relationship::Other => return None,
+    })
+}
+
+/// A home in the city: a ward of `WARDS`, a town of `TOWNS`, its 丁目 and the 番地 and 号.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Address {
+    ward: usize,
+    town: usize,
+    chome: u32,
+    block: u32,
+    number: u32,
+}
+
+impl Address {
+    fn draw(random: &mut StdRng) -> Address {
+        let ward_roll = random.random_range(0..100);
+        let mut cumulative = 0;
+        // The weights add up to 97; the rolls above them fall to the first ward.
+        let ward = WARDS
+            .iter()
+            .position(|ward| {
+                cumulative += ward.weight;
+                ward_roll < cumulative
+            })
+            .unwrap_or(0);
+        Address {
+            ward,
+            town: random.random_range(0..TOWNS.len()),
+            chome: random.random_range(1..6),
+            block: random.random_range(1..30),
+            number: random.random_range(1..20),
+        }
+    }
+
+    /// The address as the own layout's 住所 writes it.
+    fn own_text(&self) -> String {
+        let Address { ward, town, chome, block, number } = *self;
+        format!("千葉市{}{}{chome}丁目{block}-{number}", WARDS[ward].name, TOWNS[town])
+    }
+}
+
+/// A household as the resident file writes it.
+struct Household {
+    id: String,
+    surname: (&'static str, &'static str),
+    address: Address,
+    /// When its head began to receive the child allowance (児童手当), for a household with
+    /// children under 18.
+    child_allowance_since: Option<Day>,
+}
+
+/// A resident as the resident file writes it.
+struct Resident {
+    id: String,
+    member: Member,
+    given: (&'static str, &'static str),
+    birth: Day,
+    /// 住民となった日.
+    since: Day,
+    status: Status,
+    /// Only for the living: the departed have lost it.
+    insurance: Option<Insurance>,
+}
+
+/// 住民状態.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Status {
+    Living,
+    MovedOut,
+    Died,
+}
+
+impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Status::Living => "住民",
+            Status::MovedOut => "転出",
+            Status::Died => "死亡",
+        }
+    }
+}
+
+/// The public health insurance a resident is in today, and since when.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Insurance {
+    /// 国保.
+    National(Day),
+    /// 後期高齢.
+    LateElderly(Day),
+}
+
 /// One member of a household being generated.
+#[derive(Clone, Copy)]
 struct Member {
     age: u32,
     sex: u8,
@@ -450,22 +680,9 @@ impl Generator {
 
     fn write_household(&mut self, files: &mut Files, members: Vec<Member>, single_parent: bool) -> Result<()> {
         self.city.households += 1;
-        let household = format!("H{:09}", self.city.households);
-        let (surname, surname_kana) = *self.pick(&SURNAMES);
-        let ward_roll = self.random.random_range(0..100);
-        let mut cumulative = 0;
-        let ward = WARDS.iter().find(|(_, weight)| {
-            cumulative += weight;
-            ward_roll < cumulative
-        });
-        let ward = ward.map_or(WARDS[0].0, |(name, _)| name);
-        let address = format!(
-            "千葉市{ward}{}{}丁目{}-{}",
-            self.pick(&TOWNS),
-            self.random.random_range(1..6),
-            self.random.random_range(1..30),
-            self.random.random_range(1..20)
-        );
+        let household_id = format!("H{:09}", self.city.households);
+        let surname = *self.pick(&SURNAMES);
+        let address = Address::draw(&mut self.random);
         let has_minors = members.iter().any(|member| member.relationship == Relationship::Child && member.age < 18);
         let dependants = members
             .iter()
@@ -479,60 +696,42 @@ impl Generator {
             .kinds_random
             .random_bool(SELF_EMPLOYED_HOUSEHOLDS)
             .then(|| self.today.add_days(-self.kinds_random.random_range(0..25 * 365)));
+        let mut residents = Vec::with_capacity(members.len());
         let mut head_id = String::new();
         let mut mother: Option<String> = None;
         let mut babies: Vec<Day> = Vec::new();
         for member in &members {
             self.next_resident += 1;
             let resident_id = format!("{:010}", 1_000_000_000 + self.next_resident);
-            let (given, given_kana) = *if member.sex == 1 { self.pick(&MALE_NAMES) } else { self.pick(&FEMALE_NAMES) };
+            let given = *if member.sex == 1 { self.pick(&MALE_NAMES) } else { self.pick(&FEMALE_NAMES) };
             let birth = self.birth_day(member.age);
             let status = match gone {
-                true if member.age >= 75 => "死亡",
-                true => "転出",
-                false => "住民",
+                true if member.age >= 75 => Status::Died,
+                true => Status::MovedOut,
+                false => Status::Living,
             };
             let since = birth
                 .max(self.today.add_days(-self.random.random_range(0..30 * 365)))
                 .max(Day::from_ymd(1980, 4, 1).unwrap_or(birth));
-            let relationship = match member.relationship {
-                Relationship::Head => "世帯主",
-                Relationship::Spouse if member.sex == 1 => "夫",
-                Relationship::Spouse => "妻",
-                Relationship::Child => "子",
-                Relationship::Parent if member.sex == 1 => "父",
-                Relationship::Parent => "母",
-                Relationship::Other => "その他",
-            };
-            files.residents.write_record([
-                resident_id.as_str(),
-                &household,
-                &format!("{surname} {given}"),
-                &format!("{surname_kana} {given_kana}"),
-                &birth.to_string(),
-                if member.sex == 1 { "1" } else { "2" },
-                relationship,
-                &address,
-                ward,
-                &since.to_string(),
-                status,
-            ])?;
+            let mut resident =
+                Resident { id: resident_id, member: *member, given, birth, since, status, insurance: None };
             if gone {
                 self.city.departed += 1;
+                residents.push(resident);
                 continue;
             }
             self.city.residents += 1;
             if member.relationship == Relationship::Head {
-                head_id = resident_id.clone();
+                head_id = resident.id.clone();
             }
             if member.sex == 2 && matches!(member.relationship, Relationship::Head | Relationship::Spouse) {
-                mother = Some(resident_id.clone());
+                mother = Some(resident.id.clone());
             }
             if member.relationship == Relationship::Child && member.age == 0 {
                 babies.push(birth);
             }
-            self.histories(files, &resident_id, member, birth, single_parent, dependants)?;
-            self.data_kinds(files, &resident_id, member, birth, self_employed_since)?;
+            self.histories(files, &resident.id, member, birth, single_parent, dependants)?;
+            resident.insurance = self.data_kinds(files, &resident.id, member, birth, self_employed_since)?;
             // Parents of children register most; other adults now and then.
             let registers = match member.relationship {
                 Relationship::Head | Relationship::Spouse if has_minors => self.random.random_bool(0.45),
@@ -542,15 +741,18 @@ impl Generator {
             if registers {
                 let tax_consent = self.random.random_bool(0.6);
                 self.city.registrations.push(Registration {
-                    line_user_id: line_user_id(&resident_id),
-                    resident_id,
+                    line_user_id: line_user_id(&resident.id),
+                    resident_id: resident.id.clone(),
                     tax_consent,
                 });
             }
+            residents.push(resident);
         }
-        if has_minors && !gone {
-            self.household_benefits(files, &head_id, &members, single_parent)?;
-        }
+        let child_allowance_since = if has_minors && !gone {
+            Some(self.household_benefits(files, &head_id, &members, single_parent)?)
+        } else {
+            None
+        };
         // The pregnancy each baby of the last year came from, as the 母子健康手帳 records it.
         if let Some(mother) = mother {
             for birth in babies {
@@ -559,7 +761,8 @@ impl Generator {
                 files.pregnancies.write_record([mother.as_str(), &notified.to_string(), &due.to_string()])?;
             }
         }
-        Ok(())
+        let household = Household { id: household_id, surname, address, child_allowance_since };
+        files.residents.write_household(&household, &residents)
     }
 
     /// Tax, pregnancy, vaccination and checkup records of one resident.
@@ -644,7 +847,7 @@ impl Generator {
 
     /// The health insurance, care-need certification and disability certificate of one
     /// resident, with the shares and reasons given at `RETIRED_NATIONAL_INSURANCE` and the
-    /// constants after it.
+    /// constants after it. The insurance is returned for the resident file as well.
     fn data_kinds(
         &mut self,
         files: &mut Files,
@@ -652,19 +855,33 @@ impl Generator {
         member: &Member,
         birth: Day,
         self_employed_since: Option<Day>,
-    ) -> Result<()> {
+    ) -> Result<Option<Insurance>> {
         let today = self.today;
         let random = &mut self.kinds_random;
+        // The draws keep their order of old (国保's for those under 75, then the care
+        // need's for those over), so that a seed's files stayed as they were.
+        let insurance = if member.age >= 75 {
+            Some(Insurance::LateElderly(birth.add_months_clamped(75 * 12)))
+        } else {
+            let national_insurance_since = match self_employed_since {
+                Some(since) => Some(since.max(birth)),
+                None if member.age >= 65 && random.random_bool(RETIRED_NATIONAL_INSURANCE) => {
+                    Some(birth.add_months_clamped(12 * random.random_range(60..=65)))
+                }
+                None => None,
+            };
+            national_insurance_since.map(Insurance::National)
+        };
+        if let Some(insurance) = insurance
+            && !files.residents.has_insurance_columns()
+        {
+            let (kind, since) = match insurance {
+                Insurance::National(since) => ("国保", since),
+                Insurance::LateElderly(since) => ("後期高齢", since),
+            };
+            files.enrollments.write_record([resident_id, kind, "", &since.to_string(), "", ""])?;
+        }
         if member.age >= 75 {
-            let seventy_fifth_birthday = birth.add_months_clamped(75 * 12);
-            files.enrollments.write_record([
-                resident_id,
-                "後期高齢",
-                "",
-                &seventy_fifth_birthday.to_string(),
-                "",
-                "",
-            ])?;
             let care_need = if member.age >= 85 { CARE_NEED_FROM_85 } else { CARE_NEED_75_TO_84 };
             if random.random_bool(care_need) {
                 let level = CARE_NEED_LEVELS[weighted_index(random, &CARE_NEED_LEVELS.map(|(_, weight)| weight))].0;
@@ -683,17 +900,6 @@ impl Generator {
                     "",
                 ])?;
             }
-        } else {
-            let national_insurance_since = match self_employed_since {
-                Some(since) => Some(since.max(birth)),
-                None if member.age >= 65 && random.random_bool(RETIRED_NATIONAL_INSURANCE) => {
-                    Some(birth.add_months_clamped(12 * random.random_range(60..=65)))
-                }
-                None => None,
-            };
-            if let Some(since) = national_insurance_since {
-                files.enrollments.write_record([resident_id, "国保", "", &since.to_string(), "", ""])?;
-            }
         }
         let disability = DISABILITY_BY_AGE[match member.age {
             0..18 => 0,
@@ -704,17 +910,18 @@ impl Generator {
             let grade = weighted_index(random, &DISABILITY_GRADES) + 1;
             files.attributes.write_record([resident_id, "身体障害者手帳の等級", &grade.to_string(), "1"])?;
         }
-        Ok(())
+        Ok(insurance)
     }
 
-    /// Benefits the head of a household with children already receives.
+    /// Benefits the head of a household with children already receives; returns when the
+    /// child allowance began.
     fn household_benefits(
         &mut self,
         files: &mut Files,
         head_id: &str,
         members: &[Member],
         single_parent: bool,
-    ) -> Result<()> {
+    ) -> Result<Day> {
         let oldest_minor = members
             .iter()
             .filter(|member| member.relationship == Relationship::Child && member.age < 18)
@@ -736,7 +943,7 @@ impl Generator {
                 }
             }
         }
-        Ok(())
+        Ok(since)
     }
 }
 
@@ -816,24 +1023,37 @@ pub fn seed_due_notices(
 mod tests {
     use super::*;
 
-    fn temporary_directory() -> std::path::PathBuf {
-        std::env::temp_dir().join(format!("oshirase-synth-{}", uuid::Uuid::new_v4()))
+    /// A directory of its own under the system's temporary one, removed when dropped.
+    pub(crate) struct TemporaryDirectory(pub(crate) std::path::PathBuf);
+
+    impl TemporaryDirectory {
+        pub(crate) fn new() -> TemporaryDirectory {
+            TemporaryDirectory(std::env::temp_dir().join(format!("oshirase-synth-{}", uuid::Uuid::new_v4())))
+        }
+    }
+
+    impl Drop for TemporaryDirectory {
+        fn drop(&mut self) {
+            // A test that failed before writing left nothing to remove.
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     #[test]
     fn the_same_seed_writes_the_same_files() {
         let today = Day::parse_iso("2026-11-21").unwrap();
-        let (first, second) = (temporary_directory(), temporary_directory());
-        generate(2000, 7, today, &first, FileEncoding::Utf8).unwrap();
-        generate(2000, 7, today, &second, FileEncoding::Utf8).unwrap();
-        for (name, _) in FILE_HEADERS {
-            assert_eq!(
-                std::fs::read(first.join(name)).unwrap(),
-                std::fs::read(second.join(name)).unwrap(),
-                "{name} differs"
-            );
+        for layout in [Layout::Own, Layout::Standard] {
+            let format = ExportFormat { encoding: FileEncoding::Utf8, layout };
+            let (first, second) = (TemporaryDirectory::new(), TemporaryDirectory::new());
+            generate(2000, 7, today, &first.0, format).unwrap();
+            generate(2000, 7, today, &second.0, format).unwrap();
+            for name in file_names(layout) {
+                assert_eq!(
+                    std::fs::read(first.0.join(name)).unwrap(),
+                    std::fs::read(second.0.join(name)).unwrap(),
+                    "{name} differs in {layout:?}"
+                );
+            }
         }
-        std::fs::remove_dir_all(first).unwrap();
-        std::fs::remove_dir_all(second).unwrap();
     }
 }

@@ -16,15 +16,23 @@ pub struct Arguments {
     /// Accept an export with 10 % or more fewer residents than the active snapshot.
     #[arg(long)]
     allow_shrink: bool,
+    /// The town's mapping file for the standard layout (renamed columns, code tables,
+    /// ward names, 外字); by default the export's own import.toml, if it has one.
+    #[arg(long, env = "OSHIRASE_IMPORT_MAPPING")]
+    mapping: Option<PathBuf>,
 }
 
-pub async fn run(global: &Global, Arguments { directory, keep, allow_shrink }: Arguments) -> anyhow::Result<()> {
+pub async fn run(
+    global: &Global,
+    Arguments { directory, keep, allow_shrink, mapping }: Arguments,
+) -> anyhow::Result<()> {
     let database = global.database()?;
     let options = ImportOptions {
         actor: "cli".into(),
         source: directory.display().to_string(),
         keep_generations: keep,
         max_shrink_percent: (!allow_shrink).then_some(DEFAULT_MAX_SHRINK_PERCENT),
+        mapping,
     };
     match database.write(move |connection| Ok(import_directory(connection, &directory, &options))).await? {
         Ok(report) => {

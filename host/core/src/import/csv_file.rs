@@ -1,12 +1,14 @@
 //! One CSV file of a municipal export: its encoding detected (UTF-8 with or without BOM,
-//! or Shift_JIS/CP932), its header matched in Japanese or English in any order, and its
-//! rows handed out with every bad cell recorded as `file:line:column: what is wrong`.
+//! Shift_JIS/CP932, or UTF-16 with a BOM), its header matched in Japanese or English in
+//! any order (after the town's renames), and its rows handed out with every bad cell
+//! recorded as `file:line:column: what is wrong`.
 
 use std::fs::File;
 use std::io::{Cursor, Read};
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use rustc_hash::FxHashMap as HashMap;
 
 /// How many problems one import reports before it stops looking.
 pub const MAX_PROBLEMS: usize = 100;
@@ -64,6 +66,9 @@ pub struct Column {
 pub struct FileSpec {
     pub name: &'static str,
     pub columns: &'static [Column],
+    /// The file is a standard layout of which only some columns are read: the others are
+    /// counted in one warning rather than named one by one.
+    pub reads_some_columns: bool,
 }
 
 impl FileSpec {
@@ -86,6 +91,7 @@ pub struct ColumnId(usize);
 pub enum Encoding {
     Utf8,
     ShiftJis,
+    Utf16,
 }
 
 impl Encoding {
@@ -93,6 +99,7 @@ impl Encoding {
         match self {
             Encoding::Utf8 => "UTF-8",
             Encoding::ShiftJis => "Shift_JIS",
+            Encoding::Utf16 => "UTF-16",
         }
     }
 }
@@ -111,10 +118,12 @@ pub struct CsvFile {
 impl CsvFile {
     /// Opens `directory/spec.name`. `Ok(None)` when the file is not there; problems with
     /// the encoding or the header are recorded and give `Ok(None)` as well, since its rows
-    /// cannot be read. Unused columns become warnings.
+    /// cannot be read. A header in `renamed` is read as the column it names; unused
+    /// columns become warnings.
     pub fn open(
         directory: &Path,
         spec: &'static FileSpec,
+        renamed: &HashMap<String, String>,
         problems: &mut Problems,
         warnings: &mut Vec<String>,
     ) -> Result<Option<CsvFile>> {
@@ -147,18 +156,24 @@ impl CsvFile {
             return Ok(None);
         }
         let mut positions = vec![None; spec.columns.len()];
-        for (position, name) in names.iter().enumerate() {
+        let mut unused = 0;
+        for (position, header) in names.iter().enumerate() {
+            let name = renamed.get(header).unwrap_or(header);
             match spec.columns.iter().position(|column| column.english == name || column.japanese == name) {
                 Some(index) if positions[index].is_some() => {
                     problems.push(spec.name, 1, position + 1, format!("column {name} appears twice in the header"));
                 }
                 Some(index) => positions[index] = Some(position),
+                None if spec.reads_some_columns => unused += 1,
                 None => warnings.push(format!(
-                    "{}:1:{}: column {name:?} is not used and was ignored",
+                    "{}:1:{}: column {header:?} is not used and was ignored",
                     spec.name,
                     position + 1
                 )),
             }
+        }
+        if unused > 0 {
+            warnings.push(format!("{}: {unused} columns of the standard layout are not read", spec.name));
         }
         let mut complete = true;
         for (column, position) in spec.columns.iter().zip(&positions) {
@@ -253,7 +268,17 @@ fn open_text(path: &Path) -> Result<OpenedText> {
     let mut head = Vec::new();
     (&mut file).take(SNIFF_BYTES).read_to_end(&mut head).with_context(|| format!("cannot read {}", path.display()))?;
     if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
-        return Ok(Err((1, "the file is UTF-16, which is not read; export it as UTF-8 or Shift_JIS".to_owned())));
+        // The decoder reads the BOM, little- or big-endian, and drops it. Malformed
+        // sequences become U+FFFD, which the rows then report.
+        let decoder = encoding_rs_io::DecodeReaderBytesBuilder::new().build(Cursor::new(head).chain(file));
+        return Ok(Ok((Box::new(decoder), Encoding::Utf16)));
+    }
+    if looks_like_utf16_without_bom(&head) {
+        return Ok(Err((
+            1,
+            "the file looks like UTF-16 without a byte order mark; export it with one, or as UTF-8 or Shift_JIS"
+                .to_owned(),
+        )));
     }
     if let Some(rest) = head.strip_prefix(b"\xEF\xBB\xBF") {
         return Ok(Ok((Box::new(Cursor::new(rest.to_vec()).chain(file)), Encoding::Utf8)));
@@ -285,6 +310,12 @@ fn open_text(path: &Path) -> Result<OpenedText> {
         .encoding(Some(encoding_rs::SHIFT_JIS))
         .build(Cursor::new(head).chain(file));
     Ok(Ok((Box::new(decoder), Encoding::ShiftJis)))
+}
+
+/// Whether text looks like UTF-16 written without a BOM: it holds NUL bytes, which no CSV
+/// in UTF-8 or Shift_JIS does, and UTF-16 writes one beside every comma and digit.
+fn looks_like_utf16_without_bom(head: &[u8]) -> bool {
+    memchr::memchr(0, head).is_some()
 }
 
 /// Text whose line endings, CRLF or a lone CR, are handed on as LF, and whose last line
@@ -383,8 +414,8 @@ impl<'a> Row<'a> {
         let file: &'a CsvFile = self.file;
         let bytes = file.record.get(file.positions[column.0]?)?;
         match std::str::from_utf8(bytes) {
-            Ok(text) if file.encoding == Encoding::ShiftJis && text.contains('\u{FFFD}') => {
-                self.problem(Some(column), "the cell is not Shift_JIS text".to_owned());
+            Ok(text) if file.encoding != Encoding::Utf8 && text.contains('\u{FFFD}') => {
+                self.problem(Some(column), format!("the cell is not {} text", file.encoding.name()));
                 None
             }
             Ok(text) => Some(text.trim()),

@@ -3,9 +3,11 @@
 //! becomes active in that same transaction only when no problem was found.
 
 mod csv_file;
+pub mod mapping;
+mod residents;
 pub mod values;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rusqlite::Connection;
@@ -13,6 +15,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use csv_file::{Column, CsvFile, FileSpec, Problems};
 pub use csv_file::{MAX_PROBLEMS, Problem};
+pub use mapping::{MAPPING_FILE, Mapping};
+use residents::{Layout, OWN_LAYOUT, STANDARD_LAYOUT};
 
 use crate::database::audit;
 use crate::snapshot::{self, Departure, EventKind, Resident, SnapshotWriter};
@@ -54,6 +58,9 @@ pub struct ImportOptions {
     /// Refuse an export with this share fewer living residents than the active snapshot
     /// (a truncated export looks just like that); `None` accepts any size.
     pub max_shrink_percent: Option<u32>,
+    /// The town's mapping file; `None` reads the export's own `import.toml` if it has one,
+    /// else the standard's defaults.
+    pub mapping: Option<PathBuf>,
 }
 
 /// What an accepted import did.
@@ -64,8 +71,8 @@ pub struct ImportReport {
     pub departed: u32,
     /// Rows read from each file present.
     pub files: Vec<(String, u64)>,
-    /// Columns that were ignored, data kinds that no active program reads, and similar
-    /// things staff should know.
+    /// Columns that were ignored, data kinds that no active program reads, households
+    /// without a head for now, and similar things staff should know.
     pub warnings: Vec<String>,
     /// Generations deleted because more than `keep_generations` were kept.
     pub pruned: Vec<i64>,
@@ -75,23 +82,6 @@ const fn column(english: &'static str, japanese: &'static str, required: bool) -
     Column { english, japanese, required }
 }
 
-static RESIDENTS: FileSpec = FileSpec {
-    name: "residents.csv",
-    columns: &[
-        column("resident_id", "宛名番号", true),
-        column("household_id", "世帯番号", true),
-        column("name", "氏名", true),
-        column("name_kana", "氏名カナ", false),
-        column("birth_date", "生年月日", true),
-        column("sex", "性別", true),
-        column("relationship", "続柄", true),
-        column("address", "住所", false),
-        column("ward", "行政区", false),
-        column("resident_since", "住民となった日", false),
-        column("status", "住民状態", false),
-    ],
-};
-
 static TAX: FileSpec = FileSpec {
     name: "tax.csv",
     columns: &[
@@ -100,6 +90,7 @@ static TAX: FileSpec = FileSpec {
         column("total_income", "合計所得金額", true),
         column("taxable", "課税区分", true),
     ],
+    reads_some_columns: false,
 };
 
 /// Periods in which a resident belongs to something, of kinds the city names (国保,
@@ -114,6 +105,7 @@ static ENROLLMENTS: FileSpec = FileSpec {
         column("end", "終了日", false),
         column("consent_required", "要同意", false),
     ],
+    reads_some_columns: false,
 };
 
 /// Named values about residents (身体障害者手帳の等級 = 2); programs ask for them by name.
@@ -125,6 +117,7 @@ static ATTRIBUTES: FileSpec = FileSpec {
         column("value", "値", true),
         column("consent_required", "要同意", false),
     ],
+    reads_some_columns: false,
 };
 
 /// What `consent_required` may hold, for problems.
@@ -152,6 +145,7 @@ static EVENT_FILES: [EventFile; 4] = [
                 column("start_date", "開始日", true),
                 column("end_date", "終了日", false),
             ],
+            reads_some_columns: false,
         },
         kind: EventKind::Receipt,
         code: Some("program_code"),
@@ -167,6 +161,7 @@ static EVENT_FILES: [EventFile; 4] = [
                 column("notified_on", "交付日", true),
                 column("due_date", "出産予定日", true),
             ],
+            reads_some_columns: false,
         },
         kind: EventKind::Pregnancy,
         code: None,
@@ -183,6 +178,7 @@ static EVENT_FILES: [EventFile; 4] = [
                 column("dose", "回数", true),
                 column("date", "接種日", true),
             ],
+            reads_some_columns: false,
         },
         kind: EventKind::Immunization,
         code: Some("vaccine"),
@@ -199,6 +195,7 @@ static EVENT_FILES: [EventFile; 4] = [
                 column("date", "受診日", true),
                 column("count", "回数", false),
             ],
+            reads_some_columns: false,
         },
         kind: EventKind::Checkup,
         code: Some("kind"),
@@ -209,9 +206,12 @@ static EVENT_FILES: [EventFile; 4] = [
     },
 ];
 
-/// Every file an export may hold; `residents.csv` is required.
-pub const EXPORT_FILES: [&str; 8] = [
+/// Every file an export may hold: the resident file in our layout or the standard's is
+/// required, the mapping file is read when no other is named.
+pub const EXPORT_FILES: [&str; 10] = [
     "residents.csv",
+    "resident_table.csv",
+    MAPPING_FILE,
     "tax.csv",
     "receipts.csv",
     "pregnancies.csv",
@@ -228,11 +228,18 @@ pub const DEFAULT_MAX_SHRINK_PERCENT: u32 = 10;
 /// The code a pregnancy record carries, since its file has no code column.
 pub(crate) const PREGNANCY_CODE: &str = "pregnancy";
 
-/// Where a resident id of `residents.csv` leads: the row of a living resident, or nothing
-/// for one who moved out or died; and the line it was first seen on.
+/// Where a resident id of the resident file leads: the row of a living resident, or
+/// nothing for one who moved out, died or never lived here; and the line it was first
+/// seen on.
 struct Known {
     row: Option<u32>,
     line: u64,
+}
+
+/// The resident file's ids, which every other file's rows must name.
+struct KnownResidents {
+    file: &'static str,
+    ids: HashMap<Box<str>, Known>,
 }
 
 /// Reads every file in `directory` and, if all are valid, stores them as the new active
@@ -281,7 +288,8 @@ fn import_in_transaction(
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
     let (read, written) = std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
-            read_export(directory, Sink { sender, batch: Vec::with_capacity(BATCH), residents: 0, open: true })
+            let sink = Sink { sender, batch: Vec::with_capacity(BATCH), residents: 0, open: true };
+            read_export(directory, options.mapping.as_deref(), sink)
         });
         // The receiver is dropped when writing stops, so a failed write stops the reader.
         let written = receiver.into_iter().flatten().try_for_each(|record| record.write(&mut writer));
@@ -291,7 +299,8 @@ fn import_in_transaction(
     written?;
     let residents = writer.resident_count();
     if residents == 0 && read.problems.is_empty() {
-        read.problems.push(RESIDENTS.name, 0, 0, "there are no living residents in residents.csv".to_owned());
+        let file = read.residents_file;
+        read.problems.push(file, 0, 0, format!("there are no living residents in {file}"));
     }
     if let Some(percent) = options.max_shrink_percent {
         let floor = (u64::from(active_before) * u64::from(100 - percent.min(100))).div_ceil(100);
@@ -300,7 +309,7 @@ fn import_in_transaction(
                 "{residents} living residents, more than {percent} % fewer than the active snapshot's {active_before}; \
                  if the export is complete, import it allowing the shrink"
             );
-            read.problems.push(RESIDENTS.name, 0, 0, message);
+            read.problems.push(read.residents_file, 0, 0, message);
         }
     }
     if !read.problems.is_empty() {
@@ -309,7 +318,7 @@ fn import_in_transaction(
     }
     read.warnings.extend(unread_kinds(&transaction, &read.kinds)?);
     let summary = read.files.iter().map(|(name, rows)| format!("{name} {rows}")).collect::<Vec<_>>().join(", ");
-    let snapshot_id = writer.finish(&transaction, &summary)?;
+    let snapshot_id = writer.finish(&transaction, &summary, &read.warnings)?;
     snapshot::activate(&transaction, snapshot_id, &options.actor)?;
     audit(
         &transaction,
@@ -460,6 +469,8 @@ impl Sink {
 
 /// What the reading thread found.
 struct ReadExport {
+    /// The resident file's name, for problems about the export as a whole.
+    residents_file: &'static str,
     problems: Problems,
     warnings: Vec<String>,
     files: Vec<(String, u64)>,
@@ -470,162 +481,81 @@ struct ReadExport {
 }
 
 /// Reads and validates every file of the export, sending the rows to store into `sink`
-/// while no problem has been found.
-fn read_export(directory: &Path, mut sink: Sink) -> anyhow::Result<ReadExport> {
+/// while no problem has been found. `mapping` names the town's mapping file, if not the
+/// export's own.
+fn read_export(directory: &Path, mapping: Option<&Path>, mut sink: Sink) -> anyhow::Result<ReadExport> {
     let mut problems = Problems::default();
     let mut warnings = Vec::new();
     let mut files = Vec::new();
-    let Some(mut residents_file) = CsvFile::open(directory, &RESIDENTS, &mut problems, &mut warnings)? else {
-        if problems.is_empty() {
-            problems.push(
-                RESIDENTS.name,
-                0,
-                0,
-                format!("{} is missing from the export; it is required", RESIDENTS.name),
-            );
-        }
-        return Ok(ReadExport { problems, warnings, files, departed: 0, kinds: Vec::new() });
+    let (own, standard) = (directory.join(OWN_LAYOUT.name).exists(), directory.join(STANDARD_LAYOUT.name).exists());
+    let spec = if standard && !own { &STANDARD_LAYOUT } else { &OWN_LAYOUT };
+    let refused = |problems: Problems, warnings| ReadExport {
+        residents_file: spec.name,
+        problems,
+        warnings,
+        files: Vec::new(),
+        departed: 0,
+        kinds: Vec::new(),
     };
-    let (known, departed, rows) = read_residents(&mut residents_file, &mut sink, &mut problems);
-    files.push((RESIDENTS.name.to_owned(), rows));
-    if let Some(mut file) = CsvFile::open(directory, &TAX, &mut problems, &mut warnings)? {
+    if own && standard {
+        let message = format!(
+            "the export holds both {} and the standard layout's {}; keep the one the town exports",
+            OWN_LAYOUT.name, STANDARD_LAYOUT.name
+        );
+        problems.push(STANDARD_LAYOUT.name, 0, 0, message);
+        return Ok(refused(problems, warnings));
+    }
+    let mapping_path = mapping.map(Path::to_path_buf).or_else(|| {
+        let own_mapping = directory.join(MAPPING_FILE);
+        own_mapping.exists().then_some(own_mapping)
+    });
+    let mapping = match mapping_path {
+        Some(path) => match Mapping::read(&path)? {
+            Ok(mapping) => mapping,
+            Err(problem) => {
+                let file = path.file_name().map_or(MAPPING_FILE.into(), |name| name.to_string_lossy());
+                problems.push(&file, problem.line, problem.column, problem.message);
+                return Ok(refused(problems, warnings));
+            }
+        },
+        None => Mapping::default(),
+    };
+    let renamed = &mapping.renamed_columns;
+    let Some(mut residents_file) = CsvFile::open(directory, spec, renamed, &mut problems, &mut warnings)? else {
+        if problems.is_empty() {
+            let message = format!(
+                "{} (or the standard layout's {}) is missing from the export; it is required",
+                OWN_LAYOUT.name, STANDARD_LAYOUT.name
+            );
+            problems.push(OWN_LAYOUT.name, 0, 0, message);
+        }
+        return Ok(refused(problems, warnings));
+    };
+    let layout = if standard { Layout::standard(spec, &mapping) } else { Layout::own(spec) };
+    let read =
+        residents::read_residents(&mut residents_file, &layout, &mapping, &mut sink, &mut problems, &mut warnings);
+    files.push((spec.name.to_owned(), read.rows));
+    let mut kinds: Vec<(&'static str, String)> =
+        read.kinds.iter().map(|kind| (spec.name, (*kind).to_owned())).collect();
+    let known = KnownResidents { file: spec.name, ids: read.known };
+    if let Some(mut file) = CsvFile::open(directory, &TAX, renamed, &mut problems, &mut warnings)? {
         files.push((TAX.name.to_owned(), read_tax(&mut file, &known, &mut sink, &mut problems)));
     }
     for events in &EVENT_FILES {
-        if let Some(mut file) = CsvFile::open(directory, &events.spec, &mut problems, &mut warnings)? {
+        if let Some(mut file) = CsvFile::open(directory, &events.spec, renamed, &mut problems, &mut warnings)? {
             files.push((events.spec.name.to_owned(), read_events(&mut file, events, &known, &mut sink, &mut problems)));
         }
     }
-    let mut kinds = Vec::new();
-    if let Some(mut file) = CsvFile::open(directory, &ENROLLMENTS, &mut problems, &mut warnings)? {
+    if let Some(mut file) = CsvFile::open(directory, &ENROLLMENTS, renamed, &mut problems, &mut warnings)? {
         let rows = read_enrollments(&mut file, &known, &mut kinds, &mut sink, &mut problems);
         files.push((ENROLLMENTS.name.to_owned(), rows));
     }
-    if let Some(mut file) = CsvFile::open(directory, &ATTRIBUTES, &mut problems, &mut warnings)? {
+    if let Some(mut file) = CsvFile::open(directory, &ATTRIBUTES, renamed, &mut problems, &mut warnings)? {
         let rows = read_attributes(&mut file, &known, &mut kinds, &mut sink, &mut problems);
         files.push((ATTRIBUTES.name.to_owned(), rows));
     }
     sink.flush();
-    Ok(ReadExport { problems, warnings, files, departed, kinds })
-}
-
-/// Reads `residents.csv`, sending living residents (while no problem has been found) and
-/// checking ids and households. Returns the ids seen, the number departed, and rows read.
-fn read_residents(
-    file: &mut CsvFile,
-    sink: &mut Sink,
-    problems: &mut Problems,
-) -> (HashMap<Box<str>, Known>, u32, u64) {
-    let spec = file.spec;
-    let [
-        id_column,
-        household_column,
-        name_column,
-        kana_column,
-        birth_column,
-        sex_column,
-        relationship_column,
-        address_column,
-        ward_column,
-        since_column,
-        status_column,
-    ] = [
-        "resident_id",
-        "household_id",
-        "name",
-        "name_kana",
-        "birth_date",
-        "sex",
-        "relationship",
-        "address",
-        "ward",
-        "resident_since",
-        "status",
-    ]
-    .map(|name| spec.column(name));
-    let mut known: HashMap<Box<str>, Known> = HashMap::default();
-    // For each household of living residents: the line it first appears on, and whether
-    // it has a head.
-    let mut households: HashMap<Box<str>, (u64, bool)> = HashMap::default();
-    let (mut departed, mut rows) = (0, 0);
-    while let Some(mut row) = file.next_row(problems) {
-        rows += 1;
-        let resident_id = row.required(id_column);
-        let household_id = row.required(household_column);
-        let name = row.required(name_column);
-        let name_kana = row.text(kana_column).unwrap_or("");
-        let birth_day = row.value(birth_column, values::date, "a date");
-        let sex = row.value(sex_column, values::sex, "one of 1, 2, 男, 女, male, female");
-        let relationship = row.value(
-            relationship_column,
-            values::relationship,
-            "a 続柄 (世帯主, 妻, 夫, \
-             子, 父, 母, その他 …)",
-        );
-        let address = row.text(address_column).unwrap_or("");
-        let ward = row.text(ward_column).unwrap_or("");
-        let resident_since = row.optional(since_column, values::date, "a date");
-        let departure = row
-            .optional(status_column, values::status, "one of 住民, 転出, 死亡, resident, moved_out, deceased")
-            .flatten();
-
-        let Some(resident_id) = resident_id else { continue };
-        if let Some(first) = known.get(resident_id) {
-            let message = format!("resident_id {resident_id} appears twice (first on line {})", first.line);
-            row.problem(Some(id_column), message);
-            continue;
-        }
-        let line = row.line;
-        known.insert(resident_id.into(), Known { row: None, line });
-        if let (Some(household_id), None) = (household_id, departure) {
-            let household = households.entry(household_id.into()).or_insert((line, false));
-            household.1 |= relationship == Some(oshirase_sdk::Relationship::Head.code());
-        }
-        if !row.storable() {
-            continue;
-        }
-        let (Some(household_id), Some(name), Some(birth_day), Some(sex), Some(relationship)) =
-            (household_id, name, birth_day, sex, relationship)
-        else {
-            continue;
-        };
-        if let Some(departure) = departure {
-            sink.push(Record::Departed(resident_id.to_owned(), departure));
-            departed += 1;
-            continue;
-        }
-        let resident = Resident {
-            resident_id: resident_id.to_owned(),
-            household_id: household_id.to_owned(),
-            name: name.to_owned(),
-            name_kana: name_kana.to_owned(),
-            birth_day,
-            sex,
-            relationship,
-            address: address.to_owned(),
-            ward: ward.to_owned(),
-            resident_since,
-        };
-        let stored = sink.resident(resident);
-        if let Some(entry) = known.get_mut(resident_id) {
-            entry.row = Some(stored);
-        }
-    }
-    let mut headless: Vec<(u64, &str)> = households
-        .iter()
-        .filter(|(_, (_, has_head))| !has_head)
-        .map(|(household, (line, _))| (*line, household.as_ref()))
-        .collect();
-    headless.sort_unstable();
-    for (line, household) in headless {
-        problems.push(
-            spec.name,
-            line,
-            0,
-            format!("household {household} has no head (世帯主) among its living residents"),
-        );
-    }
-    (known, departed, rows)
+    Ok(ReadExport { residents_file: spec.name, problems, warnings, files, departed: read.departed, kinds })
 }
 
 /// The row of the living resident a record refers to: `Ok(None)` for a resident who moved
@@ -633,19 +563,19 @@ fn read_residents(
 fn resident_row(
     row: &mut csv_file::Row<'_>,
     column: csv_file::ColumnId,
-    known: &HashMap<Box<str>, Known>,
+    known: &KnownResidents,
 ) -> Option<Option<u32>> {
     let resident_id = row.required(column)?;
-    match known.get(resident_id) {
+    match known.ids.get(resident_id) {
         Some(entry) => Some(entry.row),
         None => {
-            row.problem(Some(column), format!("resident_id {resident_id} is not in residents.csv"));
+            row.problem(Some(column), format!("resident_id {resident_id} is not in {}", known.file));
             None
         }
     }
 }
 
-fn read_tax(file: &mut CsvFile, known: &HashMap<Box<str>, Known>, sink: &mut Sink, problems: &mut Problems) -> u64 {
+fn read_tax(file: &mut CsvFile, known: &KnownResidents, sink: &mut Sink, problems: &mut Problems) -> u64 {
     let [id_column, year_column, income_column, taxable_column] =
         ["resident_id", "fiscal_year", "total_income", "taxable"].map(|name| file.spec.column(name));
     let mut rows = 0;
@@ -667,7 +597,7 @@ fn read_tax(file: &mut CsvFile, known: &HashMap<Box<str>, Known>, sink: &mut Sin
 fn read_events(
     file: &mut CsvFile,
     events: &EventFile,
-    known: &HashMap<Box<str>, Known>,
+    known: &KnownResidents,
     sink: &mut Sink,
     problems: &mut Problems,
 ) -> u64 {
@@ -722,12 +652,12 @@ fn saw_kind(file: &'static str, kind: &str, seen: &mut HashSet<Box<str>>, kinds:
 /// A consent cell, which may be empty or absent: `false` then, and for a bad value (which
 /// the row records as a problem).
 fn consent_required(row: &mut csv_file::Row<'_>, column: csv_file::ColumnId) -> bool {
-    row.optional(column, values::consent_required, CONSENT_VALUES).unwrap_or(false)
+    row.optional(column, values::flag, CONSENT_VALUES).unwrap_or(false)
 }
 
 fn read_enrollments(
     file: &mut CsvFile,
-    known: &HashMap<Box<str>, Known>,
+    known: &KnownResidents,
     kinds: &mut Vec<(&'static str, String)>,
     sink: &mut Sink,
     problems: &mut Problems,
@@ -768,7 +698,7 @@ fn read_enrollments(
 
 fn read_attributes(
     file: &mut CsvFile,
-    known: &HashMap<Box<str>, Known>,
+    known: &KnownResidents,
     kinds: &mut Vec<(&'static str, String)>,
     sink: &mut Sink,
     problems: &mut Problems,
@@ -798,5 +728,7 @@ fn read_attributes(
     rows
 }
 
+#[cfg(test)]
+mod standard_tests;
 #[cfg(test)]
 mod tests;

@@ -1,11 +1,12 @@
 //! The values municipal exports write, read into the codes the snapshot keeps: dates in
-//! western and era forms, sex, 続柄, resident status, 課税区分 and 要同意.
+//! western and era forms, months, sex, 続柄, resident status, 課税区分, postal codes and
+//! flags.
 
 use std::borrow::Cow;
 
-use oshirase_sdk::{Day, Relationship};
+use oshirase_sdk::Day;
 
-use crate::snapshot::Departure;
+use super::mapping::{RelationshipCode, Standing};
 
 /// Full-width digits, letters and punctuation (０-９, Ｒ, ．) as their ASCII forms, which
 /// hand-kept spreadsheets often contain.
@@ -111,31 +112,53 @@ pub fn sex(text: &str) -> Option<u8> {
     }
 }
 
-/// 続柄 as the resident register writes it; relatives the contract does not name are
-/// "other".
-pub fn relationship(text: &str) -> Option<u8> {
+/// 続柄 as the resident register writes it in words; relatives the contract does not name
+/// are "other". (The standard layout's codes are read through `Mapping`'s table.)
+pub fn relationship(text: &str) -> Option<RelationshipCode> {
     let relationship = match text {
-        "世帯主" | "head" => Relationship::Head,
-        "妻" | "夫" | "spouse" => Relationship::Spouse,
-        "子" | "child" => Relationship::Child,
-        "父" | "母" | "parent" => Relationship::Parent,
-        "その他" | "other" | "孫" | "祖父" | "祖母" | "兄" | "弟" | "姉" | "妹" | "同居人" | "縁故者" => {
-            Relationship::Other
+        "世帯主" | "head" => RelationshipCode::Head,
+        "妻" | "夫" | "spouse" => RelationshipCode::Spouse,
+        "子" | "child" => RelationshipCode::Child,
+        "父" | "母" | "parent" => RelationshipCode::Parent,
+        "同居人" | "縁故者" | "lodger" => RelationshipCode::Lodger,
+        "その他" | "other" | "孫" | "祖父" | "祖母" | "兄" | "弟" | "姉" | "妹" => RelationshipCode::Other,
+        _ if text.ends_with("の父") || text.ends_with("の母") || text.ends_with("の子") => {
+            RelationshipCode::Other
         }
-        _ if text.ends_with("の父") || text.ends_with("の母") || text.ends_with("の子") => Relationship::Other,
         _ => return None,
     };
-    Some(relationship.code())
+    Some(relationship)
 }
 
-/// 住民状態: `None` for a resident who lives here, the departure otherwise.
-pub fn status(text: &str) -> Option<Option<Departure>> {
+/// 住民状態 in words.
+pub fn status(text: &str) -> Option<Standing> {
     match text {
-        "住民" | "resident" => Some(None),
-        "転出" | "moved_out" => Some(Some(Departure::MovedOut)),
-        "死亡" | "deceased" => Some(Some(Departure::Deceased)),
+        "住民" | "resident" => Some(Standing::Resident),
+        "転出" | "moved_out" => Some(Standing::MovedOut),
+        "死亡" | "deceased" => Some(Standing::Deceased),
         _ => None,
     }
+}
+
+/// A postal code of seven digits, with or without its hyphen, in half- or full-width
+/// digits, as `260-0013`.
+pub fn postal_code(text: &str) -> Option<String> {
+    let text = ascii_forms(text.trim());
+    let digits: String =
+        text.strip_prefix('〒').unwrap_or(&text).chars().filter(|character| *character != '-').collect();
+    (digits.len() == 7 && digits.bytes().all(|byte| byte.is_ascii_digit()))
+        .then(|| format!("{}-{}", &digits[..3], &digits[3..]))
+}
+
+/// A year and month as `2016-01`, `2016/1` or `201601`, read as its first day.
+pub fn month(text: &str) -> Option<Day> {
+    let text = ascii_forms(text.trim());
+    if text.len() == 6 && text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Day::from_ymd(text[..4].parse().ok()?, text[4..].parse().ok()?, 1);
+    }
+    let (year, month) = text.split_once(['-', '/'])?;
+    (year.len() == 4).then_some(())?;
+    Day::from_ymd(year.parse().ok()?, month.parse().ok()?, 1)
 }
 
 /// 課税区分 as the contract's code: 1 not taxed, 2 per-capita levy only, 3 taxed.
@@ -148,8 +171,9 @@ pub fn taxable(text: &str) -> Option<u8> {
     }
 }
 
-/// 要同意: whether a row may reach programs only with the resident's consent, as 1 or 0.
-pub fn consent_required(text: &str) -> Option<bool> {
+/// A flag as 1 or 0: 要同意 (a row reaches programs only with the resident's consent), the
+/// standard layout's 最新フラグ, 不詳フラグ, 削除フラグ and 資格有無.
+pub fn flag(text: &str) -> Option<bool> {
     match ascii_forms(text.trim()).as_ref() {
         "1" => Some(true),
         "0" => Some(false),
@@ -239,29 +263,49 @@ mod tests {
         check(&[("男", Some(1)), ("female", Some(2)), ("2", Some(2)), ("3", None)], sex);
         check(
             &[
-                ("世帯主", Some(1)),
-                ("夫", Some(2)),
-                ("子", Some(3)),
-                ("母", Some(4)),
-                ("孫", Some(9)),
-                ("妻の母", Some(9)),
+                ("世帯主", Some(RelationshipCode::Head)),
+                ("夫", Some(RelationshipCode::Spouse)),
+                ("子", Some(RelationshipCode::Child)),
+                ("母", Some(RelationshipCode::Parent)),
+                ("孫", Some(RelationshipCode::Other)),
+                ("妻の母", Some(RelationshipCode::Other)),
+                ("縁故者", Some(RelationshipCode::Lodger)),
+                ("同居人", Some(RelationshipCode::Lodger)),
                 ("ペット", None),
             ],
             relationship,
         );
         check(
             &[
-                ("住民", Some(None)),
-                ("転出", Some(Some(Departure::MovedOut))),
-                ("deceased", Some(Some(Departure::Deceased))),
+                ("住民", Some(Standing::Resident)),
+                ("転出", Some(Standing::MovedOut)),
+                ("deceased", Some(Standing::Deceased)),
                 ("不明", None),
             ],
             status,
         );
         check(&[("課税", Some(3)), ("非課税", Some(1)), ("均等割のみ", Some(2)), ("免除", None)], taxable);
+        check(&[("1", Some(true)), ("１", Some(true)), ("0", Some(false)), ("要", None), ("2", None)], flag);
         check(
-            &[("1", Some(true)), ("１", Some(true)), ("0", Some(false)), ("要", None), ("2", None)],
-            consent_required,
+            &[
+                ("９９９０００１", Some("999-0001".to_owned())),
+                ("260-0013", Some("260-0013".to_owned())),
+                ("〒2600013", Some("260-0013".to_owned())),
+                ("26000", None),
+                ("", None),
+            ],
+            postal_code,
+        );
+        let first = |text| Some(Day::parse_iso(text).unwrap());
+        check(
+            &[
+                ("2016-01", first("2016-01-01")),
+                ("2016/1", first("2016-01-01")),
+                ("201612", first("2016-12-01")),
+                ("2016-13", None),
+                ("16-01", None),
+            ],
+            month,
         );
     }
 }

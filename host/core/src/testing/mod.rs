@@ -22,7 +22,8 @@ use crate::snapshot::Resident;
 /// active snapshot of three residents: an adult with a child born 2025-07-31 and a
 /// resident born 1969-01-01, whom the measles-rubella programme's first phase concerns.
 pub struct Fixture {
-    directory: PathBuf,
+    /// Removed with the fixture; tests may put more exports in it.
+    pub directory: PathBuf,
     pub database: Database,
     pub plugins: Arc<Plugins>,
 }
@@ -112,9 +113,11 @@ pub fn resident(id: &str, household: &str, birth: &str, relationship: u8) -> Res
         name: format!("住民{id}"),
         name_kana: String::new(),
         birth_day: Day::parse_iso(birth).unwrap(),
+        birth_day_inexact: false,
         sex: 2,
         relationship,
         address: String::new(),
+        postal_code: String::new(),
         ward: if id.ends_with('1') { "中央区".into() } else { "美浜区".into() },
         resident_since: None,
     }
@@ -134,7 +137,7 @@ pub fn store(connection: &mut Connection, residents: &[Resident]) -> i64 {
     for resident in residents {
         writer.add_resident(resident).unwrap();
     }
-    let snapshot_id = writer.finish(&transaction, "").unwrap();
+    let snapshot_id = writer.finish(&transaction, "", &[]).unwrap();
     crate::snapshot::activate(&transaction, snapshot_id, "test").unwrap();
     transaction.commit().unwrap();
     snapshot_id
@@ -150,6 +153,7 @@ pub fn import(connection: &mut Connection, directory: &std::path::Path) -> Resul
         source: "test".into(),
         keep_generations: 3,
         max_shrink_percent: None,
+        mapping: None,
     };
     match crate::import::import_directory(connection, directory, &options) {
         Ok(_) => Ok(()),

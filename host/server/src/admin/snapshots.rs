@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use crate::web::{AppError, AppState};
 use oshirase_core::accounts::Caller;
 use oshirase_core::import::{
-    DEFAULT_MAX_SHRINK_PERCENT, EXPORT_FILES, ImportError, ImportOptions, ImportReport, import_directory,
+    DEFAULT_MAX_SHRINK_PERCENT, EXPORT_FILES, ImportError, ImportOptions, ImportReport, MAPPING_FILE, import_directory,
 };
 use oshirase_core::snapshot::SnapshotInfo;
 
@@ -38,7 +38,8 @@ pub struct ImportQuery {
 }
 
 /// `POST /admin/snapshots`: a multipart upload whose parts are named by file (residents.csv
-/// and any of the other export files). Answers the import report, or 422 with every
+/// or the standard layout's resident_table.csv, any of the other export files, and
+/// import.toml; without one, the town's `DATA/import.toml` is the mapping if it exists). Answers the import report, or 422 with every
 /// problem when the export is refused; the active snapshot is then unchanged.
 pub async fn import(
     State(state): State<AppState>,
@@ -77,6 +78,10 @@ pub async fn import(
         source: format!("upload of {}", names.join(", ")),
         keep_generations: KEEP_GENERATIONS,
         max_shrink_percent: (!query.allow_shrink).then_some(DEFAULT_MAX_SHRINK_PERCENT),
+        // The upload's own mapping file, else the town's standing one in its data directory.
+        mapping: (!names.iter().any(|name| name == MAPPING_FILE))
+            .then(|| state.service.data_directory.join(MAPPING_FILE))
+            .filter(|path| path.exists()),
     };
     let directory = upload.0.clone();
     let report = state

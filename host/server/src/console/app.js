@@ -153,6 +153,17 @@ async function drawDashboard() {
     chart(figures.per_day),
     h("p", { class: "legend" }, h("span", { class: "sent" }, "■ 送信"), " ", h("span", { class: "failed" }, "■ 失敗・期限切れ")),
   );
+  // What the import of the records in use warned of (households without a head for now,
+  // 同居人, 生年月日不詳 …): the snapshots are the administrator's.
+  if (!isAdministrator()) return;
+  const active = (await api("GET", "/admin/snapshots")).find((snapshot) => snapshot.active);
+  if (!active) return;
+  content.append(
+    h("h2", {}, `使用中の住民記録(${japanTime(active.imported_at)} 取り込み・${active.residents.toLocaleString("ja-JP")} 人)`),
+    active.warnings.length === 0
+      ? h("p", {}, "取り込み時の注意はありません。")
+      : h("ul", { id: "import-warnings" }, active.warnings.map((warning) => h("li", {}, warning))),
+  );
 }
 
 // ---- programs
@@ -198,7 +209,8 @@ async function drawPrograms() {
     return h("tr", { "data-program": program.code },
       h("td", {}, program.code), h("td", {}, program.name, h("br"), h("small", {}, program.division)),
       h("td", { class: "state" }, program.active_version === null ? "一時停止中" : `版 ${program.active_version} で配信中`),
-      h("td", {}, program.last_run_on ? `${program.last_run_on}${program.last_run_outcome === "succeeded" ? "成功" : "失敗"}・${program.last_run_notices} 件)` : "未実行"),
+      h("td", {}, program.last_run_on ? `${program.last_run_on}${program.last_run_outcome === "succeeded" ? "成功" : "失敗"}・${program.last_run_notices} 件)` : "未実行",
+        program.last_run_withheld_inexact_birth_day > 0 ? h("small", { class: "withheld" }, `生年月日不詳のため ${program.last_run_withheld_inexact_birth_day} 件を保留`) : null),
       h("td", {}, versionList), actions);
   });
   const parts = [table(["コード", "制度", "状態", "最後の実行", "版", "操作"], rows), result];

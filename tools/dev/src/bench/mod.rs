@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use oshirase_sdk::Day;
 
 use oshirase_core::time::today_in_japan;
-use synthetic_city::{FileEncoding, generate};
+use synthetic_city::{ExportFormat, FileEncoding, generate};
 
 /// What the benchmarks over a synthetic city share: which city, how often, where, for
 /// which day, and how to print.
@@ -262,7 +262,7 @@ impl std::fmt::Display for ImportBenchReport {
 pub fn import(options: &ImportBenchOptions, today: Day) -> Result<ImportBenchReport> {
     let city = options.work_directory.join(format!("city-{}-{}", options.residents, options.seed));
     if !city.join("checkups.csv").exists() {
-        generate(options.residents, options.seed, today, &city, FileEncoding::Utf8)?;
+        generate(options.residents, options.seed, today, &city, ExportFormat::own(FileEncoding::Utf8))?;
     }
     // The residents file alone, for the like-for-like comparison with sqlite3.
     let residents_only = options.work_directory.join("residents-only");
@@ -415,7 +415,7 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
 
     let city = options.work_directory.join(format!("city-{}-{}", options.residents, options.seed));
     if !city.join("checkups.csv").exists() {
-        generate(options.residents, options.seed, today, &city, FileEncoding::Utf8)?;
+        generate(options.residents, options.seed, today, &city, ExportFormat::own(FileEncoding::Utf8))?;
     }
     let mut samples: Vec<Vec<[f64; 3]>> = vec![Vec::new(); BUNDLED.len()];
     let mut notices = vec![0; BUNDLED.len()];
@@ -434,6 +434,7 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
             source: "bench".into(),
             keep_generations: 1,
             max_shrink_percent: None,
+            mapping: None,
         };
         service
             .database
