@@ -98,9 +98,18 @@ enum TextEncoding {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum ResidentLayout {
+pub(crate) enum ResidentLayout {
     Own,
     Standard,
+}
+
+impl ResidentLayout {
+    pub(crate) fn layout(self) -> Layout {
+        match self {
+            ResidentLayout::Own => Layout::Own,
+            ResidentLayout::Standard => Layout::Standard,
+        }
+    }
 }
 
 pub fn parse_day(text: &str) -> Result<Day, String> {
@@ -164,10 +173,7 @@ pub async fn main() -> anyhow::Result<()> {
                     TextEncoding::Utf8 => FileEncoding::Utf8,
                     TextEncoding::ShiftJis => FileEncoding::ShiftJis,
                 },
-                layout: match layout {
-                    ResidentLayout::Own => Layout::Own,
-                    ResidentLayout::Standard => Layout::Standard,
-                },
+                layout: layout.layout(),
             };
             let city = synthetic_city::generate(residents, seed, date.unwrap_or_else(today_in_japan), &out, format)?;
             println!(

@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use oshirase_sdk::Day;
 
 use oshirase_core::time::today_in_japan;
-use synthetic_city::{ExportFormat, FileEncoding, generate};
+use synthetic_city::{ExportFormat, FileEncoding, Layout, generate};
 
 /// What the benchmarks over a synthetic city share: which city, how often, where, for
 /// which day, and how to print.
@@ -114,6 +114,10 @@ pub enum Benchmark {
         seed: u64,
         #[arg(long, default_value_t = 5)]
         repetitions: usize,
+        /// The resident file's layout: our own residents.csv, or the national standard's
+        /// resident_table.csv, which sqlite3 then imports as it is.
+        #[arg(long, value_enum, default_value_t = crate::ResidentLayout::Own)]
+        layout: crate::ResidentLayout,
         /// Where the city and the databases go; the city is reused when already there.
         #[arg(long, default_value = "./oshirase-bench")]
         work: PathBuf,
@@ -184,8 +188,9 @@ pub async fn run(benchmark: Benchmark) -> Result<()> {
             let options = abuse::AbuseBenchOptions { servers, loops, seconds, work_directory: work };
             print_report(&abuse::abuse(&options).await?, json)
         }
-        Benchmark::Import { residents, seed, repetitions, work, json } => {
-            let options = ImportBenchOptions { residents, seed, repetitions, work_directory: work };
+        Benchmark::Import { residents, seed, repetitions, layout, work, json } => {
+            let options =
+                ImportBenchOptions { residents, seed, repetitions, layout: layout.layout(), work_directory: work };
             print_report(&tokio::task::spawn_blocking(move || import(&options, today_in_japan())).await??, json)
         }
     }
@@ -195,6 +200,7 @@ pub struct ImportBenchOptions {
     pub residents: usize,
     pub seed: u64,
     pub repetitions: usize,
+    pub layout: Layout,
     /// Where the city and the databases are written; kept so a second run reuses the city.
     pub work_directory: PathBuf,
 }
@@ -222,6 +228,8 @@ fn median(values: &[f64]) -> f64 {
 #[derive(Debug, serde::Serialize)]
 pub struct ImportBenchReport {
     pub residents: usize,
+    /// The resident file both imports read.
+    pub resident_file: &'static str,
     pub sqlite3: Timing,
     pub oshirase_residents: Timing,
     pub oshirase_all_files: Timing,
@@ -232,7 +240,7 @@ pub struct ImportBenchReport {
 }
 
 impl ImportBenchReport {
-    /// oshirase's median over sqlite3's, for the same residents.csv.
+    /// oshirase's median over sqlite3's, for the same resident file.
     pub fn ratio(&self) -> f64 {
         self.oshirase_residents.median() / self.sqlite3.median()
     }
@@ -242,17 +250,22 @@ impl std::fmt::Display for ImportBenchReport {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(formatter, "import of {} residents, medians of {} runs", self.residents, self.sqlite3.seconds.len())?;
         for timing in [&self.sqlite3, &self.oshirase_residents, &self.oshirase_all_files] {
-            writeln!(formatter, "  {:<44} {:>7.2} s", timing.name, timing.median())?;
+            writeln!(formatter, "  {:<48} {:>7.2} s", timing.name, timing.median())?;
         }
-        writeln!(formatter, "  ratio oshirase / sqlite3 (residents.csv)     {:>7.2}", self.ratio())?;
         writeln!(
             formatter,
-            "  peak RSS of oshirase import                  {:>7.0} MiB",
+            "  {:<44} {:>7.2}",
+            format!("ratio oshirase / sqlite3 ({})", self.resident_file),
+            self.ratio()
+        )?;
+        writeln!(
+            formatter,
+            "  peak RSS of oshirase import                      {:>7.0} MiB",
             self.peak_rss_kib as f64 / 1024.0
         )?;
         writeln!(
             formatter,
-            "  database after every file                    {:>7.0} MiB",
+            "  database after every file                        {:>7.0} MiB",
             self.database_bytes as f64 / (1024.0 * 1024.0)
         )
     }
@@ -260,18 +273,32 @@ impl std::fmt::Display for ImportBenchReport {
 
 /// Generates (or reuses) the city, then alternates the three imports `repetitions` times.
 pub fn import(options: &ImportBenchOptions, today: Day) -> Result<ImportBenchReport> {
-    let city = options.work_directory.join(format!("city-{}-{}", options.residents, options.seed));
+    let (layout_name, resident_file) = match options.layout {
+        Layout::Own => ("own", "residents.csv"),
+        Layout::Standard => ("standard", "resident_table.csv"),
+    };
+    let city = options.work_directory.join(format!("city-{}-{}-{layout_name}", options.residents, options.seed));
     if !city.join("checkups.csv").exists() {
-        generate(options.residents, options.seed, today, &city, ExportFormat::own(FileEncoding::Utf8))?;
+        generate(
+            options.residents,
+            options.seed,
+            today,
+            &city,
+            ExportFormat { encoding: FileEncoding::Utf8, layout: options.layout },
+        )?;
     }
-    // The residents file alone, for the like-for-like comparison with sqlite3.
-    let residents_only = options.work_directory.join("residents-only");
+    // The resident file alone (with the town's mapping), for the like-for-like comparison
+    // with sqlite3.
+    let residents_only = options.work_directory.join(format!("residents-only-{layout_name}"));
     std::fs::create_dir_all(&residents_only)?;
-    std::fs::copy(city.join("residents.csv"), residents_only.join("residents.csv"))
-        .context("cannot copy residents.csv")?;
+    for file in [resident_file, oshirase_core::import::MAPPING_FILE] {
+        if city.join(file).exists() {
+            std::fs::copy(city.join(file), residents_only.join(file)).with_context(|| format!("cannot copy {file}"))?;
+        }
+    }
     let oshirase = crate::product_binary()?;
-    let mut sqlite3 = Timing { name: "sqlite3 .import residents.csv".into(), seconds: Vec::new() };
-    let mut residents = Timing { name: "oshirase import (residents.csv, validated)".into(), seconds: Vec::new() };
+    let mut sqlite3 = Timing { name: format!("sqlite3 .import {resident_file}"), seconds: Vec::new() };
+    let mut residents = Timing { name: format!("oshirase import ({resident_file}, validated)"), seconds: Vec::new() };
     let mut all_files = Timing { name: "oshirase import (every file, validated)".into(), seconds: Vec::new() };
     let mut database_bytes = 0;
     for _ in 0..options.repetitions.max(1) {
@@ -281,7 +308,7 @@ pub fn import(options: &ImportBenchOptions, today: Day) -> Result<ImportBenchRep
             Command::new("sqlite3")
                 .arg(&plain)
                 .arg(".mode csv")
-                .arg(format!(".import {} residents", city.join("residents.csv").display())),
+                .arg(format!(".import {} residents", city.join(resident_file).display())),
         )?);
         for (timing, export) in [(&mut residents, &residents_only), (&mut all_files, &city)] {
             let data = options.work_directory.join("data");
@@ -302,6 +329,7 @@ pub fn import(options: &ImportBenchOptions, today: Day) -> Result<ImportBenchRep
     }
     Ok(ImportBenchReport {
         residents: options.residents,
+        resident_file,
         sqlite3,
         oshirase_residents: residents,
         oshirase_all_files: all_files,
