@@ -82,6 +82,8 @@ struct MappingFile {
     codes: CodeTables,
     #[serde(default)]
     gaiji: BTreeMap<String, String>,
+    #[serde(default)]
+    immunization_stages: BTreeMap<String, BTreeMap<String, u8>>,
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -108,6 +110,9 @@ pub struct Mapping {
     pub relationship: HashMap<String, RelationshipCode>,
     /// A 外字's private-use character → the characters it stands for.
     pub gaiji: HashMap<char, String>,
+    /// (vaccine, 期) → the dose number the 期's first dose is: records counted by 期 (1期初回
+    /// 2回目) are stored as the dose the programs count (2).
+    pub immunization_stages: HashMap<(String, String), u8>,
 }
 
 impl Default for Mapping {
@@ -118,6 +123,10 @@ impl Default for Mapping {
             status: STANDARD_STATUS.iter().map(|(code, standing)| ((*code).to_owned(), *standing)).collect(),
             relationship: STANDARD_RELATIONSHIPS.iter().map(|(code, meaning)| ((*code).to_owned(), *meaning)).collect(),
             gaiji: HashMap::default(),
+            immunization_stages: IMMUNIZATION_STAGES
+                .iter()
+                .map(|(vaccine, stage, first)| (((*vaccine).to_owned(), (*stage).to_owned()), *first))
+                .collect(),
         }
     }
 }
@@ -144,6 +153,22 @@ const STANDARD_RELATIONSHIPS: [(&str, RelationshipCode); 14] = [
     ("74", RelationshipCode::Other),
     ("96", RelationshipCode::Lodger),
     ("99", RelationshipCode::Lodger),
+];
+
+/// The 期 of the routine vaccinations whose doses the catalogue counts across them, with
+/// the dose each 期 begins at, as 予防接種実施規則 (昭和33年厚生省令第27号) 第2条 and the
+/// 定期接種実施要領 schedule them: 日本脳炎 1期初回 2回, 1期追加 1回, 2期 1回; 五種混合
+/// 1期初回 3回, 1期追加 1回; 小児の肺炎球菌 初回 3回, 追加 1回; 麻しん風しん 1期, 2期.
+const IMMUNIZATION_STAGES: [(&str, &str, u8); 9] = [
+    ("vaccine-je", "1期初回", 1),
+    ("vaccine-je", "1期追加", 3),
+    ("vaccine-je", "2期", 4),
+    ("vaccine-5in1", "1期初回", 1),
+    ("vaccine-5in1", "1期追加", 4),
+    ("vaccine-pcv", "初回", 1),
+    ("vaccine-pcv", "追加", 4),
+    ("vaccine-mr", "1期", 1),
+    ("vaccine-mr", "2期", 2),
 ];
 
 /// A code as the tables key it: `02` and `2` are the same code.
@@ -199,6 +224,16 @@ impl Mapping {
         for (code, meaning) in file.codes.relationship {
             mapping.relationship.insert(code_key(&code).to_owned(), meaning);
         }
+        for (vaccine, stages) in file.immunization_stages {
+            for (stage, first) in stages {
+                if first == 0 {
+                    return Err(MappingProblem::whole_file(format!(
+                        "[immunization_stages.{vaccine:?}]: {stage:?} must name the dose it begins at, from 1"
+                    )));
+                }
+                mapping.immunization_stages.insert((vaccine.clone(), stage), first);
+            }
+        }
         for (code, characters) in file.gaiji {
             let Some(private) = gaiji_character(&code) else {
                 return Err(MappingProblem::whole_file(format!(
@@ -219,7 +254,9 @@ impl Mapping {
 
     /// `text` with every 外字 replaced by its characters, or the 外字 that have none.
     pub fn resolve_gaiji<'a>(&self, text: &'a str) -> Result<std::borrow::Cow<'a, str>, Vec<char>> {
-        if !text.chars().any(is_private_use) {
+        // Every private-use character's UTF-8 begins with EE or EF; a byte search rules
+        // out nearly every name without decoding it.
+        if memchr::memchr2(0xEE, 0xEF, text.as_bytes()).is_none() || !text.chars().any(is_private_use) {
             return Ok(std::borrow::Cow::Borrowed(text));
         }
         let mut resolved = String::with_capacity(text.len());
@@ -315,6 +352,8 @@ mod tests {
             "30" = "other"
             [gaiji]
             "F040" = "髙"
+            [immunization_stages."vaccine-dt"]
+            "2期" = 1
             "#,
         )
         .unwrap();
@@ -324,6 +363,14 @@ mod tests {
         assert_eq!(mapping.relationship["30"], RelationshipCode::Other);
         assert_eq!(mapping.relationship[code_key("02")], RelationshipCode::Head, "the standard's codes stay");
         assert_eq!(mapping.resolve_gaiji("\u{E000}田").unwrap(), "髙田");
+        let stage = |vaccine: &str, stage: &str| {
+            mapping.immunization_stages.get(&(vaccine.to_owned(), stage.to_owned())).copied()
+        };
+        assert_eq!(
+            (stage("vaccine-dt", "2期"), stage("vaccine-je", "2期")),
+            (Some(1), Some(4)),
+            "added to the standard's"
+        );
         assert_eq!(mapping.resolve_gaiji("\u{E001}田").unwrap_err(), vec!['\u{E001}']);
     }
 

@@ -133,6 +133,8 @@ struct EventFile {
     count: Option<(&'static str, bool)>,
     start: &'static str,
     end: Option<(&'static str, bool)>,
+    /// The 期 column, when the file may count doses within a 期 instead.
+    stage: Option<&'static str>,
 }
 
 static EVENT_FILES: [EventFile; 4] = [
@@ -152,6 +154,7 @@ static EVENT_FILES: [EventFile; 4] = [
         count: None,
         start: "start_date",
         end: Some(("end_date", false)),
+        stage: None,
     },
     EventFile {
         spec: FileSpec {
@@ -168,6 +171,7 @@ static EVENT_FILES: [EventFile; 4] = [
         count: None,
         start: "notified_on",
         end: Some(("due_date", true)),
+        stage: None,
     },
     EventFile {
         spec: FileSpec {
@@ -177,6 +181,8 @@ static EVENT_FILES: [EventFile; 4] = [
                 column("vaccine", "ワクチン", true),
                 column("dose", "回数", true),
                 column("date", "接種日", true),
+                // 1期初回, 1期追加, 2期 …: 回数 is then the dose within the 期.
+                column("stage", "期", false),
             ],
             reads_some_columns: false,
         },
@@ -185,6 +191,7 @@ static EVENT_FILES: [EventFile; 4] = [
         count: Some(("dose", true)),
         start: "date",
         end: None,
+        stage: Some("stage"),
     },
     EventFile {
         spec: FileSpec {
@@ -203,6 +210,7 @@ static EVENT_FILES: [EventFile; 4] = [
         count: Some(("count", false)),
         start: "date",
         end: None,
+        stage: None,
     },
 ];
 
@@ -539,11 +547,12 @@ fn read_export(directory: &Path, mapping: Option<&Path>, mut sink: Sink) -> anyh
         read.kinds.iter().map(|kind| (spec.name, (*kind).to_owned())).collect();
     let known = KnownResidents { file: spec.name, ids: read.known };
     if let Some(mut file) = CsvFile::open(directory, &TAX, renamed, &mut problems, &mut warnings)? {
-        files.push((TAX.name.to_owned(), read_tax(&mut file, &known, &mut sink, &mut problems)));
+        files.push((TAX.name.to_owned(), read_tax(&mut file, &known, &mut sink, &mut problems, &mut warnings)));
     }
     for events in &EVENT_FILES {
         if let Some(mut file) = CsvFile::open(directory, &events.spec, renamed, &mut problems, &mut warnings)? {
-            files.push((events.spec.name.to_owned(), read_events(&mut file, events, &known, &mut sink, &mut problems)));
+            let rows = read_events(&mut file, events, &known, &mapping, &mut sink, &mut problems);
+            files.push((events.spec.name.to_owned(), rows));
         }
     }
     if let Some(mut file) = CsvFile::open(directory, &ENROLLMENTS, renamed, &mut problems, &mut warnings)? {
@@ -575,21 +584,42 @@ fn resident_row(
     }
 }
 
-fn read_tax(file: &mut CsvFile, known: &KnownResidents, sink: &mut Sink, problems: &mut Problems) -> u64 {
+/// Reads `tax.csv`. A row of 未申告 is not stored: with no tax record a program treats the
+/// resident as one whose tax it does not know, never as not taxed; staff are told.
+fn read_tax(
+    file: &mut CsvFile,
+    known: &KnownResidents,
+    sink: &mut Sink,
+    problems: &mut Problems,
+    warnings: &mut Vec<String>,
+) -> u64 {
     let [id_column, year_column, income_column, taxable_column] =
         ["resident_id", "fiscal_year", "total_income", "taxable"].map(|name| file.spec.column(name));
+    let mut undeclared = Vec::new();
     let mut rows = 0;
     while let Some(mut row) = file.next_row(problems) {
         rows += 1;
         let resident = resident_row(&mut row, id_column, known);
         let fiscal_year = row.value(year_column, values::fiscal_year, "a fiscal year (2024, 令和6年度, R6)");
+        let taxable = row.value(taxable_column, values::taxable, "one of 課税, 非課税, 均等割のみ, 未申告");
+        if taxable == Some(values::UNDECLARED) {
+            undeclared.push(row.line);
+            continue;
+        }
         let income = row.value(income_column, values::yen, "an amount of yen");
-        let taxable = row.value(taxable_column, values::taxable, "one of 課税, 非課税, 均等割のみ");
         if let (Some(Some(resident)), Some(fiscal_year), Some(income), Some(taxable), true) =
             (resident, fiscal_year, income, taxable, row.storable())
         {
             sink.push(Record::Tax { row: resident, fiscal_year, income, taxable });
         }
+    }
+    if !undeclared.is_empty() {
+        warnings.push(format!(
+            "{}: {} rows are 未申告 (lines {}); their tax is unknown, so no program treats them as taxed or as not taxed",
+            file.spec.name,
+            undeclared.len(),
+            residents::lines(&undeclared)
+        ));
     }
     rows
 }
@@ -598,6 +628,7 @@ fn read_events(
     file: &mut CsvFile,
     events: &EventFile,
     known: &KnownResidents,
+    mapping: &Mapping,
     sink: &mut Sink,
     problems: &mut Problems,
 ) -> u64 {
@@ -607,6 +638,7 @@ fn read_events(
     let count_column = events.count.map(|(name, required)| (spec.column(name), required));
     let start_column = spec.column(events.start);
     let end_column = events.end.map(|(name, required)| (spec.column(name), required));
+    let stage_column = events.stage.map(|name| spec.column(name));
     let mut rows = 0;
     while let Some(mut row) = file.next_row(problems) {
         rows += 1;
@@ -615,10 +647,17 @@ fn read_events(
             Some(column) => row.required(column),
             None => Some(PREGNANCY_CODE),
         };
-        let count = match count_column {
-            Some((column, true)) => row.value(column, values::dose, "a number from 1 to 99"),
-            Some((column, false)) => Some(row.optional(column, values::dose, "a number from 1 to 99").unwrap_or(0)),
-            None => Some(0),
+        let stage = stage_column.and_then(|column| row.text(column)).filter(|stage| !stage.is_empty());
+        let count = match (count_column, stage) {
+            (Some((column, _)), Some(stage)) => {
+                let within = row.optional(column, values::dose, "a number from 1 to 99").unwrap_or(1);
+                code.and_then(|code| dose_of_stage(&mut row, stage_column, mapping, code, stage, within))
+            }
+            (count_column, _) => match count_column {
+                Some((column, true)) => row.value(column, values::dose, "a number from 1 to 99"),
+                Some((column, false)) => Some(row.optional(column, values::dose, "a number from 1 to 99").unwrap_or(0)),
+                None => Some(0),
+            },
         };
         let start = row.value(start_column, values::date, "a date");
         let end = match end_column {
@@ -639,6 +678,40 @@ fn read_events(
         }
     }
     rows
+}
+
+/// The dose a record counted by 期 is: the 期's first dose (`Mapping::immunization_stages`)
+/// plus the doses before it within the 期; a 期 the table does not have is a problem.
+fn dose_of_stage(
+    row: &mut csv_file::Row<'_>,
+    stage_column: Option<csv_file::ColumnId>,
+    mapping: &Mapping,
+    vaccine: &str,
+    stage: &str,
+    within: u8,
+) -> Option<u8> {
+    let normalized = values::ascii_forms(stage);
+    match mapping.immunization_stages.get(&(vaccine.to_owned(), normalized.into_owned())) {
+        Some(first) => first.checked_add(within - 1).filter(|dose| *dose < 100),
+        None => {
+            let mut known: Vec<&str> = mapping
+                .immunization_stages
+                .keys()
+                .filter(|(code, _)| code == vaccine)
+                .map(|(_, stage)| stage.as_str())
+                .collect();
+            known.sort_unstable();
+            let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+            row.problem(
+                stage_column,
+                format!(
+                    "期 {stage:?} of {vaccine} is not in the 期 table ({known}); name the dose it begins at in the \
+                     mapping's [immunization_stages.{vaccine:?}]"
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// Adds `kind` of `file` to `kinds` unless it is in `seen` already.

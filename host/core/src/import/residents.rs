@@ -284,12 +284,10 @@ fn own_row<'a>(
         row.optional(columns.postal_code, values::postal_code, "a postal code of 7 digits").unwrap_or_default();
     let ward = row.text(columns.ward).unwrap_or("").to_owned();
     let resident_since = row.optional(columns.resident_since, values::date, "a date");
-    let standing = match row.text(columns.status) {
-        Some(text) if !text.is_empty() => {
-            row.optional(columns.status, values::status, "one of 住民, 転出, 死亡, resident, moved_out, deceased")
-        }
-        _ => Some(Standing::Resident),
-    };
+    // An empty or absent status is a resident; a wrong one has made the row a problem.
+    let standing = row
+        .optional(columns.status, values::status, "one of 住民, 転出, 死亡, resident, moved_out, deceased")
+        .or(Some(Standing::Resident));
     let resident_row = ResidentRow {
         resident_id: resident_id?,
         current: true,
@@ -511,7 +509,9 @@ pub fn read_residents(
             row.problem(Some(layout.resident_id_column()), message);
             continue;
         }
-        past_only.remove(resident.resident_id);
+        if !past_only.is_empty() {
+            past_only.remove(resident.resident_id);
+        }
         known.insert(resident.resident_id.into(), Known { row: None, line });
         if let (Some(household_id), Some(Standing::Resident)) = (resident.household_id, resident.standing) {
             let household = households.entry(household_id.into()).or_insert((line, false));
@@ -611,7 +611,7 @@ fn household_warnings(file: &str, households: &HashMap<Box<str>, (u64, bool)>) -
 }
 
 /// Lines as a short list: the first few, then how many more.
-fn lines(lines: &[u64]) -> String {
+pub fn lines(lines: &[u64]) -> String {
     const SHOWN: usize = 10;
     let shown: Vec<String> = lines.iter().take(SHOWN).map(u64::to_string).collect();
     let more = lines.len().saturating_sub(SHOWN);

@@ -148,6 +148,11 @@ fn shift_jis(text: &str) -> Vec<u8> {
     bytes
 }
 
+/// Files as `import` takes them.
+fn slices<'a>(files: &'a [(&'static str, Vec<u8>)]) -> Vec<(&'static str, &'a [u8])> {
+    files.iter().map(|(name, bytes)| (*name, bytes.as_slice())).collect()
+}
+
 /// The export as UTF-16, little-endian with its byte order mark.
 fn utf16(text: &str) -> Vec<u8> {
     [vec![0xFF, 0xFE], text.encode_utf16().flat_map(u16::to_le_bytes).collect()].concat()
@@ -454,4 +459,72 @@ fn broken_standard_exports_are_refused_with_their_place() {
             ],
         ),
     ]);
+}
+
+/// Beside the resident file: 課税区分 未申告 is kept as unknown (no tax row) with a
+/// warning, and doses counted by 期 (1期初回, 1期追加, 2期) become the dose numbers the
+/// programs count; a 期 the table lacks is refused by name.
+#[test]
+fn undeclared_tax_is_unknown_and_doses_counted_by_stage_are_numbered_as_programs_count() {
+    let residents = town_export();
+    let tax = "宛名番号,課税年度,合計所得金額,課税区分\n1001,2025,3000000,課税\n1002,2025,,未申告\n";
+    let immunizations = "宛名番号,ワクチン,期,回数,接種日\n\
+                         1003,vaccine-je,1期初回,1,2015-06-01\n1003,vaccine-je,1期初回,2,2015-07-01\n\
+                         1003,vaccine-je,1期追加,,2016-06-01\n1003,vaccine-je,2期,1,2021-06-01\n\
+                         1003,vaccine-mr,１期,,2013-05-01\n1003,vaccine-bcg,,1,2012-10-01\n";
+    let mut connection = database();
+    let files = |immunizations: &'static str| -> Vec<(&'static str, Vec<u8>)> {
+        vec![
+            ("resident_table.csv", residents.clone().into_bytes()),
+            ("import.toml", TOWN_MAPPING.as_bytes().to_vec()),
+            ("tax.csv", tax.as_bytes().to_vec()),
+            ("immunizations.csv", immunizations.as_bytes().to_vec()),
+        ]
+    };
+    let report = import(&mut connection, &slices(&files(immunizations))).unwrap();
+    assert!(
+        report.warnings.contains(
+            &"tax.csv: 1 rows are 未申告 (lines 3); their tax is unknown, so no program treats them as taxed or as \
+              not taxed"
+                .to_owned()
+        ),
+        "{:?}",
+        report.warnings
+    );
+    let taxed: Vec<String> = connection
+        .prepare("SELECT r.resident_id FROM tax t JOIN residents r ON r.key = (t.key >> 32 << 32) + t.row")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(taxed, ["1001"]);
+    let doses: Vec<(String, u8)> = connection
+        .prepare("SELECT code, count FROM events WHERE kind = 'immunization' ORDER BY key")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let dose = |code: &str, count: u8| (code.to_owned(), count);
+    assert_eq!(
+        doses,
+        [
+            dose("vaccine-je", 1),
+            dose("vaccine-je", 2),
+            dose("vaccine-je", 3),
+            dose("vaccine-je", 4),
+            dose("vaccine-mr", 1),
+            dose("vaccine-bcg", 1)
+        ]
+    );
+
+    let unknown_stage = files("宛名番号,ワクチン,期,回数,接種日\n1003,vaccine-je,3期,1,2025-06-01\n");
+    assert_eq!(
+        refused(import(&mut connection, &slices(&unknown_stage))),
+        [
+            "immunizations.csv:2:3: 期 \"3期\" of vaccine-je is not in the 期 table (1期初回, 1期追加, 2期); name the dose it \
+          begins at in the mapping's [immunization_stages.\"vaccine-je\"]"
+        ]
+    );
 }

@@ -10,7 +10,7 @@ use super::mapping::{RelationshipCode, Standing};
 
 /// Full-width digits, letters and punctuation (０-９, Ｒ, ．) as their ASCII forms, which
 /// hand-kept spreadsheets often contain.
-fn ascii_forms(text: &str) -> Cow<'_, str> {
+pub fn ascii_forms(text: &str) -> Cow<'_, str> {
     if text.is_ascii() {
         return Cow::Borrowed(text);
     }
@@ -161,15 +161,20 @@ pub fn month(text: &str) -> Option<Day> {
     Day::from_ymd(year.parse().ok()?, month.parse().ok()?, 1)
 }
 
-/// 課税区分 as the contract's code: 1 not taxed, 2 per-capita levy only, 3 taxed.
+/// 課税区分 as the contract's code: 1 not taxed, 2 per-capita levy only, 3 taxed; and
+/// `UNDECLARED` for 未申告, whose tax the city does not know.
 pub fn taxable(text: &str) -> Option<u8> {
     match text {
         "非課税" | "not_taxable" => Some(1),
         "均等割のみ" | "per_capita_only" => Some(2),
         "課税" | "taxable" => Some(3),
+        "未申告" | "undeclared" => Some(UNDECLARED),
         _ => None,
     }
 }
+
+/// 課税区分 未申告: the resident filed no return, so whether they are taxed is unknown.
+pub const UNDECLARED: u8 = 0;
 
 /// A flag as 1 or 0: 要同意 (a row reaches programs only with the resident's consent), the
 /// standard layout's 最新フラグ, 不詳フラグ, 削除フラグ and 資格有無.
@@ -284,7 +289,16 @@ mod tests {
             ],
             status,
         );
-        check(&[("課税", Some(3)), ("非課税", Some(1)), ("均等割のみ", Some(2)), ("免除", None)], taxable);
+        check(
+            &[
+                ("課税", Some(3)),
+                ("非課税", Some(1)),
+                ("均等割のみ", Some(2)),
+                ("未申告", Some(UNDECLARED)),
+                ("免除", None),
+            ],
+            taxable,
+        );
         check(&[("1", Some(true)), ("１", Some(true)), ("0", Some(false)), ("要", None), ("2", None)], flag);
         check(
             &[
