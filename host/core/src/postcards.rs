@@ -179,7 +179,10 @@ pub fn render(postcards: &[Postcard], font: &Font) -> Result<Vec<u8>> {
 /// the instructions below.
 fn draw(surface: &mut Surface, font: &Font, postcard: &Postcard, expiry: Day) {
     let mut page = Page { surface, font, y: 14.0 };
-    page.paragraph(&postcard.address, 11.0);
+    // The address block's lines: the postal code, when there is one, then the address.
+    for line in postcard.address.lines() {
+        page.paragraph(line, 11.0);
+    }
     page.y += 4.0;
     page.paragraph(&format!("{}　様", postcard.name), 16.0);
     page.y = 70.0;
@@ -289,12 +292,13 @@ mod tests {
     use std::process::Command;
 
     /// Three residents of a small export, imported for real.
-    const RESIDENTS: &str = "宛名番号,世帯番号,氏名,生年月日,性別,続柄,住所\n\
+    /// Residents with their addresses, all but one with a postal code.
+    const RESIDENTS: &str = "宛名番号,世帯番号,氏名,生年月日,性別,続柄,住所,郵便番号\n\
         0101,H01,千葉 花子,1994-05-01,女,世帯主,千葉県千葉市中央区千葉港1番1号 \
-        みなとマンション305号室\n\
-        0201,H02,佐藤 誠,1985-07-07,男,世帯主,千葉県千葉市美浜区高洲3丁目14番2号\n\
-        0301,H03,鈴木 一郎,1950-01-15,男,世帯主,千葉県千葉市緑区おゆみ野中央8丁目27番地の4\n\
-        0401,H04,高橋 葵,2001-03-03,女,世帯主,千葉県千葉市稲毛区轟町1丁目2番3号\n";
+        みなとマンション305号室,260-0026\n\
+        0201,H02,佐藤 誠,1985-07-07,男,世帯主,千葉県千葉市美浜区高洲3丁目14番2号,261-0004\n\
+        0301,H03,鈴木 一郎,1950-01-15,男,世帯主,千葉県千葉市緑区おゆみ野中央8丁目27番地の4,\n\
+        0401,H04,高橋 葵,2001-03-03,女,世帯主,千葉県千葉市稲毛区轟町1丁目2番3号,263-0021\n";
 
     fn imported(directory: &Path) -> Connection {
         let export = directory.join("export");
@@ -361,7 +365,8 @@ mod tests {
         for (postcard, resident) in queued.iter().zip(RESIDENTS.lines().skip(1)) {
             let fields: Vec<&str> = resident.split(',').collect();
             let expiry = last_full_day_in_japan(&postcard.expires_at).unwrap().era_format();
-            let wanted = [fields[2], fields[6], "様", &expiry, "友だち追加", "一度だけ", "窓口"];
+            let postal_code = if fields[7].is_empty() { String::new() } else { format!("〒{}", fields[7]) };
+            let wanted = [fields[2], fields[6], &postal_code, "様", &expiry, "友だち追加", "一度だけ", "窓口"];
             match pages.iter().find(|page| page.contains(postcard.number.as_str())) {
                 None => missing.push(format!("number {}", postcard.number)),
                 // The address wraps, so it is looked for with line breaks removed.

@@ -137,7 +137,10 @@ pub fn issue_within(connection: &Connection, resident_id: &str, valid_days: u32,
         crate::snapshot::active(connection)?.context("no active snapshot: import resident records first")?;
     let (name, address): (String, String) = connection
         .query_row(
-            "SELECT name, address FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2",
+            // The postal code heads the address block on a line of its own, as on any
+            // postcard, when the export has one (the standard layout's 住所_郵便番号).
+            "SELECT name, CASE postal_code WHEN '' THEN address ELSE '〒' || postal_code || char(10) || address END
+             FROM residents WHERE snapshot_id = ?1 AND resident_id = ?2",
             (snapshot_id, resident_id),
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
