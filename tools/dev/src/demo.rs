@@ -193,7 +193,9 @@ async fn prepare_city(service: &Service, options: &DemoOptions) -> Result<(usize
         .database
         .write(move |connection| {
             if oshirase_core::snapshot::active(connection)?.is_none() {
-                let format = synthetic_city::ExportFormat::own(synthetic_city::FileEncoding::Utf8);
+                // The layout towns' standard systems export, with the mapping file naming
+                // its wards beside it, so that the demo imports what a town would.
+                let format = synthetic_city::ExportFormat::standard(synthetic_city::FileEncoding::Utf8);
                 let city = synthetic_city::generate(size, seed, today, &export, format)?;
                 let options = ImportOptions {
                     actor: "demo".into(),
