@@ -374,6 +374,18 @@ mod tests {
         assert_eq!(mapping.resolve_gaiji("\u{E001}田").unwrap_err(), vec!['\u{E001}']);
     }
 
+    /// The README's example mapping file is one the importer reads, and means what it says.
+    #[test]
+    fn the_readmes_example_mapping_is_valid() {
+        let readme = include_str!("../../../../README.md");
+        let section = &readme[readme.find("## The standard layout").expect("the README has the section")..];
+        let example = section.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
+        let mapping = Mapping::parse(example).unwrap();
+        assert_eq!(mapping.status[code_key("2")], Standing::NotRegistered);
+        assert_eq!(mapping.wards["901"], "中央");
+        assert_eq!(mapping.resolve_gaiji("\u{E001}").unwrap(), "𠮷");
+    }
+
     #[test]
     fn a_broken_mapping_file_says_what_is_wrong() {
         for (text, (line, column), expected) in [
