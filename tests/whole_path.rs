@@ -359,30 +359,91 @@ fn a_delivery_that_could_not_be_sent_is_retried_but_never_after_its_notice_expir
     );
 }
 
+/// The import benchmark, on either layout of the resident file, times sqlite3 and
+/// oshirase on the same file.
 #[test]
 fn the_import_benchmark_compares_with_sqlite3_in_one_run() {
     let scene = Scene::new();
     let work = scene.directory.path().join("bench");
-    let output = scene.ok(&[
-        "bench",
-        "import",
+    for (layout, resident_file) in [("own", "residents.csv"), ("standard", "resident_table.csv")] {
+        let output = scene.ok(&[
+            "bench",
+            "import",
+            "--residents",
+            "300",
+            "--repetitions",
+            "1",
+            "--layout",
+            layout,
+            "--json",
+            "--work",
+            work.to_str().unwrap(),
+        ]);
+        let report: Value = serde_json::from_str(output.trim()).unwrap();
+        assert_eq!(report["resident_file"], resident_file, "{report}");
+        for timing in ["sqlite3", "oshirase_residents", "oshirase_all_files"] {
+            let seconds = report[timing]["seconds"].as_array().unwrap();
+            assert!(seconds.len() == 1 && seconds[0].as_f64().unwrap() > 0.0, "{report}");
+        }
+        assert!(
+            report["peak_rss_kib"].as_i64().unwrap() > 0 && report["database_bytes"].as_u64().unwrap() > 0,
+            "{report}"
+        );
+        // The city it imported is the one gen writes, and it was imported whole.
+        let lines =
+            std::fs::read_to_string(work.join(format!("city-300-1-{layout}/{resident_file}"))).unwrap().lines().count();
+        assert!(lines > 300, "{layout}: {lines} lines");
+    }
+}
+
+/// A town's standard-layout export in Shift_JIS imports with its mapping kept apart from
+/// the export and named on the command line: the 地区管理コード become the town's ward
+/// names, which without the mapping are only codes, with a warning.
+#[test]
+fn a_standard_layout_export_imports_with_the_towns_mapping_named_on_the_command_line() {
+    let scene = Scene::new();
+    let export = scene.directory.path().join("export");
+    scene.ok(&[
+        "gen",
         "--residents",
         "300",
-        "--repetitions",
-        "1",
-        "--json",
-        "--work",
-        work.to_str().unwrap(),
+        "--layout",
+        "standard",
+        "--encoding",
+        "shift-jis",
+        "--out",
+        export.to_str().unwrap(),
     ]);
-    let report: Value = serde_json::from_str(output.trim()).unwrap();
-    for timing in ["sqlite3", "oshirase_residents", "oshirase_all_files"] {
-        let seconds = report[timing]["seconds"].as_array().unwrap();
-        assert!(seconds.len() == 1 && seconds[0].as_f64().unwrap() > 0.0, "{report}");
-    }
-    assert!(report["peak_rss_kib"].as_i64().unwrap() > 0 && report["database_bytes"].as_u64().unwrap() > 0, "{report}");
-    // The city it imported is the one gen writes, and it was imported whole.
-    let lines = std::fs::read_to_string(work.join("city-300-1/residents.csv")).unwrap().lines().count();
-    assert!(lines > 300, "{lines} lines");
+    let mapping = scene.directory.path().join("town-import.toml");
+    std::fs::rename(export.join("import.toml"), &mapping).unwrap();
+    let wards = |scene: &Scene| -> Vec<String> {
+        let database = rusqlite::Connection::open_with_flags(
+            scene.data().join("oshirase.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut statement = database
+            .prepare(
+                "SELECT DISTINCT ward FROM residents WHERE snapshot_id = (SELECT id FROM snapshots WHERE active = 1)
+                 ORDER BY ward",
+            )
+            .unwrap();
+        statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+
+    let without: Value = serde_json::from_str(scene.ok(&["import", export.to_str().unwrap()]).trim()).unwrap();
+    let warnings = without["warnings"].to_string();
+    assert!(warnings.contains("have no name in the mapping's [wards]"), "{warnings}");
+    assert!(wards(&scene).iter().all(|ward| ward.starts_with("90")), "{:?}", wards(&scene));
+
+    let with: Value = serde_json::from_str(
+        scene.ok(&["import", export.to_str().unwrap(), "--mapping", mapping.to_str().unwrap()]).trim(),
+    )
+    .unwrap();
+    assert_eq!(with["residents"], without["residents"], "{with}");
+    assert!(!with["warnings"].to_string().contains("[wards]"), "{with}");
+    let named = wards(&scene);
+    assert!(!named.is_empty() && named.iter().all(|ward| ward.ends_with('区')), "{named:?}");
 }
 
 /// The evaluation benchmark runs every program as a plugin, natively and (some) as SQL.
