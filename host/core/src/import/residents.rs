@@ -160,8 +160,8 @@ pub struct StandardColumns {
 /// What staff are told about the resident file once it is read.
 #[derive(Default)]
 struct Notes {
-    /// 地区管理コード that the mapping does not name, each with its first line.
-    unnamed_districts: HashMap<String, u64>,
+    /// 地区管理コード that the mapping does not name.
+    unnamed_districts: HashSet<String>,
     /// Lines of 同居人 and 縁故者.
     lodgers: Vec<u64>,
     /// Lines of 資格 held with no date.
@@ -357,7 +357,7 @@ fn standard_row<'a>(
         Some(name) => name.clone(),
         None => {
             if !district.is_empty() {
-                notes.unnamed_districts.entry(district.to_owned()).or_insert(row.line);
+                notes.unnamed_districts.insert(district.to_owned());
             }
             district.to_owned()
         }
@@ -650,11 +650,9 @@ impl Notes {
                 lines(&line_numbers)
             ));
         }
-        let mut unnamed: Vec<(u64, String)> =
-            self.unnamed_districts.into_iter().map(|(district, line)| (line, district)).collect();
-        unnamed.sort_unstable();
-        if !unnamed.is_empty() {
-            let codes: Vec<String> = unnamed.into_iter().map(|(_, district)| district).collect();
+        let mut codes: Vec<String> = self.unnamed_districts.into_iter().collect();
+        codes.sort_unstable_by(|first, second| (first.len(), first).cmp(&(second.len(), second)));
+        if !codes.is_empty() {
             warnings.push(format!(
                 "{file}: 地区管理コード {} have no name in the mapping's [wards]; the code is used as the ward",
                 codes.join(", ")
