@@ -234,10 +234,12 @@ impl<'m> Layout<'m> {
     }
 
     fn read<'a>(&self, row: &mut Row<'a>, gaiji: &Mapping, notes: &mut Notes) -> Option<ResidentRow<'a>> {
-        match self {
-            Layout::Own(columns) => own_row(row, columns, gaiji, notes),
+        let resident = match self {
+            Layout::Own(columns) => own_row(row, columns, gaiji),
             Layout::Standard(columns, mapping) => standard_row(row, columns, mapping, notes),
-        }
+        }?;
+        note_row(row.line, &resident, notes);
+        Some(resident)
     }
 }
 
@@ -262,12 +264,7 @@ fn text_with_gaiji(row: &mut Row<'_>, column: ColumnId, mapping: &Mapping, requi
     }
 }
 
-fn own_row<'a>(
-    row: &mut Row<'a>,
-    columns: &OwnColumns,
-    mapping: &Mapping,
-    notes: &mut Notes,
-) -> Option<ResidentRow<'a>> {
+fn own_row<'a>(row: &mut Row<'a>, columns: &OwnColumns, mapping: &Mapping) -> Option<ResidentRow<'a>> {
     let resident_id = row.required(columns.resident_id);
     let household_id = row.required(columns.household_id);
     let name = text_with_gaiji(row, columns.name, mapping, true);
@@ -288,7 +285,7 @@ fn own_row<'a>(
     let standing = row
         .optional(columns.status, values::status, "one of 住民, 転出, 死亡, resident, moved_out, deceased")
         .or(Some(Standing::Resident));
-    let resident_row = ResidentRow {
+    Some(ResidentRow {
         resident_id: resident_id?,
         current: true,
         household_id,
@@ -304,9 +301,7 @@ fn own_row<'a>(
         resident_since,
         standing,
         qualifications: Vec::new(),
-    };
-    note_row(row.line, &resident_row, notes);
-    Some(resident_row)
+    })
 }
 
 fn standard_row<'a>(
@@ -375,7 +370,7 @@ fn standard_row<'a>(
         let since = row.optional(allowance_since, values::month, "a year and month (2016-01)");
         qualifications.push(Qualification { kind: CHILD_ALLOWANCE, level: allowance.to_owned(), since });
     }
-    let resident_row = ResidentRow {
+    Some(ResidentRow {
         resident_id,
         current: true,
         household_id,
@@ -391,9 +386,7 @@ fn standard_row<'a>(
         resident_since,
         standing,
         qualifications,
-    };
-    note_row(row.line, &resident_row, notes);
-    Some(resident_row)
+    })
 }
 
 /// A code read through its table; a code not in it is a problem that says how to name it
