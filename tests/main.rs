@@ -21,3 +21,6 @@ mod chat;
 
 /// The admin console in a real browser.
 mod console;
+
+/// A division writes its own program, following the guide from an empty folder.
+mod writing;

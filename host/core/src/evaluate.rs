@@ -73,11 +73,32 @@ pub fn dry_run_with(
     settings: Option<&Settings>,
 ) -> Result<Vec<PlannedNotice>> {
     let (loaded, finished) = evaluate_alone(connection, plugins, version, today, settings, &[])?;
+    planned_notices(&loaded, &finished)
+}
+
+/// A dry run of a component that is not published: its manifest's default settings on the
+/// live snapshot, as a division tries what it built before publishing it. Stores nothing.
+pub fn dry_run_unpublished(
+    connection: &Connection,
+    plugins: &Plugins,
+    program: &LoadedProgram,
+    today: Day,
+) -> Result<Vec<PlannedNotice>> {
+    let loaded = load_population(connection, &program.info.fields, &program.info.kinds)?;
+    let settings = Settings::defaults(&program.info.settings);
+    let finished = evaluate_loaded(plugins, program, &loaded, today, &settings)
+        .with_context(|| format!("program {} failed", program.info.code))?;
+    planned_notices(&loaded, &finished)
+}
+
+/// An evaluation's notices, each naming its resident, as a dry run shows them; the
+/// notices withheld on an inexact birth day are left out, as a run leaves them.
+fn planned_notices(loaded: &LoadedPopulation, finished: &Finished) -> Result<Vec<PlannedNotice>> {
     finished
         .evaluation
         .notices
         .iter()
-        .filter(|notice| !finished.withheld(&loaded, notice.person))
+        .filter(|notice| !finished.withheld(loaded, notice.person))
         .map(|notice| {
             Ok(PlannedNotice {
                 resident_id: resident_id(&loaded.resident_ids, notice.person)?.to_owned(),

@@ -168,4 +168,20 @@ impl Service {
             })
             .await
     }
+
+    /// Whom a component not yet published would notify on `today`, with its default
+    /// settings, on the live snapshot: what `plugin dry-run --wasm` shows a division.
+    pub async fn dry_run_unpublished(&self, wasm: Vec<u8>, today: Day) -> Result<Vec<PlannedNotice>> {
+        let plugins = self.plugins.clone();
+        // Compiling takes seconds; it happens on the blocking pool, before any connection.
+        let program = tokio::task::spawn_blocking({
+            let plugins = plugins.clone();
+            move || plugins.engine.load(&wasm, &crate::hashing::sha256_hex(&wasm))
+        })
+        .await?
+        .context("cannot load the plugin")?;
+        self.database
+            .read(move |connection| crate::evaluate::dry_run_unpublished(connection, &plugins, &program, today))
+            .await
+    }
 }

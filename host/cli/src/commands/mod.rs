@@ -9,6 +9,7 @@ pub mod postcards;
 pub mod register;
 pub mod registration;
 pub mod run;
+pub mod scaffold;
 pub mod schedule;
 pub mod serve;
 pub mod snapshot;

@@ -1,5 +1,5 @@
-//! `oshirase plugin …`: test, publish, list, activate, roll back, disable and dry-run the
-//! programs' plugins.
+//! `oshirase plugin …`: start a new program's project (`scaffold.rs`), test, publish,
+//! list, activate, roll back, disable and dry-run the programs' plugins.
 
 use std::path::{Path, PathBuf};
 
@@ -9,10 +9,23 @@ use oshirase_core::publish::{Activation, Candidate};
 use oshirase_core::time::today_in_japan;
 use oshirase_sandbox::{Limits, PluginEngine};
 
+use super::scaffold::{Language, new_project};
 use super::{Global, parse_day};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
+    /// Writes a new program's project, outside any repository: the rule, its example
+    /// cases, a README, the SDK and the contract. It builds with `cargo build --release
+    /// --target wasm32-wasip2`.
+    New {
+        /// The program's code: 1–40 lower-case letters, digits or dashes.
+        code: String,
+        #[arg(long, value_enum, default_value_t = Language::Rust)]
+        lang: Language,
+        /// Where to write it; `./CODE` by default. It must not exist or must be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Runs a plugin's example cases through the sandbox and shows every difference.
     Test { plugin: PathBuf, cases: PathBuf },
     /// Validates a plugin and, when every check passes, makes it its program's active
@@ -33,9 +46,14 @@ pub enum Command {
     Rollback { program: String },
     /// Leaves a program with no active version, so runs skip it.
     Disable { program: String },
-    /// Shows whom a program would notify on a date, sending and storing nothing.
+    /// Shows whom a program would notify on a date, sending and storing nothing: an active
+    /// program by its code, or a component not yet published with `--wasm FILE` (with its
+    /// settings at their defaults).
     DryRun {
-        program: String,
+        #[arg(required_unless_present = "wasm", conflicts_with = "wasm")]
+        program: Option<String>,
+        #[arg(long)]
+        wasm: Option<PathBuf>,
         #[arg(long, value_parser = parse_day)]
         date: Option<Day>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -55,6 +73,13 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 pub async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
     match command {
+        Command::New { code, lang, dir } => {
+            let directory = new_project(&code, lang, dir)?;
+            println!(
+                "wrote {}; build it there with: cargo build --release --target wasm32-wasip2",
+                directory.display()
+            );
+        }
         Command::Test { plugin, cases } => {
             let wasm = read(&plugin)?;
             let yaml = std::fs::read_to_string(&cases).with_context(|| format!("cannot read {}", cases.display()))?;
@@ -131,9 +156,15 @@ pub async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
                 .write(move |connection| Ok(oshirase_core::publish::disable(connection, &program, "cli")?))
                 .await?;
         }
-        Command::DryRun { program, date, format } => {
+        Command::DryRun { program, wasm, date, format } => {
             let service = global.service().await?;
-            for notice in service.dry_run(program, date.unwrap_or_else(today_in_japan)).await? {
+            let today = date.unwrap_or_else(today_in_japan);
+            let notices = match (program, wasm) {
+                (_, Some(wasm)) => service.dry_run_unpublished(read(&wasm)?, today).await?,
+                (Some(program), None) => service.dry_run(program, today).await?,
+                (None, None) => anyhow::bail!("name an active program, or a component with --wasm FILE"),
+            };
+            for notice in notices {
                 match format {
                     Format::Json => println!("{}", serde_json::to_string(&notice)?),
                     Format::Table => println!(
