@@ -88,7 +88,7 @@ pub fn reachable_rows(
 /// gets one message that says how many it is about: a delivery per notice, queued
 /// together under one key (`batch_key`) and sent as one. LINE deliveries with the same
 /// text for one program are grouped into multicasts of at most 500 recipients, each group
-/// under the retry key of its first member (`batch_key`). Returns how many deliveries
+/// under a key named by its members' (`batch_key`). Returns how many deliveries
 /// were queued.
 pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
     let Some(snapshot_id) = crate::snapshot::active(connection)? else {
@@ -217,26 +217,51 @@ enum Source {
 /// Queues deliveries grouped by (program or broadcast, channel, subject, text), each
 /// group's recipients given as (notice or broadcast id, address), the deliveries of one
 /// address side by side. LINE takes up to 500 recipients per request, so a LINE group
-/// becomes multicasts of at most 500, each under the retry key of its first member; an
-/// e-mail goes to one. Several deliveries to one address are one message, so they stay
+/// becomes multicasts of at most 500, each under a key named by its members' (`batch_key`);
+/// an e-mail goes to one. Several deliveries to one address are one message, so they stay
 /// in one request. Returns how many were queued.
+///
+/// Each delivery's retry key is named by what it delivers (`delivery_key`), so a delivery
+/// whose record a restore lost is queued again under the key LINE already answered: it
+/// is not delivered twice. A delivery whose key is already stored is the same delivery,
+/// and is not queued again.
 fn insert_batched(transaction: &Connection, source: Source, groups: Groups) -> Result<usize> {
     let mut insert = transaction.prepare_cached(match source {
         Source::Notice => {
-            "INSERT INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, state,
+            "INSERT OR IGNORE INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, state,
                  created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)"
         }
         Source::Broadcast => {
-            "INSERT INTO deliveries (broadcast_id, channel, address, subject, text, retry_key, batch_key, state,
-                 created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)"
+            "INSERT OR IGNORE INTO deliveries (broadcast_id, channel, address, subject, text, retry_key, batch_key,
+                 state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)"
         }
     })?;
+    let mut notice_of =
+        transaction.prepare_cached("SELECT program, resident_id, occasion, instance FROM notices WHERE id = ?1")?;
     let queued_at = now_text();
     let mut queued = 0;
     for ((_, channel, subject, text), recipients) in groups {
         let batch_size = if channel == "line" { MULTICAST_LIMIT } else { 1 };
         for batch in chunks_of_addresses(&recipients, batch_size) {
-            let (keys, batch_key) = batch_keys(batch.len());
+            let keys = batch
+                .iter()
+                .map(|(source_id, address)| match source {
+                    // A notice is (program, resident, occasion, instance) for good; its row id
+                    // is not, since a restored database may give the id to another notice.
+                    Source::Notice => {
+                        let (program, resident, occasion, instance): (String, String, String, i32) = notice_of
+                            .query_row([source_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?;
+                        let instance = instance.to_string();
+                        Ok(delivery_key(&["notice", &program, &resident, &occasion, &instance, &channel, address]))
+                    }
+                    // A broadcast's id with its text: another broadcast given the same id after
+                    // a restore says something else.
+                    Source::Broadcast => {
+                        Ok(delivery_key(&["broadcast", &source_id.to_string(), &text, &channel, address]))
+                    }
+                })
+                .collect::<Result<Vec<String>>>()?;
+            let batch_key = batch_key(&keys);
             for ((source_id, address), key) in batch.iter().zip(&keys) {
                 queued +=
                     insert.execute((source_id, &channel, address, &subject, &text, key, &batch_key, &queued_at))?;
@@ -246,12 +271,19 @@ fn insert_batched(transaction: &Connection, source: Source, groups: Groups) -> R
     Ok(queued)
 }
 
-/// A new retry key for each of `members` deliveries sent as one request, and the
-/// request's key: its first member's, when it has more than one.
-fn batch_keys(members: usize) -> (Vec<String>, Option<String>) {
-    let keys: Vec<String> = (0..members).map(|_| uuid::Uuid::new_v4().to_string()).collect();
-    let batch_key = (members > 1).then(|| keys[0].clone());
-    (keys, batch_key)
+/// The retry key of a delivery, named by what it delivers to whom.
+fn delivery_key(parts: &[&str]) -> String {
+    crate::hashing::name_based_uuid(parts)
+}
+
+/// The key of the one request that carries `keys`' deliveries, when there are several:
+/// named by all of them, so the same deliveries sent together have the same key again.
+fn batch_key(keys: &[String]) -> Option<String> {
+    (keys.len() > 1).then(|| {
+        let mut parts = vec!["batch"];
+        parts.extend(keys.iter().map(String::as_str));
+        delivery_key(&parts)
+    })
 }
 
 /// Cuts `recipients` (deliveries as (source id, address), those of one address side by
@@ -646,12 +678,14 @@ fn retire_late(
 /// one LINE message carried to one recipient become one e-mail, queued together under one
 /// key. Returns how many were queued.
 fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator<Item = &'a i64>) -> Result<usize> {
-    let mut message_of =
-        connection.prepare_cached("SELECT coalesce(batch_key, retry_key), address FROM deliveries WHERE id = ?1")?;
-    let mut messages: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+    let mut message_of = connection
+        .prepare_cached("SELECT coalesce(batch_key, retry_key), address, retry_key FROM deliveries WHERE id = ?1")?;
+    // Each LINE message to one recipient, with its deliveries as (id, the LINE delivery's key).
+    let mut messages: BTreeMap<(String, String), Vec<(i64, String)>> = BTreeMap::new();
     for id in line_deliveries {
-        let message: (String, String) = message_of.query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-        messages.entry(message).or_default().push(*id);
+        let (message, address, key): (String, String, String) =
+            message_of.query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        messages.entry((message, address)).or_default().push((*id, key));
     }
     let mut insert = connection.prepare_cached(
         "INSERT OR IGNORE INTO deliveries (notice_id, broadcast_id, channel, address, subject, text, retry_key,
@@ -663,9 +697,11 @@ fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator
     )?;
     let now = now_text();
     let mut queued = 0;
-    for ids in messages.values() {
-        let (keys, batch_key) = batch_keys(ids.len());
-        for (id, key) in ids.iter().zip(&keys) {
+    for deliveries in messages.values() {
+        // The e-mail standing in for a LINE delivery is named by it.
+        let keys: Vec<String> = deliveries.iter().map(|(_, line_key)| delivery_key(&["fallback", line_key])).collect();
+        let batch_key = batch_key(&keys);
+        for ((id, _), key) in deliveries.iter().zip(&keys) {
             queued += insert.execute((id, key, &batch_key, &now))?;
         }
     }
@@ -1109,6 +1145,59 @@ mod tests {
         // Three texts of their own as pushes; 1,200 identical ones as 500 + 500 + 200.
         assert_eq!(sizes, vec![1, 1, 1, 200, 500, 500]);
         assert_eq!(first.requests + second.requests, 6);
+    }
+
+    /// The disk is lost after a day's deliveries went out, and the database comes back from
+    /// a copy taken before they were queued: queued again, every delivery carries the key
+    /// LINE already answered, LINE refuses to deliver it twice (409), and it is marked sent.
+    #[tokio::test]
+    async fn deliveries_a_restore_lost_are_queued_again_under_their_keys_and_delivered_once() {
+        let directory = tempfile::tempdir().unwrap();
+        let (live, copy) = (directory.path().join("oshirase.db"), directory.path().join("copy.db"));
+        let database = Database::open(&live).unwrap();
+        database
+            .write(|connection| synthetic_city::seed_due_notices(connection, 600, &[("vaccine-mr", 3)]))
+            .await
+            .unwrap();
+        crate::database::backup(&live, &copy, false).unwrap();
+        let emulator = line_emulator::Emulator::new("token");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(axum::serve(listener, emulator.router()).into_future());
+        let channels = Channels {
+            line: LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap(),
+            mail: None,
+        };
+        let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
+        let day = |database: Database| {
+            let (channels, policy) = (&channels, &policy);
+            async move {
+                let queued = database.write(|connection| enqueue_due(connection, Day(10))).await.unwrap();
+                let summary =
+                    send_queued(&database, channels, Day(10), policy, &CancellationToken::new()).await.unwrap();
+                let keys: Vec<String> = database
+                    .read(|connection| {
+                        let mut statement =
+                            connection.prepare("SELECT coalesce(batch_key, retry_key) FROM deliveries ORDER BY 1")?;
+                        let keys = statement.query_map([], |row| row.get(0))?.collect::<Result<Vec<String>, _>>()?;
+                        Ok(keys)
+                    })
+                    .await
+                    .unwrap();
+                (queued, summary.sent, keys)
+            }
+        };
+        let (queued, sent, keys_before) = day(database).await;
+        assert_eq!((queued, sent), (600, 600));
+        let restored = Database::open(&copy).unwrap();
+        let (queued_again, marked_sent, keys_after) = day(restored).await;
+        server.abort();
+        let inboxes = emulator.inboxes();
+        assert_eq!(inboxes.len(), 600);
+        let twice = inboxes.values().filter(|messages| messages.len() > 1).count();
+        assert_eq!(twice, 0, "residents got the day's message twice");
+        assert_eq!((queued_again, marked_sent), (600, 600), "queued again, and taken as sent when LINE refuses");
+        assert!(keys_after == keys_before, "the same deliveries are queued under other keys");
     }
 
     /// Sets how resident `R000000{row}` is reached, as the registration would say.
