@@ -24,3 +24,6 @@ mod console;
 
 /// A division writes its own program, following the guide from an empty folder.
 mod writing;
+
+/// Continuous backup with Litestream: a restored database sends nothing twice.
+mod backup;

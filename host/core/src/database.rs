@@ -25,6 +25,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0012_contract_1_1.sql", include_str!("../../../db/0012_contract_1_1.sql")),
     ("0013_data_kinds.sql", include_str!("../../../db/0013_data_kinds.sql")),
     ("0014_standard_layout.sql", include_str!("../../../db/0014_standard_layout.sql")),
+    ("0015_database_identity.sql", include_str!("../../../db/0015_database_identity.sql")),
 ];
 
 /// Opens (creating if needed) the database at `path`, in WAL mode, fully migrated.

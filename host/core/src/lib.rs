@@ -23,6 +23,7 @@ pub mod publish;
 pub mod registry;
 pub mod reports;
 pub mod reservation;
+pub mod restore;
 pub mod retry;
 pub mod schedule;
 pub mod service;

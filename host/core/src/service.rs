@@ -40,7 +40,10 @@ pub struct DayReport {
 pub fn open_database(data_directory: &Path) -> Result<Database> {
     std::fs::create_dir_all(data_directory)
         .with_context(|| format!("cannot create data directory {}", data_directory.display()))?;
-    Database::open(&data_directory.join("oshirase.db"))
+    let database = Database::open(&data_directory.join("oshirase.db"))?;
+    // A database restored from a copy is told apart, and staff are told (`restore`).
+    database.write_blocking(|connection| crate::restore::check(data_directory, connection))?;
+    Ok(database)
 }
 
 impl Service {
