@@ -27,3 +27,6 @@ mod writing;
 
 /// Continuous backup with Litestream: a restored database sends nothing twice.
 mod backup;
+
+/// Many towns on one server: the template unit, each town's name in its logs.
+mod towns;

@@ -57,8 +57,8 @@ enum Command {
 
 /// Runs the command the process's arguments name.
 pub async fn main() -> anyhow::Result<()> {
-    oshirase_server::init_logging();
     let Arguments { global, command } = Arguments::parse();
+    oshirase_server::init_logging(global.town.as_deref());
     match command {
         Command::Import(arguments) => commands::import::run(&global, arguments).await,
         Command::Snapshot(command) => commands::snapshot::run(&global, command).await,

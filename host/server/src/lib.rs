@@ -24,13 +24,43 @@ use tokio_util::sync::CancellationToken;
 pub use scheduler::Scheduler;
 pub use web::{AppState, app};
 
-/// Logs to stderr at the level in `OSHIRASE_LOG` (info by default). Nothing at info level
-/// names a resident.
-pub fn init_logging() {
-    tracing_subscriber::fmt()
+/// Logs to stderr at the level in `OSHIRASE_LOG` (info by default), every line led by
+/// `town=NAME` when the process serves a town of several on one server. Nothing at info
+/// level names a resident.
+pub fn init_logging(town: Option<&str>) {
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("OSHIRASE_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match town {
+        Some(town) => {
+            builder.event_format(WithTown { town: town.to_owned(), inner: tracing_subscriber::fmt::format() }).init()
+        }
+        None => builder.init(),
+    }
+}
+
+/// A log line's format led by the town's name, so that the lines of several towns' processes
+/// in one journal can be told apart and filtered.
+struct WithTown<F> {
+    town: String,
+    inner: F,
+}
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for WithTown<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        context: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "town={} ", self.town)?;
+        self.inner.format_event(context, writer, event)
+    }
 }
 
 /// Serves `router` (`web::app_with`, or the demo's pages in front of it) on `listener`
@@ -63,13 +93,15 @@ pub async fn run(
 }
 
 /// `oshirase serve --config`: opens the data directory that `config` names (a new one
-/// gets the `bundled` components `programs` names), listens where it says, prints `listening on
+/// gets the `bundled` components `programs` names), shows `town`'s name on the console when
+/// given, listens where it says, prints `listening on
 /// http://ADDRESS` once the socket is bound, and runs the web server and the scheduler
 /// until `shutdown` completes.
 pub async fn serve(
     config: Config,
     bundled: &'static [BundledComponent],
     programs: &[String],
+    town: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
@@ -105,6 +137,7 @@ pub async fn serve(
         webhook,
         limits: limits::RequestLimits::new(config.server.limits.forwarded_for),
         secure_cookies: web::cookies_are_secure(config.server.public_url.as_deref()),
+        town,
     };
     let limits = config.server.limits.clone();
     run(web::app_with(state, &limits), Some(scheduler), listener, limits, stop.cancelled_owned()).await

@@ -33,13 +33,16 @@ pub struct AppState {
     /// address is plain `http://` (the demo, the tests on this machine). Set from the
     /// configuration, never from a request's `Host`, which a proxy may rewrite.
     pub secure_cookies: bool,
+    /// The town this process serves when a server hosts several (`--town`), shown on the
+    /// console so that staff know whose records they are looking at.
+    pub town: Option<String>,
 }
 
 impl AppState {
-    /// A server of `service` with no webhook, secure cookies and the client's
-    /// address taken from the connection.
+    /// A server of `service` with no webhook, secure cookies, the client's address taken
+    /// from the connection, and no town's name.
     pub fn new(service: Service) -> AppState {
-        AppState { service, webhook: None, limits: RequestLimits::new(false), secure_cookies: true }
+        AppState { service, webhook: None, limits: RequestLimits::new(false), secure_cookies: true, town: None }
     }
 }
 

@@ -134,7 +134,7 @@ pub fn product_binary() -> anyhow::Result<PathBuf> {
 
 /// Runs the command the process's arguments name.
 pub async fn main() -> anyhow::Result<()> {
-    oshirase_server::init_logging();
+    oshirase_server::init_logging(None);
     let Arguments { data, programs, command } = Arguments::parse();
     match command {
         Command::Demo { exit_after_run, port, date, residents, seed } => {

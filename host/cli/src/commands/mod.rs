@@ -31,6 +31,10 @@ pub struct Global {
     /// list` shows the others as available, and `plugin activate PROGRAM` takes one up.
     #[arg(long, global = true, env = "OSHIRASE_PROGRAMS", value_delimiter = ',')]
     pub programs: Vec<String>,
+    /// The town this process serves, when one server hosts several (`deploy/oshirase@.service`
+    /// sets it to the instance's name): it leads every log line and is shown on the console.
+    #[arg(long, global = true, env = "OSHIRASE_TOWN")]
+    pub town: Option<String>,
 }
 
 impl Global {

@@ -47,7 +47,9 @@ struct WebhookArguments {
 pub async fn run(global: &Global, Arguments { config, port, webhook }: Arguments) -> anyhow::Result<()> {
     if let Some(path) = config {
         let config = oshirase_core::Config::load(&path)?;
-        return oshirase_server::serve(config, oshirase_bundled::PROGRAMS, &global.programs, shutdown_signal()?).await;
+        let town = global.town.clone();
+        return oshirase_server::serve(config, oshirase_bundled::PROGRAMS, &global.programs, town, shutdown_signal()?)
+            .await;
     }
     let shutdown = shutdown_signal()?;
     let service = global.service().await?;
@@ -70,6 +72,7 @@ pub async fn run(global: &Global, Arguments { config, port, webhook }: Arguments
     let state = AppState {
         webhook,
         secure_cookies: oshirase_server::web::cookies_are_secure(public_url.as_deref()),
+        town: global.town.clone(),
         ..AppState::new(service)
     };
     let limits = ServerLimits::default();

@@ -75,7 +75,7 @@ function drawHeader() {
   if (!session) { top.append(h("strong", {}, "oshirase 管理")); return; }
   const signOut = h("button", { id: "sign-out", onclick: async () => { await api("DELETE", "/admin/session"); location.assign("/console/login"); } }, "サインアウト");
   top.append(
-    h("strong", {}, "oshirase 管理"),
+    h("strong", {}, session.town ? "oshirase 管理・" + session.town : "oshirase 管理"),
     h("nav", {}, session.pages.map(([slug, title]) => h("a", { href: "/console/" + slug, "aria-current": slug === pageName ? "page" : null }, title))),
     h("span", { class: "who" }, session.caller.name + "(" + roleName(session.caller.role) + ")"),
     signOut,

@@ -57,8 +57,14 @@ pub async fn page(
         match session_caller(&state, &headers).await? {
             None => Redirect::to(&format!("/console/login?next=/console/{page}")).into_response(),
             Some((caller, csrf_token)) => {
-                let session = serde_json::json!({ "caller": caller, "csrf_token": csrf_token, "pages": PAGES });
-                Html(shell(&page, title, &session.to_string())).into_response()
+                let session = serde_json::json!({
+                    "caller": caller, "csrf_token": csrf_token, "pages": PAGES, "town": state.town,
+                });
+                let title = match &state.town {
+                    Some(town) => format!("{title}({})", html_escape::encode_text(town)),
+                    None => (*title).to_owned(),
+                };
+                Html(shell(&page, &title, &session.to_string())).into_response()
             }
         }
     };
@@ -208,6 +214,20 @@ mod tests {
             .unwrap();
         let state = AppState::new(fixture.service());
         (fixture, state)
+    }
+
+    /// A server hosting several towns names the one this process serves on every page of
+    /// the console, in its title and in the session the script reads.
+    #[tokio::test]
+    async fn the_town_a_process_serves_is_named_on_its_pages() {
+        let (_fixture, state) = staffed().await;
+        let state = AppState { town: Some("中央町<b>".into()), ..state };
+        let (cookie, _) = sign_in(&state, "viewer").await;
+        let (status, _, page) =
+            send(&state, Method::GET, "/console/dashboard", Some(&cookie), None, serde_json::Value::Null).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("<title>ダッシュボード(中央町&lt;b&gt;) — oshirase 管理</title>"), "{page}");
+        assert!(page.contains(r#""town":"中央町\u003cb>""#), "{page}");
     }
 
     /// Every `/admin` path of the route table, in the form the OpenAPI document writes it.
