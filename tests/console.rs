@@ -195,7 +195,7 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
 
     // Signed out, a page sends staff to sign in; a wrong password is refused.
     client.goto(&format!("{base}/console/programs")).await.unwrap();
-    assert!(client.current_url().await.unwrap().as_str().contains("/console/login?next=/console/programs"));
+    assert!(client.current_url().await.unwrap().as_str().contains("/console/login?next=programs"));
     element(&client, "#login").await.send_keys("kenko").await.unwrap();
     element(&client, "#password").await.send_keys("wrong password!").await.unwrap();
     click(&client, "#sign-in button").await;

@@ -24,7 +24,9 @@ fn page(body: &str) -> Html<String> {
     ))
 }
 
-fn form_page(token: &str, form: &ApplicationForm, problems: &[String]) -> Html<String> {
+/// The form posts to the page's own address (no `action`), which holds under a reverse
+/// proxy's path too.
+fn form_page(form: &ApplicationForm, problems: &[String]) -> Html<String> {
     let escape = |text: &str| html_escape::encode_double_quoted_attribute(text).into_owned();
     let problems: String = problems
         .iter()
@@ -33,12 +35,11 @@ fn form_page(token: &str, form: &ApplicationForm, problems: &[String]) -> Html<S
     page(&format!(
         "<h1>お知らせサービスの申し込み</h1><p>住民票のとおりに入力してください。\
          市で確認のうえ、登録番号をはがきで住所にお送りします。</p>{problems}\
-         <form method=\"post\" action=\"/apply/{}\"><label>お名前<input name=\"name\" value=\"{}\" \
+         <form method=\"post\"><label>お名前<input name=\"name\" value=\"{}\" \
          autocomplete=\"name\" required></label>\
          <label>生年月日<input name=\"birth_date\" type=\"date\" value=\"{}\" required></label>\
          <label>住所<input name=\"address\" value=\"{}\" autocomplete=\"street-address\" required></label>\
          <button>申し込む</button></form>",
-        escape(token),
         escape(&form.name),
         escape(&form.birth_date),
         escape(&form.address)
@@ -80,7 +81,7 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> R
     let lookup = token.clone();
     let owner = state.service.database.read(move |connection| link_owner(connection, &lookup)).await?;
     Ok(protected(match owner {
-        Some(_) => (StatusCode::OK, form_page(&token, &ApplicationForm::default(), &[])),
+        Some(_) => (StatusCode::OK, form_page(&ApplicationForm::default(), &[])),
         None => expired_page(),
     }))
 }
@@ -109,6 +110,6 @@ pub async fn submit(
                  LINEのトークに番号を送ってください。</p>",
             ),
         ),
-        Submission::Problems(problems) => (StatusCode::UNPROCESSABLE_ENTITY, form_page(&token, &form, &problems)),
+        Submission::Problems(problems) => (StatusCode::UNPROCESSABLE_ENTITY, form_page(&form, &problems)),
     }))
 }

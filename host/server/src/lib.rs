@@ -138,6 +138,7 @@ pub async fn serve(
         limits: limits::RequestLimits::new(config.server.limits.forwarded_for),
         secure_cookies: web::cookies_are_secure(config.server.public_url.as_deref()),
         town,
+        cookie_path: web::cookie_path(config.server.public_url.as_deref()),
     };
     let limits = config.server.limits.clone();
     run(web::app_with(state, &limits), Some(scheduler), listener, limits, stop.cancelled_owned()).await

@@ -36,13 +36,24 @@ pub struct AppState {
     /// The town this process serves when a server hosts several (`--town`), shown on the
     /// console so that staff know whose records they are looking at.
     pub town: Option<String>,
+    /// The path the session cookie is sent for: the public address's path (`/chuo` for a
+    /// town a proxy serves at `https://HOST/chuo/`), so that towns under one host name
+    /// keep their sessions apart; `/` by default.
+    pub cookie_path: String,
 }
 
 impl AppState {
     /// A server of `service` with no webhook, secure cookies, the client's address taken
     /// from the connection, and no town's name.
     pub fn new(service: Service) -> AppState {
-        AppState { service, webhook: None, limits: RequestLimits::new(false), secure_cookies: true, town: None }
+        AppState {
+            service,
+            webhook: None,
+            limits: RequestLimits::new(false),
+            secure_cookies: true,
+            town: None,
+            cookie_path: "/".into(),
+        }
     }
 }
 
@@ -52,9 +63,27 @@ pub fn cookies_are_secure(public_url: Option<&str>) -> bool {
     !public_url.is_some_and(|url| url.starts_with("http://"))
 }
 
-/// `/`, `/console` and `/console/` of the production server: the console's first page.
+/// The path of the server's public address, without its last `/`: what the session
+/// cookie is sent for. `/` when there is no address or it has no path.
+pub fn cookie_path(public_url: Option<&str>) -> String {
+    let path = public_url
+        .and_then(|url| url.split_once("://"))
+        .and_then(|(_, rest)| rest.find('/').map(|slash| &rest[slash..]))
+        .map(|path| path.split(['?', '#']).next().unwrap_or_default().trim_end_matches('/'))
+        .unwrap_or_default();
+    if path.is_empty() { "/".into() } else { path.into() }
+}
+
+/// `/` and `/console` of the production server: the console's first page. The address is
+/// relative, as every one the console gives, so that it holds under a reverse proxy's
+/// path (`https://HOST/chuo/` → `https://HOST/chuo/console/dashboard`).
 async fn to_the_console() -> Redirect {
-    Redirect::to("/console/dashboard")
+    Redirect::to("console/dashboard")
+}
+
+/// `/console/`: the console's first page, relative to it.
+async fn to_the_first_page() -> Redirect {
+    Redirect::to("dashboard")
 }
 
 /// `GET /metrics`: counts only, in Prometheus's text format (`oshirase_core::metrics`).
@@ -93,7 +122,7 @@ pub fn app_with(state: AppState, limits: &ServerLimits) -> Router {
         .route("/apply/{token}", get(crate::apply::show).post(crate::apply::submit).layer(form_rate))
         .route("/metrics", get(metrics))
         .route("/console", get(to_the_console))
-        .route("/console/", get(to_the_console))
+        .route("/console/", get(to_the_first_page))
         .route("/console/assets/{file}", get(crate::console::asset))
         .route("/console/{page}", get(crate::console::page))
         .route("/admin/openapi.json", get(crate::console::openapi))

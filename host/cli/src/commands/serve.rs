@@ -73,6 +73,7 @@ pub async fn run(global: &Global, Arguments { config, port, webhook }: Arguments
         webhook,
         secure_cookies: oshirase_server::web::cookies_are_secure(public_url.as_deref()),
         town: global.town.clone(),
+        cookie_path: oshirase_server::web::cookie_path(public_url.as_deref()),
         ..AppState::new(service)
     };
     let limits = ServerLimits::default();

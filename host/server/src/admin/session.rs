@@ -39,7 +39,8 @@ pub struct SessionInfo {
 /// HTTPS only unless the server was configured as reached over plain HTTP (the demo).
 fn cookie(state: &AppState, value: &str, max_age_seconds: i64) -> String {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
-    format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{secure}")
+    let path = &state.cookie_path;
+    format!("{SESSION_COOKIE}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{secure}")
 }
 
 /// The one answer to a wrong password, an unknown login and a disabled account alike.

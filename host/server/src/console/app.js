@@ -1,5 +1,6 @@
 // The admin console's script: draws the page named by <body data-page> from the JSON
-// admin API. Text from the server is always set as text, never as HTML. Every request
+// admin API. Every URL is relative to the page (/console/{page}), so the console works
+// behind a reverse proxy that serves a town under a path (https://HOST/chuo/console/…). Text from the server is always set as text, never as HTML. Every request
 // that changes something carries the session's CSRF token in X-CSRF-Token.
 "use strict";
 
@@ -28,11 +29,11 @@ function h(tag, attributes, ...children) {
 async function api(method, path, body) {
   const headers = { "x-csrf-token": session ? session.csrf_token : "" };
   if (body !== undefined) headers["content-type"] = "application/json";
-  const response = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
+  const response = await fetch(".." + path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = { error: text }; }
-  if (response.status === 401 && pageName !== "login") location.assign("/console/login?next=" + encodeURIComponent(location.pathname));
+  if (response.status === 401 && pageName !== "login") location.assign("login?next=" + encodeURIComponent(pageName));
   if (!response.ok) throw new Error((data && data.error) || "HTTP " + response.status);
   return data;
 }
@@ -73,10 +74,10 @@ function roleName(role) {
 function drawHeader() {
   const top = document.getElementById("top");
   if (!session) { top.append(h("strong", {}, "oshirase 管理")); return; }
-  const signOut = h("button", { id: "sign-out", onclick: async () => { await api("DELETE", "/admin/session"); location.assign("/console/login"); } }, "サインアウト");
+  const signOut = h("button", { id: "sign-out", onclick: async () => { await api("DELETE", "/admin/session"); location.assign("login"); } }, "サインアウト");
   top.append(
     h("strong", {}, session.town ? "oshirase 管理・" + session.town : "oshirase 管理"),
-    h("nav", {}, session.pages.map(([slug, title]) => h("a", { href: "/console/" + slug, "aria-current": slug === pageName ? "page" : null }, title))),
+    h("nav", {}, session.pages.map(([slug, title]) => h("a", { href: slug, "aria-current": slug === pageName ? "page" : null }, title))),
     h("span", { class: "who" }, session.caller.name + "(" + roleName(session.caller.role) + ")"),
     signOut,
   );
@@ -96,7 +97,8 @@ function drawLogin() {
     await act(line, form.querySelector("button"), async () => {
       await api("POST", "/admin/session", { login: login.value, password: password.value });
       const next = new URLSearchParams(location.search).get("next") || "";
-      location.assign(next.startsWith("/console/") ? next : "/console/dashboard");
+      // Only a page of the console, named by its slug: never another site.
+      location.assign(next !== "login" && Object.hasOwn(PAGES, next) ? next : "dashboard");
       return "サインインしました";
     });
   } }, h("label", {}, "ログイン名", login), h("label", {}, "パスワード", password), h("button", { type: "submit" }, "サインイン"), line);
@@ -382,7 +384,7 @@ async function drawRegistrations() {
   const print = h("button", { id: "print-postcards", onclick: (event) => act(line, event.target, async () => { const printed = await api("POST", "/admin/postcards"); refresh(); return printed.file ? `${printed.postcards} 枚を ${printed.file} にしました` : "印刷待ちのはがきはありません"; }) }, "印刷用 PDF を作る");
   content.replaceChildren(h("h2", {}, "審査待ちの申請"), table(["番号", "受付", "申請内容", "住民記録の候補", "操作"], rows),
     h("h2", {}, "はがき"), h("p", {}, `印刷待ち ${postcards.unprinted} 枚 `, print),
-    h("ul", { id: "postcard-files" }, postcards.files.map((file) => h("li", {}, h("a", { href: "/admin/postcards/" + encodeURIComponent(file) }, file)))));
+    h("ul", { id: "postcard-files" }, postcards.files.map((file) => h("li", {}, h("a", { href: "../admin/postcards/" + encodeURIComponent(file) }, file)))));
 }
 
 // ---- deliveries

@@ -55,7 +55,8 @@ pub async fn page(
             return Err(AppError::Request(StatusCode::NOT_FOUND, format!("no console page {page:?}")));
         };
         match session_caller(&state, &headers).await? {
-            None => Redirect::to(&format!("/console/login?next=/console/{page}")).into_response(),
+            // Relative, like every URL of the console, so that it works under a proxy's path.
+            None => Redirect::to(&format!("login?next={page}")).into_response(),
             Some((caller, csrf_token)) => {
                 let session = serde_json::json!({
                     "caller": caller, "csrf_token": csrf_token, "pages": PAGES, "town": state.town,
@@ -79,11 +80,11 @@ fn shell(page: &str, title: &str, session: &str) -> String {
     format!(
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
          content=\"width=device-width, initial-scale=1\">\
-         <title>{title} — oshirase 管理</title><link rel=\"stylesheet\" href=\"/console/assets/style.css\"></head>\
+         <title>{title} — oshirase 管理</title><link rel=\"stylesheet\" href=\"assets/style.css\"></head>\
          <body data-page=\"{page}\"><script id=\"session\" type=\"application/json\">{session}</script>\
          <header id=\"top\"></header><main id=\"main\"><h1>{title}</h1><div id=\"content\">読み込み中…</div>\
          </main>\
-         <script src=\"/console/assets/app.js\"></script></body></html>"
+         <script src=\"assets/app.js\"></script></body></html>"
     )
 }
 
@@ -216,6 +217,36 @@ mod tests {
         (fixture, state)
     }
 
+    /// A town a proxy serves under a path keeps its session cookie to that path, so that
+    /// towns under one host name keep their sessions apart.
+    #[tokio::test]
+    async fn a_town_served_under_a_path_keeps_its_cookie_to_it() {
+        for (public_url, path) in [
+            (None, "/"),
+            (Some("https://oshirase.example.jp"), "/"),
+            (Some("https://oshirase.example.jp/"), "/"),
+            (Some("https://towns.example.jp/chuo/"), "/chuo"),
+            (Some("https://towns.example.jp/chuo"), "/chuo"),
+            (Some("http://127.0.0.1:8080/a/b/?x=1"), "/a/b"),
+        ] {
+            assert_eq!(crate::web::cookie_path(public_url), path, "{public_url:?}");
+        }
+        let (_fixture, state) = staffed().await;
+        let state = AppState { cookie_path: "/chuo".into(), ..state };
+        let (status, headers, body) = send(
+            &state,
+            Method::POST,
+            "/admin/session",
+            None,
+            None,
+            serde_json::json!({ "login": "viewer", "password": PASSWORD }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let set_cookie = headers.get("set-cookie").unwrap().to_str().unwrap();
+        assert!(set_cookie.contains("; Path=/chuo; "), "{set_cookie}");
+    }
+
     /// A server hosting several towns names the one this process serves on every page of
     /// the console, in its title and in the session the script reads.
     #[tokio::test]
@@ -278,7 +309,7 @@ mod tests {
             let (status, headers, _) =
                 send(&state, Method::GET, &format!("/console/{page}"), None, None, serde_json::Value::Null).await;
             assert_eq!(status, StatusCode::SEE_OTHER, "/console/{page} signed out");
-            assert_eq!(headers.get("location").unwrap(), &format!("/console/login?next=/console/{page}"));
+            assert_eq!(headers.get("location").unwrap(), &format!("login?next={page}"));
         }
         let document: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
         for (path, operations) in document["paths"].as_object().unwrap() {
@@ -846,8 +877,10 @@ mod tests {
     #[tokio::test]
     async fn public_addresses_show_nothing_personal_and_the_form_is_protected() {
         let (_fixture, state) = staffed().await;
+        // Relative addresses, each of which leads from its path to /console/dashboard (and,
+        // under a proxy's path, from /chuo/ to /chuo/console/dashboard).
         for (path, location) in
-            [("/", "/console/dashboard"), ("/console", "/console/dashboard"), ("/console/", "/console/dashboard")]
+            [("/", "console/dashboard"), ("/console", "console/dashboard"), ("/console/", "dashboard")]
         {
             let (status, headers, _) = send(&state, Method::GET, path, None, None, serde_json::Value::Null).await;
             assert_eq!(
