@@ -56,12 +56,14 @@ fn every_log_line_of_a_towns_process_is_led_by_its_name() {
 
 const PASSWORD: &str = "a town's own password";
 
-/// A process that is killed when dropped.
-struct Process(std::process::Child);
+/// An nginx in the foreground, stopped when dropped with SIGTERM, on which its master stops
+/// its workers too (SIGKILL would leave them running, orphaned).
+struct Nginx(std::process::Child);
 
-impl Drop for Process {
+impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        // SAFETY: kill only sends a signal to the child this guard owns and has not reaped.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
         let _ = self.0.wait();
     }
 }
@@ -125,7 +127,7 @@ fn two_towns_under_one_host_name_by_path_keep_their_records_and_sessions_apart()
         upstream(&minami_server)
     );
     std::fs::write(proxy_directory.path().join("nginx.conf"), configuration).unwrap();
-    let _nginx = Process(
+    let _nginx = Nginx(
         Command::new("nginx")
             .arg("-p")
             .arg(proxy_directory.path())
