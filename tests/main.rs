@@ -30,3 +30,6 @@ mod backup;
 
 /// Many towns on one server: the template unit, each town's name in its logs.
 mod towns;
+
+/// Many towns past one machine: the Kubernetes manifests, checked against Kubernetes's schemas.
+mod kubernetes;
