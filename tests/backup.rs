@@ -3,76 +3,19 @@
 //! restored from the replica, loses only the last moment of committed writes and sends
 //! nobody anything twice; so does a restore that lacks a whole day's deliveries.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use oshirase_dev::litestream::{Replication, restore};
 use serde_json::json;
 
 use crate::harness::{EmulatorProcess, Scene, TOKEN, babies_town, config, parent, wait_until};
 
-/// A `litestream replicate` process, killed with SIGKILL when dropped.
-struct Litestream(Child);
-
-impl Drop for Litestream {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `litestream restore` of the configuration's database into `output`; whether it worked.
-fn restore(configuration: &Path, database: &Path, output: &Path) -> bool {
-    Command::new("litestream")
-        .arg("restore")
-        .arg("-config")
-        .arg(configuration)
-        .arg("-o")
-        .arg(output)
-        .arg(database)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("cannot run litestream: .ci/run installs it")
-        .success()
-}
-
-impl Litestream {
-    /// Starts `litestream replicate` of the scene's database to a file replica, with the
-    /// sync interval given (`deploy/litestream.yml` has 1s), and returns once the replica
-    /// can be restored; also the configuration's path.
-    fn start(scene: &Scene, sync_interval: &str) -> (Litestream, PathBuf) {
-        let database = scene.data().join("oshirase.db");
-        let replica = scene.directory.path().join("replica");
-        let configuration = scene.directory.path().join("litestream.yml");
-        std::fs::write(
-            &configuration,
-            format!(
-                "dbs:\n  - path: {}\n    replica:\n      type: file\n      path: {}\n      sync-interval: {sync_interval}\n",
-                database.display(),
-                replica.display()
-            ),
-        )
-        .unwrap();
-        let litestream = Litestream(
-            Command::new("litestream")
-                .arg("replicate")
-                .arg("-config")
-                .arg(&configuration)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("cannot start litestream: .ci/run installs it"),
-        );
-        let probe = scene.directory.path().join("probe.db");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !restore(&configuration, &database, &probe) {
-            assert!(Instant::now() < deadline, "litestream made no replica within a minute");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        std::fs::remove_file(&probe).unwrap();
-        (litestream, configuration)
-    }
+/// Litestream replicating the scene's database to a file replica, with the sync interval
+/// given, once the replica can be restored.
+fn replicate(scene: &Scene, sync_interval: &str) -> Replication {
+    Replication::start(&scene.data().join("oshirase.db"), &scene.directory.path().join("replica"), sync_interval)
+        .unwrap()
 }
 
 /// The disk is lost: the data directory is deleted, and the database restored from the
@@ -81,7 +24,13 @@ fn lose_the_disk_and_restore(scene: &Scene, configuration: &Path) {
     let database = scene.data().join("oshirase.db");
     std::fs::remove_dir_all(scene.data()).unwrap();
     std::fs::create_dir_all(scene.data()).unwrap();
-    assert!(restore(configuration, &database, &database), "the replica cannot be restored");
+    assert!(restore(configuration, &database, &database).unwrap(), "the replica cannot be restored");
+}
+
+/// The scene's database, read-only, as the end-to-end tests read it.
+fn read_only(scene: &Scene) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(scene.data().join("oshirase.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap()
 }
 
 /// The parents told other than exactly once.
@@ -124,7 +73,8 @@ fn a_server_killed_under_load_and_restored_loses_only_the_last_second_and_sends_
     let text = std::fs::read_to_string(&server_configuration).unwrap();
     std::fs::write(&server_configuration, text.replace("[line]\n", &format!("[line]\nchannel_secret = {SECRET:?}\n")))
         .unwrap();
-    let (litestream, configuration) = Litestream::start(&scene, "1s");
+    let litestream = replicate(&scene, "1s");
+    let configuration = litestream.configuration.clone();
     let server = scene.serve_config(&server_configuration);
 
     // The load: signed webhook requests one after another, each answered once its event
@@ -171,7 +121,7 @@ fn a_server_killed_under_load_and_restored_loses_only_the_last_second_and_sends_
     assert!(told_before < HOUSEHOLDS, "the day was sent before the kill");
 
     lose_the_disk_and_restore(&scene, &configuration);
-    let restored = rusqlite::Connection::open(scene.data().join("oshirase.db")).unwrap();
+    let restored = read_only(&scene);
     let survived: Vec<String> = restored
         .prepare("SELECT webhook_event_id FROM webhook_events WHERE webhook_event_id LIKE '01LOAD%' ORDER BY webhook_event_id")
         .unwrap()
@@ -206,15 +156,13 @@ fn a_server_killed_under_load_and_restored_loses_only_the_last_second_and_sends_
     let server = scene.serve_config(&server_configuration);
     wait_until("every parent told", || emulator.inboxes().len() == HOUSEHOLDS);
     wait_until("every delivery marked sent", || {
-        let database = rusqlite::Connection::open(scene.data().join("oshirase.db")).unwrap();
-        database
+        read_only(&scene)
             .query_row("SELECT count(*) FROM deliveries WHERE state = 'sent'", [], |row| row.get::<_, i64>(0))
             .unwrap()
             == HOUSEHOLDS as i64
     });
     drop(server);
-    let database = rusqlite::Connection::open(scene.data().join("oshirase.db")).unwrap();
-    let restores: i64 = database
+    let restores: i64 = read_only(&scene)
         .query_row("SELECT count(*) FROM audit_log WHERE action = 'database-restored'", [], |row| row.get(0))
         .unwrap();
     assert_eq!(restores, 1, "the restore went unnoticed");
@@ -226,7 +174,8 @@ fn a_server_killed_under_load_and_restored_loses_only_the_last_second_and_sends_
 fn a_database_restored_without_a_day_of_deliveries_sends_nothing_twice() {
     const HOUSEHOLDS: usize = 30;
     let scene = babies_town(HOUSEHOLDS);
-    let (litestream, configuration) = Litestream::start(&scene, "100ms");
+    let litestream = replicate(&scene, "100ms");
+    let configuration = litestream.configuration.clone();
 
     let emulator = EmulatorProcess::start(&scene.directory.path().join("line-emulator.jsonl"));
     let today = oshirase_core::time::today_in_japan().to_string();
@@ -244,4 +193,36 @@ fn a_database_restored_without_a_day_of_deliveries_sends_nothing_twice() {
     assert!(log.contains("restored from a copy"), "the restore went unnoticed: {log}");
     let failures = told_twice_or_never(&emulator, HOUSEHOLDS);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The replication benchmark kills a real Litestream with nothing else writing and while
+/// the outbox sends, and finds what the restore kept.
+#[test]
+fn the_replication_benchmark_kills_litestream_and_restores_its_replica() {
+    let scene = Scene::new();
+    let work = scene.directory.path().join("bench");
+    let output = scene.ok(&[
+        "bench",
+        "replication",
+        "--recipients",
+        "300",
+        "--repetitions",
+        "1",
+        "--seconds",
+        "1",
+        "--sync-interval",
+        "100ms",
+        "--json",
+        "--work",
+        work.to_str().unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+    let conditions = report["conditions"].as_array().unwrap();
+    assert_eq!(conditions.len(), 2, "{report}");
+    for condition in conditions {
+        assert!(condition["probes"][0].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(condition["lag_milliseconds"].as_array().unwrap().len(), 1, "{report}");
+    }
+    assert_eq!(conditions[0]["deliveries_sent"][0], 0, "{report}");
+    assert_eq!(conditions[1]["deliveries_sent"][0], 300, "the outbox sent its pushes: {report}");
 }

@@ -182,3 +182,39 @@ fn two_towns_under_one_host_name_by_path_keep_their_records_and_sessions_apart()
     assert_eq!(residents("minami", &chuo_cookie).0, 401);
     assert_eq!(residents("chuo", &minami_cookie).0, 401);
 }
+
+/// The towns benchmark measures a town alone and towns side by side with the real
+/// binaries: each town's serve and its day, which tells its residents.
+#[test]
+fn the_towns_benchmark_runs_real_serves_and_days_side_by_side() {
+    let scene = Scene::new();
+    let work = scene.directory.path().join("bench");
+    let output = scene.ok(&[
+        "bench",
+        "towns",
+        "--sizes",
+        "400",
+        "--towns",
+        "2",
+        "--town-residents",
+        "400",
+        "--repetitions",
+        "1",
+        "--json",
+        "--work",
+        work.to_str().unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+    let town = &report["sizes"][0];
+    assert_eq!(town["residents"], 400, "{report}");
+    for figure in ["idle_serve_mib", "restarted_serve_mib"] {
+        assert!(town[figure][0].as_f64().unwrap() > 1.0, "{figure}: {report}");
+    }
+    // The first day tells the registered residents; the next day has nothing new.
+    assert!(town["registered"].as_u64().unwrap() > 0 && town["first_day"]["sent"].as_u64().unwrap() > 0, "{report}");
+    assert!(town["first_day"]["peak_rss_mib"][0].as_f64().unwrap() > 1.0, "{report}");
+    let fleet = &report["fleets"][0];
+    assert_eq!(fleet["towns"], 2, "{report}");
+    assert!(fleet["idle_serve_proportional_mib_total"].as_f64().unwrap() > 1.0, "{report}");
+    assert!(fleet["day_seconds"].as_f64().unwrap() >= fleet["longest_town_day_seconds"].as_f64().unwrap(), "{report}");
+}

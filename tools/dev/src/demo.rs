@@ -205,17 +205,11 @@ async fn prepare_city(service: &Service, options: &DemoOptions) -> Result<(usize
                     mapping: None,
                 };
                 import_directory(connection, &export, &options)?;
-                let transaction = connection.transaction()?;
-                for registration in &city.registrations {
-                    let now = oshirase_core::time::now_text();
-                    let consent = registration.tax_consent.then_some(now.as_str());
-                    transaction.execute(
-                        "INSERT OR IGNORE INTO registrations (resident_id, line_user_id, registered_at, tax_consent_at)
-                         VALUES (?1, ?2, ?3, ?4)",
-                        (&registration.resident_id, &registration.line_user_id, &now, consent),
-                    )?;
-                }
-                transaction.commit()?;
+                synthetic_city::insert_registrations(
+                    connection,
+                    &city.registrations,
+                    &oshirase_core::time::now_text(),
+                )?;
             }
             let residents = oshirase_core::snapshot::active_resident_count(connection)? as usize;
             let programs = oshirase_core::registry::active_versions(connection)?.len();

@@ -5,6 +5,8 @@
 
 mod bench;
 mod demo;
+/// Litestream as a child process, for the backup tests and `bench replication`.
+pub mod litestream;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -959,6 +959,29 @@ fn weighted_index(random: &mut StdRng, weights: &[u32]) -> usize {
     weights.len() - 1
 }
 
+/// Links the residents of `registrations` to their LINE accounts in oshirase's database,
+/// as if each had sent their registration number, `now` being the time recorded; those
+/// who consented to the tax-based programs have consented then too.
+pub fn insert_registrations(
+    connection: &mut rusqlite::Connection,
+    registrations: &[Registration],
+    now: &str,
+) -> Result<()> {
+    let transaction = connection.transaction()?;
+    {
+        let mut insert = transaction.prepare(
+            "INSERT OR IGNORE INTO registrations (resident_id, line_user_id, registered_at, tax_consent_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for registration in registrations {
+            let consent = registration.tax_consent.then_some(now);
+            insert.execute((&registration.resident_id, &registration.line_user_id, now, consent))?;
+        }
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
 /// Writes an active snapshot of `residents` registered heads of household and, for each
 /// `(program, distinct)`, an active version of that program and a notice due on day 0
 /// for every resident: the first `distinct` residents' notices have deadlines of their

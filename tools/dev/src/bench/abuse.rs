@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::resident_mib;
+
 const TOKEN: &str = "bench-channel-token";
 const SECRET: &str = "bench-channel-secret";
 
@@ -177,20 +179,6 @@ fn start_server(binary: &Path, work: &Path, line_url: &str) -> Result<Server> {
         );
     }
     unreachable!("the second start has no forwarded_for to refuse")
-}
-
-/// The resident memory of process `pid` in MiB, from `/proc`.
-fn resident_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
 }
 
 /// Runs one phase: probes one at a time and `loops` flooding loops for `seconds`.

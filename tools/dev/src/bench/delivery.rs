@@ -97,7 +97,7 @@ impl std::fmt::Display for DeliveryBenchReport {
 
 /// The programs the benchmark queues for: each resident has a notice of both, with a
 /// text of its own (pushes) or one text for all (multicasts).
-const PUSH_PROGRAM: &str = "bench-push";
+pub(super) const PUSH_PROGRAM: &str = "bench-push";
 const MULTICAST_PROGRAM: &str = "bench-multicast";
 
 /// Runs the scenarios `repetitions` times, alternating, against one emulator process.
@@ -109,11 +109,7 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
     }
     let database = Database::open(&path)?;
     let recipients = options.recipients;
-    database
-        .write(move |connection| {
-            seed_due_notices(connection, recipients, &[(PUSH_PROGRAM, recipients), (MULTICAST_PROGRAM, 0)])
-        })
-        .await?;
+    database.write(move |connection| seed_pushes(connection, recipients)).await?;
     let emulator = EmulatorChild::start()?;
     let unlimited = NonZeroU32::new(u32::MAX).unwrap();
     let line_rates = LineConfig::new(&emulator.base_url, EmulatorChild::TOKEN);
@@ -180,9 +176,14 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
     Ok(DeliveryBenchReport { recipients, scenarios })
 }
 
+/// Seeds `recipients` registered residents, each with a notice of each program, due today.
+pub(super) fn seed_pushes(connection: &mut Connection, recipients: usize) -> Result<()> {
+    seed_due_notices(connection, recipients, &[(PUSH_PROGRAM, recipients), (MULTICAST_PROGRAM, 0)])
+}
+
 /// Empties the outbox and queues the notices of `program` alone (the other program is
 /// left without an active version, which `enqueue_due` skips).
-async fn queue_only(database: &Database, program: &'static str) -> Result<()> {
+pub(super) async fn queue_only(database: &Database, program: &'static str) -> Result<()> {
     database
         .write(move |connection| {
             connection.execute_batch("DELETE FROM deliveries; UPDATE programs SET active_version = NULL;")?;
@@ -210,15 +211,15 @@ fn latency_percentiles(connection: &mut Connection) -> Result<(f64, f64)> {
 }
 
 /// `oshirase-dev line-emulator` as a child process on a free port, killed when dropped.
-struct EmulatorChild {
+pub(super) struct EmulatorChild {
     child: Child,
-    base_url: String,
+    pub(super) base_url: String,
 }
 
 impl EmulatorChild {
-    const TOKEN: &str = "bench-token";
+    pub(super) const TOKEN: &str = "bench-token";
 
-    fn start() -> Result<EmulatorChild> {
+    pub(super) fn start() -> Result<EmulatorChild> {
         let mut child = Command::new(std::env::current_exe()?)
             .args(["line-emulator", "--port", "0", "--token", EmulatorChild::TOKEN])
             .env("OSHIRASE_LOG", "warn")

@@ -6,11 +6,15 @@
 //! `bench webhook` times signed webhook requests over loopback and the worker's
 //! processing of their events, replies to an emulator included;
 //! `bench eval` (in `eval.rs`) runs every program as a plugin, natively and as SQL;
-//! `bench abuse` (in `abuse.rs`) floods a real server with sign-ins and measures the rest.
+//! `bench abuse` (in `abuse.rs`) floods a real server with sign-ins and measures the rest;
+//! `bench towns` (in `towns.rs`) measures what a town costs a shared server and how many
+//! it holds; `bench replication` (in `replication.rs`) how far Litestream's replica lags.
 
 pub mod abuse;
 pub mod delivery;
 pub mod eval;
+pub mod replication;
+pub mod towns;
 
 use std::path::{Path, PathBuf};
 
@@ -105,6 +109,46 @@ pub enum Benchmark {
         #[arg(long)]
         json: bool,
     },
+    /// Kills Litestream while a probe commits rows, with nothing else writing and while
+    /// the outbox sends, restores its replica, and prints how long before the kill the
+    /// first lost commit was made (the replica's lag), medians of repeated runs.
+    Replication {
+        /// The queued pushes the outbox sends under load: enough that it is still sending
+        /// when Litestream is killed.
+        #[arg(long, default_value_t = 60_000)]
+        recipients: usize,
+        #[arg(long, default_value_t = 7)]
+        repetitions: usize,
+        /// Litestream's monitor-interval and sync-interval.
+        #[arg(long, default_value = "1s")]
+        sync_interval: String,
+        /// How long the probe writes before the kill, in seconds.
+        #[arg(long, default_value_t = 2.5)]
+        seconds: f64,
+        #[arg(long, default_value = "./oshirase-bench")]
+        work: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measures towns as a shared server runs them: per town size, the idle memory of
+    /// `serve --config` and the wall time and peak memory of a day's `oshirase run`; then
+    /// N towns side by side, their idle serves and every town's day run a few at a time.
+    Towns {
+        /// The town sizes measured one by one, in residents.
+        #[arg(long, value_delimiter = ',', default_value = "5000,20000,100000")]
+        sizes: Vec<usize>,
+        /// How many towns run side by side, one measurement per number.
+        #[arg(long, value_delimiter = ',', default_value = "10,50")]
+        towns: Vec<usize>,
+        /// The size of each town run side by side.
+        #[arg(long, default_value_t = 20_000)]
+        town_residents: usize,
+        /// How many towns' days run at once when side by side (their schedules staggered).
+        #[arg(long, default_value_t = 2)]
+        concurrent_runs: usize,
+        #[command(flatten)]
+        city: CityBenchArguments,
+    },
     /// Imports a synthetic city with `oshirase import` and with the `sqlite3` shell's
     /// `.import`, alternating, and prints the medians and their ratio.
     Import {
@@ -187,6 +231,29 @@ pub async fn run(benchmark: Benchmark) -> Result<()> {
             }
             let options = abuse::AbuseBenchOptions { servers, loops, seconds, work_directory: work };
             print_report(&abuse::abuse(&options).await?, json)
+        }
+        Benchmark::Replication { recipients, repetitions, sync_interval, seconds, work, json } => {
+            let options = replication::ReplicationBenchOptions {
+                recipients,
+                repetitions,
+                sync_interval,
+                seconds,
+                work_directory: work,
+            };
+            print_report(&replication::replication(&options).await?, json)
+        }
+        Benchmark::Towns { sizes, towns, town_residents, concurrent_runs, city } => {
+            let options = towns::TownsBenchOptions {
+                sizes,
+                fleets: towns,
+                fleet_residents: town_residents,
+                concurrent_runs,
+                repetitions: city.repetitions,
+                seed: city.seed,
+                today: city.date.unwrap_or_else(today_in_japan),
+                work_directory: city.work,
+            };
+            print_report(&tokio::task::spawn_blocking(move || towns::towns(&options)).await??, city.json)
         }
         Benchmark::Import { residents, seed, repetitions, layout, work, json } => {
             let options =
@@ -361,6 +428,20 @@ fn timed(command: &mut Command) -> Result<f64> {
     let elapsed: Duration = start.elapsed();
     anyhow::ensure!(output.status.success(), "{program} failed: {}", String::from_utf8_lossy(&output.stderr));
     Ok(elapsed.as_secs_f64())
+}
+
+/// A field of a `/proc` file given in kB (`VmRSS:` of a process's `status`, `MemTotal:` of
+/// `meminfo`), in MiB.
+fn proc_mib(file: &str, field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let kib: f64 =
+        text.lines().find_map(|line| line.strip_prefix(field))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The resident memory of process `pid` in MiB.
+fn resident_mib(pid: u32) -> Option<f64> {
+    proc_mib(&format!("/proc/{pid}/status"), "VmRSS:")
 }
 
 /// The largest peak resident set of any child this process has waited for, in KiB.
