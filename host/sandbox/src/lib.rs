@@ -6,8 +6,8 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -123,6 +123,72 @@ struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    /// Keeps the epoch advancing while this store lives, so its deadline can pass.
+    _ticking: Ticking,
+}
+
+/// The thread that advances the engine's epoch every `EPOCH_TICK` while a store is alive,
+/// and sleeps otherwise: a server idle between its runs — one per town, hundreds on a
+/// machine — must not wake a hundred times a second for nothing.
+struct EpochTicker {
+    live_stores: Mutex<usize>,
+    store_created: Condvar,
+    stop: AtomicBool,
+}
+
+impl EpochTicker {
+    /// Starts the thread for `engine`; it ends when stopped or when the engine is gone.
+    fn start(engine: &Engine) -> Result<Arc<EpochTicker>> {
+        let ticker = Arc::new(EpochTicker {
+            live_stores: Mutex::new(0),
+            store_created: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let (engine, thread_ticker) = (engine.weak(), ticker.clone());
+        std::thread::Builder::new().name("plugin-epoch".into()).spawn(move || {
+            let mut live_stores = thread_ticker.live();
+            while !thread_ticker.stop.load(Ordering::Relaxed) {
+                if *live_stores == 0 {
+                    live_stores = thread_ticker.store_created.wait(live_stores).unwrap_or_else(PoisonError::into_inner);
+                    continue;
+                }
+                drop(live_stores);
+                std::thread::sleep(EPOCH_TICK);
+                match engine.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+                live_stores = thread_ticker.live();
+            }
+        })?;
+        Ok(ticker)
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.live_stores.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ticks until the returned guard is dropped.
+    fn ticking(self: &Arc<EpochTicker>) -> Ticking {
+        *self.live() += 1;
+        self.store_created.notify_one();
+        Ticking(self.clone())
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _live = self.live();
+        self.store_created.notify_one();
+    }
+}
+
+/// One live store's share of the ticker.
+struct Ticking(Arc<EpochTicker>);
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        *self.0.live() -= 1;
+    }
 }
 
 impl WasiView for Sandbox {
@@ -160,12 +226,12 @@ pub struct PluginEngine {
     linker: Linker<Sandbox>,
     limits: Limits,
     cache_directory: Option<PathBuf>,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: Arc<EpochTicker>,
 }
 
 impl Drop for PluginEngine {
     fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        self.ticker.stop();
     }
 }
 
@@ -302,21 +368,11 @@ impl PluginEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from).context("cannot link WASI")?;
 
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (ticker_engine, stop) = (engine.weak(), ticker_stop.clone());
-        std::thread::Builder::new().name("plugin-epoch".into()).spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                match ticker_engine.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
-                }
-            }
-        })?;
+        let ticker = EpochTicker::start(&engine)?;
         if let Some(directory) = &cache_directory {
             std::fs::create_dir_all(directory).with_context(|| format!("cannot create {}", directory.display()))?;
         }
-        Ok(PluginEngine { engine, linker, limits, cache_directory, ticker_stop })
+        Ok(PluginEngine { engine, linker, limits, cache_directory, ticker })
     }
 
     /// Compiles (or loads from the cache) a plugin and asks it to describe itself. The
@@ -428,7 +484,8 @@ impl PluginEngine {
             .tables(16)
             .table_elements(100_000)
             .build();
-        let mut store = Store::new(&self.engine, Sandbox { wasi, table: ResourceTable::new(), limits });
+        let sandbox = Sandbox { wasi, table: ResourceTable::new(), limits, _ticking: self.ticker.ticking() };
+        let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|sandbox| &mut sandbox.limits);
         let ticks = (self.limits.wall_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
@@ -1015,6 +1072,20 @@ mod tests {
         assert!(matches!(error, PluginError::Trapped(_)), "{error}");
         assert!(format!("{error:#}").contains("interrupt"), "{error:#}");
         assert!(started.elapsed() < Duration::from_secs(30), "stopped only after {:?}", started.elapsed());
+    }
+
+    /// The epoch advances only while a store lives: a spinning plugin is stopped however
+    /// long the engine slept before, and once the calls are over the ticker sleeps again.
+    #[test]
+    fn the_epoch_ticks_only_while_a_plugin_runs() {
+        let (engine, program) = hostile(short_limits());
+        let population = Population { size: 3, birth_day: vec![0, 1, 2], ..Population::default() };
+        assert_eq!(*engine.ticker.live(), 0, "no store lives after loading");
+        std::thread::sleep(Duration::from_millis(50));
+        let error = engine.evaluate(&program, Day(SPIN_FOREVER), &Settings::default(), &population).err();
+        assert!(matches!(error, Some(PluginError::Trapped(_))), "{error:?}");
+        engine.evaluate(&program, Day(BEHAVE), &Settings::default(), &population).unwrap();
+        assert_eq!(*engine.ticker.live(), 0, "a store outlived its call");
     }
 
     /// What a date of the hostile plugin must produce.
