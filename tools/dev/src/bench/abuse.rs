@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::resident_mib;
+use super::{listening_address, resident_mib};
 
 const TOKEN: &str = "bench-channel-token";
 const SECRET: &str = "bench-channel-secret";
@@ -164,10 +164,8 @@ fn start_server(binary: &Path, work: &Path, line_url: &str) -> Result<Server> {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("piped")), &mut line)?;
-        if let Some(address) = line.trim().strip_prefix("listening on ") {
-            return Ok(Server { child, address: address.to_owned(), admin_token });
+        if let (Some(address), _) = listening_address(&mut child)? {
+            return Ok(Server { child, address, admin_token });
         }
         let mut complaint = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut complaint)?;

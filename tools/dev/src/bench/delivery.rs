@@ -2,7 +2,6 @@
 //! through the outbox to a LINE emulator process on loopback, and compares the outbox with
 //! the bare LINE client sending the same requests without it, in one run.
 
-use std::io::{BufRead, BufReader};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -15,7 +14,7 @@ use rusqlite::Connection;
 use synthetic_city::seed_due_notices;
 use tokio_util::sync::CancellationToken;
 
-use super::median;
+use super::{listening_address, median};
 use oshirase_core::channel::Channels;
 use oshirase_core::channel::line::{LineClient, LineConfig, aggregation_unit};
 use oshirase_core::database::Database;
@@ -226,13 +225,8 @@ impl EmulatorChild {
             .stdout(Stdio::piped())
             .spawn()
             .context("cannot start the LINE emulator")?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("no emulator output")?).read_line(&mut line)?;
-        let base_url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .with_context(|| format!("unexpected emulator output {line:?}"))?
-            .to_string();
+        let (base_url, _) = listening_address(&mut child)?;
+        let base_url = base_url.context("the LINE emulator did not say where it listens")?;
         Ok(EmulatorChild { child, base_url })
     }
 }

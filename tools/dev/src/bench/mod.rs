@@ -430,6 +430,17 @@ fn timed(command: &mut Command) -> Result<f64> {
     Ok(elapsed.as_secs_f64())
 }
 
+/// Reads the first line a child server prints, `listening on ADDRESS`: the address (none
+/// when it printed something else, or nothing), and its output, to keep open or to drop.
+fn listening_address(
+    child: &mut std::process::Child,
+) -> Result<(Option<String>, std::io::BufReader<std::process::ChildStdout>)> {
+    let mut stdout = std::io::BufReader::new(child.stdout.take().context("the child's stdout is not piped")?);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line)?;
+    Ok((line.trim().strip_prefix("listening on ").map(str::to_owned), stdout))
+}
+
 /// A field of a `/proc` file given in kB (`VmRSS:` of a process's `status`, `MemTotal:` of
 /// `meminfo`), in MiB.
 fn proc_mib(file: &str, field: &str) -> Option<f64> {

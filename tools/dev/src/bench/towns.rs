@@ -18,7 +18,7 @@ use oshirase_sdk::Day;
 use synthetic_city::{ExportFormat, FileEncoding, Layout, generate};
 
 use super::delivery::EmulatorChild;
-use super::{median, proc_mib, resident_mib};
+use super::{listening_address, median, proc_mib, resident_mib};
 
 pub struct TownsBenchOptions {
     /// The town sizes measured one by one.
@@ -329,10 +329,8 @@ impl Serve {
             .stderr(Stdio::null())
             .spawn()
             .context("cannot start oshirase serve")?;
-        let mut stdout = std::io::BufReader::new(child.stdout.take().context("stdout is not piped")?);
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut stdout, &mut line)?;
-        anyhow::ensure!(line.starts_with("listening on "), "serve over {} did not start: {line:?}", data.display());
+        let (address, stdout) = listening_address(&mut child)?;
+        anyhow::ensure!(address.is_some(), "serve over {} did not start", data.display());
         Ok(Serve { child, _stdout: stdout })
     }
 
