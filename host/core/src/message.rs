@@ -37,6 +37,18 @@ pub fn for_several(text: &str, notices: usize) -> String {
     format!("{text}\n\n(このお知らせの対象の方が{notices}人います)")
 }
 
+/// One e-mail for a recipient's messages of the day, each given as (subject, text): the
+/// subject of the most urgent, with how many others follow, and every text in order,
+/// then `MAIL_FOOTER`.
+pub fn mail_of(messages: &[(String, String)]) -> (String, String) {
+    let subject = match messages {
+        [] | [_] => messages.first().map(|(subject, _)| subject.clone()).unwrap_or_default(),
+        [(first, _), others @ ..] => format!("{first} ほか{}件", others.len()),
+    };
+    let texts: Vec<&str> = messages.iter().map(|(_, text)| text.as_str()).collect();
+    (subject, format!("{}\n\n{MAIL_FOOTER}", texts.join("\n\n――――――――――\n\n")))
+}
+
 /// The wording staff gave occasions in the console, by (program, occasion).
 pub fn wording(
     connection: &rusqlite::Connection,

@@ -1,7 +1,8 @@
 //! The outbox: due notices of registered residents become deliveries, each with its retry
-//! key written before any request goes out; deliveries of the same text for one program
-//! are grouped into LINE multicasts of at most 500. They are then sent, several requests
-//! at a time, and marked.
+//! key written before any request goes out; a recipient's messages of the day go out in
+//! one request (up to 5 on LINE, all of them in one e-mail), and identical requests are
+//! grouped into LINE multicasts of at most 500. They are then sent, several requests at a
+//! time, and marked.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -11,10 +12,10 @@ use oshirase_sdk::{Day, Field, Population, Relationship};
 use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
-use crate::channel::line::{LineClient, MULTICAST_LIMIT, MonthlyQuota, aggregation_unit};
+use crate::channel::line::{LineClient, MESSAGES_PER_REQUEST, MULTICAST_LIMIT, MonthlyQuota, aggregation_unit};
 use crate::channel::{Channels, SendOutcome};
 use crate::database::Database;
-use crate::message::{MAIL_FOOTER, for_several, render};
+use crate::message::{for_several, mail_of, render};
 use crate::registry::{Manifest, active_versions};
 use crate::retry::{Next, RetryPolicy};
 use crate::snapshot::ResidentIds;
@@ -85,11 +86,16 @@ pub fn reachable_rows(
 /// channel the recipient chose (LINE, e-mail or both). A recipient who muted the program's
 /// category in the chat gets nothing (until they unmute it while the notice is still
 /// due). A recipient who would get the same text for several notices (a parent of twins)
-/// gets one message that says how many it is about: a delivery per notice, queued
-/// together under one key (`batch_key`) and sent as one. LINE deliveries with the same
-/// text for one program are grouped into multicasts of at most 500 recipients, each group
-/// under a key named by its members' (`batch_key`). Returns how many deliveries
-/// were queued.
+/// gets one message that says how many it is about, never who.
+///
+/// One request a recipient a day: LINE counts a request to one user as one message of the
+/// city's monthly quota however many message objects it holds, so a recipient's messages
+/// go out together (`bundles_for_today`: on LINE the 5 with the nearest deadlines, by
+/// e-mail all of them), and a recipient queued something earlier on `today` gets the rest
+/// the next day, unless it expires today. Each message is a delivery per notice, its
+/// `part` the message's place in the request; the deliveries of one request are queued
+/// together under one key (`batch_key`), and recipients of identical requests are grouped
+/// into LINE multicasts of at most 500. Returns how many deliveries were queued.
 pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
     let Some(snapshot_id) = crate::snapshot::active(connection)? else {
         return Ok(0);
@@ -167,12 +173,10 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
                 })
             })
             .peekable();
-        // Identical messages of one program on one channel, each with its recipients in
-        // address order, a recipient's notices side by side.
-        let mut groups = Groups::new();
+        // Each recipient's messages: a text once per (program, occasion, deadline), however
+        // many notices it is about (those rows come one after another).
+        let mut by_recipient: BTreeMap<(String, String), Vec<Message>> = BTreeMap::new();
         while let Some((notice_id, program, occasion, expires_on, channel, address, _)) = rows.next() {
-            // Program, occasion and deadline make the text, and a recipient gets a text
-            // once, however many notices it is about: those rows come one after another.
             let mut notices = vec![notice_id];
             while let Some((other, ..)) = rows.next_if(|next| {
                 (&next.1, &next.2, next.3, &next.4, &next.5) == (&program, &occasion, expires_on, &channel, &address)
@@ -188,20 +192,86 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
                 text = for_several(&text, notices.len());
             }
             let subject = format!("【{}】{}", manifest.name, occasion.title);
-            groups
-                .entry((program, channel, subject, text))
-                .or_default()
-                .extend(notices.into_iter().map(|notice_id| (notice_id, address.clone())));
+            by_recipient.entry((channel, address)).or_default().push(Message {
+                program,
+                subject,
+                text,
+                expires_on,
+                ids: notices,
+            });
         }
-        queued += insert_batched(&transaction, Source::Notice, groups)?;
+        let told_today = queued_on(&transaction, today)?;
+        let mut groups = Groups::new();
+        for ((channel, address), messages) in by_recipient {
+            let already = told_today.contains(&(channel.clone(), address.clone()));
+            for bundle in bundles_for_today(&channel, messages, already, today) {
+                let (contents, ids): (Bundle, Vec<Vec<i64>>) = bundle
+                    .into_iter()
+                    .map(|message| ((message.program, message.subject, message.text), message.ids))
+                    .unzip();
+                groups.entry((channel.clone(), contents)).or_default().push((address.clone(), ids));
+            }
+        }
+        queued += insert_batched(&transaction, Source::Notice, groups, Some(today))?;
     }
     transaction.commit()?;
     Ok(queued)
 }
 
-/// Deliveries to queue, grouped by (program or broadcast, channel, subject, text), each
-/// group's recipients as (notice or broadcast id, address).
-type Groups = BTreeMap<(String, String, String, String), Vec<(i64, String)>>;
+/// One message due for one recipient: a program's text and the notices it tells of.
+struct Message {
+    program: String,
+    subject: String,
+    text: String,
+    expires_on: i32,
+    ids: Vec<i64>,
+}
+
+/// The recipients (channel, address) queued a notice on `today` already.
+fn queued_on(connection: &Connection, today: Day) -> Result<HashSet<(String, String)>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT DISTINCT channel, address FROM deliveries WHERE queued_on = ?1 AND notice_id IS NOT NULL",
+    )?;
+    let told = statement.query_map([today.0], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?;
+    Ok(told)
+}
+
+/// What one recipient gets today of the `messages` due, each list one request: the most
+/// urgent first (the nearest deadline), up to `MESSAGES_PER_REQUEST` on LINE and all of
+/// them by e-mail, unless the recipient was `already_told_today`. What does not fit waits
+/// for the next day, when it is still due (nothing here is stored about it), except what
+/// expires today: that goes out today after all, in a request of its own, rather than be
+/// lost.
+fn bundles_for_today(
+    channel: &str,
+    mut messages: Vec<Message>,
+    already_told_today: bool,
+    today: Day,
+) -> Vec<Vec<Message>> {
+    let limit = if channel == "line" { MESSAGES_PER_REQUEST } else { usize::MAX };
+    messages.sort_by(|a, b| (a.expires_on, &a.program, &a.subject).cmp(&(b.expires_on, &b.program, &b.subject)));
+    let first = if already_told_today { 0 } else { limit.min(messages.len()) };
+    let rest = messages.split_off(first);
+    let mut bundles = Vec::new();
+    if !messages.is_empty() {
+        bundles.push(messages);
+    }
+    let mut last_day: Vec<Message> = rest.into_iter().filter(|message| message.expires_on <= today.0).collect();
+    while !last_day.is_empty() {
+        let tail = last_day.split_off(limit.min(last_day.len()));
+        bundles.push(std::mem::replace(&mut last_day, tail));
+    }
+    bundles
+}
+
+/// What one request says, message by message: (program or `broadcast-N`, subject, text).
+type Bundle = Vec<(String, String, String)>;
+
+/// A recipient of a bundle: (address, the notice or broadcast ids each message tells of).
+type Recipient = (String, Vec<Vec<i64>>);
+
+/// Deliveries to queue, grouped by channel and bundle, with their recipients.
+type Groups = BTreeMap<(String, Bundle), Vec<Recipient>>;
 
 /// A due notice for one address: (notice id, program, occasion, expires on, channel,
 /// address, the recipient's LINE user id, whose muted categories apply).
@@ -214,57 +284,79 @@ enum Source {
     Broadcast,
 }
 
-/// Queues deliveries grouped by (program or broadcast, channel, subject, text), each
-/// group's recipients given as (notice or broadcast id, address), the deliveries of one
-/// address side by side. LINE takes up to 500 recipients per request, so a LINE group
-/// becomes multicasts of at most 500, each under a key named by its members' (`batch_key`);
-/// an e-mail goes to one. Several deliveries to one address are one message, so they stay
-/// in one request. Returns how many were queued.
+/// Queues deliveries grouped by channel and bundle, each group's recipients given with
+/// the notice or broadcast ids of each message. LINE takes up to 500 recipients per
+/// request, so a LINE group becomes multicasts of at most 500, each under a key named by
+/// its members' (`batch_key`); an e-mail goes to one. A request's deliveries are queued
+/// with consecutive ids, recipient by recipient, message (`part`) by message, so the
+/// sender reads them back as one request. `queued_on` marks notices' deliveries with the
+/// day they were queued (None for broadcasts). Returns how many were queued.
 ///
 /// Each delivery's retry key is named by what it delivers (`delivery_key`), so a delivery
 /// whose record a restore lost is queued again under the key LINE already answered: it
 /// is not delivered twice. A delivery whose key is already stored is the same delivery,
 /// and is not queued again.
-fn insert_batched(transaction: &Connection, source: Source, groups: Groups) -> Result<usize> {
+fn insert_batched(transaction: &Connection, source: Source, groups: Groups, queued_on: Option<Day>) -> Result<usize> {
     let mut insert = transaction.prepare_cached(match source {
         Source::Notice => {
-            "INSERT OR IGNORE INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, state,
-                 created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)"
+            "INSERT OR IGNORE INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, part,
+                 queued_on, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?10)"
         }
         Source::Broadcast => {
             "INSERT OR IGNORE INTO deliveries (broadcast_id, channel, address, subject, text, retry_key, batch_key,
-                 state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)"
+                 part, queued_on, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?10)"
         }
     })?;
     let mut notice_of =
         transaction.prepare_cached("SELECT program, resident_id, occasion, instance FROM notices WHERE id = ?1")?;
     let queued_at = now_text();
+    let queued_on = queued_on.map(|day| day.0);
     let mut queued = 0;
-    for ((_, channel, subject, text), recipients) in groups {
-        let batch_size = if channel == "line" { MULTICAST_LIMIT } else { 1 };
-        for batch in chunks_of_addresses(&recipients, batch_size) {
-            let keys = batch
-                .iter()
-                .map(|(source_id, address)| match source {
-                    // A notice is (program, resident, occasion, instance) for good; its row id
-                    // is not, since a restored database may give the id to another notice.
-                    Source::Notice => {
-                        let (program, resident, occasion, instance): (String, String, String, i32) = notice_of
-                            .query_row([source_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?;
-                        let instance = instance.to_string();
-                        Ok(delivery_key(&["notice", &program, &resident, &occasion, &instance, &channel, address]))
+    for ((channel, bundle), recipients) in groups {
+        let addresses_per_request = if channel == "line" { MULTICAST_LIMIT } else { 1 };
+        for request in chunks_of_recipients(&recipients, addresses_per_request) {
+            // (address, part, source id, retry key) of each delivery, in the order queued.
+            let mut deliveries = Vec::new();
+            for (address, parts) in request {
+                for (part, ids) in parts.iter().enumerate() {
+                    for source_id in ids {
+                        let key = match source {
+                            // A notice is (program, resident, occasion, instance) for good; its row
+                            // id is not, since a restored database may give the id to another.
+                            Source::Notice => {
+                                let (program, resident, occasion, instance): (String, String, String, i32) = notice_of
+                                    .query_row([source_id], |row| {
+                                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                                    })?;
+                                let instance = instance.to_string();
+                                delivery_key(&["notice", &program, &resident, &occasion, &instance, &channel, address])
+                            }
+                            // A broadcast's id with its text: another broadcast given the same id
+                            // after a restore says something else.
+                            Source::Broadcast => {
+                                delivery_key(&["broadcast", &source_id.to_string(), &bundle[part].2, &channel, address])
+                            }
+                        };
+                        deliveries.push((address, part, *source_id, key));
                     }
-                    // A broadcast's id with its text: another broadcast given the same id after
-                    // a restore says something else.
-                    Source::Broadcast => {
-                        Ok(delivery_key(&["broadcast", &source_id.to_string(), &text, &channel, address]))
-                    }
-                })
-                .collect::<Result<Vec<String>>>()?;
+                }
+            }
+            let keys: Vec<String> = deliveries.iter().map(|(.., key)| key.clone()).collect();
             let batch_key = batch_key(&keys);
-            for ((source_id, address), key) in batch.iter().zip(&keys) {
-                queued +=
-                    insert.execute((source_id, &channel, address, &subject, &text, key, &batch_key, &queued_at))?;
+            for (address, part, source_id, key) in &deliveries {
+                let (_, subject, text) = &bundle[*part];
+                queued += insert.execute((
+                    source_id,
+                    &channel,
+                    address,
+                    subject,
+                    text,
+                    key,
+                    &batch_key,
+                    *part as i64,
+                    queued_on,
+                    &queued_at,
+                ))?;
             }
         }
     }
@@ -286,20 +378,22 @@ fn batch_key(keys: &[String]) -> Option<String> {
     })
 }
 
-/// Cuts `recipients` (deliveries as (source id, address), those of one address side by
-/// side) into runs of at most `addresses` addresses each, never parting one address's.
-fn chunks_of_addresses(recipients: &[(i64, String)], addresses: usize) -> Vec<&[(i64, String)]> {
+/// The most deliveries one request is queued with, so that a whole request always fits
+/// in one step's read (`ROWS_PER_STEP`).
+const DELIVERIES_PER_REQUEST: usize = ROWS_PER_STEP / 2;
+
+/// Cuts `recipients` into requests of at most `addresses` recipients and
+/// `DELIVERIES_PER_REQUEST` deliveries each, never parting one recipient's.
+fn chunks_of_recipients(recipients: &[Recipient], addresses: usize) -> Vec<&[Recipient]> {
     let mut chunks = Vec::new();
-    let (mut start, mut in_chunk) = (0, 0);
-    for index in 0..recipients.len() {
-        if index > 0 && recipients[index].1 == recipients[index - 1].1 {
-            continue;
-        }
-        if in_chunk == addresses {
+    let (mut start, mut deliveries) = (0, 0);
+    for (index, (_, parts)) in recipients.iter().enumerate() {
+        let own: usize = parts.iter().map(Vec::len).sum();
+        if index > start && (index - start == addresses || deliveries + own > DELIVERIES_PER_REQUEST) {
             chunks.push(&recipients[start..index]);
-            (start, in_chunk) = (index, 0);
+            (start, deliveries) = (index, 0);
         }
-        in_chunk += 1;
+        deliveries += own;
     }
     if start < recipients.len() {
         chunks.push(&recipients[start..]);
@@ -343,13 +437,11 @@ pub fn enqueue_broadcast(connection: &mut Connection, broadcast_id: i64) -> Resu
         .query_map((broadcast_id, &category), |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut groups = Groups::new();
+    let bundle = vec![(format!("broadcast-{broadcast_id}"), format!("【お知らせ】{title}"), text)];
     for (channel, address) in rows {
-        groups
-            .entry((format!("broadcast-{broadcast_id}"), channel, format!("【お知らせ】{title}"), text.clone()))
-            .or_default()
-            .push((broadcast_id, address));
+        groups.entry((channel, bundle.clone())).or_default().push((address, vec![vec![broadcast_id]]));
     }
-    let queued = insert_batched(&transaction, Source::Broadcast, groups)?;
+    let queued = insert_batched(&transaction, Source::Broadcast, groups, None)?;
     transaction.commit()?;
     Ok(queued)
 }
@@ -377,17 +469,18 @@ const ROWS_PER_STEP: usize = 4_096;
 /// attempt did arrive, LINE would no longer answer 409, and the resident would see it twice.
 const RETRY_KEY_LIFETIME_MILLIS: i64 = 23 * 3600 * 1000;
 
-/// One request to a channel: one delivery, or the members of a batch — a multicast, or a
-/// message that answers several notices for one recipient, or both.
+/// One request to a channel: one delivery, or the members of a batch — a multicast, a
+/// recipient's messages of the day, a message that answers several notices, or all three.
 struct Request {
     /// The deliveries it carries, and the addresses they go to, each once.
     ids: Vec<i64>,
     addresses: Vec<String>,
     /// `line` or `mail`.
     channel: String,
+    /// The program of the first message, whose aggregation unit LINE counts it under.
     program: String,
-    subject: String,
-    text: String,
+    /// Each message's (subject, text), in order.
+    messages: Vec<(String, String)>,
     /// The retry key of a lone delivery, or the batch key of a multicast.
     retry_key: String,
 }
@@ -495,7 +588,7 @@ pub async fn send_queued(
         let now = now_millis();
         let (mut due, next_due_at) =
             database.write(move |connection| due_requests(connection, now, cursor, mail_configured)).await?;
-        let Some(last) = due.last() else {
+        let Some(furthest) = due.iter().flat_map(|request| request.ids.iter().copied()).max() else {
             if cursor > 0 {
                 // The end of the outbox: look again from its start for retries now due.
                 cursor = 0;
@@ -513,7 +606,7 @@ pub async fn send_queued(
             }
             continue;
         };
-        cursor = *last.ids.last().expect("a request carries a delivery");
+        cursor = furthest;
         let quota_reached = budget.as_mut().is_some_and(|remaining| keep_within_budget(&mut due, remaining));
         let members: Vec<Vec<i64>> = due.iter().map(|request| request.ids.clone()).collect();
         let attempts = database.write(move |connection| mark_sending(connection, &members, now_millis())).await?;
@@ -525,23 +618,13 @@ pub async fn send_queued(
                 }
                 let outcome = match &channels.mail {
                     Some(mail) if request.channel == "mail" => {
-                        mail.client
-                            .send(
-                                &request.addresses[0],
-                                &request.subject,
-                                &format!("{}\n\n{MAIL_FOOTER}", request.text),
-                                &request.retry_key,
-                            )
-                            .await
+                        let (subject, body) = mail_of(&request.messages);
+                        mail.client.send(&request.addresses[0], &subject, &body, &request.retry_key).await
                     }
                     _ => {
-                        line.send(
-                            &request.addresses,
-                            &request.text,
-                            &request.retry_key,
-                            &aggregation_unit(&request.program),
-                        )
-                        .await
+                        let texts: Vec<&str> = request.messages.iter().map(|(_, text)| text.as_str()).collect();
+                        line.send(&request.addresses, &texts, &request.retry_key, &aggregation_unit(&request.program))
+                            .await
                     }
                 };
                 (request, attempts, Some(outcome))
@@ -639,7 +722,7 @@ fn retire_late(
     };
     let stale = retire(
         "SELECT id FROM deliveries WHERE state IN ('sending', 'failed-retryable') AND channel = 'line'
-         AND first_attempt_at < ?1",
+         AND first_attempt_at < ?1 ORDER BY id",
         now - RETRY_KEY_LIFETIME_MILLIS,
         "first tried more than 23 hours ago: LINE no longer knows its retry key, so sending again could \
          deliver it twice",
@@ -655,7 +738,8 @@ fn retire_late(
         let unreachable = retire(
             "SELECT d.id FROM deliveries d JOIN registrations reg ON reg.line_user_id = d.address AND reg.active = 1
              AND reg.email IS NOT NULL
-             WHERE d.state IN ('sending', 'failed-retryable') AND d.channel = 'line' AND d.first_attempt_at < ?1",
+             WHERE d.state IN ('sending', 'failed-retryable') AND d.channel = 'line' AND d.first_attempt_at < ?1
+             ORDER BY d.id",
             now - after,
             "LINE could not take it in time: sent by e-mail instead",
         )?;
@@ -675,8 +759,8 @@ fn retire_late(
 
 /// Queues an e-mail delivery of the same notice, subject and text for each of the given
 /// LINE deliveries whose recipient has a registered address (none twice); the deliveries
-/// one LINE message carried to one recipient become one e-mail, queued together under one
-/// key. Returns how many were queued.
+/// one LINE request carried to one recipient become one e-mail, its messages in the same
+/// order, queued together under one key. Returns how many were queued.
 fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator<Item = &'a i64>) -> Result<usize> {
     let mut message_of = connection
         .prepare_cached("SELECT coalesce(batch_key, retry_key), address, retry_key FROM deliveries WHERE id = ?1")?;
@@ -689,8 +773,8 @@ fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator
     }
     let mut insert = connection.prepare_cached(
         "INSERT OR IGNORE INTO deliveries (notice_id, broadcast_id, channel, address, subject, text, retry_key,
-             batch_key, state, created_at)
-         SELECT d.notice_id, d.broadcast_id, 'mail', reg.email, d.subject, d.text, ?2, ?3, 'queued', ?4
+             batch_key, part, state, created_at)
+         SELECT d.notice_id, d.broadcast_id, 'mail', reg.email, d.subject, d.text, ?2, ?3, d.part, 'queued', ?4
          FROM deliveries d
          JOIN registrations reg ON reg.line_user_id = d.address AND reg.active = 1 AND reg.email IS NOT NULL
          WHERE d.id = ?1 AND d.channel = 'line'",
@@ -756,8 +840,8 @@ fn keep_within_budget(due: &mut Vec<Request>, remaining: &mut u64) -> bool {
 
 /// The requests due at `now` (milliseconds) among the deliveries after `cursor`, in id
 /// order, and when the earliest of the others that wait for a retry falls due. The
-/// members of a multicast were queued with consecutive ids and change state together,
-/// so they are read as one run of rows.
+/// members of a batch were queued with consecutive ids and change state together, so
+/// they are read as one run of rows.
 fn due_requests(
     connection: &mut Connection,
     now: i64,
@@ -766,60 +850,114 @@ fn due_requests(
 ) -> Result<(Vec<Request>, Option<i64>)> {
     let mut statement = connection.prepare_cached(
         "SELECT d.id, coalesce(n.program, 'broadcast'),
-         d.address, d.text, d.retry_key, d.batch_key, d.channel, d.subject
+         d.address, d.text, d.retry_key, d.batch_key, d.channel, d.subject, d.part
          FROM deliveries d INDEXED BY deliveries_pending LEFT JOIN notices n ON n.id = d.notice_id
          WHERE d.state IN ('queued', 'sending', 'failed-retryable') AND coalesce(d.next_attempt_at, 0) <= ?1
          AND d.id > ?2
            AND (d.channel = 'line' OR ?4)
          ORDER BY d.id LIMIT ?3",
     )?;
-    let mut rows = statement.query((now, cursor, ROWS_PER_STEP as i64, mail_configured))?;
+    let rows: Vec<PendingRow> = statement
+        .query_map((now, cursor, ROWS_PER_STEP as i64, mail_configured), |row| {
+            Ok(PendingRow {
+                id: row.get(0)?,
+                program: row.get(1)?,
+                address: row.get(2)?,
+                text: row.get(3)?,
+                retry_key: row.get(4)?,
+                batch_key: row.get(5)?,
+                channel: row.get(6)?,
+                subject: row.get(7)?,
+                part: row.get(8)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut batches: Vec<&[PendingRow]> =
+        rows.chunk_by(|row, next| row.batch_key.is_some() && row.batch_key == next.batch_key).collect();
+    // A batch cut by the row limit is left whole to the next step (a batch is queued with
+    // at most half as many deliveries, so the step always holds one whole).
+    if rows.len() == ROWS_PER_STEP
+        && batches.len() > 1
+        && batches.last().is_some_and(|batch| batch[0].batch_key.is_some())
+    {
+        batches.pop();
+    }
     let mut requests: Vec<Request> = Vec::new();
-    let mut read = 0;
-    let mut last_batch: Option<String> = None;
-    while let Some(row) = rows.next()? {
-        read += 1;
-        let (id, address, batch_key): (i64, String, Option<String>) = (row.get(0)?, row.get(2)?, row.get(5)?);
-        match (&batch_key, requests.last_mut()) {
-            (Some(key), Some(request)) if last_batch.as_ref() == Some(key) => {
-                request.ids.push(id);
-                // A recipient's deliveries of one message are side by side: one message.
-                if request.addresses.last() != Some(&address) {
-                    request.addresses.push(address);
-                }
-            }
-            _ => {
-                if requests.len() == REQUESTS_PER_STEP {
-                    break;
-                }
-                let retry_key = match &batch_key {
-                    Some(key) => key.clone(),
-                    None => row.get(4)?,
-                };
-                requests.push(Request {
-                    ids: vec![id],
-                    addresses: vec![address],
-                    channel: row.get(6)?,
-                    program: row.get(1)?,
-                    subject: row.get(7)?,
-                    text: row.get(3)?,
-                    retry_key,
-                });
-            }
+    for batch in batches {
+        let of_batch = requests_of_batch(batch);
+        if !requests.is_empty() && requests.len() + of_batch.len() > REQUESTS_PER_STEP {
+            break;
         }
-        last_batch = batch_key;
+        requests.extend(of_batch);
     }
-    // A multicast cut by the row limit is left whole to the next step.
-    if read == ROWS_PER_STEP && last_batch.is_some() && requests.len() > 1 {
-        requests.pop();
-    }
-    drop(rows);
     let next_due_at = connection.query_row(
         "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'failed-retryable'",
         [],
         |row| row.get(0),
     )?;
     Ok((requests, next_due_at))
+}
+
+/// A delivery still to send, as `due_requests` reads it.
+struct PendingRow {
+    id: i64,
+    program: String,
+    address: String,
+    text: String,
+    retry_key: String,
+    batch_key: Option<String>,
+    channel: String,
+    subject: String,
+    part: i64,
+}
+
+/// One message of a pending request: (part, subject, text).
+type PendingMessage<'a> = (i64, &'a str, &'a str);
+
+/// The requests that carry one batch's pending deliveries (or one lone delivery): its
+/// recipients, each with their messages (the deliveries of one `part` are one message).
+/// The recipients of a batch were queued with the same messages; a resident's choice may
+/// since have cancelled some of one recipient's, and then the recipients whose messages
+/// differ from the first's are sent apart, each such set under a key named by the batch's
+/// and its first recipient, which the same pending deliveries give again on a retry.
+fn requests_of_batch(rows: &[PendingRow]) -> Vec<Request> {
+    let first = &rows[0];
+    // Each recipient's address, first program, deliveries and messages.
+    let mut recipients: Vec<(&str, &str, Vec<i64>, Vec<PendingMessage>)> = Vec::new();
+    for row in rows {
+        if recipients.last().is_none_or(|(address, ..)| *address != row.address) {
+            recipients.push((&row.address, &row.program, Vec::new(), Vec::new()));
+        }
+        let (_, _, ids, messages) = recipients.last_mut().expect("pushed above");
+        ids.push(row.id);
+        if messages.last().is_none_or(|(part, ..)| *part != row.part) {
+            messages.push((row.part, &row.subject, &row.text));
+        }
+    }
+    let mut requests: Vec<Request> = Vec::new();
+    let mut contents: Vec<Vec<PendingMessage>> = Vec::new();
+    for (address, program, ids, messages) in recipients {
+        if let Some(index) = contents.iter().position(|known| *known == messages) {
+            requests[index].ids.extend(ids);
+            requests[index].addresses.push(address.to_string());
+            continue;
+        }
+        let retry_key = match (&first.batch_key, requests.is_empty()) {
+            (Some(key), true) => key.clone(),
+            (Some(key), false) => delivery_key(&["part of", key, address]),
+            (None, _) => first.retry_key.clone(),
+        };
+        requests.push(Request {
+            ids,
+            addresses: vec![address.to_string()],
+            channel: first.channel.clone(),
+            program: program.to_string(),
+            messages: messages.iter().map(|(_, subject, text)| (subject.to_string(), text.to_string())).collect(),
+            retry_key,
+        });
+        contents.push(messages);
+    }
+    requests
 }
 
 /// Marks the members of each request `sending` and counts the attempt, in one
@@ -1109,16 +1247,9 @@ mod tests {
         let queued = database.write(|connection| enqueue_due(connection, Day(10))).await.unwrap();
         assert_eq!(queued, 1_203);
 
-        let emulator = line_emulator::Emulator::new("token");
+        let (emulator, base_url, server) = serve_emulator().await;
         emulator.set_monthly_limit(Some(1_100));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let router = emulator.router();
-        let server = tokio::spawn(async move { axum::serve(listener, router).await });
-        let channels = Channels {
-            line: LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap(),
-            mail: None,
-        };
+        let channels = Channels { line: LineClient::new(LineConfig::new(base_url, "token")).unwrap(), mail: None };
         let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
 
         // Within the quota: what fits is sent, the rest waits, nobody gets anything twice.
@@ -1160,14 +1291,8 @@ mod tests {
             .await
             .unwrap();
         crate::database::backup(&live, &copy, false).unwrap();
-        let emulator = line_emulator::Emulator::new("token");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let server = tokio::spawn(axum::serve(listener, emulator.router()).into_future());
-        let channels = Channels {
-            line: LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap(),
-            mail: None,
-        };
+        let (emulator, base_url, server) = serve_emulator().await;
+        let channels = Channels { line: LineClient::new(LineConfig::new(base_url, "token")).unwrap(), mail: None };
         let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
         let day = |database: Database| {
             let (channels, policy) = (&channels, &policy);
@@ -1238,12 +1363,8 @@ mod tests {
             })
             .await
             .unwrap();
-        let emulator = line_emulator::Emulator::new("token");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let router = emulator.router();
-        let server = tokio::spawn(async move { axum::serve(listener, router).await });
-        let line = || LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap();
+        let (emulator, base_url, server) = serve_emulator().await;
+        let line = || LineClient::new(LineConfig::new(base_url.clone(), "token")).unwrap();
         let smtp = SmtpServer::start(Security::Plain, None);
         let mail = |fallback_after| {
             Some(MailChannel { client: MailClient::new(smtp.config(Security::Plain)).unwrap(), fallback_after })
@@ -1380,20 +1501,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(queued, 6, "a delivery for each notice and recipient");
-        let emulator = line_emulator::Emulator::new("token");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let router = emulator.router();
-        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let (emulator, base_url, server) = serve_emulator().await;
         let smtp = SmtpServer::start(Security::Plain, None);
         let mail = MailChannel {
             client: MailClient::new(smtp.config(Security::Plain)).unwrap(),
             fallback_after: Duration::from_secs(3600),
         };
-        let channels = Channels {
-            line: LineClient::new(LineConfig::new(format!("http://{address}"), "token")).unwrap(),
-            mail: Some(mail),
-        };
+        let channels =
+            Channels { line: LineClient::new(LineConfig::new(base_url, "token")).unwrap(), mail: Some(mail) };
         let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
         let summary = send_queued(&database, &channels, Day(10), &policy, &CancellationToken::new()).await.unwrap();
         server.abort();
@@ -1446,6 +1561,186 @@ mod tests {
             states,
             expected.map(|(resident, channel, state)| (resident.to_string(), channel.to_string(), state.to_string()))
         );
+    }
+
+    /// A LINE emulator on port 0, its base URL and the task serving it.
+    async fn serve_emulator() -> (line_emulator::Emulator, String, tokio::task::JoinHandle<std::io::Result<()>>) {
+        let emulator = line_emulator::Emulator::new("token");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(axum::serve(listener, emulator.router()).into_future());
+        (emulator, base_url, server)
+    }
+
+    /// The deliveries to `address`, as (program, part, state, text), in the order queued.
+    fn deliveries_to(connection: &Connection, address: &str) -> Vec<(String, i64, String, String)> {
+        connection
+            .prepare(
+                "SELECT n.program, d.part, d.state, d.text FROM deliveries d JOIN notices n ON n.id = d.notice_id
+                 WHERE d.address = ?1 ORDER BY d.id",
+            )
+            .unwrap()
+            .query_map([address], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_recipient_gets_one_push_a_day_the_most_urgent_first_and_the_rest_the_next_day() {
+        use crate::channel::MailChannel;
+        use crate::channel::mail::{MailClient, Security};
+        use crate::testing::smtp::SmtpServer;
+
+        let directory = tempfile::tempdir().unwrap();
+        let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
+        // Seven programs due to three residents; program p1's deadline is the latest, p7's
+        // the nearest. Every program words its notice alike ("予防接種は…までです"), so
+        // the messages are told apart by their part, not their text.
+        database
+            .write(move |connection| {
+                let seeded = ["p1", "p2", "p3", "p4", "p5", "p6", "p7"].map(|program| (program, 0));
+                synthetic_city::seed_due_notices(connection, 3, &seeded)?;
+                connection
+                    .execute("UPDATE notices SET expires_on = 20000 - CAST(substr(program, 2) AS INTEGER)", [])?;
+                // Resident 2's notice of p1 expires today: the most urgent of theirs.
+                connection.execute(
+                    "UPDATE notices SET expires_on = 10 WHERE resident_id = 'R0000002' AND program = 'p1'",
+                    [],
+                )?;
+                reach(connection, 1, Some(&format!("U{:032x}", 1)), Some("both@example.jp"), "both", true);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let (emulator, base_url, server) = serve_emulator().await;
+        let smtp = SmtpServer::start(Security::Plain, None);
+        let channels = Channels {
+            line: LineClient::new(LineConfig::new(base_url, "token")).unwrap(),
+            mail: Some(MailChannel {
+                client: MailClient::new(smtp.config(Security::Plain)).unwrap(),
+                fallback_after: Duration::from_secs(3600),
+            }),
+        };
+        let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
+        let user = |row: usize| format!("U{row:032x}");
+        let day = |today: i32| {
+            let (database, channels, policy) = (&database, &channels, &policy);
+            async move {
+                let queued = database.write(move |connection| enqueue_due(connection, Day(today))).await.unwrap();
+                let summary =
+                    send_queued(database, channels, Day(today), policy, &CancellationToken::new()).await.unwrap();
+                (queued, summary)
+            }
+        };
+
+        // Day 10: five messages each on LINE, the nearest deadlines; residents 0 and 1 have
+        // the same five (one multicast), resident 2 others (a push); e-mail has all seven.
+        let (queued, summary) = day(10).await;
+        assert_eq!((queued, summary.requests, summary.sent), (5 * 3 + 7, 3, 22), "{summary:?}");
+        let inboxes = emulator.inboxes();
+        for row in 0..3 {
+            let messages = &inboxes[&user(row)];
+            let rows = database.read(move |connection| Ok(deliveries_to(connection, &user(row)))).await.unwrap();
+            let programs: Vec<&str> = rows.iter().map(|(program, ..)| program.as_str()).collect();
+            let expected = if row == 2 { ["p1", "p7", "p6", "p5", "p4"] } else { ["p7", "p6", "p5", "p4", "p3"] };
+            assert_eq!(programs, expected, "resident {row}'s messages, the nearest deadline first");
+            assert_eq!((rows.iter().map(|row| row.1).collect::<Vec<_>>()), [0, 1, 2, 3, 4]);
+            let texts: Vec<&str> = messages.iter().map(|message| message.text.as_str()).collect();
+            let queued: Vec<&str> = rows.iter().map(|(.., text)| text.as_str()).collect();
+            assert_eq!(texts, queued, "resident {row} got the messages in the order queued");
+            let requests: HashSet<&str> = messages.iter().map(|message| message.request_id.as_str()).collect();
+            assert_eq!(requests.len(), 1, "resident {row} got one request");
+        }
+        assert_eq!(inboxes[&user(0)][0].request_id, inboxes[&user(1)][0].request_id, "one multicast");
+        let quota = channels.line.monthly_quota().await.unwrap();
+        assert_eq!(quota.used, 3, "LINE counts one message per recipient of a request");
+        let mails = smtp.messages();
+        assert_eq!(mails.len(), 1);
+        let mail = mailparse::parse_mail(&mails[0]).unwrap();
+        assert_eq!(
+            mail.headers.iter().find(|header| header.get_key() == "Subject").unwrap().get_value(),
+            "【予防接種】1回目 ほか6件"
+        );
+        assert_eq!(mail.get_body().unwrap().matches("までです").count(), 7, "every notice in the one e-mail");
+
+        // Later on day 10, two more notices for resident 0: the one that expires today goes
+        // today, in a push of its own; the other waits for tomorrow.
+        database
+            .write(|connection| {
+                connection.execute_batch(
+                    "INSERT INTO notices (program, resident_id, occasion, send_on, expires_on, run_id)
+                     VALUES ('p2', 'R0000000', 'second', 0, 10, 2), ('p3', 'R0000000', 'second', 0, 30, 3);",
+                )?;
+                let manifest = |program: &str| {
+                    format!(
+                        "UPDATE plugin_versions SET manifest = json_insert(manifest, '$.occasions[#]',
+                             json_object('key', 'second', 'title', '2回目', 'template', '{{program}}の2回目')) WHERE program = '{program}'"
+                    )
+                };
+                connection.execute_batch(&format!("{}; {};", manifest("p2"), manifest("p3")))?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let (queued, summary) = day(10).await;
+        assert_eq!((queued, summary.requests), (1, 1), "only what expires today: {summary:?}");
+
+        // Day 11: what waited, once more in one request a recipient, and nothing twice.
+        let (queued, summary) = day(11).await;
+        assert_eq!((queued, summary.requests, summary.sent), (3 + 2 + 2, 3, 7), "{summary:?}");
+        let (emulator_inboxes, rows) = (
+            emulator.inboxes(),
+            database
+                .read(|connection| {
+                    Ok((0..3).map(|row| deliveries_to(connection, &format!("U{row:032x}"))).collect::<Vec<_>>())
+                })
+                .await
+                .unwrap(),
+        );
+        server.abort();
+        for (row, rows) in rows.iter().enumerate() {
+            let notices = if row == 0 { 9 } else { 7 };
+            assert_eq!(rows.len(), notices, "resident {row}: every notice once");
+            assert!(rows.iter().all(|(_, _, state, _)| state == "sent"), "{rows:?}");
+            assert_eq!(emulator_inboxes[&user(row)].len(), notices);
+        }
+    }
+
+    /// A pass that marked a day's request `sending` and sent it, then died before it wrote
+    /// the outcome: the next pass sends the same messages under the same key, LINE answers
+    /// that it has them, and the recipient has them once.
+    #[tokio::test]
+    async fn a_days_request_cut_short_by_a_crash_is_sent_again_under_its_key_and_delivered_once() {
+        let directory = tempfile::tempdir().unwrap();
+        let database = Database::open(&directory.path().join("oshirase.db")).unwrap();
+        database
+            .write(|connection| {
+                synthetic_city::seed_due_notices(connection, 2, &[("p1", 2), ("p2", 2), ("p3", 2)])?;
+                enqueue_due(connection, Day(10))
+            })
+            .await
+            .unwrap();
+        let (emulator, base_url, server) = serve_emulator().await;
+        let channels = Channels { line: LineClient::new(LineConfig::new(base_url, "token")).unwrap(), mail: None };
+        // The pass up to the crash: read, marked and sent, no outcome recorded.
+        let due = database.write(|connection| due_requests(connection, now_millis(), 0, false)).await.unwrap().0;
+        assert_eq!(due.len(), 2, "a request to each resident");
+        let members: Vec<Vec<i64>> = due.iter().map(|request| request.ids.clone()).collect();
+        database.write(move |connection| mark_sending(connection, &members, now_millis())).await.unwrap();
+        let texts: Vec<&str> = due[0].messages.iter().map(|(_, text)| text.as_str()).collect();
+        let outcome = channels.line.send(&due[0].addresses, &texts, &due[0].retry_key, "p1").await;
+        assert_eq!(outcome, SendOutcome::Accepted);
+
+        let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
+        let summary = send_queued(&database, &channels, Day(10), &policy, &CancellationToken::new()).await.unwrap();
+        server.abort();
+        assert_eq!((summary.requests, summary.sent), (2, 6), "{summary:?}");
+        let inboxes = emulator.inboxes();
+        assert_eq!(inboxes.len(), 2);
+        for (user, messages) in inboxes {
+            assert_eq!(messages.len(), 3, "{user} got each of the day's three messages once");
+        }
     }
 
     #[test]

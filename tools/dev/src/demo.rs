@@ -51,6 +51,11 @@ pub struct DemoSummary {
     pub programs: usize,
     pub notices: usize,
     pub delivered: usize,
+    /// LINE requests the day's sending took, the users they reached, and the messages LINE
+    /// counts against the monthly quota for them (one per user a request reaches).
+    pub line_requests: usize,
+    pub line_recipients: usize,
+    pub line_messages_counted: u64,
 }
 
 pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
@@ -95,6 +100,9 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
         programs,
         notices: report.runs.iter().map(|run| run.notices).sum(),
         delivered: report.sent.sent,
+        line_requests: report.sent.requests,
+        line_recipients: emulator.inboxes().len(),
+        line_messages_counted: channels.line.monthly_quota().await?.used,
     };
     if options.exit_after_run {
         let _ = stop.send(());
@@ -102,8 +110,15 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
         return Ok(summary);
     }
     println!(
-        "oshirase demo: {} residents, {} programs, {} notices for {}, {} delivered",
-        summary.residents, summary.programs, summary.notices, options.today, summary.delivered
+        "oshirase demo: {} residents, {} programs, {} notices for {}, {} delivered to {} LINE users, {} messages \
+         counted against LINE's quota",
+        summary.residents,
+        summary.programs,
+        summary.notices,
+        options.today,
+        summary.delivered,
+        summary.line_recipients,
+        summary.line_messages_counted
     );
     println!("who received what, and why:  http://{address}/");
     println!("the residents' phones:       http://{address}{EMULATOR_PATH}/");

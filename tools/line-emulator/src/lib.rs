@@ -117,7 +117,8 @@ struct Inbox {
     /// so the phones show it in its place (kept in memory only).
     said: BTreeMap<String, Vec<(usize, String)>>,
     next_message_id: u64,
-    /// Messages delivered, one per recipient of each message, as LINE counts its quota.
+    /// Messages delivered as LINE counts its quota: one per recipient of each request,
+    /// however many message objects (up to 5) it holds.
     consumed: u64,
     /// The month's limit of messages, when the emulated plan has one.
     monthly_limit: Option<u64>,
@@ -136,7 +137,7 @@ impl Inbox {
             self.by_user.entry(user.clone()).or_default().extend(accepted.messages.iter().cloned());
         }
         if !accepted.free {
-            self.consumed += (accepted.messages.len() * accepted.to.len()) as u64;
+            self.consumed += accepted.to.len() as u64;
         }
     }
 }
@@ -272,7 +273,7 @@ impl Emulator {
             }
             return Err(response);
         }
-        let messages_sent = (messages.len() * to.len()) as u64;
+        let messages_sent = to.len() as u64;
         if !free && inbox.monthly_limit.is_some_and(|limit| inbox.consumed + messages_sent > limit) {
             return Err(error(StatusCode::TOO_MANY_REQUESTS, "You have reached your monthly limit.", None));
         }

@@ -12,6 +12,10 @@ use serde_json::json;
 
 use super::SendOutcome;
 
+/// The most message objects LINE takes in one request (`PushMessageRequest.messages`,
+/// maxItems 5).
+pub const MESSAGES_PER_REQUEST: usize = 5;
+
 /// The most recipients one multicast request may name.
 pub const MULTICAST_LIMIT: usize = 500;
 /// The longest text LINE accepts in one text message, in characters (`TextMessage.text`).
@@ -124,10 +128,15 @@ impl LineClient {
         format!("{}{path}", self.config.base_url.trim_end_matches('/'))
     }
 
-    /// Sends `text` to `to`: a push for one user, a multicast for 2 to 500. The request
-    /// waits for its turn under the rate limit first. `aggregation_unit` names the
-    /// program in LINE's statistics when the channel may use them.
-    pub async fn send(&self, to: &[String], text: &str, retry_key: &str, aggregation_unit: &str) -> SendOutcome {
+    /// Sends `texts` (1 to 5, one text message each) to `to`: a push for one user, a
+    /// multicast for 2 to 500. LINE counts it as one message per recipient, however many
+    /// texts it holds. The request waits for its turn under the rate limit first.
+    /// `aggregation_unit` names the program in LINE's statistics when the channel may use
+    /// them.
+    pub async fn send(&self, to: &[String], texts: &[&str], retry_key: &str, aggregation_unit: &str) -> SendOutcome {
+        if texts.is_empty() || texts.len() > MESSAGES_PER_REQUEST {
+            return SendOutcome::Permanent(format!("a LINE request with {} messages (1 to 5)", texts.len()));
+        }
         let (url, recipients, kind) = match to {
             [] => return SendOutcome::Permanent("a LINE request with no recipient".into()),
             [one] => {
@@ -147,7 +156,7 @@ impl LineClient {
         };
         let mut body = json!({
             "to": recipients,
-            "messages": [{ "type": "text", "text": text }],
+            "messages": texts.iter().map(|text| json!({ "type": "text", "text": text })).collect::<Vec<_>>(),
         });
         if self.config.custom_aggregation_units {
             body["customAggregationUnits"] = json!([aggregation_unit]);
@@ -340,7 +349,7 @@ mod tests {
             let outcome = client
                 .send(
                     &to.iter().map(|user| user.to_string()).collect::<Vec<_>>(),
-                    "お知らせ",
+                    &["お知らせ"],
                     &uuid::Uuid::new_v4().to_string(),
                     "vaccine_mr",
                 )

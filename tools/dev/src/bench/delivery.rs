@@ -137,7 +137,10 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
         let unit = aggregation_unit(PUSH_PROGRAM);
         let start = Instant::now();
         let accepted = futures::stream::iter(&pushes)
-            .map(|(address, text, key)| client.send(std::slice::from_ref(address), text, key, &unit))
+            .map(|(address, text, key)| {
+                let (client, unit) = (&client, &unit);
+                async move { client.send(std::slice::from_ref(address), &[text.as_str()], key, unit).await }
+            })
             .buffer_unordered(client.concurrent_requests())
             .filter(|outcome| std::future::ready(*outcome == oshirase_core::channel::SendOutcome::Accepted))
             .count()
