@@ -16,6 +16,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 
 /// The phrase staff put into the infant checkup's first message.
 const PHRASE: &str = "ブラウザから編集した文面です";
+/// The booking page staff give the first checkup's card in the browser.
+const BOOKING: &str = "https://yoyaku.example.jp/infant-checkup";
 const PASSWORD: &str = "correct horse battery staple";
 /// The channel secret the emulator signs webhook events with, and the server's public address.
 const SECRET: &str = "console-test-secret";
@@ -233,7 +235,8 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     wait_for_text(&client, "tr[data-program=infant-checkup] .state", "版 1 で配信中").await;
 
     // Reword the first checkup's message: an unknown placeholder is flagged in the preview
-    // and refused by the server; a good wording is previewed as a bubble and saved.
+    // and refused by the server; a good wording is previewed as the card LINE draws and
+    // saved, and so is the booking page the card's 「予約・申請」 opens.
     client.goto(&format!("{base}/console/messages")).await.unwrap();
     let first_occasion = "textarea[data-occasion]";
     element(&client, first_occasion).await;
@@ -256,13 +259,18 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
         ))
         .await
         .unwrap();
-    let bubble = wait_for_text(&client, "section.occasion .bubble", PHRASE).await;
+    let card = wait_for_text(&client, "section.occasion .card", PHRASE).await;
     assert!(
-        bubble.contains("令和9年3月31日") && !bubble.contains("{deadline}"),
-        "the preview fills the placeholders: {bubble}"
+        card.contains("令和9年3月31日") && !card.contains("{deadline}") && card.contains("配信の設定"),
+        "the preview fills the placeholders on a card: {card}"
     );
     click(&client, "section.occasion button[data-save]").await;
     wait_for_text(&client, "section.occasion .notice", "保存しました").await;
+    let booking = element(&client, "section.occasion input[data-booking]").await;
+    booking.send_keys(BOOKING).await.unwrap();
+    wait_for_text(&client, "section.occasion .card .card-button.primary", "予約・申請").await;
+    click(&client, "section.occasion button[data-save-links]").await;
+    wait_for_text(&client, "section.occasion .notice", "リンクを保存しました").await;
     screenshot(&client, &shots, "messages").await;
 
     // Reserve a send a few seconds ahead (Japan time): the scheduler runs the program then
@@ -296,6 +304,22 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
                 == HOUSEHOLDS
         })
     });
+    // Each parent's card opens the booking page staff gave it.
+    let inboxes = tokio::task::block_in_place(|| emulator.inboxes_json());
+    let booking_buttons = inboxes
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|messages| {
+            messages.as_array().unwrap().iter().any(|message| {
+                message["flex"]["footer"]["contents"][0]["action"]
+                    == serde_json::json!({
+                        "type": "uri", "label": "予約・申請", "uri": BOOKING
+                    })
+            })
+        })
+        .count();
+    assert_eq!(booking_buttons, HOUSEHOLDS, "{inboxes}");
     client.refresh().await.unwrap();
     wait_for_text(&client, "tr[data-reservation] .state", "実行済み").await;
 

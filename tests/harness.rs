@@ -225,7 +225,9 @@ impl EmulatorProcess {
             .collect()
     }
 
-    fn inboxes_json(&self) -> Value {
+    /// Every inbox as the emulator answers `/emulator/inboxes`: each message with its
+    /// text and, for a card, its Flex container.
+    pub fn inboxes_json(&self) -> Value {
         reqwest::blocking::get(format!("{}/emulator/inboxes", self.base_url)).unwrap().json().unwrap()
     }
 }

@@ -1,9 +1,10 @@
 //! Message templates: the only placeholders are the program's name and contact and the
 //! notice's deadline, so no personal data can reach a message. Staff may reword an
 //! occasion in the console; their wording is checked the same way and replaces the
-//! plugin's default.
+//! plugin's default. Staff also give an occasion's card its links (booking, details).
 
 use oshirase_sdk::Day;
+use std::collections::HashMap;
 
 /// The lines under every e-mail notice: the address cannot be answered, and where the
 /// resident changes what they receive.
@@ -118,7 +119,79 @@ pub fn set_wording(
     Ok(render(effective, &manifest.name, &manifest.contact, crate::time::today_in_japan().add_days(30)))
 }
 
-/// Why wording was refused.
+/// The longest link a card's button takes (LINE's `uri` action: "Max character limit: 1000").
+const LINK_LIMIT: usize = 1000;
+
+/// The links staff gave occasions' cards, by (program, occasion): (booking, details).
+pub fn links(connection: &rusqlite::Connection) -> rusqlite::Result<HashMap<(String, String), OccasionLinks>> {
+    connection
+        .prepare_cached("SELECT program, occasion, booking_url, details_url FROM occasion_links")?
+        .query_map([], |row| {
+            Ok(((row.get(0)?, row.get(1)?), OccasionLinks { booking_url: row.get(2)?, details_url: row.get(3)? }))
+        })?
+        .collect()
+}
+
+/// What a card links to beyond the program's source, when staff set it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct OccasionLinks {
+    /// 「予約・申請」: the city's online booking or application for this occasion.
+    pub booking_url: Option<String>,
+    /// 「詳しく」: the city's page about it, instead of the manifest's `source_url`.
+    pub details_url: Option<String>,
+}
+
+/// Stores the links of an occasion's card of an active program, each an `https` address
+/// of at most `LINK_LIMIT` characters; empty or absent ones are cleared, and with none
+/// left the card goes back to the manifest's `source_url` alone. Audited.
+pub fn set_links(
+    connection: &rusqlite::Connection,
+    program: &str,
+    occasion: &str,
+    links: &OccasionLinks,
+    actor: &str,
+) -> Result<OccasionLinks, WordingError> {
+    let version = crate::registry::active_version(connection, program)?
+        .ok_or_else(|| WordingError::Unknown(format!("program {program} has no active version")))?;
+    if version.manifest.occasion(occasion).is_none() {
+        return Err(WordingError::Unknown(format!("program {program} has no occasion {occasion:?}")));
+    }
+    let checked = |name: &str, link: &Option<String>| -> Result<Option<String>, WordingError> {
+        let Some(link) = link.as_deref().map(str::trim).filter(|link| !link.is_empty()) else { return Ok(None) };
+        let host = link.strip_prefix("https://").map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+        if host.is_none_or(str::is_empty)
+            || link.chars().any(|character| character.is_whitespace() || character.is_control())
+        {
+            return Err(WordingError::Invalid(format!("{name} must be an https:// address without spaces: {link:?}")));
+        }
+        if link.chars().count() > LINK_LIMIT {
+            return Err(WordingError::Invalid(format!(
+                "{name} has {} characters; LINE takes at most {LINK_LIMIT}",
+                link.chars().count()
+            )));
+        }
+        Ok(Some(link.to_string()))
+    };
+    let stored = OccasionLinks {
+        booking_url: checked("booking_url", &links.booking_url)?,
+        details_url: checked("details_url", &links.details_url)?,
+    };
+    if stored == OccasionLinks::default() {
+        connection.execute("DELETE FROM occasion_links WHERE program = ?1 AND occasion = ?2", (program, occasion))?;
+    } else {
+        connection.execute(
+            "INSERT INTO occasion_links (program, occasion, booking_url, details_url, updated_by, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (program, occasion) DO UPDATE SET booking_url = excluded.booking_url,
+                 details_url = excluded.details_url, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            (program, occasion, &stored.booking_url, &stored.details_url, actor, crate::time::now_text()),
+        )?;
+    }
+    crate::database::audit(connection, actor, "set-links", program, occasion)?;
+    Ok(stored)
+}
+
+/// Why wording or links were refused.
 #[derive(Debug, thiserror::Error)]
 pub enum WordingError {
     #[error("{0}")]
@@ -154,5 +227,69 @@ mod tests {
         );
         assert_eq!(check_template("{name}さん"), Err("name".to_string()));
         assert_eq!(check_template("閉じない{program"), Err("program".to_string()));
+    }
+
+    /// A case of links: what it is, the booking and details asked for, and what is stored
+    /// or the refusal's words.
+    type LinksCase<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Result<OccasionLinks, &'a str>);
+
+    /// Sets each case's links on occasion `first` of an active program and checks what
+    /// was stored, or the refusal's words (nothing stored then).
+    fn check(cases: &[LinksCase]) {
+        let mut failures = Vec::new();
+        for (what, booking, details, expected) in cases {
+            let mut connection = rusqlite::Connection::open_in_memory().unwrap();
+            crate::database::migrate(&mut connection).unwrap();
+            synthetic_city::seed_due_notices(&mut connection, 1, &[("p1", 0)]).unwrap();
+            let asked =
+                OccasionLinks { booking_url: booking.map(str::to_string), details_url: details.map(str::to_string) };
+            let got = set_links(&connection, "p1", "first", &asked, "kenko").map_err(|error| error.to_string());
+            let stored = links(&connection).unwrap().remove(&("p1".to_string(), "first".to_string()));
+            let ok = match (expected, &got) {
+                (Ok(links), Ok(answered)) => {
+                    answered == links && stored == (*links != OccasionLinks::default()).then(|| links.clone())
+                }
+                (Err(words), Err(refusal)) => refusal.contains(words) && stored.is_none(),
+                _ => false,
+            };
+            if !ok {
+                failures.push(format!("{what}: expected {expected:?}, got {got:?} with {stored:?} stored"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn an_occasions_links_are_https_addresses_within_lines_limit() {
+        let links = |booking: Option<&str>, details: Option<&str>| OccasionLinks {
+            booking_url: booking.map(str::to_string),
+            details_url: details.map(str::to_string),
+        };
+        let long = format!("https://example.jp/{}", "a".repeat(1000));
+        check(&[
+            (
+                "both set",
+                Some("https://yoyaku.example.jp/mr?from=line"),
+                Some(" https://city.example.jp/mr "),
+                Ok(links(Some("https://yoyaku.example.jp/mr?from=line"), Some("https://city.example.jp/mr"))),
+            ),
+            (
+                "booking only",
+                Some("https://yoyaku.example.jp/"),
+                None,
+                Ok(links(Some("https://yoyaku.example.jp/"), None)),
+            ),
+            ("both empty: back to the source", Some(""), Some("  "), Ok(OccasionLinks::default())),
+            ("plain http", Some("http://yoyaku.example.jp/"), None, Err("must be an https:// address")),
+            ("no host", Some("https:///mr"), None, Err("booking_url must be an https:// address")),
+            ("a script", None, Some("javascript:alert(1)"), Err("details_url must be an https:// address")),
+            ("a space inside", Some("https://yoyaku.example.jp/m r"), None, Err("without spaces")),
+            ("longer than LINE takes", Some(long.as_str()), None, Err("LINE takes at most 1000")),
+        ]);
+        let mut connection = rusqlite::Connection::open_in_memory().unwrap();
+        crate::database::migrate(&mut connection).unwrap();
+        synthetic_city::seed_due_notices(&mut connection, 1, &[("p1", 0)]).unwrap();
+        let refused = set_links(&connection, "p1", "second", &OccasionLinks::default(), "kenko").unwrap_err();
+        assert_eq!(refused.to_string(), "program p1 has no occasion \"second\"");
     }
 }

@@ -12,6 +12,7 @@ use oshirase_sdk::{Day, Field, Population, Relationship};
 use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
+use crate::channel::card::{Card, flex_message};
 use crate::channel::line::{LineClient, MESSAGES_PER_REQUEST, MULTICAST_LIMIT, MonthlyQuota, aggregation_unit};
 use crate::channel::{Channels, SendOutcome};
 use crate::database::Database;
@@ -103,6 +104,7 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
     let manifests: HashMap<String, Manifest> =
         active_versions(connection)?.into_iter().map(|version| (version.program, version.manifest)).collect();
     let wording = crate::message::wording(connection)?;
+    let links = crate::message::links(connection)?;
     let youngest_adult_birth = latest_birth_day_of_age(GUARDIAN_AGE, today);
     let transaction = connection.transaction()?;
     let mut queued = 0;
@@ -191,24 +193,31 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
             if notices.len() > 1 {
                 text = for_several(&text, notices.len());
             }
-            let subject = format!("【{}】{}", manifest.name, occasion.title);
-            by_recipient.entry((channel, address)).or_default().push(Message {
+            let set = links.get(&(program.clone(), occasion.key.clone())).cloned().unwrap_or_default();
+            let card = Card {
+                program: manifest.name.clone(),
+                title: occasion.title.clone(),
+                deadline: Day(expires_on).era_format(),
+                details_url: set
+                    .details_url
+                    .or_else(|| (!manifest.source_url.is_empty()).then(|| manifest.source_url.clone())),
+                booking_url: set.booking_url,
+            };
+            let content = MessageContent {
                 program,
-                subject,
+                subject: format!("【{}】{}", manifest.name, occasion.title),
                 text,
-                expires_on,
-                ids: notices,
-            });
+                card: Some(serde_json::to_string(&card)?),
+            };
+            by_recipient.entry((channel, address)).or_default().push(Message { content, expires_on, ids: notices });
         }
         let told_today = queued_on(&transaction, today)?;
         let mut groups = Groups::new();
         for ((channel, address), messages) in by_recipient {
             let already = told_today.contains(&(channel.clone(), address.clone()));
             for bundle in bundles_for_today(&channel, messages, already, today) {
-                let (contents, ids): (Bundle, Vec<Vec<i64>>) = bundle
-                    .into_iter()
-                    .map(|message| ((message.program, message.subject, message.text), message.ids))
-                    .unzip();
+                let (contents, ids): (Bundle, Vec<Vec<i64>>) =
+                    bundle.into_iter().map(|message| (message.content, message.ids)).unzip();
                 groups.entry((channel.clone(), contents)).or_default().push((address.clone(), ids));
             }
         }
@@ -218,11 +227,19 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
     Ok(queued)
 }
 
-/// One message due for one recipient: a program's text and the notices it tells of.
-struct Message {
+/// What one message says: its program (or `broadcast-N`), e-mail subject, plain text and,
+/// for a notice, its card as JSON.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct MessageContent {
     program: String,
     subject: String,
     text: String,
+    card: Option<String>,
+}
+
+/// One message due for one recipient and the notices it tells of.
+struct Message {
+    content: MessageContent,
     expires_on: i32,
     ids: Vec<i64>,
 }
@@ -249,7 +266,7 @@ fn bundles_for_today(
     today: Day,
 ) -> Vec<Vec<Message>> {
     let limit = if channel == "line" { MESSAGES_PER_REQUEST } else { usize::MAX };
-    messages.sort_by(|a, b| (a.expires_on, &a.program, &a.subject).cmp(&(b.expires_on, &b.program, &b.subject)));
+    messages.sort_by(|a, b| (a.expires_on, &a.content).cmp(&(b.expires_on, &b.content)));
     let first = if already_told_today { 0 } else { limit.min(messages.len()) };
     let rest = messages.split_off(first);
     let mut bundles = Vec::new();
@@ -264,8 +281,8 @@ fn bundles_for_today(
     bundles
 }
 
-/// What one request says, message by message: (program or `broadcast-N`, subject, text).
-type Bundle = Vec<(String, String, String)>;
+/// What one request says, message by message.
+type Bundle = Vec<MessageContent>;
 
 /// A recipient of a bundle: (address, the notice or broadcast ids each message tells of).
 type Recipient = (String, Vec<Vec<i64>>);
@@ -299,12 +316,13 @@ enum Source {
 fn insert_batched(transaction: &Connection, source: Source, groups: Groups, queued_on: Option<Day>) -> Result<usize> {
     let mut insert = transaction.prepare_cached(match source {
         Source::Notice => {
-            "INSERT OR IGNORE INTO deliveries (notice_id, channel, address, subject, text, retry_key, batch_key, part,
-                 queued_on, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?10)"
+            "INSERT OR IGNORE INTO deliveries (notice_id, channel, address, subject, text, card, retry_key, batch_key,
+                 part, queued_on, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11)"
         }
         Source::Broadcast => {
-            "INSERT OR IGNORE INTO deliveries (broadcast_id, channel, address, subject, text, retry_key, batch_key,
-                 part, queued_on, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?10)"
+            "INSERT OR IGNORE INTO deliveries (broadcast_id, channel, address, subject, text, card, retry_key,
+                 batch_key, part, queued_on, state, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11)"
         }
     })?;
     let mut notice_of =
@@ -333,9 +351,13 @@ fn insert_batched(transaction: &Connection, source: Source, groups: Groups, queu
                             }
                             // A broadcast's id with its text: another broadcast given the same id
                             // after a restore says something else.
-                            Source::Broadcast => {
-                                delivery_key(&["broadcast", &source_id.to_string(), &bundle[part].2, &channel, address])
-                            }
+                            Source::Broadcast => delivery_key(&[
+                                "broadcast",
+                                &source_id.to_string(),
+                                &bundle[part].text,
+                                &channel,
+                                address,
+                            ]),
                         };
                         deliveries.push((address, part, *source_id, key));
                     }
@@ -344,13 +366,14 @@ fn insert_batched(transaction: &Connection, source: Source, groups: Groups, queu
             let keys: Vec<String> = deliveries.iter().map(|(.., key)| key.clone()).collect();
             let batch_key = batch_key(&keys);
             for (address, part, source_id, key) in &deliveries {
-                let (_, subject, text) = &bundle[*part];
+                let content = &bundle[*part];
                 queued += insert.execute((
                     source_id,
                     &channel,
                     address,
-                    subject,
-                    text,
+                    &content.subject,
+                    &content.text,
+                    &content.card,
                     key,
                     &batch_key,
                     *part as i64,
@@ -437,7 +460,12 @@ pub fn enqueue_broadcast(connection: &mut Connection, broadcast_id: i64) -> Resu
         .query_map((broadcast_id, &category), |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut groups = Groups::new();
-    let bundle = vec![(format!("broadcast-{broadcast_id}"), format!("【お知らせ】{title}"), text)];
+    let bundle = vec![MessageContent {
+        program: format!("broadcast-{broadcast_id}"),
+        subject: format!("【お知らせ】{title}"),
+        text,
+        card: None,
+    }];
     for (channel, address) in rows {
         groups.entry((channel, bundle.clone())).or_default().push((address, vec![vec![broadcast_id]]));
     }
@@ -479,10 +507,33 @@ struct Request {
     channel: String,
     /// The program of the first message, whose aggregation unit LINE counts it under.
     program: String,
-    /// Each message's (subject, text), in order.
-    messages: Vec<(String, String)>,
+    /// Its messages, in order.
+    messages: Vec<OutgoingMessage>,
     /// The retry key of a lone delivery, or the batch key of a multicast.
     retry_key: String,
+}
+
+/// One message of a request as it goes out.
+pub struct OutgoingMessage {
+    pub subject: String,
+    pub text: String,
+    pub card: Option<Card>,
+}
+
+/// A request's messages as LINE message objects: its cards in one Flex message (a bubble,
+/// or a carousel of several), each message without a card as a text.
+fn line_messages(messages: &[OutgoingMessage]) -> Vec<serde_json::Value> {
+    let cards: Vec<(&Card, &str)> =
+        messages.iter().filter_map(|message| Some((message.card.as_ref()?, message.text.as_str()))).collect();
+    let mut objects: Vec<serde_json::Value> = messages
+        .iter()
+        .filter(|message| message.card.is_none())
+        .map(|message| serde_json::json!({ "type": "text", "text": message.text }))
+        .collect();
+    if !cards.is_empty() {
+        objects.insert(0, flex_message(&cards));
+    }
+    objects
 }
 
 /// What one pass over the outbox did: how each delivery it tried ended, and how many
@@ -618,13 +669,26 @@ pub async fn send_queued(
                 }
                 let outcome = match &channels.mail {
                     Some(mail) if request.channel == "mail" => {
-                        let (subject, body) = mail_of(&request.messages);
+                        let texts: Vec<(String, String)> = request
+                            .messages
+                            .iter()
+                            .map(|message| {
+                                let links = message.card.as_ref().map(Card::mail_links).unwrap_or_default();
+                                (message.subject.clone(), format!("{}{links}", message.text))
+                            })
+                            .collect();
+                        let (subject, body) = mail_of(&texts);
                         mail.client.send(&request.addresses[0], &subject, &body, &request.retry_key).await
                     }
                     _ => {
-                        let texts: Vec<&str> = request.messages.iter().map(|(_, text)| text.as_str()).collect();
-                        line.send(&request.addresses, &texts, &request.retry_key, &aggregation_unit(&request.program))
-                            .await
+                        let messages = line_messages(&request.messages);
+                        line.send(
+                            &request.addresses,
+                            &messages,
+                            &request.retry_key,
+                            &aggregation_unit(&request.program),
+                        )
+                        .await
                     }
                 };
                 (request, attempts, Some(outcome))
@@ -772,9 +836,9 @@ fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator
         messages.entry((message, address)).or_default().push((*id, key));
     }
     let mut insert = connection.prepare_cached(
-        "INSERT OR IGNORE INTO deliveries (notice_id, broadcast_id, channel, address, subject, text, retry_key,
+        "INSERT OR IGNORE INTO deliveries (notice_id, broadcast_id, channel, address, subject, text, card, retry_key,
              batch_key, part, state, created_at)
-         SELECT d.notice_id, d.broadcast_id, 'mail', reg.email, d.subject, d.text, ?2, ?3, d.part, 'queued', ?4
+         SELECT d.notice_id, d.broadcast_id, 'mail', reg.email, d.subject, d.text, d.card, ?2, ?3, d.part, 'queued', ?4
          FROM deliveries d
          JOIN registrations reg ON reg.line_user_id = d.address AND reg.active = 1 AND reg.email IS NOT NULL
          WHERE d.id = ?1 AND d.channel = 'line'",
@@ -850,7 +914,7 @@ fn due_requests(
 ) -> Result<(Vec<Request>, Option<i64>)> {
     let mut statement = connection.prepare_cached(
         "SELECT d.id, coalesce(n.program, 'broadcast'),
-         d.address, d.text, d.retry_key, d.batch_key, d.channel, d.subject, d.part
+         d.address, d.text, d.retry_key, d.batch_key, d.channel, d.subject, d.part, d.card
          FROM deliveries d INDEXED BY deliveries_pending LEFT JOIN notices n ON n.id = d.notice_id
          WHERE d.state IN ('queued', 'sending', 'failed-retryable') AND coalesce(d.next_attempt_at, 0) <= ?1
          AND d.id > ?2
@@ -869,6 +933,7 @@ fn due_requests(
                 channel: row.get(6)?,
                 subject: row.get(7)?,
                 part: row.get(8)?,
+                card: row.get(9)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -909,10 +974,11 @@ struct PendingRow {
     channel: String,
     subject: String,
     part: i64,
+    card: Option<String>,
 }
 
-/// One message of a pending request: (part, subject, text).
-type PendingMessage<'a> = (i64, &'a str, &'a str);
+/// One message of a pending request: (part, subject, text, card).
+type PendingMessage<'a> = (i64, &'a str, &'a str, Option<&'a str>);
 
 /// The requests that carry one batch's pending deliveries (or one lone delivery): its
 /// recipients, each with their messages (the deliveries of one `part` are one message).
@@ -931,7 +997,7 @@ fn requests_of_batch(rows: &[PendingRow]) -> Vec<Request> {
         let (_, _, ids, messages) = recipients.last_mut().expect("pushed above");
         ids.push(row.id);
         if messages.last().is_none_or(|(part, ..)| *part != row.part) {
-            messages.push((row.part, &row.subject, &row.text));
+            messages.push((row.part, &row.subject, &row.text, row.card.as_deref()));
         }
     }
     let mut requests: Vec<Request> = Vec::new();
@@ -952,7 +1018,15 @@ fn requests_of_batch(rows: &[PendingRow]) -> Vec<Request> {
             addresses: vec![address.to_string()],
             channel: first.channel.clone(),
             program: program.to_string(),
-            messages: messages.iter().map(|(_, subject, text)| (subject.to_string(), text.to_string())).collect(),
+            messages: messages
+                .iter()
+                .map(|(_, subject, text, card)| OutgoingMessage {
+                    subject: subject.to_string(),
+                    text: text.to_string(),
+                    // The card is this module's own JSON; one it cannot read goes as its text.
+                    card: card.and_then(|card| serde_json::from_str(card).ok()),
+                })
+                .collect(),
             retry_key,
         });
         contents.push(messages);
@@ -1572,6 +1646,25 @@ mod tests {
         (emulator, base_url, server)
     }
 
+    /// The texts of the cards in `messages`, bubble by bubble (a text message counts as one).
+    fn card_texts(messages: &[line_emulator::ReceivedMessage]) -> Vec<String> {
+        let mut texts = Vec::new();
+        for message in messages {
+            let Some(flex) = &message.flex else {
+                texts.push(message.text.clone());
+                continue;
+            };
+            let bubbles = match flex["type"].as_str() {
+                Some("carousel") => flex["contents"].as_array().unwrap().clone(),
+                _ => vec![flex.clone()],
+            };
+            texts.extend(
+                bubbles.iter().map(|bubble| bubble["body"]["contents"][0]["text"].as_str().unwrap().to_string()),
+            );
+        }
+        texts
+    }
+
     /// The deliveries to `address`, as (program, part, state, text), in the order queued.
     fn deliveries_to(connection: &Connection, address: &str) -> Vec<(String, i64, String, String)> {
         connection
@@ -1609,6 +1702,12 @@ mod tests {
                     [],
                 )?;
                 reach(connection, 1, Some(&format!("U{:032x}", 1)), Some("both@example.jp"), "both", true);
+                // Staff gave p7's card the city's booking page.
+                let booking = crate::message::OccasionLinks {
+                    booking_url: Some("https://yoyaku.example.jp/p7".into()),
+                    details_url: None,
+                };
+                crate::message::set_links(connection, "p7", "first", &booking, "kenko")?;
                 Ok(())
             })
             .await
@@ -1646,13 +1745,15 @@ mod tests {
             let expected = if row == 2 { ["p1", "p7", "p6", "p5", "p4"] } else { ["p7", "p6", "p5", "p4", "p3"] };
             assert_eq!(programs, expected, "resident {row}'s messages, the nearest deadline first");
             assert_eq!((rows.iter().map(|row| row.1).collect::<Vec<_>>()), [0, 1, 2, 3, 4]);
-            let texts: Vec<&str> = messages.iter().map(|message| message.text.as_str()).collect();
-            let queued: Vec<&str> = rows.iter().map(|(.., text)| text.as_str()).collect();
-            assert_eq!(texts, queued, "resident {row} got the messages in the order queued");
-            let requests: HashSet<&str> = messages.iter().map(|message| message.request_id.as_str()).collect();
-            assert_eq!(requests.len(), 1, "resident {row} got one request");
+            let queued: Vec<String> = rows.iter().map(|(.., text)| text.clone()).collect();
+            assert_eq!(messages.len(), 1, "resident {row} got one carousel");
+            assert_eq!(card_texts(messages), queued, "resident {row} got the cards in the order queued");
+            assert_eq!(messages[0].text, queued.join("\n\n"), "the alternative text is every text");
         }
         assert_eq!(inboxes[&user(0)][0].request_id, inboxes[&user(1)][0].request_id, "one multicast");
+        let p7 = &inboxes[&user(0)][0].flex.as_ref().unwrap()["contents"][0];
+        assert_eq!(p7["footer"]["contents"][0]["action"]["uri"], "https://yoyaku.example.jp/p7", "{p7}");
+        assert_eq!(p7["footer"]["contents"][1]["action"]["data"], "action=settings", "{p7}");
         let quota = channels.line.monthly_quota().await.unwrap();
         assert_eq!(quota.used, 3, "LINE counts one message per recipient of a request");
         let mails = smtp.messages();
@@ -1662,7 +1763,9 @@ mod tests {
             mail.headers.iter().find(|header| header.get_key() == "Subject").unwrap().get_value(),
             "【予防接種】1回目 ほか6件"
         );
-        assert_eq!(mail.get_body().unwrap().matches("までです").count(), 7, "every notice in the one e-mail");
+        let body = mail.get_body().unwrap();
+        assert_eq!(body.matches("までです").count(), 7, "every notice in the one e-mail");
+        assert!(body.contains("予約・申請: https://yoyaku.example.jp/p7"), "{body}");
 
         // Later on day 10, two more notices for resident 0: the one that expires today goes
         // today, in a push of its own; the other waits for tomorrow.
@@ -1703,7 +1806,7 @@ mod tests {
             let notices = if row == 0 { 9 } else { 7 };
             assert_eq!(rows.len(), notices, "resident {row}: every notice once");
             assert!(rows.iter().all(|(_, _, state, _)| state == "sent"), "{rows:?}");
-            assert_eq!(emulator_inboxes[&user(row)].len(), notices);
+            assert_eq!(card_texts(&emulator_inboxes[&user(row)]).len(), notices);
         }
     }
 
@@ -1728,8 +1831,8 @@ mod tests {
         assert_eq!(due.len(), 2, "a request to each resident");
         let members: Vec<Vec<i64>> = due.iter().map(|request| request.ids.clone()).collect();
         database.write(move |connection| mark_sending(connection, &members, now_millis())).await.unwrap();
-        let texts: Vec<&str> = due[0].messages.iter().map(|(_, text)| text.as_str()).collect();
-        let outcome = channels.line.send(&due[0].addresses, &texts, &due[0].retry_key, "p1").await;
+        let outcome =
+            channels.line.send(&due[0].addresses, &line_messages(&due[0].messages), &due[0].retry_key, "p1").await;
         assert_eq!(outcome, SendOutcome::Accepted);
 
         let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
@@ -1739,7 +1842,7 @@ mod tests {
         let inboxes = emulator.inboxes();
         assert_eq!(inboxes.len(), 2);
         for (user, messages) in inboxes {
-            assert_eq!(messages.len(), 3, "{user} got each of the day's three messages once");
+            assert_eq!(card_texts(&messages).len(), 3, "{user} got each of the day's three cards once");
         }
     }
 

@@ -152,6 +152,7 @@ pub fn app_with(state: AppState, limits: &ServerLimits) -> Router {
         .route("/admin/programs/{code}", get(admin::programs::detail))
         .route("/admin/programs/{code}/dry-run", get(admin::programs::dry_run))
         .route("/admin/programs/{code}/wording/{occasion}", axum::routing::put(admin::programs::set_wording))
+        .route("/admin/programs/{code}/links/{occasion}", axum::routing::put(admin::programs::set_links))
         .route("/admin/programs/{code}/settings", get(admin::settings::list).put(admin::settings::save))
         .route("/admin/programs/{code}/settings/preview", post(admin::settings::preview))
         .route("/admin/users", get(admin::users::list))

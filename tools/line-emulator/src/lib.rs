@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err, reason = "a refusal is the response itself")]
 
 mod faults;
+mod flex;
 mod users;
 
 use std::collections::{BTreeMap, HashMap};
@@ -69,7 +70,11 @@ const REPLY_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReceivedMessage {
     pub id: String,
+    /// A text message's text, or a Flex message's `altText`.
     pub text: String,
+    /// A Flex message's container (a bubble or a carousel), as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flex: Option<Value>,
     pub request_id: String,
     pub aggregation_unit: Option<String>,
     /// The quick-reply buttons shown under the message.
@@ -283,7 +288,8 @@ impl Emulator {
             inbox.next_message_id += 1;
             received.push(ReceivedMessage {
                 id: format!("{:018}", 500_000_000_000_000_000u64 + inbox.next_message_id),
-                text: message["text"].as_str().unwrap_or_default().to_string(),
+                text: message["text"].as_str().or(message["altText"].as_str()).unwrap_or_default().to_string(),
+                flex: (message["type"] == "flex").then(|| message["contents"].clone()),
                 request_id: request_id.clone(),
                 aggregation_unit: aggregation_unit.clone(),
                 buttons: message
@@ -376,20 +382,24 @@ fn common_checks(emulator: &Emulator, headers: &HeaderMap, body: &Bytes) -> Resu
     for (index, message) in messages.iter().enumerate() {
         let property = format!("messages[{index}]");
         match message.get("type").and_then(Value::as_str) {
-            Some("text") => {}
-            Some(_) => return Err(invalid("the emulator accepts only text messages", &format!("{property}.type"))),
-            None => return Err(invalid("must be specified", &format!("{property}.type"))),
-        }
-        match message.get("text").and_then(Value::as_str) {
-            None => return Err(invalid("must be specified", &format!("{property}.text"))),
-            Some("") => return Err(invalid("May not be empty", &format!("{property}.text"))),
-            Some(text) if text.chars().count() > MAX_TEXT_CHARACTERS => {
-                return Err(invalid(
-                    &format!("Length must be between 0 and {MAX_TEXT_CHARACTERS}"),
-                    &format!("{property}.text"),
-                ));
+            Some("text") => match message.get("text").and_then(Value::as_str) {
+                None => return Err(invalid("must be specified", &format!("{property}.text"))),
+                Some("") => return Err(invalid("May not be empty", &format!("{property}.text"))),
+                Some(text) if text.chars().count() > MAX_TEXT_CHARACTERS => {
+                    return Err(invalid(
+                        &format!("Length must be between 0 and {MAX_TEXT_CHARACTERS}"),
+                        &format!("{property}.text"),
+                    ));
+                }
+                Some(_) => {}
+            },
+            Some("flex") => {
+                flex::check_message(message, &property).map_err(|(detail, property)| invalid(&detail, &property))?
             }
-            Some(_) => {}
+            Some(_) => {
+                return Err(invalid("the emulator accepts only text and flex messages", &format!("{property}.type")));
+            }
+            None => return Err(invalid("must be specified", &format!("{property}.type"))),
         }
         if let Some(quick_reply) = message.get("quickReply") {
             check_quick_reply(quick_reply, &format!("{property}.quickReply"))?;
@@ -636,7 +646,11 @@ async fn phones_page(State(emulator): State<Emulator>) -> Html<String> {
         let mut bubbles = String::new();
         for (position, message) in messages.iter().enumerate() {
             bubbles.push_str(&user_bubbles(position));
-            bubbles.push_str(&format!("<div class=\"bubble\">{}</div>", html_escape::encode_text(&message.text)));
+            match &message.flex {
+                Some(container) => bubbles.push_str(&flex::draw(container, user)),
+                None => bubbles
+                    .push_str(&format!("<div class=\"bubble\">{}</div>", html_escape::encode_text(&message.text))),
+            }
         }
         bubbles.push_str(&user_bubbles(messages.len()));
         let controls = if chatting { users::controls(user, messages.last()) } else { String::new() };
@@ -651,10 +665,11 @@ async fn phones_page(State(emulator): State<Emulator>) -> Html<String> {
     let new_phone = if chatting { users::NEW_PHONE } else { "" };
     Html(format!(
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>LINE エミュレーター</title>\
-         <style>{}</style></head>\
+         <style>{}{}</style></head>\
          <body><h1>LINE エミュレーター</h1><p>{} 人の利用者が {} 件のメッセージを受け\
          取りました。</p>{new_phone}<div class=\"phones\">{phones}</div></body></html>",
         PHONE_STYLE,
+        flex::FLEX_STYLE,
         inboxes.len(),
         inboxes.values().map(Vec::len).sum::<usize>()
     ))

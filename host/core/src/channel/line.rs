@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::SendOutcome;
 
@@ -128,14 +128,20 @@ impl LineClient {
         format!("{}{path}", self.config.base_url.trim_end_matches('/'))
     }
 
-    /// Sends `texts` (1 to 5, one text message each) to `to`: a push for one user, a
-    /// multicast for 2 to 500. LINE counts it as one message per recipient, however many
-    /// texts it holds. The request waits for its turn under the rate limit first.
-    /// `aggregation_unit` names the program in LINE's statistics when the channel may use
-    /// them.
-    pub async fn send(&self, to: &[String], texts: &[&str], retry_key: &str, aggregation_unit: &str) -> SendOutcome {
-        if texts.is_empty() || texts.len() > MESSAGES_PER_REQUEST {
-            return SendOutcome::Permanent(format!("a LINE request with {} messages (1 to 5)", texts.len()));
+    /// Sends `messages` (1 to 5 message objects: texts, Flex cards) to `to`: a push for
+    /// one user, a multicast for 2 to 500. LINE counts it as one message per recipient,
+    /// however many objects it holds. The request waits for its turn under the rate limit
+    /// first. `aggregation_unit` names the program in LINE's statistics when the channel
+    /// may use them.
+    pub async fn send(
+        &self,
+        to: &[String],
+        messages: &[Value],
+        retry_key: &str,
+        aggregation_unit: &str,
+    ) -> SendOutcome {
+        if messages.is_empty() || messages.len() > MESSAGES_PER_REQUEST {
+            return SendOutcome::Permanent(format!("a LINE request with {} messages (1 to 5)", messages.len()));
         }
         let (url, recipients, kind) = match to {
             [] => return SendOutcome::Permanent("a LINE request with no recipient".into()),
@@ -156,7 +162,7 @@ impl LineClient {
         };
         let mut body = json!({
             "to": recipients,
-            "messages": texts.iter().map(|text| json!({ "type": "text", "text": text })).collect::<Vec<_>>(),
+            "messages": messages,
         });
         if self.config.custom_aggregation_units {
             body["customAggregationUnits"] = json!([aggregation_unit]);
@@ -349,7 +355,7 @@ mod tests {
             let outcome = client
                 .send(
                     &to.iter().map(|user| user.to_string()).collect::<Vec<_>>(),
-                    &["お知らせ"],
+                    &[json!({ "type": "text", "text": "お知らせ" })],
                     &uuid::Uuid::new_v4().to_string(),
                     "vaccine_mr",
                 )

@@ -1,5 +1,6 @@
 //! The channels a notice can go out through, and what their answers mean to the outbox.
 
+pub mod card;
 pub mod line;
 pub mod mail;
 

@@ -145,7 +145,12 @@ pub async fn send_due(
             break;
         };
         let outcome = line
-            .send(std::slice::from_ref(&due.user), &[&due.kind.text(settings)], &due.retry_key, AGGREGATION_UNIT)
+            .send(
+                std::slice::from_ref(&due.user),
+                &[serde_json::json!({ "type": "text", "text": due.kind.text(settings) })],
+                &due.retry_key,
+                AGGREGATION_UNIT,
+            )
             .await;
         let next = policy.next(&outcome, due.attempts, rand::random::<f64>());
         let error = match &outcome {

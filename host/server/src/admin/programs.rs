@@ -135,6 +135,8 @@ pub struct OccasionWording {
     pub default_template: String,
     /// Staff's wording, when they gave one.
     pub template: Option<String>,
+    /// The links staff gave its card.
+    pub links: oshirase_core::message::OccasionLinks,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -142,12 +144,14 @@ pub struct ProgramDetail {
     pub code: String,
     pub name: String,
     pub contact: String,
+    /// Where a card's 「詳しく」 leads when staff gave the occasion no page of the city's.
+    pub source_url: String,
     pub occasions: Vec<OccasionWording>,
     pub placeholders: Vec<&'static str>,
     pub line_text_limit: usize,
 }
 
-/// `GET /admin/programs/{code}`: the active version's occasions and their wording.
+/// `GET /admin/programs/{code}`: the active version's occasions, their wording and links.
 pub async fn detail(
     State(state): State<AppState>,
     Path(code): Path<String>,
@@ -160,6 +164,7 @@ pub async fn detail(
             let version = oshirase_core::registry::active_version(connection, &code)?
                 .ok_or_else(|| PublishError::NotFound(format!("program {code} has no active version")))?;
             let wording = oshirase_core::message::wording(connection)?;
+            let links = oshirase_core::message::links(connection)?;
             let manifest = version.manifest;
             Ok(ProgramDetail {
                 occasions: manifest
@@ -170,11 +175,13 @@ pub async fn detail(
                         title: occasion.title.clone(),
                         default_template: occasion.template.clone(),
                         template: wording.get(&(code.clone(), occasion.key.clone())).cloned(),
+                        links: links.get(&(code.clone(), occasion.key.clone())).cloned().unwrap_or_default(),
                     })
                     .collect(),
                 code,
                 name: manifest.name,
                 contact: manifest.contact,
+                source_url: manifest.source_url,
                 placeholders: oshirase_core::message::PLACEHOLDERS.to_vec(),
                 line_text_limit: oshirase_core::channel::line::TEXT_LIMIT,
             })
@@ -207,6 +214,24 @@ pub async fn set_wording(
         })
         .await??;
     Ok(Json(serde_json::json!({ "preview": preview })))
+}
+
+/// `PUT /admin/programs/{code}/links/{occasion}`: the links of the occasion's card, each
+/// an https address within LINE's length or empty to clear it; answers what was stored.
+pub async fn set_links(
+    State(state): State<AppState>,
+    Path((code, occasion)): Path<(String, String)>,
+    caller: Caller,
+    Json(body): Json<oshirase_core::message::OccasionLinks>,
+) -> Result<Json<oshirase_core::message::OccasionLinks>, AppError> {
+    caller.may_act_on(&code)?;
+    let actor = caller.actor;
+    let stored = state
+        .service
+        .database
+        .write(move |connection| Ok(oshirase_core::message::set_links(connection, &code, &occasion, &body, &actor)))
+        .await??;
+    Ok(Json(stored))
 }
 
 #[derive(serde::Deserialize)]

@@ -241,8 +241,17 @@ function uploadForm(refresh) {
 
 // ---- messages
 
-function bubble(text) {
-  return h("div", { class: "phone" }, h("div", { class: "bubble" }, text));
+// A notice's card as LINE draws it (channel/card.rs builds the same): the program, the
+// occasion's title, the wording, the deadline, and its buttons.
+function card(program, title, text, deadline, links) {
+  const buttons = [];
+  if (links.booking_url) buttons.push(h("a", { class: "card-button primary", href: links.booking_url, target: "_blank", rel: "noopener" }, "予約・申請"));
+  if (links.details_url) buttons.push(h("a", { class: "card-button secondary", href: links.details_url, target: "_blank", rel: "noopener" }, "詳しく"));
+  buttons.push(h("span", { class: "card-button link" }, "配信の設定"));
+  return h("div", { class: "phone" }, h("div", { class: "card" },
+    h("div", { class: "card-header" }, h("div", { class: "card-program" }, program), h("div", { class: "card-title" }, title)),
+    h("div", { class: "card-body" }, h("div", { class: "card-text" }, text), h("div", { class: "card-deadline" }, h("span", {}, "期限"), h("b", {}, deadline))),
+    h("div", { class: "card-footer" }, buttons)));
 }
 
 async function drawMessages() {
@@ -259,23 +268,31 @@ async function drawMessages() {
         const text = h("textarea", { rows: 6, "data-occasion": occasion.key, readonly: !may }, occasion.template || occasion.default_template);
         const preview = h("div", { class: "preview" });
         const counter = h("span", { class: "count" });
+        const booking = h("input", { type: "url", "data-booking": occasion.key, value: occasion.links.booking_url || "", placeholder: "https://(予約・申請のページ)", readonly: !may, "aria-label": "予約・申請のページ" });
+        const details = h("input", { type: "url", "data-details": occasion.key, value: occasion.links.details_url || "", placeholder: detail.source_url || "https://(市の案内ページ)", readonly: !may, "aria-label": "詳しくのページ" });
         const update = () => {
           const rendered = text.value.replace(/\{(\w+)\}/g, (whole, name) => (name in sample ? sample[name] : whole));
           const unknown = [...text.value.matchAll(/\{(\w*)\}/g)].map((match) => match[1]).filter((name) => !(name in sample));
-          preview.replaceChildren(bubble(rendered));
+          preview.replaceChildren(card(detail.name, occasion.title || occasion.key, rendered, sample.deadline, { booking_url: booking.value.trim(), details_url: details.value.trim() || detail.source_url }));
           counter.textContent = `${[...rendered].length} / ${detail.line_text_limit} 文字` + (unknown.length ? ` — 使えない差し込み: ${unknown.join(", ")}` : "");
           counter.className = unknown.length || [...rendered].length > detail.line_text_limit ? "count error" : "count";
         };
         text.addEventListener("input", update);
+        booking.addEventListener("input", update);
+        details.addEventListener("input", update);
         update();
+        const saveLinks = (event) => act(line, event.target, async () => {
+          const stored = await api("PUT", `/admin/programs/${encodeURIComponent(choose.value)}/links/${encodeURIComponent(occasion.key)}`, { booking_url: booking.value, details_url: details.value });
+          return stored.booking_url || stored.details_url ? "リンクを保存しました" : "リンクを消しました";
+        });
         const save = (template) => (event) => act(line, event.target, async () => {
           const answer = await api("PUT", `/admin/programs/${encodeURIComponent(choose.value)}/wording/${encodeURIComponent(occasion.key)}`, { template });
           if (!template) { text.value = occasion.default_template; update(); }
           return "保存しました: " + answer.preview.slice(0, 40) + "…";
         });
         return h("section", { class: "occasion" }, h("h2", {}, occasion.title || occasion.key, occasion.template ? h("small", {}, "(編集済み)") : null),
-          h("div", { class: "columns" }, h("div", {}, text, counter), preview),
-          may ? h("div", {}, h("button", { "data-save": occasion.key, onclick: (event) => save(text.value)(event) }, "保存"), h("button", { "data-reset": occasion.key, onclick: (event) => save("")(event) }, "既定の文面に戻す")) : null, line);
+          h("div", { class: "columns" }, h("div", {}, text, counter, h("label", {}, "予約・申請のページ ", booking), h("label", {}, "詳しくのページ ", details)), preview),
+          may ? h("div", {}, h("button", { "data-save": occasion.key, onclick: (event) => save(text.value)(event) }, "保存"), h("button", { "data-reset": occasion.key, onclick: (event) => save("")(event) }, "既定の文面に戻す"), h("button", { "data-save-links": occasion.key, onclick: saveLinks }, "リンクを保存")) : null, line);
       }));
     if (settings.length) editor.append(settingsSection(choose.value, may, settings));
   };

@@ -413,6 +413,38 @@ mod tests {
             r#"may not act on program \"infant-checkup\""#,
         )
         .await;
+        // The links of a card: https addresses, on the division's own programs.
+        let booking = |url: &str| serde_json::json!({ "booking_url": url });
+        check(
+            &state,
+            kenko,
+            put.clone(),
+            "/admin/programs/vaccine-mr/links/phase-1",
+            booking("https://yoyaku.example.jp/mr"),
+            StatusCode::OK,
+            r#""booking_url":"https://yoyaku.example.jp/mr""#,
+        )
+        .await;
+        check(
+            &state,
+            kenko,
+            put.clone(),
+            "/admin/programs/vaccine-mr/links/phase-1",
+            booking("javascript:alert(1)"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "must be an https:// address",
+        )
+        .await;
+        check(
+            &state,
+            kenko,
+            put.clone(),
+            "/admin/programs/infant-checkup/links/first",
+            booking("https://yoyaku.example.jp/"),
+            StatusCode::FORBIDDEN,
+            r#"may not act on program \"infant-checkup\""#,
+        )
+        .await;
         check(
             &state,
             kenko,

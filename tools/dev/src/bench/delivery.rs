@@ -139,7 +139,10 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
         let accepted = futures::stream::iter(&pushes)
             .map(|(address, text, key)| {
                 let (client, unit) = (&client, &unit);
-                async move { client.send(std::slice::from_ref(address), &[text.as_str()], key, unit).await }
+                async move {
+                    let message = serde_json::json!({ "type": "text", "text": text });
+                    client.send(std::slice::from_ref(address), &[message], key, unit).await
+                }
             })
             .buffer_unordered(client.concurrent_requests())
             .filter(|outcome| std::future::ready(*outcome == oshirase_core::channel::SendOutcome::Accepted))
