@@ -320,7 +320,11 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
         })
         .count();
     assert_eq!(booking_buttons, HOUSEHOLDS, "{inboxes}");
-    client.refresh().await.unwrap();
+    // The phones draw the card with its buttons.
+    client.goto(&format!("{}/", emulator.base_url)).await.unwrap();
+    wait_for_text(&client, ".phone .flex-bubble .flex-button.primary", "予約・申請").await;
+    screenshot(&client, &shots, "phone-card").await;
+    client.goto(&format!("{base}/console/sending")).await.unwrap();
     wait_for_text(&client, "tr[data-reservation] .state", "実行済み").await;
 
     // The dashboard, deliveries and audit log show what happened.
