@@ -88,6 +88,53 @@ fn a_resident_links_by_number_in_the_chat_and_receives_the_notice() {
     let inbox = &emulator.inboxes()[MOTHER];
     assert!(inbox.last().unwrap().contains("1回目の乳児健康診査"), "{inbox:?}");
     assert_eq!(inbox.len(), 4, "three replies and one notice: {inbox:?}");
+
+    // The notice is a card; its 「配信の設定」 and one more tap stop the category.
+    let card = emulator.inboxes_json()[MOTHER].as_array().unwrap().last().unwrap()["flex"].clone();
+    let buttons = card["footer"]["contents"].as_array().unwrap();
+    let settings = buttons.iter().find(|button| button["action"]["label"] == "配信の設定").expect("a settings button");
+    let replies = act(&emulator, json!({ "type": "postback", "data": settings["action"]["data"] }));
+    assert!(replies[0].contains("子育て"), "{replies:?}");
+    let replies = act(&emulator, json!({ "type": "postback", "data": "action=mute&category=ChildRearing" }));
+    assert!(replies[0].contains("「子育て」のお知らせを止めました"), "{replies:?}");
+
+    // The rich menu: installed through the Messaging API, once however often it is run;
+    // each area a postback the chat answers.
+    let image = scene.directory.path().join("rich-menu.png");
+    for _ in 0..2 {
+        scene.ok(&[
+            "line",
+            "rich-menu",
+            "--line-base-url",
+            &emulator.base_url,
+            "--line-data-base-url",
+            &emulator.base_url,
+            "--line-token",
+            TOKEN,
+            "--save-image",
+            image.to_str().unwrap(),
+        ]);
+    }
+    assert!(std::fs::read(&image).unwrap().starts_with(b"\x89PNG"));
+    let line = |path: &str| -> Value {
+        reqwest::blocking::Client::new()
+            .get(format!("{}{path}", emulator.base_url))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let menus = line("/v2/bot/richmenu/list")["richmenus"].as_array().unwrap().clone();
+    assert_eq!(menus.len(), 1, "running it again replaced the menu: {menus:?}");
+    assert_eq!(line("/v2/bot/user/all/richmenu")["richMenuId"], menus[0]["richMenuId"]);
+    let labels: Vec<&str> =
+        menus[0]["areas"].as_array().unwrap().iter().map(|area| area["action"]["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["受け取る設定", "申し込み・登録", "登録内容の確認", "ヘルプ"]);
+    let help = &menus[0]["areas"][3]["action"]["data"];
+    assert!(act(&emulator, json!({ "type": "postback", "data": help }))[0].contains("ご用件を"));
+    let phones = reqwest::blocking::get(format!("{}/", emulator.base_url)).unwrap().text().unwrap();
+    assert!(phones.contains("class=\"rich-menu\"") && phones.contains("action=settings"), "the phone shows the menu");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{EmulatorProcess, Scene, babies_town, config, wait_until};
+use crate::harness::{EmulatorProcess, Scene, TOKEN, babies_town, config, wait_until};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 /// The phrase staff put into the infant checkup's first message.
@@ -320,9 +320,23 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
         })
         .count();
     assert_eq!(booking_buttons, HOUSEHOLDS, "{inboxes}");
-    // The phones draw the card with its buttons.
+    // The phones draw the card with its buttons, and under it the rich menu.
+    let base_url = emulator.base_url.clone();
+    tokio::task::block_in_place(|| {
+        scene.ok(&[
+            "line",
+            "rich-menu",
+            "--line-base-url",
+            &base_url,
+            "--line-data-base-url",
+            &base_url,
+            "--line-token",
+            TOKEN,
+        ])
+    });
     client.goto(&format!("{}/", emulator.base_url)).await.unwrap();
     wait_for_text(&client, ".phone .flex-bubble .flex-button.primary", "予約・申請").await;
+    element(&client, ".phone .rich-menu img").await;
     screenshot(&client, &shots, "phone-card").await;
     client.goto(&format!("{base}/console/sending")).await.unwrap();
     wait_for_text(&client, "tr[data-reservation] .state", "実行済み").await;

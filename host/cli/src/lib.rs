@@ -41,6 +41,9 @@ enum Command {
     /// schedules and sends inside the send window, and answers the LINE webhook when the
     /// channel secret is set, until SIGTERM or Ctrl-C.
     Serve(commands::serve::Arguments),
+    /// Sets up the city's LINE official account through the Messaging API.
+    #[command(subcommand)]
+    Line(commands::line::Command),
     /// Registration numbers that residents type into the LINE chat.
     #[command(subcommand)]
     Registration(commands::registration::Command),
@@ -69,6 +72,7 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Serve(arguments) => commands::serve::run(&global, arguments).await,
         Command::Registration(command) => commands::registration::run(&global, command).await,
         Command::Postcards(arguments) => commands::postcards::run(&global, arguments).await,
+        Command::Line(command) => commands::line::run(command).await,
         Command::Schedule(command) => commands::schedule::run(&global, command).await,
         Command::Backup(arguments) => commands::backup::run(&global, arguments).await,
     }

@@ -75,6 +75,9 @@ fn default_listen() -> SocketAddr {
 pub struct LineSection {
     #[serde(default = "default_base_url")]
     pub base_url: String,
+    /// LINE's host for files (the rich menu's image).
+    #[serde(default = "default_data_base_url")]
+    pub data_base_url: String,
     /// Required, from here or from `OSHIRASE_LINE_TOKEN`.
     pub channel_access_token: Option<String>,
     /// For the webhook's signature check, from here or from `OSHIRASE_LINE_SECRET`.
@@ -99,6 +102,10 @@ fn default_base_url() -> String {
     "https://api.line.me".into()
 }
 
+fn default_data_base_url() -> String {
+    crate::channel::line::DATA_BASE_URL.into()
+}
+
 fn default_timeout_seconds() -> f64 {
     10.0
 }
@@ -107,6 +114,7 @@ impl Default for LineSection {
     fn default() -> LineSection {
         LineSection {
             base_url: default_base_url(),
+            data_base_url: default_data_base_url(),
             channel_access_token: None,
             channel_secret: None,
             timeout_seconds: default_timeout_seconds(),
@@ -217,6 +225,7 @@ impl Config {
             timeout: Duration::from_secs_f64(self.line.timeout_seconds),
             concurrent_requests: self.line.concurrent_requests,
             custom_aggregation_units: self.line.custom_aggregation_units,
+            data_base_url: self.line.data_base_url.clone(),
             ..LineConfig::new(self.line.base_url.clone(), self.line.channel_access_token.clone().unwrap_or_default())
         }
     }

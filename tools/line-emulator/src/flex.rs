@@ -129,7 +129,7 @@ fn check_component(component: &Value, property: &str) -> Result<(), Problem> {
 }
 
 /// `Action` by its `type`: what each kind requires, and the lengths the schema gives.
-fn check_action(action: &Value, property: &str) -> Result<(), Problem> {
+pub(super) fn check_action(action: &Value, property: &str) -> Result<(), Problem> {
     let text = |key: &str| action.get(key).and_then(Value::as_str);
     match text("type") {
         Some("uri") => {

@@ -16,7 +16,10 @@
 
 mod faults;
 mod flex;
+mod rich_menu;
 mod users;
+
+pub use rich_menu::RichMenu;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -157,6 +160,7 @@ pub struct Emulator {
     webhook: Arc<Mutex<Option<WebhookTarget>>>,
     /// Woken whenever a reply token is used.
     replied: Arc<tokio::sync::Notify>,
+    rich_menus: Arc<Mutex<rich_menu::RichMenus>>,
 }
 
 impl Emulator {
@@ -168,7 +172,18 @@ impl Emulator {
             faults: Arc::new(Mutex::new(faults::FaultState::new(Faults::default()))),
             webhook: Arc::new(Mutex::new(None)),
             replied: Arc::new(tokio::sync::Notify::new()),
+            rich_menus: Arc::new(Mutex::new(rich_menu::RichMenus::default())),
         }
+    }
+
+    /// The channel's rich menus, in the order created.
+    pub fn rich_menus(&self) -> Vec<RichMenu> {
+        self.rich_menus.lock().unwrap().menus.clone()
+    }
+
+    /// Every user's default rich menu, if one is set.
+    pub fn default_rich_menu(&self) -> Option<String> {
+        self.rich_menus.lock().unwrap().default.clone()
     }
 
     /// Sends the users' events to this webhook from now on.
@@ -239,6 +254,13 @@ impl Emulator {
             .route("/v2/bot/message/reply", post(reply))
             .route("/v2/bot/message/quota", get(quota))
             .route("/v2/bot/message/quota/consumption", get(quota_consumption))
+            .route("/v2/bot/richmenu", post(rich_menu::create))
+            .route("/v2/bot/richmenu/list", get(rich_menu::list))
+            .route("/v2/bot/richmenu/{id}", axum::routing::delete(rich_menu::delete))
+            // On LINE, the data host (`api-data.line.me`); the emulator is both.
+            .route("/v2/bot/richmenu/{id}/content", post(rich_menu::upload))
+            .route("/v2/bot/user/all/richmenu", get(rich_menu::get_default))
+            .route("/v2/bot/user/all/richmenu/{id}", post(rich_menu::set_default))
             .route("/emulator/inboxes", get(inboxes_json))
             .route("/emulator/faults", get(faults_json).put(put_faults))
             .route("/emulator/webhook", axum::routing::put(users::put_webhook))
@@ -654,9 +676,10 @@ async fn phones_page(State(emulator): State<Emulator>) -> Html<String> {
         }
         bubbles.push_str(&user_bubbles(messages.len()));
         let controls = if chatting { users::controls(user, messages.last()) } else { String::new() };
+        let menu = rich_menu::draw(&emulator, user);
         phones.push_str(&format!(
             "<section class=\"phone\" id=\"{user}\"><header>oshirase 市公式</header>\
-             <div class=\"user\">{user}</div>{bubbles}{controls}</section>"
+             <div class=\"user\">{user}</div>{bubbles}{controls}{menu}</section>"
         ));
     }
     if inboxes.is_empty() {
@@ -665,11 +688,12 @@ async fn phones_page(State(emulator): State<Emulator>) -> Html<String> {
     let new_phone = if chatting { users::NEW_PHONE } else { "" };
     Html(format!(
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\"><title>LINE エミュレーター</title>\
-         <style>{}{}</style></head>\
+         <style>{}{}{}</style></head>\
          <body><h1>LINE エミュレーター</h1><p>{} 人の利用者が {} 件のメッセージを受け\
          取りました。</p>{new_phone}<div class=\"phones\">{phones}</div></body></html>",
         PHONE_STYLE,
         flex::FLEX_STYLE,
+        rich_menu::RICH_MENU_STYLE,
         inboxes.len(),
         inboxes.values().map(Vec::len).sum::<usize>()
     ))

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod backup;
 pub mod import;
+pub mod line;
 pub mod plugin;
 pub mod postcards;
 pub mod register;

@@ -26,6 +26,8 @@ pub const TEXT_LIMIT: usize = 5000;
 pub struct LineConfig {
     /// `https://api.line.me` in production; the emulator's address in the demo and tests.
     pub base_url: String,
+    /// Where LINE takes and gives files (a rich menu's image): `https://api-data.line.me`.
+    pub data_base_url: String,
     pub channel_access_token: String,
     /// How long a request may take before it counts as a timeout (retried, same key).
     pub timeout: Duration,
@@ -48,6 +50,7 @@ impl LineConfig {
     pub fn new(base_url: impl Into<String>, channel_access_token: impl Into<String>) -> LineConfig {
         LineConfig {
             base_url: base_url.into(),
+            data_base_url: DATA_BASE_URL.into(),
             channel_access_token: channel_access_token.into(),
             timeout: Duration::from_secs(10),
             push_per_second: NonZeroU32::new(2_000).unwrap(),
@@ -56,6 +59,17 @@ impl LineConfig {
             custom_aggregation_units: false,
         }
     }
+}
+
+/// LINE's host for files, beside `https://api.line.me` (`servers` of the blob operations).
+pub const DATA_BASE_URL: &str = "https://api-data.line.me";
+
+/// Which of LINE's hosts a call goes to.
+#[derive(Clone, Copy, Debug)]
+pub enum Host {
+    Api,
+    /// Files: `LineConfig::data_base_url`.
+    Data,
 }
 
 /// The month's message quota as LINE reports it.
@@ -212,17 +226,39 @@ impl LineClient {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let response = self
+        let answer = self.call(reqwest::Method::GET, Host::Api, path, None).await?;
+        serde_json::from_value(answer).with_context(|| format!("LINE answer to {path} is not the documented JSON"))
+    }
+
+    /// A management call (the quota, rich menus): `method` on `path` of `host`, with a
+    /// body of the given content type; LINE's JSON answer (`null` when empty), or an error
+    /// that names the call and carries LINE's words.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        host: Host,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> anyhow::Result<Value> {
+        let base = match host {
+            Host::Api => &self.config.base_url,
+            Host::Data => &self.config.data_base_url,
+        };
+        let mut request = self
             .http
-            .get(self.url(path))
-            .bearer_auth(&self.config.channel_access_token)
-            .send()
-            .await
-            .with_context(|| format!("LINE request {path} failed"))?;
+            .request(method.clone(), format!("{}{path}", base.trim_end_matches('/')))
+            .bearer_auth(&self.config.channel_access_token);
+        if let Some((content_type, bytes)) = body {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
+        }
+        let response = request.send().await.with_context(|| format!("LINE request {method} {path} failed"))?;
         let status = response.status();
         let text = response.text().await.with_context(|| format!("LINE answer to {path} could not be read"))?;
         anyhow::ensure!(status.is_success(), "LINE answered {path} with {status}: {text}");
-        serde_json::from_str(&text).with_context(|| format!("LINE answer to {path} is not the documented JSON"))
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).with_context(|| format!("LINE answer to {path} is not JSON"))
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod card;
 pub mod line;
 pub mod mail;
+pub mod rich_menu;
 
 use std::time::Duration;
 

@@ -166,6 +166,12 @@ fn label_of(category: &str) -> &'static str {
     CATEGORIES.iter().find(|(name, _)| *name == category).map_or("", |(_, label)| *label)
 }
 
+/// Whether the chat answers a postback with this data (the cards' and rich menu's buttons
+/// are checked against it).
+pub fn understands_postback(data: &str) -> bool {
+    !matches!(postback_action(data, None), Action::Unknown)
+}
+
 /// The action of a postback's data `action=…&key=value`.
 fn postback_action(data: &str, date: Option<&str>) -> Action {
     let field =
