@@ -338,6 +338,32 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     wait_for_text(&client, ".phone .flex-bubble .flex-button.primary", "予約・申請").await;
     element(&client, ".phone .rich-menu img").await;
     screenshot(&client, &shots, "phone-card").await;
+    // A day of several notices is one carousel, as the outbox builds it.
+    let cards: Vec<oshirase_core::channel::card::Card> = ["1回目(生後2か月)", "1回目(生後5〜8か月)"]
+        .iter()
+        .map(|title| oshirase_core::channel::card::Card {
+            program: "予防接種".into(),
+            title: title.to_string(),
+            deadline: "令和9年3月31日".into(),
+            details_url: Some("https://www.city.chiba.jp/".into()),
+            booking_url: None,
+        })
+        .collect();
+    let texts = ["五種混合の1回目を受けられます。", "BCGを受けられます。"];
+    let carousel = oshirase_core::channel::card::flex_message(&[(&cards[0], texts[0]), (&cards[1], texts[1])]);
+    let pushed = tokio::task::block_in_place(|| {
+        reqwest::blocking::Client::new()
+            .post(format!("{}/v2/bot/message/push", emulator.base_url))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({ "to": "U00000000000000000000000000000c0c", "messages": [carousel] }))
+            .send()
+            .unwrap()
+            .status()
+    });
+    assert!(pushed.is_success(), "{pushed}");
+    client.refresh().await.unwrap();
+    wait_for_text(&client, ".phone .carousel .flex-bubble:nth-child(2)", "BCG").await;
+    screenshot(&client, &shots, "phone-carousel").await;
     client.goto(&format!("{base}/console/sending")).await.unwrap();
     wait_for_text(&client, "tr[data-reservation] .state", "実行済み").await;
 

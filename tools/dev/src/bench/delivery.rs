@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{listening_address, median};
 use oshirase_core::channel::Channels;
+use oshirase_core::channel::card::{Card, flex_message};
 use oshirase_core::channel::line::{LineClient, LineConfig, aggregation_unit};
 use oshirase_core::database::Database;
 use oshirase_core::outbox::{enqueue_due, send_queued};
@@ -109,10 +110,15 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
     let database = Database::open(&path)?;
     let recipients = options.recipients;
     database.write(move |connection| seed_pushes(connection, recipients)).await?;
-    let emulator = EmulatorChild::start()?;
+    // Each run of a scenario gets a LINE of its own: the retry keys are named by what
+    // they deliver, so a LINE that had seen them would answer every request with 409.
     let unlimited = NonZeroU32::new(u32::MAX).unwrap();
-    let line_rates = LineConfig::new(&emulator.base_url, EmulatorChild::TOKEN);
-    let no_limit = LineConfig { push_per_second: unlimited, multicast_per_second: unlimited, ..line_rates.clone() };
+    let line_rates = |emulator: &EmulatorChild| LineConfig::new(&emulator.base_url, EmulatorChild::TOKEN);
+    let no_limit = |emulator: &EmulatorChild| LineConfig {
+        push_per_second: unlimited,
+        multicast_per_second: unlimited,
+        ..line_rates(emulator)
+    };
     let mut scenarios: Vec<Scenario> = [
         "LINE client alone, push, no rate limit",
         "outbox, push, no rate limit",
@@ -125,24 +131,31 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
     for _ in 0..options.repetitions.max(1) {
         // The bare client sends the very requests the outbox would: the queued pushes.
         queue_only(&database, PUSH_PROGRAM).await?;
-        let pushes: Vec<(String, String, String)> = database
+        let pushes: Vec<(String, serde_json::Value, String)> = database
             .write(|connection| {
                 let mut statement =
-                    connection.prepare("SELECT address, text, retry_key FROM deliveries ORDER BY id")?;
-                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-                Ok(rows.collect::<Result<_, _>>()?)
+                    connection.prepare("SELECT address, text, card, retry_key FROM deliveries ORDER BY id")?;
+                let rows = statement.query_map([], |row| {
+                    let (text, card): (String, Option<String>) = (row.get(1)?, row.get(2)?);
+                    Ok((row.get(0)?, text, card, row.get(3)?))
+                })?;
+                // Each push as the outbox words it: the notice's card, its text as altText.
+                rows.map(|row| {
+                    let (address, text, card, key) = row?;
+                    let card: Card = serde_json::from_str(&card.context("a notice's delivery has a card")?)?;
+                    Ok((address, flex_message(&[(&card, &text)]), key))
+                })
+                .collect::<Result<_>>()
             })
             .await?;
-        let client = LineClient::new(no_limit.clone())?;
+        let emulator = EmulatorChild::start()?;
+        let client = LineClient::new(no_limit(&emulator))?;
         let unit = aggregation_unit(PUSH_PROGRAM);
         let start = Instant::now();
         let accepted = futures::stream::iter(&pushes)
-            .map(|(address, text, key)| {
+            .map(|(address, message, key)| {
                 let (client, unit) = (&client, &unit);
-                async move {
-                    let message = serde_json::json!({ "type": "text", "text": text });
-                    client.send(std::slice::from_ref(address), &[message], key, unit).await
-                }
+                async move { client.send(std::slice::from_ref(address), std::slice::from_ref(message), key, unit).await }
             })
             .buffer_unordered(client.concurrent_requests())
             .filter(|outcome| std::future::ready(*outcome == oshirase_core::channel::SendOutcome::Accepted))
@@ -157,11 +170,13 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
         bare.seconds.push(start.elapsed().as_secs_f64());
         (bare.requests, bare.messages) = (pushes.len(), pushes.len());
 
-        for (index, program, config) in
-            [(1, PUSH_PROGRAM, &no_limit), (2, PUSH_PROGRAM, &line_rates), (3, MULTICAST_PROGRAM, &line_rates)]
+        for (index, program, limited) in
+            [(1, PUSH_PROGRAM, false), (2, PUSH_PROGRAM, true), (3, MULTICAST_PROGRAM, true)]
         {
             queue_only(&database, program).await?;
-            let channels = Channels { line: LineClient::new(config.clone())?, mail: None };
+            let emulator = EmulatorChild::start()?;
+            let config = if limited { line_rates(&emulator) } else { no_limit(&emulator) };
+            let channels = Channels { line: LineClient::new(config)?, mail: None };
             let start = Instant::now();
             let summary =
                 send_queued(&database, &channels, Day(0), &RetryPolicy::default(), &CancellationToken::new()).await?;
