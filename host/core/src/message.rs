@@ -60,6 +60,21 @@ pub fn wording(
         .collect()
 }
 
+/// The manifest of `program`'s active version, which must have `occasion`: what staff
+/// word and link is an occasion of a program that runs.
+fn active_manifest_with(
+    connection: &rusqlite::Connection,
+    program: &str,
+    occasion: &str,
+) -> Result<crate::registry::Manifest, WordingError> {
+    let version = crate::registry::active_version(connection, program)?
+        .ok_or_else(|| WordingError::Unknown(format!("program {program} has no active version")))?;
+    match version.manifest.occasion(occasion) {
+        Some(_) => Ok(version.manifest),
+        None => Err(WordingError::Unknown(format!("program {program} has no occasion {occasion:?}"))),
+    }
+}
+
 /// Stores staff's wording for an occasion of an active program after checking it — known
 /// placeholders only, and within LINE's limit with the longest deadline — or, when
 /// `template` is empty, goes back to the plugin's default. Answers the text as a resident
@@ -71,12 +86,9 @@ pub fn set_wording(
     template: &str,
     actor: &str,
 ) -> Result<String, WordingError> {
-    let version = crate::registry::active_version(connection, program)?
-        .ok_or_else(|| WordingError::Unknown(format!("program {program} has no active version")))?;
-    let manifest = &version.manifest;
-    let default = manifest
-        .occasion(occasion)
-        .ok_or_else(|| WordingError::Unknown(format!("program {program} has no occasion {occasion:?}")))?;
+    let manifest = active_manifest_with(connection, program, occasion)?;
+    let manifest = &manifest;
+    let default = manifest.occasion(occasion).expect("checked by active_manifest_with");
     let effective = if template.is_empty() { default.template.as_str() } else { template };
     check_template(effective).map_err(|placeholder| {
         WordingError::Invalid(format!(
@@ -151,11 +163,7 @@ pub fn set_links(
     links: &OccasionLinks,
     actor: &str,
 ) -> Result<OccasionLinks, WordingError> {
-    let version = crate::registry::active_version(connection, program)?
-        .ok_or_else(|| WordingError::Unknown(format!("program {program} has no active version")))?;
-    if version.manifest.occasion(occasion).is_none() {
-        return Err(WordingError::Unknown(format!("program {program} has no occasion {occasion:?}")));
-    }
+    active_manifest_with(connection, program, occasion)?;
     let checked = |name: &str, link: &Option<String>| -> Result<Option<String>, WordingError> {
         let Some(link) = link.as_deref().map(str::trim).filter(|link| !link.is_empty()) else { return Ok(None) };
         let host = link.strip_prefix("https://").map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
