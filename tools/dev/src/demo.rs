@@ -68,7 +68,8 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
         .with_context(|| format!("cannot listen on {} (choose another with --port)", options.address))?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let line = LineConfig::new(format!("http://{address}{EMULATOR_PATH}"), DEMO_TOKEN);
+    let emulator_url = format!("http://{address}{EMULATOR_PATH}");
+    let line = LineConfig { data_base_url: emulator_url.clone(), ..LineConfig::new(emulator_url, DEMO_TOKEN) };
     // The demo has no mail server: its chat says e-mail is not offered.
     let chat_channels = oshirase_core::channel::Channels { line: LineClient::new(line.clone())?, mail: None };
     let settings = ChatSettings {
@@ -94,6 +95,18 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
         let _ = stopped.await;
     }));
 
+    // The chat's rich menu under every phone, as `oshirase line rich-menu` installs it.
+    match std::fs::read(oshirase_core::postcards::DEFAULT_FONT) {
+        Ok(font) => {
+            let image = oshirase_core::channel::rich_menu::draw_image(&font)?;
+            oshirase_core::channel::rich_menu::install(&channels.line, image).await?;
+        }
+        Err(error) => eprintln!(
+            "no rich menu on the phones: its labels need IPAexGothic at {} ({error}; apt install \
+             fonts-ipaexfont-gothic)",
+            oshirase_core::postcards::DEFAULT_FONT
+        ),
+    }
     let report = service.run_day(options.today, &channels, &oshirase_core::retry::RetryPolicy::default()).await?;
     let summary = DemoSummary {
         residents,
