@@ -135,6 +135,8 @@ fn a_resident_links_by_number_in_the_chat_and_receives_the_notice() {
     assert!(act(&emulator, json!({ "type": "postback", "data": help }))[0].contains("ご用件を"));
     let phones = reqwest::blocking::get(format!("{}/", emulator.base_url)).unwrap().text().unwrap();
     assert!(phones.contains("class=\"rich-menu\"") && phones.contains("action=settings"), "the phone shows the menu");
+    let shown = reqwest::blocking::get(format!("{}/emulator/rich-menu", emulator.base_url)).unwrap().bytes().unwrap();
+    assert_eq!(shown.as_ref(), std::fs::read(&image).unwrap().as_slice(), "the phones show the image drawn");
 }
 
 #[test]

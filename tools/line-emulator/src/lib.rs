@@ -261,6 +261,7 @@ impl Emulator {
             .route("/v2/bot/richmenu/{id}/content", post(rich_menu::upload))
             .route("/v2/bot/user/all/richmenu", get(rich_menu::get_default))
             .route("/v2/bot/user/all/richmenu/{id}", post(rich_menu::set_default))
+            .route("/emulator/rich-menu", get(rich_menu::default_image))
             .route("/emulator/inboxes", get(inboxes_json))
             .route("/emulator/faults", get(faults_json).put(put_faults))
             .route("/emulator/webhook", axum::routing::put(users::put_webhook))

@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{Emulator, check_token, error, invalid};
@@ -194,7 +193,9 @@ pub(super) fn draw(emulator: &Emulator, user: &str) -> String {
     else {
         return String::new();
     };
-    let (Some(image), Some(image_type)) = (&menu.image, &menu.image_type) else { return String::new() };
+    if menu.image.is_none() {
+        return String::new();
+    }
     let (width, height) =
         (menu.menu["size"]["width"].as_f64().unwrap_or(1.0), menu.menu["size"]["height"].as_f64().unwrap_or(1.0));
     let attribute = |text: &str| html_escape::encode_double_quoted_attribute(text).into_owned();
@@ -216,12 +217,22 @@ pub(super) fn draw(emulator: &Emulator, user: &str) -> String {
             attribute(action["label"].as_str().unwrap_or_default()),
         ));
     }
+    // The image is fetched once for every phone (relative, like the page's script, so it
+    // works under the demo's path too), not written into the page each time.
     format!(
-        "<div class=\"rich-menu\"><img alt=\"{}\" src=\"data:{};base64,{}\">{areas}</div>",
+        "<div class=\"rich-menu\"><img alt=\"{}\" src=\"emulator/rich-menu\">{areas}</div>",
         attribute(menu.menu["chatBarText"].as_str().unwrap_or_default()),
-        attribute(image_type),
-        base64::engine::general_purpose::STANDARD.encode(image)
     )
+}
+
+/// `GET /emulator/rich-menu`: the default menu's image, for the phones page.
+pub(super) async fn default_image(State(emulator): State<Emulator>) -> Response {
+    let rich_menus = emulator.rich_menus.lock().unwrap();
+    let menu = rich_menus.default.as_ref().and_then(|id| rich_menus.menus.iter().find(|menu| &menu.id == id));
+    match menu.and_then(|menu| Some((menu.image.clone()?, menu.image_type.clone()?))) {
+        Some((image, image_type)) => ([(header::CONTENT_TYPE, image_type)], image).into_response(),
+        None => not_found(),
+    }
 }
 
 /// The look of the menu under a phone.
