@@ -153,6 +153,25 @@ pub struct OccasionLinks {
     pub details_url: Option<String>,
 }
 
+/// A link a card's button may open, trimmed: an `https` address with a host, without
+/// spaces, within LINE's `LINK_LIMIT`; None when empty. `name` says which in the refusal.
+pub fn card_link(name: &str, link: Option<&str>) -> Result<Option<String>, WordingError> {
+    let Some(link) = link.map(str::trim).filter(|link| !link.is_empty()) else { return Ok(None) };
+    let host = link.strip_prefix("https://").map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+    if host.is_none_or(str::is_empty)
+        || link.chars().any(|character| character.is_whitespace() || character.is_control())
+    {
+        return Err(WordingError::Invalid(format!("{name} must be an https:// address without spaces: {link:?}")));
+    }
+    if link.chars().count() > LINK_LIMIT {
+        return Err(WordingError::Invalid(format!(
+            "{name} has {} characters; LINE takes at most {LINK_LIMIT}",
+            link.chars().count()
+        )));
+    }
+    Ok(Some(link.to_string()))
+}
+
 /// Stores the links of an occasion's card of an active program, each an `https` address
 /// of at most `LINK_LIMIT` characters; empty or absent ones are cleared, and with none
 /// left the card goes back to the manifest's `source_url` alone. Audited.
@@ -164,25 +183,9 @@ pub fn set_links(
     actor: &str,
 ) -> Result<OccasionLinks, WordingError> {
     active_manifest_with(connection, program, occasion)?;
-    let checked = |name: &str, link: &Option<String>| -> Result<Option<String>, WordingError> {
-        let Some(link) = link.as_deref().map(str::trim).filter(|link| !link.is_empty()) else { return Ok(None) };
-        let host = link.strip_prefix("https://").map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
-        if host.is_none_or(str::is_empty)
-            || link.chars().any(|character| character.is_whitespace() || character.is_control())
-        {
-            return Err(WordingError::Invalid(format!("{name} must be an https:// address without spaces: {link:?}")));
-        }
-        if link.chars().count() > LINK_LIMIT {
-            return Err(WordingError::Invalid(format!(
-                "{name} has {} characters; LINE takes at most {LINK_LIMIT}",
-                link.chars().count()
-            )));
-        }
-        Ok(Some(link.to_string()))
-    };
     let stored = OccasionLinks {
-        booking_url: checked("booking_url", &links.booking_url)?,
-        details_url: checked("details_url", &links.details_url)?,
+        booking_url: card_link("booking_url", links.booking_url.as_deref())?,
+        details_url: card_link("details_url", links.details_url.as_deref())?,
     };
     if stored == OccasionLinks::default() {
         connection.execute("DELETE FROM occasion_links WHERE program = ?1 AND occasion = ?2", (program, occasion))?;

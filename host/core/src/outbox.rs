@@ -198,9 +198,11 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
                 program: manifest.name.clone(),
                 title: occasion.title.clone(),
                 deadline: Day(expires_on).era_format(),
+                // A plugin's `source_url` is its division's text: a card links to it only
+                // when LINE would take it, lest one bad link fail the recipient's whole day.
                 details_url: set
                     .details_url
-                    .or_else(|| (!manifest.source_url.is_empty()).then(|| manifest.source_url.clone())),
+                    .or_else(|| crate::message::card_link("source_url", Some(&manifest.source_url)).ok().flatten()),
                 booking_url: set.booking_url,
             };
             let content = MessageContent {
@@ -1702,6 +1704,13 @@ mod tests {
                     [],
                 )?;
                 reach(connection, 1, Some(&format!("U{:032x}", 1)), Some("both@example.jp"), "both", true);
+                // p5's manifest cites its law by an address, p6's by words a link cannot open.
+                connection.execute_batch(
+                    "UPDATE plugin_versions SET manifest = json_set(manifest, '$.source_url',
+                         'https://laws.e-gov.go.jp/law/p5') WHERE program = 'p5';
+                     UPDATE plugin_versions SET manifest = json_set(manifest, '$.source_url', '健康増進法 第19条の2')
+                     WHERE program = 'p6';",
+                )?;
                 // Staff gave p7's card the city's booking page.
                 let booking = crate::message::OccasionLinks {
                     booking_url: Some("https://yoyaku.example.jp/p7".into()),
@@ -1754,6 +1763,20 @@ mod tests {
         let p7 = &inboxes[&user(0)][0].flex.as_ref().unwrap()["contents"][0];
         assert_eq!(p7["footer"]["contents"][0]["action"]["uri"], "https://yoyaku.example.jp/p7", "{p7}");
         assert_eq!(p7["footer"]["contents"][1]["action"]["data"], "action=settings", "{p7}");
+        let labels = |bubble: &serde_json::Value| -> Vec<String> {
+            bubble["footer"]["contents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|button| button["action"]["label"].to_string())
+                .collect()
+        };
+        let (p6, p5) = (
+            &inboxes[&user(0)][0].flex.as_ref().unwrap()["contents"][1],
+            &inboxes[&user(0)][0].flex.as_ref().unwrap()["contents"][2],
+        );
+        assert_eq!(labels(p6), ["\"配信の設定\""], "no link from words that are no address: {p6}");
+        assert_eq!(p5["footer"]["contents"][0]["action"]["uri"], "https://laws.e-gov.go.jp/law/p5", "{p5}");
         let quota = channels.line.monthly_quota().await.unwrap();
         assert_eq!(quota.used, 3, "LINE counts one message per recipient of a request");
         let mails = smtp.messages();
