@@ -239,15 +239,10 @@ fn draw_component(component: &Value, user: &str) -> String {
                     "<a class=\"flex-button {style}\" href=\"{}\" target=\"_blank\" rel=\"noopener\">{label}</a>",
                     attribute(action["uri"].as_str().unwrap_or_default())
                 ),
-                Some("postback") => {
-                    let tap =
-                        serde_json::json!({ "type": "postback", "data": action["data"], "label": action["label"] });
-                    format!(
-                        "<button class=\"flex-button {style}\" data-user=\"{}\" data-action=\"{}\">{label}</button>",
-                        attribute(user),
-                        attribute(&tap.to_string())
-                    )
-                }
+                Some("postback") => format!(
+                    "<button class=\"flex-button {style}\" {}>{label}</button>",
+                    super::users::tap_attributes(user, &super::users::postback_tap(action))
+                ),
                 _ => format!("<span class=\"flex-button {style}\">{label}</span>"),
             }
         }

@@ -204,16 +204,14 @@ pub(super) fn draw(emulator: &Emulator, user: &str) -> String {
         let bounds = &area["bounds"];
         let percent = |key: &str, whole: f64| bounds[key].as_f64().unwrap_or(0.0) * 100.0 / whole;
         let action = &area["action"];
-        let tap = json!({ "type": "postback", "data": action["data"], "label": action["label"] });
         areas.push_str(&format!(
-            "<button class=\"rich-area\" style=\"left:{:.2}%;top:{:.2}%;width:{:.2}%;height:{:.2}%\" data-user=\"{}\" \
-             data-action=\"{}\" aria-label=\"{}\"></button>",
+            "<button class=\"rich-area\" style=\"left:{:.2}%;top:{:.2}%;width:{:.2}%;height:{:.2}%\" {} \
+             aria-label=\"{}\"></button>",
             percent("x", width),
             percent("y", height),
             percent("width", width),
             percent("height", height),
-            attribute(user),
-            attribute(&tap.to_string()),
+            super::users::tap_attributes(user, &super::users::postback_tap(action)),
             attribute(action["label"].as_str().unwrap_or_default()),
         ));
     }

@@ -155,8 +155,19 @@ fn event(user: &str, action: &UserAction, reply_token: Option<&str>) -> Value {
 
 /// What a phone offers under its messages: the last message's quick-reply buttons (a date
 /// field beside a date picker's) and a text field, sent through the users' side.
-pub(super) fn controls(user: &str, last: Option<&super::ReceivedMessage>) -> String {
+/// The attributes that make a button on a phone send `action` (a postback or a text) as
+/// `user`'s tap: the page's script reads them (`NEW_PHONE`).
+pub(super) fn tap_attributes(user: &str, action: &Value) -> String {
     let attribute = |text: &str| html_escape::encode_double_quoted_attribute(text).into_owned();
+    format!("data-user=\"{}\" data-action=\"{}\"", attribute(user), attribute(&action.to_string()))
+}
+
+/// The tap of a postback action object (a card's button, a rich menu's area).
+pub(super) fn postback_tap(action: &Value) -> Value {
+    json!({ "type": "postback", "data": action["data"], "label": action["label"] })
+}
+
+pub(super) fn controls(user: &str, last: Option<&super::ReceivedMessage>) -> String {
     let mut buttons = String::new();
     for button in last.map(|message| message.buttons.as_slice()).unwrap_or_default() {
         let action = match (&button.data, &button.text) {
@@ -166,8 +177,8 @@ pub(super) fn controls(user: &str, last: Option<&super::ReceivedMessage>) -> Str
         };
         let date = if button.date_picker { "<input type=\"date\">" } else { "" };
         buttons.push_str(&format!(
-            "<span>{date}<button data-user=\"{user}\" data-action=\"{}\">{}</button></span>",
-            attribute(&action.to_string()),
+            "<span>{date}<button {}>{}</button></span>",
+            tap_attributes(user, &action),
             html_escape::encode_text(&button.label)
         ));
     }
