@@ -1,7 +1,9 @@
 //! The residents' chat with the real binary: staff issue a registration number with the
 //! CLI, `oshirase serve` answers the LINE webhook, and a real emulator process plays LINE
 //! and the resident's phone (its users' side signs each event as LINE does and waits for
-//! the bot's reply); the day's run then pushes the notice the resident registered for.
+//! the bot's reply); the day's run then pushes the notice the resident registered for, as
+//! a card whose 「配信の設定」 and one more tap stop its category, and the rich menu
+//! `oshirase line rich-menu` installs answers its taps.
 //! With `serve --config` and a real SMTP server, a resident confirms an e-mail address
 //! with the code it receives, and an applicant staff reject is told in the chat.
 

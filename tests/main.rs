@@ -16,7 +16,8 @@ mod delivery;
 /// nothing personal to anyone without a session.
 mod serve;
 
-/// The residents' chat through the webhook of a running server, and e-mail.
+/// The residents' chat through the webhook of a running server, and e-mail; a card's
+/// button and the rich menu, installed with `oshirase line rich-menu`.
 mod chat;
 
 /// The admin console in a real browser.
