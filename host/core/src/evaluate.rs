@@ -20,7 +20,7 @@ use crate::outbox::REACH_FIELDS;
 use crate::registry::{ActiveVersion, Plugins, active_versions};
 use crate::snapshot::{LoadedPopulation, ResidentIds};
 use crate::time::now_text;
-use oshirase_sandbox::{Evaluation, LoadedProgram, PluginError};
+use oshirase_sandbox::{Evaluation, LoadedProgram, NoticeRef, PluginError};
 
 /// How many programs of a day are evaluated at once: the two cores of the machine we size
 /// for. Each evaluation holds its own copy of its columns in the plugin's memory, so more
@@ -110,6 +110,27 @@ fn planned_notices(loaded: &LoadedPopulation, finished: &Finished) -> Result<Vec
             })
         })
         .collect()
+}
+
+/// The notices `program` gives on `today` to the snapshot's residents in `loaded`, handed
+/// to `each`, the withheld left out as a run leaves them: who was eligible on a day, which
+/// `uptake` asks of an earlier export. Stores nothing.
+pub(crate) fn eligible_on(
+    plugins: &Plugins,
+    program: &LoadedProgram,
+    loaded: &LoadedPopulation,
+    today: Day,
+    settings: &Settings,
+    mut each: impl FnMut(NoticeRef<'_>),
+) -> Result<()> {
+    let finished = evaluate_loaded(plugins, program, loaded, today, settings)
+        .with_context(|| format!("program {} failed", program.info.code))?;
+    for notice in finished.evaluation.notices.iter() {
+        if notice.person < loaded.snapshot_rows && !finished.withheld(loaded, notice.person) {
+            each(notice);
+        }
+    }
+    Ok(())
 }
 
 /// One evaluation with the settings it ran with (as JSON, for the run's record).

@@ -32,6 +32,7 @@ pub mod snapshot;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
+pub mod uptake;
 
 pub use config::Config;
 pub use oshirase_sdk::Day;

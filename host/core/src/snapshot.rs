@@ -469,12 +469,22 @@ impl LoadedPopulation {
 /// takes two cores. Both read the rows of the one snapshot chosen first, which no import
 /// changes.
 pub fn load_population(connection: &Connection, fields: &[Field], kinds: &[String]) -> Result<LoadedPopulation> {
-    let (snapshot_id, resident_count): (i64, u32) = connection
-        .query_row("SELECT id, resident_count FROM snapshots WHERE active = 1", [], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
+    let snapshot_id = active(connection)?.context("no active snapshot: import resident records first")?;
+    load_snapshot(connection, snapshot_id, fields, kinds)
+}
+
+/// `load_population` of the snapshot `snapshot_id`, active or kept: an earlier export
+/// tells who was eligible before the later one shows who took it up (`uptake`).
+pub fn load_snapshot(
+    connection: &Connection,
+    snapshot_id: i64,
+    fields: &[Field],
+    kinds: &[String],
+) -> Result<LoadedPopulation> {
+    let resident_count: u32 = connection
+        .query_row("SELECT resident_count FROM snapshots WHERE id = ?1", [snapshot_id], |row| row.get(0))
         .optional()?
-        .context("no active snapshot: import resident records first")?;
+        .with_context(|| format!("no snapshot {snapshot_id}"))?;
     let reader = match connection.path() {
         Some(path) if !path.is_empty() => Some(open_reader(path)?),
         _ => None,
