@@ -342,6 +342,8 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     let cards: Vec<oshirase_core::channel::card::Card> = ["1回目(生後2か月)", "1回目(生後5〜8か月)"]
         .iter()
         .map(|title| oshirase_core::channel::card::Card {
+            code: "vaccine-5in1".into(),
+            occasion: title.to_string(),
             program: "予防接種".into(),
             title: title.to_string(),
             deadline: "令和9年3月31日".into(),

@@ -53,6 +53,9 @@ enum Command {
     /// Shows or changes when programs run.
     #[command(subcommand)]
     Schedule(commands::schedule::Command),
+    /// Reports on what the notices did.
+    #[command(subcommand)]
+    Report(commands::report::Command),
     /// Copies the live database to FILE with SQLite's online backup API, safe while serve
     /// runs and writes.
     Backup(commands::backup::Arguments),
@@ -74,6 +77,7 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Postcards(arguments) => commands::postcards::run(&global, arguments).await,
         Command::Line(command) => commands::line::run(command).await,
         Command::Schedule(command) => commands::schedule::run(&global, command).await,
+        Command::Report(command) => commands::report::run(&global, command).await,
         Command::Backup(arguments) => commands::backup::run(&global, arguments).await,
     }
 }

@@ -217,7 +217,7 @@ impl Config {
                 Some(MailChannel { client: MailClient::new(mail).context("[mail] is not usable")?, fallback_after })
             }
         };
-        Ok(Channels { line: LineClient::new(self.line())?, mail })
+        Ok(Channels { line: LineClient::new(self.line())?, mail, public_url: self.server.public_url.clone() })
     }
 
     pub fn line(&self) -> LineConfig {

@@ -15,6 +15,7 @@ pub mod database;
 pub mod evaluate;
 pub mod hashing;
 pub mod import;
+pub mod link_opens;
 pub mod message;
 pub mod metrics;
 pub mod outbox;

@@ -16,6 +16,7 @@ use crate::channel::card::{Card, flex_message};
 use crate::channel::line::{LineClient, MESSAGES_PER_REQUEST, MULTICAST_LIMIT, MonthlyQuota, aggregation_unit};
 use crate::channel::{Channels, SendOutcome};
 use crate::database::Database;
+use crate::link_opens::Button;
 use crate::message::{for_several, mail_of, render};
 use crate::registry::{Manifest, active_versions};
 use crate::retry::{Next, RetryPolicy};
@@ -178,6 +179,7 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
         // Each recipient's messages: a text once per (program, occasion, deadline), however
         // many notices it is about (those rows come one after another).
         let mut by_recipient: BTreeMap<(String, String), Vec<Message>> = BTreeMap::new();
+        let mut links_registered = HashSet::new();
         while let Some((notice_id, program, occasion, expires_on, channel, address, _)) = rows.next() {
             let mut notices = vec![notice_id];
             while let Some((other, ..)) = rows.next_if(|next| {
@@ -195,6 +197,8 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
             }
             let set = links.get(&(program.clone(), occasion.key.clone())).cloned().unwrap_or_default();
             let card = Card {
+                code: program.clone(),
+                occasion: occasion.key.clone(),
                 program: manifest.name.clone(),
                 title: occasion.title.clone(),
                 deadline: Day(expires_on).era_format(),
@@ -205,6 +209,15 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
                     .or_else(|| crate::message::card_link("source_url", Some(&manifest.source_url)).ok().flatten()),
                 booking_url: set.booking_url,
             };
+            // Where each of the card's links leads, for `/r/{token}` (`link_opens`): once a
+            // link, however many recipients carry it.
+            for (button, url) in [(Button::Details, &card.details_url), (Button::Booking, &card.booking_url)] {
+                if let Some(url) = url
+                    && links_registered.insert((occasion.key.clone(), button.as_str(), url.clone()))
+                {
+                    crate::link_opens::register(&transaction, &program, &occasion.key, button, url)?;
+                }
+            }
             let content = MessageContent {
                 program,
                 subject: format!("【{}】{}", manifest.name, occasion.title),
@@ -524,9 +537,12 @@ pub struct OutgoingMessage {
 
 /// A request's messages as LINE message objects: its cards in one Flex message (a bubble,
 /// or a carousel of several), each message without a card as a text.
-fn line_messages(messages: &[OutgoingMessage]) -> Vec<serde_json::Value> {
-    let cards: Vec<(&Card, &str)> =
-        messages.iter().filter_map(|message| Some((message.card.as_ref()?, message.text.as_str()))).collect();
+fn line_messages(messages: &[OutgoingMessage], public_url: Option<&str>) -> Vec<serde_json::Value> {
+    let cards: Vec<(Card, &str)> = messages
+        .iter()
+        .filter_map(|message| Some((message.card.as_ref()?.linked_through(public_url), message.text.as_str())))
+        .collect();
+    let cards: Vec<(&Card, &str)> = cards.iter().map(|(card, text)| (card, *text)).collect();
     let mut objects: Vec<serde_json::Value> = messages
         .iter()
         .filter(|message| message.card.is_none())
@@ -675,7 +691,11 @@ pub async fn send_queued(
                             .messages
                             .iter()
                             .map(|message| {
-                                let links = message.card.as_ref().map(Card::mail_links).unwrap_or_default();
+                                let links = message
+                                    .card
+                                    .as_ref()
+                                    .map(|card| card.linked_through(channels.public_url.as_deref()).mail_links())
+                                    .unwrap_or_default();
                                 (message.subject.clone(), format!("{}{links}", message.text))
                             })
                             .collect();
@@ -683,7 +703,7 @@ pub async fn send_queued(
                         mail.client.send(&request.addresses[0], &subject, &body, &request.retry_key).await
                     }
                     _ => {
-                        let messages = line_messages(&request.messages);
+                        let messages = line_messages(&request.messages, channels.public_url.as_deref());
                         line.send(
                             &request.addresses,
                             &messages,
@@ -1239,8 +1259,15 @@ mod tests {
             if case.stopped {
                 stop.cancel();
             }
-            let summary =
-                send_queued(&database, &Channels { line: client, mail: None }, Day(0), &policy, &stop).await.unwrap();
+            let summary = send_queued(
+                &database,
+                &Channels { line: client, mail: None, public_url: None },
+                Day(0),
+                &policy,
+                &stop,
+            )
+            .await
+            .unwrap();
             server.abort();
             let (state, attempts): (String, i64) = database
                 .write(|connection| {
@@ -1325,7 +1352,11 @@ mod tests {
 
         let (emulator, base_url, server) = serve_emulator().await;
         emulator.set_monthly_limit(Some(1_100));
-        let channels = Channels { line: LineClient::new(LineConfig::new(base_url, "token")).unwrap(), mail: None };
+        let channels = Channels {
+            line: LineClient::new(LineConfig::new(base_url, "token")).unwrap(),
+            mail: None,
+            public_url: None,
+        };
         let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
 
         // Within the quota: what fits is sent, the rest waits, nobody gets anything twice.
@@ -1368,7 +1399,11 @@ mod tests {
             .unwrap();
         crate::database::backup(&live, &copy, false).unwrap();
         let (emulator, base_url, server) = serve_emulator().await;
-        let channels = Channels { line: LineClient::new(LineConfig::new(base_url, "token")).unwrap(), mail: None };
+        let channels = Channels {
+            line: LineClient::new(LineConfig::new(base_url, "token")).unwrap(),
+            mail: None,
+            public_url: None,
+        };
         let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
         let day = |database: Database| {
             let (channels, policy) = (&channels, &policy);
@@ -1467,10 +1502,15 @@ mod tests {
         };
 
         // Without a mail server, e-mail deliveries wait and nothing falls back.
-        let without_mail =
-            send_queued(&database, &Channels { line: line(), mail: None }, Day(10), &policy, &CancellationToken::new())
-                .await
-                .unwrap();
+        let without_mail = send_queued(
+            &database,
+            &Channels { line: line(), mail: None, public_url: None },
+            Day(10),
+            &policy,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             (without_mail.sent, without_mail.failed, without_mail.fell_back_to_mail, without_mail.waiting),
             (2, 1, 0, 2),
@@ -1491,7 +1531,7 @@ mod tests {
             .unwrap();
         let with_mail = send_queued(
             &database,
-            &Channels { line: line(), mail: mail(Duration::from_secs(3600)) },
+            &Channels { line: line(), mail: mail(Duration::from_secs(3600)), public_url: None },
             Day(10),
             &policy,
             &CancellationToken::new(),
@@ -1513,7 +1553,7 @@ mod tests {
             .await
             .unwrap();
         // The retry is not due within the first pass, whatever the machine's speed.
-        let channels = Channels { line: line(), mail: mail(Duration::ZERO) };
+        let channels = Channels { line: line(), mail: mail(Duration::ZERO), public_url: None };
         let waiting = RetryPolicy { first_delay: Duration::from_secs(60), ..policy.clone() };
         let line_down = send_queued(&database, &channels, Day(10), &waiting, &CancellationToken::new()).await.unwrap();
         assert_eq!((line_down.retryable, line_down.fell_back_to_mail), (1, 0), "{line_down:?}");
@@ -1583,8 +1623,11 @@ mod tests {
             client: MailClient::new(smtp.config(Security::Plain)).unwrap(),
             fallback_after: Duration::from_secs(3600),
         };
-        let channels =
-            Channels { line: LineClient::new(LineConfig::new(base_url, "token")).unwrap(), mail: Some(mail) };
+        let channels = Channels {
+            line: LineClient::new(LineConfig::new(base_url, "token")).unwrap(),
+            mail: Some(mail),
+            public_url: None,
+        };
         let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
         let summary = send_queued(&database, &channels, Day(10), &policy, &CancellationToken::new()).await.unwrap();
         server.abort();
@@ -1729,6 +1772,7 @@ mod tests {
                 client: MailClient::new(smtp.config(Security::Plain)).unwrap(),
                 fallback_after: Duration::from_secs(3600),
             }),
+            public_url: None,
         };
         let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };
         let user = |row: usize| format!("U{row:032x}");
@@ -1848,14 +1892,20 @@ mod tests {
             .await
             .unwrap();
         let (emulator, base_url, server) = serve_emulator().await;
-        let channels = Channels { line: LineClient::new(LineConfig::new(base_url, "token")).unwrap(), mail: None };
+        let channels = Channels {
+            line: LineClient::new(LineConfig::new(base_url, "token")).unwrap(),
+            mail: None,
+            public_url: None,
+        };
         // The pass up to the crash: read, marked and sent, no outcome recorded.
         let due = database.write(|connection| due_requests(connection, now_millis(), 0, false)).await.unwrap().0;
         assert_eq!(due.len(), 2, "a request to each resident");
         let members: Vec<Vec<i64>> = due.iter().map(|request| request.ids.clone()).collect();
         database.write(move |connection| mark_sending(connection, &members, now_millis())).await.unwrap();
-        let outcome =
-            channels.line.send(&due[0].addresses, &line_messages(&due[0].messages), &due[0].retry_key, "p1").await;
+        let outcome = channels
+            .line
+            .send(&due[0].addresses, &line_messages(&due[0].messages, None), &due[0].retry_key, "p1")
+            .await;
         assert_eq!(outcome, SendOutcome::Accepted);
 
         let policy = RetryPolicy { linger: Duration::ZERO, ..RetryPolicy::default() };

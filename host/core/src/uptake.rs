@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use oshirase_sdk::{Day, Field};
 use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -55,14 +55,40 @@ pub struct UptakeQuery {
 }
 
 impl UptakeQuery {
-    fn check(&self) -> Result<()> {
+    fn check(&self) -> Result<(), UptakeError> {
         if self.from > self.to {
-            bail!("the period begins on {} after it ends on {}", self.from, self.to);
+            return Err(UptakeError::Invalid(format!(
+                "the period begins on {} after it ends on {}",
+                self.from, self.to
+            )));
         }
         if self.within_days == 0 || self.within_days > LONGEST_FOLLOW_UP_DAYS {
-            bail!("the follow-up of {} days is not from 1 to {LONGEST_FOLLOW_UP_DAYS}", self.within_days);
+            return Err(UptakeError::Invalid(format!(
+                "the follow-up of {} days is not from 1 to {LONGEST_FOLLOW_UP_DAYS}",
+                self.within_days
+            )));
         }
         Ok(())
+    }
+}
+
+/// Why uptake was not measured.
+#[derive(Debug, thiserror::Error)]
+pub enum UptakeError {
+    /// The query asks for what cannot be: a period that ends before it begins, an unknown
+    /// program, a follow-up out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// There is no later export to measure with yet.
+    #[error("{0}")]
+    NotYet(String),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<rusqlite::Error> for UptakeError {
+    fn from(error: rusqlite::Error) -> UptakeError {
+        UptakeError::Failed(error.into())
     }
 }
 
@@ -137,22 +163,34 @@ impl Group {
 }
 
 /// Measures uptake between the export before the active one and the active one.
-pub fn compute(connection: &Connection, plugins: &Plugins, query: &UptakeQuery) -> Result<UptakeReport> {
+pub fn compute(connection: &Connection, plugins: &Plugins, query: &UptakeQuery) -> Result<UptakeReport, UptakeError> {
     query.check()?;
-    let after_snapshot =
-        crate::snapshot::active(connection)?.context("no active snapshot: import resident records first")?;
+    let not_yet = || UptakeError::NotYet("uptake compares two exports: import the next export first".into());
+    let after_snapshot = crate::snapshot::active(connection)?.ok_or_else(not_yet)?;
     let before_snapshot: i64 = connection
         .query_row("SELECT max(id) FROM snapshots WHERE id < ?1", [after_snapshot], |row| row.get(0))
         .optional()?
         .flatten()
-        .context("uptake compares two exports, and only one is kept: import the next export first")?;
+        .ok_or_else(not_yet)?;
     let mut versions = active_versions(connection)?;
     if let Some(program) = &query.program {
         versions.retain(|version| &version.program == program);
         if versions.is_empty() {
-            bail!("no active program {program}");
+            return Err(UptakeError::Invalid(format!("no active program {program}")));
         }
     }
+    Ok(measure(connection, plugins, query, versions, before_snapshot, after_snapshot)?)
+}
+
+/// `compute` once the query is known to be answerable.
+fn measure(
+    connection: &Connection,
+    plugins: &Plugins,
+    query: &UptakeQuery,
+    versions: Vec<crate::registry::ActiveVersion>,
+    before_snapshot: i64,
+    after_snapshot: i64,
+) -> Result<UptakeReport> {
     let mut programs = Vec::with_capacity(versions.len());
     for version in &versions {
         let program = plugins.get(connection, version)?;
@@ -329,6 +367,16 @@ pub fn latest(connection: &Connection) -> Result<Option<UptakeReport>> {
     report.map(|report| serde_json::from_str(&report).context("a stored uptake report does not read")).transpose()
 }
 
+impl UptakeReport {
+    /// The openings of links that go with this report: from the period's first day to the
+    /// end of its follow-up.
+    pub fn link_opens(&self, connection: &Connection) -> Result<HashMap<(String, String), u32>> {
+        let from = Day::parse_iso(&self.from).context("a stored uptake report has no first day")?;
+        let to = Day::parse_iso(&self.to).context("a stored uptake report has no last day")?;
+        crate::link_opens::opened_between(connection, from, to.add_days(self.within_days as i32))
+    }
+}
+
 /// A count as staff may see it: the number, or "<10".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shown {
@@ -390,6 +438,9 @@ pub struct UptakeRow {
     pub told: ShownGroup,
     pub not_told: ShownGroup,
     pub difference: Option<Difference>,
+    /// How many times the occasion's card links were opened from the period's first day
+    /// to the end of its follow-up (on the whole-period row only): opens, not people.
+    pub link_opens: Option<Shown>,
 }
 
 /// What staff read: per program and occasion the whole period, then each month.
@@ -405,8 +456,13 @@ pub struct UptakeTable {
 }
 
 impl UptakeTable {
-    /// The table of `report`, of one program's rows when `program` is given.
-    pub fn of(report: &UptakeReport, program: Option<&str>) -> UptakeTable {
+    /// The table of `report`, of one program's rows when `program` is given, with the
+    /// openings of each occasion's links (`link_opens::opened_between`).
+    pub fn of(
+        report: &UptakeReport,
+        program: Option<&str>,
+        link_opens: &HashMap<(String, String), u32>,
+    ) -> UptakeTable {
         let mut totals: BTreeMap<(&str, &str), (Group, Group)> = BTreeMap::new();
         let mut rows = Vec::new();
         for cohort in report.cohorts.iter().filter(|cohort| program.is_none_or(|program| cohort.program == program)) {
@@ -417,7 +473,10 @@ impl UptakeTable {
         }
         let mut table: Vec<UptakeRow> = totals
             .iter()
-            .map(|((program, occasion), (told, not_told))| row(program, occasion, "", told, not_told))
+            .map(|((program, occasion), (told, not_told))| {
+                let opened = link_opens.get(&(program.to_string(), occasion.to_string())).copied().unwrap_or(0);
+                UptakeRow { link_opens: Some(Shown::of(opened)), ..row(program, occasion, "", told, not_told) }
+            })
             .collect();
         // Each whole-period row comes first, then its months in order.
         table.extend(rows);
@@ -451,6 +510,7 @@ impl UptakeTable {
             "difference_points",
             "difference_low",
             "difference_high",
+            "link_opens",
         ])?;
         let number = |value: Option<f64>| value.map(|value| format!("{value:.1}")).unwrap_or_default();
         let days = |value: Option<u32>| value.map(|value| value.to_string()).unwrap_or_default();
@@ -471,6 +531,7 @@ impl UptakeTable {
                 number(difference.map(|difference| difference.points)),
                 number(difference.map(|difference| difference.low)),
                 number(difference.map(|difference| difference.high)),
+                row.link_opens.map(|opened| opened.to_string()).unwrap_or_default(),
             ])?;
         }
         Ok(String::from_utf8(writer.into_inner()?)?)
@@ -498,6 +559,7 @@ fn row(program: &str, occasion: &str, month: &str, told: &Group, not_told: &Grou
         told: told_shown,
         not_told: not_told_shown,
         difference,
+        link_opens: None,
     }
 }
 
@@ -606,23 +668,23 @@ mod tests {
         let query =
             UptakeQuery { program: None, from: Day::parse_iso("2026-08-01").unwrap(), to: end, within_days: 30 };
         let plugins = fixture.plugins.clone();
-        let report = fixture.database.read(move |connection| compute(connection, &plugins, &query)).await.unwrap();
+        let report = fixture.database.read(move |connection| Ok(compute(connection, &plugins, &query)?)).await.unwrap();
         let [cohort] = &report.cohorts[..] else { panic!("one cohort expected: {:?}", report.cohorts) };
         assert_eq!((&*cohort.program, &*cohort.occasion, &*cohort.month), ("vaccine-mr", "phase-1", "2026-08"));
         assert_eq!((cohort.told.eligible, cohort.told.took_up()), (30, 15));
         assert_eq!((cohort.not_told.eligible, cohort.not_told.took_up()), (40, 10));
 
-        let table = UptakeTable::of(&report, Some("vaccine-mr"));
+        let table = UptakeTable::of(&report, Some("vaccine-mr"), &HashMap::new());
         let rows: Vec<_> = table.rows.iter().map(|row| (&*row.month, row.told.rate, row.told.median_days)).collect();
         assert_eq!(rows, [("", Some(50.0), Some(8)), ("2026-08", Some(50.0), Some(8))], "the period, then its month");
         let whole = &table.rows[0];
         assert_eq!((whole.not_told.rate, whole.not_told.median_days), (Some(25.0), Some(20)));
         let difference = whole.difference.as_ref().unwrap();
         assert!((difference.points - 25.0).abs() < 1e-9 && difference.low < 25.0 && 25.0 < difference.high);
-        assert!(UptakeTable::of(&report, Some("vaccine-bcg")).rows.is_empty());
+        assert!(UptakeTable::of(&report, Some("vaccine-bcg"), &HashMap::new()).rows.is_empty());
 
         let csv = table.to_csv().unwrap();
-        assert_eq!(csv.lines().nth(1), Some("vaccine-mr,phase-1,,30,15,50.0,8,40,10,25.0,20,25.0,2.3,45.0"));
+        assert_eq!(csv.lines().nth(1), Some("vaccine-mr,phase-1,,30,15,50.0,8,40,10,25.0,20,25.0,2.3,45.0,<10"));
         let text = serde_json::to_string(&report).unwrap();
         assert!(!text.contains("C0") && !text.contains("P0"), "a report names nobody: {text}");
     }
@@ -647,7 +709,7 @@ mod tests {
             within_days: 30,
             cohorts,
         };
-        let table = UptakeTable::of(&report(vec![cohort(group(9, 3), group(100, 95))]), None);
+        let table = UptakeTable::of(&report(vec![cohort(group(9, 3), group(100, 95))]), None, &HashMap::new());
         let row = &table.rows[0];
         assert_eq!((row.told.eligible, row.told.took_up, row.told.rate), (Shown::Fewer, Shown::Fewer, None));
         assert_eq!((row.not_told.eligible, row.not_told.took_up), (Shown::Count(100), Shown::Count(95)));

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod apply;
 pub mod console;
 pub mod limits;
+pub mod links;
 pub mod scheduler;
 pub mod web;
 pub mod webhook;

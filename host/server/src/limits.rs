@@ -121,7 +121,7 @@ pub async fn limit_sign_ins(State(state): State<AppState>, request: Request, nex
     next.run(request).await
 }
 
-/// Middleware of `/apply/…`: requests to the public form per address.
+/// Middleware of the public pages `/apply/…` and `/r/…`: requests per address.
 pub async fn limit_form(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let address = state.limits.client_address(request.headers(), peer(request.extensions()));
     if let Some(refused) = over_rate(&state.limits.form, address) {

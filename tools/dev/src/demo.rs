@@ -71,7 +71,8 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     let emulator_url = format!("http://{address}{EMULATOR_PATH}");
     let line = LineConfig { data_base_url: emulator_url.clone(), ..LineConfig::new(emulator_url, DEMO_TOKEN) };
     // The demo has no mail server: its chat says e-mail is not offered.
-    let chat_channels = oshirase_core::channel::Channels { line: LineClient::new(line.clone())?, mail: None };
+    let chat_channels =
+        oshirase_core::channel::Channels { line: LineClient::new(line.clone())?, mail: None, public_url: None };
     let settings = ChatSettings {
         public_url: Some(format!("http://{address}")),
         contact: Some("千葉市 市民総合窓口課 043-245-5111".into()),
@@ -90,7 +91,12 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
         .with_state(service.clone())
         .nest_service(EMULATOR_PATH, emulator.router())
         .fallback_service(oshirase_server::web::app_with(state, &limits));
-    let channels = oshirase_core::channel::Channels { line: LineClient::new(line.clone())?, mail: None };
+    // Cards link through the demo's own `/r/{token}`, so the console counts their openings.
+    let channels = oshirase_core::channel::Channels {
+        line: LineClient::new(line.clone())?,
+        mail: None,
+        public_url: Some(format!("http://{address}")),
+    };
     let server = tokio::spawn(oshirase_server::run(router, None, listener, limits, async {
         let _ = stopped.await;
     }));

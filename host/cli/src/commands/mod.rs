@@ -9,6 +9,7 @@ pub mod plugin;
 pub mod postcards;
 pub mod register;
 pub mod registration;
+pub mod report;
 pub mod run;
 pub mod scaffold;
 pub mod schedule;

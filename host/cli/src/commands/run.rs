@@ -67,7 +67,7 @@ pub async fn run(
     let service = global.service().await?;
     let mut line = LineConfig::new(line_base_url, line_token);
     let retry = delivery.apply(&mut line);
-    let channels = Channels { line: LineClient::new(line)?, mail: None };
+    let channels = Channels { line: LineClient::new(line)?, mail: None, public_url: None };
     let report = service.run_day(date.unwrap_or_else(today_in_japan), &channels, &retry).await?;
     println!("{}", serde_json::to_string(&report)?);
     if report.runs.iter().any(|run| run.error.is_some()) {

@@ -60,8 +60,11 @@ pub async fn run(global: &Global, Arguments { config, port, webhook }: Arguments
             let token =
                 webhook.line_token.context("the LINE webhook needs --line-token (OSHIRASE_LINE_TOKEN) to reply")?;
             let settings = ChatSettings { public_url: webhook.public_url, contact: None };
-            let channels =
-                Channels { line: LineClient::new(LineConfig::new(webhook.line_base_url, token))?, mail: None };
+            let channels = Channels {
+                line: LineClient::new(LineConfig::new(webhook.line_base_url, token))?,
+                mail: None,
+                public_url: None,
+            };
             Some(Webhook::with_worker(&secret, settings, service.database.clone(), channels)?)
         }
     };

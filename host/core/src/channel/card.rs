@@ -3,6 +3,8 @@
 //! e-mail's text.
 
 use serde::{Deserialize, Serialize};
+
+use crate::link_opens::Button;
 use serde_json::{Value, json};
 
 /// The longest `altText` LINE shows in a notification and on clients without Flex
@@ -16,6 +18,12 @@ pub const SETTINGS_POSTBACK: &str = "action=settings";
 /// What a card shows besides the message's text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Card {
+    /// The program's code and the occasion's key, which name its links' tokens
+    /// (`link_opens`); empty on cards stored before links were counted.
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub occasion: String,
     /// The program's name, above the title.
     pub program: String,
     /// The occasion's title (「1期」, 「2026年度」…).
@@ -31,6 +39,25 @@ pub struct Card {
 }
 
 impl Card {
+    /// The card with its links going through `public_url`'s `/r/{token}`, where each
+    /// opening is counted (`link_opens`); unchanged without a public address, or for a
+    /// card stored before links were counted.
+    pub fn linked_through(&self, public_url: Option<&str>) -> Card {
+        let Some(base) = public_url.map(|url| url.trim_end_matches('/')) else { return self.clone() };
+        if self.code.is_empty() {
+            return self.clone();
+        }
+        let through = |button, url: &Option<String>| {
+            url.as_ref()
+                .map(|url| format!("{base}/r/{}", crate::link_opens::token(&self.code, &self.occasion, button, url)))
+        };
+        Card {
+            details_url: through(Button::Details, &self.details_url),
+            booking_url: through(Button::Booking, &self.booking_url),
+            ..self.clone()
+        }
+    }
+
     /// The card as a Flex bubble, `text` (the notice's wording) as its body.
     pub fn bubble(&self, text: &str) -> Value {
         let mut buttons = Vec::new();
@@ -114,6 +141,8 @@ mod tests {
 
     fn card(booking: bool) -> Card {
         Card {
+            code: "vaccine-mr".into(),
+            occasion: "phase-1".into(),
             program: "麻しん風しん予防接種".into(),
             title: "1期".into(),
             deadline: "令和9年3月31日".into(),
@@ -142,6 +171,31 @@ mod tests {
             card(true).mail_links(),
             "\n予約・申請: https://yoyaku.example.jp/mr\n詳しく: https://laws.e-gov.go.jp/law/323CO0000000197"
         );
+    }
+
+    /// With a public address a card's links go through its `/r/{token}`, the token named
+    /// by program, occasion, button and address; without one, or on a card stored before
+    /// links were counted, they stay as they are.
+    #[test]
+    fn a_cards_links_go_through_the_server_when_it_has_a_public_address() {
+        let through = card(true).linked_through(Some("https://oshirase.city.example.jp/"));
+        let token = |button, url| crate::link_opens::token("vaccine-mr", "phase-1", button, url);
+        assert_eq!(
+            (through.booking_url.unwrap(), through.details_url.unwrap()),
+            (
+                format!(
+                    "https://oshirase.city.example.jp/r/{}",
+                    token(Button::Booking, "https://yoyaku.example.jp/mr")
+                ),
+                format!(
+                    "https://oshirase.city.example.jp/r/{}",
+                    token(Button::Details, "https://laws.e-gov.go.jp/law/323CO0000000197")
+                ),
+            )
+        );
+        assert_eq!(card(true).linked_through(None), card(true));
+        let stored_before = Card { code: String::new(), occasion: String::new(), ..card(true) };
+        assert_eq!(stored_before.linked_through(Some("https://oshirase.city.example.jp")), stored_before);
     }
 
     #[test]

@@ -12,6 +12,9 @@ use std::time::Duration;
 pub struct Channels {
     pub line: line::LineClient,
     pub mail: Option<MailChannel>,
+    /// This server's public address (`[server] public_url`): a card's links go out through
+    /// its `/r/{token}`, where each opening is counted (`link_opens`); direct without it.
+    pub public_url: Option<String>,
 }
 
 /// E-mail: for residents who chose it, and instead of LINE for a delivery LINE refused

@@ -420,6 +420,79 @@ async function drawDeliveries() {
     table(["番号", "日", "制度", "経路", "状態", "試行", "理由"], report.failures.map((failure) => h("tr", {}, [failure.id, failure.day, failure.program, failure.channel, STATES[failure.state] || failure.state, failure.attempts, failure.reason].map((value) => h("td", {}, value))))));
 }
 
+// ---- uptake
+
+// A count as the API shows it: a number, or "<10" for a small group.
+const shownCount = (count) => (typeof count === "number" ? count.toLocaleString("ja-JP") : count);
+const percent = (rate) => (rate === null ? "—" : rate.toFixed(1) + "%");
+
+// Each month's share who took it up, told (dark) beside not told (light), for one
+// program's occasion; a month whose share is withheld for a small group has no bar.
+function uptakeChart(months) {
+  const width = 720, height = 160, slot = width / Math.max(months.length, 1);
+  const svgNamespace = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(svgNamespace, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height + 20}`);
+  svg.setAttribute("class", "uptake-chart");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "月ごとの受けた割合(通知あり・なし)");
+  months.forEach((row, index) => {
+    [[row.told.rate, "told"], [row.not_told.rate, "not-told"]].forEach(([rate, kind], side) => {
+      if (rate === null) return;
+      const tall = (rate / 100) * (height - 10);
+      const rect = document.createElementNS(svgNamespace, "rect");
+      Object.entries({ x: index * slot + 4 + side * (slot / 2 - 4), y: height - tall, width: slot / 2 - 6, height: tall, class: kind }).forEach(([name, value]) => rect.setAttribute(name, value));
+      const title = document.createElementNS(svgNamespace, "title");
+      title.textContent = `${row.month} ${kind === "told" ? "通知あり" : "通知なし"} ${percent(rate)}`;
+      rect.append(title);
+      svg.append(rect);
+    });
+    const label = document.createElementNS(svgNamespace, "text");
+    Object.entries({ x: index * slot + 4, y: height + 15, class: "axis" }).forEach(([name, value]) => label.setAttribute(name, value));
+    label.textContent = row.month;
+    svg.append(label);
+  });
+  return svg;
+}
+
+async function drawUptake() {
+  const parameters = new URLSearchParams(location.search);
+  const program = parameters.get("program") || "";
+  const status = notice();
+  const from = h("input", { name: "from", type: "date", required: true });
+  const to = h("input", { name: "to", type: "date", required: true });
+  const within = h("input", { name: "within_days", type: "number", min: 1, max: 365, value: 60, required: true });
+  const measure = h("button", { type: "submit" }, "測定する");
+  const form = h("form", { id: "measure-uptake", onsubmit: (event) => {
+    event.preventDefault();
+    act(status, measure, async () => {
+      await api("POST", "/admin/uptake", { from: from.value, to: to.value, within_days: Number(within.value), program: program || null });
+      await drawUptake();
+      return "測定しました。";
+    });
+  } }, h("label", {}, "対象になった期間 ", from), " 〜 ", to, h("label", {}, " 通知から ", within, " 日以内に受けた"), " ", measure);
+  let report = null;
+  try { report = await api("GET", "/admin/uptake" + (program ? "?program=" + encodeURIComponent(program) : "")); } catch (error) { status.show(error.message, true); }
+  const explanation = h("p", {}, "前回の住民記録で対象になった人のうち、今回の住民記録に接種・受診・受給の記録が現れた割合です。10人未満の数は「<10」と表示し、そこから人数がわかる割合は出しません。");
+  const parts = [explanation, canChange() ? form : null, status];
+  if (report) {
+    from.value = report.from; to.value = report.to; within.value = report.within_days;
+    const csv = "../admin/uptake?format=csv" + (program ? "&program=" + encodeURIComponent(program) : "");
+    const group = (shown) => [shownCount(shown.eligible), shownCount(shown.took_up), percent(shown.rate), shown.median_days === null ? "—" : shown.median_days + "日"];
+    const difference = (row) => (row.difference ? `${row.difference.points.toFixed(1)}(${row.difference.low.toFixed(1)}〜${row.difference.high.toFixed(1)})` : "—");
+    const whole = report.rows.filter((row) => row.month === "");
+    parts.push(
+      h("p", {}, `${report.from} 〜 ${report.to} に対象になった人、通知から ${report.within_days} 日以内(住民記録 ${report.before_snapshot} → ${report.after_snapshot}、${japanTime(report.computed_at)} 測定) `, h("a", { href: csv, id: "uptake-csv" }, "CSV をダウンロード")),
+      table(["制度", "機会", "月", "通知あり 対象", "受けた", "割合", "中央値", "通知なし 対象", "受けた", "割合", "中央値", "差(ポイント・95%信頼区間)", "リンクを開いた"],
+        report.rows.map((row) => h("tr", { class: row.month === "" ? "total" : null }, [row.program, row.occasion, row.month || "期間全体", ...group(row.told), ...group(row.not_told), difference(row), shownCount(row.link_opens)].map((value, index) => h("td", { class: index >= 3 ? "number" : null }, value))))),
+      h("h2", {}, "月ごとの受けた割合"),
+      h("p", { class: "legend" }, h("span", { class: "told" }, "■ 通知あり"), " ", h("span", { class: "not-told" }, "■ 通知なし")),
+      whole.map((total) => [h("h3", {}, `${total.program} ${total.occasion}`), uptakeChart(report.rows.filter((row) => row.month !== "" && row.program === total.program && row.occasion === total.occasion))]),
+    );
+  }
+  content.replaceChildren(...parts.flat());
+}
+
 // ---- audit
 
 async function drawAudit() {
@@ -451,7 +524,7 @@ async function drawAccounts() {
       h("td", {}, token.works ? tokenAction("失効させる", "data-revoke", token.id, "revoke", undefined, `トークン ${token.id} を失効させました`) : null)))));
 }
 
-const PAGES = { login: drawLogin, dashboard: drawDashboard, programs: drawPrograms, messages: drawMessages, sending: drawSending, registrations: drawRegistrations, deliveries: drawDeliveries, audit: drawAudit, accounts: drawAccounts };
+const PAGES = { login: drawLogin, dashboard: drawDashboard, programs: drawPrograms, messages: drawMessages, sending: drawSending, registrations: drawRegistrations, deliveries: drawDeliveries, uptake: drawUptake, audit: drawAudit, accounts: drawAccounts };
 
 drawHeader();
 Promise.resolve(PAGES[pageName]()).catch((error) => content.replaceChildren(h("p", { class: "notice error" }, error.message)));

@@ -264,7 +264,7 @@ impl Town {
             client: MailClient::new(smtp.config(Security::Plain)).unwrap(),
             fallback_after: std::time::Duration::from_secs(3600),
         });
-        Channels { line: LineClient::new(self.line.clone()).unwrap(), mail }
+        Channels { line: LineClient::new(self.line.clone()).unwrap(), mail, public_url: None }
     }
 
     /// The e-mails the mail server received since the transcript last looked, decoded as

@@ -176,7 +176,7 @@ pub async fn delivery(options: &DeliveryBenchOptions) -> Result<DeliveryBenchRep
             queue_only(&database, program).await?;
             let emulator = EmulatorChild::start()?;
             let config = if limited { line_rates(&emulator) } else { no_limit(&emulator) };
-            let channels = Channels { line: LineClient::new(config)?, mail: None };
+            let channels = Channels { line: LineClient::new(config)?, mail: None, public_url: None };
             let start = Instant::now();
             let summary =
                 send_queued(&database, &channels, Day(0), &RetryPolicy::default(), &CancellationToken::new()).await?;

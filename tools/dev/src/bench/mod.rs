@@ -756,8 +756,11 @@ pub async fn webhook(options: &WebhookBenchOptions) -> Result<WebhookBenchReport
         received.push(start.elapsed().as_secs_f64());
         let start = Instant::now();
         let settings = std::sync::Arc::new(oshirase_core::chat::ChatSettings::default());
-        let channels =
-            oshirase_core::channel::Channels { line: oshirase_core::channel::line::LineClient::new(line)?, mail: None };
+        let channels = oshirase_core::channel::Channels {
+            line: oshirase_core::channel::line::LineClient::new(line)?,
+            mail: None,
+            public_url: None,
+        };
         let count = oshirase_core::chat::webhook::process_pending(&database, &channels, &settings).await?;
         processed.push(start.elapsed().as_secs_f64());
         anyhow::ensure!(count == options.events, "the worker processed {count} of {} events", options.events);

@@ -168,7 +168,7 @@ async fn kill_and_restore(
     let sending = line.map(|line| {
         let (database, stop) = (database.clone(), stop_sending.clone());
         tokio::spawn(async move {
-            let channels = Channels { line, mail: None };
+            let channels = Channels { line, mail: None, public_url: None };
             send_queued(&database, &channels, Day(0), &RetryPolicy::default(), &stop).await
         })
     });
