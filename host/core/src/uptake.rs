@@ -599,7 +599,7 @@ mod tests {
 
     /// Stores the households `numbers` as the new active snapshot, with `records` (child's
     /// household, code, day) as immunizations.
-    fn export(connection: &mut Connection, numbers: &[u32], records: &[(u32, &str, Day)]) {
+    fn export(connection: &mut Connection, numbers: &[u32], records: &[(u32, &str, Day)]) -> Result<()> {
         let transaction = connection.transaction().unwrap();
         let mut writer = SnapshotWriter::new(&transaction, "test").unwrap();
         let mut child_rows = HashMap::new();
@@ -613,7 +613,7 @@ mod tests {
         }
         let snapshot_id = writer.finish(&transaction, "", &[]).unwrap();
         crate::snapshot::activate(&transaction, snapshot_id, "test").unwrap();
-        transaction.commit().unwrap();
+        Ok(transaction.commit()?)
     }
 
     /// A hand-made pair of exports whose uptake is known exactly. Seventy children turn one
@@ -627,7 +627,7 @@ mod tests {
         crate::publish::install_bundled(&fixture.database, &fixture.plugins, &["vaccine-mr".to_owned()]).await.unwrap();
         let opens = Day::parse_iso("2025-08-10").unwrap().months_reached(12);
         assert_eq!(opens.to_string()[..7], *"2026-08");
-        fixture.database.write(|connection| Ok(export(connection, &(1..=71).collect::<Vec<_>>(), &[]))).await.unwrap();
+        fixture.database.write(|connection| export(connection, &(1..=71).collect::<Vec<_>>(), &[])).await.unwrap();
         fixture
             .database
             .write(|connection| {
@@ -661,7 +661,7 @@ mod tests {
         records.push((41, "vaccine-bcg", opens.add_days(3)));
         fixture
             .database
-            .write(move |connection| Ok(export(connection, &(1..=70).collect::<Vec<_>>(), &records)))
+            .write(move |connection| export(connection, &(1..=70).collect::<Vec<_>>(), &records))
             .await
             .unwrap();
 
