@@ -56,6 +56,12 @@ pub struct DemoSummary {
     pub line_requests: usize,
     pub line_recipients: usize,
     pub line_messages_counted: u64,
+    /// The next export's draw (`synthetic_city::write_later_export`): residents found
+    /// eligible this fiscal year, told or not, and how many of each took it up by then.
+    pub later_told: usize,
+    pub later_told_took_up: usize,
+    pub later_not_told: usize,
+    pub later_not_told_took_up: usize,
 }
 
 pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
@@ -114,6 +120,7 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
         ),
     }
     let report = service.run_day(options.today, &channels, &oshirase_core::retry::RetryPolicy::default()).await?;
+    let drawn = later_export(&service, &options).await?;
     let summary = DemoSummary {
         residents,
         programs,
@@ -122,6 +129,10 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
         line_requests: report.sent.requests,
         line_recipients: emulator.inboxes().len(),
         line_messages_counted: channels.line.monthly_quota().await?.used,
+        later_told: drawn.told,
+        later_told_took_up: drawn.told_took_up,
+        later_not_told: drawn.not_told,
+        later_not_told_took_up: drawn.not_told_took_up,
     };
     if options.exit_after_run {
         let _ = stop.send(());
@@ -167,6 +178,98 @@ pub async fn demo(options: DemoOptions) -> Result<DemoSummary> {
     let _ = stop.send(());
     server.await??;
     Ok(summary)
+}
+
+/// How many days after the first export the demo's second one is made.
+const LATER_EXPORT_DAYS: i32 = 30;
+/// The follow-up the demo measures uptake over: from the notice to the second export for a
+/// window opened at the start of the fiscal year is longer than a month.
+const DEMO_FOLLOW_UP_DAYS: u32 = 365;
+
+/// The city's next export, `LATER_EXPORT_DAYS` after the day's run, in which some of the
+/// residents the programs found eligible this fiscal year — more of those told that day —
+/// got their vaccination or screening or began a benefit; imported through the real
+/// importer, and uptake measured with it, so the console's 効果 page has numbers. Done
+/// once: a data directory that already has two exports is left as it is.
+async fn later_export(service: &Service, options: &DemoOptions) -> Result<synthetic_city::Drawn> {
+    let (today, seed) = (options.today, options.seed);
+    let fiscal_year_start = Day::fiscal_year_start(today.fiscal_year());
+    let plugins = service.plugins.clone();
+    let candidates = service
+        .database
+        .read(move |connection| {
+            let exports: i64 = connection.query_row("SELECT count(*) FROM snapshots", [], |row| row.get(0))?;
+            if exports > 1 {
+                return Ok(None);
+            }
+            let told: std::collections::HashSet<(String, String)> = connection
+                .prepare(
+                    "SELECT DISTINCT n.program, n.resident_id FROM notices n JOIN deliveries d ON d.notice_id = n.id
+                     WHERE d.state = 'sent'",
+                )?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut candidates = Vec::new();
+            for version in oshirase_core::registry::active_versions(connection)? {
+                let fields = &version.manifest.fields;
+                let record = if fields.iter().any(|field| field == "Immunizations") {
+                    synthetic_city::RecordFile::Immunizations
+                } else if fields.iter().any(|field| field == "Checkups") {
+                    synthetic_city::RecordFile::Checkups
+                } else if fields.iter().any(|field| field == "Receipts") {
+                    synthetic_city::RecordFile::Receipts
+                } else {
+                    continue;
+                };
+                let mut seen = std::collections::HashSet::new();
+                for notice in oshirase_core::evaluate::dry_run(connection, &plugins, &version, today)? {
+                    let opened = Day::parse_iso(&notice.send_on).is_some_and(|day| fiscal_year_start <= day);
+                    if !opened || notice.resident_id.starts_with("self:") || !seen.insert(notice.resident_id.clone()) {
+                        continue;
+                    }
+                    let told = told.contains(&(version.program.clone(), notice.resident_id.clone()));
+                    candidates.push(synthetic_city::Candidate {
+                        resident_id: notice.resident_id,
+                        program: version.program.clone(),
+                        record,
+                        told,
+                    });
+                }
+            }
+            Ok(Some(candidates))
+        })
+        .await?;
+    let Some(candidates) = candidates else { return Ok(synthetic_city::Drawn::default()) };
+    let (earlier, later) = (service.data_directory.join("city"), service.data_directory.join("city-later"));
+    let later_day = today.add_days(LATER_EXPORT_DAYS);
+    let drawn = synthetic_city::write_later_export(&earlier, &later, today, later_day, &candidates, seed)?;
+    service
+        .database
+        .write(move |connection| {
+            let options = ImportOptions {
+                actor: "demo".into(),
+                source: "synthetic city, a month later".into(),
+                keep_generations: 3,
+                max_shrink_percent: None,
+                mapping: None,
+            };
+            import_directory(connection, &later, &options)?;
+            Ok(())
+        })
+        .await?;
+    let plugins = service.plugins.clone();
+    let query = oshirase_core::uptake::UptakeQuery {
+        program: None,
+        from: fiscal_year_start,
+        to: today,
+        within_days: DEMO_FOLLOW_UP_DAYS,
+    };
+    let report = service
+        .database
+        .read(move |connection| Ok(oshirase_core::uptake::compute(connection, &plugins, &query)?))
+        .await?;
+    service.database.write(move |connection| oshirase_core::uptake::store(connection, &report, "demo")).await?;
+    Ok(drawn)
 }
 
 /// Gives the demo's console an administrator, `admin`, with a new password each start.

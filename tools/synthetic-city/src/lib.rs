@@ -8,8 +8,11 @@
 //! give the same files. The resident file is written in our own layout (`residents.csv`) or
 //! in the national standard one (`resident_table.csv`, see `standard.rs`); the other files
 //! are the same in both. For the delivery benchmark and the outbox's tests,
-//! `seed_due_notices` writes due notices straight into a database of oshirase's schema.
+//! `seed_due_notices` writes due notices straight into a database of oshirase's schema;
+//! `write_later_export` (`later.rs`) the next export, in which some of the residents found
+//! eligible, more of those told, took it up.
 
+mod later;
 mod standard;
 
 use std::fs::File;
@@ -21,6 +24,8 @@ use oshirase_sdk::{Day, Relationship};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use sha2::{Digest, Sha256};
+
+pub use later::{BASELINE_UPTAKE, Candidate, Drawn, MEAN_DAYS_TO_UPTAKE, RecordFile, TOLD_LIFT, write_later_export};
 
 /// Japan's population by five-year age band (0–4, 5–9, … 80–84, 85+), in thousands,
 /// from the 2020 census (国勢調査).
