@@ -6,8 +6,8 @@
 //! viewers only read. Routes: program plugins (`programs.rs`) and the settings staff give
 //! them (`settings.rs`), resident snapshots (`snapshots.rs`), applications for
 //! registration (`applications.rs`), sign-in (`session.rs`), the console's read-only
-//! reports (`reports.rs`) and reserved sends and broadcasts (`sends.rs`), staff accounts
-//! and tokens taken back (`users.rs`).
+//! reports (`reports.rs`) and reserved sends and broadcasts (`sends.rs`), surveys and
+//! their tallies (`surveys.rs`), staff accounts and tokens taken back (`users.rs`).
 
 pub mod applications;
 pub mod programs;
@@ -16,6 +16,7 @@ pub mod sends;
 pub mod session;
 pub mod settings;
 pub mod snapshots;
+pub mod surveys;
 pub mod throttle;
 pub mod users;
 
