@@ -2,8 +2,9 @@
 //! against a real `oshirase serve --config` process and a real LINE emulator process.
 //! Staff sign in, upload a plugin, dry-run a program, pause and resume it, reword a
 //! message, and reserve a send that the emulator then receives; the administrator
-//! broadcasts a survey to one category. Every page is
-//! screenshotted; with `OSHIRASE_SCREENSHOTS=DIR` the screenshots are kept there.
+//! broadcasts a message to one category, and asks a survey that a parent answers by
+//! tapping its card on the emulator's phone, its tally following in the console. Every
+//! page is screenshotted; with `OSHIRASE_SCREENSHOTS=DIR` the screenshots are kept there.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{EmulatorProcess, Scene, TOKEN, babies_town, config, wait_until};
+use crate::harness::{EmulatorProcess, Scene, ServerProcess, TOKEN, babies_town, config, parent, wait_until};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 /// The phrase staff put into the infant checkup's first message.
@@ -164,23 +165,28 @@ async fn screenshot(client: &Client, directory: &Path, name: &str) {
     std::fs::write(directory.join(format!("{name}.png")), png).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser() {
-    const HOUSEHOLDS: usize = 3;
-    let scene = babies_town(HOUSEHOLDS);
-    create_user(&scene, "kenko", "division", "infant-checkup,vaccine-mr");
-    create_user(&scene, "kanri", "administrator", "");
+/// What a browser test runs against: the emulator, the town's server answering its
+/// webhook (so that residents act in the chat, and apply through `PUBLIC_URL`'s form),
+/// Chromium, and where the screenshots go.
+struct Stage {
+    emulator: EmulatorProcess,
+    server: ServerProcess,
+    client: Client,
+    shots: PathBuf,
+    /// Kept to the end of the test: dropping it kills the browsers it started.
+    _driver: ChromeDriver,
+}
+
+async fn stage(scene: &Scene) -> Stage {
     let emulator = EmulatorProcess::start(&scene.data().join("journal.jsonl"));
-    // The server answers the LINE webhook too, so that a resident can apply from the chat.
-    let config = config(&scene, &emulator, ("00:00", "24:00"));
+    let config = config(scene, &emulator, ("00:00", "24:00"));
     let text = std::fs::read_to_string(&config).unwrap();
     let text = text
         .replace("[server]\n", &format!("[server]\npublic_url = {PUBLIC_URL:?}\n"))
         .replace("[line]\n", &format!("[line]\nchannel_secret = {SECRET:?}\n"));
     std::fs::write(&config, text).unwrap();
     let server = scene.serve_config(&config);
-    let base = server.base_url.clone();
-    let webhook = serde_json::json!({ "url": format!("{base}/webhook/line"), "channel_secret": SECRET });
+    let webhook = serde_json::json!({ "url": format!("{}/webhook/line", server.base_url), "channel_secret": SECRET });
     let set = tokio::task::block_in_place(|| {
         reqwest::blocking::Client::new()
             .put(format!("{}/emulator/webhook", emulator.base_url))
@@ -194,6 +200,17 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     std::fs::create_dir_all(&shots).unwrap();
     let driver = ChromeDriver::start();
     let client = browser(&driver, &scene.data().join("chromium-profile")).await;
+    Stage { emulator, server, client, shots, _driver: driver }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser() {
+    const HOUSEHOLDS: usize = 3;
+    let scene = babies_town(HOUSEHOLDS);
+    create_user(&scene, "kenko", "division", "infant-checkup,vaccine-mr");
+    create_user(&scene, "kanri", "administrator", "");
+    let Stage { emulator, server, client, shots, _driver } = stage(&scene).await;
+    let base = server.base_url.clone();
 
     // Signed out, a page sends staff to sign in; a wrong password is refused.
     client.goto(&format!("{base}/console/programs")).await.unwrap();
@@ -498,27 +515,9 @@ async fn a_survey_written_in_the_console_is_answered_on_the_phone_and_tallied_li
     const HOUSEHOLDS: usize = 2;
     let scene = babies_town(HOUSEHOLDS);
     create_user(&scene, "kanri", "administrator", "");
-    let emulator = EmulatorProcess::start(&scene.data().join("journal.jsonl"));
     // The server answers the webhook: a tap on the survey's card is a postback to it.
-    let config = config(&scene, &emulator, ("00:00", "24:00"));
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("[line]\n", &format!("[line]\nchannel_secret = {SECRET:?}\n"))).unwrap();
-    let server = scene.serve_config(&config);
+    let Stage { emulator, server, client, shots, _driver } = stage(&scene).await;
     let base = server.base_url.clone();
-    let webhook = serde_json::json!({ "url": format!("{base}/webhook/line"), "channel_secret": SECRET });
-    let set = tokio::task::block_in_place(|| {
-        reqwest::blocking::Client::new()
-            .put(format!("{}/emulator/webhook", emulator.base_url))
-            .json(&webhook)
-            .send()
-            .unwrap()
-    });
-    assert!(set.status().is_success());
-    let shots =
-        std::env::var_os("OSHIRASE_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|| scene.data().join("screenshots"));
-    std::fs::create_dir_all(&shots).unwrap();
-    let driver = ChromeDriver::start();
-    let client = browser(&driver, &scene.data().join("chromium-profile")).await;
 
     // The administrator writes the question, its choices and its close, to everyone, now.
     client.goto(&format!("{base}/console/surveys")).await.unwrap();
@@ -545,7 +544,7 @@ async fn a_survey_written_in_the_console_is_answered_on_the_phone_and_tallied_li
     });
 
     // The first parent taps 「はい」 on the card on their phone, and is thanked for it.
-    let parent = crate::harness::parent(0);
+    let parent = parent(0);
     client.goto(&format!("{}/", emulator.base_url)).await.unwrap();
     let yes =
         format!("button.flex-button[data-user='{parent}'][data-action*='action=survey'][data-action*='answer=0']");
