@@ -18,7 +18,7 @@ use crate::time::now_text;
 
 /// How long a broadcast may still be sent after its time, in days: a survey that could
 /// not go out for a week is stale.
-const BROADCAST_DAYS: i32 = 7;
+pub(crate) const BROADCAST_DAYS: i32 = 7;
 
 /// What a reservation sends.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::channel::card::{ALT_TEXT_LIMIT, Card, Choice};
 use crate::channel::line::MAX_QUICK_REPLY_LABEL;
 use crate::database::audit;
-use crate::reservation::{NewBroadcast, ReservationError, reserve_broadcast};
+use crate::reservation::{BROADCAST_DAYS, NewBroadcast, ReservationError, reserve_broadcast};
 use crate::time::{day_in_japan, format_japan, now_text};
 
 /// The fewest and the most choices of a question.
@@ -24,9 +24,6 @@ const RATING: [&str; 5] = ["1", "2", "3", "4", "5"];
 /// The longest question: with its choices listed and how to answer, the message stays
 /// within the `altText` a LINE notification shows whole (`ALT_TEXT_LIMIT`).
 const QUESTION_LIMIT: usize = ALT_TEXT_LIMIT - 300;
-/// How long a survey's question may still be sent after its time, in days, as for any
-/// broadcast; never after the survey closes.
-const SEND_DAYS: i32 = 7;
 
 /// Whether the resident picks one of the choices staff wrote, or rates 1 to 5.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -257,7 +254,8 @@ pub fn create(
         card: Some(serde_json::to_string(&card).context("cannot write the survey's card")?),
         line_only: true,
         program: checked.program.as_ref().map(|(program, from, to)| (program.as_str(), *from, *to)),
-        expires_on: day_in_japan(opens_at).add_days(SEND_DAYS).min(day_in_japan(closes_at)),
+        // Sent late as any broadcast may be, but never once the survey has closed.
+        expires_on: day_in_japan(opens_at).add_days(BROADCAST_DAYS).min(day_in_japan(closes_at)),
     };
     let (_, broadcast_id) = reserve_broadcast(&transaction, &broadcast, opens_at, actor)?;
     transaction.execute(
