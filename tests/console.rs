@@ -2,8 +2,9 @@
 //! against a real `oshirase serve --config` process and a real LINE emulator process.
 //! Staff sign in, upload a plugin, dry-run a program, pause and resume it, reword a
 //! message, and reserve a send that the emulator then receives; the administrator
-//! broadcasts a survey to one category. Every page is
-//! screenshotted; with `OSHIRASE_SCREENSHOTS=DIR` the screenshots are kept there.
+//! broadcasts a message to one category, and asks a survey that a parent answers by
+//! tapping its card on the emulator's phone, its tally following in the console. Every
+//! page is screenshotted; with `OSHIRASE_SCREENSHOTS=DIR` the screenshots are kept there.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{EmulatorProcess, Scene, TOKEN, babies_town, config, wait_until};
+use crate::harness::{EmulatorProcess, Scene, ServerProcess, TOKEN, babies_town, config, parent, wait_until};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 /// The phrase staff put into the infant checkup's first message.
@@ -164,23 +165,28 @@ async fn screenshot(client: &Client, directory: &Path, name: &str) {
     std::fs::write(directory.join(format!("{name}.png")), png).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser() {
-    const HOUSEHOLDS: usize = 3;
-    let scene = babies_town(HOUSEHOLDS);
-    create_user(&scene, "kenko", "division", "infant-checkup,vaccine-mr");
-    create_user(&scene, "kanri", "administrator", "");
+/// What a browser test runs against: the emulator, the town's server answering its
+/// webhook (so that residents act in the chat, and apply through `PUBLIC_URL`'s form),
+/// Chromium, and where the screenshots go.
+struct Stage {
+    emulator: EmulatorProcess,
+    server: ServerProcess,
+    client: Client,
+    shots: PathBuf,
+    /// Kept to the end of the test: dropping it kills the browsers it started.
+    _driver: ChromeDriver,
+}
+
+async fn stage(scene: &Scene) -> Stage {
     let emulator = EmulatorProcess::start(&scene.data().join("journal.jsonl"));
-    // The server answers the LINE webhook too, so that a resident can apply from the chat.
-    let config = config(&scene, &emulator, ("00:00", "24:00"));
+    let config = config(scene, &emulator, ("00:00", "24:00"));
     let text = std::fs::read_to_string(&config).unwrap();
     let text = text
         .replace("[server]\n", &format!("[server]\npublic_url = {PUBLIC_URL:?}\n"))
         .replace("[line]\n", &format!("[line]\nchannel_secret = {SECRET:?}\n"));
     std::fs::write(&config, text).unwrap();
     let server = scene.serve_config(&config);
-    let base = server.base_url.clone();
-    let webhook = serde_json::json!({ "url": format!("{base}/webhook/line"), "channel_secret": SECRET });
+    let webhook = serde_json::json!({ "url": format!("{}/webhook/line", server.base_url), "channel_secret": SECRET });
     let set = tokio::task::block_in_place(|| {
         reqwest::blocking::Client::new()
             .put(format!("{}/emulator/webhook", emulator.base_url))
@@ -194,6 +200,17 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     std::fs::create_dir_all(&shots).unwrap();
     let driver = ChromeDriver::start();
     let client = browser(&driver, &scene.data().join("chromium-profile")).await;
+    Stage { emulator, server, client, shots, _driver: driver }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser() {
+    const HOUSEHOLDS: usize = 3;
+    let scene = babies_town(HOUSEHOLDS);
+    create_user(&scene, "kenko", "division", "infant-checkup,vaccine-mr");
+    create_user(&scene, "kanri", "administrator", "");
+    let Stage { emulator, server, client, shots, _driver } = stage(&scene).await;
+    let base = server.base_url.clone();
 
     // Signed out, a page sends staff to sign in; a wrong password is refused.
     client.goto(&format!("{base}/console/programs")).await.unwrap();
@@ -349,6 +366,7 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
             deadline: "令和9年3月31日".into(),
             details_url: Some("https://www.city.chiba.jp/".into()),
             booking_url: None,
+            choices: Vec::new(),
         })
         .collect();
     let texts = ["五種混合の1回目を受けられます。", "BCGを受けられます。"];
@@ -487,5 +505,97 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
             .unwrap()
     });
     assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
+    client.close().await.unwrap();
+}
+
+/// The question the administrator asks in the console, and its two choices.
+const QUESTION: &str = "乳児健診の予約はしやすかったですか。";
+const CHOICES: [&str; 2] = ["はい", "いいえ"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_survey_written_in_the_console_is_answered_on_the_phone_and_tallied_live() {
+    const HOUSEHOLDS: usize = 2;
+    let scene = babies_town(HOUSEHOLDS);
+    create_user(&scene, "kanri", "administrator", "");
+    // The server answers the webhook: a tap on the survey's card is a postback to it.
+    let Stage { emulator, server, client, shots, _driver } = stage(&scene).await;
+    let base = server.base_url.clone();
+
+    // The administrator writes the question, its choices and its close, to everyone, now.
+    client.goto(&format!("{base}/console/surveys")).await.unwrap();
+    element(&client, "#login").await.send_keys("kanri").await.unwrap();
+    element(&client, "#password").await.send_keys(PASSWORD).await.unwrap();
+    click(&client, "#sign-in button").await;
+    element(&client, "#survey-question").await.send_keys(QUESTION).await.unwrap();
+    for (index, choice) in CHOICES.iter().enumerate() {
+        element(&client, &format!("input[data-choice='{index}']")).await.send_keys(choice).await.unwrap();
+    }
+    let closes = (chrono::Utc::now() + chrono::Duration::days(1))
+        .with_timezone(&oshirase_core::time::japan())
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    client.execute(&format!("document.getElementById('survey-closes').value = '{closes}';"), vec![]).await.unwrap();
+    click(&client, "#survey-form button").await;
+    wait_for_text(&client, "#status", "を作りました").await;
+    wait_for_text(&client, "#survey-total", "回答 0 件").await;
+    tokio::task::block_in_place(|| {
+        wait_until("every parent's survey", || {
+            emulator.inboxes().values().filter(|messages| messages.iter().any(|text| text.contains(QUESTION))).count()
+                == HOUSEHOLDS
+        })
+    });
+
+    // The first parent taps 「はい」 on the card on their phone, and is thanked for it.
+    let parent = parent(0);
+    client.goto(&format!("{}/", emulator.base_url)).await.unwrap();
+    let yes =
+        format!("button.flex-button[data-user='{parent}'][data-action*='action=survey'][data-action*='answer=0']");
+    click(&client, &yes).await;
+    wait_for_text(&client, "body", "「はい」で受け付けました").await;
+    screenshot(&client, &shots, "phone-survey").await;
+
+    // The console's tally shows the answer, and follows a change while it is open.
+    client.goto(&format!("{base}/console/surveys")).await.unwrap();
+    click(&client, "tr[data-survey] button[data-show-survey]").await;
+    wait_for_text(&client, "#survey-total", "回答 1 件").await;
+    wait_for_text(&client, "tr[data-choice-count='0']", "はい 1").await;
+    let inbox = tokio::task::block_in_place(|| emulator.inboxes_json());
+    let data = inbox[&parent]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|message| {
+            let buttons = message["flex"]["footer"]["contents"].as_array()?;
+            buttons.iter().find(|button| button["action"]["label"] == CHOICES[1])?["action"]["data"].as_str()
+        })
+        .unwrap_or_else(|| panic!("no 「いいえ」 button on {parent}'s card: {inbox}"))
+        .to_owned();
+    let reply = tokio::task::block_in_place(|| {
+        reqwest::blocking::Client::new()
+            .post(format!("{}/emulator/users/{parent}/events", emulator.base_url))
+            .json(&serde_json::json!({ "type": "postback", "data": data, "label": CHOICES[1] }))
+            .send()
+            .unwrap()
+            .json::<serde_json::Value>()
+            .unwrap()
+    });
+    assert!(reply["replies"][0]["text"].as_str().unwrap().contains("「はい」から「いいえ」に変えました"), "{reply}");
+    wait_for_text(&client, "tr[data-choice-count='1']", "いいえ 1").await;
+    wait_for_text(&client, "tr[data-choice-count='0']", "はい 0").await;
+    wait_for_text(&client, "#survey-total", "回答 1 件").await;
+    screenshot(&client, &shots, "surveys").await;
+
+    // The CSV is counts and anonymous rows: no LINE user id.
+    let csv = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             fetch(document.getElementById('survey-csv').href).then((response) => response.text()).then(done);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let csv = csv.as_str().unwrap();
+    assert!(csv.contains("2,\"いいえ\",1") && csv.contains("選択肢番号,選択肢,回答日"), "{csv}");
+    assert!(!csv.contains(&parent), "{csv}");
     client.close().await.unwrap();
 }

@@ -28,6 +28,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0015_database_identity.sql", include_str!("../../../db/0015_database_identity.sql")),
     ("0016_one_delivery_a_day.sql", include_str!("../../../db/0016_one_delivery_a_day.sql")),
     ("0017_uptake.sql", include_str!("../../../db/0017_uptake.sql")),
+    ("0018_surveys.sql", include_str!("../../../db/0018_surveys.sql")),
 ];
 
 /// Opens (creating if needed) the database at `path`, in WAL mode, fully migrated.

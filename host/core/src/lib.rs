@@ -30,6 +30,7 @@ pub mod schedule;
 pub mod service;
 pub mod settings;
 pub mod snapshot;
+pub mod survey;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;

@@ -208,6 +208,7 @@ pub fn enqueue_due(connection: &mut Connection, today: Day) -> Result<usize> {
                     .details_url
                     .or_else(|| crate::message::card_link("source_url", Some(&manifest.source_url)).ok().flatten()),
                 booking_url: set.booking_url,
+                choices: Vec::new(),
             };
             // Where each of the card's links leads, for `/r/{token}` (`link_opens`): once a
             // link, however many recipients carry it.
@@ -442,13 +443,24 @@ fn chunks_of_recipients(recipients: &[Recipient], addresses: usize) -> Vec<&[Rec
 /// Queues broadcast `broadcast_id` for every active registration — or, when the broadcast
 /// names a category, those who have not muted it; without a category, those who have not
 /// stopped everything — and the self-registered LINE users who follow the account, on the
-/// channels each chose. Queueing twice queues nothing new. Returns how many were queued.
+/// channels each chose (on LINE only for a `line_only` broadcast, a survey answered with
+/// a tap). A broadcast naming a program goes only to those of them who were sent a notice
+/// of it on a Japan day from `sent_from` to `sent_to`. Its card, if any, goes with it.
+/// Queueing twice queues nothing new. Returns how many were queued.
 pub fn enqueue_broadcast(connection: &mut Connection, broadcast_id: i64) -> Result<usize> {
     let transaction = connection.transaction()?;
-    let (title, text, category): (String, String, Option<String>) =
-        transaction.query_row("SELECT title, text, category FROM broadcasts WHERE id = ?1", [broadcast_id], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })?;
+    type Broadcast = (String, String, Option<String>, Option<String>, bool, Option<String>, Option<i32>, Option<i32>);
+    let (title, text, category, card, line_only, program, sent_from, sent_to): Broadcast = transaction.query_row(
+        "SELECT title, text, category, card, line_only, program, sent_from, sent_to FROM broadcasts WHERE id = ?1",
+        [broadcast_id],
+        |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
+        },
+    )?;
+    // The program's recipients: addresses its notices were sent to between the two days,
+    // compared as the UTC text of each Japan midnight, as `sent_at` is stored.
+    let midnight = |day: Option<i32>| day.map(|day| crate::time::japan_midnight_text(Day(day)));
+    let (sent_since, sent_before) = (midnight(sent_from), midnight(sent_to.map(|day| day + 1)));
     let rows: Vec<(String, String)> = transaction
         .prepare(
             "WITH recipients AS (
@@ -462,24 +474,32 @@ pub fn enqueue_broadcast(connection: &mut Connection, broadcast_id: i64) -> Resu
                          WHERE m.line_user_id = r.line_user_id) < 5
                           ELSE NOT EXISTS (SELECT 1 FROM muted_categories m
                               WHERE m.line_user_id = r.line_user_id AND m.category = ?2) END)),
+             told AS (
+                 SELECT * FROM unmuted r WHERE ?4 IS NULL OR EXISTS (SELECT 1 FROM deliveries d
+                     JOIN notices n ON n.id = d.notice_id
+                     WHERE n.program = ?4 AND d.state = 'sent' AND d.address IN (r.line_user_id, r.email)
+                         AND d.sent_at >= ?5 AND d.sent_at < ?6)),
              addressed AS (
-                 SELECT DISTINCT 'line' AS channel, line_user_id AS address FROM unmuted
+                 SELECT DISTINCT 'line' AS channel, line_user_id AS address FROM told
                  WHERE channels IN ('line', 'both') AND line_user_id IS NOT NULL
                  UNION
-                 SELECT 'mail', email FROM unmuted WHERE channels IN ('mail', 'both') AND email IS NOT NULL)
+                 SELECT 'mail', email FROM told
+                 WHERE channels IN ('mail', 'both') AND email IS NOT NULL AND NOT ?3)
              SELECT channel, address FROM addressed
              WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.broadcast_id = ?1 AND d.channel = addressed.channel
                  AND d.address = addressed.address)
              ORDER BY channel, address",
         )?
-        .query_map((broadcast_id, &category), |row| Ok((row.get(0)?, row.get(1)?)))?
+        .query_map((broadcast_id, &category, line_only, &program, &sent_since, &sent_before), |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
         .collect::<Result<_, _>>()?;
     let mut groups = Groups::new();
     let bundle = vec![MessageContent {
         program: format!("broadcast-{broadcast_id}"),
         subject: format!("【お知らせ】{title}"),
         text,
-        card: None,
+        card,
     }];
     for (channel, address) in rows {
         groups.entry((channel, bundle.clone())).or_default().push((address, vec![vec![broadcast_id]]));
@@ -863,7 +883,8 @@ fn fall_back_to_mail<'a>(connection: &Connection, line_deliveries: impl Iterator
          SELECT d.notice_id, d.broadcast_id, 'mail', reg.email, d.subject, d.text, d.card, ?2, ?3, d.part, 'queued', ?4
          FROM deliveries d
          JOIN registrations reg ON reg.line_user_id = d.address AND reg.active = 1 AND reg.email IS NOT NULL
-         WHERE d.id = ?1 AND d.channel = 'line'",
+         WHERE d.id = ?1 AND d.channel = 'line'
+             AND NOT EXISTS (SELECT 1 FROM broadcasts b WHERE b.id = d.broadcast_id AND b.line_only = 1)",
     )?;
     let now = now_text();
     let mut queued = 0;

@@ -1,7 +1,8 @@
 //! Sends staff reserve in the console: run one program now or at a chosen time and send
 //! what it finds due, or broadcast a message to every registered resident or to those who
-//! receive one category. The scheduler carries them out when their time comes
-//! (`carry_out_due`); sending itself still waits for the send window.
+//! receive one category (a survey's question is such a broadcast, `survey.rs`). The
+//! scheduler carries them out when their time comes (`carry_out_due`); sending itself
+//! still waits for the send window.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use crate::time::now_text;
 
 /// How long a broadcast may still be sent after its time, in days: a survey that could
 /// not go out for a week is stale.
-const BROADCAST_DAYS: i32 = 7;
+pub(crate) const BROADCAST_DAYS: i32 = 7;
 
 /// What a reservation sends.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
@@ -72,33 +73,117 @@ pub fn reserve(
     actor: &str,
 ) -> Result<i64, ReservationError> {
     let transaction = connection.transaction()?;
-    let (program, broadcast_id, subject) = match what {
+    let id = match what {
         Reserved::Program(program) => {
             if active_version(&transaction, program)?.is_none() {
                 return Err(ReservationError::Invalid(format!("program {program:?} has no active version to run")));
             }
-            (Some(program.clone()), None, program.clone())
+            insert_reservation(&transaction, Some(program), None, send_at, actor, program)?
         }
         Reserved::Broadcast { title, text, category } => {
-            check_broadcast(title, text, category.as_deref())?;
-            let expires_on = crate::time::day_in_japan(send_at).add_days(BROADCAST_DAYS);
-            transaction.execute(
-                "INSERT INTO broadcasts (title, text, category, expires_on, created_by, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                (title.trim(), text.trim(), category, expires_on.0, actor, now_text()),
-            )?;
-            let id = transaction.last_insert_rowid();
-            (None, Some(id), format!("broadcast:{id}"))
+            let broadcast = NewBroadcast {
+                title,
+                text,
+                category: category.as_deref(),
+                card: None,
+                line_only: false,
+                program: None,
+                expires_on: crate::time::day_in_japan(send_at).add_days(BROADCAST_DAYS),
+            };
+            reserve_broadcast(&transaction, &broadcast, send_at, actor)?.0
         }
     };
+    transaction.commit()?;
+    Ok(id)
+}
+
+/// A broadcast to reserve: what staff write (`Reserved::Broadcast`), and what a survey
+/// adds to it (`survey::create`).
+pub(crate) struct NewBroadcast<'a> {
+    pub title: &'a str,
+    pub text: &'a str,
+    pub category: Option<&'a str>,
+    /// A card drawn beside the text (a survey's choices), as JSON.
+    pub card: Option<String>,
+    /// Sent on LINE only, never by e-mail (`outbox::enqueue_broadcast`).
+    pub line_only: bool,
+    /// Only to those sent a notice of this program between these Japan days.
+    pub program: Option<(&'a str, Day, Day)>,
+    /// The last day it may still be sent.
+    pub expires_on: Day,
+}
+
+/// Stores `broadcast` and reserves it for `send_at` inside the caller's transaction;
+/// returns the reservation's and the broadcast's ids.
+pub(crate) fn reserve_broadcast(
+    transaction: &Connection,
+    broadcast: &NewBroadcast,
+    send_at: DateTime<Utc>,
+    actor: &str,
+) -> Result<(i64, i64), ReservationError> {
+    check_broadcast(broadcast.title, broadcast.text, broadcast.category)?;
+    if let Some((program, from, to)) = broadcast.program {
+        let known: bool = transaction.query_row(
+            "SELECT EXISTS (SELECT 1 FROM plugin_versions WHERE program = ?1)",
+            [program],
+            |row| row.get(0),
+        )?;
+        if !known {
+            return Err(ReservationError::Invalid(format!("unknown program {program:?}")));
+        }
+        if from > to {
+            return Err(ReservationError::Invalid(format!(
+                "the period of program {program:?}'s notices ends on {} before it starts on {}",
+                to, from
+            )));
+        }
+    }
+    transaction.execute(
+        "INSERT INTO broadcasts (title, text, category, card, line_only, program, sent_from, sent_to, expires_on,
+             created_by, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        rusqlite::params![
+            broadcast.title.trim(),
+            broadcast.text.trim(),
+            broadcast.category,
+            broadcast.card,
+            broadcast.line_only,
+            broadcast.program.map(|(program, ..)| program),
+            broadcast.program.map(|(_, from, _)| from.0),
+            broadcast.program.map(|(.., to)| to.0),
+            broadcast.expires_on.0,
+            actor,
+            now_text(),
+        ],
+    )?;
+    let broadcast_id = transaction.last_insert_rowid();
+    let id = insert_reservation(
+        transaction,
+        None,
+        Some(broadcast_id),
+        send_at,
+        actor,
+        &format!("broadcast:{broadcast_id}"),
+    )?;
+    Ok((id, broadcast_id))
+}
+
+/// One row of `reserved_sends`, audited under `subject`.
+fn insert_reservation(
+    transaction: &Connection,
+    program: Option<&str>,
+    broadcast_id: Option<i64>,
+    send_at: DateTime<Utc>,
+    actor: &str,
+    subject: &str,
+) -> Result<i64, ReservationError> {
     transaction.execute(
         "INSERT INTO reserved_sends (program, broadcast_id, send_at, created_by, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        (&program, broadcast_id, send_at.timestamp_millis(), actor, now_text()),
+        (program, broadcast_id, send_at.timestamp_millis(), actor, now_text()),
     )?;
     let id = transaction.last_insert_rowid();
-    audit(&transaction, actor, "reserve-send", &subject, &crate::time::format_japan(send_at))?;
-    transaction.commit()?;
+    audit(transaction, actor, "reserve-send", subject, &crate::time::format_japan(send_at))?;
     Ok(id)
 }
 

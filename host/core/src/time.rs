@@ -51,6 +51,13 @@ pub fn text_in_days(days: i64) -> String {
     time_text(if days >= 0 { now + shift } else { now - shift })
 }
 
+/// Midnight at the start of `day` in Japan as `now_text` writes it, so that a timestamp
+/// column compares against a Japan day's bounds as text.
+pub fn japan_midnight_text(day: Day) -> String {
+    let seconds = i64::from(day.0) * 86_400 - OFFSET_SECONDS;
+    time_text(std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.max(0) as u64))
+}
+
 fn time_text(time: std::time::SystemTime) -> String {
     let since_epoch = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let seconds = since_epoch.as_secs() as i64;

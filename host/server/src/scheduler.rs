@@ -1,7 +1,8 @@
 //! The scheduler loop that `oshirase serve` runs beside the web server: it runs each
-//! program when its schedule says, carries out reserved sends, queues what is due and
-//! sends inside the city's send window. Every decision is `oshirase_core::schedule`'s,
-//! a pure function of the time; the loop only reads the clock and the database.
+//! program when its schedule says, carries out reserved sends, closes surveys whose time
+//! is up, queues what is due and sends inside the city's send window. Every decision is
+//! `oshirase_core::schedule`'s, a pure function of the time; the loop only reads the
+//! clock and the database.
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -82,6 +83,11 @@ impl Scheduler {
         if reserved > 0 {
             tracing::info!(reserved, "reserved sends carried out");
         }
+        let closed =
+            self.service.database.write(move |connection| oshirase_core::survey::close_due(connection, now)).await?;
+        if closed > 0 {
+            tracing::info!(closed, "surveys closed and their answers made anonymous");
+        }
         let mut programs = self
             .service
             .database
@@ -149,17 +155,22 @@ impl Scheduler {
                 );
             }
         }
-        let (next_retry, next_reserved) = self
+        let (next_retry, next_reserved, next_closing) = self
             .service
             .database
             .read(|connection| {
-                Ok((oshirase_core::outbox::next_retry(connection)?, oshirase_core::reservation::next_due(connection)?))
+                Ok((
+                    oshirase_core::outbox::next_retry(connection)?,
+                    oshirase_core::reservation::next_due(connection)?,
+                    oshirase_core::survey::next_closing(connection)?,
+                ))
             })
             .await
-            .context("cannot read the next retry and reserved send")?;
+            .context("cannot read the next retry, reserved send and survey closing")?;
         let now = Utc::now();
         let wake = next_wake(now, &programs, &self.window, next_retry);
-        // A reserved send is carried out at its time whether the window is open or not.
-        Ok(next_reserved.map_or(wake, |reserved| wake.min(reserved.max(now + MIN_PAUSE))))
+        // A reserved send is carried out, and a survey closed, at its time whether the
+        // window is open or not.
+        Ok([next_reserved, next_closing].into_iter().flatten().fold(wake, |wake, at| wake.min(at.max(now + MIN_PAUSE))))
     }
 }

@@ -1,6 +1,6 @@
 //! A notice as a card: what the outbox stores beside a delivery's plain text, drawn as a
 //! LINE Flex bubble (several notices of one request as a carousel) and as links under an
-//! e-mail's text.
+//! e-mail's text. A survey's card has a postback button per choice as well.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 /// The longest `altText` LINE shows in a notification and on clients without Flex
 /// ("Max character limit: 1500", the Messaging API reference of Flex messages).
-const ALT_TEXT_LIMIT: usize = 1500;
+pub(crate) const ALT_TEXT_LIMIT: usize = 1500;
 
 /// The postback of a card's 「配信の設定」 button: the chat's settings, where one more
 /// tap mutes the card's category (`chat::postback_action`'s `settings`).
@@ -36,6 +36,16 @@ pub struct Card {
     /// 「予約・申請」: the city's online booking or application, when the division set one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub booking_url: Option<String>,
+    /// A survey's choices, each a button whose postback the chat answers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<Choice>,
+}
+
+/// A button that answers with a postback: its label, and the data the chat reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    pub label: String,
+    pub data: String,
 }
 
 impl Card {
@@ -60,7 +70,17 @@ impl Card {
 
     /// The card as a Flex bubble, `text` (the notice's wording) as its body.
     pub fn bubble(&self, text: &str) -> Value {
-        let mut buttons = Vec::new();
+        // The tapped choice is shown in the chat as the user's own words (`displayText`).
+        let mut buttons: Vec<Value> = self
+            .choices
+            .iter()
+            .map(|choice| {
+                json!({
+                    "type": "button", "style": "primary", "height": "sm", "color": "#1E7F4F",
+                    "action": { "type": "postback", "label": choice.label, "data": choice.data, "displayText": choice.label },
+                })
+            })
+            .collect();
         if let Some(url) = &self.booking_url {
             buttons.push(json!({
                 "type": "button", "style": "primary", "height": "sm", "color": "#1E7F4F",
@@ -148,6 +168,7 @@ mod tests {
             deadline: "令和9年3月31日".into(),
             details_url: Some("https://laws.e-gov.go.jp/law/323CO0000000197".into()),
             booking_url: booking.then(|| "https://yoyaku.example.jp/mr".into()),
+            choices: Vec::new(),
         }
     }
 

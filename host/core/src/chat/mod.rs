@@ -7,7 +7,9 @@
 //! (tax data), 設定 (categories on and off), 停止 / 再開 (everything), 予定日 DATE /
 //! 誕生日 DATE / 登録の確認 (self-registered timing), メール (e-mail: an address, then the
 //! six-digit code sent to it; メールをやめる), ヘルプ. Anything else gets the help with
-//! buttons, never silence. Buttons send postbacks `action=…&…` that mean the same.
+//! buttons, never silence. Buttons send postbacks `action=…&…` that mean the same; a
+//! survey's card sends `action=survey&id=N&answer=K` (`survey.rs`), an answer given or
+//! changed while the survey is open.
 //! Replies never repeat a date or an address the user typed: what reaches LINE carries
 //! no personal data.
 
@@ -28,6 +30,7 @@ use serde_json::Value;
 use crate::channel::line::{Button, ReplyMessage, is_user_id};
 use crate::database::audit;
 use crate::outbox::{Undelivered, cancel_undelivered};
+use crate::survey::Answered;
 use crate::time::now_text;
 use number::{Parsed, Redeemed};
 use timing::Kind;
@@ -142,6 +145,11 @@ enum Action {
     /// A date without saying whether it is a due date or a birth date.
     BareDate,
     Mail(Mail),
+    /// A tap on choice `answer` of survey `id`.
+    Survey {
+        id: i64,
+        answer: u32,
+    },
 }
 
 /// What the user asked for about e-mail.
@@ -202,6 +210,10 @@ fn postback_action(data: &str, date: Option<&str>) -> Action {
             Some("line") => Action::Mail(Mail::Channels("line")),
             Some("mail") => Action::Mail(Mail::Channels("mail")),
             Some("both") => Action::Mail(Mail::Channels("both")),
+            _ => Action::Unknown,
+        },
+        "survey" => match (field("id").and_then(|id| id.parse().ok()), field("answer").and_then(|k| k.parse().ok())) {
+            (Some(id), Some(answer)) => Action::Survey { id, answer },
             _ => Action::Unknown,
         },
         _ => Action::Unknown,
@@ -586,6 +598,27 @@ pub fn handle(
             };
             mail(connection, user, &resident_id, asked, now_millis)
         }
+        Action::Survey { id, answer } => {
+            let now = chrono::DateTime::from_timestamp_millis(now_millis).unwrap_or_default();
+            let text = match crate::survey::answer(connection, user, id, answer, now)? {
+                Answered::Recorded { label, before: None } => format!(
+                    "「{label}」で受け付けました。ご協力ありがとうございます。\
+                     締め切りまでは、ボタンを押し直すと選び直せます。"
+                ),
+                Answered::Recorded { label, before: Some(before) } => {
+                    format!("回答を「{before}」から「{label}」に変えました。ご協力ありがとうございます。")
+                }
+                Answered::NotOpen => "このアンケートは、まだ受け付けを始めていません。".to_owned(),
+                Answered::Closed => "このアンケートは締め切りました。回答は変わっていません。\
+                                     ご協力ありがとうございました。"
+                    .to_owned(),
+                Answered::Unknown => "このアンケートは見つかりませんでした。".to_owned(),
+                Answered::NoSuchChoice => "その選択肢は、このアンケートにはありません。\
+                                           お手数ですが、アンケートのボタンから選んでください。"
+                    .to_owned(),
+            };
+            reply(&text, Vec::new())
+        }
     }
 }
 
@@ -829,4 +862,77 @@ fn settings_buttons(connection: &Connection, user: &str) -> Result<Vec<Button>> 
     buttons.push(Button::postback("すべて再開", "action=resume-all"));
     buttons.push(Button::postback("メールの設定", "action=mail"));
     Ok(buttons)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::survey::{Audience, Draft, Kind};
+
+    const USER: &str = "U0000000000000000000000000000b001";
+
+    /// What the chat replies to `user`'s tap with `data` at `now`.
+    fn tap(connection: &Connection, data: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+        let incoming = Incoming {
+            user: USER.into(),
+            reply_token: Some("token".into()),
+            what: What::Postback { data: data.into(), date: None },
+            standby: false,
+        };
+        let answer = handle(
+            connection,
+            &ChatSettings::default(),
+            &incoming,
+            now.timestamp_millis(),
+            crate::time::day_in_japan(now),
+            false,
+        )
+        .unwrap();
+        let Answer::Replies(replies) = answer else { panic!("a tap is answered with a reply") };
+        replies.iter().map(|reply| reply.text.clone()).collect()
+    }
+
+    #[test]
+    fn a_survey_tap_is_answered_changed_refused_when_closed_and_told_apart_when_unknown() {
+        let mut connection = crate::testing::database();
+        let now = chrono::Utc::now();
+        let draft = Draft {
+            question: "健診の予約はしやすかったですか。".into(),
+            kind: Kind::Choice,
+            choices: vec!["はい".into(), "いいえ".into()],
+            audience: Audience::Everyone,
+            category: None,
+            program: None,
+            sent_from: None,
+            sent_to: None,
+        };
+        let id =
+            crate::survey::create(&mut connection, &draft, now, now + chrono::Duration::days(1), "user:admin").unwrap();
+        let answer = |data: &str, at| tap(&connection, data, at);
+        let stored = |connection: &Connection| -> Vec<(Option<String>, u32)> {
+            connection
+                .prepare("SELECT line_user_id, answer FROM survey_answers")
+                .unwrap()
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let first = answer(&crate::survey::postback(id, 0), now);
+        assert!(first.contains("「はい」で受け付けました"), "{first}");
+        let changed = answer(&crate::survey::postback(id, 1), now);
+        assert!(changed.contains("「はい」から「いいえ」に変えました"), "{changed}");
+        assert_eq!(stored(&connection), [(Some(USER.to_owned()), 1)], "changed, not duplicated");
+        let out_of_range = answer(&crate::survey::postback(id, 2), now);
+        assert!(out_of_range.contains("その選択肢は、このアンケートにはありません"), "{out_of_range}");
+        let unknown = answer(&crate::survey::postback(id + 1, 0), now);
+        assert!(unknown.contains("見つかりませんでした"), "{unknown}");
+        let early = answer(&crate::survey::postback(id, 0), now - chrono::Duration::hours(1));
+        assert!(early.contains("まだ受け付けを始めていません"), "{early}");
+        let closed = answer(&crate::survey::postback(id, 0), now + chrono::Duration::days(2));
+        assert!(closed.contains("締め切りました"), "{closed}");
+        assert_eq!(stored(&connection), [(Some(USER.to_owned()), 1)], "a refused tap changes nothing");
+        assert!(understands_postback(&crate::survey::postback(7, 4)));
+        assert!(!understands_postback("action=survey&id=seven&answer=0"));
+    }
 }

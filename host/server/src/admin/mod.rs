@@ -7,7 +7,8 @@
 //! them (`settings.rs`), resident snapshots (`snapshots.rs`), applications for
 //! registration (`applications.rs`), sign-in (`session.rs`), the console's read-only
 //! reports (`reports.rs`), uptake measured between two exports (`uptake.rs`), reserved
-//! sends and broadcasts (`sends.rs`), staff accounts and tokens taken back (`users.rs`).
+//! sends and broadcasts (`sends.rs`), surveys and their tallies (`surveys.rs`), staff
+//! accounts and tokens taken back (`users.rs`).
 
 pub mod applications;
 pub mod programs;
@@ -16,6 +17,7 @@ pub mod sends;
 pub mod session;
 pub mod settings;
 pub mod snapshots;
+pub mod surveys;
 pub mod throttle;
 pub mod uptake;
 pub mod users;

@@ -34,7 +34,7 @@ pub struct ReserveBody {
 }
 
 /// A Japan-time date and time as the console's form sends it.
-fn parse_japan_time(text: &str) -> Result<DateTime<Utc>, AppError> {
+pub(crate) fn parse_japan_time(text: &str) -> Result<DateTime<Utc>, AppError> {
     let naive = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(text.trim(), format).ok())

@@ -383,6 +383,88 @@ async function drawSending() {
   content.replaceChildren(...parts);
 }
 
+// ---- surveys: a question answered with a tap in the chat, and its tally
+
+const SURVEY_STATES = { waiting: "送信前", open: "受付中", closed: "締め切り" };
+// The tally on screen is read again every 2 s while its page is open.
+let surveyPoll = null;
+
+function surveyAudience(survey) {
+  if (survey.audience === "category") return (CATEGORIES.find(([code]) => code === survey.category) || [, survey.category])[1] + " を受け取る人";
+  if (survey.audience === "program") return "制度 " + survey.program + " の通知を受け取った人";
+  return "登録者全員";
+}
+
+// Counts only: a tally never names who answered.
+function surveyTally(survey) {
+  const highest = Math.max(1, ...survey.choices.map((choice) => choice.count));
+  // The bar's width is set through the style object: the page's CSP refuses style attributes.
+  const bar = (count) => { const span = h("span", { class: "bar" }); span.style.width = `${Math.round((count / highest) * 100)}%`; return span; };
+  return h("section", { id: "survey-tally", "data-survey-id": survey.id },
+    h("h2", {}, `集計: ${survey.question}`),
+    h("p", {}, `${SURVEY_STATES[survey.state] || survey.state}・配信 ${survey.delivered} 人・締め切り ${survey.closes_at}`),
+    table(["選択肢", "件数", ""], survey.choices.map((choice, index) => h("tr", { "data-choice-count": index },
+      h("td", {}, choice.label), h("td", { class: "number" }, choice.count),
+      h("td", {}, bar(choice.count))))),
+    h("p", { id: "survey-total" }, `回答 ${survey.total} 件`),
+    h("a", { id: "survey-csv", href: "../admin/surveys/" + encodeURIComponent(survey.id) + "/csv" }, "CSV をダウンロード"));
+}
+
+function showSurvey(id) {
+  if (surveyPoll) clearInterval(surveyPoll);
+  const draw = async () => {
+    const survey = await api("GET", `/admin/surveys/${encodeURIComponent(id)}`);
+    const shown = document.getElementById("survey-tally");
+    if (shown) shown.replaceWith(surveyTally(survey)); else content.append(surveyTally(survey));
+  };
+  surveyPoll = setInterval(() => draw().catch((error) => pageStatus.show(error.message, true)), 2000);
+  return draw();
+}
+
+async function drawSurveys() {
+  const surveys = await api("GET", "/admin/surveys");
+  const line = pageStatus;
+  const parts = [];
+  if (isAdministrator()) {
+    const question = h("textarea", { id: "survey-question", rows: 3, required: true });
+    const kind = h("select", { id: "survey-kind" }, h("option", { value: "choice" }, "選択肢から選ぶ(2〜5個)"), h("option", { value: "rating" }, "5段階で評価する(1〜5)"));
+    const choices = [0, 1, 2, 3, 4].map((index) => h("input", { "data-choice": index, maxlength: 20, placeholder: `選択肢 ${index + 1}(20文字まで)` }));
+    const choiceBox = h("fieldset", { id: "survey-choices" }, h("legend", {}, "選択肢(空欄は使いません)"), choices);
+    kind.addEventListener("change", () => { choiceBox.hidden = kind.value === "rating"; });
+    const audience = h("select", { id: "survey-audience" }, h("option", { value: "everyone" }, "登録者全員"), h("option", { value: "category" }, "種類を受け取る人"), h("option", { value: "program" }, "制度の通知を受け取った人"));
+    const category = h("select", { id: "survey-category" }, CATEGORIES.map(([code, label]) => h("option", { value: code }, label)));
+    const program = h("input", { id: "survey-program", placeholder: "制度コード(例 infant-checkup)" });
+    const sentFrom = h("input", { id: "survey-sent-from", type: "date" });
+    const sentTo = h("input", { id: "survey-sent-to", type: "date" });
+    const categoryBox = h("label", { hidden: true }, "種類 ", category);
+    const programBox = h("div", { hidden: true }, h("label", {}, "制度 ", program), h("label", {}, "通知を送った日(から) ", sentFrom), h("label", {}, "(まで) ", sentTo));
+    audience.addEventListener("change", () => { categoryBox.hidden = audience.value !== "category"; programBox.hidden = audience.value !== "program"; });
+    const opens = h("input", { id: "survey-opens", type: "datetime-local", step: 1 });
+    const closes = h("input", { id: "survey-closes", type: "datetime-local", step: 1, required: true });
+    const form = h("form", { id: "survey-form", onsubmit: (event) => {
+      event.preventDefault();
+      act(line, event.submitter, async () => {
+        const body = { question: question.value, kind: kind.value, audience: audience.value, opens_at: opens.value || null, closes_at: closes.value };
+        if (kind.value === "choice") body.choices = choices.map((input) => input.value.trim()).filter((value) => value);
+        if (audience.value === "category") body.category = category.value;
+        if (audience.value === "program") Object.assign(body, { program: program.value.trim(), sent_from: sentFrom.value || null, sent_to: sentTo.value || null });
+        const created = await api("POST", "/admin/surveys", body);
+        await drawSurveys();
+        await showSurvey(created.id);
+        return `アンケート ${created.id} を作りました。開始の時刻に LINE で送ります(メールの方には送りません。ボタンで答えるため)`;
+      });
+    } }, h("h2", {}, "アンケートを作る"), h("label", {}, "質問 ", question), h("label", {}, "答え方 ", kind), choiceBox,
+      h("label", {}, "宛先 ", audience), categoryBox, programBox,
+      h("label", {}, "開始(空欄なら今すぐ) ", opens), h("label", {}, "締め切り ", closes), h("button", { type: "submit" }, "作成して予約する"));
+    parts.push(form);
+  }
+  parts.push(h("h2", {}, "アンケート一覧"), table(["番号", "質問", "宛先", "状態", "回答", "配信", "締め切り", ""], surveys.map((survey) => h("tr", { "data-survey": survey.id },
+    h("td", {}, survey.id), h("td", {}, survey.question), h("td", {}, surveyAudience(survey)), h("td", { class: "state" }, SURVEY_STATES[survey.state] || survey.state),
+    h("td", { class: "number" }, survey.total), h("td", { class: "number" }, survey.delivered), h("td", {}, survey.closes_at),
+    h("td", {}, h("button", { "data-show-survey": survey.id, onclick: (event) => act(line, event.target, async () => { await showSurvey(survey.id); return `アンケート ${survey.id} の集計を表示しています(2 秒ごとに更新)`; }) }, "集計"))))));
+  content.replaceChildren(...parts);
+}
+
 // ---- registrations
 
 async function drawRegistrations() {
@@ -524,7 +606,7 @@ async function drawAccounts() {
       h("td", {}, token.works ? tokenAction("失効させる", "data-revoke", token.id, "revoke", undefined, `トークン ${token.id} を失効させました`) : null)))));
 }
 
-const PAGES = { login: drawLogin, dashboard: drawDashboard, programs: drawPrograms, messages: drawMessages, sending: drawSending, registrations: drawRegistrations, deliveries: drawDeliveries, uptake: drawUptake, audit: drawAudit, accounts: drawAccounts };
+const PAGES = { login: drawLogin, dashboard: drawDashboard, programs: drawPrograms, messages: drawMessages, sending: drawSending, surveys: drawSurveys, registrations: drawRegistrations, deliveries: drawDeliveries, uptake: drawUptake, audit: drawAudit, accounts: drawAccounts };
 
 drawHeader();
 Promise.resolve(PAGES[pageName]()).catch((error) => content.replaceChildren(h("p", { class: "notice error" }, error.message)));

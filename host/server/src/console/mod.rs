@@ -12,11 +12,12 @@ use crate::admin::session_caller;
 use crate::web::{AppError, AppState};
 
 /// Every page: its path under `/console/` and its title in the navigation.
-pub const PAGES: [(&str, &str); 9] = [
+pub const PAGES: [(&str, &str); 10] = [
     ("dashboard", "ダッシュボード"),
     ("programs", "制度とプラグイン"),
     ("messages", "文面と設定"),
     ("sending", "送信"),
+    ("surveys", "アンケート"),
     ("registrations", "登録申請"),
     ("deliveries", "配信状況"),
     ("uptake", "効果"),
