@@ -2,7 +2,8 @@
 //! CLI, `oshirase serve` answers the LINE webhook, and a real emulator process plays LINE
 //! and the resident's phone (its users' side signs each event as LINE does and waits for
 //! the bot's reply); the day's run then pushes the notice the resident registered for, as
-//! a card whose 「配信の設定」 and one more tap stop its category, and the rich menu
+//! a card whose 「配信の設定」 and one more tap stop its category and whose 「詳しく」 is
+//! counted through the server's `/r/{token}`, and the rich menu
 //! `oshirase line rich-menu` installs answers its taps.
 //! With `serve --config` and a real SMTP server, a resident confirms an e-mail address
 //! with the code it receives, and an applicant staff reject is told in the chat.
@@ -83,7 +84,19 @@ fn a_resident_links_by_number_in_the_chat_and_receives_the_notice() {
 
     let today = oshirase_core::time::today_in_japan().to_string();
     let report: Value = serde_json::from_str(
-        scene.ok(&["run", "--date", &today, "--line-base-url", &emulator.base_url, "--line-token", TOKEN]).trim(),
+        scene
+            .ok(&[
+                "run",
+                "--date",
+                &today,
+                "--line-base-url",
+                &emulator.base_url,
+                "--line-token",
+                TOKEN,
+                "--public-url",
+                &server.base_url,
+            ])
+            .trim(),
     )
     .unwrap();
     assert_eq!(report["sent"]["sent"], 1, "{report}");
@@ -99,6 +112,27 @@ fn a_resident_links_by_number_in_the_chat_and_receives_the_notice() {
     assert!(replies[0].contains("子育て"), "{replies:?}");
     let replies = act(&emulator, json!({ "type": "postback", "data": "action=mute&category=ChildRearing" }));
     assert!(replies[0].contains("「子育て」のお知らせを止めました"), "{replies:?}");
+
+    // Its 「詳しく」 goes through the server, which counts the opening for the occasion and
+    // the day, and nothing about who opened it, and sends the phone on to the page.
+    let details = buttons.iter().find(|button| button["action"]["label"] == "詳しく").expect("a details button");
+    let link = details["action"]["uri"].as_str().unwrap();
+    assert!(link.starts_with(&format!("{}/r/", server.base_url)), "{link}");
+    let no_redirects =
+        reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let opened = no_redirects.get(link).send().unwrap();
+    assert_eq!(opened.status(), 303);
+    assert!(opened.headers()["location"].to_str().unwrap().starts_with("https://"), "{:?}", opened.headers());
+    assert!(opened.headers().get("set-cookie").is_none());
+    let database = rusqlite::Connection::open(scene.data().join("oshirase.db")).unwrap();
+    let counted: (String, String, i64) = database
+        .query_row(
+            "SELECT t.program, t.occasion, o.opened FROM link_opens o JOIN link_targets t ON t.token = o.token",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(counted, ("infant-checkup".to_owned(), "first".to_owned(), 1));
 
     // The rich menu: installed through the Messaging API, once however often it is run;
     // each area a postback the chat answers.

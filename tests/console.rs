@@ -321,7 +321,17 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
                 == HOUSEHOLDS
         })
     });
-    // Each parent's card opens the booking page staff gave it.
+    // Each parent's card opens the booking page staff gave it, through the server's
+    // `/r/{token}`, which counts the opening.
+    let booking = format!(
+        "{PUBLIC_URL}/r/{}",
+        oshirase_core::link_opens::token(
+            "infant-checkup",
+            "first",
+            oshirase_core::link_opens::Button::Booking,
+            BOOKING
+        )
+    );
     let inboxes = tokio::task::block_in_place(|| emulator.inboxes_json());
     let booking_buttons = inboxes
         .as_object()
@@ -331,7 +341,7 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
             messages.as_array().unwrap().iter().any(|message| {
                 message["flex"]["footer"]["contents"][0]["action"]
                     == serde_json::json!({
-                        "type": "uri", "label": "予約・申請", "uri": BOOKING
+                        "type": "uri", "label": "予約・申請", "uri": booking
                     })
             })
         })

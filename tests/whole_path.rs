@@ -288,6 +288,10 @@ fn the_demo_runs_from_an_empty_directory_and_a_second_run_sends_nothing_new() {
     assert!(first["programs"].as_u64().unwrap() >= 23, "the whole catalogue is installed: {first}");
     let delivered = first["delivered"].as_u64().unwrap();
     assert!(delivered > 10 && delivered <= first["notices"].as_u64().unwrap() * 2, "{first}");
+    // The export of a month later: more of the told took it up, as it was drawn.
+    let share = |took_up: &str, of: &str| first[took_up].as_f64().unwrap() / first[of].as_f64().unwrap();
+    assert!(first["later_told"].as_u64().unwrap() >= 100, "{first}");
+    assert!(share("later_told_took_up", "later_told") > share("later_not_told_took_up", "later_not_told"), "{first}");
     let second: Value = serde_json::from_str(scene.ok(&["demo", "--exit-after-run", "--date", TODAY]).trim()).unwrap();
     assert_eq!(second["delivered"], 0, "{second}");
     // The emulator's journal holds exactly what was delivered, once: a line per accepted
@@ -317,6 +321,21 @@ fn the_demo_runs_from_an_empty_directory_and_a_second_run_sends_nothing_new() {
         )
         .unwrap();
     assert_eq!((deliveries as u64, recipients as i64), (delivered, messages));
+    // The demo measured uptake with it, once: the console's 効果 page reads this, and the
+    // screenings, told and not told, are groups large enough to show.
+    let reports: Vec<String> = database
+        .prepare("SELECT report FROM uptake_reports")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(reports.len(), 1, "measured by the first run only");
+    let report: Value = serde_json::from_str(&reports[0]).unwrap();
+    let colon = report["cohorts"].as_array().unwrap().iter().filter(|cohort| cohort["program"] == "screening-colon");
+    let told: u64 = colon.clone().map(|cohort| cohort["told"]["eligible"].as_u64().unwrap()).sum();
+    let not_told: u64 = colon.map(|cohort| cohort["not_told"]["eligible"].as_u64().unwrap()).sum();
+    assert!(told >= 10 && not_told >= 10, "{told} told, {not_told} not told");
     assert!(journal.lines().count() < recipients, "identical messages of a program went out as multicasts");
 }
 

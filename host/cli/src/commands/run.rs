@@ -19,6 +19,10 @@ pub struct Arguments {
     line_base_url: String,
     #[arg(long, env = "OSHIRASE_LINE_TOKEN")]
     line_token: String,
+    /// The public address of the server that answers `/r/{token}` (`[server] public_url`):
+    /// cards' links go out through it, so that their openings are counted. Direct without it.
+    #[arg(long, env = "OSHIRASE_PUBLIC_URL")]
+    public_url: Option<String>,
     #[command(flatten)]
     delivery: DeliveryArguments,
 }
@@ -62,12 +66,12 @@ impl DeliveryArguments {
 
 pub async fn run(
     global: &Global,
-    Arguments { date, line_base_url, line_token, delivery }: Arguments,
+    Arguments { date, line_base_url, line_token, public_url, delivery }: Arguments,
 ) -> anyhow::Result<()> {
     let service = global.service().await?;
     let mut line = LineConfig::new(line_base_url, line_token);
     let retry = delivery.apply(&mut line);
-    let channels = Channels { line: LineClient::new(line)?, mail: None, public_url: None };
+    let channels = Channels { line: LineClient::new(line)?, mail: None, public_url };
     let report = service.run_day(date.unwrap_or_else(today_in_japan), &channels, &retry).await?;
     println!("{}", serde_json::to_string(&report)?);
     if report.runs.iter().any(|run| run.error.is_some()) {

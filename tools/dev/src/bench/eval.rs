@@ -503,7 +503,7 @@ impl std::fmt::Display for EvalBenchReport {
 
 /// Runs `binary` (this one for `gen`, the product's for `import`) as a child, for a step
 /// whose memory must not count as the evaluation's (generating and importing the city).
-fn run_child(binary: &Path, arguments: &[&std::ffi::OsStr]) -> Result<()> {
+pub(super) fn run_child(binary: &Path, arguments: &[&std::ffi::OsStr]) -> Result<()> {
     let output = Command::new(binary)
         .args(arguments)
         .env("OSHIRASE_LOG", "warn")
@@ -519,12 +519,17 @@ fn run_child(binary: &Path, arguments: &[&std::ffi::OsStr]) -> Result<()> {
     Ok(())
 }
 
+/// Where the city's export is written, kept for a later run with the same residents, seed
+/// and date.
+pub(super) fn city_directory(options: &EvalBenchOptions, today: Day) -> PathBuf {
+    options.work_directory.join(format!("eval-city-{}-{}-{today}", options.residents, options.seed))
+}
+
 /// The data directory holding the imported city, made by child processes unless a
 /// previous run left it complete.
-fn imported_city(options: &EvalBenchOptions, today: Day) -> Result<PathBuf> {
-    let name = format!("{}-{}-{today}", options.residents, options.seed);
-    let city = options.work_directory.join(format!("eval-city-{name}"));
-    let data = options.work_directory.join(format!("eval-data-{name}"));
+pub(super) fn imported_city(options: &EvalBenchOptions, today: Day) -> Result<PathBuf> {
+    let city = city_directory(options, today);
+    let data = options.work_directory.join(format!("eval-data-{}-{}-{today}", options.residents, options.seed));
     let imported = data.join("imported");
     if imported.exists() {
         // A city imported by an earlier version of oshirase is brought to this one's
@@ -633,15 +638,40 @@ struct ChildRun {
 /// reaches no LINE server (its registrations have no address, so nothing is queued), and
 /// measures its wall time and its own peak resident set.
 fn run_day_child(run: &Path, today: Day) -> Result<ChildRun> {
+    let date = today.to_string();
+    let arguments = ["run", "--date", date.as_str(), "--line-token", "bench", "--line-base-url", "http://127.0.0.1:9"];
+    let measured = run_measured(run, &arguments, "run")?;
+    let report: serde_json::Value = serde_json::from_str(&measured.output).context("oshirase run printed no report")?;
+    let runs = report["runs"].as_array().context("oshirase run reported no runs")?;
+    let sum = |field: &str| runs.iter().filter_map(|run| run[field].as_u64()).sum::<u64>() as usize;
+    Ok(ChildRun {
+        seconds: measured.seconds,
+        peak_rss_kib: measured.peak_rss_kib,
+        notices: sum("notices"),
+        new_notices: sum("new_notices"),
+    })
+}
+
+/// What one measured child process printed, how long it took and its peak resident set.
+pub(super) struct Measured {
+    pub output: String,
+    pub seconds: f64,
+    pub peak_rss_kib: i64,
+}
+
+/// Runs the product binary with `--data data` and `arguments` as a child process, its
+/// output in `data/NAME.out` and its log in `data/NAME.log`, and measures its wall time and
+/// its own peak resident set.
+pub(super) fn run_measured(data: &Path, arguments: &[&str], name: &str) -> Result<Measured> {
     let oshirase = crate::product_binary()?;
-    let output = run.join("run.json");
-    let log = run.join("run.log");
+    let output = data.join(format!("{name}.out"));
+    let log = data.join(format!("{name}.log"));
     let create = |path: &Path| std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()));
     let start = Instant::now();
     let child = Command::new(&oshirase)
         .arg("--data")
-        .arg(run)
-        .args(["run", "--date", &today.to_string(), "--line-token", "bench", "--line-base-url", "http://127.0.0.1:9"])
+        .arg(data)
+        .args(arguments)
         .env("OSHIRASE_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(create(&output)?)
@@ -670,14 +700,11 @@ fn run_day_child(run: &Path, today: Day) -> Result<ChildRun> {
         (waited, poller.join().unwrap_or(0))
     });
     let seconds = start.elapsed().as_secs_f64();
-    anyhow::ensure!(waited == pid, "cannot wait for oshirase run: {}", std::io::Error::last_os_error());
+    anyhow::ensure!(waited == pid, "cannot wait for oshirase {name}: {}", std::io::Error::last_os_error());
     let succeeded = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    anyhow::ensure!(succeeded, "oshirase run failed: {}", std::fs::read_to_string(&log).unwrap_or_default());
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&output)?).context("oshirase run printed no report")?;
-    let runs = report["runs"].as_array().context("oshirase run reported no runs")?;
-    let sum = |field: &str| runs.iter().filter_map(|run| run[field].as_u64()).sum::<u64>() as usize;
-    Ok(ChildRun { seconds, peak_rss_kib, notices: sum("notices"), new_notices: sum("new_notices") })
+    anyhow::ensure!(succeeded, "oshirase {name} failed: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    let output = std::fs::read_to_string(&output).with_context(|| format!("cannot read {}", output.display()))?;
+    Ok(Measured { output, seconds, peak_rss_kib })
 }
 
 /// The whole city as `oshirase run` does it, `repetitions` times: each time with the

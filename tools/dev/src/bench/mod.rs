@@ -8,13 +8,15 @@
 //! `bench eval` (in `eval.rs`) runs every program as a plugin, natively and as SQL;
 //! `bench abuse` (in `abuse.rs`) floods a real server with sign-ins and measures the rest;
 //! `bench towns` (in `towns.rs`) measures what a town costs a shared server and how many
-//! it holds; `bench replication` (in `replication.rs`) how far Litestream's replica lags.
+//! it holds; `bench replication` (in `replication.rs`) how far Litestream's replica lags;
+//! `bench uptake` (in `uptake.rs`) measures uptake between two exports of a whole city.
 
 pub mod abuse;
 pub mod delivery;
 pub mod eval;
 pub mod replication;
 pub mod towns;
+pub mod uptake;
 
 use std::path::{Path, PathBuf};
 
@@ -60,6 +62,20 @@ pub enum Benchmark {
     Eval {
         #[arg(long, default_value_t = 1_000_000)]
         residents: usize,
+        #[command(flatten)]
+        city: CityBenchArguments,
+    },
+    /// Measures uptake for every program between two exports of a whole city (`oshirase
+    /// report uptake` as a child: wall time and peak RSS), and times the console's read of
+    /// the stored result.
+    Uptake {
+        #[arg(long, default_value_t = 1_000_000)]
+        residents: usize,
+        /// The windows opened in this many days up to the city's date are measured.
+        #[arg(long, default_value_t = 30)]
+        period_days: i32,
+        #[arg(long, default_value_t = 60)]
+        within_days: u32,
         #[command(flatten)]
         city: CityBenchArguments,
     },
@@ -215,6 +231,17 @@ pub async fn run(benchmark: Benchmark) -> Result<()> {
             };
             let today = city.date.unwrap_or_else(today_in_japan);
             print_report(&tokio::task::spawn_blocking(move || eval::eval(&options, today)).await??, city.json)
+        }
+        Benchmark::Uptake { residents, period_days, within_days, city } => {
+            let options = uptake::UptakeBenchOptions {
+                residents,
+                seed: city.seed,
+                repetitions: city.repetitions,
+                work_directory: city.work,
+                period_days,
+                within_days,
+            };
+            print_report(&uptake::uptake(&options, city.date.unwrap_or_else(today_in_japan)).await?, city.json)
         }
         Benchmark::Delivery { recipients, repetitions, work, json } => {
             let options = delivery::DeliveryBenchOptions { recipients, repetitions, work_directory: work };
