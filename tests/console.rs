@@ -406,6 +406,28 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
     client.goto(&format!("{base}/console/deliveries")).await.unwrap();
     wait_for_text(&client, "#content table", "infant-checkup").await;
     screenshot(&client, &shots, "deliveries").await;
+    // The next export (the same residents, no new checkup yet) lets staff measure uptake:
+    // the parents told today are the told group, and no group is large enough to show.
+    let export = scene.directory.path().join("export");
+    scene.ok(&["import", export.to_str().unwrap()]);
+    client.goto(&format!("{base}/console/uptake")).await.unwrap();
+    wait_for_text(&client, "#status", "まだ").await;
+    let today = oshirase_core::time::today_in_japan();
+    for (name, value) in [("from", today.add_months_clamped(-6).to_string()), ("to", today.to_string())] {
+        let field = element(&client, &format!("#measure-uptake input[name={name}]")).await;
+        // A date field takes what is typed in the locale's order; its value is set instead.
+        client
+            .execute("arguments[0].value = arguments[1]", vec![serde_json::to_value(&field).unwrap(), value.into()])
+            .await
+            .unwrap();
+    }
+    click(&client, "#measure-uptake button").await;
+    let measured = wait_for_text(&client, "#content table", "infant-checkup").await;
+    assert!(measured.contains("期間全体") && measured.contains("<10"), "small groups are not shown: {measured}");
+    wait_for_text(&client, "#status", "測定しました").await;
+    element(&client, "a#uptake-csv").await;
+    element(&client, "svg.uptake-chart").await;
+    screenshot(&client, &shots, "uptake").await;
     client.goto(&format!("{base}/console/audit")).await.unwrap();
     let audit = wait_for_text(&client, "#content table", "set-wording").await;
     assert!(audit.contains("user:kenko") && audit.contains("reserve-send") && audit.contains("disable"), "{audit}");

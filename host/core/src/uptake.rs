@@ -110,6 +110,11 @@ pub struct UptakeReport {
 pub struct Cohort {
     pub program: String,
     pub occasion: String,
+    /// The program's name and the occasion's title, as staff know them.
+    #[serde(default)]
+    pub program_name: String,
+    #[serde(default)]
+    pub occasion_title: String,
     /// `YYYY-MM` of the day the window opened.
     pub month: String,
     pub told: Group,
@@ -236,6 +241,7 @@ fn measure(
     let later = later_records(connection, after_snapshot, &codes, &cohort_ids)?;
 
     let mut cohorts: BTreeMap<(String, String, String), (Group, Group)> = BTreeMap::new();
+    let mut titles: HashMap<(String, String), (String, String)> = HashMap::new();
     for ((program, _), opened) in programs.iter().zip(&eligible) {
         let code = program.info.code.as_str();
         let told = told_days(connection, code)?;
@@ -244,7 +250,11 @@ fn measure(
             let Some(resident_id) = before.resident_ids.get(person) else { continue };
             // Residents gone by the later export cannot show whether they took it up.
             let Some(records) = later.get(resident_id) else { continue };
-            let occasion = &program.info.occasions[occasion_index as usize].key;
+            let occasion = &program.info.occasions[occasion_index as usize];
+            titles
+                .entry((code.to_owned(), occasion.key.clone()))
+                .or_insert_with(|| (program.info.name.clone(), occasion.title.clone()));
+            let occasion = &occasion.key;
             let told_on = told.get(&(resident_id.to_owned(), occasion.clone(), instance)).copied();
             let notice_day = told_on.unwrap_or(opens);
             let last_day = notice_day.add_days(query.within_days as i32);
@@ -273,7 +283,11 @@ fn measure(
         within_days: query.within_days,
         cohorts: cohorts
             .into_iter()
-            .map(|((program, occasion, month), (told, not_told))| Cohort { program, occasion, month, told, not_told })
+            .map(|((program, occasion, month), (told, not_told))| {
+                let (program_name, occasion_title) =
+                    titles.get(&(program.clone(), occasion.clone())).cloned().unwrap_or_default();
+                Cohort { program, occasion, program_name, occasion_title, month, told, not_told }
+            })
             .collect(),
     })
 }
@@ -434,6 +448,8 @@ pub struct Difference {
 pub struct UptakeRow {
     pub program: String,
     pub occasion: String,
+    pub program_name: String,
+    pub occasion_title: String,
     pub month: String,
     pub told: ShownGroup,
     pub not_told: ShownGroup,
@@ -463,19 +479,21 @@ impl UptakeTable {
         program: Option<&str>,
         link_opens: &HashMap<(String, String), u32>,
     ) -> UptakeTable {
-        let mut totals: BTreeMap<(&str, &str), (Group, Group)> = BTreeMap::new();
+        let mut totals: BTreeMap<(&str, &str), (&Cohort, Group, Group)> = BTreeMap::new();
         let mut rows = Vec::new();
         for cohort in report.cohorts.iter().filter(|cohort| program.is_none_or(|program| cohort.program == program)) {
-            let (told, not_told) = totals.entry((&cohort.program, &cohort.occasion)).or_default();
+            let (_, told, not_told) = totals
+                .entry((&cohort.program, &cohort.occasion))
+                .or_insert_with(|| (cohort, Group::default(), Group::default()));
             told.merge(&cohort.told);
             not_told.merge(&cohort.not_told);
-            rows.push(row(&cohort.program, &cohort.occasion, &cohort.month, &cohort.told, &cohort.not_told));
+            rows.push(row(cohort, &cohort.month, &cohort.told, &cohort.not_told));
         }
         let mut table: Vec<UptakeRow> = totals
             .iter()
-            .map(|((program, occasion), (told, not_told))| {
+            .map(|((program, occasion), (cohort, told, not_told))| {
                 let opened = link_opens.get(&(program.to_string(), occasion.to_string())).copied().unwrap_or(0);
-                UptakeRow { link_opens: Some(Shown::of(opened)), ..row(program, occasion, "", told, not_told) }
+                UptakeRow { link_opens: Some(Shown::of(opened)), ..row(cohort, "", told, not_told) }
             })
             .collect();
         // Each whole-period row comes first, then its months in order.
@@ -498,6 +516,8 @@ impl UptakeTable {
         writer.write_record([
             "program",
             "occasion",
+            "program_name",
+            "occasion_title",
             "month",
             "told_eligible",
             "told_took_up",
@@ -519,6 +539,8 @@ impl UptakeTable {
             writer.write_record([
                 row.program.clone(),
                 row.occasion.clone(),
+                row.program_name.clone(),
+                row.occasion_title.clone(),
                 row.month.clone(),
                 row.told.eligible.to_string(),
                 row.told.took_up.to_string(),
@@ -538,7 +560,8 @@ impl UptakeTable {
     }
 }
 
-fn row(program: &str, occasion: &str, month: &str, told: &Group, not_told: &Group) -> UptakeRow {
+/// The row of `cohort`'s program and occasion for `month` ("" for the whole period).
+fn row(cohort: &Cohort, month: &str, told: &Group, not_told: &Group) -> UptakeRow {
     let shown = |group: &Group| {
         let took_up = group.took_up();
         let rate_shown = took_up >= SMALLEST_GROUP_SHOWN && group.eligible - took_up >= SMALLEST_GROUP_SHOWN;
@@ -553,8 +576,10 @@ fn row(program: &str, occasion: &str, month: &str, told: &Group, not_told: &Grou
     let difference = (told_shown.rate.is_some() && not_told_shown.rate.is_some())
         .then(|| difference(told.took_up(), told.eligible, not_told.took_up(), not_told.eligible));
     UptakeRow {
-        program: program.to_owned(),
-        occasion: occasion.to_owned(),
+        program: cohort.program.clone(),
+        occasion: cohort.occasion.clone(),
+        program_name: cohort.program_name.clone(),
+        occasion_title: cohort.occasion_title.clone(),
         month: month.to_owned(),
         told: told_shown,
         not_told: not_told_shown,
@@ -671,6 +696,7 @@ mod tests {
         let report = fixture.database.read(move |connection| Ok(compute(connection, &plugins, &query)?)).await.unwrap();
         let [cohort] = &report.cohorts[..] else { panic!("one cohort expected: {:?}", report.cohorts) };
         assert_eq!((&*cohort.program, &*cohort.occasion, &*cohort.month), ("vaccine-mr", "phase-1", "2026-08"));
+        assert_eq!((&*cohort.program_name, &*cohort.occasion_title), ("麻しん風しん(MR)予防接種", "1期(1歳)"));
         assert_eq!((cohort.told.eligible, cohort.told.took_up()), (30, 15));
         assert_eq!((cohort.not_told.eligible, cohort.not_told.took_up()), (40, 10));
 
@@ -684,7 +710,10 @@ mod tests {
         assert!(UptakeTable::of(&report, Some("vaccine-bcg"), &HashMap::new()).rows.is_empty());
 
         let csv = table.to_csv().unwrap();
-        assert_eq!(csv.lines().nth(1), Some("vaccine-mr,phase-1,,30,15,50.0,8,40,10,25.0,20,25.0,2.3,45.0,<10"));
+        assert_eq!(
+            csv.lines().nth(1),
+            Some("vaccine-mr,phase-1,麻しん風しん(MR)予防接種,1期(1歳),,30,15,50.0,8,40,10,25.0,20,25.0,2.3,45.0,<10")
+        );
         let text = serde_json::to_string(&report).unwrap();
         assert!(!text.contains("C0") && !text.contains("P0"), "a report names nobody: {text}");
     }
@@ -696,6 +725,8 @@ mod tests {
         let cohort = |told, not_told| Cohort {
             program: "p".into(),
             occasion: "o".into(),
+            program_name: "検診".into(),
+            occasion_title: "2026年度".into(),
             month: "2026-08".into(),
             told,
             not_told,
@@ -716,7 +747,7 @@ mod tests {
         assert_eq!(row.not_told.rate, None, "5 who did not take it up follow from a share of 95 %");
         assert_eq!(row.difference, None);
         assert_eq!(serde_json::to_value(row.told.eligible).unwrap(), "<10");
-        assert!(table.to_csv().unwrap().lines().nth(1).unwrap().starts_with("p,o,,<10,<10,,,100,95,,"));
+        assert!(table.to_csv().unwrap().lines().nth(1).unwrap().starts_with("p,o,検診,2026年度,,<10,<10,,,100,95,,"));
     }
 
     /// Newcombe's own example (Statistics in Medicine 17, 873–890, 1998, table II): 56/70

@@ -540,23 +540,28 @@ function uptakeChart(months) {
 async function drawUptake() {
   const parameters = new URLSearchParams(location.search);
   const program = parameters.get("program") || "";
-  const status = notice();
   const from = h("input", { name: "from", type: "date", required: true });
   const to = h("input", { name: "to", type: "date", required: true });
   const within = h("input", { name: "within_days", type: "number", min: 1, max: 365, value: 60, required: true });
   const measure = h("button", { type: "submit" }, "測定する");
   const form = h("form", { id: "measure-uptake", onsubmit: (event) => {
     event.preventDefault();
-    act(status, measure, async () => {
+    act(pageStatus, measure, async () => {
       await api("POST", "/admin/uptake", { from: from.value, to: to.value, within_days: Number(within.value), program: program || null });
       await drawUptake();
       return "測定しました。";
     });
   } }, h("label", {}, "対象になった期間 ", from), " 〜 ", to, h("label", {}, " 通知から ", within, " 日以内に受けた"), " ", measure);
   let report = null;
-  try { report = await api("GET", "/admin/uptake" + (program ? "?program=" + encodeURIComponent(program) : "")); } catch (error) { status.show(error.message, true); }
+  try {
+    report = await api("GET", "/admin/uptake" + (program ? "?program=" + encodeURIComponent(program) : ""));
+  } catch (error) {
+    // Not measured yet is the usual state of a new town, not a failure.
+    if (error.message.includes("not been measured")) pageStatus.show("まだ測定していません。次の住民記録を取り込んだら、期間を選んで測定してください。", false);
+    else pageStatus.show(error.message, true);
+  }
   const explanation = h("p", {}, "前回の住民記録で対象になった人のうち、今回の住民記録に接種・受診・受給の記録が現れた割合です。10人未満の数は「<10」と表示し、そこから人数がわかる割合は出しません。");
-  const parts = [explanation, canChange() ? form : null, status];
+  const parts = [explanation, canChange() ? form : null];
   if (report) {
     from.value = report.from; to.value = report.to; within.value = report.within_days;
     const csv = "../admin/uptake?format=csv" + (program ? "&program=" + encodeURIComponent(program) : "");
@@ -566,13 +571,13 @@ async function drawUptake() {
     parts.push(
       h("p", {}, `${report.from} 〜 ${report.to} に対象になった人、通知から ${report.within_days} 日以内(住民記録 ${report.before_snapshot} → ${report.after_snapshot}、${japanTime(report.computed_at)} 測定) `, h("a", { href: csv, id: "uptake-csv" }, "CSV をダウンロード")),
       table(["制度", "機会", "月", "通知あり 対象", "受けた", "割合", "中央値", "通知なし 対象", "受けた", "割合", "中央値", "差(ポイント・95%信頼区間)", "リンクを開いた"],
-        report.rows.map((row) => h("tr", { class: row.month === "" ? "total" : null }, [row.program, row.occasion, row.month || "期間全体", ...group(row.told), ...group(row.not_told), difference(row), shownCount(row.link_opens)].map((value, index) => h("td", { class: index >= 3 ? "number" : null }, value))))),
+        report.rows.map((row) => h("tr", { class: row.month === "" ? "total" : null }, [row.program_name || row.program, row.occasion_title || row.occasion, row.month || "期間全体", ...group(row.told), ...group(row.not_told), difference(row), shownCount(row.link_opens)].map((value, index) => h("td", { class: index >= 3 ? "number" : null }, value))))),
       h("h2", {}, "月ごとの受けた割合"),
       h("p", { class: "legend" }, h("span", { class: "told" }, "■ 通知あり"), " ", h("span", { class: "not-told" }, "■ 通知なし")),
-      whole.map((total) => [h("h3", {}, `${total.program} ${total.occasion}`), uptakeChart(report.rows.filter((row) => row.month !== "" && row.program === total.program && row.occasion === total.occasion))]),
+      ...whole.flatMap((total) => [h("h3", {}, `${total.program_name || total.program} ${total.occasion_title || total.occasion}`), uptakeChart(report.rows.filter((row) => row.month !== "" && row.program === total.program && row.occasion === total.occasion))]),
     );
   }
-  content.replaceChildren(...parts.flat());
+  content.replaceChildren(...parts.filter(Boolean));
 }
 
 // ---- audit
