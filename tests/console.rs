@@ -422,7 +422,7 @@ async fn staff_publish_dry_run_pause_reword_and_reserve_a_send_in_a_real_browser
             .unwrap();
     }
     click(&client, "#measure-uptake button").await;
-    let measured = wait_for_text(&client, "#content table", "infant-checkup").await;
+    let measured = wait_for_text(&client, "#content table", "乳児一般健康診査").await;
     assert!(measured.contains("期間全体") && measured.contains("<10"), "small groups are not shown: {measured}");
     wait_for_text(&client, "#status", "測定しました").await;
     element(&client, "a#uptake-csv").await;

@@ -92,16 +92,24 @@ impl From<rusqlite::Error> for UptakeError {
     }
 }
 
-/// One measurement, as stored: raw counts per program, occasion and month, never a person.
+/// What a measurement compared: when it was made, the export that says who was eligible
+/// and the later one that says who took it up, the period and the follow-up. The stored
+/// report and the table staff read both begin with it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct UptakeReport {
+pub struct Measurement {
     pub computed_at: String,
-    /// The export that says who was eligible, and the later one that says who took it up.
     pub before_snapshot: i64,
     pub after_snapshot: i64,
     pub from: String,
     pub to: String,
     pub within_days: u32,
+}
+
+/// One measurement, as stored: raw counts per program, occasion and month, never a person.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UptakeReport {
+    #[serde(flatten)]
+    pub measurement: Measurement,
     pub cohorts: Vec<Cohort>,
 }
 
@@ -275,12 +283,14 @@ fn measure(
         }
     }
     Ok(UptakeReport {
-        computed_at: now_text(),
-        before_snapshot,
-        after_snapshot,
-        from: query.from.to_string(),
-        to: query.to.to_string(),
-        within_days: query.within_days,
+        measurement: Measurement {
+            computed_at: now_text(),
+            before_snapshot,
+            after_snapshot,
+            from: query.from.to_string(),
+            to: query.to.to_string(),
+            within_days: query.within_days,
+        },
         cohorts: cohorts
             .into_iter()
             .map(|((program, occasion, month), (told, not_told))| {
@@ -366,7 +376,7 @@ fn told_days(connection: &Connection, program: &str) -> Result<HashMap<(String, 
 pub fn store(connection: &Connection, report: &UptakeReport, actor: &str) -> Result<i64> {
     connection.execute(
         "INSERT INTO uptake_reports (computed_at, computed_by, report) VALUES (?1, ?2, ?3)",
-        (&report.computed_at, actor, serde_json::to_string(report)?),
+        (&report.measurement.computed_at, actor, serde_json::to_string(report)?),
     )?;
     let id = connection.last_insert_rowid();
     connection.execute("DELETE FROM uptake_reports WHERE id <= ?1 - 21", [id])?;
@@ -385,9 +395,10 @@ impl UptakeReport {
     /// The openings of links that go with this report: from the period's first day to the
     /// end of its follow-up.
     pub fn link_opens(&self, connection: &Connection) -> Result<HashMap<(String, String), u32>> {
-        let from = Day::parse_iso(&self.from).context("a stored uptake report has no first day")?;
-        let to = Day::parse_iso(&self.to).context("a stored uptake report has no last day")?;
-        crate::link_opens::opened_between(connection, from, to.add_days(self.within_days as i32))
+        let Measurement { from, to, within_days, .. } = &self.measurement;
+        let from = Day::parse_iso(from).context("a stored uptake report has no first day")?;
+        let to = Day::parse_iso(to).context("a stored uptake report has no last day")?;
+        crate::link_opens::opened_between(connection, from, to.add_days(*within_days as i32))
     }
 }
 
@@ -462,12 +473,8 @@ pub struct UptakeRow {
 /// What staff read: per program and occasion the whole period, then each month.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct UptakeTable {
-    pub computed_at: String,
-    pub before_snapshot: i64,
-    pub after_snapshot: i64,
-    pub from: String,
-    pub to: String,
-    pub within_days: u32,
+    #[serde(flatten)]
+    pub measurement: Measurement,
     pub rows: Vec<UptakeRow>,
 }
 
@@ -499,15 +506,7 @@ impl UptakeTable {
         // Each whole-period row comes first, then its months in order.
         table.extend(rows);
         table.sort_by(|a, b| (&a.program, &a.occasion, &a.month).cmp(&(&b.program, &b.occasion, &b.month)));
-        UptakeTable {
-            computed_at: report.computed_at.clone(),
-            before_snapshot: report.before_snapshot,
-            after_snapshot: report.after_snapshot,
-            from: report.from.clone(),
-            to: report.to.clone(),
-            within_days: report.within_days,
-            rows: table,
-        }
+        UptakeTable { measurement: report.measurement.clone(), rows: table }
     }
 
     /// The table as CSV, one line per row, counts under ten as "<10".
@@ -732,12 +731,14 @@ mod tests {
             not_told,
         };
         let report = |cohorts| UptakeReport {
-            computed_at: String::new(),
-            before_snapshot: 1,
-            after_snapshot: 2,
-            from: String::new(),
-            to: String::new(),
-            within_days: 30,
+            measurement: Measurement {
+                computed_at: String::new(),
+                before_snapshot: 1,
+                after_snapshot: 2,
+                from: String::new(),
+                to: String::new(),
+                within_days: 30,
+            },
             cohorts,
         };
         let table = UptakeTable::of(&report(vec![cohort(group(9, 3), group(100, 95))]), None, &HashMap::new());

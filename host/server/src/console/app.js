@@ -107,33 +107,32 @@ function drawLogin() {
 
 // ---- dashboard
 
+// An SVG element of a chart with its attributes, and its text: the label of a text
+// element, the tooltip (a title element) of a shape.
+function svgElement(tag, attributes, text) {
+  const element = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  Object.entries(attributes).forEach(([name, value]) => element.setAttribute(name, value));
+  if (text === undefined) return element;
+  if (tag === "text" || tag === "title") element.textContent = text;
+  else element.append(svgElement("title", {}, text));
+  return element;
+}
+
+// A bar chart's frame: the bars' width and height, and a line of labels under them.
+const chartFrame = (width, height, attributes) => svgElement("svg", { viewBox: "0 0 " + width + " " + (height + 20), role: "img", ...attributes });
+
 function chart(perDay) {
   const width = 720, height = 180, bar = width / perDay.length;
   const highest = Math.max(1, ...perDay.map((day) => day.sent + day.failed));
-  const svgNamespace = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(svgNamespace, "svg");
-  svg.setAttribute("viewBox", `0 0 ${width} ${height + 20}`);
-  svg.setAttribute("id", "deliveries-chart");
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", "日ごとの配信数(過去30日)");
+  const svg = chartFrame(width, height, { id: "deliveries-chart", "aria-label": "日ごとの配信数(過去30日)" });
   perDay.forEach((day, index) => {
     let top = height;
     for (const [count, kind] of [[day.sent, "sent"], [day.failed, "failed"]]) {
       const tall = (count / highest) * (height - 10);
-      const rect = document.createElementNS(svgNamespace, "rect");
-      Object.entries({ x: index * bar + 2, y: top - tall, width: bar - 4, height: tall, class: kind }).forEach(([name, value]) => rect.setAttribute(name, value));
-      const title = document.createElementNS(svgNamespace, "title");
-      title.textContent = `${day.day}: ${kind === "sent" ? "送信" : "失敗"} ${count}`;
-      rect.append(title);
-      svg.append(rect);
+      svg.append(svgElement("rect", { x: index * bar + 2, y: top - tall, width: bar - 4, height: tall, class: kind }, `${day.day}: ${kind === "sent" ? "送信" : "失敗"} ${count}`));
       top -= tall;
     }
-    if (index % 5 === 0) {
-      const label = document.createElementNS(svgNamespace, "text");
-      Object.entries({ x: index * bar + 2, y: height + 15, class: "axis" }).forEach(([name, value]) => label.setAttribute(name, value));
-      label.textContent = day.day.slice(5);
-      svg.append(label);
-    }
+    if (index % 5 === 0) svg.append(svgElement("text", { x: index * bar + 2, y: height + 15, class: "axis" }, day.day.slice(5)));
   });
   return svg;
 }
@@ -512,27 +511,14 @@ const percent = (rate) => (rate === null ? "—" : rate.toFixed(1) + "%");
 // program's occasion; a month whose share is withheld for a small group has no bar.
 function uptakeChart(months) {
   const width = 720, height = 160, slot = width / Math.max(months.length, 1);
-  const svgNamespace = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(svgNamespace, "svg");
-  svg.setAttribute("viewBox", `0 0 ${width} ${height + 20}`);
-  svg.setAttribute("class", "uptake-chart");
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", "月ごとの受けた割合(通知あり・なし)");
+  const svg = chartFrame(width, height, { class: "uptake-chart", "aria-label": "月ごとの受けた割合(通知あり・なし)" });
   months.forEach((row, index) => {
     [[row.told.rate, "told"], [row.not_told.rate, "not-told"]].forEach(([rate, kind], side) => {
       if (rate === null) return;
       const tall = (rate / 100) * (height - 10);
-      const rect = document.createElementNS(svgNamespace, "rect");
-      Object.entries({ x: index * slot + 4 + side * (slot / 2 - 4), y: height - tall, width: slot / 2 - 6, height: tall, class: kind }).forEach(([name, value]) => rect.setAttribute(name, value));
-      const title = document.createElementNS(svgNamespace, "title");
-      title.textContent = `${row.month} ${kind === "told" ? "通知あり" : "通知なし"} ${percent(rate)}`;
-      rect.append(title);
-      svg.append(rect);
+      svg.append(svgElement("rect", { x: index * slot + 4 + side * (slot / 2 - 4), y: height - tall, width: slot / 2 - 6, height: tall, class: kind }, `${row.month} ${kind === "told" ? "通知あり" : "通知なし"} ${percent(rate)}`));
     });
-    const label = document.createElementNS(svgNamespace, "text");
-    Object.entries({ x: index * slot + 4, y: height + 15, class: "axis" }).forEach(([name, value]) => label.setAttribute(name, value));
-    label.textContent = row.month;
-    svg.append(label);
+    svg.append(svgElement("text", { x: index * slot + 4, y: height + 15, class: "axis" }, row.month));
   });
   return svg;
 }

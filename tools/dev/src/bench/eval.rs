@@ -503,7 +503,7 @@ impl std::fmt::Display for EvalBenchReport {
 
 /// Runs `binary` (this one for `gen`, the product's for `import`) as a child, for a step
 /// whose memory must not count as the evaluation's (generating and importing the city).
-pub(super) fn run_child(binary: &Path, arguments: &[&std::ffi::OsStr]) -> Result<()> {
+fn run_child(binary: &Path, arguments: &[&std::ffi::OsStr]) -> Result<()> {
     let output = Command::new(binary)
         .args(arguments)
         .env("OSHIRASE_LOG", "warn")
@@ -554,6 +554,14 @@ pub(super) fn imported_city(options: &EvalBenchOptions, today: Day) -> Result<Pa
     if data.exists() {
         std::fs::remove_dir_all(&data).with_context(|| format!("cannot remove {}", data.display()))?;
     }
+    import_child(&data, &city)?;
+    std::fs::write(&imported, "").with_context(|| format!("cannot write {}", imported.display()))?;
+    Ok(data)
+}
+
+/// Imports the export in `city` into the data directory `data` with the product's own
+/// `oshirase import`, as a child.
+pub(super) fn import_child(data: &Path, city: &Path) -> Result<()> {
     run_child(
         &crate::product_binary()?,
         &[
@@ -563,9 +571,7 @@ pub(super) fn imported_city(options: &EvalBenchOptions, today: Day) -> Result<Pa
             city.as_os_str(),
             std::ffi::OsStr::new("--allow-shrink"),
         ],
-    )?;
-    std::fs::write(&imported, "").with_context(|| format!("cannot write {}", imported.display()))?;
-    Ok(data)
+    )
 }
 
 fn open_read_only(data: &Path) -> Result<Connection> {

@@ -12,7 +12,7 @@ use axum::http::{Request, StatusCode, header};
 use oshirase_sdk::Day;
 use tower::ServiceExt;
 
-use super::eval::{EvalBenchOptions, city_directory, imported_city, run_child, run_measured};
+use super::eval::{EvalBenchOptions, city_directory, import_child, imported_city, run_measured};
 use super::median;
 
 /// How many times the page's request is timed.
@@ -83,17 +83,7 @@ fn two_exports(options: &UptakeBenchOptions, today: Day) -> Result<PathBuf> {
     if !marker.exists() {
         std::fs::create_dir_all(&directory).with_context(|| format!("cannot create {}", directory.display()))?;
         oshirase_core::database::backup(&data.join("oshirase.db"), &directory.join("oshirase.db"), false)?;
-        let city = city_directory(&eval_options, today);
-        run_child(
-            &crate::product_binary()?,
-            &[
-                std::ffi::OsStr::new("--data"),
-                directory.as_os_str(),
-                std::ffi::OsStr::new("import"),
-                city.as_os_str(),
-                std::ffi::OsStr::new("--allow-shrink"),
-            ],
-        )?;
+        import_child(&directory, &city_directory(&eval_options, today))?;
         std::fs::write(&marker, "").with_context(|| format!("cannot write {}", marker.display()))?;
     }
     Ok(directory)
