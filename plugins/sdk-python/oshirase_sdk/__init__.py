@@ -1,0 +1,2 @@
+"""The oshirase SDK for program plugins written in Python: the same legal date readings as
+the Rust SDK (`dates`)."""
