@@ -23,7 +23,8 @@ mod chat;
 /// The admin console in a real browser.
 mod console;
 
-/// A division writes its own program, following the guide from an empty folder.
+/// A division writes its own program, following the guide from an empty folder; a
+/// program written in Python passes the Rust version's cases.
 mod writing;
 
 /// Continuous backup with Litestream: a restored database sends nothing twice.

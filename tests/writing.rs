@@ -1,6 +1,7 @@
 //! A division writes its own program as `docs/writing-a-program.md` tells: every command
 //! of the guide's worked example, read from the guide and run in its order, from an empty
-//! folder to a published program on a town's live records.
+//! folder to a published program on a town's live records; and a program written in
+//! Python, built by componentize-py, passes the Rust version's cases in the sandbox.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -107,4 +108,46 @@ fn the_guides_worked_example_goes_from_an_empty_folder_to_a_published_program() 
     let published: serde_json::Value = serde_json::from_str(published.trim()).unwrap();
     assert_eq!((published["program"].as_str(), published["active"].as_bool()), (Some("elderly-notice"), Some(true)));
     assert_eq!(told(active), told(unpublished), "the published program plans what its dry run showed");
+}
+
+/// A program written in Python: the catalogue's 麻しん風しん rewritten with the Python SDK
+/// (`plugins/python/vaccine-mr`), built by componentize-py against the same
+/// `oshirase:program@1.1.0` world, passes the Rust crate's `cases.yaml` unchanged in the
+/// sandbox, and publishes on a town's records.
+#[test]
+fn a_program_written_in_python_passes_the_rust_crates_cases_in_the_sandbox() {
+    let scene = Scene::with_programs(&["vaccine-mr"]);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let wasm = scene.directory.path().join("vaccine-mr-python.wasm");
+    let output = Command::new("componentize-py")
+        .arg("-d")
+        .arg(root.join("wit/program.wit"))
+        .args(["-w", "program", "componentize", "app", "-p"])
+        .arg(root.join("plugins/python/vaccine-mr"))
+        .arg("-p")
+        .arg(root.join("plugins/sdk-python"))
+        .arg("-o")
+        .arg(&wasm)
+        .output()
+        .expect("componentize-py is installed by .ci/run");
+    assert!(output.status.success(), "componentize-py failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    // On a town's records (whose cache then keeps the compiled component, so it is compiled
+    // once) it plans what the Rust version plans: a one-year-old's 1期.
+    let folder = scene.write(
+        "export",
+        "residents.csv",
+        "宛名番号,世帯番号,氏名,生年月日,性別,続柄,行政区\n0101,H01,市民 親,1990-01-01,女,世帯主,中央区\n\
+         0102,H01,市民 子,2025-07-31,男,子,中央区\n",
+    );
+    scene.ok(&["import", folder.to_str().unwrap()]);
+    let cases = root.join("plugins/vaccine-mr/cases.yaml");
+    let tested = scene.ok(&["plugin", "test", wasm.to_str().unwrap(), cases.to_str().unwrap()]);
+    assert!(tested.contains("16 cases, 16 passed, 0 failed"), "{tested}");
+    let python = scene.ok(&["plugin", "dry-run", "--wasm", wasm.to_str().unwrap(), "--date", "2026-08-01"]);
+    assert_eq!(python, scene.ok(&["plugin", "dry-run", "vaccine-mr", "--date", "2026-08-01"]));
+    assert!(python.starts_with("0102\tphase-1\t2026-07-30\t2027-07-30\t") && python.lines().count() == 1, "{python}");
+    // The division publishes it as the program's next version, its cases checked again.
+    let published = scene.ok(&["plugin", "publish", wasm.to_str().unwrap(), "--cases", cases.to_str().unwrap()]);
+    assert!(published.contains("\"vaccine-mr\""), "{published}");
+    assert_eq!(scene.ok(&["plugin", "dry-run", "vaccine-mr", "--date", "2026-08-01"]), python);
 }

@@ -95,6 +95,13 @@ def _shift_month(year: int, month: int, months: int) -> Tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
+def add_months_clamped(day: int, months: int) -> int:
+    """The same date `months` months later (earlier when negative), or that month's last day."""
+    year, month, date = ymd(day)
+    target_year, target_month = _shift_month(year, month, months)
+    return _days_from_civil(target_year, target_month, min(date, days_in_month(target_year, target_month)))
+
+
 def months_reached(birth: int, months: int) -> int:
     """「生後N月に至る日」: the day before the same date N months later, or that month's last
     day when the date does not exist."""

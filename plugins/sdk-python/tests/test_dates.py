@@ -27,7 +27,7 @@ class SharedDateTable(unittest.TestCase):
     def test_every_function_of_the_table(self):
         # The answers that are dates, by function.
         date_answers = {
-            "from_ymd", "months_reached", "age_reached", "last_day_up_to_months", "last_day_under_age",
+            "from_ymd", "add_months_clamped", "months_reached", "age_reached", "last_day_up_to_months", "last_day_under_age",
             "after_interval_of_days", "after_interval_of_months", "school_entry", "fiscal_year_start",
             "fiscal_year_end", "gestational_week_starts", "latest_birth_for_age_at_fiscal_year_end",
             "first_march_31_after_reaching", "from_era",

@@ -344,6 +344,7 @@ mod tests {
         let optional = |day: Option<Day>| day.map_or(Value::Null, iso);
         match name {
             "from_ymd" => optional(Day::from_ymd(number(0) as i32, count(1), count(2))),
+            "add_months_clamped" => iso(date(0).add_months_clamped(number(1) as i32)),
             "months_reached" => iso(date(0).months_reached(count(1))),
             "age_reached" => iso(date(0).age_reached(count(1))),
             "age_on" => json!(date(0).age_on(date(1))),

@@ -83,7 +83,11 @@ pub async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
         Command::Test { plugin, cases } => {
             let wasm = read(&plugin)?;
             let yaml = std::fs::read_to_string(&cases).with_context(|| format!("cannot read {}", cases.display()))?;
-            let engine = PluginEngine::new(Limits::default(), None)?;
+            // With a data directory, its cache keeps the compiled component, so a dry run or
+            // a publish after the test does not compile it again (a Python component takes
+            // seconds); without one, nothing is written.
+            let cache = global.data.is_dir().then(|| global.data.join("cache"));
+            let engine = PluginEngine::new(Limits::default(), cache)?;
             let report = oshirase_core::cases::test_plugin(&engine, &wasm, &yaml)?;
             print!("{report}");
             if !report.passed() {
