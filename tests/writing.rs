@@ -110,27 +110,30 @@ fn the_guides_worked_example_goes_from_an_empty_folder_to_a_published_program() 
     assert_eq!(told(active), told(unpublished), "the published program plans what its dry run showed");
 }
 
-/// A program written in Python: the catalogue's 麻しん風しん rewritten with the Python SDK
-/// (`plugins/python/vaccine-mr`), built by componentize-py against the same
-/// `oshirase:program@1.1.0` world, passes the Rust crate's `cases.yaml` unchanged in the
-/// sandbox, and publishes on a town's records.
+/// `componentize-py … componentize app` in `directory`, with `paths` searched for the
+/// modules, into `output`: a Python program's one build command.
+fn componentize(directory: &Path, wit: &Path, paths: &[&Path], output: &Path) {
+    let mut command = Command::new("componentize-py");
+    command.current_dir(directory).arg("-d").arg(wit).args(["-w", "program", "componentize", "app"]);
+    for path in paths {
+        command.arg("-p").arg(path);
+    }
+    let built = command.arg("-o").arg(output).output().expect("componentize-py is installed by .ci/run");
+    assert!(built.status.success(), "componentize-py failed:\n{}", String::from_utf8_lossy(&built.stderr));
+}
+
+/// Programs written in Python, built by componentize-py against the same
+/// `oshirase:program@1.1.0` world: the catalogue's 麻しん風しん rewritten with the Python SDK
+/// (`plugins/python/vaccine-mr`) passes the Rust crate's `cases.yaml` unchanged in the
+/// sandbox, dry-runs as the Rust version does and publishes; and a new program from `plugin
+/// new --lang python` builds as its README says, passes its cases and publishes.
 #[test]
-fn a_program_written_in_python_passes_the_rust_crates_cases_in_the_sandbox() {
+fn programs_written_in_python_pass_their_cases_in_the_sandbox_and_publish() {
     let scene = Scene::with_programs(&["vaccine-mr"]);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let wasm = scene.directory.path().join("vaccine-mr-python.wasm");
-    let output = Command::new("componentize-py")
-        .arg("-d")
-        .arg(root.join("wit/program.wit"))
-        .args(["-w", "program", "componentize", "app", "-p"])
-        .arg(root.join("plugins/python/vaccine-mr"))
-        .arg("-p")
-        .arg(root.join("plugins/sdk-python"))
-        .arg("-o")
-        .arg(&wasm)
-        .output()
-        .expect("componentize-py is installed by .ci/run");
-    assert!(output.status.success(), "componentize-py failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let paths = [root.join("plugins/python/vaccine-mr"), root.join("plugins/sdk-python")];
+    componentize(&root, &root.join("wit/program.wit"), &[&paths[0], &paths[1]], &wasm);
     // On a town's records (whose cache then keeps the compiled component, so it is compiled
     // once) it plans what the Rust version plans: a one-year-old's 1期.
     let folder = scene.write(
@@ -150,4 +153,24 @@ fn a_program_written_in_python_passes_the_rust_crates_cases_in_the_sandbox() {
     let published = scene.ok(&["plugin", "publish", wasm.to_str().unwrap(), "--cases", cases.to_str().unwrap()]);
     assert!(published.contains("\"vaccine-mr\""), "{published}");
     assert_eq!(scene.ok(&["plugin", "dry-run", "vaccine-mr", "--date", "2026-08-01"]), python);
+
+    // A new program in Python, outside this repository, built with the command its README
+    // gives: its example cases pass and it publishes.
+    let project = scene.directory.path().join("elderly-python");
+    let wrote = scene.ok(&["plugin", "new", "elderly-python", "--lang", "python", "--dir", project.to_str().unwrap()]);
+    assert!(wrote.contains("componentize-py -d wit/program.wit"), "{wrote}");
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    assert!(
+        readme.contains(
+            "componentize-py -d wit/program.wit -w program componentize app -p . -p sdk -o elderly-python.wasm"
+        )
+    );
+    let component = project.join("elderly-python.wasm");
+    componentize(&project, Path::new("wit/program.wit"), &[Path::new("."), Path::new("sdk")], &component);
+    let project_cases = project.join("cases.yaml");
+    let tested = scene.ok(&["plugin", "test", component.to_str().unwrap(), project_cases.to_str().unwrap()]);
+    assert!(tested.contains("4 cases, 4 passed, 0 failed"), "{tested}");
+    let published =
+        scene.ok(&["plugin", "publish", component.to_str().unwrap(), "--cases", project_cases.to_str().unwrap()]);
+    assert!(published.contains("\"elderly-python\""), "{published}");
 }

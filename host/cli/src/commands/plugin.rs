@@ -15,8 +15,8 @@ use super::{Global, parse_day};
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Writes a new program's project, outside any repository: the rule, its example
-    /// cases, a README, the SDK and the contract. It builds with `cargo build --release
-    /// --target wasm32-wasip2`.
+    /// cases, a README, the SDK and the contract. In Rust it builds with `cargo build
+    /// --release --target wasm32-wasip2`; in Python with componentize-py (its README says how).
     New {
         /// The program's code: 1–40 lower-case letters, digits or dashes.
         code: String,
@@ -75,10 +75,13 @@ pub async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
     match command {
         Command::New { code, lang, dir } => {
             let directory = new_project(&code, lang, dir)?;
-            println!(
-                "wrote {}; build it there with: cargo build --release --target wasm32-wasip2",
-                directory.display()
-            );
+            let build = match lang {
+                Language::Rust => "cargo build --release --target wasm32-wasip2".to_owned(),
+                Language::Python => {
+                    format!("componentize-py -d wit/program.wit -w program componentize app -p . -p sdk -o {code}.wasm")
+                }
+            };
+            println!("wrote {}; build it there with: {build}", directory.display());
         }
         Command::Test { plugin, cases } => {
             let wasm = read(&plugin)?;

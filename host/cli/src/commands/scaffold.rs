@@ -1,7 +1,8 @@
-//! `oshirase plugin new CODE`: a division's program as a project of its own, outside this
-//! repository, that builds with `cargo build --release --target wasm32-wasip2`. The SDK
-//! and the contract travel inside the binary, so the project resolves them with no access
-//! to this repository: what this release runs is what the program is built against.
+//! `oshirase plugin new CODE --lang rust|python`: a division's program as a project of its
+//! own, outside this repository, that builds with one command (`cargo build --release
+//! --target wasm32-wasip2`, or componentize-py's). The SDK and the contract travel inside
+//! the binary, so the project resolves them with no access to this repository: what this
+//! release runs is what the program is built against.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,8 @@ use anyhow::Context;
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Language {
     Rust,
+    /// Built by componentize-py; the component carries CPython.
+    Python,
 }
 
 /// The SDK's sources, as `plugins/sdk/src` holds them (a test checks that none is missing).
@@ -33,15 +36,31 @@ const SDK_SOURCES: [(&str, &str); 13] = [
 /// The contract the SDK's bindings are generated from; the SDK finds it at `../../wit`.
 const PROGRAM_WIT: &str = include_str!("../../../../wit/program.wit");
 
-/// The project's own files: (path in the project, template).
-const PROJECT_FILES: [(&str, &str); 7] = [
+/// The date readings both SDKs pass, beside the Rust SDK's sources as in `plugins/sdk`.
+const DATE_TABLE: &str = include_str!("../../../../plugins/sdk/dates.json");
+
+/// The example cases, the same rule's in either language.
+const CASES: &str = include_str!("../../scaffold/cases.yaml.template");
+
+/// A Rust project's own files: (path in the project, template).
+const RUST_FILES: [(&str, &str); 7] = [
     ("Cargo.toml", include_str!("../../scaffold/rust/Cargo.toml.template")),
     ("src/lib.rs", include_str!("../../scaffold/rust/lib.rs.template")),
-    ("cases.yaml", include_str!("../../scaffold/rust/cases.yaml.template")),
+    ("cases.yaml", CASES),
     ("README.md", include_str!("../../scaffold/rust/README.md.template")),
     (".gitignore", include_str!("../../scaffold/rust/gitignore.template")),
     ("rust-toolchain.toml", include_str!("../../scaffold/rust/rust-toolchain.toml.template")),
     ("vendor/oshirase-sdk/Cargo.toml", include_str!("../../scaffold/rust/sdk-Cargo.toml.template")),
+];
+
+/// A Python project's files: the rule, its cases, a README and the Python SDK.
+const PYTHON_FILES: [(&str, &str); 6] = [
+    ("app.py", include_str!("../../scaffold/python/app.py.template")),
+    ("cases.yaml", CASES),
+    ("README.md", include_str!("../../scaffold/python/README.md.template")),
+    (".gitignore", include_str!("../../scaffold/python/gitignore.template")),
+    ("sdk/oshirase_sdk/__init__.py", include_str!("../../../../plugins/sdk-python/oshirase_sdk/__init__.py")),
+    ("sdk/oshirase_sdk/dates.py", include_str!("../../../../plugins/sdk-python/oshirase_sdk/dates.py")),
 ];
 
 /// Whether `code` may name a program: 1–40 lower-case letters, digits or dashes, starting
@@ -54,7 +73,7 @@ fn valid_code(code: &str) -> bool {
 
 /// Writes a new program's project into `directory` (by default `./CODE`), which must not
 /// exist yet or be empty; returns the directory.
-pub fn new_project(code: &str, Language::Rust: Language, directory: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+pub fn new_project(code: &str, language: Language, directory: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     anyhow::ensure!(
         valid_code(code),
         "{code:?} cannot name a program: use 1–40 lower-case letters, digits or dashes, starting with a letter"
@@ -73,11 +92,17 @@ pub fn new_project(code: &str, Language::Rust: Language, directory: Option<PathB
             .replace("{{crate}}", &code.replace('-', "_"))
             .replace("{{sdk_version}}", env!("CARGO_PKG_VERSION"))
     };
+    let templates: &[(&str, &str)] = match language {
+        Language::Rust => &RUST_FILES,
+        Language::Python => &PYTHON_FILES,
+    };
     let mut files: Vec<(PathBuf, String)> =
-        PROJECT_FILES.iter().map(|(path, template)| (PathBuf::from(path), fill(template))).collect();
-    files.extend(
-        SDK_SOURCES.iter().map(|(name, text)| (Path::new("vendor/oshirase-sdk/src").join(name), (*text).to_owned())),
-    );
+        templates.iter().map(|(path, template)| (PathBuf::from(path), fill(template))).collect();
+    if let Language::Rust = language {
+        let sources = SDK_SOURCES.iter().map(|(name, text)| (Path::new("vendor/oshirase-sdk/src").join(name), *text));
+        files.extend(sources.map(|(path, text)| (path, text.to_owned())));
+        files.push((PathBuf::from("vendor/oshirase-sdk/dates.json"), DATE_TABLE.to_owned()));
+    }
     files.push((PathBuf::from("wit/program.wit"), PROGRAM_WIT.to_owned()));
     for (path, text) in files {
         let path = directory.join(path);
@@ -120,6 +145,14 @@ mod tests {
         assert!(written.join("vendor/oshirase-sdk/src/date.rs").exists() && written.join("wit/program.wit").exists());
         let again = new_project("elderly-notice", Language::Rust, Some(written.clone())).unwrap_err();
         assert!(again.to_string().contains("already exists and is not empty"), "{again}");
+        let python = new_project("elderly-notice", Language::Python, Some(temporary.join("py"))).unwrap();
+        let rule = std::fs::read_to_string(python.join("app.py")).unwrap();
+        assert!(rule.contains("code=\"elderly-notice\"") && !rule.contains("{{"), "{rule}");
+        assert!(python.join("sdk/oshirase_sdk/dates.py").exists() && python.join("wit/program.wit").exists());
+        assert_eq!(
+            std::fs::read(python.join("cases.yaml")).unwrap(),
+            std::fs::read(written.join("cases.yaml")).unwrap()
+        );
         std::fs::remove_dir_all(&temporary).unwrap();
     }
 }
