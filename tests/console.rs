@@ -144,14 +144,18 @@ async fn wait_for_text(client: &Client, css: &str, expected: &str) -> String {
     }
 }
 
-/// Waits for an element to be drawn: pages draw themselves after they load.
+/// Waits for an element to be drawn: pages draw themselves after they load. A search made
+/// while the page navigates (signing in leads to the page asked for) is aborted rather than
+/// waiting for the next page, so it is made again until the element is there.
 async fn element(client: &Client, css: &str) -> fantoccini::elements::Element {
-    client
-        .wait()
-        .at_most(Duration::from_secs(60))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|error| panic!("no element {css}: {error}"))
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.wait().at_most(Duration::from_secs(5)).for_element(Locator::Css(css)).await {
+            Ok(element) => return element,
+            Err(error) if Instant::now() > deadline => panic!("no element {css}: {error}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 async fn click(client: &Client, css: &str) {
