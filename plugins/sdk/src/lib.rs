@@ -14,6 +14,7 @@
 
 #[cfg(feature = "cases")]
 pub mod cases;
+pub mod conditions;
 pub mod date;
 mod history;
 mod household;
