@@ -21,6 +21,9 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
+mod definition;
+pub use definition::{DEFINITION_SECTION, DefinedOccasion, Definition, category_named, definition_of, with_definition};
+
 mod bindings {
     // Borrowing: the population crosses as slices of the host's columns, so the host copies
     // a city's columns once (into the plugin's memory), never into an owned record first.
@@ -400,6 +403,11 @@ impl PluginEngine {
             let instance = pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
             let info = instance.call_describe(&mut store).map_err(|error| trapped(error, &log))?;
             (Pre::Version1_1(pre), info_from_wit(info)?)
+        };
+        // A program made from a template is described by its definition.
+        let info = match definition_of(wasm)? {
+            Some(definition) => checked_manifest(definition::apply(info, definition)?)?,
+            None => info,
         };
         Ok(LoadedProgram { pre, info, wit_version })
     }
@@ -1254,6 +1262,93 @@ mod tests {
             format!("{refused:#}"),
             "not a usable program component: setting season-opens cannot be 601: a value of type integer for a setting of type month-day"
         );
+    }
+
+    fn colon_screening_definition() -> Definition {
+        Definition {
+            code: "screening-colon-chuo".into(),
+            name: "中央区の大腸がん検診".into(),
+            division: "中央保健福祉センター".into(),
+            contact: "043-221-2581".into(),
+            category: "Health".into(),
+            source_url: "https://www.city.chiba.jp/".into(),
+            occasions: vec![DefinedOccasion {
+                key: "notice".into(),
+                title: "大腸がん検診".into(),
+                template: "【{program}】{deadline}まで".into(),
+            }],
+            settings: [("ward", "中央区"), ("season-opens", "06-01")]
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .into(),
+        }
+    }
+
+    /// A definition obeyed: the template component loads as the program its definition
+    /// names, with that wording, and the defaults it sets are what the program runs with.
+    #[test]
+    fn a_component_with_a_definition_is_the_program_it_defines() {
+        let (_, template, _) = oshirase_bundled::PROGRAMS.iter().find(|(name, ..)| *name == "conditions").unwrap();
+        let engine = PluginEngine::new(Limits::default(), None).unwrap();
+        let wasm = with_definition(template, &colon_screening_definition()).unwrap();
+        let program = engine.load(&wasm, "defined").unwrap();
+        let info = &program.info;
+        assert_eq!(
+            (info.code.as_str(), info.name.as_str(), info.category),
+            ("screening-colon-chuo", "中央区の大腸がん検診", Category::Health)
+        );
+        assert_eq!(info.occasions[0].template, "【{program}】{deadline}まで");
+        let birth = Day::parse_iso("1970-01-01").unwrap().0;
+        let two_wards = Population {
+            size: 2,
+            birth_day: vec![birth, birth],
+            sex: vec![oshirase_sdk::Sex::Female.code(); 2],
+            ward: vec![0, 1],
+            wards: vec!["中央区".into(), "花見川区".into()],
+            ..Population::default()
+        };
+        let today = Day::parse_iso("2026-06-01").unwrap();
+        let notices =
+            engine.evaluate(&program, today, &Settings::defaults(&info.settings), &two_wards).unwrap().notices;
+        let told: Vec<(u32, String)> =
+            notices.iter().map(|notice| (notice.person, notice.send_on.to_string())).collect();
+        assert_eq!(told, vec![(0, "2026-06-01".to_string())], "only 中央区, from the season the definition sets");
+        // The template itself, without a definition, is a program of its own name.
+        assert_eq!(engine.load(template, "template").unwrap().info.code, "conditions");
+    }
+
+    /// A definition violated: a setting or an occasion the component does not declare, a
+    /// default its type refuses, a category that does not exist, or a second definition
+    /// make the component invalid, each named.
+    #[test]
+    fn a_definition_the_component_cannot_honour_is_refused() {
+        let (_, template, _) = oshirase_bundled::PROGRAMS.iter().find(|(name, ..)| *name == "conditions").unwrap();
+        let engine = PluginEngine::new(Limits::default(), None).unwrap();
+        let refused = |change: fn(&mut Definition)| {
+            let mut definition = colon_screening_definition();
+            change(&mut definition);
+            let wasm = with_definition(template, &definition).unwrap();
+            format!("{:#}", engine.load(&wasm, "refused").err().expect("refused"))
+        };
+        let table: [(fn(&mut Definition), &str); 5] = [
+            (
+                |definition| _ = definition.settings.insert("income-limit".into(), "1".into()),
+                "the component has no setting \"income-limit\"",
+            ),
+            (
+                |definition| _ = definition.settings.insert("age-from".into(), "forty".into()),
+                "setting age-from: \"forty\" is not a whole number",
+            ),
+            (|definition| definition.occasions[0].key = "fy2026".into(), "the component has no occasion \"fy2026\""),
+            (|definition| definition.category = "Sports".into(), "there is no category \"Sports\""),
+            (|definition| definition.code = "中央".into(), "the code must be 1–40 lower-case letters"),
+        ];
+        for (change, expected) in table {
+            let message = refused(change);
+            assert!(message.contains(expected), "{expected}: {message}");
+        }
+        let defined = with_definition(template, &colon_screening_definition()).unwrap();
+        let twice = with_definition(&defined, &colon_screening_definition()).err().unwrap();
+        assert!(format!("{twice:#}").contains("made from a template already"), "{twice:#}");
     }
 
     #[test]
