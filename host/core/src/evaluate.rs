@@ -76,17 +76,18 @@ pub fn dry_run_with(
     planned_notices(&loaded, &finished)
 }
 
-/// A dry run of a component that is not published: its manifest's default settings on the
-/// live snapshot, as a division tries what it built before publishing it. Stores nothing.
+/// A dry run of a component that is not published, with `settings`, on the live snapshot:
+/// as a division tries what it built before publishing it, or staff try conditions.
+/// Stores nothing.
 pub fn dry_run_unpublished(
     connection: &Connection,
     plugins: &Plugins,
     program: &LoadedProgram,
     today: Day,
+    settings: &Settings,
 ) -> Result<Vec<PlannedNotice>> {
     let loaded = load_population(connection, &program.info.fields, &program.info.kinds)?;
-    let settings = Settings::defaults(&program.info.settings);
-    let finished = evaluate_loaded(plugins, program, &loaded, today, &settings)
+    let finished = evaluate_loaded(plugins, program, &loaded, today, settings)
         .with_context(|| format!("program {} failed", program.info.code))?;
     planned_notices(&loaded, &finished)
 }

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod cases;
 pub mod channel;
 pub mod chat;
+pub mod conditions;
 pub mod config;
 pub mod database;
 pub mod evaluate;

@@ -436,7 +436,9 @@ pub async fn install_bundled(
     plugins: &Arc<Plugins>,
     programs: &[String],
 ) -> anyhow::Result<Vec<String>> {
-    let bundled_names: Vec<&str> = plugins.bundled.iter().map(|(name, ..)| *name).collect();
+    // The conditions template is a part programs are made from, never a program itself.
+    let bundled_programs = || plugins.bundled.iter().filter(|(name, ..)| *name != crate::conditions::TEMPLATE);
+    let bundled_names: Vec<&str> = bundled_programs().map(|(name, ..)| *name).collect();
     if let Some(unknown) = programs.iter().find(|program| !bundled_names.contains(&program.as_str())) {
         anyhow::bail!("there is no bundled program {unknown:?}; the bundled programs are {}", bundled_names.join(", "));
     }
@@ -450,10 +452,8 @@ pub async fn install_bundled(
         return Ok(Vec::new());
     }
     let mut installed = Vec::new();
-    for (name, wasm, cases) in plugins
-        .bundled
-        .iter()
-        .filter(|(name, ..)| programs.is_empty() || programs.iter().any(|program| program == name))
+    for (name, wasm, cases) in
+        bundled_programs().filter(|(name, ..)| programs.is_empty() || programs.iter().any(|program| program == name))
     {
         let candidate = Candidate {
             wasm: wasm.to_vec(),
@@ -481,7 +481,7 @@ pub async fn install_bundled(
 pub fn available_bundled(connection: &Connection, bundled: &[BundledComponent]) -> anyhow::Result<Vec<&'static str>> {
     let mut stored = connection.prepare("SELECT 1 FROM plugin_versions WHERE sha256 = ?1")?;
     let mut available = Vec::new();
-    for (name, wasm, _) in bundled.iter() {
+    for (name, wasm, _) in bundled.iter().filter(|(name, ..)| *name != crate::conditions::TEMPLATE) {
         if !stored.exists([sha256_hex(wasm)])? {
             available.push(*name);
         }
@@ -498,7 +498,9 @@ pub async fn activate_bundled(
     program: &str,
     actor: &str,
 ) -> Result<Published, PublishError> {
-    let Some((_, wasm, cases)) = plugins.bundled.iter().find(|(name, ..)| *name == program) else {
+    let Some((_, wasm, cases)) =
+        plugins.bundled.iter().find(|(name, ..)| *name == program && program != crate::conditions::TEMPLATE)
+    else {
         return Err(PublishError::NotFound(format!("there is no bundled program {program:?}")));
     };
     let candidate = Candidate {

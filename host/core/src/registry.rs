@@ -59,7 +59,7 @@ pub struct ManifestSetting {
 }
 
 impl ManifestSetting {
-    fn from_setting(setting: &Setting) -> ManifestSetting {
+    pub fn from_setting(setting: &Setting) -> ManifestSetting {
         let (minimum, maximum, choices) = match &setting.kind {
             SettingType::Integer { minimum, maximum } | SettingType::Yen { minimum, maximum } => {
                 (Some(minimum.to_string()), Some(maximum.to_string()), Vec::new())
@@ -228,6 +228,18 @@ impl Plugins {
                 .with_context(|| format!("cannot load plugin {}", version.program))?,
         );
         self.loaded.lock().unwrap().insert(version.sha256.clone(), program.clone());
+        Ok(program)
+    }
+
+    /// The program in `wasm`, which no stored version need hold (the conditions template),
+    /// compiling it on first use.
+    pub fn load_bytes(&self, wasm: &[u8]) -> Result<Arc<LoadedProgram>> {
+        let sha256 = crate::hashing::sha256_hex(wasm);
+        if let Some(program) = self.loaded.lock().unwrap().get(&sha256) {
+            return Ok(program.clone());
+        }
+        let program = Arc::new(self.engine.load(wasm, &sha256)?);
+        self.remember(sha256, program.clone());
         Ok(program)
     }
 

@@ -184,7 +184,10 @@ impl Service {
         .await?
         .context("cannot load the plugin")?;
         self.database
-            .read(move |connection| crate::evaluate::dry_run_unpublished(connection, &plugins, &program, today))
+            .read(move |connection| {
+                let defaults = oshirase_sdk::Settings::defaults(&program.info.settings);
+                crate::evaluate::dry_run_unpublished(connection, &plugins, &program, today, &defaults)
+            })
             .await
     }
 }
