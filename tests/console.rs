@@ -635,3 +635,78 @@ async fn a_survey_written_in_the_console_is_answered_on_the_phone_and_tallied_li
     assert!(!csv.contains(&parent), "{csv}");
     client.close().await.unwrap();
 }
+
+/// A division makes a program without code: in the console it names it, sets conditions
+/// (mothers in their thirties, every 年度), sees the dry run counted by age and ward change
+/// with the conditions, writes the wording beside its card, and publishes. The program is
+/// then one of the programs page's own, active, and its dry run there counts
+/// the same residents.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_program_made_from_conditions_in_the_console_is_dry_run_and_published() {
+    const HOUSEHOLDS: usize = 3;
+    const CODE: &str = "checkup-mothers";
+    let scene = babies_town(HOUSEHOLDS);
+    create_user(&scene, "kanri", "administrator", "");
+    let Stage { server, client, shots, _driver, .. } = stage(&scene).await;
+    let base = server.base_url.clone();
+
+    client.goto(&format!("{base}/console/conditions")).await.unwrap();
+    element(&client, "#login").await.send_keys("kanri").await.unwrap();
+    element(&client, "#password").await.send_keys(PASSWORD).await.unwrap();
+    click(&client, "#sign-in button").await;
+    for (field, value) in [
+        ("#new-code", CODE),
+        ("#new-name", "母親の健康診査"),
+        ("#new-contact", "千葉市 健康支援課 043-238-9930"),
+        ("#new-source-url", "https://www.city.chiba.jp/"),
+    ] {
+        element(&client, field).await.send_keys(value).await.unwrap();
+    }
+    let set_conditions = |conditions: &[(&str, &str)]| {
+        conditions
+            .iter()
+            .map(|(name, value)| format!("document.querySelector(\"[data-condition='{name}']\").value = '{value}';"))
+            .collect::<String>()
+    };
+    // Every 年度, all year round, so that the test holds whatever today is.
+    let mothers = set_conditions(&[
+        ("age-counted", "満年齢"),
+        ("age-from", "30"),
+        ("age-to", "39"),
+        ("sex", "女性"),
+        ("season-opens", "04-01"),
+        ("season-closes", "03-31"),
+    ]);
+    client.execute(&mothers, vec![]).await.unwrap();
+    click(&client, "#conditions-try").await;
+    wait_for_text(&client, "#dry-run-total", &format!("お知らせ {HOUSEHOLDS} 件")).await;
+    let counted = text_of(&client, "#conditions-dry-run").await;
+    assert!(counted.contains("中央区") && counted.contains("18〜39歳"), "{counted}");
+
+    // The same ages among men: the town's fathers are not in the register, its sons are babies.
+    client.execute(&set_conditions(&[("sex", "男性")]), vec![]).await.unwrap();
+    click(&client, "#conditions-try").await;
+    wait_for_text(&client, "#dry-run-total", "お知らせ 0 件").await;
+    client.execute(&set_conditions(&[("sex", "女性")]), vec![]).await.unwrap();
+    click(&client, "#conditions-try").await;
+    wait_for_text(&client, "#dry-run-total", &format!("お知らせ {HOUSEHOLDS} 件")).await;
+
+    let wording = element(&client, "#new-template").await;
+    wording.clear().await.unwrap();
+    wording.send_keys("【{program}】今年度の健康診査を無料で受けられます。{deadline}までに受診してください。お問い合わせ: {contact}").await.unwrap();
+    wait_for_text(&client, "#conditions-form .card-text", "母親の健康診査】今年度の健康診査").await;
+    screenshot(&client, &shots, "conditions").await;
+    click(&client, "#conditions-publish").await;
+    let published = wait_for_text(&client, "#status", "として公開しました(有効)").await;
+    assert!(
+        published.contains(&format!("{HOUSEHOLDS} notices for the")),
+        "validated on the live snapshot: {published}"
+    );
+
+    client.goto(&format!("{base}/console/programs")).await.unwrap();
+    wait_for_text(&client, &format!("tr[data-program='{CODE}'] td.state"), "で配信中").await;
+    click(&client, &format!("button[data-dry-run={CODE}]")).await;
+    wait_for_text(&client, "#dry-run-total", &format!("お知らせ {HOUSEHOLDS} 件")).await;
+    wait_for_text(&client, "#dry-run", "市民 親0").await;
+    client.close().await.unwrap();
+}

@@ -151,6 +151,8 @@ pub fn app_with(state: AppState, limits: &ServerLimits) -> Router {
         .route("/admin/applications/{id}/reject", post(admin::applications::reject))
         .route("/admin/snapshots/{id}/activate", post(admin::snapshots::activate))
         .route("/admin/programs", get(admin::programs::list))
+        .route("/admin/conditions", get(admin::conditions::form).post(admin::conditions::create))
+        .route("/admin/conditions/dry-run", post(admin::conditions::dry_run))
         .route("/admin/programs/{code}/activate", post(admin::programs::activate))
         .route("/admin/programs/{code}/rollback", post(admin::programs::rollback))
         .route("/admin/programs/{code}/disable", post(admin::programs::disable))

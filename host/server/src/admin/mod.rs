@@ -3,14 +3,14 @@
 //! session cookie from the console's sign-in (`accounts.rs`), which must send its CSRF
 //! token in `X-CSRF-Token` with every request that changes something. Roles: the
 //! administrator may do everything; division staff only act on their own programs;
-//! viewers only read. Routes: program plugins (`programs.rs`) and the settings staff give
-//! them (`settings.rs`), resident snapshots (`snapshots.rs`), applications for
-//! registration (`applications.rs`), sign-in (`session.rs`), the console's read-only
-//! reports (`reports.rs`), uptake measured between two exports (`uptake.rs`), reserved
-//! sends and broadcasts (`sends.rs`), surveys and their tallies (`surveys.rs`), staff
-//! accounts and tokens taken back (`users.rs`).
-
+//! viewers only read. Routes: program plugins (`programs.rs`), the settings staff give
+//! them (`settings.rs`) and programs made from conditions (`conditions.rs`), resident
+//! snapshots (`snapshots.rs`), applications for registration (`applications.rs`), sign-in
+//! (`session.rs`), the console's read-only reports (`reports.rs`), uptake measured between
+//! two exports (`uptake.rs`), reserved sends and broadcasts (`sends.rs`), surveys and their
+//! tallies (`surveys.rs`), staff accounts and tokens taken back (`users.rs`).
 pub mod applications;
+pub mod conditions;
 pub mod programs;
 pub mod reports;
 pub mod sends;

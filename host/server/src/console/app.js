@@ -350,6 +350,62 @@ function settingsSection(code, may, states) {
   return section;
 }
 
+// ---- a program made from conditions, without code
+
+// The template's conditions as a form, a dry run counted by age band and ward, the wording
+// with its card, and publishing: a program of its own code, with versions like any other.
+async function drawConditions() {
+  if (!canChange()) { content.replaceChildren(h("p", {}, "閲覧のみのアカウントでは制度を作れません。")); return; }
+  const form = await api("GET", "/admin/conditions");
+  const line = pageStatus;
+  const field = (id, label, attributes) => { const input = h("input", { id, name: id, ...attributes }); return [input, h("label", {}, label, " ", input)]; };
+  const [code, codeLabel] = field("new-code", "制度コード", { required: true, pattern: "[a-z0-9-]+", placeholder: "screening-oral-chuo" });
+  const [name, nameLabel] = field("new-name", "制度の名前", { required: true, placeholder: "歯周病検診" });
+  const [division, divisionLabel] = field("new-division", "担当課", { required: true, value: session.caller.division || "" });
+  const [contact, contactLabel] = field("new-contact", "問い合わせ先", { required: true, placeholder: "千葉市 健康支援課 043-238-9930" });
+  const [sourceUrl, sourceLabel] = field("new-source-url", "市の案内ページ", { type: "url", required: true, placeholder: "https://www.city.chiba.jp/…" });
+  const category = h("select", { id: "new-category" }, CATEGORIES.map(([value, label]) => h("option", { value }, label)));
+  const inputs = form.conditions.map((setting) => setting.type === "choice"
+    ? h("select", { "data-condition": setting.name, "aria-label": setting.label }, setting.choices.map((choice) => h("option", { value: choice, selected: choice === setting.default }, choice)))
+    : h("input", { "data-condition": setting.name, value: setting.default, placeholder: SETTING_HINTS[setting.type] || "", "aria-label": setting.label }));
+  const conditions = () => Object.fromEntries(form.conditions.map((setting, index) => [setting.name, inputs[index].value.trim()]));
+  const rows = form.conditions.map((setting, index) => h("tr", {}, h("td", {}, setting.label, h("small", { class: "help" }, setting.help)), h("td", {}, inputs[index])));
+  const date = h("input", { id: "conditions-date", type: "date" });
+  const effect = h("div", { id: "conditions-dry-run" });
+  const dryRun = (event) => act(line, event.target, async () => {
+    const answer = await api("POST", "/admin/conditions/dry-run", { conditions: conditions(), date: date.value || undefined });
+    // One occasion, whose title staff are writing below.
+    answer.by_occasion = answer.by_occasion.map(([, count]) => [title.value, count]);
+    effect.replaceChildren(dryRunView(answer));
+    return "試算しました(まだ公開していません)";
+  });
+  const title = h("input", { id: "new-title", required: true, value: "お知らせ", "aria-label": "お知らせの見出し" });
+  const wording = h("textarea", { id: "new-template", rows: 6 }, form.template);
+  const preview = h("div", { class: "preview" });
+  const counter = h("span", { class: "count" });
+  const update = () => {
+    const sample = { program: name.value || "(制度の名前)", contact: contact.value || "(問い合わせ先)", deadline: "令和9年2月28日" };
+    const rendered = wording.value.replace(/\{(\w+)\}/g, (whole, key) => (key in sample ? sample[key] : whole));
+    preview.replaceChildren(card(sample.program, title.value, rendered, sample.deadline, { details_url: sourceUrl.value.trim() }));
+    counter.textContent = `${[...rendered].length} 文字`;
+  };
+  [name, contact, sourceUrl, title, wording].forEach((input) => input.addEventListener("input", update));
+  update();
+  const publish = h("form", { id: "conditions-form", onsubmit: (event) => {
+    event.preventDefault();
+    act(line, event.submitter, async () => {
+      const published = await api("POST", "/admin/conditions", { code: code.value.trim(), name: name.value.trim(), division: division.value.trim(), contact: contact.value.trim(), category: category.value, source_url: sourceUrl.value.trim(), title: title.value.trim(), template: wording.value, conditions: conditions() });
+      return `${name.value} を版 ${published.version} として公開しました${published.active ? "(有効)" : ""}。検証: ${published.validation}`;
+    });
+  } },
+    h("section", {}, h("h2", {}, "制度"), codeLabel, nameLabel, divisionLabel, contactLabel, h("label", {}, "分類 ", category), sourceLabel),
+    h("section", {}, h("h2", {}, "条件"), table(["条件", "値"], rows),
+      h("div", { class: "settings-actions" }, h("label", {}, "判定する日(空欄なら今日)", date), h("button", { type: "button", id: "conditions-try", onclick: dryRun }, "試算")), effect),
+    h("section", {}, h("h2", {}, "文面"), h("label", {}, "見出し ", title), h("div", { class: "columns" }, h("div", {}, wording, counter), preview)),
+    h("button", { type: "submit", id: "conditions-publish" }, "検証して公開"));
+  content.replaceChildren(h("p", {}, "コードを書かずに、条件から制度を作ります。公開した制度は、ほかの制度と同じく版・設定・試算・切り戻しができます。"), publish);
+}
+
 // ---- sending
 
 async function drawSending() {
@@ -597,7 +653,7 @@ async function drawAccounts() {
       h("td", {}, token.works ? tokenAction("失効させる", "data-revoke", token.id, "revoke", undefined, `トークン ${token.id} を失効させました`) : null)))));
 }
 
-const PAGES = { login: drawLogin, dashboard: drawDashboard, programs: drawPrograms, messages: drawMessages, sending: drawSending, surveys: drawSurveys, registrations: drawRegistrations, deliveries: drawDeliveries, uptake: drawUptake, audit: drawAudit, accounts: drawAccounts };
+const PAGES = { login: drawLogin, dashboard: drawDashboard, programs: drawPrograms, conditions: drawConditions, messages: drawMessages, sending: drawSending, surveys: drawSurveys, registrations: drawRegistrations, deliveries: drawDeliveries, uptake: drawUptake, audit: drawAudit, accounts: drawAccounts };
 
 drawHeader();
 Promise.resolve(PAGES[pageName]()).catch((error) => content.replaceChildren(h("p", { class: "notice error" }, error.message)));

@@ -12,9 +12,10 @@ use crate::admin::session_caller;
 use crate::web::{AppError, AppState};
 
 /// Every page: its path under `/console/` and its title in the navigation.
-pub const PAGES: [(&str, &str); 10] = [
+pub const PAGES: [(&str, &str); 11] = [
     ("dashboard", "ダッシュボード"),
     ("programs", "制度とプラグイン"),
+    ("conditions", "条件から作る"),
     ("messages", "文面と設定"),
     ("sending", "送信"),
     ("surveys", "アンケート"),
