@@ -597,8 +597,11 @@ mod tests {
         assert!(install_bundled(&fixture.database, &fixture.plugins, &[]).await.unwrap().is_empty());
         assert_eq!(fixture.versions().await, [("vaccine-mr".to_owned(), 1, "active".to_owned())]);
         let available = fixture.database.write(|connection| available_bundled(connection, PROGRAMS)).await.unwrap();
-        assert_eq!(available.len(), PROGRAMS.len() - 1);
+        // Every bundled program but the one installed and the conditions template, which is
+        // never a program of its own.
+        assert_eq!(available.len(), PROGRAMS.len() - 2);
         assert!(available.contains(&"infant-checkup") && !available.contains(&"vaccine-mr"), "{available:?}");
+        assert!(!available.contains(&crate::conditions::TEMPLATE), "{available:?}");
         // A program staff disabled stays disabled.
         fixture.database.write(|connection| Ok(disable(connection, "vaccine-mr", "test")?)).await.unwrap();
         install_bundled(&fixture.database, &fixture.plugins, &[]).await.unwrap();
@@ -618,11 +621,13 @@ mod tests {
             .collect();
         assert_eq!(active, ["infant-checkup", "vaccine-mr"]);
         let available = fixture.database.write(|connection| available_bundled(connection, PROGRAMS)).await.unwrap();
-        assert_eq!(available.len(), PROGRAMS.len() - 2);
-        assert!(matches!(
-            activate_bundled(&fixture.database, &fixture.plugins, "vaccine-xyz", "staff").await,
-            Err(PublishError::NotFound(_))
-        ));
+        assert_eq!(available.len(), PROGRAMS.len() - 3);
+        for unknown in ["vaccine-xyz", crate::conditions::TEMPLATE] {
+            assert!(matches!(
+                activate_bundled(&fixture.database, &fixture.plugins, unknown, "staff").await,
+                Err(PublishError::NotFound(_))
+            ));
+        }
     }
 
     #[tokio::test]
