@@ -17,7 +17,7 @@ use oshirase_sdk::{
 };
 use rand::SeedableRng;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
@@ -45,11 +45,39 @@ mod bindings_1_0 {
 }
 use bindings_1_0::oshirase::program::types as wit_1_0;
 
-/// The limits every evaluation runs under.
+/// The limits every evaluation runs under. Memory and wall time grow with the population
+/// the call is given: a base that any program gets (its runtime starting, a town's worth of
+/// work), a per-resident allowance, and a hard ceiling. So a rule in Python (CPython inside
+/// the component, seven times Rust's linear memory and a hundred times its call) is
+/// accepted on a city of two million, while a runaway plugin on a town of five thousand is
+/// still stopped at 133 MiB and 2.1 s.
+///
+/// The defaults come from Python (componentize-py 0.25.1) measured on this project's
+/// 2-core machine (`oshirase-dev bench python`, the README's "Python programs"):
+/// 麻しん風しん grew to 20 MiB of linear memory on 50,000 residents and 229 MiB on a
+/// million, about 220 bytes and 4.4 µs of call per resident; a rule over all eleven fields
+/// took 7.6 s and 557 MB for the whole process on a million, so at most about 560 bytes and
+/// 7.6 µs. The allowances, 1 KiB and 20 µs per resident, are about twice and two and a
+/// half times that heaviest rule, for a machine evaluating two programs at once; the
+/// base, 128 MiB and 2 s, six times CPython's start. A million residents then get 1.1 GiB
+/// and 22 s, two million 2.1 GiB and 42 s. The ceilings, 3 GiB and 120 s, bound what one
+/// call may take from a server other towns share: 3 GiB is every Japanese municipality but
+/// Yokohama at the full allowance (Yokohama at Python's measured use), and leaves a 24 GiB
+/// server room for two such calls at once.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// The linear memory a plugin may grow to with no one in its population.
     pub memory_bytes: usize,
+    /// The memory added for each resident of the population.
+    pub memory_bytes_per_resident: usize,
+    /// The most memory any call gets, whatever its population.
+    pub memory_ceiling_bytes: usize,
+    /// The wall time of a call with no one in its population (instantiation included).
     pub wall_time: Duration,
+    /// The time added for each resident of the population.
+    pub wall_time_per_resident: Duration,
+    /// The most wall time any call gets, whatever its population.
+    pub wall_time_ceiling: Duration,
     /// At most this many notices per person in the population, plus a small constant.
     pub notices_per_person: usize,
     pub reason_bytes: usize,
@@ -59,12 +87,32 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            memory_bytes: 512 << 20,
-            wall_time: Duration::from_secs(10),
+            memory_bytes: 128 << 20,
+            memory_bytes_per_resident: 1 << 10,
+            memory_ceiling_bytes: 3 << 30,
+            wall_time: Duration::from_secs(2),
+            wall_time_per_resident: Duration::from_micros(20),
+            wall_time_ceiling: Duration::from_secs(120),
             notices_per_person: 8,
             reason_bytes: 400,
             log_bytes: 16 << 10,
         }
+    }
+}
+
+impl Limits {
+    /// The memory a call on `residents` may grow each linear memory to: the base plus the
+    /// allowance per resident, at most the ceiling.
+    pub fn memory_for(&self, residents: u32) -> usize {
+        let allowance = self.memory_bytes_per_resident.saturating_mul(residents as usize);
+        self.memory_bytes.saturating_add(allowance).min(self.memory_ceiling_bytes)
+    }
+
+    /// The wall time of a call on `residents`: the base plus the allowance per resident, at
+    /// most the ceiling.
+    pub fn wall_time_for(&self, residents: u32) -> Duration {
+        let allowance = self.wall_time_per_resident.saturating_mul(residents);
+        self.wall_time.saturating_add(allowance).min(self.wall_time_ceiling)
     }
 }
 
@@ -125,9 +173,56 @@ pub enum PluginError {
 struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limiter,
     /// Keeps the epoch advancing while this store lives, so its deadline can pass.
     _ticking: Ticking,
+}
+
+/// wasmtime's limits of one store, and what the plugin took under them: the figures say how
+/// much memory a program uses, and an error says when it ran out of its allowance.
+struct Limiter {
+    limits: StoreLimits,
+    /// The linear memory of all the plugin's instances together (memories never shrink, so
+    /// this is also their peak).
+    memory_bytes: usize,
+    /// Whether a memory was refused growth.
+    refused: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory_bytes += desired.saturating_sub(current);
+        } else {
+            self.refused = true;
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 /// The thread that advances the engine's epoch every `EPOCH_TICK` while a store is alive,
@@ -256,6 +351,9 @@ enum Pre {
 pub struct Evaluation {
     pub notices: Notices,
     pub log: String,
+    /// The plugin's linear memory at the end of the call, all its instances together: its
+    /// peak, since a memory never shrinks.
+    pub memory_bytes: usize,
 }
 
 /// The checked notices of one evaluation, kept compact as the 1.1 contract hands them
@@ -363,7 +461,8 @@ impl PluginEngine {
             .total_core_instances(256)
             .total_memories(64)
             .total_tables(64)
-            .max_memory_size(limits.memory_bytes)
+            // The largest a call's limit can be; each store limits its own call below it.
+            .max_memory_size(limits.memory_ceiling_bytes.max(limits.memory_bytes))
             .linear_memory_keep_resident(KEEP_RESIDENT)
             .max_unused_warm_slots(0);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
@@ -392,7 +491,7 @@ impl PluginEngine {
         let invalid = |error: wasmtime::Error| PluginError::Invalid(error.into());
         let trapped =
             |error: wasmtime::Error, log: &MemoryOutputPipe| PluginError::Trapped(with_log(error.into(), log));
-        let (mut store, log) = self.store(Day(0));
+        let (mut store, log) = self.store(Day(0), 0);
         let (pre, info) = if wit_version.starts_with("1.0.") {
             let pre = bindings_1_0::ProgramPre::new(instance_pre).map_err(invalid)?;
             let instance = pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
@@ -469,9 +568,9 @@ impl PluginEngine {
         Ok(component)
     }
 
-    /// A fresh store: limits, an epoch deadline, WASI with nothing granted, and stdout and
-    /// stderr captured into one bounded buffer.
-    fn store(&self, today: Day) -> (Store<Sandbox>, MemoryOutputPipe) {
+    /// A fresh store for a call on `residents`: the memory and wall time they allow, WASI
+    /// with nothing granted, and stdout and stderr captured into one bounded buffer.
+    fn store(&self, today: Day, residents: u32) -> (Store<Sandbox>, MemoryOutputPipe) {
         let log = MemoryOutputPipe::new(self.limits.log_bytes);
         let midnight_in_japan = Duration::from_secs((i64::from(today.0) * 86_400 - 9 * 3600).max(0) as u64);
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
@@ -487,15 +586,16 @@ impl PluginEngine {
             .allow_ip_name_lookup(false)
             .build();
         let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
+            .memory_size(self.limits.memory_for(residents))
             .instances(16)
             .tables(16)
             .table_elements(100_000)
             .build();
+        let limits = Limiter { limits, memory_bytes: 0, refused: false };
         let sandbox = Sandbox { wasi, table: ResourceTable::new(), limits, _ticking: self.ticker.ticking() };
         let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|sandbox| &mut sandbox.limits);
-        let ticks = (self.limits.wall_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let ticks = (self.limits.wall_time_for(residents).as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         (store, log)
@@ -526,18 +626,33 @@ impl PluginEngine {
         rows: u32,
     ) -> Result<Evaluation, PluginError> {
         let values = setting_values(&program.info.settings, settings)?;
-        let (mut store, log) = self.store(today);
+        let (mut store, log) = self.store(today, rows);
         let names = Names::of(population);
-        let trapped =
-            |error: wasmtime::Error, log: &MemoryOutputPipe| PluginError::Trapped(with_log(error.into(), log));
-        let notices = match &program.pre {
+        // A trap names the limit the plugin reached, sized for this population, so the run
+        // log says what it was allowed.
+        let trapped = |error: wasmtime::Error, store: &Store<Sandbox>, log: &MemoryOutputPipe| {
+            let error = anyhow::Error::from(error);
+            let error = if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+                let limit = self.limits.wall_time_for(rows).as_secs_f64();
+                error.context(format!("it ran past its wall time of {limit:.1} s for {rows} residents"))
+            } else if store.data().limits.refused {
+                let limit = self.limits.memory_for(rows) >> 20;
+                error.context(format!("it was refused memory beyond its {limit} MiB for {rows} residents"))
+            } else {
+                error
+            };
+            PluginError::Trapped(with_log(error, log))
+        };
+        let (notices, memory_bytes) = match &program.pre {
             Pre::Version1_0(pre) => {
                 let instance = pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
                 let view = population_to_wit_1_0(population, &program.info.fields, rows, &names);
-                let answer = instance.call_evaluate(&mut store, today.0, view).map_err(|error| trapped(error, &log))?;
+                let answer =
+                    instance.call_evaluate(&mut store, today.0, view).map_err(|error| trapped(error, &store, &log))?;
+                let memory_bytes = store.data().limits.memory_bytes;
                 // The instance's memory is given back before the answer is checked.
                 drop(store);
-                self.check_output_1_0(&program.info, rows, answer.map_err(PluginError::Reported)?)?
+                (self.check_output_1_0(&program.info, rows, answer.map_err(PluginError::Reported)?)?, memory_bytes)
             }
             Pre::Version1_1(pre) => {
                 let instance = pre.instantiate(&mut store).map_err(|error| PluginError::Trapped(error.into()))?;
@@ -546,14 +661,16 @@ impl PluginEngine {
                 let view = population_to_wit(population, &program.info.fields, rows, &names, &kinds, &texts);
                 let values: Vec<wit::SettingValue> = values.into_iter().map(value_to_wit).collect();
                 let values: Vec<&wit::SettingValue> = values.iter().collect();
-                let answer =
-                    instance.call_evaluate(&mut store, today.0, &values, view).map_err(|error| trapped(error, &log))?;
+                let answer = instance
+                    .call_evaluate(&mut store, today.0, &values, view)
+                    .map_err(|error| trapped(error, &store, &log))?;
+                let memory_bytes = store.data().limits.memory_bytes;
                 drop(store);
-                self.check_output(&program.info, rows, answer.map_err(PluginError::Reported)?)?
+                (self.check_output(&program.info, rows, answer.map_err(PluginError::Reported)?)?, memory_bytes)
             }
         };
         let log = String::from_utf8_lossy(&log.contents()).into_owned();
-        Ok(Evaluation { notices, log })
+        Ok(Evaluation { notices, log, memory_bytes })
     }
 
     /// The most notices a population of `size` may get.
@@ -1113,8 +1230,15 @@ mod tests {
         let (engine, program) = hostile(short_limits());
         let table = [
             (SPIN_BRIEFLY, Answer { notices: 1, reason: "counted 1000000" }),
-            (SPIN_FOREVER, Error("plugin trapped or ran out of limits: wasm trap: interrupt")),
+            (
+                SPIN_FOREVER,
+                Error(
+                    "plugin trapped or ran out of limits: it ran past its wall time of 0.3 s for 3 residents: wasm \
+                     trap: interrupt",
+                ),
+            ),
             (ALLOCATE_MODESTLY, Answer { notices: 1, reason: "allocated 16777216 bytes" }),
+            (EXHAUST_MEMORY, Error("it was refused memory beyond its 64 MiB for 3 residents")),
             (EXHAUST_MEMORY, Error("memory allocation of 67108864 bytes failed")),
             (RECURSE_DEEPLY, Answer { notices: 1, reason: "recursed 500" }),
             // Rust keeps its stack in linear memory, so the overflow runs out of the memory
@@ -1159,6 +1283,42 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// The memory limit grows with the population, in a pair: an allocation refused on
+    /// three people is allowed on enough more of them, and the same allocation on the
+    /// three is refused again after (the allowance is the call's, not the engine's).
+    #[test]
+    fn the_memory_limit_grows_with_the_population() {
+        // A base too small for ALLOCATE_MODESTLY's 16 MiB, and 4 KiB a resident: 4,096
+        // residents bring another 16 MiB.
+        let limits = Limits { memory_bytes: 8 << 20, memory_bytes_per_resident: 4 << 10, ..short_limits() };
+        let (engine, program) = hostile(limits);
+        let people = |size: u32| Population { size, birth_day: vec![0; size as usize], ..Population::default() };
+        let on = |size| engine.evaluate(&program, Day(ALLOCATE_MODESTLY), &Settings::default(), &people(size));
+        let refused = on(3).err().map(|error| format!("{error:#}")).unwrap_or_default();
+        assert!(refused.contains("it was refused memory beyond its 8 MiB for 3 residents"), "{refused}");
+        assert!(refused.contains("memory allocation of 16777216 bytes failed"), "{refused}");
+        let allowed = on(4096).unwrap();
+        assert_eq!(allowed.notices.get(0).map(|notice| notice.reason), Some("allocated 16777216 bytes"));
+        assert!(allowed.memory_bytes > 16 << 20 && allowed.memory_bytes <= limits.memory_for(4096));
+        assert!(on(3).is_err(), "the larger population's allowance outlived its call");
+    }
+
+    /// The allowances and their ceilings, as the defaults give them: a town gets little
+    /// more than the base, a city of two million what Python needs, and no population more
+    /// than the ceiling.
+    #[test]
+    fn the_limits_grow_with_the_population_up_to_a_ceiling() {
+        let limits = Limits::default();
+        assert_eq!(limits.memory_for(0), 128 << 20);
+        assert_eq!(limits.wall_time_for(0), Duration::from_secs(2));
+        assert_eq!(limits.memory_for(5_000), (128 << 20) + 5_000 * 1024);
+        assert_eq!(limits.wall_time_for(5_000), Duration::from_millis(2_100));
+        assert_eq!(limits.memory_for(2_000_000), (128 << 20) + 2_000_000 * 1024);
+        assert_eq!(limits.wall_time_for(2_000_000), Duration::from_secs(42));
+        assert_eq!(limits.memory_for(u32::MAX), 3 << 30);
+        assert_eq!(limits.wall_time_for(u32::MAX), Duration::from_secs(120));
     }
 
     #[test]

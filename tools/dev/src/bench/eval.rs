@@ -574,7 +574,7 @@ pub(super) fn import_child(data: &Path, city: &Path) -> Result<()> {
     )
 }
 
-fn open_read_only(data: &Path) -> Result<Connection> {
+pub(super) fn open_read_only(data: &Path) -> Result<Connection> {
     let path = data.join("oshirase.db");
     // Without NO_MUTEX (which `Connection::open` sets, so the host has it) SQLite locks a
     // mutex around every column read: a third of a load's time.

@@ -6,6 +6,7 @@
 //! `bench webhook` times signed webhook requests over loopback and the worker's
 //! processing of their events, replies to an emulator included;
 //! `bench eval` (in `eval.rs`) runs every program as a plugin, natively and as SQL;
+//! `bench python` (in `python.rs`) measures a component built in Python beside the Rust one;
 //! `bench abuse` (in `abuse.rs`) floods a real server with sign-ins and measures the rest;
 //! `bench towns` (in `towns.rs`) measures what a town costs a shared server and how many
 //! it holds; `bench replication` (in `replication.rs`) how far Litestream's replica lags;
@@ -14,6 +15,7 @@
 pub mod abuse;
 pub mod delivery;
 pub mod eval;
+pub mod python;
 pub mod replication;
 pub mod towns;
 pub mod uptake;
@@ -60,6 +62,26 @@ pub enum Benchmark {
     /// Runs every catalogue program over a whole city three ways in one run: the plugin
     /// through the host path, the same crate linked natively, the rule as SQL where written.
     Eval {
+        #[arg(long, default_value_t = 1_000_000)]
+        residents: usize,
+        #[command(flatten)]
+        city: CityBenchArguments,
+    },
+    /// Measures a component built another way (Python, by componentize-py) beside the
+    /// bundled Rust program of the same code on one city, in one run: size, compile time,
+    /// the call in the sandbox and its linear memory, and `oshirase plugin dry-run --wasm`
+    /// as a child (wall time, peak RSS), Python's over Rust's.
+    Python {
+        /// The component to measure.
+        #[arg(long)]
+        wasm: PathBuf,
+        /// The bundled program to compare with; the component's own code by default.
+        #[arg(long)]
+        program: Option<String>,
+        /// An imported data directory to measure on instead of the generated city (only
+        /// read: the dry runs run on a copy in the work directory).
+        #[arg(long)]
+        data: Option<PathBuf>,
         #[arg(long, default_value_t = 1_000_000)]
         residents: usize,
         #[command(flatten)]
@@ -231,6 +253,19 @@ pub async fn run(benchmark: Benchmark) -> Result<()> {
             };
             let today = city.date.unwrap_or_else(today_in_japan);
             print_report(&tokio::task::spawn_blocking(move || eval::eval(&options, today)).await??, city.json)
+        }
+        Benchmark::Python { wasm, program, data, residents, city } => {
+            let options = python::PythonBenchOptions {
+                wasm,
+                program,
+                data,
+                residents,
+                seed: city.seed,
+                repetitions: city.repetitions,
+                work_directory: city.work,
+            };
+            let today = city.date.unwrap_or_else(today_in_japan);
+            print_report(&tokio::task::spawn_blocking(move || python::python(&options, today)).await??, city.json)
         }
         Benchmark::Uptake { residents, period_days, within_days, city } => {
             let options = uptake::UptakeBenchOptions {
