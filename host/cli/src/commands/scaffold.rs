@@ -17,8 +17,9 @@ pub enum Language {
 }
 
 /// The SDK's sources, as `plugins/sdk/src` holds them (a test checks that none is missing).
-const SDK_SOURCES: [(&str, &str); 13] = [
+const SDK_SOURCES: [(&str, &str); 14] = [
     ("cases.rs", include_str!("../../../../plugins/sdk/src/cases.rs")),
+    ("conditions.rs", include_str!("../../../../plugins/sdk/src/conditions.rs")),
     ("date.rs", include_str!("../../../../plugins/sdk/src/date.rs")),
     ("glue.rs", include_str!("../../../../plugins/sdk/src/glue.rs")),
     ("history.rs", include_str!("../../../../plugins/sdk/src/history.rs")),
