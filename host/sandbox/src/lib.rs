@@ -1489,7 +1489,8 @@ mod tests {
             let wasm = with_definition(template, &definition).unwrap();
             format!("{:#}", engine.load(&wasm, "refused").err().expect("refused"))
         };
-        let table: [(fn(&mut Definition), &str); 5] = [
+        type Change = fn(&mut Definition);
+        let table: [(Change, &str); 5] = [
             (
                 |definition| _ = definition.settings.insert("income-limit".into(), "1".into()),
                 "the component has no setting \"income-limit\"",
