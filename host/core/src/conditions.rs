@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use oshirase_sandbox::{DefinedOccasion, Definition, LoadedProgram, category_named, with_definition};
+use oshirase_sandbox::{DefinedOccasion, DefinedProgram, Definition, LoadedProgram, category_named, with_definition};
 use oshirase_sdk::{Day, Settings};
 use serde::{Deserialize, Serialize};
 
@@ -23,16 +23,10 @@ pub const TEMPLATE: &str = "conditions";
 
 /// A program staff make from conditions.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NewProgram {
-    pub code: String,
-    pub name: String,
-    pub division: String,
-    pub contact: String,
-    /// `ChildRearing`, `Health`, `Vaccination`, `Allowance` or `Living`.
-    pub category: String,
-    /// The city's page about the program.
-    pub source_url: String,
+    /// Its code, name, division, contact, category and the city's page about it.
+    #[serde(flatten)]
+    pub program: DefinedProgram,
     /// The notice's title, as staff see it, and its wording, as residents read it.
     pub title: String,
     pub template: String,
@@ -130,32 +124,27 @@ pub async fn create(
     new: NewProgram,
     actor: &str,
 ) -> Result<Published, PublishError> {
-    if category_named(&new.category).is_none() {
-        return Err(PublishError::Refused(format!("there is no category {:?}", new.category)));
+    if category_named(&new.program.category).is_none() {
+        return Err(PublishError::Refused(format!("there is no category {:?}", new.program.category)));
     }
     let template = template(plugins).await?;
     settings_of(&template, &new.conditions)?;
-    let code = new.code.clone();
+    let code = new.program.code.clone();
+    let asked = code.clone();
     let taken = database
         .read(move |connection| {
-            Ok(connection.query_row("SELECT EXISTS (SELECT 1 FROM programs WHERE code = ?1)", [&code], |row| {
+            Ok(connection.query_row("SELECT EXISTS (SELECT 1 FROM programs WHERE code = ?1)", [&asked], |row| {
                 row.get::<_, bool>(0)
             })?)
         })
         .await?;
     if taken {
         return Err(PublishError::Refused(format!(
-            "program {:?} exists already; change its conditions on its settings page",
-            new.code
+            "program {code:?} exists already; change its conditions on its settings page"
         )));
     }
     let definition = Definition {
-        code: new.code.clone(),
-        name: new.name,
-        division: new.division,
-        contact: new.contact,
-        category: new.category,
-        source_url: new.source_url,
+        program: new.program,
         occasions: vec![DefinedOccasion {
             key: template.info.occasions[0].key.clone(),
             title: new.title,
@@ -169,7 +158,7 @@ pub async fn create(
         wasm,
         cases: None,
         publisher: actor.to_owned(),
-        program: Some(new.code),
+        program: Some(code),
         activation: Activation::Always,
     };
     crate::publish::publish(database, plugins, candidate).await
@@ -179,6 +168,17 @@ pub async fn create(
 mod tests {
     use super::*;
     use oshirase_sandbox::{Limits, PluginEngine};
+
+    fn health_program(code: &str, name: &str) -> DefinedProgram {
+        DefinedProgram {
+            code: code.into(),
+            name: name.into(),
+            division: "健康支援課".into(),
+            contact: "043-238-9930".into(),
+            category: "Health".into(),
+            source_url: "https://www.city.chiba.jp/".into(),
+        }
+    }
 
     /// Catalogue programs written as conditions, as staff would set them in the console.
     fn as_conditions() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
@@ -228,12 +228,7 @@ mod tests {
         for (catalogue, conditions) in as_conditions() {
             let code = format!("{catalogue}-from-conditions");
             let new = NewProgram {
-                code: code.clone(),
-                name: format!("{catalogue} (条件)"),
-                division: "健康支援課".into(),
-                contact: "043-238-9930".into(),
-                category: "Health".into(),
-                source_url: "https://www.city.chiba.jp/".into(),
+                program: health_program(&code, &format!("{catalogue} (条件)")),
                 title: "お知らせ".into(),
                 template: "【{program}】{deadline}までに受診してください。お問い合わせ: {contact}".into(),
                 conditions: conditions.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect(),
@@ -287,12 +282,7 @@ mod tests {
             .await
             .unwrap();
         let new = |code: &str, condition: (&str, &str)| NewProgram {
-            code: code.into(),
-            name: "検診".into(),
-            division: "健康支援課".into(),
-            contact: "043-238-9930".into(),
-            category: "Health".into(),
-            source_url: "https://www.city.chiba.jp/".into(),
+            program: health_program(code, "検診"),
             title: "お知らせ".into(),
             template: "【{program}】{deadline}まで".into(),
             conditions: [(condition.0.to_owned(), condition.1.to_owned())].into(),

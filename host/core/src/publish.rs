@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use crate::channel::line::TEXT_LIMIT;
 use crate::database::{Database, audit};
 use crate::hashing::sha256_hex;
-use crate::registry::{BundledComponent, Manifest, Plugins};
+use crate::registry::{BundledComponent, Manifest, Plugins, catalogue};
 use crate::time::now_text;
 use oshirase_sandbox::LoadedProgram;
 
@@ -436,9 +436,7 @@ pub async fn install_bundled(
     plugins: &Arc<Plugins>,
     programs: &[String],
 ) -> anyhow::Result<Vec<String>> {
-    // The conditions template is a part programs are made from, never a program itself.
-    let bundled_programs = || plugins.bundled.iter().filter(|(name, ..)| *name != crate::conditions::TEMPLATE);
-    let bundled_names: Vec<&str> = bundled_programs().map(|(name, ..)| *name).collect();
+    let bundled_names: Vec<&str> = catalogue(plugins.bundled).map(|(name, ..)| *name).collect();
     if let Some(unknown) = programs.iter().find(|program| !bundled_names.contains(&program.as_str())) {
         anyhow::bail!("there is no bundled program {unknown:?}; the bundled programs are {}", bundled_names.join(", "));
     }
@@ -452,8 +450,8 @@ pub async fn install_bundled(
         return Ok(Vec::new());
     }
     let mut installed = Vec::new();
-    for (name, wasm, cases) in
-        bundled_programs().filter(|(name, ..)| programs.is_empty() || programs.iter().any(|program| program == name))
+    for (name, wasm, cases) in catalogue(plugins.bundled)
+        .filter(|(name, ..)| programs.is_empty() || programs.iter().any(|program| program == name))
     {
         let candidate = Candidate {
             wasm: wasm.to_vec(),
@@ -481,7 +479,7 @@ pub async fn install_bundled(
 pub fn available_bundled(connection: &Connection, bundled: &[BundledComponent]) -> anyhow::Result<Vec<&'static str>> {
     let mut stored = connection.prepare("SELECT 1 FROM plugin_versions WHERE sha256 = ?1")?;
     let mut available = Vec::new();
-    for (name, wasm, _) in bundled.iter().filter(|(name, ..)| *name != crate::conditions::TEMPLATE) {
+    for (name, wasm, _) in catalogue(bundled) {
         if !stored.exists([sha256_hex(wasm)])? {
             available.push(*name);
         }
@@ -498,9 +496,7 @@ pub async fn activate_bundled(
     program: &str,
     actor: &str,
 ) -> Result<Published, PublishError> {
-    let Some((_, wasm, cases)) =
-        plugins.bundled.iter().find(|(name, ..)| *name == program && program != crate::conditions::TEMPLATE)
-    else {
+    let Some((_, wasm, cases)) = catalogue(plugins.bundled).find(|(name, ..)| *name == program) else {
         return Err(PublishError::NotFound(format!("there is no bundled program {program:?}")));
     };
     let candidate = Candidate {

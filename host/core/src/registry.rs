@@ -18,6 +18,12 @@ use oshirase_sandbox::{LoadedProgram, PluginEngine};
 /// rebuilt when a division changes a rule.
 pub type BundledComponent = (&'static str, &'static [u8], &'static str);
 
+/// The bundled programs of the catalogue: every bundled component but the conditions
+/// template (`conditions::TEMPLATE`), which programs are made from and is never one itself.
+pub fn catalogue(bundled: &[BundledComponent]) -> impl Iterator<Item = &BundledComponent> {
+    bundled.iter().filter(|(name, ..)| *name != crate::conditions::TEMPLATE)
+}
+
 /// A program's manifest as stored beside its bytes, readable without running the plugin.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Manifest {

@@ -19,21 +19,28 @@ pub const DEFINITION_SECTION: &str = "oshirase:definition";
 /// What a definition says of its program; the component's own description supplies the
 /// rest (the data it reads, its settings' types, its occasion keys, its schedule).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Definition {
-    pub code: String,
-    pub name: String,
-    pub division: String,
-    pub contact: String,
-    /// `ChildRearing`, `Health`, `Vaccination`, `Allowance` or `Living`.
-    pub category: String,
-    pub source_url: String,
+    #[serde(flatten)]
+    pub program: DefinedProgram,
     /// Each occasion's title and wording, by the component's occasion key.
     pub occasions: Vec<DefinedOccasion>,
     /// The settings' defaults, as staff would type them, by name; the others keep the
     /// component's defaults.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+}
+
+/// Who the program is: what staff and residents know it by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefinedProgram {
+    pub code: String,
+    pub name: String,
+    pub division: String,
+    pub contact: String,
+    /// `ChildRearing`, `Health`, `Vaccination`, `Allowance` or `Living`.
+    pub category: String,
+    /// The city's page about the program.
+    pub source_url: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,8 +103,9 @@ pub fn definition_of(wasm: &[u8]) -> Result<Option<Definition>, PluginError> {
 /// occasion key or a setting the component does not declare, a category that does not
 /// exist, or a default its setting's type refuses make the component invalid.
 pub fn apply(mut info: ProgramInfo, definition: Definition) -> Result<ProgramInfo, PluginError> {
-    info.category = category_named(&definition.category)
-        .ok_or_else(|| invalid(format!("definition: there is no category {:?}", definition.category)))?;
+    let program = definition.program;
+    info.category = category_named(&program.category)
+        .ok_or_else(|| invalid(format!("definition: there is no category {:?}", program.category)))?;
     for occasion in definition.occasions {
         let declared = info
             .occasions
@@ -116,7 +124,7 @@ pub fn apply(mut info: ProgramInfo, definition: Definition) -> Result<ProgramInf
             declared.kind.parse(&text).map_err(|problem| invalid(format!("definition: setting {name}: {problem}")))?;
     }
     (info.code, info.name, info.division, info.contact, info.source_url) =
-        (definition.code, definition.name, definition.division, definition.contact, definition.source_url);
+        (program.code, program.name, program.division, program.contact, program.source_url);
     Ok(info)
 }
 

@@ -22,7 +22,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 mod definition;
-pub use definition::{DEFINITION_SECTION, DefinedOccasion, Definition, category_named, definition_of, with_definition};
+pub use definition::{
+    DEFINITION_SECTION, DefinedOccasion, DefinedProgram, Definition, category_named, definition_of, with_definition,
+};
 
 mod bindings {
     // Borrowing: the population crosses as slices of the host's columns, so the host copies
@@ -1426,12 +1428,14 @@ mod tests {
 
     fn colon_screening_definition() -> Definition {
         Definition {
-            code: "screening-colon-chuo".into(),
-            name: "中央区の大腸がん検診".into(),
-            division: "中央保健福祉センター".into(),
-            contact: "043-221-2581".into(),
-            category: "Health".into(),
-            source_url: "https://www.city.chiba.jp/".into(),
+            program: DefinedProgram {
+                code: "screening-colon-chuo".into(),
+                name: "中央区の大腸がん検診".into(),
+                division: "中央保健福祉センター".into(),
+                contact: "043-221-2581".into(),
+                category: "Health".into(),
+                source_url: "https://www.city.chiba.jp/".into(),
+            },
             occasions: vec![DefinedOccasion {
                 key: "notice".into(),
                 title: "大腸がん検診".into(),
@@ -1500,8 +1504,8 @@ mod tests {
                 "setting age-from: \"forty\" is not a whole number",
             ),
             (|definition| definition.occasions[0].key = "fy2026".into(), "the component has no occasion \"fy2026\""),
-            (|definition| definition.category = "Sports".into(), "there is no category \"Sports\""),
-            (|definition| definition.code = "中央".into(), "the code must be 1–40 lower-case letters"),
+            (|definition| definition.program.category = "Sports".into(), "there is no category \"Sports\""),
+            (|definition| definition.program.code = "中央".into(), "the code must be 1–40 lower-case letters"),
         ];
         for (change, expected) in table {
             let message = refused(change);

@@ -55,7 +55,7 @@ pub async fn create(
     caller: Caller,
     Json(program): Json<NewProgram>,
 ) -> Result<(StatusCode, Json<Published>), AppError> {
-    caller.may_act_on(&program.code)?;
+    caller.may_act_on(&program.program.code)?;
     let published =
         oshirase_core::conditions::create(&state.service.database, &state.service.plugins, program, &caller.actor)
             .await?;

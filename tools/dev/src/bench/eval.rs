@@ -17,6 +17,7 @@ use rusqlite::Connection;
 use super::median;
 use oshirase_bundled::PROGRAMS as BUNDLED;
 use oshirase_core::hashing::sha256_hex;
+use oshirase_core::registry::{BundledComponent, catalogue};
 use oshirase_core::snapshot::{EventKind, load_population, snapshot_range};
 use oshirase_sandbox::{Limits, LoadedProgram, PluginEngine};
 
@@ -762,7 +763,8 @@ pub fn eval(options: &EvalBenchOptions, today: Day) -> Result<EvalBenchReport> {
     let data = imported_city(options, today)?;
     let connection = open_read_only(&data)?;
     let engine = PluginEngine::new(Limits::default(), Some(data.join("cache")))?;
-    let programs: Vec<LoadedProgram> = BUNDLED
+    let bundled: Vec<&BundledComponent> = catalogue(BUNDLED).collect();
+    let programs: Vec<LoadedProgram> = bundled
         .iter()
         .map(|(name, wasm, _)| {
             engine.load(wasm, &sha256_hex(wasm)).with_context(|| format!("cannot load plugin {name}"))
@@ -784,7 +786,7 @@ pub fn eval(options: &EvalBenchOptions, today: Day) -> Result<EvalBenchReport> {
     every_kind.dedup();
     let mut residents = 0;
     for _ in 0..repetitions {
-        for (index, ((name, ..), program)) in BUNDLED.iter().zip(&programs).enumerate() {
+        for (index, ((name, ..), program)) in bundled.iter().zip(&programs).enumerate() {
             let native = NATIVE
                 .iter()
                 .find(|(native, _)| native == name)
@@ -829,7 +831,7 @@ pub fn eval(options: &EvalBenchOptions, today: Day) -> Result<EvalBenchReport> {
     let peak_rss_one_at_a_time_kib = peak_rss_kib();
     let shared_load_seconds = median(&shared_load_seconds);
 
-    let figures: Vec<ProgramFigures> = BUNDLED
+    let figures: Vec<ProgramFigures> = bundled
         .iter()
         .zip(samples)
         .zip(counts)
@@ -899,7 +901,7 @@ mod tests {
     /// would silently compare fewer programs than it runs.
     #[test]
     fn every_bundled_program_is_linked_natively() {
-        let bundled: Vec<&str> = BUNDLED.iter().map(|(name, ..)| *name).collect();
+        let bundled: Vec<&str> = catalogue(BUNDLED).map(|(name, ..)| *name).collect();
         let native: Vec<&str> = NATIVE.iter().map(|(name, _)| *name).collect();
         assert_eq!(bundled, native);
     }

@@ -592,15 +592,16 @@ impl std::fmt::Display for PluginBenchReport {
 /// into it (timing publish → active), then times instantiation and whole-city evaluation.
 /// Each repetition uses a fresh data directory and compile cache, so publishing is cold.
 pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginBenchReport> {
-    use oshirase_bundled::PROGRAMS as BUNDLED;
     use oshirase_core::publish::{Activation, Candidate, publish};
+    let bundled: Vec<&oshirase_core::registry::BundledComponent> =
+        oshirase_core::registry::catalogue(oshirase_bundled::PROGRAMS).collect();
 
     let city = options.work_directory.join(format!("city-{}-{}", options.residents, options.seed));
     if !city.join("checkups.csv").exists() {
         generate(options.residents, options.seed, today, &city, ExportFormat::own(FileEncoding::Utf8))?;
     }
-    let mut samples: Vec<Vec<[f64; 3]>> = vec![Vec::new(); BUNDLED.len()];
-    let mut notices = vec![0; BUNDLED.len()];
+    let mut samples: Vec<Vec<[f64; 3]>> = vec![Vec::new(); bundled.len()];
+    let mut notices = vec![0; bundled.len()];
     let mut residents = 0;
     for _ in 0..options.repetitions.max(1) {
         let data = options.work_directory.join("plugins-data");
@@ -609,7 +610,9 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
         }
         // One bundled program is needed to open a data directory; it is published again
         // below under another hash, so every plugin is timed alike.
-        let service = oshirase_core::service::Service::open(&data, BUNDLED, &[BUNDLED[0].0.to_owned()]).await?;
+        let service =
+            oshirase_core::service::Service::open(&data, oshirase_bundled::PROGRAMS, &[bundled[0].0.to_owned()])
+                .await?;
         let export = city.clone();
         let import = oshirase_core::import::ImportOptions {
             actor: "bench".into(),
@@ -622,7 +625,7 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
             .database
             .write(move |connection| Ok(oshirase_core::import::import_directory(connection, &export, &import)?))
             .await?;
-        for (index, (name, wasm, cases)) in BUNDLED.iter().enumerate() {
+        for (index, (name, wasm, cases)) in bundled.iter().enumerate() {
             // A trailing custom section gives the component new bytes (and a new hash and
             // a cold compile) without changing what it does.
             let mut bytes = wasm.to_vec();
@@ -669,7 +672,7 @@ pub async fn plugins(options: &PluginBenchOptions, today: Day) -> Result<PluginB
             residents = size;
         }
     }
-    let plugins = BUNDLED
+    let plugins = bundled
         .iter()
         .zip(samples)
         .zip(notices)
