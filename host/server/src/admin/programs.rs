@@ -462,4 +462,52 @@ mod tests {
             .unwrap();
         assert_eq!(audited, 9, "every publish, activation, rollback and disable names its caller");
     }
+
+    /// Programs made from conditions go through the same roles: any staff member but a
+    /// viewer reads the form and dry-runs conditions (counts only), a division makes only
+    /// the codes it was given, once, and conditions the template does not know are refused.
+    #[tokio::test]
+    async fn programs_are_made_from_conditions_under_the_same_roles() {
+        let fixture = Fixture::with_bundled(PROGRAMS).await;
+        let state = AppState::new(fixture.service());
+        let health = fixture
+            .database
+            .write(|connection| Ok(create_token(connection, "健康支援課", &["checkup-new".into()], false, 30, "test")?))
+            .await
+            .unwrap();
+        let program = |code: &str| {
+            serde_json::json!({
+                "code": code, "name": "新しい健診", "division": "健康支援課", "contact": "043-238-9930",
+                "category": "Health", "source_url": "https://www.city.chiba.jp/", "title": "お知らせ",
+                "template": "【{program}】{deadline}まで。お問い合わせ: {contact}",
+                "conditions": { "age-counted": "満年齢", "age-from": "0", "repeat": "一度だけ" }
+            })
+        };
+        let (get, post) = (Method::GET, Method::POST);
+        let steps = [
+            (get, "/admin/conditions", serde_json::Value::Null, StatusCode::OK, "\"name\":\"age-counted\""),
+            (
+                post.clone(),
+                "/admin/conditions/dry-run",
+                serde_json::json!({ "conditions": { "age-counted": "満年齢", "age-from": "0", "repeat": "一度だけ" } }),
+                StatusCode::OK,
+                "\"notices\":3,",
+            ),
+            (
+                post.clone(),
+                "/admin/conditions/dry-run",
+                serde_json::json!({ "conditions": { "sex": "その他" } }),
+                StatusCode::CONFLICT,
+                "condition sex",
+            ),
+            (post.clone(), "/admin/conditions", program("other-code"), StatusCode::FORBIDDEN, "may not act on"),
+            (post.clone(), "/admin/conditions", program("checkup-new"), StatusCode::CREATED, "\"active\":true"),
+            (post.clone(), "/admin/conditions", program("checkup-new"), StatusCode::CONFLICT, "exists already"),
+        ];
+        for (method, path, body, status, expected) in steps {
+            let (got, text) = send(&state, method.clone(), path, Some(&health), body).await;
+            assert!(got == status && text.contains(expected), "{method} {path}: {got} {text}");
+            assert!(!text.contains("千葉 "), "no resident is named: {text}");
+        }
+    }
 }
