@@ -472,7 +472,7 @@ mod tests {
         let state = AppState::new(fixture.service());
         let health = fixture
             .database
-            .write(|connection| Ok(create_token(connection, "健康支援課", &["checkup-new".into()], false, 30, "test")?))
+            .write(|connection| create_token(connection, "健康支援課", &["checkup-new".into()], false, 30, "test"))
             .await
             .unwrap();
         let program = |code: &str| {
