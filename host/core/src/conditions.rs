@@ -9,8 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use oshirase_sandbox::{DefinedOccasion, DefinedProgram, Definition, LoadedProgram, category_named, with_definition};
+use oshirase_sandbox::{
+    DefinedOccasion, DefinedProgram, Definition, LoadedProgram, category_named, definition_of, with_definition,
+};
 use oshirase_sdk::{Day, Settings};
+use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
 use crate::database::Database;
@@ -116,8 +119,10 @@ pub async fn dry_run(
     Ok(summary)
 }
 
-/// Makes and publishes the program `new` describes, active at once, as `actor`. Its code
-/// must be free: a program's later changes are its settings, its wording and its versions.
+/// Makes and publishes the program `new` describes, active at once, as `actor`. A code
+/// that is free makes a new program; the code of a program made from conditions makes its
+/// next version (a new name, wording or conditions, kept in its history and rolled back like
+/// any); the code of any other program is refused.
 pub async fn create(
     database: &Database,
     plugins: &Arc<Plugins>,
@@ -131,16 +136,25 @@ pub async fn create(
     settings_of(&template, &new.conditions)?;
     let code = new.program.code.clone();
     let asked = code.clone();
-    let taken = database
+    // The bytes of the program's active version, or of its latest if it is paused.
+    let current: Option<Vec<u8>> = database
         .read(move |connection| {
-            Ok(connection.query_row("SELECT EXISTS (SELECT 1 FROM programs WHERE code = ?1)", [&asked], |row| {
-                row.get::<_, bool>(0)
-            })?)
+            Ok(connection
+                .query_row(
+                    "SELECT v.wasm FROM programs p JOIN plugin_versions v
+                       ON v.id = COALESCE(p.active_version, (SELECT MAX(id) FROM plugin_versions WHERE program = p.code))
+                     WHERE p.code = ?1",
+                    [&asked],
+                    |row| row.get(0),
+                )
+                .optional()?)
         })
         .await?;
-    if taken {
+    if let Some(wasm) = current
+        && definition_of(&wasm).map_err(|error| PublishError::Failed(error.into()))?.is_none()
+    {
         return Err(PublishError::Refused(format!(
-            "program {code:?} exists already; change its conditions on its settings page"
+            "program {code:?} was not made from conditions; publish its next version as a component"
         )));
     }
     let definition = Definition {
@@ -273,8 +287,39 @@ mod tests {
         }
     }
 
-    /// Conditions that do not fit the template, and a code already taken, are refused
-    /// before anything is published.
+    /// The code of a program made from conditions makes its next version, with the new
+    /// conditions as its defaults; rolling back brings the first conditions back.
+    #[tokio::test]
+    async fn a_program_made_from_conditions_again_is_its_next_version_and_rolls_back() {
+        let fixture = crate::testing::Fixture::with_bundled(oshirase_bundled::PROGRAMS).await;
+        let version_with = |age_from: &str| NewProgram {
+            program: health_program("screening-new", "検診"),
+            title: "お知らせ".into(),
+            template: "【{program}】{deadline}まで".into(),
+            conditions: [("age-from".to_owned(), age_from.to_owned())].into(),
+        };
+        let first = create(&fixture.database, &fixture.plugins, version_with("40"), "tester").await.unwrap();
+        let second = create(&fixture.database, &fixture.plugins, version_with("50"), "tester").await.unwrap();
+        assert!(second.active && second.version > first.version, "{first:?} then {second:?}");
+        let age_from = || {
+            fixture.database.read(|connection| {
+                let version = crate::registry::active_version(connection, "screening-new")?.expect("active");
+                let setting = version.manifest.settings.iter().find(|setting| setting.name == "age-from").cloned();
+                Ok((version.version_id, setting.expect("declared").default))
+            })
+        };
+        assert_eq!(age_from().await.unwrap(), (second.version, "50".to_owned()));
+        let back = fixture
+            .database
+            .write(|connection| Ok(crate::publish::rollback(connection, "screening-new", "tester")?))
+            .await
+            .unwrap();
+        assert_eq!(back, first.version);
+        assert_eq!(age_from().await.unwrap(), (first.version, "40".to_owned()));
+    }
+
+    /// Conditions that do not fit the template, and the code of a program not made from
+    /// conditions, are refused before anything is published.
     #[tokio::test]
     async fn conditions_the_template_does_not_know_are_refused() {
         let fixture = crate::testing::Fixture::with_bundled(oshirase_bundled::PROGRAMS).await;
@@ -290,7 +335,7 @@ mod tests {
         let table = [
             (new("screening-new", ("income-limit", "3")), "there is no condition \"income-limit\""),
             (new("screening-new", ("sex", "その他")), "condition sex: \"その他\" is not one of 指定なし, 男性, 女性"),
-            (new("screening-colon", ("age-from", "50")), "program \"screening-colon\" exists already"),
+            (new("screening-colon", ("age-from", "50")), "program \"screening-colon\" was not made from conditions"),
         ];
         for (program, expected) in table {
             let error = create(&fixture.database, &fixture.plugins, program, "tester").await.unwrap_err();

@@ -465,7 +465,8 @@ mod tests {
 
     /// Programs made from conditions go through the same roles: any staff member but a
     /// viewer reads the form and dry-runs conditions (counts only), a division makes only
-    /// the codes it was given, once, and conditions the template does not know are refused.
+    /// the codes it was given (the same program twice is the same version), and conditions
+    /// the template does not know are refused.
     #[tokio::test]
     async fn programs_are_made_from_conditions_under_the_same_roles() {
         let fixture = Fixture::with_bundled(PROGRAMS).await;
@@ -502,7 +503,7 @@ mod tests {
             ),
             (post.clone(), "/admin/conditions", program("other-code"), StatusCode::FORBIDDEN, "may not act on"),
             (post.clone(), "/admin/conditions", program("checkup-new"), StatusCode::CREATED, "\"active\":true"),
-            (post.clone(), "/admin/conditions", program("checkup-new"), StatusCode::CONFLICT, "exists already"),
+            (post.clone(), "/admin/conditions", program("checkup-new"), StatusCode::CONFLICT, "already version"),
         ];
         for (method, path, body, status, expected) in steps {
             let (got, text) = send(&state, method.clone(), path, Some(&health), body).await;
