@@ -36,12 +36,7 @@ pub async fn dry_run(
     _caller: Caller,
     Json(body): Json<DryRunBody>,
 ) -> Result<Json<DryRunSummary>, AppError> {
-    let today = match body.date.as_deref() {
-        Some(text) => oshirase_sdk::Day::parse_iso(text).ok_or_else(|| {
-            AppError::Request(StatusCode::UNPROCESSABLE_ENTITY, format!("date {text:?} is not YYYY-MM-DD"))
-        })?,
-        None => oshirase_core::time::today_in_japan(),
-    };
+    let today = super::day_or_today(body.date.as_deref())?;
     let summary =
         oshirase_core::conditions::dry_run(&state.service.database, &state.service.plugins, body.conditions, today)
             .await?;

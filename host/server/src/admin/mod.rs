@@ -87,6 +87,16 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The day a request names as `date`, `YYYY-MM-DD` (400 otherwise), or today in Japan
+/// when it names none: the day a dry run or a preview evaluates.
+pub fn day_or_today(date: Option<&str>) -> Result<oshirase_sdk::Day, AppError> {
+    match date {
+        Some(text) => oshirase_sdk::Day::parse_iso(text.trim())
+            .ok_or_else(|| AppError::Request(StatusCode::BAD_REQUEST, format!("date {text:?} is not YYYY-MM-DD"))),
+        None => Ok(oshirase_core::time::today_in_japan()),
+    }
+}
+
 /// A change made in a session must carry the session's CSRF token in `X-CSRF-Token`.
 pub fn check_csrf(headers: &HeaderMap, csrf_token: &str) -> Result<(), AuthError> {
     let sent = headers.get("x-csrf-token").and_then(|value| value.to_str().ok()).unwrap_or_default();

@@ -250,11 +250,7 @@ pub async fn dry_run(
     Query(query): Query<DryRunQuery>,
 ) -> Result<Json<oshirase_core::reports::DryRunSummary>, AppError> {
     caller.may_act_on(&code)?;
-    let today = match query.date.as_deref() {
-        Some(text) => oshirase_sdk::Day::parse_iso(text)
-            .ok_or_else(|| AppError::Request(StatusCode::BAD_REQUEST, format!("date {text:?} is not YYYY-MM-DD")))?,
-        None => oshirase_core::time::today_in_japan(),
-    };
+    let today = super::day_or_today(query.date.as_deref())?;
     let with_names = caller.may_see_names();
     let notices = state.service.dry_run(code.clone(), today).await?;
     Ok(Json(

@@ -40,15 +40,6 @@ fn trimmed(changes: BTreeMap<String, String>) -> Vec<(String, String)> {
     changes.into_iter().map(|(name, text)| (name, text.trim().to_owned())).collect()
 }
 
-/// `date` as `YYYY-MM-DD`, or today in Japan when absent.
-fn day_or_today(date: Option<&str>) -> Result<Day, AppError> {
-    match date {
-        Some(text) => Day::parse_iso(text.trim())
-            .ok_or_else(|| AppError::Request(StatusCode::BAD_REQUEST, format!("date {text:?} is not YYYY-MM-DD"))),
-        None => Ok(oshirase_core::time::today_in_japan()),
-    }
-}
-
 /// `GET /admin/programs/{code}/settings`: every setting the active version declares, with
 /// its value, default and last change. Anyone signed in may read them, as the wording.
 pub async fn list(
@@ -137,7 +128,7 @@ pub async fn preview(
     Json(body): Json<PreviewBody>,
 ) -> Result<Json<SettingsPreview>, AppError> {
     caller.may_act_on(&code)?;
-    let today = day_or_today(body.date.as_deref())?;
+    let today = super::day_or_today(body.date.as_deref())?;
     let changes = trimmed(body.changes);
     let plugins = state.service.plugins.clone();
     // On a read connection, as the dry run: evaluating a city takes seconds and nothing
