@@ -4,6 +4,7 @@
 //! [`Events::by_person`] finds each person's rows once (linear in people plus rows); every
 //! question after that reads one person's slice.
 
+use crate::by_person::ByPerson;
 use crate::{Day, Events};
 
 /// A code (vaccine, checkup kind, program) resolved against one [`Events`] column, so that
@@ -32,11 +33,7 @@ pub struct Record {
 /// The rows of one [`Events`], grouped by person.
 pub struct History<'a> {
     events: &'a Events,
-    /// Person `p`'s rows are `rows[first_row[p]..first_row[p + 1]]`.
-    first_row: Vec<u32>,
-    /// The row numbers in person order; `None` when the columns are in person order
-    /// already, so that position `i` is row `i`.
-    rows: Option<Vec<u32>>,
+    by_person: ByPerson,
 }
 
 impl Events {
@@ -74,10 +71,7 @@ impl Events {
     /// of `population_size`.
     pub fn check(&self, population_size: u32) -> Result<(), String> {
         self.check_lengths()?;
-        match self.person.iter().position(|person| *person >= population_size) {
-            Some(row) => Err(self.outside(row, population_size)),
-            None => Ok(()),
-        }
+        crate::by_person::check_owners(&self.person, population_size, "event")
     }
 
     fn check_lengths(&self) -> Result<(), String> {
@@ -94,50 +88,20 @@ impl Events {
         Ok(())
     }
 
-    fn outside(&self, row: usize, population_size: u32) -> String {
-        format!("event row {row} names person {} outside a population of {population_size}", self.person[row])
-    }
-
-    /// Groups the rows by person for a population of `population_size`: one pass over the
-    /// rows counts each person's and checks them, one over the people sums the counts. Rows
-    /// usually come in person order (an export lists a resident's records together and the
-    /// host keeps their order), and are then read where they are; otherwise a counting sort
-    /// orders their numbers in one more pass. Fails as [`Events::check`] does.
+    /// Groups the rows by person for a population of `population_size` ([`ByPerson`]).
+    /// Fails when the columns differ in length or a row names someone outside it.
     pub fn by_person(&self, population_size: u32) -> Result<History<'_>, String> {
         self.check_lengths()?;
-        let mut first_row = vec![0u32; population_size as usize + 1];
-        let (mut in_person_order, mut previous) = (true, 0);
-        for (row, person) in self.person.iter().copied().enumerate() {
-            if person >= population_size {
-                return Err(self.outside(row, population_size));
-            }
-            first_row[person as usize + 1] += 1;
-            in_person_order &= previous <= person;
-            previous = person;
-        }
-        for person in 0..population_size as usize {
-            first_row[person + 1] += first_row[person];
-        }
-        let rows = (!in_person_order).then(|| {
-            let mut next = first_row.clone();
-            let mut sorted = vec![0u32; self.len()];
-            for (row, person) in self.person.iter().enumerate() {
-                let slot = &mut next[*person as usize];
-                sorted[*slot as usize] = row as u32;
-                *slot += 1;
-            }
-            sorted
-        });
-        Ok(History { events: self, first_row, rows })
+        Ok(History { events: self, by_person: ByPerson::new(&self.person, population_size, "event")? })
     }
 }
 
 impl History<'_> {
     /// The person's records of one code, in the order they appear in the columns.
     pub fn records_of(&self, person: u32, code: Code) -> impl Iterator<Item = Record> + '_ {
-        let range = self.first_row[person as usize]..self.first_row[person as usize + 1];
-        range
-            .map(|position| self.rows.as_ref().map_or(position, |rows| rows[position as usize]))
+        self.by_person
+            .rows_of(person)
+            .iter()
             .filter(move |row| code.matches(self.events.code[*row as usize]))
             .map(|row| self.events.record(row))
     }

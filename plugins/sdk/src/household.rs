@@ -6,44 +6,31 @@
 //! of household (続柄), not who is whose parent or who is a tax dependant; the helpers say
 //! which approximation they make.
 
+use crate::by_person::{ByPerson, Rows};
 use crate::population::undeclared;
 use crate::{Day, Person, Population, Relationship};
 
 /// Every household's members, grouped once in time linear in the population.
 pub struct Households<'a> {
     population: &'a Population,
-    /// Household `h`'s members are `members[first_member[h]..first_member[h + 1]]`.
-    first_member: Vec<u32>,
-    members: Vec<u32>,
+    members: ByPerson,
 }
 
 /// One household: its members, in population order.
 #[derive(Clone, Copy)]
 pub struct Household<'a> {
     population: &'a Population,
-    members: &'a [u32],
+    members: Rows<'a>,
 }
 
 impl Population {
     /// Groups the people by household. Needs the field `household`.
     pub fn households(&self) -> Households<'_> {
         assert!(self.household.len() == self.size as usize, "{}", undeclared("household"));
-        let count = self.household.iter().max().map_or(0, |largest| *largest as usize + 1);
-        let mut first_member = vec![0u32; count + 1];
-        for household in &self.household {
-            first_member[*household as usize + 1] += 1;
-        }
-        for household in 0..count {
-            first_member[household + 1] += first_member[household];
-        }
-        let mut next = first_member.clone();
-        let mut members = vec![0u32; self.household.len()];
-        for (person, household) in self.household.iter().enumerate() {
-            let slot = &mut next[*household as usize];
-            members[*slot as usize] = person as u32;
-            *slot += 1;
-        }
-        Households { population: self, first_member, members }
+        let count = self.household.iter().max().map_or(0, |largest| *largest + 1);
+        // Every household number is below `count`, so the grouping cannot fail.
+        let members = ByPerson::new(&self.household, count, "household").unwrap_or_else(|error| panic!("{error}"));
+        Households { population: self, members }
     }
 }
 
@@ -54,13 +41,12 @@ impl<'a> Households<'a> {
     }
 
     fn get(&self, household: u32) -> Household<'_> {
-        let range = self.first_member[household as usize] as usize..self.first_member[household as usize + 1] as usize;
-        Household { population: self.population, members: &self.members[range] }
+        Household { population: self.population, members: self.members.rows_of(household) }
     }
 
     /// Every household with at least one member.
     pub fn iter(&self) -> impl Iterator<Item = Household<'_>> {
-        (0..self.first_member.len().saturating_sub(1) as u32)
+        (0..self.members.owners())
             .map(|household| self.get(household))
             .filter(|household| !household.members.is_empty())
     }
@@ -69,7 +55,7 @@ impl<'a> Households<'a> {
 impl<'a> Household<'a> {
     pub fn members(&self) -> impl Iterator<Item = Person<'a>> + 'a {
         let population = self.population;
-        self.members.iter().map(move |index| population.person(*index))
+        self.members.iter().map(move |index| population.person(index))
     }
 
     /// The head of household (世帯主); needs the field `relationship`.

@@ -5,6 +5,7 @@
 //! for a new one.
 
 use crate::Day;
+use crate::by_person::ByPerson;
 
 /// Periods of membership or certification, as columns of equal length; see
 /// `wit/program.wit`. `end` is `i32::MAX` while the period has not ended.
@@ -40,44 +41,6 @@ pub struct Period<'a> {
     pub level: &'a str,
 }
 
-/// Row numbers grouped by person, shared by both views: person `p`'s rows are
-/// `rows[first_row[p]..first_row[p + 1]]` (a counting sort, linear in people plus rows).
-struct ByPerson {
-    first_row: Vec<u32>,
-    rows: Vec<u32>,
-}
-
-impl ByPerson {
-    fn new(person: &[u32], population_size: u32, what: &str) -> Result<ByPerson, String> {
-        let size = population_size as usize;
-        let mut first_row = vec![0u32; size + 1];
-        for &owner in person {
-            if owner >= population_size {
-                return Err(format!("{what} row for person {owner} in a population of {population_size}"));
-            }
-            first_row[owner as usize + 1] += 1;
-        }
-        for index in 0..size {
-            first_row[index + 1] += first_row[index];
-        }
-        let mut next = first_row.clone();
-        let mut rows = vec![0u32; person.len()];
-        for (row, &owner) in person.iter().enumerate() {
-            rows[next[owner as usize] as usize] = row as u32;
-            next[owner as usize] += 1;
-        }
-        Ok(ByPerson { first_row, rows })
-    }
-
-    fn of(&self, person: u32) -> &[u32] {
-        let index = person as usize;
-        match (self.first_row.get(index), self.first_row.get(index + 1)) {
-            (Some(first), Some(end)) => &self.rows[*first as usize..*end as usize],
-            _ => &[],
-        }
-    }
-}
-
 /// One kind of enrollment, by person.
 pub struct Membership<'a> {
     enrollments: &'a Enrollments,
@@ -106,9 +69,9 @@ impl<'a> Membership<'a> {
     /// Every period of this kind of one person, in the export's order.
     pub fn periods(&self, person: u32) -> impl Iterator<Item = Period<'a>> + '_ {
         let enrollments = self.enrollments;
-        self.by_person.of(person).iter().filter(move |row| Some(enrollments.kind[**row as usize]) == self.kind).map(
+        self.by_person.rows_of(person).iter().filter(move |row| Some(enrollments.kind[*row as usize]) == self.kind).map(
             move |row| {
-                let row = *row as usize;
+                let row = row as usize;
                 Period {
                     start: Day(enrollments.start[row]),
                     end: Day(enrollments.end[row]),
@@ -144,7 +107,7 @@ impl<'a> Values<'a> {
     /// The person's value of `name`, if the export gives one.
     pub fn get(&self, person: u32, name: &str) -> Option<&'a str> {
         let attributes = self.attributes;
-        self.by_person.of(person).iter().map(|row| *row as usize).find_map(|row| {
+        self.by_person.rows_of(person).iter().map(|row| row as usize).find_map(|row| {
             let found = attributes.names.get(usize::from(attributes.name[row]))?;
             (found == name).then(|| attributes.values.get(attributes.value[row] as usize).map(String::as_str))?
         })

@@ -12,6 +12,7 @@
 //! The same crate builds natively too (the host uses the date arithmetic and these types),
 //! so nothing here may depend on the WebAssembly glue except the `glue` module.
 
+mod by_person;
 #[cfg(feature = "cases")]
 pub mod cases;
 pub mod conditions;

@@ -1,5 +1,6 @@
 //! The population as columns, and the row views plugin authors read it through.
 
+use crate::by_person::BLOCK;
 use crate::{Attributes, Day, Enrollments};
 
 /// Dated records about residents (immunizations, checkups, pregnancies, receipts), as
@@ -137,6 +138,31 @@ impl Population {
         (0..self.size).map(move |index| Person { population: self, index })
     }
 
+    /// The people born from `earliest` to `latest`, both included, in population order: the
+    /// few a child's program looks at, found without visiting each of a city's million
+    /// people one by one. The birth days are compared a block at a time
+    /// ([`crate::by_person`] says why); only a block with someone inside is looked into.
+    pub fn born_between(&self, earliest: Day, latest: Day) -> impl Iterator<Item = Person<'_>> {
+        let size = self.size as usize;
+        if self.birth_day.len() < size {
+            panic!("{}", undeclared("birth-day"));
+        }
+        let column = &self.birth_day[..size];
+        // `&` rather than `&&`: no branch per day, so the comparisons of a block vectorize.
+        let inside = |day: i32| (earliest.0 <= day) & (day <= latest.0);
+        let mut rows = Vec::new();
+        let blocks = column.chunks_exact(BLOCK);
+        let rest = size - blocks.remainder().len();
+        for (number, block) in blocks.enumerate() {
+            if block.iter().fold(false, |any, day| any | inside(*day)) {
+                let first = number * BLOCK;
+                rows.extend((first..first + BLOCK).filter(|row| inside(column[*row])).map(|row| row as u32));
+            }
+        }
+        rows.extend((rest..size).filter(|row| inside(column[*row])).map(|row| row as u32));
+        rows.into_iter().map(move |index| Person { population: self, index })
+    }
+
     pub fn person(&self, index: u32) -> Person<'_> {
         assert!(index < self.size, "person {index} is outside a population of {}", self.size);
         Person { population: self, index }
@@ -222,6 +248,19 @@ mod tests {
         let people: Vec<(u32, Day, Sex)> =
             population.people().map(|person| (person.index(), person.birth_day(), person.sex())).collect();
         assert_eq!(people, vec![(0, Day(0), Sex::Female), (1, Day(365), Sex::Male)]);
+    }
+
+    /// Born on the first or last day of the range, inside a block or in the rest after the
+    /// last whole block: found; a day before or after: not.
+    #[test]
+    fn people_born_in_a_range_are_found_in_order() {
+        let birth_day: Vec<i32> = (0..21).map(|row| [5, 9, 10, 20, 21][row % 5]).collect();
+        let population = Population { size: 21, birth_day, ..Population::default() };
+        let found: Vec<u32> = population.born_between(Day(10), Day(20)).map(|person| person.index()).collect();
+        let expected: Vec<u32> = (0..21).filter(|row| row % 5 == 2 || row % 5 == 3).collect();
+        assert_eq!(found, expected);
+        assert_eq!(population.born_between(Day(21), Day(21)).last().map(|person| person.index()), Some(19));
+        assert_eq!(population.born_between(Day(11), Day(19)).count(), 0);
     }
 
     #[test]

@@ -88,9 +88,9 @@ impl Schedule {
         let born_too_early = today.add_months_clamped(-(self.closed_by_months as i32) - 1);
         let mut notices = Vec::new();
         let mut reasons = ReasonsByKey::new();
-        for person in population.people() {
+        for person in population.born_between(born_too_early, today) {
             let birth = person.birth_day();
-            if birth > today || birth < born_too_early || self.sex.is_some_and(|sex| person.sex() != sex) {
+            if self.sex.is_some_and(|sex| person.sex() != sex) {
                 continue;
             }
             let earlier = Earlier { history: &history, person: person.index(), code };

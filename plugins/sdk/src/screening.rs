@@ -109,14 +109,11 @@ impl Screening {
         // into fresh pages.
         let mut notices = Vec::with_capacity(population.size as usize);
         let mut reasons = ReasonsByKey::new();
-        for person in population.people() {
+        for person in population.born_between(Day(i32::MIN), latest_birth) {
             if self.sex.is_some_and(|sex| person.sex() != sex) {
                 continue;
             }
             let birth = person.birth_day();
-            if birth > latest_birth {
-                continue;
-            }
             // The last day before the birthday that ends it, else the end of the season.
             let mut closes =
                 self.ends_on_birthday.map_or(season_closes, |age| season_closes.min(birth.age_reached(age)));

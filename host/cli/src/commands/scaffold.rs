@@ -17,7 +17,8 @@ pub enum Language {
 }
 
 /// The SDK's sources, as `plugins/sdk/src` holds them (a test checks that none is missing).
-const SDK_SOURCES: [(&str, &str); 14] = [
+const SDK_SOURCES: [(&str, &str); 15] = [
+    ("by_person.rs", include_str!("../../../../plugins/sdk/src/by_person.rs")),
     ("cases.rs", include_str!("../../../../plugins/sdk/src/cases.rs")),
     ("conditions.rs", include_str!("../../../../plugins/sdk/src/conditions.rs")),
     ("date.rs", include_str!("../../../../plugins/sdk/src/date.rs")),

@@ -600,12 +600,20 @@ fn peak_rss_kib() -> i64 {
     if status == 0 { usage.ru_maxrss } else { 0 }
 }
 
-/// A copy of the imported city in which `oshirase run` may store notices, made once.
+/// A copy of the imported city in which `oshirase run` may store notices, made once for
+/// each build of the bundled programs: the copy is given the programs bundled when it is
+/// made, so a copy made by an earlier build would time that build's programs.
 fn run_directory(data: &Path) -> Result<PathBuf> {
     let mut name = data.file_name().context("the city's data directory has no name")?.to_owned();
     name.push("-run");
     let run = data.with_file_name(name);
     let database = run.join("oshirase.db");
+    let built = run.join("bundled-programs.sha256");
+    let hashes: String = catalogue(BUNDLED).map(|(_, wasm, _)| sha256_hex(wasm)).collect();
+    let bundled = sha256_hex(hashes.as_bytes());
+    if database.exists() && std::fs::read_to_string(&built).ok().as_deref() != Some(bundled.as_str()) {
+        std::fs::remove_dir_all(&run).with_context(|| format!("cannot remove {}", run.display()))?;
+    }
     if !database.exists() {
         std::fs::create_dir_all(&run).with_context(|| format!("cannot create {}", run.display()))?;
         oshirase_core::database::backup(&data.join("oshirase.db"), &database, false)?;
@@ -620,6 +628,7 @@ fn run_directory(data: &Path) -> Result<PathBuf> {
              WHERE snapshot_id = (SELECT id FROM snapshots WHERE active = 1) AND key % 5 = 0",
             [],
         )?;
+        std::fs::write(&built, &bundled).with_context(|| format!("cannot write {}", built.display()))?;
     }
     Ok(run)
 }
