@@ -89,14 +89,21 @@ pub async fn publish(
     let existing = database
         .read(move |connection| {
             Ok(connection
-                .query_row("SELECT program, id FROM plugin_versions WHERE sha256 = ?1", [&known], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
+                .query_row(
+                    "SELECT program, id, accepted, validation FROM plugin_versions WHERE sha256 = ?1",
+                    [&known],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )
                 .optional()?)
         })
         .await?;
-    if let Some((program, version)) = existing {
-        return Err(PublishError::AlreadyPublished { program, version });
+    // The same bytes again: an accepted version is a duplicate; a rejected one is refused
+    // again with the reason it was given, which is what its publisher needs to read.
+    if let Some((program, version, accepted, reason)) = existing {
+        return Err(match accepted {
+            true => PublishError::AlreadyPublished { program, version },
+            false => PublishError::Rejected { program, version, reason },
+        });
     }
     let candidate = Arc::new(candidate);
     let (engine_plugins, checked, key) = (plugins.clone(), candidate.clone(), sha256.clone());
@@ -750,6 +757,19 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+        // The same rejected bytes again are refused with the reason they were given, and
+        // stored once (the count below).
+        let again = Candidate {
+            wasm: variant(&wasm, "wrong"),
+            cases: Some(wrong_case.to_owned()),
+            publisher: "test".into(),
+            program: None,
+            activation: Activation::Always,
+        };
+        match publish(&fixture.database, &fixture.plugins, again).await {
+            Err(PublishError::Rejected { reason, .. }) if reason.contains("1 of 1 example cases failed") => {}
+            other => panic!("the same rejected bytes again: {other:?}"),
+        }
         let versions = fixture.versions().await;
         assert_eq!(versions.iter().filter(|(.., state)| state == "rejected").count(), 7, "{versions:?}");
         assert_eq!(

@@ -375,8 +375,22 @@ pub fn close_due(connection: &mut Connection, now: DateTime<Utc>) -> anyhow::Res
                  AND json_extract(event, '$.postback.data') LIKE 'action=survey&id=' || ?1 || '&%'",
             [id],
         )?;
+        // A question nobody can answer any more is not sent: its deliveries still waiting
+        // (the outbox expires a broadcast only by the day) and its reservation, if it has
+        // not fired (a server down from its opening to its closing), are given up.
+        let unsent = transaction.execute(
+            "UPDATE deliveries SET state = 'expired' WHERE state IN ('queued', 'failed-retryable')
+                 AND broadcast_id = (SELECT broadcast_id FROM surveys WHERE id = ?1)",
+            [id],
+        )?;
+        transaction.execute(
+            "UPDATE reserved_sends SET state = 'cancelled' WHERE state = 'waiting'
+                 AND broadcast_id = (SELECT broadcast_id FROM surveys WHERE id = ?1)",
+            [id],
+        )?;
         transaction.execute("UPDATE surveys SET closed_at = ?2 WHERE id = ?1", (id, now_text()))?;
-        audit(&transaction, "scheduler", "close-survey", &format!("survey:{id}"), &format!("{answers} answers"))?;
+        let detail = format!("{answers} answers, {unsent} deliveries not sent");
+        audit(&transaction, "scheduler", "close-survey", &format!("survey:{id}"), &detail)?;
         transaction.commit()?;
     }
     Ok(due.len())
@@ -698,6 +712,58 @@ mod tests {
             .query_row("SELECT answer FROM survey_answers WHERE survey_id = ?1", [id], |row| row.get(0))
             .unwrap();
         assert_eq!(stored, 1, "a refused tap changes nothing");
+    }
+
+    /// Closing expires the deliveries of the question still waiting, whether queued or to be
+    /// retried, and cancels its reservation; what was sent stays sent, and another survey's
+    /// deliveries and reservation are untouched.
+    #[test]
+    fn closing_stops_the_question_still_waiting_to_be_sent() {
+        let mut connection = crate::testing::database();
+        let id = open_survey(&mut connection);
+        let other = open_survey(&mut connection);
+        let broadcast_of = |connection: &Connection, survey: i64| -> i64 {
+            connection.query_row("SELECT broadcast_id FROM surveys WHERE id = ?1", [survey], |row| row.get(0)).unwrap()
+        };
+        let (closing, staying) = (broadcast_of(&connection, id), broadcast_of(&connection, other));
+        for (broadcast, address, state) in [
+            (closing, USER, "queued"),
+            (closing, OTHER, "failed-retryable"),
+            (closing, "U0000000000000000000000000000a003", "sent"),
+            (staying, USER, "queued"),
+        ] {
+            connection
+                .execute(
+                    "INSERT INTO deliveries (broadcast_id, channel, address, text, retry_key, state, created_at)
+                     VALUES (?1, 'line', ?2, 'question', ?1 || ?2, ?3, 'now')",
+                    (broadcast, address, state),
+                )
+                .unwrap();
+        }
+        let now = Utc::now();
+        connection.execute("UPDATE surveys SET closes_at = ?2 WHERE id = ?1", (id, now.timestamp_millis())).unwrap();
+        assert_eq!(close_due(&mut connection, now).unwrap(), 1);
+        let states = |broadcast: i64| -> Vec<String> {
+            connection
+                .prepare("SELECT state FROM deliveries WHERE broadcast_id = ?1 ORDER BY address")
+                .unwrap()
+                .query_map([broadcast], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(states(closing), ["expired", "expired", "sent"]);
+        assert_eq!(states(staying), ["queued"]);
+        let reservation = |broadcast: i64| -> String {
+            connection
+                .query_row("SELECT state FROM reserved_sends WHERE broadcast_id = ?1", [broadcast], |row| row.get(0))
+                .unwrap()
+        };
+        assert_eq!((reservation(closing), reservation(staying)), ("cancelled".to_owned(), "waiting".to_owned()));
+        let detail: String = connection
+            .query_row("SELECT detail FROM audit_log WHERE action = 'close-survey'", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(detail, "0 answers, 2 deliveries not sent");
     }
 
     #[test]
