@@ -100,9 +100,10 @@ pub async fn publish(
     // The same bytes again: an accepted version is a duplicate; a rejected one is refused
     // again with the reason it was given, which is what its publisher needs to read.
     if let Some((program, version, accepted, reason)) = existing {
-        return Err(match accepted {
-            true => PublishError::AlreadyPublished { program, version },
-            false => PublishError::Rejected { program, version, reason },
+        return Err(if accepted {
+            PublishError::AlreadyPublished { program, version }
+        } else {
+            PublishError::Rejected { program, version, reason }
         });
     }
     let candidate = Arc::new(candidate);

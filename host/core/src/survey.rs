@@ -359,11 +359,11 @@ pub fn answer(
 /// lose their LINE user ids, the chat's stored events that carried its taps are
 /// forgotten, and the close is audited. Returns how many closed.
 pub fn close_due(connection: &mut Connection, now: DateTime<Utc>) -> anyhow::Result<usize> {
-    let due: Vec<i64> = connection
-        .prepare("SELECT id FROM surveys WHERE closed_at IS NULL AND closes_at <= ?1 ORDER BY id")?
-        .query_map([now.timestamp_millis()], |row| row.get(0))?
+    let due: Vec<(i64, i64)> = connection
+        .prepare("SELECT id, broadcast_id FROM surveys WHERE closed_at IS NULL AND closes_at <= ?1 ORDER BY id")?
+        .query_map([now.timestamp_millis()], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    for id in &due {
+    for (id, broadcast_id) in &due {
         let transaction = connection.transaction()?;
         let answers = transaction
             .execute("UPDATE survey_answers SET line_user_id = NULL WHERE survey_id = ?1", [id])
@@ -379,14 +379,13 @@ pub fn close_due(connection: &mut Connection, now: DateTime<Utc>) -> anyhow::Res
         // (the outbox expires a broadcast only by the day) and its reservation, if it has
         // not fired (a server down from its opening to its closing), are given up.
         let unsent = transaction.execute(
-            "UPDATE deliveries SET state = 'expired' WHERE state IN ('queued', 'failed-retryable')
-                 AND broadcast_id = (SELECT broadcast_id FROM surveys WHERE id = ?1)",
-            [id],
+            "UPDATE deliveries SET state = 'expired'
+             WHERE state IN ('queued', 'failed-retryable') AND broadcast_id = ?1",
+            [broadcast_id],
         )?;
         transaction.execute(
-            "UPDATE reserved_sends SET state = 'cancelled' WHERE state = 'waiting'
-                 AND broadcast_id = (SELECT broadcast_id FROM surveys WHERE id = ?1)",
-            [id],
+            "UPDATE reserved_sends SET state = 'cancelled' WHERE state = 'waiting' AND broadcast_id = ?1",
+            [broadcast_id],
         )?;
         transaction.execute("UPDATE surveys SET closed_at = ?2 WHERE id = ?1", (id, now_text()))?;
         let detail = format!("{answers} answers, {unsent} deliveries not sent");

@@ -1,10 +1,12 @@
 //! Rows of a column grouped by the person (or household) they name, shared by the event
-//! history, the enrollments, the attributes and the households: one pass over the rows counts each person's, one
-//! over the people sums the counts, and person `p`'s rows are then found in one step.
+//! history, the enrollments, the attributes and the households: one pass over the rows
+//! counts each person's, one over the people sums the counts, and person `p`'s rows are
+//! then found in one step.
 //!
-//! The loops run over blocks of [`BLOCK`] values. Natively that changes nothing; in the
-//! sandbox, which checks its wall-time limit at every turn of a loop, the eight values of a
-//! block share one check (a city of a million has a million people and millions of rows).
+//! The loops run over blocks of [`BLOCK`] values: in the sandbox, which checks its
+//! wall-time limit at every turn of a loop, the eight values of a block share one check (a
+//! city of a million has a million people and millions of rows); natively the blocks
+//! unroll.
 
 /// How many values a loop over a whole column handles per turn.
 pub(crate) const BLOCK: usize = 8;

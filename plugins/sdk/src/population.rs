@@ -140,8 +140,8 @@ impl Population {
 
     /// The people born from `earliest` to `latest`, both included, in population order: the
     /// few a child's program looks at, found without visiting each of a city's million
-    /// people one by one. The birth days are compared a block at a time
-    /// ([`crate::by_person`] says why); only a block with someone inside is looked into.
+    /// people one by one. The birth days are compared a block at a time, so that the sandbox
+    /// checks its time limit once a block; only a block with someone inside is looked into.
     pub fn born_between(&self, earliest: Day, latest: Day) -> impl Iterator<Item = Person<'_>> {
         let size = self.size as usize;
         if self.birth_day.len() < size {
